@@ -1,0 +1,127 @@
+//! S3 (MinIO in production, SeaweedFS in development): the bytes.
+//! Keys are `{kind}/{user_id}/{id}/...`.
+
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_s3::primitives::ByteStream;
+use bytes::Bytes;
+
+use crate::settings::S3Settings;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BlobError {
+    #[error("s3.endpoint is not a valid URL: {0}")]
+    InvalidEndpoint(String),
+    #[error("S3 request {op} failed for {key}: {message}")]
+    Request { op: &'static str, key: String, message: String },
+}
+
+impl BlobError {
+    fn request<E: std::error::Error>(op: &'static str, key: &str, err: E) -> Self {
+        // The SDK's Display is terse ("service error"); the source chain says what happened.
+        let mut message = err.to_string();
+        let mut source = err.source();
+        while let Some(s) = source {
+            message.push_str(": ");
+            message.push_str(&s.to_string());
+            source = s.source();
+        }
+        BlobError::Request { op, key: key.to_owned(), message }
+    }
+}
+
+#[derive(Clone)]
+pub struct Blob {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+}
+
+impl Blob {
+    pub fn new(settings: &S3Settings) -> Result<Self, BlobError> {
+        let endpoint = settings.endpoint_url();
+        url::Url::parse(&endpoint).map_err(|e| BlobError::InvalidEndpoint(e.to_string()))?;
+        let credentials = Credentials::new(
+            settings.access_key.expose(),
+            settings.secret_key.expose(),
+            None,
+            None,
+            "aishad-settings",
+        );
+        let config = aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .endpoint_url(endpoint)
+            .region(Region::new(settings.region.clone()))
+            .credentials_provider(credentials)
+            .force_path_style(true)
+            .build();
+        Ok(Self { client: aws_sdk_s3::Client::from_conf(config), bucket: settings.bucket.clone() })
+    }
+
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    /// Creates the bucket unless it exists; safe to call from every replica at once.
+    pub async fn ensure_bucket(&self) -> Result<(), BlobError> {
+        if self.client.head_bucket().bucket(&self.bucket).send().await.is_ok() {
+            return Ok(());
+        }
+        match self.client.create_bucket().bucket(&self.bucket).send().await {
+            Ok(_) => Ok(()),
+            Err(err) => {
+                let service = err.as_service_error();
+                if service.is_some_and(|e| e.is_bucket_already_owned_by_you() || e.is_bucket_already_exists()) {
+                    Ok(())
+                } else {
+                    Err(BlobError::request("create_bucket", &self.bucket, err))
+                }
+            }
+        }
+    }
+
+    pub async fn ping(&self) -> Result<(), BlobError> {
+        self.client
+            .head_bucket()
+            .bucket(&self.bucket)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| BlobError::request("head_bucket", &self.bucket, e))
+    }
+
+    pub async fn put(&self, key: &str, body: Bytes, content_type: &str) -> Result<(), BlobError> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| BlobError::request("put_object", key, e))
+    }
+
+    pub async fn get(&self, key: &str) -> Result<Bytes, BlobError> {
+        let object = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| BlobError::request("get_object", key, e))?;
+        let data = object.body.collect().await.map_err(|e| BlobError::request("get_object", key, e))?;
+        Ok(data.into_bytes())
+    }
+
+    pub async fn delete(&self, key: &str) -> Result<(), BlobError> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| BlobError::request("delete_object", key, e))
+    }
+}

@@ -1,0 +1,16 @@
+//! The supervised components of aishad and what they use. The daemon crate
+//! only wires these together.
+
+pub mod backoff;
+pub mod blob;
+pub mod cache;
+pub mod clients;
+pub mod fal_job;
+pub mod http;
+pub mod poller;
+pub mod secret;
+pub mod services;
+pub mod settings;
+pub mod store;
+pub mod transcriber;
+pub mod webhook;

@@ -1,0 +1,402 @@
+//! The typed configuration every component reads. Loading (figment layers,
+//! legacy variable names, exit 78) lives in the daemon crate; this is the shape.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::secret::{ConnUrl, Secret};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Polling,
+    Worker,
+    Webhook,
+    All,
+}
+
+impl Mode {
+    pub const ALL: [Mode; 4] = [Mode::Polling, Mode::Worker, Mode::Webhook, Mode::All];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Polling => "polling",
+            Mode::Worker => "worker",
+            Mode::Webhook => "webhook",
+            Mode::All => "all",
+        }
+    }
+
+    pub fn polls(self) -> bool {
+        matches!(self, Mode::Polling | Mode::All)
+    }
+    pub fn works(self) -> bool {
+        matches!(self, Mode::Worker | Mode::All)
+    }
+    pub fn serves_webhooks(self) -> bool {
+        matches!(self, Mode::Webhook | Mode::All)
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Mode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Mode::ALL
+            .into_iter()
+            .find(|m| m.as_str() == s.trim().to_ascii_lowercase())
+            .ok_or_else(|| format!("unknown mode {s:?} (expected polling, worker, webhook or all)"))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+/// A size in bytes, written as a number or as `"20MiB"`, `"512KB"`, `"1GiB"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ByteSize(pub u64);
+
+impl ByteSize {
+    pub const fn mib(n: u64) -> Self {
+        Self(n * 1024 * 1024)
+    }
+}
+
+impl FromStr for ByteSize {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+        let (number, unit) = s.split_at(split);
+        let number: u64 = number.parse().map_err(|_| format!("invalid size {s:?}"))?;
+        let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+            "" | "b" => 1,
+            "kb" | "k" => 1000,
+            "kib" => 1 << 10,
+            "mb" | "m" => 1_000_000,
+            "mib" => 1 << 20,
+            "gb" | "g" => 1_000_000_000,
+            "gib" => 1 << 30,
+            other => return Err(format!("invalid size unit {other:?} in {s:?}")),
+        };
+        number
+            .checked_mul(multiplier)
+            .map(ByteSize)
+            .ok_or_else(|| format!("size {s:?} is too large"))
+    }
+}
+
+impl Serialize for ByteSize {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u64(self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(u64),
+            Text(String),
+        }
+        match Raw::deserialize(deserializer)? {
+            Raw::Number(n) => Ok(ByteSize(n)),
+            Raw::Text(s) => s.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    pub mode: Mode,
+    /// This replica's name in logs, leases and job locks.
+    pub instance_id: String,
+    pub telegram: TelegramSettings,
+    pub openai: OpenAiSettings,
+    pub fal: FalSettings,
+    pub database: DatabaseSettings,
+    pub redis: RedisSettings,
+    pub s3: S3Settings,
+    pub log: LogSettings,
+    pub http: HttpSettings,
+    pub supervisor: SupervisorSettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            mode: Mode::All,
+            instance_id: String::new(),
+            telegram: TelegramSettings::default(),
+            openai: OpenAiSettings::default(),
+            fal: FalSettings::default(),
+            database: DatabaseSettings::default(),
+            redis: RedisSettings::default(),
+            s3: S3Settings::default(),
+            log: LogSettings::default(),
+            http: HttpSettings::default(),
+            supervisor: SupervisorSettings::default(),
+        }
+    }
+}
+
+impl Settings {
+    /// Every secret value in force, for the log redactor.
+    pub fn secret_values(&self) -> Vec<String> {
+        let mut out: Vec<String> = [
+            &self.telegram.token,
+            &self.telegram.webhook_secret,
+            &self.openai.api_key,
+            &self.fal.key,
+            &self.s3.secret_key,
+        ]
+        .into_iter()
+        .filter(|s| !s.is_empty())
+        .map(|s| s.expose().to_owned())
+        .collect();
+        out.extend(self.database.url.password());
+        out.extend(self.redis.url.password());
+        out
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelegramSettings {
+    pub token: Secret,
+    pub api_url: String,
+    /// getUpdates long-poll timeout.
+    #[serde(with = "humantime_serde")]
+    pub poll_timeout: Duration,
+    /// Time-to-live of the Redis poller lease; a standby takes over within it.
+    #[serde(with = "humantime_serde")]
+    pub lease_ttl: Duration,
+    /// `X-Telegram-Bot-Api-Secret-Token` for `POST /webhooks/telegram`.
+    pub webhook_secret: Secret,
+}
+
+impl Default for TelegramSettings {
+    fn default() -> Self {
+        Self {
+            token: Secret::default(),
+            api_url: "https://api.telegram.org".into(),
+            poll_timeout: Duration::from_secs(30),
+            lease_ttl: Duration::from_secs(15),
+            webhook_secret: Secret::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OpenAiSettings {
+    pub api_key: Secret,
+    pub base_url: String,
+    pub transcription_model: String,
+    pub chat_model: String,
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl Default for OpenAiSettings {
+    fn default() -> Self {
+        Self {
+            api_key: Secret::default(),
+            base_url: "https://api.openai.com/v1".into(),
+            transcription_model: "whisper-1".into(),
+            chat_model: "gpt-4o-mini".into(),
+            timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FalSettings {
+    pub key: Secret,
+    pub queue_url: String,
+    pub jwks_url: String,
+    /// The public URL FAL calls back: the webhook listener's `/webhooks/fal`.
+    pub webhook_url: String,
+}
+
+impl Default for FalSettings {
+    fn default() -> Self {
+        Self {
+            key: Secret::default(),
+            queue_url: "https://queue.fal.run".into(),
+            jwks_url: "https://rest.alpha.fal.ai/.well-known/jwks.json".into(),
+            webhook_url: String::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseSettings {
+    pub url: ConnUrl,
+    pub pool_size: usize,
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// `run` applies pending migrations before starting the actors.
+    pub migrate_on_start: bool,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            url: ConnUrl::default(),
+            pool_size: 16,
+            connect_timeout: Duration::from_secs(5),
+            migrate_on_start: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisSettings {
+    pub url: ConnUrl,
+    /// Prefix of every key this bot writes, so several bots (or tests) share one Redis.
+    pub key_prefix: String,
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        Self { url: ConnUrl::default(), key_prefix: "aisha:".into() }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct S3Settings {
+    /// `host:port` (scheme from `secure`) or a full URL.
+    pub endpoint: String,
+    pub secure: bool,
+    pub access_key: Secret,
+    pub secret_key: Secret,
+    pub bucket: String,
+    pub region: String,
+    /// When set, FAL is handed presigned URLs on this endpoint instead of `/files/{token}`.
+    pub public_endpoint: String,
+}
+
+impl S3Settings {
+    pub fn endpoint_url(&self) -> String {
+        if self.endpoint.contains("://") {
+            self.endpoint.clone()
+        } else {
+            let scheme = if self.secure { "https" } else { "http" };
+            format!("{scheme}://{}", self.endpoint)
+        }
+    }
+}
+
+impl Default for S3Settings {
+    fn default() -> Self {
+        Self {
+            endpoint: String::new(),
+            secure: false,
+            access_key: Secret::default(),
+            secret_key: Secret::default(),
+            bucket: "aisha".into(),
+            region: "us-east-1".into(),
+            public_endpoint: String::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    /// A tracing filter: `info`, `debug`, `aisha_actors=debug,info`.
+    pub level: String,
+    pub format: LogFormat,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self { level: "info".into(), format: LogFormat::Json }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpSettings {
+    pub webhook_bind: SocketAddr,
+    pub telemetry_bind: SocketAddr,
+    /// Largest webhook body accepted; larger gets 413.
+    pub max_body: ByteSize,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            webhook_bind: ([0, 0, 0, 0], 8080).into(),
+            telemetry_bind: ([0, 0, 0, 0], 9090).into(),
+            max_body: ByteSize::mib(1),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SupervisorSettings {
+    /// More restarts than this within `period` stops the tree (exit 70).
+    pub max_restarts: u32,
+    #[serde(with = "humantime_serde")]
+    pub period: Duration,
+    #[serde(with = "humantime_serde")]
+    pub backoff_min: Duration,
+    #[serde(with = "humantime_serde")]
+    pub backoff_max: Duration,
+    /// How long SIGTERM waits for in-flight work before stopping hard.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+}
+
+impl Default for SupervisorSettings {
+    fn default() -> Self {
+        Self {
+            max_restarts: 5,
+            period: Duration::from_secs(60),
+            backoff_min: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_with_units() {
+        assert_eq!("20MiB".parse::<ByteSize>().unwrap(), ByteSize(20 * 1024 * 1024));
+        assert_eq!("1024".parse::<ByteSize>().unwrap(), ByteSize(1024));
+        assert_eq!("5 KB".parse::<ByteSize>().unwrap(), ByteSize(5000));
+        assert!("12 parsecs".parse::<ByteSize>().is_err());
+    }
+
+    #[test]
+    fn modes_parse_case_insensitively() {
+        assert_eq!("Worker".parse::<Mode>().unwrap(), Mode::Worker);
+        assert!("poller".parse::<Mode>().is_err());
+    }
+}

@@ -1,0 +1,114 @@
+//! PostgreSQL: the connection pool and the embedded migrations.
+
+mod migrations;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::NoTls;
+
+pub use migrations::{MigrationReport, MIGRATIONS};
+
+use crate::secret::ConnUrl;
+use crate::settings::DatabaseSettings;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database.url is not a valid PostgreSQL URL: {0}")]
+    InvalidUrl(String),
+    #[error("could not get a database connection from {host}: {source}")]
+    Pool {
+        host: String,
+        #[source]
+        source: deadpool_postgres::PoolError,
+    },
+    #[error("database query failed: {0}")]
+    Query(#[from] tokio_postgres::Error),
+    #[error("database did not answer within {0:?}")]
+    Timeout(Duration),
+}
+
+impl StoreError {
+    /// The message without the leading key name, for errors that name it elsewhere.
+    pub fn reason(&self) -> String {
+        match self {
+            StoreError::InvalidUrl(reason) => format!("is not a valid PostgreSQL URL: {reason}"),
+            other => other.to_string(),
+        }
+    }
+}
+
+/// A lazily connecting pool: creating it never touches the network, so an
+/// unreachable database shows up as a failed readiness check, not a crash.
+#[derive(Clone)]
+pub struct Db {
+    pool: Pool,
+    host: String,
+    timeout: Duration,
+}
+
+impl Db {
+    pub fn new(settings: &DatabaseSettings) -> Result<Self, StoreError> {
+        let mut config = parse_url(&settings.url)?;
+        config.connect_timeout(settings.connect_timeout);
+        config.application_name("aishad");
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig { recycling_method: RecyclingMethod::Fast },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(settings.pool_size.max(1))
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(settings.connect_timeout))
+            .create_timeout(Some(settings.connect_timeout))
+            .recycle_timeout(Some(settings.connect_timeout))
+            .build()
+            .map_err(|e| StoreError::InvalidUrl(e.to_string()))?;
+        Ok(Self { pool, host: settings.url.host(), timeout: settings.connect_timeout })
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// `host:port` of the server, safe to log.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    pub async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.pool
+            .get()
+            .await
+            .map_err(|source| StoreError::Pool { host: self.host.clone(), source })
+    }
+
+    /// One round trip, bounded by the connect timeout.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let check = async {
+            let client = self.client().await?;
+            client.simple_query("SELECT 1").await?;
+            Ok(())
+        };
+        tokio::time::timeout(self.timeout, check)
+            .await
+            .map_err(|_| StoreError::Timeout(self.timeout))?
+    }
+
+    pub async fn migrate(&self) -> Result<MigrationReport, StoreError> {
+        let mut client = self.client().await?;
+        migrations::apply(&mut client).await
+    }
+}
+
+/// Validates `database.url` without connecting.
+pub fn parse_url(url: &ConnUrl) -> Result<tokio_postgres::Config, StoreError> {
+    let config = tokio_postgres::Config::from_str(url.expose())
+        .map_err(|e| StoreError::InvalidUrl(e.to_string()))?;
+    if config.get_hosts().is_empty() {
+        return Err(StoreError::InvalidUrl("no host given".into()));
+    }
+    Ok(config)
+}

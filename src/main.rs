@@ -1,0 +1,66 @@
+use aishad::cli::{Cli, Command};
+use aishad::settings::{self, LoadOptions, Purpose};
+use aishad::{commands, exit, telemetry};
+use clap::Parser;
+
+fn main() {
+    let cli = Cli::parse();
+    let command = cli.command.unwrap_or(Command::Run);
+    let options = LoadOptions { profile: cli.profile, config_path: cli.config, mode: cli.mode };
+    let purpose = match command {
+        Command::Run => Purpose::Run,
+        Command::Migrate => Purpose::Database,
+        Command::Config | Command::Health { .. } => Purpose::Inspect,
+    };
+    // `health --url` needs no settings at all: a broken config must not make a
+    // healthy process look unhealthy.
+    let loaded = match (&command, purpose) {
+        (Command::Health { url: Some(_) }, _) => None,
+        _ => match settings::load(&options, purpose) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                eprintln!("aishad: config error: {e}");
+                std::process::exit(exit::CONFIG);
+            }
+        },
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("aishad: cannot start the async runtime: {e}");
+            std::process::exit(exit::SOFTWARE);
+        }
+    };
+    let code = runtime.block_on(async move {
+        match command {
+            Command::Config => {
+                print!("{}", settings::render(loaded.as_ref().expect("loaded for config")));
+                0
+            }
+            Command::Health { url } => {
+                let url = url.unwrap_or_else(|| {
+                    commands::health::default_url(loaded.as_ref().expect("loaded").http.telemetry_bind)
+                });
+                match commands::health::probe(&url).await {
+                    Ok(()) => 0,
+                    Err(e) => {
+                        eprintln!("aishad: health: {e}");
+                        1
+                    }
+                }
+            }
+            Command::Migrate => {
+                let settings = loaded.expect("loaded for migrate");
+                telemetry::init_logging(&settings);
+                commands::migrate(&settings).await
+            }
+            Command::Run => {
+                let settings = loaded.expect("loaded for run");
+                telemetry::init_logging(&settings);
+                commands::run::run(settings).await
+            }
+        }
+    });
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    std::process::exit(code);
+}

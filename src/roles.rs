@@ -1,0 +1,51 @@
+//! Which actors each mode runs, in start order: workers first, so that
+//! nothing is taken in before something can work on it; intake last. The
+//! supervisor stops them in reverse: intake first, workers drain last.
+
+use aisha_actors::fal_job::FalJobPool;
+use aisha_actors::poller::TelegramPoller;
+use aisha_actors::services::Services;
+use aisha_actors::settings::Mode;
+use aisha_actors::transcriber::TranscriberPool;
+use aisha_actors::webhook::WebhookListener;
+
+use crate::supervisor::{ChildSpec, Restart};
+
+pub const TRANSCRIBER_POOL: &str = "transcriber_pool";
+pub const FAL_JOB_POOL: &str = "fal_job_pool";
+pub const WEBHOOK_LISTENER: &str = "webhook_listener";
+pub const TELEGRAM_POLLER: &str = "telegram_poller";
+
+pub fn children(mode: Mode, services: &Services) -> Vec<ChildSpec> {
+    let mut children = Vec::new();
+    if mode.works() {
+        let s = services.clone();
+        children.push(ChildSpec::new(TRANSCRIBER_POOL, Restart::Permanent, move || (TranscriberPool, s.clone())));
+        let s = services.clone();
+        children.push(ChildSpec::new(FAL_JOB_POOL, Restart::Permanent, move || (FalJobPool, s.clone())));
+    }
+    if mode.serves_webhooks() {
+        let s = services.clone();
+        children.push(ChildSpec::new(WEBHOOK_LISTENER, Restart::Permanent, move || (WebhookListener, s.clone())));
+    }
+    if mode.polls() {
+        let s = services.clone();
+        children.push(ChildSpec::new(TELEGRAM_POLLER, Restart::Permanent, move || (TelegramPoller, s.clone())));
+    }
+    children
+}
+
+/// The names `children(mode, _)` starts, for tests and `/readyz` checks.
+pub fn child_names(mode: Mode) -> Vec<&'static str> {
+    let mut names = Vec::new();
+    if mode.works() {
+        names.extend([TRANSCRIBER_POOL, FAL_JOB_POOL]);
+    }
+    if mode.serves_webhooks() {
+        names.push(WEBHOOK_LISTENER);
+    }
+    if mode.polls() {
+        names.push(TELEGRAM_POLLER);
+    }
+    names
+}

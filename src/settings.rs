@@ -1,0 +1,231 @@
+//! Loading the settings: built-in defaults → `config/aishad.toml` (`[default]`
+//! merged with the selected profile) → legacy environment names →
+//! `AISHA_SECTION__KEY`. Later layers win. Any problem is a [`SettingsError`]
+//! naming the key, which `main` turns into exit code 78.
+
+use std::path::PathBuf;
+
+use aisha_actors::settings::{Mode, Settings};
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::{Figment, Profile};
+
+pub const DEFAULT_CONFIG_PATH: &str = "config/aishad.toml";
+
+/// Variable names of the existing deployment, lowest priority first where two
+/// name the same key (`TELEGRAM_BOT_TOKEN` beats `TELEGRAM_TOKEN`).
+pub const LEGACY_ENV: &[(&str, &str)] = &[
+    ("TELEGRAM_TOKEN", "telegram.token"),
+    ("TELEGRAM_BOT_TOKEN", "telegram.token"),
+    ("TELEGRAM_API_URL", "telegram.api_url"),
+    ("TELEGRAM_WEBHOOK_SECRET", "telegram.webhook_secret"),
+    ("OPENAI_API_KEY", "openai.api_key"),
+    ("OPENAI_BASE_URL", "openai.base_url"),
+    ("FAL_API_KEY", "fal.key"),
+    ("FAL_KEY", "fal.key"),
+    ("FAL_QUEUE_URL", "fal.queue_url"),
+    ("FAL_JWKS_URL", "fal.jwks_url"),
+    ("FAL_WEBHOOK_URL", "fal.webhook_url"),
+    ("DATABASE_URL", "database.url"),
+    ("REDIS_URL", "redis.url"),
+    ("MINIO_ENDPOINT", "s3.endpoint"),
+    ("MINIO_ACCESS_KEY", "s3.access_key"),
+    ("MINIO_SECRET_KEY", "s3.secret_key"),
+    ("MINIO_SECURE", "s3.secure"),
+    ("MINIO_BUCKET_NAME", "s3.bucket"),
+    ("BOT_MODE", "mode"),
+    ("INSTANCE_ID", "instance_id"),
+    ("LOG_LEVEL", "log.level"),
+    ("LOG_FORMAT", "log.format"),
+    ("WEBHOOK_BIND", "http.webhook_bind"),
+    ("TELEMETRY_BIND", "http.telemetry_bind"),
+];
+
+/// `AISHA_` variables that steer loading itself rather than name a key.
+const LOADER_VARS: [&str; 2] = ["PROFILE", "CONFIG"];
+
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    pub profile: Option<String>,
+    pub config_path: Option<PathBuf>,
+    pub mode: Option<Mode>,
+}
+
+/// What the command about to run needs from the settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// `run`: everything the daemon connects to.
+    Run,
+    /// `migrate`, `admin`: the database.
+    Database,
+    /// `config`, `health`: only that what is set is well-formed.
+    Inspect,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{key}: {message}{}", env_hint(.key))]
+pub struct SettingsError {
+    pub key: String,
+    pub message: String,
+}
+
+impl SettingsError {
+    fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { key: key.into(), message: message.into() }
+    }
+}
+
+/// Every environment variable that sets `key`, for the error line.
+pub fn env_names(key: &str) -> Vec<String> {
+    let mut names = vec![format!("AISHA_{}", key.to_ascii_uppercase().replace('.', "__"))];
+    names.extend(LEGACY_ENV.iter().rev().filter(|(_, k)| *k == key).map(|(var, _)| var.to_string()));
+    names
+}
+
+fn env_hint(key: &str) -> String {
+    if key.is_empty() || key == "config" {
+        return String::new();
+    }
+    format!(" (set by {})", env_names(key).join(" or "))
+}
+
+pub fn profile_name(options: &LoadOptions) -> String {
+    options
+        .profile
+        .clone()
+        .or_else(|| std::env::var("AISHA_PROFILE").ok())
+        .unwrap_or_else(|| "dev".to_owned())
+}
+
+/// The layered figment, before extraction; public so tests can inspect it.
+pub fn figment(options: &LoadOptions) -> Result<Figment, SettingsError> {
+    let explicit = options
+        .config_path
+        .clone()
+        .or_else(|| std::env::var_os("AISHA_CONFIG").map(PathBuf::from));
+    let path = explicit.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH));
+    if explicit.is_some() && !path.is_file() {
+        return Err(SettingsError::new("config", format!("config file {} does not exist", path.display())));
+    }
+
+    let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+    if path.is_file() {
+        figment = figment.merge(Toml::file(&path).nested());
+    }
+    for (var, key) in LEGACY_ENV {
+        figment = figment.merge(Env::raw().only(&[var]).map(move |_| (*key).into()).global());
+    }
+    figment = figment.merge(Env::prefixed("AISHA_").ignore(&LOADER_VARS).split("__").global());
+    if let Some(mode) = options.mode {
+        figment = figment.merge(Serialized::global("mode", mode));
+    }
+    Ok(figment.select(Profile::new(&profile_name(options))))
+}
+
+pub fn load(options: &LoadOptions, purpose: Purpose) -> Result<Settings, SettingsError> {
+    let figment = figment(options)?;
+    let mut settings: Settings = figment.extract().map_err(|e| from_figment(&figment, e))?;
+    if settings.instance_id.trim().is_empty() {
+        settings.instance_id = default_instance_id();
+    }
+    validate(&settings, purpose)?;
+    Ok(settings)
+}
+
+fn from_figment(figment: &Figment, error: figment::Error) -> SettingsError {
+    let key = error.path.join(".");
+    let source = error
+        .metadata
+        .as_ref()
+        .map(|m| format!(" (from {})", m.name))
+        .unwrap_or_default();
+    let profile = figment.profile().as_str().to_string();
+    let key = if key.is_empty() { format!("[{profile}]") } else { key };
+    let message = match &error.kind {
+        figment::error::Kind::UnknownField(field, _) => format!("unknown key {field:?}{source}"),
+        kind => format!("{kind}{source}"),
+    };
+    let key = match &error.kind {
+        // figment's path already ends with the unknown field when it is nested.
+        figment::error::Kind::UnknownField(field, _) if error.path.is_empty() => field.clone(),
+        _ => key,
+    };
+    SettingsError::new(key, message)
+}
+
+fn default_instance_id() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| format!("aishad-{}", std::process::id()))
+}
+
+fn require(key: &str, present: bool) -> Result<(), SettingsError> {
+    if present {
+        Ok(())
+    } else {
+        Err(SettingsError::new(key, "is required but not set"))
+    }
+}
+
+fn check_url(key: &str, value: &str) -> Result<(), SettingsError> {
+    if value.is_empty() {
+        return Ok(());
+    }
+    match url::Url::parse(value) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(()),
+        Ok(u) => Err(SettingsError::new(key, format!("expected an http(s) URL, got scheme {:?}", u.scheme()))),
+        Err(e) => Err(SettingsError::new(key, format!("is not a valid URL: {e}"))),
+    }
+}
+
+pub fn validate(settings: &Settings, purpose: Purpose) -> Result<(), SettingsError> {
+    use aisha_actors::{cache, store};
+
+    let db = &settings.database.url;
+    if !db.is_empty() {
+        store::parse_url(db).map_err(|e| SettingsError::new("database.url", e.reason()))?;
+    }
+    if !settings.redis.url.is_empty() {
+        cache::parse_url(settings.redis.url.expose())
+            .map_err(|e| SettingsError::new("redis.url", e.reason()))?;
+    }
+    if !settings.s3.endpoint.is_empty() {
+        check_url("s3.endpoint", &settings.s3.endpoint_url())?;
+    }
+    check_url("s3.public_endpoint", &settings.s3.public_endpoint)?;
+    check_url("telegram.api_url", &settings.telegram.api_url)?;
+    check_url("openai.base_url", &settings.openai.base_url)?;
+    check_url("fal.queue_url", &settings.fal.queue_url)?;
+    check_url("fal.jwks_url", &settings.fal.jwks_url)?;
+    check_url("fal.webhook_url", &settings.fal.webhook_url)?;
+    tracing_subscriber::EnvFilter::try_new(&settings.log.level)
+        .map_err(|e| SettingsError::new("log.level", format!("is not a valid filter: {e}")))?;
+    let sup = &settings.supervisor;
+    if sup.max_restarts == 0 {
+        return Err(SettingsError::new("supervisor.max_restarts", "must be at least 1"));
+    }
+    if sup.backoff_min > sup.backoff_max {
+        return Err(SettingsError::new("supervisor.backoff_min", "must not exceed supervisor.backoff_max"));
+    }
+
+    match purpose {
+        Purpose::Inspect => {}
+        Purpose::Database => require("database.url", !db.is_empty())?,
+        Purpose::Run => {
+            require("database.url", !db.is_empty())?;
+            require("redis.url", !settings.redis.url.is_empty())?;
+            require("s3.endpoint", !settings.s3.endpoint.is_empty())?;
+            require("s3.access_key", !settings.s3.access_key.is_empty())?;
+            require("s3.secret_key", !settings.s3.secret_key.is_empty())?;
+            require("telegram.token", !settings.telegram.token.is_empty())?;
+        }
+    }
+    Ok(())
+}
+
+/// The effective settings as TOML, secrets shown as `***`.
+pub fn render(settings: &Settings) -> String {
+    toml::to_string_pretty(settings).unwrap_or_else(|e| format!("# could not render settings: {e}\n"))
+}

@@ -1,0 +1,225 @@
+//! One test per precedence rule of the settings layers, plus the exit-78
+//! contract. figment's `Jail` gives each test a clean environment and a
+//! scratch working directory.
+
+use aisha_actors::settings::{LogFormat, Mode};
+use aishad::settings::{load, LoadOptions, Purpose, SettingsError};
+use figment::Jail;
+
+const BASE: &str = r#"
+[default]
+mode = "worker"
+[default.log]
+level = "warn"
+[dev.log]
+level = "debug"
+[prod]
+mode = "polling"
+[prod.log]
+format = "pretty"
+"#;
+
+fn opts(profile: &str) -> LoadOptions {
+    LoadOptions { profile: Some(profile.into()), ..Default::default() }
+}
+
+fn inspect(profile: &str) -> Result<aisha_actors::settings::Settings, SettingsError> {
+    load(&opts(profile), Purpose::Inspect)
+}
+
+#[test]
+fn built_in_defaults_apply_without_a_file_or_env() {
+    Jail::expect_with(|jail| {
+        jail.clear_env();
+        let s = inspect("dev").unwrap();
+        assert_eq!(s.mode, Mode::All);
+        assert_eq!(s.telegram.api_url, "https://api.telegram.org");
+        assert_eq!(s.supervisor.max_restarts, 5);
+        assert!(!s.instance_id.is_empty(), "instance id falls back to the host name");
+        Ok(())
+    });
+}
+
+#[test]
+fn file_default_section_overrides_built_in_defaults() {
+    Jail::expect_with(|jail| {
+        jail.clear_env();
+        jail.create_dir("config")?;
+        jail.create_file("config/aishad.toml", BASE)?;
+        let s = inspect("test").unwrap();
+        assert_eq!(s.mode, Mode::Worker);
+        assert_eq!(s.log.level, "warn");
+        Ok(())
+    });
+}
+
+#[test]
+fn selected_profile_overrides_the_default_section() {
+    Jail::expect_with(|jail| {
+        jail.clear_env();
+        jail.create_dir("config")?;
+        jail.create_file("config/aishad.toml", BASE)?;
+        let prod = inspect("prod").unwrap();
+        assert_eq!(prod.mode, Mode::Polling);
+        assert_eq!(prod.log.format, LogFormat::Pretty);
+        assert_eq!(prod.log.level, "warn", "keys the profile leaves out come from [default]");
+        assert_eq!(inspect("dev").unwrap().log.level, "debug");
+        Ok(())
+    });
+}
+
+#[test]
+fn profile_comes_from_aisha_profile_when_no_flag() {
+    Jail::expect_with(|jail| {
+        jail.clear_env();
+        jail.create_dir("config")?;
+        jail.create_file("config/aishad.toml", BASE)?;
+        jail.set_env("AISHA_PROFILE", "prod");
+        assert_eq!(load(&LoadOptions::default(), Purpose::Inspect).unwrap().mode, Mode::Polling);
+        Ok(())
+    });
+}
+
+#[test]
+fn legacy_env_names_override_the_file() {
+    Jail::expect_with(|jail| {
+        jail.clear_env();
+        jail.create_dir("config")?;
+        jail.create_file("config/aishad.toml", BASE)?;
+        jail.set_env("BOT_MODE", "webhook");
+        jail.set_env("LOG_LEVEL", "error");
+        jail.set_env("MINIO_SECURE", "true");
+        jail.set_env("MINIO_ENDPOINT", "minio:9000");
+        jail.set_env("FAL_API_KEY", "fal-key-value");
+        let s = inspect("prod").unwrap();
+        assert_eq!(s.mode, Mode::Webhook);
+        assert_eq!(s.log.level, "error");
+        assert_eq!(s.s3.endpoint_url(), "https://minio:9000");
+        assert_eq!(s.fal.key.expose(), "fal-key-value");
+        Ok(())
+    });
+}
+
+#[test]
+fn primary_legacy_name_beats_its_alias() {
+    Jail::expect_with(|jail| {
+        jail.clear_env();
+        jail.set_env("TELEGRAM_TOKEN", "111:alias");
+        assert_eq!(inspect("dev").unwrap().telegram.token.expose(), "111:alias");
+        jail.set_env("TELEGRAM_BOT_TOKEN", "222:primary");
+        assert_eq!(inspect("dev").unwrap().telegram.token.expose(), "222:primary");
+        Ok(())
+    });
+}
+
+#[test]
+fn aisha_prefixed_env_beats_legacy_names_and_the_file() {
+    Jail::expect_with(|jail| {
+        jail.clear_env();
+        jail.create_dir("config")?;
+        jail.create_file("config/aishad.toml", BASE)?;
+        jail.set_env("BOT_MODE", "webhook");
+        jail.set_env("AISHA_MODE", "all");
+        jail.set_env("AISHA_SUPERVISOR__SHUTDOWN_GRACE", "90s");
+        jail.set_env("AISHA_HTTP__MAX_BODY", "2MiB");
+        let s = inspect("prod").unwrap();
+        assert_eq!(s.mode, Mode::All);
+        assert_eq!(s.supervisor.shutdown_grace, std::time::Duration::from_secs(90));
+        assert_eq!(s.http.max_body.0, 2 * 1024 * 1024);
+        Ok(())
+    });
+}
+
+#[test]
+fn mode_flag_beats_every_other_layer() {
+    Jail::expect_with(|jail| {
+        jail.clear_env();
+        jail.set_env("AISHA_MODE", "worker");
+        jail.set_env("BOT_MODE", "worker");
+        let options = LoadOptions { mode: Some(Mode::Webhook), ..opts("dev") };
+        assert_eq!(load(&options, Purpose::Inspect).unwrap().mode, Mode::Webhook);
+        Ok(())
+    });
+}
+
+#[test]
+fn explicit_config_path_is_read_and_must_exist() {
+    Jail::expect_with(|jail| {
+        jail.clear_env();
+        jail.create_file("elsewhere.toml", "[default]\nmode = \"webhook\"\n")?;
+        let found = LoadOptions { config_path: Some("elsewhere.toml".into()), ..opts("dev") };
+        assert_eq!(load(&found, Purpose::Inspect).unwrap().mode, Mode::Webhook);
+        let missing = LoadOptions { config_path: Some("nope.toml".into()), ..opts("dev") };
+        assert_eq!(load(&missing, Purpose::Inspect).unwrap_err().key, "config");
+        Ok(())
+    });
+}
+
+#[test]
+fn malformed_values_name_their_key() {
+    Jail::expect_with(|jail| {
+        jail.clear_env();
+        jail.set_env("DATABASE_URL", "not a url");
+        assert_eq!(inspect("dev").unwrap_err().key, "database.url");
+        jail.set_env("DATABASE_URL", "postgres://u:p@localhost/db");
+        jail.set_env("AISHA_SUPERVISOR__PERIOD", "soon");
+        assert_eq!(inspect("dev").unwrap_err().key, "supervisor.period");
+        jail.set_env("AISHA_SUPERVISOR__PERIOD", "60s");
+        jail.set_env("REDIS_URL", "http://cache");
+        assert_eq!(inspect("dev").unwrap_err().key, "redis.url");
+        jail.set_env("REDIS_URL", "redis://cache:6379");
+        jail.set_env("AISHA_TELEGRAM__API_URL", "ftp://x");
+        assert_eq!(inspect("dev").unwrap_err().key, "telegram.api_url");
+        Ok(())
+    });
+}
+
+#[test]
+fn unknown_keys_are_refused_by_name() {
+    Jail::expect_with(|jail| {
+        jail.clear_env();
+        jail.set_env("AISHA_DATABASE__POOLSIZE", "3");
+        let err = inspect("dev").unwrap_err();
+        assert_eq!(err.key, "database.poolsize");
+        Ok(())
+    });
+}
+
+#[test]
+fn run_requires_what_it_connects_to() {
+    Jail::expect_with(|jail| {
+        jail.clear_env();
+        let err = load(&opts("dev"), Purpose::Run).unwrap_err();
+        assert_eq!(err.key, "database.url");
+        assert!(err.to_string().contains("DATABASE_URL"), "{err}");
+        jail.set_env("DATABASE_URL", "postgres://u:p@localhost/db");
+        jail.set_env("REDIS_URL", "redis://localhost");
+        jail.set_env("MINIO_ENDPOINT", "localhost:9000");
+        jail.set_env("MINIO_ACCESS_KEY", "ak");
+        jail.set_env("MINIO_SECRET_KEY", "sk-secret");
+        assert_eq!(load(&opts("dev"), Purpose::Run).unwrap_err().key, "telegram.token");
+        jail.set_env("TELEGRAM_BOT_TOKEN", "1:x");
+        load(&opts("dev"), Purpose::Run).unwrap();
+        Ok(())
+    });
+}
+
+#[test]
+fn rendered_config_masks_every_secret() {
+    Jail::expect_with(|jail| {
+        jail.clear_env();
+        jail.set_env("TELEGRAM_BOT_TOKEN", "123456:SECRET-TOKEN-VALUE");
+        jail.set_env("OPENAI_API_KEY", "sk-openai-secret");
+        jail.set_env("FAL_KEY", "fal-secret-key");
+        jail.set_env("MINIO_SECRET_KEY", "minio-secret");
+        jail.set_env("DATABASE_URL", "postgres://aisha:db-password@db:5432/aisha");
+        jail.set_env("REDIS_URL", "redis://:redis-password@cache:6379");
+        let text = aishad::settings::render(&inspect("prod").unwrap());
+        for secret in ["SECRET-TOKEN", "sk-openai", "fal-secret", "minio-secret", "db-password", "redis-password"] {
+            assert!(!text.contains(secret), "{secret} leaked:\n{text}");
+        }
+        assert!(text.contains("token = \"***\""), "{text}");
+        assert!(text.contains("postgres://aisha:***@db:5432/aisha"), "{text}");
+        Ok(())
+    });
+}
