@@ -18,14 +18,7 @@ pub enum BlobError {
 impl BlobError {
     fn request<E: std::error::Error>(op: &'static str, key: &str, err: E) -> Self {
         // The SDK's Display is terse ("service error"); the source chain says what happened.
-        let mut message = err.to_string();
-        let mut source = err.source();
-        while let Some(s) = source {
-            message.push_str(": ");
-            message.push_str(&s.to_string());
-            source = s.source();
-        }
-        BlobError::Request { op, key: key.to_owned(), message }
+        BlobError::Request { op, key: key.to_owned(), message: crate::error::chain(&err) }
     }
 }
 

@@ -5,6 +5,7 @@ pub mod backoff;
 pub mod blob;
 pub mod cache;
 pub mod clients;
+pub mod error;
 pub mod fal_job;
 pub mod http;
 pub mod poller;

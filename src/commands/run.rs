@@ -2,12 +2,12 @@
 //! wait for the database and the bucket with backoff, then the actor tree,
 //! then wait for a signal or for the tree to give up.
 
-use std::fmt::Display;
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use aisha_actors::backoff::Backoff;
+use aisha_actors::error::chain;
 use aisha_actors::services::Services;
 use aisha_actors::settings::Settings;
 use ractor::Actor;
@@ -133,14 +133,14 @@ pub async fn retry_until_ok<F, Fut, E>(service: &str, host: &str, mut op: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<(), E>>,
-    E: Display,
+    E: std::error::Error,
 {
     for attempt in 0u32.. {
         match op().await {
             Ok(()) => return,
             Err(e) => {
                 let delay = DEPENDENCY_RETRY.delay(attempt);
-                tracing::warn!(service, host, attempt = attempt + 1, retry_in = ?delay, error = %e, "dependency not reachable; retrying");
+                tracing::warn!(service, host, attempt = attempt + 1, retry_in = ?delay, error = %chain(&e), "dependency not reachable; retrying");
                 metrics::counter!("aishad_dependency_retries_total", "service" => service.to_owned()).increment(1);
                 tokio::time::sleep(delay).await;
             }

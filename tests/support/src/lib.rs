@@ -1,1 +1,28 @@
+//! Test support for aishad: handles on the real local services (each test gets
+//! its own database, Redis key prefix and bucket), a way to run the daemon
+//! binary, and HTTP fakes of the paid outside APIs that speak their wire
+//! formats, errors included.
 
+pub mod daemon;
+pub mod fal;
+pub mod openai;
+pub mod server;
+pub mod services;
+pub mod telegram;
+
+pub use daemon::Daemon;
+pub use fal::FakeFal;
+pub use openai::FakeOpenAi;
+pub use services::TestServices;
+pub use telegram::FakeTelegram;
+
+use std::time::{Duration, Instant};
+
+/// Polls `check` every 20 ms until it holds or `timeout` passes.
+pub async fn eventually<F: FnMut() -> bool>(what: &str, timeout: Duration, mut check: F) {
+    let deadline = Instant::now() + timeout;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The whole test suite: local services up (installed if missing), then cargo test.
+#   scripts/test.sh                 everything
+#   scripts/test.sh -p aisha-actors --test fakes     any cargo test arguments
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+bash scripts/services.sh start
+set -a
+# shellcheck disable=SC1091
+. .local/services.env
+set +a
+if [ "$#" -eq 0 ]; then set -- --workspace; fi
+cargo test "$@"

@@ -1,0 +1,110 @@
+//! Runs the `aishad` binary as a child process, the way an operator does,
+//! and reads its JSON log lines.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+pub struct Daemon {
+    child: Child,
+    logs: Arc<Mutex<Vec<String>>>,
+}
+
+impl Daemon {
+    /// Starts `bin` with a clean environment plus `env`, in the repository
+    /// root (so `config/aishad.toml` is found), with the `test` profile.
+    pub fn start(bin: &Path, args: &[&str], env: &[(String, String)]) -> Self {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let mut command = Command::new(bin);
+        command
+            .args(["--profile", "test"])
+            .args(args)
+            .current_dir(root)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("LOG_FORMAT", "json")
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = command.spawn().expect("spawn aishad");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        for stream in [child.stderr.take().map(Either::Err), child.stdout.take().map(Either::Out)].into_iter().flatten() {
+            let logs = logs.clone();
+            tokio::spawn(async move {
+                let mut lines = match stream {
+                    Either::Err(s) => Box::pin(BufReader::new(s)) as std::pin::Pin<Box<dyn tokio::io::AsyncBufRead + Send>>,
+                    Either::Out(s) => Box::pin(BufReader::new(s)),
+                }
+                .lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if std::env::var_os("AISHA_TEST_ECHO_LOGS").is_some() {
+                        eprintln!("[aishad] {line}");
+                    }
+                    logs.lock().unwrap().push(line);
+                }
+            });
+        }
+        Self { child, logs }
+    }
+
+    pub fn logs(&self) -> Vec<String> {
+        self.logs.lock().unwrap().clone()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("running")
+    }
+
+    /// Waits for a log line containing `needle`, returning it.
+    pub async fn wait_for_log(&self, needle: &str, timeout: Duration) -> String {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(line) = self.logs.lock().unwrap().iter().find(|l| l.contains(needle)) {
+                return line.clone();
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!("no log line containing {needle:?} within {timeout:?}; logs:\n{}", self.logs().join("\n"));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The telemetry address, from the start-up log line.
+    pub async fn telemetry_addr(&self) -> SocketAddr {
+        let line = self.wait_for_log("aishad starting", Duration::from_secs(20)).await;
+        let value: serde_json::Value = serde_json::from_str(&line).expect("JSON log line");
+        value["telemetry"].as_str().expect("telemetry field").parse().expect("socket address")
+    }
+
+    pub fn signal(&self, signal: &str) {
+        let status = std::process::Command::new("kill").args([&format!("-{signal}"), &self.pid().to_string()]).status();
+        assert!(status.map(|s| s.success()).unwrap_or(false), "kill -{signal} failed");
+    }
+
+    /// Waits for the process to exit and returns its code.
+    pub async fn wait(&mut self, timeout: Duration) -> i32 {
+        let status = tokio::time::timeout(timeout, self.child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("aishad did not exit within {timeout:?}; logs:\n{}", self.logs().join("\n")))
+            .expect("wait for aishad");
+        // Give the log readers a moment to drain the pipes.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        status.code().unwrap_or(-1)
+    }
+
+    pub async fn kill(&mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+enum Either<E, O> {
+    Err(E),
+    Out(O),
+}

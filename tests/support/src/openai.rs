@@ -1,0 +1,220 @@
+//! A fake OpenAI API: `POST /audio/transcriptions` (multipart) and
+//! `POST /chat/completions`, with OpenAI's error bodies (429
+//! `rate_limit_exceeded` with `Retry-After`, 429 `insufficient_quota`, 401
+//! `invalid_api_key`, 5xx) and configurable latency, scripted per call.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http::StatusCode;
+use serde_json::{json, Value};
+
+use crate::server::{bind, json_reply, multipart_fields, reply, serve_on, FakeRequest, Handler, Reply};
+
+/// What the next call answers.
+#[derive(Debug, Clone)]
+pub enum Answer {
+    /// Success with this text (transcription) or content (chat).
+    Text(String),
+    /// 429 `rate_limit_exceeded` with `Retry-After: seconds`.
+    RateLimited(u64),
+    /// 429 `insufficient_quota`: retrying won't help.
+    InsufficientQuota,
+    /// 401 `invalid_api_key`.
+    InvalidKey,
+    /// Any status, with OpenAI's error envelope.
+    Status(u16),
+    /// Wait this long, then take the next answer.
+    Delay(Duration),
+}
+
+#[derive(Debug, Clone)]
+pub struct Transcription {
+    pub model: String,
+    pub language: Option<String>,
+    pub response_format: Option<String>,
+    pub temperature: Option<String>,
+    pub file_name: String,
+    pub file_len: usize,
+    pub content_type: Option<String>,
+}
+
+#[derive(Default)]
+struct State {
+    transcription_script: VecDeque<Answer>,
+    chat_script: VecDeque<Answer>,
+    transcriptions: Vec<Transcription>,
+    chats: Vec<Value>,
+    latency: Duration,
+}
+
+#[derive(Clone)]
+pub struct FakeOpenAi {
+    pub addr: SocketAddr,
+    pub api_key: String,
+    state: Arc<Mutex<State>>,
+}
+
+impl FakeOpenAi {
+    pub async fn start(api_key: &str) -> Self {
+        let (listener, addr) = bind().await;
+        let fake = Self { addr, api_key: api_key.to_owned(), state: Arc::default() };
+        let handler_fake = fake.clone();
+        let handler: Handler = Arc::new(move |req| {
+            let fake = handler_fake.clone();
+            Box::pin(async move { fake.handle(req).await })
+        });
+        serve_on(listener, handler);
+        fake
+    }
+
+    /// The value for `OPENAI_BASE_URL`.
+    pub fn url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    pub fn script_transcriptions(&self, answers: impl IntoIterator<Item = Answer>) {
+        self.state.lock().unwrap().transcription_script.extend(answers);
+    }
+
+    pub fn script_chat(&self, answers: impl IntoIterator<Item = Answer>) {
+        self.state.lock().unwrap().chat_script.extend(answers);
+    }
+
+    /// Added before every answer.
+    pub fn set_latency(&self, latency: Duration) {
+        self.state.lock().unwrap().latency = latency;
+    }
+
+    pub fn transcriptions(&self) -> Vec<Transcription> {
+        self.state.lock().unwrap().transcriptions.clone()
+    }
+
+    pub fn chats(&self) -> Vec<Value> {
+        self.state.lock().unwrap().chats.clone()
+    }
+
+    async fn handle(&self, req: FakeRequest) -> Reply {
+        let authorized = req.header("authorization") == Some(&format!("Bearer {}", self.api_key));
+        if !authorized {
+            return openai_error(StatusCode::UNAUTHORIZED, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key", None);
+        }
+        let latency = self.state.lock().unwrap().latency;
+        tokio::time::sleep(latency).await;
+        match req.path.as_str() {
+            "/v1/audio/transcriptions" => self.transcription(&req).await,
+            "/v1/chat/completions" => self.chat(&req).await,
+            _ => openai_error(StatusCode::NOT_FOUND, "Unknown request URL", "invalid_request_error", "unknown_url", None),
+        }
+    }
+
+    async fn transcription(&self, req: &FakeRequest) -> Reply {
+        let parts = multipart_fields(req).await.unwrap_or_default();
+        let field = |name: &str| {
+            parts.iter().find(|p| p.name == name && p.file_name.is_none()).map(|p| String::from_utf8_lossy(&p.data).into_owned())
+        };
+        let Some(file) = parts.iter().find(|p| p.name == "file") else {
+            return openai_error(StatusCode::BAD_REQUEST, "you must provide a file", "invalid_request_error", "missing_file", None);
+        };
+        let record = Transcription {
+            model: field("model").unwrap_or_default(),
+            language: field("language"),
+            response_format: field("response_format"),
+            temperature: field("temperature"),
+            file_name: file.file_name.clone().unwrap_or_default(),
+            file_len: file.data.len(),
+            content_type: file.content_type.clone(),
+        };
+        if record.file_len > 25 * 1024 * 1024 {
+            return openai_error(StatusCode::PAYLOAD_TOO_LARGE, "Maximum content size limit (26214400) exceeded", "invalid_request_error", "file_too_large", None);
+        }
+        let default_text = format!("transcript of {} ({} bytes)", record.file_name, record.file_len);
+        let format = record.response_format.clone().unwrap_or_else(|| "json".into());
+        self.state.lock().unwrap().transcriptions.push(record);
+        match self.next_answer(true).await {
+            Ok(text) => {
+                let text = text.unwrap_or(default_text);
+                match format.as_str() {
+                    "text" | "srt" | "vtt" => reply(StatusCode::OK, "text/plain; charset=utf-8", text),
+                    "verbose_json" => json_reply(StatusCode::OK, &json!({ "task": "transcribe", "language": "english", "duration": 1.0, "text": text, "segments": [] })),
+                    _ => json_reply(StatusCode::OK, &json!({ "text": text })),
+                }
+            }
+            Err(reply) => reply,
+        }
+    }
+
+    async fn chat(&self, req: &FakeRequest) -> Reply {
+        let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+        let last_user = body["messages"]
+            .as_array()
+            .and_then(|m| m.iter().rev().find(|m| m["role"] == "user"))
+            .and_then(|m| m["content"].as_str())
+            .unwrap_or_default()
+            .chars()
+            .take(60)
+            .collect::<String>();
+        let model = body["model"].as_str().unwrap_or("gpt-4o-mini").to_owned();
+        self.state.lock().unwrap().chats.push(body);
+        match self.next_answer(false).await {
+            Ok(content) => json_reply(StatusCode::OK, &json!({
+                "id": format!("chatcmpl-{}", uuid::Uuid::new_v4().simple()),
+                "object": "chat.completion", "created": 0, "model": model,
+                "choices": [{ "index": 0, "message": { "role": "assistant", "content": content.unwrap_or_else(|| format!("summary of: {last_user}")) }, "finish_reason": "stop" }],
+                "usage": { "prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20 },
+            })),
+            Err(reply) => reply,
+        }
+    }
+
+    /// `Ok(Some(text))` scripted success, `Ok(None)` default success, `Err` an error reply.
+    async fn next_answer(&self, transcription: bool) -> Result<Option<String>, Reply> {
+        loop {
+            let answer = {
+                let mut state = self.state.lock().unwrap();
+                let script = if transcription { &mut state.transcription_script } else { &mut state.chat_script };
+                script.pop_front()
+            };
+            return match answer {
+                None => Ok(None),
+                Some(Answer::Delay(d)) => {
+                    tokio::time::sleep(d).await;
+                    continue;
+                }
+                Some(Answer::Text(t)) => Ok(Some(t)),
+                Some(Answer::RateLimited(seconds)) => Err(openai_error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "Rate limit reached for requests",
+                    "requests",
+                    "rate_limit_exceeded",
+                    Some(seconds),
+                )),
+                Some(Answer::InsufficientQuota) => Err(openai_error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "You exceeded your current quota, please check your plan and billing details.",
+                    "insufficient_quota",
+                    "insufficient_quota",
+                    None,
+                )),
+                Some(Answer::InvalidKey) => Err(openai_error(StatusCode::UNAUTHORIZED, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key", None)),
+                Some(Answer::Status(code)) => Err(openai_error(
+                    StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                    "The server had an error while processing your request.",
+                    "server_error",
+                    "server_error",
+                    None,
+                )),
+            };
+        }
+    }
+}
+
+fn openai_error(status: StatusCode, message: &str, kind: &str, code: &str, retry_after: Option<u64>) -> Reply {
+    let mut response = json_reply(status, &json!({ "error": { "message": message, "type": kind, "param": null, "code": code } }));
+    if let Some(seconds) = retry_after {
+        response.headers_mut().insert("retry-after", seconds.to_string().parse().expect("valid header"));
+    }
+    response
+}

@@ -1,0 +1,118 @@
+//! The smallest hyper server: bind 127.0.0.1:0, answer with a closure.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+/// A request with its body read, which is all a fake needs.
+#[derive(Debug, Clone)]
+pub struct FakeRequest {
+    pub method: Method,
+    pub path: String,
+    pub query: Option<String>,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl FakeRequest {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        let query = self.query.as_deref()?;
+        url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+    }
+}
+
+pub type Reply = Response<Full<Bytes>>;
+pub type Handler = Arc<dyn Fn(FakeRequest) -> Pin<Box<dyn Future<Output = Reply> + Send>> + Send + Sync>;
+
+pub fn reply(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Reply {
+    Response::builder()
+        .status(status)
+        .header(http::header::CONTENT_TYPE, content_type)
+        .body(Full::new(body.into()))
+        .expect("valid response")
+}
+
+pub fn json_reply(status: StatusCode, value: &serde_json::Value) -> Reply {
+    reply(status, "application/json", value.to_string())
+}
+
+/// Binds a loopback port, so a fake knows its own address before it serves.
+pub async fn bind() -> (TcpListener, SocketAddr) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
+    let addr = listener.local_addr().expect("local addr");
+    (listener, addr)
+}
+
+/// Binds a loopback port and serves on it.
+pub async fn serve(handler: Handler) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    let (listener, addr) = bind().await;
+    (addr, serve_on(listener, handler))
+}
+
+/// Serves until the returned task is aborted (or the test's runtime ends).
+pub fn serve_on(listener: TcpListener, handler: Handler) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { continue };
+            let handler = handler.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                    let handler = handler.clone();
+                    async move {
+                        let (parts, body) = req.into_parts();
+                        let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                        let request = FakeRequest {
+                            method: parts.method,
+                            path: parts.uri.path().to_owned(),
+                            query: parts.uri.query().map(str::to_owned),
+                            headers: parts.headers,
+                            body,
+                        };
+                        Ok::<_, Infallible>(handler(request).await)
+                    }
+                });
+                let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+            });
+        }
+    })
+}
+
+/// Parses a multipart/form-data body into text fields and file parts.
+pub async fn multipart_fields(request: &FakeRequest) -> Option<Vec<Part>> {
+    let content_type = request.header("content-type")?;
+    let boundary = multer::parse_boundary(content_type).ok()?;
+    let body = request.body.clone();
+    let stream = futures::stream::once(async move { Ok::<_, Infallible>(body) });
+    let mut multipart = multer::Multipart::new(stream, boundary);
+    let mut parts = Vec::new();
+    while let Ok(Some(field)) = multipart.next_field().await {
+        let name = field.name().unwrap_or_default().to_owned();
+        let file_name = field.file_name().map(str::to_owned);
+        let content_type = field.content_type().map(|m| m.to_string());
+        let data = field.bytes().await.ok()?;
+        parts.push(Part { name, file_name, content_type, data });
+    }
+    Some(parts)
+}
+
+#[derive(Debug, Clone)]
+pub struct Part {
+    pub name: String,
+    pub file_name: Option<String>,
+    pub content_type: Option<String>,
+    pub data: Bytes,
+}

@@ -1,0 +1,73 @@
+//! The real local services (started by `scripts/services.sh`), with a fresh
+//! database, Redis key prefix and S3 bucket per test so tests run in parallel.
+
+use tokio_postgres::NoTls;
+
+#[derive(Debug, Clone)]
+pub struct TestServices {
+    /// A database of this test's own.
+    pub database_url: String,
+    pub redis_url: String,
+    /// Every key this test's daemon writes starts with it.
+    pub redis_prefix: String,
+    pub s3_endpoint: String,
+    pub s3_access_key: String,
+    pub s3_secret_key: String,
+    pub s3_bucket: String,
+    pub database_name: String,
+}
+
+fn required(var: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| {
+        panic!("{var} is not set: start the local services with `scripts/services.sh start` and load .local/services.env (scripts/test.sh does both)")
+    })
+}
+
+impl TestServices {
+    /// Creates a fresh database named after `test` (plus a random suffix).
+    pub async fn new(test: &str) -> Self {
+        let admin_url = required("DATABASE_URL");
+        let suffix = uuid::Uuid::new_v4().simple().to_string();
+        let slug: String = test.chars().filter(|c| c.is_ascii_alphanumeric()).take(20).collect::<String>().to_lowercase();
+        let database_name = format!("t_{slug}_{}", &suffix[..10]);
+        let (client, connection) = tokio_postgres::connect(&admin_url, NoTls).await.expect("connect to the local PostgreSQL");
+        tokio::spawn(connection);
+        client.batch_execute(&format!("CREATE DATABASE {database_name}")).await.expect("create a test database");
+        let mut url = url::Url::parse(&admin_url).expect("DATABASE_URL is a URL");
+        url.set_path(&database_name);
+        Self {
+            database_url: url.to_string(),
+            redis_url: required("REDIS_URL"),
+            redis_prefix: format!("test:{slug}:{}:", &suffix[..10]),
+            s3_endpoint: required("MINIO_ENDPOINT"),
+            s3_access_key: required("MINIO_ACCESS_KEY"),
+            s3_secret_key: required("MINIO_SECRET_KEY"),
+            s3_bucket: format!("t-{}-{}", slug.replace('_', "-"), &suffix[..10]),
+            database_name,
+        }
+    }
+
+    /// The environment a daemon needs to use these services.
+    pub fn env(&self) -> Vec<(String, String)> {
+        [
+            ("DATABASE_URL", self.database_url.as_str()),
+            ("REDIS_URL", self.redis_url.as_str()),
+            ("AISHA_REDIS__KEY_PREFIX", self.redis_prefix.as_str()),
+            ("MINIO_ENDPOINT", self.s3_endpoint.as_str()),
+            ("MINIO_SECURE", "false"),
+            ("MINIO_ACCESS_KEY", self.s3_access_key.as_str()),
+            ("MINIO_SECRET_KEY", self.s3_secret_key.as_str()),
+            ("MINIO_BUCKET_NAME", self.s3_bucket.as_str()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+    }
+
+    /// A direct connection to this test's database, for assertions.
+    pub async fn db(&self) -> tokio_postgres::Client {
+        let (client, connection) = tokio_postgres::connect(&self.database_url, NoTls).await.expect("connect to the test database");
+        tokio::spawn(connection);
+        client
+    }
+}

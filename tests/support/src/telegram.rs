@@ -1,0 +1,436 @@
+//! A fake Telegram Bot API: `/bot{token}/{method}` with JSON, form or
+//! multipart parameters, `{"ok":…}` envelopes, getUpdates long polling with
+//! offsets, 409 when a second poll arrives (the earlier one is terminated, as
+//! Telegram does), injected 429 `retry_after` and other errors, and file
+//! downloads at `/file/bot{token}/{path}`. Every call is recorded.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::StatusCode;
+use serde_json::{json, Value};
+use tokio::sync::{oneshot, Notify};
+
+use crate::server::{bind, json_reply, multipart_fields, reply, serve_on, FakeRequest, Handler, Reply};
+
+pub const BOT_ID: i64 = 7_000_000_001;
+pub const BOT_USERNAME: &str = "aisha_test_bot";
+
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub method: String,
+    pub params: Value,
+    pub at: Instant,
+}
+
+/// An error the next call of a method answers with.
+#[derive(Debug, Clone)]
+pub enum Failure {
+    /// 429 Too Many Requests with `parameters.retry_after`.
+    RetryAfter(u64),
+    /// Any status with a description, e.g. 500 or 400.
+    Status(u16, String),
+    /// 409 Conflict as when a webhook is set.
+    WebhookActive,
+}
+
+#[derive(Default)]
+struct State {
+    updates: VecDeque<Value>,
+    next_update_id: i64,
+    next_message_id: i64,
+    calls: Vec<Call>,
+    failures: HashMap<String, VecDeque<Failure>>,
+    files: HashMap<String, (String, Bytes)>,
+    active_poll: Option<(u64, oneshot::Sender<()>)>,
+    next_poll_id: u64,
+    polls_in_flight: usize,
+    max_polls_in_flight: usize,
+    conflicts: usize,
+    webhook_active: bool,
+}
+
+#[derive(Clone)]
+pub struct FakeTelegram {
+    pub addr: SocketAddr,
+    pub token: String,
+    state: Arc<Mutex<State>>,
+    updates_arrived: Arc<Notify>,
+}
+
+impl FakeTelegram {
+    pub async fn start(token: &str) -> Self {
+        let state = Arc::new(Mutex::new(State { next_update_id: 1, next_message_id: 1, ..Default::default() }));
+        let updates_arrived = Arc::new(Notify::new());
+        let (listener, addr) = bind().await;
+        let fake = Self { addr, token: token.to_owned(), state, updates_arrived };
+        let handler_fake = fake.clone();
+        let handler: Handler = Arc::new(move |req| {
+            let fake = handler_fake.clone();
+            Box::pin(async move { fake.handle(req).await })
+        });
+        serve_on(listener, handler);
+        fake
+    }
+
+    /// The value for `TELEGRAM_API_URL`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    // ---- what tests set up ----
+
+    /// Queues an update; its `update_id` is assigned and returned.
+    pub fn push_update(&self, mut update: Value) -> i64 {
+        let mut state = self.state.lock().unwrap();
+        let id = state.next_update_id;
+        state.next_update_id += 1;
+        update["update_id"] = json!(id);
+        state.updates.push_back(update);
+        drop(state);
+        self.updates_arrived.notify_waiters();
+        id
+    }
+
+    pub fn push_text(&self, user_id: i64, language: &str, text: &str) -> i64 {
+        let message = self.user_message(user_id, language, json!({ "text": text }));
+        self.push_update(json!({ "message": message }))
+    }
+
+    /// A voice message whose bytes are served by getFile + download.
+    pub fn push_voice(&self, user_id: i64, language: &str, duration: u32, bytes: Bytes) -> i64 {
+        let file_id = self.add_file("voice/file_1.oga", bytes.clone());
+        let voice = json!({
+            "file_id": file_id, "file_unique_id": format!("u{file_id}"), "duration": duration,
+            "mime_type": "audio/ogg", "file_size": bytes.len(),
+        });
+        let message = self.user_message(user_id, language, json!({ "voice": voice }));
+        self.push_update(json!({ "message": message }))
+    }
+
+    pub fn push_callback(&self, user_id: i64, language: &str, data: &str, message_id: i64) -> i64 {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let message = json!({
+            "message_id": message_id, "date": now(), "chat": private_chat(user_id),
+            "from": bot_user(), "text": "menu",
+        });
+        self.push_update(json!({
+            "callback_query": {
+                "id": id, "from": user(user_id, language), "message": message,
+                "chat_instance": format!("ci{user_id}"), "data": data,
+            }
+        }))
+    }
+
+    /// A message from `user_id` in their private chat, with `content` merged in.
+    pub fn user_message(&self, user_id: i64, language: &str, content: Value) -> Value {
+        let mut message = json!({
+            "message_id": self.next_message_id(), "date": now(),
+            "chat": private_chat(user_id), "from": user(user_id, language),
+        });
+        if let (Some(m), Some(c)) = (message.as_object_mut(), content.as_object()) {
+            m.extend(c.clone());
+        }
+        message
+    }
+
+    /// Registers a downloadable file; returns its file_id.
+    pub fn add_file(&self, path: &str, bytes: Bytes) -> String {
+        let mut state = self.state.lock().unwrap();
+        let file_id = format!("file{}", state.files.len() + 1);
+        state.files.insert(file_id.clone(), (path.to_owned(), bytes));
+        file_id
+    }
+
+    pub fn fail_next(&self, method: &str, failure: Failure) {
+        self.state.lock().unwrap().failures.entry(method.to_owned()).or_default().push_back(failure);
+    }
+
+    pub fn set_webhook_active(&self, active: bool) {
+        self.state.lock().unwrap().webhook_active = active;
+    }
+
+    // ---- what tests read ----
+
+    pub fn calls(&self, method: &str) -> Vec<Call> {
+        self.state.lock().unwrap().calls.iter().filter(|c| c.method == method).cloned().collect()
+    }
+
+    pub fn all_calls(&self) -> Vec<Call> {
+        self.state.lock().unwrap().calls.clone()
+    }
+
+    /// Texts sent with sendMessage to `chat_id`.
+    pub fn sent_texts(&self, chat_id: i64) -> Vec<String> {
+        self.calls("sendMessage")
+            .into_iter()
+            .filter(|c| c.params["chat_id"].as_i64() == Some(chat_id) || c.params["chat_id"].as_str() == Some(&chat_id.to_string()))
+            .filter_map(|c| c.params["text"].as_str().map(str::to_owned))
+            .collect()
+    }
+
+    /// The most getUpdates requests ever open at once (1 means no overlap).
+    pub fn max_polls_in_flight(&self) -> usize {
+        self.state.lock().unwrap().max_polls_in_flight
+    }
+
+    /// How many polls were answered 409 because another arrived.
+    pub fn conflicts(&self) -> usize {
+        self.state.lock().unwrap().conflicts
+    }
+
+    /// Updates not yet confirmed by an offset.
+    pub fn pending_updates(&self) -> usize {
+        self.state.lock().unwrap().updates.len()
+    }
+
+    fn next_message_id(&self) -> i64 {
+        let mut state = self.state.lock().unwrap();
+        let id = state.next_message_id;
+        state.next_message_id += 1;
+        id
+    }
+
+    // ---- the server side ----
+
+    async fn handle(&self, req: FakeRequest) -> Reply {
+        if let Some(rest) = req.path.strip_prefix("/file/bot") {
+            return self.download(rest);
+        }
+        let Some(rest) = req.path.strip_prefix("/bot") else {
+            return error(StatusCode::NOT_FOUND, "Not Found", None);
+        };
+        let Some((token, method)) = rest.split_once('/') else {
+            return error(StatusCode::NOT_FOUND, "Not Found", None);
+        };
+        // Method names are case-insensitive (teloxide sends `GetMe`); record them as documented.
+        let mut method = method.to_owned();
+        if let Some(first) = method.get_mut(0..1) {
+            first.make_ascii_lowercase();
+        }
+        let method = method.as_str();
+        if token != self.token {
+            return error(StatusCode::UNAUTHORIZED, "Unauthorized", None);
+        }
+        let params = params(&req).await;
+        self.state.lock().unwrap().calls.push(Call { method: method.to_owned(), params: params.clone(), at: Instant::now() });
+
+        let injected = self.state.lock().unwrap().failures.get_mut(method).and_then(VecDeque::pop_front);
+        if let Some(failure) = injected {
+            return failure_reply(&failure);
+        }
+        match method {
+            "getUpdates" => self.get_updates(&params).await,
+            "getMe" => ok(json!({
+                "id": BOT_ID, "is_bot": true, "first_name": "Aisha", "username": BOT_USERNAME,
+                "can_join_groups": true, "can_read_all_group_messages": false, "supports_inline_queries": false,
+                "can_connect_to_business": false, "has_main_web_app": false,
+            })),
+            "deleteWebhook" => {
+                self.state.lock().unwrap().webhook_active = false;
+                ok(json!(true))
+            }
+            "sendMessage" | "editMessageText" => ok(self.bot_message(&params, json!({ "text": params["text"] }))),
+            "sendPhoto" => ok(self.bot_message(&params, json!({ "photo": [photo_size()] }))),
+            "sendDocument" => ok(self.bot_message(&params, json!({ "document": {
+                "file_id": "doc1", "file_unique_id": "udoc1", "file_name": "file.txt",
+            }}))),
+            "sendMediaGroup" => {
+                let count = params["media"].as_array().map(Vec::len).unwrap_or(1).max(1);
+                let messages: Vec<Value> =
+                    (0..count).map(|_| self.bot_message(&params, json!({ "photo": [photo_size()] }))).collect();
+                ok(Value::Array(messages))
+            }
+            "sendChatAction" | "answerCallbackQuery" | "setMyCommands" | "deleteMessage"
+            | "editMessageReplyMarkup" | "setWebhook" => ok(json!(true)),
+            "getFile" => self.get_file(&params),
+            _ => error(StatusCode::NOT_FOUND, "Not Found: method not found", None),
+        }
+    }
+
+    async fn get_updates(&self, params: &Value) -> Reply {
+        let offset = as_i64(&params["offset"]).unwrap_or(0);
+        let limit = as_i64(&params["limit"]).unwrap_or(100).clamp(1, 100) as usize;
+        let timeout = Duration::from_secs(as_i64(&params["timeout"]).unwrap_or(0).max(0) as u64);
+        let (poll_id, terminated) = {
+            let mut state = self.state.lock().unwrap();
+            if state.webhook_active {
+                return error(StatusCode::CONFLICT, "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first", None);
+            }
+            if offset > 0 {
+                state.updates.retain(|u| u["update_id"].as_i64().unwrap_or(0) >= offset);
+            }
+            // The newer poll wins; the older one is answered 409, as Telegram does.
+            if let Some((_, earlier)) = state.active_poll.take() {
+                let _ = earlier.send(());
+            }
+            let (tx, rx) = oneshot::channel();
+            state.next_poll_id += 1;
+            let poll_id = state.next_poll_id;
+            state.active_poll = Some((poll_id, tx));
+            state.polls_in_flight += 1;
+            state.max_polls_in_flight = state.max_polls_in_flight.max(state.polls_in_flight);
+            (poll_id, rx)
+        };
+        let deadline = tokio::time::Instant::now() + timeout;
+        tokio::pin!(terminated);
+        let outcome = loop {
+            let arrived = self.updates_arrived.notified();
+            let batch: Vec<Value> = {
+                let state = self.state.lock().unwrap();
+                state.updates.iter().filter(|u| u["update_id"].as_i64().unwrap_or(0) >= offset).take(limit).cloned().collect()
+            };
+            if !batch.is_empty() {
+                break Ok(batch);
+            }
+            tokio::select! {
+                _ = arrived => continue,
+                _ = tokio::time::sleep_until(deadline) => break Ok(Vec::new()),
+                _ = &mut terminated => break Err(()),
+            }
+        };
+        let mut state = self.state.lock().unwrap();
+        state.polls_in_flight -= 1;
+        if state.active_poll.as_ref().is_some_and(|(id, _)| *id == poll_id) {
+            state.active_poll = None;
+        }
+        match outcome {
+            Ok(batch) => ok(Value::Array(batch)),
+            Err(()) => {
+                state.conflicts += 1;
+                error(StatusCode::CONFLICT, "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running", None)
+            }
+        }
+    }
+
+    fn get_file(&self, params: &Value) -> Reply {
+        let file_id = params["file_id"].as_str().unwrap_or_default();
+        let state = self.state.lock().unwrap();
+        match state.files.get(file_id) {
+            Some((path, bytes)) if bytes.len() > 20 * 1024 * 1024 => {
+                let _ = path;
+                error(StatusCode::BAD_REQUEST, "Bad Request: file is too big", None)
+            }
+            Some((path, bytes)) => ok(json!({
+                "file_id": file_id, "file_unique_id": format!("u{file_id}"),
+                "file_size": bytes.len(), "file_path": path,
+            })),
+            None => error(StatusCode::BAD_REQUEST, "Bad Request: invalid file_id", None),
+        }
+    }
+
+    fn download(&self, rest: &str) -> Reply {
+        let Some((token, path)) = rest.split_once('/') else {
+            return reply(StatusCode::NOT_FOUND, "text/plain", "Not Found");
+        };
+        if token != self.token {
+            return reply(StatusCode::UNAUTHORIZED, "text/plain", "Unauthorized");
+        }
+        let state = self.state.lock().unwrap();
+        match state.files.values().find(|(p, _)| p == path) {
+            Some((_, bytes)) => reply(StatusCode::OK, "application/octet-stream", bytes.clone()),
+            None => reply(StatusCode::NOT_FOUND, "text/plain", "Not Found"),
+        }
+    }
+
+    fn bot_message(&self, params: &Value, content: Value) -> Value {
+        let chat_id = as_i64(&params["chat_id"]).unwrap_or(0);
+        let message_id = as_i64(&params["message_id"]).unwrap_or_else(|| self.next_message_id());
+        let mut message = json!({
+            "message_id": message_id, "date": now(), "chat": private_chat(chat_id), "from": bot_user(),
+        });
+        if let (Some(m), Some(c)) = (message.as_object_mut(), content.as_object()) {
+            m.extend(c.clone());
+        }
+        message
+    }
+}
+
+fn ok(result: Value) -> Reply {
+    json_reply(StatusCode::OK, &json!({ "ok": true, "result": result }))
+}
+
+fn error(status: StatusCode, description: &str, parameters: Option<Value>) -> Reply {
+    let mut body = json!({ "ok": false, "error_code": status.as_u16(), "description": description });
+    if let Some(parameters) = parameters {
+        body["parameters"] = parameters;
+    }
+    json_reply(status, &body)
+}
+
+fn failure_reply(failure: &Failure) -> Reply {
+    match failure {
+        Failure::RetryAfter(seconds) => error(
+            StatusCode::TOO_MANY_REQUESTS,
+            &format!("Too Many Requests: retry after {seconds}"),
+            Some(json!({ "retry_after": seconds })),
+        ),
+        Failure::Status(code, description) => {
+            error(StatusCode::from_u16(*code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), description, None)
+        }
+        Failure::WebhookActive => error(
+            StatusCode::CONFLICT,
+            "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first",
+            None,
+        ),
+    }
+}
+
+/// Parameters from a JSON body, a form body, multipart fields or the query.
+async fn params(req: &FakeRequest) -> Value {
+    let content_type = req.header("content-type").unwrap_or_default().to_owned();
+    if content_type.starts_with("application/json") {
+        return serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+    }
+    let mut map = serde_json::Map::new();
+    if content_type.starts_with("multipart/form-data") {
+        for part in multipart_fields(req).await.unwrap_or_default() {
+            let value = match part.file_name {
+                Some(name) => json!({ "file_name": name, "size": part.data.len(), "content_type": part.content_type }),
+                None => parse_scalar(&String::from_utf8_lossy(&part.data)),
+            };
+            map.insert(part.name, value);
+        }
+    } else {
+        let form = if content_type.starts_with("application/x-www-form-urlencoded") {
+            String::from_utf8_lossy(&req.body).into_owned()
+        } else {
+            req.query.clone().unwrap_or_default()
+        };
+        for (k, v) in url::form_urlencoded::parse(form.as_bytes()) {
+            map.insert(k.into_owned(), parse_scalar(&v));
+        }
+    }
+    Value::Object(map)
+}
+
+fn parse_scalar(s: &str) -> Value {
+    serde_json::from_str(s).unwrap_or_else(|_| Value::String(s.to_owned()))
+}
+
+fn as_i64(v: &Value) -> Option<i64> {
+    v.as_i64().or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+fn user(id: i64, language: &str) -> Value {
+    json!({ "id": id, "is_bot": false, "first_name": format!("User{id}"), "username": format!("user{id}"), "language_code": language })
+}
+
+fn bot_user() -> Value {
+    json!({ "id": BOT_ID, "is_bot": true, "first_name": "Aisha", "username": BOT_USERNAME })
+}
+
+fn private_chat(id: i64) -> Value {
+    json!({ "id": id, "type": "private", "first_name": format!("User{id}") })
+}
+
+fn photo_size() -> Value {
+    json!({ "file_id": "photo1", "file_unique_id": "uphoto1", "width": 1024, "height": 1024, "file_size": 1000 })
+}
