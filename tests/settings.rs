@@ -1,3 +1,6 @@
+// figment::Jail closures return figment::Error, which is large by design.
+#![allow(clippy::result_large_err)]
+
 //! One test per precedence rule of the settings layers, plus the exit-78
 //! contract. figment's `Jail` gives each test a clean environment and a
 //! scratch working directory.
