@@ -141,7 +141,15 @@ EOF
 stop() {
   if [ -f "$LOCAL/pg/data/postmaster.pid" ]; then pg_ctl_as -m fast stop >/dev/null 2>&1 || true; fi
   redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
-  if [ -f "$LOCAL/s3/weed.pid" ]; then kill "$(cat "$LOCAL/s3/weed.pid")" 2>/dev/null || true; rm -f "$LOCAL/s3/weed.pid"; fi
+  if [ -f "$LOCAL/s3/weed.pid" ]; then
+    local pid; pid=$(cat "$LOCAL/s3/weed.pid")
+    kill "$pid" 2>/dev/null || true
+    # weed mini takes a moment to release its ports; the next start needs them.
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+    rm -f "$LOCAL/s3/weed.pid"
+  fi
+  for _ in $(seq 1 50); do redis_running || break; sleep 0.1; done
   log "stopped"
 }
 
