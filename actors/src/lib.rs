@@ -8,6 +8,8 @@ pub mod clients;
 pub mod error;
 pub mod fal_job;
 pub mod http;
+pub mod jobs;
+pub mod ledger;
 pub mod poller;
 pub mod secret;
 pub mod services;

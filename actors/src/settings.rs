@@ -135,6 +135,9 @@ pub struct Settings {
     pub log: LogSettings,
     pub http: HttpSettings,
     pub supervisor: SupervisorSettings,
+    pub pricing: PricingSettings,
+    pub jobs: JobsSettings,
+    pub poller: PollerSettings,
 }
 
 impl Default for Settings {
@@ -151,6 +154,9 @@ impl Default for Settings {
             log: LogSettings::default(),
             http: HttpSettings::default(),
             supervisor: SupervisorSettings::default(),
+            pricing: PricingSettings::default(),
+            jobs: JobsSettings::default(),
+            poller: PollerSettings::default(),
         }
     }
 }
@@ -379,6 +385,108 @@ impl Default for SupervisorSettings {
             backoff_max: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(30),
         }
+    }
+}
+
+/// Prices in coins.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PricingSettings {
+    /// Credited once, on a user's first `/start`.
+    pub welcome_bonus: i64,
+    /// Per started minute of audio.
+    pub transcription_per_minute: i64,
+    /// `/imagine`: text to image.
+    pub text_to_image: i64,
+    /// `/generate`: an image from the user's avatar.
+    pub avatar_image: i64,
+    pub avatar_training: i64,
+    /// Summary, action items, minutes of a transcript.
+    pub transcript_digest: i64,
+}
+
+impl Default for PricingSettings {
+    fn default() -> Self {
+        Self {
+            welcome_bonus: 100,
+            transcription_per_minute: 1,
+            text_to_image: 5,
+            avatar_image: 8,
+            avatar_training: 150,
+            transcript_digest: 1,
+        }
+    }
+}
+
+/// Retry and concurrency rules for one job kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JobKindSettings {
+    /// Attempts before the job is dead (user told, refunded).
+    pub max_attempts: i32,
+    /// Jobs of this kind running at once across every worker.
+    pub concurrency: i64,
+    /// Jobs of this kind one worker process runs at once.
+    pub workers: usize,
+}
+
+impl Default for JobKindSettings {
+    fn default() -> Self {
+        Self { max_attempts: 5, concurrency: 16, workers: 4 }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JobsSettings {
+    /// A claimed job's lease; a worker renews it every third of this.
+    #[serde(with = "humantime_serde")]
+    pub lease: Duration,
+    /// The safety-net poll beside LISTEN/NOTIFY.
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
+    #[serde(with = "humantime_serde")]
+    pub retry_min: Duration,
+    #[serde(with = "humantime_serde")]
+    pub retry_max: Duration,
+    /// Per kind (`transcribe`, `fal.train`, …); kinds not listed use `default`.
+    pub kinds: std::collections::BTreeMap<String, JobKindSettings>,
+    pub default: JobKindSettings,
+}
+
+impl JobsSettings {
+    pub fn kind(&self, kind: &str) -> JobKindSettings {
+        self.kinds.get(kind).copied().unwrap_or(self.default)
+    }
+}
+
+impl Default for JobsSettings {
+    fn default() -> Self {
+        Self {
+            lease: Duration::from_secs(60),
+            poll_interval: Duration::from_secs(5),
+            retry_min: Duration::from_secs(5),
+            retry_max: Duration::from_secs(600),
+            kinds: Default::default(),
+            default: JobKindSettings::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PollerSettings {
+    /// Updates per getUpdates (1–100).
+    pub batch: u8,
+    /// Chats handled at once; one chat's updates are always handled in order.
+    pub max_concurrent_chats: usize,
+    /// Recorded but unhandled updates above which the poller stops fetching.
+    pub max_pending: usize,
+}
+
+impl Default for PollerSettings {
+    fn default() -> Self {
+        Self { batch: 100, max_concurrent_chats: 64, max_pending: 2000 }
     }
 }
 

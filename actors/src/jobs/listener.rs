@@ -1,0 +1,68 @@
+//! A dedicated connection that LISTENs for new jobs. It reconnects with
+//! backoff on its own; after every (re)connect it reports `None`, since
+//! notifications sent while it was away are lost and the pool should look.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_postgres::{AsyncMessage, NoTls};
+
+use super::queue::CHANNEL;
+use crate::backoff::Backoff;
+use crate::secret::ConnUrl;
+
+const RECONNECT: Backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
+
+/// Calls `wake(Some(kind))` per notification and `wake(None)` after each connect.
+pub fn spawn(url: ConnUrl, wake: impl Fn(Option<String>) + Send + Sync + 'static) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut attempt = 0u32;
+        loop {
+            match listen_once(&url, &wake).await {
+                Ok(()) => attempt = 0,
+                Err(e) => {
+                    let delay = RECONNECT.delay(attempt);
+                    attempt = attempt.saturating_add(1);
+                    tracing::warn!(host = %url.host(), error = %crate::error::chain(&e), retry_in = ?delay, "job listener disconnected");
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        }
+    })
+}
+
+async fn listen_once(url: &ConnUrl, wake: &(impl Fn(Option<String>) + Sync)) -> Result<(), tokio_postgres::Error> {
+    let (client, mut connection) = tokio_postgres::connect(url.expose(), NoTls).await?;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let pump = tokio::spawn(async move {
+        let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(message) = messages.next().await {
+            match message {
+                Ok(AsyncMessage::Notification(n)) => {
+                    if tx.send(Ok(n.payload().to_owned())).is_err() {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+            }
+        }
+    });
+    client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
+    wake(None);
+    let result = loop {
+        match rx.recv().await {
+            Some(Ok(kind)) => wake(Some(kind)),
+            Some(Err(e)) => break Err(e),
+            None => break Ok(()),
+        }
+    };
+    pump.abort();
+    drop(client);
+    result
+}

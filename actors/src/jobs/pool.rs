@@ -1,0 +1,241 @@
+//! JobPool: claims jobs of the kinds it has handlers for and runs each in a
+//! JobRunner actor it supervises. Woken by NOTIFY, by a slow poll as a
+//! safety net, and whenever a runner ends; renews its leases on a heartbeat.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Instant;
+
+use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::queue::{self, Failed};
+use super::runner::{retry_delay, JobRunner, RunnerArgs};
+use super::{Job, JobContext, JobError, JobHandler};
+use crate::backoff::Backoff;
+use crate::services::Services;
+
+pub struct JobPool;
+
+pub struct JobPoolArgs {
+    pub services: Services,
+    /// kind → handler; the pool claims only these kinds.
+    pub handlers: BTreeMap<String, Arc<dyn JobHandler>>,
+}
+
+pub enum PoolMsg {
+    /// A job of this kind (or, with `None`, of any kind) may be waiting.
+    Wake(Option<String>),
+    /// The periodic safety net: claim, reap exhausted jobs, update gauges.
+    Tick,
+    Heartbeat,
+    /// How many jobs run now (for tests and shutdown logs).
+    InFlight(ractor::RpcReplyPort<usize>),
+}
+
+struct Running {
+    job: Job,
+    cell: ActorCell,
+    cancel: watch::Sender<bool>,
+    started: Instant,
+}
+
+pub struct PoolState {
+    services: Services,
+    handlers: BTreeMap<String, Arc<dyn JobHandler>>,
+    running: HashMap<ActorId, Running>,
+    retry: Backoff,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl PoolState {
+    fn running_of(&self, kind: &str) -> usize {
+        self.running.values().filter(|r| r.job.kind == kind).count()
+    }
+}
+
+impl Actor for JobPool {
+    type Msg = PoolMsg;
+    type State = PoolState;
+    type Arguments = JobPoolArgs;
+
+    async fn pre_start(&self, myself: ActorRef<PoolMsg>, args: JobPoolArgs) -> Result<PoolState, ActorProcessingErr> {
+        let settings = &args.services.settings;
+        let waker = myself.clone();
+        let listener = super::listener::spawn(settings.database.url.clone(), move |kind| {
+            let _ = waker.cast(PoolMsg::Wake(kind));
+        });
+        let ticker = myself.send_interval(settings.jobs.poll_interval, || PoolMsg::Tick);
+        let heart = myself.send_interval(settings.jobs.lease / 3, || PoolMsg::Heartbeat);
+        myself.cast(PoolMsg::Tick)?;
+        Ok(PoolState {
+            retry: Backoff::new(settings.jobs.retry_min, settings.jobs.retry_max),
+            services: args.services,
+            handlers: args.handlers,
+            running: HashMap::new(),
+            tasks: vec![listener, ticker, heart],
+        })
+    }
+
+    async fn handle(&self, myself: ActorRef<PoolMsg>, msg: PoolMsg, state: &mut PoolState) -> Result<(), ActorProcessingErr> {
+        match msg {
+            PoolMsg::Wake(kind) => {
+                let kinds: Vec<String> = match kind {
+                    Some(kind) if state.handlers.contains_key(&kind) => vec![kind],
+                    Some(_) => return Ok(()),
+                    None => state.handlers.keys().cloned().collect(),
+                };
+                for kind in kinds {
+                    claim_and_run(&myself, state, &kind).await;
+                }
+            }
+            PoolMsg::Tick => {
+                for kind in state.handlers.keys().cloned().collect::<Vec<_>>() {
+                    reap(state, &kind).await;
+                    claim_and_run(&myself, state, &kind).await;
+                }
+                report_depth(state).await;
+            }
+            PoolMsg::Heartbeat => heartbeat(state).await,
+            PoolMsg::InFlight(reply) => {
+                let _ = reply.send(state.running.len());
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<PoolMsg>,
+        event: SupervisionEvent,
+        state: &mut PoolState,
+    ) -> Result<(), ActorProcessingErr> {
+        let (cell, crash) = match event {
+            SupervisionEvent::ActorTerminated(cell, _, _) => (cell, None),
+            SupervisionEvent::ActorFailed(cell, error) => (cell, Some(error.to_string())),
+            _ => return Ok(()),
+        };
+        let Some(done) = state.running.remove(&cell.get_id()) else { return Ok(()) };
+        if let Some(error) = crash {
+            record_crash(state, done, &error).await;
+        }
+        // A slot is free: look for more work of that kind.
+        myself.cast(PoolMsg::Wake(None))?;
+        Ok(())
+    }
+
+    async fn post_stop(&self, _myself: ActorRef<PoolMsg>, state: &mut PoolState) -> Result<(), ActorProcessingErr> {
+        for task in state.tasks.drain(..) {
+            task.abort();
+        }
+        if !state.running.is_empty() {
+            tracing::info!(in_flight = state.running.len(), "job pool draining");
+        }
+        // Bounded by the supervisor's grace period: it kills us when that runs out.
+        for running in state.running.values() {
+            let _ = running.cell.wait(None).await;
+        }
+        Ok(())
+    }
+}
+
+async fn claim_and_run(myself: &ActorRef<PoolMsg>, state: &mut PoolState, kind: &str) {
+    let settings = state.services.settings.clone();
+    let rules = settings.jobs.kind(kind);
+    let free = rules.workers.saturating_sub(state.running_of(kind));
+    if free == 0 {
+        return;
+    }
+    let claimed =
+        match queue::claim(&state.services.db, kind, free, rules.concurrency, &settings.instance_id, settings.jobs.lease).await {
+            Ok(jobs) => jobs,
+            Err(e) => {
+                tracing::warn!(kind, error = %crate::error::chain(&e), "claiming jobs failed");
+                return;
+            }
+        };
+    for job in claimed {
+        let Some(handler) = state.handlers.get(kind).cloned() else { continue };
+        let (cancel, cancelled) = watch::channel(false);
+        let args = RunnerArgs {
+            job: job.clone(),
+            handler,
+            db: state.services.db.clone(),
+            context: JobContext { instance_id: settings.instance_id.clone(), cancelled },
+            retry: state.retry,
+        };
+        match Actor::spawn_linked(None, JobRunner, args, myself.get_cell()).await {
+            Ok((runner, _)) => {
+                tracing::debug!(job_id = job.id, kind, attempt = job.attempts, "job claimed");
+                let cell = runner.get_cell();
+                state.running.insert(cell.get_id(), Running { job, cell, cancel, started: Instant::now() });
+            }
+            Err(e) => {
+                // The lease lapses and another claim picks it up.
+                tracing::error!(job_id = job.id, error = %e, "could not start a job runner");
+            }
+        }
+    }
+}
+
+async fn record_crash(state: &PoolState, done: Running, error: &str) {
+    let job = done.job;
+    tracing::error!(job_id = job.id, kind = %job.kind, error, elapsed = ?done.started.elapsed(), "job runner crashed");
+    metrics::counter!("aishad_job_crashes_total", "kind" => job.kind.clone()).increment(1);
+    let reason = format!("worker crashed: {error}");
+    let delay = retry_delay(&JobError::Retry(reason.clone()), &state.retry, job.attempts);
+    let instance = &state.services.settings.instance_id;
+    match queue::fail(&state.services.db, job.id, instance, &reason, delay).await {
+        Ok(Failed::Dead(dead)) => {
+            if let Some(handler) = state.handlers.get(&job.kind) {
+                handler.on_dead(dead).await;
+            }
+        }
+        Ok(_) => {}
+        Err(e) => tracing::error!(job_id = job.id, error = %e, "could not record the crash; the lease will lapse"),
+    }
+}
+
+async fn heartbeat(state: &mut PoolState) {
+    if state.running.is_empty() {
+        return;
+    }
+    let settings = &state.services.settings;
+    let ids: Vec<i64> = state.running.values().map(|r| r.job.id).collect();
+    match queue::heartbeat(&state.services.db, &ids, &settings.instance_id, settings.jobs.lease).await {
+        Ok(renewed) => {
+            for running in state.running.values().filter(|r| !renewed.contains(&r.job.id)) {
+                tracing::warn!(job_id = running.job.id, "lease lost (cancelled or claimed elsewhere); stopping the job");
+                let _ = running.cancel.send(true);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "lease heartbeat failed"),
+    }
+}
+
+async fn reap(state: &PoolState, kind: &str) {
+    match queue::reap_exhausted(&state.services.db, kind).await {
+        Ok(dead) => {
+            for job in dead {
+                tracing::error!(job_id = job.id, kind, "job lost its worker on its last attempt; dead and refunded");
+                metrics::counter!("aishad_jobs_dead_total", "kind" => kind.to_owned()).increment(1);
+                if let Some(handler) = state.handlers.get(kind) {
+                    handler.on_dead(job).await;
+                }
+            }
+        }
+        Err(e) => tracing::warn!(kind, error = %e, "reaping exhausted jobs failed"),
+    }
+}
+
+async fn report_depth(state: &PoolState) {
+    if let Ok(depth) = queue::depth(&state.services.db).await {
+        for kind in state.handlers.keys() {
+            for job_state in ["queued", "running"] {
+                let n = depth.iter().find(|(k, s, _)| k == kind && s == job_state).map(|(_, _, n)| *n).unwrap_or(0);
+                metrics::gauge!("aishad_jobs", "kind" => kind.clone(), "state" => job_state).set(n as f64);
+            }
+        }
+    }
+}

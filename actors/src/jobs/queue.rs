@@ -1,0 +1,322 @@
+//! The queue's SQL. Every state change that moves money (dead, cancelled)
+//! refunds in the same transaction; every change a worker makes is guarded
+//! by `locked_by`, so a worker whose lease lapsed cannot finish a job that
+//! another worker has since claimed.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio_postgres::{GenericClient, Row};
+
+use super::{Job, JobState, NewJob, QueueError};
+use crate::ledger;
+use crate::store::Db;
+
+/// The NOTIFY channel; the payload is the job kind.
+pub const CHANNEL: &str = "aisha_jobs";
+/// First key of the per-kind claim lock (`pg_advisory_xact_lock(int, int)`).
+const CLAIM_LOCK_NAMESPACE: i32 = 0x6a6f_6273; // "jobs"
+
+const JOB_COLUMNS: &str = "id, kind, state, user_id, chat_id, payload, idempotency_key, cost, attempts, \
+                           max_attempts, last_error, locked_by";
+
+fn job(row: &Row) -> Job {
+    Job {
+        id: row.get("id"),
+        kind: row.get("kind"),
+        state: JobState::parse(row.get("state")),
+        user_id: row.get("user_id"),
+        chat_id: row.get("chat_id"),
+        payload: row.get("payload"),
+        idempotency_key: row.get("idempotency_key"),
+        cost: row.get("cost"),
+        attempts: row.get("attempts"),
+        max_attempts: row.get("max_attempts"),
+        last_error: row.get("last_error"),
+        locked_by: row.get("locked_by"),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Enqueued {
+    Created(Job),
+    /// A job with this idempotency key already existed; nothing was added.
+    Existing(Job),
+}
+
+impl Enqueued {
+    pub fn job(&self) -> &Job {
+        match self {
+            Enqueued::Created(job) | Enqueued::Existing(job) => job,
+        }
+    }
+}
+
+/// Adds a job inside the caller's transaction (so it commits, or not, with
+/// the charge it costs). Workers are woken when the transaction commits.
+pub async fn enqueue(tx: &impl GenericClient, new: &NewJob) -> Result<Enqueued, QueueError> {
+    let inserted = tx
+        .query_opt(
+            &format!(
+                "INSERT INTO jobs (kind, user_id, chat_id, payload, idempotency_key, cost, max_attempts, run_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, now() + make_interval(secs => $8))
+                 ON CONFLICT (idempotency_key) DO NOTHING
+                 RETURNING {JOB_COLUMNS}"
+            ),
+            &[
+                &new.kind,
+                &new.user_id,
+                &new.chat_id,
+                &new.payload,
+                &new.idempotency_key,
+                &new.cost,
+                &new.max_attempts,
+                &new.delay.as_secs_f64(),
+            ],
+        )
+        .await?;
+    match inserted {
+        Some(row) => {
+            tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &new.kind]).await?;
+            Ok(Enqueued::Created(job(&row)))
+        }
+        None => {
+            let row = tx
+                .query_one(
+                    &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE idempotency_key = $1"),
+                    &[&new.idempotency_key],
+                )
+                .await?;
+            Ok(Enqueued::Existing(job(&row)))
+        }
+    }
+}
+
+/// Claims up to `max` runnable jobs of `kind`: queued and due, or running
+/// with a lapsed lease (its worker died). At most `concurrency` of the kind
+/// run at once across all workers: claims of one kind take a transaction
+/// lock so the count and the claim agree.
+pub async fn claim(
+    db: &Db,
+    kind: &str,
+    max: usize,
+    concurrency: i64,
+    instance: &str,
+    lease: Duration,
+) -> Result<Vec<Job>, QueueError> {
+    if max == 0 {
+        return Ok(Vec::new());
+    }
+    let mut client = db.client().await?;
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", &[&CLAIM_LOCK_NAMESPACE, &kind]).await?;
+    let running: i64 = tx
+        .query_one(
+            "SELECT count(*) FROM jobs WHERE kind = $1 AND state = 'running' AND locked_until > now()",
+            &[&kind],
+        )
+        .await?
+        .get(0);
+    let limit = (concurrency - running).min(max as i64);
+    if limit <= 0 {
+        return Ok(Vec::new());
+    }
+    let rows = tx
+        .query(
+            &format!(
+                "WITH next AS (
+                     SELECT id FROM jobs
+                     WHERE kind = $1
+                       AND ((state = 'queued' AND run_at <= now())
+                         OR (state = 'running' AND locked_until <= now() AND attempts < max_attempts))
+                     ORDER BY run_at, id
+                     LIMIT $2
+                     FOR UPDATE SKIP LOCKED
+                 )
+                 UPDATE jobs j
+                 SET state = 'running', locked_by = $3, locked_until = now() + make_interval(secs => $4),
+                     attempts = j.attempts + 1, claimed_at = now(), updated_at = now()
+                 FROM next WHERE j.id = next.id
+                 RETURNING {}",
+                JOB_COLUMNS.split(", ").map(|c| format!("j.{c}")).collect::<Vec<_>>().join(", ")
+            ),
+            &[&kind, &limit, &instance, &lease.as_secs_f64()],
+        )
+        .await?;
+    tx.commit().await?;
+    Ok(rows.iter().map(job).collect())
+}
+
+/// Extends the leases this worker still holds; returns the ids renewed. A
+/// missing id means the job was cancelled or claimed by another worker.
+pub async fn heartbeat(db: &Db, ids: &[i64], instance: &str, lease: Duration) -> Result<Vec<i64>, QueueError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let client = db.client().await?;
+    let rows = client
+        .query(
+            "UPDATE jobs SET locked_until = now() + make_interval(secs => $3), updated_at = now()
+             WHERE id = ANY($1) AND locked_by = $2 AND state = 'running'
+             RETURNING id",
+            &[&ids, &instance, &lease.as_secs_f64()],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// Marks the job done; false when this worker no longer holds it.
+pub async fn complete(db: &Db, id: i64, instance: &str, result: &Value) -> Result<bool, QueueError> {
+    let client = db.client().await?;
+    let n = client
+        .execute(
+            "UPDATE jobs SET state = 'done', result = $3, finished_at = now(), updated_at = now(),
+                             locked_by = NULL, locked_until = NULL
+             WHERE id = $1 AND locked_by = $2 AND state = 'running'",
+            &[&id, &instance, result],
+        )
+        .await?;
+    Ok(n == 1)
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Failed {
+    /// Queued again, to run after `delay`.
+    Retrying { delay: Duration },
+    /// Out of attempts (or not retryable): dead and refunded.
+    Dead(Job),
+    /// This worker no longer held the job; nothing changed.
+    NotHeld,
+}
+
+/// Records a failed attempt: back to the queue after `delay` while attempts
+/// remain and the error may pass, otherwise dead with the cost refunded.
+pub async fn fail(
+    db: &Db,
+    id: i64,
+    instance: &str,
+    error: &str,
+    retry_after: Option<Duration>,
+) -> Result<Failed, QueueError> {
+    let mut client = db.client().await?;
+    let tx = client.transaction().await?;
+    let Some(row) = tx
+        .query_opt(
+            &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1 AND locked_by = $2 AND state = 'running' FOR UPDATE"),
+            &[&id, &instance],
+        )
+        .await?
+    else {
+        return Ok(Failed::NotHeld);
+    };
+    let current = job(&row);
+    let outcome = match retry_after {
+        Some(delay) if current.attempts < current.max_attempts => {
+            tx.execute(
+                "UPDATE jobs SET state = 'queued', run_at = now() + make_interval(secs => $2), last_error = $3,
+                                 locked_by = NULL, locked_until = NULL, updated_at = now()
+                 WHERE id = $1",
+                &[&id, &delay.as_secs_f64(), &error],
+            )
+            .await?;
+            Failed::Retrying { delay }
+        }
+        _ => Failed::Dead(finish_unsuccessfully(&tx, current, JobState::Dead, error).await?),
+    };
+    tx.commit().await?;
+    Ok(outcome)
+}
+
+/// Cancels a queued or running job and refunds it; `None` when the job had
+/// already finished (nothing to cancel, nothing refunded).
+pub async fn cancel(db: &Db, id: i64, reason: &str) -> Result<Option<Job>, QueueError> {
+    let mut client = db.client().await?;
+    let tx = client.transaction().await?;
+    let Some(row) = tx
+        .query_opt(
+            &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1 AND state IN ('queued', 'running') FOR UPDATE"),
+            &[&id],
+        )
+        .await?
+    else {
+        return Ok(None);
+    };
+    let cancelled = finish_unsuccessfully(&tx, job(&row), JobState::Cancelled, reason).await?;
+    tx.commit().await?;
+    Ok(Some(cancelled))
+}
+
+/// Lapsed jobs that have used every attempt (their last worker died): dead, refunded.
+pub async fn reap_exhausted(db: &Db, kind: &str) -> Result<Vec<Job>, QueueError> {
+    let mut client = db.client().await?;
+    let tx = client.transaction().await?;
+    let rows = tx
+        .query(
+            &format!(
+                "SELECT {JOB_COLUMNS} FROM jobs
+                 WHERE kind = $1 AND state = 'running' AND locked_until <= now() AND attempts >= max_attempts
+                 FOR UPDATE SKIP LOCKED"
+            ),
+            &[&kind],
+        )
+        .await?;
+    let mut dead = Vec::with_capacity(rows.len());
+    for row in &rows {
+        dead.push(finish_unsuccessfully(&tx, job(row), JobState::Dead, "worker lost the job on its last attempt").await?);
+    }
+    tx.commit().await?;
+    Ok(dead)
+}
+
+async fn finish_unsuccessfully(
+    tx: &tokio_postgres::Transaction<'_>,
+    mut job: Job,
+    state: JobState,
+    error: &str,
+) -> Result<Job, QueueError> {
+    tx.execute(
+        "UPDATE jobs SET state = $2, last_error = $3, finished_at = now(), updated_at = now(),
+                         locked_by = NULL, locked_until = NULL
+         WHERE id = $1",
+        &[&job.id, &state.as_str(), &error],
+    )
+    .await?;
+    ledger::refund_job(tx, &job).await?;
+    job.state = state;
+    job.last_error = Some(error.to_owned());
+    job.locked_by = None;
+    Ok(job)
+}
+
+pub async fn get(db: &Db, id: i64) -> Result<Option<Job>, QueueError> {
+    let client = db.client().await?;
+    let row = client.query_opt(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1"), &[&id]).await?;
+    Ok(row.as_ref().map(job))
+}
+
+/// Queued and running counts per kind, for the depth gauge.
+pub async fn depth(db: &Db) -> Result<Vec<(String, String, i64)>, QueueError> {
+    let client = db.client().await?;
+    let rows = client
+        .query(
+            "SELECT kind, state, count(*) FROM jobs WHERE state IN ('queued', 'running') GROUP BY kind, state",
+            &[],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
+}
+
+/// The user's jobs still waiting or running, newest first.
+pub async fn active_for_user(db: &Db, user_id: i64) -> Result<Vec<Job>, QueueError> {
+    let client = db.client().await?;
+    let rows = client
+        .query(
+            &format!(
+                "SELECT {JOB_COLUMNS} FROM jobs WHERE user_id = $1 AND state IN ('queued', 'running')
+                 ORDER BY created_at DESC"
+            ),
+            &[&user_id],
+        )
+        .await?;
+    Ok(rows.iter().map(job).collect())
+}

@@ -1,0 +1,178 @@
+//! The coin ledger: append-only entries, with `users.balance` kept equal to
+//! their sum in the same transaction. Charges and refunds are tied to a job
+//! and unique per (job, reason), so neither can happen twice.
+
+use tokio_postgres::GenericClient;
+
+use crate::jobs::queue::{self, Enqueued};
+use crate::jobs::{Job, NewJob, QueueError};
+use crate::store::{Db, StoreError};
+
+pub const REASON_CHARGE: &str = "charge";
+pub const REASON_REFUND: &str = "refund";
+pub const REASON_WELCOME: &str = "welcome_bonus";
+pub const REASON_ADMIN: &str = "admin_credit";
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("ledger query failed: {0}")]
+    Query(#[from] tokio_postgres::Error),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    #[error("no user with telegram id {0}")]
+    UnknownUser(i64),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Charged {
+    /// Charged and queued; the new balance.
+    Queued { job: Job, balance: i64 },
+    /// The same request was seen before: no second job, no second charge.
+    Duplicate(Job),
+    /// Not enough coins: nothing charged, nothing queued.
+    InsufficientBalance { price: i64, balance: i64 },
+}
+
+/// Charges `job.cost` to `user_id` and enqueues the job, in one transaction.
+pub async fn charge_and_enqueue(db: &Db, user_id: i64, mut job: NewJob) -> Result<Charged, LedgerError> {
+    job.user_id = Some(user_id);
+    let mut client = db.client().await?;
+    let tx = client.transaction().await?;
+    let enqueued = queue::enqueue(&*tx, &job).await?;
+    let job = match enqueued {
+        Enqueued::Existing(existing) => return Ok(Charged::Duplicate(existing)),
+        Enqueued::Created(job) => job,
+    };
+    if job.cost == 0 {
+        let balance = balance_in(&*tx, user_id).await?;
+        tx.commit().await?;
+        return Ok(Charged::Queued { job, balance });
+    }
+    // The row lock taken here serialises concurrent charges of one user.
+    let debited = tx
+        .query_opt(
+            "UPDATE users SET balance = balance - $2, updated_at = now() WHERE id = $1 AND balance >= $2 RETURNING balance",
+            &[&user_id, &job.cost],
+        )
+        .await?;
+    let Some(row) = debited else {
+        let balance = balance_in(&*tx, user_id).await?;
+        tx.rollback().await?;
+        return Ok(Charged::InsufficientBalance { price: job.cost, balance });
+    };
+    tx.execute(
+        "INSERT INTO ledger_entries (user_id, delta, reason, job_id) VALUES ($1, $2, $3, $4)",
+        &[&user_id, &-job.cost, &REASON_CHARGE, &job.id],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Charged::Queued { job, balance: row.get(0) })
+}
+
+/// Refunds what `job` cost, once: a second call finds the entry and does nothing.
+/// Returns whether coins moved. Runs inside the caller's transaction.
+pub async fn refund_job(tx: &impl GenericClient, job: &Job) -> Result<bool, tokio_postgres::Error> {
+    let (Some(user_id), true) = (job.user_id, job.cost > 0) else {
+        return Ok(false);
+    };
+    let charged: Option<i64> = tx
+        .query_opt(
+            "SELECT -delta FROM ledger_entries WHERE job_id = $1 AND reason = $2",
+            &[&job.id, &REASON_CHARGE],
+        )
+        .await?
+        .map(|r| r.get(0));
+    let Some(amount) = charged else {
+        return Ok(false);
+    };
+    let inserted = tx
+        .execute(
+            "INSERT INTO ledger_entries (user_id, delta, reason, job_id) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (job_id, reason) WHERE job_id IS NOT NULL DO NOTHING",
+            &[&user_id, &amount, &REASON_REFUND, &job.id],
+        )
+        .await?;
+    if inserted == 1 {
+        tx.execute("UPDATE users SET balance = balance + $2, updated_at = now() WHERE id = $1", &[&user_id, &amount])
+            .await?;
+    }
+    Ok(inserted == 1)
+}
+
+/// Credits the welcome bonus unless this user ever had it; true when credited.
+pub async fn welcome_bonus(db: &Db, user_id: i64, amount: i64) -> Result<bool, LedgerError> {
+    if amount <= 0 {
+        return Ok(false);
+    }
+    let mut client = db.client().await?;
+    let tx = client.transaction().await?;
+    let inserted = tx
+        .execute(
+            "INSERT INTO ledger_entries (user_id, delta, reason) VALUES ($1, $2, $3)
+             ON CONFLICT (user_id) WHERE reason = 'welcome_bonus' DO NOTHING",
+            &[&user_id, &amount, &REASON_WELCOME],
+        )
+        .await?;
+    if inserted == 1 {
+        tx.execute("UPDATE users SET balance = balance + $2, updated_at = now() WHERE id = $1", &[&user_id, &amount])
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(inserted == 1)
+}
+
+/// An operator's credit (or, with a negative amount, a correction that may
+/// not take the balance below zero). Returns the new balance.
+pub async fn admin_credit(db: &Db, telegram_id: i64, coins: i64, note: &str) -> Result<i64, LedgerError> {
+    let mut client = db.client().await?;
+    let tx = client.transaction().await?;
+    let row = tx
+        .query_opt(
+            "UPDATE users SET balance = balance + $2, updated_at = now() WHERE telegram_id = $1 RETURNING id, balance",
+            &[&telegram_id, &coins],
+        )
+        .await?
+        .ok_or(LedgerError::UnknownUser(telegram_id))?;
+    let user_id: i64 = row.get(0);
+    tx.execute(
+        "INSERT INTO ledger_entries (user_id, delta, reason, note) VALUES ($1, $2, $3, $4)",
+        &[&user_id, &coins, &REASON_ADMIN, &note],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(row.get(1))
+}
+
+async fn balance_in(client: &impl GenericClient, user_id: i64) -> Result<i64, tokio_postgres::Error> {
+    Ok(client.query_one("SELECT balance FROM users WHERE id = $1", &[&user_id]).await?.get(0))
+}
+
+pub async fn balance(db: &Db, user_id: i64) -> Result<i64, LedgerError> {
+    Ok(balance_in(&**db.client().await?, user_id).await?)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub delta: i64,
+    pub reason: String,
+    pub job_kind: Option<String>,
+    pub at: chrono::DateTime<chrono::Utc>,
+}
+
+pub async fn recent_entries(db: &Db, user_id: i64, limit: i64) -> Result<Vec<Entry>, LedgerError> {
+    let client = db.client().await?;
+    let rows = client
+        .query(
+            "SELECT e.delta, e.reason, j.kind, e.created_at FROM ledger_entries e
+             LEFT JOIN jobs j ON j.id = e.job_id
+             WHERE e.user_id = $1 ORDER BY e.id DESC LIMIT $2",
+            &[&user_id, &limit],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| Entry { delta: r.get(0), reason: r.get(1), job_kind: r.get(2), at: r.get(3) })
+        .collect())
+}

@@ -1,0 +1,55 @@
+//! Telegram users, created on first contact and kept up to date.
+
+use super::{Db, StoreError};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: i64,
+    pub telegram_id: i64,
+    pub language_code: Option<String>,
+    pub balance: i64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct TelegramProfile {
+    pub telegram_id: i64,
+    pub username: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub language_code: Option<String>,
+}
+
+impl Db {
+    /// Creates the user on first sight, refreshes names and language after.
+    pub async fn upsert_user(&self, profile: &TelegramProfile) -> Result<User, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                "INSERT INTO users (telegram_id, username, first_name, last_name, language_code)
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (telegram_id) DO UPDATE SET
+                     username = EXCLUDED.username, first_name = EXCLUDED.first_name,
+                     last_name = EXCLUDED.last_name,
+                     language_code = COALESCE(EXCLUDED.language_code, users.language_code),
+                     updated_at = now()
+                 RETURNING id, telegram_id, language_code, balance",
+                &[
+                    &profile.telegram_id,
+                    &profile.username,
+                    &profile.first_name,
+                    &profile.last_name,
+                    &profile.language_code,
+                ],
+            )
+            .await?;
+        Ok(User { id: row.get(0), telegram_id: row.get(1), language_code: row.get(2), balance: row.get(3) })
+    }
+
+    pub async fn user_by_telegram_id(&self, telegram_id: i64) -> Result<Option<User>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt("SELECT id, telegram_id, language_code, balance FROM users WHERE telegram_id = $1", &[&telegram_id])
+            .await?;
+        Ok(row.map(|row| User { id: row.get(0), telegram_id: row.get(1), language_code: row.get(2), balance: row.get(3) }))
+    }
+}

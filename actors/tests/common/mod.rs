@@ -1,0 +1,44 @@
+//! Settings and service handles for actor tests, on the real local services.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use aisha_actors::secret::{ConnUrl, Secret};
+use aisha_actors::services::Services;
+use aisha_actors::settings::Settings;
+use aisha_testkit::TestServices;
+
+pub fn settings(test: &TestServices) -> Settings {
+    let mut s = Settings::default();
+    s.instance_id = "test-instance".into();
+    s.database.url = ConnUrl::new(&test.database_url);
+    s.redis.url = ConnUrl::new(&test.redis_url);
+    s.redis.key_prefix = test.redis_prefix.clone();
+    s.s3.endpoint = test.s3_endpoint.clone();
+    s.s3.access_key = Secret::new(&test.s3_access_key);
+    s.s3.secret_key = Secret::new(&test.s3_secret_key);
+    s.s3.bucket = test.s3_bucket.clone();
+    s
+}
+
+/// A migrated database and connected clients; `tweak` adjusts the settings first.
+pub async fn services(name: &str, tweak: impl FnOnce(&mut Settings)) -> (TestServices, Services) {
+    let test = TestServices::new(name).await;
+    let mut s = settings(&test);
+    tweak(&mut s);
+    let services = Services::new(Arc::new(s)).expect("services");
+    services.db.migrate().await.expect("migrate");
+    (test, services)
+}
+
+/// The same services as another instance would see them (another replica).
+pub fn as_instance(services: &Services, instance: &str) -> Services {
+    let mut s = (*services.settings).clone();
+    s.instance_id = instance.into();
+    Services { settings: Arc::new(s), ..services.clone() }
+}
+
+pub async fn user(services: &Services, telegram_id: i64) -> i64 {
+    let profile = aisha_actors::store::users::TelegramProfile { telegram_id, language_code: Some("en".into()), ..Default::default() };
+    services.db.upsert_user(&profile).await.unwrap().id
+}

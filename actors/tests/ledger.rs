@@ -1,0 +1,128 @@
+//! The coin ledger against real PostgreSQL: nothing charged twice, nothing
+//! refunded twice, no balance below zero, balance = sum of entries.
+
+mod common;
+
+use aisha_actors::jobs::{queue, NewJob};
+use aisha_actors::ledger::{self, Charged};
+use aisha_actors::services::Services;
+
+fn priced(key: &str, cost: i64) -> NewJob {
+    NewJob { cost, ..NewJob::new("transcribe", key, serde_json::json!({})) }
+}
+
+async fn sum_of_entries(services: &Services, user_id: i64) -> i64 {
+    let client = services.db.client().await.unwrap();
+    client
+        .query_one("SELECT COALESCE(sum(delta), 0)::bigint FROM ledger_entries WHERE user_id = $1", &[&user_id])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test]
+async fn fifty_concurrent_starts_credit_one_welcome_bonus() {
+    let (_t, services) = common::services("welcome_once", |_| {}).await;
+    let user = common::user(&services, 1001).await;
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let db = services.db.clone();
+            tokio::spawn(async move { ledger::welcome_bonus(&db, user, 100).await.unwrap() })
+        })
+        .collect();
+    let mut credited = 0;
+    for task in tasks {
+        credited += task.await.unwrap() as i32;
+    }
+    assert_eq!(credited, 1);
+    assert_eq!(ledger::balance(&services.db, user).await.unwrap(), 100);
+    assert_eq!(sum_of_entries(&services, user).await, 100);
+}
+
+#[tokio::test]
+async fn concurrent_charges_never_drive_a_balance_negative() {
+    let (_t, services) = common::services("no_negative", |_| {}).await;
+    let user = common::user(&services, 1002).await;
+    ledger::welcome_bonus(&services.db, user, 100).await.unwrap();
+    let tasks: Vec<_> = (0..30)
+        .map(|i| {
+            let db = services.db.clone();
+            tokio::spawn(async move { ledger::charge_and_enqueue(&db, user, priced(&format!("k{i}"), 10)).await.unwrap() })
+        })
+        .collect();
+    let (mut queued, mut refused) = (0, 0);
+    for task in tasks {
+        match task.await.unwrap() {
+            Charged::Queued { balance, .. } => {
+                assert!(balance >= 0);
+                queued += 1
+            }
+            Charged::InsufficientBalance { price, balance } => {
+                assert_eq!(price, 10);
+                assert!(balance < 10);
+                refused += 1
+            }
+            Charged::Duplicate(_) => panic!("keys are distinct"),
+        }
+    }
+    assert_eq!((queued, refused), (10, 20));
+    assert_eq!(ledger::balance(&services.db, user).await.unwrap(), 0);
+    assert_eq!(sum_of_entries(&services, user).await, 0);
+    let jobs: i64 = services.db.client().await.unwrap().query_one("SELECT count(*) FROM jobs", &[]).await.unwrap().get(0);
+    assert_eq!(jobs, 10, "a refused charge queues nothing");
+}
+
+#[tokio::test]
+async fn the_same_request_twice_is_charged_once() {
+    let (_t, services) = common::services("charge_dedupe", |_| {}).await;
+    let user = common::user(&services, 1003).await;
+    ledger::welcome_bonus(&services.db, user, 100).await.unwrap();
+    let first = ledger::charge_and_enqueue(&services.db, user, priced("tg:update:77", 7)).await.unwrap();
+    let second = ledger::charge_and_enqueue(&services.db, user, priced("tg:update:77", 7)).await.unwrap();
+    let Charged::Queued { job, balance } = first else { panic!("{first:?}") };
+    assert_eq!(balance, 93);
+    assert_eq!(second, Charged::Duplicate(job));
+    assert_eq!(ledger::balance(&services.db, user).await.unwrap(), 93);
+}
+
+#[tokio::test]
+async fn a_cancelled_job_is_refunded_exactly_once() {
+    let (_t, services) = common::services("refund_once", |_| {}).await;
+    let user = common::user(&services, 1004).await;
+    ledger::welcome_bonus(&services.db, user, 50).await.unwrap();
+    let Charged::Queued { job, .. } = ledger::charge_and_enqueue(&services.db, user, priced("c1", 20)).await.unwrap() else {
+        panic!()
+    };
+    assert_eq!(ledger::balance(&services.db, user).await.unwrap(), 30);
+    assert!(queue::cancel(&services.db, job.id, "user cancelled").await.unwrap().is_some());
+    assert!(queue::cancel(&services.db, job.id, "user cancelled").await.unwrap().is_none(), "already cancelled");
+    // A refund attempted again directly still moves nothing.
+    let client = services.db.client().await.unwrap();
+    assert!(!ledger::refund_job(&**client, &job).await.unwrap());
+    assert_eq!(ledger::balance(&services.db, user).await.unwrap(), 50);
+    assert_eq!(sum_of_entries(&services, user).await, 50);
+}
+
+#[tokio::test]
+async fn a_dead_job_is_refunded() {
+    let (_t, services) = common::services("dead_refund", |_| {}).await;
+    let user = common::user(&services, 1005).await;
+    ledger::welcome_bonus(&services.db, user, 50).await.unwrap();
+    let job = NewJob { max_attempts: 1, ..priced("d1", 15) };
+    ledger::charge_and_enqueue(&services.db, user, job).await.unwrap();
+    let claimed = queue::claim(&services.db, "transcribe", 1, 10, "w1", std::time::Duration::from_secs(30)).await.unwrap();
+    let failed = queue::fail(&services.db, claimed[0].id, "w1", "boom", Some(std::time::Duration::ZERO)).await.unwrap();
+    assert!(matches!(failed, queue::Failed::Dead(_)), "{failed:?}");
+    assert_eq!(ledger::balance(&services.db, user).await.unwrap(), 50);
+}
+
+#[tokio::test]
+async fn admin_credit_adds_an_entry_and_refuses_unknown_users() {
+    let (_t, services) = common::services("admin_credit", |_| {}).await;
+    let user = common::user(&services, 1006).await;
+    assert_eq!(ledger::admin_credit(&services.db, 1006, 40, "support ticket 12").await.unwrap(), 40);
+    assert_eq!(sum_of_entries(&services, user).await, 40);
+    assert!(matches!(ledger::admin_credit(&services.db, 999_999, 5, "x").await, Err(ledger::LedgerError::UnknownUser(999_999))));
+    let entries = ledger::recent_entries(&services.db, user, 5).await.unwrap();
+    assert_eq!(entries[0].reason, ledger::REASON_ADMIN);
+}

@@ -1,0 +1,243 @@
+//! The durable queue and the worker pool against real PostgreSQL, with real
+//! ractor actors: claims never overlap, a lost worker's job runs again and
+//! finishes once, failures back off, the pool is woken by NOTIFY.
+
+mod common;
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aisha_actors::jobs::queue::{self, Enqueued, Failed};
+use aisha_actors::jobs::{BoxFuture, Job, JobContext, JobError, JobHandler, JobPool, JobPoolArgs, JobState, NewJob, PoolMsg};
+use aisha_actors::services::Services;
+use aisha_testkit::eventually;
+use ractor::{Actor, ActorRef};
+use serde_json::{json, Value};
+
+const LEASE: Duration = Duration::from_secs(30);
+
+async fn enqueue(services: &Services, kind: &str, key: &str) -> Job {
+    let client = services.db.client().await.unwrap();
+    queue::enqueue(&**client, &NewJob::new(kind, key, json!({ "key": key }))).await.unwrap().job().clone()
+}
+
+#[tokio::test]
+async fn enqueue_is_idempotent_on_its_key() {
+    let (_t, services) = common::services("enqueue_idem", |_| {}).await;
+    let client = services.db.client().await.unwrap();
+    let new = NewJob::new("noop", "update:1", json!({}));
+    let Enqueued::Created(first) = queue::enqueue(&**client, &new).await.unwrap() else { panic!() };
+    assert_eq!(queue::enqueue(&**client, &new).await.unwrap(), Enqueued::Existing(first));
+}
+
+#[tokio::test]
+async fn concurrent_claims_never_hand_out_a_job_twice() {
+    let (_t, services) = common::services("claim_disjoint", |_| {}).await;
+    for i in 0..40 {
+        enqueue(&services, "noop", &format!("j{i}")).await;
+    }
+    let claimers: Vec<_> = (0..4)
+        .map(|w| {
+            let db = services.db.clone();
+            tokio::spawn(async move {
+                let mut mine = Vec::new();
+                loop {
+                    let jobs = queue::claim(&db, "noop", 3, 100, &format!("w{w}"), LEASE).await.unwrap();
+                    if jobs.is_empty() {
+                        return mine;
+                    }
+                    mine.extend(jobs.into_iter().map(|j| j.id));
+                }
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for claimer in claimers {
+        all.extend(claimer.await.unwrap());
+    }
+    let unique: HashSet<_> = all.iter().collect();
+    assert_eq!(all.len(), 40);
+    assert_eq!(unique.len(), 40, "no job claimed twice");
+}
+
+#[tokio::test]
+async fn a_lapsed_lease_is_claimed_again_and_the_old_worker_cannot_finish_it() {
+    let (_t, services) = common::services("lease_lapse", |_| {}).await;
+    let job = enqueue(&services, "noop", "lapse").await;
+    let first = queue::claim(&services.db, "noop", 1, 10, "old", Duration::from_millis(300)).await.unwrap();
+    assert_eq!(first[0].id, job.id);
+    assert!(queue::claim(&services.db, "noop", 1, 10, "new", LEASE).await.unwrap().is_empty(), "leased");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let second = queue::claim(&services.db, "noop", 1, 10, "new", LEASE).await.unwrap();
+    assert_eq!(second[0].id, job.id);
+    assert_eq!(second[0].attempts, 2);
+    assert!(!queue::complete(&services.db, job.id, "old", &json!(null)).await.unwrap(), "old worker lost it");
+    assert!(queue::heartbeat(&services.db, &[job.id], "old", LEASE).await.unwrap().is_empty());
+    assert!(queue::complete(&services.db, job.id, "new", &json!("ok")).await.unwrap());
+}
+
+#[tokio::test]
+async fn failures_back_off_then_the_job_dies_after_max_attempts() {
+    let (_t, services) = common::services("backoff_dead", |_| {}).await;
+    let client = services.db.client().await.unwrap();
+    let new = NewJob { max_attempts: 2, ..NewJob::new("noop", "flaky", json!({})) };
+    let job = queue::enqueue(&**client, &new).await.unwrap().job().clone();
+
+    queue::claim(&services.db, "noop", 1, 10, "w", LEASE).await.unwrap();
+    let failed = queue::fail(&services.db, job.id, "w", "502 from upstream", Some(Duration::from_millis(500))).await.unwrap();
+    assert_eq!(failed, Failed::Retrying { delay: Duration::from_millis(500) });
+    assert!(queue::claim(&services.db, "noop", 1, 10, "w", LEASE).await.unwrap().is_empty(), "not before the backoff");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(queue::claim(&services.db, "noop", 1, 10, "w", LEASE).await.unwrap().len(), 1);
+    let Failed::Dead(dead) = queue::fail(&services.db, job.id, "w", "502 again", Some(Duration::ZERO)).await.unwrap() else {
+        panic!("second failure of two attempts is final")
+    };
+    assert_eq!(dead.state, JobState::Dead);
+    assert_eq!(dead.last_error.as_deref(), Some("502 again"));
+}
+
+#[tokio::test]
+async fn the_per_kind_concurrency_limit_holds_across_workers() {
+    let (_t, services) = common::services("concurrency", |_| {}).await;
+    for i in 0..10 {
+        enqueue(&services, "limited", &format!("l{i}")).await;
+    }
+    let a = queue::claim(&services.db, "limited", 10, 3, "a", LEASE).await.unwrap();
+    let b = queue::claim(&services.db, "limited", 10, 3, "b", LEASE).await.unwrap();
+    assert_eq!((a.len(), b.len()), (3, 0));
+    queue::complete(&services.db, a[0].id, "a", &json!(null)).await.unwrap();
+    assert_eq!(queue::claim(&services.db, "limited", 10, 3, "b", LEASE).await.unwrap().len(), 1);
+}
+
+/// A handler whose behaviour each test picks.
+#[derive(Clone, Default)]
+struct TestHandler {
+    runs: Arc<AtomicUsize>,
+    finished: Arc<Mutex<Vec<i64>>>,
+    dead: Arc<Mutex<Vec<i64>>>,
+    /// Panic on the first run of each job.
+    panic_first: bool,
+    /// Block until cancelled (a worker that hangs).
+    hang: bool,
+    delay: Duration,
+    fail_with: Option<JobError>,
+}
+
+impl JobHandler for TestHandler {
+    fn run(&self, job: Job, mut ctx: JobContext) -> BoxFuture<Result<Value, JobError>> {
+        let this = self.clone();
+        Box::pin(async move {
+            let run = this.runs.fetch_add(1, Ordering::SeqCst);
+            if this.panic_first && job.attempts == 1 {
+                panic!("handler crashed on attempt {}", job.attempts);
+            }
+            if this.hang {
+                let _ = ctx.cancelled.wait_for(|c| *c).await;
+                return Err(JobError::Retry("cancelled".into()));
+            }
+            tokio::time::sleep(this.delay).await;
+            if let Some(error) = this.fail_with.clone() {
+                return Err(error);
+            }
+            this.finished.lock().unwrap().push(job.id);
+            Ok(json!({ "run": run }))
+        })
+    }
+
+    fn on_dead(&self, job: Job) -> BoxFuture<()> {
+        let dead = self.dead.clone();
+        Box::pin(async move { dead.lock().unwrap().push(job.id) })
+    }
+}
+
+async fn pool(services: &Services, handler: &TestHandler) -> ActorRef<PoolMsg> {
+    let mut handlers: BTreeMap<String, Arc<dyn JobHandler>> = BTreeMap::new();
+    handlers.insert("noop".into(), Arc::new(handler.clone()));
+    let (pool, _) = Actor::spawn(None, JobPool, JobPoolArgs { services: services.clone(), handlers }).await.unwrap();
+    pool
+}
+
+async fn state_of(services: &Services, id: i64) -> Job {
+    queue::get(&services.db, id).await.unwrap().unwrap()
+}
+
+#[tokio::test]
+async fn the_pool_is_woken_by_notify_not_the_slow_poll() {
+    let (_t, services) = common::services("pool_notify", |s| s.jobs.poll_interval = Duration::from_secs(3600)).await;
+    let handler = TestHandler::default();
+    let pool = pool(&services, &handler).await;
+    tokio::time::sleep(Duration::from_millis(300)).await; // LISTEN established
+    let job = enqueue(&services, "noop", "wake").await;
+    eventually("job done", Duration::from_secs(5), || handler.finished.lock().unwrap().contains(&job.id)).await;
+    let done = state_of(&services, job.id).await;
+    assert_eq!(done.state, JobState::Done);
+    pool.stop(None);
+}
+
+#[tokio::test]
+async fn a_crashing_job_actor_is_retried_and_finishes_once() {
+    let (_t, services) = common::services("pool_crash", |s| {
+        s.jobs.retry_min = Duration::from_millis(50);
+        s.jobs.retry_max = Duration::from_millis(100);
+        s.jobs.poll_interval = Duration::from_millis(100);
+    })
+    .await;
+    let handler = TestHandler { panic_first: true, ..Default::default() };
+    let pool = pool(&services, &handler).await;
+    let job = enqueue(&services, "noop", "crash").await;
+    eventually("finished after the crash", Duration::from_secs(10), || !handler.finished.lock().unwrap().is_empty()).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let done = state_of(&services, job.id).await;
+    assert_eq!((done.state, done.attempts), (JobState::Done, 2));
+    assert_eq!(handler.finished.lock().unwrap().len(), 1);
+    pool.stop(None);
+}
+
+#[tokio::test]
+async fn a_worker_killed_mid_job_loses_it_to_another_which_finishes_it_once() {
+    let (_t, services) = common::services("pool_killed", |s| {
+        s.jobs.lease = Duration::from_millis(600);
+        s.jobs.poll_interval = Duration::from_millis(100);
+    })
+    .await;
+    let stuck = TestHandler { hang: true, ..Default::default() };
+    let worker_a = pool(&common::as_instance(&services, "worker-a"), &stuck).await;
+    let job = enqueue(&services, "noop", "killed").await;
+    eventually("worker A runs it", Duration::from_secs(5), || stuck.runs.load(Ordering::SeqCst) == 1).await;
+    worker_a.kill(); // no drain, no release: only the lease's lapse frees the job
+
+    let healthy = TestHandler::default();
+    let worker_b = pool(&common::as_instance(&services, "worker-b"), &healthy).await;
+    eventually("worker B finishes it", Duration::from_secs(10), || healthy.finished.lock().unwrap().contains(&job.id)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let done = state_of(&services, job.id).await;
+    assert_eq!((done.state, done.attempts), (JobState::Done, 2));
+    assert!(stuck.finished.lock().unwrap().is_empty());
+    assert_eq!(healthy.finished.lock().unwrap().len(), 1, "finished once");
+    worker_b.stop(None);
+}
+
+#[tokio::test]
+async fn a_permanent_error_kills_the_job_at_once_and_tells_the_handler() {
+    let (_t, services) = common::services("pool_permanent", |s| s.jobs.poll_interval = Duration::from_millis(100)).await;
+    let handler = TestHandler { fail_with: Some(JobError::Permanent("file too big".into())), ..Default::default() };
+    let pool = pool(&services, &handler).await;
+    let job = enqueue(&services, "noop", "permanent").await;
+    eventually("dead", Duration::from_secs(5), || handler.dead.lock().unwrap().contains(&job.id)).await;
+    let dead = state_of(&services, job.id).await;
+    assert_eq!((dead.state, dead.attempts), (JobState::Dead, 1));
+    pool.stop(None);
+}
+
+#[tokio::test]
+async fn stopping_the_pool_lets_in_flight_jobs_finish() {
+    let (_t, services) = common::services("pool_drain", |s| s.jobs.poll_interval = Duration::from_millis(100)).await;
+    let handler = TestHandler { delay: Duration::from_millis(500), ..Default::default() };
+    let pool = pool(&services, &handler).await;
+    let job = enqueue(&services, "noop", "drain").await;
+    eventually("started", Duration::from_secs(5), || handler.runs.load(Ordering::SeqCst) == 1).await;
+    pool.stop_and_wait(None, Some(Duration::from_secs(5))).await.unwrap();
+    assert_eq!(state_of(&services, job.id).await.state, JobState::Done, "drained, not abandoned");
+}
