@@ -3,12 +3,15 @@
 
 pub mod backoff;
 pub mod blob;
+pub mod bot;
 pub mod cache;
 pub mod clients;
+pub mod dispatcher;
 pub mod error;
 pub mod fal_job;
 pub mod http;
 pub mod jobs;
+pub mod lease;
 pub mod ledger;
 pub mod poller;
 pub mod secret;

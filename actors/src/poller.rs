@@ -1,67 +1,249 @@
-//! TelegramPoller: the one replica that talks to getUpdates. This shell
-//! connects (getMe, retried with backoff); polling itself arrives with the
-//! job queue.
+//! TelegramPoller: exactly one replica calls getUpdates, the one holding the
+//! Redis lease. Each cycle renews the lease, then long-polls for no longer
+//! than the lease is surely ours, so a replica that loses the lease has
+//! stopped polling before anyone else can take it.
+//!
+//! Updates are recorded in PostgreSQL before the offset moves past them;
+//! only updates recorded for the first time are dispatched, so the old
+//! leader's last batch, seen again by the new one, is handled once.
 
 use std::time::Duration;
 
-use ractor::{Actor, ActorProcessingErr, ActorRef};
+use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
 use teloxide::prelude::Requester;
+use teloxide::types::Update;
 use teloxide::Bot;
 
 use crate::backoff::Backoff;
-use crate::clients::telegram_bot;
+use crate::bot::BotHandler;
+use crate::clients::{parse_update, telegram_bot, PollError, UpdatesClient};
+use crate::dispatcher::{DispatchMsg, Dispatcher, DispatcherArgs, Recorded};
+use crate::lease::Lease;
 use crate::services::Services;
+
+pub const LEASE_NAME: &str = "poller:lease";
+const RETRY: Backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+/// Slack for the network: a poll ends at least this long before the lease could.
+const NETWORK_SLACK: Duration = Duration::from_secs(1);
 
 pub struct TelegramPoller;
 
 pub enum PollerMsg {
-    Connect,
+    Poll,
 }
 
 pub struct PollerState {
+    services: Services,
     bot: Bot,
-    attempt: u32,
-    pub username: Option<String>,
+    updates: UpdatesClient,
+    handler: BotHandler,
+    lease: Lease,
+    dispatcher: ActorRef<DispatchMsg>,
+    /// Loaded from the recorded updates on taking the lease.
+    offset: i64,
+    leader: bool,
+    failures: u32,
 }
-
-const RETRY: Backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(60));
 
 impl Actor for TelegramPoller {
     type Msg = PollerMsg;
     type State = PollerState;
     type Arguments = Services;
 
-    async fn pre_start(
-        &self,
-        myself: ActorRef<Self::Msg>,
-        services: Services,
-    ) -> Result<Self::State, ActorProcessingErr> {
-        let bot = telegram_bot(&services.settings.telegram)?;
-        myself.send_message(PollerMsg::Connect)?;
-        Ok(PollerState { bot, attempt: 0, username: None })
+    async fn pre_start(&self, myself: ActorRef<PollerMsg>, services: Services) -> Result<PollerState, ActorProcessingErr> {
+        let settings = &services.settings;
+        let bot = telegram_bot(&settings.telegram)?;
+        let updates = UpdatesClient::new(&settings.telegram)?;
+        let handler = BotHandler::new(services.clone(), bot.clone());
+        let lease = Lease::new(services.redis.clone(), LEASE_NAME, &settings.instance_id, settings.telegram.lease_ttl);
+        let args = DispatcherArgs {
+            handler: handler.clone(),
+            db: services.db.clone(),
+            max_concurrent_chats: settings.poller.max_concurrent_chats,
+        };
+        let (dispatcher, _) = Actor::spawn_linked(None, Dispatcher, args, myself.get_cell()).await?;
+        myself.cast(PollerMsg::Poll)?;
+        Ok(PollerState { services, bot, updates, handler, lease, dispatcher, offset: 0, leader: false, failures: 0 })
     }
 
-    async fn handle(
+    async fn handle(&self, myself: ActorRef<PollerMsg>, PollerMsg::Poll: PollerMsg, state: &mut PollerState) -> Result<(), ActorProcessingErr> {
+        let next = cycle(state).await;
+        myself.send_after(next, || PollerMsg::Poll);
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
         &self,
-        myself: ActorRef<Self::Msg>,
-        message: Self::Msg,
-        state: &mut Self::State,
+        _myself: ActorRef<PollerMsg>,
+        event: SupervisionEvent,
+        _state: &mut PollerState,
     ) -> Result<(), ActorProcessingErr> {
-        match message {
-            PollerMsg::Connect => match state.bot.get_me().await {
-                Ok(me) => {
-                    tracing::info!(bot = %me.username(), "connected to the Bot API");
-                    state.username = Some(me.username().to_owned());
-                    state.attempt = 0;
-                }
-                Err(e) => {
-                    let delay = RETRY.delay(state.attempt);
-                    state.attempt += 1;
-                    tracing::warn!(error = %e, attempt = state.attempt, retry_in = ?delay, "getMe failed");
-                    myself.send_after(delay, || PollerMsg::Connect);
-                }
-            },
+        match event {
+            SupervisionEvent::ActorFailed(_, e) => Err(format!("dispatcher failed: {e}").into()),
+            SupervisionEvent::ActorTerminated(..) => Err("dispatcher stopped".into()),
+            _ => Ok(()),
+        }
+    }
+
+    async fn post_stop(&self, _myself: ActorRef<PollerMsg>, state: &mut PollerState) -> Result<(), ActorProcessingErr> {
+        // Drain first, release after: the next leader re-handles what is
+        // recorded but unhandled, and must not start while we still handle it.
+        let _ = state.dispatcher.stop_and_wait(None, None).await;
+        if state.leader {
+            match state.lease.release().await {
+                Ok(_) => tracing::info!("poller lease released"),
+                Err(e) => tracing::warn!(error = %e, "could not release the poller lease; it will expire"),
+            }
+            metrics::gauge!("aishad_poller_leader").set(0.0);
         }
         Ok(())
     }
+}
+
+/// One poll cycle; returns how long to wait before the next.
+async fn cycle(state: &mut PollerState) -> Duration {
+    let ttl = state.lease.ttl();
+    let standby = (ttl / 5).min(Duration::from_secs(1));
+    match state.lease.acquire_or_renew().await {
+        Ok(true) => {}
+        Ok(false) => {
+            step_down(state, "another replica holds the poller lease");
+            return standby;
+        }
+        Err(e) => {
+            step_down(state, &format!("cannot reach Redis to renew the lease: {e}"));
+            return backoff(state);
+        }
+    }
+    if !state.leader {
+        if let Err(e) = take_over(state).await {
+            tracing::warn!(error = %e, "taking over polling failed; retrying");
+            return backoff(state);
+        }
+    }
+
+    let settings = &state.services.settings;
+    let pending = ractor::call!(state.dispatcher, DispatchMsg::Pending).unwrap_or(0);
+    if pending >= settings.poller.max_pending {
+        tracing::debug!(pending, "dispatcher is full; not fetching more yet");
+        return Duration::from_millis(200);
+    }
+    // Poll only while the lease is surely ours, with slack for the network.
+    let window = state.lease.remaining().saturating_sub(ttl / 3);
+    if window <= NETWORK_SLACK {
+        return Duration::ZERO;
+    }
+    let timeout = settings.telegram.poll_timeout.min(window - NETWORK_SLACK);
+    let batch = settings.poller.batch.clamp(1, 100);
+    match state.updates.get_updates(state.offset, batch, timeout, window).await {
+        Ok(updates) => match record_and_dispatch(state, updates).await {
+            Ok(()) => {
+                state.failures = 0;
+                Duration::ZERO
+            }
+            Err(e) => {
+                // Not recorded, so not acknowledged: the same updates come back.
+                tracing::warn!(error = %e, "recording updates failed; they will be fetched again");
+                backoff(state)
+            }
+        },
+        Err(PollError::RetryAfter(wait)) => {
+            tracing::warn!(retry_after = ?wait, "getUpdates rate limited (429)");
+            metrics::counter!("aishad_telegram_errors_total", "kind" => "429").increment(1);
+            wait
+        }
+        Err(PollError::Conflict) => {
+            tracing::warn!("getUpdates conflict (409): another poller is running; backing off and re-checking the lease");
+            metrics::counter!("aishad_telegram_errors_total", "kind" => "409").increment(1);
+            backoff(state)
+        }
+        Err(PollError::WebhookActive) => {
+            tracing::warn!("a webhook is set (409); deleting it so that polling works");
+            metrics::counter!("aishad_telegram_errors_total", "kind" => "409").increment(1);
+            if let Err(e) = state.bot.delete_webhook().await {
+                tracing::warn!(error = %e, "deleteWebhook failed");
+                return backoff(state);
+            }
+            Duration::ZERO
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "getUpdates failed");
+            metrics::counter!("aishad_telegram_errors_total", "kind" => "other").increment(1);
+            backoff(state)
+        }
+    }
+}
+
+fn backoff(state: &mut PollerState) -> Duration {
+    let delay = RETRY.delay(state.failures);
+    state.failures = state.failures.saturating_add(1);
+    delay
+}
+
+fn step_down(state: &mut PollerState, why: &str) {
+    if state.leader {
+        tracing::warn!(reason = why, "stopped polling; standing by");
+        metrics::gauge!("aishad_poller_leader").set(0.0);
+        metrics::counter!("aishad_poller_lease_lost_total").increment(1);
+    }
+    state.leader = false;
+}
+
+/// On taking the lease: resume from the recorded offset, re-handle what a
+/// previous leader recorded but did not handle, register the commands.
+async fn take_over(state: &mut PollerState) -> Result<(), crate::store::StoreError> {
+    state.offset = state.services.db.next_update_offset().await?;
+    let unhandled = state.services.db.unhandled_updates(state.services.settings.poller.max_pending as i64).await?;
+    let recovered: Vec<Recorded> = unhandled
+        .into_iter()
+        .filter_map(|(update_id, payload)| {
+            parse_update(&payload).ok().map(|update| Recorded { update_id, update })
+        })
+        .collect();
+    state.leader = true;
+    metrics::gauge!("aishad_poller_leader").set(1.0);
+    tracing::info!(offset = state.offset, recovered = recovered.len(), "took the poller lease; polling");
+    if !recovered.is_empty() {
+        let _ = state.dispatcher.cast(DispatchMsg::Dispatch(recovered));
+    }
+    if let Err(e) = state.handler.register_commands().await {
+        tracing::warn!(error = %e, "setMyCommands failed; the command menu may be stale");
+    }
+    Ok(())
+}
+
+async fn record_and_dispatch(state: &mut PollerState, raw: Vec<serde_json::Value>) -> Result<(), crate::store::StoreError> {
+    let id_of = |v: &serde_json::Value| v["update_id"].as_i64();
+    let Some(last) = raw.iter().filter_map(id_of).max() else { return Ok(()) };
+    let parsed: Vec<(i64, serde_json::Value, Option<Update>)> = raw
+        .into_iter()
+        .filter_map(|value| {
+            let id = id_of(&value)?;
+            let update = parse_update(&value)
+                .map_err(|e| tracing::warn!(update_id = id, error = %e, "an update teloxide cannot parse; recorded, not handled"))
+                .ok();
+            Some((id, value, update))
+        })
+        .collect();
+    let rows: Vec<(i64, Option<i64>, serde_json::Value)> = parsed
+        .iter()
+        .map(|(id, value, update)| (*id, update.as_ref().and_then(|u| u.chat()).map(|c| c.id.0), value.clone()))
+        .collect();
+    let new = state.services.db.record_updates(&rows, &state.services.settings.instance_id).await?;
+    metrics::counter!("aishad_updates_received_total").increment(rows.len() as u64);
+    if new.len() < rows.len() {
+        tracing::info!(seen_before = rows.len() - new.len(), "skipping updates already recorded");
+    }
+    let mut fresh = Vec::with_capacity(new.len());
+    for (update_id, _, update) in parsed.into_iter().filter(|(id, _, _)| new.binary_search(id).is_ok()) {
+        match update {
+            Some(update) => fresh.push(Recorded { update_id, update }),
+            None => state.services.db.mark_update_handled(update_id, Some("unparseable update")).await?,
+        }
+    }
+    if !fresh.is_empty() {
+        let _ = state.dispatcher.cast(DispatchMsg::Dispatch(fresh));
+    }
+    state.offset = last + 1;
+    Ok(())
 }

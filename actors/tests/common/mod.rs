@@ -21,8 +21,16 @@ pub fn settings(test: &TestServices) -> Settings {
     s
 }
 
+/// `AISHA_TEST_LOG=debug` (any filter) shows the actors' logs in a test.
+pub fn init_logs() {
+    if let Ok(filter) = std::env::var("AISHA_TEST_LOG") {
+        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+    }
+}
+
 /// A migrated database and connected clients; `tweak` adjusts the settings first.
 pub async fn services(name: &str, tweak: impl FnOnce(&mut Settings)) -> (TestServices, Services) {
+    init_logs();
     let test = TestServices::new(name).await;
     let mut s = settings(&test);
     tweak(&mut s);

@@ -1,0 +1,218 @@
+//! Everything the bot says, in Russian and English. The user's Telegram
+//! `language_code` picks the language; anything else gets Russian.
+
+use crate::ledger::Entry;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    Ru,
+    En,
+}
+
+impl Lang {
+    pub fn from_code(code: Option<&str>) -> Self {
+        match code.map(|c| c.split(['-', '_']).next().unwrap_or_default().to_ascii_lowercase()) {
+            Some(c) if c == "en" => Lang::En,
+            _ => Lang::Ru,
+        }
+    }
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::Ru => "ru",
+            Lang::En => "en",
+        }
+    }
+
+    fn pick(self, ru: &'static str, en: &'static str) -> &'static str {
+        match self {
+            Lang::Ru => ru,
+            Lang::En => en,
+        }
+    }
+}
+
+/// `(command, description)` for setMyCommands.
+pub fn commands(lang: Lang) -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("start", lang.pick("Главное меню", "Main menu")),
+        ("help", lang.pick("Что я умею", "What I can do")),
+        ("balance", lang.pick("Баланс и история списаний", "Balance and recent charges")),
+        ("history", lang.pick("Последние расшифровки", "Recent transcripts")),
+        ("imagine", lang.pick("Картинка по описанию", "Image from a description")),
+        ("generate", lang.pick("Картинка с вашим аватаром", "Image with your avatar")),
+        ("avatars", lang.pick("Ваши аватары", "Your avatars")),
+        ("gallery", lang.pick("Ваши картинки", "Your images")),
+        ("settings", lang.pick("Настройки", "Settings")),
+        ("cancel", lang.pick("Отменить текущее", "Cancel what is running")),
+    ]
+}
+
+pub fn welcome(lang: Lang, bonus: Option<i64>, balance: i64) -> String {
+    let greeting = lang.pick(
+        "Привет! Я Аиша. Пришлите голосовое, аудио или видеосообщение — верну текст. /imagine нарисует картинку по описанию, а в /avatars можно обучить свой аватар.",
+        "Hi! I'm Aisha. Send me a voice message, audio or video note and I'll send back the text. /imagine draws a picture from a description, and /avatars trains an avatar of you.",
+    );
+    let coins = match bonus {
+        Some(b) => format!("{} {b}. {} {balance}.", lang.pick("🎁 Приветственный бонус:", "🎁 Welcome bonus:"), lang.pick("Баланс:", "Balance:")),
+        None => format!("{} {balance}.", lang.pick("💰 Баланс:", "💰 Balance:")),
+    };
+    format!("{greeting}\n\n{coins}")
+}
+
+pub fn help(lang: Lang) -> String {
+    let mut text = lang
+        .pick(
+            "Голосовые, аудио, видеосообщения и аудиофайлы до 20 МБ я превращаю в текст (оплата за каждую начатую минуту).\n\nКоманды:",
+            "I turn voice messages, audio, video notes and audio files up to 20 MB into text (charged per started minute).\n\nCommands:",
+        )
+        .to_owned();
+    for (command, description) in commands(lang) {
+        text.push_str(&format!("\n/{command} — {description}"));
+    }
+    text
+}
+
+pub fn balance(lang: Lang, balance: i64, entries: &[Entry]) -> String {
+    let mut text = format!("{} {balance}", lang.pick("💰 Баланс:", "💰 Balance:"));
+    if !entries.is_empty() {
+        text.push_str(lang.pick("\n\nПоследние операции:", "\n\nRecent entries:"));
+        for e in entries {
+            let what = reason(lang, &e.reason, e.job_kind.as_deref());
+            text.push_str(&format!("\n{} {:+} — {what}", e.at.format("%d.%m %H:%M"), e.delta));
+        }
+    }
+    text
+}
+
+fn reason(lang: Lang, reason: &str, kind: Option<&str>) -> String {
+    let job = kind.map(|k| job_name(lang, k)).unwrap_or_default();
+    match reason {
+        "charge" => format!("{} {job}", lang.pick("списание:", "charge:")),
+        "refund" => format!("{} {job}", lang.pick("возврат:", "refund:")),
+        "welcome_bonus" => lang.pick("приветственный бонус", "welcome bonus").to_owned(),
+        "admin_credit" => lang.pick("начисление", "credit").to_owned(),
+        other => other.to_owned(),
+    }
+}
+
+pub fn job_name(lang: Lang, kind: &str) -> String {
+    match kind {
+        "transcribe" => lang.pick("расшифровка", "transcription"),
+        "fal.imagine" => lang.pick("картинка по описанию", "text-to-image"),
+        "fal.generate" => lang.pick("картинка с аватаром", "avatar image"),
+        "fal.train" => lang.pick("обучение аватара", "avatar training"),
+        _ => kind,
+    }
+    .to_owned()
+}
+
+pub fn insufficient(lang: Lang, price: i64, balance: i64) -> String {
+    match lang {
+        Lang::Ru => format!("Недостаточно монет: нужно {price}, на балансе {balance}. Пополните баланс и попробуйте снова."),
+        Lang::En => format!("Not enough coins: this costs {price}, your balance is {balance}. Top up and try again."),
+    }
+}
+
+pub fn queued(lang: Lang, kind: &str, price: i64, balance: i64) -> String {
+    let what = job_name(lang, kind);
+    match lang {
+        Lang::Ru => format!("⏳ Принято в работу: {what}. Списано {price}, баланс {balance}. Пришлю результат, как только будет готово."),
+        Lang::En => format!("⏳ Queued: {what}. Charged {price}, balance {balance}. I'll send the result as soon as it is ready."),
+    }
+}
+
+pub fn already_queued(lang: Lang) -> &'static str {
+    lang.pick("Этот запрос уже в работе — повторно не списываю.", "This request is already being worked on — not charged again.")
+}
+
+pub fn too_big(lang: Lang, size: u64) -> String {
+    let mb = size as f64 / (1024.0 * 1024.0);
+    match lang {
+        Lang::Ru => format!("Файл {mb:.1} МБ: Telegram позволяет ботам скачивать файлы только до 20 МБ. Пришлите запись покороче или сожмите её."),
+        Lang::En => format!("The file is {mb:.1} MB: Telegram lets bots download files of up to 20 MB only. Send a shorter or compressed recording."),
+    }
+}
+
+pub fn imagine_usage(lang: Lang) -> &'static str {
+    lang.pick("Напишите описание после команды, например: /imagine рыжий кот в космосе", "Write a description after the command, e.g. /imagine a ginger cat in space")
+}
+
+pub fn generate_usage(lang: Lang) -> &'static str {
+    lang.pick("Напишите описание после команды, например: /generate я на вершине горы", "Write a description after the command, e.g. /generate me on a mountain top")
+}
+
+pub fn no_avatar(lang: Lang) -> &'static str {
+    lang.pick("У вас ещё нет аватара. Создайте его в /avatars.", "You have no avatar yet. Create one in /avatars.")
+}
+
+pub fn no_transcripts(lang: Lang) -> &'static str {
+    lang.pick("Расшифровок пока нет — пришлите голосовое сообщение.", "No transcripts yet — send a voice message.")
+}
+
+pub fn no_images(lang: Lang) -> &'static str {
+    lang.pick("Картинок пока нет — попробуйте /imagine.", "No images yet — try /imagine.")
+}
+
+pub fn settings(lang: Lang) -> String {
+    match lang {
+        Lang::Ru => "⚙️ Настройки\nЯзык: русский (по языку Telegram).".to_owned(),
+        Lang::En => "⚙️ Settings\nLanguage: English (from your Telegram language).".to_owned(),
+    }
+}
+
+pub fn cancelled(lang: Lang, jobs: usize, refunded: i64) -> String {
+    match (lang, jobs) {
+        (Lang::Ru, 0) => "Отменять нечего.".to_owned(),
+        (Lang::En, 0) => "Nothing to cancel.".to_owned(),
+        (Lang::Ru, n) => format!("Отменено задач: {n}. Возвращено монет: {refunded}."),
+        (Lang::En, n) => format!("Cancelled {n} job(s). Refunded {refunded} coins."),
+    }
+}
+
+pub fn unsupported(lang: Lang) -> &'static str {
+    lang.pick(
+        "С этим я пока не умею работать. Пришлите голосовое или аудио, или выберите действие в /start.",
+        "I can't do anything with this yet. Send a voice message or audio, or pick an action in /start.",
+    )
+}
+
+pub fn unknown_command(lang: Lang) -> &'static str {
+    lang.pick("Не знаю такой команды. Список команд — /help.", "I don't know that command. See /help.")
+}
+
+pub fn something_went_wrong(lang: Lang) -> &'static str {
+    lang.pick("Что-то пошло не так. Попробуйте ещё раз чуть позже.", "Something went wrong. Please try again a little later.")
+}
+
+/// Inline main menu: (label, callback data) rows.
+pub fn main_menu(lang: Lang) -> Vec<Vec<(&'static str, &'static str)>> {
+    vec![
+        vec![(lang.pick("🎨 Картинка", "🎨 Image"), "menu:imagine"), (lang.pick("👤 Аватары", "👤 Avatars"), "menu:avatars")],
+        vec![(lang.pick("🖼 Галерея", "🖼 Gallery"), "menu:gallery"), (lang.pick("📝 История", "📝 History"), "menu:history")],
+        vec![(lang.pick("💰 Баланс", "💰 Balance"), "menu:balance"), (lang.pick("⚙️ Настройки", "⚙️ Settings"), "menu:settings")],
+        vec![(lang.pick("❓ Помощь", "❓ Help"), "menu:help")],
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn language_comes_from_the_code_with_russian_by_default() {
+        assert_eq!(Lang::from_code(Some("en")), Lang::En);
+        assert_eq!(Lang::from_code(Some("en-GB")), Lang::En);
+        assert_eq!(Lang::from_code(Some("ru")), Lang::Ru);
+        assert_eq!(Lang::from_code(Some("de")), Lang::Ru);
+        assert_eq!(Lang::from_code(None), Lang::Ru);
+    }
+
+    #[test]
+    fn help_lists_every_command() {
+        let text = help(Lang::En);
+        for (command, _) in commands(Lang::En) {
+            assert!(text.contains(&format!("/{command}")), "{command}");
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! Dispatcher: handles recorded updates, one chat's strictly in order,
+//! different chats concurrently, at most `max_concurrent_chats` at once.
+//! A chat with more waiting goes to the back of the line after each update,
+//! so one busy chat cannot starve the others.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use teloxide::types::Update;
+use tokio::task::JoinHandle;
+
+use crate::bot::BotHandler;
+use crate::store::Db;
+
+pub struct Dispatcher;
+
+pub struct DispatcherArgs {
+    pub handler: BotHandler,
+    pub db: Db,
+    pub max_concurrent_chats: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub update_id: i64,
+    pub update: Update,
+}
+
+impl Recorded {
+    /// Updates with no chat (rare kinds) share one lane.
+    fn lane(&self) -> i64 {
+        self.update.chat().map(|c| c.id.0).unwrap_or(0)
+    }
+}
+
+pub enum DispatchMsg {
+    Dispatch(Vec<Recorded>),
+    Done { lane: i64, update_id: i64 },
+    /// Updates received but not yet handled.
+    Pending(RpcReplyPort<usize>),
+}
+
+pub struct DispatcherState {
+    args: DispatcherArgs,
+    queues: HashMap<i64, VecDeque<Recorded>>,
+    active: HashMap<i64, JoinHandle<()>>,
+    waiting: VecDeque<i64>,
+    queued_lanes: HashSet<i64>,
+    pending: usize,
+}
+
+impl Actor for Dispatcher {
+    type Msg = DispatchMsg;
+    type State = DispatcherState;
+    type Arguments = DispatcherArgs;
+
+    async fn pre_start(&self, _: ActorRef<DispatchMsg>, args: DispatcherArgs) -> Result<DispatcherState, ActorProcessingErr> {
+        Ok(DispatcherState {
+            args,
+            queues: HashMap::new(),
+            active: HashMap::new(),
+            waiting: VecDeque::new(),
+            queued_lanes: HashSet::new(),
+            pending: 0,
+        })
+    }
+
+    async fn handle(&self, myself: ActorRef<DispatchMsg>, msg: DispatchMsg, state: &mut DispatcherState) -> Result<(), ActorProcessingErr> {
+        match msg {
+            DispatchMsg::Dispatch(updates) => {
+                for recorded in updates {
+                    let lane = recorded.lane();
+                    state.pending += 1;
+                    state.queues.entry(lane).or_default().push_back(recorded);
+                    if !state.active.contains_key(&lane) && state.queued_lanes.insert(lane) {
+                        state.waiting.push_back(lane);
+                    }
+                }
+            }
+            DispatchMsg::Done { lane, update_id } => {
+                tracing::debug!(update_id, lane, "update handled");
+                state.active.remove(&lane);
+                state.pending = state.pending.saturating_sub(1);
+                metrics::counter!("aishad_updates_handled_total").increment(1);
+                if state.queues.get(&lane).is_some_and(|q| !q.is_empty()) {
+                    if state.queued_lanes.insert(lane) {
+                        state.waiting.push_back(lane);
+                    }
+                } else {
+                    state.queues.remove(&lane);
+                }
+            }
+            DispatchMsg::Pending(reply) => {
+                let _ = reply.send(state.pending);
+            }
+        }
+        pump(&myself, state);
+        metrics::gauge!("aishad_updates_pending").set(state.pending as f64);
+        Ok(())
+    }
+
+    async fn post_stop(&self, _: ActorRef<DispatchMsg>, state: &mut DispatcherState) -> Result<(), ActorProcessingErr> {
+        // Finish what is in hand; what is only queued stays unhandled in the
+        // database and the next leader handles it.
+        for (_, task) in state.active.drain() {
+            let _ = task.await;
+        }
+        Ok(())
+    }
+}
+
+fn pump(myself: &ActorRef<DispatchMsg>, state: &mut DispatcherState) {
+    while state.active.len() < state.args.max_concurrent_chats.max(1) {
+        let Some(lane) = state.waiting.pop_front() else { return };
+        state.queued_lanes.remove(&lane);
+        let Some(recorded) = state.queues.get_mut(&lane).and_then(VecDeque::pop_front) else { continue };
+        let handler = state.args.handler.clone();
+        let db = state.args.db.clone();
+        let me = myself.clone();
+        let task = tokio::spawn(async move {
+            let update_id = recorded.update_id;
+            handle_one(handler, db, recorded).await;
+            let _ = me.cast(DispatchMsg::Done { lane, update_id });
+        });
+        state.active.insert(lane, task);
+    }
+}
+
+/// Handles one update and marks it handled, whatever happened: a handler
+/// that fails (or panics) answers the user with an apology, and the update is
+/// not retried, so one poisonous update cannot stall its chat.
+async fn handle_one(handler: BotHandler, db: Db, recorded: Recorded) {
+    let Recorded { update_id, update } = recorded;
+    let chat_id = update.chat().map(|c| c.id.0);
+    let user_id = update.from().map(|u| u.id.0);
+    let inner = {
+        let handler = handler.clone();
+        let update = update.clone();
+        tokio::spawn(async move { handler.handle(&update).await })
+    };
+    let error = match inner.await {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(e.to_string()),
+        Err(join) => Some(format!("handler panicked: {join}")),
+    };
+    if let Some(error) = &error {
+        tracing::error!(update_id, ?chat_id, ?user_id, error, "handling an update failed");
+        metrics::counter!("aishad_update_failures_total").increment(1);
+        handler.apologise(&update).await;
+    }
+    if let Err(e) = db.mark_update_handled(update_id, error.as_deref()).await {
+        tracing::warn!(update_id, error = %e, "could not mark the update handled; it may be handled again after a restart");
+    }
+}
