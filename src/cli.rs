@@ -29,11 +29,28 @@ pub enum Command {
     Migrate,
     /// Print the effective configuration as TOML, secrets redacted.
     Config,
+    /// Operator tasks against the database.
+    #[command(subcommand)]
+    Admin(AdminCommand),
     /// Exit 0 when the telemetry port's /healthz answers 200 within 2 s.
     Health {
         /// Base URL of the telemetry port; default from http.telemetry_bind.
         #[arg(long)]
         url: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Add coins to a user's balance (a negative amount corrects one; never below zero).
+    Credit {
+        #[arg(long)]
+        telegram_id: i64,
+        #[arg(long, allow_hyphen_values = true)]
+        coins: i64,
+        /// Recorded in the ledger entry.
+        #[arg(long)]
+        reason: String,
     },
 }
 

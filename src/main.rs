@@ -1,4 +1,4 @@
-use aishad::cli::{Cli, Command};
+use aishad::cli::{AdminCommand, Cli, Command};
 use aishad::settings::{self, LoadOptions, Purpose};
 use aishad::{commands, exit, telemetry};
 use clap::Parser;
@@ -9,7 +9,7 @@ fn main() {
     let options = LoadOptions { profile: cli.profile, config_path: cli.config, mode: cli.mode };
     let purpose = match command {
         Command::Run => Purpose::Run,
-        Command::Migrate => Purpose::Database,
+        Command::Migrate | Command::Admin(_) => Purpose::Database,
         Command::Config | Command::Health { .. } => Purpose::Inspect,
     };
     // `health --url` needs no settings at all: a broken config must not make a
@@ -53,6 +53,10 @@ fn main() {
                 let settings = loaded.expect("loaded for migrate");
                 telemetry::init_logging(&settings);
                 commands::migrate(&settings).await
+            }
+            Command::Admin(AdminCommand::Credit { telegram_id, coins, reason }) => {
+                let settings = loaded.expect("loaded for admin");
+                commands::admin_credit(&settings, telegram_id, coins, &reason).await
             }
             Command::Run => {
                 let settings = loaded.expect("loaded for run");

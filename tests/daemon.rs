@@ -274,3 +274,32 @@ fn version_flag_prints_the_version() {
     let output = Command::new(BIN).arg("--version").output().unwrap();
     assert!(String::from_utf8_lossy(&output.stdout).contains(env!("CARGO_PKG_VERSION")));
 }
+
+#[tokio::test]
+async fn admin_credit_adds_coins_to_a_known_user_and_refuses_an_unknown_one() {
+    let services = TestServices::new("admin_cmd").await;
+    let admin = |telegram_id: &str, coins: &str| {
+        Command::new(BIN)
+            .args(["admin", "credit", "--telegram-id", telegram_id, "--coins", coins, "--reason", "support ticket 7"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env_clear()
+            .env("DATABASE_URL", &services.database_url)
+            .output()
+            .unwrap()
+    };
+    let migrate = Command::new(BIN).arg("migrate").env_clear().env("DATABASE_URL", &services.database_url).output().unwrap();
+    assert!(migrate.status.success());
+    services.db().await.execute("INSERT INTO users (telegram_id) VALUES (555)", &[]).await.unwrap();
+
+    let ok = admin("555", "40");
+    assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("balance 40"));
+    let correction = admin("555", "-50");
+    assert_eq!(correction.status.code(), Some(65), "never below zero");
+    assert!(String::from_utf8_lossy(&correction.stderr).contains("below zero"));
+    let unknown = admin("999", "5");
+    assert_eq!(unknown.status.code(), Some(65));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no user with telegram id 999"));
+    let entries: i64 = services.db().await.query_one("SELECT count(*) FROM ledger_entries", &[]).await.unwrap().get(0);
+    assert_eq!(entries, 1);
+}

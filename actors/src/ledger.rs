@@ -23,6 +23,8 @@ pub enum LedgerError {
     Queue(#[from] QueueError),
     #[error("no user with telegram id {0}")]
     UnknownUser(i64),
+    #[error("that would take the balance of {balance} below zero")]
+    WouldGoNegative { balance: i64 },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -128,21 +130,24 @@ pub async fn welcome_bonus(db: &Db, user_id: i64, amount: i64) -> Result<bool, L
 pub async fn admin_credit(db: &Db, telegram_id: i64, coins: i64, note: &str) -> Result<i64, LedgerError> {
     let mut client = db.client().await?;
     let tx = client.transaction().await?;
-    let row = tx
-        .query_opt(
-            "UPDATE users SET balance = balance + $2, updated_at = now() WHERE telegram_id = $1 RETURNING id, balance",
-            &[&telegram_id, &coins],
-        )
+    let user = tx
+        .query_opt("SELECT id, balance FROM users WHERE telegram_id = $1 FOR UPDATE", &[&telegram_id])
         .await?
         .ok_or(LedgerError::UnknownUser(telegram_id))?;
-    let user_id: i64 = row.get(0);
+    let (user_id, balance): (i64, i64) = (user.get(0), user.get(1));
+    if balance + coins < 0 {
+        return Err(LedgerError::WouldGoNegative { balance });
+    }
+    let row = tx
+        .query_one("UPDATE users SET balance = balance + $2, updated_at = now() WHERE id = $1 RETURNING balance", &[&user_id, &coins])
+        .await?;
     tx.execute(
         "INSERT INTO ledger_entries (user_id, delta, reason, note) VALUES ($1, $2, $3, $4)",
         &[&user_id, &coins, &REASON_ADMIN, &note],
     )
     .await?;
     tx.commit().await?;
-    Ok(row.get(1))
+    Ok(row.get(0))
 }
 
 async fn balance_in(client: &impl GenericClient, user_id: i64) -> Result<i64, tokio_postgres::Error> {

@@ -142,7 +142,7 @@ async fn recorded_but_unhandled_updates_are_handled_after_a_restart_and_the_offs
 async fn recording_the_same_update_twice_keeps_one() {
     let (_telegram, services) = setup("poll_dedupe").await;
     let row = (9001, Some(1), json!({ "update_id": 9001 }));
-    assert_eq!(services.db.record_updates(&[row.clone()], "a").await.unwrap(), vec![9001]);
+    assert_eq!(services.db.record_updates(std::slice::from_ref(&row), "a").await.unwrap(), vec![9001]);
     assert!(services.db.record_updates(&[row], "b").await.unwrap().is_empty());
 }
 

@@ -9,8 +9,7 @@ use aisha_actors::settings::Settings;
 use aisha_testkit::TestServices;
 
 pub fn settings(test: &TestServices) -> Settings {
-    let mut s = Settings::default();
-    s.instance_id = "test-instance".into();
+    let mut s = Settings { instance_id: "test-instance".into(), ..Default::default() };
     s.database.url = ConnUrl::new(&test.database_url);
     s.redis.url = ConnUrl::new(&test.redis_url);
     s.redis.key_prefix = test.redis_prefix.clone();
