@@ -2,11 +2,15 @@
 //! nothing is taken in before something can work on it; intake last. The
 //! supervisor stops them in reverse: intake first, workers drain last.
 
+use std::collections::BTreeMap;
+
+use aisha_actors::clients::ClientError;
 use aisha_actors::fal_job::FalJobPool;
+use aisha_actors::jobs::{JobPool, JobPoolArgs};
 use aisha_actors::poller::TelegramPoller;
 use aisha_actors::services::Services;
 use aisha_actors::settings::Mode;
-use aisha_actors::transcriber::TranscriberPool;
+use aisha_actors::transcriber::Transcriber;
 use aisha_actors::webhook::WebhookListener;
 
 use crate::supervisor::{ChildSpec, Restart};
@@ -16,11 +20,16 @@ pub const FAL_JOB_POOL: &str = "fal_job_pool";
 pub const WEBHOOK_LISTENER: &str = "webhook_listener";
 pub const TELEGRAM_POLLER: &str = "telegram_poller";
 
-pub fn children(mode: Mode, services: &Services) -> Vec<ChildSpec> {
+/// Fails only when a client cannot be built from the settings (a bad URL).
+pub fn children(mode: Mode, services: &Services) -> Result<Vec<ChildSpec>, ClientError> {
     let mut children = Vec::new();
     if mode.works() {
+        let handlers: BTreeMap<_, _> =
+            Transcriber::handlers(services.clone())?.into_iter().map(|(kind, h)| (kind.to_owned(), h)).collect();
         let s = services.clone();
-        children.push(ChildSpec::new(TRANSCRIBER_POOL, Restart::Permanent, move || (TranscriberPool, s.clone())));
+        children.push(ChildSpec::new(TRANSCRIBER_POOL, Restart::Permanent, move || {
+            (JobPool, JobPoolArgs { services: s.clone(), handlers: handlers.clone() })
+        }));
         let s = services.clone();
         children.push(ChildSpec::new(FAL_JOB_POOL, Restart::Permanent, move || (FalJobPool, s.clone())));
     }
@@ -32,7 +41,7 @@ pub fn children(mode: Mode, services: &Services) -> Vec<ChildSpec> {
         let s = services.clone();
         children.push(ChildSpec::new(TELEGRAM_POLLER, Restart::Permanent, move || (TelegramPoller, s.clone())));
     }
-    children
+    Ok(children)
 }
 
 /// The names `children(mode, _)` starts, for tests and `/readyz` checks.

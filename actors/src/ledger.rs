@@ -181,3 +181,40 @@ pub async fn recent_entries(db: &Db, user_id: i64, limit: i64) -> Result<Vec<Ent
         .map(|r| Entry { delta: r.get(0), reason: r.get(1), job_kind: r.get(2), at: r.get(3) })
         .collect())
 }
+
+/// Charges a queued job after the fact (its price was unknown when it was
+/// queued, e.g. an audio file without a duration). Idempotent: a retry finds
+/// the charge made and moves nothing. `Err((price, balance))` when the
+/// user cannot pay; nothing is charged then.
+pub async fn charge_job(db: &Db, job: &Job, price: i64) -> Result<Result<(), (i64, i64)>, LedgerError> {
+    let Some(user_id) = job.user_id else { return Ok(Ok(())) };
+    if price <= 0 {
+        return Ok(Ok(()));
+    }
+    let mut client = db.client().await?;
+    let tx = client.transaction().await?;
+    let inserted = tx
+        .execute(
+            "INSERT INTO ledger_entries (user_id, delta, reason, job_id) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (job_id, reason) WHERE job_id IS NOT NULL DO NOTHING",
+            &[&user_id, &-price, &REASON_CHARGE, &job.id],
+        )
+        .await?;
+    if inserted == 0 {
+        return Ok(Ok(()));
+    }
+    let debited = tx
+        .execute(
+            "UPDATE users SET balance = balance - $2, updated_at = now() WHERE id = $1 AND balance >= $2",
+            &[&user_id, &price],
+        )
+        .await?;
+    if debited == 0 {
+        let balance = balance_in(&*tx, user_id).await?;
+        tx.rollback().await?;
+        return Ok(Err((price, balance)));
+    }
+    tx.execute("UPDATE jobs SET cost = $2 WHERE id = $1", &[&job.id, &price]).await?;
+    tx.commit().await?;
+    Ok(Ok(()))
+}

@@ -138,6 +138,7 @@ pub struct Settings {
     pub pricing: PricingSettings,
     pub jobs: JobsSettings,
     pub poller: PollerSettings,
+    pub transcription: TranscriptionSettings,
 }
 
 impl Default for Settings {
@@ -157,6 +158,7 @@ impl Default for Settings {
             pricing: PricingSettings::default(),
             jobs: JobsSettings::default(),
             poller: PollerSettings::default(),
+            transcription: TranscriptionSettings::default(),
         }
     }
 }
@@ -487,6 +489,42 @@ pub struct PollerSettings {
 impl Default for PollerSettings {
     fn default() -> Self {
         Self { batch: 100, max_concurrent_chats: 64, max_pending: 2000 }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TranscriptionSettings {
+    /// Audio longer than this is cut into chunks (at silence where possible).
+    #[serde(with = "humantime_serde")]
+    pub chunk_length: Duration,
+    /// A single upload larger than this is cut too (OpenAI takes 25 MiB).
+    pub max_upload: ByteSize,
+    /// How far from an ideal cut point a silence may be and still be used.
+    #[serde(with = "humantime_serde")]
+    pub silence_window: Duration,
+    /// Overlap of fixed cuts (no silence found), so no word is lost at the seam.
+    #[serde(with = "humantime_serde")]
+    pub overlap: Duration,
+    /// Chunks of one recording transcribed at once.
+    pub parallel_chunks: usize,
+    /// Where audio is unpacked and cut; one subdirectory per job, removed after.
+    pub temp_dir: String,
+    /// Transcripts longer than this many messages go out as a .txt document.
+    pub max_messages: usize,
+}
+
+impl Default for TranscriptionSettings {
+    fn default() -> Self {
+        Self {
+            chunk_length: Duration::from_secs(600),
+            max_upload: ByteSize::mib(24),
+            silence_window: Duration::from_secs(30),
+            overlap: Duration::from_secs(1),
+            parallel_chunks: 3,
+            temp_dir: std::env::temp_dir().join("aishad").to_string_lossy().into_owned(),
+            max_messages: 3,
+        }
     }
 }
 

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aisha_actors::jobs::queue::{self, Enqueued, Failed};
-use aisha_actors::jobs::{BoxFuture, Job, JobContext, JobError, JobHandler, JobPool, JobPoolArgs, JobState, NewJob, PoolMsg};
+use aisha_actors::jobs::{BoxFuture, DeadReason, Job, JobContext, JobError, JobHandler, JobPool, JobPoolArgs, JobState, NewJob, PoolMsg};
 use aisha_actors::services::Services;
 use aisha_testkit::eventually;
 use ractor::{Actor, ActorRef};
@@ -146,7 +146,7 @@ impl JobHandler for TestHandler {
         })
     }
 
-    fn on_dead(&self, job: Job) -> BoxFuture<()> {
+    fn on_dead(&self, job: Job, _reason: DeadReason) -> BoxFuture<()> {
         let dead = self.dead.clone();
         Box::pin(async move { dead.lock().unwrap().push(job.id) })
     }

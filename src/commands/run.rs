@@ -73,9 +73,16 @@ async fn supervise(
     health: Arc<Health>,
     signal: &mut (impl Future<Output = ()> + Unpin),
 ) -> i32 {
+    let children = match roles::children(settings.mode, services) {
+        Ok(children) => children,
+        Err(e) => {
+            eprintln!("aishad: config error: {e}");
+            return exit::CONFIG;
+        }
+    };
     let outcome = Arc::new(OnceLock::new());
     let args = SupervisorArgs {
-        children: roles::children(settings.mode, services),
+        children,
         policy: Policy::from(&settings.supervisor),
         health,
         outcome: outcome.clone(),

@@ -102,6 +102,7 @@ pub fn job_name(lang: Lang, kind: &str) -> String {
         "fal.imagine" => lang.pick("картинка по описанию", "text-to-image"),
         "fal.generate" => lang.pick("картинка с аватаром", "avatar image"),
         "fal.train" => lang.pick("обучение аватара", "avatar training"),
+        "transcript.digest" => lang.pick("обработка расшифровки", "transcript digest"),
         _ => kind,
     }
     .to_owned()
@@ -183,6 +184,91 @@ pub fn unknown_command(lang: Lang) -> &'static str {
 
 pub fn something_went_wrong(lang: Lang) -> &'static str {
     lang.pick("Что-то пошло не так. Попробуйте ещё раз чуть позже.", "Something went wrong. Please try again a little later.")
+}
+
+pub fn transcribing(lang: Lang, done: usize, total: usize) -> String {
+    let what = lang.pick("🎧 Расшифровываю", "🎧 Transcribing");
+    if total > 1 {
+        format!("{what}… {done}/{total}")
+    } else {
+        format!("{what}…")
+    }
+}
+
+pub fn transcribed(lang: Lang) -> &'static str {
+    lang.pick("✅ Готово", "✅ Done")
+}
+
+pub fn no_speech(lang: Lang) -> &'static str {
+    lang.pick("В записи не удалось распознать речь.", "No speech was recognised in the recording.")
+}
+
+pub fn unreadable_audio(lang: Lang) -> &'static str {
+    lang.pick("Не получилось прочитать звук из этого файла. Пришлите другой формат.", "I could not read any audio from this file. Please send another format.")
+}
+
+pub fn transcription_unavailable(lang: Lang) -> &'static str {
+    lang.pick("Сервис расшифровки сейчас недоступен.", "The transcription service is unavailable right now.")
+}
+
+pub fn refunded(lang: Lang, coins: i64) -> String {
+    match (lang, coins) {
+        (_, 0) => String::new(),
+        (Lang::Ru, n) => format!("Монеты возвращены: {n}."),
+        (Lang::En, n) => format!("{n} coins refunded."),
+    }
+}
+
+pub fn failed(lang: Lang, kind: &str) -> String {
+    match lang {
+        Lang::Ru => format!("❌ Не получилось: {}.", job_name(lang, kind)),
+        Lang::En => format!("❌ Failed: {}.", job_name(lang, kind)),
+    }
+}
+
+pub fn transcript_intro(lang: Lang, seconds: f64) -> String {
+    let minutes = (seconds / 60.0).floor() as u64;
+    let secs = (seconds % 60.0).round() as u64;
+    format!("{} ({minutes}:{secs:02})", lang.pick("📝 Расшифровка", "📝 Transcript"))
+}
+
+/// Digest kinds under a transcript: (callback kind, label).
+pub fn digest_buttons(lang: Lang) -> [(&'static str, &'static str); 3] {
+    [
+        ("summary", lang.pick("📋 Кратко", "📋 Summary")),
+        ("actions", lang.pick("✅ Задачи", "✅ Action items")),
+        ("minutes", lang.pick("🗒 Протокол", "🗒 Meeting minutes")),
+    ]
+}
+
+/// The instruction for a digest, answered in the user's language.
+pub fn digest_prompt(lang: Lang, kind: &str) -> String {
+    let task = match kind {
+        "actions" => "List the action items from this transcript: who does what by when, as a bulleted list. If there are none, say so.",
+        "minutes" => "Write meeting minutes for this transcript: participants if known, topics discussed, decisions, action items.",
+        _ => "Summarise this transcript in a few short paragraphs, keeping every important fact.",
+    };
+    let language = lang.pick("Russian", "English");
+    format!("{task} Answer in {language}. Use plain text, no markdown tables.")
+}
+
+pub fn digest_title(lang: Lang, kind: &str) -> &'static str {
+    match kind {
+        "actions" => lang.pick("✅ Задачи", "✅ Action items"),
+        "minutes" => lang.pick("🗒 Протокол", "🗒 Meeting minutes"),
+        _ => lang.pick("📋 Кратко", "📋 Summary"),
+    }
+}
+
+pub fn history_title(lang: Lang, page: i64) -> String {
+    match lang {
+        Lang::Ru => format!("📝 Ваши расшифровки (стр. {}):", page + 1),
+        Lang::En => format!("📝 Your transcripts (page {}):", page + 1),
+    }
+}
+
+pub fn transcript_gone(lang: Lang) -> &'static str {
+    lang.pick("Эта расшифровка не найдена.", "That transcript was not found.")
 }
 
 /// Inline main menu: (label, callback data) rows.

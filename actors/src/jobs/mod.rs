@@ -122,14 +122,28 @@ pub struct JobContext {
 
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
+/// Why a job died; it has been refunded either way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeadReason {
+    /// A [`JobError::Permanent`]: its text is meant for the user.
+    Permanent(String),
+    /// Out of attempts (or the worker kept dying): the last error, for logs.
+    Exhausted(String),
+}
+
 /// The work of one job kind. `run` may be called again for the same job
 /// (retries, a lapsed lease), so it must be idempotent.
 pub trait JobHandler: Send + Sync + 'static {
     fn run(&self, job: Job, ctx: JobContext) -> BoxFuture<Result<Value, JobError>>;
 
-    /// Once, after a job died (out of attempts or a permanent error) and was
-    /// refunded: tell the user.
-    fn on_dead(&self, _job: Job) -> BoxFuture<()> {
+    /// Once, after a job died and was refunded: tell the user.
+    fn on_dead(&self, _job: Job, _reason: DeadReason) -> BoxFuture<()> {
         Box::pin(async {})
+    }
+
+    /// Checked when the pool starts; an error fails the start (and so the
+    /// supervisor retries it), e.g. when ffmpeg is missing.
+    fn preflight(&self) -> BoxFuture<Result<(), String>> {
+        Box::pin(async { Ok(()) })
     }
 }

@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 
 use super::queue::{self, Failed};
 use super::runner::{retry_delay, JobRunner, RunnerArgs};
-use super::{Job, JobContext, JobError, JobHandler};
+use super::{DeadReason, Job, JobContext, JobError, JobHandler};
 use crate::backoff::Backoff;
 use crate::services::Services;
 
@@ -61,6 +61,9 @@ impl Actor for JobPool {
     type Arguments = JobPoolArgs;
 
     async fn pre_start(&self, myself: ActorRef<PoolMsg>, args: JobPoolArgs) -> Result<PoolState, ActorProcessingErr> {
+        for (kind, handler) in &args.handlers {
+            handler.preflight().await.map_err(|e| format!("{kind} workers cannot start: {e}"))?;
+        }
         let settings = &args.services.settings;
         let waker = myself.clone();
         let listener = super::listener::spawn(settings.database.url.clone(), move |kind| {
@@ -189,7 +192,7 @@ async fn record_crash(state: &PoolState, done: Running, error: &str) {
     match queue::fail(&state.services.db, job.id, instance, &reason, delay).await {
         Ok(Failed::Dead(dead)) => {
             if let Some(handler) = state.handlers.get(&job.kind) {
-                handler.on_dead(dead).await;
+                handler.on_dead(dead, DeadReason::Exhausted(reason)).await;
             }
         }
         Ok(_) => {}
@@ -221,7 +224,8 @@ async fn reap(state: &PoolState, kind: &str) {
                 tracing::error!(job_id = job.id, kind, "job lost its worker on its last attempt; dead and refunded");
                 metrics::counter!("aishad_jobs_dead_total", "kind" => kind.to_owned()).increment(1);
                 if let Some(handler) = state.handlers.get(kind) {
-                    handler.on_dead(job).await;
+                    let reason = DeadReason::Exhausted(job.last_error.clone().unwrap_or_default());
+                    handler.on_dead(job, reason).await;
                 }
             }
         }

@@ -10,7 +10,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tracing::Instrument;
 
 use super::queue::{self, Failed};
-use super::{Job, JobContext, JobError, JobHandler};
+use super::{DeadReason, Job, JobContext, JobError, JobHandler};
 use crate::backoff::Backoff;
 use crate::store::Db;
 
@@ -79,7 +79,11 @@ async fn run(args: RunnerArgs) -> Result<(), ActorProcessingErr> {
                     Failed::Dead(dead) => {
                         tracing::error!(error = %error, "job is dead; refunded");
                         metrics::counter!("aishad_jobs_dead_total", "kind" => job.kind.clone()).increment(1);
-                        args.handler.on_dead(dead).await;
+                        let reason = match error {
+                            JobError::Permanent(text) => DeadReason::Permanent(text),
+                            other => DeadReason::Exhausted(other.to_string()),
+                        };
+                        args.handler.on_dead(dead, reason).await;
                         "dead"
                     }
                     Failed::NotHeld => "lost",

@@ -20,7 +20,11 @@ macro_rules! migration {
     };
 }
 
-pub const MIGRATIONS: &[Migration] = &[migration!(1, "0001_users"), migration!(2, "0002_jobs_ledger_updates")];
+pub const MIGRATIONS: &[Migration] = &[
+    migration!(1, "0001_users"),
+    migration!(2, "0002_jobs_ledger_updates"),
+    migration!(3, "0003_transcripts"),
+];
 
 /// Any constant will do as long as every aishad uses the same one.
 const ADVISORY_LOCK_KEY: i64 = 0x6169_7368_615f_6d67; // "aisha_mg"

@@ -1,6 +1,7 @@
 //! PostgreSQL: the connection pool and the embedded migrations.
 
 mod migrations;
+pub mod transcripts;
 pub mod updates;
 pub mod users;
 

@@ -3,6 +3,7 @@
 //! binary, and HTTP fakes of the paid outside APIs that speak their wire
 //! formats, errors included.
 
+pub mod audio;
 pub mod daemon;
 pub mod fal;
 pub mod openai;

@@ -394,6 +394,15 @@ async fn params(req: &FakeRequest) -> Value {
             };
             map.insert(part.name, value);
         }
+        // Uploads may be referenced as `attach://<part name>` (teloxide does this).
+        let parts: Vec<(String, Value)> = map.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        for (key, value) in parts {
+            if let Some(name) = value.as_str().and_then(|v| v.strip_prefix("attach://")) {
+                if let Some(file) = map.get(name).cloned() {
+                    map.insert(key, file);
+                }
+            }
+        }
     } else {
         let form = if content_type.starts_with("application/x-www-form-urlencoded") {
             String::from_utf8_lossy(&req.body).into_owned()

@@ -1,8 +1,10 @@
 //! Outside APIs, each reached only through its configurable base URL.
 
+pub mod openai;
+
 use std::time::Duration;
 
-use teloxide::Bot;
+use teloxide::{Bot, RequestError};
 
 use crate::settings::TelegramSettings;
 
@@ -144,4 +146,54 @@ mod tests {
         let update = parse_update(&value).unwrap();
         assert_eq!(update.chat().map(|c| c.id.0), Some(42));
     }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DownloadError {
+    /// Over Telegram's 20 MB bot limit: no retry will help.
+    #[error("the file is {0} bytes, over the 20 MB a bot may download")]
+    TooBig(u64),
+    #[error("Telegram getFile failed: {0}")]
+    Telegram(#[from] RequestError),
+    #[error("downloading the file failed: {0}")]
+    Http(String),
+}
+
+/// getFile, then the bytes from `{api}/file/bot{token}/{path}`, refusing
+/// anything over `max` bytes before and while downloading.
+pub async fn download_telegram_file(
+    bot: &Bot,
+    settings: &TelegramSettings,
+    file_id: &str,
+    max: u64,
+) -> Result<bytes::Bytes, DownloadError> {
+    use teloxide::prelude::Requester;
+    let file = match bot.get_file(teloxide::types::FileId(file_id.to_owned())).await {
+        Ok(file) => file,
+        Err(RequestError::Api(teloxide::ApiError::Unknown(d))) if d.contains("file is too big") => {
+            return Err(DownloadError::TooBig(max + 1));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if file.size as u64 > max && file.size != u32::MAX {
+        return Err(DownloadError::TooBig(file.size as u64));
+    }
+    let url = format!("{}/file/bot{}/{}", settings.api_url.trim_end_matches('/'), settings.token.expose(), file.path);
+    let http = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(300))
+        .build()
+        .map_err(|e| DownloadError::Http(e.to_string()))?;
+    let mut response = http.get(url).send().await.map_err(|e| DownloadError::Http(e.without_url().to_string()))?;
+    if !response.status().is_success() {
+        return Err(DownloadError::Http(format!("HTTP {}", response.status())));
+    }
+    let mut body = Vec::with_capacity(file.size.min(max as u32) as usize);
+    while let Some(chunk) = response.chunk().await.map_err(|e| DownloadError::Http(e.without_url().to_string()))? {
+        body.extend_from_slice(&chunk);
+        if body.len() as u64 > max {
+            return Err(DownloadError::TooBig(body.len() as u64));
+        }
+    }
+    Ok(body.into())
 }

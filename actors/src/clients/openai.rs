@@ -1,0 +1,175 @@
+//! OpenAI (or any Whisper-compatible API): audio transcriptions and chat
+//! completions, with errors sorted by what the caller should do about them.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde_json::{json, Value};
+
+use crate::jobs::JobError;
+use crate::settings::OpenAiSettings;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OpenAiError {
+    /// 429 `rate_limit_exceeded`: wait and try again.
+    #[error("rate limited by OpenAI (retry after {retry_after:?})")]
+    RateLimited { retry_after: Option<Duration> },
+    /// 429 `insufficient_quota`: retrying will not help; an operator must act.
+    #[error("the OpenAI account is out of quota")]
+    InsufficientQuota,
+    /// 401: the key is wrong or revoked; an operator must act.
+    #[error("OpenAI rejected the API key (401)")]
+    Unauthorized,
+    /// 4xx other than the above: this request will never succeed.
+    #[error("OpenAI refused the request ({status}): {message}")]
+    Rejected { status: u16, message: String },
+    /// 5xx: may pass.
+    #[error("OpenAI server error ({status}): {message}")]
+    Server { status: u16, message: String },
+    /// Connect errors and timeouts: may pass.
+    #[error("could not reach OpenAI: {0}")]
+    Network(String),
+}
+
+impl OpenAiError {
+    /// Problems an operator must fix (and be alerted to).
+    pub fn needs_operator(&self) -> bool {
+        matches!(self, OpenAiError::InsufficientQuota | OpenAiError::Unauthorized)
+    }
+
+    pub fn alert_kind(&self) -> &'static str {
+        match self {
+            OpenAiError::InsufficientQuota => "openai_insufficient_quota",
+            OpenAiError::Unauthorized => "openai_unauthorized",
+            _ => "openai_other",
+        }
+    }
+}
+
+impl From<OpenAiError> for JobError {
+    fn from(e: OpenAiError) -> Self {
+        match e {
+            OpenAiError::RateLimited { retry_after } => JobError::RetryAfter {
+                after: retry_after.unwrap_or(Duration::from_secs(20)),
+                reason: e.to_string(),
+            },
+            OpenAiError::Server { .. } | OpenAiError::Network(_) => JobError::Retry(e.to_string()),
+            OpenAiError::InsufficientQuota | OpenAiError::Unauthorized | OpenAiError::Rejected { .. } => {
+                JobError::Permanent(e.to_string())
+            }
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct OpenAi {
+    http: reqwest::Client,
+    base: String,
+    key: String,
+    pub transcription_model: String,
+    pub chat_model: String,
+}
+
+impl OpenAi {
+    pub fn new(settings: &OpenAiSettings) -> Result<Self, super::ClientError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(settings.timeout)
+            .build()
+            .map_err(|e| super::ClientError::Http(e.to_string()))?;
+        Ok(Self {
+            http,
+            base: settings.base_url.trim_end_matches('/').to_owned(),
+            key: settings.api_key.expose().to_owned(),
+            transcription_model: settings.transcription_model.clone(),
+            chat_model: settings.chat_model.clone(),
+        })
+    }
+
+    /// `POST /audio/transcriptions`; `file_name`'s extension tells the format
+    /// (send OGG/Opus as `.ogg`: the gpt-4o models refuse `.oga`).
+    pub async fn transcribe(&self, file_name: &str, audio: Bytes, language: Option<&str>) -> Result<String, OpenAiError> {
+        let part = reqwest::multipart::Part::stream_with_length(reqwest::Body::from(audio.clone()), audio.len() as u64)
+            .file_name(file_name.to_owned())
+            .mime_str(mime_for(file_name))
+            .map_err(|e| OpenAiError::Network(e.to_string()))?;
+        let mut form = reqwest::multipart::Form::new()
+            .part("file", part)
+            .text("model", self.transcription_model.clone())
+            .text("response_format", "json")
+            .text("temperature", "0");
+        if let Some(language) = language {
+            form = form.text("language", language.to_owned());
+        }
+        let response = self
+            .http
+            .post(format!("{}/audio/transcriptions", self.base))
+            .bearer_auth(&self.key)
+            .multipart(form)
+            .send()
+            .await
+            .map_err(network)?;
+        let body = check(response).await?;
+        Ok(body["text"].as_str().unwrap_or_default().trim().to_owned())
+    }
+
+    /// `POST /chat/completions` with one system and one user message.
+    pub async fn chat(&self, system: &str, user: &str) -> Result<String, OpenAiError> {
+        let request = json!({
+            "model": self.chat_model,
+            "temperature": 0.2,
+            "messages": [{ "role": "system", "content": system }, { "role": "user", "content": user }],
+        });
+        let response = self
+            .http
+            .post(format!("{}/chat/completions", self.base))
+            .bearer_auth(&self.key)
+            .json(&request)
+            .send()
+            .await
+            .map_err(network)?;
+        let body = check(response).await?;
+        Ok(body["choices"][0]["message"]["content"].as_str().unwrap_or_default().trim().to_owned())
+    }
+}
+
+fn mime_for(file_name: &str) -> &'static str {
+    match file_name.rsplit('.').next().unwrap_or_default() {
+        "ogg" | "oga" | "opus" => "audio/ogg",
+        "mp3" => "audio/mpeg",
+        "m4a" | "mp4" => "audio/mp4",
+        "wav" => "audio/wav",
+        "webm" => "audio/webm",
+        "flac" => "audio/flac",
+        _ => "application/octet-stream",
+    }
+}
+
+fn network(e: reqwest::Error) -> OpenAiError {
+    OpenAiError::Network(crate::error::chain(&e.without_url()))
+}
+
+async fn check(response: reqwest::Response) -> Result<Value, OpenAiError> {
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map(Duration::from_secs_f64);
+    let text = response.text().await.map_err(network)?;
+    let body: Value = serde_json::from_str(&text).unwrap_or_else(|_| json!({ "text": text }));
+    if (200..300).contains(&status) {
+        return Ok(body);
+    }
+    let code = body["error"]["code"].as_str().or_else(|| body["error"]["type"].as_str()).unwrap_or_default();
+    let message = body["error"]["message"].as_str().unwrap_or(text.as_str()).chars().take(300).collect::<String>();
+    Err(match (status, code) {
+        (429, "insufficient_quota") => OpenAiError::InsufficientQuota,
+        (429, _) => OpenAiError::RateLimited { retry_after },
+        (401, _) => OpenAiError::Unauthorized,
+        (500..=599, _) => OpenAiError::Server { status, message },
+        (408, _) => OpenAiError::Server { status, message },
+        _ => OpenAiError::Rejected { status, message },
+    })
+}

@@ -1,0 +1,167 @@
+//! Transcripts and their finished chunks.
+
+use serde_json::Value;
+
+use super::{Db, StoreError};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transcript {
+    pub id: i64,
+    pub job_id: i64,
+    pub user_id: i64,
+    pub chat_id: i64,
+    pub status_message_id: Option<i32>,
+    pub audio_key: Option<String>,
+    pub plan: Option<Value>,
+    pub text_key: Option<String>,
+    pub duration_seconds: Option<f64>,
+    pub chunk_count: Option<i32>,
+    pub preview: Option<String>,
+    pub delivered: bool,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+const COLUMNS: &str = "id, job_id, user_id, chat_id, status_message_id, audio_key, plan, text_key, duration_seconds, \
+                       chunk_count, preview, delivered_at IS NOT NULL AS delivered, created_at";
+
+fn transcript(row: &tokio_postgres::Row) -> Transcript {
+    Transcript {
+        id: row.get("id"),
+        job_id: row.get("job_id"),
+        user_id: row.get("user_id"),
+        chat_id: row.get("chat_id"),
+        status_message_id: row.get("status_message_id"),
+        audio_key: row.get("audio_key"),
+        plan: row.get("plan"),
+        text_key: row.get("text_key"),
+        duration_seconds: row.get("duration_seconds"),
+        chunk_count: row.get("chunk_count"),
+        preview: row.get("preview"),
+        delivered: row.get("delivered"),
+        created_at: row.get("created_at"),
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Finished {
+    pub text_key: String,
+    pub chars: i32,
+    pub preview: String,
+    pub duration_seconds: f64,
+    pub chunk_count: i32,
+    pub language: Option<String>,
+}
+
+impl Db {
+    /// The job's transcript, created on its first attempt.
+    pub async fn start_transcript(
+        &self,
+        job_id: i64,
+        user_id: i64,
+        chat_id: i64,
+        file_unique_id: &str,
+        model: &str,
+    ) -> Result<Transcript, StoreError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO transcripts (job_id, user_id, chat_id, file_unique_id, model) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (job_id) DO NOTHING",
+                &[&job_id, &user_id, &chat_id, &file_unique_id, &model],
+            )
+            .await?;
+        let row = client.query_one(&format!("SELECT {COLUMNS} FROM transcripts WHERE job_id = $1"), &[&job_id]).await?;
+        Ok(transcript(&row))
+    }
+
+    pub async fn update_transcript(&self, id: i64, column: TranscriptField, value: &(dyn tokio_postgres::types::ToSql + Sync)) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client.execute(&format!("UPDATE transcripts SET {} = $2 WHERE id = $1", column.name()), &[&id, value]).await?;
+        Ok(())
+    }
+
+    pub async fn save_chunk(&self, transcript_id: i64, idx: i32, start: f64, end: f64, text: &str) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO transcript_chunks (transcript_id, idx, start_seconds, end_seconds, text)
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (transcript_id, idx) DO NOTHING",
+                &[&transcript_id, &idx, &start, &end, &text],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Finished chunks as (index, text).
+    pub async fn transcript_chunks(&self, transcript_id: i64) -> Result<Vec<(i32, String)>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query("SELECT idx, text FROM transcript_chunks WHERE transcript_id = $1 ORDER BY idx", &[&transcript_id])
+            .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    pub async fn finish_transcript(&self, id: i64, f: &Finished) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "UPDATE transcripts SET text_key = $2, chars = $3, preview = $4, duration_seconds = $5,
+                                        chunk_count = $6, language = $7 WHERE id = $1",
+                &[&id, &f.text_key, &f.chars, &f.preview, &f.duration_seconds, &f.chunk_count, &f.language],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Marks the transcript delivered; false when it already was (a retry
+    /// raced a delivery), so the caller must not send it again.
+    pub async fn mark_transcript_delivered(&self, id: i64) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let n = client
+            .execute("UPDATE transcripts SET delivered_at = now() WHERE id = $1 AND delivered_at IS NULL", &[&id])
+            .await?;
+        Ok(n == 1)
+    }
+
+    /// Delivered transcripts of a user, newest first.
+    pub async fn recent_transcripts(&self, user_id: i64, offset: i64, limit: i64) -> Result<Vec<Transcript>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT {COLUMNS} FROM transcripts WHERE user_id = $1 AND delivered_at IS NOT NULL
+                     ORDER BY id DESC OFFSET $2 LIMIT $3"
+                ),
+                &[&user_id, &offset, &limit],
+            )
+            .await?;
+        Ok(rows.iter().map(transcript).collect())
+    }
+
+    /// A user's own transcript (someone else's id finds nothing).
+    pub async fn transcript_of(&self, user_id: i64, id: i64) -> Result<Option<Transcript>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(&format!("SELECT {COLUMNS} FROM transcripts WHERE id = $1 AND user_id = $2"), &[&id, &user_id])
+            .await?;
+        Ok(row.as_ref().map(transcript))
+    }
+}
+
+/// The columns a worker fills in as it goes.
+#[derive(Debug, Clone, Copy)]
+pub enum TranscriptField {
+    StatusMessage,
+    AudioKey,
+    Plan,
+}
+
+impl TranscriptField {
+    fn name(self) -> &'static str {
+        match self {
+            TranscriptField::StatusMessage => "status_message_id",
+            TranscriptField::AudioKey => "audio_key",
+            TranscriptField::Plan => "plan",
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! ffmpeg and ffprobe: measure a recording, find its silences, and cut it
+//! into chunks small enough for the transcription API.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AudioError {
+    #[error("could not run {program}: {source}")]
+    Spawn {
+        program: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{program} failed ({status}): {stderr}")]
+    Failed { program: &'static str, status: String, stderr: String },
+    #[error("no audio stream could be read from the file")]
+    NoAudio,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Probe {
+    pub duration: f64,
+    pub format: String,
+    pub codec: Option<String>,
+}
+
+impl Probe {
+    /// OGG/Opus (Telegram voice notes) goes to the API as it is.
+    pub fn is_ogg_opus(&self) -> bool {
+        self.format.split(',').any(|f| f == "ogg") && self.codec.as_deref() == Some("opus")
+    }
+}
+
+/// One piece of the recording, in seconds from its start.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Chunk {
+    pub start: f64,
+    pub end: f64,
+}
+
+/// Time spent in ffmpeg/ffprobe, for metrics and the benchmark.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Spent(pub Duration);
+
+async fn run(program: &'static str, args: &[&str], spent: &mut Spent) -> Result<(Vec<u8>, String), AudioError> {
+    let started = Instant::now();
+    let output = tokio::process::Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .map_err(|source| AudioError::Spawn { program, source })?;
+    spent.0 += started.elapsed();
+    metrics::histogram!("aishad_ffmpeg_seconds", "program" => program).record(started.elapsed().as_secs_f64());
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    if !output.status.success() {
+        let tail: String = stderr.lines().rev().take(3).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join(" | ");
+        return Err(AudioError::Failed { program, status: output.status.to_string(), stderr: tail });
+    }
+    Ok((output.stdout, stderr))
+}
+
+fn arg(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
+}
+
+pub async fn probe(path: &Path, spent: &mut Spent) -> Result<Probe, AudioError> {
+    let path = arg(path);
+    let args = ["-v", "error", "-print_format", "json", "-show_format", "-show_streams", "-select_streams", "a", &path];
+    let (stdout, _) = run("ffprobe", &args, spent).await?;
+    let json: serde_json::Value = serde_json::from_slice(&stdout).unwrap_or_default();
+    let stream = json["streams"].as_array().and_then(|s| s.first()).ok_or(AudioError::NoAudio)?;
+    let duration = json["format"]["duration"]
+        .as_str()
+        .or_else(|| stream["duration"].as_str())
+        .and_then(|d| d.parse::<f64>().ok())
+        .ok_or(AudioError::NoAudio)?;
+    Ok(Probe {
+        duration,
+        format: json["format"]["format_name"].as_str().unwrap_or_default().to_owned(),
+        codec: stream["codec_name"].as_str().map(str::to_owned),
+    })
+}
+
+/// `(start, end)` of every silence of at least `min` at `-35 dB` or quieter.
+pub async fn silences(path: &Path, min: Duration, spent: &mut Spent) -> Result<Vec<(f64, f64)>, AudioError> {
+    let path = arg(path);
+    let filter = format!("silencedetect=noise=-35dB:d={:.2}", min.as_secs_f64());
+    let args = ["-hide_banner", "-nostats", "-i", &path, "-vn", "-af", &filter, "-f", "null", "-"];
+    let (_, stderr) = run("ffmpeg", &args, spent).await?;
+    Ok(parse_silences(&stderr))
+}
+
+fn parse_silences(stderr: &str) -> Vec<(f64, f64)> {
+    let mut found = Vec::new();
+    let mut start = None;
+    for line in stderr.lines() {
+        let value = |key: &str| {
+            line.split(key).nth(1).and_then(|rest| rest.split_whitespace().next()).and_then(|v| v.parse::<f64>().ok())
+        };
+        if let Some(s) = value("silence_start: ") {
+            start = Some(s.max(0.0));
+        } else if let (Some(e), Some(s)) = (value("silence_end: "), start) {
+            found.push((s, e));
+            start = None;
+        }
+    }
+    found
+}
+
+/// Cuts `duration` seconds into chunks of at most `length`: each cut goes in
+/// the middle of the silence nearest the ideal point, if one lies within
+/// `window`; otherwise at the ideal point, with the next chunk starting
+/// `overlap` earlier so no word is lost at the seam. Ideal points are spaced
+/// so that even two cuts moved a full window apart stay within `length`.
+pub fn plan(duration: f64, silences: &[(f64, f64)], length: Duration, window: Duration, overlap: Duration) -> Vec<Chunk> {
+    let length = length.as_secs_f64().max(1.0);
+    if duration <= length {
+        return vec![Chunk { start: 0.0, end: duration }];
+    }
+    let window = Duration::from_secs_f64(window.as_secs_f64().min(length / 4.0));
+    let room = length - 2.0 * window.as_secs_f64() - overlap.as_secs_f64();
+    let count = (duration / room).ceil() as usize;
+    let step = duration / count as f64;
+    let mut chunks = Vec::with_capacity(count);
+    let mut start = 0.0;
+    for i in 1..count {
+        let ideal = step * i as f64;
+        let nearest = silences
+            .iter()
+            .map(|(s, e)| (s + e) / 2.0)
+            .filter(|mid| (mid - ideal).abs() <= window.as_secs_f64() && *mid > start + 1.0)
+            .min_by(|a, b| (a - ideal).abs().total_cmp(&(b - ideal).abs()));
+        match nearest {
+            Some(cut) => {
+                chunks.push(Chunk { start, end: cut });
+                start = cut;
+            }
+            None => {
+                chunks.push(Chunk { start, end: ideal });
+                start = (ideal - overlap.as_secs_f64()).max(0.0);
+            }
+        }
+    }
+    chunks.push(Chunk { start, end: duration });
+    chunks
+}
+
+/// Re-encodes `[start, end)` of `input` as mono 16 kHz OGG/Opus at 24 kbit/s:
+/// about 3 MB per 10 minutes, far under the API's 25 MiB.
+pub async fn encode(input: &Path, chunk: Option<Chunk>, output: &Path, spent: &mut Spent) -> Result<(), AudioError> {
+    let (input, output) = (arg(input), arg(output));
+    let mut args: Vec<String> = vec!["-hide_banner".into(), "-nostats".into(), "-loglevel".into(), "error".into(), "-y".into()];
+    if let Some(chunk) = chunk {
+        args.extend(["-ss".into(), format!("{:.3}", chunk.start), "-to".into(), format!("{:.3}", chunk.end)]);
+    }
+    args.extend(["-i".into(), input, "-vn".into(), "-ac".into(), "1".into(), "-ar".into(), "16000".into()]);
+    args.extend(["-c:a".into(), "libopus".into(), "-b:a".into(), "24k".into(), "-f".into(), "ogg".into(), output]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run("ffmpeg", &args, spent).await.map(|_| ())
+}
+
+pub async fn check_tools() -> Result<(), String> {
+    let mut spent = Spent::default();
+    for program in ["ffmpeg", "ffprobe"] {
+        run(program, &["-version"], &mut spent).await.map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN10: Duration = Duration::from_secs(600);
+    const WINDOW: Duration = Duration::from_secs(30);
+    const OVERLAP: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn short_audio_is_one_chunk() {
+        assert_eq!(plan(42.0, &[], MIN10, WINDOW, OVERLAP), vec![Chunk { start: 0.0, end: 42.0 }]);
+    }
+
+    #[test]
+    fn cuts_land_in_the_nearest_silence() {
+        // Ideal cuts at 500 and 1000; silences centred at 496, 1011 and 1100.5.
+        let silences = [(495.0, 497.0), (1010.0, 1012.0), (1100.0, 1101.0)];
+        let chunks = plan(1500.0, &silences, MIN10, WINDOW, OVERLAP);
+        assert_eq!(
+            chunks,
+            vec![Chunk { start: 0.0, end: 496.0 }, Chunk { start: 496.0, end: 1011.0 }, Chunk { start: 1011.0, end: 1500.0 }]
+        );
+        assert!(chunks.iter().all(|c| c.end - c.start <= 600.0));
+    }
+
+    #[test]
+    fn without_silence_cuts_are_fixed_and_overlap() {
+        let chunks = plan(1500.0, &[], MIN10, WINDOW, OVERLAP);
+        assert_eq!(chunks.len(), 3);
+        assert_eq!(chunks[0], Chunk { start: 0.0, end: 500.0 });
+        assert_eq!(chunks[1], Chunk { start: 499.0, end: 1000.0 });
+        assert_eq!(chunks[2], Chunk { start: 999.0, end: 1500.0 });
+    }
+
+    #[test]
+    fn chunks_cover_the_whole_recording_in_order() {
+        let silences: Vec<(f64, f64)> = (0..100).map(|i| (i as f64 * 53.0 + 50.0, i as f64 * 53.0 + 53.0)).collect();
+        let chunks = plan(3600.0, &silences, MIN10, WINDOW, OVERLAP);
+        assert_eq!(chunks.first().unwrap().start, 0.0);
+        assert_eq!(chunks.last().unwrap().end, 3600.0);
+        for pair in chunks.windows(2) {
+            assert!(pair[1].start <= pair[0].end && pair[1].start > pair[0].start);
+        }
+        assert!(chunks.iter().all(|c| c.end - c.start <= 600.0), "{chunks:?}");
+    }
+
+    #[test]
+    fn silencedetect_output_parses() {
+        let stderr = "[silencedetect @ 0x1] silence_start: 50.02\n[silencedetect @ 0x1] silence_end: 53.01 | silence_duration: 2.99\n\
+                      [silencedetect @ 0x1] silence_start: -0.01\n[silencedetect @ 0x1] silence_end: 1.5 | silence_duration: 1.5\n";
+        assert_eq!(parse_silences(stderr), vec![(50.02, 53.01), (0.0, 1.5)]);
+    }
+}

@@ -1,0 +1,243 @@
+//! One `transcribe` job, resumable at every step: the audio is kept in S3
+//! after the first download, the chunk plan and each finished chunk are kept
+//! in PostgreSQL, and the transcript is sent only once.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use serde_json::{json, Value};
+use teloxide::prelude::Requester;
+use teloxide::types::{ChatAction, ChatId, MessageId};
+use teloxide::RequestError;
+
+use super::audio::{self, AudioError, Chunk, Spent};
+use super::{digest_keyboard, TranscribePayload, Transcriber};
+use crate::bot::reply::send_long;
+use crate::bot::texts::{self, Lang};
+use crate::bot::MAX_DOWNLOAD;
+use crate::clients::openai::OpenAiError;
+use crate::clients::{download_telegram_file, DownloadError};
+use crate::jobs::{queue, Job, JobContext, JobError};
+use crate::ledger;
+use crate::store::transcripts::{Finished, TranscriptField};
+
+fn retry(e: impl std::fmt::Display) -> JobError {
+    JobError::Retry(e.to_string())
+}
+
+fn telegram(e: RequestError) -> JobError {
+    match e {
+        RequestError::RetryAfter(s) => JobError::RetryAfter { after: s.duration(), reason: "Telegram 429".into() },
+        other => JobError::Retry(format!("Telegram: {other}")),
+    }
+}
+
+/// A job's scratch directory, removed however the job ends.
+struct WorkDir(PathBuf);
+
+impl WorkDir {
+    async fn create(root: &str, job_id: i64) -> Result<Self, JobError> {
+        let path = Path::new(root).join(format!("job-{job_id}-{}", uuid::Uuid::new_v4().simple()));
+        tokio::fs::create_dir_all(&path).await.map_err(|e| retry(format!("cannot create {}: {e}", path.display())))?;
+        Ok(Self(path))
+    }
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn extension(p: &TranscribePayload) -> &'static str {
+    match (p.media.as_str(), p.mime_type.as_deref().unwrap_or_default()) {
+        ("voice", _) => "ogg",
+        ("video_note", _) => "mp4",
+        (_, m) if m.contains("ogg") || m.contains("opus") => "ogg",
+        (_, m) if m.contains("mpeg") || m.contains("mp3") => "mp3",
+        (_, m) if m.contains("mp4") || m.contains("m4a") || m.contains("aac") => "m4a",
+        (_, m) if m.contains("wav") => "wav",
+        (_, m) if m.contains("flac") => "flac",
+        (_, m) if m.contains("webm") => "webm",
+        _ => "bin",
+    }
+}
+
+pub(super) async fn transcribe(t: &Transcriber, job: Job, ctx: JobContext) -> Result<Value, JobError> {
+    let p: TranscribePayload =
+        serde_json::from_value(job.payload.clone()).map_err(|e| JobError::Permanent(format!("malformed job: {e}")))?;
+    let lang = Lang::from_code(p.language.as_deref());
+    let user_id = job.user_id.ok_or_else(|| JobError::Permanent("job has no user".into()))?;
+    let chat = ChatId(p.chat_id);
+    let (db, blob, settings) = (&t.services.db, &t.services.blob, &t.services.settings);
+    let limits = &settings.transcription;
+
+    let transcript = db
+        .start_transcript(job.id, user_id, p.chat_id, &p.file_unique_id, &t.openai.transcription_model)
+        .await
+        .map_err(retry)?;
+    if transcript.delivered {
+        return Ok(json!({ "transcript_id": transcript.id, "already_delivered": true }));
+    }
+    let status = match transcript.status_message_id {
+        Some(id) => MessageId(id),
+        None => {
+            let sent = t.bot.send_message(chat, texts::transcribing(lang, 0, 1)).await.map_err(telegram)?;
+            db.update_transcript(transcript.id, TranscriptField::StatusMessage, &sent.id.0).await.map_err(retry)?;
+            sent.id
+        }
+    };
+    let _ = t.bot.send_chat_action(chat, ChatAction::Typing).await;
+
+    // The audio: from S3 when an earlier attempt stored it, else from Telegram.
+    let work = WorkDir::create(&limits.temp_dir, job.id).await?;
+    let ext = extension(&p);
+    let original = work.0.join(format!("original.{ext}"));
+    let bytes: Bytes = match &transcript.audio_key {
+        Some(key) => blob.get(key).await.map_err(retry)?,
+        None => {
+            let bytes = download_telegram_file(&t.bot, &settings.telegram, &p.file_id, MAX_DOWNLOAD).await.map_err(|e| match e {
+                DownloadError::TooBig(size) => JobError::Permanent(texts::too_big(lang, size)),
+                DownloadError::Telegram(e) => telegram(e),
+                other => retry(other),
+            })?;
+            let key = format!("audio/{user_id}/{}/original.{ext}", transcript.id);
+            let mime = p.mime_type.clone().unwrap_or_else(|| "application/octet-stream".into());
+            blob.put(&key, bytes.clone(), &mime).await.map_err(retry)?;
+            db.update_transcript(transcript.id, TranscriptField::AudioKey, &key).await.map_err(retry)?;
+            bytes
+        }
+    };
+    tokio::fs::write(&original, &bytes).await.map_err(retry)?;
+
+    let mut spent = Spent::default();
+    let probe = audio::probe(&original, &mut spent).await.map_err(|e| match e {
+        AudioError::Spawn { .. } => retry(e),
+        _ => JobError::Permanent(texts::unreadable_audio(lang).to_owned()),
+    })?;
+    if p.duration.is_none() {
+        // Telegram gave no length (an audio document): charge now that it is measured.
+        let minutes = ((probe.duration / 60.0).ceil() as i64).max(1);
+        let price = minutes * settings.pricing.transcription_per_minute;
+        if let Err((price, balance)) = ledger::charge_job(db, &job, price).await.map_err(retry)? {
+            return Err(JobError::Permanent(texts::insufficient(lang, price, balance)));
+        }
+    }
+
+    let plan: Vec<Chunk> = match transcript.plan.clone().and_then(|v| serde_json::from_value(v).ok()) {
+        Some(plan) => plan,
+        None => {
+            let fits = probe.duration <= limits.chunk_length.as_secs_f64() && bytes.len() as u64 <= limits.max_upload.0;
+            let silences = if fits { Vec::new() } else { audio::silences(&original, Duration::from_millis(400), &mut spent).await.map_err(retry)? };
+            let plan = audio::plan(probe.duration, &silences, limits.chunk_length, limits.silence_window, limits.overlap);
+            let value = serde_json::to_value(&plan).unwrap_or_default();
+            db.update_transcript(transcript.id, TranscriptField::Plan, &value).await.map_err(retry)?;
+            plan
+        }
+    };
+    let total = plan.len();
+    let done: HashMap<i32, String> = db.transcript_chunks(transcript.id).await.map_err(retry)?.into_iter().collect();
+    if !done.is_empty() {
+        tracing::info!(done = done.len(), total, "resuming a transcription");
+    }
+    // A voice note that fits goes as it is; everything else is cut and re-encoded as OGG/Opus.
+    let as_is = total == 1 && probe.is_ogg_opus() && bytes.len() as u64 <= limits.max_upload.0;
+    let finished = AtomicUsize::new(done.len());
+    let api_started = Instant::now();
+    let chunk_spent: Vec<Spent> = futures::stream::iter(plan.iter().copied().enumerate().filter(|(i, _)| !done.contains_key(&(*i as i32))))
+        .map(|(i, chunk)| {
+            let (original, work, bytes, finished, ctx) = (&original, &work, &bytes, &finished, &ctx);
+            async move {
+                if *ctx.cancelled.borrow() {
+                    return Err(JobError::Retry("the job was cancelled or its lease lost".into()));
+                }
+                let mut spent = Spent::default();
+                let (name, data) = if as_is {
+                    ("voice.ogg".to_owned(), bytes.clone())
+                } else {
+                    let out = work.0.join(format!("chunk_{i}.ogg"));
+                    audio::encode(original, (total > 1).then_some(chunk), &out, &mut spent).await.map_err(retry)?;
+                    (format!("chunk_{i}.ogg"), Bytes::from(tokio::fs::read(&out).await.map_err(retry)?))
+                };
+                let text = transcribe_chunk(t, &name, data).await?;
+                t.services.db.save_chunk(transcript.id, i as i32, chunk.start, chunk.end, &text).await.map_err(retry)?;
+                let n = finished.fetch_add(1, Ordering::SeqCst) + 1;
+                if total > 1 {
+                    let _ = t.bot.edit_message_text(chat, status, texts::transcribing(lang, n, total)).await;
+                }
+                Ok::<_, JobError>(spent)
+            }
+        })
+        .buffer_unordered(limits.parallel_chunks.max(1))
+        .try_collect()
+        .await?;
+    let ffmpeg = spent.0 + chunk_spent.iter().map(|s| s.0).sum::<Duration>();
+
+    let parts = db.transcript_chunks(transcript.id).await.map_err(retry)?;
+    let text = parts.iter().map(|(_, t)| t.trim()).filter(|t| !t.is_empty()).collect::<Vec<_>>().join("\n\n");
+    if text.is_empty() {
+        return Err(JobError::Permanent(texts::no_speech(lang).to_owned()));
+    }
+    let text_key = format!("transcripts/{user_id}/{}/transcript.txt", transcript.id);
+    blob.put(&text_key, Bytes::from(text.clone()), "text/plain; charset=utf-8").await.map_err(retry)?;
+    let preview: String = text.chars().take(80).collect();
+    let summary = Finished {
+        text_key,
+        chars: text.chars().count() as i32,
+        preview,
+        duration_seconds: probe.duration,
+        chunk_count: total as i32,
+        language: None,
+    };
+    db.finish_transcript(transcript.id, &summary).await.map_err(retry)?;
+
+    // Only the worker still holding the job may send the result.
+    let instance = &t.services.settings.instance_id;
+    if queue::heartbeat(db, &[job.id], instance, settings.jobs.lease).await.map_err(retry)?.is_empty() {
+        return Err(JobError::Retry("lost the job before delivering".into()));
+    }
+    let intro = texts::transcript_intro(lang, probe.duration);
+    let keyboard = digest_keyboard(lang, transcript.id);
+    send_long(&t.bot, chat, &intro, &text, Some(keyboard), limits.max_messages, "transcript.txt")
+        .await
+        .map_err(telegram)?;
+    db.mark_transcript_delivered(transcript.id).await.map_err(retry)?;
+    let _ = t.bot.edit_message_text(chat, status, texts::transcribed(lang)).await;
+    metrics::histogram!("aishad_transcribed_audio_seconds").record(probe.duration);
+    Ok(json!({
+        "transcript_id": transcript.id, "chunks": total, "duration": probe.duration,
+        "ffmpeg_ms": ffmpeg.as_millis() as u64, "api_ms": api_started.elapsed().as_millis() as u64,
+    }))
+}
+
+/// One chunk through the API, with a few quick retries for what passes
+/// (429 with its Retry-After, 5xx, timeouts) before the job-level retry.
+async fn transcribe_chunk(t: &Transcriber, name: &str, data: Bytes) -> Result<String, JobError> {
+    const TRIES: u32 = 4;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match t.openai.transcribe(name, data.clone(), None).await {
+            Ok(text) => return Ok(text),
+            Err(e) if e.needs_operator() => {
+                tracing::error!(alert = e.alert_kind(), error = %e, "OpenAI needs an operator: failing the job");
+                metrics::counter!("aishad_alerts_total", "alert" => e.alert_kind()).increment(1);
+                return Err(e.into());
+            }
+            Err(OpenAiError::RateLimited { retry_after }) if attempt < TRIES => {
+                let wait = retry_after.unwrap_or(Duration::from_secs(2 << attempt)).min(Duration::from_secs(60));
+                tracing::warn!(?wait, attempt, "OpenAI rate limit; waiting");
+                tokio::time::sleep(wait).await;
+            }
+            Err(e @ (OpenAiError::Server { .. } | OpenAiError::Network(_))) if attempt < TRIES => {
+                tracing::warn!(error = %e, attempt, "OpenAI call failed; retrying");
+                tokio::time::sleep(Duration::from_millis(500 << attempt)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}

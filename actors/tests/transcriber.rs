@@ -1,0 +1,269 @@
+//! Voice to text end to end: an update from the fake Bot API, through the
+//! poller, the ledger and the queue, to a Transcriber worker using real
+//! ffmpeg, PostgreSQL, Redis and SeaweedFS, and the fake OpenAI API.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use aisha_actors::jobs::{JobPool, JobPoolArgs, PoolMsg};
+use aisha_actors::poller::{PollerMsg, TelegramPoller};
+use aisha_actors::secret::Secret;
+use aisha_actors::services::Services;
+use aisha_actors::transcriber::Transcriber;
+use aisha_testkit::audio::{tone_with_pauses, voice_note};
+use aisha_testkit::openai::Answer;
+use aisha_testkit::{eventually, FakeOpenAi, FakeTelegram};
+use bytes::Bytes;
+use ractor::{Actor, ActorRef};
+use serde_json::json;
+
+const TOKEN: &str = "8080:TRANSCRIBER-token-xyz";
+const USER: i64 = 3001;
+const WAIT: Duration = Duration::from_secs(30);
+
+struct Rig {
+    telegram: FakeTelegram,
+    openai: FakeOpenAi,
+    services: Services,
+    poller: ActorRef<PollerMsg>,
+}
+
+async fn rig(name: &str, tweak: impl FnOnce(&mut aisha_actors::settings::Settings)) -> Rig {
+    let telegram = FakeTelegram::start(TOKEN).await;
+    let openai = FakeOpenAi::start("sk-test-key").await;
+    let (telegram_url, openai_url) = (telegram.url(), openai.url());
+    let (_test, services) = common::services(name, |s| {
+        s.telegram.token = Secret::new(TOKEN);
+        s.telegram.api_url = telegram_url;
+        s.telegram.poll_timeout = Duration::from_secs(1);
+        s.openai.api_key = Secret::new("sk-test-key");
+        s.openai.base_url = openai_url;
+        s.jobs.poll_interval = Duration::from_millis(200);
+        s.jobs.retry_min = Duration::from_millis(100);
+        s.jobs.retry_max = Duration::from_millis(300);
+        tweak(s);
+    })
+    .await;
+    services.blob.ensure_bucket().await.unwrap();
+    let (poller, _) = Actor::spawn(None, TelegramPoller, services.clone()).await.unwrap();
+    telegram.push_text(USER, "en", "/start");
+    eventually("welcome", WAIT, || telegram.sent_texts(USER).len() == 1).await;
+    Rig { telegram, openai, services, poller }
+}
+
+async fn workers(services: &Services, instance: &str) -> ActorRef<PoolMsg> {
+    let services = common::as_instance(services, instance);
+    let handlers: BTreeMap<_, _> =
+        Transcriber::handlers(services.clone()).unwrap().into_iter().map(|(k, h)| (k.to_owned(), h)).collect();
+    Actor::spawn(None, JobPool, JobPoolArgs { services, handlers }).await.unwrap().0
+}
+
+impl Rig {
+    fn transcripts_sent(&self) -> Vec<String> {
+        self.telegram.sent_texts(USER).into_iter().filter(|t| t.starts_with("📝 Transcript")).collect()
+    }
+
+    async fn scalar(&self, sql: &str) -> i64 {
+        self.services.db.client().await.unwrap().query_one(sql, &[]).await.unwrap().get(0)
+    }
+
+    async fn balance(&self) -> i64 {
+        self.scalar(&format!("SELECT balance FROM users WHERE telegram_id = {USER}")).await
+    }
+
+    fn stop(&self) {
+        self.poller.stop(None);
+    }
+}
+
+#[tokio::test]
+async fn a_short_voice_note_comes_back_as_text_with_digest_buttons() {
+    let rig = rig("tr_short", |_| {}).await;
+    let pool = workers(&rig.services, "w1").await;
+    let audio = voice_note("Hello, this is a short voice note.");
+    rig.telegram.push_voice(USER, "en", 3, audio.clone());
+    eventually("transcript", WAIT, || rig.transcripts_sent().len() == 1).await;
+
+    let sent = rig.telegram.calls("sendMessage");
+    let reply = sent.iter().find(|c| c.params["text"].as_str().unwrap_or_default().starts_with("📝")).unwrap();
+    assert!(reply.params["text"].as_str().unwrap().contains(&format!("transcript of voice.ogg ({} bytes)", audio.len())), "sent as is");
+    let buttons = reply.params["reply_markup"]["inline_keyboard"][0].as_array().unwrap();
+    assert_eq!(buttons.len(), 3, "Summary, Action items, Minutes");
+    let call = &rig.openai.transcriptions()[0];
+    assert_eq!((call.model.as_str(), call.temperature.as_deref(), call.response_format.as_deref()), ("whisper-1", Some("0"), Some("json")));
+    assert_eq!(call.content_type.as_deref(), Some("audio/ogg"));
+    eventually("status edited to done", WAIT, || {
+        rig.telegram.calls("editMessageText").iter().any(|c| c.params["text"] == "✅ Done")
+    })
+    .await;
+
+    let row = rig.services.db.client().await.unwrap()
+        .query_one("SELECT audio_key, text_key, chunk_count FROM transcripts", &[]).await.unwrap();
+    let (audio_key, text_key): (String, String) = (row.get(0), row.get(1));
+    assert_eq!(rig.services.blob.get(&audio_key).await.unwrap(), audio, "the original is kept in S3");
+    assert!(String::from_utf8(rig.services.blob.get(&text_key).await.unwrap().to_vec()).unwrap().starts_with("transcript of"));
+    assert_eq!(row.get::<_, i32>(2), 1);
+    assert_eq!(rig.balance().await, 99, "one started minute");
+    pool.stop(None);
+    rig.stop();
+}
+
+#[tokio::test]
+async fn a_25_minute_recording_is_cut_at_silences_and_joined_in_order_with_progress() {
+    let rig = rig("tr_long", |_| {}).await;
+    let pool = workers(&rig.services, "w1").await;
+    let audio = tone_with_pauses(1500, 50, 3);
+    rig.telegram.push_voice(USER, "en", 1537, audio);
+    eventually("transcript", Duration::from_secs(90), || rig.transcripts_sent().len() == 1).await;
+
+    let text = &rig.transcripts_sent()[0];
+    let positions: Vec<usize> = (0..3).map(|i| text.find(&format!("chunk_{i}.ogg")).expect("every chunk in the text")).collect();
+    assert!(positions.windows(2).all(|w| w[0] < w[1]), "joined in order: {text}");
+    let uploads = rig.openai.transcriptions();
+    assert_eq!(uploads.len(), 3);
+    assert!(uploads.iter().all(|u| u.file_len < 25 * 1024 * 1024));
+    let progress: Vec<String> = rig.telegram.calls("editMessageText").iter().filter_map(|c| c.params["text"].as_str().map(str::to_owned)).collect();
+    for step in ["1/3", "2/3", "3/3"] {
+        assert!(progress.iter().any(|p| p.ends_with(step)), "progress {step} in {progress:?}");
+    }
+    let plan: serde_json::Value = rig.services.db.client().await.unwrap().query_one("SELECT plan FROM transcripts", &[]).await.unwrap().get(0);
+    let cuts: Vec<f64> = plan.as_array().unwrap().iter().skip(1).map(|c| c["start"].as_f64().unwrap()).collect();
+    for cut in cuts {
+        let into_cycle = cut % 53.0;
+        assert!((50.0..=53.0).contains(&into_cycle), "cut at {cut} lies in a pause");
+    }
+    assert_eq!(rig.balance().await, 100 - 26);
+    pool.stop(None);
+    rig.stop();
+}
+
+#[tokio::test]
+async fn a_429_then_success_gives_one_reply() {
+    let rig = rig("tr_429", |_| {}).await;
+    rig.openai.script_transcriptions([Answer::RateLimited(1)]);
+    let pool = workers(&rig.services, "w1").await;
+    rig.telegram.push_voice(USER, "en", 3, voice_note("Rate limits happen."));
+    eventually("transcript", WAIT, || rig.transcripts_sent().len() == 1).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(rig.transcripts_sent().len(), 1);
+    assert_eq!(rig.openai.transcriptions().len(), 2);
+    pool.stop(None);
+    rig.stop();
+}
+
+#[tokio::test]
+async fn insufficient_quota_fails_at_once_with_a_refund_and_a_message() {
+    let rig = rig("tr_quota", |_| {}).await;
+    rig.openai.script_transcriptions([Answer::InsufficientQuota]);
+    let pool = workers(&rig.services, "w1").await;
+    rig.telegram.push_voice(USER, "en", 70, voice_note("No quota left."));
+    eventually("told", WAIT, || rig.telegram.sent_texts(USER).iter().any(|t| t.contains("Failed"))).await;
+    let told = rig.telegram.sent_texts(USER).into_iter().find(|t| t.contains("Failed")).unwrap();
+    assert!(told.contains("2 coins refunded"), "{told}");
+    assert_eq!(rig.balance().await, 100);
+    assert_eq!(rig.openai.transcriptions().len(), 1, "not retried");
+    assert_eq!(rig.scalar("SELECT count(*) FROM jobs WHERE state = 'dead' AND attempts = 1").await, 1);
+    pool.stop(None);
+    rig.stop();
+}
+
+#[tokio::test]
+async fn a_file_telegram_will_not_hand_over_is_refunded_without_retry() {
+    let rig = rig("tr_toobig", |_| {}).await;
+    let pool = workers(&rig.services, "w1").await;
+    // Telegram sometimes omits file_size; then only getFile says it is too big.
+    let file_id = rig.telegram.add_file("voice/huge.oga", Bytes::from(vec![0u8; 21 * 1024 * 1024]));
+    let message = rig.telegram.user_message(USER, "en", json!({ "voice": {
+        "file_id": file_id, "file_unique_id": "uhuge", "duration": 60, "mime_type": "audio/ogg" } }));
+    rig.telegram.push_update(json!({ "message": message }));
+    eventually("told", WAIT, || rig.telegram.sent_texts(USER).iter().any(|t| t.contains("20 MB"))).await;
+    assert_eq!(rig.balance().await, 100, "refunded");
+    assert_eq!(rig.scalar("SELECT attempts::bigint FROM jobs").await, 1, "no retry");
+    assert!(rig.openai.transcriptions().is_empty());
+    pool.stop(None);
+    rig.stop();
+}
+
+#[tokio::test]
+async fn a_worker_killed_between_chunks_is_finished_by_another_once() {
+    let rig = rig("tr_killed", |s| {
+        s.jobs.lease = Duration::from_secs(1);
+        s.transcription.parallel_chunks = 1;
+    })
+    .await;
+    rig.openai.set_latency(Duration::from_millis(600));
+    let first = workers(&rig.services, "worker-a").await;
+    rig.telegram.push_voice(USER, "en", 1537, tone_with_pauses(1500, 50, 3));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while rig.scalar("SELECT count(*) FROM transcript_chunks").await < 1 {
+        assert!(tokio::time::Instant::now() < deadline, "no chunk finished");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    first.kill();
+
+    let second = workers(&rig.services, "worker-b").await;
+    eventually("transcript", Duration::from_secs(90), || rig.transcripts_sent().len() == 1).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(rig.transcripts_sent().len(), 1, "no duplicate message");
+    let uploads = rig.openai.transcriptions();
+    assert_eq!(uploads.iter().filter(|u| u.file_name == "chunk_0.ogg").count(), 1, "the finished chunk was not redone");
+    assert!(uploads.len() <= 4, "at most the one chunk in flight at the kill is redone: {}", uploads.len());
+    assert_eq!(rig.scalar("SELECT count(*) FROM jobs WHERE state = 'done'").await, 1);
+    second.stop(None);
+    rig.stop();
+}
+
+#[tokio::test]
+async fn a_long_transcript_arrives_as_a_text_document() {
+    let rig = rig("tr_document", |_| {}).await;
+    rig.openai.script_transcriptions([Answer::Text("This is a sentence of the long talk. ".repeat(600))]);
+    let pool = workers(&rig.services, "w1").await;
+    rig.telegram.push_voice(USER, "en", 5, voice_note("A long talk."));
+    eventually("document", WAIT, || !rig.telegram.calls("sendDocument").is_empty()).await;
+    let doc = &rig.telegram.calls("sendDocument")[0];
+    assert_eq!(doc.params["document"]["file_name"], "transcript.txt");
+    let caption = doc.params["caption"].as_str().unwrap();
+    assert!(caption.starts_with("📝 Transcript") && caption.contains("«This is a sentence of the long talk."), "{caption}");
+    assert!(rig.transcripts_sent().is_empty(), "not as messages");
+    pool.stop(None);
+    rig.stop();
+}
+
+#[tokio::test]
+async fn no_speech_is_said_plainly_and_refunded() {
+    let rig = rig("tr_silence", |_| {}).await;
+    rig.openai.script_transcriptions([Answer::Text(String::new())]);
+    let pool = workers(&rig.services, "w1").await;
+    rig.telegram.push_voice(USER, "en", 3, voice_note("..."));
+    eventually("told", WAIT, || rig.telegram.sent_texts(USER).iter().any(|t| t.contains("No speech"))).await;
+    assert_eq!(rig.balance().await, 100);
+    pool.stop(None);
+    rig.stop();
+}
+
+#[tokio::test]
+async fn the_summary_button_runs_a_chat_completion_on_the_transcript_and_history_resends_it() {
+    let rig = rig("tr_summary", |_| {}).await;
+    rig.openai.script_transcriptions([Answer::Text("We agreed that Anna ships the release on Friday.".into())]);
+    rig.openai.script_chat([Answer::Text("Anna ships the release on Friday.".into())]);
+    let pool = workers(&rig.services, "w1").await;
+    rig.telegram.push_voice(USER, "en", 3, voice_note("Meeting."));
+    eventually("transcript", WAIT, || rig.transcripts_sent().len() == 1).await;
+    let id = rig.scalar("SELECT id FROM transcripts").await;
+
+    rig.telegram.push_callback(USER, "en", &format!("digest:summary:{id}"), 1);
+    eventually("summary", WAIT, || rig.telegram.sent_texts(USER).iter().any(|t| t.starts_with("📋 Summary"))).await;
+    let chat = &rig.openai.chats()[0];
+    assert!(chat["messages"][1]["content"].as_str().unwrap().contains("Anna ships the release"));
+    assert!(chat["messages"][0]["content"].as_str().unwrap().contains("Answer in English"));
+    assert_eq!(rig.balance().await, 100 - 1 - 1, "one minute, one digest");
+
+    rig.telegram.push_text(USER, "en", "/history");
+    eventually("history", WAIT, || rig.telegram.sent_texts(USER).iter().any(|t| t.starts_with("📝 Your transcripts"))).await;
+    rig.telegram.push_callback(USER, "en", &format!("transcript:{id}"), 2);
+    eventually("resent", WAIT, || rig.transcripts_sent().len() == 2).await;
+    pool.stop(None);
+    rig.stop();
+}

@@ -1,0 +1,42 @@
+//! Real audio for tests, made with espeak-ng and ffmpeg and encoded the way
+//! Telegram encodes voice notes (OGG/Opus, mono, 48 kHz).
+
+use std::process::Command;
+
+use bytes::Bytes;
+
+fn run(program: &str, args: &[&str]) {
+    let status = Command::new(program).args(args).status().unwrap_or_else(|e| panic!("{program} not runnable: {e}"));
+    assert!(status.success(), "{program} {args:?} failed");
+}
+
+fn temp(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("aisha-test-{}-{name}", uuid::Uuid::new_v4().simple()))
+}
+
+/// Speech saying `text`, as a Telegram voice note.
+pub fn voice_note(text: &str) -> Bytes {
+    let (wav, ogg) = (temp("speech.wav"), temp("speech.ogg"));
+    run("espeak-ng", &["-w", wav.to_str().unwrap(), text]);
+    run("ffmpeg", &["-loglevel", "error", "-y", "-i", wav.to_str().unwrap(), "-c:a", "libopus", "-b:a", "24k", "-ac", "1", "-ar", "48000", ogg.to_str().unwrap()]);
+    let bytes = std::fs::read(&ogg).unwrap();
+    let _ = (std::fs::remove_file(wav), std::fs::remove_file(ogg));
+    bytes.into()
+}
+
+/// About `seconds` (whole cycles) of a 440 Hz tone that pauses for `pause`
+/// seconds after every `tone` seconds: a long recording with silences to cut
+/// at. One cycle is encoded and looped by stream copy, so even an hour takes
+/// well under a second to make.
+pub fn tone_with_pauses(seconds: u32, tone: u32, pause: u32) -> Bytes {
+    let (cycle, long) = (temp("cycle.ogg"), temp("long.ogg"));
+    let length = tone + pause;
+    let source = format!("sine=f=440:r=16000:d={length}");
+    let gate = format!("volume=enable='gte(t,{tone})':volume=0");
+    run("ffmpeg", &["-loglevel", "error", "-y", "-f", "lavfi", "-i", &source, "-af", &gate, "-c:a", "libopus", "-b:a", "12k", "-ac", "1", cycle.to_str().unwrap()]);
+    let loops = (seconds / length).max(1) - 1;
+    run("ffmpeg", &["-loglevel", "error", "-y", "-stream_loop", &loops.to_string(), "-i", cycle.to_str().unwrap(), "-c", "copy", long.to_str().unwrap()]);
+    let bytes = std::fs::read(&long).unwrap();
+    let _ = (std::fs::remove_file(cycle), std::fs::remove_file(long));
+    bytes.into()
+}
