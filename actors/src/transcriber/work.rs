@@ -175,7 +175,7 @@ pub(super) async fn transcribe(t: &Transcriber, job: Job, ctx: JobContext) -> Re
         .buffer_unordered(limits.parallel_chunks.max(1))
         .try_collect()
         .await?;
-    let ffmpeg = spent.0 + chunk_spent.iter().map(|s| s.0).sum::<Duration>();
+    let encoding: Duration = chunk_spent.iter().map(|s| s.0).sum();
 
     let parts = db.transcript_chunks(transcript.id).await.map_err(retry)?;
     let text = parts.iter().map(|(_, t)| t.trim()).filter(|t| !t.is_empty()).collect::<Vec<_>>().join("\n\n");
@@ -210,7 +210,9 @@ pub(super) async fn transcribe(t: &Transcriber, job: Job, ctx: JobContext) -> Re
     metrics::histogram!("aishad_transcribed_audio_seconds").record(probe.duration);
     Ok(json!({
         "transcript_id": transcript.id, "chunks": total, "duration": probe.duration,
-        "ffmpeg_ms": ffmpeg.as_millis() as u64, "api_ms": api_started.elapsed().as_millis() as u64,
+        // probe and silence detection run one after another; chunk encodes run in parallel
+        "ffmpeg_prepare_ms": spent.0.as_millis() as u64, "ffmpeg_encode_ms": encoding.as_millis() as u64,
+        "chunks_ms": api_started.elapsed().as_millis() as u64,
     }))
 }
 
