@@ -17,8 +17,9 @@ LOCAL="$ROOT/.local"
 PG_PORT="${AISHAD_PG_PORT:-55432}"
 REDIS_PORT="${AISHAD_REDIS_PORT:-56379}"
 S3_PORT="${AISHAD_S3_PORT:-58333}"
-# SeaweedFS opens several more ports; keep them in one block beside the S3 port.
-WEED_BASE="${AISHAD_WEED_BASE:-58340}"
+# SeaweedFS opens several more ports, each with a gRPC twin at +10000;
+# keep the block low enough that the twins are valid ports too.
+WEED_BASE="${AISHAD_WEED_BASE:-38340}"
 PG_USER=aisha
 PG_PASSWORD=aisha-local-password
 S3_ACCESS_KEY=aisha-local
@@ -116,9 +117,8 @@ start_s3() {
       -s3.port="$S3_PORT" -master.port=$((WEED_BASE)) -volume.port=$((WEED_BASE + 1)) \
       -filer.port=$((WEED_BASE + 2)) -webdav=false -admin.ui=false -admin.port=$((WEED_BASE + 3)) \
       -debug.port=$((WEED_BASE + 4)) -metricsPort=$((WEED_BASE + 5)) \
-      -master.port.grpc=$((WEED_BASE + 10)) -volume.port.grpc=$((WEED_BASE + 11)) \
-      -filer.port.grpc=$((WEED_BASE + 12)) -admin.port.grpc=$((WEED_BASE + 13)) \
-      -bucket="$S3_BUCKET" >"$LOCAL/s3/weed.log" 2>&1 &
+      -master.volumeSizeLimitMB=64 -volume.max=500 \
+      -bucket="$S3_BUCKET,aisha-test" >"$LOCAL/s3/weed.log" 2>&1 &
     echo $! >"$LOCAL/s3/weed.pid"
   )
   for _ in $(seq 1 150); do s3_running && return; sleep 0.2; done

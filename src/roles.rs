@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 
 use aisha_actors::clients::ClientError;
-use aisha_actors::fal_job::FalJobPool;
+use aisha_actors::fal_job::FalJobs;
+use aisha_actors::transcriber::Handlers;
 use aisha_actors::jobs::{JobPool, JobPoolArgs};
 use aisha_actors::poller::TelegramPoller;
 use aisha_actors::services::Services;
@@ -20,18 +21,21 @@ pub const FAL_JOB_POOL: &str = "fal_job_pool";
 pub const WEBHOOK_LISTENER: &str = "webhook_listener";
 pub const TELEGRAM_POLLER: &str = "telegram_poller";
 
+/// A JobPool child running `handlers`.
+fn pool(name: &'static str, services: &Services, handlers: Handlers) -> ChildSpec {
+    let handlers: BTreeMap<_, _> = handlers.into_iter().map(|(kind, h)| (kind.to_owned(), h)).collect();
+    let services = services.clone();
+    ChildSpec::new(name, Restart::Permanent, move || {
+        (JobPool, JobPoolArgs { services: services.clone(), handlers: handlers.clone() })
+    })
+}
+
 /// Fails only when a client cannot be built from the settings (a bad URL).
 pub fn children(mode: Mode, services: &Services) -> Result<Vec<ChildSpec>, ClientError> {
     let mut children = Vec::new();
     if mode.works() {
-        let handlers: BTreeMap<_, _> =
-            Transcriber::handlers(services.clone())?.into_iter().map(|(kind, h)| (kind.to_owned(), h)).collect();
-        let s = services.clone();
-        children.push(ChildSpec::new(TRANSCRIBER_POOL, Restart::Permanent, move || {
-            (JobPool, JobPoolArgs { services: s.clone(), handlers: handlers.clone() })
-        }));
-        let s = services.clone();
-        children.push(ChildSpec::new(FAL_JOB_POOL, Restart::Permanent, move || (FalJobPool, s.clone())));
+        children.push(pool(TRANSCRIBER_POOL, services, Transcriber::handlers(services.clone())?));
+        children.push(pool(FAL_JOB_POOL, services, FalJobs::handlers(services.clone())?));
     }
     if mode.serves_webhooks() {
         let s = services.clone();

@@ -22,10 +22,12 @@ impl BlobError {
     }
 }
 
+/// Every method takes keys without `s3.key_prefix`; the prefix is added here.
 #[derive(Clone)]
 pub struct Blob {
     client: aws_sdk_s3::Client,
     bucket: String,
+    prefix: String,
 }
 
 impl Blob {
@@ -46,7 +48,11 @@ impl Blob {
             .credentials_provider(credentials)
             .force_path_style(true)
             .build();
-        Ok(Self { client: aws_sdk_s3::Client::from_conf(config), bucket: settings.bucket.clone() })
+        Ok(Self { client: aws_sdk_s3::Client::from_conf(config), bucket: settings.bucket.clone(), prefix: settings.key_prefix.clone() })
+    }
+
+    fn full(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
     }
 
     pub fn bucket(&self) -> &str {
@@ -85,7 +91,7 @@ impl Blob {
         self.client
             .put_object()
             .bucket(&self.bucket)
-            .key(key)
+            .key(self.full(key))
             .content_type(content_type)
             .body(ByteStream::from(body))
             .send()
@@ -99,7 +105,7 @@ impl Blob {
             .client
             .get_object()
             .bucket(&self.bucket)
-            .key(key)
+            .key(self.full(key))
             .send()
             .await
             .map_err(|e| BlobError::request("get_object", key, e))?;
@@ -107,11 +113,26 @@ impl Blob {
         Ok(data.into_bytes())
     }
 
+    /// A GET URL for `key` that works without credentials for `ttl`.
+    pub async fn presigned_get(&self, key: &str, ttl: std::time::Duration) -> Result<String, BlobError> {
+        let config = aws_sdk_s3::presigning::PresigningConfig::expires_in(ttl)
+            .map_err(|e| BlobError::request("presign", key, e))?;
+        let request = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(self.full(key))
+            .presigned(config)
+            .await
+            .map_err(|e| BlobError::request("presign", key, e))?;
+        Ok(request.uri().to_owned())
+    }
+
     pub async fn delete(&self, key: &str) -> Result<(), BlobError> {
         self.client
             .delete_object()
             .bucket(&self.bucket)
-            .key(key)
+            .key(self.full(key))
             .send()
             .await
             .map(|_| ())

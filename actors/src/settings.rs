@@ -171,6 +171,7 @@ impl Settings {
             &self.telegram.webhook_secret,
             &self.openai.api_key,
             &self.fal.key,
+            &self.fal.files_secret,
             &self.s3.secret_key,
         ]
         .into_iter()
@@ -240,7 +241,40 @@ pub struct FalSettings {
     pub queue_url: String,
     pub jwks_url: String,
     /// The public URL FAL calls back: the webhook listener's `/webhooks/fal`.
+    /// Empty: no callbacks, every request is polled.
     pub webhook_url: String,
+    /// Base URL FAL downloads training archives and LoRA weights from
+    /// (`{public_url}/files/{token}`); empty: the origin of `webhook_url`.
+    pub public_url: String,
+    /// Key of the HMAC that signs `/files/{token}` links.
+    pub files_secret: Secret,
+    #[serde(with = "humantime_serde")]
+    pub file_link_ttl: Duration,
+    pub training_model: String,
+    pub training_steps: u32,
+    pub trigger_phrase: String,
+    pub image_model: String,
+    pub text_to_image_model: String,
+    pub num_images: u8,
+    pub lora_scale: f64,
+    /// Poll a request that has had no callback for this long.
+    #[serde(with = "humantime_serde")]
+    pub poll_after: Duration,
+    #[serde(with = "humantime_serde")]
+    pub image_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    pub training_timeout: Duration,
+    /// How long verified JWKS keys are trusted before they are fetched again.
+    #[serde(with = "humantime_serde")]
+    pub jwks_cache: Duration,
+    /// Callbacks whose timestamp is further off than this are refused.
+    #[serde(with = "humantime_serde")]
+    pub timestamp_tolerance: Duration,
+    pub min_photos: usize,
+    pub max_photos: usize,
+    pub delete_photos_after_training: bool,
+    /// Whether cancelling a training refunds it.
+    pub refund_cancelled_training: bool,
 }
 
 impl Default for FalSettings {
@@ -250,7 +284,38 @@ impl Default for FalSettings {
             queue_url: "https://queue.fal.run".into(),
             jwks_url: "https://rest.alpha.fal.ai/.well-known/jwks.json".into(),
             webhook_url: String::new(),
+            public_url: String::new(),
+            files_secret: Secret::default(),
+            file_link_ttl: Duration::from_secs(6 * 3600),
+            training_model: "fal-ai/flux-lora-portrait-trainer".into(),
+            training_steps: 1000,
+            trigger_phrase: "ohwx person".into(),
+            image_model: "fal-ai/flux-lora".into(),
+            text_to_image_model: "fal-ai/imagen4/preview".into(),
+            num_images: 1,
+            lora_scale: 1.0,
+            poll_after: Duration::from_secs(90),
+            image_timeout: Duration::from_secs(3600),
+            training_timeout: Duration::from_secs(3 * 3600),
+            jwks_cache: Duration::from_secs(24 * 3600),
+            timestamp_tolerance: Duration::from_secs(300),
+            min_photos: 10,
+            max_photos: 20,
+            delete_photos_after_training: false,
+            refund_cancelled_training: true,
         }
+    }
+}
+
+impl FalSettings {
+    /// Where `/files/{token}` links point.
+    pub fn files_base(&self) -> String {
+        if !self.public_url.is_empty() {
+            return self.public_url.trim_end_matches('/').to_owned();
+        }
+        url::Url::parse(&self.webhook_url)
+            .map(|u| u.origin().ascii_serialization())
+            .unwrap_or_default()
     }
 }
 
@@ -299,6 +364,8 @@ pub struct S3Settings {
     pub access_key: Secret,
     pub secret_key: Secret,
     pub bucket: String,
+    /// Prefix of every object key, so several bots (or tests) can share a bucket.
+    pub key_prefix: String,
     pub region: String,
     /// When set, FAL is handed presigned URLs on this endpoint instead of `/files/{token}`.
     pub public_endpoint: String,
@@ -323,6 +390,7 @@ impl Default for S3Settings {
             access_key: Secret::default(),
             secret_key: Secret::default(),
             bucket: "aisha".into(),
+            key_prefix: String::new(),
             region: "us-east-1".into(),
             public_endpoint: String::new(),
         }

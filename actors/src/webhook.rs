@@ -12,7 +12,9 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::http::{text, Handler, Reply, Request, Server};
+use crate::fal::files::{self, TokenError};
+use crate::fal::signature::{Jwks, Rejection};
+use crate::http::{read_body, text, Handler, Reply, Request, Server};
 use crate::services::Services;
 
 pub struct WebhookListener;
@@ -78,19 +80,123 @@ impl Actor for WebhookListener {
     }
 }
 
+struct Routes {
+    services: Services,
+    jwks: Jwks,
+}
+
 fn routes(services: Arc<Services>) -> Handler {
+    let fal = &services.settings.fal;
+    let routes = Arc::new(Routes { jwks: Jwks::new(&fal.jwks_url, fal.jwks_cache), services: (*services).clone() });
     Arc::new(move |req: Request| {
-        let _services = services.clone();
-        Box::pin(async move { route(req).await })
+        let routes = routes.clone();
+        Box::pin(async move { routes.route(req).await })
     })
 }
 
-async fn route(req: Request) -> Reply {
-    match (req.method(), req.uri().path()) {
-        (&Method::GET, "/") => text(StatusCode::OK, "aishad webhook listener\n"),
-        (_, "/webhooks/fal") | (_, "/webhooks/telegram") => {
-            text(StatusCode::SERVICE_UNAVAILABLE, "not accepting callbacks yet\n")
+fn unix_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+fn verdict(verdict: &'static str) {
+    metrics::counter!("aishad_webhook_verdicts_total", "verdict" => verdict).increment(1);
+}
+
+impl Routes {
+    async fn route(&self, req: Request) -> Reply {
+        let path = req.uri().path().to_owned();
+        match (req.method(), path.as_str()) {
+            (&Method::GET, "/") => text(StatusCode::OK, "aishad webhook listener\n"),
+            (&Method::POST, "/webhooks/fal") => self.fal_callback(req).await,
+            (_, "/webhooks/fal") => text(StatusCode::METHOD_NOT_ALLOWED, "POST only\n"),
+            (&Method::GET, p) if p.starts_with("/files/") => self.file(&p["/files/".len()..]).await,
+            _ => text(StatusCode::NOT_FOUND, "not found\n"),
         }
-        _ => text(StatusCode::NOT_FOUND, "not found\n"),
+    }
+
+    /// Verify, record once (queueing the delivery in the same transaction),
+    /// answer. Nothing is written for a request that fails any check.
+    async fn fal_callback(&self, req: Request) -> Reply {
+        let settings = &self.services.settings;
+        let (parts, body) = match read_body(req, settings.http.max_body.0 as usize).await {
+            Ok(read) => read,
+            Err(e) => {
+                verdict(if e.status() == StatusCode::PAYLOAD_TOO_LARGE { "too_large" } else { "malformed" });
+                return text(e.status(), format!("{e}\n"));
+            }
+        };
+        let verified = match self.jwks.verify(&parts.headers, &body, unix_now(), settings.fal.timestamp_tolerance).await {
+            Ok(verified) => verified,
+            Err(Rejection::NoKeys(e)) => {
+                // Not the sender's fault: FAL retries, and by then the keys may be reachable.
+                tracing::error!(error = %e, "cannot verify FAL callbacks: no signing keys");
+                verdict("no_keys");
+                return text(StatusCode::SERVICE_UNAVAILABLE, "signing keys unavailable\n");
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "FAL callback refused");
+                verdict("bad_signature");
+                return text(StatusCode::UNAUTHORIZED, format!("{e}\n"));
+            }
+        };
+        let parsed: Result<serde_json::Value, _> = serde_json::from_slice(&body);
+        let Ok(json) = parsed else {
+            verdict("malformed");
+            return text(StatusCode::BAD_REQUEST, "body is not JSON\n");
+        };
+        let status = json["status"].as_str().unwrap_or_default();
+        if json["request_id"].as_str() != Some(verified.request_id.as_str()) || !matches!(status, "OK" | "ERROR") {
+            verdict("malformed");
+            return text(StatusCode::BAD_REQUEST, "request_id or status missing or not matching the signed header\n");
+        }
+        let request_id = verified.request_id;
+        match self.services.db.record_fal_callback(&request_id, status, &json, "webhook").await {
+            Ok(true) => {
+                tracing::info!(request_id, status, "FAL callback recorded");
+                verdict("accepted");
+                text(StatusCode::OK, "accepted\n")
+            }
+            Ok(false) => {
+                tracing::info!(request_id, "duplicate FAL callback ignored");
+                verdict("duplicate");
+                text(StatusCode::OK, "duplicate\n")
+            }
+            Err(e) => {
+                // FAL retries for two hours; tell it to.
+                tracing::error!(request_id, error = %crate::error::chain(&e), "could not record a FAL callback");
+                verdict("error");
+                text(StatusCode::INTERNAL_SERVER_ERROR, "try again\n")
+            }
+        }
+    }
+
+    /// A training archive or LoRA weights, for FAL to download by a signed link.
+    async fn file(&self, token: &str) -> Reply {
+        let secret = self.services.settings.fal.files_secret.expose().as_bytes();
+        if secret.is_empty() {
+            return text(StatusCode::NOT_FOUND, "not found\n");
+        }
+        let key = match files::verify(secret, token, unix_now()) {
+            Ok(key) => key,
+            Err(TokenError::Expired) => return text(StatusCode::GONE, "link expired\n"),
+            Err(e) => {
+                tracing::warn!(error = %e, "file link refused");
+                return text(StatusCode::FORBIDDEN, "invalid link\n");
+            }
+        };
+        match self.services.blob.get(&key).await {
+            Ok(bytes) => {
+                let content_type = if key.ends_with(".zip") { "application/zip" } else { "application/octet-stream" };
+                http::Response::builder()
+                    .status(StatusCode::OK)
+                    .header(http::header::CONTENT_TYPE, content_type)
+                    .body(http_body_util::Full::new(bytes))
+                    .expect("static response parts are valid")
+            }
+            Err(e) => {
+                tracing::warn!(key, error = %e, "file link to a missing object");
+                text(StatusCode::NOT_FOUND, "not found\n")
+            }
+        }
     }
 }

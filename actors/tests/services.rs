@@ -72,6 +72,7 @@ async fn s3_bucket_is_ensured_and_objects_round_trip() {
         access_key: Secret::new(&services.s3_access_key),
         secret_key: Secret::new(&services.s3_secret_key),
         bucket: services.s3_bucket.clone(),
+        key_prefix: services.s3_prefix.clone(),
         ..Default::default()
     };
     let blob = Blob::new(&settings).unwrap();

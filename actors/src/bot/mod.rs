@@ -4,6 +4,8 @@
 //! and handling), so anything that charges goes through an idempotency key
 //! derived from the message.
 
+mod avatars;
+mod images;
 pub mod reply;
 pub mod texts;
 
@@ -15,6 +17,10 @@ use teloxide::types::{
 };
 use teloxide::{Bot, RequestError};
 
+use crate::cache::CacheError;
+use crate::dialogue::{self, Dialogue};
+use crate::fal::Fal;
+use crate::fal_job::{GENERATE_KIND, IMAGINE_KIND};
 use crate::jobs::{queue, NewJob, QueueError};
 use crate::ledger::{self, Charged, LedgerError};
 use crate::services::Services;
@@ -35,12 +41,18 @@ pub enum HandleError {
     Ledger(#[from] LedgerError),
     #[error(transparent)]
     Queue(#[from] QueueError),
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    #[error("{0}")]
+    Other(String),
 }
+
 
 #[derive(Clone)]
 pub struct BotHandler {
     services: Services,
     bot: Bot,
+    fal: Fal,
 }
 
 /// A recording or audio file the user wants as text.
@@ -143,7 +155,7 @@ fn keyboard(rows: Vec<Vec<(&'static str, &'static str)>>) -> InlineKeyboardMarku
 
 impl BotHandler {
     pub fn new(services: Services, bot: Bot) -> Self {
-        Self { services, bot }
+        Self { fal: Fal::new(&services.settings.fal), services, bot }
     }
 
     pub fn bot(&self) -> &Bot {
@@ -189,11 +201,21 @@ impl BotHandler {
         if let Some(media) = Media::of(message) {
             return self.on_media(chat, message, user.id, lang, media).await;
         }
+        let step = dialogue::get(&self.services.redis, user.id).await?;
+        if let Some(image) = avatars::image_of(message) {
+            return match step {
+                Some(Dialogue::AvatarPhotos { avatar_id }) => self.avatar_photo(chat, user.id, lang, avatar_id, image).await,
+                _ => self.say(chat, texts::unsupported(lang)).await,
+            };
+        }
         let Some(text) = message.text() else {
             self.bot.send_message(chat, texts::unsupported(lang)).await?;
             return Ok(());
         };
         let Some((command, args)) = parse_command(text) else {
+            if step == Some(Dialogue::AvatarName) {
+                return self.avatar_named(chat, user.id, lang, text).await;
+            }
             self.bot.send_message(chat, texts::unsupported(lang)).await?;
             return Ok(());
         };
@@ -217,15 +239,17 @@ impl BotHandler {
             "imagine" if args.is_empty() => self.say(chat, texts::imagine_usage(lang)).await,
             "imagine" => {
                 let key = format!("tg:{}:{}:imagine", chat.0, message.id.0);
-                let job = NewJob::new("fal.imagine", key, serde_json::json!({ "prompt": args, "chat_id": chat.0, "language": lang.code() }));
-                self.charge(chat, user_id, lang, job, self.services.settings.pricing.text_to_image).await
+                self.image_request(chat, key, user_id, lang, IMAGINE_KIND, args).await
             }
             "generate" if args.is_empty() => self.say(chat, texts::generate_usage(lang)).await,
-            // Avatars arrive with FAL training; until a user has one there is nothing to generate from.
-            "generate" | "avatars" => self.say(chat, texts::no_avatar(lang)).await,
+            "generate" => {
+                let key = format!("tg:{}:{}:generate", chat.0, message.id.0);
+                self.image_request(chat, key, user_id, lang, GENERATE_KIND, args).await
+            }
+            "avatars" => self.avatars(chat, user_id, lang).await,
             "history" => self.history(chat, user_id, lang, 0).await,
-            "gallery" => self.say(chat, texts::no_images(lang)).await,
-            "settings" => self.say(chat, texts::settings(lang)).await,
+            "gallery" => self.gallery(chat, user_id, lang, 0).await,
+            "settings" => self.settings(chat, user_id, lang).await,
             _ => self.say(chat, texts::unknown_command(lang)).await,
         }
     }
@@ -279,6 +303,7 @@ impl BotHandler {
     }
 
     async fn cancel(&self, chat: ChatId, user_id: i64, lang: Lang) -> Result<(), HandleError> {
+        dialogue::clear(&self.services.redis, user_id).await?;
         let (mut count, mut refunded) = (0, 0);
         for job in queue::active_for_user(&self.services.db, user_id).await? {
             if let Some(cancelled) = queue::cancel(&self.services.db, job.id, "cancelled by the user").await? {
@@ -298,7 +323,19 @@ impl BotHandler {
         let user = self.services.db.upsert_user(&profile(&query.from)).await?;
         let data = query.data.as_deref().unwrap_or_default();
         let mut parts = data.split(':');
+        let number = |s: &str| s.parse::<i64>().unwrap_or(0);
         match (parts.next(), parts.next(), parts.next()) {
+            (Some("avatar"), Some("new"), None) => return self.avatar_new(chat, user.id, lang).await,
+            (Some("avatar"), Some("train"), Some(id)) => return self.avatar_train(chat, user.id, lang, number(id)).await,
+            (Some("avatar"), Some("cancel"), Some(id)) => return self.avatar_cancel(chat, user.id, lang, number(id)).await,
+            (Some("avatar"), Some("main"), Some(id)) => return self.avatar_main(chat, user.id, lang, number(id)).await,
+            (Some("avatar"), Some(id), None) => return self.avatar_status(chat, user.id, lang, number(id)).await,
+            (Some("gender"), Some(gender @ ("man" | "woman")), None) => return self.avatar_gender(chat, user.id, lang, gender).await,
+            (Some("regen"), Some(id), None) => return self.regenerate(chat, query, user.id, lang, number(id)).await,
+            (Some("fav"), Some(id), None) => return self.favourite(chat, user.id, lang, number(id)).await,
+            (Some("del"), Some(id), None) => return self.delete_image(chat, user.id, lang, number(id)).await,
+            (Some("gal"), Some(index), None) => return self.gallery(chat, user.id, lang, number(index)).await,
+            (Some("aspect"), Some(aspect), None) => return self.set_aspect(chat, user.id, lang, aspect).await,
             (Some("history"), Some(page), None) => {
                 return self.history(chat, user.id, lang, page.parse().unwrap_or(0)).await;
             }
@@ -314,10 +351,10 @@ impl BotHandler {
             "menu:balance" => self.balance(chat, user.id, lang).await,
             "menu:help" => self.say(chat, texts::help(lang)).await,
             "menu:imagine" => self.say(chat, texts::imagine_usage(lang)).await,
-            "menu:avatars" => self.say(chat, texts::no_avatar(lang)).await,
-            "menu:gallery" => self.say(chat, texts::no_images(lang)).await,
+            "menu:avatars" => self.avatars(chat, user.id, lang).await,
+            "menu:gallery" => self.gallery(chat, user.id, lang, 0).await,
             "menu:history" => self.history(chat, user.id, lang, 0).await,
-            "menu:settings" => self.say(chat, texts::settings(lang)).await,
+            "menu:settings" => self.settings(chat, user.id, lang).await,
             _ => self.say(chat, texts::unknown_command(lang)).await,
         }
     }

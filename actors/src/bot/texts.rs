@@ -155,10 +155,11 @@ pub fn no_images(lang: Lang) -> &'static str {
     lang.pick("Картинок пока нет — попробуйте /imagine.", "No images yet — try /imagine.")
 }
 
-pub fn settings(lang: Lang) -> String {
+pub fn settings(lang: Lang, aspect: &str) -> String {
+    let label = aspect_buttons().iter().find(|(k, _)| *k == aspect).map(|(_, l)| *l).unwrap_or("1:1");
     match lang {
-        Lang::Ru => "⚙️ Настройки\nЯзык: русский (по языку Telegram).".to_owned(),
-        Lang::En => "⚙️ Settings\nLanguage: English (from your Telegram language).".to_owned(),
+        Lang::Ru => format!("⚙️ Настройки\nЯзык: русский (по языку Telegram).\nФормат картинок: {label}"),
+        Lang::En => format!("⚙️ Settings\nLanguage: English (from your Telegram language).\nImage format: {label}"),
     }
 }
 
@@ -269,6 +270,152 @@ pub fn history_title(lang: Lang, page: i64) -> String {
 
 pub fn transcript_gone(lang: Lang) -> &'static str {
     lang.pick("Эта расшифровка не найдена.", "That transcript was not found.")
+}
+
+pub fn image_caption(prompt: &str, model: &str, aspect: Option<&str>) -> String {
+    let prompt: String = prompt.chars().take(800).collect();
+    match aspect {
+        Some(a) => format!("🎨 {prompt}\n{model} · {a}"),
+        None => format!("🎨 {prompt}\n{model}"),
+    }
+}
+
+pub fn image_buttons(lang: Lang) -> [&'static str; 2] {
+    [lang.pick("🔁 Ещё раз", "🔁 Regenerate"), lang.pick("⭐ В избранное", "⭐ Favourite")]
+}
+
+pub fn generation_unavailable(lang: Lang) -> &'static str {
+    lang.pick("Сервис генерации сейчас недоступен.", "The image service is unavailable right now.")
+}
+
+pub fn generation_failed(lang: Lang, reason: &str) -> String {
+    match lang {
+        Lang::Ru => format!("Генерация не удалась: {reason}"),
+        Lang::En => format!("The generation failed: {reason}"),
+    }
+}
+
+pub fn avatar_ready(lang: Lang, name: &str) -> String {
+    match lang {
+        Lang::Ru => format!("✅ Аватар «{name}» готов! Попробуйте: /generate я в горах на закате"),
+        Lang::En => format!("✅ Avatar “{name}” is ready! Try: /generate me in the mountains at sunset"),
+    }
+}
+
+pub fn avatars_title(lang: Lang) -> &'static str {
+    lang.pick("👤 Ваши аватары:", "👤 Your avatars:")
+}
+
+pub fn avatar_state(lang: Lang, state: &str) -> &'static str {
+    match state {
+        "collecting" => lang.pick("собираю фото", "collecting photos"),
+        "queued" => lang.pick("в очереди", "queued"),
+        "training" => lang.pick("обучается", "training"),
+        "ready" => lang.pick("готов", "ready"),
+        "failed" => lang.pick("ошибка", "failed"),
+        _ => lang.pick("отменён", "cancelled"),
+    }
+}
+
+pub fn new_avatar_button(lang: Lang) -> &'static str {
+    lang.pick("➕ Новый аватар", "➕ New avatar")
+}
+
+pub fn ask_avatar_name(lang: Lang) -> &'static str {
+    lang.pick("Как назовём аватар? Напишите имя.", "What shall we call the avatar? Send a name.")
+}
+
+pub fn ask_gender(lang: Lang) -> &'static str {
+    lang.pick("Кто на фото?", "Who is in the photos?")
+}
+
+pub fn gender_buttons(lang: Lang) -> [(&'static str, &'static str); 2] {
+    [("man", lang.pick("👨 Мужчина", "👨 Man")), ("woman", lang.pick("👩 Женщина", "👩 Woman"))]
+}
+
+pub fn ask_photos(lang: Lang, min: usize, max: usize) -> String {
+    match lang {
+        Lang::Ru => format!("Пришлите от {min} до {max} фото (JPEG, PNG или WebP, от 512 до 4096 px по сторонам): лицо крупно, разные ракурсы и фон."),
+        Lang::En => format!("Send {min} to {max} photos (JPEG, PNG or WebP, 512 to 4096 px a side): your face close up, different angles and backgrounds."),
+    }
+}
+
+pub fn photo_accepted(lang: Lang, count: usize, min: usize, max: usize) -> String {
+    match (lang, count >= min) {
+        (Lang::Ru, false) => format!("📸 Принято {count}/{max}. Нужно ещё минимум {}.", min - count),
+        (Lang::En, false) => format!("📸 Got {count}/{max}. At least {} more needed.", min - count),
+        (Lang::Ru, true) => format!("📸 Принято {count}/{max}. Можно обучать!"),
+        (Lang::En, true) => format!("📸 Got {count}/{max}. Ready to train!"),
+    }
+}
+
+pub fn photo_rejected(lang: Lang, why: &str) -> String {
+    match lang {
+        Lang::Ru => format!("🚫 Фото не принято: {why}"),
+        Lang::En => format!("🚫 Photo not accepted: {why}"),
+    }
+}
+
+pub fn photo_problem(lang: Lang, problem: &str) -> &'static str {
+    match problem {
+        "format" => lang.pick("нужен JPEG, PNG или WebP", "it must be JPEG, PNG or WebP"),
+        "small" => lang.pick("меньше 512 px по короткой стороне", "under 512 px on its short side"),
+        "large" => lang.pick("больше 4096 px по длинной стороне", "over 4096 px on its long side"),
+        "size" => lang.pick("файл больше 20 МБ", "the file is over 20 MB"),
+        "duplicate" => lang.pick("такое фото уже есть", "this photo is already there"),
+        _ => lang.pick("уже достаточно фото — нажмите «Обучить»", "there are enough photos already — press Train"),
+    }
+}
+
+pub fn train_button(lang: Lang) -> &'static str {
+    lang.pick("🚀 Обучить", "🚀 Train")
+}
+
+pub fn avatar_buttons(lang: Lang) -> [&'static str; 3] {
+    [lang.pick("🔄 Обновить", "🔄 Refresh"), lang.pick("✖️ Отменить", "✖️ Cancel"), lang.pick("⭐ Сделать основным", "⭐ Make main")]
+}
+
+pub fn not_enough_photos(lang: Lang, have: usize, min: usize) -> String {
+    match lang {
+        Lang::Ru => format!("Нужно минимум {min} фото, сейчас {have}."),
+        Lang::En => format!("At least {min} photos are needed; there are {have}."),
+    }
+}
+
+pub fn training_cancelled(lang: Lang, coins: i64) -> String {
+    format!("{} {}", lang.pick("Обучение отменено.", "Training cancelled."), refunded(lang, coins))
+}
+
+pub fn gallery_caption(index: i64, total: i64, prompt: &str, favourite: bool) -> String {
+    let star = if favourite { " ⭐" } else { "" };
+    let prompt: String = prompt.chars().take(900).collect();
+    format!("🖼 {}/{total}{star}\n{prompt}", index + 1)
+}
+
+pub fn gallery_buttons(lang: Lang) -> [&'static str; 3] {
+    ["⭐", lang.pick("🗑 Удалить", "🗑 Delete"), lang.pick("🔁 Ещё раз", "🔁 Regenerate")]
+}
+
+pub fn image_deleted(lang: Lang) -> &'static str {
+    lang.pick("Удалено.", "Deleted.")
+}
+
+pub fn favourite_set(lang: Lang, on: bool) -> &'static str {
+    match on {
+        true => lang.pick("Добавлено в избранное ⭐", "Added to favourites ⭐"),
+        false => lang.pick("Убрано из избранного", "Removed from favourites"),
+    }
+}
+
+pub fn aspect_buttons() -> [(&'static str, &'static str); 5] {
+    [("square_hd", "1:1"), ("portrait_4_3", "3:4"), ("portrait_16_9", "9:16"), ("landscape_4_3", "4:3"), ("landscape_16_9", "16:9")]
+}
+
+pub fn aspect_set(lang: Lang, label: &str) -> String {
+    match lang {
+        Lang::Ru => format!("Формат картинок: {label}"),
+        Lang::En => format!("Image format: {label}"),
+    }
 }
 
 /// Inline main menu: (label, callback data) rows.

@@ -24,6 +24,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(1, "0001_users"),
     migration!(2, "0002_jobs_ledger_updates"),
     migration!(3, "0003_transcripts"),
+    migration!(4, "0004_fal"),
 ];
 
 /// Any constant will do as long as every aishad uses the same one.

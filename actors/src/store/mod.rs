@@ -1,6 +1,8 @@
 //! PostgreSQL: the connection pool and the embedded migrations.
 
 mod migrations;
+pub mod fal;
+pub mod images;
 pub mod transcripts;
 pub mod updates;
 pub mod users;

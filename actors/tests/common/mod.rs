@@ -17,6 +17,7 @@ pub fn settings(test: &TestServices) -> Settings {
     s.s3.access_key = Secret::new(&test.s3_access_key);
     s.s3.secret_key = Secret::new(&test.s3_secret_key);
     s.s3.bucket = test.s3_bucket.clone();
+    s.s3.key_prefix = test.s3_prefix.clone();
     s
 }
 

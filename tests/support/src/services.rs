@@ -13,7 +13,9 @@ pub struct TestServices {
     pub s3_endpoint: String,
     pub s3_access_key: String,
     pub s3_secret_key: String,
+    /// Shared by every test; `s3_prefix` keeps their objects apart.
     pub s3_bucket: String,
+    pub s3_prefix: String,
     pub database_name: String,
 }
 
@@ -42,7 +44,9 @@ impl TestServices {
             s3_endpoint: required("MINIO_ENDPOINT"),
             s3_access_key: required("MINIO_ACCESS_KEY"),
             s3_secret_key: required("MINIO_SECRET_KEY"),
-            s3_bucket: format!("t-{}-{}", slug.replace('_', "-"), &suffix[..10]),
+            // One bucket for all tests: SeaweedFS gives every bucket volumes of its own, and runs out.
+            s3_bucket: "aisha-test".into(),
+            s3_prefix: format!("test/{slug}-{}/", &suffix[..10]),
             database_name,
         }
     }
@@ -58,6 +62,7 @@ impl TestServices {
             ("MINIO_ACCESS_KEY", self.s3_access_key.as_str()),
             ("MINIO_SECRET_KEY", self.s3_secret_key.as_str()),
             ("MINIO_BUCKET_NAME", self.s3_bucket.as_str()),
+            ("AISHA_S3__KEY_PREFIX", self.s3_prefix.as_str()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))

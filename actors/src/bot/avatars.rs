@@ -1,0 +1,242 @@
+//! Avatars: the creation dialogue (name → gender → 10–20 photos → Train),
+//! each photo validated and stored in S3, and the avatar's status with
+//! Refresh, Cancel and Make-main buttons.
+
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+use teloxide::payloads::SendMessageSetters;
+use teloxide::prelude::Requester;
+use teloxide::types::{ChatId, InlineKeyboardButton, InlineKeyboardMarkup, Message};
+
+use super::texts::{self, Lang};
+use super::{BotHandler, HandleError, MAX_DOWNLOAD};
+use crate::clients::{download_telegram_file, DownloadError};
+use crate::dialogue::{self, Dialogue};
+use crate::fal_job::TRAIN_KIND;
+use crate::jobs::{queue, NewJob};
+
+/// Short side at least, long side at most, in pixels.
+const MIN_SIDE: usize = 512;
+const MAX_SIDE: usize = 4096;
+
+/// A photo or an image sent as a document: (file id, size if known).
+pub(super) fn image_of(message: &Message) -> Option<(String, Option<u64>)> {
+    if let Some(largest) = message.photo().and_then(|sizes| sizes.last()) {
+        return Some((largest.file.id.0.clone(), Some(largest.file.size as u64)));
+    }
+    let document = message.document()?;
+    let is_image = document.mime_type.as_ref().is_some_and(|m| m.type_() == mime::IMAGE);
+    is_image.then(|| (document.file.id.0.clone(), (document.file.size != u32::MAX).then_some(document.file.size as u64)))
+}
+
+/// Checks format and size; returns (extension, width, height) or the problem's name.
+fn validate(bytes: &[u8]) -> Result<(&'static str, usize, usize), &'static str> {
+    let ext = match imagesize::image_type(bytes) {
+        Ok(imagesize::ImageType::Jpeg) => "jpg",
+        Ok(imagesize::ImageType::Png) => "png",
+        Ok(imagesize::ImageType::Webp) => "webp",
+        _ => return Err("format"),
+    };
+    let size = imagesize::blob_size(bytes).map_err(|_| "format")?;
+    let (short, long) = (size.width.min(size.height), size.width.max(size.height));
+    if short < MIN_SIDE {
+        return Err("small");
+    }
+    if long > MAX_SIDE {
+        return Err("large");
+    }
+    Ok((ext, size.width, size.height))
+}
+
+impl BotHandler {
+    pub(super) async fn avatars(&self, chat: ChatId, user_id: i64, lang: Lang) -> Result<(), HandleError> {
+        let avatars = self.services.db.avatars(user_id).await?;
+        let mut text = texts::avatars_title(lang).to_owned();
+        let mut rows = Vec::new();
+        for a in &avatars {
+            let main = if a.is_main { " ⭐" } else { "" };
+            text.push_str(&format!("\n• {}{main} — {} ({} 📸)", a.name, texts::avatar_state(lang, &a.state), a.photos));
+            rows.push(vec![InlineKeyboardButton::callback(format!("👤 {}", a.name), format!("avatar:{}", a.id))]);
+        }
+        if avatars.is_empty() {
+            text = texts::no_avatar(lang).to_owned();
+        }
+        rows.push(vec![InlineKeyboardButton::callback(texts::new_avatar_button(lang), "avatar:new")]);
+        self.bot.send_message(chat, text).reply_markup(InlineKeyboardMarkup::new(rows)).await?;
+        Ok(())
+    }
+
+    pub(super) async fn avatar_new(&self, chat: ChatId, user_id: i64, lang: Lang) -> Result<(), HandleError> {
+        dialogue::set(&self.services.redis, user_id, &Dialogue::AvatarName).await?;
+        self.say(chat, texts::ask_avatar_name(lang)).await
+    }
+
+    /// Text while the dialogue waits for a name.
+    pub(super) async fn avatar_named(&self, chat: ChatId, user_id: i64, lang: Lang, name: &str) -> Result<(), HandleError> {
+        let name: String = name.trim().chars().take(40).collect();
+        let step = Dialogue::AvatarGender { name };
+        dialogue::set(&self.services.redis, user_id, &step).await?;
+        let buttons = texts::gender_buttons(lang).map(|(key, label)| InlineKeyboardButton::callback(label, format!("gender:{key}")));
+        self.bot.send_message(chat, texts::ask_gender(lang)).reply_markup(InlineKeyboardMarkup::new([buttons])).await?;
+        Ok(())
+    }
+
+    pub(super) async fn avatar_gender(&self, chat: ChatId, user_id: i64, lang: Lang, gender: &str) -> Result<(), HandleError> {
+        let Some(Dialogue::AvatarGender { name }) = dialogue::get(&self.services.redis, user_id).await? else {
+            return self.avatar_new(chat, user_id, lang).await;
+        };
+        let trigger = format!("{} {gender}", self.services.settings.fal.trigger_phrase.split_whitespace().next().unwrap_or("ohwx"));
+        let avatar_id = self.services.db.create_avatar(user_id, &name, gender, &trigger).await?;
+        dialogue::set(&self.services.redis, user_id, &Dialogue::AvatarPhotos { avatar_id }).await?;
+        let fal = &self.services.settings.fal;
+        self.say(chat, texts::ask_photos(lang, fal.min_photos, fal.max_photos)).await
+    }
+
+    /// A photo while the dialogue collects them: validated, deduplicated, stored.
+    pub(super) async fn avatar_photo(&self, chat: ChatId, user_id: i64, lang: Lang, avatar_id: i64, file: (String, Option<u64>)) -> Result<(), HandleError> {
+        let fal = &self.services.settings.fal;
+        let reject = |problem| self.say(chat, texts::photo_rejected(lang, texts::photo_problem(lang, problem)));
+        let Some(avatar) = self.services.db.avatar_of(user_id, avatar_id).await?.filter(|a| a.state == "collecting") else {
+            dialogue::clear(&self.services.redis, user_id).await?;
+            return self.say(chat, texts::unsupported(lang)).await;
+        };
+        if avatar.photos as usize >= fal.max_photos {
+            return reject("enough").await;
+        }
+        if file.1.is_some_and(|size| size > MAX_DOWNLOAD) {
+            return reject("size").await;
+        }
+        let bytes: Bytes = match download_telegram_file(&self.bot, &self.services.settings.telegram, &file.0, MAX_DOWNLOAD).await {
+            Ok(bytes) => bytes,
+            Err(DownloadError::TooBig(_)) => return reject("size").await,
+            Err(DownloadError::Telegram(e)) => return Err(e.into()),
+            Err(e) => return Err(HandleError::Telegram(teloxide::RequestError::Io(std::io::Error::other(e.to_string()).into()))),
+        };
+        let (ext, width, height) = match validate(&bytes) {
+            Ok(valid) => valid,
+            Err(problem) => return reject(problem).await,
+        };
+        let hash = hex::encode(Sha256::digest(&bytes));
+        let prefix = format!("avatars/{user_id}/{avatar_id}/photo_");
+        let suffix = format!(".{ext}");
+        let Some((n, key)) = self.services.db.add_avatar_photo(avatar_id, (&prefix, &suffix), &hash, width as i32, height as i32).await? else {
+            return reject("duplicate").await;
+        };
+        if let Err(e) = self.services.blob.put(&key, bytes, &format!("image/{}", if ext == "jpg" { "jpeg" } else { ext })).await {
+            tracing::warn!(avatar_id, error = %e, "could not store an avatar photo");
+            self.services.db.remove_avatar_photo(avatar_id, n).await?;
+            return self.say(chat, texts::something_went_wrong(lang)).await;
+        }
+        let count = avatar.photos as usize + 1;
+        let text = texts::photo_accepted(lang, count, fal.min_photos, fal.max_photos);
+        if count >= fal.min_photos {
+            let train = InlineKeyboardButton::callback(texts::train_button(lang), format!("avatar:train:{avatar_id}"));
+            self.bot.send_message(chat, text).reply_markup(InlineKeyboardMarkup::new([[train]])).await?;
+            Ok(())
+        } else {
+            self.say(chat, text).await
+        }
+    }
+
+    pub(super) async fn avatar_train(&self, chat: ChatId, user_id: i64, lang: Lang, avatar_id: i64) -> Result<(), HandleError> {
+        let db = &self.services.db;
+        let Some(avatar) = db.avatar_of(user_id, avatar_id).await? else { return self.say(chat, texts::no_avatar(lang)).await };
+        let min = self.services.settings.fal.min_photos;
+        if (avatar.photos as usize) < min {
+            return self.say(chat, texts::not_enough_photos(lang, avatar.photos as usize, min)).await;
+        }
+        if !db.set_avatar_state(avatar_id, &["collecting"], "queued", None).await? {
+            return self.avatar_status(chat, user_id, lang, avatar_id).await;
+        }
+        let payload = serde_json::json!({ "avatar_id": avatar_id, "chat_id": chat.0, "language": lang.code() });
+        let job = NewJob::new(TRAIN_KIND, format!("avatar:train:{avatar_id}"), payload);
+        let charged = self.charge(chat, user_id, lang, job, self.services.settings.pricing.avatar_training).await;
+        let queued = queue::active_for_user(db, user_id).await?.iter().any(|j| j.kind == TRAIN_KIND && j.payload["avatar_id"] == avatar_id);
+        if !queued {
+            // Not charged (not enough coins): the photos stay, training can be started again.
+            db.set_avatar_state(avatar_id, &["queued"], "collecting", None).await?;
+        } else {
+            dialogue::clear(&self.services.redis, user_id).await?;
+        }
+        charged
+    }
+
+    pub(super) async fn avatar_status(&self, chat: ChatId, user_id: i64, lang: Lang, avatar_id: i64) -> Result<(), HandleError> {
+        let Some(a) = self.services.db.avatar_of(user_id, avatar_id).await? else { return self.say(chat, texts::no_avatar(lang)).await };
+        let [refresh, cancel, main] = texts::avatar_buttons(lang);
+        let mut row = vec![InlineKeyboardButton::callback(refresh, format!("avatar:{avatar_id}"))];
+        if matches!(a.state.as_str(), "collecting" | "queued" | "training") {
+            row.push(InlineKeyboardButton::callback(cancel, format!("avatar:cancel:{avatar_id}")));
+        }
+        if a.state == "ready" && !a.is_main {
+            row.push(InlineKeyboardButton::callback(main, format!("avatar:main:{avatar_id}")));
+        }
+        let star = if a.is_main { " ⭐" } else { "" };
+        let text = format!("👤 {}{star}\n{} · {} 📸", a.name, texts::avatar_state(lang, &a.state), a.photos);
+        self.bot.send_message(chat, text).reply_markup(InlineKeyboardMarkup::new([row])).await?;
+        Ok(())
+    }
+
+    /// Cancels an avatar at any stage: FAL is told to stop a running
+    /// training; what was paid is refunded (for a training, per config).
+    pub(super) async fn avatar_cancel(&self, chat: ChatId, user_id: i64, lang: Lang, avatar_id: i64) -> Result<(), HandleError> {
+        let db = &self.services.db;
+        let Some(avatar) = db.avatar_of(user_id, avatar_id).await? else { return self.say(chat, texts::no_avatar(lang)).await };
+        let mut refunded = 0;
+        match avatar.state.as_str() {
+            "queued" => {
+                for job in queue::active_for_user(db, user_id).await?.into_iter().filter(|j| j.payload["avatar_id"] == avatar_id) {
+                    if let Some(cancelled) = queue::cancel(db, job.id, "avatar cancelled").await? {
+                        refunded += cancelled.cost;
+                    }
+                }
+            }
+            "training" => {
+                if let Some(request) = db.fal_request_for_avatar(avatar_id).await? {
+                    if let Err(e) = self.fal.cancel(&request.cancel_url).await {
+                        tracing::warn!(request_id = %request.request_id, error = %e, "FAL cancel failed; the result will be discarded");
+                    }
+                    if db.finish_fal_request(&request.request_id, "cancelled").await?
+                        && self.services.settings.fal.refund_cancelled_training
+                        && db.refund_fal_request(&request).await.map_err(|e| HandleError::Other(e.to_string()))?
+                    {
+                        refunded = queue::get(db, request.job_id).await?.map(|j| j.cost).unwrap_or(0);
+                    }
+                }
+            }
+            "collecting" => {}
+            _ => return self.avatar_status(chat, user_id, lang, avatar_id).await,
+        }
+        db.set_avatar_state(avatar_id, &["collecting", "queued", "training"], "cancelled", None).await?;
+        if matches!(dialogue::get(&self.services.redis, user_id).await?, Some(Dialogue::AvatarPhotos { avatar_id: id }) if id == avatar_id) {
+            dialogue::clear(&self.services.redis, user_id).await?;
+        }
+        self.say(chat, texts::training_cancelled(lang, refunded)).await
+    }
+
+    pub(super) async fn avatar_main(&self, chat: ChatId, user_id: i64, lang: Lang, avatar_id: i64) -> Result<(), HandleError> {
+        self.services.db.set_main_avatar(user_id, avatar_id).await?;
+        self.avatar_status(chat, user_id, lang, avatar_id).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn png(width: u32, height: u32) -> Vec<u8> {
+        let mut bytes = vec![0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13, b'I', b'H', b'D', b'R'];
+        bytes.extend(width.to_be_bytes());
+        bytes.extend(height.to_be_bytes());
+        bytes.extend([8, 2, 0, 0, 0, 0, 0, 0, 0]);
+        bytes
+    }
+
+    #[test]
+    fn photos_are_checked_for_format_and_size() {
+        assert_eq!(validate(&png(1024, 768)), Ok(("png", 1024, 768)));
+        assert_eq!(validate(&png(400, 1024)), Err("small"));
+        assert_eq!(validate(&png(5000, 1024)), Err("large"));
+        assert_eq!(validate(b"GIF89a...."), Err("format"));
+    }
+}

@@ -1,0 +1,115 @@
+//! Images in the chat: `/imagine`, `/generate`, Regenerate and Favourite
+//! buttons, the gallery, and the aspect-ratio setting.
+
+use teloxide::payloads::{SendMessageSetters, SendPhotoSetters};
+use teloxide::prelude::Requester;
+use teloxide::types::{CallbackQuery, ChatId, InlineKeyboardButton, InlineKeyboardMarkup, InputFile};
+
+use super::texts::{self, Lang};
+use super::{BotHandler, HandleError};
+use crate::fal_job::{GENERATE_KIND, IMAGINE_KIND};
+use crate::jobs::NewJob;
+
+impl BotHandler {
+    /// `/imagine` (text to image) or `/generate` (from the main avatar): charged and queued.
+    pub(super) async fn image_request(&self, chat: ChatId, key: String, user_id: i64, lang: Lang, kind: &str, prompt: &str) -> Result<(), HandleError> {
+        let pricing = &self.services.settings.pricing;
+        let price = if kind == GENERATE_KIND {
+            if self.services.db.main_avatar(user_id).await?.is_none() {
+                return self.say(chat, texts::no_avatar(lang)).await;
+            }
+            pricing.avatar_image
+        } else {
+            pricing.text_to_image
+        };
+        let payload = serde_json::json!({ "prompt": prompt, "chat_id": chat.0, "language": lang.code() });
+        self.charge(chat, user_id, lang, NewJob::new(kind, key, payload), price).await
+    }
+
+    /// Regenerate: the same prompt, the same way, charged again.
+    pub(super) async fn regenerate(&self, chat: ChatId, query: &CallbackQuery, user_id: i64, lang: Lang, image_id: i64) -> Result<(), HandleError> {
+        let Some(image) = self.services.db.image_of(user_id, image_id).await? else {
+            return self.say(chat, texts::no_images(lang)).await;
+        };
+        let kind = if image.model == self.services.settings.fal.text_to_image_model { IMAGINE_KIND } else { GENERATE_KIND };
+        self.image_request(chat, format!("tg:cb:{}", query.id.0), user_id, lang, kind, &image.prompt).await
+    }
+
+    pub(super) async fn favourite(&self, chat: ChatId, user_id: i64, lang: Lang, image_id: i64) -> Result<(), HandleError> {
+        match self.services.db.toggle_favourite(user_id, image_id).await? {
+            Some(on) => self.say(chat, texts::favourite_set(lang, on)).await,
+            None => self.say(chat, texts::no_images(lang)).await,
+        }
+    }
+
+    pub(super) async fn delete_image(&self, chat: ChatId, user_id: i64, lang: Lang, image_id: i64) -> Result<(), HandleError> {
+        match self.services.db.delete_image(user_id, image_id).await? {
+            Some(key) => {
+                if let Err(e) = self.services.blob.delete(&key).await {
+                    tracing::warn!(key, error = %e, "could not delete an image from S3");
+                }
+                self.say(chat, texts::image_deleted(lang)).await
+            }
+            None => self.say(chat, texts::no_images(lang)).await,
+        }
+    }
+
+    /// One image per page, newest first, with ‹ › and its actions. Sent by
+    /// Telegram file id when it has one, else uploaded from S3.
+    pub(super) async fn gallery(&self, chat: ChatId, user_id: i64, lang: Lang, index: i64) -> Result<(), HandleError> {
+        let (image, total) = self.services.db.gallery_page(user_id, index).await?;
+        let Some(image) = image else { return self.say(chat, texts::no_images(lang)).await };
+        let index = index.max(0);
+        let [favourite, delete, regenerate] = texts::gallery_buttons(lang);
+        let mut nav = Vec::new();
+        if index > 0 {
+            nav.push(InlineKeyboardButton::callback("‹", format!("gal:{}", index - 1)));
+        }
+        if index + 1 < total {
+            nav.push(InlineKeyboardButton::callback("›", format!("gal:{}", index + 1)));
+        }
+        let actions = vec![
+            InlineKeyboardButton::callback(favourite, format!("fav:{}", image.id)),
+            InlineKeyboardButton::callback(delete, format!("del:{}", image.id)),
+            InlineKeyboardButton::callback(regenerate, format!("regen:{}", image.id)),
+        ];
+        let keyboard = InlineKeyboardMarkup::new([nav, actions].into_iter().filter(|row| !row.is_empty()));
+        let caption = texts::gallery_caption(index, total, &image.prompt, image.favourite);
+        let file = match &image.telegram_file_id {
+            Some(id) => InputFile::file_id(teloxide::types::FileId(id.clone())),
+            None => InputFile::memory(self.services.blob.get(&image.key).await.map_err(|e| {
+                tracing::warn!(image_id = image.id, error = %e, "gallery image missing from S3");
+                HandleError::Telegram(teloxide::RequestError::Io(std::io::Error::other(e.to_string()).into()))
+            })?)
+            .file_name("image.png"),
+        };
+        let sent = self.bot.send_photo(chat, file).caption(caption).reply_markup(keyboard).await?;
+        if image.telegram_file_id.is_none() {
+            if let Some(photo) = sent.photo().and_then(|sizes| sizes.last()) {
+                let _ = self.services.db.set_image_file_id(image.id, &photo.file.id.0).await;
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) async fn settings(&self, chat: ChatId, user_id: i64, lang: Lang) -> Result<(), HandleError> {
+        let aspect = self.services.db.aspect_ratio(user_id).await?;
+        let buttons = texts::aspect_buttons()
+            .into_iter()
+            .map(|(key, label)| {
+                let mark = if key == aspect { "• " } else { "" };
+                InlineKeyboardButton::callback(format!("{mark}{label}"), format!("aspect:{key}"))
+            })
+            .collect::<Vec<_>>();
+        self.bot.send_message(chat, texts::settings(lang, &aspect)).reply_markup(InlineKeyboardMarkup::new([buttons])).await?;
+        Ok(())
+    }
+
+    pub(super) async fn set_aspect(&self, chat: ChatId, user_id: i64, lang: Lang, aspect: &str) -> Result<(), HandleError> {
+        let Some((key, label)) = texts::aspect_buttons().into_iter().find(|(k, _)| *k == aspect) else {
+            return self.say(chat, texts::unknown_command(lang)).await;
+        };
+        self.services.db.set_aspect_ratio(user_id, key).await?;
+        self.say(chat, texts::aspect_set(lang, label)).await
+    }
+}

@@ -1,0 +1,154 @@
+//! FAL's queue API: submit with a webhook, then status, result and cancel at
+//! the URLs the submission returns; result files are downloaded from FAL's
+//! temporary URLs and never stored as links.
+
+pub mod files;
+pub mod signature;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde_json::Value;
+
+use crate::jobs::JobError;
+use crate::settings::FalSettings;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FalError {
+    #[error("FAL rejected the key (401/403)")]
+    Unauthorized,
+    /// The request itself is wrong, or the generation failed: no retry helps.
+    #[error("FAL refused ({status}): {message}")]
+    Rejected { status: u16, message: String },
+    #[error("FAL server error ({status}): {message}")]
+    Server { status: u16, message: String },
+    #[error("could not reach FAL: {0}")]
+    Network(String),
+    #[error("a result file is larger than {0} bytes")]
+    TooLarge(u64),
+}
+
+impl From<FalError> for JobError {
+    fn from(e: FalError) -> Self {
+        match e {
+            FalError::Server { .. } | FalError::Network(_) => JobError::Retry(e.to_string()),
+            FalError::Unauthorized | FalError::Rejected { .. } | FalError::TooLarge(_) => JobError::Permanent(e.to_string()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Submitted {
+    pub request_id: String,
+    pub status_url: String,
+    pub response_url: String,
+    pub cancel_url: String,
+}
+
+#[derive(Clone)]
+pub struct Fal {
+    http: reqwest::Client,
+    queue: String,
+    key: String,
+    webhook: String,
+}
+
+/// Largest result file copied into S3 (LoRA weights are ~100–300 MB).
+pub const MAX_RESULT_FILE: u64 = 1024 * 1024 * 1024;
+
+impl Fal {
+    pub fn new(settings: &FalSettings) -> Self {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(600))
+            .build()
+            .unwrap_or_default();
+        Self {
+            http,
+            queue: settings.queue_url.trim_end_matches('/').to_owned(),
+            key: settings.key.expose().to_owned(),
+            webhook: settings.webhook_url.clone(),
+        }
+    }
+
+    pub fn has_webhook(&self) -> bool {
+        !self.webhook.is_empty()
+    }
+
+    /// `POST {queue}/{model}?fal_webhook=…`.
+    pub async fn submit(&self, model: &str, input: &Value) -> Result<Submitted, FalError> {
+        let mut url = reqwest::Url::parse(&format!("{}/{model}", self.queue)).map_err(|e| FalError::Network(e.to_string()))?;
+        if self.has_webhook() {
+            url.query_pairs_mut().append_pair("fal_webhook", &self.webhook);
+        }
+        let response = self.http.post(url).header("authorization", format!("Key {}", self.key)).json(input).send().await;
+        let body = check(response).await?;
+        let field = |name: &str| body[name].as_str().map(str::to_owned);
+        match (field("request_id"), field("status_url"), field("response_url"), field("cancel_url")) {
+            (Some(request_id), Some(status_url), Some(response_url), Some(cancel_url)) => {
+                Ok(Submitted { request_id, status_url, response_url, cancel_url })
+            }
+            _ => Err(FalError::Server { status: 200, message: format!("unexpected submit answer: {body}") }),
+        }
+    }
+
+    /// `IN_QUEUE`, `IN_PROGRESS` or `COMPLETED`.
+    pub async fn status(&self, status_url: &str) -> Result<String, FalError> {
+        let body = check(self.authorized(self.http.get(status_url)).send().await).await?;
+        Ok(body["status"].as_str().unwrap_or_default().to_owned())
+    }
+
+    /// The finished request's output; a failed generation is `Rejected`.
+    pub async fn result(&self, response_url: &str) -> Result<Value, FalError> {
+        check(self.authorized(self.http.get(response_url)).send().await).await
+    }
+
+    pub async fn cancel(&self, cancel_url: &str) -> Result<(), FalError> {
+        check(self.authorized(self.http.put(cancel_url)).send().await).await.map(|_| ())
+    }
+
+    /// A result file from FAL's (temporary, public) storage.
+    pub async fn download(&self, url: &str, max: u64) -> Result<Bytes, FalError> {
+        let mut response = self.http.get(url).send().await.map_err(|e| FalError::Network(e.without_url().to_string()))?;
+        let status = response.status().as_u16();
+        if status >= 400 {
+            let message = format!("downloading a result file: HTTP {status}");
+            return Err(if status >= 500 { FalError::Server { status, message } } else { FalError::Rejected { status, message } });
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| FalError::Network(e.without_url().to_string()))? {
+            body.extend_from_slice(&chunk);
+            if body.len() as u64 > max {
+                return Err(FalError::TooLarge(max));
+            }
+        }
+        Ok(body.into())
+    }
+
+    fn authorized(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        request.header("authorization", format!("Key {}", self.key))
+    }
+}
+
+async fn check(response: Result<reqwest::Response, reqwest::Error>) -> Result<Value, FalError> {
+    let response = response.map_err(|e| FalError::Network(crate::error::chain(&e.without_url())))?;
+    let status = response.status().as_u16();
+    let text = response.text().await.map_err(|e| FalError::Network(e.without_url().to_string()))?;
+    let body: Value = serde_json::from_str(&text).unwrap_or(Value::String(text.clone()));
+    if (200..300).contains(&status) {
+        return Ok(body);
+    }
+    let message: String = match &body["detail"] {
+        Value::String(s) => s.clone(),
+        Value::Array(items) => items.iter().filter_map(|i| i["msg"].as_str()).collect::<Vec<_>>().join("; "),
+        _ => text,
+    }
+    .chars()
+    .take(300)
+    .collect();
+    Err(match status {
+        401 | 403 => FalError::Unauthorized,
+        500..=599 | 408 | 429 => FalError::Server { status, message },
+        _ => FalError::Rejected { status, message },
+    })
+}

@@ -1,0 +1,186 @@
+//! `fal.deliver`: one per finished request (its key is the request id, so a
+//! callback delivered ten times delivers once). Result files are copied from
+//! FAL's temporary URLs into S3 before anything is sent; the request moves
+//! out of `submitted` only after the user has it.
+
+use bytes::Bytes;
+use serde_json::{json, Value};
+use teloxide::payloads::{SendMessageSetters, SendPhotoSetters};
+use teloxide::prelude::Requester;
+use teloxide::types::{ChatId, InlineKeyboardButton, InlineKeyboardMarkup, InputFile, InputMedia, InputMediaPhoto};
+
+use super::FalJobs;
+use crate::bot::texts::{self, Lang};
+use crate::fal::MAX_RESULT_FILE;
+use crate::jobs::{queue, Job, JobError};
+use crate::store::fal::FalRequest;
+
+/// Telegram takes photos up to 10 MB; FAL's images are far smaller.
+const MAX_IMAGE: u64 = 20 * 1024 * 1024;
+
+fn retry(e: impl std::fmt::Display) -> JobError {
+    JobError::Retry(e.to_string())
+}
+
+pub(super) async fn deliver(f: &FalJobs, job: &Job) -> Result<Value, JobError> {
+    let db = &f.services.db;
+    let request_id = job.payload["request_id"].as_str().ok_or_else(|| JobError::Permanent("no request id".into()))?;
+    let request = db.fal_request(request_id).await.map_err(retry)?.ok_or_else(|| JobError::Retry("request not recorded yet".into()))?;
+    if request.state != "submitted" {
+        return Ok(json!({ "outcome": request.state }));
+    }
+    let callback = db.fal_callback(request_id).await.map_err(retry)?.ok_or_else(|| JobError::Retry("no callback yet".into()))?;
+    let body = &callback.body;
+    let payload_error = body["payload_error"].as_str().filter(|e| !e.is_empty());
+    if callback.status != "OK" || payload_error.is_some() {
+        let reason = body["error"].as_str().or(payload_error).or_else(|| body["payload"]["detail"][0]["msg"].as_str()).unwrap_or("unknown error");
+        fail_request(f, request_id, reason).await;
+        return Ok(json!({ "outcome": "failed", "reason": reason }));
+    }
+    let payload = &body["payload"];
+    match request.kind.as_str() {
+        "train" => deliver_avatar(f, job, &request, payload).await,
+        _ => deliver_images(f, job, &request, payload).await,
+    }
+}
+
+/// Only the worker still holding the delivery job may send.
+async fn still_ours(f: &FalJobs, job: &Job) -> Result<(), JobError> {
+    let settings = &f.services.settings;
+    let held = queue::heartbeat(&f.services.db, &[job.id], &settings.instance_id, settings.jobs.lease).await.map_err(retry)?;
+    if held.is_empty() {
+        return Err(JobError::Retry("lost the delivery job".into()));
+    }
+    Ok(())
+}
+
+async fn deliver_images(f: &FalJobs, job: &Job, r: &FalRequest, payload: &Value) -> Result<Value, JobError> {
+    let (db, blob) = (&f.services.db, &f.services.blob);
+    let lang = Lang::from_code(r.language.as_deref());
+    let urls: Vec<&str> = payload["images"].as_array().into_iter().flatten().filter_map(|i| i["url"].as_str()).collect();
+    if urls.is_empty() {
+        fail_request(f, &r.request_id, "no images in the result").await;
+        return Ok(json!({ "outcome": "failed" }));
+    }
+    let prompt = r.prompt.clone().unwrap_or_default();
+    let mut stored = Vec::new();
+    for (n, url) in urls.iter().enumerate() {
+        let bytes = f.fal.download(url, MAX_IMAGE).await?;
+        let ext = if bytes.starts_with(b"\x89PNG") { "png" } else if bytes.starts_with(b"RIFF") { "webp" } else { "jpg" };
+        let key = format!("images/{}/{}/{n}.{ext}", r.user_id, r.request_id);
+        blob.put(&key, bytes.clone(), &format!("image/{}", if ext == "jpg" { "jpeg" } else { ext })).await.map_err(retry)?;
+        let image = db
+            .add_image(r.user_id, &r.request_id, n as i32, r.avatar_id, &prompt, &r.model, r.aspect_ratio.as_deref(), &key)
+            .await
+            .map_err(retry)?;
+        stored.push((image, bytes));
+    }
+    still_ours(f, job).await?;
+    let chat = ChatId(r.chat_id);
+    let caption = texts::image_caption(&prompt, &r.model, r.aspect_ratio.as_deref());
+    let first_id = stored[0].0.id;
+    let [regenerate, favourite] = texts::image_buttons(lang);
+    let keyboard = InlineKeyboardMarkup::new([[
+        InlineKeyboardButton::callback(regenerate, format!("regen:{first_id}")),
+        InlineKeyboardButton::callback(favourite, format!("fav:{first_id}")),
+    ]]);
+    let telegram = |e: teloxide::RequestError| retry(format!("Telegram: {e}"));
+    if stored.len() == 1 {
+        let (image, bytes) = &stored[0];
+        let file = InputFile::memory(bytes.clone()).file_name("image.png");
+        let sent = f.bot.send_photo(chat, file).caption(caption).reply_markup(keyboard).await.map_err(telegram)?;
+        if let Some(photo) = sent.photo().and_then(|sizes| sizes.last()) {
+            let _ = db.set_image_file_id(image.id, &photo.file.id.0).await;
+        }
+    } else {
+        let media: Vec<InputMedia> = stored
+            .iter()
+            .enumerate()
+            .map(|(i, (_, bytes))| {
+                let photo = InputMediaPhoto::new(InputFile::memory(bytes.clone()).file_name(format!("image{i}.png")));
+                InputMedia::Photo(if i == 0 { photo.caption(caption.clone()) } else { photo })
+            })
+            .collect();
+        let sent = f.bot.send_media_group(chat, media).await.map_err(telegram)?;
+        for ((image, _), message) in stored.iter().zip(sent.iter()) {
+            if let Some(photo) = message.photo().and_then(|sizes| sizes.last()) {
+                let _ = db.set_image_file_id(image.id, &photo.file.id.0).await;
+            }
+        }
+        f.bot.send_message(chat, "👆").reply_markup(keyboard).await.map_err(telegram)?;
+    }
+    db.finish_fal_request(&r.request_id, "delivered").await.map_err(retry)?;
+    metrics::counter!("aishad_images_delivered_total", "kind" => r.kind.clone()).increment(stored.len() as u64);
+    Ok(json!({ "outcome": "delivered", "images": stored.len() }))
+}
+
+async fn deliver_avatar(f: &FalJobs, job: &Job, r: &FalRequest, payload: &Value) -> Result<Value, JobError> {
+    let (db, blob) = (&f.services.db, &f.services.blob);
+    let lang = Lang::from_code(r.language.as_deref());
+    let avatar_id = r.avatar_id.ok_or_else(|| JobError::Permanent("training without an avatar".into()))?;
+    let Some(lora_url) = payload["diffusers_lora_file"]["url"].as_str() else {
+        fail_request(f, &r.request_id, "the training produced no weights").await;
+        return Ok(json!({ "outcome": "failed" }));
+    };
+    let lora_key = format!("avatars/{}/{avatar_id}/lora.safetensors", r.user_id);
+    let lora = f.fal.download(lora_url, MAX_RESULT_FILE).await?;
+    blob.put(&lora_key, lora, "application/octet-stream").await.map_err(retry)?;
+    let config_key = match payload["config_file"]["url"].as_str() {
+        Some(url) => {
+            let key = format!("avatars/{}/{avatar_id}/config.json", r.user_id);
+            let config: Bytes = f.fal.download(url, 10 * 1024 * 1024).await?;
+            blob.put(&key, config, "application/json").await.map_err(retry)?;
+            Some(key)
+        }
+        None => None,
+    };
+    db.avatar_ready(avatar_id, &lora_key, config_key.as_deref()).await.map_err(retry)?;
+    still_ours(f, job).await?;
+    let name = db.avatar_of(r.user_id, avatar_id).await.map_err(retry)?.map(|a| a.name).unwrap_or_default();
+    f.bot.send_message(ChatId(r.chat_id), texts::avatar_ready(lang, &name)).await.map_err(|e| retry(format!("Telegram: {e}")))?;
+    db.finish_fal_request(&r.request_id, "delivered").await.map_err(retry)?;
+    if f.services.settings.fal.delete_photos_after_training {
+        for key in db.avatar_photo_keys(avatar_id).await.map_err(retry)? {
+            let _ = blob.delete(&key).await;
+        }
+    }
+    Ok(json!({ "outcome": "avatar ready", "avatar_id": avatar_id }))
+}
+
+/// A request that will not produce a result: failed once, refunded once,
+/// and the user told why.
+pub(super) async fn fail_request(f: &FalJobs, request_id: &str, reason: &str) {
+    let db = &f.services.db;
+    let Ok(Some(request)) = db.fal_request(request_id).await else { return };
+    match db.finish_fal_request(request_id, "failed").await {
+        Ok(true) => {}
+        Ok(false) => return,
+        Err(e) => {
+            tracing::error!(request_id, error = %e, "could not mark a FAL request failed");
+            return;
+        }
+    }
+    tracing::warn!(request_id, reason, kind = %request.kind, "FAL request failed");
+    metrics::counter!("aishad_fal_failures_total", "kind" => request.kind.clone()).increment(1);
+    let refunded = match db.refund_fal_request(&request).await {
+        Ok(true) => queue::get(db, request.job_id).await.ok().flatten().map(|j| j.cost).unwrap_or(0),
+        Ok(false) => 0,
+        Err(e) => {
+            tracing::error!(request_id, error = %e, "refund failed");
+            0
+        }
+    };
+    if let Some(avatar) = request.avatar_id.filter(|_| request.kind == "train") {
+        let _ = db.set_avatar_state(avatar, &["queued", "training"], "failed", Some(reason)).await;
+    }
+    let lang = Lang::from_code(request.language.as_deref());
+    let text = format!(
+        "{}\n{}\n{}",
+        texts::failed(lang, &format!("fal.{}", request.kind)),
+        texts::generation_failed(lang, reason),
+        texts::refunded(lang, refunded)
+    );
+    if let Err(e) = f.bot.send_message(ChatId(request.chat_id), text.trim_end().to_owned()).await {
+        tracing::warn!(request_id, error = %e, "could not tell the user about a failed request");
+    }
+}

@@ -1,0 +1,51 @@
+//! `fal.poll`: queued with every submission to run after `fal.poll_after`.
+//! If no callback has come by then, it asks FAL for the status, backing off,
+//! until the request completes (recorded as if called back) or times out.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use super::FalJobs;
+use crate::fal::FalError;
+use crate::jobs::{Job, JobError};
+
+fn retry(e: impl std::fmt::Display) -> JobError {
+    JobError::Retry(e.to_string())
+}
+
+pub(super) async fn poll(f: &FalJobs, job: &Job) -> Result<Value, JobError> {
+    let db = &f.services.db;
+    let settings = &f.services.settings.fal;
+    let request_id = job.payload["request_id"].as_str().ok_or_else(|| JobError::Permanent("no request id".into()))?;
+    if db.fal_callback(request_id).await.map_err(retry)?.is_some() {
+        return Ok(json!({ "outcome": "called back" }));
+    }
+    let Some(request) = db.fal_request(request_id).await.map_err(retry)? else {
+        return Ok(json!({ "outcome": "unknown request" }));
+    };
+    if request.state != "submitted" {
+        return Ok(json!({ "outcome": request.state }));
+    }
+    let timeout = if request.kind == "train" { settings.training_timeout } else { settings.image_timeout };
+    if request.age_seconds > timeout.as_secs_f64() {
+        let body = json!({ "request_id": request_id, "status": "ERROR", "error": format!("no result within {}", humantime::format_duration(timeout)) });
+        db.record_fal_callback(request_id, "ERROR", &body, "timeout").await.map_err(retry)?;
+        return Ok(json!({ "outcome": "timed out" }));
+    }
+    let status = f.fal.status(&request.status_url).await?;
+    if status != "COMPLETED" {
+        // 5 s, 10 s, 20 s … up to a minute between looks.
+        let after = Duration::from_secs(5u64.saturating_mul(1 << job.attempts.clamp(0, 4)).min(60));
+        return Err(JobError::RetryAfter { after, reason: format!("FAL status {status}") });
+    }
+    let body = match f.fal.result(&request.response_url).await {
+        Ok(payload) => json!({ "request_id": request_id, "status": "OK", "payload": payload }),
+        Err(FalError::Rejected { message, .. }) => json!({ "request_id": request_id, "status": "ERROR", "error": message }),
+        Err(e) => return Err(e.into()),
+    };
+    let status = body["status"].as_str().unwrap_or("ERROR").to_owned();
+    db.record_fal_callback(request_id, &status, &body, "poll").await.map_err(retry)?;
+    tracing::info!(request_id, status, "FAL result fetched by polling");
+    Ok(json!({ "outcome": "polled", "status": status }))
+}

@@ -1,0 +1,112 @@
+//! Submitting to FAL: text to image, an image from the user's avatar, or an
+//! avatar's training. The request is recorded with the job that paid for it.
+
+use std::io::Write;
+
+use bytes::Bytes;
+use serde_json::{json, Value};
+
+use super::{lang_of, FalJobs, GENERATE_KIND, IMAGINE_KIND, TRAIN_KIND};
+use crate::bot::texts;
+use crate::jobs::{Job, JobError};
+use crate::store::fal::FalRequest;
+
+fn retry(e: impl std::fmt::Display) -> JobError {
+    JobError::Retry(e.to_string())
+}
+
+/// Imagen's names for the aspect ratios FLUX calls `image_size`.
+fn imagen_aspect(size: &str) -> &'static str {
+    match size {
+        "portrait_4_3" => "3:4",
+        "portrait_16_9" => "9:16",
+        "landscape_4_3" => "4:3",
+        "landscape_16_9" => "16:9",
+        _ => "1:1",
+    }
+}
+
+pub(super) async fn submit(f: &FalJobs, job: &Job) -> Result<Value, JobError> {
+    let (db, settings) = (&f.services.db, &f.services.settings.fal);
+    let lang = lang_of(job);
+    let user_id = job.user_id.ok_or_else(|| JobError::Permanent("job has no user".into()))?;
+    let chat_id = job.chat_id.ok_or_else(|| JobError::Permanent("job has no chat".into()))?;
+    let prompt = job.payload["prompt"].as_str().map(str::to_owned);
+    let aspect = db.aspect_ratio(user_id).await.map_err(retry)?;
+    let (kind, model, input, avatar_id) = match job.kind.as_str() {
+        IMAGINE_KIND => {
+            let input = json!({
+                "prompt": prompt, "aspect_ratio": imagen_aspect(&aspect), "num_images": settings.num_images,
+            });
+            ("imagine", settings.text_to_image_model.clone(), input, None)
+        }
+        GENERATE_KIND => {
+            let avatar = db.main_avatar(user_id).await.map_err(retry)?.ok_or_else(|| JobError::Permanent(texts::no_avatar(lang).into()))?;
+            let lora = avatar.lora_key.clone().ok_or_else(|| JobError::Permanent(texts::no_avatar(lang).into()))?;
+            let input = json!({
+                "prompt": format!("{}, {}", avatar.trigger_phrase, prompt.clone().unwrap_or_default()),
+                "loras": [{ "path": f.public_link(&lora).await?, "scale": settings.lora_scale }],
+                "image_size": aspect, "num_images": settings.num_images,
+                "enable_safety_checker": true,
+            });
+            ("generate", settings.image_model.clone(), input, Some(avatar.id))
+        }
+        TRAIN_KIND => {
+            let avatar_id = job.payload["avatar_id"].as_i64().ok_or_else(|| JobError::Permanent("no avatar id".into()))?;
+            let avatar = db.avatar_of(user_id, avatar_id).await.map_err(retry)?.ok_or_else(|| JobError::Permanent("avatar gone".into()))?;
+            let archive = training_archive(f, user_id, avatar_id).await?;
+            let url = f.public_link(&archive).await?;
+            // The two trainers name the trigger differently.
+            let input = if settings.training_model.contains("portrait") {
+                json!({ "images_data_url": url, "trigger_phrase": avatar.trigger_phrase, "steps": settings.training_steps })
+            } else {
+                json!({ "images_data_url": url, "trigger_word": avatar.trigger_phrase, "steps": settings.training_steps })
+            };
+            db.set_avatar_state(avatar_id, &["queued"], "training", None).await.map_err(retry)?;
+            ("train", settings.training_model.clone(), input, Some(avatar_id))
+        }
+        other => return Err(JobError::Permanent(format!("not a FAL submission: {other}"))),
+    };
+    let submitted = f.fal.submit(&model, &input).await?;
+    let request = FalRequest {
+        request_id: submitted.request_id.clone(),
+        job_id: job.id,
+        user_id,
+        chat_id,
+        kind: kind.to_owned(),
+        model,
+        status_url: submitted.status_url,
+        response_url: submitted.response_url,
+        cancel_url: submitted.cancel_url,
+        avatar_id,
+        prompt,
+        aspect_ratio: (kind != "train").then_some(aspect),
+        language: Some(lang.code().to_owned()),
+        state: "submitted".into(),
+        age_seconds: 0.0,
+    };
+    db.record_fal_request(&request, settings.poll_after).await.map_err(retry)?;
+    tracing::info!(request_id = %submitted.request_id, kind, "submitted to FAL");
+    Ok(json!({ "request_id": submitted.request_id }))
+}
+
+/// The avatar's photos as a zip in S3 (made once; a retry reuses it).
+async fn training_archive(f: &FalJobs, user_id: i64, avatar_id: i64) -> Result<String, JobError> {
+    let key = format!("avatars/{user_id}/{avatar_id}/training.zip");
+    if f.services.blob.get(&key).await.is_ok() {
+        return Ok(key);
+    }
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    // Photos are JPEG/PNG/WebP already: storing beats compressing them again.
+    let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    for (i, photo_key) in f.services.db.avatar_photo_keys(avatar_id).await.map_err(retry)?.iter().enumerate() {
+        let bytes = f.services.blob.get(photo_key).await.map_err(retry)?;
+        let ext = photo_key.rsplit('.').next().filter(|e| e.len() <= 4).unwrap_or("jpg");
+        zip.start_file(format!("photo_{:02}.{ext}", i + 1), options).map_err(retry)?;
+        zip.write_all(&bytes).map_err(retry)?;
+    }
+    let archive = zip.finish().map_err(retry)?.into_inner();
+    f.services.blob.put(&key, Bytes::from(archive), "application/zip").await.map_err(retry)?;
+    f.services.db.set_archive_key(avatar_id, &key).await.map_err(retry)?;
+    Ok(key)
+}
