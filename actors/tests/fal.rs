@@ -1,0 +1,319 @@
+//! Avatars and images on FAL, end to end: the poller, the WebhookListener
+//! verifying the fake FAL's real Ed25519 signatures, the FAL job pool, real
+//! PostgreSQL, Redis and SeaweedFS.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use aisha_actors::fal::files;
+use aisha_actors::fal_job::FalJobs;
+use aisha_actors::jobs::{JobPool, JobPoolArgs};
+use aisha_actors::poller::TelegramPoller;
+use aisha_actors::secret::Secret;
+use aisha_actors::services::Services;
+use aisha_actors::webhook::WebhookListener;
+use aisha_testkit::fal::{sign_with, unix_now, Outcome, FAL_USER_ID};
+use aisha_testkit::{eventually, FakeFal, FakeTelegram};
+use bytes::Bytes;
+use serde_json::json;
+
+const TOKEN: &str = "9090:FAL-test-token-abcdef";
+const USER: i64 = 4001;
+const WAIT: Duration = Duration::from_secs(30);
+const FILES_SECRET: &str = "files-secret-for-tests";
+
+struct Rig {
+    telegram: FakeTelegram,
+    fal: FakeFal,
+    services: Services,
+    webhook: String,
+    base: String,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+async fn rig(name: &str, with_webhook: bool, tweak: impl FnOnce(&mut aisha_actors::settings::Settings)) -> Rig {
+    let telegram = FakeTelegram::start(TOKEN).await;
+    let fal = FakeFal::start("fal-test-key").await;
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let webhook = format!("{base}/webhooks/fal");
+    let (telegram_url, queue_url, jwks_url, hook, files_base) = (telegram.url(), fal.queue_url(), fal.jwks_url(), webhook.clone(), base.clone());
+    let (_test, services) = common::services(name, |s| {
+        s.telegram.token = Secret::new(TOKEN);
+        s.telegram.api_url = telegram_url;
+        s.telegram.poll_timeout = Duration::from_secs(1);
+        s.fal.key = Secret::new("fal-test-key");
+        s.fal.queue_url = queue_url;
+        s.fal.jwks_url = jwks_url;
+        s.fal.webhook_url = if with_webhook { hook } else { String::new() };
+        s.fal.public_url = files_base;
+        s.fal.files_secret = Secret::new(FILES_SECRET);
+        s.fal.min_photos = 3;
+        s.fal.max_photos = 5;
+        s.http.webhook_bind = ([127, 0, 0, 1], port).into();
+        s.jobs.poll_interval = Duration::from_millis(200);
+        s.jobs.retry_min = Duration::from_millis(100);
+        s.jobs.retry_max = Duration::from_millis(300);
+        tweak(s);
+    })
+    .await;
+    services.blob.ensure_bucket().await.unwrap();
+    Actor::spawn(None, WebhookListener, services.clone()).await.unwrap();
+    Actor::spawn(None, TelegramPoller, services.clone()).await.unwrap();
+    let handlers: BTreeMap<_, _> = FalJobs::handlers(services.clone()).unwrap().into_iter().map(|(k, h)| (k.to_owned(), h)).collect();
+    Actor::spawn(None, JobPool, JobPoolArgs { services: services.clone(), handlers }).await.unwrap();
+    telegram.push_text(USER, "en", "/start");
+    eventually("welcome", WAIT, || telegram.sent_texts(USER).len() == 1).await;
+    Rig { telegram, fal, services, webhook, base }
+}
+
+use ractor::Actor;
+
+impl Rig {
+    async fn scalar(&self, sql: &str) -> i64 {
+        self.services.db.client().await.unwrap().query_one(sql, &[]).await.unwrap().get(0)
+    }
+
+    async fn balance(&self) -> i64 {
+        self.scalar(&format!("SELECT balance FROM users WHERE telegram_id = {USER}")).await
+    }
+
+    fn photos_sent(&self) -> Vec<aisha_testkit::telegram::Call> {
+        self.telegram.calls("sendPhoto")
+    }
+
+    async fn post(&self, headers: &[(String, String)], body: Vec<u8>) -> u16 {
+        let mut request = reqwest::Client::new().post(&self.webhook).body(body);
+        for (k, v) in headers {
+            request = request.header(k, v);
+        }
+        request.send().await.unwrap().status().as_u16()
+    }
+}
+
+#[tokio::test]
+async fn imagine_end_to_end_and_a_callback_ten_times_is_one_message() {
+    let rig = rig("fal_imagine", true, |_| {}).await;
+    rig.telegram.push_text(USER, "en", "/imagine a red fox in the snow");
+    eventually("photo", WAIT, || rig.photos_sent().len() == 1).await;
+
+    let submission = &rig.fal.submissions()[0];
+    assert_eq!(submission.model, "fal-ai/imagen4/preview");
+    assert_eq!(submission.input["prompt"], "a red fox in the snow");
+    assert_eq!(submission.input["aspect_ratio"], "1:1");
+    assert_eq!(submission.webhook.as_deref(), Some(rig.webhook.as_str()));
+    let photo = &rig.photos_sent()[0];
+    assert!(photo.params["caption"].as_str().unwrap().contains("a red fox in the snow"));
+    let buttons = photo.params["reply_markup"]["inline_keyboard"][0].as_array().unwrap();
+    assert!(buttons[0]["callback_data"].as_str().unwrap().starts_with("regen:"));
+    assert!(buttons[1]["callback_data"].as_str().unwrap().starts_with("fav:"));
+    assert_eq!(rig.balance().await, 95);
+    let key: String = rig.services.db.client().await.unwrap().query_one("SELECT key FROM images", &[]).await.unwrap().get(0);
+    assert_eq!(&rig.services.blob.get(&key).await.unwrap()[..], aisha_testkit::fal::TINY_PNG, "copied into S3, not linked");
+
+    let request_id = submission.request_id.clone();
+    let body = rig.fal.callback_body(&request_id, &Outcome::Ok, rig.fal.result_for(&submission.model, &submission.input));
+    for _ in 0..9 {
+        assert_eq!(rig.fal.deliver(&rig.webhook, &request_id, &body).await, 200, "a duplicate is accepted");
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(rig.photos_sent().len(), 1, "one message for ten callbacks");
+    assert_eq!(rig.scalar("SELECT count(*) FROM jobs WHERE kind = 'fal.deliver'").await, 1);
+}
+
+#[tokio::test]
+async fn forged_stale_partial_oversized_and_malformed_callbacks_are_refused_and_nothing_is_written() {
+    let rig = rig("fal_reject", true, |_| {}).await;
+    let body = br#"{"request_id":"r-1","gateway_request_id":"r-1","status":"OK","payload":{}}"#.to_vec();
+    let now = unix_now();
+
+    let stranger = ed25519_dalek::SigningKey::from_bytes(&[42u8; 32]);
+    assert_eq!(rig.post(&sign_with(&stranger, "r-1", FAL_USER_ID, now, &body), body.clone()).await, 401, "wrong key");
+
+    let headers = rig.fal.sign("r-1", now, &body);
+    let mut tampered = body.clone();
+    tampered[20] ^= 1;
+    assert_eq!(rig.post(&headers, tampered).await, 401, "tampered body");
+
+    assert_eq!(rig.post(&rig.fal.sign("r-1", now - 301, &body), body.clone()).await, 401, "stale timestamp");
+    assert_eq!(rig.post(&rig.fal.sign("r-1", now + 301, &body), body.clone()).await, 401, "future timestamp");
+
+    for missing in 0..4 {
+        let mut partial = rig.fal.sign("r-1", now, &body);
+        partial.remove(missing);
+        assert_eq!(rig.post(&partial, body.clone()).await, 401, "missing header {missing}");
+    }
+
+    let big = vec![b' '; 2 * 1024 * 1024];
+    assert_eq!(rig.post(&rig.fal.sign("r-1", now, &big), big.clone()).await, 413, "2 MiB");
+
+    let not_json = b"{not json".to_vec();
+    assert_eq!(rig.post(&rig.fal.sign("r-1", now, &not_json), not_json).await, 400, "invalid JSON, validly signed");
+
+    let other_id = br#"{"request_id":"r-2","status":"OK","payload":{}}"#.to_vec();
+    assert_eq!(rig.post(&rig.fal.sign("r-1", now, &other_id), other_id).await, 400, "body names another request");
+
+    assert_eq!(rig.scalar("SELECT count(*) FROM fal_callbacks").await, 0);
+    assert_eq!(rig.scalar("SELECT count(*) FROM jobs").await, 0);
+    assert_eq!(rig.post(&rig.fal.sign("r-1", now, &body), body).await, 200, "the genuine one passes");
+    assert_eq!(rig.scalar("SELECT count(*) FROM fal_callbacks").await, 1, "stored although its request is unknown");
+}
+
+#[tokio::test]
+async fn without_a_webhook_the_poller_path_delivers() {
+    let rig = rig("fal_poll", false, |s| s.fal.poll_after = Duration::from_millis(500)).await;
+    rig.fal.set_callbacks(false);
+    rig.telegram.push_text(USER, "en", "/imagine a lighthouse");
+    eventually("photo", WAIT, || rig.photos_sent().len() == 1).await;
+    assert!(rig.fal.submissions()[0].webhook.is_none());
+    let source: String = rig.services.db.client().await.unwrap().query_one("SELECT source FROM fal_callbacks", &[]).await.unwrap().get(0);
+    assert_eq!(source, "poll");
+}
+
+#[tokio::test]
+async fn an_error_callback_refunds_and_says_why() {
+    let rig = rig("fal_error", true, |_| {}).await;
+    rig.fal.set_outcome(Outcome::Error("NSFW content detected".into()));
+    rig.telegram.push_text(USER, "en", "/imagine something");
+    eventually("told", WAIT, || rig.telegram.sent_texts(USER).iter().any(|t| t.contains("NSFW content detected"))).await;
+    let told = rig.telegram.sent_texts(USER).into_iter().find(|t| t.contains("NSFW")).unwrap();
+    assert!(told.contains("5 coins refunded"), "{told}");
+    assert_eq!(rig.balance().await, 100);
+    assert!(rig.photos_sent().is_empty());
+}
+
+#[tokio::test]
+async fn a_request_that_never_finishes_times_out_with_a_refund() {
+    let rig = rig("fal_timeout", true, |s| {
+        s.fal.poll_after = Duration::from_millis(200);
+        s.fal.image_timeout = Duration::from_secs(2);
+    })
+    .await;
+    rig.fal.set_outcome(Outcome::Hang);
+    rig.telegram.push_text(USER, "en", "/imagine a slow thing");
+    eventually("told", WAIT, || rig.telegram.sent_texts(USER).iter().any(|t| t.contains("no result within"))).await;
+    assert_eq!(rig.balance().await, 100);
+}
+
+#[tokio::test]
+async fn file_links_refuse_tampered_and_expired_tokens() {
+    let rig = rig("fal_files", true, |_| {}).await;
+    rig.services.blob.put("avatars/1/1/training.zip", Bytes::from_static(b"PK zip"), "application/zip").await.unwrap();
+    let get = |token: String| {
+        let url = format!("{}/files/{token}", rig.base);
+        async move { reqwest::get(url).await.unwrap() }
+    };
+    let good = files::sign(FILES_SECRET.as_bytes(), "avatars/1/1/training.zip", unix_now() + 60);
+    let response = get(good.clone()).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(&response.bytes().await.unwrap()[..], b"PK zip");
+    let tampered = files::sign(b"someone else's secret", "avatars/1/1/training.zip", unix_now() + 60);
+    assert_eq!(get(tampered).await.status(), 403);
+    use base64::Engine;
+    let (_, signature) = good.split_once('.').unwrap();
+    let other_key = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("avatars/2/2/training.zip");
+    assert_eq!(get(format!("{other_key}.{signature}")).await.status(), 403, "a signature for another object");
+    let expired = files::sign(FILES_SECRET.as_bytes(), "avatars/1/1/training.zip", unix_now() - 1);
+    assert_eq!(get(expired).await.status(), 410);
+}
+
+/// A PNG header is all `imagesize` reads; distinct bytes make distinct photos.
+fn png(width: u32, height: u32, salt: u8) -> Bytes {
+    let mut bytes = vec![0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13, b'I', b'H', b'D', b'R'];
+    bytes.extend(width.to_be_bytes());
+    bytes.extend(height.to_be_bytes());
+    bytes.extend([8, 2, 0, 0, 0, 0, 0, 0, 0, salt]);
+    bytes.into()
+}
+
+fn push_photo(telegram: &FakeTelegram, bytes: Bytes, n: usize) {
+    let file_id = telegram.add_file(&format!("photos/p{n}.png"), bytes.clone());
+    let message = telegram.user_message(USER, "en", json!({ "photo": [
+        { "file_id": file_id, "file_unique_id": format!("up{n}"), "width": 800, "height": 600, "file_size": bytes.len() }
+    ] }));
+    telegram.push_update(json!({ "message": message }));
+}
+
+#[tokio::test]
+async fn an_avatar_goes_from_photos_to_training_to_a_generated_image() {
+    let rig = rig("fal_avatar", true, |_| {}).await;
+    aisha_actors::ledger::admin_credit(&rig.services.db, USER, 200, "test").await.unwrap();
+    let said = |needle: &'static str| {
+        let telegram = rig.telegram.clone();
+        move || telegram.sent_texts(USER).iter().any(|t| t.contains(needle))
+    };
+
+    rig.telegram.push_callback(USER, "en", "avatar:new", 1);
+    eventually("asked for a name", WAIT, said("What shall we call")).await;
+    rig.telegram.push_text(USER, "en", "Me at work");
+    eventually("asked for gender", WAIT, said("Who is in the photos")).await;
+    rig.telegram.push_callback(USER, "en", "gender:woman", 2);
+    eventually("asked for photos", WAIT, said("Send 3 to 5 photos")).await;
+
+    push_photo(&rig.telegram, png(800, 600, 1), 1);
+    push_photo(&rig.telegram, png(800, 600, 1), 2); // the same content again
+    push_photo(&rig.telegram, png(300, 300, 2), 3); // too small
+    push_photo(&rig.telegram, png(800, 600, 3), 4);
+    push_photo(&rig.telegram, png(1024, 1024, 4), 5);
+    eventually("three accepted", WAIT, said("Got 3/5. Ready to train!")).await;
+    let texts = rig.telegram.sent_texts(USER);
+    assert!(texts.iter().any(|t| t.contains("already there")), "duplicate refused: {texts:?}");
+    assert!(texts.iter().any(|t| t.contains("under 512 px")), "small refused: {texts:?}");
+
+    let avatar_id = rig.scalar("SELECT id FROM avatars").await;
+    rig.telegram.push_callback(USER, "en", &format!("avatar:train:{avatar_id}"), 3);
+    eventually("ready", WAIT, said("✅ Avatar")).await;
+    let training = rig.fal.submissions().into_iter().find(|s| s.model == "fal-ai/flux-lora-portrait-trainer")
+        .unwrap_or_else(|| panic!("{:?} {:?}", rig.fal.submissions(), rig.telegram.sent_texts(USER)));
+    assert_eq!(training.input["steps"], 1000);
+    let archive_url = training.input["images_data_url"].as_str().unwrap();
+    assert!(archive_url.starts_with(&format!("{}/files/", rig.base)), "{archive_url}");
+    let archive = reqwest::get(archive_url).await.unwrap().bytes().await.unwrap();
+    let zip = zip::ZipArchive::new(std::io::Cursor::new(archive.to_vec())).unwrap();
+    assert_eq!(zip.len(), 3, "the three accepted photos");
+    let state: String = rig.services.db.client().await.unwrap().query_one("SELECT state FROM avatars", &[]).await.unwrap().get(0);
+    assert_eq!(state, "ready");
+    assert_eq!(rig.scalar("SELECT count(*) FROM avatars WHERE is_main").await, 1, "the first ready avatar is the main one");
+    assert_eq!(rig.balance().await, 300 - 150);
+
+    rig.telegram.push_text(USER, "en", "/generate on a mountain top");
+    eventually("image", WAIT, || !rig.photos_sent().is_empty()).await;
+    let models: Vec<String> = rig.fal.submissions().iter().map(|s| s.model.clone()).collect();
+    let generation = rig.fal.submissions().into_iter().find(|s| s.model == "fal-ai/flux-lora").unwrap_or_else(|| panic!("{models:?} {:?}", rig.telegram.sent_texts(USER)));
+    assert!(generation.input["prompt"].as_str().unwrap().ends_with("on a mountain top"));
+    assert!(generation.input["prompt"].as_str().unwrap().starts_with("ohwx woman"));
+    let lora = generation.input["loras"][0]["path"].as_str().unwrap();
+    assert_eq!(&reqwest::get(lora).await.unwrap().bytes().await.unwrap()[..], b"fake lora weights", "LoRA served from S3");
+    assert_eq!(generation.input["image_size"], "square_hd");
+
+    rig.telegram.push_text(USER, "en", "/gallery");
+    eventually("gallery", WAIT, || rig.photos_sent().len() == 2).await;
+    let gallery = &rig.photos_sent()[1];
+    assert!(gallery.params["caption"].as_str().unwrap().starts_with("🖼 1/1"));
+}
+
+#[tokio::test]
+async fn cancelling_a_training_tells_fal_and_refunds() {
+    let rig = rig("fal_cancel", true, |_| {}).await;
+    aisha_actors::ledger::admin_credit(&rig.services.db, USER, 200, "test").await.unwrap();
+    rig.fal.set_outcome(Outcome::Hang);
+    let user_id = rig.scalar(&format!("SELECT id FROM users WHERE telegram_id = {USER}")).await;
+    let avatar_id = rig.services.db.create_avatar(user_id, "A", "man", "ohwx man").await.unwrap();
+    for n in 1..=3u8 {
+        let key = format!("avatars/{user_id}/{avatar_id}/photo_{n}.png");
+        rig.services.blob.put(&key, png(800, 800, n), "image/png").await.unwrap();
+        rig.services.db.add_avatar_photo(avatar_id, (&format!("avatars/{user_id}/{avatar_id}/photo_"), ".png"), &format!("h{n}"), 800, 800).await.unwrap();
+    }
+    rig.telegram.push_callback(USER, "en", &format!("avatar:train:{avatar_id}"), 1);
+    eventually("submitted", WAIT, || !rig.fal.submissions().is_empty()).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    rig.telegram.push_callback(USER, "en", &format!("avatar:cancel:{avatar_id}"), 2);
+    eventually("cancelled", WAIT, || rig.telegram.sent_texts(USER).iter().any(|t| t.contains("Training cancelled"))).await;
+    assert_eq!(rig.fal.cancelled().len(), 1);
+    assert_eq!(rig.balance().await, 300);
+}
