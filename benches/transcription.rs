@@ -23,13 +23,7 @@ const TOKEN: &str = "5050:BENCH-transcription-token";
 const USER: i64 = 77;
 
 fn vm_hwm_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
+    aisha_testkit::proc_status_kib(pid, "VmHWM:")
 }
 
 async fn enqueue(db: &Db, user_id: i64, key: &str, file_id: &str, duration: u32) -> i64 {

@@ -15,15 +15,7 @@ use tokio::sync::Mutex;
 const CALLBACKS: usize = 4000;
 const CONCURRENCY: usize = 32;
 
-fn rss_kib(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
+use aisha_testkit::proc_status_kib as rss_kib;
 
 type Signed = (Vec<(String, String)>, Vec<u8>);
 

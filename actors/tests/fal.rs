@@ -44,9 +44,7 @@ async fn rig(name: &str, with_webhook: bool, tweak: impl FnOnce(&mut aisha_actor
     let webhook = format!("{base}/webhooks/fal");
     let (telegram_url, queue_url, jwks_url, hook, files_base) = (telegram.url(), fal.queue_url(), fal.jwks_url(), webhook.clone(), base.clone());
     let (_test, services) = common::services(name, |s| {
-        s.telegram.token = Secret::new(TOKEN);
-        s.telegram.api_url = telegram_url;
-        s.telegram.poll_timeout = Duration::from_secs(1);
+        common::use_telegram(s, TOKEN, telegram_url);
         s.fal.key = Secret::new("fal-test-key");
         s.fal.queue_url = queue_url;
         s.fal.jwks_url = jwks_url;
@@ -56,9 +54,7 @@ async fn rig(name: &str, with_webhook: bool, tweak: impl FnOnce(&mut aisha_actor
         s.fal.min_photos = 3;
         s.fal.max_photos = 5;
         s.http.webhook_bind = ([127, 0, 0, 1], port).into();
-        s.jobs.poll_interval = Duration::from_millis(200);
-        s.jobs.retry_min = Duration::from_millis(100);
-        s.jobs.retry_max = Duration::from_millis(300);
+        common::fast_jobs(s);
         tweak(s);
     })
     .await;

@@ -7,7 +7,6 @@ mod common;
 use std::time::{Duration, Instant};
 
 use aisha_actors::poller::{PollerMsg, TelegramPoller};
-use aisha_actors::secret::Secret;
 use aisha_actors::services::Services;
 use aisha_testkit::telegram::Failure;
 use aisha_testkit::{eventually, FakeTelegram};
@@ -21,10 +20,8 @@ async fn setup(name: &str) -> (FakeTelegram, Services) {
     let telegram = FakeTelegram::start(TOKEN).await;
     let url = telegram.url();
     let (_test, services) = common::services(name, |s| {
-        s.telegram.token = Secret::new(TOKEN);
-        s.telegram.api_url = url;
+        common::use_telegram(s, TOKEN, url);
         s.telegram.lease_ttl = LEASE_TTL;
-        s.telegram.poll_timeout = Duration::from_secs(1);
     })
     .await;
     (telegram, services)

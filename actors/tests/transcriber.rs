@@ -35,14 +35,10 @@ async fn rig(name: &str, tweak: impl FnOnce(&mut aisha_actors::settings::Setting
     let openai = FakeOpenAi::start("sk-test-key").await;
     let (telegram_url, openai_url) = (telegram.url(), openai.url());
     let (_test, services) = common::services(name, |s| {
-        s.telegram.token = Secret::new(TOKEN);
-        s.telegram.api_url = telegram_url;
-        s.telegram.poll_timeout = Duration::from_secs(1);
+        common::use_telegram(s, TOKEN, telegram_url);
         s.openai.api_key = Secret::new("sk-test-key");
         s.openai.base_url = openai_url;
-        s.jobs.poll_interval = Duration::from_millis(200);
-        s.jobs.retry_min = Duration::from_millis(100);
-        s.jobs.retry_max = Duration::from_millis(300);
+        common::fast_jobs(s);
         tweak(s);
     })
     .await;

@@ -12,7 +12,7 @@ pub mod texts;
 use teloxide::payloads::{SendMessageSetters, SetMyCommandsSetters};
 use teloxide::prelude::Requester;
 use teloxide::types::{
-    BotCommand, CallbackQuery, ChatAction, ChatId, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update,
+    BotCommand, CallbackQuery, ChatAction, ChatId, FileMeta, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update,
     UpdateKind, User,
 };
 use teloxide::{Bot, RequestError};
@@ -69,54 +69,34 @@ pub struct Media {
 }
 
 impl Media {
+    fn new(kind: &'static str, file: &FileMeta, duration: Option<u32>, mime_type: Option<String>, file_name: Option<String>) -> Self {
+        Media {
+            kind,
+            file_id: file.id.0.clone(),
+            file_unique_id: file.unique_id.0.clone(),
+            // Telegram may omit the size; teloxide then says u32::MAX.
+            size: (file.size != u32::MAX).then_some(file.size as u64),
+            duration,
+            mime_type,
+            file_name,
+        }
+    }
+
     pub fn of(message: &Message) -> Option<Media> {
-        let size = |s: u32| (s != u32::MAX).then_some(s as u64);
         let mime = |m: &Option<mime::Mime>| m.as_ref().map(|m| m.to_string());
         if let Some(v) = message.voice() {
-            return Some(Media {
-                kind: "voice",
-                file_id: v.file.id.0.clone(),
-                file_unique_id: v.file.unique_id.0.clone(),
-                size: size(v.file.size),
-                duration: Some(v.duration.seconds()),
-                mime_type: mime(&v.mime_type),
-                file_name: None,
-            });
+            return Some(Media::new("voice", &v.file, Some(v.duration.seconds()), mime(&v.mime_type), None));
         }
         if let Some(a) = message.audio() {
-            return Some(Media {
-                kind: "audio",
-                file_id: a.file.id.0.clone(),
-                file_unique_id: a.file.unique_id.0.clone(),
-                size: size(a.file.size),
-                duration: Some(a.duration.seconds()),
-                mime_type: mime(&a.mime_type),
-                file_name: a.file_name.clone(),
-            });
+            return Some(Media::new("audio", &a.file, Some(a.duration.seconds()), mime(&a.mime_type), a.file_name.clone()));
         }
         if let Some(n) = message.video_note() {
-            return Some(Media {
-                kind: "video_note",
-                file_id: n.file.id.0.clone(),
-                file_unique_id: n.file.unique_id.0.clone(),
-                size: size(n.file.size),
-                duration: Some(n.duration.seconds()),
-                mime_type: Some("video/mp4".into()),
-                file_name: None,
-            });
+            return Some(Media::new("video_note", &n.file, Some(n.duration.seconds()), Some("video/mp4".into()), None));
         }
         let document = message.document()?;
         let mime_type = mime(&document.mime_type);
         let audio_like = mime_type.as_deref().is_some_and(|m| m.starts_with("audio/") || m.starts_with("video/"));
-        audio_like.then(|| Media {
-            kind: "document",
-            file_id: document.file.id.0.clone(),
-            file_unique_id: document.file.unique_id.0.clone(),
-            size: size(document.file.size),
-            duration: None,
-            mime_type,
-            file_name: document.file_name.clone(),
-        })
+        audio_like.then(|| Media::new("document", &document.file, None, mime_type, document.file_name.clone()))
     }
 
     /// Coins for this recording: per started minute; 0 when the length is

@@ -50,3 +50,17 @@ pub async fn user(services: &Services, telegram_id: i64) -> i64 {
     let profile = aisha_actors::store::users::TelegramProfile { telegram_id, language_code: Some("en".into()), ..Default::default() };
     services.db.upsert_user(&profile).await.unwrap().id
 }
+
+/// Points the settings at a fake Bot API with a short long-poll.
+pub fn use_telegram(s: &mut Settings, token: &str, url: String) {
+    s.telegram.token = Secret::new(token);
+    s.telegram.api_url = url;
+    s.telegram.poll_timeout = std::time::Duration::from_secs(1);
+}
+
+/// Retries quickly, so tests of failure paths finish fast.
+pub fn fast_jobs(s: &mut Settings) {
+    s.jobs.poll_interval = std::time::Duration::from_millis(200);
+    s.jobs.retry_min = std::time::Duration::from_millis(100);
+    s.jobs.retry_max = std::time::Duration::from_millis(300);
+}

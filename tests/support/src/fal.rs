@@ -16,7 +16,7 @@ use http::{Method, StatusCode};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::server::{bind, json_reply, reply, serve_on, FakeRequest, Handler, Reply};
+use crate::server::{json_reply, reply, start_fake, FakeRequest, Reply};
 
 pub const FAL_USER_ID: &str = "fal-test-user";
 
@@ -81,21 +81,18 @@ impl FakeFal {
             files,
             cancelled: Vec::new(),
         };
-        let (listener, addr) = bind().await;
-        let fake = Self {
-            addr,
-            key: key.to_owned(),
-            signing_key: Arc::new(SigningKey::from_bytes(&rand::random::<[u8; 32]>())),
-            state: Arc::new(Mutex::new(state)),
-            http: reqwest::Client::new(),
-        };
-        let handler_fake = fake.clone();
-        let handler: Handler = Arc::new(move |req| {
-            let fake = handler_fake.clone();
-            Box::pin(async move { fake.handle(req).await })
-        });
-        serve_on(listener, handler);
-        fake
+        let signing_key = Arc::new(SigningKey::from_bytes(&rand::random::<[u8; 32]>()));
+        start_fake(
+            |addr| Self {
+                addr,
+                key: key.to_owned(),
+                signing_key,
+                state: Arc::new(Mutex::new(state)),
+                http: reqwest::Client::new(),
+            },
+            |fake: Self, req| async move { fake.handle(req).await },
+        )
+        .await
     }
 
     /// The value for `FAL_QUEUE_URL`.

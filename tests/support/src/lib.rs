@@ -27,3 +27,14 @@ pub async fn eventually<F: FnMut() -> bool>(what: &str, timeout: Duration, mut c
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// A `/proc/{pid}/status` memory field in KiB (`VmRSS:`, `VmHWM:`), 0 if unreadable.
+pub fn proc_status_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}

@@ -11,7 +11,7 @@ use std::time::Duration;
 use http::StatusCode;
 use serde_json::{json, Value};
 
-use crate::server::{bind, json_reply, multipart_fields, reply, serve_on, FakeRequest, Handler, Reply};
+use crate::server::{json_reply, multipart_fields, reply, start_fake, FakeRequest, Reply};
 
 /// What the next call answers.
 #[derive(Debug, Clone)]
@@ -59,15 +59,11 @@ pub struct FakeOpenAi {
 
 impl FakeOpenAi {
     pub async fn start(api_key: &str) -> Self {
-        let (listener, addr) = bind().await;
-        let fake = Self { addr, api_key: api_key.to_owned(), state: Arc::default() };
-        let handler_fake = fake.clone();
-        let handler: Handler = Arc::new(move |req| {
-            let fake = handler_fake.clone();
-            Box::pin(async move { fake.handle(req).await })
-        });
-        serve_on(listener, handler);
-        fake
+        start_fake(
+            |addr| Self { addr, api_key: api_key.to_owned(), state: Arc::default() },
+            |fake: Self, req| async move { fake.handle(req).await },
+        )
+        .await
     }
 
     /// The value for `OPENAI_BASE_URL`.

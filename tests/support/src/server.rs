@@ -57,6 +57,26 @@ pub async fn bind() -> (TcpListener, SocketAddr) {
     (listener, addr)
 }
 
+/// Starts a fake: `make` builds it knowing its own address, then every
+/// request goes to `handle` with a clone of it.
+pub async fn start_fake<T, F, Fut>(make: impl FnOnce(SocketAddr) -> T, handle: F) -> T
+where
+    T: Clone + Send + Sync + 'static,
+    F: Fn(T, FakeRequest) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Reply> + Send + 'static,
+{
+    let (listener, addr) = bind().await;
+    let fake = make(addr);
+    let this = fake.clone();
+    let handle = Arc::new(handle);
+    let handler: Handler = Arc::new(move |req| {
+        let (this, handle) = (this.clone(), handle.clone());
+        Box::pin(async move { handle(this, req).await })
+    });
+    serve_on(listener, handler);
+    fake
+}
+
 /// Binds a loopback port and serves on it.
 pub async fn serve(handler: Handler) -> (SocketAddr, tokio::task::JoinHandle<()>) {
     let (listener, addr) = bind().await;

@@ -14,7 +14,7 @@ use http::StatusCode;
 use serde_json::{json, Value};
 use tokio::sync::{oneshot, Notify};
 
-use crate::server::{bind, json_reply, multipart_fields, reply, serve_on, FakeRequest, Handler, Reply};
+use crate::server::{json_reply, multipart_fields, reply, start_fake, FakeRequest, Reply};
 
 pub const BOT_ID: i64 = 7_000_000_001;
 pub const BOT_USERNAME: &str = "aisha_test_bot";
@@ -65,15 +65,11 @@ impl FakeTelegram {
     pub async fn start(token: &str) -> Self {
         let state = Arc::new(Mutex::new(State { next_update_id: 1, next_message_id: 1, ..Default::default() }));
         let updates_arrived = Arc::new(Notify::new());
-        let (listener, addr) = bind().await;
-        let fake = Self { addr, token: token.to_owned(), state, updates_arrived };
-        let handler_fake = fake.clone();
-        let handler: Handler = Arc::new(move |req| {
-            let fake = handler_fake.clone();
-            Box::pin(async move { fake.handle(req).await })
-        });
-        serve_on(listener, handler);
-        fake
+        start_fake(
+            |addr| Self { addr, token: token.to_owned(), state, updates_arrived },
+            |fake: Self, req| async move { fake.handle(req).await },
+        )
+        .await
     }
 
     /// The value for `TELEGRAM_API_URL`.
