@@ -18,6 +18,7 @@ pub const LEGACY_ENV: &[(&str, &str)] = &[
     ("TELEGRAM_BOT_TOKEN", "telegram.token"),
     ("TELEGRAM_API_URL", "telegram.api_url"),
     ("TELEGRAM_WEBHOOK_SECRET", "telegram.webhook_secret"),
+    ("TELEGRAM_WEBHOOK_URL", "telegram.webhook_url"),
     ("OPENAI_API_KEY", "openai.api_key"),
     ("OPENAI_BASE_URL", "openai.base_url"),
     ("FAL_API_KEY", "fal.key"),
@@ -196,6 +197,7 @@ pub fn validate(settings: &Settings, purpose: Purpose) -> Result<(), SettingsErr
     }
     check_url("s3.public_endpoint", &settings.s3.public_endpoint)?;
     check_url("telegram.api_url", &settings.telegram.api_url)?;
+    check_url("telegram.webhook_url", &settings.telegram.webhook_url)?;
     check_url("openai.base_url", &settings.openai.base_url)?;
     check_url("fal.queue_url", &settings.fal.queue_url)?;
     check_url("fal.jwks_url", &settings.fal.jwks_url)?;

@@ -195,8 +195,13 @@ pub struct TelegramSettings {
     /// Time-to-live of the Redis poller lease; a standby takes over within it.
     #[serde(with = "humantime_serde")]
     pub lease_ttl: Duration,
-    /// `X-Telegram-Bot-Api-Secret-Token` for `POST /webhooks/telegram`.
+    /// `X-Telegram-Bot-Api-Secret-Token` for `POST /webhooks/telegram`;
+    /// when set, the webhook listener takes Telegram updates too.
     pub webhook_secret: Secret,
+    /// When set (with the secret), the webhook listener registers this URL
+    /// with setWebhook at start. Use polling or a webhook, not both: a
+    /// polling replica deletes the webhook.
+    pub webhook_url: String,
 }
 
 impl Default for TelegramSettings {
@@ -207,6 +212,7 @@ impl Default for TelegramSettings {
             poll_timeout: Duration::from_secs(30),
             lease_ttl: Duration::from_secs(15),
             webhook_secret: Secret::default(),
+            webhook_url: String::new(),
         }
     }
 }

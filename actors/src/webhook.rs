@@ -1,5 +1,6 @@
 //! WebhookListener: the hyper server on `http.webhook_bind` that takes FAL
-//! callbacks (and, optionally, Telegram updates). Binding happens in
+//! callbacks, serves signed file links, and (with `telegram.webhook_secret`)
+//! takes Telegram updates through the same record-then-handle path as the poller. Binding happens in
 //! `pre_start`, so a port that cannot be bound is a failed start the
 //! supervisor retries with backoff.
 
@@ -9,9 +10,15 @@ use std::time::Duration;
 
 use http::{Method, StatusCode};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
+use teloxide::payloads::SetWebhookSetters;
+use teloxide::prelude::Requester;
+use teloxide::types::AllowedUpdate;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::bot::BotHandler;
+use crate::clients::{parse_update, telegram_bot};
+use crate::dispatcher::{DispatchMsg, Dispatcher, DispatcherArgs, Recorded};
 use crate::fal::files::{self, TokenError};
 use crate::fal::signature::{Jwks, Rejection};
 use crate::http::{read_body, text, Handler, Reply, Request, Server};
@@ -23,6 +30,7 @@ pub enum WebhookMsg {}
 
 pub struct WebhookState {
     addr: SocketAddr,
+    dispatcher: Option<ActorRef<DispatchMsg>>,
     stop: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<()>>,
 }
@@ -43,16 +51,17 @@ impl Actor for WebhookListener {
 
     async fn pre_start(
         &self,
-        _myself: ActorRef<Self::Msg>,
+        myself: ActorRef<Self::Msg>,
         services: Services,
     ) -> Result<Self::State, ActorProcessingErr> {
+        let dispatcher = telegram_intake(&myself, &services).await?;
         let bind = services.settings.http.webhook_bind;
         let server = Server::bind(bind)
             .await
             .map_err(|e| format!("webhook listener cannot bind {bind}: {e}"))?;
         let addr = server.local_addr()?;
         let (stop, stopped) = oneshot::channel::<()>();
-        let handler = routes(Arc::new(services));
+        let handler = routes(Arc::new(services), dispatcher.clone());
         let task = tokio::spawn(server.serve(
             handler,
             async move {
@@ -61,7 +70,7 @@ impl Actor for WebhookListener {
             DRAIN,
         ));
         tracing::info!(%addr, "webhook listener accepting");
-        Ok(WebhookState { addr, stop: Some(stop), server: Some(task) })
+        Ok(WebhookState { addr, dispatcher, stop: Some(stop), server: Some(task) })
     }
 
     async fn post_stop(
@@ -75,19 +84,51 @@ impl Actor for WebhookListener {
         if let Some(task) = state.server.take() {
             let _ = task.await;
         }
+        if let Some(dispatcher) = state.dispatcher.take() {
+            let _ = dispatcher.stop_and_wait(None, None).await;
+        }
         tracing::info!(addr = %state.addr, "webhook listener stopped");
         Ok(())
     }
 }
 
+/// With `telegram.webhook_secret` set: a dispatcher for Telegram updates
+/// (and, with `telegram.webhook_url`, the webhook registered with Telegram).
+async fn telegram_intake(myself: &ActorRef<WebhookMsg>, services: &Services) -> Result<Option<ActorRef<DispatchMsg>>, ActorProcessingErr> {
+    let telegram = &services.settings.telegram;
+    if telegram.webhook_secret.is_empty() {
+        return Ok(None);
+    }
+    let bot = telegram_bot(telegram)?;
+    if !telegram.webhook_url.is_empty() {
+        let url = reqwest::Url::parse(&telegram.webhook_url).map_err(|e| format!("telegram.webhook_url: {e}"))?;
+        let registered = bot
+            .set_webhook(url)
+            .secret_token(telegram.webhook_secret.expose().to_owned())
+            .allowed_updates(vec![AllowedUpdate::Message, AllowedUpdate::CallbackQuery])
+            .await;
+        if let Err(e) = registered {
+            tracing::warn!(error = %e, "setWebhook failed; Telegram will not send updates here until it succeeds");
+        }
+    }
+    let args = DispatcherArgs {
+        handler: BotHandler::new(services.clone(), bot),
+        db: services.db.clone(),
+        max_concurrent_chats: services.settings.poller.max_concurrent_chats,
+    };
+    let (dispatcher, _) = Actor::spawn_linked(None, Dispatcher, args, myself.get_cell()).await?;
+    Ok(Some(dispatcher))
+}
+
 struct Routes {
     services: Services,
     jwks: Jwks,
+    dispatcher: Option<ActorRef<DispatchMsg>>,
 }
 
-fn routes(services: Arc<Services>) -> Handler {
+fn routes(services: Arc<Services>, dispatcher: Option<ActorRef<DispatchMsg>>) -> Handler {
     let fal = &services.settings.fal;
-    let routes = Arc::new(Routes { jwks: Jwks::new(&fal.jwks_url, fal.jwks_cache), services: (*services).clone() });
+    let routes = Arc::new(Routes { jwks: Jwks::new(&fal.jwks_url, fal.jwks_cache), services: (*services).clone(), dispatcher });
     Arc::new(move |req: Request| {
         let routes = routes.clone();
         Box::pin(async move { routes.route(req).await })
@@ -110,6 +151,7 @@ impl Routes {
             (&Method::POST, "/webhooks/fal") => self.fal_callback(req).await,
             (_, "/webhooks/fal") => text(StatusCode::METHOD_NOT_ALLOWED, "POST only\n"),
             (&Method::GET, p) if p.starts_with("/files/") => self.file(&p["/files/".len()..]).await,
+            (&Method::POST, "/webhooks/telegram") if self.dispatcher.is_some() => self.telegram_update(req).await,
             _ => text(StatusCode::NOT_FOUND, "not found\n"),
         }
     }
@@ -165,6 +207,49 @@ impl Routes {
                 // FAL retries for two hours; tell it to.
                 tracing::error!(request_id, error = %crate::error::chain(&e), "could not record a FAL callback");
                 verdict("error");
+                text(StatusCode::INTERNAL_SERVER_ERROR, "try again\n")
+            }
+        }
+    }
+
+    /// An update pushed by Telegram: checked against the secret, recorded
+    /// (once per update_id), handed to the dispatcher, answered.
+    async fn telegram_update(&self, req: Request) -> Reply {
+        let settings = &self.services.settings;
+        let secret = settings.telegram.webhook_secret.expose().as_bytes();
+        let given = req.headers().get("x-telegram-bot-api-secret-token").map(|v| v.as_bytes()).unwrap_or_default();
+        // Compared in constant time: the secret is the only credential.
+        if given.len() != secret.len() || given.iter().zip(secret).fold(0u8, |acc, (a, b)| acc | (a ^ b)) != 0 {
+            return text(StatusCode::UNAUTHORIZED, "bad secret token\n");
+        }
+        let (_, body) = match read_body(req, settings.http.max_body.0 as usize).await {
+            Ok(read) => read,
+            Err(e) => return text(e.status(), format!("{e}\n")),
+        };
+        let Ok(value) = serde_json::from_slice::<serde_json::Value>(&body) else {
+            return text(StatusCode::BAD_REQUEST, "body is not JSON\n");
+        };
+        let Some(update_id) = value["update_id"].as_i64() else {
+            return text(StatusCode::BAD_REQUEST, "no update_id\n");
+        };
+        let update = parse_update(&value).ok();
+        let chat = update.as_ref().and_then(|u| u.chat()).map(|c| c.id.0);
+        let db = &self.services.db;
+        match db.record_updates(&[(update_id, chat, value)], &settings.instance_id).await {
+            Ok(new) if new.is_empty() => text(StatusCode::OK, "duplicate\n"),
+            Ok(_) => {
+                match (update, &self.dispatcher) {
+                    (Some(update), Some(dispatcher)) => {
+                        let _ = dispatcher.cast(DispatchMsg::Dispatch(vec![Recorded { update_id, update }]));
+                    }
+                    _ => {
+                        let _ = db.mark_update_handled(update_id, Some("unparseable update")).await;
+                    }
+                }
+                text(StatusCode::OK, "accepted\n")
+            }
+            Err(e) => {
+                tracing::error!(update_id, error = %e, "could not record a Telegram update; Telegram will retry");
                 text(StatusCode::INTERNAL_SERVER_ERROR, "try again\n")
             }
         }
