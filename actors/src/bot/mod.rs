@@ -6,6 +6,7 @@
 
 mod avatars;
 mod images;
+mod transcripts;
 pub mod reply;
 pub mod texts;
 
@@ -337,77 +338,6 @@ impl BotHandler {
             "menu:settings" => self.settings(chat, user.id, lang).await,
             _ => self.say(chat, texts::unknown_command(lang)).await,
         }
-    }
-
-    /// Ten delivered transcripts per page, newest first, each with a button to get it again.
-    async fn history(&self, chat: ChatId, user_id: i64, lang: Lang, page: i64) -> Result<(), HandleError> {
-        const PAGE: i64 = 10;
-        let page = page.max(0);
-        let mut items = self.services.db.recent_transcripts(user_id, page * PAGE, PAGE + 1).await?;
-        if items.is_empty() {
-            return self.say(chat, texts::no_transcripts(lang)).await;
-        }
-        let more = items.len() as i64 > PAGE;
-        items.truncate(PAGE as usize);
-        let mut text = texts::history_title(lang, page);
-        let mut buttons = Vec::new();
-        for (i, t) in items.iter().enumerate() {
-            let n = page * PAGE + i as i64 + 1;
-            let seconds = t.duration_seconds.unwrap_or_default();
-            let preview = t.preview.clone().unwrap_or_default();
-            text.push_str(&format!(
-                "\n{n}. {} · {}:{:02} — «{preview}…»",
-                t.created_at.format("%d.%m %H:%M"),
-                (seconds / 60.0).floor() as u64,
-                (seconds % 60.0).round() as u64
-            ));
-            buttons.push(InlineKeyboardButton::callback(format!("📄 {n}"), format!("transcript:{}", t.id)));
-        }
-        let mut rows: Vec<Vec<InlineKeyboardButton>> = buttons.chunks(5).map(<[_]>::to_vec).collect();
-        let mut nav = Vec::new();
-        if page > 0 {
-            nav.push(InlineKeyboardButton::callback("‹", format!("history:{}", page - 1)));
-        }
-        if more {
-            nav.push(InlineKeyboardButton::callback("›", format!("history:{}", page + 1)));
-        }
-        if !nav.is_empty() {
-            rows.push(nav);
-        }
-        self.bot.send_message(chat, text).reply_markup(InlineKeyboardMarkup::new(rows)).await?;
-        Ok(())
-    }
-
-    /// Sends a stored transcript again, from S3.
-    async fn resend_transcript(&self, chat: ChatId, user_id: i64, lang: Lang, id: i64) -> Result<(), HandleError> {
-        let Some(t) = self.services.db.transcript_of(user_id, id).await? else {
-            return self.say(chat, texts::transcript_gone(lang)).await;
-        };
-        let Some(key) = t.text_key else { return self.say(chat, texts::transcript_gone(lang)).await };
-        let text = match self.services.blob.get(&key).await {
-            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-            Err(e) => {
-                tracing::warn!(transcript_id = id, error = %e, "stored transcript unreadable");
-                return self.say(chat, texts::something_went_wrong(lang)).await;
-            }
-        };
-        let intro = texts::transcript_intro(lang, t.duration_seconds.unwrap_or_default());
-        let keyboard = crate::transcriber::digest_keyboard(lang, id);
-        let max = self.services.settings.transcription.max_messages;
-        reply::send_long(&self.bot, chat, &intro, &text, Some(keyboard), max, "transcript.txt").await?;
-        Ok(())
-    }
-
-    /// Summary / action items / minutes of a transcript: charged and queued.
-    async fn digest(&self, chat: ChatId, query: &CallbackQuery, user_id: i64, lang: Lang, kind: &str, id: i64) -> Result<(), HandleError> {
-        if self.services.db.transcript_of(user_id, id).await?.is_none() {
-            return self.say(chat, texts::transcript_gone(lang)).await;
-        }
-        // The callback query id: a redelivered press is the same request.
-        let key = format!("tg:cb:{}", query.id.0);
-        let payload = serde_json::json!({ "transcript_id": id, "kind": kind, "chat_id": chat.0, "language": lang.code() });
-        let job = NewJob::new(crate::transcriber::DIGEST_KIND, key, payload);
-        self.charge(chat, user_id, lang, job, self.services.settings.pricing.transcript_digest).await
     }
 
     async fn say(&self, chat: ChatId, text: impl Into<String>) -> Result<(), HandleError> {
