@@ -164,6 +164,8 @@ fn malformed_values_name_their_key() {
         jail.clear_env();
         jail.set_env("DATABASE_URL", "not a url");
         assert_eq!(inspect("dev").unwrap_err().key, "database.url");
+        jail.set_env("DATABASE_URL", "postgres://u:p@localhost/db?sslmode=require");
+        assert_eq!(inspect("dev").unwrap_err().key, "database.url", "TLS to PostgreSQL is not built in");
         jail.set_env("DATABASE_URL", "postgres://u:p@localhost/db");
         jail.set_env("AISHA_SUPERVISOR__PERIOD", "soon");
         assert_eq!(inspect("dev").unwrap_err().key, "supervisor.period");

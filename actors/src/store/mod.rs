@@ -115,5 +115,10 @@ pub fn parse_url(url: &ConnUrl) -> Result<tokio_postgres::Config, StoreError> {
     if config.get_hosts().is_empty() {
         return Err(StoreError::InvalidUrl("no host given".into()));
     }
+    // Connections are plain TCP (PostgreSQL on the private network): say so
+    // at start-up rather than fail every connect.
+    if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
+        return Err(StoreError::InvalidUrl("sslmode=require is not supported; TLS to PostgreSQL is not built in".into()));
+    }
     Ok(config)
 }
