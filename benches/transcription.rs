@@ -57,11 +57,7 @@ async fn wait_delivered(db: &Db, job_id: i64) -> (f64, serde_json::Value) {
 }
 
 fn main() {
-    if !std::env::args().any(|a| a == "--bench") {
-        return;
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    runtime.block_on(run());
+    aisha_testkit::bench_main(run);
 }
 
 async fn run() {

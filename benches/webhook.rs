@@ -61,11 +61,7 @@ fn report(label: &str, (rate, latencies): (f64, Vec<f64>)) {
 }
 
 fn main() {
-    if !std::env::args().any(|a| a == "--bench") {
-        return;
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    runtime.block_on(run());
+    aisha_testkit::bench_main(run);
 }
 
 async fn run() {

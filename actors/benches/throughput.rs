@@ -147,12 +147,7 @@ async fn poller_run() {
 }
 
 fn main() {
-    // `cargo bench` passes --bench; `cargo test --benches` would too: run only under bench.
-    if !std::env::args().any(|a| a == "--bench") {
-        return;
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    runtime.block_on(async {
+    aisha_testkit::bench_main(|| async {
         for workers in [1, 2, 4] {
             queue_run(workers).await;
         }

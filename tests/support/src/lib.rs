@@ -38,3 +38,13 @@ pub fn proc_status_kib(pid: u32, field: &str) -> u64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
 }
+
+/// A benchmark's `main`: runs `bench` on a multi-threaded runtime under
+/// `cargo bench` only (`cargo test --benches` builds benches without `--bench`).
+pub fn bench_main<F: std::future::Future<Output = ()>>(bench: impl FnOnce() -> F) {
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    runtime.block_on(bench());
+}
