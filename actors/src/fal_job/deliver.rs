@@ -18,18 +18,14 @@ use crate::store::fal::FalRequest;
 /// Telegram takes photos up to 10 MB; FAL's images are far smaller.
 const MAX_IMAGE: u64 = 20 * 1024 * 1024;
 
-fn retry(e: impl std::fmt::Display) -> JobError {
-    JobError::Retry(e.to_string())
-}
-
 pub(super) async fn deliver(f: &FalJobs, job: &Job) -> Result<Value, JobError> {
     let db = &f.services.db;
     let request_id = job.payload["request_id"].as_str().ok_or_else(|| JobError::Permanent("no request id".into()))?;
-    let request = db.fal_request(request_id).await.map_err(retry)?.ok_or_else(|| JobError::Retry("request not recorded yet".into()))?;
+    let request = db.fal_request(request_id).await.map_err(JobError::retry)?.ok_or_else(|| JobError::Retry("request not recorded yet".into()))?;
     if request.state != "submitted" {
         return Ok(json!({ "outcome": request.state }));
     }
-    let callback = db.fal_callback(request_id).await.map_err(retry)?.ok_or_else(|| JobError::Retry("no callback yet".into()))?;
+    let callback = db.fal_callback(request_id).await.map_err(JobError::retry)?.ok_or_else(|| JobError::Retry("no callback yet".into()))?;
     let body = &callback.body;
     let payload_error = body["payload_error"].as_str().filter(|e| !e.is_empty());
     if callback.status != "OK" || payload_error.is_some() {
@@ -47,7 +43,7 @@ pub(super) async fn deliver(f: &FalJobs, job: &Job) -> Result<Value, JobError> {
 /// Only the worker still holding the delivery job may send.
 async fn still_ours(f: &FalJobs, job: &Job) -> Result<(), JobError> {
     let settings = &f.services.settings;
-    let held = queue::heartbeat(&f.services.db, &[job.id], &settings.instance_id, settings.jobs.lease).await.map_err(retry)?;
+    let held = queue::heartbeat(&f.services.db, &[job.id], &settings.instance_id, settings.jobs.lease).await.map_err(JobError::retry)?;
     if held.is_empty() {
         return Err(JobError::Retry("lost the delivery job".into()));
     }
@@ -68,11 +64,11 @@ async fn deliver_images(f: &FalJobs, job: &Job, r: &FalRequest, payload: &Value)
         let bytes = f.fal.download(url, MAX_IMAGE).await?;
         let ext = if bytes.starts_with(b"\x89PNG") { "png" } else if bytes.starts_with(b"RIFF") { "webp" } else { "jpg" };
         let key = format!("images/{}/{}/{n}.{ext}", r.user_id, r.request_id);
-        blob.put(&key, bytes.clone(), &format!("image/{}", if ext == "jpg" { "jpeg" } else { ext })).await.map_err(retry)?;
+        blob.put(&key, bytes.clone(), &format!("image/{}", if ext == "jpg" { "jpeg" } else { ext })).await.map_err(JobError::retry)?;
         let image = db
             .add_image(r.user_id, &r.request_id, n as i32, r.avatar_id, &prompt, &r.model, r.aspect_ratio.as_deref(), &key)
             .await
-            .map_err(retry)?;
+            .map_err(JobError::retry)?;
         stored.push((image, bytes));
     }
     still_ours(f, job).await?;
@@ -84,11 +80,10 @@ async fn deliver_images(f: &FalJobs, job: &Job, r: &FalRequest, payload: &Value)
         InlineKeyboardButton::callback(regenerate, format!("regen:{first_id}")),
         InlineKeyboardButton::callback(favourite, format!("fav:{first_id}")),
     ]]);
-    let telegram = |e: teloxide::RequestError| retry(format!("Telegram: {e}"));
     if stored.len() == 1 {
         let (image, bytes) = &stored[0];
         let file = InputFile::memory(bytes.clone()).file_name("image.png");
-        let sent = f.bot.send_photo(chat, file).caption(caption).reply_markup(keyboard).await.map_err(telegram)?;
+        let sent = f.bot.send_photo(chat, file).caption(caption).reply_markup(keyboard).await.map_err(JobError::from)?;
         if let Some(photo) = sent.photo().and_then(|sizes| sizes.last()) {
             let _ = db.set_image_file_id(image.id, &photo.file.id.0).await;
         }
@@ -101,15 +96,15 @@ async fn deliver_images(f: &FalJobs, job: &Job, r: &FalRequest, payload: &Value)
                 InputMedia::Photo(if i == 0 { photo.caption(caption.clone()) } else { photo })
             })
             .collect();
-        let sent = f.bot.send_media_group(chat, media).await.map_err(telegram)?;
+        let sent = f.bot.send_media_group(chat, media).await.map_err(JobError::from)?;
         for ((image, _), message) in stored.iter().zip(sent.iter()) {
             if let Some(photo) = message.photo().and_then(|sizes| sizes.last()) {
                 let _ = db.set_image_file_id(image.id, &photo.file.id.0).await;
             }
         }
-        f.bot.send_message(chat, "👆").reply_markup(keyboard).await.map_err(telegram)?;
+        f.bot.send_message(chat, "👆").reply_markup(keyboard).await.map_err(JobError::from)?;
     }
-    db.finish_fal_request(&r.request_id, "delivered").await.map_err(retry)?;
+    db.finish_fal_request(&r.request_id, "delivered").await.map_err(JobError::retry)?;
     metrics::counter!("aishad_images_delivered_total", "kind" => r.kind.clone()).increment(stored.len() as u64);
     Ok(json!({ "outcome": "delivered", "images": stored.len() }))
 }
@@ -124,23 +119,23 @@ async fn deliver_avatar(f: &FalJobs, job: &Job, r: &FalRequest, payload: &Value)
     };
     let lora_key = format!("avatars/{}/{avatar_id}/lora.safetensors", r.user_id);
     let lora = f.fal.download(lora_url, MAX_RESULT_FILE).await?;
-    blob.put(&lora_key, lora, "application/octet-stream").await.map_err(retry)?;
+    blob.put(&lora_key, lora, "application/octet-stream").await.map_err(JobError::retry)?;
     let config_key = match payload["config_file"]["url"].as_str() {
         Some(url) => {
             let key = format!("avatars/{}/{avatar_id}/config.json", r.user_id);
             let config: Bytes = f.fal.download(url, 10 * 1024 * 1024).await?;
-            blob.put(&key, config, "application/json").await.map_err(retry)?;
+            blob.put(&key, config, "application/json").await.map_err(JobError::retry)?;
             Some(key)
         }
         None => None,
     };
-    db.avatar_ready(avatar_id, &lora_key, config_key.as_deref()).await.map_err(retry)?;
+    db.avatar_ready(avatar_id, &lora_key, config_key.as_deref()).await.map_err(JobError::retry)?;
     still_ours(f, job).await?;
-    let name = db.avatar_of(r.user_id, avatar_id).await.map_err(retry)?.map(|a| a.name).unwrap_or_default();
-    f.bot.send_message(ChatId(r.chat_id), texts::avatar_ready(lang, &name)).await.map_err(|e| retry(format!("Telegram: {e}")))?;
-    db.finish_fal_request(&r.request_id, "delivered").await.map_err(retry)?;
+    let name = db.avatar_of(r.user_id, avatar_id).await.map_err(JobError::retry)?.map(|a| a.name).unwrap_or_default();
+    f.bot.send_message(ChatId(r.chat_id), texts::avatar_ready(lang, &name)).await.map_err(JobError::from)?;
+    db.finish_fal_request(&r.request_id, "delivered").await.map_err(JobError::retry)?;
     if f.services.settings.fal.delete_photos_after_training {
-        for key in db.avatar_photo_keys(avatar_id).await.map_err(retry)? {
+        for key in db.avatar_photo_keys(avatar_id).await.map_err(JobError::retry)? {
             let _ = blob.delete(&key).await;
         }
     }

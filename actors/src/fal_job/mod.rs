@@ -76,7 +76,7 @@ impl FalJobs {
     async fn public_link(&self, key: &str) -> Result<String, JobError> {
         let fal = &self.services.settings.fal;
         if let Some(blob) = &self.public_blob {
-            return blob.presigned_get(key, fal.file_link_ttl).await.map_err(|e| JobError::Retry(e.to_string()));
+            return blob.presigned_get(key, fal.file_link_ttl).await.map_err(JobError::retry);
         }
         let (base, secret) = (fal.files_base(), fal.files_secret.expose());
         if base.is_empty() || secret.is_empty() {

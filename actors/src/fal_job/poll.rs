@@ -10,18 +10,14 @@ use super::FalJobs;
 use crate::fal::FalError;
 use crate::jobs::{Job, JobError};
 
-fn retry(e: impl std::fmt::Display) -> JobError {
-    JobError::Retry(e.to_string())
-}
-
 pub(super) async fn poll(f: &FalJobs, job: &Job) -> Result<Value, JobError> {
     let db = &f.services.db;
     let settings = &f.services.settings.fal;
     let request_id = job.payload["request_id"].as_str().ok_or_else(|| JobError::Permanent("no request id".into()))?;
-    if db.fal_callback(request_id).await.map_err(retry)?.is_some() {
+    if db.fal_callback(request_id).await.map_err(JobError::retry)?.is_some() {
         return Ok(json!({ "outcome": "called back" }));
     }
-    let Some(request) = db.fal_request(request_id).await.map_err(retry)? else {
+    let Some(request) = db.fal_request(request_id).await.map_err(JobError::retry)? else {
         return Ok(json!({ "outcome": "unknown request" }));
     };
     if request.state != "submitted" {
@@ -30,7 +26,7 @@ pub(super) async fn poll(f: &FalJobs, job: &Job) -> Result<Value, JobError> {
     let timeout = if request.kind == "train" { settings.training_timeout } else { settings.image_timeout };
     if request.age_seconds > timeout.as_secs_f64() {
         let body = json!({ "request_id": request_id, "status": "ERROR", "error": format!("no result within {}", humantime::format_duration(timeout)) });
-        db.record_fal_callback(request_id, "ERROR", &body, "timeout").await.map_err(retry)?;
+        db.record_fal_callback(request_id, "ERROR", &body, "timeout").await.map_err(JobError::retry)?;
         return Ok(json!({ "outcome": "timed out" }));
     }
     let status = f.fal.status(&request.status_url).await?;
@@ -45,7 +41,7 @@ pub(super) async fn poll(f: &FalJobs, job: &Job) -> Result<Value, JobError> {
         Err(e) => return Err(e.into()),
     };
     let status = body["status"].as_str().unwrap_or("ERROR").to_owned();
-    db.record_fal_callback(request_id, &status, &body, "poll").await.map_err(retry)?;
+    db.record_fal_callback(request_id, &status, &body, "poll").await.map_err(JobError::retry)?;
     tracing::info!(request_id, status, "FAL result fetched by polling");
     Ok(json!({ "outcome": "polled", "status": status }))
 }

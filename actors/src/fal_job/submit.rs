@@ -11,10 +11,6 @@ use crate::bot::texts;
 use crate::jobs::{Job, JobError};
 use crate::store::fal::FalRequest;
 
-fn retry(e: impl std::fmt::Display) -> JobError {
-    JobError::Retry(e.to_string())
-}
-
 /// Imagen's names for the aspect ratios FLUX calls `image_size`.
 fn imagen_aspect(size: &str) -> &'static str {
     match size {
@@ -32,7 +28,7 @@ pub(super) async fn submit(f: &FalJobs, job: &Job) -> Result<Value, JobError> {
     let user_id = job.user_id.ok_or_else(|| JobError::Permanent("job has no user".into()))?;
     let chat_id = job.chat_id.ok_or_else(|| JobError::Permanent("job has no chat".into()))?;
     let prompt = job.payload["prompt"].as_str().map(str::to_owned);
-    let aspect = db.aspect_ratio(user_id).await.map_err(retry)?;
+    let aspect = db.aspect_ratio(user_id).await.map_err(JobError::retry)?;
     let (kind, model, input, avatar_id) = match job.kind.as_str() {
         IMAGINE_KIND => {
             let input = json!({
@@ -41,7 +37,7 @@ pub(super) async fn submit(f: &FalJobs, job: &Job) -> Result<Value, JobError> {
             ("imagine", settings.text_to_image_model.clone(), input, None)
         }
         GENERATE_KIND => {
-            let avatar = db.main_avatar(user_id).await.map_err(retry)?.ok_or_else(|| JobError::Permanent(texts::no_avatar(lang).into()))?;
+            let avatar = db.main_avatar(user_id).await.map_err(JobError::retry)?.ok_or_else(|| JobError::Permanent(texts::no_avatar(lang).into()))?;
             let lora = avatar.lora_key.clone().ok_or_else(|| JobError::Permanent(texts::no_avatar(lang).into()))?;
             let input = json!({
                 "prompt": format!("{}, {}", avatar.trigger_phrase, prompt.clone().unwrap_or_default()),
@@ -53,7 +49,7 @@ pub(super) async fn submit(f: &FalJobs, job: &Job) -> Result<Value, JobError> {
         }
         TRAIN_KIND => {
             let avatar_id = job.payload["avatar_id"].as_i64().ok_or_else(|| JobError::Permanent("no avatar id".into()))?;
-            let avatar = db.avatar_of(user_id, avatar_id).await.map_err(retry)?.ok_or_else(|| JobError::Permanent("avatar gone".into()))?;
+            let avatar = db.avatar_of(user_id, avatar_id).await.map_err(JobError::retry)?.ok_or_else(|| JobError::Permanent("avatar gone".into()))?;
             let archive = training_archive(f, user_id, avatar_id).await?;
             let url = f.public_link(&archive).await?;
             // The two trainers name the trigger differently.
@@ -62,7 +58,7 @@ pub(super) async fn submit(f: &FalJobs, job: &Job) -> Result<Value, JobError> {
             } else {
                 json!({ "images_data_url": url, "trigger_word": avatar.trigger_phrase, "steps": settings.training_steps })
             };
-            db.set_avatar_state(avatar_id, &["queued"], "training", None).await.map_err(retry)?;
+            db.set_avatar_state(avatar_id, &["queued"], "training", None).await.map_err(JobError::retry)?;
             ("train", settings.training_model.clone(), input, Some(avatar_id))
         }
         other => return Err(JobError::Permanent(format!("not a FAL submission: {other}"))),
@@ -85,7 +81,7 @@ pub(super) async fn submit(f: &FalJobs, job: &Job) -> Result<Value, JobError> {
         state: "submitted".into(),
         age_seconds: 0.0,
     };
-    db.record_fal_request(&request, settings.poll_after).await.map_err(retry)?;
+    db.record_fal_request(&request, settings.poll_after).await.map_err(JobError::retry)?;
     tracing::info!(request_id = %submitted.request_id, kind, "submitted to FAL");
     Ok(json!({ "request_id": submitted.request_id }))
 }
@@ -99,14 +95,14 @@ async fn training_archive(f: &FalJobs, user_id: i64, avatar_id: i64) -> Result<S
     let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     // Photos are JPEG/PNG/WebP already: storing beats compressing them again.
     let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
-    for (i, photo_key) in f.services.db.avatar_photo_keys(avatar_id).await.map_err(retry)?.iter().enumerate() {
-        let bytes = f.services.blob.get(photo_key).await.map_err(retry)?;
+    for (i, photo_key) in f.services.db.avatar_photo_keys(avatar_id).await.map_err(JobError::retry)?.iter().enumerate() {
+        let bytes = f.services.blob.get(photo_key).await.map_err(JobError::retry)?;
         let ext = photo_key.rsplit('.').next().filter(|e| e.len() <= 4).unwrap_or("jpg");
-        zip.start_file(format!("photo_{:02}.{ext}", i + 1), options).map_err(retry)?;
-        zip.write_all(&bytes).map_err(retry)?;
+        zip.start_file(format!("photo_{:02}.{ext}", i + 1), options).map_err(JobError::retry)?;
+        zip.write_all(&bytes).map_err(JobError::retry)?;
     }
-    let archive = zip.finish().map_err(retry)?.into_inner();
-    f.services.blob.put(&key, Bytes::from(archive), "application/zip").await.map_err(retry)?;
-    f.services.db.set_archive_key(avatar_id, &key).await.map_err(retry)?;
+    let archive = zip.finish().map_err(JobError::retry)?.into_inner();
+    f.services.blob.put(&key, Bytes::from(archive), "application/zip").await.map_err(JobError::retry)?;
+    f.services.db.set_archive_key(avatar_id, &key).await.map_err(JobError::retry)?;
     Ok(key)
 }

@@ -112,6 +112,23 @@ pub enum JobError {
     Permanent(String),
 }
 
+impl JobError {
+    /// A failure that may pass, from anything that says what happened.
+    pub fn retry(e: impl std::fmt::Display) -> Self {
+        JobError::Retry(e.to_string())
+    }
+}
+
+/// Telegram's 429 carries how long to wait; everything else may pass too.
+impl From<teloxide::RequestError> for JobError {
+    fn from(e: teloxide::RequestError) -> Self {
+        match e {
+            teloxide::RequestError::RetryAfter(s) => JobError::RetryAfter { after: s.duration(), reason: "Telegram 429".into() },
+            other => JobError::Retry(format!("Telegram: {other}")),
+        }
+    }
+}
+
 /// Context a handler gets with its job.
 #[derive(Clone)]
 pub struct JobContext {

@@ -40,10 +40,10 @@ async fn digest(t: &Transcriber, job: Job) -> Result<Value, JobError> {
         .db
         .transcript_of(user_id, transcript_id)
         .await
-        .map_err(|e| JobError::Retry(e.to_string()))?
+        .map_err(JobError::retry)?
         .and_then(|tr| tr.text_key)
         .ok_or_else(|| JobError::Permanent(texts::transcript_gone(lang).to_owned()))?;
-    let bytes = t.services.blob.get(&transcript).await.map_err(|e| JobError::Retry(e.to_string()))?;
+    let bytes = t.services.blob.get(&transcript).await.map_err(JobError::retry)?;
     let text: String = String::from_utf8_lossy(&bytes).chars().take(MAX_INPUT_CHARS).collect();
     let answer = t.openai.chat(&texts::digest_prompt(lang, &kind), &text).await.map_err(|e| {
         if e.needs_operator() {
@@ -56,6 +56,6 @@ async fn digest(t: &Transcriber, job: Job) -> Result<Value, JobError> {
     let max = t.services.settings.transcription.max_messages;
     send_long(&t.bot, chat, title, &answer, None, max, &format!("{kind}.txt"))
         .await
-        .map_err(|e| JobError::Retry(e.to_string()))?;
+        .map_err(JobError::retry)?;
     Ok(json!({ "transcript_id": transcript_id, "kind": kind, "chars": answer.chars().count() }))
 }

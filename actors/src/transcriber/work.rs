@@ -12,7 +12,6 @@ use futures::{StreamExt, TryStreamExt};
 use serde_json::{json, Value};
 use teloxide::prelude::Requester;
 use teloxide::types::{ChatAction, ChatId, MessageId};
-use teloxide::RequestError;
 
 use super::audio::{self, AudioError, Chunk, Spent};
 use super::{digest_keyboard, TranscribePayload, Transcriber};
@@ -25,24 +24,13 @@ use crate::jobs::{queue, Job, JobContext, JobError};
 use crate::ledger;
 use crate::store::transcripts::{Finished, TranscriptField};
 
-fn retry(e: impl std::fmt::Display) -> JobError {
-    JobError::Retry(e.to_string())
-}
-
-fn telegram(e: RequestError) -> JobError {
-    match e {
-        RequestError::RetryAfter(s) => JobError::RetryAfter { after: s.duration(), reason: "Telegram 429".into() },
-        other => JobError::Retry(format!("Telegram: {other}")),
-    }
-}
-
 /// A job's scratch directory, removed however the job ends.
 struct WorkDir(PathBuf);
 
 impl WorkDir {
     async fn create(root: &str, job_id: i64) -> Result<Self, JobError> {
         let path = Path::new(root).join(format!("job-{job_id}-{}", uuid::Uuid::new_v4().simple()));
-        tokio::fs::create_dir_all(&path).await.map_err(|e| retry(format!("cannot create {}: {e}", path.display())))?;
+        tokio::fs::create_dir_all(&path).await.map_err(|e| JobError::retry(format!("cannot create {}: {e}", path.display())))?;
         Ok(Self(path))
     }
 }
@@ -79,15 +67,15 @@ pub(super) async fn transcribe(t: &Transcriber, job: Job, ctx: JobContext) -> Re
     let transcript = db
         .start_transcript(job.id, user_id, p.chat_id, &p.file_unique_id, &t.openai.transcription_model)
         .await
-        .map_err(retry)?;
+        .map_err(JobError::retry)?;
     if transcript.delivered {
         return Ok(json!({ "transcript_id": transcript.id, "already_delivered": true }));
     }
     let status = match transcript.status_message_id {
         Some(id) => MessageId(id),
         None => {
-            let sent = t.bot.send_message(chat, texts::transcribing(lang, 0, 1)).await.map_err(telegram)?;
-            db.update_transcript(transcript.id, TranscriptField::StatusMessage, &sent.id.0).await.map_err(retry)?;
+            let sent = t.bot.send_message(chat, texts::transcribing(lang, 0, 1)).await.map_err(JobError::from)?;
+            db.update_transcript(transcript.id, TranscriptField::StatusMessage, &sent.id.0).await.map_err(JobError::retry)?;
             sent.id
         }
     };
@@ -98,32 +86,32 @@ pub(super) async fn transcribe(t: &Transcriber, job: Job, ctx: JobContext) -> Re
     let ext = extension(&p);
     let original = work.0.join(format!("original.{ext}"));
     let bytes: Bytes = match &transcript.audio_key {
-        Some(key) => blob.get(key).await.map_err(retry)?,
+        Some(key) => blob.get(key).await.map_err(JobError::retry)?,
         None => {
             let bytes = download_telegram_file(&t.bot, &settings.telegram, &p.file_id, MAX_DOWNLOAD).await.map_err(|e| match e {
                 DownloadError::TooBig(size) => JobError::Permanent(texts::too_big(lang, size)),
-                DownloadError::Telegram(e) => telegram(e),
-                other => retry(other),
+                DownloadError::Telegram(e) => e.into(),
+                other => JobError::retry(other),
             })?;
             let key = format!("audio/{user_id}/{}/original.{ext}", transcript.id);
             let mime = p.mime_type.clone().unwrap_or_else(|| "application/octet-stream".into());
-            blob.put(&key, bytes.clone(), &mime).await.map_err(retry)?;
-            db.update_transcript(transcript.id, TranscriptField::AudioKey, &key).await.map_err(retry)?;
+            blob.put(&key, bytes.clone(), &mime).await.map_err(JobError::retry)?;
+            db.update_transcript(transcript.id, TranscriptField::AudioKey, &key).await.map_err(JobError::retry)?;
             bytes
         }
     };
-    tokio::fs::write(&original, &bytes).await.map_err(retry)?;
+    tokio::fs::write(&original, &bytes).await.map_err(JobError::retry)?;
 
     let mut spent = Spent::default();
     let probe = audio::probe(&original, &mut spent).await.map_err(|e| match e {
-        AudioError::Spawn { .. } => retry(e),
+        AudioError::Spawn { .. } => JobError::retry(e),
         _ => JobError::Permanent(texts::unreadable_audio(lang).to_owned()),
     })?;
     if p.duration.is_none() {
         // Telegram gave no length (an audio document): charge now that it is measured.
         let minutes = ((probe.duration / 60.0).ceil() as i64).max(1);
         let price = minutes * settings.pricing.transcription_per_minute;
-        if let Err((price, balance)) = ledger::charge_job(db, &job, price).await.map_err(retry)? {
+        if let Err((price, balance)) = ledger::charge_job(db, &job, price).await.map_err(JobError::retry)? {
             return Err(JobError::Permanent(texts::insufficient(lang, price, balance)));
         }
     }
@@ -132,15 +120,15 @@ pub(super) async fn transcribe(t: &Transcriber, job: Job, ctx: JobContext) -> Re
         Some(plan) => plan,
         None => {
             let fits = probe.duration <= limits.chunk_length.as_secs_f64() && bytes.len() as u64 <= limits.max_upload.0;
-            let silences = if fits { Vec::new() } else { audio::silences(&original, Duration::from_millis(400), &mut spent).await.map_err(retry)? };
+            let silences = if fits { Vec::new() } else { audio::silences(&original, Duration::from_millis(400), &mut spent).await.map_err(JobError::retry)? };
             let plan = audio::plan(probe.duration, &silences, limits.chunk_length, limits.silence_window, limits.overlap);
             let value = serde_json::to_value(&plan).unwrap_or_default();
-            db.update_transcript(transcript.id, TranscriptField::Plan, &value).await.map_err(retry)?;
+            db.update_transcript(transcript.id, TranscriptField::Plan, &value).await.map_err(JobError::retry)?;
             plan
         }
     };
     let total = plan.len();
-    let done: HashMap<i32, String> = db.transcript_chunks(transcript.id).await.map_err(retry)?.into_iter().collect();
+    let done: HashMap<i32, String> = db.transcript_chunks(transcript.id).await.map_err(JobError::retry)?.into_iter().collect();
     if !done.is_empty() {
         tracing::info!(done = done.len(), total, "resuming a transcription");
     }
@@ -160,11 +148,11 @@ pub(super) async fn transcribe(t: &Transcriber, job: Job, ctx: JobContext) -> Re
                     ("voice.ogg".to_owned(), bytes.clone())
                 } else {
                     let out = work.0.join(format!("chunk_{i}.ogg"));
-                    audio::encode(original, (total > 1).then_some(chunk), &out, &mut spent).await.map_err(retry)?;
-                    (format!("chunk_{i}.ogg"), Bytes::from(tokio::fs::read(&out).await.map_err(retry)?))
+                    audio::encode(original, (total > 1).then_some(chunk), &out, &mut spent).await.map_err(JobError::retry)?;
+                    (format!("chunk_{i}.ogg"), Bytes::from(tokio::fs::read(&out).await.map_err(JobError::retry)?))
                 };
                 let text = transcribe_chunk(t, &name, data).await?;
-                t.services.db.save_chunk(transcript.id, i as i32, chunk.start, chunk.end, &text).await.map_err(retry)?;
+                t.services.db.save_chunk(transcript.id, i as i32, chunk.start, chunk.end, &text).await.map_err(JobError::retry)?;
                 let n = finished.fetch_add(1, Ordering::SeqCst) + 1;
                 if total > 1 {
                     let _ = t.bot.edit_message_text(chat, status, texts::transcribing(lang, n, total)).await;
@@ -177,13 +165,13 @@ pub(super) async fn transcribe(t: &Transcriber, job: Job, ctx: JobContext) -> Re
         .await?;
     let encoding: Duration = chunk_spent.iter().map(|s| s.0).sum();
 
-    let parts = db.transcript_chunks(transcript.id).await.map_err(retry)?;
+    let parts = db.transcript_chunks(transcript.id).await.map_err(JobError::retry)?;
     let text = parts.iter().map(|(_, t)| t.trim()).filter(|t| !t.is_empty()).collect::<Vec<_>>().join("\n\n");
     if text.is_empty() {
         return Err(JobError::Permanent(texts::no_speech(lang).to_owned()));
     }
     let text_key = format!("transcripts/{user_id}/{}/transcript.txt", transcript.id);
-    blob.put(&text_key, Bytes::from(text.clone()), "text/plain; charset=utf-8").await.map_err(retry)?;
+    blob.put(&text_key, Bytes::from(text.clone()), "text/plain; charset=utf-8").await.map_err(JobError::retry)?;
     let preview: String = text.chars().take(80).collect();
     let summary = Finished {
         text_key,
@@ -193,19 +181,19 @@ pub(super) async fn transcribe(t: &Transcriber, job: Job, ctx: JobContext) -> Re
         chunk_count: total as i32,
         language: None,
     };
-    db.finish_transcript(transcript.id, &summary).await.map_err(retry)?;
+    db.finish_transcript(transcript.id, &summary).await.map_err(JobError::retry)?;
 
     // Only the worker still holding the job may send the result.
     let instance = &t.services.settings.instance_id;
-    if queue::heartbeat(db, &[job.id], instance, settings.jobs.lease).await.map_err(retry)?.is_empty() {
+    if queue::heartbeat(db, &[job.id], instance, settings.jobs.lease).await.map_err(JobError::retry)?.is_empty() {
         return Err(JobError::Retry("lost the job before delivering".into()));
     }
     let intro = texts::transcript_intro(lang, probe.duration);
     let keyboard = digest_keyboard(lang, transcript.id);
     send_long(&t.bot, chat, &intro, &text, Some(keyboard), limits.max_messages, "transcript.txt")
         .await
-        .map_err(telegram)?;
-    db.mark_transcript_delivered(transcript.id).await.map_err(retry)?;
+        .map_err(JobError::from)?;
+    db.mark_transcript_delivered(transcript.id).await.map_err(JobError::retry)?;
     let _ = t.bot.edit_message_text(chat, status, texts::transcribed(lang)).await;
     metrics::histogram!("aishad_transcribed_audio_seconds").record(probe.duration);
     Ok(json!({
