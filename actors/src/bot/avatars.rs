@@ -109,8 +109,7 @@ impl BotHandler {
         let bytes: Bytes = match download_telegram_file(&self.bot, &self.services.settings.telegram, &file.0, MAX_DOWNLOAD).await {
             Ok(bytes) => bytes,
             Err(DownloadError::TooBig(_)) => return reject("size").await,
-            Err(DownloadError::Telegram(e)) => return Err(e.into()),
-            Err(e) => return Err(HandleError::Telegram(teloxide::RequestError::Io(std::io::Error::other(e.to_string()).into()))),
+            Err(e) => return Err(e.into()),
         };
         let (ext, width, height) = match validate(&bytes) {
             Ok(valid) => valid,
@@ -198,7 +197,7 @@ impl BotHandler {
                     }
                     if db.finish_fal_request(&request.request_id, "cancelled").await?
                         && self.services.settings.fal.refund_cancelled_training
-                        && db.refund_fal_request(&request).await.map_err(|e| HandleError::Other(e.to_string()))?
+                        && db.refund_fal_request(&request).await?
                     {
                         refunded = queue::get(db, request.job_id).await?.map(|j| j.cost).unwrap_or(0);
                     }

@@ -77,11 +77,7 @@ impl BotHandler {
         let caption = texts::gallery_caption(index, total, &image.prompt, image.favourite);
         let file = match &image.telegram_file_id {
             Some(id) => InputFile::file_id(teloxide::types::FileId(id.clone())),
-            None => InputFile::memory(self.services.blob.get(&image.key).await.map_err(|e| {
-                tracing::warn!(image_id = image.id, error = %e, "gallery image missing from S3");
-                HandleError::Telegram(teloxide::RequestError::Io(std::io::Error::other(e.to_string()).into()))
-            })?)
-            .file_name("image.png"),
+            None => InputFile::memory(self.services.blob.get(&image.key).await?).file_name("image.png"),
         };
         let sent = self.bot.send_photo(chat, file).caption(caption).reply_markup(keyboard).await?;
         if image.telegram_file_id.is_none() {

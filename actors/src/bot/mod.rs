@@ -44,10 +44,13 @@ pub enum HandleError {
     Queue(#[from] QueueError),
     #[error(transparent)]
     Cache(#[from] CacheError),
-    #[error("{0}")]
-    Other(String),
+    #[error(transparent)]
+    Blob(#[from] crate::blob::BlobError),
+    #[error(transparent)]
+    Download(#[from] crate::clients::DownloadError),
+    #[error(transparent)]
+    Fal(#[from] crate::store::fal::FalStoreError),
 }
-
 
 #[derive(Clone)]
 pub struct BotHandler {
