@@ -22,7 +22,7 @@ use crate::cache::CacheError;
 use crate::dialogue::{self, Dialogue};
 use crate::fal::Fal;
 use crate::fal_job::{GENERATE_KIND, IMAGINE_KIND};
-use crate::jobs::{queue, NewJob, QueueError};
+use crate::jobs::{queue, DeadReason, Job, NewJob, QueueError};
 use crate::ledger::{self, Charged, LedgerError};
 use crate::services::Services;
 use crate::store::users::TelegramProfile;
@@ -50,6 +50,20 @@ pub enum HandleError {
     Download(#[from] crate::clients::DownloadError),
     #[error(transparent)]
     Fal(#[from] crate::store::fal::FalStoreError),
+}
+
+/// Tells the user a job failed and was refunded. A permanent error's text
+/// is written for the user; exhausted retries get `unavailable`.
+pub async fn tell_failed(bot: &Bot, job: &Job, reason: DeadReason, unavailable: &str, lang: Lang) {
+    let Some(chat) = job.chat_id else { return };
+    let why = match &reason {
+        DeadReason::Permanent(text) => text.as_str(),
+        DeadReason::Exhausted(_) => unavailable,
+    };
+    let text = format!("{}\n{why}\n{}", texts::failed(lang, &job.kind), texts::refunded(lang, job.cost));
+    if let Err(e) = bot.send_message(ChatId(chat), text.trim_end().to_owned()).await {
+        tracing::warn!(job_id = job.id, error = %e, "could not tell the user about a failed job");
+    }
 }
 
 #[derive(Clone)]

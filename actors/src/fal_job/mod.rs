@@ -16,11 +16,11 @@ use crate::blob::Blob;
 use crate::bot::texts::{self, Lang};
 use crate::clients::{telegram_bot, ClientError};
 use crate::fal::Fal;
-use crate::jobs::{BoxFuture, DeadReason, Job, JobContext, JobError, JobHandler};
+use crate::jobs::{BoxFuture, DeadReason, Handlers, Job, JobContext, JobError, JobHandler};
 use crate::services::Services;
 use crate::settings::S3Settings;
 use crate::store::fal::{DELIVER_KIND, POLL_KIND};
-use crate::transcriber::{tell_failed, Handlers};
+use crate::bot::tell_failed;
 
 pub const IMAGINE_KIND: &str = "fal.imagine";
 pub const GENERATE_KIND: &str = "fal.generate";

@@ -139,6 +139,9 @@ pub struct JobContext {
 
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
+/// Job kind → handler, as a pool is given them.
+pub type Handlers = Vec<(&'static str, std::sync::Arc<dyn JobHandler>)>;
+
 /// Why a job died; it has been refunded either way.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeadReason {

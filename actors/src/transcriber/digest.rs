@@ -4,7 +4,8 @@
 use serde_json::{json, Value};
 use teloxide::types::ChatId;
 
-use super::{tell_failed, Transcriber};
+use super::Transcriber;
+use crate::bot::tell_failed;
 use crate::bot::reply::send_long;
 use crate::bot::texts::{self, Lang};
 use crate::jobs::{BoxFuture, DeadReason, Job, JobContext, JobError, JobHandler};

@@ -10,13 +10,14 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 use serde_json::Value;
-use teloxide::types::{ChatId, InlineKeyboardButton, InlineKeyboardMarkup};
+use teloxide::types::{InlineKeyboardButton, InlineKeyboardMarkup};
 use teloxide::Bot;
 
 use crate::bot::texts::{self, Lang};
 use crate::clients::openai::OpenAi;
 use crate::clients::{telegram_bot, ClientError};
-use crate::jobs::{BoxFuture, DeadReason, Job, JobContext, JobError, JobHandler};
+use crate::bot::tell_failed;
+use crate::jobs::{BoxFuture, DeadReason, Handlers, Job, JobContext, JobError, JobHandler};
 use crate::services::Services;
 
 pub const KIND: &str = "transcribe";
@@ -34,9 +35,6 @@ pub struct TranscribePayload {
     pub file_name: Option<String>,
     pub language: Option<String>,
 }
-
-/// Job kind → handler.
-pub type Handlers = Vec<(&'static str, Arc<dyn JobHandler>)>;
 
 #[derive(Clone)]
 pub struct Transcriber {
@@ -88,20 +86,5 @@ impl JobHandler for Transcriber {
             audio::check_tools().await?;
             tokio::fs::create_dir_all(&temp).await.map_err(|e| format!("cannot create transcription.temp_dir {temp}: {e}"))
         })
-    }
-}
-
-/// Tells the user a job failed and was refunded. A permanent error's text
-/// is written for the user; exhausted retries get `unavailable`.
-pub async fn tell_failed(bot: &Bot, job: &Job, reason: DeadReason, unavailable: &str, lang: Lang) {
-    use teloxide::prelude::Requester;
-    let Some(chat) = job.chat_id else { return };
-    let why = match &reason {
-        DeadReason::Permanent(text) => text.as_str(),
-        DeadReason::Exhausted(_) => unavailable,
-    };
-    let text = format!("{}\n{why}\n{}", texts::failed(lang, &job.kind), texts::refunded(lang, job.cost));
-    if let Err(e) = bot.send_message(ChatId(chat), text.trim_end().to_owned()).await {
-        tracing::warn!(job_id = job.id, error = %e, "could not tell the user about a failed job");
     }
 }
