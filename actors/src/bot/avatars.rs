@@ -149,15 +149,14 @@ impl BotHandler {
         }
         let payload = serde_json::json!({ "avatar_id": avatar_id, "chat_id": chat.0, "language": lang.code() });
         let job = NewJob::new(TRAIN_KIND, format!("avatar:train:{avatar_id}"), payload);
-        let charged = self.charge(chat, user_id, lang, job, self.services.settings.pricing.avatar_training).await;
-        let queued = queue::active_for_user(db, user_id).await?.iter().any(|j| j.kind == TRAIN_KIND && j.payload["avatar_id"] == avatar_id);
-        if !queued {
-            // Not charged (not enough coins): the photos stay, training can be started again.
-            db.set_avatar_state(avatar_id, &["queued"], "collecting", None).await?;
-        } else {
+        let queued = self.charge_for(chat, user_id, lang, job, self.services.settings.pricing.avatar_training).await;
+        if matches!(queued, Ok(true)) {
             dialogue::clear(&self.services.redis, user_id).await?;
+        } else {
+            // Not charged (no coins, or the charge failed): the photos stay, training can be started again.
+            db.set_avatar_state(avatar_id, &["queued"], "collecting", None).await?;
         }
-        charged
+        queued.map(drop)
     }
 
     pub(super) async fn avatar_status(&self, chat: ChatId, user_id: i64, lang: Lang, avatar_id: i64) -> Result<(), HandleError> {

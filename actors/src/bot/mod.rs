@@ -267,7 +267,13 @@ impl BotHandler {
         self.charge(chat, user_id, lang, NewJob::new("transcribe", key, payload), price).await
     }
 
-    async fn charge(&self, chat: ChatId, user_id: i64, lang: Lang, mut job: NewJob, price: i64) -> Result<(), HandleError> {
+    async fn charge(&self, chat: ChatId, user_id: i64, lang: Lang, job: NewJob, price: i64) -> Result<(), HandleError> {
+        self.charge_for(chat, user_id, lang, job, price).await.map(drop)
+    }
+
+    /// Charges and queues `job`, telling the user either way; true when the
+    /// job is queued (now or by an earlier identical request).
+    async fn charge_for(&self, chat: ChatId, user_id: i64, lang: Lang, mut job: NewJob, price: i64) -> Result<bool, HandleError> {
         job.chat_id = Some(chat.0);
         job.cost = price;
         job.max_attempts = self.services.settings.jobs.kind(&job.kind).max_attempts;
@@ -275,13 +281,18 @@ impl BotHandler {
         match ledger::charge_and_enqueue(&self.services.db, user_id, job).await? {
             Charged::Queued { job, balance } => {
                 tracing::info!(job_id = job.id, user_id, kind = %kind, price, "job queued");
-                self.say(chat, texts::queued(lang, &kind, price, balance)).await
+                self.say(chat, texts::queued(lang, &kind, price, balance)).await?;
+                Ok(true)
             }
             Charged::Duplicate(job) => {
                 tracing::info!(job_id = job.id, user_id, "duplicate request; not charged again");
-                self.say(chat, texts::already_queued(lang)).await
+                self.say(chat, texts::already_queued(lang)).await?;
+                Ok(true)
             }
-            Charged::InsufficientBalance { price, balance } => self.say(chat, texts::insufficient(lang, price, balance)).await,
+            Charged::InsufficientBalance { price, balance } => {
+                self.say(chat, texts::insufficient(lang, price, balance)).await?;
+                Ok(false)
+            }
         }
     }
 
