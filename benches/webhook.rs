@@ -67,7 +67,7 @@ fn main() {
 async fn run() {
     let services = TestServices::new("bench_webhook").await;
     let fal = FakeFal::start("fal-bench").await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = aisha_testkit::free_port();
     let mut env = services.env();
     env.extend(
         [

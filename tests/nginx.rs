@@ -8,15 +8,11 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use aisha_testkit::fal::unix_now;
-use aisha_testkit::{Daemon, FakeFal, TestServices};
+use aisha_testkit::{free_port, Daemon, FakeFal, TestServices};
 use serde_json::json;
 
 const BIN: &str = env!("CARGO_BIN_EXE_aishad");
 const CALLBACKS: usize = 300;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("aisha-{name}-{}", uuid::Uuid::new_v4().simple()));

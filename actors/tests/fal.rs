@@ -15,7 +15,7 @@ use aisha_actors::secret::Secret;
 use aisha_actors::services::Services;
 use aisha_actors::webhook::WebhookListener;
 use aisha_testkit::fal::{sign_with, unix_now, Outcome, FAL_USER_ID};
-use aisha_testkit::{eventually, FakeFal, FakeTelegram};
+use aisha_testkit::{eventually, free_port, FakeFal, FakeTelegram};
 use bytes::Bytes;
 use serde_json::json;
 
@@ -30,10 +30,6 @@ struct Rig {
     services: Services,
     webhook: String,
     base: String,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 async fn rig(name: &str, with_webhook: bool, tweak: impl FnOnce(&mut aisha_actors::settings::Settings)) -> Rig {

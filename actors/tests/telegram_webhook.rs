@@ -17,7 +17,7 @@ const SECRET: &str = "telegram-webhook-secret-123";
 #[tokio::test]
 async fn updates_pushed_by_telegram_are_checked_recorded_once_and_handled() {
     let telegram = FakeTelegram::start(TOKEN).await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = aisha_testkit::free_port();
     let url = telegram.url();
     let public = "https://bot.example.com/webhooks/telegram".to_owned();
     let (_test, services) = common::services("tg_webhook", |s| {

@@ -6,18 +6,23 @@ use aisha_actors::store::Db;
 
 use crate::exit;
 
+/// The pool for a one-shot command; the exit code when the URL is unusable.
+fn open_db(settings: &Settings) -> Result<Db, i32> {
+    Db::new(&settings.database).map_err(|e| {
+        eprintln!("aishad: config error: {e}");
+        exit::CONFIG
+    })
+}
+
 /// `aishad admin credit`: one ledger entry, balance updated with it.
 pub async fn admin_credit(settings: &Settings, telegram_id: i64, coins: i64, reason: &str) -> i32 {
     if coins == 0 || reason.trim().is_empty() {
         eprintln!("aishad: admin credit: --coins must not be 0 and --reason must not be empty");
         return 64;
     }
-    let db = match Db::new(&settings.database) {
+    let db = match open_db(settings) {
         Ok(db) => db,
-        Err(e) => {
-            eprintln!("aishad: config error: {e}");
-            return exit::CONFIG;
-        }
+        Err(code) => return code,
     };
     match aisha_actors::ledger::admin_credit(&db, telegram_id, coins, reason.trim()).await {
         Ok(balance) => {
@@ -41,12 +46,9 @@ pub async fn admin_credit(settings: &Settings, telegram_id: i64, coins: i64, rea
 
 /// `aishad migrate`: apply what is pending and say what was done.
 pub async fn migrate(settings: &Settings) -> i32 {
-    let db = match Db::new(&settings.database) {
+    let db = match open_db(settings) {
         Ok(db) => db,
-        Err(e) => {
-            eprintln!("aishad: config error: {e}");
-            return exit::CONFIG;
-        }
+        Err(code) => return code,
     };
     match db.migrate().await {
         Ok(report) => {

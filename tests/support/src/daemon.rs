@@ -35,21 +35,11 @@ impl Daemon {
             .kill_on_drop(true);
         let mut child = command.spawn().expect("spawn aishad");
         let logs = Arc::new(Mutex::new(Vec::new()));
-        for stream in [child.stderr.take().map(Either::Err), child.stdout.take().map(Either::Out)].into_iter().flatten() {
-            let logs = logs.clone();
-            tokio::spawn(async move {
-                let mut lines = match stream {
-                    Either::Err(s) => Box::pin(BufReader::new(s)) as std::pin::Pin<Box<dyn tokio::io::AsyncBufRead + Send>>,
-                    Either::Out(s) => Box::pin(BufReader::new(s)),
-                }
-                .lines();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    if std::env::var_os("AISHA_TEST_ECHO_LOGS").is_some() {
-                        eprintln!("[aishad] {line}");
-                    }
-                    logs.lock().unwrap().push(line);
-                }
-            });
+        if let Some(stderr) = child.stderr.take() {
+            collect_lines(stderr, logs.clone());
+        }
+        if let Some(stdout) = child.stdout.take() {
+            collect_lines(stdout, logs.clone());
         }
         Self { child, logs }
     }
@@ -104,7 +94,15 @@ impl Daemon {
     }
 }
 
-enum Either<E, O> {
-    Err(E),
-    Out(O),
+/// Appends each line of `stream` to `logs` (and echoes it with AISHA_TEST_ECHO_LOGS).
+fn collect_lines(stream: impl tokio::io::AsyncRead + Unpin + Send + 'static, logs: Arc<Mutex<Vec<String>>>) {
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(stream).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            if std::env::var_os("AISHA_TEST_ECHO_LOGS").is_some() {
+                eprintln!("[aishad] {line}");
+            }
+            logs.lock().unwrap().push(line);
+        }
+    });
 }

@@ -19,6 +19,12 @@ pub use telegram::FakeTelegram;
 
 use std::time::{Duration, Instant};
 
+/// A loopback port nothing listens on right now (for a server that must be
+/// told its address before it starts).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
 /// Polls `check` every 20 ms until it holds or `timeout` passes.
 pub async fn eventually<F: FnMut() -> bool>(what: &str, timeout: Duration, mut check: F) {
     let deadline = Instant::now() + timeout;
