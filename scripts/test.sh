@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite: local services up (installed if missing), the
-# container files linted, then cargo test.
+# container files linted, cargo test, then the deployment run for real in
+# containers (scripts/stack-test.sh).
 #   scripts/test.sh                 everything
-#   scripts/test.sh -p aisha-actors --test fakes     any cargo test arguments
+#   scripts/test.sh -p aisha-actors --test fakes     any cargo test arguments (no lint, no stack)
+#   AISHAD_SKIP_STACK=1 scripts/test.sh              everything but the container stack
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/services.sh start
@@ -11,5 +13,10 @@ set -a
 # shellcheck disable=SC1091
 . .local/services.env
 set +a
-if [ "$#" -eq 0 ]; then set -- --workspace; fi
-cargo test "$@"
+if [ "$#" -gt 0 ]; then
+  exec cargo test "$@"
+fi
+cargo test --workspace
+if [ -z "${AISHAD_SKIP_STACK:-}" ]; then
+  bash scripts/stack-test.sh
+fi

@@ -32,11 +32,14 @@ pub enum Command {
     /// Operator tasks against the database.
     #[command(subcommand)]
     Admin(AdminCommand),
-    /// Exit 0 when the telemetry port's /healthz answers 200 within 2 s.
+    /// Exit 0 when the telemetry port's /healthz (with --ready: /readyz) answers 200 within 2 s.
     Health {
         /// Base URL of the telemetry port; default from http.telemetry_bind.
         #[arg(long)]
         url: Option<String>,
+        /// Probe readiness (every child running, PostgreSQL and Redis reachable) instead of liveness.
+        #[arg(long)]
+        ready: bool,
     },
 }
 

@@ -15,7 +15,7 @@ fn main() {
     // `health --url` needs no settings at all: a broken config must not make a
     // healthy process look unhealthy.
     let loaded = match (&command, purpose) {
-        (Command::Health { url: Some(_) }, _) => None,
+        (Command::Health { url: Some(_), .. }, _) => None,
         _ => match settings::load(&options, purpose) {
             Ok(s) => Some(s),
             Err(e) => {
@@ -37,11 +37,11 @@ fn main() {
                 print!("{}", settings::render(loaded.as_ref().expect("loaded for config")));
                 0
             }
-            Command::Health { url } => {
+            Command::Health { url, ready } => {
                 let url = url.unwrap_or_else(|| {
                     commands::health::default_url(loaded.as_ref().expect("loaded").http.telemetry_bind)
                 });
-                match commands::health::probe(&url).await {
+                match commands::health::probe(&url, ready).await {
                     Ok(()) => 0,
                     Err(e) => {
                         eprintln!("aishad: health: {e}");

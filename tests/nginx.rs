@@ -33,6 +33,7 @@ struct Nginx(std::process::Child);
 
 impl Drop for Nginx {
     fn drop(&mut self) {
+        // One process (master_process off): nothing is left behind holding the test's pipes.
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -62,10 +63,14 @@ fn start_nginx(dir: &Path, port: u16, upstreams: [u16; 2]) -> Nginx {
         ],
     );
     assert!(!server.contains("${"), "every template variable is set:\n{server}");
+    // The image logs to its output through /var/log/nginx; here, to the scratch directory.
+    let server = server
+        .replace("/var/log/nginx/access.log", &dir.join("access.log").display().to_string())
+        .replace("/var/log/nginx/error.log", &dir.join("error.log").display().to_string());
     std::fs::write(dir.join("webhooks.conf"), server).unwrap();
     let d = dir.display();
     let main = format!(
-        "worker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\nevents {{ worker_connections 256; }}\n\
+        "master_process off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\nevents {{ worker_connections 256; }}\n\
          http {{\n  access_log {d}/access.log;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
            fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  include {d}/webhooks.conf;\n}}\n"
     );

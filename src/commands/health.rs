@@ -1,5 +1,6 @@
-//! `aishad health`: Docker's HEALTHCHECK. Exit 0 only when `/healthz` answers
-//! 200 within 2 s. Plain HTTP/1.1 over a socket: no client stack to fail.
+//! `aishad health`: Docker's HEALTHCHECK. Exit 0 only when `/healthz` (or,
+//! with `--ready`, `/readyz`) answers 200 within 2 s. Plain HTTP/1.1 over a
+//! socket: no client stack to fail.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -21,7 +22,8 @@ pub fn default_url(bind: SocketAddr) -> String {
     format!("http://{host}:{}", bind.port())
 }
 
-pub async fn probe(base: &str) -> Result<(), String> {
+pub async fn probe(base: &str, ready: bool) -> Result<(), String> {
+    let path = if ready { "/readyz" } else { "/healthz" };
     let url = url::Url::parse(base).map_err(|e| format!("invalid --url {base:?}: {e}"))?;
     if url.scheme() != "http" {
         return Err(format!("only http:// is supported, got {base:?}"));
@@ -30,7 +32,7 @@ pub async fn probe(base: &str) -> Result<(), String> {
     let port = url.port_or_known_default().unwrap_or(80);
     let request = async {
         let mut stream = TcpStream::connect((host.trim_matches(['[', ']']), port)).await.map_err(|e| e.to_string())?;
-        let head = format!("GET /healthz HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+        let head = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
         stream.write_all(head.as_bytes()).await.map_err(|e| e.to_string())?;
         let mut buf = vec![0u8; 64];
         let n = stream.read(&mut buf).await.map_err(|e| e.to_string())?;

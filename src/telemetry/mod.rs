@@ -26,7 +26,11 @@ where
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
     match settings.log.format {
         LogFormat::Json => Box::new(builder.json().flatten_event(true).with_current_span(true).finish()),
-        LogFormat::Pretty => Box::new(builder.with_target(true).finish()),
+        // Colours only for a terminal: `docker compose logs` and files get plain text.
+        LogFormat::Pretty => {
+            let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+            Box::new(builder.with_target(true).with_ansi(ansi).finish())
+        }
     }
 }
 

@@ -24,6 +24,17 @@ pub fn voice_note(text: &str) -> Bytes {
     bytes.into()
 }
 
+/// Speech saying `text` as an audio file of another kind (`mp3`, `m4a`,
+/// `wav`…, by extension): what a user sends as music or a recording.
+pub fn speech_file(text: &str, ext: &str) -> Bytes {
+    let (wav, out) = (temp("speech.wav"), temp(&format!("speech.{ext}")));
+    run("espeak-ng", &["-w", wav.to_str().unwrap(), text]);
+    run("ffmpeg", &["-loglevel", "error", "-y", "-i", wav.to_str().unwrap(), "-ac", "1", out.to_str().unwrap()]);
+    let bytes = std::fs::read(&out).unwrap();
+    let _ = (std::fs::remove_file(wav), std::fs::remove_file(out));
+    bytes.into()
+}
+
 /// About `seconds` (whole cycles) of a 440 Hz tone that pauses for `pause`
 /// seconds after every `tone` seconds: a long recording with silences to cut
 /// at. One cycle is encoded and looped by stream copy, so even an hour takes

@@ -1,4 +1,5 @@
-//! The smallest hyper server: bind 127.0.0.1:0, answer with a closure.
+//! The smallest hyper server: bind a loopback port (or, for containers, the
+//! address `set_bind_ip` names), answer with a closure.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -22,6 +23,8 @@ pub struct FakeRequest {
     pub query: Option<String>,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// Who sent it (tells replicas apart).
+    pub peer: SocketAddr,
 }
 
 impl FakeRequest {
@@ -50,9 +53,19 @@ pub fn json_reply(status: StatusCode, value: &serde_json::Value) -> Reply {
     reply(status, "application/json", value.to_string())
 }
 
-/// Binds a loopback port, so a fake knows its own address before it serves.
+static BIND_IP: std::sync::RwLock<Option<std::net::IpAddr>> = std::sync::RwLock::new(None);
+
+/// Makes every fake started after this listen on `ip` (and put it in the
+/// URLs it hands out) instead of loopback: the stack test binds them on the
+/// container bridge, so the containers reach them and the network does not.
+pub fn set_bind_ip(ip: std::net::IpAddr) {
+    *BIND_IP.write().unwrap() = Some(ip);
+}
+
+/// Binds a port, so a fake knows its own address before it serves.
 pub async fn bind() -> (TcpListener, SocketAddr) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
+    let ip = BIND_IP.read().unwrap().unwrap_or(std::net::Ipv4Addr::LOCALHOST.into());
+    let listener = TcpListener::bind((ip, 0)).await.expect("bind a port for a fake");
     let addr = listener.local_addr().expect("local addr");
     (listener, addr)
 }
@@ -87,7 +100,7 @@ pub async fn serve(handler: Handler) -> (SocketAddr, tokio::task::JoinHandle<()>
 pub fn serve_on(listener: TcpListener, handler: Handler) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
+            let Ok((stream, peer)) = listener.accept().await else { continue };
             let handler = handler.clone();
             tokio::spawn(async move {
                 let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
@@ -101,6 +114,7 @@ pub fn serve_on(listener: TcpListener, handler: Handler) -> tokio::task::JoinHan
                             query: parts.uri.query().map(str::to_owned),
                             headers: parts.headers,
                             body,
+                            peer,
                         };
                         Ok::<_, Infallible>(handler(request).await)
                     }

@@ -19,6 +19,16 @@ use crate::server::{json_reply, multipart_fields, reply, start_fake, FakeRequest
 pub const BOT_ID: i64 = 7_000_000_001;
 pub const BOT_USERNAME: &str = "aisha_test_bot";
 
+/// One getUpdates request: who sent it, when it was open, how it ended.
+#[derive(Debug, Clone)]
+pub struct Poll {
+    pub peer: std::net::SocketAddr,
+    pub started: Instant,
+    pub ended: Option<Instant>,
+    /// `ok`, or `409` when a newer poll terminated it.
+    pub outcome: &'static str,
+}
+
 #[derive(Debug, Clone)]
 pub struct Call {
     pub method: String,
@@ -51,6 +61,7 @@ struct State {
     max_polls_in_flight: usize,
     conflicts: usize,
     webhook_active: bool,
+    polls: Vec<Poll>,
 }
 
 #[derive(Clone)]
@@ -104,6 +115,17 @@ impl FakeTelegram {
             "mime_type": "audio/ogg", "file_size": bytes.len(),
         });
         let message = self.user_message(user_id, language, json!({ "voice": voice }));
+        self.push_update(json!({ "message": message }))
+    }
+
+    /// An audio file (music, a recording) with its MIME type and name.
+    pub fn push_audio(&self, user_id: i64, language: &str, duration: u32, bytes: Bytes, mime_type: &str, file_name: &str) -> i64 {
+        let file_id = self.add_file(&format!("music/{file_name}"), bytes.clone());
+        let audio = json!({
+            "file_id": file_id, "file_unique_id": format!("u{file_id}"), "duration": duration,
+            "mime_type": mime_type, "file_name": file_name, "file_size": bytes.len(),
+        });
+        let message = self.user_message(user_id, language, json!({ "audio": audio }));
         self.push_update(json!({ "message": message }))
     }
 
@@ -173,6 +195,11 @@ impl FakeTelegram {
         self.state.lock().unwrap().max_polls_in_flight
     }
 
+    /// Every getUpdates request, in arrival order.
+    pub fn polls(&self) -> Vec<Poll> {
+        self.state.lock().unwrap().polls.clone()
+    }
+
     /// How many polls were answered 409 because another arrived.
     pub fn conflicts(&self) -> usize {
         self.state.lock().unwrap().conflicts
@@ -219,7 +246,7 @@ impl FakeTelegram {
             return failure_reply(&failure);
         }
         match method {
-            "getUpdates" => self.get_updates(&params).await,
+            "getUpdates" => self.get_updates(&params, req.peer).await,
             "getMe" => ok(json!({
                 "id": BOT_ID, "is_bot": true, "first_name": "Aisha", "username": BOT_USERNAME,
                 "can_join_groups": true, "can_read_all_group_messages": false, "supports_inline_queries": false,
@@ -247,7 +274,7 @@ impl FakeTelegram {
         }
     }
 
-    async fn get_updates(&self, params: &Value) -> Reply {
+    async fn get_updates(&self, params: &Value, peer: std::net::SocketAddr) -> Reply {
         let offset = as_i64(&params["offset"]).unwrap_or(0);
         let limit = as_i64(&params["limit"]).unwrap_or(100).clamp(1, 100) as usize;
         let timeout = Duration::from_secs(as_i64(&params["timeout"]).unwrap_or(0).max(0) as u64);
@@ -269,8 +296,11 @@ impl FakeTelegram {
             state.active_poll = Some((poll_id, tx));
             state.polls_in_flight += 1;
             state.max_polls_in_flight = state.max_polls_in_flight.max(state.polls_in_flight);
+            state.polls.push(Poll { peer, started: Instant::now(), ended: None, outcome: "ok" });
             (poll_id, rx)
         };
+        // Closed however the request ends, a client that hangs up included.
+        let mut open = OpenPoll { state: self.state.clone(), id: poll_id, outcome: "client gone" };
         let deadline = tokio::time::Instant::now() + timeout;
         tokio::pin!(terminated);
         let outcome = loop {
@@ -288,15 +318,14 @@ impl FakeTelegram {
                 _ = &mut terminated => break Err(()),
             }
         };
-        let mut state = self.state.lock().unwrap();
-        state.polls_in_flight -= 1;
-        if state.active_poll.as_ref().is_some_and(|(id, _)| *id == poll_id) {
-            state.active_poll = None;
-        }
         match outcome {
-            Ok(batch) => ok(Value::Array(batch)),
+            Ok(batch) => {
+                open.outcome = "ok";
+                ok(Value::Array(batch))
+            }
             Err(()) => {
-                state.conflicts += 1;
+                open.outcome = "409";
+                self.state.lock().unwrap().conflicts += 1;
                 error(StatusCode::CONFLICT, "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running", None)
             }
         }
@@ -342,6 +371,26 @@ impl FakeTelegram {
             m.extend(c.clone());
         }
         message
+    }
+}
+
+/// A getUpdates request while it is open; dropping it closes it.
+struct OpenPoll {
+    state: Arc<Mutex<State>>,
+    id: u64,
+    outcome: &'static str,
+}
+
+impl Drop for OpenPoll {
+    fn drop(&mut self) {
+        let mut state = self.state.lock().unwrap();
+        state.polls_in_flight -= 1;
+        let poll = &mut state.polls[self.id as usize - 1];
+        poll.ended = Some(Instant::now());
+        poll.outcome = self.outcome;
+        if state.active_poll.as_ref().is_some_and(|(id, _)| *id == self.id) {
+            state.active_poll = None;
+        }
     }
 }
 

@@ -1,0 +1,146 @@
+//! docker-compose.bot.simple.yml: bot-primary and worker-1 against external
+//! PostgreSQL, Redis and S3 (here the host's): one poller at a time, nothing
+//! lost or answered twice across restarts and kills, draining stops, and a
+//! missing setting that names itself.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use aisha_testkit::audio::voice_note;
+use aisha_testkit::openai::Answer;
+
+use super::deploy::Deployment;
+use super::{assert_no_secret, engine, figure, Fakes, External, WAIT};
+
+const FILE: &str = "docker-compose.bot.simple.yml";
+
+async fn up(project: &str, fakes: &Fakes, external: &External) -> Deployment {
+    let env: Vec<_> = fakes.env().into_iter().chain(external.env.clone()).collect();
+    let stack = Deployment::new(FILE, project, &env);
+    stack.compose(&["up", "-d"]);
+    for service in ["bot-primary", "worker-1"] {
+        let cold = stack.healthy(service, 1, Duration::from_secs(120)).await;
+        figure(&format!("simple {service} start to healthy"), format!("{:.1} s", cold.as_secs_f64()));
+        figure(&format!("simple {service} RSS"), engine::rss(&stack.container(service, 1)));
+    }
+    stack
+}
+
+/// Balance replies per user.
+fn balances(fakes: &Fakes, users: &[i64]) -> HashMap<i64, usize> {
+    users.iter().map(|&u| (u, fakes.telegram.sent_texts(u).iter().filter(|t| t.contains("Balance")).count())).collect()
+}
+
+/// A new user with the welcome bonus, so a voice note can be paid for.
+async fn welcomed(fakes: &Fakes, user: i64) {
+    fakes.telegram.push_text(user, "en", "/start");
+    engine::until("the welcome", WAIT, || !fakes.telegram.sent_texts(user).is_empty()).await;
+}
+
+fn transcripts(fakes: &Fakes, user: i64) -> usize {
+    fakes.telegram.sent_texts(user).iter().filter(|t| t.starts_with("📝")).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_polling_containers_poll_one_at_a_time_and_a_restart_loses_and_repeats_nothing() {
+    let fakes = Fakes::start().await;
+    let external = External::start("stack_simple_poll", fakes.bridge).await;
+    let stack = up("aisha-stack-simple", &fakes, &external).await;
+
+    stack.compose(&["up", "-d", "--no-recreate", "--scale", "bot-primary=2"]);
+    stack.healthy("bot-primary", 2, Duration::from_secs(120)).await;
+    let users: Vec<i64> = (6001..6021).collect();
+    for &user in &users[..10] {
+        fakes.telegram.push_text(user, "en", "/balance");
+    }
+    engine::until("ten balances", WAIT, || balances(&fakes, &users[..10]).values().all(|&n| n == 1)).await;
+
+    // A restart of both replicas while updates keep coming.
+    let mut restart = stack.compose_spawn(&["restart", "bot-primary"]);
+    for &user in &users[10..] {
+        fakes.telegram.push_text(user, "en", "/balance");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(restart.wait().expect("restart").success(), "docker compose restart bot-primary");
+    engine::until("twenty balances", WAIT, || balances(&fakes, &users).values().all(|&n| n >= 1)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let counts = balances(&fakes, &users);
+    assert!(counts.values().all(|&n| n == 1), "each update answered exactly once: {counts:?}");
+    let polls = fakes.telegram.polls();
+    let gone = polls.iter().filter(|p| p.outcome == "client gone").count();
+    figure("simple getUpdates requests (of them abandoned by their client)", format!("{} ({gone})", polls.len()));
+    let t0 = polls[0].started;
+    let overlaps: Vec<String> = polls
+        .windows(2)
+        .filter(|w| w[0].ended.is_none_or(|end| end > w[1].started))
+        .map(|w| format!("{} {:?}..{:?} {} / {} from {:?}", w[0].peer, w[0].started - t0, w[0].ended.map(|e| e - t0), w[0].outcome, w[1].peer, w[1].started - t0))
+        .collect();
+    assert_eq!(fakes.telegram.max_polls_in_flight(), 1, "never two getUpdates at once: {overlaps:#?}");
+    assert_eq!(fakes.telegram.conflicts(), 0, "no 409 Conflict");
+    assert_eq!(fakes.telegram.pending_updates(), 0, "every update acknowledged");
+    let mut secrets = fakes.secrets();
+    secrets.extend(external.secrets());
+    assert_no_secret(&stack.logs(), &secrets);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_worker_killed_mid_job_is_restarted_by_its_policy_and_the_job_finishes_once() {
+    let fakes = Fakes::start().await;
+    let external = External::start("stack_simple_kill", fakes.bridge).await;
+    let stack = up("aisha-stack-kill", &fakes, &external).await;
+    let user = 6101;
+    welcomed(&fakes, user).await;
+    fakes.openai.script_transcriptions([Answer::Delay(Duration::from_secs(30))]);
+    fakes.telegram.push_voice(user, "en", 2, voice_note("The worker dies while this is transcribed."));
+    engine::until("the job reaches the API", WAIT, || fakes.openai.transcriptions().len() == 1).await;
+
+    let worker = stack.container("worker-1", 1);
+    let pid = engine::inspect(&worker, "{{.State.Pid}}");
+    engine::ok(std::path::Path::new("."), "kill", &["-9", &pid]);
+    let killed = Instant::now();
+    engine::until("worker-1 restarted by its restart policy", WAIT, || {
+        engine::inspect(&worker, "{{.RestartCount}}") != "0" && engine::inspect(&worker, "{{.State.Running}}") == "true"
+    })
+    .await;
+    engine::until("the transcript", WAIT, || transcripts(&fakes, user) == 1).await;
+    figure("simple job answered after kill -9 of its worker", format!("{:.1} s", killed.elapsed().as_secs_f64()));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(transcripts(&fakes, user), 1, "answered once");
+    assert_eq!(external.scalar("SELECT count(*) FROM jobs WHERE state = 'done'").await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn stopping_a_worker_drains_its_job_within_the_grace_period_and_exits_0() {
+    let fakes = Fakes::start().await;
+    let external = External::start("stack_simple_stop", fakes.bridge).await;
+    let stack = up("aisha-stack-stop", &fakes, &external).await;
+    let user = 6201;
+    welcomed(&fakes, user).await;
+    fakes.openai.script_transcriptions([Answer::Delay(Duration::from_secs(5))]);
+    fakes.telegram.push_voice(user, "en", 2, voice_note("Finish me before you go."));
+    engine::until("the job reaches the API", WAIT, || fakes.openai.transcriptions().len() == 1).await;
+
+    let stopping = Instant::now();
+    stack.compose(&["stop", "worker-1"]);
+    let took = stopping.elapsed();
+    figure("simple worker-1 stop with a job in flight", format!("{:.1} s", took.as_secs_f64()));
+    let worker = stack.container("worker-1", 1);
+    assert_eq!(engine::inspect(&worker, "{{.State.ExitCode}}"), "0", "a clean stop");
+    assert!(took < Duration::from_secs(45), "within stop_grace_period: {took:?}");
+    assert_eq!(transcripts(&fakes, user), 1, "the job in flight was finished before the exit");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_missing_required_setting_exits_78_and_names_the_key() {
+    let fakes = Fakes::start().await;
+    let external = External::start("stack_simple_broken", fakes.bridge).await;
+    let env: Vec<_> =
+        fakes.env().into_iter().chain(external.env.clone()).filter(|(key, _)| *key != "TELEGRAM_BOT_TOKEN").collect();
+    let stack = Deployment::new(FILE, "aisha-stack-broken", &env);
+    stack.compose(&["up", "-d", "bot-primary"]);
+    let bot = stack.container("bot-primary", 1);
+    engine::until("bot-primary exits 78", WAIT, || engine::inspect(&bot, "{{.State.ExitCode}}") == "78").await;
+    let logs = stack.compose(&["logs", "--no-color", "bot-primary"]);
+    assert!(logs.contains("telegram.token: is required but not set"), "{logs}");
+    assert!(logs.contains("TELEGRAM_BOT_TOKEN"), "the variable to set is named: {logs}");
+}
