@@ -15,7 +15,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aisha_actors::jobs::{queue, BoxFuture, Job, JobContext, JobError, JobHandler, JobPool, JobPoolArgs, NewJob};
+use aisha_actors::jobs::{queue, Job, JobError, NewJob};
+use aisha_actors::pool::{BoxFuture, JobContext, JobHandler, JobPool, JobPoolArgs};
 use aisha_actors::poller::TelegramPoller;
 use aisha_actors::secret::Secret;
 use aisha_actors::services::Services;

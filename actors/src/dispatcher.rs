@@ -138,16 +138,17 @@ async fn handle_one(handler: BotHandler, db: Db, recorded: Recorded) {
         let update = update.clone();
         tokio::spawn(async move { handler.handle(&update).await })
     };
-    let error = match inner.await {
+    let failure = match inner.await {
         Ok(Ok(())) => None,
-        Ok(Err(e)) => Some(e.to_string()),
-        Err(join) => Some(format!("handler panicked: {join}")),
+        Ok(Err(e)) => Some((e.cause(), e.to_string())),
+        Err(join) => Some(("panic", format!("handler panicked: {join}"))),
     };
-    if let Some(error) = &error {
-        tracing::error!(update_id, ?chat_id, ?user_id, error, "handling an update failed");
-        metrics::counter!("aishad_update_failures_total").increment(1);
+    if let Some((cause, error)) = &failure {
+        tracing::error!(update_id, ?chat_id, ?user_id, cause, error, "handling an update failed");
+        metrics::counter!("aishad_update_failures_total", "cause" => *cause).increment(1);
         handler.apologise(&update).await;
     }
+    let error = failure.map(|(_, error)| error);
     if let Err(e) = db.mark_update_handled(update_id, error.as_deref()).await {
         tracing::warn!(update_id, error = %e, "could not mark the update handled; it may be handled again after a restart");
     }

@@ -6,42 +6,59 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 const MASK: &str = "***";
 
+/// `new`, `expose`, `is_empty`, and `Debug`/`Display`/`Serialize` that print
+/// only what `$shown` makes of the value: the one place either type decides
+/// how it appears.
+macro_rules! masked {
+    ($name:ident, $shown:expr) => {
+        impl $name {
+            pub fn new(value: impl Into<String>) -> Self {
+                Self(value.into())
+            }
+
+            pub fn expose(&self) -> &str {
+                &self.0
+            }
+
+            pub fn is_empty(&self) -> bool {
+                self.0.is_empty()
+            }
+
+            fn shown(&self) -> String {
+                let shown: fn(&str) -> String = $shown;
+                shown(&self.0)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match self.shown() {
+                    shown if shown.is_empty() => f.write_str("\"\""),
+                    shown => f.write_str(&shown),
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.shown())
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(&self.shown())
+            }
+        }
+    };
+}
+
 /// A secret string: `Debug`, `Display` and `Serialize` print `***` (or an
 /// empty string when unset, so an operator can tell "missing" from "set").
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Secret(String);
 
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.0.is_empty() { "\"\"" } else { MASK })
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.0.is_empty() { "" } else { MASK })
-    }
-}
-
-impl Serialize for Secret {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(if self.0.is_empty() { "" } else { MASK })
-    }
-}
+masked!(Secret, |value| if value.is_empty() { String::new() } else { MASK.to_owned() });
 
 impl<'de> Deserialize<'de> for Secret {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -63,19 +80,9 @@ impl<'de> Deserialize<'de> for Secret {
 #[serde(transparent)]
 pub struct ConnUrl(String);
 
+masked!(ConnUrl, masked_url);
+
 impl ConnUrl {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
     /// The password, if any, so the log redactor can scrub it wherever it appears.
     pub fn password(&self) -> Option<String> {
         url::Url::parse(&self.0)
@@ -97,15 +104,19 @@ impl ConnUrl {
     }
 
     pub fn masked(&self) -> String {
-        match url::Url::parse(&self.0) {
-            Ok(mut u) if u.password().is_some() => {
-                let _ = u.set_password(Some(MASK));
-                u.to_string()
-            }
-            Ok(u) => u.to_string(),
-            Err(_) if self.0.is_empty() => String::new(),
-            Err(_) => MASK.to_owned(),
+        self.shown()
+    }
+}
+
+fn masked_url(value: &str) -> String {
+    match url::Url::parse(value) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some(MASK));
+            u.to_string()
         }
+        Ok(u) => u.to_string(),
+        Err(_) if value.is_empty() => String::new(),
+        Err(_) => MASK.to_owned(),
     }
 }
 
@@ -125,24 +136,6 @@ fn percent_decode(s: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
-}
-
-impl fmt::Debug for ConnUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?}", self.masked())
-    }
-}
-
-impl fmt::Display for ConnUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.masked())
-    }
-}
-
-impl Serialize for ConnUrl {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.masked())
-    }
 }
 
 #[cfg(test)]

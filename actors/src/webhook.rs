@@ -19,8 +19,9 @@ use tokio::task::JoinHandle;
 use crate::bot::BotHandler;
 use crate::clients::{parse_update, telegram_bot};
 use crate::dispatcher::{DispatchMsg, Dispatcher, DispatcherArgs, Recorded};
-use crate::fal::files::{self, TokenError};
-use crate::fal::signature::{Jwks, Rejection};
+use crate::clients::fal::files::{self, TokenError};
+use crate::clients::fal::signature::{Jwks, Rejection};
+use crate::fal_requests;
 use crate::http::{read_body, text, Handler, Reply, Request, Server};
 use crate::services::Services;
 
@@ -192,7 +193,7 @@ impl Routes {
             return text(StatusCode::BAD_REQUEST, "request_id or status missing or not matching the signed header\n");
         }
         let request_id = verified.request_id;
-        match self.services.db.record_fal_callback(&request_id, status, &json, "webhook").await {
+        match fal_requests::record_callback(&self.services.db, &request_id, status, &json, "webhook").await {
             Ok(true) => {
                 tracing::info!(request_id, status, "FAL callback recorded");
                 verdict("accepted");

@@ -7,9 +7,9 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use aisha_actors::fal::files;
+use aisha_actors::clients::fal::files;
 use aisha_actors::fal_job::FalJobs;
-use aisha_actors::jobs::{JobPool, JobPoolArgs};
+use aisha_actors::pool::{JobPool, JobPoolArgs};
 use aisha_actors::poller::TelegramPoller;
 use aisha_actors::secret::Secret;
 use aisha_actors::services::Services;

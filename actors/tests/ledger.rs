@@ -94,8 +94,8 @@ async fn a_cancelled_job_is_refunded_exactly_once() {
         panic!()
     };
     assert_eq!(ledger::balance(&services.db, user).await.unwrap(), 30);
-    assert!(queue::cancel(&services.db, job.id, "user cancelled").await.unwrap().is_some());
-    assert!(queue::cancel(&services.db, job.id, "user cancelled").await.unwrap().is_none(), "already cancelled");
+    assert!(ledger::cancel_job(&services.db, job.id, "user cancelled").await.unwrap().is_some());
+    assert!(ledger::cancel_job(&services.db, job.id, "user cancelled").await.unwrap().is_none(), "already cancelled");
     // A refund attempted again directly still moves nothing.
     let client = services.db.client().await.unwrap();
     assert!(!ledger::refund_job(&**client, &job).await.unwrap());
@@ -111,7 +111,7 @@ async fn a_dead_job_is_refunded() {
     let job = NewJob { max_attempts: 1, ..priced("d1", 15) };
     ledger::charge_and_enqueue(&services.db, user, job).await.unwrap();
     let claimed = queue::claim(&services.db, "transcribe", 1, 10, "w1", std::time::Duration::from_secs(30)).await.unwrap();
-    let failed = queue::fail(&services.db, claimed[0].id, "w1", "boom", Some(std::time::Duration::ZERO)).await.unwrap();
+    let failed = ledger::fail_job(&services.db, claimed[0].id, "w1", "boom", Some(std::time::Duration::ZERO)).await.unwrap();
     assert!(matches!(failed, queue::Failed::Dead(_)), "{failed:?}");
     assert_eq!(ledger::balance(&services.db, user).await.unwrap(), 50);
 }

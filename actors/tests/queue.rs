@@ -10,7 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aisha_actors::jobs::queue::{self, Enqueued, Failed};
-use aisha_actors::jobs::{BoxFuture, DeadReason, Job, JobContext, JobError, JobHandler, JobPool, JobPoolArgs, JobState, NewJob, PoolMsg};
+use aisha_actors::jobs::{Job, JobError, JobState, NewJob};
+use aisha_actors::ledger;
+use aisha_actors::pool::{BoxFuture, DeadReason, JobContext, JobHandler, JobPool, JobPoolArgs, PoolMsg};
 use aisha_actors::services::Services;
 use aisha_testkit::eventually;
 use ractor::{Actor, ActorRef};
@@ -86,12 +88,12 @@ async fn failures_back_off_then_the_job_dies_after_max_attempts() {
     let job = queue::enqueue(&**client, &new).await.unwrap().job().clone();
 
     queue::claim(&services.db, "noop", 1, 10, "w", LEASE).await.unwrap();
-    let failed = queue::fail(&services.db, job.id, "w", "502 from upstream", Some(Duration::from_millis(500))).await.unwrap();
+    let failed = ledger::fail_job(&services.db, job.id, "w", "502 from upstream", Some(Duration::from_millis(500))).await.unwrap();
     assert_eq!(failed, Failed::Retrying { delay: Duration::from_millis(500) });
     assert!(queue::claim(&services.db, "noop", 1, 10, "w", LEASE).await.unwrap().is_empty(), "not before the backoff");
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(queue::claim(&services.db, "noop", 1, 10, "w", LEASE).await.unwrap().len(), 1);
-    let Failed::Dead(dead) = queue::fail(&services.db, job.id, "w", "502 again", Some(Duration::ZERO)).await.unwrap() else {
+    let Failed::Dead(dead) = ledger::fail_job(&services.db, job.id, "w", "502 again", Some(Duration::ZERO)).await.unwrap() else {
         panic!("second failure of two attempts is final")
     };
     assert_eq!(dead.state, JobState::Dead);

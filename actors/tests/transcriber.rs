@@ -7,7 +7,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use aisha_actors::jobs::{JobPool, JobPoolArgs, PoolMsg};
+use aisha_actors::pool::{JobPool, JobPoolArgs, PoolMsg};
 use aisha_actors::poller::{PollerMsg, TelegramPoller};
 use aisha_actors::secret::Secret;
 use aisha_actors::services::Services;

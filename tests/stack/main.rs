@@ -126,6 +126,12 @@ impl External {
     }
 }
 
+/// The `.env` of a production stack: the fakes and the external services,
+/// less the variable named `left_out` (if any).
+pub fn env_without(fakes: &Fakes, external: &External, left_out: &str) -> Vec<(&'static str, String)> {
+    fakes.env().into_iter().chain(external.env.clone()).filter(|(key, _)| *key != left_out).collect()
+}
+
 /// Asserts no secret appears in `logs`.
 pub fn assert_no_secret(logs: &str, secrets: &[String]) {
     assert!(!logs.is_empty(), "no logs at all");

@@ -21,8 +21,7 @@ fn documented_release() -> String {
 async fn the_documented_release_flow_tags_pushes_pulls_and_starts_the_image() {
     let fakes = Fakes::start().await;
     let external = External::start("stack_release", fakes.bridge).await;
-    let env: Vec<_> =
-        fakes.env().into_iter().chain(external.env.clone()).filter(|(key, _)| *key != "AISHAD_IMAGE").collect();
+    let env = super::env_without(&fakes, &external, "AISHAD_IMAGE");
     let stack = Deployment::new("docker-compose.bot.simple.yml", "aisha-stack-release", &env);
     let registry = image("AISHAD_REGISTRY");
     let version = env!("CARGO_PKG_VERSION").to_owned();

@@ -15,8 +15,7 @@ use super::{assert_no_secret, engine, figure, Fakes, External, WAIT};
 const FILE: &str = "docker-compose.bot.simple.yml";
 
 async fn up(project: &str, fakes: &Fakes, external: &External) -> Deployment {
-    let env: Vec<_> = fakes.env().into_iter().chain(external.env.clone()).collect();
-    let stack = Deployment::new(FILE, project, &env);
+    let stack = Deployment::new(FILE, project, &super::env_without(fakes, external, ""));
     stack.compose(&["up", "-d"]);
     for service in ["bot-primary", "worker-1"] {
         let cold = stack.healthy(service, 1, Duration::from_secs(120)).await;
@@ -31,10 +30,18 @@ fn balances(fakes: &Fakes, users: &[i64]) -> HashMap<i64, usize> {
     users.iter().map(|&u| (u, fakes.telegram.sent_texts(u).iter().filter(|t| t.contains("Balance")).count())).collect()
 }
 
-/// A new user with the welcome bonus, so a voice note can be paid for.
-async fn welcomed(fakes: &Fakes, user: i64) {
+/// The simple stack up, and a voice note of a new user (with the welcome
+/// bonus to pay for it) held at the OpenAI fake for `api_delay`.
+async fn voice_in_flight(test: &str, user: i64, api_delay: Duration) -> (Fakes, External, Deployment) {
+    let fakes = Fakes::start().await;
+    let external = External::start(&format!("stack_simple_{test}"), fakes.bridge).await;
+    let stack = up(&format!("aisha-stack-{test}"), &fakes, &external).await;
     fakes.telegram.push_text(user, "en", "/start");
     engine::until("the welcome", WAIT, || !fakes.telegram.sent_texts(user).is_empty()).await;
+    fakes.openai.script_transcriptions([Answer::Delay(api_delay)]);
+    fakes.telegram.push_voice(user, "en", 2, voice_note("A voice note in flight."));
+    engine::until("the job reaches the API", WAIT, || fakes.openai.transcriptions().len() == 1).await;
+    (fakes, external, stack)
 }
 
 fn transcripts(fakes: &Fakes, user: i64) -> usize {
@@ -85,14 +92,8 @@ async fn two_polling_containers_poll_one_at_a_time_and_a_restart_loses_and_repea
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_worker_killed_mid_job_is_restarted_by_its_policy_and_the_job_finishes_once() {
-    let fakes = Fakes::start().await;
-    let external = External::start("stack_simple_kill", fakes.bridge).await;
-    let stack = up("aisha-stack-kill", &fakes, &external).await;
     let user = 6101;
-    welcomed(&fakes, user).await;
-    fakes.openai.script_transcriptions([Answer::Delay(Duration::from_secs(30))]);
-    fakes.telegram.push_voice(user, "en", 2, voice_note("The worker dies while this is transcribed."));
-    engine::until("the job reaches the API", WAIT, || fakes.openai.transcriptions().len() == 1).await;
+    let (fakes, external, stack) = voice_in_flight("kill", user, Duration::from_secs(30)).await;
 
     let worker = stack.container("worker-1", 1);
     let pid = engine::inspect(&worker, "{{.State.Pid}}");
@@ -111,14 +112,8 @@ async fn a_worker_killed_mid_job_is_restarted_by_its_policy_and_the_job_finishes
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn stopping_a_worker_drains_its_job_within_the_grace_period_and_exits_0() {
-    let fakes = Fakes::start().await;
-    let external = External::start("stack_simple_stop", fakes.bridge).await;
-    let stack = up("aisha-stack-stop", &fakes, &external).await;
     let user = 6201;
-    welcomed(&fakes, user).await;
-    fakes.openai.script_transcriptions([Answer::Delay(Duration::from_secs(5))]);
-    fakes.telegram.push_voice(user, "en", 2, voice_note("Finish me before you go."));
-    engine::until("the job reaches the API", WAIT, || fakes.openai.transcriptions().len() == 1).await;
+    let (fakes, _external, stack) = voice_in_flight("stop", user, Duration::from_secs(5)).await;
 
     let stopping = Instant::now();
     stack.compose(&["stop", "worker-1"]);
@@ -134,8 +129,7 @@ async fn stopping_a_worker_drains_its_job_within_the_grace_period_and_exits_0() 
 async fn a_missing_required_setting_exits_78_and_names_the_key() {
     let fakes = Fakes::start().await;
     let external = External::start("stack_simple_broken", fakes.bridge).await;
-    let env: Vec<_> =
-        fakes.env().into_iter().chain(external.env.clone()).filter(|(key, _)| *key != "TELEGRAM_BOT_TOKEN").collect();
+    let env = super::env_without(&fakes, &external, "TELEGRAM_BOT_TOKEN");
     let stack = Deployment::new(FILE, "aisha-stack-broken", &env);
     stack.compose(&["up", "-d", "bot-primary"]);
     let bot = stack.container("bot-primary", 1);

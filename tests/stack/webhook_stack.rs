@@ -49,7 +49,7 @@ async fn callbacks_over_tls_are_stored_once_survive_a_listener_going_down_and_no
     let fakes = Fakes::start().await;
     let external = External::start("stack_webhook", fakes.bridge).await;
     let port = free_port();
-    let mut env: Vec<_> = fakes.env().into_iter().chain(external.env.clone()).collect();
+    let mut env = super::env_without(&fakes, &external, "");
     env.extend([
         ("NGINX_IMAGE", image("NGINX_IMAGE")),
         ("WEBHOOK_HTTPS_PORT", port.to_string()),

@@ -8,12 +8,14 @@ use teloxide::payloads::SendMessageSetters;
 use teloxide::prelude::Requester;
 use teloxide::types::{ChatId, InlineKeyboardButton, InlineKeyboardMarkup, Message};
 
-use super::texts::{self, Lang};
-use super::{BotHandler, HandleError, MAX_DOWNLOAD};
-use crate::clients::{download_telegram_file, DownloadError};
+use super::{BotHandler, HandleError};
+use crate::chat::texts::{self, Lang};
+use crate::clients::{download_telegram_file, DownloadError, MAX_DOWNLOAD};
 use crate::dialogue::{self, Dialogue};
-use crate::fal_job::TRAIN_KIND;
-use crate::jobs::{queue, NewJob};
+use crate::fal_requests;
+use crate::jobs::kinds::Train;
+use crate::jobs::{queue, Kind, NewJob};
+use crate::ledger;
 
 /// Short side at least, long side at most, in pixels.
 const MIN_SIDE: usize = 512;
@@ -147,8 +149,8 @@ impl BotHandler {
         if !db.set_avatar_state(avatar_id, &["collecting"], "queued", None).await? {
             return self.avatar_status(chat, user_id, lang, avatar_id).await;
         }
-        let payload = serde_json::json!({ "avatar_id": avatar_id, "chat_id": chat.0, "language": lang.code() });
-        let job = NewJob::new(TRAIN_KIND, format!("avatar:train:{avatar_id}"), payload);
+        let payload = Train { avatar_id, chat_id: chat.0, language: lang.code().to_owned() };
+        let job = NewJob::of(Kind::FalTrain, format!("avatar:train:{avatar_id}"), &payload);
         let queued = self.charge_for(chat, user_id, lang, job, self.services.settings.pricing.avatar_training).await;
         if matches!(queued, Ok(true)) {
             dialogue::clear(&self.services.redis, user_id).await?;
@@ -183,8 +185,9 @@ impl BotHandler {
         let mut refunded = 0;
         match avatar.state.as_str() {
             "queued" => {
-                for job in queue::active_for_user(db, user_id).await?.into_iter().filter(|j| j.payload["avatar_id"] == avatar_id) {
-                    if let Some(cancelled) = queue::cancel(db, job.id, "avatar cancelled").await? {
+                let training_this = |job: &crate::jobs::Job| job.payload_as::<Train>().is_ok_and(|t| t.avatar_id == avatar_id);
+                for job in queue::active_for_user(db, user_id).await?.into_iter().filter(training_this) {
+                    if let Some(cancelled) = ledger::cancel_job(db, job.id, "avatar cancelled").await? {
                         refunded += cancelled.cost;
                     }
                 }
@@ -194,11 +197,9 @@ impl BotHandler {
                     if let Err(e) = self.fal.cancel(&request.cancel_url).await {
                         tracing::warn!(request_id = %request.request_id, error = %e, "FAL cancel failed; the result will be discarded");
                     }
-                    if db.finish_fal_request(&request.request_id, "cancelled").await?
-                        && self.services.settings.fal.refund_cancelled_training
-                        && db.refund_fal_request(&request).await?
-                    {
-                        refunded = queue::get(db, request.job_id).await?.map(|j| j.cost).unwrap_or(0);
+                    let refund = self.services.settings.fal.refund_cancelled_training;
+                    if let Some(ended) = fal_requests::end_unpaid(db, &request.request_id, "cancelled", refund).await? {
+                        refunded = ended.refunded;
                     }
                 }
             }

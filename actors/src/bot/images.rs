@@ -5,16 +5,16 @@ use teloxide::payloads::{SendMessageSetters, SendPhotoSetters};
 use teloxide::prelude::Requester;
 use teloxide::types::{CallbackQuery, ChatId, InlineKeyboardButton, InlineKeyboardMarkup, InputFile};
 
-use super::texts::{self, Lang};
 use super::{BotHandler, HandleError};
-use crate::fal_job::{GENERATE_KIND, IMAGINE_KIND};
-use crate::jobs::NewJob;
+use crate::chat::texts::{self, Lang};
+use crate::jobs::kinds::ImageRequest;
+use crate::jobs::{Kind, NewJob};
 
 impl BotHandler {
     /// `/imagine` (text to image) or `/generate` (from the main avatar): charged and queued.
-    pub(super) async fn image_request(&self, chat: ChatId, key: String, user_id: i64, lang: Lang, kind: &str, prompt: &str) -> Result<(), HandleError> {
+    pub(super) async fn image_request(&self, chat: ChatId, key: String, user_id: i64, lang: Lang, kind: Kind, prompt: &str) -> Result<(), HandleError> {
         let pricing = &self.services.settings.pricing;
-        let price = if kind == GENERATE_KIND {
+        let price = if kind == Kind::FalGenerate {
             if self.services.db.main_avatar(user_id).await?.is_none() {
                 return self.say(chat, texts::no_avatar(lang)).await;
             }
@@ -22,8 +22,8 @@ impl BotHandler {
         } else {
             pricing.text_to_image
         };
-        let payload = serde_json::json!({ "prompt": prompt, "chat_id": chat.0, "language": lang.code() });
-        self.charge(chat, user_id, lang, NewJob::new(kind, key, payload), price).await
+        let payload = ImageRequest { prompt: prompt.to_owned(), chat_id: chat.0, language: lang.code().to_owned() };
+        self.charge(chat, user_id, lang, NewJob::of(kind, key, &payload), price).await
     }
 
     /// Regenerate: the same prompt, the same way, charged again.
@@ -31,7 +31,7 @@ impl BotHandler {
         let Some(image) = self.services.db.image_of(user_id, image_id).await? else {
             return self.say(chat, texts::no_images(lang)).await;
         };
-        let kind = if image.model == self.services.settings.fal.text_to_image_model { IMAGINE_KIND } else { GENERATE_KIND };
+        let kind = if image.model == self.services.settings.fal.text_to_image_model { Kind::FalImagine } else { Kind::FalGenerate };
         self.image_request(chat, format!("tg:cb:{}", query.id.0), user_id, lang, kind, &image.prompt).await
     }
 

@@ -5,126 +5,35 @@
 //! derived from the message.
 
 mod avatars;
+mod error;
 mod images;
+mod media;
 mod transcripts;
-pub mod reply;
-pub mod texts;
 
 use teloxide::payloads::{SendMessageSetters, SetMyCommandsSetters};
 use teloxide::prelude::Requester;
-use teloxide::types::{
-    BotCommand, CallbackQuery, ChatAction, ChatId, FileMeta, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update,
-    UpdateKind, User,
-};
+use teloxide::types::{BotCommand, CallbackQuery, ChatAction, ChatId, Message, Update, UpdateKind, User};
 use teloxide::{Bot, RequestError};
 
-use crate::cache::CacheError;
+use crate::chat::keyboards;
+use crate::chat::texts::{self, Lang};
+use crate::clients::fal::Fal;
+use crate::clients::MAX_DOWNLOAD;
 use crate::dialogue::{self, Dialogue};
-use crate::fal::Fal;
-use crate::fal_job::{GENERATE_KIND, IMAGINE_KIND};
-use crate::jobs::{queue, DeadReason, Job, NewJob, QueueError};
-use crate::ledger::{self, Charged, LedgerError};
+use crate::jobs::kinds::{DigestKind, Transcribe};
+use crate::jobs::{Kind, NewJob};
+use crate::ledger::{self, Charged};
 use crate::services::Services;
 use crate::store::users::TelegramProfile;
-use crate::store::StoreError;
-use texts::Lang;
 
-/// Telegram's limit on what a bot may download.
-pub const MAX_DOWNLOAD: u64 = 20 * 1024 * 1024;
-
-#[derive(Debug, thiserror::Error)]
-pub enum HandleError {
-    #[error("Telegram request failed: {0}")]
-    Telegram(#[from] RequestError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error(transparent)]
-    Ledger(#[from] LedgerError),
-    #[error(transparent)]
-    Queue(#[from] QueueError),
-    #[error(transparent)]
-    Cache(#[from] CacheError),
-    #[error(transparent)]
-    Blob(#[from] crate::blob::BlobError),
-    #[error(transparent)]
-    Download(#[from] crate::clients::DownloadError),
-    #[error(transparent)]
-    Fal(#[from] crate::store::fal::FalStoreError),
-}
-
-/// Tells the user a job failed and was refunded. A permanent error's text
-/// is written for the user; exhausted retries get `unavailable`.
-pub async fn tell_failed(bot: &Bot, job: &Job, reason: DeadReason, unavailable: &str, lang: Lang) {
-    let Some(chat) = job.chat_id else { return };
-    let why = match &reason {
-        DeadReason::Permanent(text) => text.as_str(),
-        DeadReason::Exhausted(_) => unavailable,
-    };
-    let text = format!("{}\n{why}\n{}", texts::failed(lang, &job.kind), texts::refunded(lang, job.cost));
-    if let Err(e) = bot.send_message(ChatId(chat), text.trim_end().to_owned()).await {
-        tracing::warn!(job_id = job.id, error = %e, "could not tell the user about a failed job");
-    }
-}
+pub use error::HandleError;
+pub use media::Media;
 
 #[derive(Clone)]
 pub struct BotHandler {
     services: Services,
     bot: Bot,
     fal: Fal,
-}
-
-/// A recording or audio file the user wants as text.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Media {
-    pub kind: &'static str,
-    pub file_id: String,
-    pub file_unique_id: String,
-    /// `None` when Telegram did not say.
-    pub size: Option<u64>,
-    pub duration: Option<u32>,
-    pub mime_type: Option<String>,
-    pub file_name: Option<String>,
-}
-
-impl Media {
-    fn new(kind: &'static str, file: &FileMeta, duration: Option<u32>, mime_type: Option<String>, file_name: Option<String>) -> Self {
-        Media {
-            kind,
-            file_id: file.id.0.clone(),
-            file_unique_id: file.unique_id.0.clone(),
-            // Telegram may omit the size; teloxide then says u32::MAX.
-            size: (file.size != u32::MAX).then_some(file.size as u64),
-            duration,
-            mime_type,
-            file_name,
-        }
-    }
-
-    pub fn of(message: &Message) -> Option<Media> {
-        let mime = |m: &Option<mime::Mime>| m.as_ref().map(|m| m.to_string());
-        if let Some(v) = message.voice() {
-            return Some(Media::new("voice", &v.file, Some(v.duration.seconds()), mime(&v.mime_type), None));
-        }
-        if let Some(a) = message.audio() {
-            return Some(Media::new("audio", &a.file, Some(a.duration.seconds()), mime(&a.mime_type), a.file_name.clone()));
-        }
-        if let Some(n) = message.video_note() {
-            return Some(Media::new("video_note", &n.file, Some(n.duration.seconds()), Some("video/mp4".into()), None));
-        }
-        let document = message.document()?;
-        let mime_type = mime(&document.mime_type);
-        let audio_like = mime_type.as_deref().is_some_and(|m| m.starts_with("audio/") || m.starts_with("video/"));
-        audio_like.then(|| Media::new("document", &document.file, None, mime_type, document.file_name.clone()))
-    }
-
-    /// Coins for this recording: per started minute; 0 when the length is
-    /// unknown (the worker measures it and charges then).
-    pub fn price(&self, per_minute: i64) -> i64 {
-        match self.duration {
-            Some(seconds) => (seconds as i64 + 59).div_euclid(60).max(1) * per_minute,
-            None => 0,
-        }
-    }
 }
 
 /// `/cmd@bot args` → (`cmd`, `args`).
@@ -143,12 +52,6 @@ fn profile(user: &User) -> TelegramProfile {
         last_name: user.last_name.clone(),
         language_code: user.language_code.clone(),
     }
-}
-
-fn keyboard(rows: Vec<Vec<(&'static str, &'static str)>>) -> InlineKeyboardMarkup {
-    InlineKeyboardMarkup::new(
-        rows.into_iter().map(|row| row.into_iter().map(|(label, data)| InlineKeyboardButton::callback(label, data)).collect::<Vec<_>>()),
-    )
 }
 
 impl BotHandler {
@@ -237,12 +140,12 @@ impl BotHandler {
             "imagine" if args.is_empty() => self.say(chat, texts::imagine_usage(lang)).await,
             "imagine" => {
                 let key = format!("tg:{}:{}:imagine", chat.0, message.id.0);
-                self.image_request(chat, key, user_id, lang, IMAGINE_KIND, args).await
+                self.image_request(chat, key, user_id, lang, Kind::FalImagine, args).await
             }
             "generate" if args.is_empty() => self.say(chat, texts::generate_usage(lang)).await,
             "generate" => {
                 let key = format!("tg:{}:{}:generate", chat.0, message.id.0);
-                self.image_request(chat, key, user_id, lang, GENERATE_KIND, args).await
+                self.image_request(chat, key, user_id, lang, Kind::FalGenerate, args).await
             }
             "avatars" => self.avatars(chat, user_id, lang).await,
             "history" => self.history(chat, user_id, lang, 0).await,
@@ -258,13 +161,20 @@ impl BotHandler {
         }
         let price = media.price(self.services.settings.pricing.transcription_per_minute);
         let key = format!("tg:{}:{}:transcribe:{}", chat.0, message.id.0, media.file_unique_id);
-        let payload = serde_json::json!({
-            "chat_id": chat.0, "message_id": message.id.0, "media": media.kind, "file_id": media.file_id,
-            "file_unique_id": media.file_unique_id, "file_size": media.size, "duration": media.duration,
-            "mime_type": media.mime_type, "file_name": media.file_name, "language": lang.code(),
-        });
+        let payload = Transcribe {
+            chat_id: chat.0,
+            message_id: message.id.0,
+            media: media.kind.to_owned(),
+            file_id: media.file_id,
+            file_unique_id: media.file_unique_id,
+            file_size: media.size,
+            duration: media.duration,
+            mime_type: media.mime_type,
+            file_name: media.file_name,
+            language: lang.code().to_owned(),
+        };
         let _ = self.bot.send_chat_action(chat, ChatAction::Typing).await;
-        self.charge(chat, user_id, lang, NewJob::new("transcribe", key, payload), price).await
+        self.charge(chat, user_id, lang, NewJob::of(Kind::Transcribe, key, &payload), price).await
     }
 
     async fn charge(&self, chat: ChatId, user_id: i64, lang: Lang, job: NewJob, price: i64) -> Result<(), HandleError> {
@@ -301,7 +211,7 @@ impl BotHandler {
         let credited = ledger::welcome_bonus(&self.services.db, user_id, amount).await?;
         let balance = ledger::balance(&self.services.db, user_id).await?;
         let text = texts::welcome(lang, credited.then_some(amount), balance);
-        self.bot.send_message(chat, text).reply_markup(keyboard(texts::main_menu(lang))).await?;
+        self.bot.send_message(chat, text).reply_markup(keyboards::main_menu(lang)).await?;
         Ok(())
     }
 
@@ -314,8 +224,8 @@ impl BotHandler {
     async fn cancel(&self, chat: ChatId, user_id: i64, lang: Lang) -> Result<(), HandleError> {
         dialogue::clear(&self.services.redis, user_id).await?;
         let (mut count, mut refunded) = (0, 0);
-        for job in queue::active_for_user(&self.services.db, user_id).await? {
-            if let Some(cancelled) = queue::cancel(&self.services.db, job.id, "cancelled by the user").await? {
+        for job in crate::jobs::queue::active_for_user(&self.services.db, user_id).await? {
+            if let Some(cancelled) = ledger::cancel_job(&self.services.db, job.id, "cancelled by the user").await? {
                 tracing::info!(job_id = cancelled.id, user_id, "job cancelled by the user");
                 count += 1;
                 refunded += cancelled.cost;
@@ -351,7 +261,8 @@ impl BotHandler {
             (Some("transcript"), Some(id), None) => {
                 return self.resend_transcript(chat, user.id, lang, id.parse().unwrap_or(0)).await;
             }
-            (Some("digest"), Some(kind), Some(id)) if matches!(kind, "summary" | "actions" | "minutes") => {
+            (Some("digest"), Some(kind), Some(id)) if DigestKind::parse(kind).is_some() => {
+                let kind = DigestKind::parse(kind).expect("checked");
                 return self.digest(chat, query, user.id, lang, kind, id.parse().unwrap_or(0)).await;
             }
             _ => {}
@@ -384,23 +295,5 @@ mod tests {
         assert_eq!(parse_command("/imagine@aisha_bot  a red fox "), Some(("imagine".into(), "a red fox".into())));
         assert_eq!(parse_command("hello"), None);
         assert_eq!(parse_command("/"), None);
-    }
-
-    #[test]
-    fn price_is_per_started_minute() {
-        let media = |duration| Media {
-            kind: "voice",
-            file_id: String::new(),
-            file_unique_id: String::new(),
-            size: None,
-            duration,
-            mime_type: None,
-            file_name: None,
-        };
-        assert_eq!(media(Some(0)).price(2), 2, "at least one minute");
-        assert_eq!(media(Some(60)).price(2), 2);
-        assert_eq!(media(Some(61)).price(2), 4);
-        assert_eq!(media(Some(3600)).price(1), 60);
-        assert_eq!(media(None).price(5), 0, "measured and charged by the worker");
     }
 }

@@ -5,9 +5,12 @@ use teloxide::payloads::SendMessageSetters;
 use teloxide::prelude::Requester;
 use teloxide::types::{CallbackQuery, ChatId, InlineKeyboardButton, InlineKeyboardMarkup};
 
-use super::texts::{self, Lang};
-use super::{reply, BotHandler, HandleError};
-use crate::jobs::NewJob;
+use super::{BotHandler, HandleError};
+use crate::chat::keyboards::digest_keyboard;
+use crate::chat::reply;
+use crate::chat::texts::{self, Lang};
+use crate::jobs::kinds::{Digest, DigestKind};
+use crate::jobs::{Kind, NewJob};
 
 impl BotHandler {
     /// Ten delivered transcripts per page, newest first, each with a button to get it again.
@@ -63,21 +66,21 @@ impl BotHandler {
             }
         };
         let intro = texts::transcript_intro(lang, t.duration_seconds.unwrap_or_default());
-        let keyboard = crate::transcriber::digest_keyboard(lang, id);
+        let keyboard = digest_keyboard(lang, id);
         let max = self.services.settings.transcription.max_messages;
         reply::send_long(&self.bot, chat, &intro, &text, Some(keyboard), max, "transcript.txt").await?;
         Ok(())
     }
 
     /// Summary / action items / minutes of a transcript: charged and queued.
-    pub(super) async fn digest(&self, chat: ChatId, query: &CallbackQuery, user_id: i64, lang: Lang, kind: &str, id: i64) -> Result<(), HandleError> {
+    pub(super) async fn digest(&self, chat: ChatId, query: &CallbackQuery, user_id: i64, lang: Lang, kind: DigestKind, id: i64) -> Result<(), HandleError> {
         if self.services.db.transcript_of(user_id, id).await?.is_none() {
             return self.say(chat, texts::transcript_gone(lang)).await;
         }
         // The callback query id: a redelivered press is the same request.
         let key = format!("tg:cb:{}", query.id.0);
-        let payload = serde_json::json!({ "transcript_id": id, "kind": kind, "chat_id": chat.0, "language": lang.code() });
-        let job = NewJob::new(crate::transcriber::DIGEST_KIND, key, payload);
+        let payload = Digest { transcript_id: id, kind, chat_id: chat.0, language: lang.code().to_owned() };
+        let job = NewJob::of(Kind::TranscriptDigest, key, &payload);
         self.charge(chat, user_id, lang, job, self.services.settings.pricing.transcript_digest).await
     }
 }

@@ -6,7 +6,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde_json::{json, Value};
 
-use crate::jobs::JobError;
 use crate::settings::OpenAiSettings;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -42,21 +41,6 @@ impl OpenAiError {
             OpenAiError::InsufficientQuota => "openai_insufficient_quota",
             OpenAiError::Unauthorized => "openai_unauthorized",
             _ => "openai_other",
-        }
-    }
-}
-
-impl From<OpenAiError> for JobError {
-    fn from(e: OpenAiError) -> Self {
-        match e {
-            OpenAiError::RateLimited { retry_after } => JobError::RetryAfter {
-                after: retry_after.unwrap_or(Duration::from_secs(20)),
-                reason: e.to_string(),
-            },
-            OpenAiError::Server { .. } | OpenAiError::Network(_) => JobError::Retry(e.to_string()),
-            OpenAiError::InsufficientQuota | OpenAiError::Unauthorized | OpenAiError::Rejected { .. } => {
-                JobError::Permanent(e.to_string())
-            }
         }
     }
 }

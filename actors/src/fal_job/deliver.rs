@@ -9,9 +9,11 @@ use teloxide::payloads::{SendMessageSetters, SendPhotoSetters};
 use teloxide::prelude::Requester;
 use teloxide::types::{ChatId, InlineKeyboardButton, InlineKeyboardMarkup, InputFile, InputMedia, InputMediaPhoto};
 
-use super::FalJobs;
-use crate::bot::texts::{self, Lang};
-use crate::fal::MAX_RESULT_FILE;
+use super::{job_error, FalJobs};
+use crate::chat::texts::{self, Lang};
+use crate::clients::fal::MAX_RESULT_FILE;
+use crate::fal_requests;
+use crate::jobs::kinds::FalRequestRef;
 use crate::jobs::{queue, Job, JobError};
 use crate::store::fal::FalRequest;
 
@@ -20,7 +22,8 @@ const MAX_IMAGE: u64 = 20 * 1024 * 1024;
 
 pub(super) async fn deliver(f: &FalJobs, job: &Job) -> Result<Value, JobError> {
     let db = &f.services.db;
-    let request_id = job.payload["request_id"].as_str().ok_or_else(|| JobError::Permanent("no request id".into()))?;
+    let FalRequestRef { request_id } = job.payload_as()?;
+    let request_id = request_id.as_str();
     let request = db.fal_request(request_id).await.map_err(JobError::retry)?.ok_or_else(|| JobError::Retry("request not recorded yet".into()))?;
     if request.state != "submitted" {
         return Ok(json!({ "outcome": request.state }));
@@ -61,7 +64,7 @@ async fn deliver_images(f: &FalJobs, job: &Job, r: &FalRequest, payload: &Value)
     let prompt = r.prompt.clone().unwrap_or_default();
     let mut stored = Vec::new();
     for (n, url) in urls.iter().enumerate() {
-        let bytes = f.fal.download(url, MAX_IMAGE).await?;
+        let bytes = f.fal.download(url, MAX_IMAGE).await.map_err(job_error)?;
         let ext = if bytes.starts_with(b"\x89PNG") { "png" } else if bytes.starts_with(b"RIFF") { "webp" } else { "jpg" };
         let key = format!("images/{}/{}/{n}.{ext}", r.user_id, r.request_id);
         blob.put(&key, bytes.clone(), &format!("image/{}", if ext == "jpg" { "jpeg" } else { ext })).await.map_err(JobError::retry)?;
@@ -118,12 +121,12 @@ async fn deliver_avatar(f: &FalJobs, job: &Job, r: &FalRequest, payload: &Value)
         return Ok(json!({ "outcome": "failed" }));
     };
     let lora_key = format!("avatars/{}/{avatar_id}/lora.safetensors", r.user_id);
-    let lora = f.fal.download(lora_url, MAX_RESULT_FILE).await?;
+    let lora = f.fal.download(lora_url, MAX_RESULT_FILE).await.map_err(job_error)?;
     blob.put(&lora_key, lora, "application/octet-stream").await.map_err(JobError::retry)?;
     let config_key = match payload["config_file"]["url"].as_str() {
         Some(url) => {
             let key = format!("avatars/{}/{avatar_id}/config.json", r.user_id);
-            let config: Bytes = f.fal.download(url, 10 * 1024 * 1024).await?;
+            let config: Bytes = f.fal.download(url, 10 * 1024 * 1024).await.map_err(job_error)?;
             blob.put(&key, config, "application/json").await.map_err(JobError::retry)?;
             Some(key)
         }
@@ -146,25 +149,17 @@ async fn deliver_avatar(f: &FalJobs, job: &Job, r: &FalRequest, payload: &Value)
 /// and the user told why.
 pub(super) async fn fail_request(f: &FalJobs, request_id: &str, reason: &str) {
     let db = &f.services.db;
-    let Ok(Some(request)) = db.fal_request(request_id).await else { return };
-    match db.finish_fal_request(request_id, "failed").await {
-        Ok(true) => {}
-        Ok(false) => return,
+    let ended = match fal_requests::end_unpaid(db, request_id, "failed", true).await {
+        Ok(Some(ended)) => ended,
+        Ok(None) => return,
         Err(e) => {
-            tracing::error!(request_id, error = %e, "could not mark a FAL request failed");
+            tracing::error!(request_id, error = %e, "could not fail a FAL request");
             return;
         }
-    }
-    tracing::warn!(request_id, reason, kind = %request.kind, "FAL request failed");
-    metrics::counter!("aishad_fal_failures_total", "kind" => request.kind.clone()).increment(1);
-    let refunded = match db.refund_fal_request(&request).await {
-        Ok(true) => queue::get(db, request.job_id).await.ok().flatten().map(|j| j.cost).unwrap_or(0),
-        Ok(false) => 0,
-        Err(e) => {
-            tracing::error!(request_id, error = %e, "refund failed");
-            0
-        }
     };
+    let request = ended.request;
+    tracing::warn!(request_id, reason, kind = %request.kind, refunded = ended.refunded, "FAL request failed");
+    metrics::counter!("aishad_fal_failures_total", "kind" => request.kind.clone()).increment(1);
     if let Some(avatar) = request.avatar_id.filter(|_| request.kind == "train") {
         let _ = db.set_avatar_state(avatar, &["queued", "training"], "failed", Some(reason)).await;
     }
@@ -173,7 +168,7 @@ pub(super) async fn fail_request(f: &FalJobs, request_id: &str, reason: &str) {
         "{}\n{}\n{}",
         texts::failed(lang, &format!("fal.{}", request.kind)),
         texts::generation_failed(lang, reason),
-        texts::refunded(lang, refunded)
+        texts::refunded(lang, ended.refunded)
     );
     if let Err(e) = f.bot.send_message(ChatId(request.chat_id), text.trim_end().to_owned()).await {
         tracing::warn!(request_id, error = %e, "could not tell the user about a failed request");

@@ -13,18 +13,24 @@ use serde_json::Value;
 use teloxide::Bot;
 
 use crate::blob::Blob;
-use crate::bot::texts::{self, Lang};
+use crate::chat::notices::tell_failed;
+use crate::chat::texts::{self, Lang};
+use crate::clients::fal::{Fal, FalError};
 use crate::clients::{telegram_bot, ClientError};
-use crate::fal::Fal;
-use crate::jobs::{BoxFuture, DeadReason, Handlers, Job, JobContext, JobError, JobHandler};
+use crate::jobs::kinds::{FalRequestRef, Train};
+use crate::jobs::{Job, JobError, Kind};
+use crate::pool::{BoxFuture, DeadReason, Handlers, JobContext, JobHandler};
 use crate::services::Services;
 use crate::settings::S3Settings;
-use crate::store::fal::{DELIVER_KIND, POLL_KIND};
-use crate::bot::tell_failed;
 
-pub const IMAGINE_KIND: &str = "fal.imagine";
-pub const GENERATE_KIND: &str = "fal.generate";
-pub const TRAIN_KIND: &str = "fal.train";
+/// What a FAL failure means for the job: a server that may recover is
+/// retried; a refusal, a bad key or an oversized result is final.
+fn job_error(e: FalError) -> JobError {
+    match e {
+        FalError::Server { .. } | FalError::Network(_) => JobError::Retry(e.to_string()),
+        FalError::Unauthorized | FalError::Rejected { .. } | FalError::TooLarge(_) => JobError::Permanent(e.to_string()),
+    }
+}
 
 #[derive(Clone)]
 pub struct FalJobs {
@@ -63,11 +69,11 @@ impl FalJobs {
         let jobs = Self::new(services)?;
         let handler = |role| -> Arc<dyn JobHandler> { Arc::new(Handler { jobs: jobs.clone(), role }) };
         Ok(vec![
-            (IMAGINE_KIND, handler(Role::Submit)),
-            (GENERATE_KIND, handler(Role::Submit)),
-            (TRAIN_KIND, handler(Role::Submit)),
-            (DELIVER_KIND, handler(Role::Deliver)),
-            (POLL_KIND, handler(Role::Poll)),
+            (Kind::FalImagine.as_str(), handler(Role::Submit)),
+            (Kind::FalGenerate.as_str(), handler(Role::Submit)),
+            (Kind::FalTrain.as_str(), handler(Role::Submit)),
+            (Kind::FalDeliver.as_str(), handler(Role::Deliver)),
+            (Kind::FalPoll.as_str(), handler(Role::Poll)),
         ])
     }
 
@@ -85,12 +91,12 @@ impl FalJobs {
             ));
         }
         let expires = chrono::Utc::now().timestamp() + fal.file_link_ttl.as_secs() as i64;
-        Ok(format!("{base}/files/{}", crate::fal::files::sign(secret.as_bytes(), key, expires)))
+        Ok(format!("{base}/files/{}", crate::clients::fal::files::sign(secret.as_bytes(), key, expires)))
     }
 }
 
 fn lang_of(job: &Job) -> Lang {
-    Lang::from_code(job.payload["language"].as_str())
+    Lang::from_code(job.language())
 }
 
 impl JobHandler for Handler {
@@ -112,17 +118,17 @@ impl JobHandler for Handler {
                 // The submit job itself was charged, and the queue refunded it.
                 Role::Submit => {
                     let lang = lang_of(&job);
-                    if job.kind == TRAIN_KIND {
-                        if let Some(avatar) = job.payload["avatar_id"].as_i64() {
-                            let _ = jobs.services.db.set_avatar_state(avatar, &["queued", "training"], "failed", Some("submission failed")).await;
+                    if job.kind == Kind::FalTrain.as_str() {
+                        if let Ok(Train { avatar_id, .. }) = job.payload_as() {
+                            let _ = jobs.services.db.set_avatar_state(avatar_id, &["queued", "training"], "failed", Some("submission failed")).await;
                         }
                     }
-                    tell_failed(&jobs.bot, &job, reason, texts::generation_unavailable(lang), lang).await
+                    tell_failed(&jobs.bot, &job, reason.for_user(texts::generation_unavailable(lang)), lang).await
                 }
                 // Delivery or polling gave up: fail the request (refunding what paid for it).
                 Role::Deliver | Role::Poll => {
-                    if let Some(request_id) = job.payload["request_id"].as_str() {
-                        deliver::fail_request(&jobs, request_id, "could not fetch the result").await;
+                    if let Ok(FalRequestRef { request_id }) = job.payload_as() {
+                        deliver::fail_request(&jobs, &request_id, "could not fetch the result").await;
                     }
                 }
             }

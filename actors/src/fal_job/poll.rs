@@ -6,14 +6,17 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::FalJobs;
-use crate::fal::FalError;
+use super::{job_error, FalJobs};
+use crate::clients::fal::FalError;
+use crate::fal_requests;
+use crate::jobs::kinds::FalRequestRef;
 use crate::jobs::{Job, JobError};
 
 pub(super) async fn poll(f: &FalJobs, job: &Job) -> Result<Value, JobError> {
     let db = &f.services.db;
     let settings = &f.services.settings.fal;
-    let request_id = job.payload["request_id"].as_str().ok_or_else(|| JobError::Permanent("no request id".into()))?;
+    let FalRequestRef { request_id } = job.payload_as()?;
+    let request_id = request_id.as_str();
     if db.fal_callback(request_id).await.map_err(JobError::retry)?.is_some() {
         return Ok(json!({ "outcome": "called back" }));
     }
@@ -26,10 +29,10 @@ pub(super) async fn poll(f: &FalJobs, job: &Job) -> Result<Value, JobError> {
     let timeout = if request.kind == "train" { settings.training_timeout } else { settings.image_timeout };
     if request.age_seconds > timeout.as_secs_f64() {
         let body = json!({ "request_id": request_id, "status": "ERROR", "error": format!("no result within {}", humantime::format_duration(timeout)) });
-        db.record_fal_callback(request_id, "ERROR", &body, "timeout").await.map_err(JobError::retry)?;
+        fal_requests::record_callback(db, request_id, "ERROR", &body, "timeout").await.map_err(JobError::retry)?;
         return Ok(json!({ "outcome": "timed out" }));
     }
-    let status = f.fal.status(&request.status_url).await?;
+    let status = f.fal.status(&request.status_url).await.map_err(job_error)?;
     if status != "COMPLETED" {
         // 5 s, 10 s, 20 s … up to a minute between looks.
         let after = Duration::from_secs(5u64.saturating_mul(1 << job.attempts.clamp(0, 4)).min(60));
@@ -38,10 +41,10 @@ pub(super) async fn poll(f: &FalJobs, job: &Job) -> Result<Value, JobError> {
     let body = match f.fal.result(&request.response_url).await {
         Ok(payload) => json!({ "request_id": request_id, "status": "OK", "payload": payload }),
         Err(FalError::Rejected { message, .. }) => json!({ "request_id": request_id, "status": "ERROR", "error": message }),
-        Err(e) => return Err(e.into()),
+        Err(e) => return Err(job_error(e)),
     };
     let status = body["status"].as_str().unwrap_or("ERROR").to_owned();
-    db.record_fal_callback(request_id, &status, &body, "poll").await.map_err(JobError::retry)?;
+    fal_requests::record_callback(db, request_id, &status, &body, "poll").await.map_err(JobError::retry)?;
     tracing::info!(request_id, status, "FAL result fetched by polling");
     Ok(json!({ "outcome": "polled", "status": status }))
 }

@@ -6,9 +6,11 @@ use std::io::Write;
 use bytes::Bytes;
 use serde_json::{json, Value};
 
-use super::{lang_of, FalJobs, GENERATE_KIND, IMAGINE_KIND, TRAIN_KIND};
-use crate::bot::texts;
-use crate::jobs::{Job, JobError};
+use super::{job_error, lang_of, FalJobs};
+use crate::chat::texts;
+use crate::fal_requests;
+use crate::jobs::kinds::{ImageRequest, Train};
+use crate::jobs::{Job, JobError, Kind};
 use crate::store::fal::FalRequest;
 
 /// Imagen's names for the aspect ratios FLUX calls `image_size`.
@@ -27,16 +29,20 @@ pub(super) async fn submit(f: &FalJobs, job: &Job) -> Result<Value, JobError> {
     let lang = lang_of(job);
     let user_id = job.user_id.ok_or_else(|| JobError::Permanent("job has no user".into()))?;
     let chat_id = job.chat_id.ok_or_else(|| JobError::Permanent("job has no chat".into()))?;
-    let prompt = job.payload["prompt"].as_str().map(str::to_owned);
     let aspect = db.aspect_ratio(user_id).await.map_err(JobError::retry)?;
-    let (kind, model, input, avatar_id) = match job.kind.as_str() {
-        IMAGINE_KIND => {
+    let kind = Kind::parse(&job.kind);
+    let prompt = match kind {
+        Some(Kind::FalImagine | Kind::FalGenerate) => Some(job.payload_as::<ImageRequest>()?.prompt),
+        _ => None,
+    };
+    let (kind, model, input, avatar_id) = match kind {
+        Some(Kind::FalImagine) => {
             let input = json!({
                 "prompt": prompt, "aspect_ratio": imagen_aspect(&aspect), "num_images": settings.num_images,
             });
             ("imagine", settings.text_to_image_model.clone(), input, None)
         }
-        GENERATE_KIND => {
+        Some(Kind::FalGenerate) => {
             let avatar = db.main_avatar(user_id).await.map_err(JobError::retry)?.ok_or_else(|| JobError::Permanent(texts::no_avatar(lang).into()))?;
             let lora = avatar.lora_key.clone().ok_or_else(|| JobError::Permanent(texts::no_avatar(lang).into()))?;
             let input = json!({
@@ -47,8 +53,8 @@ pub(super) async fn submit(f: &FalJobs, job: &Job) -> Result<Value, JobError> {
             });
             ("generate", settings.image_model.clone(), input, Some(avatar.id))
         }
-        TRAIN_KIND => {
-            let avatar_id = job.payload["avatar_id"].as_i64().ok_or_else(|| JobError::Permanent("no avatar id".into()))?;
+        Some(Kind::FalTrain) => {
+            let Train { avatar_id, .. } = job.payload_as()?;
             let avatar = db.avatar_of(user_id, avatar_id).await.map_err(JobError::retry)?.ok_or_else(|| JobError::Permanent("avatar gone".into()))?;
             let archive = training_archive(f, user_id, avatar_id).await?;
             let url = f.public_link(&archive).await?;
@@ -61,9 +67,9 @@ pub(super) async fn submit(f: &FalJobs, job: &Job) -> Result<Value, JobError> {
             db.set_avatar_state(avatar_id, &["queued"], "training", None).await.map_err(JobError::retry)?;
             ("train", settings.training_model.clone(), input, Some(avatar_id))
         }
-        other => return Err(JobError::Permanent(format!("not a FAL submission: {other}"))),
+        _ => return Err(JobError::Permanent(format!("not a FAL submission: {}", job.kind))),
     };
-    let submitted = f.fal.submit(&model, &input).await?;
+    let submitted = f.fal.submit(&model, &input).await.map_err(job_error)?;
     let request = FalRequest {
         request_id: submitted.request_id.clone(),
         job_id: job.id,
@@ -81,7 +87,7 @@ pub(super) async fn submit(f: &FalJobs, job: &Job) -> Result<Value, JobError> {
         state: "submitted".into(),
         age_seconds: 0.0,
     };
-    db.record_fal_request(&request, settings.poll_after).await.map_err(JobError::retry)?;
+    fal_requests::record_request(db, &request, settings.poll_after).await.map_err(JobError::retry)?;
     tracing::info!(request_id = %submitted.request_id, kind, "submitted to FAL");
     Ok(json!({ "request_id": submitted.request_id }))
 }

@@ -1,19 +1,17 @@
-//! The durable job queue in PostgreSQL and the worker pool that drains it.
+//! Jobs: the rows of the durable queue in PostgreSQL, the kinds of work with
+//! their typed payloads, and the queue's state machine (`queue`). What a
+//! failure costs or refunds is the ledger's business; who runs jobs, the pool's.
 
-pub mod listener;
-pub mod pool;
+pub mod kinds;
 pub mod queue;
-mod runner;
 
-use std::future::Future;
-use std::pin::Pin;
 use std::time::Duration;
 
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use serde_json::Value;
 
-use crate::store::StoreError;
-
-pub use pool::{JobPool, JobPoolArgs, PoolMsg};
+pub use kinds::Kind;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobState {
@@ -75,7 +73,27 @@ pub struct NewJob {
     pub delay: Duration,
 }
 
+impl Job {
+    /// The typed payload; a payload that does not fit its kind is a bug no retry fixes.
+    pub fn payload_as<T: DeserializeOwned>(&self) -> Result<T, JobError> {
+        serde_json::from_value(self.payload.clone())
+            .map_err(|e| JobError::Permanent(format!("malformed {} job: {e}", self.kind)))
+    }
+
+    /// The user's language for messages about this job (every payload for a
+    /// chat carries it).
+    pub fn language(&self) -> Option<&str> {
+        self.payload["language"].as_str()
+    }
+}
+
 impl NewJob {
+    /// A job of a known kind with its typed payload.
+    pub fn of(kind: Kind, idempotency_key: impl Into<String>, payload: &impl Serialize) -> Self {
+        let payload = serde_json::to_value(payload).expect("job payloads serialise");
+        Self::new(kind.as_str(), idempotency_key, payload)
+    }
+
     pub fn new(kind: &str, idempotency_key: impl Into<String>, payload: Value) -> Self {
         Self {
             kind: kind.to_owned(),
@@ -88,14 +106,6 @@ impl NewJob {
             delay: Duration::ZERO,
         }
     }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum QueueError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("job queue query failed: {0}")]
-    Query(#[from] tokio_postgres::Error),
 }
 
 /// How a job attempt failed, which decides what happens next.
@@ -126,44 +136,5 @@ impl From<teloxide::RequestError> for JobError {
             teloxide::RequestError::RetryAfter(s) => JobError::RetryAfter { after: s.duration(), reason: "Telegram 429".into() },
             other => JobError::Retry(format!("Telegram: {other}")),
         }
-    }
-}
-
-/// Context a handler gets with its job.
-#[derive(Clone)]
-pub struct JobContext {
-    pub instance_id: String,
-    /// Becomes true when the job was cancelled or its lease lost: stop early.
-    pub cancelled: tokio::sync::watch::Receiver<bool>,
-}
-
-pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
-
-/// Job kind → handler, as a pool is given them.
-pub type Handlers = Vec<(&'static str, std::sync::Arc<dyn JobHandler>)>;
-
-/// Why a job died; it has been refunded either way.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DeadReason {
-    /// A [`JobError::Permanent`]: its text is meant for the user.
-    Permanent(String),
-    /// Out of attempts (or the worker kept dying): the last error, for logs.
-    Exhausted(String),
-}
-
-/// The work of one job kind. `run` may be called again for the same job
-/// (retries, a lapsed lease), so it must be idempotent.
-pub trait JobHandler: Send + Sync + 'static {
-    fn run(&self, job: Job, ctx: JobContext) -> BoxFuture<Result<Value, JobError>>;
-
-    /// Once, after a job died and was refunded: tell the user.
-    fn on_dead(&self, _job: Job, _reason: DeadReason) -> BoxFuture<()> {
-        Box::pin(async {})
-    }
-
-    /// Checked when the pool starts; an error fails the start (and so the
-    /// supervisor retries it), e.g. when ffmpeg is missing.
-    fn preflight(&self) -> BoxFuture<Result<(), String>> {
-        Box::pin(async { Ok(()) })
     }
 }

@@ -1,16 +1,16 @@
-//! The queue's SQL. Every state change that moves money (dead, cancelled)
-//! refunds in the same transaction; every change a worker makes is guarded
+//! The queue's state machine in SQL. Every change a worker makes is guarded
 //! by `locked_by`, so a worker whose lease lapsed cannot finish a job that
-//! another worker has since claimed.
+//! another worker has since claimed. The transitions that end a job unpaid
+//! (fail, cancel, reap) run in the caller's transaction and know nothing of
+//! money: the ledger composes them with the refund they owe.
 
 use std::time::Duration;
 
 use serde_json::Value;
 use tokio_postgres::{GenericClient, Row};
 
-use super::{Job, JobState, NewJob, QueueError};
-use crate::ledger;
-use crate::store::Db;
+use super::{Job, JobState, NewJob};
+use crate::store::{Db, StoreError};
 
 /// The NOTIFY channel; the payload is the job kind.
 pub const CHANNEL: &str = "aisha_jobs";
@@ -54,7 +54,7 @@ impl Enqueued {
 
 /// Adds a job inside the caller's transaction (so it commits, or not, with
 /// the charge it costs). Workers are woken when the transaction commits.
-pub async fn enqueue(tx: &impl GenericClient, new: &NewJob) -> Result<Enqueued, QueueError> {
+pub async fn enqueue(tx: &impl GenericClient, new: &NewJob) -> Result<Enqueued, StoreError> {
     let inserted = tx
         .query_opt(
             &format!(
@@ -103,7 +103,7 @@ pub async fn claim(
     concurrency: i64,
     instance: &str,
     lease: Duration,
-) -> Result<Vec<Job>, QueueError> {
+) -> Result<Vec<Job>, StoreError> {
     if max == 0 {
         return Ok(Vec::new());
     }
@@ -149,7 +149,7 @@ pub async fn claim(
 
 /// Extends the leases this worker still holds; returns the ids renewed. A
 /// missing id means the job was cancelled or claimed by another worker.
-pub async fn heartbeat(db: &Db, ids: &[i64], instance: &str, lease: Duration) -> Result<Vec<i64>, QueueError> {
+pub async fn heartbeat(db: &Db, ids: &[i64], instance: &str, lease: Duration) -> Result<Vec<i64>, StoreError> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -166,7 +166,7 @@ pub async fn heartbeat(db: &Db, ids: &[i64], instance: &str, lease: Duration) ->
 }
 
 /// Marks the job done; false when this worker no longer holds it.
-pub async fn complete(db: &Db, id: i64, instance: &str, result: &Value) -> Result<bool, QueueError> {
+pub async fn complete(db: &Db, id: i64, instance: &str, result: &Value) -> Result<bool, StoreError> {
     let client = db.client().await?;
     let n = client
         .execute(
@@ -183,23 +183,21 @@ pub async fn complete(db: &Db, id: i64, instance: &str, result: &Value) -> Resul
 pub enum Failed {
     /// Queued again, to run after `delay`.
     Retrying { delay: Duration },
-    /// Out of attempts (or not retryable): dead and refunded.
+    /// Out of attempts (or not retryable): dead.
     Dead(Job),
     /// This worker no longer held the job; nothing changed.
     NotHeld,
 }
 
-/// Records a failed attempt: back to the queue after `delay` while attempts
-/// remain and the error may pass, otherwise dead with the cost refunded.
+/// Records a failed attempt, in the caller's transaction: back to the queue
+/// after `delay` while attempts remain and the error may pass, otherwise dead.
 pub async fn fail(
-    db: &Db,
+    tx: &impl GenericClient,
     id: i64,
     instance: &str,
     error: &str,
     retry_after: Option<Duration>,
-) -> Result<Failed, QueueError> {
-    let mut client = db.client().await?;
-    let tx = client.transaction().await?;
+) -> Result<Failed, StoreError> {
     let Some(row) = tx
         .query_opt(
             &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1 AND locked_by = $2 AND state = 'running' FOR UPDATE"),
@@ -210,7 +208,7 @@ pub async fn fail(
         return Ok(Failed::NotHeld);
     };
     let current = job(&row);
-    let outcome = match retry_after {
+    match retry_after {
         Some(delay) if current.attempts < current.max_attempts => {
             tx.execute(
                 "UPDATE jobs SET state = 'queued', run_at = now() + make_interval(secs => $2), last_error = $3,
@@ -219,37 +217,30 @@ pub async fn fail(
                 &[&id, &delay.as_secs_f64(), &error],
             )
             .await?;
-            Failed::Retrying { delay }
+            Ok(Failed::Retrying { delay })
         }
-        _ => Failed::Dead(finish_unsuccessfully(&tx, current, JobState::Dead, error).await?),
-    };
-    tx.commit().await?;
-    Ok(outcome)
+        _ => Ok(Failed::Dead(finish_unsuccessfully(tx, current, JobState::Dead, error).await?)),
+    }
 }
 
-/// Cancels a queued or running job and refunds it; `None` when the job had
-/// already finished (nothing to cancel, nothing refunded).
-pub async fn cancel(db: &Db, id: i64, reason: &str) -> Result<Option<Job>, QueueError> {
-    let mut client = db.client().await?;
-    let tx = client.transaction().await?;
-    let Some(row) = tx
+/// Cancels a queued or running job, in the caller's transaction; `None`
+/// when it had already finished.
+pub async fn cancel(tx: &impl GenericClient, id: i64, reason: &str) -> Result<Option<Job>, StoreError> {
+    let row = tx
         .query_opt(
             &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1 AND state IN ('queued', 'running') FOR UPDATE"),
             &[&id],
         )
-        .await?
-    else {
-        return Ok(None);
-    };
-    let cancelled = finish_unsuccessfully(&tx, job(&row), JobState::Cancelled, reason).await?;
-    tx.commit().await?;
-    Ok(Some(cancelled))
+        .await?;
+    match row {
+        Some(row) => Ok(Some(finish_unsuccessfully(tx, job(&row), JobState::Cancelled, reason).await?)),
+        None => Ok(None),
+    }
 }
 
-/// Lapsed jobs that have used every attempt (their last worker died): dead, refunded.
-pub async fn reap_exhausted(db: &Db, kind: &str) -> Result<Vec<Job>, QueueError> {
-    let mut client = db.client().await?;
-    let tx = client.transaction().await?;
+/// Lapsed jobs of `kind` that have used every attempt (their last worker
+/// died), marked dead in the caller's transaction.
+pub async fn reap_exhausted(tx: &impl GenericClient, kind: &str) -> Result<Vec<Job>, StoreError> {
     let rows = tx
         .query(
             &format!(
@@ -262,18 +253,12 @@ pub async fn reap_exhausted(db: &Db, kind: &str) -> Result<Vec<Job>, QueueError>
         .await?;
     let mut dead = Vec::with_capacity(rows.len());
     for row in &rows {
-        dead.push(finish_unsuccessfully(&tx, job(row), JobState::Dead, "worker lost the job on its last attempt").await?);
+        dead.push(finish_unsuccessfully(tx, job(row), JobState::Dead, "worker lost the job on its last attempt").await?);
     }
-    tx.commit().await?;
     Ok(dead)
 }
 
-async fn finish_unsuccessfully(
-    tx: &tokio_postgres::Transaction<'_>,
-    mut job: Job,
-    state: JobState,
-    error: &str,
-) -> Result<Job, QueueError> {
+async fn finish_unsuccessfully(tx: &impl GenericClient, mut job: Job, state: JobState, error: &str) -> Result<Job, StoreError> {
     tx.execute(
         "UPDATE jobs SET state = $2, last_error = $3, finished_at = now(), updated_at = now(),
                          locked_by = NULL, locked_until = NULL
@@ -281,21 +266,23 @@ async fn finish_unsuccessfully(
         &[&job.id, &state.as_str(), &error],
     )
     .await?;
-    ledger::refund_job(tx, &job).await?;
     job.state = state;
     job.last_error = Some(error.to_owned());
     job.locked_by = None;
     Ok(job)
 }
 
-pub async fn get(db: &Db, id: i64) -> Result<Option<Job>, QueueError> {
-    let client = db.client().await?;
+pub async fn get(db: &Db, id: i64) -> Result<Option<Job>, StoreError> {
+    get_in(&**db.client().await?, id).await
+}
+
+pub async fn get_in(client: &impl GenericClient, id: i64) -> Result<Option<Job>, StoreError> {
     let row = client.query_opt(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1"), &[&id]).await?;
     Ok(row.as_ref().map(job))
 }
 
 /// Queued and running counts per kind, for the depth gauge.
-pub async fn depth(db: &Db) -> Result<Vec<(String, String, i64)>, QueueError> {
+pub async fn depth(db: &Db) -> Result<Vec<(String, String, i64)>, StoreError> {
     let client = db.client().await?;
     let rows = client
         .query(
@@ -307,7 +294,7 @@ pub async fn depth(db: &Db) -> Result<Vec<(String, String, i64)>, QueueError> {
 }
 
 /// The user's jobs still waiting or running, newest first.
-pub async fn active_for_user(db: &Db, user_id: i64) -> Result<Vec<Job>, QueueError> {
+pub async fn active_for_user(db: &Db, user_id: i64) -> Result<Vec<Job>, StoreError> {
     let client = db.client().await?;
     let rows = client
         .query(

@@ -1,16 +1,10 @@
-//! FAL requests and callbacks. A callback is recorded once per request id,
-//! and the job that delivers its result is queued in the same transaction;
-//! whichever of "submission recorded" and "callback recorded" commits second
-//! queues the delivery, so a callback that beats the submission is not lost.
+//! FAL requests and their callbacks, as rows. What recording one sets in
+//! motion (queueing delivery or a poll, refunds) is `fal_requests`' business.
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio_postgres::GenericClient;
 
 use super::{Db, StoreError};
-use crate::jobs::{queue, NewJob, QueueError};
-
-pub const DELIVER_KIND: &str = "fal.deliver";
-pub const POLL_KIND: &str = "fal.poll";
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct FalRequest {
@@ -38,16 +32,6 @@ pub struct Callback {
     pub source: String,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum FalStoreError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("FAL store query failed: {0}")]
-    Query(#[from] tokio_postgres::Error),
-    #[error(transparent)]
-    Queue(#[from] QueueError),
-}
-
 const COLUMNS: &str = "request_id, job_id, user_id, chat_id, kind, model, status_url, response_url, cancel_url, \
                        avatar_id, prompt, aspect_ratio, language, state, \
                        extract(epoch FROM now() - created_at)::float8 AS age_seconds";
@@ -72,67 +56,57 @@ fn request(row: &tokio_postgres::Row) -> FalRequest {
     }
 }
 
-async fn enqueue_delivery(tx: &impl GenericClient, request_id: &str) -> Result<(), QueueError> {
-    let job = NewJob { max_attempts: 10, ..NewJob::new(DELIVER_KIND, format!("fal:deliver:{request_id}"), json!({ "request_id": request_id })) };
-    queue::enqueue(tx, &job).await.map(|_| ())
+/// Adds a submission, unless that request id is already recorded.
+pub async fn insert_request(tx: &impl GenericClient, r: &FalRequest) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO fal_requests (request_id, job_id, user_id, chat_id, kind, model, status_url, response_url,
+                                   cancel_url, avatar_id, prompt, aspect_ratio, language)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+         ON CONFLICT (request_id) DO NOTHING",
+        &[
+            &r.request_id, &r.job_id, &r.user_id, &r.chat_id, &r.kind, &r.model, &r.status_url, &r.response_url,
+            &r.cancel_url, &r.avatar_id, &r.prompt, &r.aspect_ratio, &r.language,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Adds a callback; false when one was already recorded for that request.
+pub async fn insert_callback(tx: &impl GenericClient, request_id: &str, status: &str, body: &Value, source: &str) -> Result<bool, StoreError> {
+    let inserted = tx
+        .execute(
+            "INSERT INTO fal_callbacks (request_id, status, body, source) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (request_id) DO NOTHING",
+            &[&request_id, &status, body, &source],
+        )
+        .await?;
+    Ok(inserted == 1)
+}
+
+pub async fn request_exists(client: &impl GenericClient, request_id: &str) -> Result<bool, StoreError> {
+    Ok(client.query_opt("SELECT 1 FROM fal_requests WHERE request_id = $1", &[&request_id]).await?.is_some())
+}
+
+pub async fn callback_exists(client: &impl GenericClient, request_id: &str) -> Result<bool, StoreError> {
+    Ok(client.query_opt("SELECT 1 FROM fal_callbacks WHERE request_id = $1", &[&request_id]).await?.is_some())
+}
+
+/// Moves a submitted request to `state`, returning it; `None` if it had already left `submitted`.
+pub async fn finish_request(client: &impl GenericClient, request_id: &str, state: &str) -> Result<Option<FalRequest>, StoreError> {
+    let row = client
+        .query_opt(
+            &format!(
+                "UPDATE fal_requests SET state = $2, finished_at = now() WHERE request_id = $1 AND state = 'submitted'
+                 RETURNING {COLUMNS}"
+            ),
+            &[&request_id, &state],
+        )
+        .await?;
+    Ok(row.as_ref().map(request))
 }
 
 impl Db {
-    /// Records a submission and queues its safety-net poll (after
-    /// `poll_after`); queues the delivery at once if its callback already came.
-    pub async fn record_fal_request(&self, r: &FalRequest, poll_after: std::time::Duration) -> Result<(), FalStoreError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
-        tx.execute(
-            "INSERT INTO fal_requests (request_id, job_id, user_id, chat_id, kind, model, status_url, response_url,
-                                       cancel_url, avatar_id, prompt, aspect_ratio, language)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-             ON CONFLICT (request_id) DO NOTHING",
-            &[
-                &r.request_id, &r.job_id, &r.user_id, &r.chat_id, &r.kind, &r.model, &r.status_url, &r.response_url,
-                &r.cancel_url, &r.avatar_id, &r.prompt, &r.aspect_ratio, &r.language,
-            ],
-        )
-        .await?;
-        let poll = NewJob {
-            max_attempts: 100_000,
-            delay: poll_after,
-            ..NewJob::new(POLL_KIND, format!("fal:poll:{}", r.request_id), json!({ "request_id": r.request_id }))
-        };
-        queue::enqueue(&*tx, &poll).await?;
-        let early = tx.query_opt("SELECT 1 FROM fal_callbacks WHERE request_id = $1", &[&r.request_id]).await?;
-        if early.is_some() {
-            enqueue_delivery(&*tx, &r.request_id).await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// Records a callback (or a polled result) once. Returns false for a
-    /// duplicate, which changes nothing.
-    pub async fn record_fal_callback(&self, request_id: &str, status: &str, body: &Value, source: &str) -> Result<bool, FalStoreError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
-        let inserted = tx
-            .execute(
-                "INSERT INTO fal_callbacks (request_id, status, body, source) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (request_id) DO NOTHING",
-                &[&request_id, &status, body, &source],
-            )
-            .await?;
-        if inserted == 0 {
-            return Ok(false);
-        }
-        let known = tx.query_opt("SELECT 1 FROM fal_requests WHERE request_id = $1", &[&request_id]).await?;
-        if known.is_some() {
-            enqueue_delivery(&*tx, request_id).await?;
-        } else {
-            tracing::warn!(request_id, "callback for a request not recorded (yet); stored for its submission");
-        }
-        tx.commit().await?;
-        Ok(true)
-    }
-
     pub async fn fal_request(&self, request_id: &str) -> Result<Option<FalRequest>, StoreError> {
         let client = self.client().await?;
         let row = client.query_opt(&format!("SELECT {COLUMNS} FROM fal_requests WHERE request_id = $1"), &[&request_id]).await?;
@@ -158,23 +132,6 @@ impl Db {
 
     /// Moves a submitted request to `state`; false if it had already left `submitted`.
     pub async fn finish_fal_request(&self, request_id: &str, state: &str) -> Result<bool, StoreError> {
-        let client = self.client().await?;
-        let n = client
-            .execute(
-                "UPDATE fal_requests SET state = $2, finished_at = now() WHERE request_id = $1 AND state = 'submitted'",
-                &[&request_id, &state],
-            )
-            .await?;
-        Ok(n == 1)
-    }
-
-    /// Refunds the job that paid for a request; true when coins moved.
-    pub async fn refund_fal_request(&self, r: &FalRequest) -> Result<bool, FalStoreError> {
-        let Some(job) = queue::get(self, r.job_id).await? else { return Ok(false) };
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
-        let refunded = crate::ledger::refund_job(&*tx, &job).await?;
-        tx.commit().await?;
-        Ok(refunded)
+        Ok(finish_request(&**self.client().await?, request_id, state).await?.is_some())
     }
 }

@@ -7,34 +7,18 @@ mod digest;
 mod work;
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use serde::Deserialize;
 use serde_json::Value;
-use teloxide::types::{InlineKeyboardButton, InlineKeyboardMarkup};
 use teloxide::Bot;
 
-use crate::bot::texts::{self, Lang};
-use crate::clients::openai::OpenAi;
+use crate::chat::notices::tell_failed;
+use crate::chat::texts::{self, Lang};
+use crate::clients::openai::{OpenAi, OpenAiError};
 use crate::clients::{telegram_bot, ClientError};
-use crate::bot::tell_failed;
-use crate::jobs::{BoxFuture, DeadReason, Handlers, Job, JobContext, JobError, JobHandler};
+use crate::jobs::{Job, JobError, Kind};
+use crate::pool::{BoxFuture, DeadReason, Handlers, JobContext, JobHandler};
 use crate::services::Services;
-
-pub const KIND: &str = "transcribe";
-pub const DIGEST_KIND: &str = "transcript.digest";
-
-/// What the dispatcher put in a `transcribe` job.
-#[derive(Debug, Clone, Deserialize)]
-pub struct TranscribePayload {
-    pub chat_id: i64,
-    pub media: String,
-    pub file_id: String,
-    pub file_unique_id: String,
-    pub duration: Option<u32>,
-    pub mime_type: Option<String>,
-    pub file_name: Option<String>,
-    pub language: Option<String>,
-}
 
 #[derive(Clone)]
 pub struct Transcriber {
@@ -53,16 +37,33 @@ impl Transcriber {
     /// The handlers a worker runs for transcription, by job kind.
     pub fn handlers(services: Services) -> Result<Handlers, ClientError> {
         let transcriber = Self::new(services)?;
-        Ok(vec![(KIND, Arc::new(transcriber.clone())), (DIGEST_KIND, Arc::new(digest::Digest(transcriber)))])
+        Ok(vec![
+            (Kind::Transcribe.as_str(), Arc::new(transcriber.clone())),
+            (Kind::TranscriptDigest.as_str(), Arc::new(digest::Digest(transcriber))),
+        ])
+    }
+
+    /// Tells the user a transcription job died and was refunded.
+    async fn tell_dead(&self, job: Job, reason: DeadReason) {
+        let lang = Lang::from_code(job.language());
+        tell_failed(&self.bot, &job, reason.for_user(texts::transcription_unavailable(lang)), lang).await
     }
 }
 
-/// Summary / Action items / Minutes under a transcript.
-pub fn digest_keyboard(lang: Lang, transcript_id: i64) -> InlineKeyboardMarkup {
-    InlineKeyboardMarkup::new([texts::digest_buttons(lang)
-        .into_iter()
-        .map(|(kind, label)| InlineKeyboardButton::callback(label, format!("digest:{kind}:{transcript_id}")))
-        .collect::<Vec<_>>()])
+/// What an OpenAI failure means for the job: wait when asked, retry what
+/// may pass, and give up (the user is told, the operator alerted) on the rest.
+fn job_error(e: OpenAiError) -> JobError {
+    if e.needs_operator() {
+        tracing::error!(alert = e.alert_kind(), error = %e, "OpenAI needs an operator: failing the job");
+        metrics::counter!("aishad_alerts_total", "alert" => e.alert_kind()).increment(1);
+    }
+    match e {
+        OpenAiError::RateLimited { retry_after } => {
+            JobError::RetryAfter { after: retry_after.unwrap_or(Duration::from_secs(20)), reason: e.to_string() }
+        }
+        OpenAiError::Server { .. } | OpenAiError::Network(_) => JobError::Retry(e.to_string()),
+        OpenAiError::InsufficientQuota | OpenAiError::Unauthorized | OpenAiError::Rejected { .. } => JobError::Permanent(e.to_string()),
+    }
 }
 
 impl JobHandler for Transcriber {
@@ -72,12 +73,8 @@ impl JobHandler for Transcriber {
     }
 
     fn on_dead(&self, job: Job, reason: DeadReason) -> BoxFuture<()> {
-        let bot = self.bot.clone();
-        Box::pin(async move {
-            let language = job.payload["language"].as_str().map(str::to_owned);
-            let lang = Lang::from_code(language.as_deref());
-            tell_failed(&bot, &job, reason, texts::transcription_unavailable(lang), lang).await
-        })
+        let this = self.clone();
+        Box::pin(async move { this.tell_dead(job, reason).await })
     }
 
     fn preflight(&self) -> BoxFuture<Result<(), String>> {

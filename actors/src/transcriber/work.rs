@@ -14,14 +14,16 @@ use teloxide::prelude::Requester;
 use teloxide::types::{ChatAction, ChatId, MessageId};
 
 use super::audio::{self, AudioError, Chunk, Spent};
-use super::{digest_keyboard, TranscribePayload, Transcriber};
-use crate::bot::reply::send_long;
-use crate::bot::texts::{self, Lang};
-use crate::bot::MAX_DOWNLOAD;
+use super::{job_error, Transcriber};
+use crate::chat::keyboards::digest_keyboard;
+use crate::chat::reply::send_long;
+use crate::chat::texts::{self, Lang};
 use crate::clients::openai::OpenAiError;
-use crate::clients::{download_telegram_file, DownloadError};
-use crate::jobs::{queue, Job, JobContext, JobError};
+use crate::clients::{download_telegram_file, DownloadError, MAX_DOWNLOAD};
+use crate::jobs::kinds::Transcribe;
+use crate::jobs::{queue, Job, JobError};
 use crate::ledger;
+use crate::pool::JobContext;
 use crate::store::transcripts::{Finished, TranscriptField};
 
 /// A job's scratch directory, removed however the job ends.
@@ -41,7 +43,7 @@ impl Drop for WorkDir {
     }
 }
 
-fn extension(p: &TranscribePayload) -> &'static str {
+fn extension(p: &Transcribe) -> &'static str {
     match (p.media.as_str(), p.mime_type.as_deref().unwrap_or_default()) {
         ("voice", _) => "ogg",
         ("video_note", _) => "mp4",
@@ -56,9 +58,8 @@ fn extension(p: &TranscribePayload) -> &'static str {
 }
 
 pub(super) async fn transcribe(t: &Transcriber, job: Job, ctx: JobContext) -> Result<Value, JobError> {
-    let p: TranscribePayload =
-        serde_json::from_value(job.payload.clone()).map_err(|e| JobError::Permanent(format!("malformed job: {e}")))?;
-    let lang = Lang::from_code(p.language.as_deref());
+    let p: Transcribe = job.payload_as()?;
+    let lang = Lang::from_code(Some(&p.language));
     let user_id = job.user_id.ok_or_else(|| JobError::Permanent("job has no user".into()))?;
     let chat = ChatId(p.chat_id);
     let (db, blob, settings) = (&t.services.db, &t.services.blob, &t.services.settings);
@@ -213,11 +214,7 @@ async fn transcribe_chunk(t: &Transcriber, name: &str, data: Bytes) -> Result<St
         attempt += 1;
         match t.openai.transcribe(name, data.clone(), None).await {
             Ok(text) => return Ok(text),
-            Err(e) if e.needs_operator() => {
-                tracing::error!(alert = e.alert_kind(), error = %e, "OpenAI needs an operator: failing the job");
-                metrics::counter!("aishad_alerts_total", "alert" => e.alert_kind()).increment(1);
-                return Err(e.into());
-            }
+            Err(e) if e.needs_operator() => return Err(job_error(e)),
             Err(OpenAiError::RateLimited { retry_after }) if attempt < TRIES => {
                 let wait = retry_after.unwrap_or(Duration::from_secs(2 << attempt)).min(Duration::from_secs(60));
                 tracing::warn!(?wait, attempt, "OpenAI rate limit; waiting");
@@ -227,7 +224,7 @@ async fn transcribe_chunk(t: &Transcriber, name: &str, data: Bytes) -> Result<St
                 tracing::warn!(error = %e, attempt, "OpenAI call failed; retrying");
                 tokio::time::sleep(Duration::from_millis(500 << attempt)).await;
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(job_error(e)),
         }
     }
 }

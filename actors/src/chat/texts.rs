@@ -1,6 +1,7 @@
 //! Everything the bot says, in Russian and English. The user's Telegram
 //! `language_code` picks the language; anything else gets Russian.
 
+use crate::jobs::kinds::DigestKind;
 use crate::ledger::Entry;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -234,31 +235,24 @@ pub fn transcript_intro(lang: Lang, seconds: f64) -> String {
 }
 
 /// Digest kinds under a transcript: (callback kind, label).
-pub fn digest_buttons(lang: Lang) -> [(&'static str, &'static str); 3] {
-    [
-        ("summary", lang.pick("📋 Кратко", "📋 Summary")),
-        ("actions", lang.pick("✅ Задачи", "✅ Action items")),
-        ("minutes", lang.pick("🗒 Протокол", "🗒 Meeting minutes")),
-    ]
+/// The button under a transcript, and the title of the answer.
+pub fn digest_button(lang: Lang, kind: DigestKind) -> &'static str {
+    match kind {
+        DigestKind::Summary => lang.pick("📋 Кратко", "📋 Summary"),
+        DigestKind::Actions => lang.pick("✅ Задачи", "✅ Action items"),
+        DigestKind::Minutes => lang.pick("🗒 Протокол", "🗒 Meeting minutes"),
+    }
 }
 
 /// The instruction for a digest, answered in the user's language.
-pub fn digest_prompt(lang: Lang, kind: &str) -> String {
+pub fn digest_prompt(lang: Lang, kind: DigestKind) -> String {
     let task = match kind {
-        "actions" => "List the action items from this transcript: who does what by when, as a bulleted list. If there are none, say so.",
-        "minutes" => "Write meeting minutes for this transcript: participants if known, topics discussed, decisions, action items.",
-        _ => "Summarise this transcript in a few short paragraphs, keeping every important fact.",
+        DigestKind::Actions => "List the action items from this transcript: who does what by when, as a bulleted list. If there are none, say so.",
+        DigestKind::Minutes => "Write meeting minutes for this transcript: participants if known, topics discussed, decisions, action items.",
+        DigestKind::Summary => "Summarise this transcript in a few short paragraphs, keeping every important fact.",
     };
     let language = lang.pick("Russian", "English");
     format!("{task} Answer in {language}. Use plain text, no markdown tables.")
-}
-
-pub fn digest_title(lang: Lang, kind: &str) -> &'static str {
-    match kind {
-        "actions" => lang.pick("✅ Задачи", "✅ Action items"),
-        "minutes" => lang.pick("🗒 Протокол", "🗒 Meeting minutes"),
-        _ => lang.pick("📋 Кратко", "📋 Summary"),
-    }
 }
 
 pub fn history_title(lang: Lang, page: i64) -> String {

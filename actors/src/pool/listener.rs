@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_postgres::{AsyncMessage, NoTls};
 
-use super::queue::CHANNEL;
+use crate::jobs::queue::CHANNEL;
 use crate::backoff::Backoff;
 use crate::secret::ConnUrl;
 

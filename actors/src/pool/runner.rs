@@ -9,9 +9,11 @@ use std::time::{Duration, Instant};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tracing::Instrument;
 
-use super::queue::{self, Failed};
-use super::{DeadReason, Job, JobContext, JobError, JobHandler};
+use super::{DeadReason, JobContext, JobHandler};
 use crate::backoff::Backoff;
+use crate::jobs::queue::{self, Failed};
+use crate::jobs::{Job, JobError};
+use crate::ledger;
 use crate::store::Db;
 
 pub(super) struct JobRunner;
@@ -70,7 +72,7 @@ async fn run(args: RunnerArgs) -> Result<(), ActorProcessingErr> {
             }
             Err(error) => {
                 let retry_after = retry_delay(&error, &args.retry, job.attempts);
-                match queue::fail(&args.db, job.id, instance, &error.to_string(), retry_after).await? {
+                match ledger::fail_job(&args.db, job.id, instance, &error.to_string(), retry_after).await? {
                     Failed::Retrying { delay } => {
                         tracing::warn!(error = %error, retry_in = ?delay, "job attempt failed; will retry");
                         metrics::counter!("aishad_job_retries_total", "kind" => job.kind.clone()).increment(1);

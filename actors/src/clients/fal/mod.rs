@@ -10,7 +10,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde_json::Value;
 
-use crate::jobs::JobError;
 use crate::settings::FalSettings;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -26,15 +25,6 @@ pub enum FalError {
     Network(String),
     #[error("a result file is larger than {0} bytes")]
     TooLarge(u64),
-}
-
-impl From<FalError> for JobError {
-    fn from(e: FalError) -> Self {
-        match e {
-            FalError::Server { .. } | FalError::Network(_) => JobError::Retry(e.to_string()),
-            FalError::Unauthorized | FalError::Rejected { .. } | FalError::TooLarge(_) => JobError::Permanent(e.to_string()),
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

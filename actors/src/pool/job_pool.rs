@@ -10,10 +10,12 @@ use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, Supervisio
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::queue::{self, Failed};
 use super::runner::{retry_delay, JobRunner, RunnerArgs};
-use super::{DeadReason, Job, JobContext, JobError, JobHandler};
+use super::{DeadReason, JobContext, JobHandler};
 use crate::backoff::Backoff;
+use crate::jobs::queue::{self, Failed};
+use crate::jobs::{Job, JobError};
+use crate::ledger;
 use crate::services::Services;
 
 pub struct JobPool;
@@ -189,7 +191,7 @@ async fn record_crash(state: &PoolState, done: Running, error: &str) {
     let reason = format!("worker crashed: {error}");
     let delay = retry_delay(&JobError::Retry(reason.clone()), &state.retry, job.attempts);
     let instance = &state.services.settings.instance_id;
-    match queue::fail(&state.services.db, job.id, instance, &reason, delay).await {
+    match ledger::fail_job(&state.services.db, job.id, instance, &reason, delay).await {
         Ok(Failed::Dead(dead)) => {
             if let Some(handler) = state.handlers.get(&job.kind) {
                 handler.on_dead(dead, DeadReason::Exhausted(reason)).await;
@@ -218,7 +220,7 @@ async fn heartbeat(state: &mut PoolState) {
 }
 
 async fn reap(state: &PoolState, kind: &str) {
-    match queue::reap_exhausted(&state.services.db, kind).await {
+    match ledger::reap_exhausted(&state.services.db, kind).await {
         Ok(dead) => {
             for job in dead {
                 tracing::error!(job_id = job.id, kind, "job lost its worker on its last attempt; dead and refunded");

@@ -1,12 +1,17 @@
 //! The coin ledger: append-only entries, with `users.balance` kept equal to
 //! their sum in the same transaction. Charges and refunds are tied to a job
-//! and unique per (job, reason), so neither can happen twice.
+//! and unique per (job, reason), so neither can happen twice. `settle`
+//! composes the queue's unpaid endings (dead, cancelled) with their refunds.
+
+pub mod settle;
 
 use tokio_postgres::GenericClient;
 
 use crate::jobs::queue::{self, Enqueued};
-use crate::jobs::{Job, NewJob, QueueError};
+use crate::jobs::{Job, NewJob};
 use crate::store::{Db, StoreError};
+
+pub use settle::{cancel_job, fail_job, reap_exhausted};
 
 pub const REASON_CHARGE: &str = "charge";
 pub const REASON_REFUND: &str = "refund";
@@ -17,14 +22,16 @@ pub const REASON_ADMIN: &str = "admin_credit";
 pub enum LedgerError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("ledger query failed: {0}")]
-    Query(#[from] tokio_postgres::Error),
-    #[error(transparent)]
-    Queue(#[from] QueueError),
     #[error("no user with telegram id {0}")]
     UnknownUser(i64),
     #[error("that would take the balance of {balance} below zero")]
     WouldGoNegative { balance: i64 },
+}
+
+impl From<tokio_postgres::Error> for LedgerError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        LedgerError::Store(e.into())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -75,7 +82,7 @@ pub async fn charge_and_enqueue(db: &Db, user_id: i64, mut job: NewJob) -> Resul
 
 /// Refunds what `job` cost, once: a second call finds the entry and does nothing.
 /// Returns whether coins moved. Runs inside the caller's transaction.
-pub async fn refund_job(tx: &impl GenericClient, job: &Job) -> Result<bool, tokio_postgres::Error> {
+pub async fn refund_job(tx: &impl GenericClient, job: &Job) -> Result<bool, StoreError> {
     let (Some(user_id), true) = (job.user_id, job.cost > 0) else {
         return Ok(false);
     };
@@ -150,7 +157,7 @@ pub async fn admin_credit(db: &Db, telegram_id: i64, coins: i64, note: &str) -> 
     Ok(row.get(0))
 }
 
-async fn balance_in(client: &impl GenericClient, user_id: i64) -> Result<i64, tokio_postgres::Error> {
+async fn balance_in(client: &impl GenericClient, user_id: i64) -> Result<i64, StoreError> {
     Ok(client.query_one("SELECT balance FROM users WHERE id = $1", &[&user_id]).await?.get(0))
 }
 

@@ -1,0 +1,25 @@
+//! Inline keyboards: the main menu and the buttons under a transcript.
+
+use teloxide::types::{InlineKeyboardButton, InlineKeyboardMarkup};
+
+use super::texts::{self, Lang};
+use crate::jobs::kinds::DigestKind;
+
+/// Rows of `(label, callback data)` as an inline keyboard.
+pub fn keyboard(rows: Vec<Vec<(&'static str, &'static str)>>) -> InlineKeyboardMarkup {
+    InlineKeyboardMarkup::new(
+        rows.into_iter().map(|row| row.into_iter().map(|(label, data)| InlineKeyboardButton::callback(label, data)).collect::<Vec<_>>()),
+    )
+}
+
+pub fn main_menu(lang: Lang) -> InlineKeyboardMarkup {
+    keyboard(texts::main_menu(lang))
+}
+
+/// Summary / Action items / Minutes under a transcript.
+pub fn digest_keyboard(lang: Lang, transcript_id: i64) -> InlineKeyboardMarkup {
+    InlineKeyboardMarkup::new([DigestKind::ALL
+        .into_iter()
+        .map(|kind| InlineKeyboardButton::callback(texts::digest_button(lang, kind), format!("digest:{}:{transcript_id}", kind.as_str())))
+        .collect::<Vec<_>>()])
+}

@@ -1,0 +1,95 @@
+//! FAL request bookkeeping: what recording a submission or a callback sets
+//! in motion, each in one transaction. A callback is recorded once per
+//! request id and the job that delivers its result is queued with it;
+//! whichever of "submission recorded" and "callback recorded" commits second
+//! queues the delivery, so a callback that beats the submission is not lost.
+//! A request that ends without a result refunds the job that paid for it,
+//! in the same transaction that ends it.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio_postgres::GenericClient;
+
+use crate::jobs::kinds::{FalRequestRef, Kind};
+use crate::jobs::{queue, NewJob};
+use crate::ledger;
+use crate::store::fal::{self, FalRequest};
+use crate::store::{Db, StoreError};
+
+/// Deliveries retry a failing Bot API or S3 for a while before giving up.
+const DELIVERY_ATTEMPTS: i32 = 10;
+/// Polling backs off from 5 s to a minute until the request's timeout; the
+/// attempts only bound a runaway.
+const POLL_ATTEMPTS: i32 = 100_000;
+
+async fn enqueue_delivery(tx: &impl GenericClient, request_id: &str) -> Result<(), StoreError> {
+    let payload = FalRequestRef { request_id: request_id.to_owned() };
+    let job = NewJob { max_attempts: DELIVERY_ATTEMPTS, ..NewJob::of(Kind::FalDeliver, format!("fal:deliver:{request_id}"), &payload) };
+    queue::enqueue(tx, &job).await.map(drop)
+}
+
+/// Records a submission and queues its safety-net poll (after `poll_after`);
+/// queues the delivery at once if its callback already came.
+pub async fn record_request(db: &Db, r: &FalRequest, poll_after: Duration) -> Result<(), StoreError> {
+    let mut client = db.client().await?;
+    let tx = client.transaction().await?;
+    fal::insert_request(&*tx, r).await?;
+    let payload = FalRequestRef { request_id: r.request_id.clone() };
+    let poll = NewJob {
+        max_attempts: POLL_ATTEMPTS,
+        delay: poll_after,
+        ..NewJob::of(Kind::FalPoll, format!("fal:poll:{}", r.request_id), &payload)
+    };
+    queue::enqueue(&*tx, &poll).await?;
+    if fal::callback_exists(&*tx, &r.request_id).await? {
+        enqueue_delivery(&*tx, &r.request_id).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Records a callback (or a polled result) once. Returns false for a
+/// duplicate, which changes nothing.
+pub async fn record_callback(db: &Db, request_id: &str, status: &str, body: &Value, source: &str) -> Result<bool, StoreError> {
+    let mut client = db.client().await?;
+    let tx = client.transaction().await?;
+    if !fal::insert_callback(&*tx, request_id, status, body, source).await? {
+        return Ok(false);
+    }
+    if fal::request_exists(&*tx, request_id).await? {
+        enqueue_delivery(&*tx, request_id).await?;
+    } else {
+        tracing::warn!(request_id, "callback for a request not recorded (yet); stored for its submission");
+    }
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// A submitted request that will produce nothing for the user (`failed`,
+/// `cancelled`): ended, and with `refund` the job that paid for it refunded,
+/// together. `None` when it had already ended.
+pub async fn end_unpaid(db: &Db, request_id: &str, state: &str, refund: bool) -> Result<Option<Ended>, StoreError> {
+    let mut client = db.client().await?;
+    let tx = client.transaction().await?;
+    let Some(request) = fal::finish_request(&*tx, request_id, state).await? else {
+        return Ok(None);
+    };
+    let mut refunded = 0;
+    if refund {
+        if let Some(job) = queue::get_in(&*tx, request.job_id).await? {
+            if ledger::refund_job(&*tx, &job).await? {
+                refunded = job.cost;
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok(Some(Ended { request, refunded }))
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ended {
+    pub request: FalRequest,
+    /// Coins given back (0 when not refunded).
+    pub refunded: i64,
+}

@@ -1,0 +1,65 @@
+//! The worker side of the queue: a JobPool claims jobs of the kinds it has
+//! handlers for and runs each in a supervised JobRunner; a listener wakes it
+//! on NOTIFY. What a kind of job does is its `JobHandler`.
+
+mod job_pool;
+pub mod listener;
+mod runner;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use serde_json::Value;
+
+use crate::jobs::{Job, JobError};
+
+pub use job_pool::{JobPool, JobPoolArgs, PoolMsg};
+
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// Context a handler gets with its job.
+#[derive(Clone)]
+pub struct JobContext {
+    pub instance_id: String,
+    /// Becomes true when the job was cancelled or its lease lost: stop early.
+    pub cancelled: tokio::sync::watch::Receiver<bool>,
+}
+
+/// Job kind → handler, as a pool is given them.
+pub type Handlers = Vec<(&'static str, std::sync::Arc<dyn JobHandler>)>;
+
+/// Why a job died; it has been refunded either way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeadReason {
+    /// A [`JobError::Permanent`]: its text is meant for the user.
+    Permanent(String),
+    /// Out of attempts (or the worker kept dying): the last error, for logs.
+    Exhausted(String),
+}
+
+impl DeadReason {
+    /// What to tell the user: a permanent error's own text, else `unavailable`.
+    pub fn for_user<'a>(&'a self, unavailable: &'a str) -> &'a str {
+        match self {
+            DeadReason::Permanent(text) => text,
+            DeadReason::Exhausted(_) => unavailable,
+        }
+    }
+}
+
+/// The work of one job kind. `run` may be called again for the same job
+/// (retries, a lapsed lease), so it must be idempotent.
+pub trait JobHandler: Send + Sync + 'static {
+    fn run(&self, job: Job, ctx: JobContext) -> BoxFuture<Result<Value, JobError>>;
+
+    /// Once, after a job died and was refunded: tell the user.
+    fn on_dead(&self, _job: Job, _reason: DeadReason) -> BoxFuture<()> {
+        Box::pin(async {})
+    }
+
+    /// Checked when the pool starts; an error fails the start (and so the
+    /// supervisor retries it), e.g. when ffmpeg is missing.
+    fn preflight(&self) -> BoxFuture<Result<(), String>> {
+        Box::pin(async { Ok(()) })
+    }
+}
