@@ -204,6 +204,16 @@ pub fn validate(settings: &Settings, purpose: Purpose) -> Result<(), SettingsErr
     check_url("fal.webhook_url", &settings.fal.webhook_url)?;
     tracing_subscriber::EnvFilter::try_new(&settings.log.level)
         .map_err(|e| SettingsError::new("log.level", format!("is not a valid filter: {e}")))?;
+    let telegram = &settings.telegram;
+    for (key, value) in [
+        ("telegram.send_per_second", telegram.send_per_second),
+        ("telegram.send_per_chat_second", telegram.send_per_chat_second),
+        ("telegram.send_per_group_minute", telegram.send_per_group_minute),
+    ] {
+        if value == 0 {
+            return Err(SettingsError::new(key, "must be at least 1"));
+        }
+    }
     let sup = &settings.supervisor;
     if sup.max_restarts == 0 {
         return Err(SettingsError::new("supervisor.max_restarts", "must be at least 1"));

@@ -38,10 +38,11 @@ const PING_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl Redis {
     /// Starts the connection task and returns at once; commands wait for the
-    /// connection, and fred keeps reconnecting (100 ms doubling to 30 s) forever.
+    /// connection, and fred keeps reconnecting (100 ms doubling to 2 s) forever.
     pub fn connect(settings: &RedisSettings) -> Result<Self, CacheError> {
         let config = parse_url(settings.url.expose())?;
-        let policy = ReconnectPolicy::new_exponential(0, 100, 30_000, 2);
+        // Capped at 2 s: after an outage the backlog should drain within seconds of Redis returning.
+        let policy = ReconnectPolicy::new_exponential(0, 100, 2_000, 2);
         let client = fred::types::Builder::from_config(config)
             .with_connection_config(|c| {
                 c.connection_timeout = Duration::from_secs(5);

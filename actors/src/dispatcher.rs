@@ -12,6 +12,10 @@ use tokio::task::JoinHandle;
 use crate::bot::BotHandler;
 use crate::store::Db;
 
+/// How long a handler holds an update before another replica may handle it
+/// again (its handler having died): longer than any handler takes.
+pub const CLAIM: std::time::Duration = std::time::Duration::from_secs(120);
+
 pub struct Dispatcher;
 
 pub struct DispatcherArgs {
@@ -131,6 +135,15 @@ fn pump(myself: &ActorRef<DispatchMsg>, state: &mut DispatcherState) {
 /// not retried, so one poisonous update cannot stall its chat.
 async fn handle_one(handler: BotHandler, db: Db, recorded: Recorded) {
     let Recorded { update_id, update } = recorded;
+    match db.claim_update(update_id, CLAIM).await {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::debug!(update_id, "handled already, or another replica is handling it");
+            return;
+        }
+        // Better to answer than to drop it: the handler itself may well fail too.
+        Err(e) => tracing::warn!(update_id, error = %e, "could not claim the update; handling it anyway"),
+    }
     let chat_id = update.chat().map(|c| c.id.0);
     let user_id = update.from().map(|u| u.id.0);
     let inner = {
@@ -140,15 +153,17 @@ async fn handle_one(handler: BotHandler, db: Db, recorded: Recorded) {
     };
     let failure = match inner.await {
         Ok(Ok(())) => None,
-        Ok(Err(e)) => Some((e.cause(), e.to_string())),
-        Err(join) => Some(("panic", format!("handler panicked: {join}"))),
+        Ok(Err(e)) => Some((e.cause(), e.to_string(), e.worth_an_apology())),
+        Err(join) => Some(("panic", format!("handler panicked: {join}"), true)),
     };
-    if let Some((cause, error)) = &failure {
+    if let Some((cause, error, apologise)) = &failure {
         tracing::error!(update_id, ?chat_id, ?user_id, cause, error, "handling an update failed");
         metrics::counter!("aishad_update_failures_total", "cause" => *cause).increment(1);
-        handler.apologise(&update).await;
+        if *apologise {
+            handler.apologise(&update).await;
+        }
     }
-    let error = failure.map(|(_, error)| error);
+    let error = failure.map(|(_, error, _)| error);
     if let Err(e) = db.mark_update_handled(update_id, error.as_deref()).await {
         tracing::warn!(update_id, error = %e, "could not mark the update handled; it may be handled again after a restart");
     }

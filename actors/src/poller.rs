@@ -7,24 +7,27 @@
 //! only updates recorded for the first time are dispatched, so the old
 //! leader's last batch, seen again by the new one, is handled once.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
 use teloxide::prelude::Requester;
 use teloxide::types::Update;
-use teloxide::Bot;
 
 use crate::backoff::Backoff;
 use crate::bot::BotHandler;
-use crate::clients::{parse_update, telegram_bot, PollError, UpdatesClient};
+use crate::clients::{parse_update, Patiently, PollError, TgBot, UpdatesClient};
 use crate::dispatcher::{DispatchMsg, Dispatcher, DispatcherArgs, Recorded};
 use crate::lease::Lease;
 use crate::services::Services;
+use crate::store::updates::PollFence;
 
 pub const LEASE_NAME: &str = "poller:lease";
 const RETRY: Backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
 /// Slack for the network: a poll ends at least this long before the lease could.
 const NETWORK_SLACK: Duration = Duration::from_secs(1);
+/// How often the leader looks for updates whose handler went away (and how
+/// old they must be): longer than a handler's claim, see dispatcher::CLAIM.
+const RECOVER_EVERY: Duration = Duration::from_secs(150);
 
 pub struct TelegramPoller;
 
@@ -34,7 +37,7 @@ pub enum PollerMsg {
 
 pub struct PollerState {
     services: Services,
-    bot: Bot,
+    bot: TgBot,
     updates: UpdatesClient,
     handler: BotHandler,
     lease: Lease,
@@ -43,6 +46,8 @@ pub struct PollerState {
     offset: i64,
     leader: bool,
     failures: u32,
+    /// When abandoned updates were last looked for.
+    recovered_at: Instant,
 }
 
 impl Actor for TelegramPoller {
@@ -52,9 +57,9 @@ impl Actor for TelegramPoller {
 
     async fn pre_start(&self, myself: ActorRef<PollerMsg>, services: Services) -> Result<PollerState, ActorProcessingErr> {
         let settings = &services.settings;
-        let bot = telegram_bot(&settings.telegram)?;
+        let bot = services.telegram.clone();
         let updates = UpdatesClient::new(&settings.telegram)?;
-        let handler = BotHandler::new(services.clone(), bot.clone());
+        let handler = BotHandler::new(services.clone());
         let lease = Lease::new(services.redis.clone(), LEASE_NAME, &settings.instance_id, settings.telegram.lease_ttl);
         let args = DispatcherArgs {
             handler: handler.clone(),
@@ -63,7 +68,7 @@ impl Actor for TelegramPoller {
         };
         let (dispatcher, _) = Actor::spawn_linked(None, Dispatcher, args, myself.get_cell()).await?;
         myself.cast(PollerMsg::Poll)?;
-        Ok(PollerState { services, bot, updates, handler, lease, dispatcher, offset: 0, leader: false, failures: 0 })
+        Ok(PollerState { services, bot, updates, handler, lease, dispatcher, offset: 0, leader: false, failures: 0, recovered_at: Instant::now() })
     }
 
     async fn handle(&self, myself: ActorRef<PollerMsg>, PollerMsg::Poll: PollerMsg, state: &mut PollerState) -> Result<(), ActorProcessingErr> {
@@ -90,6 +95,7 @@ impl Actor for TelegramPoller {
         // recorded but unhandled, and must not start while we still handle it.
         let _ = state.dispatcher.stop_and_wait(None, None).await;
         if state.leader {
+            let _ = state.services.db.close_poll(state.lease.token()).await;
             match state.lease.release().await {
                 Ok(_) => tracing::info!("poller lease released"),
                 Err(e) => tracing::warn!(error = %e, "could not release the poller lease; it will expire"),
@@ -107,11 +113,11 @@ async fn cycle(state: &mut PollerState) -> Duration {
     match state.lease.acquire_or_renew().await {
         Ok(true) => {}
         Ok(false) => {
-            step_down(state, "another replica holds the poller lease");
+            step_down(state, "another replica holds the poller lease").await;
             return standby;
         }
         Err(e) => {
-            step_down(state, &format!("cannot reach Redis to renew the lease: {e}"));
+            step_down(state, &format!("cannot reach Redis to renew the lease: {e}")).await;
             return backoff(state);
         }
     }
@@ -122,6 +128,13 @@ async fn cycle(state: &mut PollerState) -> Duration {
         }
     }
 
+    if state.recovered_at.elapsed() >= RECOVER_EVERY {
+        match recover(state, RECOVER_EVERY).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(recovered = n, "re-dispatched updates whose handler went away"),
+            Err(e) => tracing::warn!(error = %e, "looking for abandoned updates failed"),
+        }
+    }
     let settings = &state.services.settings;
     let pending = ractor::call!(state.dispatcher, DispatchMsg::Pending).unwrap_or(0);
     if pending >= settings.poller.max_pending {
@@ -135,7 +148,33 @@ async fn cycle(state: &mut PollerState) -> Duration {
     }
     let timeout = settings.telegram.poll_timeout.min(window - NETWORK_SLACK);
     let batch = settings.poller.batch.clamp(1, 100);
-    match state.updates.get_updates(state.offset, batch, timeout, window).await {
+    match state.services.db.fence_poll(state.lease.token(), window).await {
+        Ok(PollFence::Granted) => {}
+        Ok(PollFence::Busy(left)) => {
+            // Redis lost the lease (a restart, a failover) while the last
+            // leader's poll may still be open: never two getUpdates at once.
+            tracing::info!(wait = ?left, "the previous leader's getUpdates may still be open; waiting it out");
+            return left.clamp(Duration::from_millis(50), standby);
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot fence the poll in PostgreSQL; not polling");
+            return backoff(state);
+        }
+    }
+    let polled = {
+        let PollerState { updates, lease, offset, .. } = &mut *state;
+        tokio::select! {
+            polled = updates.get_updates(*offset, batch, timeout, window) => Some(polled),
+            () = until_lease_lost(lease) => None,
+        }
+    };
+    let Some(polled) = polled else {
+        // Dropping the request closes it: the lease may be someone else's now.
+        tracing::warn!("lost the poller lease mid-poll; abandoned the getUpdates");
+        step_down(state, "the lease was lost during a poll").await;
+        return standby;
+    };
+    match polled {
         Ok(updates) => match record_and_dispatch(state, updates).await {
             Ok(()) => {
                 state.failures = 0;
@@ -160,7 +199,7 @@ async fn cycle(state: &mut PollerState) -> Duration {
         Err(PollError::WebhookActive) => {
             tracing::warn!("a webhook is set (409); deleting it so that polling works");
             metrics::counter!("aishad_telegram_errors_total", "kind" => "409").increment(1);
-            if let Err(e) = state.bot.delete_webhook().await {
+            if let Err(e) = state.bot.delete_webhook().patiently().await {
                 tracing::warn!(error = %e, "deleteWebhook failed");
                 return backoff(state);
             }
@@ -180,11 +219,28 @@ fn backoff(state: &mut PollerState) -> Duration {
     delay
 }
 
-fn step_down(state: &mut PollerState, why: &str) {
+/// Renews the lease every fifth of its TTL (at most every second) while a
+/// poll is open; returns as soon as it is not surely ours: Redis unreachable,
+/// or the key gone (Redis restarted without persistence, or failed over).
+async fn until_lease_lost(lease: &mut Lease) {
+    let every = (lease.ttl() / 5).min(Duration::from_secs(1));
+    loop {
+        tokio::time::sleep(every).await;
+        if !matches!(lease.acquire_or_renew().await, Ok(true)) {
+            return;
+        }
+    }
+}
+
+async fn step_down(state: &mut PollerState, why: &str) {
     if state.leader {
         tracing::warn!(reason = why, "stopped polling; standing by");
         metrics::gauge!("aishad_poller_leader").set(0.0);
         metrics::counter!("aishad_poller_lease_lost_total").increment(1);
+        // No poll of ours is open any more: the next leader need not wait for it.
+        if let Err(e) = state.services.db.close_poll(state.lease.token()).await {
+            tracing::debug!(error = %e, "could not mark our poll closed; the next leader waits out its window");
+        }
     }
     state.leader = false;
 }
@@ -193,23 +249,31 @@ fn step_down(state: &mut PollerState, why: &str) {
 /// previous leader recorded but did not handle, register the commands.
 async fn take_over(state: &mut PollerState) -> Result<(), crate::store::StoreError> {
     state.offset = state.services.db.next_update_offset().await?;
-    let unhandled = state.services.db.unhandled_updates(state.services.settings.poller.max_pending as i64).await?;
-    let recovered: Vec<Recorded> = unhandled
-        .into_iter()
-        .filter_map(|(update_id, payload)| {
-            parse_update(&payload).ok().map(|update| Recorded { update_id, update })
-        })
-        .collect();
+    let recovered = recover(state, Duration::ZERO).await?;
     state.leader = true;
     metrics::gauge!("aishad_poller_leader").set(1.0);
-    tracing::info!(offset = state.offset, recovered = recovered.len(), "took the poller lease; polling");
-    if !recovered.is_empty() {
-        let _ = state.dispatcher.cast(DispatchMsg::Dispatch(recovered));
-    }
+    tracing::info!(offset = state.offset, recovered, "took the poller lease; polling");
     if let Err(e) = state.handler.register_commands().await {
         tracing::warn!(error = %e, "setMyCommands failed; the command menu may be stale");
     }
     Ok(())
+}
+
+/// Dispatches recorded updates nobody handles or claims (their handler
+/// died), recorded at least `age` ago; returns how many. The dispatcher's
+/// claim makes a second dispatch of one update harmless.
+async fn recover(state: &mut PollerState, age: Duration) -> Result<usize, crate::store::StoreError> {
+    state.recovered_at = Instant::now();
+    let unhandled = state.services.db.unhandled_updates(state.services.settings.poller.max_pending as i64, age).await?;
+    let recovered: Vec<Recorded> = unhandled
+        .into_iter()
+        .filter_map(|(update_id, payload)| parse_update(&payload).ok().map(|update| Recorded { update_id, update }))
+        .collect();
+    let count = recovered.len();
+    if count > 0 {
+        let _ = state.dispatcher.cast(DispatchMsg::Dispatch(recovered));
+    }
+    Ok(count)
 }
 
 async fn record_and_dispatch(state: &mut PollerState, raw: Vec<serde_json::Value>) -> Result<(), crate::store::StoreError> {

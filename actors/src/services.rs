@@ -1,9 +1,11 @@
-//! The handles every actor shares: settings, PostgreSQL, Redis, S3.
+//! The handles every actor shares: settings, PostgreSQL, Redis, S3 and the
+//! one throttled Bot API client of the process (Telegram's limits are per bot).
 
 use std::sync::Arc;
 
 use crate::blob::{Blob, BlobError};
 use crate::cache::{CacheError, Redis};
+use crate::clients::{telegram_bot, ClientError, TgBot};
 use crate::settings::Settings;
 use crate::store::{Db, StoreError};
 
@@ -15,16 +17,20 @@ pub enum ServicesError {
     Cache(#[from] CacheError),
     #[error(transparent)]
     Blob(#[from] BlobError),
+    #[error(transparent)]
+    Client(#[from] ClientError),
 }
 
 /// Cheap to clone; building it never touches the network (the pool and the
-/// Redis client connect lazily and keep retrying on their own).
+/// Redis client connect lazily and keep retrying on their own). Build it
+/// inside the runtime: the bot's throttle runs as a task.
 #[derive(Clone)]
 pub struct Services {
     pub settings: Arc<Settings>,
     pub db: Db,
     pub redis: Redis,
     pub blob: Blob,
+    pub telegram: TgBot,
 }
 
 impl Services {
@@ -33,6 +39,7 @@ impl Services {
             db: Db::new(&settings.database)?,
             redis: Redis::connect(&settings.redis)?,
             blob: Blob::new(&settings.s3)?,
+            telegram: telegram_bot(&settings.telegram)?,
             settings,
         })
     }

@@ -202,6 +202,12 @@ pub struct TelegramSettings {
     /// with setWebhook at start. Use polling or a webhook, not both: a
     /// polling replica deletes the webhook.
     pub webhook_url: String,
+    /// Messages a second the whole bot may send (Telegram: about 30).
+    pub send_per_second: u32,
+    /// Messages a second to one chat (Telegram: 1).
+    pub send_per_chat_second: u32,
+    /// Messages a minute to one group or channel (Telegram: 20).
+    pub send_per_group_minute: u32,
 }
 
 impl Default for TelegramSettings {
@@ -213,6 +219,9 @@ impl Default for TelegramSettings {
             lease_ttl: Duration::from_secs(15),
             webhook_secret: Secret::default(),
             webhook_url: String::new(),
+            send_per_second: 30,
+            send_per_chat_second: 1,
+            send_per_group_minute: 20,
         }
     }
 }
@@ -515,7 +524,8 @@ impl Default for JobKindSettings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct JobsSettings {
-    /// A claimed job's lease; a worker renews it every third of this.
+    /// A claimed job's lease; a worker renews it every third of this. A
+    /// worker that dies leaves its jobs to others once it lapses.
     #[serde(with = "humantime_serde")]
     pub lease: Duration,
     /// The safety-net poll beside LISTEN/NOTIFY.
@@ -539,8 +549,10 @@ impl JobsSettings {
 impl Default for JobsSettings {
     fn default() -> Self {
         Self {
-            lease: Duration::from_secs(60),
-            poll_interval: Duration::from_secs(5),
+            // A killed worker's job resumes elsewhere within lease + poll_interval
+            // (≤ 9 s); under its own INSTANCE_ID at once (see pool::presence).
+            lease: Duration::from_secs(6),
+            poll_interval: Duration::from_secs(3),
             retry_min: Duration::from_secs(5),
             retry_max: Duration::from_secs(600),
             kinds: Default::default(),

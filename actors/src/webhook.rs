@@ -17,7 +17,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::bot::BotHandler;
-use crate::clients::{parse_update, telegram_bot};
+use crate::clients::{parse_update, Patiently};
 use crate::dispatcher::{DispatchMsg, Dispatcher, DispatcherArgs, Recorded};
 use crate::clients::fal::files::{self, TokenError};
 use crate::clients::fal::signature::{Jwks, Rejection};
@@ -100,20 +100,21 @@ async fn telegram_intake(myself: &ActorRef<WebhookMsg>, services: &Services) -> 
     if telegram.webhook_secret.is_empty() {
         return Ok(None);
     }
-    let bot = telegram_bot(telegram)?;
+    let bot = services.telegram.clone();
     if !telegram.webhook_url.is_empty() {
         let url = reqwest::Url::parse(&telegram.webhook_url).map_err(|e| format!("telegram.webhook_url: {e}"))?;
         let registered = bot
             .set_webhook(url)
             .secret_token(telegram.webhook_secret.expose().to_owned())
             .allowed_updates(vec![AllowedUpdate::Message, AllowedUpdate::CallbackQuery])
+            .patiently()
             .await;
         if let Err(e) = registered {
             tracing::warn!(error = %e, "setWebhook failed; Telegram will not send updates here until it succeeds");
         }
     }
     let args = DispatcherArgs {
-        handler: BotHandler::new(services.clone(), bot),
+        handler: BotHandler::new(services.clone()),
         db: services.db.clone(),
         max_concurrent_chats: services.settings.poller.max_concurrent_chats,
     };

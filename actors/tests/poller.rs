@@ -128,6 +128,7 @@ async fn recorded_but_unhandled_updates_are_handled_after_a_restart_and_the_offs
     let p = poller(&services, "restarted").await;
     eventually("handled once", Duration::from_secs(10), || telegram.sent_texts(801).len() == 1).await;
     // The offset came from the database: the fake's copy was acknowledged, not handled again.
+    eventually("polled", Duration::from_secs(5), || !telegram.calls("getUpdates").is_empty()).await;
     let first_poll = &telegram.calls("getUpdates")[0];
     assert_eq!(first_poll.params["offset"], json!(update_id + 1));
     tokio::time::sleep(Duration::from_millis(500)).await;

@@ -9,6 +9,7 @@ use teloxide::prelude::Requester;
 use teloxide::types::{ChatId, InlineKeyboardButton, InlineKeyboardMarkup, Message};
 
 use super::{BotHandler, HandleError};
+use crate::clients::Patiently;
 use crate::chat::texts::{self, Lang};
 use crate::clients::{download_telegram_file, DownloadError, MAX_DOWNLOAD};
 use crate::dialogue::{self, Dialogue};
@@ -64,7 +65,7 @@ impl BotHandler {
             text = texts::no_avatar(lang).to_owned();
         }
         rows.push(vec![InlineKeyboardButton::callback(texts::new_avatar_button(lang), "avatar:new")]);
-        self.bot.send_message(chat, text).reply_markup(InlineKeyboardMarkup::new(rows)).await?;
+        self.bot.send_message(chat, text).reply_markup(InlineKeyboardMarkup::new(rows)).patiently().await?;
         Ok(())
     }
 
@@ -79,7 +80,7 @@ impl BotHandler {
         let step = Dialogue::AvatarGender { name };
         dialogue::set(&self.services.redis, user_id, &step).await?;
         let buttons = texts::gender_buttons(lang).map(|(key, label)| InlineKeyboardButton::callback(label, format!("gender:{key}")));
-        self.bot.send_message(chat, texts::ask_gender(lang)).reply_markup(InlineKeyboardMarkup::new([buttons])).await?;
+        self.bot.send_message(chat, texts::ask_gender(lang)).reply_markup(InlineKeyboardMarkup::new([buttons])).patiently().await?;
         Ok(())
     }
 
@@ -132,7 +133,7 @@ impl BotHandler {
         let text = texts::photo_accepted(lang, count, fal.min_photos, fal.max_photos);
         if count >= fal.min_photos {
             let train = InlineKeyboardButton::callback(texts::train_button(lang), format!("avatar:train:{avatar_id}"));
-            self.bot.send_message(chat, text).reply_markup(InlineKeyboardMarkup::new([[train]])).await?;
+            self.bot.send_message(chat, text).reply_markup(InlineKeyboardMarkup::new([[train]])).patiently().await?;
             Ok(())
         } else {
             self.say(chat, text).await
@@ -173,7 +174,7 @@ impl BotHandler {
         }
         let star = if a.is_main { " ⭐" } else { "" };
         let text = format!("👤 {}{star}\n{} · {} 📸", a.name, texts::avatar_state(lang, &a.state), a.photos);
-        self.bot.send_message(chat, text).reply_markup(InlineKeyboardMarkup::new([row])).await?;
+        self.bot.send_message(chat, text).reply_markup(InlineKeyboardMarkup::new([row])).patiently().await?;
         Ok(())
     }
 

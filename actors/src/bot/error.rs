@@ -5,6 +5,7 @@ use teloxide::RequestError;
 
 use crate::blob::BlobError;
 use crate::cache::CacheError;
+use crate::clients::bot_api::is_transient;
 use crate::clients::DownloadError;
 use crate::ledger::LedgerError;
 use crate::store::StoreError;
@@ -35,5 +36,11 @@ impl HandleError {
             HandleError::Blob(_) => "s3",
             HandleError::Download(_) => "download",
         }
+    }
+
+    /// Whether to apologise to the user: not when the Bot API itself is
+    /// failing (the apology would fail as the reply did, after the same retries).
+    pub fn worth_an_apology(&self) -> bool {
+        !matches!(self, HandleError::Telegram(e) if is_transient(e))
     }
 }

@@ -6,6 +6,7 @@ use teloxide::prelude::Requester;
 use teloxide::types::{CallbackQuery, ChatId, InlineKeyboardButton, InlineKeyboardMarkup, InputFile};
 
 use super::{BotHandler, HandleError};
+use crate::clients::Patiently;
 use crate::chat::texts::{self, Lang};
 use crate::jobs::kinds::ImageRequest;
 use crate::jobs::{Kind, NewJob};
@@ -79,7 +80,7 @@ impl BotHandler {
             Some(id) => InputFile::file_id(teloxide::types::FileId(id.clone())),
             None => InputFile::memory(self.services.blob.get(&image.key).await?).file_name("image.png"),
         };
-        let sent = self.bot.send_photo(chat, file).caption(caption).reply_markup(keyboard).await?;
+        let sent = self.bot.send_photo(chat, file).caption(caption).reply_markup(keyboard).patiently().await?;
         if image.telegram_file_id.is_none() {
             if let Some(photo) = sent.photo().and_then(|sizes| sizes.last()) {
                 let _ = self.services.db.set_image_file_id(image.id, &photo.file.id.0).await;
@@ -97,7 +98,7 @@ impl BotHandler {
                 InlineKeyboardButton::callback(format!("{mark}{label}"), format!("aspect:{key}"))
             })
             .collect::<Vec<_>>();
-        self.bot.send_message(chat, texts::settings(lang, &aspect)).reply_markup(InlineKeyboardMarkup::new([buttons])).await?;
+        self.bot.send_message(chat, texts::settings(lang, &aspect)).reply_markup(InlineKeyboardMarkup::new([buttons])).patiently().await?;
         Ok(())
     }
 

@@ -13,12 +13,12 @@ mod transcripts;
 use teloxide::payloads::{SendMessageSetters, SetMyCommandsSetters};
 use teloxide::prelude::Requester;
 use teloxide::types::{BotCommand, CallbackQuery, ChatAction, ChatId, Message, Update, UpdateKind, User};
-use teloxide::{Bot, RequestError};
+use teloxide::RequestError;
 
 use crate::chat::keyboards;
 use crate::chat::texts::{self, Lang};
 use crate::clients::fal::Fal;
-use crate::clients::MAX_DOWNLOAD;
+use crate::clients::{Patiently, TgBot, MAX_DOWNLOAD};
 use crate::dialogue::{self, Dialogue};
 use crate::jobs::kinds::{DigestKind, Transcribe};
 use crate::jobs::{Kind, NewJob};
@@ -32,7 +32,7 @@ pub use media::Media;
 #[derive(Clone)]
 pub struct BotHandler {
     services: Services,
-    bot: Bot,
+    bot: TgBot,
     fal: Fal,
 }
 
@@ -55,20 +55,20 @@ fn profile(user: &User) -> TelegramProfile {
 }
 
 impl BotHandler {
-    pub fn new(services: Services, bot: Bot) -> Self {
-        Self { fal: Fal::new(&services.settings.fal), services, bot }
+    pub fn new(services: Services) -> Self {
+        Self { fal: Fal::new(&services.settings.fal), bot: services.telegram.clone(), services }
     }
 
-    pub fn bot(&self) -> &Bot {
+    pub fn bot(&self) -> &TgBot {
         &self.bot
     }
 
     /// Registers the command menu in Russian, English and the default (Russian).
     pub async fn register_commands(&self) -> Result<(), RequestError> {
         let list = |lang| texts::commands(lang).into_iter().map(|(c, d)| BotCommand::new(c, d)).collect::<Vec<_>>();
-        self.bot.set_my_commands(list(Lang::Ru)).await?;
-        self.bot.set_my_commands(list(Lang::Ru)).language_code("ru").await?;
-        self.bot.set_my_commands(list(Lang::En)).language_code("en").await?;
+        self.bot.set_my_commands(list(Lang::Ru)).patiently().await?;
+        self.bot.set_my_commands(list(Lang::Ru)).language_code("ru").patiently().await?;
+        self.bot.set_my_commands(list(Lang::En)).language_code("en").patiently().await?;
         Ok(())
     }
 
@@ -87,7 +87,7 @@ impl BotHandler {
         else {
             return;
         };
-        let _ = self.bot.send_message(chat, texts::something_went_wrong(lang)).await;
+        let _ = self.bot.send_message(chat, texts::something_went_wrong(lang)).patiently().await;
     }
 
     async fn on_message(&self, message: &Message) -> Result<(), HandleError> {
@@ -110,14 +110,14 @@ impl BotHandler {
             };
         }
         let Some(text) = message.text() else {
-            self.bot.send_message(chat, texts::unsupported(lang)).await?;
+            self.bot.send_message(chat, texts::unsupported(lang)).patiently().await?;
             return Ok(());
         };
         let Some((command, args)) = parse_command(text) else {
             if step == Some(Dialogue::AvatarName) {
                 return self.avatar_named(chat, user.id, lang, text).await;
             }
-            self.bot.send_message(chat, texts::unsupported(lang)).await?;
+            self.bot.send_message(chat, texts::unsupported(lang)).patiently().await?;
             return Ok(());
         };
         self.on_command(chat, message, user.id, lang, &command, &args).await
@@ -173,7 +173,7 @@ impl BotHandler {
             file_name: media.file_name,
             language: lang.code().to_owned(),
         };
-        let _ = self.bot.send_chat_action(chat, ChatAction::Typing).await;
+        let _ = self.bot.send_chat_action(chat, ChatAction::Typing).patiently().await;
         self.charge(chat, user_id, lang, NewJob::of(Kind::Transcribe, key, &payload), price).await
     }
 
@@ -211,7 +211,7 @@ impl BotHandler {
         let credited = ledger::welcome_bonus(&self.services.db, user_id, amount).await?;
         let balance = ledger::balance(&self.services.db, user_id).await?;
         let text = texts::welcome(lang, credited.then_some(amount), balance);
-        self.bot.send_message(chat, text).reply_markup(keyboards::main_menu(lang)).await?;
+        self.bot.send_message(chat, text).reply_markup(keyboards::main_menu(lang)).patiently().await?;
         Ok(())
     }
 
@@ -236,7 +236,7 @@ impl BotHandler {
 
     async fn on_callback(&self, query: &CallbackQuery) -> Result<(), HandleError> {
         // Answer first, so the button stops spinning whatever happens next.
-        self.bot.answer_callback_query(query.id.clone()).await?;
+        self.bot.answer_callback_query(query.id.clone()).patiently().await?;
         let lang = Lang::from_code(query.from.language_code.as_deref());
         let chat = query.message.as_ref().map(|m| m.chat().id).unwrap_or(ChatId(query.from.id.0 as i64));
         let user = self.services.db.upsert_user(&profile(&query.from)).await?;
@@ -280,7 +280,7 @@ impl BotHandler {
     }
 
     async fn say(&self, chat: ChatId, text: impl Into<String>) -> Result<(), HandleError> {
-        self.bot.send_message(chat, text.into()).await?;
+        self.bot.send_message(chat, text.into()).patiently().await?;
         Ok(())
     }
 }

@@ -6,6 +6,7 @@ use teloxide::prelude::Requester;
 use teloxide::types::{CallbackQuery, ChatId, InlineKeyboardButton, InlineKeyboardMarkup};
 
 use super::{BotHandler, HandleError};
+use crate::clients::Patiently;
 use crate::chat::keyboards::digest_keyboard;
 use crate::chat::reply;
 use crate::chat::texts::{self, Lang};
@@ -48,7 +49,7 @@ impl BotHandler {
         if !nav.is_empty() {
             rows.push(nav);
         }
-        self.bot.send_message(chat, text).reply_markup(InlineKeyboardMarkup::new(rows)).await?;
+        self.bot.send_message(chat, text).reply_markup(InlineKeyboardMarkup::new(rows)).patiently().await?;
         Ok(())
     }
 

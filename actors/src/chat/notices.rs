@@ -2,16 +2,16 @@
 
 use teloxide::prelude::Requester;
 use teloxide::types::ChatId;
-use teloxide::Bot;
+use crate::clients::{Patiently, TgBot};
 
 use super::texts::{self, Lang};
 use crate::jobs::Job;
 
 /// Tells the user a job failed (`why`, in their words) and was refunded.
-pub async fn tell_failed(bot: &Bot, job: &Job, why: &str, lang: Lang) {
+pub async fn tell_failed(bot: &TgBot, job: &Job, why: &str, lang: Lang) {
     let Some(chat) = job.chat_id else { return };
     let text = format!("{}\n{why}\n{}", texts::failed(lang, &job.kind), texts::refunded(lang, job.cost));
-    if let Err(e) = bot.send_message(ChatId(chat), text.trim_end().to_owned()).await {
+    if let Err(e) = bot.send_message(ChatId(chat), text.trim_end().to_owned()).patiently().await {
         tracing::warn!(job_id = job.id, error = %e, "could not tell the user about a failed job");
     }
 }

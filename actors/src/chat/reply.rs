@@ -5,7 +5,9 @@
 use teloxide::payloads::{SendDocumentSetters, SendMessageSetters};
 use teloxide::prelude::Requester;
 use teloxide::types::{ChatId, InlineKeyboardMarkup, InputFile};
-use teloxide::{Bot, RequestError};
+use teloxide::RequestError;
+
+use crate::clients::{Patiently, TgBot};
 
 /// Telegram's limit for one message.
 pub const MESSAGE_LIMIT: usize = 4096;
@@ -53,7 +55,7 @@ pub fn excerpt(text: &str, limit: usize) -> String {
 /// under the last; a longer body goes as the document `file_name`, captioned
 /// with `intro` and the body's first lines.
 pub async fn send_long(
-    bot: &Bot,
+    bot: &TgBot,
     chat: ChatId,
     intro: &str,
     body: &str,
@@ -67,8 +69,8 @@ pub async fn send_long(
         for (i, piece) in pieces.into_iter().enumerate() {
             let request = bot.send_message(chat, piece);
             match (&keyboard, i == last) {
-                (Some(k), true) => request.reply_markup(k.clone()).await?,
-                _ => request.await?,
+                (Some(k), true) => request.reply_markup(k.clone()).patiently().await?,
+                _ => request.patiently().await?,
             };
         }
         return Ok(());
@@ -78,8 +80,8 @@ pub async fn send_long(
     let file = InputFile::memory(body.as_bytes().to_vec()).file_name(file_name.to_owned());
     let request = bot.send_document(chat, file).caption(caption);
     match keyboard {
-        Some(k) => request.reply_markup(k).await?,
-        None => request.await?,
+        Some(k) => request.reply_markup(k).patiently().await?,
+        None => request.patiently().await?,
     };
     Ok(())
 }

@@ -2,11 +2,13 @@
 //! client has its own error type; what a failure means for a job is decided
 //! by the workers, not here.
 
+pub mod bot_api;
 pub mod fal;
 pub mod openai;
 pub mod telegram;
 
-pub use telegram::{download_telegram_file, parse_update, telegram_bot, DownloadError, PollError, UpdatesClient, MAX_DOWNLOAD};
+pub use bot_api::{telegram_bot, Patiently, TgBot};
+pub use telegram::{download_telegram_file, parse_update, DownloadError, PollError, UpdatesClient, MAX_DOWNLOAD};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {

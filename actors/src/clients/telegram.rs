@@ -1,28 +1,17 @@
-//! The Telegram Bot API: a teloxide `Bot` for calls, plain-HTTP getUpdates
-//! (updates stored exactly as sent), and file downloads.
+//! The Telegram Bot API's reading side: plain-HTTP getUpdates (updates
+//! stored exactly as sent) and file downloads.
 
 use std::time::Duration;
 
-use teloxide::{Bot, RequestError};
+use teloxide::RequestError;
+
+use super::bot_api::{Patiently, TgBot};
 
 use super::ClientError;
 use crate::settings::TelegramSettings;
 
 /// Telegram's limit on what a bot may download.
 pub const MAX_DOWNLOAD: u64 = 20 * 1024 * 1024;
-
-/// A teloxide bot pointed at `telegram.api_url`, with a request timeout that
-/// leaves room for the long poll.
-pub fn telegram_bot(settings: &TelegramSettings) -> Result<Bot, ClientError> {
-    let url = reqwest::Url::parse(&settings.api_url)
-        .map_err(|e| ClientError::InvalidTelegramUrl(e.to_string()))?;
-    let client = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(10))
-        .timeout(settings.poll_timeout + Duration::from_secs(15))
-        .build()
-        .map_err(|e| ClientError::Http(e.to_string()))?;
-    Ok(Bot::with_client(settings.token.expose(), client).set_api_url(url))
-}
 
 /// Why a getUpdates call failed, in the terms the poller acts on.
 #[derive(Debug, thiserror::Error)]
@@ -157,13 +146,13 @@ pub enum DownloadError {
 /// getFile, then the bytes from `{api}/file/bot{token}/{path}`, refusing
 /// anything over `max` bytes before and while downloading.
 pub async fn download_telegram_file(
-    bot: &Bot,
+    bot: &TgBot,
     settings: &TelegramSettings,
     file_id: &str,
     max: u64,
 ) -> Result<bytes::Bytes, DownloadError> {
     use teloxide::prelude::Requester;
-    let file = match bot.get_file(teloxide::types::FileId(file_id.to_owned())).await {
+    let file = match bot.get_file(teloxide::types::FileId(file_id.to_owned())).patiently().await {
         Ok(file) => file,
         Err(RequestError::Api(teloxide::ApiError::Unknown(d))) if d.contains("file is too big") => {
             return Err(DownloadError::TooBig(max + 1));

@@ -10,17 +10,19 @@ use teloxide::prelude::Requester;
 use teloxide::types::{ChatId, InlineKeyboardButton, InlineKeyboardMarkup, InputFile, InputMedia, InputMediaPhoto};
 
 use super::{job_error, FalJobs};
+use crate::clients::Patiently;
 use crate::chat::texts::{self, Lang};
 use crate::clients::fal::MAX_RESULT_FILE;
 use crate::fal_requests;
 use crate::jobs::kinds::FalRequestRef;
-use crate::jobs::{queue, Job, JobError};
+use crate::jobs::{Job, JobError};
+use crate::pool::JobContext;
 use crate::store::fal::FalRequest;
 
 /// Telegram takes photos up to 10 MB; FAL's images are far smaller.
 const MAX_IMAGE: u64 = 20 * 1024 * 1024;
 
-pub(super) async fn deliver(f: &FalJobs, job: &Job) -> Result<Value, JobError> {
+pub(super) async fn deliver(f: &FalJobs, job: &Job, ctx: &JobContext) -> Result<Value, JobError> {
     let db = &f.services.db;
     let FalRequestRef { request_id } = job.payload_as()?;
     let request_id = request_id.as_str();
@@ -38,22 +40,12 @@ pub(super) async fn deliver(f: &FalJobs, job: &Job) -> Result<Value, JobError> {
     }
     let payload = &body["payload"];
     match request.kind.as_str() {
-        "train" => deliver_avatar(f, job, &request, payload).await,
-        _ => deliver_images(f, job, &request, payload).await,
+        "train" => deliver_avatar(f, job, ctx, &request, payload).await,
+        _ => deliver_images(f, job, ctx, &request, payload).await,
     }
 }
 
-/// Only the worker still holding the delivery job may send.
-async fn still_ours(f: &FalJobs, job: &Job) -> Result<(), JobError> {
-    let settings = &f.services.settings;
-    let held = queue::heartbeat(&f.services.db, &[job.id], &settings.instance_id, settings.jobs.lease).await.map_err(JobError::retry)?;
-    if held.is_empty() {
-        return Err(JobError::Retry("lost the delivery job".into()));
-    }
-    Ok(())
-}
-
-async fn deliver_images(f: &FalJobs, job: &Job, r: &FalRequest, payload: &Value) -> Result<Value, JobError> {
+async fn deliver_images(f: &FalJobs, job: &Job, ctx: &JobContext, r: &FalRequest, payload: &Value) -> Result<Value, JobError> {
     let (db, blob) = (&f.services.db, &f.services.blob);
     let lang = Lang::from_code(r.language.as_deref());
     let urls: Vec<&str> = payload["images"].as_array().into_iter().flatten().filter_map(|i| i["url"].as_str()).collect();
@@ -74,7 +66,7 @@ async fn deliver_images(f: &FalJobs, job: &Job, r: &FalRequest, payload: &Value)
             .map_err(JobError::retry)?;
         stored.push((image, bytes));
     }
-    still_ours(f, job).await?;
+    ctx.hold(job).await?;
     let chat = ChatId(r.chat_id);
     let caption = texts::image_caption(&prompt, &r.model, r.aspect_ratio.as_deref());
     let first_id = stored[0].0.id;
@@ -86,7 +78,7 @@ async fn deliver_images(f: &FalJobs, job: &Job, r: &FalRequest, payload: &Value)
     if stored.len() == 1 {
         let (image, bytes) = &stored[0];
         let file = InputFile::memory(bytes.clone()).file_name("image.png");
-        let sent = f.bot.send_photo(chat, file).caption(caption).reply_markup(keyboard).await.map_err(JobError::from)?;
+        let sent = f.bot.send_photo(chat, file).caption(caption).reply_markup(keyboard).patiently().await.map_err(JobError::from)?;
         if let Some(photo) = sent.photo().and_then(|sizes| sizes.last()) {
             let _ = db.set_image_file_id(image.id, &photo.file.id.0).await;
         }
@@ -99,20 +91,20 @@ async fn deliver_images(f: &FalJobs, job: &Job, r: &FalRequest, payload: &Value)
                 InputMedia::Photo(if i == 0 { photo.caption(caption.clone()) } else { photo })
             })
             .collect();
-        let sent = f.bot.send_media_group(chat, media).await.map_err(JobError::from)?;
+        let sent = f.bot.send_media_group(chat, media).patiently().await.map_err(JobError::from)?;
         for ((image, _), message) in stored.iter().zip(sent.iter()) {
             if let Some(photo) = message.photo().and_then(|sizes| sizes.last()) {
                 let _ = db.set_image_file_id(image.id, &photo.file.id.0).await;
             }
         }
-        f.bot.send_message(chat, "👆").reply_markup(keyboard).await.map_err(JobError::from)?;
+        f.bot.send_message(chat, "👆").reply_markup(keyboard).patiently().await.map_err(JobError::from)?;
     }
     db.finish_fal_request(&r.request_id, "delivered").await.map_err(JobError::retry)?;
     metrics::counter!("aishad_images_delivered_total", "kind" => r.kind.clone()).increment(stored.len() as u64);
     Ok(json!({ "outcome": "delivered", "images": stored.len() }))
 }
 
-async fn deliver_avatar(f: &FalJobs, job: &Job, r: &FalRequest, payload: &Value) -> Result<Value, JobError> {
+async fn deliver_avatar(f: &FalJobs, job: &Job, ctx: &JobContext, r: &FalRequest, payload: &Value) -> Result<Value, JobError> {
     let (db, blob) = (&f.services.db, &f.services.blob);
     let lang = Lang::from_code(r.language.as_deref());
     let avatar_id = r.avatar_id.ok_or_else(|| JobError::Permanent("training without an avatar".into()))?;
@@ -133,9 +125,9 @@ async fn deliver_avatar(f: &FalJobs, job: &Job, r: &FalRequest, payload: &Value)
         None => None,
     };
     db.avatar_ready(avatar_id, &lora_key, config_key.as_deref()).await.map_err(JobError::retry)?;
-    still_ours(f, job).await?;
+    ctx.hold(job).await?;
     let name = db.avatar_of(r.user_id, avatar_id).await.map_err(JobError::retry)?.map(|a| a.name).unwrap_or_default();
-    f.bot.send_message(ChatId(r.chat_id), texts::avatar_ready(lang, &name)).await.map_err(JobError::from)?;
+    f.bot.send_message(ChatId(r.chat_id), texts::avatar_ready(lang, &name)).patiently().await.map_err(JobError::from)?;
     db.finish_fal_request(&r.request_id, "delivered").await.map_err(JobError::retry)?;
     if f.services.settings.fal.delete_photos_after_training {
         for key in db.avatar_photo_keys(avatar_id).await.map_err(JobError::retry)? {
@@ -170,7 +162,7 @@ pub(super) async fn fail_request(f: &FalJobs, request_id: &str, reason: &str) {
         texts::generation_failed(lang, reason),
         texts::refunded(lang, ended.refunded)
     );
-    if let Err(e) = f.bot.send_message(ChatId(request.chat_id), text.trim_end().to_owned()).await {
+    if let Err(e) = f.bot.send_message(ChatId(request.chat_id), text.trim_end().to_owned()).patiently().await {
         tracing::warn!(request_id, error = %e, "could not tell the user about a failed request");
     }
 }

@@ -10,13 +10,12 @@ mod submit;
 use std::sync::Arc;
 
 use serde_json::Value;
-use teloxide::Bot;
 
 use crate::blob::Blob;
 use crate::chat::notices::tell_failed;
 use crate::chat::texts::{self, Lang};
 use crate::clients::fal::{Fal, FalError};
-use crate::clients::{telegram_bot, ClientError};
+use crate::clients::{ClientError, TgBot};
 use crate::jobs::kinds::{FalRequestRef, Train};
 use crate::jobs::{Job, JobError, Kind};
 use crate::pool::{BoxFuture, DeadReason, Handlers, JobContext, JobHandler};
@@ -35,7 +34,7 @@ fn job_error(e: FalError) -> JobError {
 #[derive(Clone)]
 pub struct FalJobs {
     services: Services,
-    bot: Bot,
+    bot: TgBot,
     fal: Fal,
     /// Presigns links on `s3.public_endpoint`, when one is set.
     public_blob: Option<Blob>,
@@ -62,7 +61,7 @@ impl FalJobs {
             let public = S3Settings { endpoint: settings.s3.public_endpoint.clone(), ..settings.s3.clone() };
             Some(Blob::new(&public).map_err(|e| ClientError::Http(e.to_string()))?)
         };
-        Ok(Self { bot: telegram_bot(&settings.telegram)?, fal: Fal::new(&settings.fal), public_blob, services })
+        Ok(Self { bot: services.telegram.clone(), fal: Fal::new(&settings.fal), public_blob, services })
     }
 
     pub fn handlers(services: Services) -> Result<Handlers, ClientError> {
@@ -100,12 +99,12 @@ fn lang_of(job: &Job) -> Lang {
 }
 
 impl JobHandler for Handler {
-    fn run(&self, job: Job, _ctx: JobContext) -> BoxFuture<Result<Value, JobError>> {
+    fn run(&self, job: Job, ctx: JobContext) -> BoxFuture<Result<Value, JobError>> {
         let (jobs, role) = (self.jobs.clone(), self.role);
         Box::pin(async move {
             match role {
                 Role::Submit => submit::submit(&jobs, &job).await,
-                Role::Deliver => deliver::deliver(&jobs, &job).await,
+                Role::Deliver => deliver::deliver(&jobs, &job, &ctx).await,
                 Role::Poll => poll::poll(&jobs, &job).await,
             }
         })

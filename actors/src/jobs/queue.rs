@@ -165,6 +165,21 @@ pub async fn heartbeat(db: &Db, ids: &[i64], instance: &str, lease: Duration) ->
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
+/// Makes the jobs of `kinds` older incarnations of `instance` still hold
+/// claimable at once (their lease ends now); `worker` is the current
+/// incarnation. The caller must know those incarnations are dead (see
+/// pool::presence).
+pub async fn release_predecessors(client: &impl GenericClient, instance: &str, worker: &str, kinds: &[String]) -> Result<u64, StoreError> {
+    Ok(client
+        .execute(
+            "UPDATE jobs SET locked_until = now(), updated_at = now()
+             WHERE state = 'running' AND locked_until > now() AND locked_by <> $2 AND kind = ANY($3)
+               AND (locked_by = $1 OR left(locked_by, length($1) + 1) = $1 || '#')",
+            &[&instance, &worker, &kinds],
+        )
+        .await?)
+}
+
 /// Marks the job done; false when this worker no longer holds it.
 pub async fn complete(db: &Db, id: i64, instance: &str, result: &Value) -> Result<bool, StoreError> {
     let client = db.client().await?;

@@ -26,6 +26,8 @@ pub enum LedgerError {
     UnknownUser(i64),
     #[error("that would take the balance of {balance} below zero")]
     WouldGoNegative { balance: i64 },
+    #[error("job {0} is no longer held by this worker: not charged")]
+    NotHeld(i64),
 }
 
 impl From<tokio_postgres::Error> for LedgerError {
@@ -189,17 +191,27 @@ pub async fn recent_entries(db: &Db, user_id: i64, limit: i64) -> Result<Vec<Ent
         .collect())
 }
 
-/// Charges a queued job after the fact (its price was unknown when it was
+/// Charges a running job after the fact (its price was unknown when it was
 /// queued, e.g. an audio file without a duration). Idempotent: a retry finds
-/// the charge made and moves nothing. `Err((price, balance))` when the
-/// user cannot pay; nothing is charged then.
-pub async fn charge_job(db: &Db, job: &Job, price: i64) -> Result<Result<(), (i64, i64)>, LedgerError> {
+/// the charge made and moves nothing. Fenced: only `worker`, while it holds
+/// the job's lease, can charge. `Err((price, balance))` when the user cannot
+/// pay; nothing is charged then.
+pub async fn charge_job(db: &Db, job: &Job, worker: &str, price: i64) -> Result<Result<(), (i64, i64)>, LedgerError> {
     let Some(user_id) = job.user_id else { return Ok(Ok(())) };
     if price <= 0 {
         return Ok(Ok(()));
     }
     let mut client = db.client().await?;
     let tx = client.transaction().await?;
+    let held = tx
+        .query_opt(
+            "SELECT 1 FROM jobs WHERE id = $1 AND locked_by = $2 AND state = 'running' AND locked_until > now() FOR UPDATE",
+            &[&job.id, &worker],
+        )
+        .await?;
+    if held.is_none() {
+        return Err(LedgerError::NotHeld(job.id));
+    }
     let inserted = tx
         .execute(
             "INSERT INTO ledger_entries (user_id, delta, reason, job_id) VALUES ($1, $2, $3, $4)

@@ -45,6 +45,8 @@ struct Running {
 
 pub struct PoolState {
     services: Services,
+    /// This incarnation's lease holder name: `{instance_id}#{random}`.
+    worker: String,
     handlers: BTreeMap<String, Arc<dyn JobHandler>>,
     running: HashMap<ActorId, Running>,
     retry: Backoff,
@@ -67,9 +69,23 @@ impl Actor for JobPool {
             handler.preflight().await.map_err(|e| format!("{kind} workers cannot start: {e}"))?;
         }
         let settings = &args.services.settings;
+        let worker = format!("{}#{:08x}", settings.instance_id, rand::random::<u32>());
         let waker = myself.clone();
         let listener = super::listener::spawn(settings.database.url.clone(), move |kind| {
             let _ = waker.cast(PoolMsg::Wake(kind));
+        });
+        let waker = myself.clone();
+        let me = super::presence::Presence {
+            instance: settings.instance_id.clone(),
+            worker: worker.clone(),
+            kinds: args.handlers.keys().cloned().collect(),
+        };
+        let presence = super::presence::spawn(settings.database.url.clone(), me, move |released| {
+            if released > 0 {
+                tracing::info!(released, "took back the jobs a previous run of this instance held");
+                metrics::counter!("aishad_jobs_taken_back_total").increment(released);
+                let _ = waker.cast(PoolMsg::Wake(None));
+            }
         });
         let ticker = myself.send_interval(settings.jobs.poll_interval, || PoolMsg::Tick);
         let heart = myself.send_interval(settings.jobs.lease / 3, || PoolMsg::Heartbeat);
@@ -77,9 +93,10 @@ impl Actor for JobPool {
         Ok(PoolState {
             retry: Backoff::new(settings.jobs.retry_min, settings.jobs.retry_max),
             services: args.services,
+            worker,
             handlers: args.handlers,
             running: HashMap::new(),
-            tasks: vec![listener, ticker, heart],
+            tasks: vec![listener, presence, ticker, heart],
         })
     }
 
@@ -153,7 +170,7 @@ async fn claim_and_run(myself: &ActorRef<PoolMsg>, state: &mut PoolState, kind: 
         return;
     }
     let claimed =
-        match queue::claim(&state.services.db, kind, free, rules.concurrency, &settings.instance_id, settings.jobs.lease).await {
+        match queue::claim(&state.services.db, kind, free, rules.concurrency, &state.worker, settings.jobs.lease).await {
             Ok(jobs) => jobs,
             Err(e) => {
                 tracing::warn!(kind, error = %crate::error::chain(&e), "claiming jobs failed");
@@ -167,7 +184,7 @@ async fn claim_and_run(myself: &ActorRef<PoolMsg>, state: &mut PoolState, kind: 
             job: job.clone(),
             handler,
             db: state.services.db.clone(),
-            context: JobContext { instance_id: settings.instance_id.clone(), cancelled },
+            context: JobContext::new(state.worker.clone(), cancelled, state.services.db.clone(), settings.jobs.lease),
             retry: state.retry,
         };
         match Actor::spawn_linked(None, JobRunner, args, myself.get_cell()).await {
@@ -190,8 +207,7 @@ async fn record_crash(state: &PoolState, done: Running, error: &str) {
     metrics::counter!("aishad_job_crashes_total", "kind" => job.kind.clone()).increment(1);
     let reason = format!("worker crashed: {error}");
     let delay = retry_delay(&JobError::Retry(reason.clone()), &state.retry, job.attempts);
-    let instance = &state.services.settings.instance_id;
-    match ledger::fail_job(&state.services.db, job.id, instance, &reason, delay).await {
+    match ledger::fail_job(&state.services.db, job.id, &state.worker, &reason, delay).await {
         Ok(Failed::Dead(dead)) => {
             if let Some(handler) = state.handlers.get(&job.kind) {
                 handler.on_dead(dead, DeadReason::Exhausted(reason)).await;
@@ -208,7 +224,7 @@ async fn heartbeat(state: &mut PoolState) {
     }
     let settings = &state.services.settings;
     let ids: Vec<i64> = state.running.values().map(|r| r.job.id).collect();
-    match queue::heartbeat(&state.services.db, &ids, &settings.instance_id, settings.jobs.lease).await {
+    match queue::heartbeat(&state.services.db, &ids, &state.worker, settings.jobs.lease).await {
         Ok(renewed) => {
             for running in state.running.values().filter(|r| !renewed.contains(&r.job.id)) {
                 tracing::warn!(job_id = running.job.id, "lease lost (cancelled or claimed elsewhere); stopping the job");

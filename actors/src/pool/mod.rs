@@ -4,14 +4,17 @@
 
 mod job_pool;
 pub mod listener;
+mod presence;
 mod runner;
 
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::jobs::{Job, JobError};
+use crate::jobs::{queue, Job, JobError};
+use crate::store::Db;
 
 pub use job_pool::{JobPool, JobPoolArgs, PoolMsg};
 
@@ -20,9 +23,29 @@ pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 /// Context a handler gets with its job.
 #[derive(Clone)]
 pub struct JobContext {
-    pub instance_id: String,
+    /// Who holds the job's lease: `{instance_id}#{pool incarnation}`.
+    pub worker: String,
     /// Becomes true when the job was cancelled or its lease lost: stop early.
     pub cancelled: tokio::sync::watch::Receiver<bool>,
+    db: Db,
+    lease: Duration,
+}
+
+impl JobContext {
+    pub(crate) fn new(worker: String, cancelled: tokio::sync::watch::Receiver<bool>, db: Db, lease: Duration) -> Self {
+        Self { worker, cancelled, db, lease }
+    }
+
+    /// Renews the lease, or fails when this worker lost it (the job was
+    /// cancelled or claimed elsewhere): call it right before anything the
+    /// user sees or pays for, so a worker that lost its job cannot deliver.
+    pub async fn hold(&self, job: &Job) -> Result<(), JobError> {
+        let held = queue::heartbeat(&self.db, &[job.id], &self.worker, self.lease).await.map_err(JobError::retry)?;
+        if held.is_empty() {
+            return Err(JobError::Retry("lost the job's lease before delivering".into()));
+        }
+        Ok(())
+    }
 }
 
 /// Job kind → handler, as a pool is given them.

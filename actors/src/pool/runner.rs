@@ -59,7 +59,7 @@ async fn run(args: RunnerArgs) -> Result<(), ActorProcessingErr> {
         let job = args.job.clone();
         let started = Instant::now();
         let result = args.handler.run(job.clone(), args.context.clone()).await;
-        let instance = &args.context.instance_id;
+        let instance = &args.context.worker;
         let outcome = match result {
             Ok(value) => {
                 if queue::complete(&args.db, job.id, instance, &value).await? {

@@ -25,6 +25,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(2, "0002_jobs_ledger_updates"),
     migration!(3, "0003_transcripts"),
     migration!(4, "0004_fal"),
+    migration!(5, "0005_intake_fences"),
 ];
 
 /// Any constant will do as long as every aishad uses the same one.

@@ -6,7 +6,45 @@ use serde_json::Value;
 
 use super::{Db, StoreError};
 
+/// Whether this poller may send getUpdates now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PollFence {
+    /// Ours until the deadline asked for.
+    Granted,
+    /// Another poller's getUpdates may be open for this long yet.
+    Busy(std::time::Duration),
+}
+
 impl Db {
+    /// Claims (or extends) the right to have one getUpdates open for
+    /// `window`: granted when we hold it already or the last holder's poll
+    /// has surely ended. PostgreSQL's clock only, so hosts' clocks don't matter.
+    pub async fn fence_poll(&self, holder: &str, window: std::time::Duration) -> Result<PollFence, StoreError> {
+        let client = self.client().await?;
+        let granted = client
+            .execute(
+                "UPDATE poll_fence SET holder = $1, poll_until = now() + make_interval(secs => $2)
+                 WHERE holder = $1 OR poll_until <= now()",
+                &[&holder, &window.as_secs_f64()],
+            )
+            .await?;
+        if granted == 1 {
+            return Ok(PollFence::Granted);
+        }
+        let left: f64 = client
+            .query_one("SELECT greatest(extract(epoch FROM poll_until - now()), 0)::float8 FROM poll_fence", &[])
+            .await?
+            .get(0);
+        Ok(PollFence::Busy(std::time::Duration::from_secs_f64(left)))
+    }
+
+    /// Says our getUpdates is closed, so the next poller need not wait for it.
+    pub async fn close_poll(&self, holder: &str) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client.execute("UPDATE poll_fence SET poll_until = now() WHERE holder = $1", &[&holder]).await?;
+        Ok(())
+    }
+
     /// Records the updates not seen before; returns the ids that were new.
     pub async fn record_updates(&self, updates: &[(i64, Option<i64>, Value)], instance: &str) -> Result<Vec<i64>, StoreError> {
         if updates.is_empty() {
@@ -39,13 +77,31 @@ impl Db {
         Ok(())
     }
 
-    /// Recorded but not handled (a crash came in between), oldest first.
-    pub async fn unhandled_updates(&self, limit: i64) -> Result<Vec<(i64, Value)>, StoreError> {
+    /// Claims a recorded update for handling, for `window`; false when it is
+    /// handled already or someone else's claim still runs.
+    pub async fn claim_update(&self, update_id: i64, window: std::time::Duration) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let claimed = client
+            .execute(
+                "UPDATE telegram_updates SET handling_until = now() + make_interval(secs => $2)
+                 WHERE update_id = $1 AND handled_at IS NULL AND (handling_until IS NULL OR handling_until <= now())",
+                &[&update_id, &window.as_secs_f64()],
+            )
+            .await?;
+        Ok(claimed == 1)
+    }
+
+    /// Recorded at least `age` ago but not handled, and not claimed by a
+    /// handler still at work (a crash came in between), oldest first.
+    pub async fn unhandled_updates(&self, limit: i64, age: std::time::Duration) -> Result<Vec<(i64, Value)>, StoreError> {
         let client = self.client().await?;
         let rows = client
             .query(
-                "SELECT update_id, payload FROM telegram_updates WHERE handled_at IS NULL ORDER BY update_id LIMIT $1",
-                &[&limit],
+                "SELECT update_id, payload FROM telegram_updates
+                 WHERE handled_at IS NULL AND (handling_until IS NULL OR handling_until <= now())
+                   AND received_at <= now() - make_interval(secs => $2)
+                 ORDER BY update_id LIMIT $1",
+                &[&limit, &age.as_secs_f64()],
             )
             .await?;
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())

@@ -17,9 +17,9 @@ const MAX_INPUT_CHARS: usize = 120_000;
 pub(super) struct Digest(pub Transcriber);
 
 impl JobHandler for Digest {
-    fn run(&self, job: Job, _ctx: JobContext) -> BoxFuture<Result<Value, JobError>> {
+    fn run(&self, job: Job, ctx: JobContext) -> BoxFuture<Result<Value, JobError>> {
         let t = self.0.clone();
-        Box::pin(async move { digest(&t, job).await })
+        Box::pin(async move { digest(&t, job, ctx).await })
     }
 
     fn on_dead(&self, job: Job, reason: DeadReason) -> BoxFuture<()> {
@@ -28,7 +28,7 @@ impl JobHandler for Digest {
     }
 }
 
-async fn digest(t: &Transcriber, job: Job) -> Result<Value, JobError> {
+async fn digest(t: &Transcriber, job: Job, ctx: JobContext) -> Result<Value, JobError> {
     let DigestPayload { transcript_id, kind, chat_id, language } = job.payload_as()?;
     let lang = Lang::from_code(Some(&language));
     let user_id = job.user_id.ok_or_else(|| JobError::Permanent("no user".into()))?;
@@ -46,6 +46,7 @@ async fn digest(t: &Transcriber, job: Job) -> Result<Value, JobError> {
     let answer = t.openai.chat(&texts::digest_prompt(lang, kind), &text).await.map_err(job_error)?;
     let title = texts::digest_button(lang, kind);
     let max = t.services.settings.transcription.max_messages;
+    ctx.hold(&job).await?;
     send_long(&t.bot, chat, title, &answer, None, max, &format!("{}.txt", kind.as_str()))
         .await
         .map_err(JobError::retry)?;

@@ -10,12 +10,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use teloxide::Bot;
 
 use crate::chat::notices::tell_failed;
 use crate::chat::texts::{self, Lang};
 use crate::clients::openai::{OpenAi, OpenAiError};
-use crate::clients::{telegram_bot, ClientError};
+use crate::clients::{ClientError, TgBot};
 use crate::jobs::{Job, JobError, Kind};
 use crate::pool::{BoxFuture, DeadReason, Handlers, JobContext, JobHandler};
 use crate::services::Services;
@@ -23,13 +22,13 @@ use crate::services::Services;
 #[derive(Clone)]
 pub struct Transcriber {
     services: Services,
-    bot: Bot,
+    bot: TgBot,
     openai: OpenAi,
 }
 
 impl Transcriber {
     pub fn new(services: Services) -> Result<Self, ClientError> {
-        let bot = telegram_bot(&services.settings.telegram)?;
+        let bot = services.telegram.clone();
         let openai = OpenAi::new(&services.settings.openai)?;
         Ok(Self { services, bot, openai })
     }

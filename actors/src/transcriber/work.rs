@@ -15,13 +15,14 @@ use teloxide::types::{ChatAction, ChatId, MessageId};
 
 use super::audio::{self, AudioError, Chunk, Spent};
 use super::{job_error, Transcriber};
+use crate::clients::Patiently;
 use crate::chat::keyboards::digest_keyboard;
 use crate::chat::reply::send_long;
 use crate::chat::texts::{self, Lang};
 use crate::clients::openai::OpenAiError;
 use crate::clients::{download_telegram_file, DownloadError, MAX_DOWNLOAD};
 use crate::jobs::kinds::Transcribe;
-use crate::jobs::{queue, Job, JobError};
+use crate::jobs::{Job, JobError};
 use crate::ledger;
 use crate::pool::JobContext;
 use crate::store::transcripts::{Finished, TranscriptField};
@@ -75,12 +76,12 @@ pub(super) async fn transcribe(t: &Transcriber, job: Job, ctx: JobContext) -> Re
     let status = match transcript.status_message_id {
         Some(id) => MessageId(id),
         None => {
-            let sent = t.bot.send_message(chat, texts::transcribing(lang, 0, 1)).await.map_err(JobError::from)?;
+            let sent = t.bot.send_message(chat, texts::transcribing(lang, 0, 1)).patiently().await.map_err(JobError::from)?;
             db.update_transcript(transcript.id, TranscriptField::StatusMessage, &sent.id.0).await.map_err(JobError::retry)?;
             sent.id
         }
     };
-    let _ = t.bot.send_chat_action(chat, ChatAction::Typing).await;
+    let _ = t.bot.send_chat_action(chat, ChatAction::Typing).patiently().await;
 
     // The audio: from S3 when an earlier attempt stored it, else from Telegram.
     let work = WorkDir::create(&limits.temp_dir, job.id).await?;
@@ -112,7 +113,7 @@ pub(super) async fn transcribe(t: &Transcriber, job: Job, ctx: JobContext) -> Re
         // Telegram gave no length (an audio document): charge now that it is measured.
         let minutes = ((probe.duration / 60.0).ceil() as i64).max(1);
         let price = minutes * settings.pricing.transcription_per_minute;
-        if let Err((price, balance)) = ledger::charge_job(db, &job, price).await.map_err(JobError::retry)? {
+        if let Err((price, balance)) = ledger::charge_job(db, &job, &ctx.worker, price).await.map_err(JobError::retry)? {
             return Err(JobError::Permanent(texts::insufficient(lang, price, balance)));
         }
     }
@@ -156,7 +157,7 @@ pub(super) async fn transcribe(t: &Transcriber, job: Job, ctx: JobContext) -> Re
                 t.services.db.save_chunk(transcript.id, i as i32, chunk.start, chunk.end, &text).await.map_err(JobError::retry)?;
                 let n = finished.fetch_add(1, Ordering::SeqCst) + 1;
                 if total > 1 {
-                    let _ = t.bot.edit_message_text(chat, status, texts::transcribing(lang, n, total)).await;
+                    let _ = t.bot.edit_message_text(chat, status, texts::transcribing(lang, n, total)).patiently().await;
                 }
                 Ok::<_, JobError>(spent)
             }
@@ -185,17 +186,14 @@ pub(super) async fn transcribe(t: &Transcriber, job: Job, ctx: JobContext) -> Re
     db.finish_transcript(transcript.id, &summary).await.map_err(JobError::retry)?;
 
     // Only the worker still holding the job may send the result.
-    let instance = &t.services.settings.instance_id;
-    if queue::heartbeat(db, &[job.id], instance, settings.jobs.lease).await.map_err(JobError::retry)?.is_empty() {
-        return Err(JobError::Retry("lost the job before delivering".into()));
-    }
+    ctx.hold(&job).await?;
     let intro = texts::transcript_intro(lang, probe.duration);
     let keyboard = digest_keyboard(lang, transcript.id);
     send_long(&t.bot, chat, &intro, &text, Some(keyboard), limits.max_messages, "transcript.txt")
         .await
         .map_err(JobError::from)?;
     db.mark_transcript_delivered(transcript.id).await.map_err(JobError::retry)?;
-    let _ = t.bot.edit_message_text(chat, status, texts::transcribed(lang)).await;
+    let _ = t.bot.edit_message_text(chat, status, texts::transcribed(lang)).patiently().await;
     metrics::histogram!("aishad_transcribed_audio_seconds").record(probe.duration);
     Ok(json!({
         "transcript_id": transcript.id, "chunks": total, "duration": probe.duration,

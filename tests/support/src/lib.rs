@@ -7,6 +7,7 @@ pub mod audio;
 pub mod daemon;
 pub mod fal;
 pub mod openai;
+pub mod private;
 pub mod server;
 pub mod services;
 pub mod telegram;

@@ -69,6 +69,26 @@ impl TestServices {
         .collect()
     }
 
+    /// The ledger invariant, for every user: balance = the sum of their
+    /// entries, and never below zero.
+    pub async fn assert_ledger_balanced(&self) {
+        let rows = self
+            .db()
+            .await
+            .query(
+                "SELECT u.id, u.balance, COALESCE((SELECT sum(delta) FROM ledger_entries e WHERE e.user_id = u.id), 0)::bigint
+                 FROM users u",
+                &[],
+            )
+            .await
+            .expect("read the ledger");
+        for row in rows {
+            let (user, balance, sum): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+            assert_eq!(balance, sum, "user {user}: balance {balance} but entries sum to {sum}");
+            assert!(balance >= 0, "user {user}: balance {balance} below zero");
+        }
+    }
+
     /// A direct connection to this test's database, for assertions.
     pub async fn db(&self) -> tokio_postgres::Client {
         let (client, connection) = tokio_postgres::connect(&self.database_url, NoTls).await.expect("connect to the test database");

@@ -34,6 +34,8 @@ pub struct Call {
     pub method: String,
     pub params: Value,
     pub at: Instant,
+    /// Answered with an injected failure (see `fail_next`), so not carried out.
+    pub failed: bool,
 }
 
 /// An error the next call of a method answers with.
@@ -181,10 +183,11 @@ impl FakeTelegram {
         self.state.lock().unwrap().calls.clone()
     }
 
-    /// Texts sent with sendMessage to `chat_id`.
+    /// Texts sent with sendMessage to `chat_id` (not those answered with an injected failure).
     pub fn sent_texts(&self, chat_id: i64) -> Vec<String> {
         self.calls("sendMessage")
             .into_iter()
+            .filter(|c| !c.failed)
             .filter(|c| c.params["chat_id"].as_i64() == Some(chat_id) || c.params["chat_id"].as_str() == Some(&chat_id.to_string()))
             .filter_map(|c| c.params["text"].as_str().map(str::to_owned))
             .collect()
@@ -239,9 +242,13 @@ impl FakeTelegram {
             return error(StatusCode::UNAUTHORIZED, "Unauthorized", None);
         }
         let params = params(&req).await;
-        self.state.lock().unwrap().calls.push(Call { method: method.to_owned(), params: params.clone(), at: Instant::now() });
-
-        let injected = self.state.lock().unwrap().failures.get_mut(method).and_then(VecDeque::pop_front);
+        let injected = {
+            let mut state = self.state.lock().unwrap();
+            let injected = state.failures.get_mut(method).and_then(VecDeque::pop_front);
+            let call = Call { method: method.to_owned(), params: params.clone(), at: Instant::now(), failed: injected.is_some() };
+            state.calls.push(call);
+            injected
+        };
         if let Some(failure) = injected {
             return failure_reply(&failure);
         }
