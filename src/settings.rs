@@ -202,6 +202,16 @@ pub fn validate(settings: &Settings, purpose: Purpose) -> Result<(), SettingsErr
     check_url("fal.queue_url", &settings.fal.queue_url)?;
     check_url("fal.jwks_url", &settings.fal.jwks_url)?;
     check_url("fal.webhook_url", &settings.fal.webhook_url)?;
+    if !settings.fal.insecure_http {
+        for (key, value) in [("fal.queue_url", &settings.fal.queue_url), ("fal.jwks_url", &settings.fal.jwks_url)] {
+            if value.starts_with("http://") {
+                return Err(SettingsError::new(key, "must be https (fal.insecure_http = true allows http, for tests only)"));
+            }
+        }
+    }
+    if settings.http.max_connections == 0 {
+        return Err(SettingsError::new("http.max_connections", "must be at least 1"));
+    }
     tracing_subscriber::EnvFilter::try_new(&settings.log.level)
         .map_err(|e| SettingsError::new("log.level", format!("is not a valid filter: {e}")))?;
     let telegram = &settings.telegram;

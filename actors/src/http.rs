@@ -1,5 +1,6 @@
 //! A small hyper server loop shared by the webhook listener and the telemetry
-//! port: bounded bodies, plain-text/JSON responses, graceful shutdown.
+//! port: bounded bodies read within a time limit, headers within another, a
+//! cap on open connections, plain-text/JSON responses, graceful shutdown.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -45,6 +46,8 @@ pub enum BodyError {
     TooLarge { limit: usize },
     #[error("could not read the body: {0}")]
     Read(String),
+    #[error("the body did not arrive within {0:?}")]
+    Timeout(Duration),
 }
 
 impl BodyError {
@@ -52,13 +55,25 @@ impl BodyError {
         match self {
             BodyError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             BodyError::Read(_) => StatusCode::BAD_REQUEST,
+            BodyError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
         }
     }
 }
 
-/// Reads the whole body, refusing more than `limit` bytes (checked against
-/// `Content-Length` first, so an honest large upload is refused unread).
+/// How long a client may take to send a body (a slow sender holds a connection).
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client may take to send a request's headers, and how long an
+/// idle keep-alive connection stays open.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Reads the whole body within [`BODY_TIMEOUT`], refusing more than `limit`
+/// bytes (checked against `Content-Length` first, so an honest large upload
+/// is refused unread).
 pub async fn read_body(req: Request, limit: usize) -> Result<(http::request::Parts, Bytes), BodyError> {
+    tokio::time::timeout(BODY_TIMEOUT, read_body_untimed(req, limit)).await.unwrap_or(Err(BodyError::Timeout(BODY_TIMEOUT)))
+}
+
+async fn read_body_untimed(req: Request, limit: usize) -> Result<(http::request::Parts, Bytes), BodyError> {
     let (parts, body) = req.into_parts();
     let declared = parts
         .headers
@@ -78,14 +93,17 @@ pub async fn read_body(req: Request, limit: usize) -> Result<(http::request::Par
 }
 
 /// A bound listener; `serve` runs it until `shutdown` resolves, then lets
-/// in-flight requests finish for up to `drain`.
+/// in-flight requests finish for up to `drain`. At most `max_connections`
+/// are open at once; more wait in the kernel's backlog.
 pub struct Server {
     listener: TcpListener,
+    connections: Arc<tokio::sync::Semaphore>,
 }
 
 impl Server {
-    pub async fn bind(addr: SocketAddr) -> std::io::Result<Self> {
-        Ok(Self { listener: TcpListener::bind(addr).await? })
+    pub async fn bind(addr: SocketAddr, max_connections: usize) -> std::io::Result<Self> {
+        let connections = Arc::new(tokio::sync::Semaphore::new(max_connections.max(1)));
+        Ok(Self { listener: TcpListener::bind(addr).await?, connections })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -96,6 +114,10 @@ impl Server {
         let graceful = GracefulShutdown::new();
         tokio::pin!(shutdown);
         loop {
+            let permit = tokio::select! {
+                permit = self.connections.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+                _ = &mut shutdown => break,
+            };
             let (stream, _peer) = tokio::select! {
                 accepted = self.listener.accept() => match accepted {
                     Ok(pair) => pair,
@@ -115,13 +137,14 @@ impl Server {
             });
             let conn = http1::Builder::new()
                 .timer(TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(10))
+                .header_read_timeout(HEADER_TIMEOUT)
                 .serve_connection(TokioIo::new(stream), service);
             let conn = graceful.watch(conn);
             tokio::spawn(async move {
                 if let Err(e) = conn.await {
                     tracing::debug!(error = %e, "connection ended with an error");
                 }
+                drop(permit);
             });
         }
         drop(self.listener);

@@ -255,6 +255,14 @@ pub struct FalSettings {
     pub key: Secret,
     pub queue_url: String,
     pub jwks_url: String,
+    /// Our FAL account's user id: callbacks signed for any other account are
+    /// refused. Empty accepts any FAL account's callbacks (a warning at start).
+    pub user_id: String,
+    /// Hosts result files may be downloaded from (`*.` for subdomains); the
+    /// status and result URLs, which get our key, must be on `queue_url`'s host.
+    pub download_hosts: Vec<String>,
+    /// Allows `http://` for queue_url and jwks_url: for tests against fakes only.
+    pub insecure_http: bool,
     /// The public URL FAL calls back: the webhook listener's `/webhooks/fal`.
     /// Empty: no callbacks, every request is polled.
     pub webhook_url: String,
@@ -298,6 +306,9 @@ impl Default for FalSettings {
             key: Secret::default(),
             queue_url: "https://queue.fal.run".into(),
             jwks_url: "https://rest.alpha.fal.ai/.well-known/jwks.json".into(),
+            user_id: String::new(),
+            download_hosts: ["fal.media", "*.fal.media", "*.fal.run", "*.fal.ai"].map(String::from).to_vec(),
+            insecure_http: false,
             webhook_url: String::new(),
             public_url: String::new(),
             files_secret: Secret::default(),
@@ -433,6 +444,8 @@ pub struct HttpSettings {
     pub telemetry_bind: SocketAddr,
     /// Largest webhook body accepted; larger gets 413.
     pub max_body: ByteSize,
+    /// Connections open at once per listener; more wait in the backlog.
+    pub max_connections: usize,
 }
 
 impl Default for HttpSettings {
@@ -441,6 +454,7 @@ impl Default for HttpSettings {
             webhook_bind: ([0, 0, 0, 0], 8080).into(),
             telemetry_bind: ([0, 0, 0, 0], 9090).into(),
             max_body: ByteSize::mib(1),
+            max_connections: 512,
         }
     }
 }

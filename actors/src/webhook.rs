@@ -20,7 +20,7 @@ use crate::bot::BotHandler;
 use crate::clients::{parse_update, Patiently};
 use crate::dispatcher::{DispatchMsg, Dispatcher, DispatcherArgs, Recorded};
 use crate::clients::fal::files::{self, TokenError};
-use crate::clients::fal::signature::{Jwks, Rejection};
+use crate::clients::fal::signature::{Jwks, Rejection, Signed};
 use crate::fal_requests;
 use crate::http::{read_body, text, Handler, Reply, Request, Server};
 use crate::services::Services;
@@ -56,8 +56,11 @@ impl Actor for WebhookListener {
         services: Services,
     ) -> Result<Self::State, ActorProcessingErr> {
         let dispatcher = telegram_intake(&myself, &services).await?;
+        if services.settings.fal.user_id.is_empty() {
+            tracing::warn!("fal.user_id is not set: FAL callbacks signed for any FAL account are accepted");
+        }
         let bind = services.settings.http.webhook_bind;
-        let server = Server::bind(bind)
+        let server = Server::bind(bind, services.settings.http.max_connections)
             .await
             .map_err(|e| format!("webhook listener cannot bind {bind}: {e}"))?;
         let addr = server.local_addr()?;
@@ -158,18 +161,28 @@ impl Routes {
         }
     }
 
-    /// Verify, record once (queueing the delivery in the same transaction),
-    /// answer. Nothing is written for a request that fails any check.
+    /// Headers first (present, our account, fresh), then the body, then the
+    /// signature; record once (queueing the delivery in the same
+    /// transaction), answer. Nothing is written for a request that fails any check.
     async fn fal_callback(&self, req: Request) -> Reply {
         let settings = &self.services.settings;
-        let (parts, body) = match read_body(req, settings.http.max_body.0 as usize).await {
-            Ok(read) => read,
+        let headers = req.headers().clone();
+        let signed = match Signed::from_headers(&headers, &settings.fal.user_id, unix_now(), settings.fal.timestamp_tolerance) {
+            Ok(signed) => signed,
+            Err(e) => {
+                tracing::warn!(error = %e, "FAL callback refused before its body was read");
+                verdict(if matches!(e, Rejection::WrongUser(_)) { "wrong_user" } else { "bad_signature" });
+                return text(StatusCode::UNAUTHORIZED, format!("{e}\n"));
+            }
+        };
+        let body = match read_body(req, settings.http.max_body.0 as usize).await {
+            Ok((_, body)) => body,
             Err(e) => {
                 verdict(if e.status() == StatusCode::PAYLOAD_TOO_LARGE { "too_large" } else { "malformed" });
                 return text(e.status(), format!("{e}\n"));
             }
         };
-        let verified = match self.jwks.verify(&parts.headers, &body, unix_now(), settings.fal.timestamp_tolerance).await {
+        let verified = match self.jwks.verify(&signed, &body).await {
             Ok(verified) => verified,
             Err(Rejection::NoKeys(e)) => {
                 // Not the sender's fault: FAL retries, and by then the keys may be reachable.
@@ -234,6 +247,14 @@ impl Routes {
         let Some(update_id) = value["update_id"].as_i64() else {
             return text(StatusCode::BAD_REQUEST, "no update_id\n");
         };
+        // Backpressure: unrecorded and refused, Telegram sends it again later.
+        if let Some(dispatcher) = &self.dispatcher {
+            let pending = ractor::call!(dispatcher, DispatchMsg::Pending).unwrap_or(0);
+            if pending >= settings.poller.max_pending {
+                tracing::warn!(update_id, pending, "dispatcher full; refusing the update for Telegram to resend");
+                return text(StatusCode::SERVICE_UNAVAILABLE, "busy, retry later\n");
+            }
+        }
         let update = parse_update(&value).ok();
         let chat = update.as_ref().and_then(|u| u.chat()).map(|c| c.id.0);
         let db = &self.services.db;

@@ -79,6 +79,10 @@ impl Rig {
         self.telegram.calls("sendPhoto")
     }
 
+    async fn post_owned(&self, headers: Vec<(String, String)>, body: Vec<u8>) -> u16 {
+        self.post(&headers, body).await
+    }
+
     async fn post(&self, headers: &[(String, String)], body: Vec<u8>) -> u16 {
         let mut request = reqwest::Client::new().post(&self.webhook).body(body);
         for (k, v) in headers {
@@ -308,4 +312,43 @@ async fn cancelling_a_training_tells_fal_and_refunds() {
     eventually("cancelled", WAIT, || rig.telegram.sent_texts(USER).iter().any(|t| t.contains("Training cancelled"))).await;
     assert_eq!(rig.fal.cancelled().len(), 1);
     assert_eq!(rig.balance().await, 300);
+}
+
+#[tokio::test]
+async fn callbacks_for_another_fal_account_are_refused_before_any_key_is_fetched() {
+    let rig = rig("fal_wrong_user", true, |s| s.fal.user_id = FAL_USER_ID.into()).await;
+    let body = br#"{"request_id":"r-9","status":"OK","payload":{}}"#.to_vec();
+    let other_account = ed25519_dalek::SigningKey::from_bytes(&[5u8; 32]);
+    for _ in 0..20 {
+        let headers = sign_with(&other_account, "r-9", "another-fal-customer", unix_now(), &body);
+        assert_eq!(rig.post(&headers, body.clone()).await, 401);
+    }
+    assert_eq!(rig.fal.jwks_fetches(), 0, "refused on the header alone");
+    assert_eq!(rig.scalar("SELECT count(*) FROM fal_callbacks").await, 0);
+    assert_eq!(rig.post(&rig.fal.sign("r-9", unix_now(), &body), body).await, 200, "our account's passes");
+}
+
+#[tokio::test]
+async fn a_burst_of_forged_callbacks_fetches_the_jwks_once() {
+    let rig = rig("fal_jwks_burst", true, |_| {}).await;
+    let body = br#"{"request_id":"r-8","status":"OK","payload":{}}"#.to_vec();
+    let forger = ed25519_dalek::SigningKey::from_bytes(&[6u8; 32]);
+    let posts = (0..50).map(|_| rig.post_owned(sign_with(&forger, "r-8", FAL_USER_ID, unix_now(), &body), body.clone()));
+    let statuses = futures::future::join_all(posts).await;
+    assert!(statuses.iter().all(|&s| s == 401), "{statuses:?}");
+    assert_eq!(rig.fal.jwks_fetches(), 1, "one fetch for fifty forgeries");
+}
+
+#[tokio::test]
+async fn a_failed_jwks_refresh_keeps_the_keys_we_had_and_backs_off() {
+    let rig = rig("fal_jwks_stale", true, |s| s.fal.jwks_cache = Duration::from_millis(500)).await;
+    let body = |id: &str| format!(r#"{{"request_id":"{id}","status":"OK","payload":{{}}}}"#).into_bytes();
+    assert_eq!(rig.post(&rig.fal.sign("r-a", unix_now(), &body("r-a")), body("r-a")).await, 200);
+    rig.fal.set_jwks_down(true);
+    tokio::time::sleep(Duration::from_millis(700)).await; // the cached keys are stale now
+    for id in ["r-b", "r-c", "r-d", "r-e"] {
+        assert_eq!(rig.post(&rig.fal.sign(id, unix_now(), &body(id)), body(id)).await, 200, "{id}: verified with the keys we had");
+    }
+    assert_eq!(rig.fal.jwks_fetches(), 2, "one failed refresh, then a backoff");
+    assert_eq!(rig.scalar("SELECT count(*) FROM fal_callbacks").await, 5);
 }

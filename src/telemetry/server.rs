@@ -29,7 +29,7 @@ pub async fn spawn(
     telemetry: Telemetry,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
-    let server = Server::bind(bind).await?;
+    let server = Server::bind(bind, 64).await?;
     let addr = server.local_addr()?;
     let telemetry = Arc::new(telemetry);
     let handler: Handler = Arc::new(move |req: Request| {

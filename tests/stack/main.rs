@@ -70,6 +70,8 @@ impl Fakes {
             ("FAL_KEY", FAL_KEY.into()),
             ("FAL_QUEUE_URL", self.fal.queue_url()),
             ("FAL_JWKS_URL", self.fal.jwks_url()),
+            ("AISHA_FAL__INSECURE_HTTP", "true".into()),
+            ("AISHA_FAL__USER_ID", aisha_testkit::fal::FAL_USER_ID.into()),
             ("AISHAD_IMAGE", aishad_image()),
             // Short polls and leases so failovers in the test take seconds.
             ("AISHA_TELEGRAM__POLL_TIMEOUT", "2s".into()),

@@ -27,7 +27,9 @@ use crate::settings::S3Settings;
 fn job_error(e: FalError) -> JobError {
     match e {
         FalError::Server { .. } | FalError::Network(_) => JobError::Retry(e.to_string()),
-        FalError::Unauthorized | FalError::Rejected { .. } | FalError::TooLarge(_) => JobError::Permanent(e.to_string()),
+        FalError::Unauthorized | FalError::Rejected { .. } | FalError::TooLarge(_) | FalError::UntrustedUrl(_) => {
+            JobError::Permanent(e.to_string())
+        }
     }
 }
 

@@ -55,6 +55,8 @@ struct State {
     callbacks_sent: Vec<(String, u16)>,
     files: HashMap<String, Bytes>,
     cancelled: Vec<String>,
+    jwks_fetches: usize,
+    jwks_down: bool,
 }
 
 #[derive(Clone)]
@@ -80,6 +82,8 @@ impl FakeFal {
             callbacks_sent: Vec::new(),
             files,
             cancelled: Vec::new(),
+            jwks_fetches: 0,
+            jwks_down: false,
         };
         let signing_key = Arc::new(SigningKey::from_bytes(&rand::random::<[u8; 32]>()));
         start_fake(
@@ -103,6 +107,16 @@ impl FakeFal {
     /// The value for `FAL_JWKS_URL`.
     pub fn jwks_url(&self) -> String {
         format!("http://{}/.well-known/jwks.json", self.addr)
+    }
+
+    /// How many times the JWKS was asked for.
+    pub fn jwks_fetches(&self) -> usize {
+        self.state.lock().unwrap().jwks_fetches
+    }
+
+    /// While down, the JWKS answers 503.
+    pub fn set_jwks_down(&self, down: bool) {
+        self.state.lock().unwrap().jwks_down = down;
     }
 
     pub fn set_outcome(&self, outcome: Outcome) {
@@ -180,6 +194,14 @@ impl FakeFal {
     async fn handle(&self, req: FakeRequest) -> Reply {
         let path = req.path.trim_start_matches('/').to_owned();
         if req.method == Method::GET && path == ".well-known/jwks.json" {
+            let down = {
+                let mut state = self.state.lock().unwrap();
+                state.jwks_fetches += 1;
+                state.jwks_down
+            };
+            if down {
+                return reply(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "unavailable");
+            }
             return json_reply(StatusCode::OK, &self.jwks());
         }
         if let Some(name) = path.strip_prefix("files/") {

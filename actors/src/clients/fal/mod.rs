@@ -25,6 +25,9 @@ pub enum FalError {
     Network(String),
     #[error("a result file is larger than {0} bytes")]
     TooLarge(u64),
+    /// A URL in FAL's answer points somewhere we do not send our key or fetch from.
+    #[error("refusing a URL outside FAL's hosts: {0}")]
+    UntrustedUrl(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +44,17 @@ pub struct Fal {
     queue: String,
     key: String,
     webhook: String,
+    /// `queue_url`'s scheme and host: the only place our key is sent.
+    queue_origin: (String, String),
+    download_hosts: Vec<String>,
+}
+
+/// Whether `host` is `pattern`, or under it when the pattern is `*.domain`.
+fn host_matches(host: &str, pattern: &str) -> bool {
+    match pattern.strip_prefix("*.") {
+        Some(domain) => host.len() > domain.len() + 1 && host.ends_with(domain) && host[..host.len() - domain.len()].ends_with('.'),
+        None => host.eq_ignore_ascii_case(pattern),
+    }
 }
 
 /// Largest result file copied into S3 (LoRA weights are ~100–300 MB).
@@ -48,17 +62,60 @@ pub const MAX_RESULT_FILE: u64 = 1024 * 1024 * 1024;
 
 impl Fal {
     pub fn new(settings: &FalSettings) -> Self {
+        let hosts = settings.download_hosts.clone();
+        let queue_host = reqwest::Url::parse(&settings.queue_url).ok().and_then(|u| u.host_str().map(str::to_owned));
+        // A redirect may not lead a download (or our key) off FAL's hosts.
+        let redirects = reqwest::redirect::Policy::custom(move |attempt| {
+            let host = attempt.url().host_str().unwrap_or_default();
+            let allowed = queue_host.as_deref() == Some(host) || hosts.iter().any(|p| host_matches(host, p));
+            if attempt.previous().len() >= 5 || !allowed {
+                attempt.stop()
+            } else {
+                attempt.follow()
+            }
+        });
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(600))
+            .redirect(redirects)
             .build()
+            .unwrap_or_default();
+        let origin = reqwest::Url::parse(&settings.queue_url)
+            .map(|u| (u.scheme().to_owned(), u.host_str().unwrap_or_default().to_owned()))
             .unwrap_or_default();
         Self {
             http,
             queue: settings.queue_url.trim_end_matches('/').to_owned(),
             key: settings.key.expose().to_owned(),
             webhook: settings.webhook_url.clone(),
+            queue_origin: origin,
+            download_hosts: settings.download_hosts.clone(),
         }
+    }
+
+    /// A status, result or cancel URL: on the queue's own host and scheme, or it
+    /// does not get our key.
+    fn queue_url(&self, url: &str) -> Result<String, FalError> {
+        let parsed = reqwest::Url::parse(url).map_err(|_| FalError::UntrustedUrl(url.chars().take(200).collect()))?;
+        let (scheme, host) = &self.queue_origin;
+        if parsed.scheme() != scheme || parsed.host_str() != Some(host.as_str()) {
+            return Err(FalError::UntrustedUrl(url.chars().take(200).collect()));
+        }
+        Ok(parsed.into())
+    }
+
+    /// A result file URL: https on an allow-listed host (or the queue's own).
+    fn download_url(&self, url: &str) -> Result<String, FalError> {
+        let untrusted = || FalError::UntrustedUrl(url.chars().take(200).collect());
+        let parsed = reqwest::Url::parse(url).map_err(|_| untrusted())?;
+        let host = parsed.host_str().unwrap_or_default();
+        let (scheme, queue_host) = &self.queue_origin;
+        let own = host == queue_host && parsed.scheme() == scheme;
+        let listed = parsed.scheme() == "https" && self.download_hosts.iter().any(|p| host_matches(host, p));
+        if !(own || listed) {
+            return Err(untrusted());
+        }
+        Ok(parsed.into())
     }
 
     pub fn has_webhook(&self) -> bool {
@@ -84,21 +141,22 @@ impl Fal {
 
     /// `IN_QUEUE`, `IN_PROGRESS` or `COMPLETED`.
     pub async fn status(&self, status_url: &str) -> Result<String, FalError> {
-        let body = check(self.authorized(self.http.get(status_url)).send().await).await?;
+        let body = check(self.authorized(self.http.get(self.queue_url(status_url)?)).send().await).await?;
         Ok(body["status"].as_str().unwrap_or_default().to_owned())
     }
 
     /// The finished request's output; a failed generation is `Rejected`.
     pub async fn result(&self, response_url: &str) -> Result<Value, FalError> {
-        check(self.authorized(self.http.get(response_url)).send().await).await
+        check(self.authorized(self.http.get(self.queue_url(response_url)?)).send().await).await
     }
 
     pub async fn cancel(&self, cancel_url: &str) -> Result<(), FalError> {
-        check(self.authorized(self.http.put(cancel_url)).send().await).await.map(|_| ())
+        check(self.authorized(self.http.put(self.queue_url(cancel_url)?)).send().await).await.map(|_| ())
     }
 
     /// A result file from FAL's (temporary, public) storage.
     pub async fn download(&self, url: &str, max: u64) -> Result<Bytes, FalError> {
+        let url = self.download_url(url)?;
         let mut response = self.http.get(url).send().await.map_err(|e| FalError::Network(e.without_url().to_string()))?;
         let status = response.status().as_u16();
         if status >= 400 {
@@ -141,4 +199,33 @@ async fn check(response: Result<reqwest::Response, reqwest::Error>) -> Result<Va
         500..=599 | 408 | 429 => FalError::Server { status, message },
         _ => FalError::Rejected { status, message },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fal() -> Fal {
+        Fal::new(&FalSettings { queue_url: "https://queue.fal.run".into(), ..Default::default() })
+    }
+
+    #[test]
+    fn wildcards_match_subdomains_only() {
+        assert!(host_matches("v3.fal.media", "*.fal.media"));
+        assert!(!host_matches("fal.media", "*.fal.media"));
+        assert!(!host_matches("evilfal.media", "*.fal.media"));
+        assert!(host_matches("fal.media", "fal.media"));
+    }
+
+    #[test]
+    fn our_key_goes_only_to_the_queue_host_and_files_only_from_fal_hosts() {
+        let fal = fal();
+        assert!(fal.queue_url("https://queue.fal.run/fal-ai/x/requests/1/status").is_ok());
+        assert!(fal.queue_url("https://attacker.example/steal").is_err());
+        assert!(fal.queue_url("http://queue.fal.run/downgraded").is_err());
+        assert!(fal.download_url("https://v3.fal.media/files/a.png").is_ok());
+        assert!(fal.download_url("http://v3.fal.media/files/a.png").is_err(), "https only");
+        assert!(fal.download_url("https://169.254.169.254/latest/meta-data").is_err());
+        assert!(fal.download_url("not a url").is_err());
+    }
 }
