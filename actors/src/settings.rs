@@ -139,6 +139,7 @@ pub struct Settings {
     pub jobs: JobsSettings,
     pub poller: PollerSettings,
     pub transcription: TranscriptionSettings,
+    pub retention: RetentionSettings,
 }
 
 impl Default for Settings {
@@ -159,6 +160,7 @@ impl Default for Settings {
             jobs: JobsSettings::default(),
             poller: PollerSettings::default(),
             transcription: TranscriptionSettings::default(),
+            retention: RetentionSettings::default(),
         }
     }
 }
@@ -624,6 +626,33 @@ impl Default for TranscriptionSettings {
             parallel_chunks: 3,
             temp_dir: std::env::temp_dir().join("aishad").to_string_lossy().into_owned(),
             max_messages: 3,
+        }
+    }
+}
+
+/// How long raw inputs are kept. Telegram updates carry users' messages
+/// and FAL callbacks their results: neither is kept longer than it is useful.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionSettings {
+    /// Handled Telegram updates older than this are deleted.
+    #[serde(with = "humantime_serde")]
+    pub updates: Duration,
+    /// Callbacks of finished FAL requests older than this are deleted.
+    #[serde(with = "humantime_serde")]
+    pub fal_callbacks: Duration,
+    /// Callbacks for request ids we never made (another account's, or
+    /// junk) are deleted after this; ours are matched within seconds.
+    #[serde(with = "humantime_serde")]
+    pub orphan_callbacks: Duration,
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        Self {
+            updates: Duration::from_secs(7 * 24 * 3600),
+            fal_callbacks: Duration::from_secs(30 * 24 * 3600),
+            orphan_callbacks: Duration::from_secs(3600),
         }
     }
 }

@@ -5,6 +5,7 @@
 //! derived from the message.
 
 mod avatars;
+mod callback_data;
 mod error;
 mod images;
 mod media;
@@ -15,12 +16,13 @@ use teloxide::prelude::Requester;
 use teloxide::types::{BotCommand, CallbackQuery, ChatAction, ChatId, Message, Update, UpdateKind, User};
 use teloxide::RequestError;
 
+use self::callback_data::Callback;
 use crate::chat::keyboards;
 use crate::chat::texts::{self, Lang};
 use crate::clients::fal::Fal;
 use crate::clients::{Patiently, TgBot, MAX_DOWNLOAD};
 use crate::dialogue::{self, Dialogue};
-use crate::jobs::kinds::{DigestKind, Transcribe};
+use crate::jobs::kinds::Transcribe;
 use crate::jobs::{Kind, NewJob};
 use crate::ledger::{self, Charged};
 use crate::services::Services;
@@ -241,41 +243,34 @@ impl BotHandler {
         let chat = query.message.as_ref().map(|m| m.chat().id).unwrap_or(ChatId(query.from.id.0 as i64));
         let user = self.services.db.upsert_user(&profile(&query.from)).await?;
         let data = query.data.as_deref().unwrap_or_default();
-        let mut parts = data.split(':');
-        let number = |s: &str| s.parse::<i64>().unwrap_or(0);
-        match (parts.next(), parts.next(), parts.next()) {
-            (Some("avatar"), Some("new"), None) => return self.avatar_new(chat, user.id, lang).await,
-            (Some("avatar"), Some("train"), Some(id)) => return self.avatar_train(chat, user.id, lang, number(id)).await,
-            (Some("avatar"), Some("cancel"), Some(id)) => return self.avatar_cancel(chat, user.id, lang, number(id)).await,
-            (Some("avatar"), Some("main"), Some(id)) => return self.avatar_main(chat, user.id, lang, number(id)).await,
-            (Some("avatar"), Some(id), None) => return self.avatar_status(chat, user.id, lang, number(id)).await,
-            (Some("gender"), Some(gender @ ("man" | "woman")), None) => return self.avatar_gender(chat, user.id, lang, gender).await,
-            (Some("regen"), Some(id), None) => return self.regenerate(chat, query, user.id, lang, number(id)).await,
-            (Some("fav"), Some(id), None) => return self.favourite(chat, user.id, lang, number(id)).await,
-            (Some("del"), Some(id), None) => return self.delete_image(chat, user.id, lang, number(id)).await,
-            (Some("gal"), Some(index), None) => return self.gallery(chat, user.id, lang, number(index)).await,
-            (Some("aspect"), Some(aspect), None) => return self.set_aspect(chat, user.id, lang, aspect).await,
-            (Some("history"), Some(page), None) => {
-                return self.history(chat, user.id, lang, page.parse().unwrap_or(0)).await;
-            }
-            (Some("transcript"), Some(id), None) => {
-                return self.resend_transcript(chat, user.id, lang, id.parse().unwrap_or(0)).await;
-            }
-            (Some("digest"), Some(kind), Some(id)) if DigestKind::parse(kind).is_some() => {
-                let kind = DigestKind::parse(kind).expect("checked");
-                return self.digest(chat, query, user.id, lang, kind, id.parse().unwrap_or(0)).await;
-            }
-            _ => {}
-        }
-        match data {
-            "menu:balance" => self.balance(chat, user.id, lang).await,
-            "menu:help" => self.say(chat, texts::help(lang)).await,
-            "menu:imagine" => self.say(chat, texts::imagine_usage(lang)).await,
-            "menu:avatars" => self.avatars(chat, user.id, lang).await,
-            "menu:gallery" => self.gallery(chat, user.id, lang, 0).await,
-            "menu:history" => self.history(chat, user.id, lang, 0).await,
-            "menu:settings" => self.settings(chat, user.id, lang).await,
-            _ => self.say(chat, texts::unknown_command(lang)).await,
+        let Some(callback) = Callback::parse(data) else {
+            tracing::debug!(data, "a callback that is no button of ours");
+            return self.say(chat, texts::unknown_command(lang)).await;
+        };
+        let user = user.id;
+        match callback {
+            Callback::AvatarNew => self.avatar_new(chat, user, lang).await,
+            Callback::AvatarTrain(id) => self.avatar_train(chat, user, lang, id).await,
+            Callback::AvatarCancel(id) => self.avatar_cancel(chat, user, lang, id).await,
+            Callback::AvatarMain(id) => self.avatar_main(chat, user, lang, id).await,
+            Callback::AvatarStatus(id) => self.avatar_status(chat, user, lang, id).await,
+            Callback::Gender(gender) => self.avatar_gender(chat, user, lang, gender).await,
+            Callback::Regenerate(id) => self.regenerate(chat, query, user, lang, id).await,
+            Callback::Favourite(id) => self.favourite(chat, user, lang, id).await,
+            Callback::Delete(id) => self.delete_image(chat, user, lang, id).await,
+            Callback::Gallery(index) => self.gallery(chat, user, lang, index).await,
+            Callback::Aspect(aspect) => self.set_aspect(chat, user, lang, aspect).await,
+            Callback::History(page) => self.history(chat, user, lang, page).await,
+            Callback::Transcript(id) => self.resend_transcript(chat, user, lang, id).await,
+            Callback::Digest(kind, id) => self.digest(chat, query, user, lang, kind, id).await,
+            Callback::Menu("balance") => self.balance(chat, user, lang).await,
+            Callback::Menu("help") => self.say(chat, texts::help(lang)).await,
+            Callback::Menu("imagine") => self.say(chat, texts::imagine_usage(lang)).await,
+            Callback::Menu("avatars") => self.avatars(chat, user, lang).await,
+            Callback::Menu("gallery") => self.gallery(chat, user, lang, 0).await,
+            Callback::Menu("history") => self.history(chat, user, lang, 0).await,
+            Callback::Menu("settings") => self.settings(chat, user, lang).await,
+            Callback::Menu(_) => self.say(chat, texts::unknown_command(lang)).await,
         }
     }
 

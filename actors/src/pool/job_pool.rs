@@ -51,7 +51,12 @@ pub struct PoolState {
     running: HashMap<ActorId, Running>,
     retry: Backoff,
     tasks: Vec<JoinHandle<()>>,
+    /// When old updates and callbacks were last deleted.
+    swept: Option<Instant>,
 }
+
+/// How often a pool deletes what retention no longer keeps.
+const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
 
 impl PoolState {
     fn running_of(&self, kind: &str) -> usize {
@@ -97,6 +102,7 @@ impl Actor for JobPool {
             handlers: args.handlers,
             running: HashMap::new(),
             tasks: vec![listener, presence, ticker, heart],
+            swept: None,
         })
     }
 
@@ -118,6 +124,9 @@ impl Actor for JobPool {
                     claim_and_run(&myself, state, &kind).await;
                 }
                 report_depth(state).await;
+                if state.swept.is_none_or(|at| at.elapsed() >= SWEEP_EVERY) {
+                    sweep(state).await;
+                }
             }
             PoolMsg::Heartbeat => heartbeat(state).await,
             PoolMsg::InFlight(reply) => {
@@ -248,6 +257,18 @@ async fn reap(state: &PoolState, kind: &str) {
             }
         }
         Err(e) => tracing::warn!(kind, error = %e, "reaping exhausted jobs failed"),
+    }
+}
+
+async fn sweep(state: &mut PoolState) {
+    state.swept = Some(Instant::now());
+    match state.services.db.sweep(&state.services.settings.retention).await {
+        Ok(swept) => {
+            tracing::debug!(?swept, "retention sweep");
+            metrics::counter!("aishad_retention_deleted_total", "what" => "updates").increment(swept.updates);
+            metrics::counter!("aishad_retention_deleted_total", "what" => "fal_callbacks").increment(swept.callbacks + swept.orphans);
+        }
+        Err(e) => tracing::warn!(error = %e, "retention sweep failed; trying again later"),
     }
 }
 

@@ -4,6 +4,7 @@ mod migrations;
 pub mod fal;
 pub mod images;
 pub mod transcripts;
+pub mod retention;
 pub mod updates;
 pub mod users;
 

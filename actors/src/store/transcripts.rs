@@ -138,11 +138,13 @@ impl Db {
         Ok(rows.iter().map(transcript).collect())
     }
 
-    /// A user's own transcript (someone else's id finds nothing).
+    /// A user's own transcript, once delivered (someone else's id, or one still
+    /// being made, finds nothing).
     pub async fn transcript_of(&self, user_id: i64, id: i64) -> Result<Option<Transcript>, StoreError> {
         let client = self.client().await?;
+        let sql = format!("SELECT {COLUMNS} FROM transcripts WHERE id = $1 AND user_id = $2 AND delivered_at IS NOT NULL");
         let row = client
-            .query_opt(&format!("SELECT {COLUMNS} FROM transcripts WHERE id = $1 AND user_id = $2"), &[&id, &user_id])
+            .query_opt(&sql, &[&id, &user_id])
             .await?;
         Ok(row.as_ref().map(transcript))
     }

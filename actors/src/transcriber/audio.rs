@@ -1,5 +1,8 @@
 //! ffmpeg and ffprobe: measure a recording, find its silences, and cut it
-//! into chunks small enough for the transcription API.
+//! into chunks small enough for the transcription API. A user's file is
+//! untrusted input: it is opened as a local file in an audio container only
+//! (no playlists, no network, no other protocol), with stdin closed, and
+//! every run has a time limit, after which the process is killed.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -19,7 +22,20 @@ pub enum AudioError {
     Failed { program: &'static str, status: String, stderr: String },
     #[error("no audio stream could be read from the file")]
     NoAudio,
+    #[error("{program} ran over its {limit:?} limit and was killed")]
+    TimedOut { program: &'static str, limit: Duration },
 }
+
+/// The containers audio arrives in (Telegram voice notes, audio files,
+/// video notes): what ffmpeg may open. An HLS playlist or concat list named
+/// `.mp3` is refused instead of followed.
+const INPUT_FORMATS: &str = "ogg,matroska,webm,mov,mp4,m4a,mp3,aac,wav,w64,flac,amr,caf";
+/// Options that go before every `-i` (and ffprobe's input).
+const INPUT_GUARD: [&str; 4] = ["-protocol_whitelist", "file", "-format_whitelist", INPUT_FORMATS];
+/// Reading the header of a file takes milliseconds; this is for the pathological.
+const PROBE_LIMIT: Duration = Duration::from_secs(30);
+/// Decoding an hour of audio takes well under a minute.
+const WORK_LIMIT: Duration = Duration::from_secs(600);
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Probe {
@@ -46,14 +62,16 @@ pub struct Chunk {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Spent(pub Duration);
 
-async fn run(program: &'static str, args: &[&str], spent: &mut Spent) -> Result<(Vec<u8>, String), AudioError> {
+async fn run(program: &'static str, args: &[&str], limit: Duration, spent: &mut Spent) -> Result<(Vec<u8>, String), AudioError> {
     let started = Instant::now();
-    let output = tokio::process::Command::new(program)
+    let running = tokio::process::Command::new(program)
         .args(args)
         .stdin(Stdio::null())
         .kill_on_drop(true)
-        .output()
+        .output();
+    let output = tokio::time::timeout(limit, running)
         .await
+        .map_err(|_| AudioError::TimedOut { program, limit })?
         .map_err(|source| AudioError::Spawn { program, source })?;
     spent.0 += started.elapsed();
     metrics::histogram!("aishad_ffmpeg_seconds", "program" => program).record(started.elapsed().as_secs_f64());
@@ -71,8 +89,9 @@ fn arg(path: &Path) -> String {
 
 pub async fn probe(path: &Path, spent: &mut Spent) -> Result<Probe, AudioError> {
     let path = arg(path);
-    let args = ["-v", "error", "-print_format", "json", "-show_format", "-show_streams", "-select_streams", "a", &path];
-    let (stdout, _) = run("ffprobe", &args, spent).await?;
+    let [p, protocols, f, formats] = INPUT_GUARD;
+    let args = ["-v", "error", p, protocols, f, formats, "-print_format", "json", "-show_format", "-show_streams", "-select_streams", "a", &path];
+    let (stdout, _) = run("ffprobe", &args, PROBE_LIMIT, spent).await?;
     let json: serde_json::Value = serde_json::from_slice(&stdout).unwrap_or_default();
     let stream = json["streams"].as_array().and_then(|s| s.first()).ok_or(AudioError::NoAudio)?;
     let duration = json["format"]["duration"]
@@ -91,8 +110,9 @@ pub async fn probe(path: &Path, spent: &mut Spent) -> Result<Probe, AudioError> 
 pub async fn silences(path: &Path, min: Duration, spent: &mut Spent) -> Result<Vec<(f64, f64)>, AudioError> {
     let path = arg(path);
     let filter = format!("silencedetect=noise=-35dB:d={:.2}", min.as_secs_f64());
-    let args = ["-hide_banner", "-nostats", "-i", &path, "-vn", "-af", &filter, "-f", "null", "-"];
-    let (_, stderr) = run("ffmpeg", &args, spent).await?;
+    let [p, protocols, f, formats] = INPUT_GUARD;
+    let args = ["-hide_banner", "-nostdin", "-nostats", p, protocols, f, formats, "-i", &path, "-vn", "-af", &filter, "-f", "null", "-"];
+    let (_, stderr) = run("ffmpeg", &args, WORK_LIMIT, spent).await?;
     Ok(parse_silences(&stderr))
 }
 
@@ -155,7 +175,8 @@ pub fn plan(duration: f64, silences: &[(f64, f64)], length: Duration, window: Du
 /// about 3 MB per 10 minutes, far under the API's 25 MiB.
 pub async fn encode(input: &Path, chunk: Option<Chunk>, output: &Path, spent: &mut Spent) -> Result<(), AudioError> {
     let (input, output) = (arg(input), arg(output));
-    let mut args: Vec<String> = vec!["-hide_banner".into(), "-nostats".into(), "-loglevel".into(), "error".into(), "-y".into()];
+    let mut args: Vec<String> =
+        ["-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-y"].into_iter().chain(INPUT_GUARD).map(String::from).collect();
     if let Some(chunk) = chunk {
         args.extend(["-ss".into(), format!("{:.3}", chunk.start), "-to".into(), format!("{:.3}", chunk.end)]);
     }
@@ -164,13 +185,13 @@ pub async fn encode(input: &Path, chunk: Option<Chunk>, output: &Path, spent: &m
     args.extend(["-c:a".into(), "libopus".into(), "-b:a".into(), "24k".into(), "-compression_level".into(), "5".into()]);
     args.extend(["-f".into(), "ogg".into(), output]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    run("ffmpeg", &args, spent).await.map(|_| ())
+    run("ffmpeg", &args, WORK_LIMIT, spent).await.map(|_| ())
 }
 
 pub async fn check_tools() -> Result<(), String> {
     let mut spent = Spent::default();
     for program in ["ffmpeg", "ffprobe"] {
-        run(program, &["-version"], &mut spent).await.map_err(|e| e.to_string())?;
+        run(program, &["-version"], PROBE_LIMIT, &mut spent).await.map_err(|e| e.to_string())?;
     }
     Ok(())
 }
@@ -219,6 +240,33 @@ mod tests {
             assert!(pair[1].start <= pair[0].end && pair[1].start > pair[0].start);
         }
         assert!(chunks.iter().all(|c| c.end - c.start <= 600.0), "{chunks:?}");
+    }
+
+    fn scratch(name: &str) -> std::path::PathBuf {
+        std::env::temp_dir().join(format!("aisha-audio-{}-{name}", std::process::id()))
+    }
+
+    #[tokio::test]
+    async fn a_playlist_named_like_audio_is_refused_not_followed() {
+        let path = scratch("playlist.mp3");
+        std::fs::write(&path, "#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\nhttp://169.254.169.254/latest/meta-data\n#EXT-X-ENDLIST\n").unwrap();
+        let refused = probe(&path, &mut Spent::default()).await;
+        let _ = std::fs::remove_file(&path);
+        assert!(matches!(refused, Err(AudioError::Failed { .. } | AudioError::NoAudio)), "{refused:?}");
+    }
+
+    #[tokio::test]
+    async fn a_run_over_its_limit_is_killed() {
+        // A FIFO nobody writes to: ffprobe would wait on it forever.
+        let path = scratch("stuck.ogg");
+        let _ = std::fs::remove_file(&path);
+        assert!(std::process::Command::new("mkfifo").arg(&path).status().unwrap().success());
+        let args = ["-v", "error", "-show_format", path.to_str().unwrap()];
+        let started = Instant::now();
+        let result = run("ffprobe", &args, Duration::from_millis(500), &mut Spent::default()).await;
+        let _ = std::fs::remove_file(&path);
+        assert!(matches!(result, Err(AudioError::TimedOut { .. })), "{result:?}");
+        assert!(started.elapsed() < Duration::from_secs(5));
     }
 
     #[test]

@@ -1,0 +1,51 @@
+//! Deleting raw inputs once they are no longer needed (see
+//! `RetentionSettings`). Idempotent: every worker may run it.
+
+use std::time::Duration;
+
+use super::{Db, StoreError};
+use crate::settings::RetentionSettings;
+
+/// Rows deleted by one sweep.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Swept {
+    pub updates: u64,
+    pub callbacks: u64,
+    pub orphans: u64,
+}
+
+fn secs(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+impl Db {
+    pub async fn sweep(&self, keep: &RetentionSettings) -> Result<Swept, StoreError> {
+        let client = self.client().await?;
+        // The newest update stays whatever its age: the getUpdates offset is derived from it.
+        let updates = client
+            .execute(
+                "DELETE FROM telegram_updates
+                 WHERE handled_at IS NOT NULL AND received_at < now() - make_interval(secs => $1)
+                   AND update_id < (SELECT max(update_id) FROM telegram_updates)",
+                &[&secs(keep.updates)],
+            )
+            .await?;
+        let callbacks = client
+            .execute(
+                "DELETE FROM fal_callbacks c USING fal_requests r
+                 WHERE c.request_id = r.request_id AND r.state <> 'submitted'
+                   AND c.received_at < now() - make_interval(secs => $1)",
+                &[&secs(keep.fal_callbacks)],
+            )
+            .await?;
+        let orphans = client
+            .execute(
+                "DELETE FROM fal_callbacks c
+                 WHERE c.received_at < now() - make_interval(secs => $1)
+                   AND NOT EXISTS (SELECT 1 FROM fal_requests r WHERE r.request_id = c.request_id)",
+                &[&secs(keep.orphan_callbacks)],
+            )
+            .await?;
+        Ok(Swept { updates, callbacks, orphans })
+    }
+}
