@@ -100,6 +100,41 @@ impl Blob {
             .map_err(|e| BlobError::request("put_object", key, e))
     }
 
+    /// Uploads a file from disk as it is read (a LoRA of 300 MB never sits in memory).
+    pub async fn put_file(&self, key: &str, path: &std::path::Path, content_type: &str) -> Result<(), BlobError> {
+        let body = ByteStream::from_path(path).await.map_err(|e| BlobError::request("put_object", key, e))?;
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(self.full(key))
+            .content_type(content_type)
+            .body(body)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| BlobError::request("put_object", key, e))
+    }
+
+    /// An object's length and its bytes as they arrive.
+    pub async fn get_stream(
+        &self,
+        key: &str,
+    ) -> Result<(Option<i64>, impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send + Sync + 'static), BlobError> {
+        let object = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(self.full(key))
+            .send()
+            .await
+            .map_err(|e| BlobError::request("get_object", key, e))?;
+        let length = object.content_length;
+        let chunks = futures::stream::unfold(object.body, |mut body| async move {
+            body.next().await.map(|chunk| (chunk.map_err(std::io::Error::other), body))
+        });
+        Ok((length, chunks))
+    }
+
     pub async fn get(&self, key: &str) -> Result<Bytes, BlobError> {
         let object = self
             .client

@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, Limited, StreamBody};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -20,15 +21,33 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
 pub type Request = http::Request<Incoming>;
-pub type Reply = Response<Full<Bytes>>;
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// A response body: whole, or streamed (a file never sits in memory whole).
+pub type Body = BoxBody<Bytes, BoxError>;
+pub type Reply = Response<Body>;
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 pub type Handler = Arc<dyn Fn(Request) -> BoxFuture<Reply> + Send + Sync>;
+
+/// A body held whole.
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).map_err(|never| match never {}).boxed()
+}
+
+/// A body sent as its chunks arrive.
+pub fn streamed<S, E>(chunks: S) -> Body
+where
+    S: futures::Stream<Item = Result<Bytes, E>> + Send + Sync + 'static,
+    E: Into<BoxError> + 'static,
+{
+    use futures::TryStreamExt;
+    StreamBody::new(chunks.map_ok(hyper::body::Frame::data).map_err(Into::into)).boxed()
+}
 
 pub fn text(status: StatusCode, body: impl Into<Bytes>) -> Reply {
     Response::builder()
         .status(status)
         .header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")
-        .body(Full::new(body.into()))
+        .body(full(body))
         .expect("static response parts are valid")
 }
 
@@ -36,7 +55,7 @@ pub fn json(status: StatusCode, value: &serde_json::Value) -> Reply {
     Response::builder()
         .status(status)
         .header(http::header::CONTENT_TYPE, "application/json")
-        .body(Full::new(Bytes::from(value.to_string())))
+        .body(full(value.to_string()))
         .expect("static response parts are valid")
 }
 

@@ -610,7 +610,8 @@ pub struct TranscriptionSettings {
     pub overlap: Duration,
     /// Chunks of one recording transcribed at once.
     pub parallel_chunks: usize,
-    /// Where audio is unpacked and cut; one subdirectory per job, removed after.
+    /// Scratch space: audio being unpacked and cut (one subdirectory per job)
+    /// and large FAL results on their way to S3; everything is removed after.
     pub temp_dir: String,
     /// Transcripts longer than this many messages go out as a .txt document.
     pub max_messages: usize,

@@ -22,7 +22,7 @@ use crate::dispatcher::{DispatchMsg, Dispatcher, DispatcherArgs, Recorded};
 use crate::clients::fal::files::{self, TokenError};
 use crate::clients::fal::signature::{Jwks, Rejection, Signed};
 use crate::fal_requests;
-use crate::http::{read_body, text, Handler, Reply, Request, Server};
+use crate::http::{read_body, streamed, text, Handler, Reply, Request, Server};
 use crate::services::Services;
 
 pub struct WebhookListener;
@@ -292,14 +292,14 @@ impl Routes {
                 return text(StatusCode::FORBIDDEN, "invalid link\n");
             }
         };
-        match self.services.blob.get(&key).await {
-            Ok(bytes) => {
+        match self.services.blob.get_stream(&key).await {
+            Ok((length, chunks)) => {
                 let content_type = if key.ends_with(".zip") { "application/zip" } else { "application/octet-stream" };
-                http::Response::builder()
-                    .status(StatusCode::OK)
-                    .header(http::header::CONTENT_TYPE, content_type)
-                    .body(http_body_util::Full::new(bytes))
-                    .expect("static response parts are valid")
+                let mut reply = http::Response::builder().status(StatusCode::OK).header(http::header::CONTENT_TYPE, content_type);
+                if let Some(length) = length {
+                    reply = reply.header(http::header::CONTENT_LENGTH, length);
+                }
+                reply.body(streamed(chunks)).expect("static response parts are valid")
             }
             Err(e) => {
                 tracing::warn!(key, error = %e, "file link to a missing object");

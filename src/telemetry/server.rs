@@ -6,11 +6,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aisha_actors::http::{json, text, Handler, Reply, Request, Server};
+use aisha_actors::http::{full, json, text, Handler, Reply, Request, Server};
 use aisha_actors::services::Services;
-use bytes::Bytes;
 use http::{Method, Response, StatusCode};
-use http_body_util::Full;
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
 use tokio::task::JoinHandle;
@@ -49,7 +47,7 @@ async fn route(telemetry: &Telemetry, req: Request) -> Reply {
         "/readyz" => readiness(telemetry).await,
         "/metrics" => Response::builder()
             .header(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")
-            .body(Full::new(Bytes::from(telemetry.metrics.render())))
+            .body(full(telemetry.metrics.render()))
             .expect("static response parts are valid"),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }

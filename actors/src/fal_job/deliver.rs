@@ -113,8 +113,16 @@ async fn deliver_avatar(f: &FalJobs, job: &Job, ctx: &JobContext, r: &FalRequest
         return Ok(json!({ "outcome": "failed" }));
     };
     let lora_key = format!("avatars/{}/{avatar_id}/lora.safetensors", r.user_id);
-    let lora = f.fal.download(lora_url, MAX_RESULT_FILE).await.map_err(job_error)?;
-    blob.put(&lora_key, lora, "application/octet-stream").await.map_err(JobError::retry)?;
+    // Through a file: LoRA weights are 100–300 MB, more than a worker's memory budget.
+    let scratch = std::path::Path::new(&f.services.settings.transcription.temp_dir).join(format!("fal-{}-lora.safetensors", job.id));
+    tokio::fs::create_dir_all(scratch.parent().expect("joined")).await.map_err(JobError::retry)?;
+    let stored = async {
+        f.fal.download_to_file(lora_url, MAX_RESULT_FILE, &scratch).await.map_err(job_error)?;
+        blob.put_file(&lora_key, &scratch, "application/octet-stream").await.map_err(JobError::retry)
+    }
+    .await;
+    let _ = tokio::fs::remove_file(&scratch).await;
+    stored?;
     let config_key = match payload["config_file"]["url"].as_str() {
         Some(url) => {
             let key = format!("avatars/{}/{avatar_id}/config.json", r.user_id);

@@ -154,8 +154,25 @@ impl Fal {
         check(self.authorized(self.http.put(self.queue_url(cancel_url)?)).send().await).await.map(|_| ())
     }
 
-    /// A result file from FAL's (temporary, public) storage.
+    /// A (small) result file from FAL's (temporary, public) storage, in memory.
     pub async fn download(&self, url: &str, max: u64) -> Result<Bytes, FalError> {
+        let mut body = Vec::new();
+        self.copy_to(url, max, &mut body).await?;
+        Ok(body.into())
+    }
+
+    /// A (large) result file written to `path` as it arrives; its length.
+    pub async fn download_to_file(&self, url: &str, max: u64, path: &std::path::Path) -> Result<u64, FalError> {
+        use tokio::io::AsyncWriteExt;
+        let io = |e: std::io::Error| FalError::Network(format!("writing {}: {e}", path.display()));
+        let mut file = tokio::fs::File::create(path).await.map_err(io)?;
+        let written = self.copy_to(url, max, &mut file).await?;
+        file.flush().await.map_err(io)?;
+        Ok(written)
+    }
+
+    async fn copy_to(&self, url: &str, max: u64, out: &mut (impl tokio::io::AsyncWrite + Unpin)) -> Result<u64, FalError> {
+        use tokio::io::AsyncWriteExt;
         let url = self.download_url(url)?;
         let mut response = self.http.get(url).send().await.map_err(|e| FalError::Network(e.without_url().to_string()))?;
         let status = response.status().as_u16();
@@ -163,14 +180,18 @@ impl Fal {
             let message = format!("downloading a result file: HTTP {status}");
             return Err(if status >= 500 { FalError::Server { status, message } } else { FalError::Rejected { status, message } });
         }
-        let mut body = Vec::new();
+        if response.content_length().is_some_and(|n| n > max) {
+            return Err(FalError::TooLarge(max));
+        }
+        let mut written = 0u64;
         while let Some(chunk) = response.chunk().await.map_err(|e| FalError::Network(e.without_url().to_string()))? {
-            body.extend_from_slice(&chunk);
-            if body.len() as u64 > max {
+            written += chunk.len() as u64;
+            if written > max {
                 return Err(FalError::TooLarge(max));
             }
+            out.write_all(&chunk).await.map_err(|e| FalError::Network(format!("storing a result file: {e}")))?;
         }
-        Ok(body.into())
+        Ok(written)
     }
 
     fn authorized(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {

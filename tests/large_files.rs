@@ -1,0 +1,75 @@
+//! A LoRA-sized file (300 MB) passing through a webhook process by a signed
+//! `/files/` link, as FAL downloads avatar weights: streamed from S3, so the
+//! process's peak memory stays far below the file, and the webhook
+//! container's 128 MiB limit.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use aisha_actors::blob::Blob;
+use aisha_actors::clients::fal::files;
+use aisha_actors::secret::Secret;
+use aisha_actors::settings::S3Settings;
+use aisha_testkit::{free_port, proc_status_kib, Daemon, TestServices};
+
+const BIN: &str = env!("CARGO_BIN_EXE_aishad");
+const SIZE: u64 = 300 * 1024 * 1024;
+const SECRET: &str = "large-files-link-secret";
+
+#[tokio::test]
+async fn a_300_mb_file_streams_through_a_files_link_in_little_memory() {
+    let services = TestServices::new("large_files").await;
+    let blob = Blob::new(&S3Settings {
+        endpoint: services.s3_endpoint.clone(),
+        access_key: Secret::new(&services.s3_access_key),
+        secret_key: Secret::new(&services.s3_secret_key),
+        bucket: services.s3_bucket.clone(),
+        key_prefix: services.s3_prefix.clone(),
+        ..Default::default()
+    })
+    .unwrap();
+    blob.ensure_bucket().await.unwrap();
+    // Sparse: 300 MB of zeros that take no disk to make.
+    let source = std::env::temp_dir().join(format!("aisha-lora-{}.safetensors", std::process::id()));
+    std::fs::File::create(&source).unwrap().set_len(SIZE).unwrap();
+    let key = "avatars/1/1/lora.safetensors";
+    blob.put_file(key, &source, "application/octet-stream").await.unwrap();
+    let _ = std::fs::remove_file(&source);
+
+    let port = free_port();
+    let mut env = services.env();
+    env.extend(
+        [
+            ("BOT_MODE", "webhook".to_owned()),
+            ("TELEGRAM_BOT_TOKEN", "1:LARGE-files-token".to_owned()),
+            ("WEBHOOK_BIND", format!("127.0.0.1:{port}")),
+            ("AISHA_FAL__FILES_SECRET", SECRET.to_owned()),
+        ]
+        .map(|(k, v)| (k.to_owned(), v)),
+    );
+    let mut daemon = Daemon::start(Path::new(BIN), &["run"], &env);
+    daemon.wait_for_log("webhook listener accepting", Duration::from_secs(30)).await;
+    let before = proc_status_kib(daemon.pid(), "VmHWM:");
+
+    let token = files::sign(SECRET.as_bytes(), key, i64::MAX / 2);
+    let started = Instant::now();
+    let mut response = reqwest::get(format!("http://127.0.0.1:{port}/files/{token}")).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.content_length(), Some(SIZE));
+    let mut received = 0u64;
+    while let Some(chunk) = response.chunk().await.unwrap() {
+        received += chunk.len() as u64;
+    }
+    let took = started.elapsed();
+    let high_water = proc_status_kib(daemon.pid(), "VmHWM:");
+    assert_eq!(received, SIZE);
+    eprintln!(
+        "large-file figure: 300 MB through /files in {took:?}; daemon peak RSS {} MiB (before the download {} MiB)",
+        high_water / 1024,
+        before / 1024
+    );
+    assert!(high_water < 96 * 1024, "peak RSS {} KiB: the file was buffered", high_water);
+    blob.delete(key).await.unwrap();
+    daemon.signal("TERM");
+    assert_eq!(daemon.wait(Duration::from_secs(20)).await, 0);
+}
