@@ -44,11 +44,13 @@ where
 }
 
 pub fn text(status: StatusCode, body: impl Into<Bytes>) -> Reply {
-    Response::builder()
-        .status(status)
-        .header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")
-        .body(full(body))
-        .expect("static response parts are valid")
+    let mut reply = Response::builder().status(status).header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8");
+    if status.is_client_error() {
+        // A refusal may leave the body unread; then the connection cannot be
+        // reused, and saying so keeps a client from sending on a closing socket.
+        reply = reply.header(http::header::CONNECTION, "close");
+    }
+    reply.body(full(body)).expect("static response parts are valid")
 }
 
 pub fn json(status: StatusCode, value: &serde_json::Value) -> Reply {
