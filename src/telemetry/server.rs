@@ -54,20 +54,23 @@ async fn route(telemetry: &Telemetry, req: Request) -> Reply {
 }
 
 async fn readiness(telemetry: &Telemetry) -> Reply {
-    let (postgres, redis) = tokio::join!(telemetry.services.db.ping(), telemetry.services.redis.ping());
+    let services = &telemetry.services;
+    let (postgres, redis, s3) = tokio::join!(services.db.ping(), services.redis.ping(), services.blob.ping());
     let verdict = |r: &Result<(), String>| match r {
         Ok(()) => json!("ok"),
         Err(e) => json!(e),
     };
     let postgres = postgres.map_err(|e| e.to_string());
     let redis = redis.map_err(|e| e.to_string());
-    let ready = telemetry.health.all_running() && postgres.is_ok() && redis.is_ok();
+    let s3 = s3.map_err(|e| e.to_string());
+    let ready = telemetry.health.all_running() && postgres.is_ok() && redis.is_ok() && s3.is_ok();
     let body = json!({
         "ready": ready,
         "tree_started": telemetry.health.tree_started(),
         "children": telemetry.health.children(),
         "postgres": verdict(&postgres),
         "redis": verdict(&redis),
+        "s3": verdict(&s3),
     });
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     json(status, &body)

@@ -10,7 +10,6 @@
 mod deploy;
 mod dev_stack;
 mod engine;
-mod forward;
 mod release;
 mod simple_stack;
 mod webhook_stack;
@@ -18,6 +17,7 @@ mod webhook_stack;
 use std::net::IpAddr;
 use std::time::Duration;
 
+use aisha_testkit::forward;
 use aisha_testkit::{FakeFal, FakeOpenAi, FakeTelegram, TestServices};
 
 pub const TOKEN: &str = "7777:STACK-telegram-token-do-not-log";

@@ -6,6 +6,7 @@
 pub mod audio;
 pub mod daemon;
 pub mod fal;
+pub mod forward;
 pub mod openai;
 pub mod private;
 pub mod server;

@@ -1,6 +1,6 @@
-//! A Redis server of a test's own, for outage tests: the shared one must
-//! keep serving the other tests while this one is stopped and restarted.
-//! The real `redis-server` the services script installed, on a free port.
+//! Servers of a test's own, for outage tests: the shared ones must keep
+//! serving the other tests while these are stopped and restarted. The real
+//! `redis-server` and PostgreSQL the services script installed, on free ports.
 
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
@@ -52,5 +52,80 @@ impl PrivateRedis {
 impl Drop for PrivateRedis {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// A PostgreSQL cluster of a test's own (fsync on, as in production), to
+/// stop and restart under a running daemon. Needs root, like the services
+/// script: PostgreSQL runs as the `postgres` user.
+pub struct PrivatePostgres {
+    dir: std::path::PathBuf,
+    bin: std::path::PathBuf,
+    port: u16,
+}
+
+impl PrivatePostgres {
+    pub async fn start() -> Self {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .expect("PostgreSQL (scripts/services.sh installs it)")
+            .flatten()
+            .map(|version| version.path().join("bin"))
+            .find(|bin| bin.join("initdb").exists())
+            .expect("an initdb under /usr/lib/postgresql");
+        let dir = std::env::temp_dir().join(format!("aisha-pg-{}-{}", std::process::id(), crate::free_port()));
+        std::fs::create_dir_all(&dir).unwrap();
+        as_postgres("chown", &["postgres:", dir.to_str().unwrap()], false);
+        let data = dir.join("data");
+        let initdb = bin.join("initdb");
+        as_postgres(initdb.to_str().unwrap(), &["-D", data.to_str().unwrap(), "-U", "aisha", "-A", "trust", "-E", "UTF8"], true);
+        let pg = Self { dir, bin, port: crate::free_port() };
+        pg.resume().await;
+        pg
+    }
+
+    pub fn url(&self) -> String {
+        format!("postgres://aisha@127.0.0.1:{}/postgres", self.port)
+    }
+
+    fn pg_ctl(&self, args: &[&str]) {
+        let data = self.dir.join("data");
+        let mut all = vec!["-D", data.to_str().unwrap()];
+        all.extend_from_slice(args);
+        as_postgres(self.bin.join("pg_ctl").to_str().unwrap(), &all, true);
+    }
+
+    /// A fast shutdown: every connection is cut.
+    pub fn stop(&self) {
+        self.pg_ctl(&["-m", "fast", "-w", "stop"]);
+    }
+
+    pub async fn resume(&self) {
+        let options = format!("-p {} -k {} -c listen_addresses=127.0.0.1", self.port, self.dir.display());
+        let log = self.dir.join("postgres.log");
+        self.pg_ctl(&["-w", "-t", "30", "-l", log.to_str().unwrap(), "-o", &options, "start"]);
+    }
+}
+
+fn as_postgres(program: &str, args: &[&str], drop_privileges: bool) {
+    let mut command = if drop_privileges {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--", program]);
+        c
+    } else {
+        Command::new(program)
+    };
+    let status = command.args(args).stdout(Stdio::null()).status().unwrap_or_else(|e| panic!("{program}: {e}"));
+    assert!(status.success(), "{program} {args:?} failed");
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        let data = self.dir.join("data");
+        let _ = Command::new("runuser")
+            .args(["-u", "postgres", "--", self.bin.join("pg_ctl").to_str().unwrap(), "-D", data.to_str().unwrap(), "-m", "immediate", "stop"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

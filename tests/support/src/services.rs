@@ -69,24 +69,9 @@ impl TestServices {
         .collect()
     }
 
-    /// The ledger invariant, for every user: balance = the sum of their
-    /// entries, and never below zero.
+    /// The ledger invariant, for every user: see [`assert_ledger_balanced`].
     pub async fn assert_ledger_balanced(&self) {
-        let rows = self
-            .db()
-            .await
-            .query(
-                "SELECT u.id, u.balance, COALESCE((SELECT sum(delta) FROM ledger_entries e WHERE e.user_id = u.id), 0)::bigint
-                 FROM users u",
-                &[],
-            )
-            .await
-            .expect("read the ledger");
-        for row in rows {
-            let (user, balance, sum): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
-            assert_eq!(balance, sum, "user {user}: balance {balance} but entries sum to {sum}");
-            assert!(balance >= 0, "user {user}: balance {balance} below zero");
-        }
+        assert_ledger_balanced(&self.db().await).await;
     }
 
     /// A direct connection to this test's database, for assertions.
@@ -94,5 +79,23 @@ impl TestServices {
         let (client, connection) = tokio_postgres::connect(&self.database_url, NoTls).await.expect("connect to the test database");
         tokio::spawn(connection);
         client
+    }
+}
+
+/// The ledger invariant, for every user of the database `client` is
+/// connected to: balance = the sum of their entries, and never below zero.
+pub async fn assert_ledger_balanced(client: &tokio_postgres::Client) {
+    let rows = client
+        .query(
+            "SELECT u.id, u.balance, COALESCE((SELECT sum(delta) FROM ledger_entries e WHERE e.user_id = u.id), 0)::bigint
+             FROM users u",
+            &[],
+        )
+        .await
+        .expect("read the ledger");
+    for row in rows {
+        let (user, balance, sum): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+        assert_eq!(balance, sum, "user {user}: balance {balance} but entries sum to {sum}");
+        assert!(balance >= 0, "user {user}: balance {balance} below zero");
     }
 }
