@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# What can be checked of the container files without a Docker engine:
-# the Dockerfile (hadolint), the compose files (Compose v2 `config`), and the
-# shell scripts (shellcheck, when installed).
+# Checks that need no build: the container files without a Docker engine
+# (hadolint on the Dockerfiles, Compose v2 `config` on the compose files),
+# the shell scripts (shellcheck) and the dependencies (cargo deny).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -41,3 +41,13 @@ if command -v shellcheck >/dev/null; then
     scripts/*.sh .ci/run
   echo "lint: shell scripts ok"
 fi
+
+# Dependencies: licenses, banned crates (OpenSSL), sources. The advisory
+# database cannot be fetched here, so `advisories` is left out.
+if ! command -v cargo-deny >/dev/null; then
+  echo "lint: installing cargo-deny (once per machine, a few minutes)"
+  cargo install --locked --quiet cargo-deny
+  hash -r
+fi
+cargo deny --log-level error check bans licenses sources
+echo "lint: dependencies ok (cargo deny: bans licenses sources)"
