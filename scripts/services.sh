@@ -16,6 +16,10 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 LOCAL="$ROOT/.local"
 PG_PORT="${AISHAD_PG_PORT:-55432}"
 REDIS_PORT="${AISHAD_REDIS_PORT:-56379}"
+# Redis also answers TLS here; PostgreSQL takes TLS on its one port. Both use
+# leaf certificates of the throwaway CA of scripts/certs.sh.
+REDIS_TLS_PORT="${AISHAD_REDIS_TLS_PORT:-56380}"
+TLS_DIR="$ROOT/.local/tls"
 S3_PORT="${AISHAD_S3_PORT:-58333}"
 # SeaweedFS opens several more ports, each with a gRPC twin at +10000;
 # keep the block low enough that the twins are valid ports too.
@@ -38,6 +42,15 @@ pg_bindir() {
     [ -x "$dir/initdb" ] && { echo "$dir"; return; }
   done
   return 1
+}
+
+# Leaf certificates for localhost/127.0.0.1, signed by the local CA, once.
+certificates() {
+  [ -f "$TLS_DIR/services.crt" ] || bash "$ROOT/scripts/certs.sh" issue "$TLS_DIR" services DNS:localhost,IP:127.0.0.1
+  # PostgreSQL insists on owning its key.
+  cp "$TLS_DIR/services.key" "$TLS_DIR/pg.key"
+  chown postgres:postgres "$TLS_DIR/pg.key"
+  chmod 600 "$TLS_DIR/pg.key"
 }
 
 install() {
@@ -87,7 +100,7 @@ start_postgres() {
   if pg_running; then return; fi
   mkdir -p "$LOCAL/pg/run"; chown postgres: "$LOCAL/pg/run"
   pg_ctl_as -l "$LOCAL/pg/postgres.log" -w -t 30 start \
-    -o "-p $PG_PORT -k $LOCAL/pg/run -c listen_addresses=127.0.0.1 -c max_connections=400 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" >/dev/null
+    -o "-p $PG_PORT -k $LOCAL/pg/run -c listen_addresses=127.0.0.1 -c max_connections=400 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c ssl=on -c ssl_cert_file=$TLS_DIR/services.crt -c ssl_key_file=$TLS_DIR/pg.key" >/dev/null
   for _ in $(seq 1 50); do
     "$(pg_bindir)/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" && break; sleep 0.2
   done
@@ -101,7 +114,9 @@ start_redis() {
   mkdir -p "$LOCAL/redis"
   redis_running && return
   redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --daemonize yes --dir "$LOCAL/redis" \
-    --pidfile "$LOCAL/redis/redis.pid" --logfile "$LOCAL/redis/redis.log" --save "" --appendonly no
+    --pidfile "$LOCAL/redis/redis.pid" --logfile "$LOCAL/redis/redis.log" --save "" --appendonly no \
+    --tls-port "$REDIS_TLS_PORT" --tls-cert-file "$TLS_DIR/services.crt" --tls-key-file "$TLS_DIR/services.key" \
+    --tls-ca-cert-file "$(bash "$ROOT/scripts/certs.sh" ca)" --tls-auth-clients no
   for _ in $(seq 1 50); do redis_running && return; sleep 0.1; done
   log "redis did not start: see $LOCAL/redis/redis.log"; return 1
 }
@@ -135,6 +150,8 @@ MINIO_SECURE=false
 MINIO_ACCESS_KEY=$S3_ACCESS_KEY
 MINIO_SECRET_KEY=$S3_SECRET_KEY
 MINIO_BUCKET_NAME=$S3_BUCKET
+AISHAD_TEST_CA=$(bash "$ROOT/scripts/certs.sh" ca)
+AISHAD_TEST_REDIS_TLS_URL=rediss://localhost:$REDIS_TLS_PORT
 EOF
 }
 
@@ -161,7 +178,7 @@ status() {
 
 case "${1:-start}" in
   install) install ;;
-  start) install; start_postgres; start_redis; start_s3; write_env; status >&2 ;;
+  start) install; certificates; start_postgres; start_redis; start_s3; write_env; status >&2 ;;
   stop) stop ;;
   status) status ;;
   env) write_env; cat "$LOCAL/services.env" ;;

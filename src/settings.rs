@@ -192,6 +192,9 @@ pub fn validate(settings: &Settings, purpose: Purpose) -> Result<(), SettingsErr
         cache::parse_url(settings.redis.url.expose())
             .map_err(|e| SettingsError::new("redis.url", e.reason()))?;
     }
+    if !settings.redis.tls_ca_file.is_empty() {
+        cache::tls_config(&settings.redis.tls_ca_file).map_err(|e| SettingsError::new("redis.tls_ca_file", e.to_string()))?;
+    }
     if !settings.s3.endpoint.is_empty() {
         check_url("s3.endpoint", &settings.s3.endpoint_url())?;
     }

@@ -164,8 +164,15 @@ fn malformed_values_name_their_key() {
         jail.clear_env();
         jail.set_env("DATABASE_URL", "not a url");
         assert_eq!(inspect("dev").unwrap_err().key, "database.url");
+        jail.set_env("DATABASE_URL", "postgres://u:p@localhost/db?sslmode=sometimes");
+        assert_eq!(inspect("dev").unwrap_err().key, "database.url", "no such sslmode");
+        jail.set_env("DATABASE_URL", "postgres://u:p@localhost/db?sslmode=verify-full&sslrootcert=/no/such/ca.pem");
+        assert_eq!(inspect("dev").unwrap_err().key, "database.url", "the CA file must be readable");
         jail.set_env("DATABASE_URL", "postgres://u:p@localhost/db?sslmode=require");
-        assert_eq!(inspect("dev").unwrap_err().key, "database.url", "TLS to PostgreSQL is not built in");
+        assert!(inspect("dev").is_ok(), "TLS to PostgreSQL is built in");
+        jail.set_env("AISHA_REDIS__TLS_CA_FILE", "/no/such/ca.pem");
+        assert_eq!(inspect("dev").unwrap_err().key, "redis.tls_ca_file");
+        jail.set_env("AISHA_REDIS__TLS_CA_FILE", "");
         jail.set_env("DATABASE_URL", "postgres://u:p@localhost/db");
         jail.set_env("AISHA_SUPERVISOR__PERIOD", "soon");
         assert_eq!(inspect("dev").unwrap_err().key, "supervisor.period");

@@ -15,6 +15,8 @@ pub enum CacheError {
     Command(#[from] fred::error::Error),
     #[error("redis did not answer within {0:?}")]
     Timeout(Duration),
+    #[error("redis.tls_ca_file {0}")]
+    InvalidCaFile(String),
 }
 
 impl CacheError {
@@ -40,7 +42,10 @@ impl Redis {
     /// Starts the connection task and returns at once; commands wait for the
     /// connection, and fred keeps reconnecting (100 ms doubling to 2 s) forever.
     pub fn connect(settings: &RedisSettings) -> Result<Self, CacheError> {
-        let config = parse_url(settings.url.expose())?;
+        let mut config = parse_url(settings.url.expose())?;
+        if config.tls.is_some() {
+            config.tls = Some(tls_config(&settings.tls_ca_file)?);
+        }
         // Capped at 2 s: after an outage the backlog should drain within seconds of Redis returning.
         let policy = ReconnectPolicy::new_exponential(0, 100, 2_000, 2);
         let client = fred::types::Builder::from_config(config)
@@ -85,11 +90,18 @@ impl Redis {
     }
 }
 
+/// rustls verifying the server against `ca_file` (or the Mozilla roots).
+pub fn tls_config(ca_file: &str) -> Result<fred::types::config::TlsConfig, CacheError> {
+    let roots = crate::tls::root_store(Some(ca_file).filter(|f| !f.is_empty())).map_err(CacheError::InvalidCaFile)?;
+    Ok(fred::types::config::TlsConnector::from(crate::tls::verifying_client(roots)).into())
+}
+
 /// Validates `redis.url` without connecting.
 pub fn parse_url(url: &str) -> Result<Config, CacheError> {
     let scheme = url.split("://").next().unwrap_or_default();
     if !matches!(scheme, "redis" | "rediss" | "redis-cluster" | "redis-sentinel") || !url.contains("://") {
         return Err(CacheError::InvalidUrl(format!("expected redis:// or rediss://, got {scheme:?}")));
     }
+    crate::tls::install_default_provider();
     Config::from_url(url).map_err(|e| CacheError::InvalidUrl(e.details().to_string()))
 }

@@ -37,5 +37,6 @@ pub mod secret;
 pub mod services;
 pub mod settings;
 pub mod store;
+pub mod tls;
 pub mod transcriber;
 pub mod webhook;

@@ -372,14 +372,17 @@ impl Default for DatabaseSettings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RedisSettings {
+    /// `redis://`, or `rediss://` for TLS (the server's certificate and name verified).
     pub url: ConnUrl,
     /// Prefix of every key this bot writes, so several bots (or tests) share one Redis.
     pub key_prefix: String,
+    /// For `rediss://`: a PEM file of the CAs to trust; empty: the Mozilla roots.
+    pub tls_ca_file: String,
 }
 
 impl Default for RedisSettings {
     fn default() -> Self {
-        Self { url: ConnUrl::default(), key_prefix: "aisha:".into() }
+        Self { url: ConnUrl::default(), key_prefix: "aisha:".into(), tls_ca_file: String::new() }
     }
 }
 

@@ -7,11 +7,12 @@ use std::time::Duration;
 use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
 
 use crate::jobs::queue::CHANNEL;
 use crate::backoff::Backoff;
 use crate::secret::ConnUrl;
+use crate::store::{tls, StoreError};
 
 const RECONNECT: Backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
 
@@ -33,8 +34,8 @@ pub fn spawn(url: ConnUrl, wake: impl Fn(Option<String>) + Send + Sync + 'static
     })
 }
 
-async fn listen_once(url: &ConnUrl, wake: &(impl Fn(Option<String>) + Sync)) -> Result<(), tokio_postgres::Error> {
-    let (client, mut connection) = tokio_postgres::connect(url.expose(), NoTls).await?;
+async fn listen_once(url: &ConnUrl, wake: &(impl Fn(Option<String>) + Sync)) -> Result<(), StoreError> {
+    let (client, mut connection) = tls::connect(url).await?;
     let (tx, mut rx) = mpsc::unbounded_channel();
     let pump = tokio::spawn(async move {
         let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
@@ -58,7 +59,7 @@ async fn listen_once(url: &ConnUrl, wake: &(impl Fn(Option<String>) + Sync)) -> 
     let result = loop {
         match rx.recv().await {
             Some(Ok(kind)) => wake(Some(kind)),
-            Some(Err(e)) => break Err(e),
+            Some(Err(e)) => break Err(e.into()),
             None => break Ok(()),
         }
     };

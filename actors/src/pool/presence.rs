@@ -10,11 +10,11 @@
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
-use tokio_postgres::NoTls;
 
 use crate::backoff::Backoff;
 use crate::jobs::queue;
 use crate::secret::ConnUrl;
+use crate::store::{tls, StoreError};
 
 /// First key of the presence lock (`pg_try_advisory_lock(int, int)`).
 const PRESENCE_LOCK_NAMESPACE: i32 = 0x776b_7273; // "wkrs"
@@ -50,8 +50,8 @@ async fn hold(
     Presence { instance, worker, kinds }: &Presence,
     released: &(impl Fn(u64) + Sync),
     attempt: &mut u32,
-) -> Result<(), tokio_postgres::Error> {
-    let (client, connection) = tokio_postgres::connect(url.expose(), NoTls).await?;
+) -> Result<(), StoreError> {
+    let (client, connection) = tls::connect(url).await?;
     let connection = tokio::spawn(connection);
     let mut waited = false;
     let key = format!("{instance}/{}", kinds.join(","));
@@ -72,5 +72,5 @@ async fn hold(
         Err(e) => tracing::warn!(instance, error = %e, "could not release a predecessor's jobs; their leases will lapse"),
     }
     // The lock lives as long as this session: wait for it to end.
-    connection.await.unwrap_or(Ok(()))
+    Ok(connection.await.unwrap_or(Ok(()))?)
 }

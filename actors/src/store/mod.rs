@@ -5,14 +5,13 @@ pub mod fal;
 pub mod images;
 pub mod transcripts;
 pub mod retention;
+pub mod tls;
 pub mod updates;
 pub mod users;
 
-use std::str::FromStr;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use tokio_postgres::NoTls;
 
 pub use migrations::{MigrationReport, MIGRATIONS};
 
@@ -56,14 +55,11 @@ pub struct Db {
 
 impl Db {
     pub fn new(settings: &DatabaseSettings) -> Result<Self, StoreError> {
-        let mut config = parse_url(&settings.url)?;
+        let tls::PgTarget { mut config, tls } = tls::target(&settings.url)?;
+        check_hosts(&config)?;
         config.connect_timeout(settings.connect_timeout);
         config.application_name("aishad");
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig { recycling_method: RecyclingMethod::Fast },
-        );
+        let manager = Manager::from_config(config, tls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager)
             .max_size(settings.pool_size.max(1))
             .runtime(Runtime::Tokio1)
@@ -109,17 +105,16 @@ impl Db {
     }
 }
 
-/// Validates `database.url` without connecting.
+/// Validates `database.url` (its TLS parameters and CA file too) without connecting.
 pub fn parse_url(url: &ConnUrl) -> Result<tokio_postgres::Config, StoreError> {
-    let config = tokio_postgres::Config::from_str(url.expose())
-        .map_err(|e| StoreError::InvalidUrl(e.to_string()))?;
+    let target = tls::target(url)?;
+    check_hosts(&target.config)?;
+    Ok(target.config)
+}
+
+fn check_hosts(config: &tokio_postgres::Config) -> Result<(), StoreError> {
     if config.get_hosts().is_empty() {
         return Err(StoreError::InvalidUrl("no host given".into()));
     }
-    // Connections are plain TCP (PostgreSQL on the private network): say so
-    // at start-up rather than fail every connect.
-    if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
-        return Err(StoreError::InvalidUrl("sslmode=require is not supported; TLS to PostgreSQL is not built in".into()));
-    }
-    Ok(config)
+    Ok(())
 }
