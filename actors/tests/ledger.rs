@@ -117,6 +117,32 @@ async fn a_dead_job_is_refunded() {
 }
 
 #[tokio::test]
+async fn a_worker_that_lost_its_lease_can_neither_charge_nor_refund() {
+    let (_t, services) = common::services("fenced_money", |_| {}).await;
+    let user = common::user(&services, 1006).await;
+    ledger::welcome_bonus(&services.db, user, 50).await.unwrap();
+    let job = NewJob { user_id: Some(user), ..NewJob::new("transcribe", "fenced-1", serde_json::json!({})) };
+    let client = services.db.client().await.unwrap();
+    queue::enqueue(&**client, &job).await.unwrap();
+    let lease = std::time::Duration::from_millis(200);
+    let stale = queue::claim(&services.db, "transcribe", 1, 10, "worker-a#1", lease).await.unwrap().remove(0);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let fresh = queue::claim(&services.db, "transcribe", 1, 10, "worker-b#1", std::time::Duration::from_secs(30)).await.unwrap();
+    assert_eq!(fresh.len(), 1, "the lapsed job was claimed again");
+
+    let refused = ledger::charge_job(&services.db, &stale, "worker-a#1", 10).await;
+    assert!(matches!(refused, Err(ledger::LedgerError::NotHeld(_))), "{refused:?}");
+    let failed = ledger::fail_job(&services.db, stale.id, "worker-a#1", "late", None).await.unwrap();
+    assert_eq!(failed, queue::Failed::NotHeld);
+    assert!(!queue::complete(&services.db, stale.id, "worker-a#1", &serde_json::json!({})).await.unwrap());
+    assert_eq!(ledger::balance(&services.db, user).await.unwrap(), 50, "nothing moved");
+
+    ledger::charge_job(&services.db, &fresh[0], "worker-b#1", 10).await.unwrap().unwrap();
+    assert_eq!(ledger::balance(&services.db, user).await.unwrap(), 40, "the holder charges");
+    assert_eq!(sum_of_entries(&services, user).await, 40);
+}
+
+#[tokio::test]
 async fn admin_credit_adds_an_entry_and_refuses_unknown_users() {
     let (_t, services) = common::services("admin_credit", |_| {}).await;
     let user = common::user(&services, 1006).await;
