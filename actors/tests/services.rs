@@ -55,7 +55,7 @@ async fn an_unreachable_database_is_an_error_not_a_hang_and_names_no_password() 
 #[tokio::test]
 async fn redis_keys_live_under_the_prefix() {
     let services = TestServices::new("redis_prefix").await;
-    let redis = Redis::connect(&RedisSettings { url: ConnUrl::new(&services.redis_url), key_prefix: services.redis_prefix.clone() }).unwrap();
+    let redis = Redis::connect(&RedisSettings { url: ConnUrl::new(&services.redis_url), key_prefix: services.redis_prefix.clone(), ..Default::default() }).unwrap();
     redis.ping().await.unwrap();
     let key = redis.key("probe");
     assert!(key.starts_with(&services.redis_prefix));
