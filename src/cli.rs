@@ -55,6 +55,15 @@ pub enum AdminCommand {
         #[arg(long)]
         reason: String,
     },
+    /// Refund a Telegram Stars payment (refundStarPayment), then take its
+    /// coins back (never below zero). Telegram having refunded it already counts as done.
+    Refund {
+        /// The payment's `telegram_payment_charge_id`.
+        #[arg(long)]
+        charge_id: String,
+    },
+    /// Credit every paid Stars charge the ledger lacks (getStarTransactions).
+    Reconcile,
 }
 
 fn parse_mode(s: &str) -> Result<Mode, String> {

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 const FLOORS: &[(&str, &[&str])] = &[
     ("base: libraries only", &["error", "backoff", "secret", "settings", "http", "tls"]),
     ("rows: SQL as methods on Db", &["store"]),
-    ("Redis and S3", &["cache", "lease", "dialogue", "blob"]),
+    ("Redis and S3", &["cache", "lease", "dialogue", "limits", "blob"]),
     ("outside APIs over HTTP", &["clients"]),
     ("the handles every actor shares", &["services"]),
     ("jobs: rows, kinds, the queue's state machine", &["jobs"]),

@@ -6,7 +6,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use teloxide::types::Update;
+use teloxide::types::{Update, UpdateKind};
 use tokio::task::JoinHandle;
 
 use crate::bot::BotHandler;
@@ -31,6 +31,13 @@ pub struct Recorded {
 }
 
 impl Recorded {
+    /// A pre-checkout must be answered within 10 s whatever its chat is
+    /// doing: it skips the lanes and the concurrency bound (its handler is
+    /// one read and one answer).
+    fn urgent(&self) -> bool {
+        matches!(self.update.kind, UpdateKind::PreCheckoutQuery(_))
+    }
+
     /// Updates with no chat (rare kinds) share one lane.
     fn lane(&self) -> i64 {
         self.update.chat().map(|c| c.id.0).unwrap_or(0)
@@ -73,6 +80,10 @@ impl Actor for Dispatcher {
         match msg {
             DispatchMsg::Dispatch(updates) => {
                 for recorded in updates {
+                    if recorded.urgent() {
+                        tokio::spawn(handle_one(state.args.handler.clone(), state.args.db.clone(), recorded));
+                        continue;
+                    }
                     let lane = recorded.lane();
                     state.pending += 1;
                     state.queues.entry(lane).or_default().push_back(recorded);

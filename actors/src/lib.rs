@@ -31,6 +31,8 @@ pub mod http;
 pub mod jobs;
 pub mod lease;
 pub mod ledger;
+pub mod limits;
+pub mod payments;
 pub mod poller;
 pub mod pool;
 pub mod secret;

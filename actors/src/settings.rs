@@ -140,6 +140,8 @@ pub struct Settings {
     pub poller: PollerSettings,
     pub transcription: TranscriptionSettings,
     pub retention: RetentionSettings,
+    pub payments: PaymentsSettings,
+    pub limits: LimitsSettings,
 }
 
 impl Default for Settings {
@@ -161,6 +163,8 @@ impl Default for Settings {
             poller: PollerSettings::default(),
             transcription: TranscriptionSettings::default(),
             retention: RetentionSettings::default(),
+            payments: PaymentsSettings::default(),
+            limits: LimitsSettings::default(),
         }
     }
 }
@@ -631,6 +635,48 @@ impl Default for TranscriptionSettings {
             temp_dir: std::env::temp_dir().join("aishad").to_string_lossy().into_owned(),
             max_messages: 3,
         }
+    }
+}
+
+/// Coin packages sold for Telegram Stars.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PaymentsSettings {
+    pub packages: Vec<CoinPackage>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CoinPackage {
+    /// Stable name, kept with each order (`coins-250`).
+    pub id: String,
+    pub coins: i64,
+    /// Whole Stars (currency XTR).
+    pub stars: i64,
+    /// On the button and the invoice.
+    pub label: String,
+}
+
+impl Default for PaymentsSettings {
+    fn default() -> Self {
+        let package = |coins: i64, stars: i64| CoinPackage { id: format!("coins-{coins}"), coins, stars, label: format!("{coins} coins") };
+        Self { packages: vec![package(250, 100), package(500, 190), package(1000, 350)] }
+    }
+}
+
+/// What one user may ask for, so no one holds every worker or the intake.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsSettings {
+    /// Paid requests (anything that charges coins) per user per minute.
+    pub paid_per_minute: u32,
+    /// A user's jobs queued or running at once.
+    pub jobs_in_flight: u32,
+}
+
+impl Default for LimitsSettings {
+    fn default() -> Self {
+        Self { paid_per_minute: 10, jobs_in_flight: 5 }
     }
 }
 

@@ -109,7 +109,7 @@ async fn telegram_intake(myself: &ActorRef<WebhookMsg>, services: &Services) -> 
         let registered = bot
             .set_webhook(url)
             .secret_token(telegram.webhook_secret.expose().to_owned())
-            .allowed_updates(vec![AllowedUpdate::Message, AllowedUpdate::CallbackQuery])
+            .allowed_updates(vec![AllowedUpdate::Message, AllowedUpdate::CallbackQuery, AllowedUpdate::PreCheckoutQuery])
             .patiently()
             .await;
         if let Err(e) = registered {

@@ -1,5 +1,6 @@
 pub mod health;
 pub mod run;
+pub mod stars;
 
 use aisha_actors::settings::Settings;
 use aisha_actors::store::Db;
@@ -7,7 +8,7 @@ use aisha_actors::store::Db;
 use crate::exit;
 
 /// The pool for a one-shot command; the exit code when the URL is unusable.
-fn open_db(settings: &Settings) -> Result<Db, i32> {
+pub(crate) fn open_db(settings: &Settings) -> Result<Db, i32> {
     Db::new(&settings.database).map_err(|e| {
         eprintln!("aishad: config error: {e}");
         exit::CONFIG

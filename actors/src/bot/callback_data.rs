@@ -25,6 +25,8 @@ pub enum Callback<'a> {
     History(i64),
     Transcript(i64),
     Digest(DigestKind, i64),
+    /// A coin package, by its place in `payments.packages`.
+    TopUp(usize),
 }
 
 fn id(s: &str) -> Option<i64> {
@@ -54,6 +56,7 @@ impl<'a> Callback<'a> {
             ("history", Some(n), None, None) => Callback::History(position(n)?),
             ("transcript", Some(n), None, None) => Callback::Transcript(id(n)?),
             ("digest", Some(kind), Some(n), None) => Callback::Digest(DigestKind::parse(kind)?, id(n)?),
+            ("topup", Some(n), None, None) => Callback::TopUp(n.parse::<usize>().ok().filter(|i| *i < 100)?),
             _ => return None,
         };
         Some(parsed)

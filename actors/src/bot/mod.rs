@@ -9,15 +9,16 @@ mod callback_data;
 mod error;
 mod images;
 mod media;
+mod payments;
 mod transcripts;
 
 use teloxide::payloads::{SendMessageSetters, SetMyCommandsSetters};
 use teloxide::prelude::Requester;
-use teloxide::types::{BotCommand, CallbackQuery, ChatAction, ChatId, Message, Update, UpdateKind, User};
+use teloxide::types::{BotCommand, CallbackQuery, ChatAction, ChatId, Message, MessageKind, Update, UpdateKind};
 use teloxide::RequestError;
 
 use self::callback_data::Callback;
-use crate::chat::keyboards;
+use crate::chat::{keyboards, money_texts};
 use crate::chat::texts::{self, Lang};
 use crate::clients::fal::Fal;
 use crate::clients::{Patiently, TgBot, MAX_DOWNLOAD};
@@ -46,16 +47,6 @@ pub fn parse_command(text: &str) -> Option<(String, String)> {
     (!command.is_empty()).then(|| (command, args.trim().to_owned()))
 }
 
-fn profile(user: &User) -> TelegramProfile {
-    TelegramProfile {
-        telegram_id: user.id.0 as i64,
-        username: user.username.clone(),
-        first_name: Some(user.first_name.clone()),
-        last_name: user.last_name.clone(),
-        language_code: user.language_code.clone(),
-    }
-}
-
 impl BotHandler {
     pub fn new(services: Services) -> Self {
         Self { fal: Fal::new(&services.settings.fal), bot: services.telegram.clone(), services }
@@ -78,6 +69,7 @@ impl BotHandler {
         match &update.kind {
             UpdateKind::Message(message) => self.on_message(message).await,
             UpdateKind::CallbackQuery(query) => self.on_callback(query).await,
+            UpdateKind::PreCheckoutQuery(query) => self.on_pre_checkout(query).await,
             // Edits, channel posts, member changes: nothing to do.
             _ => Ok(()),
         }
@@ -99,8 +91,14 @@ impl BotHandler {
         }
         let chat = message.chat.id;
         let lang = Lang::from_code(from.language_code.as_deref());
-        let user = self.services.db.upsert_user(&profile(from)).await?;
+        let user = self.services.db.upsert_user(&TelegramProfile::of(from)).await?;
 
+        if let Some(paid) = message.successful_payment() {
+            return self.on_paid(chat, user.id, lang, paid).await;
+        }
+        if let MessageKind::RefundedPayment(refund) = &message.kind {
+            return self.on_refunded(chat, lang, &refund.refunded_payment).await;
+        }
         if let Some(media) = Media::of(message) {
             return self.on_media(chat, message, user.id, lang, media).await;
         }
@@ -138,6 +136,10 @@ impl BotHandler {
             "start" => self.start(chat, user_id, lang).await,
             "help" => self.say(chat, texts::help(lang)).await,
             "balance" => self.balance(chat, user_id, lang).await,
+            "topup" => self.top_up(chat, user_id, lang).await,
+            "paysupport" => self.say(chat, money_texts::paysupport(lang)).await,
+            "terms" => self.say(chat, money_texts::terms(lang)).await,
+            "privacy" => self.say(chat, money_texts::privacy(lang)).await,
             "cancel" => self.cancel(chat, user_id, lang).await,
             "imagine" if args.is_empty() => self.say(chat, texts::imagine_usage(lang)).await,
             "imagine" => {
@@ -186,6 +188,10 @@ impl BotHandler {
     /// Charges and queues `job`, telling the user either way; true when the
     /// job is queued (now or by an earlier identical request).
     async fn charge_for(&self, chat: ChatId, user_id: i64, lang: Lang, mut job: NewJob, price: i64) -> Result<bool, HandleError> {
+        if let Some(refusal) = self.over_limit(user_id, lang).await? {
+            self.say(chat, refusal).await?;
+            return Ok(false);
+        }
         job.chat_id = Some(chat.0);
         job.cost = price;
         job.max_attempts = self.services.settings.jobs.kind(&job.kind).max_attempts;
@@ -202,8 +208,31 @@ impl BotHandler {
                 Ok(true)
             }
             Charged::InsufficientBalance { price, balance } => {
-                self.say(chat, texts::insufficient(lang, price, balance)).await?;
+                let refusal = self.bot.send_message(chat, texts::insufficient(lang, price, balance));
+                refusal.reply_markup(payments::top_up_keyboard(lang)).patiently().await?;
                 Ok(false)
+            }
+        }
+    }
+
+    /// Why this user may not queue paid work right now, if they may not:
+    /// too many paid requests this minute, or too much of their work in flight.
+    async fn over_limit(&self, user_id: i64, lang: Lang) -> Result<Option<String>, HandleError> {
+        let limits = &self.services.settings.limits;
+        let in_flight = self.services.db.work_in_flight(user_id).await?;
+        if in_flight >= i64::from(limits.jobs_in_flight) {
+            metrics::counter!("aishad_limited_total", "limit" => "jobs_in_flight").increment(1);
+            return Ok(Some(money_texts::too_many_in_flight(lang, limits.jobs_in_flight)));
+        }
+        match crate::limits::paid_request(&self.services.redis, user_id, limits.paid_per_minute).await {
+            Ok(crate::limits::Verdict::Allowed) => Ok(None),
+            Ok(crate::limits::Verdict::RetryIn(wait)) => {
+                metrics::counter!("aishad_limited_total", "limit" => "paid_per_minute").increment(1);
+                Ok(Some(money_texts::slow_down(lang, wait.as_secs().max(1))))
+            }
+            Err(e) => {
+                tracing::warn!(user_id, error = %e, "rate limit unavailable (Redis); letting the request through");
+                Ok(None)
             }
         }
     }
@@ -220,7 +249,9 @@ impl BotHandler {
     async fn balance(&self, chat: ChatId, user_id: i64, lang: Lang) -> Result<(), HandleError> {
         let balance = ledger::balance(&self.services.db, user_id).await?;
         let entries = ledger::recent_entries(&self.services.db, user_id, 5).await?;
-        self.say(chat, texts::balance(lang, balance, &entries)).await
+        let text = texts::balance(lang, balance, &entries);
+        self.bot.send_message(chat, text).reply_markup(payments::top_up_keyboard(lang)).patiently().await?;
+        Ok(())
     }
 
     async fn cancel(&self, chat: ChatId, user_id: i64, lang: Lang) -> Result<(), HandleError> {
@@ -241,7 +272,7 @@ impl BotHandler {
         self.bot.answer_callback_query(query.id.clone()).patiently().await?;
         let lang = Lang::from_code(query.from.language_code.as_deref());
         let chat = query.message.as_ref().map(|m| m.chat().id).unwrap_or(ChatId(query.from.id.0 as i64));
-        let user = self.services.db.upsert_user(&profile(&query.from)).await?;
+        let user = self.services.db.upsert_user(&TelegramProfile::of(&query.from)).await?;
         let data = query.data.as_deref().unwrap_or_default();
         let Some(callback) = Callback::parse(data) else {
             tracing::debug!(data, "a callback that is no button of ours");
@@ -264,6 +295,8 @@ impl BotHandler {
             Callback::Transcript(id) => self.resend_transcript(chat, user, lang, id).await,
             Callback::Digest(kind, id) => self.digest(chat, query, user, lang, kind, id).await,
             Callback::Menu("balance") => self.balance(chat, user, lang).await,
+            Callback::Menu("topup") => self.top_up(chat, user, lang).await,
+            Callback::TopUp(index) => self.invoice(chat, user, lang, index).await,
             Callback::Menu("help") => self.say(chat, texts::help(lang)).await,
             Callback::Menu("imagine") => self.say(chat, texts::imagine_usage(lang)).await,
             Callback::Menu("avatars") => self.avatars(chat, user, lang).await,

@@ -3,6 +3,7 @@
 //! keyboards, and the notice a user gets when a job of theirs failed.
 
 pub mod keyboards;
+pub mod money_texts;
 pub mod notices;
 pub mod reply;
 pub mod texts;

@@ -25,7 +25,7 @@ impl Lang {
         }
     }
 
-    fn pick(self, ru: &'static str, en: &'static str) -> &'static str {
+    pub(crate) fn pick(self, ru: &'static str, en: &'static str) -> &'static str {
         match self {
             Lang::Ru => ru,
             Lang::En => en,
@@ -46,6 +46,10 @@ pub fn commands(lang: Lang) -> Vec<(&'static str, &'static str)> {
         ("gallery", lang.pick("Ваши картинки", "Your images")),
         ("settings", lang.pick("Настройки", "Settings")),
         ("cancel", lang.pick("Отменить текущее", "Cancel what is running")),
+        ("topup", lang.pick("Пополнить баланс", "Top up coins")),
+        ("paysupport", lang.pick("Вопросы об оплате и возвраты", "Payment questions and refunds")),
+        ("terms", lang.pick("Условия", "Terms")),
+        ("privacy", lang.pick("Какие данные хранятся", "What data is kept")),
     ]
 }
 
@@ -417,7 +421,8 @@ pub fn main_menu(lang: Lang) -> Vec<Vec<(&'static str, &'static str)>> {
     vec![
         vec![(lang.pick("🎨 Картинка", "🎨 Image"), "menu:imagine"), (lang.pick("👤 Аватары", "👤 Avatars"), "menu:avatars")],
         vec![(lang.pick("🖼 Галерея", "🖼 Gallery"), "menu:gallery"), (lang.pick("📝 История", "📝 History"), "menu:history")],
-        vec![(lang.pick("💰 Баланс", "💰 Balance"), "menu:balance"), (lang.pick("⚙️ Настройки", "⚙️ Settings"), "menu:settings")],
+        vec![(lang.pick("💰 Баланс", "💰 Balance"), "menu:balance"), (lang.pick("⭐ Пополнить", "⭐ Top up"), "menu:topup")],
+        vec![(lang.pick("⚙️ Настройки", "⚙️ Settings"), "menu:settings")],
         vec![(lang.pick("❓ Помощь", "❓ Help"), "menu:help")],
     ]
 }

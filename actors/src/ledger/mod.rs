@@ -159,7 +159,7 @@ pub async fn admin_credit(db: &Db, telegram_id: i64, coins: i64, note: &str) -> 
     Ok(row.get(0))
 }
 
-async fn balance_in(client: &impl GenericClient, user_id: i64) -> Result<i64, StoreError> {
+pub(crate) async fn balance_in(client: &impl GenericClient, user_id: i64) -> Result<i64, StoreError> {
     Ok(client.query_one("SELECT balance FROM users WHERE id = $1", &[&user_id]).await?.get(0))
 }
 

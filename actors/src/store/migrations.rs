@@ -26,6 +26,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(3, "0003_transcripts"),
     migration!(4, "0004_fal"),
     migration!(5, "0005_intake_fences"),
+    migration!(6, "0006_payments"),
 ];
 
 /// Any constant will do as long as every aishad uses the same one.

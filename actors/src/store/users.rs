@@ -19,7 +19,33 @@ pub struct TelegramProfile {
     pub language_code: Option<String>,
 }
 
+impl TelegramProfile {
+    pub fn of(user: &teloxide::types::User) -> Self {
+        Self {
+            telegram_id: user.id.0 as i64,
+            username: user.username.clone(),
+            first_name: Some(user.first_name.clone()),
+            last_name: user.last_name.clone(),
+            language_code: user.language_code.clone(),
+        }
+    }
+}
+
 impl Db {
+    /// A user's work not finished yet: jobs queued or running, and FAL
+    /// requests submitted and not yet answered.
+    pub async fn work_in_flight(&self, user_id: i64) -> Result<i64, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                "SELECT (SELECT count(*) FROM jobs WHERE user_id = $1 AND state IN ('queued', 'running'))
+                      + (SELECT count(*) FROM fal_requests WHERE user_id = $1 AND state = 'submitted')",
+                &[&user_id],
+            )
+            .await?;
+        Ok(row.get(0))
+    }
+
     /// Creates the user on first sight, refreshes names and language after.
     pub async fn upsert_user(&self, profile: &TelegramProfile) -> Result<User, StoreError> {
         let client = self.client().await?;

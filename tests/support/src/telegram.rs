@@ -16,6 +16,9 @@ use tokio::sync::{oneshot, Notify};
 
 use crate::server::{json_reply, multipart_fields, reply, start_fake, FakeRequest, Reply};
 
+mod stars;
+pub use stars::{PreCheckout, StarsCharge, PRE_CHECKOUT_DEADLINE};
+
 pub const BOT_ID: i64 = 7_000_000_001;
 pub const BOT_USERNAME: &str = "aisha_test_bot";
 
@@ -47,6 +50,8 @@ pub enum Failure {
     Status(u16, String),
     /// 409 Conflict as when a webhook is set.
     WebhookActive,
+    /// No failure: the call is answered normally, this much later.
+    Delay(Duration),
 }
 
 #[derive(Default)]
@@ -64,6 +69,8 @@ struct State {
     conflicts: usize,
     webhook_active: bool,
     polls: Vec<Poll>,
+    pre_checkouts: HashMap<String, stars::PreCheckout>,
+    stars_charges: Vec<stars::StarsCharge>,
 }
 
 #[derive(Clone)]
@@ -245,12 +252,18 @@ impl FakeTelegram {
         let injected = {
             let mut state = self.state.lock().unwrap();
             let injected = state.failures.get_mut(method).and_then(VecDeque::pop_front);
-            let call = Call { method: method.to_owned(), params: params.clone(), at: Instant::now(), failed: injected.is_some() };
+            let failed = injected.as_ref().is_some_and(|f| !matches!(f, Failure::Delay(_)));
+            let call = Call { method: method.to_owned(), params: params.clone(), at: Instant::now(), failed };
             state.calls.push(call);
             injected
         };
-        if let Some(failure) = injected {
-            return failure_reply(&failure);
+        match injected {
+            Some(Failure::Delay(delay)) => tokio::time::sleep(delay).await,
+            Some(failure) => return failure_reply(&failure),
+            None => {}
+        }
+        if let Some(reply) = self.stars_method(method, &params) {
+            return reply;
         }
         match method {
             "getUpdates" => self.get_updates(&params, req.peer).await,
@@ -423,6 +436,7 @@ fn failure_reply(failure: &Failure) -> Reply {
         Failure::Status(code, description) => {
             error(StatusCode::from_u16(*code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), description, None)
         }
+        Failure::Delay(_) => unreachable!("a delay is not a failure"),
         Failure::WebhookActive => error(
             StatusCode::CONFLICT,
             "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first",

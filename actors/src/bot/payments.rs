@@ -1,0 +1,127 @@
+//! Top-ups with Telegram Stars: the packages, the invoice, the
+//! pre-checkout answered from the database, the payment credited once, a
+//! refund taken back once.
+
+use teloxide::payloads::{AnswerPreCheckoutQuerySetters, SendMessageSetters};
+use teloxide::prelude::Requester;
+use teloxide::types::{ChatId, InlineKeyboardButton, InlineKeyboardMarkup, LabeledPrice, PreCheckoutQuery, RefundedPayment, SuccessfulPayment};
+
+use super::{BotHandler, HandleError};
+use crate::chat::money_texts;
+use crate::chat::texts::Lang;
+use crate::clients::Patiently;
+use crate::payments::{self, Credited, Debited, StarsPayment};
+use crate::store::users::TelegramProfile;
+
+/// The "Top up" button under a balance or a refusal for want of coins.
+pub fn top_up_keyboard(lang: Lang) -> InlineKeyboardMarkup {
+    InlineKeyboardMarkup::new([[InlineKeyboardButton::callback(money_texts::top_up_button(lang), "menu:topup")]])
+}
+
+fn payments_metric(result: &'static str) {
+    metrics::counter!("aishad_payments_total", "result" => result).increment(1);
+}
+
+impl BotHandler {
+    /// The coin packages, one button each.
+    pub(super) async fn top_up(&self, chat: ChatId, user_id: i64, lang: Lang) -> Result<(), HandleError> {
+        let balance = crate::ledger::balance(&self.services.db, user_id).await?;
+        let packages = &self.services.settings.payments.packages;
+        let rows = packages
+            .iter()
+            .enumerate()
+            .map(|(i, p)| [InlineKeyboardButton::callback(money_texts::package_button(&p.label, p.stars), format!("topup:{i}"))]);
+        self.bot
+            .send_message(chat, money_texts::packages_intro(lang, balance))
+            .reply_markup(InlineKeyboardMarkup::new(rows))
+            .patiently()
+            .await?;
+        Ok(())
+    }
+
+    /// An order for package `index`, and its invoice (payload: the order).
+    pub(super) async fn invoice(&self, chat: ChatId, user_id: i64, lang: Lang, index: usize) -> Result<(), HandleError> {
+        let Some(package) = self.services.settings.payments.packages.get(index) else {
+            return self.top_up(chat, user_id, lang).await;
+        };
+        let order = payments::create_order(&self.services.db, user_id, package).await?;
+        let stars = u32::try_from(package.stars).unwrap_or(u32::MAX);
+        tracing::info!(order_id = order.id, user_id, package = %package.id, stars, "invoice sent");
+        self.bot
+            .send_invoice(
+                chat,
+                money_texts::invoice_title(lang, &package.label),
+                money_texts::invoice_description(lang, package.coins),
+                payments::payload(&order),
+                payments::CURRENCY,
+                [LabeledPrice::new(package.label.clone(), stars)],
+            )
+            .patiently()
+            .await?;
+        Ok(())
+    }
+
+    /// Answered within Telegram's 10 s from the database alone; the
+    /// dispatcher runs it ahead of any chat's queue.
+    pub(super) async fn on_pre_checkout(&self, query: &PreCheckoutQuery) -> Result<(), HandleError> {
+        let lang = Lang::from_code(query.from.language_code.as_deref());
+        let user = self.services.db.upsert_user(&TelegramProfile::of(&query.from)).await?;
+        let verdict = payments::pre_checkout(&self.services.db, user.id, &query.invoice_payload, &query.currency, query.total_amount.into()).await?;
+        let answer = self.bot.answer_pre_checkout_query(query.id.clone(), verdict.is_ok());
+        let answer = match verdict {
+            Ok(()) => {
+                payments_metric("checkout_ok");
+                answer
+            }
+            Err(why) => {
+                tracing::warn!(user_id = user.id, payload = %query.invoice_payload, ?why, "pre-checkout refused");
+                payments_metric("checkout_refused");
+                answer.error_message(money_texts::checkout_refused(lang, why))
+            }
+        };
+        answer.patiently().await?;
+        Ok(())
+    }
+
+    pub(super) async fn on_paid(&self, chat: ChatId, user_id: i64, lang: Lang, paid: &SuccessfulPayment) -> Result<(), HandleError> {
+        if paid.currency != payments::CURRENCY {
+            tracing::error!(user_id, currency = %paid.currency, "a payment in another currency than Stars; not credited");
+            return Ok(());
+        }
+        let payment = StarsPayment { charge_id: &paid.telegram_payment_charge_id.0, payload: &paid.invoice_payload, stars: paid.total_amount.into() };
+        let packages = &self.services.settings.payments.packages;
+        match payments::credit(&self.services.db, user_id, &payment, packages, "chat").await? {
+            Credited::Credited { coins: 0, .. } => {
+                payments_metric("unmatched");
+                self.say(chat, money_texts::paid_unmatched(lang)).await
+            }
+            Credited::Credited { coins, balance } => {
+                tracing::info!(user_id, charge_id = payment.charge_id, coins, stars = payment.stars, "Stars payment credited");
+                payments_metric("credited");
+                metrics::counter!("aishad_stars_received_total").increment(payment.stars.max(0) as u64);
+                self.say(chat, money_texts::paid(lang, coins, balance)).await
+            }
+            Credited::Duplicate { .. } => {
+                tracing::info!(user_id, charge_id = payment.charge_id, "Stars payment seen before; not credited again");
+                payments_metric("duplicate");
+                Ok(())
+            }
+        }
+    }
+
+    pub(super) async fn on_refunded(&self, chat: ChatId, lang: Lang, refunded: &RefundedPayment) -> Result<(), HandleError> {
+        let charge_id = &refunded.telegram_payment_charge_id.0;
+        match payments::debit_refund(&self.services.db, charge_id, "telegram").await? {
+            Debited::Debited { user_id, coins, balance } => {
+                tracing::info!(user_id, charge_id, coins, "Stars payment refunded; coins taken back");
+                payments_metric("refunded");
+                self.say(chat, money_texts::refunded(lang, coins, balance)).await
+            }
+            Debited::AlreadyRefunded => Ok(()),
+            Debited::Unknown => {
+                tracing::error!(charge_id, "a refund of a payment we never recorded");
+                Ok(())
+            }
+        }
+    }
+}
