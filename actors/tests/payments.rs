@@ -217,3 +217,16 @@ async fn more_jobs_in_flight_than_the_limit_are_refused_and_not_charged() {
     assert_eq!(rig.balance(9601).await, 100 - 2 * 5);
     rig.test.assert_ledger_balanced().await;
 }
+
+#[tokio::test]
+async fn a_new_user_is_told_what_an_avatar_costs_before_sending_any_photo() {
+    let rig = rig("avatar_price_up_front", |_| {}).await;
+    rig.started(9701).await;
+    rig.telegram.push_callback(9701, "en", "avatar:new", 1);
+    eventually("answer", WAIT, || rig.telegram.sent_texts(9701).len() == 2).await;
+    let refusal = rig.telegram.calls("sendMessage").pop().unwrap();
+    let text = refusal.params["text"].as_str().unwrap();
+    assert!(text.contains("costs 150") && text.contains("balance is 100"), "{text}");
+    assert_eq!(refusal.params["reply_markup"]["inline_keyboard"][0][0]["callback_data"], "menu:topup");
+    assert!(aisha_actors::dialogue::get(&rig.services.redis, 1).await.unwrap().is_none(), "no dialogue started");
+}

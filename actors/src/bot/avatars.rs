@@ -10,6 +10,7 @@ use teloxide::types::{ChatId, InlineKeyboardButton, InlineKeyboardMarkup, Messag
 
 use super::{BotHandler, HandleError};
 use crate::clients::Patiently;
+use crate::chat::money_texts;
 use crate::chat::texts::{self, Lang};
 use crate::clients::{download_telegram_file, DownloadError, MAX_DOWNLOAD};
 use crate::dialogue::{self, Dialogue};
@@ -69,9 +70,18 @@ impl BotHandler {
         Ok(())
     }
 
+    /// Says up front what training costs: a user who cannot pay is sent to
+    /// top up before, not after, choosing and uploading ten photos.
     pub(super) async fn avatar_new(&self, chat: ChatId, user_id: i64, lang: Lang) -> Result<(), HandleError> {
+        let price = self.services.settings.pricing.avatar_training;
+        let balance = crate::ledger::balance(&self.services.db, user_id).await?;
+        if balance < price {
+            let refusal = self.bot.send_message(chat, money_texts::avatar_costs_more(lang, price, balance));
+            refusal.reply_markup(super::payments::top_up_keyboard(lang)).patiently().await?;
+            return Ok(());
+        }
         dialogue::set(&self.services.redis, user_id, &Dialogue::AvatarName).await?;
-        self.say(chat, texts::ask_avatar_name(lang)).await
+        self.say(chat, format!("{}\n{}", money_texts::avatar_price(lang, price), texts::ask_avatar_name(lang))).await
     }
 
     /// Text while the dialogue waits for a name.

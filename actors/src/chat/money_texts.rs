@@ -96,3 +96,17 @@ pub fn too_many_in_flight(lang: Lang, limit: u32) -> String {
         Lang::En => format!("You already have {limit} jobs in progress. Wait for a result and try again — nothing was charged."),
     }
 }
+
+pub fn avatar_costs_more(lang: Lang, price: i64, balance: i64) -> String {
+    match lang {
+        Lang::Ru => format!("Обучение аватара стоит {price} монет, на балансе {balance}. Пополните баланс — и возвращайтесь с 10–20 фото."),
+        Lang::En => format!("Training an avatar costs {price} coins; your balance is {balance}. Top up, then come back with 10–20 photos."),
+    }
+}
+
+pub fn avatar_price(lang: Lang, price: i64) -> String {
+    match lang {
+        Lang::Ru => format!("Обучение аватара стоит {price} монет; спишем их, когда вы пришлёте фото и начнёте обучение."),
+        Lang::En => format!("Training an avatar costs {price} coins, charged when you have sent the photos and start training."),
+    }
+}
