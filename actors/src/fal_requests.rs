@@ -4,7 +4,10 @@
 //! whichever of "submission recorded" and "callback recorded" commits second
 //! queues the delivery, so a callback that beats the submission is not lost.
 //! A request that ends without a result refunds the job that paid for it,
-//! in the same transaction that ends it.
+//! in the same transaction that ends it; a request whose result is stored
+//! ends delivered in the transaction that stores it. Both end only a
+//! `submitted` request, so a cancel and a delivery exclude each other: one
+//! refund or one result, never both.
 
 use std::time::Duration;
 
@@ -15,6 +18,7 @@ use crate::jobs::kinds::{FalRequestRef, Kind};
 use crate::jobs::{queue, NewJob};
 use crate::ledger;
 use crate::store::fal::{self, FalRequest};
+use crate::store::images::{self, Image, NewImage};
 use crate::store::{Db, StoreError};
 
 /// Deliveries retry a failing Bot API or S3 for a while before giving up.
@@ -85,6 +89,36 @@ pub async fn end_unpaid(db: &Db, request_id: &str, state: &str, refund: bool) ->
     }
     tx.commit().await?;
     Ok(Some(Ended { request, refunded }))
+}
+
+/// The result of an image request, stored (its bytes already in S3): the
+/// request ends delivered and the images join the gallery, together. `None`
+/// when the request had ended otherwise (cancelled, failed): nothing stored.
+pub async fn store_images(db: &Db, request_id: &str, new: &[NewImage<'_>]) -> Result<Option<Vec<Image>>, StoreError> {
+    let mut client = db.client().await?;
+    let tx = client.transaction().await?;
+    if fal::finish_request(&*tx, request_id, "delivered").await?.is_none() {
+        return Ok(None);
+    }
+    let mut stored = Vec::with_capacity(new.len());
+    for image in new {
+        stored.push(images::add_image(&*tx, image).await?);
+    }
+    tx.commit().await?;
+    Ok(Some(stored))
+}
+
+/// The result of a training, stored: the request ends delivered and the
+/// avatar turns ready, together. False when the request had ended otherwise.
+pub async fn store_avatar(db: &Db, request_id: &str, avatar_id: i64, lora_key: &str, config_key: Option<&str>) -> Result<bool, StoreError> {
+    let mut client = db.client().await?;
+    let tx = client.transaction().await?;
+    if fal::finish_request(&*tx, request_id, "delivered").await?.is_none() {
+        return Ok(false);
+    }
+    images::avatar_ready(&*tx, avatar_id, lora_key, config_key).await?;
+    tx.commit().await?;
+    Ok(true)
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -352,3 +352,79 @@ async fn a_failed_jwks_refresh_keeps_the_keys_we_had_and_backs_off() {
     assert_eq!(rig.fal.jwks_fetches(), 2, "one failed refresh, then a backoff");
     assert_eq!(rig.scalar("SELECT count(*) FROM fal_callbacks").await, 5);
 }
+
+#[tokio::test]
+async fn cancel_after_the_request_went_to_fal_leaves_it_to_finish_delivered_and_charged_once() {
+    let rig = rig("fal_cancel_late", true, |_| {}).await;
+    rig.fal.set_outcome(Outcome::Hang);
+    rig.telegram.push_text(USER, "en", "/imagine a heron at dawn");
+    eventually("submitted", WAIT, || !rig.fal.submissions().is_empty()).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    rig.telegram.push_text(USER, "en", "/cancel");
+    eventually("cancel answered", WAIT, || rig.telegram.sent_texts(USER).iter().any(|t| t.contains("Nothing to cancel"))).await;
+    let submission = rig.fal.submissions()[0].clone();
+    let body = rig.fal.callback_body(&submission.request_id, &Outcome::Ok, rig.fal.result_for(&submission.model, &submission.input));
+    assert_eq!(rig.fal.deliver(&rig.webhook, &submission.request_id, &body).await, 200);
+    eventually("delivered", WAIT, || rig.photos_sent().len() == 1).await;
+    assert_eq!(rig.balance().await, 95, "charged once, not refunded: the image came");
+    assert_eq!(rig.scalar("SELECT count(*) FROM ledger_entries WHERE reason = 'refund'").await, 0);
+}
+
+#[tokio::test]
+async fn a_user_who_blocked_the_bot_keeps_the_image_in_the_gallery_and_is_not_refunded() {
+    let rig = rig("fal_blocked", true, |_| {}).await;
+    rig.telegram.fail_next("sendPhoto", aisha_testkit::telegram::Failure::Status(403, "Forbidden: bot was blocked by the user".into()));
+    rig.telegram.push_text(USER, "en", "/imagine a lighthouse");
+    let deadline = std::time::Instant::now() + WAIT;
+    while rig.scalar("SELECT count(*) FROM jobs WHERE kind = 'fal.deliver' AND state = 'done'").await == 0 {
+        assert!(std::time::Instant::now() < deadline, "the delivery never ended");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(rig.telegram.calls("sendPhoto").len(), 1, "403 is not retried");
+    assert_eq!(rig.scalar("SELECT count(*) FROM images").await, 1, "the image is in the gallery");
+    assert_eq!(rig.balance().await, 95, "the charge stands");
+    assert_eq!(rig.scalar("SELECT count(*) FROM ledger_entries WHERE reason = 'refund'").await, 0);
+}
+
+#[tokio::test]
+async fn a_cancel_racing_a_delivery_gives_a_result_or_a_refund_never_both() {
+    let rig = rig("fal_race", true, |s| {
+        s.limits.paid_per_minute = 100;
+        s.limits.jobs_in_flight = 100;
+    })
+    .await;
+    aisha_actors::ledger::admin_credit(&rig.services.db, USER, 1000, "test").await.unwrap();
+    rig.fal.set_outcome(Outcome::Hang);
+    for i in 0..12 {
+        rig.telegram.push_text(USER, "en", &format!("/imagine race {i}"));
+    }
+    eventually("submitted", WAIT, || rig.fal.submissions().len() == 12).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Each request: its stored result and its cancellation, at once.
+    let races = rig.fal.submissions().into_iter().map(|s| {
+        let db = rig.services.db.clone();
+        async move {
+            let image = aisha_actors::store::images::NewImage {
+                user_id: 1, request_id: &s.request_id, n: 0, avatar_id: None, prompt: "p", model: "m", aspect_ratio: None,
+                key: format!("images/race/{}", s.request_id),
+            };
+            let (stored, ended) = tokio::join!(
+                aisha_actors::fal_requests::store_images(&db, &s.request_id, std::slice::from_ref(&image)),
+                aisha_actors::fal_requests::end_unpaid(&db, &s.request_id, "cancelled", true),
+            );
+            (stored.unwrap().is_some(), ended.unwrap().is_some())
+        }
+    });
+    for (stored, refunded) in futures::future::join_all(races).await {
+        assert!(stored != refunded, "exactly one of result and refund: stored {stored}, refunded {refunded}");
+    }
+    let (images, refunds) = (rig.scalar("SELECT count(*) FROM images").await, rig.scalar("SELECT count(*) FROM ledger_entries WHERE reason = 'refund'").await);
+    assert_eq!(images + refunds, 12);
+    assert_eq!(rig.balance().await, 1100 - 5 * images);
+    let unbalanced: i64 = rig.services.db.client().await.unwrap()
+        .query_one("SELECT count(*) FROM users u WHERE u.balance <> (SELECT COALESCE(sum(delta), 0) FROM ledger_entries e WHERE e.user_id = u.id)", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(unbalanced, 0);
+}

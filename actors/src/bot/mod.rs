@@ -256,15 +256,22 @@ impl BotHandler {
 
     async fn cancel(&self, chat: ChatId, user_id: i64, lang: Lang) -> Result<(), HandleError> {
         dialogue::clear(&self.services.redis, user_id).await?;
-        let (mut count, mut refunded) = (0, 0);
+        let (mut count, mut refunded, mut running) = (0, 0i64, 0);
         for job in crate::jobs::queue::active_for_user(&self.services.db, user_id).await? {
-            if let Some(cancelled) = ledger::cancel_job(&self.services.db, job.id, "cancelled by the user").await? {
-                tracing::info!(job_id = cancelled.id, user_id, "job cancelled by the user");
-                count += 1;
-                refunded += cancelled.cost;
+            match ledger::cancel_job(&self.services.db, job.id, "cancelled by the user").await? {
+                Some(cancelled) => {
+                    tracing::info!(job_id = cancelled.id, user_id, "job cancelled by the user");
+                    count += 1;
+                    refunded = refunded.saturating_add(cancelled.cost);
+                }
+                None => running += 1,
             }
         }
-        self.say(chat, texts::cancelled(lang, count, refunded)).await
+        let mut text = texts::cancelled(lang, count, refunded);
+        if running > 0 {
+            text = format!("{text}\n{}", money_texts::still_running(lang, running));
+        }
+        self.say(chat, text).await
     }
 
     async fn on_callback(&self, query: &CallbackQuery) -> Result<(), HandleError> {

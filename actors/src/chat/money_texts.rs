@@ -110,3 +110,10 @@ pub fn avatar_price(lang: Lang, price: i64) -> String {
         Lang::En => format!("Training an avatar costs {price} coins, charged when you have sent the photos and start training."),
     }
 }
+
+pub fn still_running(lang: Lang, jobs: usize) -> String {
+    match lang {
+        Lang::Ru => format!("Уже в работе: {jobs} — их не отменить, результат придёт."),
+        Lang::En => format!("Already under way: {jobs} — these cannot be cancelled; the result will come."),
+    }
+}

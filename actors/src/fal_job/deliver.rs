@@ -1,13 +1,17 @@
 //! `fal.deliver`: one per finished request (its key is the request id, so a
 //! callback delivered ten times delivers once). Result files are copied from
-//! FAL's temporary URLs into S3 before anything is sent; the request moves
-//! out of `submitted` only after the user has it.
+//! FAL's temporary URLs into S3; then, in one transaction, the request ends
+//! delivered and the result joins the gallery (or the avatar turns ready) —
+//! unless the request was cancelled first, and then nothing is delivered.
+//! Only then is it sent; a user who blocked the bot keeps the result and the
+//! charge stands.
 
 use bytes::Bytes;
 use serde_json::{json, Value};
 use teloxide::payloads::{SendMessageSetters, SendPhotoSetters};
 use teloxide::prelude::Requester;
 use teloxide::types::{ChatId, InlineKeyboardButton, InlineKeyboardMarkup, InputFile, InputMedia, InputMediaPhoto};
+use teloxide::{ApiError, RequestError};
 
 use super::{job_error, FalJobs};
 use crate::clients::Patiently;
@@ -18,6 +22,7 @@ use crate::jobs::kinds::FalRequestRef;
 use crate::jobs::{Job, JobError};
 use crate::pool::JobContext;
 use crate::store::fal::FalRequest;
+use crate::store::images::{Image, NewImage};
 
 /// Telegram takes photos up to 10 MB; FAL's images are far smaller.
 const MAX_IMAGE: u64 = 20 * 1024 * 1024;
@@ -27,8 +32,12 @@ pub(super) async fn deliver(f: &FalJobs, job: &Job, ctx: &JobContext) -> Result<
     let FalRequestRef { request_id } = job.payload_as()?;
     let request_id = request_id.as_str();
     let request = db.fal_request(request_id).await.map_err(JobError::retry)?.ok_or_else(|| JobError::Retry("request not recorded yet".into()))?;
-    if request.state != "submitted" {
-        return Ok(json!({ "outcome": request.state }));
+    match request.state.as_str() {
+        "submitted" => {}
+        // Stored by an earlier attempt that could not send it: send it now.
+        "delivered" => return resend(f, job, ctx, &request).await,
+        // Cancelled or failed: refunded, so nothing is delivered.
+        other => return Ok(json!({ "outcome": other })),
     }
     let callback = db.fal_callback(request_id).await.map_err(JobError::retry)?.ok_or_else(|| JobError::Retry("no callback yet".into()))?;
     let body = &callback.body;
@@ -45,68 +54,130 @@ pub(super) async fn deliver(f: &FalJobs, job: &Job, ctx: &JobContext) -> Result<
     }
 }
 
+/// A Bot API refusal that no retry changes (the user blocked the bot, the
+/// chat is gone): the result stays stored, the charge stands.
+fn undeliverable(e: &RequestError) -> bool {
+    matches!(
+        e,
+        RequestError::Api(ApiError::BotBlocked | ApiError::UserDeactivated | ApiError::ChatNotFound | ApiError::BotKicked | ApiError::BotKickedFromSupergroup)
+    )
+}
+
+/// Sending's outcome for the job: done, undeliverable (done too), or retry.
+fn sent(r: &FalRequest, what: usize, result: Result<(), RequestError>) -> Result<Value, JobError> {
+    match result {
+        Ok(()) => {
+            metrics::counter!("aishad_images_delivered_total", "kind" => r.kind.clone()).increment(what as u64);
+            Ok(json!({ "outcome": "delivered", "items": what }))
+        }
+        Err(e) if undeliverable(&e) => {
+            tracing::warn!(request_id = %r.request_id, user_id = r.user_id, error = %e, "result stored but undeliverable; the charge stands");
+            metrics::counter!("aishad_fal_undeliverable_total", "kind" => r.kind.clone()).increment(1);
+            Ok(json!({ "outcome": "undeliverable", "reason": e.to_string() }))
+        }
+        Err(e) => Err(JobError::from(e)),
+    }
+}
+
 async fn deliver_images(f: &FalJobs, job: &Job, ctx: &JobContext, r: &FalRequest, payload: &Value) -> Result<Value, JobError> {
-    let (db, blob) = (&f.services.db, &f.services.blob);
-    let lang = Lang::from_code(r.language.as_deref());
+    let blob = &f.services.blob;
     let urls: Vec<&str> = payload["images"].as_array().into_iter().flatten().filter_map(|i| i["url"].as_str()).collect();
     if urls.is_empty() {
         fail_request(f, &r.request_id, "no images in the result").await;
         return Ok(json!({ "outcome": "failed" }));
     }
     let prompt = r.prompt.clone().unwrap_or_default();
-    let mut stored = Vec::new();
+    let mut new = Vec::new();
+    let mut bytes = Vec::new();
     for (n, url) in urls.iter().enumerate() {
-        let bytes = f.fal.download(url, MAX_IMAGE).await.map_err(job_error)?;
-        let ext = if bytes.starts_with(b"\x89PNG") { "png" } else if bytes.starts_with(b"RIFF") { "webp" } else { "jpg" };
+        let image = f.fal.download(url, MAX_IMAGE).await.map_err(job_error)?;
+        let ext = if image.starts_with(b"\x89PNG") { "png" } else if image.starts_with(b"RIFF") { "webp" } else { "jpg" };
         let key = format!("images/{}/{}/{n}.{ext}", r.user_id, r.request_id);
-        blob.put(&key, bytes.clone(), &format!("image/{}", if ext == "jpg" { "jpeg" } else { ext })).await.map_err(JobError::retry)?;
-        let image = db
-            .add_image(r.user_id, &r.request_id, n as i32, r.avatar_id, &prompt, &r.model, r.aspect_ratio.as_deref(), &key)
-            .await
-            .map_err(JobError::retry)?;
-        stored.push((image, bytes));
+        blob.put(&key, image.clone(), &format!("image/{}", if ext == "jpg" { "jpeg" } else { ext })).await.map_err(JobError::retry)?;
+        bytes.push(image);
+        let (prompt, model) = (prompt.as_str(), r.model.as_str());
+        new.push(NewImage { user_id: r.user_id, request_id: &r.request_id, n: n as i32, avatar_id: r.avatar_id, prompt, model, aspect_ratio: r.aspect_ratio.as_deref(), key });
     }
     ctx.hold(job).await?;
+    let Some(stored) = fal_requests::store_images(&f.services.db, &r.request_id, &new).await.map_err(JobError::retry)? else {
+        tracing::info!(request_id = %r.request_id, "the request was cancelled before its result was stored; nothing delivered");
+        for image in &new {
+            let _ = blob.delete(&image.key).await;
+        }
+        return Ok(json!({ "outcome": "cancelled" }));
+    };
+    let images: Vec<(Image, Bytes)> = stored.into_iter().zip(bytes).collect();
+    sent(r, images.len(), send_images(f, r, &images).await)
+}
+
+/// The images, with Regenerate / Favourite under them.
+async fn send_images(f: &FalJobs, r: &FalRequest, images: &[(Image, Bytes)]) -> Result<(), RequestError> {
+    let db = &f.services.db;
+    let lang = Lang::from_code(r.language.as_deref());
     let chat = ChatId(r.chat_id);
-    let caption = texts::image_caption(&prompt, &r.model, r.aspect_ratio.as_deref());
-    let first_id = stored[0].0.id;
+    let caption = texts::image_caption(r.prompt.as_deref().unwrap_or_default(), &r.model, r.aspect_ratio.as_deref());
+    let first_id = images[0].0.id;
     let [regenerate, favourite] = texts::image_buttons(lang);
     let keyboard = InlineKeyboardMarkup::new([[
         InlineKeyboardButton::callback(regenerate, format!("regen:{first_id}")),
         InlineKeyboardButton::callback(favourite, format!("fav:{first_id}")),
     ]]);
-    if stored.len() == 1 {
-        let (image, bytes) = &stored[0];
+    if images.len() == 1 {
+        let (image, bytes) = &images[0];
         let file = InputFile::memory(bytes.clone()).file_name("image.png");
-        let sent = f.bot.send_photo(chat, file).caption(caption).reply_markup(keyboard).patiently().await.map_err(JobError::from)?;
+        let sent = f.bot.send_photo(chat, file).caption(caption).reply_markup(keyboard).patiently().await?;
         if let Some(photo) = sent.photo().and_then(|sizes| sizes.last()) {
             let _ = db.set_image_file_id(image.id, &photo.file.id.0).await;
         }
-    } else {
-        let media: Vec<InputMedia> = stored
-            .iter()
-            .enumerate()
-            .map(|(i, (_, bytes))| {
-                let photo = InputMediaPhoto::new(InputFile::memory(bytes.clone()).file_name(format!("image{i}.png")));
-                InputMedia::Photo(if i == 0 { photo.caption(caption.clone()) } else { photo })
-            })
-            .collect();
-        let sent = f.bot.send_media_group(chat, media).patiently().await.map_err(JobError::from)?;
-        for ((image, _), message) in stored.iter().zip(sent.iter()) {
-            if let Some(photo) = message.photo().and_then(|sizes| sizes.last()) {
-                let _ = db.set_image_file_id(image.id, &photo.file.id.0).await;
-            }
-        }
-        f.bot.send_message(chat, "👆").reply_markup(keyboard).patiently().await.map_err(JobError::from)?;
+        return Ok(());
     }
-    db.finish_fal_request(&r.request_id, "delivered").await.map_err(JobError::retry)?;
-    metrics::counter!("aishad_images_delivered_total", "kind" => r.kind.clone()).increment(stored.len() as u64);
-    Ok(json!({ "outcome": "delivered", "images": stored.len() }))
+    let media: Vec<InputMedia> = images
+        .iter()
+        .enumerate()
+        .map(|(i, (_, bytes))| {
+            let photo = InputMediaPhoto::new(InputFile::memory(bytes.clone()).file_name(format!("image{i}.png")));
+            InputMedia::Photo(if i == 0 { photo.caption(caption.clone()) } else { photo })
+        })
+        .collect();
+    let sent = f.bot.send_media_group(chat, media).patiently().await?;
+    for ((image, _), message) in images.iter().zip(sent.iter()) {
+        if let Some(photo) = message.photo().and_then(|sizes| sizes.last()) {
+            let _ = db.set_image_file_id(image.id, &photo.file.id.0).await;
+        }
+    }
+    f.bot.send_message(chat, "👆").reply_markup(keyboard).patiently().await?;
+    Ok(())
+}
+
+/// A result stored by an attempt that could not send it.
+async fn resend(f: &FalJobs, job: &Job, ctx: &JobContext, r: &FalRequest) -> Result<Value, JobError> {
+    ctx.hold(job).await?;
+    if r.kind == "train" {
+        return sent(r, 1, tell_avatar_ready(f, r).await);
+    }
+    let mut images = Vec::new();
+    for image in f.services.db.images_of_request(&r.request_id).await.map_err(JobError::retry)? {
+        let bytes = f.services.blob.get(&image.key).await.map_err(JobError::retry)?;
+        images.push((image, bytes));
+    }
+    if images.is_empty() {
+        return Ok(json!({ "outcome": "delivered", "items": 0 }));
+    }
+    sent(r, images.len(), send_images(f, r, &images).await)
+}
+
+async fn tell_avatar_ready(f: &FalJobs, r: &FalRequest) -> Result<(), RequestError> {
+    let lang = Lang::from_code(r.language.as_deref());
+    let avatar = match r.avatar_id {
+        Some(id) => f.services.db.avatar_of(r.user_id, id).await.ok().flatten(),
+        None => None,
+    };
+    let name = avatar.map(|a| a.name).unwrap_or_default();
+    f.bot.send_message(ChatId(r.chat_id), texts::avatar_ready(lang, &name)).patiently().await.map(drop)
 }
 
 async fn deliver_avatar(f: &FalJobs, job: &Job, ctx: &JobContext, r: &FalRequest, payload: &Value) -> Result<Value, JobError> {
     let (db, blob) = (&f.services.db, &f.services.blob);
-    let lang = Lang::from_code(r.language.as_deref());
     let avatar_id = r.avatar_id.ok_or_else(|| JobError::Permanent("training without an avatar".into()))?;
     let Some(lora_url) = payload["diffusers_lora_file"]["url"].as_str() else {
         fail_request(f, &r.request_id, "the training produced no weights").await;
@@ -132,17 +203,17 @@ async fn deliver_avatar(f: &FalJobs, job: &Job, ctx: &JobContext, r: &FalRequest
         }
         None => None,
     };
-    db.avatar_ready(avatar_id, &lora_key, config_key.as_deref()).await.map_err(JobError::retry)?;
     ctx.hold(job).await?;
-    let name = db.avatar_of(r.user_id, avatar_id).await.map_err(JobError::retry)?.map(|a| a.name).unwrap_or_default();
-    f.bot.send_message(ChatId(r.chat_id), texts::avatar_ready(lang, &name)).patiently().await.map_err(JobError::from)?;
-    db.finish_fal_request(&r.request_id, "delivered").await.map_err(JobError::retry)?;
+    if !fal_requests::store_avatar(db, &r.request_id, avatar_id, &lora_key, config_key.as_deref()).await.map_err(JobError::retry)? {
+        tracing::info!(request_id = %r.request_id, avatar_id, "the training was cancelled before its weights were stored; the avatar stays cancelled");
+        return Ok(json!({ "outcome": "cancelled" }));
+    }
     if f.services.settings.fal.delete_photos_after_training {
         for key in db.avatar_photo_keys(avatar_id).await.map_err(JobError::retry)? {
             let _ = blob.delete(&key).await;
         }
     }
-    Ok(json!({ "outcome": "avatar ready", "avatar_id": avatar_id }))
+    sent(r, 1, tell_avatar_ready(f, r).await)
 }
 
 /// A request that will not produce a result: failed once, refunded once,

@@ -238,12 +238,13 @@ pub async fn fail(
     }
 }
 
-/// Cancels a queued or running job, in the caller's transaction; `None`
-/// when it had already finished.
+/// Cancels a job no worker holds (queued, never or no longer claimed), in
+/// the caller's transaction; `None` when a worker runs it or it finished:
+/// work under way is left to finish, so it is never both delivered and refunded.
 pub async fn cancel(tx: &impl GenericClient, id: i64, reason: &str) -> Result<Option<Job>, StoreError> {
     let row = tx
         .query_opt(
-            &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1 AND state IN ('queued', 'running') FOR UPDATE"),
+            &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1 AND state = 'queued' FOR UPDATE"),
             &[&id],
         )
         .await?;

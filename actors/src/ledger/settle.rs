@@ -20,8 +20,8 @@ pub async fn fail_job(db: &Db, id: i64, instance: &str, error: &str, retry_after
     Ok(outcome)
 }
 
-/// Cancels a queued or running job and refunds it; `None` when it had
-/// already finished (nothing cancelled, nothing refunded).
+/// Cancels a job no worker holds and refunds it; `None` when a worker runs
+/// it or it finished (nothing cancelled, nothing refunded).
 pub async fn cancel_job(db: &Db, id: i64, reason: &str) -> Result<Option<Job>, StoreError> {
     let mut client = db.client().await?;
     let tx = client.transaction().await?;

@@ -1,5 +1,7 @@
 //! Generated images (the gallery) and avatars with their training photos.
 
+use tokio_postgres::GenericClient;
+
 use super::{Db, StoreError};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -61,31 +63,61 @@ fn avatar(r: &tokio_postgres::Row) -> Avatar {
     }
 }
 
+/// An image as the delivery stores it, once its bytes are in S3.
+#[derive(Debug, Clone)]
+pub struct NewImage<'a> {
+    pub user_id: i64,
+    pub request_id: &'a str,
+    pub n: i32,
+    pub avatar_id: Option<i64>,
+    pub prompt: &'a str,
+    pub model: &'a str,
+    pub aspect_ratio: Option<&'a str>,
+    pub key: String,
+}
+
+/// Adds an image to the gallery (once per request and position), in the caller's transaction.
+pub async fn add_image(client: &impl GenericClient, i: &NewImage<'_>) -> Result<Image, StoreError> {
+    client
+        .execute(
+            "INSERT INTO images (user_id, request_id, n, avatar_id, prompt, model, aspect_ratio, key)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (request_id, n) DO NOTHING",
+            &[&i.user_id, &i.request_id, &i.n, &i.avatar_id, &i.prompt, &i.model, &i.aspect_ratio, &i.key],
+        )
+        .await?;
+    let row = client
+        .query_one(&format!("SELECT {IMAGE_COLUMNS} FROM images WHERE request_id = $1 AND n = $2"), &[&i.request_id, &i.n])
+        .await?;
+    Ok(image(&row))
+}
+
+/// A trained avatar: its files, ready, and the main one if the user has
+/// none; in the caller's transaction. False when it was not waiting for them.
+pub async fn avatar_ready(tx: &impl GenericClient, id: i64, lora_key: &str, config_key: Option<&str>) -> Result<bool, StoreError> {
+    let row = tx
+        .query_opt(
+            "UPDATE avatars SET state = 'ready', lora_key = $2, config_key = $3, updated_at = now()
+             WHERE id = $1 AND state IN ('queued', 'training') RETURNING user_id",
+            &[&id, &lora_key, &config_key],
+        )
+        .await?;
+    let Some(row) = row else { return Ok(false) };
+    let user_id: i64 = row.get(0);
+    tx.execute(
+        "UPDATE avatars SET is_main = true WHERE id = $1
+         AND NOT EXISTS (SELECT 1 FROM avatars WHERE user_id = $2 AND is_main)",
+        &[&id, &user_id],
+    )
+    .await?;
+    Ok(true)
+}
+
 impl Db {
-    #[allow(clippy::too_many_arguments)]
-    pub async fn add_image(
-        &self,
-        user_id: i64,
-        request_id: &str,
-        n: i32,
-        avatar_id: Option<i64>,
-        prompt: &str,
-        model: &str,
-        aspect_ratio: Option<&str>,
-        key: &str,
-    ) -> Result<Image, StoreError> {
+    /// The images a FAL request produced, in order.
+    pub async fn images_of_request(&self, request_id: &str) -> Result<Vec<Image>, StoreError> {
         let client = self.client().await?;
-        client
-            .execute(
-                "INSERT INTO images (user_id, request_id, n, avatar_id, prompt, model, aspect_ratio, key)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (request_id, n) DO NOTHING",
-                &[&user_id, &request_id, &n, &avatar_id, &prompt, &model, &aspect_ratio, &key],
-            )
-            .await?;
-        let row = client
-            .query_one(&format!("SELECT {IMAGE_COLUMNS} FROM images WHERE request_id = $1 AND n = $2"), &[&request_id, &n])
-            .await?;
-        Ok(image(&row))
+        let rows = client.query(&format!("SELECT {IMAGE_COLUMNS} FROM images WHERE request_id = $1 ORDER BY n"), &[&request_id]).await?;
+        Ok(rows.iter().map(image).collect())
     }
 
     pub async fn set_image_file_id(&self, id: i64, file_id: &str) -> Result<(), StoreError> {
@@ -217,29 +249,6 @@ impl Db {
             )
             .await?;
         Ok(n == 1)
-    }
-
-    /// A trained avatar: its files, ready, and the main one if the user has none.
-    pub async fn avatar_ready(&self, id: i64, lora_key: &str, config_key: Option<&str>) -> Result<bool, StoreError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
-        let row = tx
-            .query_opt(
-                "UPDATE avatars SET state = 'ready', lora_key = $2, config_key = $3, updated_at = now()
-                 WHERE id = $1 AND state IN ('queued', 'training') RETURNING user_id",
-                &[&id, &lora_key, &config_key],
-            )
-            .await?;
-        let Some(row) = row else { return Ok(false) };
-        let user_id: i64 = row.get(0);
-        tx.execute(
-            "UPDATE avatars SET is_main = true WHERE id = $1
-             AND NOT EXISTS (SELECT 1 FROM avatars WHERE user_id = $2 AND is_main)",
-            &[&id, &user_id],
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(true)
     }
 
     pub async fn set_main_avatar(&self, user_id: i64, id: i64) -> Result<bool, StoreError> {
