@@ -622,6 +622,9 @@ pub struct TranscriptionSettings {
     pub temp_dir: String,
     /// Transcripts longer than this many messages go out as a .txt document.
     pub max_messages: usize,
+    /// Recordings measured longer than this are refused (and refunded) before any API call.
+    #[serde(with = "humantime_serde")]
+    pub max_duration: Duration,
 }
 
 impl Default for TranscriptionSettings {
@@ -634,6 +637,7 @@ impl Default for TranscriptionSettings {
             parallel_chunks: 3,
             temp_dir: std::env::temp_dir().join("aishad").to_string_lossy().into_owned(),
             max_messages: 3,
+            max_duration: Duration::from_secs(4 * 3600),
         }
     }
 }

@@ -130,16 +130,45 @@ async fn a_worker_that_lost_its_lease_can_neither_charge_nor_refund() {
     let fresh = queue::claim(&services.db, "transcribe", 1, 10, "worker-b#1", std::time::Duration::from_secs(30)).await.unwrap();
     assert_eq!(fresh.len(), 1, "the lapsed job was claimed again");
 
-    let refused = ledger::charge_job(&services.db, &stale, "worker-a#1", 10).await;
+    let refused = ledger::settle_price(&services.db, &stale, "worker-a#1", 10).await;
     assert!(matches!(refused, Err(ledger::LedgerError::NotHeld(_))), "{refused:?}");
     let failed = ledger::fail_job(&services.db, stale.id, "worker-a#1", "late", None).await.unwrap();
     assert_eq!(failed, queue::Failed::NotHeld);
     assert!(!queue::complete(&services.db, stale.id, "worker-a#1", &serde_json::json!({})).await.unwrap());
     assert_eq!(ledger::balance(&services.db, user).await.unwrap(), 50, "nothing moved");
 
-    ledger::charge_job(&services.db, &fresh[0], "worker-b#1", 10).await.unwrap().unwrap();
-    assert_eq!(ledger::balance(&services.db, user).await.unwrap(), 40, "the holder charges");
+    let settled = ledger::settle_price(&services.db, &fresh[0], "worker-b#1", 10).await.unwrap();
+    assert_eq!(settled, ledger::Settled::Charged { extra: 10, balance: 40 }, "the holder charges");
     assert_eq!(sum_of_entries(&services, user).await, 40);
+}
+
+#[tokio::test]
+async fn the_measured_price_settles_once_up_or_down_and_a_later_refund_returns_the_net() {
+    let (_t, services) = common::services("settle_price", |_| {}).await;
+    let user = common::user(&services, 1007).await;
+    ledger::welcome_bonus(&services.db, user, 50).await.unwrap();
+    let claim = |key: &'static str, cost: i64| {
+        let db = services.db.clone();
+        async move {
+            ledger::charge_and_enqueue(&db, user, NewJob { max_attempts: 1, ..priced(key, cost) }).await.unwrap();
+            queue::claim(&db, "transcribe", 1, 10, "w#1", std::time::Duration::from_secs(30)).await.unwrap().remove(0)
+        }
+    };
+    // Declared 2 minutes, measured 5: three more.
+    let longer = claim("settle-up", 2).await;
+    assert_eq!(ledger::settle_price(&services.db, &longer, "w#1", 5).await.unwrap(), ledger::Settled::Charged { extra: 3, balance: 45 });
+    assert_eq!(ledger::settle_price(&services.db, &longer, "w#1", 5).await.unwrap(), ledger::Settled::Unchanged, "a retry moves nothing");
+    // It fails for good: the whole 5 comes back.
+    ledger::fail_job(&services.db, longer.id, "w#1", "boom", None).await.unwrap();
+    assert_eq!(ledger::balance(&services.db, user).await.unwrap(), 50);
+    // Declared 4 minutes, measured 1: three back.
+    let shorter = claim("settle-down", 4).await;
+    assert_eq!(ledger::settle_price(&services.db, &shorter, "w#1", 1).await.unwrap(), ledger::Settled::Refunded { amount: 3, balance: 49 });
+    // More than the balance can cover: nothing moves.
+    let huge = claim("settle-huge", 1).await;
+    assert_eq!(ledger::settle_price(&services.db, &huge, "w#1", 500).await.unwrap(), ledger::Settled::CannotPay { price: 500, balance: 48 });
+    assert_eq!(ledger::balance(&services.db, user).await.unwrap(), 48);
+    assert_eq!(sum_of_entries(&services, user).await, 48);
 }
 
 #[tokio::test]

@@ -130,7 +130,9 @@ async fn a_25_minute_recording_is_cut_at_silences_and_joined_in_order_with_progr
         let into_cycle = cut % 53.0;
         assert!((50.0..=53.0).contains(&into_cycle), "cut at {cut} lies in a pause");
     }
-    assert_eq!(rig.balance().await, 100 - 26);
+    // Declared 1537 s (26 minutes), measured 24:44: the measured 25 started minutes are the price.
+    assert_eq!(rig.balance().await, 100 - 25);
+    assert!(rig.telegram.sent_texts(USER).iter().any(|t| t.contains("24:44 long: 1 coins refunded")), "{:?}", rig.telegram.sent_texts(USER));
     pool.stop(None);
     rig.stop();
 }
@@ -154,10 +156,11 @@ async fn insufficient_quota_fails_at_once_with_a_refund_and_a_message() {
     let rig = rig("tr_quota", |_| {}).await;
     rig.openai.script_transcriptions([Answer::InsufficientQuota]);
     let pool = workers(&rig.services, "w1").await;
-    rig.telegram.push_voice(USER, "en", 70, voice_note("No quota left."));
+    rig.telegram.push_voice(USER, "en", 61, voice_note("No quota left."));
     eventually("told", WAIT, || rig.telegram.sent_texts(USER).iter().any(|t| t.contains("Failed"))).await;
     let told = rig.telegram.sent_texts(USER).into_iter().find(|t| t.contains("Failed")).unwrap();
-    assert!(told.contains("2 coins refunded"), "{told}");
+    // Two minutes declared and charged, one given back once measured, the other now.
+    assert!(told.contains("1 coins refunded"), "{told}");
     assert_eq!(rig.balance().await, 100);
     assert_eq!(rig.openai.transcriptions().len(), 1, "not retried");
     assert_eq!(rig.scalar("SELECT count(*) FROM jobs WHERE state = 'dead' AND attempts = 1").await, 1);
@@ -260,6 +263,41 @@ async fn the_summary_button_runs_a_chat_completion_on_the_transcript_and_history
     eventually("history", WAIT, || rig.telegram.sent_texts(USER).iter().any(|t| t.starts_with("📝 Your transcripts"))).await;
     rig.telegram.push_callback(USER, "en", &format!("transcript:{id}"), 2);
     eventually("resent", WAIT, || rig.transcripts_sent().len() == 2).await;
+    pool.stop(None);
+    rig.stop();
+}
+
+#[tokio::test]
+async fn a_recording_over_the_length_cap_is_refused_and_refunded_before_any_api_call() {
+    let rig = rig("tr_over_cap", |s| s.transcription.max_duration = Duration::from_secs(1)).await;
+    let pool = workers(&rig.services, "w1").await;
+    rig.telegram.push_voice(USER, "en", 1, voice_note("This one is longer than the cap allows."));
+    eventually("told", WAIT, || rig.telegram.sent_texts(USER).iter().any(|t| t.contains("I transcribe up to 0:01"))).await;
+    assert!(rig.openai.transcriptions().is_empty(), "no API call");
+    assert_eq!(rig.balance().await, 100, "refunded");
+    let key: String = rig.services.db.client().await.unwrap().query_one("SELECT audio_key FROM transcripts", &[]).await.unwrap().get(0);
+    assert!(rig.services.blob.get(&key).await.is_err(), "the failed job's audio is deleted from S3");
+    pool.stop(None);
+    rig.stop();
+}
+
+#[tokio::test]
+async fn a_file_without_a_length_is_charged_an_estimate_and_settled_on_the_measured_length() {
+    let rig = rig("tr_estimate", |_| {}).await;
+    let pool = workers(&rig.services, "w1").await;
+    // An audio document: no duration from Telegram. 2:39 of low-bitrate Opus
+    // is small enough to suggest under a minute at 128 kbit/s: one minute up
+    // front; measured, it is three, so two more are charged.
+    let bytes = tone_with_pauses(200, 50, 3);
+    let file_id = rig.telegram.add_file("documents/meeting.ogg", bytes.clone());
+    let document = json!({ "file_id": file_id, "file_unique_id": "udoc-estimate", "file_name": "meeting.ogg", "mime_type": "audio/ogg", "file_size": bytes.len() });
+    let message = rig.telegram.user_message(USER, "en", json!({ "document": document }));
+    rig.telegram.push_update(json!({ "message": message }));
+    eventually("transcript", WAIT, || rig.transcripts_sent().len() == 1).await;
+    let texts = rig.telegram.sent_texts(USER);
+    assert!(texts.iter().any(|t| t.contains("Charged 1,")), "{texts:?}");
+    assert!(texts.iter().any(|t| t.contains("2:39 long: 2 more coins charged")), "{texts:?}");
+    assert_eq!(rig.balance().await, 97);
     pool.stop(None);
     rig.stop();
 }

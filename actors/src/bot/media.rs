@@ -15,6 +15,9 @@ pub struct Media {
     pub file_name: Option<String>,
 }
 
+/// Bits a second assumed for a file of unknown length (a typical MP3).
+pub const ESTIMATE_BITRATE: f64 = 128_000.0;
+
 impl Media {
     fn new(kind: &'static str, file: &FileMeta, duration: Option<u32>, mime_type: Option<String>, file_name: Option<String>) -> Self {
         Media {
@@ -46,13 +49,17 @@ impl Media {
         audio_like.then(|| Media::new("document", &document.file, None, mime_type, document.file_name.clone()))
     }
 
-    /// Coins for this recording: per started minute; 0 when the length is
-    /// unknown (the worker measures it and charges then).
-    pub fn price(&self, per_minute: i64) -> i64 {
-        match self.duration {
-            Some(seconds) => (seconds as i64 + 59).div_euclid(60).max(1) * per_minute,
-            None => 0,
-        }
+    /// Coins charged up front: per started minute of the declared length,
+    /// or, for a file without one, of the length its size suggests at
+    /// [`ESTIMATE_BITRATE`]. The worker measures the real length and settles
+    /// the difference. `None` when the price would overflow.
+    pub fn price(&self, per_minute: i64) -> Option<i64> {
+        let seconds = match (self.duration, self.size) {
+            (Some(seconds), _) => f64::from(seconds),
+            (None, Some(bytes)) => bytes as f64 * 8.0 / ESTIMATE_BITRATE,
+            (None, None) => 0.0,
+        };
+        crate::ledger::transcription_price(seconds, per_minute)
     }
 }
 
@@ -71,10 +78,12 @@ mod tests {
             mime_type: None,
             file_name: None,
         };
-        assert_eq!(media(Some(0)).price(2), 2, "at least one minute");
-        assert_eq!(media(Some(60)).price(2), 2);
-        assert_eq!(media(Some(61)).price(2), 4);
-        assert_eq!(media(Some(3600)).price(1), 60);
-        assert_eq!(media(None).price(5), 0, "measured and charged by the worker");
+        assert_eq!(media(Some(0)).price(2), Some(2), "at least one minute");
+        assert_eq!(media(Some(60)).price(2), Some(2));
+        assert_eq!(media(Some(61)).price(2), Some(4));
+        assert_eq!(media(Some(3600)).price(1), Some(60));
+        assert_eq!(media(None).price(5), Some(5), "nothing known: a minute up front, settled by the worker");
+        let document = Media { size: Some(2_400_000), ..media(None) };
+        assert_eq!(document.price(1), Some(3), "2.4 MB at 128 kbit/s is 150 s: three minutes up front");
     }
 }

@@ -163,7 +163,9 @@ impl BotHandler {
         if let Some(size) = media.size.filter(|s| *s > MAX_DOWNLOAD) {
             return self.say(chat, texts::too_big(lang, size)).await;
         }
-        let price = media.price(self.services.settings.pricing.transcription_per_minute);
+        let Some(price) = media.price(self.services.settings.pricing.transcription_per_minute) else {
+            return self.say(chat, texts::unreadable_audio(lang)).await;
+        };
         let key = format!("tg:{}:{}:transcribe:{}", chat.0, message.id.0, media.file_unique_id);
         let payload = Transcribe {
             chat_id: chat.0,

@@ -117,3 +117,40 @@ pub fn still_running(lang: Lang, jobs: usize) -> String {
         Lang::En => format!("Already under way: {jobs} — these cannot be cancelled; the result will come."),
     }
 }
+
+fn clock(seconds: f64) -> String {
+    let total = seconds.max(0.0).round() as u64;
+    match total / 3600 {
+        0 => format!("{}:{:02}", total / 60, total % 60),
+        hours => format!("{hours}:{:02}:{:02}", total / 60 % 60, total % 60),
+    }
+}
+
+pub fn measured_more(lang: Lang, seconds: f64, extra: i64, balance: i64) -> String {
+    match lang {
+        Lang::Ru => format!("Длина записи — {}: списано ещё {extra} монет. Баланс: {balance}.", clock(seconds)),
+        Lang::En => format!("The recording is {} long: {extra} more coins charged. Balance: {balance}.", clock(seconds)),
+    }
+}
+
+pub fn measured_less(lang: Lang, seconds: f64, amount: i64, balance: i64) -> String {
+    match lang {
+        Lang::Ru => format!("Длина записи — {}: возвращено {amount} монет. Баланс: {balance}.", clock(seconds)),
+        Lang::En => format!("The recording is {} long: {amount} coins refunded. Balance: {balance}.", clock(seconds)),
+    }
+}
+
+pub fn too_long(lang: Lang, seconds: f64, max: std::time::Duration) -> String {
+    let max = clock(max.as_secs_f64());
+    match lang {
+        Lang::Ru => format!("Запись длится {}, а я расшифровываю до {max}. Монеты возвращены.", clock(seconds)),
+        Lang::En => format!("The recording is {} long; I transcribe up to {max}. Your coins were refunded.", clock(seconds)),
+    }
+}
+
+pub fn implausible_length(lang: Lang) -> &'static str {
+    lang.pick(
+        "Файл сообщает длину, которой не может быть при его размере, — похоже, он повреждён. Монеты возвращены.",
+        "The file claims a length its size cannot hold — it looks damaged. Your coins were refunded.",
+    )
+}

@@ -11,6 +11,9 @@ use crate::jobs::queue::{self, Enqueued};
 use crate::jobs::{Job, NewJob};
 use crate::store::{Db, StoreError};
 
+mod price;
+
+pub use price::{settle_price, transcription_price, Settled, REASON_PRICE_ADJUSTMENT};
 pub use settle::{cancel_job, fail_job, reap_exhausted};
 
 pub const REASON_CHARGE: &str = "charge";
@@ -28,6 +31,8 @@ pub enum LedgerError {
     WouldGoNegative { balance: i64 },
     #[error("job {0} is no longer held by this worker: not charged")]
     NotHeld(i64),
+    #[error("coin arithmetic overflowed")]
+    Overflow,
 }
 
 impl From<tokio_postgres::Error> for LedgerError {
@@ -88,16 +93,11 @@ pub async fn refund_job(tx: &impl GenericClient, job: &Job) -> Result<bool, Stor
     let (Some(user_id), true) = (job.user_id, job.cost > 0) else {
         return Ok(false);
     };
-    let charged: Option<i64> = tx
-        .query_opt(
-            "SELECT -delta FROM ledger_entries WHERE job_id = $1 AND reason = $2",
-            &[&job.id, &REASON_CHARGE],
-        )
-        .await?
-        .map(|r| r.get(0));
-    let Some(amount) = charged else {
+    // What the job cost in the end: its charge and any later price adjustment.
+    let amount = price::charged_for(tx, job.id).await?;
+    if amount <= 0 {
         return Ok(false);
-    };
+    }
     let inserted = tx
         .execute(
             "INSERT INTO ledger_entries (user_id, delta, reason, job_id) VALUES ($1, $2, $3, $4)
@@ -191,49 +191,3 @@ pub async fn recent_entries(db: &Db, user_id: i64, limit: i64) -> Result<Vec<Ent
         .collect())
 }
 
-/// Charges a running job after the fact (its price was unknown when it was
-/// queued, e.g. an audio file without a duration). Idempotent: a retry finds
-/// the charge made and moves nothing. Fenced: only `worker`, while it holds
-/// the job's lease, can charge. `Err((price, balance))` when the user cannot
-/// pay; nothing is charged then.
-pub async fn charge_job(db: &Db, job: &Job, worker: &str, price: i64) -> Result<Result<(), (i64, i64)>, LedgerError> {
-    let Some(user_id) = job.user_id else { return Ok(Ok(())) };
-    if price <= 0 {
-        return Ok(Ok(()));
-    }
-    let mut client = db.client().await?;
-    let tx = client.transaction().await?;
-    let held = tx
-        .query_opt(
-            "SELECT 1 FROM jobs WHERE id = $1 AND locked_by = $2 AND state = 'running' AND locked_until > now() FOR UPDATE",
-            &[&job.id, &worker],
-        )
-        .await?;
-    if held.is_none() {
-        return Err(LedgerError::NotHeld(job.id));
-    }
-    let inserted = tx
-        .execute(
-            "INSERT INTO ledger_entries (user_id, delta, reason, job_id) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (job_id, reason) WHERE job_id IS NOT NULL DO NOTHING",
-            &[&user_id, &-price, &REASON_CHARGE, &job.id],
-        )
-        .await?;
-    if inserted == 0 {
-        return Ok(Ok(()));
-    }
-    let debited = tx
-        .execute(
-            "UPDATE users SET balance = balance - $2, updated_at = now() WHERE id = $1 AND balance >= $2",
-            &[&user_id, &price],
-        )
-        .await?;
-    if debited == 0 {
-        let balance = balance_in(&*tx, user_id).await?;
-        tx.rollback().await?;
-        return Ok(Err((price, balance)));
-    }
-    tx.execute("UPDATE jobs SET cost = $2 WHERE id = $1", &[&job.id, &price]).await?;
-    tx.commit().await?;
-    Ok(Ok(()))
-}

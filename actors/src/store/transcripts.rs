@@ -123,6 +123,13 @@ impl Db {
         Ok(n == 1)
     }
 
+    /// The transcript a job made (or was making).
+    pub async fn transcript_for_job(&self, job_id: i64) -> Result<Option<Transcript>, StoreError> {
+        let client = self.client().await?;
+        let row = client.query_opt(&format!("SELECT {COLUMNS} FROM transcripts WHERE job_id = $1"), &[&job_id]).await?;
+        Ok(row.as_ref().map(transcript))
+    }
+
     /// Delivered transcripts of a user, newest first.
     pub async fn recent_transcripts(&self, user_id: i64, offset: i64, limit: i64) -> Result<Vec<Transcript>, StoreError> {
         let client = self.client().await?;

@@ -42,8 +42,16 @@ impl Transcriber {
         ])
     }
 
-    /// Tells the user a transcription job died and was refunded.
+    /// Tells the user a transcription job died and was refunded, and deletes
+    /// the recording it kept: a failed job keeps no user audio.
     async fn tell_dead(&self, job: Job, reason: DeadReason) {
+        if let Ok(Some(transcript)) = self.services.db.transcript_for_job(job.id).await {
+            if let Some(key) = transcript.audio_key {
+                if let Err(e) = self.services.blob.delete(&key).await {
+                    tracing::warn!(job_id = job.id, key, error = %e, "could not delete a failed job's audio");
+                }
+            }
+        }
         let lang = Lang::from_code(job.language());
         tell_failed(&self.bot, &job, reason.for_user(texts::transcription_unavailable(lang)), lang).await
     }

@@ -18,12 +18,13 @@ use super::{job_error, Transcriber};
 use crate::clients::Patiently;
 use crate::chat::keyboards::digest_keyboard;
 use crate::chat::reply::send_long;
+use crate::chat::money_texts;
 use crate::chat::texts::{self, Lang};
 use crate::clients::openai::OpenAiError;
 use crate::clients::{download_telegram_file, DownloadError, MAX_DOWNLOAD};
 use crate::jobs::kinds::Transcribe;
 use crate::jobs::{Job, JobError};
-use crate::ledger;
+use crate::ledger::{self, Settled};
 use crate::pool::JobContext;
 use crate::store::transcripts::{Finished, TranscriptField};
 
@@ -109,14 +110,7 @@ pub(super) async fn transcribe(t: &Transcriber, job: Job, ctx: JobContext) -> Re
         AudioError::Spawn { .. } => JobError::retry(e),
         _ => JobError::Permanent(texts::unreadable_audio(lang).to_owned()),
     })?;
-    if p.duration.is_none() {
-        // Telegram gave no length (an audio document): charge now that it is measured.
-        let minutes = ((probe.duration / 60.0).ceil() as i64).max(1);
-        let price = minutes * settings.pricing.transcription_per_minute;
-        if let Err((price, balance)) = ledger::charge_job(db, &job, &ctx.worker, price).await.map_err(JobError::retry)? {
-            return Err(JobError::Permanent(texts::insufficient(lang, price, balance)));
-        }
-    }
+    settle_measured_price(t, &job, &ctx, lang, chat, probe.duration, bytes.len()).await?;
 
     let plan: Vec<Chunk> = match transcript.plan.clone().and_then(|v| serde_json::from_value(v).ok()) {
         Some(plan) => plan,
@@ -225,4 +219,39 @@ async fn transcribe_chunk(t: &Transcriber, name: &str, data: Bytes) -> Result<St
             Err(e) => return Err(job_error(e)),
         }
     }
+}
+
+/// Below this many bits a second, a length is not believable for its bytes
+/// (an Ogg whose last page claims 2^52 samples).
+const MIN_PLAUSIBLE_BITRATE: f64 = 2_000.0;
+
+/// The measured length sets the price: refused (and so refunded) when it is
+/// absurd or over `transcription.max_duration`, before any API call; else
+/// the difference from what was charged up front is charged or refunded,
+/// and the user told. Runs before the recording is planned into chunks.
+async fn settle_measured_price(t: &Transcriber, job: &Job, ctx: &JobContext, lang: Lang, chat: ChatId, seconds: f64, bytes: usize) -> Result<(), JobError> {
+    let settings = &t.services.settings;
+    let max = settings.transcription.max_duration;
+    if !seconds.is_finite() || seconds <= 0.0 {
+        return Err(JobError::Permanent(texts::unreadable_audio(lang).to_owned()));
+    }
+    if seconds > max.as_secs_f64() {
+        return Err(JobError::Permanent(money_texts::too_long(lang, seconds, max)));
+    }
+    if bytes as f64 * 8.0 / seconds < MIN_PLAUSIBLE_BITRATE {
+        return Err(JobError::Permanent(money_texts::implausible_length(lang).to_owned()));
+    }
+    let price = ledger::transcription_price(seconds, settings.pricing.transcription_per_minute)
+        .ok_or_else(|| JobError::Permanent(money_texts::implausible_length(lang).to_owned()))?;
+    let told = match ledger::settle_price(&t.services.db, job, &ctx.worker, price).await {
+        Ok(Settled::Unchanged) => return Ok(()),
+        Ok(Settled::Charged { extra, balance }) => money_texts::measured_more(lang, seconds, extra, balance),
+        Ok(Settled::Refunded { amount, balance }) => money_texts::measured_less(lang, seconds, amount, balance),
+        Ok(Settled::CannotPay { price, balance }) => return Err(JobError::Permanent(texts::insufficient(lang, price, balance))),
+        Err(ledger::LedgerError::NotHeld(_)) => return Err(JobError::Retry("lost the job before settling its price".into())),
+        Err(e) => return Err(JobError::retry(e)),
+    };
+    tracing::info!(job_id = job.id, price, seconds, "price settled on the measured length");
+    let _ = t.bot.send_message(chat, told).patiently().await;
+    Ok(())
 }
