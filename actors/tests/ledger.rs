@@ -181,3 +181,28 @@ async fn admin_credit_adds_an_entry_and_refuses_unknown_users() {
     let entries = ledger::recent_entries(&services.db, user, 5).await.unwrap();
     assert_eq!(entries[0].reason, ledger::REASON_ADMIN);
 }
+
+#[tokio::test]
+async fn cancel_racing_a_worker_claim_either_cancels_and_refunds_or_leaves_it_to_run() {
+    let (_t, services) = common::services("cancel_vs_claim", |_| {}).await;
+    let user = common::user(&services, 1008).await;
+    ledger::welcome_bonus(&services.db, user, 100).await.unwrap();
+    for i in 0..20 {
+        let key = format!("race-{i}");
+        let Charged::Queued { job, .. } = ledger::charge_and_enqueue(&services.db, user, priced(&key, 2)).await.unwrap() else { panic!() };
+        let (cancelled, claimed) = tokio::join!(
+            ledger::cancel_job(&services.db, job.id, "user"),
+            queue::claim(&services.db, "transcribe", 1, 100, "w#race", std::time::Duration::from_secs(30)),
+        );
+        let (cancelled, claimed) = (cancelled.unwrap().is_some(), !claimed.unwrap().is_empty());
+        assert!(cancelled != claimed, "job {i}: cancelled {cancelled}, claimed {claimed}: exactly one");
+        if claimed {
+            queue::complete(&services.db, job.id, "w#race", &serde_json::json!({})).await.unwrap();
+        }
+    }
+    let refunds: i64 = services.db.client().await.unwrap().query_one("SELECT count(*) FROM ledger_entries WHERE reason = 'refund'", &[]).await.unwrap().get(0);
+    let done: i64 = services.db.client().await.unwrap().query_one("SELECT count(*) FROM jobs WHERE state = 'done'", &[]).await.unwrap().get(0);
+    assert_eq!(refunds + done, 20);
+    assert_eq!(ledger::balance(&services.db, user).await.unwrap(), 100 - 2 * done);
+    assert_eq!(sum_of_entries(&services, user).await, 100 - 2 * done);
+}

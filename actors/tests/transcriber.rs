@@ -12,7 +12,7 @@ use aisha_actors::poller::{PollerMsg, TelegramPoller};
 use aisha_actors::secret::Secret;
 use aisha_actors::services::Services;
 use aisha_actors::transcriber::Transcriber;
-use aisha_testkit::audio::{tone_with_pauses, voice_note};
+use aisha_testkit::audio::{absurdly_long_voice_note, tone_with_pauses, voice_note};
 use aisha_testkit::openai::Answer;
 use aisha_testkit::{eventually, FakeOpenAi, FakeTelegram};
 use bytes::Bytes;
@@ -298,6 +298,20 @@ async fn a_file_without_a_length_is_charged_an_estimate_and_settled_on_the_measu
     assert!(texts.iter().any(|t| t.contains("Charged 1,")), "{texts:?}");
     assert!(texts.iter().any(|t| t.contains("2:39 long: 2 more coins charged")), "{texts:?}");
     assert_eq!(rig.balance().await, 97);
+    pool.stop(None);
+    rig.stop();
+}
+
+#[tokio::test]
+async fn a_recording_claiming_an_absurd_length_is_refused_and_refunded_before_any_api_call() {
+    let rig = rig("tr_absurd", |_| {}).await;
+    let pool = workers(&rig.services, "w1").await;
+    rig.telegram.push_voice(USER, "en", 2, absurdly_long_voice_note("Three thousand years of silence."));
+    eventually("told", WAIT, || rig.telegram.sent_texts(USER).iter().any(|t| t.contains("Failed"))).await;
+    let told = rig.telegram.sent_texts(USER).join("\n");
+    assert!(told.contains("I transcribe up to 4:00:00"), "{told}");
+    assert!(rig.openai.transcriptions().is_empty(), "no API call, no plan of millions of chunks");
+    assert_eq!(rig.balance().await, 100, "refunded");
     pool.stop(None);
     rig.stop();
 }

@@ -51,3 +51,27 @@ pub fn tone_with_pauses(seconds: u32, tone: u32, pause: u32) -> Bytes {
     let _ = (std::fs::remove_file(cycle), std::fs::remove_file(long));
     bytes.into()
 }
+
+/// A voice note whose last Ogg page claims 2^52 samples (about 3,000 years
+/// at 48 kHz), its checksum fixed so demuxers believe it: what a client
+/// can send to make a recording look absurdly long.
+pub fn absurdly_long_voice_note(text: &str) -> Bytes {
+    let mut ogg = voice_note(text).to_vec();
+    let last = ogg.windows(4).rposition(|w| w == b"OggS").expect("an Ogg page");
+    ogg[last + 6..last + 14].copy_from_slice(&(1u64 << 52).to_le_bytes());
+    ogg[last + 22..last + 26].fill(0);
+    let crc = ogg_crc(&ogg[last..]);
+    ogg[last + 22..last + 26].copy_from_slice(&crc.to_le_bytes());
+    ogg.into()
+}
+
+/// Ogg's page checksum: CRC-32, polynomial 0x04c11db7, unreflected, zero start.
+fn ogg_crc(page: &[u8]) -> u32 {
+    page.iter().fold(0u32, |mut crc, &byte| {
+        crc ^= u32::from(byte) << 24;
+        for _ in 0..8 {
+            crc = if crc & 0x8000_0000 != 0 { (crc << 1) ^ 0x04c1_1db7 } else { crc << 1 };
+        }
+        crc
+    })
+}
