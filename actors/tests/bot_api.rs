@@ -45,6 +45,7 @@ async fn replies_survive_429s_and_502s_and_none_is_replaced_by_an_apology() {
     }
     let failed = telegram.calls("sendMessage").iter().filter(|c| c.failed).count();
     assert_eq!(failed, 6, "the six injected failures were met, and each was sent again");
+    common::assert_ledger(&services).await;
     poller.stop(None);
 }
 

@@ -120,6 +120,7 @@ async fn imagine_end_to_end_and_a_callback_ten_times_is_one_message() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(rig.photos_sent().len(), 1, "one message for ten callbacks");
     assert_eq!(rig.scalar("SELECT count(*) FROM jobs WHERE kind = 'fal.deliver'").await, 1);
+    common::assert_ledger(&rig.services).await;
 }
 
 #[tokio::test]
@@ -169,6 +170,7 @@ async fn without_a_webhook_the_poller_path_delivers() {
     assert!(rig.fal.submissions()[0].webhook.is_none());
     let source: String = rig.services.db.client().await.unwrap().query_one("SELECT source FROM fal_callbacks", &[]).await.unwrap().get(0);
     assert_eq!(source, "poll");
+    common::assert_ledger(&rig.services).await;
 }
 
 #[tokio::test]
@@ -181,6 +183,7 @@ async fn an_error_callback_refunds_and_says_why() {
     assert!(told.contains("5 coins refunded"), "{told}");
     assert_eq!(rig.balance().await, 100);
     assert!(rig.photos_sent().is_empty());
+    common::assert_ledger(&rig.services).await;
 }
 
 #[tokio::test]
@@ -194,6 +197,7 @@ async fn a_request_that_never_finishes_times_out_with_a_refund() {
     rig.telegram.push_text(USER, "en", "/imagine a slow thing");
     eventually("told", WAIT, || rig.telegram.sent_texts(USER).iter().any(|t| t.contains("no result within"))).await;
     assert_eq!(rig.balance().await, 100);
+    common::assert_ledger(&rig.services).await;
 }
 
 #[tokio::test]
@@ -291,6 +295,7 @@ async fn an_avatar_goes_from_photos_to_training_to_a_generated_image() {
     eventually("gallery", WAIT, || rig.photos_sent().len() == 2).await;
     let gallery = &rig.photos_sent()[1];
     assert!(gallery.params["caption"].as_str().unwrap().starts_with("🖼 1/1"));
+    common::assert_ledger(&rig.services).await;
 }
 
 #[tokio::test]
@@ -312,6 +317,7 @@ async fn cancelling_a_training_tells_fal_and_refunds() {
     eventually("cancelled", WAIT, || rig.telegram.sent_texts(USER).iter().any(|t| t.contains("Training cancelled"))).await;
     assert_eq!(rig.fal.cancelled().len(), 1);
     assert_eq!(rig.balance().await, 300);
+    common::assert_ledger(&rig.services).await;
 }
 
 #[tokio::test]
@@ -368,6 +374,7 @@ async fn cancel_after_the_request_went_to_fal_leaves_it_to_finish_delivered_and_
     eventually("delivered", WAIT, || rig.photos_sent().len() == 1).await;
     assert_eq!(rig.balance().await, 95, "charged once, not refunded: the image came");
     assert_eq!(rig.scalar("SELECT count(*) FROM ledger_entries WHERE reason = 'refund'").await, 0);
+    common::assert_ledger(&rig.services).await;
 }
 
 #[tokio::test]
@@ -384,6 +391,7 @@ async fn a_user_who_blocked_the_bot_keeps_the_image_in_the_gallery_and_is_not_re
     assert_eq!(rig.scalar("SELECT count(*) FROM images").await, 1, "the image is in the gallery");
     assert_eq!(rig.balance().await, 95, "the charge stands");
     assert_eq!(rig.scalar("SELECT count(*) FROM ledger_entries WHERE reason = 'refund'").await, 0);
+    common::assert_ledger(&rig.services).await;
 }
 
 #[tokio::test]
@@ -427,4 +435,5 @@ async fn a_cancel_racing_a_delivery_gives_a_result_or_a_refund_never_both() {
         .unwrap()
         .get(0);
     assert_eq!(unbalanced, 0);
+    common::assert_ledger(&rig.services).await;
 }

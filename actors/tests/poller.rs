@@ -51,6 +51,7 @@ async fn start_creates_the_user_credits_the_bonus_once_and_shows_the_menu() {
     let languages: Vec<_> = telegram.calls("setMyCommands").iter().map(|c| c.params["language_code"].clone()).collect();
     assert!(languages.contains(&json!("ru")) && languages.contains(&json!("en")), "{languages:?}");
     p.stop(None);
+    common::assert_ledger(&services).await;
 }
 
 #[tokio::test]
@@ -89,7 +90,12 @@ async fn a_killed_leaders_standby_takes_over_within_the_ttl_and_loses_nothing() 
     let takeover = first_standby_poll.saturating_duration_since(killed_at);
     assert!(takeover <= LEASE_TTL + Duration::from_secs(1), "took over in {takeover:?}");
     assert_eq!(telegram.sent_texts(701).len(), 1, "the leader's update was not handled again");
-    assert_eq!(count(&services, "SELECT count(*) FROM telegram_updates WHERE handled_at IS NULL").await, 0);
+    // Each is marked handled just after its reply went out.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while count(&services, "SELECT count(*) FROM telegram_updates WHERE handled_at IS NULL").await > 0 {
+        assert!(Instant::now() < deadline, "an update was left unhandled");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     b.stop(None);
 }
 
@@ -194,6 +200,7 @@ async fn one_chats_updates_are_handled_in_order() {
     assert!(replies[3].contains("Settings"), "{replies:?}");
     assert!(replies[4].contains("Nothing to cancel"), "{replies:?}");
     p.stop(None);
+    common::assert_ledger(&services).await;
 }
 
 #[tokio::test]
@@ -213,6 +220,7 @@ async fn a_voice_message_is_charged_queued_and_cancellable_with_a_refund() {
     assert!(telegram.sent_texts(1101)[2].contains("Refunded 3"), "{:?}", telegram.sent_texts(1101));
     assert_eq!(count(&services, "SELECT balance FROM users WHERE telegram_id = 1101").await, 100);
     p.stop(None);
+    common::assert_ledger(&services).await;
 }
 
 #[tokio::test]
@@ -225,6 +233,7 @@ async fn without_coins_nothing_is_charged_and_the_user_is_told_the_price() {
     assert!(reply.contains("costs 5") && reply.contains("balance is 0"), "{reply}");
     assert_eq!(count(&services, "SELECT count(*) FROM jobs").await, 0);
     p.stop(None);
+    common::assert_ledger(&services).await;
 }
 
 #[tokio::test]
@@ -254,6 +263,7 @@ async fn menu_buttons_are_answered_at_once() {
     let replied = calls.iter().position(|c| c.method == "sendMessage").expect("replied");
     assert!(answered < replied, "the button is answered before any work");
     p.stop(None);
+    common::assert_ledger(&services).await;
 }
 
 #[tokio::test]
@@ -268,4 +278,5 @@ async fn a_file_over_twenty_megabytes_is_refused_without_a_charge() {
     assert!(telegram.sent_texts(1501)[1].contains("20 MB"), "{:?}", telegram.sent_texts(1501));
     assert_eq!(count(&services, "SELECT count(*) FROM jobs").await, 0);
     p.stop(None);
+    common::assert_ledger(&services).await;
 }

@@ -53,4 +53,5 @@ async fn updates_pushed_by_telegram_are_checked_recorded_once_and_handled() {
     assert_eq!(recorded().await, 1);
     assert_eq!(post(Some(SECRET), json!({ "no": "update id" })).await, 400);
     listener.stop(None);
+    common::assert_ledger(&services).await;
 }

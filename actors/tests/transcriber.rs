@@ -104,6 +104,7 @@ async fn a_short_voice_note_comes_back_as_text_with_digest_buttons() {
     assert_eq!(rig.balance().await, 99, "one started minute");
     pool.stop(None);
     rig.stop();
+    common::assert_ledger(&rig.services).await;
 }
 
 #[tokio::test]
@@ -135,6 +136,7 @@ async fn a_25_minute_recording_is_cut_at_silences_and_joined_in_order_with_progr
     assert!(rig.telegram.sent_texts(USER).iter().any(|t| t.contains("24:44 long: 1 coins refunded")), "{:?}", rig.telegram.sent_texts(USER));
     pool.stop(None);
     rig.stop();
+    common::assert_ledger(&rig.services).await;
 }
 
 #[tokio::test]
@@ -149,6 +151,7 @@ async fn a_429_then_success_gives_one_reply() {
     assert_eq!(rig.openai.transcriptions().len(), 2);
     pool.stop(None);
     rig.stop();
+    common::assert_ledger(&rig.services).await;
 }
 
 #[tokio::test]
@@ -166,6 +169,7 @@ async fn insufficient_quota_fails_at_once_with_a_refund_and_a_message() {
     assert_eq!(rig.scalar("SELECT count(*) FROM jobs WHERE state = 'dead' AND attempts = 1").await, 1);
     pool.stop(None);
     rig.stop();
+    common::assert_ledger(&rig.services).await;
 }
 
 #[tokio::test]
@@ -183,6 +187,7 @@ async fn a_file_telegram_will_not_hand_over_is_refunded_without_retry() {
     assert!(rig.openai.transcriptions().is_empty());
     pool.stop(None);
     rig.stop();
+    common::assert_ledger(&rig.services).await;
 }
 
 #[tokio::test]
@@ -212,6 +217,7 @@ async fn a_worker_killed_between_chunks_is_finished_by_another_once() {
     assert_eq!(rig.scalar("SELECT count(*) FROM jobs WHERE state = 'done'").await, 1);
     second.stop(None);
     rig.stop();
+    common::assert_ledger(&rig.services).await;
 }
 
 #[tokio::test]
@@ -228,6 +234,7 @@ async fn a_long_transcript_arrives_as_a_text_document() {
     assert!(rig.transcripts_sent().is_empty(), "not as messages");
     pool.stop(None);
     rig.stop();
+    common::assert_ledger(&rig.services).await;
 }
 
 #[tokio::test]
@@ -240,6 +247,7 @@ async fn no_speech_is_said_plainly_and_refunded() {
     assert_eq!(rig.balance().await, 100);
     pool.stop(None);
     rig.stop();
+    common::assert_ledger(&rig.services).await;
 }
 
 #[tokio::test]
@@ -265,6 +273,7 @@ async fn the_summary_button_runs_a_chat_completion_on_the_transcript_and_history
     eventually("resent", WAIT, || rig.transcripts_sent().len() == 2).await;
     pool.stop(None);
     rig.stop();
+    common::assert_ledger(&rig.services).await;
 }
 
 #[tokio::test]
@@ -279,6 +288,7 @@ async fn a_recording_over_the_length_cap_is_refused_and_refunded_before_any_api_
     assert!(rig.services.blob.get(&key).await.is_err(), "the failed job's audio is deleted from S3");
     pool.stop(None);
     rig.stop();
+    common::assert_ledger(&rig.services).await;
 }
 
 #[tokio::test]
@@ -300,6 +310,7 @@ async fn a_file_without_a_length_is_charged_an_estimate_and_settled_on_the_measu
     assert_eq!(rig.balance().await, 97);
     pool.stop(None);
     rig.stop();
+    common::assert_ledger(&rig.services).await;
 }
 
 #[tokio::test]
@@ -312,6 +323,28 @@ async fn a_recording_claiming_an_absurd_length_is_refused_and_refunded_before_an
     assert!(told.contains("I transcribe up to 4:00:00"), "{told}");
     assert!(rig.openai.transcriptions().is_empty(), "no API call, no plan of millions of chunks");
     assert_eq!(rig.balance().await, 100, "refunded");
+    pool.stop(None);
+    rig.stop();
+    common::assert_ledger(&rig.services).await;
+}
+
+#[tokio::test]
+async fn a_transcript_for_a_user_who_blocked_the_bot_stays_in_history_and_the_charge_stands() {
+    let rig = rig("tr_blocked", |_| {}).await;
+    rig.openai.set_latency(Duration::from_secs(2));
+    let pool = workers(&rig.services, "w1").await;
+    rig.telegram.push_voice(USER, "en", 2, voice_note("Nobody will read this."));
+    eventually("transcribing", WAIT, || rig.telegram.sent_texts(USER).iter().any(|t| t.contains("Transcribing"))).await;
+    rig.telegram.fail_next("sendMessage", aisha_testkit::telegram::Failure::Status(403, "Forbidden: bot was blocked by the user".into()));
+    let deadline = std::time::Instant::now() + WAIT;
+    while rig.scalar("SELECT count(*) FROM jobs WHERE kind = 'transcribe' AND state = 'done'").await == 0 {
+        assert!(std::time::Instant::now() < deadline, "the job never ended");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(rig.scalar("SELECT count(*) FROM transcripts WHERE delivered_at IS NOT NULL").await, 1, "in /history");
+    assert_eq!(rig.balance().await, 99, "not refunded: the transcript was made");
+    assert_eq!(rig.openai.transcriptions().len(), 1, "403 is not retried");
+    common::assert_ledger(&rig.services).await;
     pool.stop(None);
     rig.stop();
 }

@@ -10,7 +10,7 @@ use teloxide::types::{ChatId, InlineKeyboardButton, InlineKeyboardMarkup, Messag
 
 use super::{BotHandler, HandleError};
 use crate::clients::Patiently;
-use crate::chat::money_texts;
+use crate::chat::{keyboards, money_texts};
 use crate::chat::texts::{self, Lang};
 use crate::clients::{download_telegram_file, DownloadError, MAX_DOWNLOAD};
 use crate::dialogue::{self, Dialogue};
@@ -77,7 +77,7 @@ impl BotHandler {
         let balance = crate::ledger::balance(&self.services.db, user_id).await?;
         if balance < price {
             let refusal = self.bot.send_message(chat, money_texts::avatar_costs_more(lang, price, balance));
-            refusal.reply_markup(super::payments::top_up_keyboard(lang)).patiently().await?;
+            refusal.reply_markup(keyboards::top_up(lang)).patiently().await?;
             return Ok(());
         }
         dialogue::set(&self.services.redis, user_id, &Dialogue::AvatarName).await?;

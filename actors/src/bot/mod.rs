@@ -211,7 +211,7 @@ impl BotHandler {
             }
             Charged::InsufficientBalance { price, balance } => {
                 let refusal = self.bot.send_message(chat, texts::insufficient(lang, price, balance));
-                refusal.reply_markup(payments::top_up_keyboard(lang)).patiently().await?;
+                refusal.reply_markup(keyboards::top_up(lang)).patiently().await?;
                 Ok(false)
             }
         }
@@ -252,7 +252,7 @@ impl BotHandler {
         let balance = ledger::balance(&self.services.db, user_id).await?;
         let entries = ledger::recent_entries(&self.services.db, user_id, 5).await?;
         let text = texts::balance(lang, balance, &entries);
-        self.bot.send_message(chat, text).reply_markup(payments::top_up_keyboard(lang)).patiently().await?;
+        self.bot.send_message(chat, text).reply_markup(keyboards::top_up(lang)).patiently().await?;
         Ok(())
     }
 

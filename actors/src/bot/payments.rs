@@ -13,11 +13,6 @@ use crate::clients::Patiently;
 use crate::payments::{self, Credited, Debited, StarsPayment};
 use crate::store::users::TelegramProfile;
 
-/// The "Top up" button under a balance or a refusal for want of coins.
-pub fn top_up_keyboard(lang: Lang) -> InlineKeyboardMarkup {
-    InlineKeyboardMarkup::new([[InlineKeyboardButton::callback(money_texts::top_up_button(lang), "menu:topup")]])
-}
-
 fn payments_metric(result: &'static str) {
     metrics::counter!("aishad_payments_total", "result" => result).increment(1);
 }

@@ -12,6 +12,11 @@ pub fn keyboard(rows: Vec<Vec<(&'static str, &'static str)>>) -> InlineKeyboardM
     )
 }
 
+/// The "Top up" button under a balance or a refusal for want of coins.
+pub fn top_up(lang: Lang) -> InlineKeyboardMarkup {
+    InlineKeyboardMarkup::new([[InlineKeyboardButton::callback(super::money_texts::top_up_button(lang), "menu:topup")]])
+}
+
 pub fn main_menu(lang: Lang) -> InlineKeyboardMarkup {
     keyboard(texts::main_menu(lang))
 }

@@ -62,6 +62,18 @@ pub fn is_transient(error: &RequestError) -> bool {
     }
 }
 
+/// A refusal no retry changes: the user blocked the bot, deleted their
+/// account, or the chat is gone. A result that exists stays stored, and
+/// what it cost stands.
+pub fn is_undeliverable(error: &RequestError) -> bool {
+    matches!(
+        error,
+        RequestError::Api(
+            ApiError::BotBlocked | ApiError::UserDeactivated | ApiError::ChatNotFound | ApiError::BotKicked | ApiError::BotKickedFromSupergroup
+        )
+    )
+}
+
 fn wait_before(error: &RequestError, attempt: u32) -> Duration {
     match error {
         RequestError::RetryAfter(seconds) => seconds.duration(),

@@ -11,9 +11,10 @@ use serde_json::{json, Value};
 use teloxide::payloads::{SendMessageSetters, SendPhotoSetters};
 use teloxide::prelude::Requester;
 use teloxide::types::{ChatId, InlineKeyboardButton, InlineKeyboardMarkup, InputFile, InputMedia, InputMediaPhoto};
-use teloxide::{ApiError, RequestError};
+use teloxide::RequestError;
 
 use super::{job_error, FalJobs};
+use crate::clients::bot_api::is_undeliverable;
 use crate::clients::Patiently;
 use crate::chat::texts::{self, Lang};
 use crate::clients::fal::MAX_RESULT_FILE;
@@ -54,15 +55,6 @@ pub(super) async fn deliver(f: &FalJobs, job: &Job, ctx: &JobContext) -> Result<
     }
 }
 
-/// A Bot API refusal that no retry changes (the user blocked the bot, the
-/// chat is gone): the result stays stored, the charge stands.
-fn undeliverable(e: &RequestError) -> bool {
-    matches!(
-        e,
-        RequestError::Api(ApiError::BotBlocked | ApiError::UserDeactivated | ApiError::ChatNotFound | ApiError::BotKicked | ApiError::BotKickedFromSupergroup)
-    )
-}
-
 /// Sending's outcome for the job: done, undeliverable (done too), or retry.
 fn sent(r: &FalRequest, what: usize, result: Result<(), RequestError>) -> Result<Value, JobError> {
     match result {
@@ -70,7 +62,7 @@ fn sent(r: &FalRequest, what: usize, result: Result<(), RequestError>) -> Result
             metrics::counter!("aishad_images_delivered_total", "kind" => r.kind.clone()).increment(what as u64);
             Ok(json!({ "outcome": "delivered", "items": what }))
         }
-        Err(e) if undeliverable(&e) => {
+        Err(e) if is_undeliverable(&e) => {
             tracing::warn!(request_id = %r.request_id, user_id = r.user_id, error = %e, "result stored but undeliverable; the charge stands");
             metrics::counter!("aishad_fal_undeliverable_total", "kind" => r.kind.clone()).increment(1);
             Ok(json!({ "outcome": "undeliverable", "reason": e.to_string() }))

@@ -10,13 +10,15 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use serde_json::{json, Value};
+use teloxide::payloads::SendMessageSetters;
 use teloxide::prelude::Requester;
 use teloxide::types::{ChatAction, ChatId, MessageId};
 
 use super::audio::{self, AudioError, Chunk, Spent};
 use super::{job_error, Transcriber};
+use crate::clients::bot_api::is_undeliverable;
 use crate::clients::Patiently;
-use crate::chat::keyboards::digest_keyboard;
+use crate::chat::keyboards::{digest_keyboard, top_up};
 use crate::chat::reply::send_long;
 use crate::chat::money_texts;
 use crate::chat::texts::{self, Lang};
@@ -183,9 +185,17 @@ pub(super) async fn transcribe(t: &Transcriber, job: Job, ctx: JobContext) -> Re
     ctx.hold(&job).await?;
     let intro = texts::transcript_intro(lang, probe.duration);
     let keyboard = digest_keyboard(lang, transcript.id);
-    send_long(&t.bot, chat, &intro, &text, Some(keyboard), limits.max_messages, "transcript.txt")
-        .await
-        .map_err(JobError::from)?;
+    let sent = send_long(&t.bot, chat, &intro, &text, Some(keyboard), limits.max_messages, "transcript.txt").await;
+    match sent {
+        Ok(()) => {}
+        Err(e) if is_undeliverable(&e) => {
+            // The transcript exists: it stays in /history, and the charge stands.
+            tracing::warn!(job_id = job.id, user_id, error = %e, "transcript made but undeliverable");
+            db.mark_transcript_delivered(transcript.id).await.map_err(JobError::retry)?;
+            return Ok(json!({ "transcript_id": transcript.id, "outcome": "undeliverable" }));
+        }
+        Err(e) => return Err(e.into()),
+    }
     db.mark_transcript_delivered(transcript.id).await.map_err(JobError::retry)?;
     let _ = t.bot.edit_message_text(chat, status, texts::transcribed(lang)).patiently().await;
     metrics::histogram!("aishad_transcribed_audio_seconds").record(probe.duration);
@@ -247,7 +257,12 @@ async fn settle_measured_price(t: &Transcriber, job: &Job, ctx: &JobContext, lan
         Ok(Settled::Unchanged) => return Ok(()),
         Ok(Settled::Charged { extra, balance }) => money_texts::measured_more(lang, seconds, extra, balance),
         Ok(Settled::Refunded { amount, balance }) => money_texts::measured_less(lang, seconds, amount, balance),
-        Ok(Settled::CannotPay { price, balance }) => return Err(JobError::Permanent(texts::insufficient(lang, price, balance))),
+        Ok(Settled::CannotPay { price, balance }) => {
+            // Said here, with the Top up button; the failure notice that follows gives the refund.
+            let refusal = t.bot.send_message(chat, texts::insufficient(lang, price, balance));
+            let _ = refusal.reply_markup(top_up(lang)).patiently().await;
+            return Err(JobError::Permanent(String::new()));
+        }
         Err(ledger::LedgerError::NotHeld(_)) => return Err(JobError::Retry("lost the job before settling its price".into())),
         Err(e) => return Err(JobError::retry(e)),
     };

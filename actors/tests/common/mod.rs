@@ -64,3 +64,10 @@ pub fn fast_jobs(s: &mut Settings) {
     s.jobs.retry_min = std::time::Duration::from_millis(100);
     s.jobs.retry_max = std::time::Duration::from_millis(300);
 }
+
+/// The ledger invariant for every user of this test's database: balance =
+/// the sum of their entries, never below zero. Every test that moves money ends with it.
+pub async fn assert_ledger(services: &Services) {
+    let client = services.db.client().await.expect("a connection");
+    aisha_testkit::services::assert_ledger_balanced(&client).await;
+}
