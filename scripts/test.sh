@@ -16,7 +16,7 @@ set +a
 if [ "$#" -gt 0 ]; then
   exec cargo test "$@"
 fi
-cargo test --workspace
+cargo test --workspace --no-fail-fast
 if [ -z "${AISHAD_SKIP_STACK:-}" ]; then
   bash scripts/stack-test.sh
 fi

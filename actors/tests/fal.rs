@@ -138,7 +138,8 @@ async fn forged_stale_partial_oversized_and_malformed_callbacks_are_refused_and_
     assert_eq!(rig.post(&headers, tampered).await, 401, "tampered body");
 
     assert_eq!(rig.post(&rig.fal.sign("r-1", now - 301, &body), body.clone()).await, 401, "stale timestamp");
-    assert_eq!(rig.post(&rig.fal.sign("r-1", now + 301, &body), body.clone()).await, 401, "future timestamp");
+    // Well past the 300 s tolerance: the test itself takes seconds on a busy machine.
+    assert_eq!(rig.post(&rig.fal.sign("r-1", unix_now() + 360, &body), body.clone()).await, 401, "future timestamp");
 
     for missing in 0..4 {
         let mut partial = rig.fal.sign("r-1", now, &body);
