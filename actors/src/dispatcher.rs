@@ -13,8 +13,10 @@ use crate::bot::BotHandler;
 use crate::store::Db;
 
 /// How long a handler holds an update before another replica may handle it
-/// again (its handler having died): longer than any handler takes.
-pub const CLAIM: std::time::Duration = std::time::Duration::from_secs(120);
+/// again (its process having died mid-handling): longer than a handler
+/// takes (a reply, a download of at most 20 MB), short enough that such an
+/// update is answered within half a minute.
+pub const CLAIM: std::time::Duration = std::time::Duration::from_secs(15);
 
 pub struct Dispatcher;
 

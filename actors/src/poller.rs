@@ -25,9 +25,10 @@ pub const LEASE_NAME: &str = "poller:lease";
 const RETRY: Backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
 /// Slack for the network: a poll ends at least this long before the lease could.
 const NETWORK_SLACK: Duration = Duration::from_secs(1);
-/// How often the leader looks for updates whose handler went away (and how
-/// old they must be): longer than a handler's claim, see dispatcher::CLAIM.
-const RECOVER_EVERY: Duration = Duration::from_secs(150);
+/// How often the leader looks for updates whose handler went away (claimed
+/// by a process that died, see dispatcher::CLAIM), and how old an update
+/// must be to count: older than any still waiting in our own lanes should be.
+const RECOVER_EVERY: Duration = Duration::from_secs(10);
 
 pub struct TelegramPoller;
 

@@ -83,7 +83,7 @@ async fn topup_sends_an_invoice_answers_the_checkout_and_credits_the_package_onc
     assert!(invoice["provider_token"].is_null());
     let (ok, _, after) = rig.checkout(9001, &payload, stars).await;
     assert!(ok);
-    assert!(after < Duration::from_secs(2), "answered {after:?} after the query");
+    assert!(after < Duration::from_secs(5), "answered {after:?} after the query (Telegram allows 10 s)");
 
     rig.telegram.pay(9001, "en", &payload, stars, "charge-1", false);
     eventually("credited", WAIT, || rig.texts_with(9001, "+250 coins") == 1).await;
@@ -134,7 +134,8 @@ async fn a_checkout_is_answered_at_once_while_that_chat_is_busy() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (ok, _, after) = rig.checkout(9201, &payload, stars).await;
     assert!(ok);
-    assert!(after < Duration::from_secs(2), "answered {after:?} after the query, with the chat busy");
+    // The chat's handler holds the only slot for 8 s: answered long before it frees.
+    assert!(after < Duration::from_secs(5), "answered {after:?} after the query, with the chat busy");
 }
 
 #[tokio::test]
