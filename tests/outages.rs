@@ -9,25 +9,15 @@ use std::time::{Duration, Instant};
 use aisha_testkit::audio::voice_note;
 use aisha_testkit::forward::{target_of, Forwarder};
 use aisha_testkit::private::PrivatePostgres;
+use aisha_testkit::daemon::all_mode_env;
 use aisha_testkit::{eventually, Daemon, FakeOpenAi, FakeTelegram, TestServices};
 
 const TOKEN: &str = "90909:OUTAGES-token-abcdef";
 const BIN: &str = env!("CARGO_BIN_EXE_aishad");
 
 /// A daemon in `all` mode against the fakes and the given services' env.
-fn start(env: Vec<(String, String)>, telegram: &FakeTelegram, openai: &FakeOpenAi) -> Daemon {
-    let mut env = env;
-    env.extend(
-        [
-            ("TELEGRAM_BOT_TOKEN", TOKEN.to_owned()),
-            ("TELEGRAM_API_URL", telegram.url()),
-            ("OPENAI_API_KEY", openai.api_key.clone()),
-            ("OPENAI_BASE_URL", openai.url()),
-            ("BOT_MODE", "all".to_owned()),
-            ("AISHA_TELEGRAM__POLL_TIMEOUT", "1s".to_owned()),
-        ]
-        .map(|(k, v)| (k.to_owned(), v)),
-    );
+fn start(mut env: Vec<(String, String)>, telegram: &FakeTelegram, openai: &FakeOpenAi) -> Daemon {
+    env.extend(all_mode_env(telegram, openai));
     Daemon::start(Path::new(BIN), &["run"], &env)
 }
 

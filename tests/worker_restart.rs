@@ -7,6 +7,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use aisha_testkit::audio::voice_note;
+use aisha_testkit::daemon::all_mode_env;
 use aisha_testkit::{eventually, Daemon, FakeOpenAi, FakeTelegram, TestServices};
 
 const TOKEN: &str = "61616:RESTART-token-abcdef";
@@ -16,18 +17,8 @@ const USERS: [i64; 2] = [3101, 3102];
 
 fn start(services: &TestServices, telegram: &FakeTelegram, openai: &FakeOpenAi, instance: &str) -> Daemon {
     let mut env = services.env();
-    env.extend(
-        [
-            ("TELEGRAM_BOT_TOKEN", TOKEN.to_owned()),
-            ("TELEGRAM_API_URL", telegram.url()),
-            ("OPENAI_API_KEY", openai.api_key.clone()),
-            ("OPENAI_BASE_URL", openai.url()),
-            ("BOT_MODE", "all".to_owned()),
-            ("INSTANCE_ID", instance.to_owned()),
-            ("AISHA_TELEGRAM__POLL_TIMEOUT", "1s".to_owned()),
-        ]
-        .map(|(k, v)| (k.to_owned(), v)),
-    );
+    env.extend(all_mode_env(telegram, openai));
+    env.push(("INSTANCE_ID".into(), instance.to_owned()));
     Daemon::start(Path::new(BIN), &["run"], &env)
 }
 

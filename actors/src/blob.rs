@@ -88,21 +88,16 @@ impl Blob {
     }
 
     pub async fn put(&self, key: &str, body: Bytes, content_type: &str) -> Result<(), BlobError> {
-        self.client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(self.full(key))
-            .content_type(content_type)
-            .body(ByteStream::from(body))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| BlobError::request("put_object", key, e))
+        self.put_body(key, ByteStream::from(body), content_type).await
     }
 
     /// Uploads a file from disk as it is read (a LoRA of 300 MB never sits in memory).
     pub async fn put_file(&self, key: &str, path: &std::path::Path, content_type: &str) -> Result<(), BlobError> {
         let body = ByteStream::from_path(path).await.map_err(|e| BlobError::request("put_object", key, e))?;
+        self.put_body(key, body, content_type).await
+    }
+
+    async fn put_body(&self, key: &str, body: ByteStream, content_type: &str) -> Result<(), BlobError> {
         self.client
             .put_object()
             .bucket(&self.bucket)
@@ -120,14 +115,7 @@ impl Blob {
         &self,
         key: &str,
     ) -> Result<(Option<i64>, impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send + Sync + 'static), BlobError> {
-        let object = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(self.full(key))
-            .send()
-            .await
-            .map_err(|e| BlobError::request("get_object", key, e))?;
+        let object = self.object(key).await?;
         let length = object.content_length;
         let chunks = futures::stream::unfold(object.body, |mut body| async move {
             body.next().await.map(|chunk| (chunk.map_err(std::io::Error::other), body))
@@ -135,15 +123,18 @@ impl Blob {
         Ok((length, chunks))
     }
 
-    pub async fn get(&self, key: &str) -> Result<Bytes, BlobError> {
-        let object = self
-            .client
+    async fn object(&self, key: &str) -> Result<aws_sdk_s3::operation::get_object::GetObjectOutput, BlobError> {
+        self.client
             .get_object()
             .bucket(&self.bucket)
             .key(self.full(key))
             .send()
             .await
-            .map_err(|e| BlobError::request("get_object", key, e))?;
+            .map_err(|e| BlobError::request("get_object", key, e))
+    }
+
+    pub async fn get(&self, key: &str) -> Result<Bytes, BlobError> {
+        let object = self.object(key).await?;
         let data = object.body.collect().await.map_err(|e| BlobError::request("get_object", key, e))?;
         Ok(data.into_bytes())
     }

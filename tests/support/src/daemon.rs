@@ -106,3 +106,18 @@ fn collect_lines(stream: impl tokio::io::AsyncRead + Unpin + Send + 'static, log
         }
     });
 }
+
+/// What a daemon in `all` mode needs to reach the Bot API and OpenAI fakes
+/// (short long-polls, so tests run in seconds), as environment variables.
+pub fn all_mode_env(telegram: &crate::FakeTelegram, openai: &crate::FakeOpenAi) -> Vec<(String, String)> {
+    [
+        ("TELEGRAM_BOT_TOKEN", telegram.token.clone()),
+        ("TELEGRAM_API_URL", telegram.url()),
+        ("OPENAI_API_KEY", openai.api_key.clone()),
+        ("OPENAI_BASE_URL", openai.url()),
+        ("BOT_MODE", "all".to_owned()),
+        ("AISHA_TELEGRAM__POLL_TIMEOUT", "1s".to_owned()),
+    ]
+    .map(|(k, v)| (k.to_owned(), v))
+    .to_vec()
+}
