@@ -10,7 +10,8 @@ use aisha_actors::blob::Blob;
 use aisha_actors::clients::fal::files;
 use aisha_actors::secret::Secret;
 use aisha_actors::settings::S3Settings;
-use aisha_testkit::{free_port, proc_status_kib, Daemon, TestServices};
+use aisha_testkit::daemon::all_mode_env;
+use aisha_testkit::{eventually, free_port, proc_status_kib, Daemon, FakeOpenAi, FakeTelegram, TestServices};
 
 const BIN: &str = env!("CARGO_BIN_EXE_aishad");
 const SIZE: u64 = 300 * 1024 * 1024;
@@ -72,4 +73,60 @@ async fn a_300_mb_file_streams_through_a_files_link_in_little_memory() {
     blob.delete(key).await.unwrap();
     daemon.signal("TERM");
     assert_eq!(daemon.wait(Duration::from_secs(20)).await, 0);
+}
+
+/// With a local Bot API server (`--local`) a user may send 2000 MB: the
+/// worker reads the file from the shared volume, keeps it in S3 and cuts it
+/// with ffmpeg, all through files, so the daemon's memory stays flat.
+#[tokio::test]
+async fn a_200_mb_recording_from_a_local_bot_api_server_is_transcribed_in_chunks_in_little_memory() {
+    const USER: i64 = 4401;
+    let services = TestServices::new("local_api").await;
+    let telegram = FakeTelegram::start("4401:LOCAL-api-token").await;
+    let openai = FakeOpenAi::start("sk-local").await;
+    // The local server's working directory, as the shared volume shows it.
+    let volume = std::env::temp_dir().join(format!("aisha-bot-api-{}", std::process::id()));
+    let recording = volume.join("4401:LOCAL-api-token/music/file_7.wav");
+    std::fs::create_dir_all(recording.parent().unwrap()).unwrap();
+    // 48 kHz stereo 16-bit: 1092 s is 200 MiB, ten times what the public Bot API hands a bot.
+    let made = std::process::Command::new("ffmpeg")
+        .args(["-loglevel", "error", "-y", "-f", "lavfi", "-i", "sine=f=300:r=48000:d=1092", "-ac", "2", "-c:a", "pcm_s16le"])
+        .arg(&recording)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let size = std::fs::metadata(&recording).unwrap().len();
+    assert!(size > 200 * 1024 * 1024, "{size}");
+    let file_id = telegram.add_local_file(&recording);
+
+    let mut env = services.env();
+    env.extend(all_mode_env(&telegram, &openai));
+    env.extend(
+        [("AISHA_TELEGRAM__LOCAL_API", "true".to_owned()), ("AISHA_TELEGRAM__LOCAL_FILES_DIR", volume.display().to_string())]
+            .map(|(k, v)| (k.to_owned(), v)),
+    );
+    let mut daemon = Daemon::start(Path::new(BIN), &["run"], &env);
+    daemon.wait_for_log("took the poller lease; polling", Duration::from_secs(30)).await;
+    let before = proc_status_kib(daemon.pid(), "VmHWM:");
+    telegram.push_text(USER, "en", "/start");
+    let started = Instant::now();
+    telegram.push_audio_file(USER, "en", 1092, &file_id, size, "audio/wav");
+    let transcript = || telegram.sent_texts(USER).iter().any(|t| t.starts_with("📝 Transcript"));
+    eventually("the transcript", Duration::from_secs(240), transcript).await;
+    let took = started.elapsed();
+    let high_water = proc_status_kib(daemon.pid(), "VmHWM:");
+    let uploads = openai.transcriptions();
+    eprintln!(
+        "local-api figure: {} MiB recording, {} chunks, transcribed in {took:?}; daemon peak RSS {} MiB (before {} MiB)",
+        size / (1024 * 1024),
+        uploads.len(),
+        high_water / 1024,
+        before / 1024
+    );
+    assert!(uploads.len() >= 2, "cut into chunks: {}", uploads.len());
+    assert!(uploads.iter().all(|u| u.file_len < 25 * 1024 * 1024), "every chunk under the API's 25 MiB");
+    assert!(high_water < 96 * 1024, "peak RSS {high_water} KiB: the recording was buffered");
+    let _ = std::fs::remove_dir_all(&volume);
+    daemon.signal("TERM");
+    assert_eq!(daemon.wait(Duration::from_secs(30)).await, 0);
 }

@@ -22,6 +22,18 @@ impl BlobError {
     }
 }
 
+/// An image's file extension and content type, from its first bytes:
+/// a JPEG is never stored or sent under a `.png` name.
+pub fn image_kind(bytes: &[u8]) -> (&'static str, &'static str) {
+    if bytes.starts_with(b"\x89PNG") {
+        ("png", "image/png")
+    } else if bytes.starts_with(b"RIFF") && bytes.get(8..12) == Some(b"WEBP") {
+        ("webp", "image/webp")
+    } else {
+        ("jpg", "image/jpeg")
+    }
+}
+
 /// Every method takes keys without `s3.key_prefix`; the prefix is added here.
 #[derive(Clone)]
 pub struct Blob {
@@ -139,6 +151,53 @@ impl Blob {
         Ok(data.into_bytes())
     }
 
+    /// Writes an object to `path` as it arrives (a 200 MB recording never sits in memory); its length.
+    pub async fn get_file(&self, key: &str, path: &std::path::Path) -> Result<u64, BlobError> {
+        use futures::TryStreamExt;
+        use tokio::io::AsyncWriteExt;
+        let io = |e: std::io::Error| BlobError::request("get_object", key, e);
+        let (_, chunks) = self.get_stream(key).await?;
+        let mut chunks = std::pin::pin!(chunks);
+        let mut out = tokio::io::BufWriter::new(tokio::fs::File::create(path).await.map_err(io)?);
+        let mut written = 0u64;
+        while let Some(chunk) = chunks.try_next().await.map_err(io)? {
+            written += chunk.len() as u64;
+            out.write_all(&chunk).await.map_err(io)?;
+        }
+        out.flush().await.map_err(io)?;
+        Ok(written)
+    }
+
+    /// Deletes every object whose key starts with `prefix` (a user's
+    /// `audio/{user_id}/`, say); how many were deleted.
+    pub async fn delete_prefix(&self, prefix: &str) -> Result<usize, BlobError> {
+        let full = self.full(prefix);
+        let strip = self.full("");
+        let mut deleted = 0;
+        let mut token: Option<String> = None;
+        loop {
+            let page = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(&full)
+                .set_continuation_token(token.take())
+                .send()
+                .await
+                .map_err(|e| BlobError::request("list_objects_v2", prefix, e))?;
+            for object in page.contents() {
+                if let Some(key) = object.key().and_then(|k| k.strip_prefix(strip.as_str())) {
+                    self.delete(key).await?;
+                    deleted += 1;
+                }
+            }
+            match page.next_continuation_token() {
+                Some(next) if page.is_truncated() == Some(true) => token = Some(next.to_owned()),
+                _ => return Ok(deleted),
+            }
+        }
+    }
+
     /// A GET URL for `key` that works without credentials for `ttl`.
     pub async fn presigned_get(&self, key: &str, ttl: std::time::Duration) -> Result<String, BlobError> {
         let config = aws_sdk_s3::presigning::PresigningConfig::expires_in(ttl)
@@ -163,5 +222,15 @@ impl Blob {
             .await
             .map(|_| ())
             .map_err(|e| BlobError::request("delete_object", key, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn images_are_named_by_their_bytes() {
+        assert_eq!(super::image_kind(b"\xff\xd8\xff\xe0JFIF"), ("jpg", "image/jpeg"));
+        assert_eq!(super::image_kind(b"\x89PNG\r\n\x1a\n"), ("png", "image/png"));
+        assert_eq!(super::image_kind(b"RIFF\0\0\0\0WEBPVP8 "), ("webp", "image/webp"));
     }
 }

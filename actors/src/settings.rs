@@ -214,6 +214,29 @@ pub struct TelegramSettings {
     pub send_per_chat_second: u32,
     /// Messages a minute to one group or channel (Telegram: 20).
     pub send_per_group_minute: u32,
+    /// `api_url` is a self-hosted Bot API server started with `--local`:
+    /// files up to 2000 MB, read from its disk instead of downloaded.
+    pub local_api: bool,
+    /// Where that server's working directory is mounted here (a shared
+    /// volume, at the same path as on the server): getFile's absolute paths
+    /// must lie under it.
+    pub local_files_dir: String,
+}
+
+/// What a bot may download through the public Bot API.
+pub const CLOUD_MAX_DOWNLOAD: u64 = 20 * 1024 * 1024;
+/// What a local Bot API server (`--local`) hands over.
+pub const LOCAL_MAX_DOWNLOAD: u64 = 2000 * 1024 * 1024;
+
+impl TelegramSettings {
+    /// The largest file this bot can fetch.
+    pub fn max_download(&self) -> u64 {
+        if self.local_api {
+            LOCAL_MAX_DOWNLOAD
+        } else {
+            CLOUD_MAX_DOWNLOAD
+        }
+    }
 }
 
 impl Default for TelegramSettings {
@@ -228,6 +251,8 @@ impl Default for TelegramSettings {
             send_per_second: 30,
             send_per_chat_second: 1,
             send_per_group_minute: 20,
+            local_api: false,
+            local_files_dir: "/var/lib/telegram-bot-api".into(),
         }
     }
 }

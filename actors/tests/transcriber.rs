@@ -4,74 +4,20 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
-use aisha_actors::pool::{JobPool, JobPoolArgs, PoolMsg};
-use aisha_actors::poller::{PollerMsg, TelegramPoller};
-use aisha_actors::secret::Secret;
-use aisha_actors::services::Services;
-use aisha_actors::transcriber::Transcriber;
+use common::chat_rig::{workers, Rig, WAIT};
 use aisha_testkit::audio::{absurdly_long_voice_note, tone_with_pauses, voice_note};
 use aisha_testkit::openai::Answer;
-use aisha_testkit::{eventually, FakeOpenAi, FakeTelegram};
+use aisha_testkit::eventually;
 use bytes::Bytes;
-use ractor::{Actor, ActorRef};
 use serde_json::json;
 
 const TOKEN: &str = "8080:TRANSCRIBER-token-xyz";
 const USER: i64 = 3001;
-const WAIT: Duration = Duration::from_secs(30);
-
-struct Rig {
-    telegram: FakeTelegram,
-    openai: FakeOpenAi,
-    services: Services,
-    poller: ActorRef<PollerMsg>,
-}
 
 async fn rig(name: &str, tweak: impl FnOnce(&mut aisha_actors::settings::Settings)) -> Rig {
-    let telegram = FakeTelegram::start(TOKEN).await;
-    let openai = FakeOpenAi::start("sk-test-key").await;
-    let (telegram_url, openai_url) = (telegram.url(), openai.url());
-    let (_test, services) = common::services(name, |s| {
-        common::use_telegram(s, TOKEN, telegram_url);
-        s.openai.api_key = Secret::new("sk-test-key");
-        s.openai.base_url = openai_url;
-        common::fast_jobs(s);
-        tweak(s);
-    })
-    .await;
-    services.blob.ensure_bucket().await.unwrap();
-    let (poller, _) = Actor::spawn(None, TelegramPoller, services.clone()).await.unwrap();
-    telegram.push_text(USER, "en", "/start");
-    eventually("welcome", WAIT, || telegram.sent_texts(USER).len() == 1).await;
-    Rig { telegram, openai, services, poller }
-}
-
-async fn workers(services: &Services, instance: &str) -> ActorRef<PoolMsg> {
-    let services = common::as_instance(services, instance);
-    let handlers: BTreeMap<_, _> =
-        Transcriber::handlers(services.clone()).unwrap().into_iter().map(|(k, h)| (k.to_owned(), h)).collect();
-    Actor::spawn(None, JobPool, JobPoolArgs { services, handlers }).await.unwrap().0
-}
-
-impl Rig {
-    fn transcripts_sent(&self) -> Vec<String> {
-        self.telegram.sent_texts(USER).into_iter().filter(|t| t.starts_with("📝 Transcript")).collect()
-    }
-
-    async fn scalar(&self, sql: &str) -> i64 {
-        self.services.db.client().await.unwrap().query_one(sql, &[]).await.unwrap().get(0)
-    }
-
-    async fn balance(&self) -> i64 {
-        self.scalar(&format!("SELECT balance FROM users WHERE telegram_id = {USER}")).await
-    }
-
-    fn stop(&self) {
-        self.poller.stop(None);
-    }
+    common::chat_rig::rig(name, TOKEN, USER, tweak).await
 }
 
 #[tokio::test]
@@ -87,8 +33,12 @@ async fn a_short_voice_note_comes_back_as_text_with_digest_buttons() {
     assert!(reply.params["text"].as_str().unwrap().contains(&format!("transcript of voice.ogg ({} bytes)", audio.len())), "sent as is");
     let buttons = reply.params["reply_markup"]["inline_keyboard"][0].as_array().unwrap();
     assert_eq!(buttons.len(), 3, "Summary, Action items, Minutes");
+    let files = reply.params["reply_markup"]["inline_keyboard"][1].as_array().unwrap();
+    let labels: Vec<&str> = files.iter().filter_map(|b| b["text"].as_str()).collect();
+    assert_eq!(labels, ["🎬 .srt", "🎬 .vtt", "📄 .txt"], "whisper-1 gives timing");
     let call = &rig.openai.transcriptions()[0];
-    assert_eq!((call.model.as_str(), call.temperature.as_deref(), call.response_format.as_deref()), ("whisper-1", Some("0"), Some("json")));
+    assert_eq!((call.model.as_str(), call.temperature.as_deref(), call.response_format.as_deref()), ("whisper-1", Some("0"), Some("verbose_json")));
+    assert_eq!(call.language, None, "auto: the API detects the language");
     assert_eq!(call.content_type.as_deref(), Some("audio/ogg"));
     eventually("status edited to done", WAIT, || {
         rig.telegram.calls("editMessageText").iter().any(|c| c.params["text"] == "✅ Done")

@@ -10,7 +10,7 @@ use teloxide::types::{ChatId, InlineKeyboardButton, InlineKeyboardMarkup, Messag
 
 use super::{BotHandler, HandleError};
 use crate::clients::Patiently;
-use crate::chat::{keyboards, money_texts};
+use crate::chat::{feature_texts, keyboards, money_texts};
 use crate::chat::texts::{self, Lang};
 use crate::clients::{download_telegram_file, DownloadError, MAX_DOWNLOAD};
 use crate::dialogue::{self, Dialogue};
@@ -63,7 +63,8 @@ impl BotHandler {
             rows.push(vec![InlineKeyboardButton::callback(format!("👤 {}", a.name), format!("avatar:{}", a.id))]);
         }
         if avatars.is_empty() {
-            text = texts::no_avatar(lang).to_owned();
+            // The button below is the way on: no pointing back at /avatars.
+            text = feature_texts::no_avatar_yet(lang).to_owned();
         }
         rows.push(vec![InlineKeyboardButton::callback(texts::new_avatar_button(lang), "avatar:new")]);
         self.bot.send_message(chat, text).reply_markup(InlineKeyboardMarkup::new(rows)).patiently().await?;

@@ -27,6 +27,12 @@ pub enum Callback<'a> {
     Digest(DigestKind, i64),
     /// A coin package, by its place in `payments.packages`.
     TopUp(usize),
+    /// The language recordings are in (`auto` or an ISO-639-1 code).
+    Spoken(&'a str),
+    /// A transcript as a file: `srt`, `vtt`, `txt`, or `none` (no timing).
+    Subtitles(&'a str, i64),
+    /// `/deletemydata` confirmed (true) or called off.
+    Forget(bool),
 }
 
 fn id(s: &str) -> Option<i64> {
@@ -56,6 +62,10 @@ impl<'a> Callback<'a> {
             ("history", Some(n), None, None) => Callback::History(position(n)?),
             ("transcript", Some(n), None, None) => Callback::Transcript(id(n)?),
             ("digest", Some(kind), Some(n), None) => Callback::Digest(DigestKind::parse(kind)?, id(n)?),
+            ("spoken", Some(code), None, None) if code.len() <= 8 => Callback::Spoken(code),
+            ("subs", Some(f @ ("srt" | "vtt" | "txt" | "none")), Some(n), None) => Callback::Subtitles(f, id(n)?),
+            ("forget", Some("yes"), None, None) => Callback::Forget(true),
+            ("forget", Some("no"), None, None) => Callback::Forget(false),
             ("topup", Some(n), None, None) => Callback::TopUp(n.parse::<usize>().ok().filter(|i| *i < 100)?),
             _ => return None,
         };
@@ -73,6 +83,9 @@ mod tests {
         assert_eq!(Callback::parse("digest:summary:7"), Some(Callback::Digest(DigestKind::Summary, 7)));
         assert_eq!(Callback::parse("menu:balance"), Some(Callback::Menu("balance")));
         assert_eq!(Callback::parse("avatar:12"), Some(Callback::AvatarStatus(12)));
+        assert_eq!(Callback::parse("subs:srt:5"), Some(Callback::Subtitles("srt", 5)));
+        assert_eq!(Callback::parse("spoken:kk"), Some(Callback::Spoken("kk")));
+        assert_eq!(Callback::parse("forget:yes"), Some(Callback::Forget(true)));
     }
 
     #[test]
@@ -87,6 +100,9 @@ mod tests {
             "del:abc",
             "regen:",
             "digest:poem:1",
+            "subs:exe:1",
+            "subs:srt:-1",
+            "forget:maybe",
             "history:1:extra",
             "",
         ] {

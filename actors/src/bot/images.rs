@@ -7,6 +7,7 @@ use teloxide::types::{CallbackQuery, ChatId, InlineKeyboardButton, InlineKeyboar
 
 use super::{BotHandler, HandleError};
 use crate::clients::Patiently;
+use crate::chat::feature_texts;
 use crate::chat::texts::{self, Lang};
 use crate::jobs::kinds::ImageRequest;
 use crate::jobs::{Kind, NewJob};
@@ -17,7 +18,9 @@ impl BotHandler {
         let pricing = &self.services.settings.pricing;
         let price = if kind == Kind::FalGenerate {
             if self.services.db.main_avatar(user_id).await?.is_none() {
-                return self.say(chat, texts::no_avatar(lang)).await;
+                let new = InlineKeyboardButton::callback(texts::new_avatar_button(lang), "avatar:new");
+                self.bot.send_message(chat, texts::no_avatar(lang)).reply_markup(InlineKeyboardMarkup::new([[new]])).patiently().await?;
+                return Ok(());
             }
             pricing.avatar_image
         } else {
@@ -78,7 +81,11 @@ impl BotHandler {
         let caption = texts::gallery_caption(index, total, &image.prompt, image.favourite);
         let file = match &image.telegram_file_id {
             Some(id) => InputFile::file_id(teloxide::types::FileId(id.clone())),
-            None => InputFile::memory(self.services.blob.get(&image.key).await?).file_name("image.png"),
+            None => {
+                let bytes = self.services.blob.get(&image.key).await?;
+                let name = format!("image.{}", crate::blob::image_kind(&bytes).0);
+                InputFile::memory(bytes).file_name(name)
+            }
         };
         let sent = self.bot.send_photo(chat, file).caption(caption).reply_markup(keyboard).patiently().await?;
         if image.telegram_file_id.is_none() {
@@ -89,17 +96,32 @@ impl BotHandler {
         Ok(())
     }
 
+    /// The aspect ratio of images, then the language of recordings.
     pub(super) async fn settings(&self, chat: ChatId, user_id: i64, lang: Lang) -> Result<(), HandleError> {
         let aspect = self.services.db.aspect_ratio(user_id).await?;
-        let buttons = texts::aspect_buttons()
+        let spoken = self.services.db.transcription_language(user_id).await?;
+        let marked = |on: bool, label: &str| if on { format!("• {label}") } else { label.to_owned() };
+        let aspects = texts::aspect_buttons()
             .into_iter()
-            .map(|(key, label)| {
-                let mark = if key == aspect { "• " } else { "" };
-                InlineKeyboardButton::callback(format!("{mark}{label}"), format!("aspect:{key}"))
-            })
+            .map(|(key, label)| InlineKeyboardButton::callback(marked(key == aspect, label), format!("aspect:{key}")))
             .collect::<Vec<_>>();
-        self.bot.send_message(chat, texts::settings(lang, &aspect)).reply_markup(InlineKeyboardMarkup::new([buttons])).patiently().await?;
+        let mut rows = vec![aspects];
+        let languages: Vec<InlineKeyboardButton> = feature_texts::SPOKEN_LANGUAGES
+            .into_iter()
+            .map(|(code, name)| InlineKeyboardButton::callback(marked(code == spoken, name), format!("spoken:{code}")))
+            .collect();
+        rows.extend(languages.chunks(3).map(<[_]>::to_vec));
+        let text = format!("{}\n{}", texts::settings(lang, &aspect), feature_texts::spoken_language_line(lang, &spoken));
+        self.bot.send_message(chat, text).reply_markup(InlineKeyboardMarkup::new(rows)).patiently().await?;
         Ok(())
+    }
+
+    pub(super) async fn set_spoken_language(&self, chat: ChatId, user_id: i64, lang: Lang, code: &str) -> Result<(), HandleError> {
+        if !feature_texts::SPOKEN_LANGUAGES.iter().any(|(c, _)| *c == code) {
+            return self.say(chat, texts::unknown_command(lang)).await;
+        }
+        self.services.db.set_transcription_language(user_id, code).await?;
+        self.say(chat, feature_texts::spoken_language_set(lang, code)).await
     }
 
     pub(super) async fn set_aspect(&self, chat: ChatId, user_id: i64, lang: Lang, aspect: &str) -> Result<(), HandleError> {

@@ -7,9 +7,11 @@
 mod avatars;
 mod callback_data;
 mod error;
+mod groups;
 mod images;
 mod media;
 mod payments;
+mod privacy;
 mod transcripts;
 
 use teloxide::payloads::{SendMessageSetters, SetMyCommandsSetters};
@@ -18,10 +20,10 @@ use teloxide::types::{BotCommand, CallbackQuery, ChatAction, ChatId, Message, Me
 use teloxide::RequestError;
 
 use self::callback_data::Callback;
-use crate::chat::{keyboards, money_texts};
+use crate::chat::{feature_texts, keyboards, money_texts};
 use crate::chat::texts::{self, Lang};
 use crate::clients::fal::Fal;
-use crate::clients::{Patiently, TgBot, MAX_DOWNLOAD};
+use crate::clients::{Patiently, TgBot};
 use crate::dialogue::{self, Dialogue};
 use crate::jobs::kinds::Transcribe;
 use crate::jobs::{Kind, NewJob};
@@ -37,6 +39,8 @@ pub struct BotHandler {
     services: Services,
     bot: TgBot,
     fal: Fal,
+    /// Our @username (getMe, once): a group command for another bot is not ours.
+    me: std::sync::Arc<tokio::sync::OnceCell<String>>,
 }
 
 /// `/cmd@bot args` → (`cmd`, `args`).
@@ -49,7 +53,7 @@ pub fn parse_command(text: &str) -> Option<(String, String)> {
 
 impl BotHandler {
     pub fn new(services: Services) -> Self {
-        Self { fal: Fal::new(&services.settings.fal), bot: services.telegram.clone(), services }
+        Self { fal: Fal::new(&services.settings.fal), bot: services.telegram.clone(), me: Default::default(), services }
     }
 
     pub fn bot(&self) -> &TgBot {
@@ -89,6 +93,12 @@ impl BotHandler {
         if from.is_bot {
             return Ok(());
         }
+        if message.chat.is_group() || message.chat.is_supergroup() {
+            return self.on_group_message(message, from).await;
+        }
+        if !message.chat.is_private() {
+            return Ok(()); // channels: nothing to answer
+        }
         let chat = message.chat.id;
         let lang = Lang::from_code(from.language_code.as_deref());
         let user = self.services.db.upsert_user(&TelegramProfile::of(from)).await?;
@@ -106,7 +116,7 @@ impl BotHandler {
         if let Some(image) = avatars::image_of(message) {
             return match step {
                 Some(Dialogue::AvatarPhotos { avatar_id }) => self.avatar_photo(chat, user.id, lang, avatar_id, image).await,
-                _ => self.say(chat, texts::unsupported(lang)).await,
+                _ => self.say(chat, feature_texts::photo_outside_avatars(lang)).await,
             };
         }
         let Some(text) = message.text() else {
@@ -139,7 +149,9 @@ impl BotHandler {
             "topup" => self.top_up(chat, user_id, lang).await,
             "paysupport" => self.say(chat, money_texts::paysupport(lang)).await,
             "terms" => self.say(chat, money_texts::terms(lang)).await,
-            "privacy" => self.say(chat, money_texts::privacy(lang)).await,
+            "privacy" => self.say(chat, feature_texts::privacy(lang)).await,
+            "deletemydata" => self.ask_to_forget(chat, lang).await,
+            "autotranscribe" => self.say(chat, feature_texts::autotranscribe_only_in_groups(lang)).await,
             "cancel" => self.cancel(chat, user_id, lang).await,
             "imagine" if args.is_empty() => self.say(chat, texts::imagine_usage(lang)).await,
             "imagine" => {
@@ -160,9 +172,11 @@ impl BotHandler {
     }
 
     async fn on_media(&self, chat: ChatId, message: &Message, user_id: i64, lang: Lang, media: Media) -> Result<(), HandleError> {
-        if let Some(size) = media.size.filter(|s| *s > MAX_DOWNLOAD) {
-            return self.say(chat, texts::too_big(lang, size)).await;
+        let limit = self.services.settings.telegram.max_download();
+        if let Some(size) = media.size.filter(|s| *s > limit) {
+            return self.say(chat, texts::too_big(lang, size, limit)).await;
         }
+        let spoken = self.services.db.transcription_language(user_id).await?;
         let Some(price) = media.price(self.services.settings.pricing.transcription_per_minute) else {
             return self.say(chat, texts::unreadable_audio(lang)).await;
         };
@@ -178,6 +192,9 @@ impl BotHandler {
             mime_type: media.mime_type,
             file_name: media.file_name,
             language: lang.code().to_owned(),
+            spoken_language: Some(spoken),
+            reply_to: None,
+            payer_chat_id: None,
         };
         let _ = self.bot.send_chat_action(chat, ChatAction::Typing).patiently().await;
         self.charge(chat, user_id, lang, NewJob::of(Kind::Transcribe, key, &payload), price).await
@@ -189,14 +206,20 @@ impl BotHandler {
 
     /// Charges and queues `job`, telling the user either way; true when the
     /// job is queued (now or by an earlier identical request).
-    async fn charge_for(&self, chat: ChatId, user_id: i64, lang: Lang, mut job: NewJob, price: i64) -> Result<bool, HandleError> {
+    /// `job` for `chat` at `price`, with its kind's attempts.
+    fn priced(&self, mut job: NewJob, chat: ChatId, price: i64) -> NewJob {
+        job.chat_id = Some(chat.0);
+        job.cost = price;
+        job.max_attempts = self.services.settings.jobs.kind(&job.kind).max_attempts;
+        job
+    }
+
+    async fn charge_for(&self, chat: ChatId, user_id: i64, lang: Lang, job: NewJob, price: i64) -> Result<bool, HandleError> {
         if let Some(refusal) = self.over_limit(user_id, lang).await? {
             self.say(chat, refusal).await?;
             return Ok(false);
         }
-        job.chat_id = Some(chat.0);
-        job.cost = price;
-        job.max_attempts = self.services.settings.jobs.kind(&job.kind).max_attempts;
+        let job = self.priced(job, chat, price);
         let kind = job.kind.clone();
         match ledger::charge_and_enqueue(&self.services.db, user_id, job).await? {
             Charged::Queued { job, balance } => {
@@ -257,6 +280,7 @@ impl BotHandler {
     }
 
     async fn cancel(&self, chat: ChatId, user_id: i64, lang: Lang) -> Result<(), HandleError> {
+        let in_dialogue = dialogue::get(&self.services.redis, user_id).await?.is_some();
         dialogue::clear(&self.services.redis, user_id).await?;
         let (mut count, mut refunded, mut running) = (0, 0i64, 0);
         for job in crate::jobs::queue::active_for_user(&self.services.db, user_id).await? {
@@ -269,10 +293,18 @@ impl BotHandler {
                 None => running += 1,
             }
         }
-        let mut text = texts::cancelled(lang, count, refunded);
-        if running > 0 {
-            text = format!("{text}\n{}", money_texts::still_running(lang, running));
+        // Stopping the avatar dialogue is something cancelled too: never "nothing to cancel" then.
+        let mut lines = Vec::new();
+        if in_dialogue {
+            lines.push(feature_texts::avatar_dialogue_stopped(lang).to_owned());
         }
+        if count > 0 || !in_dialogue {
+            lines.push(texts::cancelled(lang, count, refunded));
+        }
+        if running > 0 {
+            lines.push(money_texts::still_running(lang, running));
+        }
+        let text = lines.join("\n");
         self.say(chat, text).await
     }
 
@@ -303,6 +335,10 @@ impl BotHandler {
             Callback::History(page) => self.history(chat, user, lang, page).await,
             Callback::Transcript(id) => self.resend_transcript(chat, user, lang, id).await,
             Callback::Digest(kind, id) => self.digest(chat, query, user, lang, kind, id).await,
+            Callback::Subtitles(format, id) => self.subtitles(chat, user, lang, format, id).await,
+            Callback::Spoken(code) => self.set_spoken_language(chat, user, lang, code).await,
+            Callback::Forget(true) => self.forget(chat, user, query.from.id.0 as i64, lang).await,
+            Callback::Forget(false) => self.say(chat, feature_texts::delete_kept(lang)).await,
             Callback::Menu("balance") => self.balance(chat, user, lang).await,
             Callback::Menu("topup") => self.top_up(chat, user, lang).await,
             Callback::TopUp(index) => self.invoice(chat, user, lang, index).await,

@@ -3,11 +3,13 @@
 
 use teloxide::payloads::SendMessageSetters;
 use teloxide::prelude::Requester;
-use teloxide::types::{CallbackQuery, ChatId, InlineKeyboardButton, InlineKeyboardMarkup};
+use teloxide::payloads::SendDocumentSetters;
+use teloxide::types::{CallbackQuery, ChatId, InlineKeyboardButton, InlineKeyboardMarkup, InputFile};
 
 use super::{BotHandler, HandleError};
 use crate::clients::Patiently;
-use crate::chat::keyboards::digest_keyboard;
+use crate::chat::feature_texts;
+use crate::chat::keyboards::transcript_keyboard;
 use crate::chat::reply;
 use crate::chat::texts::{self, Lang};
 use crate::jobs::kinds::{Digest, DigestKind};
@@ -67,9 +69,39 @@ impl BotHandler {
             }
         };
         let intro = texts::transcript_intro(lang, t.duration_seconds.unwrap_or_default());
-        let keyboard = digest_keyboard(lang, id);
+        let keyboard = transcript_keyboard(lang, id, t.segments_key.is_some());
         let max = self.services.settings.transcription.max_messages;
         reply::send_long(&self.bot, chat, &intro, &text, Some(keyboard), max, "transcript.txt").await?;
+        Ok(())
+    }
+
+    /// A transcript as `.srt`, `.vtt` or `.txt` (with timestamps when the
+    /// model gave them), made from the stored segments; free.
+    pub(super) async fn subtitles(&self, chat: ChatId, user_id: i64, lang: Lang, format: &str, id: i64) -> Result<(), HandleError> {
+        use crate::transcriber::timeline::{self, Cue};
+        let Some(t) = self.services.db.transcript_of(user_id, id).await? else {
+            return self.say(chat, texts::transcript_gone(lang)).await;
+        };
+        let cues: Vec<Cue> = match &t.segments_key {
+            Some(key) => serde_json::from_slice(&self.services.blob.get(key).await?).unwrap_or_default(),
+            None => Vec::new(),
+        };
+        if cues.is_empty() && format != "txt" {
+            let model = self.services.db.transcript_model(id).await?.unwrap_or_default();
+            return self.say(chat, feature_texts::no_timing(lang, &model)).await;
+        }
+        let body = match format {
+            "srt" => timeline::srt(&cues),
+            "vtt" => timeline::vtt(&cues),
+            _ => {
+                let Some(key) = &t.text_key else { return self.say(chat, texts::transcript_gone(lang)).await };
+                let plain = String::from_utf8_lossy(&self.services.blob.get(key).await?).into_owned();
+                timeline::timestamped_text(&cues, &plain)
+            }
+        };
+        let name = format!("transcript_{id}.{format}");
+        let file = InputFile::memory(body.into_bytes()).file_name(name);
+        self.bot.send_document(chat, file).caption(feature_texts::subtitles_caption(lang, format)).patiently().await?;
         Ok(())
     }
 

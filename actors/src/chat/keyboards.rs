@@ -21,10 +21,16 @@ pub fn main_menu(lang: Lang) -> InlineKeyboardMarkup {
     keyboard(texts::main_menu(lang))
 }
 
-/// Summary / Action items / Minutes under a transcript.
-pub fn digest_keyboard(lang: Lang, transcript_id: i64) -> InlineKeyboardMarkup {
-    InlineKeyboardMarkup::new([DigestKind::ALL
+/// Under a transcript: Summary / Action items / Minutes, then the files
+/// (`.srt`, `.vtt`, `.txt`; `timed` says whether the model gave timestamps).
+pub fn transcript_keyboard(lang: Lang, transcript_id: i64, timed: bool) -> InlineKeyboardMarkup {
+    let digests = DigestKind::ALL
         .into_iter()
         .map(|kind| InlineKeyboardButton::callback(texts::digest_button(lang, kind), format!("digest:{}:{transcript_id}", kind.as_str())))
-        .collect::<Vec<_>>()])
+        .collect::<Vec<_>>();
+    let files = super::feature_texts::file_buttons(lang, timed)
+        .into_iter()
+        .map(|(label, format)| InlineKeyboardButton::callback(label, format!("subs:{format}:{transcript_id}")))
+        .collect::<Vec<_>>();
+    InlineKeyboardMarkup::new([digests, files])
 }

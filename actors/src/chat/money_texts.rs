@@ -76,13 +76,6 @@ pub fn terms(lang: Lang) -> &'static str {
     )
 }
 
-pub fn privacy(lang: Lang) -> &'static str {
-    lang.pick(
-        "🔒 Данные\n\nМы храним: ваш Telegram id, имя и язык; записи, расшифровки, фото и картинки, которые вы прислали или получили; историю монет и платежей. Сообщения бота (сырые обновления) удаляются через 7 дней. Записи и результаты хранятся, пока вы их не удалите. Платёжные записи хранятся как финансовые документы. Чтобы удалить свои данные, напишите нам в этот чат (см. /paysupport).",
-        "🔒 Your data\n\nWe keep: your Telegram id, name and language; the recordings, transcripts, photos and images you sent or received; your coin and payment history. The raw messages the bot receives are deleted after 7 days. Recordings and results are kept until you delete them. Payment records are kept as financial records. To have your data deleted, write to us in this chat (see /paysupport).",
-    )
-}
-
 pub fn slow_down(lang: Lang, seconds: u64) -> String {
     match lang {
         Lang::Ru => format!("Слишком много запросов подряд. Попробуйте снова через {seconds} с — ничего не списано."),

@@ -4,7 +4,7 @@
 
 use teloxide::payloads::{SendDocumentSetters, SendMessageSetters};
 use teloxide::prelude::Requester;
-use teloxide::types::{ChatId, InlineKeyboardMarkup, InputFile};
+use teloxide::types::{ChatId, InlineKeyboardMarkup, InputFile, MessageId, ReplyParameters};
 use teloxide::RequestError;
 
 use crate::clients::{Patiently, TgBot};
@@ -51,23 +51,49 @@ pub fn excerpt(text: &str, limit: usize) -> String {
     out.trim_end().to_owned()
 }
 
+/// Where a reply goes: a chat, and in a group the message it answers.
+#[derive(Debug, Clone, Copy)]
+pub struct Target {
+    pub chat: ChatId,
+    pub reply_to: Option<MessageId>,
+}
+
+impl From<ChatId> for Target {
+    fn from(chat: ChatId) -> Self {
+        Target { chat, reply_to: None }
+    }
+}
+
+impl Target {
+    /// The reply parameters, sent even when the answered message is gone.
+    pub fn reply_parameters(&self) -> Option<ReplyParameters> {
+        self.reply_to.map(|id| ReplyParameters::new(id).allow_sending_without_reply())
+    }
+}
+
 /// Sends `intro` and `body` as up to `max_messages` messages, the keyboard
 /// under the last; a longer body goes as the document `file_name`, captioned
-/// with `intro` and the body's first lines.
+/// with `intro` and the body's first lines. The first message answers
+/// `target.reply_to`, if set.
 pub async fn send_long(
     bot: &TgBot,
-    chat: ChatId,
+    target: impl Into<Target>,
     intro: &str,
     body: &str,
     keyboard: Option<InlineKeyboardMarkup>,
     max_messages: usize,
     file_name: &str,
 ) -> Result<(), RequestError> {
+    let target: Target = target.into();
+    let chat = target.chat;
     let pieces = split_message(&format!("{intro}\n\n{body}"), MESSAGE_LIMIT);
     if pieces.len() <= max_messages.max(1) {
         let last = pieces.len().saturating_sub(1);
         for (i, piece) in pieces.into_iter().enumerate() {
-            let request = bot.send_message(chat, piece);
+            let mut request = bot.send_message(chat, piece);
+            if let (0, Some(reply)) = (i, target.reply_parameters()) {
+                request = request.reply_parameters(reply);
+            }
             match (&keyboard, i == last) {
                 (Some(k), true) => request.reply_markup(k.clone()).patiently().await?,
                 _ => request.patiently().await?,
@@ -78,7 +104,10 @@ pub async fn send_long(
     let quote = excerpt(body, CAPTION_LIMIT.saturating_sub(intro.chars().count() + 4));
     let caption = format!("{intro}\n\n«{quote}»");
     let file = InputFile::memory(body.as_bytes().to_vec()).file_name(file_name.to_owned());
-    let request = bot.send_document(chat, file).caption(caption);
+    let mut request = bot.send_document(chat, file).caption(caption);
+    if let Some(reply) = target.reply_parameters() {
+        request = request.reply_parameters(reply);
+    }
     match keyboard {
         Some(k) => request.reply_markup(k).patiently().await?,
         None => request.patiently().await?,

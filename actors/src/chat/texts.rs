@@ -50,6 +50,8 @@ pub fn commands(lang: Lang) -> Vec<(&'static str, &'static str)> {
         ("paysupport", lang.pick("Вопросы об оплате и возвраты", "Payment questions and refunds")),
         ("terms", lang.pick("Условия", "Terms")),
         ("privacy", lang.pick("Какие данные хранятся", "What data is kept")),
+        ("deletemydata", lang.pick("Удалить мои данные", "Delete my data")),
+        ("autotranscribe", lang.pick("В группе: расшифровывать голосовые (on/off)", "In a group: transcribe voice messages (on/off)")),
     ]
 }
 
@@ -132,11 +134,13 @@ pub fn already_queued(lang: Lang) -> &'static str {
     lang.pick("Этот запрос уже в работе — повторно не списываю.", "This request is already being worked on — not charged again.")
 }
 
-pub fn too_big(lang: Lang, size: u64) -> String {
+/// A file over what this bot can fetch (`limit`: 20 MB, or 2000 MB with a local Bot API server).
+pub fn too_big(lang: Lang, size: u64, limit: u64) -> String {
     let mb = size as f64 / (1024.0 * 1024.0);
+    let limit = limit / (1024 * 1024);
     match lang {
-        Lang::Ru => format!("Файл {mb:.1} МБ: Telegram позволяет ботам скачивать файлы только до 20 МБ. Пришлите запись покороче или сожмите её."),
-        Lang::En => format!("The file is {mb:.1} MB: Telegram lets bots download files of up to 20 MB only. Send a shorter or compressed recording."),
+        Lang::Ru => format!("Файл {mb:.1} МБ: Telegram позволяет ботам скачивать файлы только до {limit} МБ. Пришлите запись покороче или сожмите её."),
+        Lang::En => format!("The file is {mb:.1} MB: Telegram lets bots download files of up to {limit} MB only. Send a shorter or compressed recording."),
     }
 }
 
@@ -163,8 +167,8 @@ pub fn no_images(lang: Lang) -> &'static str {
 pub fn settings(lang: Lang, aspect: &str) -> String {
     let label = aspect_buttons().iter().find(|(k, _)| *k == aspect).map(|(_, l)| *l).unwrap_or("1:1");
     match lang {
-        Lang::Ru => format!("⚙️ Настройки\nЯзык: русский (по языку Telegram).\nФормат картинок: {label}"),
-        Lang::En => format!("⚙️ Settings\nLanguage: English (from your Telegram language).\nImage format: {label}"),
+        Lang::Ru => format!("⚙️ Настройки\nЯзык бота: русский (по языку Telegram).\nФормат картинок: {label}"),
+        Lang::En => format!("⚙️ Settings\nBot language: English (from your Telegram language).\nImage format: {label}"),
     }
 }
 
@@ -182,6 +186,10 @@ pub fn unsupported(lang: Lang) -> &'static str {
         "С этим я пока не умею работать. Пришлите голосовое или аудио, или выберите действие в /start.",
         "I can't do anything with this yet. Send a voice message or audio, or pick an action in /start.",
     )
+}
+
+pub fn private_only(lang: Lang) -> &'static str {
+    lang.pick("Это — в личном чате со мной: откройте его и отправьте команду там.", "That one works in a private chat with me: open it and send the command there.")
 }
 
 pub fn unknown_command(lang: Lang) -> &'static str {
@@ -270,11 +278,14 @@ pub fn transcript_gone(lang: Lang) -> &'static str {
     lang.pick("Эта расшифровка не найдена.", "That transcript was not found.")
 }
 
-pub fn image_caption(prompt: &str, model: &str, aspect: Option<&str>) -> String {
+/// A generated image's caption: the prompt and, if one was chosen, the
+/// aspect ratio as people say it ("16:9"); never our model's name.
+pub fn image_caption(prompt: &str, aspect: Option<&str>) -> String {
     let prompt: String = prompt.chars().take(800).collect();
-    match aspect {
-        Some(a) => format!("🎨 {prompt}\n{model} · {a}"),
-        None => format!("🎨 {prompt}\n{model}"),
+    let label = aspect.and_then(|a| aspect_buttons().into_iter().find(|(k, _)| *k == a)).map(|(_, l)| l);
+    match label {
+        Some(label) => format!("🎨 {prompt}\n{label}"),
+        None => format!("🎨 {prompt}"),
     }
 }
 
@@ -333,7 +344,7 @@ pub fn gender_buttons(lang: Lang) -> [(&'static str, &'static str); 2] {
 
 pub fn ask_photos(lang: Lang, min: usize, max: usize) -> String {
     match lang {
-        Lang::Ru => format!("Пришлите от {min} до {max} фото (JPEG, PNG или WebP, от 512 до 4096 px по сторонам): лицо крупно, разные ракурсы и фон."),
+        Lang::Ru => format!("Пришлите от {min} до {max} фото (JPEG, PNG или WebP, от 512 до 4096 пикселей по сторонам): лицо крупно, разные ракурсы и фон."),
         Lang::En => format!("Send {min} to {max} photos (JPEG, PNG or WebP, 512 to 4096 px a side): your face close up, different angles and backgrounds."),
     }
 }
@@ -357,8 +368,8 @@ pub fn photo_rejected(lang: Lang, why: &str) -> String {
 pub fn photo_problem(lang: Lang, problem: &str) -> &'static str {
     match problem {
         "format" => lang.pick("нужен JPEG, PNG или WebP", "it must be JPEG, PNG or WebP"),
-        "small" => lang.pick("меньше 512 px по короткой стороне", "under 512 px on its short side"),
-        "large" => lang.pick("больше 4096 px по длинной стороне", "over 4096 px on its long side"),
+        "small" => lang.pick("меньше 512 пикселей по короткой стороне", "under 512 px on its short side"),
+        "large" => lang.pick("больше 4096 пикселей по длинной стороне", "over 4096 px on its long side"),
         "size" => lang.pick("файл больше 20 МБ", "the file is over 20 MB"),
         "duplicate" => lang.pick("такое фото уже есть", "this photo is already there"),
         _ => lang.pick("уже достаточно фото — нажмите «Обучить»", "there are enough photos already — press Train"),

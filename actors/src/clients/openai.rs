@@ -45,6 +45,48 @@ impl OpenAiError {
     }
 }
 
+/// A stretch of speech with its time, in seconds from the file's start.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Segment {
+    pub start: f64,
+    pub end: f64,
+    pub text: String,
+}
+
+/// What the API heard in one file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transcription {
+    pub text: String,
+    /// `Some` (possibly empty: silence) when the model gives timing.
+    pub segments: Option<Vec<Segment>>,
+    /// The language the API detected or was told, when it says.
+    pub language: Option<String>,
+}
+
+impl Transcription {
+    fn from_body(body: &Value, timed: bool) -> Self {
+        let segments = timed.then(|| {
+            body["segments"]
+                .as_array()
+                .map(|all| {
+                    all.iter()
+                        .filter_map(|s| {
+                            let (start, end) = (s["start"].as_f64()?, s["end"].as_f64()?);
+                            let text = s["text"].as_str()?.trim().to_owned();
+                            (start.is_finite() && end.is_finite() && !text.is_empty()).then_some(Segment { start, end, text })
+                        })
+                        .collect()
+                })
+                .unwrap_or_default()
+        });
+        Transcription {
+            text: body["text"].as_str().unwrap_or_default().trim().to_owned(),
+            segments,
+            language: body["language"].as_str().map(str::to_owned),
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct OpenAi {
     http: reqwest::Client,
@@ -70,17 +112,25 @@ impl OpenAi {
         })
     }
 
+    /// Whether the transcription model returns timed segments
+    /// (`verbose_json`, whisper-1); the gpt-4o models give text only.
+    pub fn gives_segments(&self) -> bool {
+        self.transcription_model.starts_with("whisper")
+    }
+
     /// `POST /audio/transcriptions`; `file_name`'s extension tells the format
     /// (send OGG/Opus as `.ogg`: the gpt-4o models refuse `.oga`).
-    pub async fn transcribe(&self, file_name: &str, audio: Bytes, language: Option<&str>) -> Result<String, OpenAiError> {
+    /// `language` is an ISO-639-1 code, or `None` to let the API detect it.
+    pub async fn transcribe(&self, file_name: &str, audio: Bytes, language: Option<&str>) -> Result<Transcription, OpenAiError> {
         let part = reqwest::multipart::Part::stream_with_length(reqwest::Body::from(audio.clone()), audio.len() as u64)
             .file_name(file_name.to_owned())
             .mime_str(mime_for(file_name))
             .map_err(|e| OpenAiError::Network(e.to_string()))?;
+        let format = if self.gives_segments() { "verbose_json" } else { "json" };
         let mut form = reqwest::multipart::Form::new()
             .part("file", part)
             .text("model", self.transcription_model.clone())
-            .text("response_format", "json")
+            .text("response_format", format)
             .text("temperature", "0");
         if let Some(language) = language {
             form = form.text("language", language.to_owned());
@@ -94,7 +144,7 @@ impl OpenAi {
             .await
             .map_err(network)?;
         let body = check(response).await?;
-        Ok(body["text"].as_str().unwrap_or_default().trim().to_owned())
+        Ok(Transcription::from_body(&body, self.gives_segments()))
     }
 
     /// `POST /chat/completions` with one system and one user message.
@@ -114,6 +164,28 @@ impl OpenAi {
             .map_err(network)?;
         let body = check(response).await?;
         Ok(body["choices"][0]["message"]["content"].as_str().unwrap_or_default().trim().to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verbose_json_segments_are_read_and_bad_ones_skipped() {
+        let body = json!({
+            "task": "transcribe", "language": "english", "duration": 9.5, "text": " Hello there. General Kenobi. ",
+            "segments": [
+                { "id": 0, "start": 0.0, "end": 2.4, "text": " Hello there." },
+                { "id": 1, "start": 2.4, "end": 9.5, "text": " General Kenobi." },
+                { "id": 2, "start": "x", "end": 9.9, "text": "broken" },
+            ],
+        });
+        let t = Transcription::from_body(&body, true);
+        assert_eq!(t.text, "Hello there. General Kenobi.");
+        assert_eq!(t.segments.as_ref().map(Vec::len), Some(2));
+        assert_eq!(t.segments.unwrap()[1], Segment { start: 2.4, end: 9.5, text: "General Kenobi.".into() });
+        assert_eq!(Transcription::from_body(&json!({ "text": "x" }), false).segments, None, "no timing from json");
     }
 }
 

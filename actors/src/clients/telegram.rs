@@ -10,8 +10,8 @@ use super::bot_api::{Patiently, TgBot};
 use super::ClientError;
 use crate::settings::TelegramSettings;
 
-/// Telegram's limit on what a bot may download.
-pub const MAX_DOWNLOAD: u64 = 20 * 1024 * 1024;
+/// Telegram's limit on what a bot may download from the public Bot API.
+pub const MAX_DOWNLOAD: u64 = crate::settings::CLOUD_MAX_DOWNLOAD;
 
 /// Why a getUpdates call failed, in the terms the poller acts on.
 #[derive(Debug, thiserror::Error)]
@@ -134,23 +134,31 @@ mod tests {
 
 #[derive(Debug, thiserror::Error)]
 pub enum DownloadError {
-    /// Over Telegram's 20 MB bot limit: no retry will help.
-    #[error("the file is {0} bytes, over the 20 MB a bot may download")]
+    /// Over what a bot may download: no retry will help.
+    #[error("the file is {0} bytes, over what a bot may download")]
     TooBig(u64),
     #[error("Telegram getFile failed: {0}")]
     Telegram(#[from] RequestError),
     #[error("downloading the file failed: {0}")]
     Http(String),
+    /// Local Bot API mode: the path is not on the shared volume, or unreadable.
+    #[error("the local Bot API file {path} cannot be read: {reason}")]
+    Local { path: String, reason: String },
+    #[error("writing the downloaded file failed: {0}")]
+    Write(String),
 }
 
-/// getFile, then the bytes from `{api}/file/bot{token}/{path}`, refusing
-/// anything over `max` bytes before and while downloading.
-pub async fn download_telegram_file(
-    bot: &TgBot,
-    settings: &TelegramSettings,
-    file_id: &str,
-    max: u64,
-) -> Result<bytes::Bytes, DownloadError> {
+/// Where getFile says the bytes are.
+enum Source {
+    Url(String),
+    /// A local Bot API server's absolute path, on a volume shared with us.
+    Disk(std::path::PathBuf),
+}
+
+/// getFile, refusing anything over `max` bytes, and where to read it from:
+/// `{api}/file/bot{token}/{path}`, or with `telegram.local_api` the
+/// server's own absolute path under `telegram.local_files_dir`.
+async fn locate(bot: &TgBot, settings: &TelegramSettings, file_id: &str, max: u64) -> Result<(Source, u64), DownloadError> {
     use teloxide::prelude::Requester;
     let file = match bot.get_file(teloxide::types::FileId(file_id.to_owned())).patiently().await {
         Ok(file) => file,
@@ -159,25 +167,113 @@ pub async fn download_telegram_file(
         }
         Err(e) => return Err(e.into()),
     };
-    if file.size as u64 > max && file.size != u32::MAX {
-        return Err(DownloadError::TooBig(file.size as u64));
+    let size = file.size as u64;
+    if size > max && file.size != u32::MAX {
+        return Err(DownloadError::TooBig(size));
+    }
+    if settings.local_api && file.path.starts_with('/') {
+        return Ok((Source::Disk(on_shared_volume(settings, &file.path)?), size));
     }
     let url = format!("{}/file/bot{}/{}", settings.api_url.trim_end_matches('/'), settings.token.expose(), file.path);
-    let http = reqwest::Client::builder()
+    Ok((Source::Url(url), size))
+}
+
+/// `path`, resolved, only when it lies under `telegram.local_files_dir`:
+/// a server answer naming `/etc/shadow` or `../..` is refused.
+fn on_shared_volume(settings: &TelegramSettings, path: &str) -> Result<std::path::PathBuf, DownloadError> {
+    let refuse = |reason: String| DownloadError::Local { path: path.to_owned(), reason };
+    let root = std::fs::canonicalize(&settings.local_files_dir)
+        .map_err(|e| refuse(format!("telegram.local_files_dir {}: {e}", settings.local_files_dir)))?;
+    let resolved = std::fs::canonicalize(path).map_err(|e| refuse(e.to_string()))?;
+    if !resolved.starts_with(&root) {
+        return Err(refuse(format!("not under telegram.local_files_dir {}", root.display())));
+    }
+    Ok(resolved)
+}
+
+fn downloader() -> Result<reqwest::Client, DownloadError> {
+    reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))
-        .timeout(Duration::from_secs(300))
+        .timeout(Duration::from_secs(1800))
         .build()
-        .map_err(|e| DownloadError::Http(e.to_string()))?;
-    let mut response = http.get(url).send().await.map_err(|e| DownloadError::Http(e.without_url().to_string()))?;
+        .map_err(|e| DownloadError::Http(e.to_string()))
+}
+
+async fn open_url(url: &str) -> Result<reqwest::Response, DownloadError> {
+    // The URL holds the token: never let it into an error message.
+    let response = downloader()?.get(url).send().await.map_err(|e| DownloadError::Http(e.without_url().to_string()))?;
     if !response.status().is_success() {
         return Err(DownloadError::Http(format!("HTTP {}", response.status())));
     }
-    let mut body = Vec::with_capacity(file.size.min(max as u32) as usize);
-    while let Some(chunk) = response.chunk().await.map_err(|e| DownloadError::Http(e.without_url().to_string()))? {
-        body.extend_from_slice(&chunk);
-        if body.len() as u64 > max {
-            return Err(DownloadError::TooBig(body.len() as u64));
+    Ok(response)
+}
+
+/// The file's bytes in memory (photos, small files), at most `max`.
+pub async fn download_telegram_file(
+    bot: &TgBot,
+    settings: &TelegramSettings,
+    file_id: &str,
+    max: u64,
+) -> Result<bytes::Bytes, DownloadError> {
+    let (source, size) = locate(bot, settings, file_id, max).await?;
+    let mut body = Vec::with_capacity(size.min(max).min(32 * 1024 * 1024) as usize);
+    match source {
+        Source::Disk(path) => {
+            use tokio::io::AsyncReadExt;
+            let file = tokio::fs::File::open(&path).await.map_err(|e| DownloadError::Local { path: path.display().to_string(), reason: e.to_string() })?;
+            file.take(max + 1).read_to_end(&mut body).await.map_err(|e| DownloadError::Local { path: path.display().to_string(), reason: e.to_string() })?;
+        }
+        Source::Url(url) => {
+            let mut response = open_url(&url).await?;
+            while let Some(chunk) = response.chunk().await.map_err(|e| DownloadError::Http(e.without_url().to_string()))? {
+                body.extend_from_slice(&chunk);
+                if body.len() as u64 > max {
+                    break;
+                }
+            }
         }
     }
+    if body.len() as u64 > max {
+        return Err(DownloadError::TooBig(body.len() as u64));
+    }
     Ok(body.into())
+}
+
+/// The file written to `dest` as it arrives, so memory stays flat whatever
+/// its size (a local Bot API server hands over up to 2000 MB); its length.
+pub async fn fetch_telegram_file(
+    bot: &TgBot,
+    settings: &TelegramSettings,
+    file_id: &str,
+    max: u64,
+    dest: &std::path::Path,
+) -> Result<u64, DownloadError> {
+    use tokio::io::AsyncWriteExt;
+    let write = |e: std::io::Error| DownloadError::Write(e.to_string());
+    let (source, _) = locate(bot, settings, file_id, max).await?;
+    let written = match source {
+        Source::Disk(path) => {
+            let local = |e: std::io::Error| DownloadError::Local { path: path.display().to_string(), reason: e.to_string() };
+            let length = tokio::fs::metadata(&path).await.map_err(local)?.len();
+            if length > max {
+                return Err(DownloadError::TooBig(length));
+            }
+            tokio::fs::copy(&path, dest).await.map_err(local)?
+        }
+        Source::Url(url) => {
+            let mut response = open_url(&url).await?;
+            let mut out = tokio::io::BufWriter::new(tokio::fs::File::create(dest).await.map_err(write)?);
+            let mut written = 0u64;
+            while let Some(chunk) = response.chunk().await.map_err(|e| DownloadError::Http(e.without_url().to_string()))? {
+                written += chunk.len() as u64;
+                if written > max {
+                    return Err(DownloadError::TooBig(written));
+                }
+                out.write_all(&chunk).await.map_err(write)?;
+            }
+            out.flush().await.map_err(write)?;
+            written
+        }
+    };
+    Ok(written)
 }

@@ -16,6 +16,7 @@ use teloxide::RequestError;
 use super::{job_error, FalJobs};
 use crate::clients::bot_api::is_undeliverable;
 use crate::clients::Patiently;
+use crate::blob::image_kind;
 use crate::chat::texts::{self, Lang};
 use crate::clients::fal::MAX_RESULT_FILE;
 use crate::fal_requests;
@@ -83,9 +84,9 @@ async fn deliver_images(f: &FalJobs, job: &Job, ctx: &JobContext, r: &FalRequest
     let mut bytes = Vec::new();
     for (n, url) in urls.iter().enumerate() {
         let image = f.fal.download(url, MAX_IMAGE).await.map_err(job_error)?;
-        let ext = if image.starts_with(b"\x89PNG") { "png" } else if image.starts_with(b"RIFF") { "webp" } else { "jpg" };
+        let (ext, mime) = image_kind(&image);
         let key = format!("images/{}/{}/{n}.{ext}", r.user_id, r.request_id);
-        blob.put(&key, image.clone(), &format!("image/{}", if ext == "jpg" { "jpeg" } else { ext })).await.map_err(JobError::retry)?;
+        blob.put(&key, image.clone(), mime).await.map_err(JobError::retry)?;
         bytes.push(image);
         let (prompt, model) = (prompt.as_str(), r.model.as_str());
         new.push(NewImage { user_id: r.user_id, request_id: &r.request_id, n: n as i32, avatar_id: r.avatar_id, prompt, model, aspect_ratio: r.aspect_ratio.as_deref(), key });
@@ -107,7 +108,7 @@ async fn send_images(f: &FalJobs, r: &FalRequest, images: &[(Image, Bytes)]) -> 
     let db = &f.services.db;
     let lang = Lang::from_code(r.language.as_deref());
     let chat = ChatId(r.chat_id);
-    let caption = texts::image_caption(r.prompt.as_deref().unwrap_or_default(), &r.model, r.aspect_ratio.as_deref());
+    let caption = texts::image_caption(r.prompt.as_deref().unwrap_or_default(), r.aspect_ratio.as_deref());
     let first_id = images[0].0.id;
     let [regenerate, favourite] = texts::image_buttons(lang);
     let keyboard = InlineKeyboardMarkup::new([[
@@ -116,7 +117,7 @@ async fn send_images(f: &FalJobs, r: &FalRequest, images: &[(Image, Bytes)]) -> 
     ]]);
     if images.len() == 1 {
         let (image, bytes) = &images[0];
-        let file = InputFile::memory(bytes.clone()).file_name("image.png");
+        let file = InputFile::memory(bytes.clone()).file_name(format!("image.{}", image_kind(bytes).0));
         let sent = f.bot.send_photo(chat, file).caption(caption).reply_markup(keyboard).patiently().await?;
         if let Some(photo) = sent.photo().and_then(|sizes| sizes.last()) {
             let _ = db.set_image_file_id(image.id, &photo.file.id.0).await;
@@ -127,7 +128,7 @@ async fn send_images(f: &FalJobs, r: &FalRequest, images: &[(Image, Bytes)]) -> 
         .iter()
         .enumerate()
         .map(|(i, (_, bytes))| {
-            let photo = InputMediaPhoto::new(InputFile::memory(bytes.clone()).file_name(format!("image{i}.png")));
+            let photo = InputMediaPhoto::new(InputFile::memory(bytes.clone()).file_name(format!("image{i}.{}", image_kind(bytes).0)));
             InputMedia::Photo(if i == 0 { photo.caption(caption.clone()) } else { photo })
         })
         .collect();

@@ -63,7 +63,19 @@ pub struct Transcribe {
     pub duration: Option<u32>,
     pub mime_type: Option<String>,
     pub file_name: Option<String>,
+    /// The language the bot speaks to the user in (`ru`, `en`).
     pub language: String,
+    /// The language of the recording, sent as the API's `language`;
+    /// `None` lets the API detect it (the user's `/settings`: auto).
+    #[serde(default)]
+    pub spoken_language: Option<String>,
+    /// In a group: the voice message the transcript answers.
+    #[serde(default)]
+    pub reply_to: Option<i32>,
+    /// In a group: the payer's private chat, where what they are charged is
+    /// said (never in the group).
+    #[serde(default)]
+    pub payer_chat_id: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -161,6 +173,9 @@ mod tests {
                 mime_type: Some("audio/ogg".into()),
                 file_name: None,
                 language: "en".into(),
+                spoken_language: Some("kk".into()),
+                reply_to: Some(9),
+                payer_chat_id: Some(4),
             },
         );
         round_trip(Kind::TranscriptDigest, Digest { transcript_id: 7, kind: DigestKind::Minutes, chat_id: 1, language: "ru".into() });

@@ -27,6 +27,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(4, "0004_fal"),
     migration!(5, "0005_intake_fences"),
     migration!(6, "0006_payments"),
+    migration!(7, "0007_transcription_features"),
 ];
 
 /// Any constant will do as long as every aishad uses the same one.

@@ -2,6 +2,8 @@
 
 mod migrations;
 pub mod fal;
+pub mod forget;
+pub mod groups;
 pub mod images;
 pub mod transcripts;
 pub mod retention;

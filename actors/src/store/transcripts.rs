@@ -14,6 +14,8 @@ pub struct Transcript {
     pub audio_key: Option<String>,
     pub plan: Option<Value>,
     pub text_key: Option<String>,
+    /// The timed segments (JSON in S3); `None` when the model gave no timing.
+    pub segments_key: Option<String>,
     pub duration_seconds: Option<f64>,
     pub chunk_count: Option<i32>,
     pub preview: Option<String>,
@@ -21,7 +23,7 @@ pub struct Transcript {
     pub created_at: chrono::DateTime<chrono::Utc>,
 }
 
-const COLUMNS: &str = "id, job_id, user_id, chat_id, status_message_id, audio_key, plan, text_key, duration_seconds, \
+const COLUMNS: &str = "id, job_id, user_id, chat_id, status_message_id, audio_key, plan, text_key, segments_key, duration_seconds, \
                        chunk_count, preview, delivered_at IS NOT NULL AS delivered, created_at";
 
 fn transcript(row: &tokio_postgres::Row) -> Transcript {
@@ -34,6 +36,7 @@ fn transcript(row: &tokio_postgres::Row) -> Transcript {
         audio_key: row.get("audio_key"),
         plan: row.get("plan"),
         text_key: row.get("text_key"),
+        segments_key: row.get("segments_key"),
         duration_seconds: row.get("duration_seconds"),
         chunk_count: row.get("chunk_count"),
         preview: row.get("preview"),
@@ -45,6 +48,7 @@ fn transcript(row: &tokio_postgres::Row) -> Transcript {
 #[derive(Debug, Clone, Default)]
 pub struct Finished {
     pub text_key: String,
+    pub segments_key: Option<String>,
     pub chars: i32,
     pub preview: String,
     pub duration_seconds: f64,
@@ -80,25 +84,31 @@ impl Db {
         Ok(())
     }
 
-    pub async fn save_chunk(&self, transcript_id: i64, idx: i32, start: f64, end: f64, text: &str) -> Result<(), StoreError> {
+    pub async fn save_chunk(&self, transcript_id: i64, chunk: &SavedChunk) -> Result<(), StoreError> {
         let client = self.client().await?;
         client
             .execute(
-                "INSERT INTO transcript_chunks (transcript_id, idx, start_seconds, end_seconds, text)
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (transcript_id, idx) DO NOTHING",
-                &[&transcript_id, &idx, &start, &end, &text],
+                "INSERT INTO transcript_chunks (transcript_id, idx, start_seconds, end_seconds, text, segments)
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (transcript_id, idx) DO NOTHING",
+                &[&transcript_id, &chunk.idx, &chunk.start, &chunk.end, &chunk.text, &chunk.segments],
             )
             .await?;
         Ok(())
     }
 
-    /// Finished chunks as (index, text).
-    pub async fn transcript_chunks(&self, transcript_id: i64) -> Result<Vec<(i32, String)>, StoreError> {
+    /// Finished chunks, in order.
+    pub async fn transcript_chunks(&self, transcript_id: i64) -> Result<Vec<SavedChunk>, StoreError> {
         let client = self.client().await?;
         let rows = client
-            .query("SELECT idx, text FROM transcript_chunks WHERE transcript_id = $1 ORDER BY idx", &[&transcript_id])
+            .query(
+                "SELECT idx, start_seconds, end_seconds, text, segments FROM transcript_chunks WHERE transcript_id = $1 ORDER BY idx",
+                &[&transcript_id],
+            )
             .await?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        Ok(rows
+            .iter()
+            .map(|r| SavedChunk { idx: r.get(0), start: r.get(1), end: r.get(2), text: r.get(3), segments: r.get(4) })
+            .collect())
     }
 
     pub async fn finish_transcript(&self, id: i64, f: &Finished) -> Result<(), StoreError> {
@@ -106,8 +116,8 @@ impl Db {
         client
             .execute(
                 "UPDATE transcripts SET text_key = $2, chars = $3, preview = $4, duration_seconds = $5,
-                                        chunk_count = $6, language = $7 WHERE id = $1",
-                &[&id, &f.text_key, &f.chars, &f.preview, &f.duration_seconds, &f.chunk_count, &f.language],
+                                        chunk_count = $6, language = $7, segments_key = $8 WHERE id = $1",
+                &[&id, &f.text_key, &f.chars, &f.preview, &f.duration_seconds, &f.chunk_count, &f.language, &f.segments_key],
             )
             .await?;
         Ok(())
@@ -155,6 +165,25 @@ impl Db {
             .await?;
         Ok(row.as_ref().map(transcript))
     }
+}
+
+impl Db {
+    /// The model that made a transcript (to say which gives no timestamps).
+    pub async fn transcript_model(&self, id: i64) -> Result<Option<String>, StoreError> {
+        let client = self.client().await?;
+        Ok(client.query_opt("SELECT model FROM transcripts WHERE id = $1", &[&id]).await?.map(|r| r.get(0)))
+    }
+}
+
+/// One finished chunk: where it lies in the recording and what was heard;
+/// `segments` is the API's timing (seconds from the chunk's start) as JSON.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SavedChunk {
+    pub idx: i32,
+    pub start: f64,
+    pub end: f64,
+    pub text: String,
+    pub segments: Option<Value>,
 }
 
 /// The columns a worker fills in as it goes.

@@ -78,4 +78,16 @@ impl Db {
             .await?;
         Ok(row.map(|row| User { id: row.get(0), telegram_id: row.get(1), language_code: row.get(2), balance: row.get(3) }))
     }
+
+    /// `auto` or the ISO-639-1 code the user pinned their recordings to.
+    pub async fn transcription_language(&self, user_id: i64) -> Result<String, StoreError> {
+        let client = self.client().await?;
+        Ok(client.query_one("SELECT transcription_language FROM users WHERE id = $1", &[&user_id]).await?.get(0))
+    }
+
+    pub async fn set_transcription_language(&self, user_id: i64, code: &str) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client.execute("UPDATE users SET transcription_language = $2, updated_at = now() WHERE id = $1", &[&user_id, &code]).await?;
+        Ok(())
+    }
 }

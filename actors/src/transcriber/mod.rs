@@ -4,6 +4,7 @@
 
 pub mod audio;
 mod digest;
+pub mod timeline;
 mod work;
 
 use std::sync::Arc;

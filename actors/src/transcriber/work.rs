@@ -2,7 +2,7 @@
 //! after the first download, the chunk plan and each finished chunk are kept
 //! in PostgreSQL, and the transcript is sent only once.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -15,20 +15,21 @@ use teloxide::prelude::Requester;
 use teloxide::types::{ChatAction, ChatId, MessageId};
 
 use super::audio::{self, AudioError, Chunk, Spent};
+use super::timeline::{self, ChunkText};
 use super::{job_error, Transcriber};
 use crate::clients::bot_api::is_undeliverable;
 use crate::clients::Patiently;
-use crate::chat::keyboards::{digest_keyboard, top_up};
-use crate::chat::reply::send_long;
+use crate::chat::keyboards::{top_up, transcript_keyboard};
+use crate::chat::reply::{send_long, Target};
 use crate::chat::money_texts;
 use crate::chat::texts::{self, Lang};
-use crate::clients::openai::OpenAiError;
-use crate::clients::{download_telegram_file, DownloadError, MAX_DOWNLOAD};
+use crate::clients::openai::{OpenAiError, Transcription};
+use crate::clients::{fetch_telegram_file, DownloadError};
 use crate::jobs::kinds::Transcribe;
 use crate::jobs::{Job, JobError};
 use crate::ledger::{self, Settled};
 use crate::pool::JobContext;
-use crate::store::transcripts::{Finished, TranscriptField};
+use crate::store::transcripts::{Finished, SavedChunk, TranscriptField};
 
 /// A job's scratch directory, removed however the job ends.
 struct WorkDir(PathBuf);
@@ -66,6 +67,10 @@ pub(super) async fn transcribe(t: &Transcriber, job: Job, ctx: JobContext) -> Re
     let lang = Lang::from_code(Some(&p.language));
     let user_id = job.user_id.ok_or_else(|| JobError::Permanent("job has no user".into()))?;
     let chat = ChatId(p.chat_id);
+    // In a group the transcript answers the voice message, and what the
+    // payer is charged is said in their private chat, never in the group.
+    let target = Target { chat, reply_to: p.reply_to.map(MessageId) };
+    let money_chat = ChatId(p.payer_chat_id.unwrap_or(p.chat_id));
     let (db, blob, settings) = (&t.services.db, &t.services.blob, &t.services.settings);
     let limits = &settings.transcription;
 
@@ -79,45 +84,50 @@ pub(super) async fn transcribe(t: &Transcriber, job: Job, ctx: JobContext) -> Re
     let status = match transcript.status_message_id {
         Some(id) => MessageId(id),
         None => {
-            let sent = t.bot.send_message(chat, texts::transcribing(lang, 0, 1)).patiently().await.map_err(JobError::from)?;
+            let mut request = t.bot.send_message(chat, texts::transcribing(lang, 0, 1));
+            if let Some(reply) = target.reply_parameters() {
+                request = request.reply_parameters(reply);
+            }
+            let sent = request.patiently().await.map_err(JobError::from)?;
             db.update_transcript(transcript.id, TranscriptField::StatusMessage, &sent.id.0).await.map_err(JobError::retry)?;
             sent.id
         }
     };
     let _ = t.bot.send_chat_action(chat, ChatAction::Typing).patiently().await;
 
-    // The audio: from S3 when an earlier attempt stored it, else from Telegram.
+    // The audio, streamed to disk (with a local Bot API server it may be
+    // 2000 MB): from S3 when an earlier attempt stored it, else from Telegram.
     let work = WorkDir::create(&limits.temp_dir, job.id).await?;
     let ext = extension(&p);
     let original = work.0.join(format!("original.{ext}"));
-    let bytes: Bytes = match &transcript.audio_key {
-        Some(key) => blob.get(key).await.map_err(JobError::retry)?,
+    let size: u64 = match &transcript.audio_key {
+        Some(key) => blob.get_file(key, &original).await.map_err(JobError::retry)?,
         None => {
-            let bytes = download_telegram_file(&t.bot, &settings.telegram, &p.file_id, MAX_DOWNLOAD).await.map_err(|e| match e {
-                DownloadError::TooBig(size) => JobError::Permanent(texts::too_big(lang, size)),
+            let max = settings.telegram.max_download();
+            let size = fetch_telegram_file(&t.bot, &settings.telegram, &p.file_id, max, &original).await.map_err(|e| match e {
+                DownloadError::TooBig(size) => JobError::Permanent(texts::too_big(lang, size, max)),
                 DownloadError::Telegram(e) => e.into(),
                 other => JobError::retry(other),
             })?;
             let key = format!("audio/{user_id}/{}/original.{ext}", transcript.id);
             let mime = p.mime_type.clone().unwrap_or_else(|| "application/octet-stream".into());
-            blob.put(&key, bytes.clone(), &mime).await.map_err(JobError::retry)?;
+            blob.put_file(&key, &original, &mime).await.map_err(JobError::retry)?;
             db.update_transcript(transcript.id, TranscriptField::AudioKey, &key).await.map_err(JobError::retry)?;
-            bytes
+            size
         }
     };
-    tokio::fs::write(&original, &bytes).await.map_err(JobError::retry)?;
 
     let mut spent = Spent::default();
     let probe = audio::probe(&original, &mut spent).await.map_err(|e| match e {
         AudioError::Spawn { .. } => JobError::retry(e),
         _ => JobError::Permanent(texts::unreadable_audio(lang).to_owned()),
     })?;
-    settle_measured_price(t, &job, &ctx, lang, chat, probe.duration, bytes.len()).await?;
+    settle_measured_price(t, &job, &ctx, lang, money_chat, probe.duration, size).await?;
 
     let plan: Vec<Chunk> = match transcript.plan.clone().and_then(|v| serde_json::from_value(v).ok()) {
         Some(plan) => plan,
         None => {
-            let fits = probe.duration <= limits.chunk_length.as_secs_f64() && bytes.len() as u64 <= limits.max_upload.0;
+            let fits = probe.duration <= limits.chunk_length.as_secs_f64() && size <= limits.max_upload.0;
             let silences = if fits { Vec::new() } else { audio::silences(&original, Duration::from_millis(400), &mut spent).await.map_err(JobError::retry)? };
             let plan = audio::plan(probe.duration, &silences, limits.chunk_length, limits.silence_window, limits.overlap);
             let value = serde_json::to_value(&plan).unwrap_or_default();
@@ -126,31 +136,39 @@ pub(super) async fn transcribe(t: &Transcriber, job: Job, ctx: JobContext) -> Re
         }
     };
     let total = plan.len();
-    let done: HashMap<i32, String> = db.transcript_chunks(transcript.id).await.map_err(JobError::retry)?.into_iter().collect();
+    let done: HashSet<i32> = db.transcript_chunks(transcript.id).await.map_err(JobError::retry)?.into_iter().map(|c| c.idx).collect();
     if !done.is_empty() {
         tracing::info!(done = done.len(), total, "resuming a transcription");
     }
     // A voice note that fits goes as it is; everything else is cut and re-encoded as OGG/Opus.
-    let as_is = total == 1 && probe.is_ogg_opus() && bytes.len() as u64 <= limits.max_upload.0;
+    let as_is = total == 1 && probe.is_ogg_opus() && size <= limits.max_upload.0;
+    let spoken = p.spoken_language.as_deref().filter(|l| *l != "auto");
     let finished = AtomicUsize::new(done.len());
     let api_started = Instant::now();
-    let chunk_spent: Vec<Spent> = futures::stream::iter(plan.iter().copied().enumerate().filter(|(i, _)| !done.contains_key(&(*i as i32))))
+    let chunk_spent: Vec<Spent> = futures::stream::iter(plan.iter().copied().enumerate().filter(|(i, _)| !done.contains(&(*i as i32))))
         .map(|(i, chunk)| {
-            let (original, work, bytes, finished, ctx) = (&original, &work, &bytes, &finished, &ctx);
+            let (original, work, finished, ctx) = (&original, &work, &finished, &ctx);
             async move {
                 if *ctx.cancelled.borrow() {
                     return Err(JobError::Retry("the job was cancelled or its lease lost".into()));
                 }
                 let mut spent = Spent::default();
                 let (name, data) = if as_is {
-                    ("voice.ogg".to_owned(), bytes.clone())
+                    ("voice.ogg".to_owned(), Bytes::from(tokio::fs::read(original).await.map_err(JobError::retry)?))
                 } else {
                     let out = work.0.join(format!("chunk_{i}.ogg"));
                     audio::encode(original, (total > 1).then_some(chunk), &out, &mut spent).await.map_err(JobError::retry)?;
                     (format!("chunk_{i}.ogg"), Bytes::from(tokio::fs::read(&out).await.map_err(JobError::retry)?))
                 };
-                let text = transcribe_chunk(t, &name, data).await?;
-                t.services.db.save_chunk(transcript.id, i as i32, chunk.start, chunk.end, &text).await.map_err(JobError::retry)?;
+                let heard = transcribe_chunk(t, &name, data, spoken).await?;
+                let saved = SavedChunk {
+                    idx: i as i32,
+                    start: chunk.start,
+                    end: chunk.end,
+                    text: heard.text,
+                    segments: heard.segments.and_then(|s| serde_json::to_value(s).ok()),
+                };
+                t.services.db.save_chunk(transcript.id, &saved).await.map_err(JobError::retry)?;
                 let n = finished.fetch_add(1, Ordering::SeqCst) + 1;
                 if total > 1 {
                     let _ = t.bot.edit_message_text(chat, status, texts::transcribing(lang, n, total)).patiently().await;
@@ -164,14 +182,27 @@ pub(super) async fn transcribe(t: &Transcriber, job: Job, ctx: JobContext) -> Re
     let encoding: Duration = chunk_spent.iter().map(|s| s.0).sum();
 
     let parts = db.transcript_chunks(transcript.id).await.map_err(JobError::retry)?;
-    let text = parts.iter().map(|(_, t)| t.trim()).filter(|t| !t.is_empty()).collect::<Vec<_>>().join("\n\n");
+    let chunks: Vec<ChunkText> = parts
+        .into_iter()
+        .map(|c| ChunkText { start: c.start, end: c.end, text: c.text, segments: c.segments.and_then(|v| serde_json::from_value(v).ok()) })
+        .collect();
+    let timeline::Timeline { text, cues } = timeline::merge(&chunks);
     if text.is_empty() {
         return Err(JobError::Permanent(texts::no_speech(lang).to_owned()));
     }
     let text_key = format!("transcripts/{user_id}/{}/transcript.txt", transcript.id);
     blob.put(&text_key, Bytes::from(text.clone()), "text/plain; charset=utf-8").await.map_err(JobError::retry)?;
+    let segments_key = if cues.is_empty() {
+        None
+    } else {
+        let key = format!("transcripts/{user_id}/{}/segments.json", transcript.id);
+        let json = serde_json::to_vec(&cues).map_err(JobError::retry)?;
+        blob.put(&key, Bytes::from(json), "application/json").await.map_err(JobError::retry)?;
+        Some(key)
+    };
     let preview: String = text.chars().take(80).collect();
     let summary = Finished {
+        segments_key: segments_key.clone(),
         text_key,
         chars: text.chars().count() as i32,
         preview,
@@ -184,8 +215,8 @@ pub(super) async fn transcribe(t: &Transcriber, job: Job, ctx: JobContext) -> Re
     // Only the worker still holding the job may send the result.
     ctx.hold(&job).await?;
     let intro = texts::transcript_intro(lang, probe.duration);
-    let keyboard = digest_keyboard(lang, transcript.id);
-    let sent = send_long(&t.bot, chat, &intro, &text, Some(keyboard), limits.max_messages, "transcript.txt").await;
+    let keyboard = transcript_keyboard(lang, transcript.id, segments_key.is_some());
+    let sent = send_long(&t.bot, target, &intro, &text, Some(keyboard), limits.max_messages, "transcript.txt").await;
     match sent {
         Ok(()) => {}
         Err(e) if is_undeliverable(&e) => {
@@ -209,12 +240,12 @@ pub(super) async fn transcribe(t: &Transcriber, job: Job, ctx: JobContext) -> Re
 
 /// One chunk through the API, with a few quick retries for what passes
 /// (429 with its Retry-After, 5xx, timeouts) before the job-level retry.
-async fn transcribe_chunk(t: &Transcriber, name: &str, data: Bytes) -> Result<String, JobError> {
+async fn transcribe_chunk(t: &Transcriber, name: &str, data: Bytes, language: Option<&str>) -> Result<Transcription, JobError> {
     const TRIES: u32 = 4;
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match t.openai.transcribe(name, data.clone(), None).await {
+        match t.openai.transcribe(name, data.clone(), language).await {
             Ok(text) => return Ok(text),
             Err(e) if e.needs_operator() => return Err(job_error(e)),
             Err(OpenAiError::RateLimited { retry_after }) if attempt < TRIES => {
@@ -239,7 +270,7 @@ const MIN_PLAUSIBLE_BITRATE: f64 = 2_000.0;
 /// absurd or over `transcription.max_duration`, before any API call; else
 /// the difference from what was charged up front is charged or refunded,
 /// and the user told. Runs before the recording is planned into chunks.
-async fn settle_measured_price(t: &Transcriber, job: &Job, ctx: &JobContext, lang: Lang, chat: ChatId, seconds: f64, bytes: usize) -> Result<(), JobError> {
+async fn settle_measured_price(t: &Transcriber, job: &Job, ctx: &JobContext, lang: Lang, chat: ChatId, seconds: f64, bytes: u64) -> Result<(), JobError> {
     let settings = &t.services.settings;
     let max = settings.transcription.max_duration;
     if !seconds.is_finite() || seconds <= 0.0 {

@@ -1,6 +1,8 @@
 //! Settings and service handles for actor tests, on the real local services.
 #![allow(dead_code)]
 
+pub mod chat_rig;
+
 use std::sync::Arc;
 
 use aisha_actors::secret::{ConnUrl, Secret};

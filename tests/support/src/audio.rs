@@ -52,6 +52,55 @@ pub fn tone_with_pauses(seconds: u32, tone: u32, pause: u32) -> Bytes {
     bytes.into()
 }
 
+/// About `seconds` of beeps of `beep_ms` with `gap_ms` of silence between:
+/// "words" at known times (every `beep_ms + gap_ms`, from 0), with pauses
+/// too short for the worker to cut at, so a long one is cut at fixed points
+/// with an overlap.
+pub fn beeps(seconds: u32, beep_ms: u32, gap_ms: u32) -> Bytes {
+    let (cycle, long) = (temp("beep.ogg"), temp("beeps.ogg"));
+    let length_ms = beep_ms + gap_ms;
+    let source = format!("sine=f=440:r=16000:d={:.3}", f64::from(length_ms) / 1000.0);
+    let gate = format!("volume=enable='gte(t,{:.3})':volume=0", f64::from(beep_ms) / 1000.0);
+    run("ffmpeg", &["-loglevel", "error", "-y", "-f", "lavfi", "-i", &source, "-af", &gate, "-c:a", "libopus", "-b:a", "12k", "-ac", "1", cycle.to_str().unwrap()]);
+    let loops = (seconds * 1000 / length_ms).max(1) - 1;
+    run("ffmpeg", &["-loglevel", "error", "-y", "-stream_loop", &loops.to_string(), "-i", cycle.to_str().unwrap(), "-c", "copy", long.to_str().unwrap()]);
+    let bytes = std::fs::read(&long).unwrap();
+    let _ = (std::fs::remove_file(cycle), std::fs::remove_file(long));
+    bytes.into()
+}
+
+/// `(start, end)` of every stretch of sound between pauses of 0.1 s or
+/// more, measured with ffmpeg: where the "words" of a recording really are.
+pub fn sounds(audio: &[u8]) -> Vec<(f64, f64)> {
+    let path = temp("sounds.ogg");
+    std::fs::write(&path, audio).unwrap();
+    let probe = Command::new("ffprobe").args(["-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0"]).arg(&path).output();
+    let duration: f64 = probe.ok().and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok()).unwrap_or(0.0);
+    let detect = Command::new("ffmpeg")
+        .args(["-hide_banner", "-nostats", "-i"])
+        .arg(&path)
+        .args(["-af", "silencedetect=noise=-35dB:d=0.1", "-f", "null", "-"])
+        .output();
+    let _ = std::fs::remove_file(&path);
+    let stderr = detect.map(|o| String::from_utf8_lossy(&o.stderr).into_owned()).unwrap_or_default();
+    let value = |line: &str, key: &str| line.split(key).nth(1).and_then(|r| r.split_whitespace().next()).and_then(|v| v.parse::<f64>().ok());
+    let mut found = Vec::new();
+    let mut sound_from = 0.0;
+    for line in stderr.lines() {
+        if let Some(silence) = value(line, "silence_start: ") {
+            if silence - sound_from > 0.05 {
+                found.push((sound_from, silence.max(0.0)));
+            }
+        } else if let Some(end) = value(line, "silence_end: ") {
+            sound_from = end;
+        }
+    }
+    if duration - sound_from > 0.05 {
+        found.push((sound_from, duration));
+    }
+    found
+}
+
 /// A voice note whose last Ogg page claims 2^52 samples (about 3,000 years
 /// at 48 kHz), its checksum fixed so demuxers believe it: what a client
 /// can send to make a recording look absurdly long.

@@ -48,6 +48,8 @@ struct State {
     transcriptions: Vec<Transcription>,
     chats: Vec<Value>,
     latency: Duration,
+    /// `verbose_json` segments where the file really has sound (see `hear_pauses`).
+    hear_pauses: bool,
 }
 
 #[derive(Clone)]
@@ -82,6 +84,14 @@ impl FakeOpenAi {
     /// Added before every answer.
     pub fn set_latency(&self, latency: Duration) {
         self.state.lock().unwrap().latency = latency;
+    }
+
+    /// From now on `verbose_json` answers carry one segment per stretch of
+    /// sound in the uploaded file (found with ffmpeg between pauses of
+    /// 0.1 s), each `sound at {start}`, with times from the file's start, as
+    /// whisper-1 times its segments. Otherwise there is one segment, 0–1 s.
+    pub fn hear_pauses(&self) {
+        self.state.lock().unwrap().hear_pauses = true;
     }
 
     pub fn transcriptions(&self) -> Vec<Transcription> {
@@ -128,13 +138,29 @@ impl FakeOpenAi {
         }
         let default_text = format!("transcript of {} ({} bytes)", record.file_name, record.file_len);
         let format = record.response_format.clone().unwrap_or_else(|| "json".into());
+        let hear = self.state.lock().unwrap().hear_pauses && format == "verbose_json";
+        let heard = if hear { Some(sounds_in(&file.data).await) } else { None };
         self.state.lock().unwrap().transcriptions.push(record);
         match self.next_answer(true).await {
             Ok(text) => {
                 let text = text.unwrap_or(default_text);
                 match format.as_str() {
                     "text" | "srt" | "vtt" => reply(StatusCode::OK, "text/plain; charset=utf-8", text),
-                    "verbose_json" => json_reply(StatusCode::OK, &json!({ "task": "transcribe", "language": "english", "duration": 1.0, "text": text, "segments": [] })),
+                    "verbose_json" => {
+                        let segments: Vec<Value> = match &heard {
+                            Some(sounds) => sounds
+                                .iter()
+                                .enumerate()
+                                .map(|(id, (start, end))| json!({ "id": id, "start": start, "end": end, "text": format!(" sound at {start:.1}") }))
+                                .collect(),
+                            None => vec![json!({ "id": 0, "start": 0.0, "end": 1.0, "text": format!(" {text}") })],
+                        };
+                        let text = match &heard {
+                            Some(_) => segments.iter().filter_map(|s| s["text"].as_str()).collect::<Vec<_>>().join(""),
+                            None => text,
+                        };
+                        json_reply(StatusCode::OK, &json!({ "task": "transcribe", "language": "english", "duration": 1.0, "text": text, "segments": segments }))
+                    }
                     _ => json_reply(StatusCode::OK, &json!({ "text": text })),
                 }
             }
@@ -205,6 +231,11 @@ impl FakeOpenAi {
             };
         }
     }
+}
+
+async fn sounds_in(audio: &[u8]) -> Vec<(f64, f64)> {
+    let audio = audio.to_vec();
+    tokio::task::spawn_blocking(move || crate::audio::sounds(&audio)).await.unwrap_or_default()
 }
 
 fn openai_error(status: StatusCode, message: &str, kind: &str, code: &str, retry_after: Option<u64>) -> Reply {

@@ -71,6 +71,10 @@ struct State {
     polls: Vec<Poll>,
     pre_checkouts: HashMap<String, stars::PreCheckout>,
     stars_charges: Vec<stars::StarsCharge>,
+    /// (chat, user) → `creator`, `administrator`, `member`…; anyone else is a member.
+    members: HashMap<(i64, i64), String>,
+    /// Local Bot API mode (`--local`): getFile answers absolute paths on disk.
+    local_files: HashMap<String, (String, u64)>,
 }
 
 #[derive(Clone)]
@@ -138,6 +142,16 @@ impl FakeTelegram {
         self.push_update(json!({ "message": message }))
     }
 
+    /// An audio message whose file is already registered (e.g. by `add_local_file`).
+    pub fn push_audio_file(&self, user_id: i64, language: &str, duration: u32, file_id: &str, size: u64, mime_type: &str) -> i64 {
+        let audio = json!({
+            "file_id": file_id, "file_unique_id": format!("u{file_id}"), "duration": duration,
+            "mime_type": mime_type, "file_name": "recording", "file_size": size,
+        });
+        let message = self.user_message(user_id, language, json!({ "audio": audio }));
+        self.push_update(json!({ "message": message }))
+    }
+
     pub fn push_callback(&self, user_id: i64, language: &str, data: &str, message_id: i64) -> i64 {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let message = json!({
@@ -150,6 +164,46 @@ impl FakeTelegram {
                 "chat_instance": format!("ci{user_id}"), "data": data,
             }
         }))
+    }
+
+    /// Makes `user_id` an `administrator`, `creator`, `member`… of the group `chat_id`.
+    pub fn set_member(&self, chat_id: i64, user_id: i64, status: &str) {
+        self.state.lock().unwrap().members.insert((chat_id, user_id), status.to_owned());
+    }
+
+    /// A message from `user_id` in the group `chat_id` (negative, as Telegram's are).
+    pub fn group_message(&self, chat_id: i64, user_id: i64, language: &str, content: Value) -> Value {
+        let mut message = self.user_message(user_id, language, content);
+        message["chat"] = json!({ "id": chat_id, "type": "supergroup", "title": "Test group" });
+        message
+    }
+
+    pub fn push_group_text(&self, chat_id: i64, user_id: i64, language: &str, text: &str) -> i64 {
+        let message = self.group_message(chat_id, user_id, language, json!({ "text": text }));
+        self.push_update(json!({ "message": message }))
+    }
+
+    /// A voice message in a group; returns (update id, message id).
+    pub fn push_group_voice(&self, chat_id: i64, user_id: i64, language: &str, duration: u32, bytes: Bytes) -> (i64, i64) {
+        let file_id = self.add_file(&format!("voice/group_{}.oga", uuid::Uuid::new_v4().simple()), bytes.clone());
+        let voice = json!({
+            "file_id": file_id, "file_unique_id": format!("u{file_id}"), "duration": duration,
+            "mime_type": "audio/ogg", "file_size": bytes.len(),
+        });
+        let message = self.group_message(chat_id, user_id, language, json!({ "voice": voice }));
+        let message_id = message["message_id"].as_i64().unwrap_or_default();
+        (self.push_update(json!({ "message": message })), message_id)
+    }
+
+    /// As a local Bot API server (`--local`) has it: the file lies at the
+    /// absolute `path` on a disk the bot shares, and getFile says so (no
+    /// 20 MB limit, nothing to download over HTTP). Returns its file_id.
+    pub fn add_local_file(&self, path: &std::path::Path) -> String {
+        let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or_default();
+        let mut state = self.state.lock().unwrap();
+        let file_id = format!("local{}", state.local_files.len() + 1);
+        state.local_files.insert(file_id.clone(), (path.display().to_string(), size));
+        file_id
     }
 
     /// A message from `user_id` in their private chat, with `content` merged in.
@@ -290,6 +344,7 @@ impl FakeTelegram {
             "sendChatAction" | "answerCallbackQuery" | "setMyCommands" | "deleteMessage"
             | "editMessageReplyMarkup" | "setWebhook" => ok(json!(true)),
             "getFile" => self.get_file(&params),
+            "getChatMember" => self.get_chat_member(&params),
             _ => error(StatusCode::NOT_FOUND, "Not Found: method not found", None),
         }
     }
@@ -351,9 +406,29 @@ impl FakeTelegram {
         }
     }
 
+    fn get_chat_member(&self, params: &Value) -> Reply {
+        let (chat, user_id) = (as_i64(&params["chat_id"]).unwrap_or(0), as_i64(&params["user_id"]).unwrap_or(0));
+        let status = self.state.lock().unwrap().members.get(&(chat, user_id)).cloned().unwrap_or_else(|| "member".into());
+        let mut member = json!({ "status": status, "user": user(user_id, "en") });
+        match status.as_str() {
+            "creator" => member["is_anonymous"] = json!(false),
+            "administrator" => {
+                for flag in ["is_anonymous", "can_be_edited", "can_manage_chat", "can_change_info", "can_delete_messages",
+                             "can_manage_video_chats", "can_invite_users", "can_restrict_members", "can_promote_members"] {
+                    member[flag] = json!(flag != "is_anonymous" && flag != "can_be_edited");
+                }
+            }
+            _ => {}
+        }
+        ok(member)
+    }
+
     fn get_file(&self, params: &Value) -> Reply {
         let file_id = params["file_id"].as_str().unwrap_or_default();
         let state = self.state.lock().unwrap();
+        if let Some((path, size)) = state.local_files.get(file_id) {
+            return ok(json!({ "file_id": file_id, "file_unique_id": format!("u{file_id}"), "file_size": size, "file_path": path }));
+        }
         match state.files.get(file_id) {
             Some((path, bytes)) if bytes.len() > 20 * 1024 * 1024 => {
                 let _ = path;
@@ -455,7 +530,16 @@ async fn params(req: &FakeRequest) -> Value {
     if content_type.starts_with("multipart/form-data") {
         for part in multipart_fields(req).await.unwrap_or_default() {
             let value = match part.file_name {
-                Some(name) => json!({ "file_name": name, "size": part.data.len(), "content_type": part.content_type }),
+                Some(name) => {
+                    let mut file = json!({ "file_name": name, "size": part.data.len(), "content_type": part.content_type });
+                    // Text documents (transcripts, subtitles) are kept, so tests can read them.
+                    if part.data.len() <= 4 * 1024 * 1024 {
+                        if let Ok(text) = std::str::from_utf8(&part.data) {
+                            file["text"] = json!(text);
+                        }
+                    }
+                    file
+                }
                 None => parse_scalar(&String::from_utf8_lossy(&part.data)),
             };
             map.insert(part.name, value);

@@ -1,0 +1,161 @@
+//! Group chats. The bot answers its own commands there and nothing else,
+//! until an admin sends `/autotranscribe on`: then voice messages and video
+//! notes are answered with their transcript, as a reply, paid by that admin.
+//! When the payer runs out of coins the group is told once; it goes on by
+//! itself once they top up.
+
+use teloxide::payloads::SendMessageSetters;
+use teloxide::prelude::Requester;
+use teloxide::types::{ChatAction, ChatId, Message, ReplyParameters, User};
+
+use super::{parse_command, BotHandler, HandleError, Media};
+use crate::chat::feature_texts;
+use crate::chat::texts::{self, Lang};
+use crate::clients::Patiently;
+use crate::jobs::kinds::Transcribe;
+use crate::jobs::{Kind, NewJob};
+use crate::ledger::{self, Charged};
+use crate::store::users::TelegramProfile;
+
+impl BotHandler {
+    pub(super) async fn on_group_message(&self, message: &Message, from: &User) -> Result<(), HandleError> {
+        let chat = message.chat.id;
+        let lang = Lang::from_code(from.language_code.as_deref());
+        if let Some((command, args)) = message.text().and_then(parse_command) {
+            if !self.addressed_to_us(message.text().unwrap_or_default()).await {
+                return Ok(());
+            }
+            return match command.as_str() {
+                "autotranscribe" => self.autotranscribe(chat, message, from, lang, &args).await,
+                "help" => self.say(chat, format!("{}\n\n{}", texts::help(lang), feature_texts::autotranscribe_usage(lang))).await,
+                "privacy" => self.say(chat, feature_texts::privacy(lang)).await,
+                "terms" => self.say(chat, crate::chat::money_texts::terms(lang)).await,
+                "paysupport" => self.say(chat, crate::chat::money_texts::paysupport(lang)).await,
+                other if texts::commands(lang).iter().any(|(c, _)| *c == other) => {
+                    self.reply(chat, message, texts::private_only(lang)).await
+                }
+                _ => Ok(()),
+            };
+        }
+        let Some(media) = Media::of(message).filter(|m| matches!(m.kind, "voice" | "video_note")) else {
+            return Ok(()); // chatter: not ours to answer
+        };
+        match self.services.db.group_chat(chat.0).await? {
+            Some(group) if group.autotranscribe => self.group_transcribe(message, from, lang, media, group).await,
+            _ => Ok(()),
+        }
+    }
+
+    /// `/cmd` or `/cmd@us`, not `/cmd@another_bot`.
+    async fn addressed_to_us(&self, text: &str) -> bool {
+        let head = text.split_whitespace().next().unwrap_or_default();
+        let Some((_, name)) = head.split_once('@') else { return true };
+        match self.username().await {
+            Some(ours) => name.eq_ignore_ascii_case(&ours),
+            None => true,
+        }
+    }
+
+    async fn username(&self) -> Option<String> {
+        let bot = self.bot.clone();
+        self.me
+            .get_or_try_init(|| async move { bot.get_me().patiently().await.map(|me| me.username.clone().unwrap_or_default()) })
+            .await
+            .ok()
+            .cloned()
+    }
+
+    async fn reply(&self, chat: ChatId, to: &Message, text: impl Into<String>) -> Result<(), HandleError> {
+        let reply = ReplyParameters::new(to.id).allow_sending_without_reply();
+        self.bot.send_message(chat, text.into()).reply_parameters(reply).patiently().await?;
+        Ok(())
+    }
+
+    async fn autotranscribe(&self, chat: ChatId, message: &Message, from: &User, lang: Lang, args: &str) -> Result<(), HandleError> {
+        let on = match args.trim().to_ascii_lowercase().as_str() {
+            "on" | "вкл" => true,
+            "off" | "выкл" => false,
+            _ => return self.reply(chat, message, feature_texts::autotranscribe_usage(lang)).await,
+        };
+        let member = self.bot.get_chat_member(chat, from.id).patiently().await?;
+        if !member.kind.is_privileged() {
+            tracing::info!(chat_id = chat.0, telegram_id = from.id.0, "autotranscribe refused: not a group admin");
+            return self.reply(chat, message, feature_texts::admins_only(lang)).await;
+        }
+        let payer = self.services.db.upsert_user(&TelegramProfile::of(from)).await?;
+        self.services.db.set_autotranscribe(chat.0, on, payer.id).await?;
+        tracing::info!(chat_id = chat.0, user_id = payer.id, on, "group transcription switched");
+        if !on {
+            return self.reply(chat, message, feature_texts::autotranscribe_off(lang)).await;
+        }
+        let name = from.username.as_ref().map(|u| format!("@{u}")).unwrap_or_else(|| from.first_name.clone());
+        let per_minute = self.services.settings.pricing.transcription_per_minute;
+        self.reply(chat, message, feature_texts::autotranscribe_on(lang, &name, per_minute)).await
+    }
+
+    async fn group_transcribe(
+        &self,
+        message: &Message,
+        from: &User,
+        lang: Lang,
+        media: Media,
+        group: crate::store::groups::GroupChat,
+    ) -> Result<(), HandleError> {
+        let chat = message.chat.id;
+        let Some(payer) = group.payer_user_id else { return Ok(()) };
+        let payer_name = group.payer_name.clone().unwrap_or_default();
+        if media.size.is_some_and(|s| s > self.services.settings.telegram.max_download()) {
+            let limit = self.services.settings.telegram.max_download();
+            return self.reply(chat, message, texts::too_big(lang, media.size.unwrap_or_default(), limit)).await;
+        }
+        let Some(price) = media.price(self.services.settings.pricing.transcription_per_minute) else {
+            return self.reply(chat, message, texts::unreadable_audio(lang)).await;
+        };
+        if let Some(refusal) = self.over_limit(payer, lang).await? {
+            return self.reply(chat, message, refusal).await;
+        }
+        let spoken = self.services.db.transcription_language(payer).await?;
+        let key = format!("tg:{}:{}:transcribe:{}", chat.0, message.id.0, media.file_unique_id);
+        let payload = Transcribe {
+            chat_id: chat.0,
+            message_id: message.id.0,
+            media: media.kind.to_owned(),
+            file_id: media.file_id,
+            file_unique_id: media.file_unique_id,
+            file_size: media.size,
+            duration: media.duration,
+            mime_type: media.mime_type,
+            file_name: media.file_name,
+            language: lang.code().to_owned(),
+            spoken_language: Some(spoken),
+            reply_to: Some(message.id.0),
+            payer_chat_id: group.payer_telegram_id,
+        };
+        let job = self.priced(NewJob::of(Kind::Transcribe, key, &payload), chat, price);
+        match ledger::charge_and_enqueue(&self.services.db, payer, job).await? {
+            Charged::Queued { job, balance } => {
+                tracing::info!(job_id = job.id, user_id = payer, chat_id = chat.0, telegram_id = from.id.0, price, "group transcription queued");
+                self.services.db.clear_out_of_coins_told(chat.0).await?;
+                let _ = self.bot.send_chat_action(chat, ChatAction::Typing).patiently().await;
+                if let Some(private) = group.payer_telegram_id {
+                    let title = message.chat.title().unwrap_or_default();
+                    let told = self.bot.send_message(ChatId(private), feature_texts::group_charged(lang, title, price, balance));
+                    if let Err(e) = told.patiently().await {
+                        tracing::debug!(user_id = payer, error = %e, "could not tell the payer privately");
+                    }
+                }
+                Ok(())
+            }
+            Charged::Duplicate(job) => {
+                tracing::info!(job_id = job.id, user_id = payer, "duplicate group voice note; not charged again");
+                Ok(())
+            }
+            Charged::InsufficientBalance { .. } => {
+                if self.services.db.mark_out_of_coins_told(chat.0).await? {
+                    self.say(chat, feature_texts::group_out_of_coins(lang, &payer_name)).await?;
+                }
+                Ok(())
+            }
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! `/deletemydata`: a user's content removed from every table in one
+//! transaction. Rows that are financial records (ledger entries, Stars
+//! orders and payments, the jobs and FAL requests they point at) stay, with
+//! their content (payloads, prompts, callback bodies) scrubbed. S3 objects
+//! are the caller's: see [`content_prefixes`].
+
+use super::{Db, StoreError};
+
+/// What was removed or scrubbed, by table.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Forgotten {
+    pub transcripts: u64,
+    pub images: u64,
+    pub avatars: u64,
+    pub jobs_scrubbed: u64,
+    pub fal_requests_scrubbed: u64,
+    pub updates_scrubbed: u64,
+}
+
+/// The S3 prefixes that hold a user's bytes (keys are `{kind}/{user_id}/…`).
+pub fn content_prefixes(user_id: i64) -> [String; 4] {
+    ["audio", "transcripts", "images", "avatars"].map(|kind| format!("{kind}/{user_id}/"))
+}
+
+impl Db {
+    /// Deletes the user's transcripts, images, avatars and their photos;
+    /// scrubs finished jobs' payloads, FAL prompts and callback bodies, and
+    /// the updates they sent (kept as ids, so a redelivery is still known).
+    /// Jobs still queued or running keep their payloads: the caller cancels
+    /// what it can first, and a running job needs its own.
+    pub async fn forget_user(&self, user_id: i64, telegram_id: i64) -> Result<Forgotten, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let mut out = Forgotten::default();
+        tx.execute(
+            "DELETE FROM transcript_chunks WHERE transcript_id IN (SELECT id FROM transcripts WHERE user_id = $1)",
+            &[&user_id],
+        )
+        .await?;
+        out.transcripts = tx.execute("DELETE FROM transcripts WHERE user_id = $1", &[&user_id]).await?;
+        out.images = tx.execute("DELETE FROM images WHERE user_id = $1", &[&user_id]).await?;
+        tx.execute("UPDATE fal_requests SET avatar_id = NULL WHERE user_id = $1 AND avatar_id IS NOT NULL", &[&user_id]).await?;
+        tx.execute("DELETE FROM avatar_photos WHERE avatar_id IN (SELECT id FROM avatars WHERE user_id = $1)", &[&user_id]).await?;
+        out.avatars = tx.execute("DELETE FROM avatars WHERE user_id = $1", &[&user_id]).await?;
+        out.fal_requests_scrubbed = tx
+            .execute("UPDATE fal_requests SET prompt = NULL WHERE user_id = $1 AND state <> 'submitted'", &[&user_id])
+            .await?;
+        tx.execute(
+            "UPDATE fal_callbacks SET body = '{}'::jsonb
+              WHERE request_id IN (SELECT request_id FROM fal_requests WHERE user_id = $1 AND state <> 'submitted')",
+            &[&user_id],
+        )
+        .await?;
+        out.jobs_scrubbed = tx
+            .execute(
+                "UPDATE jobs SET payload = '{}'::jsonb, result = NULL
+                  WHERE user_id = $1 AND state NOT IN ('queued', 'running') AND payload <> '{}'::jsonb",
+                &[&user_id],
+            )
+            .await?;
+        out.updates_scrubbed = tx
+            .execute(
+                "UPDATE telegram_updates SET payload = jsonb_build_object('update_id', update_id, 'scrubbed', true)
+                  WHERE handled_at IS NOT NULL AND NOT payload ? 'scrubbed'
+                    AND (chat_id = $1
+                         OR (payload #>> '{message,from,id}')::bigint = $1
+                         OR (payload #>> '{callback_query,from,id}')::bigint = $1
+                         OR (payload #>> '{pre_checkout_query,from,id}')::bigint = $1)",
+                &[&telegram_id],
+            )
+            .await?;
+        tx.execute("UPDATE users SET username = NULL, first_name = NULL, last_name = NULL, updated_at = now() WHERE id = $1", &[&user_id])
+            .await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+}
