@@ -3,6 +3,8 @@
 #
 #   scripts/services.sh install   apt-get / pip what is missing (idempotent)
 #   scripts/services.sh start     install, then start whatever is not running
+#   scripts/services.sh start-durable   the same plus a PostgreSQL with fsync on
+#                                 (for benchmarks; .local/services-durable.env)
 #   scripts/services.sh stop      stop all three servers
 #   scripts/services.sh status    one line per server
 #   scripts/services.sh env       print the connection variables (also in .local/services.env)
@@ -81,32 +83,41 @@ install() {
   hash -r
 }
 
-pg_running() { [ -f "$LOCAL/pg/data/postmaster.pid" ] && pg_ctl_as status >/dev/null 2>&1; }
-pg_ctl_as() { runuser -u postgres -- "$(pg_bindir)/pg_ctl" -D "$LOCAL/pg/data" "$@"; }
+# The test suite's cluster trades durability for speed (fsync off); the
+# benchmarks' one (`start-durable`) runs PostgreSQL 15's defaults, fsync and
+# synchronous_commit on, as production does, on its own port and directory.
+PG_DURABLE_PORT="${AISHAD_PG_DURABLE_PORT:-55442}"
+FAST_PG_OPTIONS="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+DURABLE_PG_OPTIONS="-c fsync=on -c synchronous_commit=on -c full_page_writes=on"
 
+pg_running() { [ -f "$1/data/postmaster.pid" ] && pg_ctl_as "$1" status >/dev/null 2>&1; }
+pg_ctl_as() { local dir=$1; shift; runuser -u postgres -- "$(pg_bindir)/pg_ctl" -D "$dir/data" "$@"; }
+
+# start_postgres DIR PORT OPTIONS
 start_postgres() {
-  mkdir -p "$LOCAL/pg"
+  local dir=$1 port=$2 options=$3
+  mkdir -p "$dir"
   if [ "$(id -u)" != 0 ]; then
     log "PostgreSQL needs root to run as user postgres here"; return 1
   fi
-  chown postgres: "$LOCAL/pg"
-  if [ ! -f "$LOCAL/pg/data/PG_VERSION" ]; then
-    log "initdb into $LOCAL/pg/data"
+  chown postgres: "$dir"
+  if [ ! -f "$dir/data/PG_VERSION" ]; then
+    log "initdb into $dir/data"
     local pwfile; pwfile=$(mktemp); echo "$PG_PASSWORD" > "$pwfile"; chmod 644 "$pwfile"
-    runuser -u postgres -- "$(pg_bindir)/initdb" -D "$LOCAL/pg/data" -U "$PG_USER" \
+    runuser -u postgres -- "$(pg_bindir)/initdb" -D "$dir/data" -U "$PG_USER" \
       --pwfile="$pwfile" --auth-local=trust --auth-host=scram-sha-256 -E UTF8 >/dev/null
     rm -f "$pwfile"
   fi
-  if pg_running; then return; fi
-  mkdir -p "$LOCAL/pg/run"; chown postgres: "$LOCAL/pg/run"
-  pg_ctl_as -l "$LOCAL/pg/postgres.log" -w -t 30 start \
-    -o "-p $PG_PORT -k $LOCAL/pg/run -c listen_addresses=127.0.0.1 -c max_connections=400 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c ssl=on -c ssl_cert_file=$TLS_DIR/services.crt -c ssl_key_file=$TLS_DIR/pg.key" >/dev/null
+  if pg_running "$dir"; then return; fi
+  mkdir -p "$dir/run"; chown postgres: "$dir/run"
+  pg_ctl_as "$dir" -l "$dir/postgres.log" -w -t 30 start \
+    -o "-p $port -k $dir/run -c listen_addresses=127.0.0.1 -c max_connections=400 $options -c ssl=on -c ssl_cert_file=$TLS_DIR/services.crt -c ssl_key_file=$TLS_DIR/pg.key" >/dev/null
   for _ in $(seq 1 50); do
-    "$(pg_bindir)/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" && break; sleep 0.2
+    "$(pg_bindir)/pg_isready" -q -h 127.0.0.1 -p "$port" && break; sleep 0.2
   done
-  PGPASSWORD="$PG_PASSWORD" psql -q -h 127.0.0.1 -p "$PG_PORT" -U "$PG_USER" -d postgres -tAc \
+  PGPASSWORD="$PG_PASSWORD" psql -q -h 127.0.0.1 -p "$port" -U "$PG_USER" -d postgres -tAc \
     "SELECT 1 FROM pg_database WHERE datname='aisha'" | grep -q 1 ||
-    PGPASSWORD="$PG_PASSWORD" psql -q -h 127.0.0.1 -p "$PG_PORT" -U "$PG_USER" -d postgres -c "CREATE DATABASE aisha" >/dev/null
+    PGPASSWORD="$PG_PASSWORD" psql -q -h 127.0.0.1 -p "$port" -U "$PG_USER" -d postgres -c "CREATE DATABASE aisha" >/dev/null
 }
 
 redis_running() { redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; }
@@ -156,7 +167,9 @@ EOF
 }
 
 stop() {
-  if [ -f "$LOCAL/pg/data/postmaster.pid" ]; then pg_ctl_as -m fast stop >/dev/null 2>&1 || true; fi
+  for dir in "$LOCAL/pg" "$LOCAL/pg-durable"; do
+    if [ -f "$dir/data/postmaster.pid" ]; then pg_ctl_as "$dir" -m fast stop >/dev/null 2>&1 || true; fi
+  done
   redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
   if [ -f "$LOCAL/s3/weed.pid" ]; then
     local pid; pid=$(cat "$LOCAL/s3/weed.pid")
@@ -171,16 +184,22 @@ stop() {
 }
 
 status() {
-  pg_running && echo "postgres: up on 127.0.0.1:$PG_PORT" || echo "postgres: down"
+  pg_running "$LOCAL/pg" && echo "postgres: up on 127.0.0.1:$PG_PORT (fsync off)" || echo "postgres: down"
+  if pg_running "$LOCAL/pg-durable"; then echo "postgres-durable: up on 127.0.0.1:$PG_DURABLE_PORT (fsync on)"; fi
   redis_running && echo "redis: up on 127.0.0.1:$REDIS_PORT" || echo "redis: down"
   s3_running && echo "s3: up on 127.0.0.1:$S3_PORT" || echo "s3: down"
 }
 
 case "${1:-start}" in
   install) install ;;
-  start) install; certificates; start_postgres; start_redis; start_s3; write_env; status >&2 ;;
+  start) install; certificates; start_postgres "$LOCAL/pg" "$PG_PORT" "$FAST_PG_OPTIONS"; start_redis; start_s3; write_env; status >&2 ;;
+  start-durable)
+    install; certificates; start_postgres "$LOCAL/pg" "$PG_PORT" "$FAST_PG_OPTIONS"
+    start_postgres "$LOCAL/pg-durable" "$PG_DURABLE_PORT" "$DURABLE_PG_OPTIONS"; start_redis; start_s3; write_env
+    sed "s|127.0.0.1:$PG_PORT/|127.0.0.1:$PG_DURABLE_PORT/|" "$LOCAL/services.env" > "$LOCAL/services-durable.env"
+    status >&2 ;;
   stop) stop ;;
   status) status ;;
   env) write_env; cat "$LOCAL/services.env" ;;
-  *) echo "usage: $0 {install|start|stop|status|env}" >&2; exit 64 ;;
+  *) echo "usage: $0 {install|start|start-durable|stop|status|env}" >&2; exit 64 ;;
 esac

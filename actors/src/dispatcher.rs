@@ -9,8 +9,9 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use teloxide::types::{Update, UpdateKind};
 use tokio::task::JoinHandle;
 
+use crate::batch::GroupCommit;
 use crate::bot::BotHandler;
-use crate::store::Db;
+use crate::store::{Db, StoreError};
 
 /// How long a handler holds an update before another replica may handle it
 /// again (its process having died mid-handling): longer than a handler
@@ -19,6 +20,29 @@ use crate::store::Db;
 pub const CLAIM: std::time::Duration = std::time::Duration::from_secs(15);
 
 pub struct Dispatcher;
+
+/// Claims and "handled" marks of updates handled at the same time share a
+/// commit each: a getUpdates batch costs two commits, not two per update.
+#[derive(Clone)]
+struct Books {
+    claims: GroupCommit<i64, Result<bool, StoreError>>,
+    handled: GroupCommit<(i64, Option<String>), Result<(), StoreError>>,
+}
+
+impl Books {
+    fn start(db: &Db) -> Self {
+        let (for_claims, for_marks) = (db.clone(), db.clone());
+        let claims = GroupCommit::start("update_claims", 256, 2, move |ids: Vec<i64>| {
+            let db = for_claims.clone();
+            async move { db.claim_updates(&ids, CLAIM).await }
+        });
+        let handled = GroupCommit::start("updates_handled", 256, 2, move |done: Vec<(i64, Option<String>)>| {
+            let db = for_marks.clone();
+            async move { db.mark_updates_handled(&done).await }
+        });
+        Books { claims, handled }
+    }
+}
 
 pub struct DispatcherArgs {
     pub handler: BotHandler,
@@ -60,6 +84,7 @@ pub struct DispatcherState {
     waiting: VecDeque<i64>,
     queued_lanes: HashSet<i64>,
     pending: usize,
+    books: Books,
 }
 
 impl Actor for Dispatcher {
@@ -69,6 +94,7 @@ impl Actor for Dispatcher {
 
     async fn pre_start(&self, _: ActorRef<DispatchMsg>, args: DispatcherArgs) -> Result<DispatcherState, ActorProcessingErr> {
         Ok(DispatcherState {
+            books: Books::start(&args.db),
             args,
             queues: HashMap::new(),
             active: HashMap::new(),
@@ -83,7 +109,7 @@ impl Actor for Dispatcher {
             DispatchMsg::Dispatch(updates) => {
                 for recorded in updates {
                     if recorded.urgent() {
-                        tokio::spawn(handle_one(state.args.handler.clone(), state.args.db.clone(), recorded));
+                        tokio::spawn(handle_one(state.args.handler.clone(), state.books.clone(), recorded));
                         continue;
                     }
                     let lane = recorded.lane();
@@ -132,11 +158,11 @@ fn pump(myself: &ActorRef<DispatchMsg>, state: &mut DispatcherState) {
         state.queued_lanes.remove(&lane);
         let Some(recorded) = state.queues.get_mut(&lane).and_then(VecDeque::pop_front) else { continue };
         let handler = state.args.handler.clone();
-        let db = state.args.db.clone();
+        let books = state.books.clone();
         let me = myself.clone();
         let task = tokio::spawn(async move {
             let update_id = recorded.update_id;
-            handle_one(handler, db, recorded).await;
+            handle_one(handler, books, recorded).await;
             let _ = me.cast(DispatchMsg::Done { lane, update_id });
         });
         state.active.insert(lane, task);
@@ -146,9 +172,10 @@ fn pump(myself: &ActorRef<DispatchMsg>, state: &mut DispatcherState) {
 /// Handles one update and marks it handled, whatever happened: a handler
 /// that fails (or panics) answers the user with an apology, and the update is
 /// not retried, so one poisonous update cannot stall its chat.
-async fn handle_one(handler: BotHandler, db: Db, recorded: Recorded) {
+async fn handle_one(handler: BotHandler, books: Books, recorded: Recorded) {
     let Recorded { update_id, update } = recorded;
-    match db.claim_update(update_id, CLAIM).await {
+    let claimed = books.claims.submit(update_id).await.unwrap_or_else(|e| Err(StoreError::Shared(e.to_string())));
+    match claimed {
         Ok(true) => {}
         Ok(false) => {
             tracing::debug!(update_id, "handled already, or another replica is handling it");
@@ -177,7 +204,8 @@ async fn handle_one(handler: BotHandler, db: Db, recorded: Recorded) {
         }
     }
     let error = failure.map(|(_, error, _)| error);
-    if let Err(e) = db.mark_update_handled(update_id, error.as_deref()).await {
+    let marked = books.handled.submit((update_id, error)).await.unwrap_or_else(|e| Err(StoreError::Shared(e.to_string())));
+    if let Err(e) = marked {
         tracing::warn!(update_id, error = %e, "could not mark the update handled; it may be handled again after a restart");
     }
 }

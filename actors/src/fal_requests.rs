@@ -27,10 +27,13 @@ const DELIVERY_ATTEMPTS: i32 = 10;
 /// attempts only bound a runaway.
 const POLL_ATTEMPTS: i32 = 100_000;
 
-async fn enqueue_delivery(tx: &impl GenericClient, request_id: &str) -> Result<(), StoreError> {
+fn delivery_job(request_id: &str) -> NewJob {
     let payload = FalRequestRef { request_id: request_id.to_owned() };
-    let job = NewJob { max_attempts: DELIVERY_ATTEMPTS, ..NewJob::of(Kind::FalDeliver, format!("fal:deliver:{request_id}"), &payload) };
-    queue::enqueue(tx, &job).await.map(drop)
+    NewJob { max_attempts: DELIVERY_ATTEMPTS, ..NewJob::of(Kind::FalDeliver, format!("fal:deliver:{request_id}"), &payload) }
+}
+
+async fn enqueue_delivery(tx: &impl GenericClient, request_id: &str) -> Result<(), StoreError> {
+    queue::enqueue(tx, &delivery_job(request_id)).await.map(drop)
 }
 
 /// Records a submission and queues its safety-net poll (after `poll_after`);
@@ -46,10 +49,14 @@ pub async fn record_request(db: &Db, r: &FalRequest, poll_after: Duration) -> Re
         ..NewJob::of(Kind::FalPoll, format!("fal:poll:{}", r.request_id), &payload)
     };
     queue::enqueue(&*tx, &poll).await?;
-    if fal::callback_exists(&*tx, &r.request_id).await? {
+    let delivered = fal::callback_exists(&*tx, &r.request_id).await?;
+    if delivered {
         enqueue_delivery(&*tx, &r.request_id).await?;
     }
     tx.commit().await?;
+    if delivered {
+        db.wake(Kind::FalDeliver.as_str());
+    }
     Ok(())
 }
 
@@ -61,13 +68,65 @@ pub async fn record_callback(db: &Db, request_id: &str, status: &str, body: &Val
     if !fal::insert_callback(&*tx, request_id, status, body, source).await? {
         return Ok(false);
     }
-    if fal::request_exists(&*tx, request_id).await? {
+    let known = fal::request_exists(&*tx, request_id).await?;
+    if known {
         enqueue_delivery(&*tx, request_id).await?;
     } else {
         tracing::warn!(request_id, "callback for a request not recorded (yet); stored for its submission");
     }
     tx.commit().await?;
+    if known {
+        db.wake(Kind::FalDeliver.as_str());
+    }
     Ok(true)
+}
+
+/// A verified callback waiting to be recorded.
+#[derive(Debug, Clone)]
+pub struct NewCallback {
+    pub request_id: String,
+    pub status: String,
+    pub body: Value,
+    pub source: &'static str,
+}
+
+/// Records callbacks that arrived together in one transaction (one commit,
+/// one flush), each once, queueing the deliveries of known requests with
+/// them: per callback, as [`record_callback`] would have answered. When the
+/// batch cannot be written (a row PostgreSQL refuses), each is tried alone,
+/// so a bad one fails only itself.
+pub async fn record_callbacks(db: &Db, batch: Vec<NewCallback>) -> Vec<Result<bool, StoreError>> {
+    if batch.len() > 1 {
+        match record_together(db, &batch).await {
+            Ok(new) => return new.into_iter().map(Ok).collect(),
+            Err(e) => tracing::warn!(callbacks = batch.len(), error = %e, "a batch of FAL callbacks failed; recording them one by one"),
+        }
+    }
+    let mut outcomes = Vec::with_capacity(batch.len());
+    for c in &batch {
+        outcomes.push(record_callback(db, &c.request_id, &c.status, &c.body, c.source).await);
+    }
+    outcomes
+}
+
+async fn record_together(db: &Db, batch: &[NewCallback]) -> Result<Vec<bool>, StoreError> {
+    let ids: Vec<&str> = batch.iter().map(|c| c.request_id.as_str()).collect();
+    let statuses: Vec<&str> = batch.iter().map(|c| c.status.as_str()).collect();
+    let bodies: Vec<&Value> = batch.iter().map(|c| &c.body).collect();
+    let sources: Vec<&str> = batch.iter().map(|c| c.source).collect();
+    let mut client = db.client().await?;
+    let tx = client.transaction().await?;
+    let inserted = fal::insert_callbacks(&*tx, &ids, &statuses, &bodies, &sources).await?;
+    let known = fal::existing_requests(&*tx, &inserted).await?;
+    let deliveries: Vec<NewJob> = known.iter().map(|id| delivery_job(id)).collect();
+    queue::enqueue_many(&*tx, &deliveries).await?;
+    tx.commit().await?;
+    if !deliveries.is_empty() {
+        db.wake(Kind::FalDeliver.as_str());
+    }
+    // A request id twice in one batch: the first is recorded, the second is its duplicate.
+    let mut first = std::collections::HashSet::new();
+    Ok(ids.iter().map(|id| inserted.iter().any(|i| i == id) && first.insert(*id)).collect())
 }
 
 /// A submitted request that will produce nothing for the user (`failed`,

@@ -3,7 +3,7 @@
 //!
 //! Modules stand in floors, each importing only floors below it (checked by
 //! `tests/layering.rs`), from the ground up:
-//! - base: `error`, `backoff`, `secret`, `settings`, `http`
+//! - base: `error`, `backoff`, `batch` (group commit), `secret`, `settings`, `http`
 //! - `store`: row SQL as methods on `Db`
 //! - Redis and S3: `cache`, `lease`, `dialogue`, `blob`; then `services`, the handles on all three
 //! - `clients`: Telegram, OpenAI, FAL over HTTP, each with its own errors
@@ -17,6 +17,7 @@
 //! - intake: `poller`, `webhook`
 
 pub mod backoff;
+pub mod batch;
 pub mod blob;
 pub mod bot;
 pub mod cache;

@@ -438,3 +438,20 @@ async fn a_cancel_racing_a_delivery_gives_a_result_or_a_refund_never_both() {
     assert_eq!(unbalanced, 0);
     common::assert_ledger(&rig.services).await;
 }
+
+#[tokio::test]
+async fn callbacks_that_arrive_together_share_a_commit_and_a_bad_one_fails_alone() {
+    let rig = rig("fal_group_commit", true, |_| {}).await;
+    let body = |id: &str, text: &str| format!(r#"{{"request_id":"{id}","status":"OK","payload":{{"note":"{text}"}}}}"#).into_bytes();
+    // PostgreSQL's jsonb refuses \u0000: valid JSON, validly signed, unstorable.
+    let mut posts: Vec<(String, Vec<u8>)> = (0..40).map(|i| (format!("g-{i}"), body(&format!("g-{i}"), "fine"))).collect();
+    posts.push(("g-bad".into(), body("g-bad", "nul \\u0000 here")));
+    posts.push(("g-7".into(), body("g-7", "fine")));
+    let now = unix_now();
+    let sent = posts.iter().map(|(id, b)| rig.post_owned(rig.fal.sign(id, now, b), b.clone()));
+    let statuses = futures::future::join_all(sent).await;
+    assert_eq!(statuses[40], 500, "the unstorable callback is refused, for FAL to retry");
+    assert!(statuses.iter().enumerate().all(|(i, s)| i == 40 || *s == 200), "{statuses:?}");
+    assert_eq!(rig.scalar("SELECT count(*) FROM fal_callbacks").await, 40, "each good one once, the duplicate once");
+    assert_eq!(rig.scalar("SELECT count(*) FROM fal_callbacks WHERE request_id = 'g-bad'").await, 0, "nothing written for it");
+}

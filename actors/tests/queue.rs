@@ -20,9 +20,12 @@ use serde_json::{json, Value};
 
 const LEASE: Duration = Duration::from_secs(30);
 
+/// Enqueued and committed, then the workers woken, as every producer does.
 async fn enqueue(services: &Services, kind: &str, key: &str) -> Job {
     let client = services.db.client().await.unwrap();
-    queue::enqueue(&**client, &NewJob::new(kind, key, json!({ "key": key }))).await.unwrap().job().clone()
+    let job = queue::enqueue(&**client, &NewJob::new(kind, key, json!({ "key": key }))).await.unwrap().job().clone();
+    services.db.wake(kind);
+    job
 }
 
 #[tokio::test]
@@ -163,6 +166,33 @@ async fn pool(services: &Services, handler: &TestHandler) -> ActorRef<PoolMsg> {
 
 async fn state_of(services: &Services, id: i64) -> Job {
     queue::get(&services.db, id).await.unwrap().unwrap()
+}
+
+#[tokio::test]
+async fn many_jobs_are_enqueued_in_one_statement_once_each() {
+    let (_t, services) = common::services("enqueue_many", |_| {}).await;
+    let client = services.db.client().await.unwrap();
+    let jobs: Vec<NewJob> = (0..5).map(|i| NewJob::new("noop", format!("many:{i}"), json!({ "i": i }))).collect();
+    assert_eq!(queue::enqueue_many(&**client, &jobs).await.unwrap().len(), 5);
+    assert_eq!(queue::enqueue_many(&**client, &jobs).await.unwrap().len(), 0, "existing keys add nothing");
+    let payloads: Vec<Value> = client.query("SELECT payload FROM jobs ORDER BY id", &[]).await.unwrap().iter().map(|r| r.get(0)).collect();
+    assert_eq!(payloads[4], json!({ "i": 4 }));
+}
+
+#[tokio::test]
+async fn finished_jobs_are_marked_done_together_and_a_lost_one_only_for_itself() {
+    let (_t, services) = common::services("complete_many", |_| {}).await;
+    for i in 0..3 {
+        enqueue(&services, "noop", &format!("c{i}")).await;
+    }
+    let claimed = queue::claim(&services.db, "noop", 3, 10, "w#1", LEASE).await.unwrap();
+    let mut done: Vec<queue::Completion> =
+        claimed.iter().map(|j| queue::Completion { id: j.id, worker: "w#1".into(), result: json!({ "ok": j.id }) }).collect();
+    done[1].worker = "someone-else#2".into();
+    let marked: Vec<bool> = queue::complete_many(&services.db, done).await.into_iter().map(Result::unwrap).collect();
+    assert_eq!(marked, [true, false, true], "only the holder may finish a job");
+    assert_eq!(state_of(&services, claimed[1].id).await.state, JobState::Running);
+    assert_eq!(state_of(&services, claimed[2].id).await.state, JobState::Done);
 }
 
 #[tokio::test]

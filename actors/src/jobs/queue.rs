@@ -13,7 +13,7 @@ use super::{Job, JobState, NewJob};
 use crate::store::{Db, StoreError};
 
 /// The NOTIFY channel; the payload is the job kind.
-pub const CHANNEL: &str = "aisha_jobs";
+pub const CHANNEL: &str = crate::store::wake::JOBS_CHANNEL;
 /// First key of the per-kind claim lock (`pg_advisory_xact_lock(int, int)`).
 const CLAIM_LOCK_NAMESPACE: i32 = 0x6a6f_6273; // "jobs"
 
@@ -53,7 +53,8 @@ impl Enqueued {
 }
 
 /// Adds a job inside the caller's transaction (so it commits, or not, with
-/// the charge it costs). Workers are woken when the transaction commits.
+/// the charge it costs). After the commit the caller wakes the workers with
+/// `Db::wake(kind)` (see `store::wake` for why not NOTIFY here).
 pub async fn enqueue(tx: &impl GenericClient, new: &NewJob) -> Result<Enqueued, StoreError> {
     let inserted = tx
         .query_opt(
@@ -76,10 +77,7 @@ pub async fn enqueue(tx: &impl GenericClient, new: &NewJob) -> Result<Enqueued, 
         )
         .await?;
     match inserted {
-        Some(row) => {
-            tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &new.kind]).await?;
-            Ok(Enqueued::Created(job(&row)))
-        }
+        Some(row) => Ok(Enqueued::Created(job(&row))),
         None => {
             let row = tx
                 .query_one(
@@ -90,6 +88,36 @@ pub async fn enqueue(tx: &impl GenericClient, new: &NewJob) -> Result<Enqueued, 
             Ok(Enqueued::Existing(job(&row)))
         }
     }
+}
+
+/// Adds many jobs in one statement, inside the caller's transaction; the
+/// ids of those created (an existing idempotency key adds nothing). Wake
+/// the workers after the commit, as for [`enqueue`].
+pub async fn enqueue_many(tx: &impl GenericClient, jobs: &[NewJob]) -> Result<Vec<i64>, StoreError> {
+    if jobs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let column = |f: fn(&NewJob) -> Value| jobs.iter().map(f).collect::<Vec<Value>>();
+    let rows = tx
+        .query(
+            "INSERT INTO jobs (kind, user_id, chat_id, payload, idempotency_key, cost, max_attempts, run_at)
+             SELECT j->>'kind', (j->>'user_id')::bigint, (j->>'chat_id')::bigint, p, j->>'key', (j->>'cost')::bigint,
+                    (j->>'max_attempts')::int, now() + make_interval(secs => (j->>'delay')::float8)
+             FROM unnest($1::jsonb[], $2::jsonb[]) AS t(j, p)
+             ON CONFLICT (idempotency_key) DO NOTHING
+             RETURNING id",
+            &[
+                &column(|n| {
+                    serde_json::json!({
+                        "kind": n.kind, "user_id": n.user_id, "chat_id": n.chat_id, "key": n.idempotency_key,
+                        "cost": n.cost, "max_attempts": n.max_attempts, "delay": n.delay.as_secs_f64(),
+                    })
+                }),
+                &column(|n| n.payload.clone()),
+            ],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
 /// Claims up to `max` runnable jobs of `kind`: queued and due, or running
@@ -192,6 +220,48 @@ pub async fn complete(db: &Db, id: i64, instance: &str, result: &Value) -> Resul
         )
         .await?;
     Ok(n == 1)
+}
+
+/// A job a worker finished, waiting to be marked done.
+#[derive(Debug, Clone)]
+pub struct Completion {
+    pub id: i64,
+    pub worker: String,
+    pub result: Value,
+}
+
+/// Marks many jobs done in one statement (one commit); per job, false when
+/// its worker no longer holds it. When the statement fails (a result
+/// PostgreSQL refuses), each is marked alone, so one fails only itself.
+pub async fn complete_many(db: &Db, done: Vec<Completion>) -> Vec<Result<bool, StoreError>> {
+    if done.len() > 1 {
+        let ids: Vec<i64> = done.iter().map(|c| c.id).collect();
+        let workers: Vec<&str> = done.iter().map(|c| c.worker.as_str()).collect();
+        let results: Vec<&Value> = done.iter().map(|c| &c.result).collect();
+        let together = async {
+            let client = db.client().await?;
+            let rows = client
+                .query(
+                    "UPDATE jobs j SET state = 'done', result = c.result, finished_at = now(), updated_at = now(),
+                                       locked_by = NULL, locked_until = NULL
+                     FROM unnest($1::bigint[], $2::text[], $3::jsonb[]) AS c(id, worker, result)
+                     WHERE j.id = c.id AND j.locked_by = c.worker AND j.state = 'running'
+                     RETURNING j.id",
+                    &[&ids, &workers, &results],
+                )
+                .await?;
+            Ok::<_, StoreError>(rows.iter().map(|r| r.get::<_, i64>(0)).collect::<std::collections::HashSet<i64>>())
+        };
+        match together.await {
+            Ok(marked) => return ids.iter().map(|id| Ok(marked.contains(id))).collect(),
+            Err(e) => tracing::warn!(jobs = ids.len(), error = %e, "marking a batch of jobs done failed; marking them one by one"),
+        }
+    }
+    let mut outcomes = Vec::with_capacity(done.len());
+    for c in &done {
+        outcomes.push(complete(db, c.id, &c.worker, &c.result).await);
+    }
+    outcomes
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -64,6 +64,7 @@ pub async fn charge_and_enqueue(db: &Db, user_id: i64, mut job: NewJob) -> Resul
     if job.cost == 0 {
         let balance = balance_in(&*tx, user_id).await?;
         tx.commit().await?;
+        db.wake(&job.kind);
         return Ok(Charged::Queued { job, balance });
     }
     // The row lock taken here serialises concurrent charges of one user.
@@ -84,6 +85,7 @@ pub async fn charge_and_enqueue(db: &Db, user_id: i64, mut job: NewJob) -> Resul
     )
     .await?;
     tx.commit().await?;
+    db.wake(&job.kind);
     Ok(Charged::Queued { job, balance: row.get(0) })
 }
 

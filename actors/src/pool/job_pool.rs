@@ -53,6 +53,7 @@ pub struct PoolState {
     tasks: Vec<JoinHandle<()>>,
     /// When old updates and callbacks were last deleted.
     swept: Option<Instant>,
+    completions: super::Completions,
 }
 
 /// How often a pool deletes what retention no longer keeps.
@@ -95,6 +96,7 @@ impl Actor for JobPool {
         let ticker = myself.send_interval(settings.jobs.poll_interval, || PoolMsg::Tick);
         let heart = myself.send_interval(settings.jobs.lease / 3, || PoolMsg::Heartbeat);
         myself.cast(PoolMsg::Tick)?;
+        let completions = super::completions(args.services.db.clone());
         Ok(PoolState {
             retry: Backoff::new(settings.jobs.retry_min, settings.jobs.retry_max),
             services: args.services,
@@ -103,6 +105,7 @@ impl Actor for JobPool {
             running: HashMap::new(),
             tasks: vec![listener, presence, ticker, heart],
             swept: None,
+            completions,
         })
     }
 
@@ -195,6 +198,7 @@ async fn claim_and_run(myself: &ActorRef<PoolMsg>, state: &mut PoolState, kind: 
             db: state.services.db.clone(),
             context: JobContext::new(state.worker.clone(), cancelled, state.services.db.clone(), settings.jobs.lease),
             retry: state.retry,
+            completions: state.completions.clone(),
         };
         match Actor::spawn_linked(None, JobRunner, args, myself.get_cell()).await {
             Ok((runner, _)) => {

@@ -20,6 +20,19 @@ pub use job_pool::{JobPool, JobPoolArgs, PoolMsg};
 
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
+/// Finished jobs are marked done together: one commit for those that end at once.
+pub type Completions = crate::batch::GroupCommit<crate::jobs::queue::Completion, Result<bool, crate::store::StoreError>>;
+
+/// Completions that end together share a commit, at most this many.
+const COMPLETION_BATCH: usize = 256;
+
+pub(crate) fn completions(db: crate::store::Db) -> Completions {
+    crate::batch::GroupCommit::start("job_completions", COMPLETION_BATCH, 2, move |done| {
+        let db = db.clone();
+        async move { crate::jobs::queue::complete_many(&db, done).await }
+    })
+}
+
 /// Context a handler gets with its job.
 #[derive(Clone)]
 pub struct JobContext {

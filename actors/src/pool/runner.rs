@@ -11,7 +11,7 @@ use tracing::Instrument;
 
 use super::{DeadReason, JobContext, JobHandler};
 use crate::backoff::Backoff;
-use crate::jobs::queue::{self, Failed};
+use crate::jobs::queue::{Completion, Failed};
 use crate::jobs::{Job, JobError};
 use crate::ledger;
 use crate::store::Db;
@@ -24,6 +24,7 @@ pub(super) struct RunnerArgs {
     pub db: Db,
     pub context: JobContext,
     pub retry: Backoff,
+    pub completions: super::Completions,
 }
 
 pub(super) enum RunnerMsg {
@@ -62,7 +63,9 @@ async fn run(args: RunnerArgs) -> Result<(), ActorProcessingErr> {
         let instance = &args.context.worker;
         let outcome = match result {
             Ok(value) => {
-                if queue::complete(&args.db, job.id, instance, &value).await? {
+                let done = Completion { id: job.id, worker: instance.clone(), result: value };
+                let marked = args.completions.submit(done).await.map_err(|e| e.to_string())?;
+                if marked? {
                     tracing::info!(elapsed = ?started.elapsed(), "job done");
                     "done"
                 } else {

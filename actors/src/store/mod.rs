@@ -10,6 +10,7 @@ pub mod retention;
 pub mod tls;
 pub mod updates;
 pub mod users;
+pub mod wake;
 
 use std::time::Duration;
 
@@ -34,6 +35,10 @@ pub enum StoreError {
     Query(#[from] tokio_postgres::Error),
     #[error("database did not answer within {0:?}")]
     Timeout(Duration),
+    /// A statement shared with other callers (a group commit) failed, or
+    /// the writer it was handed to has stopped: the message says which.
+    #[error("{0}")]
+    Shared(String),
 }
 
 impl StoreError {
@@ -53,6 +58,7 @@ pub struct Db {
     pool: Pool,
     host: String,
     timeout: Duration,
+    wakeups: std::sync::Arc<wake::Wakeups>,
 }
 
 impl Db {
@@ -70,7 +76,7 @@ impl Db {
             .recycle_timeout(Some(settings.connect_timeout))
             .build()
             .map_err(|e| StoreError::InvalidUrl(e.to_string()))?;
-        Ok(Self { pool, host: settings.url.host(), timeout: settings.connect_timeout })
+        Ok(Self { pool, host: settings.url.host(), timeout: settings.connect_timeout, wakeups: Default::default() })
     }
 
     pub fn pool(&self) -> &Pool {

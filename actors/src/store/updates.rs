@@ -77,6 +77,54 @@ impl Db {
         Ok(())
     }
 
+    /// Marks many updates handled in one statement (one commit).
+    pub async fn mark_updates_handled(&self, done: &[(i64, Option<String>)]) -> Vec<Result<(), StoreError>> {
+        let ids: Vec<i64> = done.iter().map(|d| d.0).collect();
+        let errors: Vec<Option<&str>> = done.iter().map(|d| d.1.as_deref()).collect();
+        let marked = async {
+            let client = self.client().await?;
+            client
+                .execute(
+                    "UPDATE telegram_updates t SET handled_at = now(), error = u.error
+                     FROM unnest($1::bigint[], $2::text[]) AS u(id, error) WHERE t.update_id = u.id",
+                    &[&ids, &errors],
+                )
+                .await?;
+            Ok::<_, StoreError>(())
+        };
+        match marked.await {
+            Ok(()) => done.iter().map(|_| Ok(())).collect(),
+            Err(e) => {
+                let reason = e.to_string();
+                done.iter().map(|_| Err(StoreError::Shared(format!("marking updates handled failed: {reason}")))).collect()
+            }
+        }
+    }
+
+    /// Claims many recorded updates at once (see [`Db::claim_update`]); per
+    /// id, whether it is this caller's to handle.
+    pub async fn claim_updates(&self, ids: &[i64], window: std::time::Duration) -> Vec<Result<bool, StoreError>> {
+        let claimed = async {
+            let client = self.client().await?;
+            let rows = client
+                .query(
+                    "UPDATE telegram_updates SET handling_until = now() + make_interval(secs => $2)
+                     WHERE update_id = ANY($1) AND handled_at IS NULL AND (handling_until IS NULL OR handling_until <= now())
+                     RETURNING update_id",
+                    &[&ids, &window.as_secs_f64()],
+                )
+                .await?;
+            Ok::<_, StoreError>(rows.iter().map(|r| r.get::<_, i64>(0)).collect::<std::collections::HashSet<i64>>())
+        };
+        match claimed.await {
+            Ok(mut mine) => ids.iter().map(|id| Ok(mine.remove(id))).collect(),
+            Err(e) => {
+                let reason = e.to_string();
+                ids.iter().map(|_| Err(StoreError::Shared(format!("claiming updates failed: {reason}")))).collect()
+            }
+        }
+    }
+
     /// Claims a recorded update for handling, for `window`; false when it is
     /// handled already or someone else's claim still runs.
     pub async fn claim_update(&self, update_id: i64, window: std::time::Duration) -> Result<bool, StoreError> {
