@@ -7,6 +7,9 @@
 //!   of the job spent in ffmpeg/ffprobe;
 //! - a 10-second voice note, 20 times one after another: per-job overhead,
 //!   i.e. claim to reply with an API that costs nothing.
+//!
+//! On PostgreSQL with fsync on; first pgbench's latency of one small commit
+//! from one client, the floor under each of a job's writes.
 
 use std::path::Path;
 use std::time::Duration;
@@ -16,6 +19,7 @@ use aisha_actors::secret::ConnUrl;
 use aisha_actors::settings::DatabaseSettings;
 use aisha_actors::store::Db;
 use aisha_testkit::audio::{tone_with_pauses, voice_note};
+use aisha_testkit::ceiling;
 use aisha_testkit::{Daemon, FakeOpenAi, FakeTelegram, TestServices};
 use serde_json::json;
 
@@ -26,14 +30,18 @@ fn vm_hwm_kib(pid: u32) -> u64 {
     aisha_testkit::proc_status_kib(pid, "VmHWM:")
 }
 
+/// Queued as the bot queues it: charged up front for the declared length.
 async fn enqueue(db: &Db, user_id: i64, key: &str, file_id: &str, duration: u32) -> i64 {
     let payload = json!({
         "chat_id": USER, "message_id": 1, "media": "voice", "file_id": file_id, "file_unique_id": key,
         "duration": duration, "mime_type": "audio/ogg", "language": "en",
     });
-    let job = NewJob { user_id: Some(user_id), chat_id: Some(USER), ..NewJob::new("transcribe", key, payload) };
+    let cost = i64::from(duration.div_ceil(60).max(1));
+    let job = NewJob { user_id: Some(user_id), chat_id: Some(USER), cost, ..NewJob::new("transcribe", key, payload) };
     let client = db.client().await.unwrap();
-    queue::enqueue(&**client, &job).await.unwrap().job().id
+    let id = queue::enqueue(&**client, &job).await.unwrap().job().id;
+    db.wake("transcribe");
+    id
 }
 
 /// (claim → delivered ms, result JSON) once the job's transcript is delivered.
@@ -75,6 +83,7 @@ async fn run() {
         .unwrap()
         .get(0);
 
+    println!("{}", ceiling::pgbench(&services.database_url, "one small write", ceiling::COMMIT, 1, 5));
     let mut env = services.env();
     env.extend(
         [
@@ -122,7 +131,7 @@ async fn run() {
     }
     overheads.sort_by(f64::total_cmp);
     println!(
-        "transcription 10 s voice note ×20, one at a time: claim→reply p50 {:.1} ms, p90 {:.1} ms, max {:.1} ms (API answers at once)",
+        "transcription 10 s voice note ×20, one at a time: claim→reply p50 {:.1} ms, p90 {:.1} ms, max {:.1} ms (API answers at once; with whisper-1's verbose_json)",
         overheads[9],
         overheads[17],
         overheads[19],

@@ -193,6 +193,20 @@ pub async fn heartbeat(db: &Db, ids: &[i64], instance: &str, lease: Duration) ->
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
+/// Whether this worker holds the job with at least `margin` of its lease
+/// left (`Some(false)`: held, but for less); `None` when it does not hold it.
+pub async fn lease_left(db: &Db, id: i64, instance: &str, margin: Duration) -> Result<Option<bool>, StoreError> {
+    let client = db.client().await?;
+    let row = client
+        .query_opt(
+            "SELECT locked_until > now() + make_interval(secs => $3) FROM jobs
+             WHERE id = $1 AND locked_by = $2 AND state = 'running' AND locked_until > now()",
+            &[&id, &instance, &margin.as_secs_f64()],
+        )
+        .await?;
+    Ok(row.map(|r| r.get(0)))
+}
+
 /// Makes the jobs of `kinds` older incarnations of `instance` still hold
 /// claimable at once (their lease ends now); `worker` is the current
 /// incarnation. The caller must know those incarnations are dead (see

@@ -49,15 +49,21 @@ impl JobContext {
         Self { worker, cancelled, db, lease }
     }
 
-    /// Renews the lease, or fails when this worker lost it (the job was
+    /// Checks the lease (renewing it when little is left), or fails when this worker lost it (the job was
     /// cancelled or claimed elsewhere): call it right before anything the
     /// user sees or pays for, so a worker that lost its job cannot deliver.
     pub async fn hold(&self, job: &Job) -> Result<(), JobError> {
-        let held = queue::heartbeat(&self.db, &[job.id], &self.worker, self.lease).await.map_err(JobError::retry)?;
-        if held.is_empty() {
-            return Err(JobError::Retry("lost the job's lease before delivering".into()));
+        // A lease with a third of its time left outlasts the send: a read,
+        // not a write (a commit) on every delivery. Shorter, renew it first.
+        let lost = || JobError::Retry("lost the job's lease before delivering".into());
+        match queue::lease_left(&self.db, job.id, &self.worker, self.lease / 3).await.map_err(JobError::retry)? {
+            Some(true) => Ok(()),
+            Some(false) => {
+                let held = queue::heartbeat(&self.db, &[job.id], &self.worker, self.lease).await.map_err(JobError::retry)?;
+                if held.is_empty() { Err(lost()) } else { Ok(()) }
+            }
+            None => Err(lost()),
         }
-        Ok(())
     }
 }
 

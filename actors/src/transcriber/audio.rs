@@ -106,6 +106,40 @@ pub async fn probe(path: &Path, spent: &mut Spent) -> Result<Probe, AudioError> 
     })
 }
 
+/// An Ogg/Opus file (a Telegram voice note) measured without a process:
+/// the last page's granule position less the pre-skip, at Opus's 48 kHz.
+/// `None` for anything else, or anything it cannot be sure of: ffprobe then.
+pub async fn probe_ogg_opus(path: &Path) -> Option<Probe> {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    const TAIL: u64 = 64 * 1024;
+    let mut file = tokio::fs::File::open(path).await.ok()?;
+    let length = file.metadata().await.ok()?.len();
+    let mut head = vec![0u8; 512.min(length as usize)];
+    file.read_exact(&mut head).await.ok()?;
+    let mut tail = vec![0u8; TAIL.min(length) as usize];
+    file.seek(std::io::SeekFrom::Start(length - tail.len() as u64)).await.ok()?;
+    file.read_exact(&mut tail).await.ok()?;
+    ogg_opus_duration(&head, &tail).map(|duration| Probe { duration, format: "ogg".into(), codec: Some("opus".into()) })
+}
+
+/// The duration from an Ogg/Opus file's first bytes (its `OpusHead`) and last bytes (its last page).
+fn ogg_opus_duration(head: &[u8], tail: &[u8]) -> Option<f64> {
+    if !head.starts_with(b"OggS") {
+        return None;
+    }
+    let at = head.windows(8).position(|w| w == b"OpusHead")?;
+    let pre_skip = u16::from_le_bytes([*head.get(at + 10)?, *head.get(at + 11)?]);
+    let last = tail.windows(4).rposition(|w| w == b"OggS")?;
+    let page = tail.get(last..last + 27)?;
+    // Header type 0x04: the last page of the stream.
+    if page[4] != 0 || page[5] & 0x04 == 0 {
+        return None;
+    }
+    let granule = i64::from_le_bytes(page[6..14].try_into().ok()?);
+    let samples = granule.checked_sub(i64::from(pre_skip)).filter(|s| *s > 0)?;
+    Some(samples as f64 / 48_000.0)
+}
+
 /// `(start, end)` of every silence of at least `min` at `-35 dB` or quieter.
 pub async fn silences(path: &Path, min: Duration, spent: &mut Spent) -> Result<Vec<(f64, f64)>, AudioError> {
     let path = arg(path);
@@ -267,6 +301,23 @@ mod tests {
         let _ = std::fs::remove_file(&path);
         assert!(matches!(result, Err(AudioError::TimedOut { .. })), "{result:?}");
         assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn an_ogg_opus_length_is_read_from_its_last_page() {
+        let mut head = b"OggS\0\x02".to_vec();
+        head.resize(28, 0);
+        head.extend(b"OpusHead\x01\x01");
+        head.extend(312u16.to_le_bytes());
+        let mut tail = vec![7u8; 100];
+        let mut page = b"OggS\0\x04".to_vec();
+        page.extend((480_312i64).to_le_bytes());
+        page.resize(27, 0);
+        tail.extend(page);
+        assert_eq!(ogg_opus_duration(&head, &tail), Some(10.0));
+        assert_eq!(ogg_opus_duration(b"ID3\x03", &tail), None, "not Ogg: ffprobe decides");
+        tail[100 + 5] = 0;
+        assert_eq!(ogg_opus_duration(&head, &tail), None, "no end-of-stream page: ffprobe decides");
     }
 
     #[test]

@@ -46,11 +46,12 @@ impl Transcriber {
     /// Tells the user a transcription job died and was refunded, and deletes
     /// the recording it kept: a failed job keeps no user audio.
     async fn tell_dead(&self, job: Job, reason: DeadReason) {
+        // By prefix: the upload runs beside the API call, so the object may
+        // exist before (or without) its key being recorded.
         if let Ok(Some(transcript)) = self.services.db.transcript_for_job(job.id).await {
-            if let Some(key) = transcript.audio_key {
-                if let Err(e) = self.services.blob.delete(&key).await {
-                    tracing::warn!(job_id = job.id, key, error = %e, "could not delete a failed job's audio");
-                }
+            let prefix = format!("audio/{}/{}/", transcript.user_id, transcript.id);
+            if let Err(e) = self.services.blob.delete_prefix(&prefix).await {
+                tracing::warn!(job_id = job.id, prefix, error = %e, "could not delete a failed job's audio");
             }
         }
         let lang = Lang::from_code(job.language());

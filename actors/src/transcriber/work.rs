@@ -62,6 +62,11 @@ fn extension(p: &Transcribe) -> &'static str {
     }
 }
 
+/// Where the recording is kept, for resuming and for `/history`.
+fn audio_key(user_id: i64, transcript_id: i64, ext: &str) -> String {
+    format!("audio/{user_id}/{transcript_id}/original.{ext}")
+}
+
 pub(super) async fn transcribe(t: &Transcriber, job: Job, ctx: JobContext) -> Result<Value, JobError> {
     let p: Transcribe = job.payload_as()?;
     let lang = Lang::from_code(Some(&p.language));
@@ -81,27 +86,19 @@ pub(super) async fn transcribe(t: &Transcriber, job: Job, ctx: JobContext) -> Re
     if transcript.delivered {
         return Ok(json!({ "transcript_id": transcript.id, "already_delivered": true }));
     }
-    let status = match transcript.status_message_id {
-        Some(id) => MessageId(id),
-        None => {
-            let mut request = t.bot.send_message(chat, texts::transcribing(lang, 0, 1));
-            if let Some(reply) = target.reply_parameters() {
-                request = request.reply_parameters(reply);
-            }
-            let sent = request.patiently().await.map_err(JobError::from)?;
-            db.update_transcript(transcript.id, TranscriptField::StatusMessage, &sent.id.0).await.map_err(JobError::retry)?;
-            sent.id
-        }
-    };
-    let _ = t.bot.send_chat_action(chat, ChatAction::Typing).patiently().await;
+    // "Typing…" while it works; nothing waits for it.
+    let typing = t.bot.clone();
+    tokio::spawn(async move {
+        let _ = typing.send_chat_action(chat, ChatAction::Typing).patiently().await;
+    });
 
     // The audio, streamed to disk (with a local Bot API server it may be
     // 2000 MB): from S3 when an earlier attempt stored it, else from Telegram.
     let work = WorkDir::create(&limits.temp_dir, job.id).await?;
     let ext = extension(&p);
     let original = work.0.join(format!("original.{ext}"));
-    let size: u64 = match &transcript.audio_key {
-        Some(key) => blob.get_file(key, &original).await.map_err(JobError::retry)?,
+    let (size, fresh) = match &transcript.audio_key {
+        Some(key) => (blob.get_file(key, &original).await.map_err(JobError::retry)?, false),
         None => {
             let max = settings.telegram.max_download();
             let size = fetch_telegram_file(&t.bot, &settings.telegram, &p.file_id, max, &original).await.map_err(|e| match e {
@@ -109,19 +106,29 @@ pub(super) async fn transcribe(t: &Transcriber, job: Job, ctx: JobContext) -> Re
                 DownloadError::Telegram(e) => e.into(),
                 other => JobError::retry(other),
             })?;
-            let key = format!("audio/{user_id}/{}/original.{ext}", transcript.id);
+            (size, true)
+        }
+    };
+    // Kept in S3 while the API works on it (a failure before then only means a second download).
+    let keep_original = async {
+        if fresh {
+            let key = audio_key(user_id, transcript.id, ext);
             let mime = p.mime_type.clone().unwrap_or_else(|| "application/octet-stream".into());
             blob.put_file(&key, &original, &mime).await.map_err(JobError::retry)?;
             db.update_transcript(transcript.id, TranscriptField::AudioKey, &key).await.map_err(JobError::retry)?;
-            size
         }
+        Ok::<_, JobError>(())
     };
 
     let mut spent = Spent::default();
-    let probe = audio::probe(&original, &mut spent).await.map_err(|e| match e {
-        AudioError::Spawn { .. } => JobError::retry(e),
-        _ => JobError::Permanent(texts::unreadable_audio(lang).to_owned()),
-    })?;
+    // A voice note is measured in-process; anything else by ffprobe.
+    let probe = match audio::probe_ogg_opus(&original).await {
+        Some(probe) => probe,
+        None => audio::probe(&original, &mut spent).await.map_err(|e| match e {
+            AudioError::Spawn { .. } => JobError::retry(e),
+            _ => JobError::Permanent(texts::unreadable_audio(lang).to_owned()),
+        })?,
+    };
     settle_measured_price(t, &job, &ctx, lang, money_chat, probe.duration, size).await?;
 
     let plan: Vec<Chunk> = match transcript.plan.clone().and_then(|v| serde_json::from_value(v).ok()) {
@@ -130,12 +137,29 @@ pub(super) async fn transcribe(t: &Transcriber, job: Job, ctx: JobContext) -> Re
             let fits = probe.duration <= limits.chunk_length.as_secs_f64() && size <= limits.max_upload.0;
             let silences = if fits { Vec::new() } else { audio::silences(&original, Duration::from_millis(400), &mut spent).await.map_err(JobError::retry)? };
             let plan = audio::plan(probe.duration, &silences, limits.chunk_length, limits.silence_window, limits.overlap);
-            let value = serde_json::to_value(&plan).unwrap_or_default();
-            db.update_transcript(transcript.id, TranscriptField::Plan, &value).await.map_err(JobError::retry)?;
+            // One chunk is planned again in no time; many are kept, so another worker resumes them.
+            if plan.len() > 1 {
+                let value = serde_json::to_value(&plan).unwrap_or_default();
+                db.update_transcript(transcript.id, TranscriptField::Plan, &value).await.map_err(JobError::retry)?;
+            }
             plan
         }
     };
     let total = plan.len();
+    // Progress ("3/12", edited as chunks finish) only for what takes a while.
+    let status = match (total, transcript.status_message_id) {
+        (1, _) => None,
+        (_, Some(id)) => Some(MessageId(id)),
+        (_, None) => {
+            let mut request = t.bot.send_message(chat, texts::transcribing(lang, 0, total));
+            if let Some(reply) = target.reply_parameters() {
+                request = request.reply_parameters(reply);
+            }
+            let sent = request.patiently().await.map_err(JobError::from)?;
+            db.update_transcript(transcript.id, TranscriptField::StatusMessage, &sent.id.0).await.map_err(JobError::retry)?;
+            Some(sent.id)
+        }
+    };
     let done: HashSet<i32> = db.transcript_chunks(transcript.id).await.map_err(JobError::retry)?.into_iter().map(|c| c.idx).collect();
     if !done.is_empty() {
         tracing::info!(done = done.len(), total, "resuming a transcription");
@@ -145,7 +169,7 @@ pub(super) async fn transcribe(t: &Transcriber, job: Job, ctx: JobContext) -> Re
     let spoken = p.spoken_language.as_deref().filter(|l| *l != "auto");
     let finished = AtomicUsize::new(done.len());
     let api_started = Instant::now();
-    let chunk_spent: Vec<Spent> = futures::stream::iter(plan.iter().copied().enumerate().filter(|(i, _)| !done.contains(&(*i as i32))))
+    let chunks = futures::stream::iter(plan.iter().copied().enumerate().filter(|(i, _)| !done.contains(&(*i as i32))))
         .map(|(i, chunk)| {
             let (original, work, finished, ctx) = (&original, &work, &finished, &ctx);
             async move {
@@ -170,15 +194,15 @@ pub(super) async fn transcribe(t: &Transcriber, job: Job, ctx: JobContext) -> Re
                 };
                 t.services.db.save_chunk(transcript.id, &saved).await.map_err(JobError::retry)?;
                 let n = finished.fetch_add(1, Ordering::SeqCst) + 1;
-                if total > 1 {
+                if let Some(status) = status {
                     let _ = t.bot.edit_message_text(chat, status, texts::transcribing(lang, n, total)).patiently().await;
                 }
                 Ok::<_, JobError>(spent)
             }
         })
         .buffer_unordered(limits.parallel_chunks.max(1))
-        .try_collect()
-        .await?;
+        .try_collect::<Vec<Spent>>();
+    let ((), chunk_spent) = futures::future::try_join(keep_original, chunks).await?;
     let encoding: Duration = chunk_spent.iter().map(|s| s.0).sum();
 
     let parts = db.transcript_chunks(transcript.id).await.map_err(JobError::retry)?;
@@ -191,15 +215,15 @@ pub(super) async fn transcribe(t: &Transcriber, job: Job, ctx: JobContext) -> Re
         return Err(JobError::Permanent(texts::no_speech(lang).to_owned()));
     }
     let text_key = format!("transcripts/{user_id}/{}/transcript.txt", transcript.id);
-    blob.put(&text_key, Bytes::from(text.clone()), "text/plain; charset=utf-8").await.map_err(JobError::retry)?;
-    let segments_key = if cues.is_empty() {
-        None
-    } else {
-        let key = format!("transcripts/{user_id}/{}/segments.json", transcript.id);
-        let json = serde_json::to_vec(&cues).map_err(JobError::retry)?;
-        blob.put(&key, Bytes::from(json), "application/json").await.map_err(JobError::retry)?;
-        Some(key)
+    let segments_key = (!cues.is_empty()).then(|| format!("transcripts/{user_id}/{}/segments.json", transcript.id));
+    let keep_text = blob.put(&text_key, Bytes::from(text.clone()), "text/plain; charset=utf-8");
+    let keep_cues = async {
+        match &segments_key {
+            Some(key) => blob.put(key, Bytes::from(serde_json::to_vec(&cues).unwrap_or_default()), "application/json").await,
+            None => Ok(()),
+        }
     };
+    futures::future::try_join(keep_text, keep_cues).await.map_err(JobError::retry)?;
     let preview: String = text.chars().take(80).collect();
     let summary = Finished {
         segments_key: segments_key.clone(),
@@ -228,7 +252,9 @@ pub(super) async fn transcribe(t: &Transcriber, job: Job, ctx: JobContext) -> Re
         Err(e) => return Err(e.into()),
     }
     db.mark_transcript_delivered(transcript.id).await.map_err(JobError::retry)?;
-    let _ = t.bot.edit_message_text(chat, status, texts::transcribed(lang)).patiently().await;
+    if let Some(status) = status {
+        let _ = t.bot.edit_message_text(chat, status, texts::transcribed(lang)).patiently().await;
+    }
     metrics::histogram!("aishad_transcribed_audio_seconds").record(probe.duration);
     Ok(json!({
         "transcript_id": transcript.id, "chunks": total, "duration": probe.duration,
@@ -284,6 +310,11 @@ async fn settle_measured_price(t: &Transcriber, job: &Job, ctx: &JobContext, lan
     }
     let price = ledger::transcription_price(seconds, settings.pricing.transcription_per_minute)
         .ok_or_else(|| JobError::Permanent(money_texts::implausible_length(lang).to_owned()))?;
+    if price == job.cost {
+        // What was charged up front stands (an earlier attempt that settled
+        // a difference would have left a cost other than this price).
+        return Ok(());
+    }
     let told = match ledger::settle_price(&t.services.db, job, &ctx.worker, price).await {
         Ok(Settled::Unchanged) => return Ok(()),
         Ok(Settled::Charged { extra, balance }) => money_texts::measured_more(lang, seconds, extra, balance),

@@ -4,6 +4,7 @@
 //! formats, errors included.
 
 pub mod audio;
+pub mod ceiling;
 pub mod daemon;
 pub mod fal;
 pub mod forward;
@@ -12,6 +13,7 @@ pub mod private;
 pub mod server;
 pub mod services;
 pub mod telegram;
+pub mod wrk;
 
 pub use daemon::Daemon;
 pub use fal::FakeFal;
