@@ -13,6 +13,6 @@ set -a
 # shellcheck disable=SC1091
 . .local/services-durable.env
 set +a
-echo "bench: PostgreSQL at ${DATABASE_URL##*@}: $(psql "$DATABASE_URL" -XtAc 'SHOW fsync') fsync, $(psql "$DATABASE_URL" -XtAc 'SHOW synchronous_commit') synchronous_commit"
+echo "bench: PostgreSQL at ${DATABASE_URL##*@}: fsync=$(psql "$DATABASE_URL" -XtAc "SHOW fsync") synchronous_commit=$(psql "$DATABASE_URL" -XtAc "SHOW synchronous_commit")"
 if [ "$#" -eq 0 ]; then set -- --workspace; fi
 cargo bench "$@"

@@ -94,7 +94,7 @@ async fn queue_run(pools: usize, ceiling: &Ceiling) {
     for chunk in 0..(JOBS / 1000) {
         let client = services.db.client().await.unwrap();
         let jobs: Vec<NewJob> = (0..1000).map(|i| NewJob::new("noop", format!("bench:{chunk}:{i}"), json!({}))).collect();
-        queue::enqueue_many(&**client, &jobs).await.unwrap();
+        queue::enqueue_many(&client, &jobs).await.unwrap();
     }
     let enqueue_rate = JOBS as f64 / enqueue_started.elapsed().as_secs_f64();
     let started = Instant::now();
@@ -159,6 +159,9 @@ async fn poller_run(ceiling: &Ceiling) {
         // The fake answers at once; Telegram's flood limits are not what is measured here.
         s.telegram.send_per_second = 1_000_000;
         s.telegram.send_per_chat_second = 1_000_000;
+        // Ten notes each from 300 users at once, with no worker running: past the per-user caps.
+        s.limits.jobs_in_flight = 1_000;
+        s.limits.paid_per_minute = 1_000;
     })
     .await;
     // 300 users with coins, ten voice notes each.

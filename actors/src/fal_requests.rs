@@ -116,10 +116,10 @@ async fn record_together(db: &Db, batch: &[NewCallback]) -> Result<Vec<bool>, St
     let sources: Vec<&str> = batch.iter().map(|c| c.source).collect();
     let mut client = db.client().await?;
     let tx = client.transaction().await?;
-    let inserted = fal::insert_callbacks(&*tx, &ids, &statuses, &bodies, &sources).await?;
-    let known = fal::existing_requests(&*tx, &inserted).await?;
+    let inserted = fal::insert_callbacks(&tx, &ids, &statuses, &bodies, &sources).await?;
+    let known = fal::existing_requests(&tx, &inserted).await?;
     let deliveries: Vec<NewJob> = known.iter().map(|id| delivery_job(id)).collect();
-    queue::enqueue_many(&*tx, &deliveries).await?;
+    queue::enqueue_many(&tx, &deliveries).await?;
     tx.commit().await?;
     if !deliveries.is_empty() {
         db.wake(Kind::FalDeliver.as_str());

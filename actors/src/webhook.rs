@@ -30,9 +30,9 @@ use crate::store::StoreError;
 pub struct WebhookListener;
 
 /// Callbacks that arrive together share a commit: at most this many in one,
-/// and two commits in flight (one writes while the next gathers).
+/// and a few commits in flight (while some wait for their flush, the next gathers).
 const CALLBACK_BATCH: usize = 128;
-const CALLBACK_COMMITTERS: usize = 2;
+const CALLBACK_COMMITTERS: usize = 4;
 
 pub enum WebhookMsg {}
 

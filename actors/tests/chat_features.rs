@@ -37,7 +37,8 @@ async fn a_group_admin_turns_transcription_on_and_pays_for_replies_to_voice_note
     let reply = rig.last_message_starting(GROUP, "📝 Transcript").unwrap();
     assert_eq!(reply["reply_parameters"]["message_id"].as_i64(), Some(voice_message), "a reply to the voice note");
     assert_eq!(rig.balance_of(ADMIN).await, before - 1, "the admin paid");
-    assert!(rig.telegram.sent_texts(ADMIN).iter().any(|t| t.starts_with("Transcription in “Test group”: charged 1")), "told privately");
+    let told = || rig.telegram.sent_texts(ADMIN).iter().any(|t| t.starts_with("Transcription in “Test group”: charged 1"));
+    eventually("told privately", WAIT, told).await;
     assert!(!rig.telegram.sent_texts(GROUP).iter().any(|t| t.contains("balance")), "no balance said in the group");
     let member_rows = rig.scalar(&format!("SELECT count(*) FROM users WHERE telegram_id = {MEMBER} AND balance <> 0")).await;
     assert_eq!(member_rows, 0, "the member paid nothing");

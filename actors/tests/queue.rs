@@ -173,8 +173,8 @@ async fn many_jobs_are_enqueued_in_one_statement_once_each() {
     let (_t, services) = common::services("enqueue_many", |_| {}).await;
     let client = services.db.client().await.unwrap();
     let jobs: Vec<NewJob> = (0..5).map(|i| NewJob::new("noop", format!("many:{i}"), json!({ "i": i }))).collect();
-    assert_eq!(queue::enqueue_many(&**client, &jobs).await.unwrap().len(), 5);
-    assert_eq!(queue::enqueue_many(&**client, &jobs).await.unwrap().len(), 0, "existing keys add nothing");
+    assert_eq!(queue::enqueue_many(&client, &jobs).await.unwrap().len(), 5);
+    assert_eq!(queue::enqueue_many(&client, &jobs).await.unwrap().len(), 0, "existing keys add nothing");
     let payloads: Vec<Value> = client.query("SELECT payload FROM jobs ORDER BY id", &[]).await.unwrap().iter().map(|r| r.get(0)).collect();
     assert_eq!(payloads[4], json!({ "i": 4 }));
 }

@@ -8,12 +8,11 @@ use teloxide::payloads::SendMessageSetters;
 use teloxide::prelude::Requester;
 use teloxide::types::{ChatAction, ChatId, Message, ReplyParameters, User};
 
+use super::media::GroupReply;
 use super::{parse_command, BotHandler, HandleError, Media};
 use crate::chat::feature_texts;
 use crate::chat::texts::{self, Lang};
 use crate::clients::Patiently;
-use crate::jobs::kinds::Transcribe;
-use crate::jobs::{Kind, NewJob};
 use crate::ledger::{self, Charged};
 use crate::store::users::TelegramProfile;
 
@@ -115,23 +114,8 @@ impl BotHandler {
             return self.reply(chat, message, refusal).await;
         }
         let spoken = self.services.db.transcription_language(payer).await?;
-        let key = format!("tg:{}:{}:transcribe:{}", chat.0, message.id.0, media.file_unique_id);
-        let payload = Transcribe {
-            chat_id: chat.0,
-            message_id: message.id.0,
-            media: media.kind.to_owned(),
-            file_id: media.file_id,
-            file_unique_id: media.file_unique_id,
-            file_size: media.size,
-            duration: media.duration,
-            mime_type: media.mime_type,
-            file_name: media.file_name,
-            language: lang.code().to_owned(),
-            spoken_language: Some(spoken),
-            reply_to: Some(message.id.0),
-            payer_chat_id: group.payer_telegram_id,
-        };
-        let job = self.priced(NewJob::of(Kind::Transcribe, key, &payload), chat, price);
+        let reply = GroupReply { payer_chat_id: group.payer_telegram_id };
+        let job = self.priced(media.transcribe_job(message, lang, spoken, Some(reply)), chat, price);
         match ledger::charge_and_enqueue(&self.services.db, payer, job).await? {
             Charged::Queued { job, balance } => {
                 tracing::info!(job_id = job.id, user_id = payer, chat_id = chat.0, telegram_id = from.id.0, price, "group transcription queued");

@@ -2,6 +2,10 @@
 
 use teloxide::types::{FileMeta, Message};
 
+use crate::chat::texts::Lang;
+use crate::jobs::kinds::{Kind, Transcribe};
+use crate::jobs::NewJob;
+
 /// A recording or audio file the user wants as text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Media {
@@ -13,6 +17,13 @@ pub struct Media {
     pub duration: Option<u32>,
     pub mime_type: Option<String>,
     pub file_name: Option<String>,
+}
+
+/// A group's transcript: a reply to the voice note, the charge told to the
+/// payer in their private chat (when they have one with the bot).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupReply {
+    pub payer_chat_id: Option<i64>,
 }
 
 /// Bits a second assumed for a file of unknown length (a typical MP3).
@@ -47,6 +58,31 @@ impl Media {
         let mime_type = mime(&document.mime_type);
         let audio_like = mime_type.as_deref().is_some_and(|m| m.starts_with("audio/") || m.starts_with("video/"));
         audio_like.then(|| Media::new("document", &document.file, None, mime_type, document.file_name.clone()))
+    }
+
+    /// The `transcribe` job for this media sent as `message`, keyed by the
+    /// message (a redelivered update is the same job). `spoken`: the
+    /// recording's language from the payer's settings; `group`: set when the
+    /// transcript answers a voice note in a group.
+    pub fn transcribe_job(self, message: &Message, lang: Lang, spoken: String, group: Option<GroupReply>) -> NewJob {
+        let chat = message.chat.id.0;
+        let key = format!("tg:{chat}:{}:transcribe:{}", message.id.0, self.file_unique_id);
+        let payload = Transcribe {
+            chat_id: chat,
+            message_id: message.id.0,
+            media: self.kind.to_owned(),
+            file_id: self.file_id,
+            file_unique_id: self.file_unique_id,
+            file_size: self.size,
+            duration: self.duration,
+            mime_type: self.mime_type,
+            file_name: self.file_name,
+            language: lang.code().to_owned(),
+            spoken_language: Some(spoken),
+            reply_to: group.map(|_| message.id.0),
+            payer_chat_id: group.and_then(|g| g.payer_chat_id),
+        };
+        NewJob::of(Kind::Transcribe, key, &payload)
     }
 
     /// Coins charged up front: per started minute of the declared length,

@@ -25,7 +25,6 @@ use crate::chat::texts::{self, Lang};
 use crate::clients::fal::Fal;
 use crate::clients::{Patiently, TgBot};
 use crate::dialogue::{self, Dialogue};
-use crate::jobs::kinds::Transcribe;
 use crate::jobs::{Kind, NewJob};
 use crate::ledger::{self, Charged};
 use crate::services::Services;
@@ -180,24 +179,9 @@ impl BotHandler {
         let Some(price) = media.price(self.services.settings.pricing.transcription_per_minute) else {
             return self.say(chat, texts::unreadable_audio(lang)).await;
         };
-        let key = format!("tg:{}:{}:transcribe:{}", chat.0, message.id.0, media.file_unique_id);
-        let payload = Transcribe {
-            chat_id: chat.0,
-            message_id: message.id.0,
-            media: media.kind.to_owned(),
-            file_id: media.file_id,
-            file_unique_id: media.file_unique_id,
-            file_size: media.size,
-            duration: media.duration,
-            mime_type: media.mime_type,
-            file_name: media.file_name,
-            language: lang.code().to_owned(),
-            spoken_language: Some(spoken),
-            reply_to: None,
-            payer_chat_id: None,
-        };
+        let job = media.transcribe_job(message, lang, spoken, None);
         let _ = self.bot.send_chat_action(chat, ChatAction::Typing).patiently().await;
-        self.charge(chat, user_id, lang, NewJob::of(Kind::Transcribe, key, &payload), price).await
+        self.charge(chat, user_id, lang, job, price).await
     }
 
     async fn charge(&self, chat: ChatId, user_id: i64, lang: Lang, job: NewJob, price: i64) -> Result<(), HandleError> {

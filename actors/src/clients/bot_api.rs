@@ -1,15 +1,13 @@
-//! The Bot API for every call but getUpdates: one teloxide bot per process
-//! behind teloxide's `Throttle` (Telegram's flood limits: a 429 freezes the
-//! chat for `retry_after` and the request is sent again), and `patiently()`
-//! for what Throttle leaves to us: 5xx answers and network failures, retried
-//! with backoff so a reply is delayed, not lost.
+//! The Bot API for every call but getUpdates: one teloxide bot per process,
+//! and `patiently()` on every call: Telegram's flood limits kept before a
+//! message is sent (`flood`), and after a refusal that may pass (429 with its
+//! `retry_after`, 5xx, a network failure) the call sent again with backoff,
+//! so a reply is delayed, not lost.
 
 use std::future::Future;
 use std::time::Duration;
 
-use teloxide::adaptors::throttle::{Limits, Settings as ThrottleSettings};
-use teloxide::adaptors::Throttle;
-use teloxide::requests::{Output, Request};
+use teloxide::requests::{Output, Payload, Request};
 use teloxide::{ApiError, Bot, RequestError};
 
 use super::ClientError;
@@ -17,15 +15,15 @@ use crate::backoff::Backoff;
 use crate::settings::TelegramSettings;
 
 /// The bot every handler and worker sends through.
-pub type TgBot = Throttle<Bot>;
+pub type TgBot = Bot;
 
 /// Sends after the first, on a transient failure (about a minute in all,
 /// plus the 10 s teloxide itself waits after each 5xx).
 const RETRIES: u32 = 5;
 const RETRY_BACKOFF: Backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(16));
 
-/// A throttled bot pointed at `telegram.api_url`, with a request timeout that
-/// leaves room for uploads. Spawns the throttle's worker: call inside the runtime.
+/// A bot pointed at `telegram.api_url`, with a request timeout that leaves
+/// room for uploads; its flood limits from the settings.
 pub fn telegram_bot(settings: &TelegramSettings) -> Result<TgBot, ClientError> {
     let url = reqwest::Url::parse(&settings.api_url).map_err(|e| ClientError::InvalidTelegramUrl(e.to_string()))?;
     let client = reqwest::Client::builder()
@@ -34,17 +32,8 @@ pub fn telegram_bot(settings: &TelegramSettings) -> Result<TgBot, ClientError> {
         .build()
         .map_err(|e| ClientError::Http(e.to_string()))?;
     let bot = Bot::with_client(settings.token.expose(), client).set_api_url(url);
-    Ok(Throttle::spawn_with_settings(bot, ThrottleSettings::default().limits(limits(settings))))
-}
-
-fn limits(settings: &TelegramSettings) -> Limits {
-    Limits {
-        messages_per_sec_chat: settings.send_per_chat_second,
-        // Telegram states no per-minute limit for private chats: only the per-second one applies.
-        messages_per_min_chat: settings.send_per_chat_second.saturating_mul(60),
-        messages_per_min_channel_or_supergroup: settings.send_per_group_minute,
-        messages_per_sec_overall: settings.send_per_second,
-    }
+    super::flood::configure(settings);
+    Ok(bot)
 }
 
 /// Whether sending the same request again may succeed: Telegram's 5xx, a
@@ -90,11 +79,18 @@ pub trait Patiently: Request<Err = RequestError> {
 impl<R> Patiently for R
 where
     R: Request<Err = RequestError> + Send + Sync,
+    R::Payload: serde::Serialize,
     Output<R>: Send,
 {
     async fn patiently(self) -> Result<Output<R>, RequestError> {
+        let method = <R::Payload as Payload>::NAME;
+        let counted = super::flood::counts(method);
+        let chat = counted.then(|| chat_of(self.payload_ref())).flatten();
         let mut attempt = 0;
         loop {
+            if counted {
+                super::flood::wait_turn(chat).await;
+            }
             match self.send_ref().await {
                 Err(e) if attempt < RETRIES && is_transient(&e) => {
                     let wait = wait_before(&e, attempt);
@@ -107,6 +103,12 @@ where
             }
         }
     }
+}
+
+/// The `chat_id` a payload is addressed to (a number; a `@channel` name counts as no chat).
+fn chat_of(payload: &impl serde::Serialize) -> Option<i64> {
+    let value = serde_json::to_value(payload).ok()?;
+    value["chat_id"].as_i64().or_else(|| value["chat_id"].as_str().and_then(|s| s.parse().ok()))
 }
 
 #[cfg(test)]
@@ -124,9 +126,8 @@ mod tests {
     }
 
     #[test]
-    fn private_chats_have_no_per_minute_limit_beyond_the_per_second_one() {
-        let limits = limits(&TelegramSettings::default());
-        assert_eq!((limits.messages_per_sec_chat, limits.messages_per_min_chat), (1, 60));
-        assert_eq!((limits.messages_per_sec_overall, limits.messages_per_min_channel_or_supergroup), (30, 20));
+    fn a_payload_names_its_chat() {
+        let payload = teloxide::payloads::SendMessage::new(teloxide::types::ChatId(-100_5), "hi");
+        assert_eq!(chat_of(&payload), Some(-100_5));
     }
 }

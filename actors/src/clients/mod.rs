@@ -4,6 +4,7 @@
 
 pub mod bot_api;
 pub mod fal;
+pub mod flood;
 pub mod openai;
 pub mod telegram;
 

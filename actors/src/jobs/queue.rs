@@ -93,19 +93,24 @@ pub async fn enqueue(tx: &impl GenericClient, new: &NewJob) -> Result<Enqueued, 
 /// Adds many jobs in one statement, inside the caller's transaction; the
 /// ids of those created (an existing idempotency key adds nothing). Wake
 /// the workers after the commit, as for [`enqueue`].
-pub async fn enqueue_many(tx: &impl GenericClient, jobs: &[NewJob]) -> Result<Vec<i64>, StoreError> {
+pub async fn enqueue_many(tx: &impl deadpool_postgres::GenericClient, jobs: &[NewJob]) -> Result<Vec<i64>, StoreError> {
     if jobs.is_empty() {
         return Ok(Vec::new());
     }
     let column = |f: fn(&NewJob) -> Value| jobs.iter().map(f).collect::<Vec<Value>>();
-    let rows = tx
-        .query(
-            "INSERT INTO jobs (kind, user_id, chat_id, payload, idempotency_key, cost, max_attempts, run_at)
+    let insert = crate::store::cached(
+        tx,
+        "INSERT INTO jobs (kind, user_id, chat_id, payload, idempotency_key, cost, max_attempts, run_at)
              SELECT j->>'kind', (j->>'user_id')::bigint, (j->>'chat_id')::bigint, p, j->>'key', (j->>'cost')::bigint,
                     (j->>'max_attempts')::int, now() + make_interval(secs => (j->>'delay')::float8)
              FROM unnest($1::jsonb[], $2::jsonb[]) AS t(j, p)
              ON CONFLICT (idempotency_key) DO NOTHING
              RETURNING id",
+    )
+    .await?;
+    let rows = tx
+        .query(
+            &insert,
             &[
                 &column(|n| {
                     serde_json::json!({
@@ -254,16 +259,16 @@ pub async fn complete_many(db: &Db, done: Vec<Completion>) -> Vec<Result<bool, S
         let results: Vec<&Value> = done.iter().map(|c| &c.result).collect();
         let together = async {
             let client = db.client().await?;
-            let rows = client
-                .query(
-                    "UPDATE jobs j SET state = 'done', result = c.result, finished_at = now(), updated_at = now(),
-                                       locked_by = NULL, locked_until = NULL
-                     FROM unnest($1::bigint[], $2::text[], $3::jsonb[]) AS c(id, worker, result)
-                     WHERE j.id = c.id AND j.locked_by = c.worker AND j.state = 'running'
-                     RETURNING j.id",
-                    &[&ids, &workers, &results],
-                )
-                .await?;
+            let update = crate::store::cached(
+                &client,
+                "UPDATE jobs j SET state = 'done', result = c.result, finished_at = now(), updated_at = now(),
+                                   locked_by = NULL, locked_until = NULL
+                 FROM unnest($1::bigint[], $2::text[], $3::jsonb[]) AS c(id, worker, result)
+                 WHERE j.id = c.id AND j.locked_by = c.worker AND j.state = 'running'
+                 RETURNING j.id",
+            )
+            .await?;
+            let rows = client.query(&update, &[&ids, &workers, &results]).await?;
             Ok::<_, StoreError>(rows.iter().map(|r| r.get::<_, i64>(0)).collect::<std::collections::HashSet<i64>>())
         };
         match together.await {

@@ -86,30 +86,31 @@ pub async fn insert_callback(tx: &impl GenericClient, request_id: &str, status: 
 
 /// Many callbacks in one statement; the request ids that were new.
 pub async fn insert_callbacks(
-    tx: &impl GenericClient,
+    tx: &impl deadpool_postgres::GenericClient,
     ids: &[&str],
     statuses: &[&str],
     bodies: &[&Value],
     sources: &[&str],
 ) -> Result<Vec<String>, StoreError> {
-    let rows = tx
-        .query(
-            "INSERT INTO fal_callbacks (request_id, status, body, source)
-             SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::text[])
-             ON CONFLICT (request_id) DO NOTHING
-             RETURNING request_id",
-            &[&ids, &statuses, &bodies, &sources],
-        )
-        .await?;
+    let insert = super::cached(
+        tx,
+        "INSERT INTO fal_callbacks (request_id, status, body, source)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::text[])
+         ON CONFLICT (request_id) DO NOTHING
+         RETURNING request_id",
+    )
+    .await?;
+    let rows = tx.query(&insert, &[&ids, &statuses, &bodies, &sources]).await?;
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
 /// Which of `ids` are submitted requests we know.
-pub async fn existing_requests(client: &impl GenericClient, ids: &[String]) -> Result<Vec<String>, StoreError> {
+pub async fn existing_requests(client: &impl deadpool_postgres::GenericClient, ids: &[String]) -> Result<Vec<String>, StoreError> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let rows = client.query("SELECT request_id FROM fal_requests WHERE request_id = ANY($1)", &[&ids]).await?;
+    let select = super::cached(client, "SELECT request_id FROM fal_requests WHERE request_id = ANY($1)").await?;
+    let rows = client.query(&select, &[&ids]).await?;
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 

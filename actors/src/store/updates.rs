@@ -83,13 +83,13 @@ impl Db {
         let errors: Vec<Option<&str>> = done.iter().map(|d| d.1.as_deref()).collect();
         let marked = async {
             let client = self.client().await?;
-            client
-                .execute(
-                    "UPDATE telegram_updates t SET handled_at = now(), error = u.error
-                     FROM unnest($1::bigint[], $2::text[]) AS u(id, error) WHERE t.update_id = u.id",
-                    &[&ids, &errors],
-                )
-                .await?;
+            let mark = super::cached(
+                &client,
+                "UPDATE telegram_updates t SET handled_at = now(), error = u.error
+                 FROM unnest($1::bigint[], $2::text[]) AS u(id, error) WHERE t.update_id = u.id",
+            )
+            .await?;
+            client.execute(&mark, &[&ids, &errors]).await?;
             Ok::<_, StoreError>(())
         };
         match marked.await {
@@ -106,14 +106,14 @@ impl Db {
     pub async fn claim_updates(&self, ids: &[i64], window: std::time::Duration) -> Vec<Result<bool, StoreError>> {
         let claimed = async {
             let client = self.client().await?;
-            let rows = client
-                .query(
-                    "UPDATE telegram_updates SET handling_until = now() + make_interval(secs => $2)
-                     WHERE update_id = ANY($1) AND handled_at IS NULL AND (handling_until IS NULL OR handling_until <= now())
-                     RETURNING update_id",
-                    &[&ids, &window.as_secs_f64()],
-                )
-                .await?;
+            let claim = super::cached(
+                &client,
+                "UPDATE telegram_updates SET handling_until = now() + make_interval(secs => $2)
+                 WHERE update_id = ANY($1) AND handled_at IS NULL AND (handling_until IS NULL OR handling_until <= now())
+                 RETURNING update_id",
+            )
+            .await?;
+            let rows = client.query(&claim, &[&ids, &window.as_secs_f64()]).await?;
             Ok::<_, StoreError>(rows.iter().map(|r| r.get::<_, i64>(0)).collect::<std::collections::HashSet<i64>>())
         };
         match claimed.await {

@@ -47,8 +47,23 @@ impl Db {
     }
 
     /// Creates the user on first sight, refreshes names and language after.
+    /// Every update asks this, so a profile that did not change is only
+    /// read: a write would cost each update a commit (and a flush) of its own.
     pub async fn upsert_user(&self, profile: &TelegramProfile) -> Result<User, StoreError> {
         let client = self.client().await?;
+        let unchanged = super::cached(
+            &client,
+            "SELECT id, telegram_id, language_code, balance FROM users
+             WHERE telegram_id = $1 AND username IS NOT DISTINCT FROM $2 AND first_name IS NOT DISTINCT FROM $3
+               AND last_name IS NOT DISTINCT FROM $4 AND ($5::text IS NULL OR language_code IS NOT DISTINCT FROM $5)",
+        )
+        .await?;
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
+            [&profile.telegram_id, &profile.username, &profile.first_name, &profile.last_name, &profile.language_code];
+        let known = client.query_opt(&unchanged, &params).await?;
+        if let Some(row) = known {
+            return Ok(User { id: row.get(0), telegram_id: row.get(1), language_code: row.get(2), balance: row.get(3) });
+        }
         let row = client
             .query_one(
                 "INSERT INTO users (telegram_id, username, first_name, last_name, language_code)

@@ -19,6 +19,14 @@ INSERT INTO jobs (kind, payload, idempotency_key, max_attempts)
 END;
 "#;
 
+/// [`CALLBACK`] as the listener wrote it before group commit: with the
+/// NOTIFY that woke workers inside the transaction. PostgreSQL holds a
+/// database-wide lock from a notifying transaction's commit until its WAL is
+/// flushed, so these commits queue behind each other instead of sharing flushes.
+pub fn callback_with_notify() -> String {
+    CALLBACK.replace("END;", "SELECT pg_notify('aisha_jobs', 'fal.deliver');\nEND;")
+}
+
 /// One no-op job through a queue at one commit per step: enqueued, claimed, done.
 pub const JOB: &str = r#"\set n random(1, 1000000000000)
 INSERT INTO jobs (kind, payload, idempotency_key, max_attempts) VALUES ('pgb', '{}', 'pgb:job:' || :client_id || ':' || :n, 1) RETURNING id \gset
