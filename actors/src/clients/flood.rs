@@ -44,16 +44,19 @@ struct State {
     chats: HashMap<i64, Window>,
 }
 
-static LIMITS: OnceLock<Limits> = OnceLock::new();
+/// One bot per process, so one set of limits (the last configured).
+static LIMITS: std::sync::RwLock<Option<Limits>> = std::sync::RwLock::new(None);
 static STATE: OnceLock<Mutex<State>> = OnceLock::new();
 
-/// The limits of this process's bot (the first configured wins).
+/// The limits of this process's bot.
 pub fn configure(settings: &TelegramSettings) {
-    let _ = LIMITS.set(Limits {
-        per_second: settings.send_per_second,
-        per_chat_second: settings.send_per_chat_second,
-        per_group_minute: settings.send_per_group_minute,
-    });
+    if let Ok(mut limits) = LIMITS.write() {
+        *limits = Some(Limits {
+            per_second: settings.send_per_second,
+            per_chat_second: settings.send_per_chat_second,
+            per_group_minute: settings.send_per_group_minute,
+        });
+    }
 }
 
 /// Which Bot API methods the limits count: those that post a message
@@ -65,7 +68,7 @@ pub fn counts(method: &str) -> bool {
 
 /// Reserves a slot for one message to `chat` and waits for it.
 pub async fn wait_turn(chat: Option<i64>) {
-    let Some(limits) = LIMITS.get().copied() else { return };
+    let Some(limits) = LIMITS.read().ok().and_then(|l| *l) else { return };
     let at = {
         let Ok(mut state) = STATE.get_or_init(Default::default).lock() else { return };
         let now = Instant::now();
