@@ -25,8 +25,8 @@ fn bot(fake: &FakeTelegram) -> Bot {
         poll_timeout: Duration::from_secs(2),
         ..Default::default()
     };
-    // The bare bot: these tests read the wire, errors included, without the throttle retrying them.
-    telegram_bot(&settings).unwrap().into_inner()
+    // Sent without patiently(): these tests read the wire, errors included, unretried.
+    telegram_bot(&settings).unwrap()
 }
 
 #[tokio::test]

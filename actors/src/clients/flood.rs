@@ -118,3 +118,19 @@ mod tests {
         assert!(!counts("sendChatAction") && !counts("editMessageText") && !counts("getFile"));
     }
 }
+
+#[cfg(test)]
+mod configured {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_configured_limits_are_the_ones_kept() {
+        let settings = TelegramSettings { send_per_second: 1_000_000, send_per_chat_second: 1_000_000, ..Default::default() };
+        configure(&settings);
+        let started = Instant::now();
+        for _ in 0..5 {
+            wait_turn(Some(424_242)).await;
+        }
+        assert!(started.elapsed() < Duration::from_millis(100), "{:?}", started.elapsed());
+    }
+}
