@@ -55,6 +55,19 @@ fn cpu_seconds(pid: u32) -> (f64, f64) {
     (daemon / 100.0, postgres / 100.0)
 }
 
+/// `aishad_group_commit_batch{what="fal_callbacks"}`: (sum, count) so far.
+async fn batches(telemetry: std::net::SocketAddr) -> (f64, f64) {
+    let text = reqwest::get(format!("http://{telemetry}/metrics")).await.unwrap().text().await.unwrap();
+    let value = |name: &str| {
+        text.lines()
+            .find(|l| l.starts_with(name) && l.contains("what=\"fal_callbacks\""))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (value("aishad_group_commit_batch_sum"), value("aishad_group_commit_batch_count"))
+}
+
 fn main() {
     aisha_testkit::bench_main(run);
 }
@@ -77,7 +90,7 @@ async fn run() {
     let mut daemon = Daemon::start(Path::new(env!("CARGO_BIN_EXE_aishad")), &["run"], &env);
     daemon.wait_for_log("webhook listener accepting", Duration::from_secs(30)).await;
 
-    daemon.telemetry_addr().await;
+    let telemetry = daemon.telemetry_addr().await;
     let idle = rss_kib(daemon.pid(), "VmRSS:");
     let ceiling = ceiling::pgbench(&services.database_url, "a FAL callback (its row + its delivery job)", ceiling::CALLBACK, CONNECTIONS, SECONDS);
     println!("{ceiling}");
@@ -115,6 +128,7 @@ async fn run() {
     let warm = rss_kib(pid, "VmRSS:");
 
     let unique: Vec<Prepared> = (0..PREPARED).map(|i| sign(format!("unique-{i}"))).collect();
+    let batches_before = batches(telemetry).await;
     let cpu_before = cpu_seconds(pid);
     let load = wrk::run(&url, &unique, CONNECTIONS, SECONDS);
     let cpu_after = cpu_seconds(pid);
@@ -125,6 +139,12 @@ async fn run() {
         per(cpu_after.0 - cpu_before.0),
         per(cpu_after.1 - cpu_before.1),
         2e6 / load.per_second
+    );
+    let (sum, count) = batches(telemetry).await;
+    println!(
+        "webhook group commit: {:.1} callbacks a transaction on average ({} transactions)",
+        (sum - batches_before.0) / (count - batches_before.1).max(1.0),
+        count - batches_before.1
     );
     let count = |sql: &str| {
         let db = &db;

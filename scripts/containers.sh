@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # A container engine on a Debian machine without Docker: podman (runc,
 # cgroupfs, overlay), Compose v2 driving it through podman's Docker API, and
-# a local registry for the release flow. Configuration and storage live in
-# .local/containers/ (git-ignored); nothing under /etc is changed.
+# a local registry for the release flow. Configuration lives in
+# .local/containers/ (git-ignored); nothing under /etc is changed. Images,
+# build layers, containers and volumes live in one store per machine
+# ($AISHAD_CONTAINER_STORE, default ~/.local/share/aishad/containers), shared
+# by every checkout as cargo's registry is: the base images and the
+# dependency layer take a quarter of an hour to make and are the same for all.
 #
 #   scripts/containers.sh install    apt-get / pip what is missing (idempotent)
 #   scripts/containers.sh start      install, configure, start the Docker API socket
@@ -17,6 +21,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DIR="$ROOT/.local/containers"
+STORE="${AISHAD_CONTAINER_STORE:-${XDG_DATA_HOME:-$HOME/.local/share}/aishad/containers}"
 SOCKET="$DIR/podman.sock"
 REGISTRY_PORT="${AISHAD_REGISTRY_PORT:-55000}"
 
@@ -59,7 +64,7 @@ limit() {
 }
 
 configure() {
-  mkdir -p "$DIR/storage" "$DIR/run" "$DIR/tmp" "$DIR/networks" "$DIR/docker/cli-plugins"
+  mkdir -p "$STORE/storage" "$STORE/run" "$STORE/networks" "$DIR/tmp" "$DIR/docker/cli-plugins"
   ln -sf "$(command -v docker-compose)" "$DIR/docker/cli-plugins/docker-compose"
   # podman reads registry credentials from $DOCKER_CONFIG too, and wants the file there.
   [ -f "$DIR/docker/config.json" ] || echo '{}' >"$DIR/docker/config.json"
@@ -73,7 +78,7 @@ configure() {
 default_ulimits = ["nofile=$nofile:$nofile", "nproc=$nproc:$nproc"]
 [network]
 network_backend = "netavark"
-network_config_dir = "$DIR/networks"
+network_config_dir = "$STORE/networks"
 [engine]
 runtime = "runc"
 cgroup_manager = "cgroupfs"
@@ -83,8 +88,8 @@ EOF
   cat >"$DIR/storage.conf" <<EOF
 [storage]
 driver = "overlay"
-graphroot = "$DIR/storage"
-runroot = "$DIR/run"
+graphroot = "$STORE/storage"
+runroot = "$STORE/run"
 EOF
   # The local registry speaks plain HTTP.
   cat >"$DIR/registries.conf" <<EOF

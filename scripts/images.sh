@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Container images made on this machine, where no registry answers:
 #   - localhost/debian:bookworm-slim       debootstrap --variant=minbase from the apt mirror
-#   - localhost/aisha-rust-builder:<ver>  that base + gcc + this machine's Rust toolchain
-#   - localhost/aisha-{postgres,redis,s3,nginx}:local
+#   - localhost/aisha-rust-builder:<ver>-<hash>
+#                                          that base + gcc + this machine's Rust toolchain
+#   - localhost/aisha-{postgres,redis,s3,nginx}:local-<hash>
 #                                          stand-ins for the dev and webhook stacks' services
+# The store is the machine's (scripts/containers.sh), so a tag names what an
+# image was made from: <hash> is that of its Containerfile folder, and a
+# changed folder makes a new image instead of reusing a stale one.
 #   - aishad:<version> (and aishad:dev)   docker/Dockerfile, built on those bases
 #
 #   scripts/images.sh              everything (bases and stand-ins only when missing)
@@ -22,8 +26,14 @@ VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' "$ROOT/Cargo.toml" | head -n 1)
 RUST_VERSION=$(rustc --version | awk '{print $2}')
 
 BASE_IMAGE=localhost/debian:bookworm-slim
-BUILDER_IMAGE="localhost/aisha-rust-builder:$RUST_VERSION"
-STANDIN_TAG=local
+
+# The first 12 hex digits of the sha256 of a folder's files (names and bytes).
+folder_hash() {
+  (cd "$1" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum) | sha256sum | cut -c1-12
+}
+
+BUILDER_IMAGE="localhost/aisha-rust-builder:$RUST_VERSION-$(folder_hash "$ROOT/docker/standins/builder")"
+standin_image() { echo "localhost/aisha-$1:local-$(folder_hash "$ROOT/docker/standins/$1")"; }
 
 log() { printf 'images: %s\n' "$*" >&2; }
 
@@ -80,7 +90,8 @@ builder() {
 }
 
 standin() {
-  local name="$1" image="localhost/aisha-$1:$STANDIN_TAG" context="$WORK/$1"
+  local name="$1" image context="$WORK/$1"
+  image=$(standin_image "$name")
   have "$image" && return
   log "stand-in $image"
   rm -rf "$context" && mkdir -p "$context"
@@ -110,10 +121,10 @@ aishad() {
 
 names() {
   cat <<EOF
-POSTGRES_IMAGE=localhost/aisha-postgres:$STANDIN_TAG
-REDIS_IMAGE=localhost/aisha-redis:$STANDIN_TAG
-MINIO_IMAGE=localhost/aisha-s3:$STANDIN_TAG
-NGINX_IMAGE=localhost/aisha-nginx:$STANDIN_TAG
+POSTGRES_IMAGE=$(standin_image postgres)
+REDIS_IMAGE=$(standin_image redis)
+MINIO_IMAGE=$(standin_image s3)
+NGINX_IMAGE=$(standin_image nginx)
 AISHAD_BUILDER_IMAGE=$BUILDER_IMAGE
 AISHAD_RUNTIME_IMAGE=$BASE_IMAGE
 EOF

@@ -16,16 +16,23 @@ use teloxide::types::AllowedUpdate;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::batch::GroupCommit;
 use crate::bot::BotHandler;
 use crate::clients::{parse_update, Patiently};
 use crate::dispatcher::{DispatchMsg, Dispatcher, DispatcherArgs, Recorded};
 use crate::clients::fal::files::{self, TokenError};
 use crate::clients::fal::signature::{Jwks, Rejection, Signed};
-use crate::fal_requests;
+use crate::fal_requests::{self, NewCallback};
 use crate::http::{read_body, streamed, text, Handler, Reply, Request, Server};
 use crate::services::Services;
+use crate::store::StoreError;
 
 pub struct WebhookListener;
+
+/// Callbacks that arrive together share a commit: at most this many in one,
+/// and a few commits in flight (while some wait for their flush, the next gathers).
+const CALLBACK_BATCH: usize = 128;
+const CALLBACK_COMMITTERS: usize = 4;
 
 pub enum WebhookMsg {}
 
@@ -129,12 +136,18 @@ struct Routes {
     services: Services,
     jwks: Jwks,
     dispatcher: Option<ActorRef<DispatchMsg>>,
+    callbacks: GroupCommit<NewCallback, Result<bool, StoreError>>,
 }
 
 fn routes(services: Arc<Services>, dispatcher: Option<ActorRef<DispatchMsg>>) -> Handler {
     let fal = &services.settings.fal;
+    let db = services.db.clone();
+    let callbacks = GroupCommit::start("fal_callbacks", CALLBACK_BATCH, CALLBACK_COMMITTERS, move |batch| {
+        let db = db.clone();
+        async move { fal_requests::record_callbacks(&db, batch).await }
+    });
     let jwks = Jwks::new(&fal.jwks_url, fal.jwks_cache);
-    let routes = Arc::new(Routes { jwks, services: (*services).clone(), dispatcher });
+    let routes = Arc::new(Routes { jwks, services: (*services).clone(), dispatcher, callbacks });
     Arc::new(move |req: Request| {
         let routes = routes.clone();
         Box::pin(async move { routes.route(req).await })
@@ -208,7 +221,10 @@ impl Routes {
             return text(StatusCode::BAD_REQUEST, "request_id or status missing or not matching the signed header\n");
         }
         let request_id = verified.request_id;
-        match fal_requests::record_callback(&self.services.db, &request_id, &status, &json, "webhook").await {
+        let callback = NewCallback { request_id: request_id.clone(), status, body: json, source: "webhook" };
+        // Answered only once the commit that holds it is done.
+        let recorded = self.callbacks.submit(callback).await.unwrap_or_else(|stopped| Err(StoreError::Shared(stopped.to_string())));
+        match recorded {
             Ok(true) => {
                 // Counted by aishad_webhook_verdicts_total; a line each would cost more than the commit.
                 tracing::debug!(request_id, "FAL callback recorded");

@@ -32,6 +32,8 @@ impl Deployment {
         let deployment =
             Self { dir, file, project: project.to_owned(), keys: Default::default(), _health: HealthDriver::start(project) };
         deployment.write_env(env);
+        // The container store is the machine's: a run that was killed may have left this project up.
+        let _ = deployment.compose_output(&["down", "-v", "--remove-orphans", "--timeout", "5"]);
         deployment
     }
 
@@ -71,6 +73,9 @@ impl Deployment {
     pub fn compose(&self, args: &[&str]) -> String {
         let output = self.compose_output(args);
         engine::check(&format!("docker compose {}", args.join(" ")), &output);
+        if args.first() == Some(&"up") {
+            engine::pin_bridge_macs(&self.project);
+        }
         String::from_utf8_lossy(&output.stdout).into_owned()
     }
 

@@ -115,3 +115,23 @@ pub fn bridge_ip() -> std::net::IpAddr {
 }
 
 pub const BRIDGE_KEEPER: &str = "aisha-stack-bridge";
+
+/// Fixes the MAC address of every bridge of `project`'s networks at the one
+/// it has now. netavark 1.4 leaves it to the kernel, which gives a bridge
+/// the lowest MAC among its ports: when a container leaves the network the
+/// bridge's MAC can change, and the containers still on it keep sending to
+/// the old one for the ~30 s their ARP entry lives. Seen as the surviving
+/// webhook listener's every connection out (PostgreSQL, Redis, S3) getting
+/// no ACK, and new ones no SYN-ACK, right after the other listener stopped.
+/// (Docker gives its bridges a MAC of their own when it creates them.)
+pub fn pin_bridge_macs(project: &str) {
+    let label = format!("label=com.docker.compose.project={project}");
+    let networks = podman(&["network", "ls", "--filter", &label, "--format", "{{.Name}}"]);
+    for network in networks.lines().filter(|n| !n.is_empty()) {
+        let bridge = podman(&["network", "inspect", network, "--format", "{{.NetworkInterface}}"]);
+        let bridge = bridge.trim();
+        let Ok(mac) = std::fs::read_to_string(format!("/sys/class/net/{bridge}/address")) else { continue };
+        ok(Path::new("."), "ip", &["link", "set", "dev", bridge, "address", mac.trim()]);
+        eprintln!("stack: bridge {bridge} of {network} pinned at {}", mac.trim());
+    }
+}

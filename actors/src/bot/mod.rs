@@ -28,7 +28,7 @@ use crate::dialogue::{self, Dialogue};
 use crate::jobs::{Kind, NewJob};
 use crate::ledger::{self, Charged};
 use crate::services::Services;
-use crate::store::users::TelegramProfile;
+use crate::store::users::{TelegramProfile, User};
 
 pub use error::HandleError;
 pub use media::Media;
@@ -109,7 +109,7 @@ impl BotHandler {
             return self.on_refunded(chat, lang, &refund.refunded_payment).await;
         }
         if let Some(media) = Media::of(message) {
-            return self.on_media(chat, message, user.id, lang, media).await;
+            return self.on_media(chat, message, &user, lang, media).await;
         }
         let step = dialogue::get(&self.services.redis, user.id).await?;
         if let Some(image) = avatars::image_of(message) {
@@ -170,18 +170,19 @@ impl BotHandler {
         }
     }
 
-    async fn on_media(&self, chat: ChatId, message: &Message, user_id: i64, lang: Lang, media: Media) -> Result<(), HandleError> {
+    async fn on_media(&self, chat: ChatId, message: &Message, user: &User, lang: Lang, media: Media) -> Result<(), HandleError> {
         let limit = self.services.settings.telegram.max_download();
         if let Some(size) = media.size.filter(|s| *s > limit) {
             return self.say(chat, texts::too_big(lang, size, limit)).await;
         }
-        let spoken = self.services.db.transcription_language(user_id).await?;
         let Some(price) = media.price(self.services.settings.pricing.transcription_per_minute) else {
             return self.say(chat, texts::unreadable_audio(lang)).await;
         };
-        let job = media.transcribe_job(message, lang, spoken, None);
-        let _ = self.bot.send_chat_action(chat, ChatAction::Typing).patiently().await;
-        self.charge(chat, user_id, lang, job, price).await
+        let job = media.transcribe_job(message, lang, user.transcription_language.clone(), None);
+        // "typing…" goes out beside the charge, not before it: its answer is not needed.
+        let typing = self.bot.send_chat_action(chat, ChatAction::Typing).patiently();
+        let (_, charged) = tokio::join!(typing, self.charge(chat, user.id, lang, job, price));
+        charged
     }
 
     async fn charge(&self, chat: ChatId, user_id: i64, lang: Lang, job: NewJob, price: i64) -> Result<(), HandleError> {

@@ -68,22 +68,19 @@ pub async fn charge_and_enqueue(db: &Db, user_id: i64, mut job: NewJob) -> Resul
         return Ok(Charged::Queued { job, balance });
     }
     // The row lock taken here serialises concurrent charges of one user.
-    let debited = tx
-        .query_opt(
-            "UPDATE users SET balance = balance - $2, updated_at = now() WHERE id = $1 AND balance >= $2 RETURNING balance",
-            &[&user_id, &job.cost],
-        )
-        .await?;
+    let debit = crate::store::cached(
+        &tx,
+        "UPDATE users SET balance = balance - $2, updated_at = now() WHERE id = $1 AND balance >= $2 RETURNING balance",
+    )
+    .await?;
+    let debited = tx.query_opt(&debit, &[&user_id, &job.cost]).await?;
     let Some(row) = debited else {
         let balance = balance_in(&*tx, user_id).await?;
         tx.rollback().await?;
         return Ok(Charged::InsufficientBalance { price: job.cost, balance });
     };
-    tx.execute(
-        "INSERT INTO ledger_entries (user_id, delta, reason, job_id) VALUES ($1, $2, $3, $4)",
-        &[&user_id, &-job.cost, &REASON_CHARGE, &job.id],
-    )
-    .await?;
+    let entry = crate::store::cached(&tx, "INSERT INTO ledger_entries (user_id, delta, reason, job_id) VALUES ($1, $2, $3, $4)").await?;
+    tx.execute(&entry, &[&user_id, &-job.cost, &REASON_CHARGE, &job.id]).await?;
     tx.commit().await?;
     db.wake(&job.kind);
     Ok(Charged::Queued { job, balance: row.get(0) })

@@ -8,6 +8,22 @@ pub struct User {
     pub telegram_id: i64,
     pub language_code: Option<String>,
     pub balance: i64,
+    /// `auto` or the ISO-639-1 code the user pinned their recordings to.
+    pub transcription_language: String,
+}
+
+const USER_COLUMNS: &str = "id, telegram_id, language_code, balance, transcription_language";
+
+impl User {
+    fn from_row(row: &tokio_postgres::Row) -> Self {
+        Self {
+            id: row.get(0),
+            telegram_id: row.get(1),
+            language_code: row.get(2),
+            balance: row.get(3),
+            transcription_language: row.get(4),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -36,14 +52,13 @@ impl Db {
     /// requests submitted and not yet answered.
     pub async fn work_in_flight(&self, user_id: i64) -> Result<i64, StoreError> {
         let client = self.client().await?;
-        let row = client
-            .query_one(
-                "SELECT (SELECT count(*) FROM jobs WHERE user_id = $1 AND state IN ('queued', 'running'))
-                      + (SELECT count(*) FROM fal_requests WHERE user_id = $1 AND state = 'submitted')",
-                &[&user_id],
-            )
-            .await?;
-        Ok(row.get(0))
+        let in_flight = super::cached(
+            &client,
+            "SELECT (SELECT count(*) FROM jobs WHERE user_id = $1 AND state IN ('queued', 'running'))
+                  + (SELECT count(*) FROM fal_requests WHERE user_id = $1 AND state = 'submitted')",
+        )
+        .await?;
+        Ok(client.query_one(&in_flight, &[&user_id]).await?.get(0))
     }
 
     /// Creates the user on first sight, refreshes names and language after.
@@ -53,27 +68,31 @@ impl Db {
         let client = self.client().await?;
         let unchanged = super::cached(
             &client,
-            "SELECT id, telegram_id, language_code, balance FROM users
+            &format!(
+                "SELECT {USER_COLUMNS} FROM users
              WHERE telegram_id = $1 AND username IS NOT DISTINCT FROM $2 AND first_name IS NOT DISTINCT FROM $3
-               AND last_name IS NOT DISTINCT FROM $4 AND ($5::text IS NULL OR language_code IS NOT DISTINCT FROM $5)",
+               AND last_name IS NOT DISTINCT FROM $4 AND ($5::text IS NULL OR language_code IS NOT DISTINCT FROM $5)"
+            ),
         )
         .await?;
         let params: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
             [&profile.telegram_id, &profile.username, &profile.first_name, &profile.last_name, &profile.language_code];
         let known = client.query_opt(&unchanged, &params).await?;
         if let Some(row) = known {
-            return Ok(User { id: row.get(0), telegram_id: row.get(1), language_code: row.get(2), balance: row.get(3) });
+            return Ok(User::from_row(&row));
         }
         let row = client
             .query_one(
-                "INSERT INTO users (telegram_id, username, first_name, last_name, language_code)
+                &format!(
+                    "INSERT INTO users (telegram_id, username, first_name, last_name, language_code)
                  VALUES ($1, $2, $3, $4, $5)
                  ON CONFLICT (telegram_id) DO UPDATE SET
                      username = EXCLUDED.username, first_name = EXCLUDED.first_name,
                      last_name = EXCLUDED.last_name,
                      language_code = COALESCE(EXCLUDED.language_code, users.language_code),
                      updated_at = now()
-                 RETURNING id, telegram_id, language_code, balance",
+                 RETURNING {USER_COLUMNS}"
+                ),
                 &[
                     &profile.telegram_id,
                     &profile.username,
@@ -83,15 +102,15 @@ impl Db {
                 ],
             )
             .await?;
-        Ok(User { id: row.get(0), telegram_id: row.get(1), language_code: row.get(2), balance: row.get(3) })
+        Ok(User::from_row(&row))
     }
 
     pub async fn user_by_telegram_id(&self, telegram_id: i64) -> Result<Option<User>, StoreError> {
         let client = self.client().await?;
         let row = client
-            .query_opt("SELECT id, telegram_id, language_code, balance FROM users WHERE telegram_id = $1", &[&telegram_id])
+            .query_opt(&format!("SELECT {USER_COLUMNS} FROM users WHERE telegram_id = $1"), &[&telegram_id])
             .await?;
-        Ok(row.map(|row| User { id: row.get(0), telegram_id: row.get(1), language_code: row.get(2), balance: row.get(3) }))
+        Ok(row.as_ref().map(User::from_row))
     }
 
     /// `auto` or the ISO-639-1 code the user pinned their recordings to.
