@@ -35,7 +35,7 @@ install() {
   local missing=()
   for tool in podman:podman buildah:buildah runc:runc iptables:iptables debootstrap:debootstrap \
               /usr/lib/podman/netavark:netavark /usr/lib/podman/aardvark-dns:aardvark-dns \
-              docker-registry:docker-registry curl:curl openssl:openssl; do
+              docker-registry:docker-registry curl:curl openssl:openssl ip:iproute2; do
     command -v "${tool%%:*}" >/dev/null || missing+=("${tool#*:}")
   done
   if [ "${#missing[@]}" -gt 0 ]; then

@@ -5,10 +5,10 @@
 #                                          that base + gcc + this machine's Rust toolchain
 #   - localhost/aisha-{postgres,redis,s3,nginx}:local-<hash>
 #                                          stand-ins for the dev and webhook stacks' services
+#   - aishad:<version> (and aishad:dev)   docker/Dockerfile, built on those bases
 # The store is the machine's (scripts/containers.sh), so a tag names what an
 # image was made from: <hash> is that of its Containerfile folder, and a
 # changed folder makes a new image instead of reusing a stale one.
-#   - aishad:<version> (and aishad:dev)   docker/Dockerfile, built on those bases
 #
 #   scripts/images.sh              everything (bases and stand-ins only when missing)
 #   scripts/images.sh bases        the base and the builder

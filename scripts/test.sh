@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: local services up (installed if missing), the
-# container files linted, cargo test, then the deployment run for real in
-# containers (scripts/stack-test.sh).
+# container files linted, the workspace's tests under cargo-nextest (and the
+# doc tests), then the deployment run for real in containers
+# (scripts/stack-test.sh).
 #   scripts/test.sh                 everything
 #   scripts/test.sh -p aisha-actors --test fakes     any cargo test arguments (no lint, no stack;
 #                                                    cargo test itself, not nextest)
