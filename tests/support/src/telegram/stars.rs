@@ -110,12 +110,18 @@ impl FakeTelegram {
             charge.refunded = true;
             charge.clone()
         };
-        // As Telegram does: the user's chat gets the refunded_payment service message.
+        // As Telegram does: the user's chat gets the refunded_payment service
+        // message, after the call is answered (here half a second after, so
+        // the caller's own bookkeeping of the answer comes first).
         let message = self.user_message(user_id, "en", json!({ "refunded_payment": {
             "currency": "XTR", "total_amount": refunded.stars, "invoice_payload": refunded.payload,
             "telegram_payment_charge_id": refunded.charge_id,
         }}));
-        self.push_update(json!({ "message": message }));
+        let fake = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            fake.push_update(json!({ "message": message }));
+        });
         ok(json!(true))
     }
 
