@@ -13,6 +13,7 @@ use std::time::Duration;
 use aisha_testkit::ceiling;
 use aisha_testkit::fal::unix_now;
 use aisha_testkit::proc_status_kib as rss_kib;
+use aisha_testkit::cpu_seconds;
 use aisha_testkit::wrk::{self, Load, Prepared};
 use aisha_testkit::{Daemon, FakeFal, TestServices};
 use serde_json::json;
@@ -34,25 +35,6 @@ fn report(label: &str, load: &Load, ceiling: f64) {
         load.not_2xx,
         load.errors
     );
-}
-
-/// CPU seconds (user + system) used so far by `pid`, and by every PostgreSQL process together.
-fn cpu_seconds(pid: u32) -> (f64, f64) {
-    let ticks = |stat: &str| -> f64 {
-        // Fields after the command's closing parenthesis: utime and stime are the 12th and 13th.
-        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        fields.get(11).and_then(|u| u.parse::<f64>().ok()).unwrap_or(0.0) + fields.get(12).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0)
-    };
-    let daemon = std::fs::read_to_string(format!("/proc/{pid}/stat")).map(|s| ticks(&s)).unwrap_or(0.0);
-    let postgres: f64 = std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
-        .filter(|s| s.contains("(postgres)"))
-        .map(|s| ticks(&s))
-        .sum();
-    (daemon / 100.0, postgres / 100.0)
 }
 
 /// `aishad_group_commit_batch{what="fal_callbacks"}`: (sum, count) so far.

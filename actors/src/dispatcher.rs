@@ -4,6 +4,7 @@
 //! so one busy chat cannot starve the others.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use teloxide::types::{Update, UpdateKind};
@@ -17,7 +18,10 @@ use crate::store::{Db, StoreError};
 /// again (its process having died mid-handling): longer than a handler
 /// takes (a reply, a download of at most 20 MB), short enough that such an
 /// update is answered within half a minute.
-pub const CLAIM: std::time::Duration = std::time::Duration::from_secs(15);
+pub const CLAIM: Duration = Duration::from_secs(15);
+/// An update handled this soon after it was recorded runs on the claim taken
+/// with its recording (at least 12 of CLAIM's 15 s left): no claim of its own.
+const RECORDED_CLAIM_SUFFICES: Duration = Duration::from_secs(3);
 
 pub struct Dispatcher;
 
@@ -30,13 +34,13 @@ struct Books {
 }
 
 impl Books {
-    fn start(db: &Db) -> Self {
-        let (for_claims, for_marks) = (db.clone(), db.clone());
+    fn start(db: &Db, instance: &str) -> Self {
+        let (for_claims, for_marks, instance) = (db.clone(), db.clone(), instance.to_owned());
         let claims = GroupCommit::start("update_claims", 256, 2, move |ids: Vec<i64>| {
-            let db = for_claims.clone();
-            async move { db.claim_updates(&ids, CLAIM).await }
+            let (db, instance) = (for_claims.clone(), instance.clone());
+            async move { db.claim_updates(&ids, CLAIM, &instance).await }
         });
-        let handled = GroupCommit::start("updates_handled", 256, 2, move |done: Vec<(i64, Option<String>)>| {
+        let handled = GroupCommit::start("updates_handled", 256, 1, move |done: Vec<(i64, Option<String>)>| {
             let db = for_marks.clone();
             async move { db.mark_updates_handled(&done).await }
         });
@@ -47,6 +51,8 @@ impl Books {
 pub struct DispatcherArgs {
     pub handler: BotHandler,
     pub db: Db,
+    /// This replica's `instance_id`: whose recording claims are ours.
+    pub instance: String,
     pub max_concurrent_chats: usize,
 }
 
@@ -54,6 +60,9 @@ pub struct DispatcherArgs {
 pub struct Recorded {
     pub update_id: i64,
     pub update: Update,
+    /// When we recorded it, claiming it (see `Db::record_updates`); `None`
+    /// for an update found unhandled later, which needs a claim of its own.
+    pub recorded_at: Option<Instant>,
 }
 
 impl Recorded {
@@ -94,7 +103,7 @@ impl Actor for Dispatcher {
 
     async fn pre_start(&self, _: ActorRef<DispatchMsg>, args: DispatcherArgs) -> Result<DispatcherState, ActorProcessingErr> {
         Ok(DispatcherState {
-            books: Books::start(&args.db),
+            books: Books::start(&args.db, &args.instance),
             args,
             queues: HashMap::new(),
             active: HashMap::new(),
@@ -173,8 +182,12 @@ fn pump(myself: &ActorRef<DispatchMsg>, state: &mut DispatcherState) {
 /// that fails (or panics) answers the user with an apology, and the update is
 /// not retried, so one poisonous update cannot stall its chat.
 async fn handle_one(handler: BotHandler, books: Books, recorded: Recorded) {
-    let Recorded { update_id, update } = recorded;
-    let claimed = books.claims.submit(update_id).await.unwrap_or_else(|e| Err(StoreError::Shared(e.to_string())));
+    let Recorded { update_id, update, recorded_at } = recorded;
+    let claimed = if recorded_at.is_some_and(|at| at.elapsed() < RECORDED_CLAIM_SUFFICES) {
+        Ok(true)
+    } else {
+        books.claims.submit(update_id).await.unwrap_or_else(|e| Err(StoreError::Shared(e.to_string())))
+    };
     match claimed {
         Ok(true) => {}
         Ok(false) => {

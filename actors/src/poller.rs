@@ -16,7 +16,7 @@ use teloxide::types::Update;
 use crate::backoff::Backoff;
 use crate::bot::BotHandler;
 use crate::clients::{parse_update, Patiently, PollError, TgBot, UpdatesClient};
-use crate::dispatcher::{DispatchMsg, Dispatcher, DispatcherArgs, Recorded};
+use crate::dispatcher::{DispatchMsg, Dispatcher, DispatcherArgs, Recorded, CLAIM};
 use crate::lease::Lease;
 use crate::services::Services;
 use crate::store::updates::PollFence;
@@ -65,6 +65,7 @@ impl Actor for TelegramPoller {
         let args = DispatcherArgs {
             handler: handler.clone(),
             db: services.db.clone(),
+            instance: settings.instance_id.clone(),
             max_concurrent_chats: settings.poller.max_concurrent_chats,
         };
         let (dispatcher, _) = Actor::spawn_linked(None, Dispatcher, args, myself.get_cell()).await?;
@@ -268,7 +269,7 @@ async fn recover(state: &mut PollerState, age: Duration) -> Result<usize, crate:
     let unhandled = state.services.db.unhandled_updates(state.services.settings.poller.max_pending as i64, age).await?;
     let recovered: Vec<Recorded> = unhandled
         .into_iter()
-        .filter_map(|(update_id, payload)| parse_update(&payload).ok().map(|update| Recorded { update_id, update }))
+        .filter_map(|(update_id, payload)| parse_update(&payload).ok().map(|update| Recorded { update_id, update, recorded_at: None }))
         .collect();
     let count = recovered.len();
     if count > 0 {
@@ -294,7 +295,8 @@ async fn record_and_dispatch(state: &mut PollerState, raw: Vec<serde_json::Value
         .iter()
         .map(|(id, value, update)| (*id, update.as_ref().and_then(|u| u.chat()).map(|c| c.id.0), value.clone()))
         .collect();
-    let new = state.services.db.record_updates(&rows, &state.services.settings.instance_id).await?;
+    let recorded_at = Instant::now();
+    let new = state.services.db.record_updates(&rows, &state.services.settings.instance_id, CLAIM).await?;
     metrics::counter!("aishad_updates_received_total").increment(rows.len() as u64);
     if new.len() < rows.len() {
         tracing::info!(seen_before = rows.len() - new.len(), "skipping updates already recorded");
@@ -302,7 +304,7 @@ async fn record_and_dispatch(state: &mut PollerState, raw: Vec<serde_json::Value
     let mut fresh = Vec::with_capacity(new.len());
     for (update_id, _, update) in parsed.into_iter().filter(|(id, _, _)| new.binary_search(id).is_ok()) {
         match update {
-            Some(update) => fresh.push(Recorded { update_id, update }),
+            Some(update) => fresh.push(Recorded { update_id, update, recorded_at: Some(recorded_at) }),
             None => state.services.db.mark_update_handled(update_id, Some("unparseable update")).await?,
         }
     }

@@ -19,7 +19,7 @@ use tokio::task::JoinHandle;
 use crate::batch::GroupCommit;
 use crate::bot::BotHandler;
 use crate::clients::{parse_update, Patiently};
-use crate::dispatcher::{DispatchMsg, Dispatcher, DispatcherArgs, Recorded};
+use crate::dispatcher::{DispatchMsg, Dispatcher, DispatcherArgs, Recorded, CLAIM};
 use crate::clients::fal::files::{self, TokenError};
 use crate::clients::fal::signature::{Jwks, Rejection, Signed};
 use crate::fal_requests::{self, NewCallback};
@@ -126,6 +126,7 @@ async fn telegram_intake(myself: &ActorRef<WebhookMsg>, services: &Services) -> 
     let args = DispatcherArgs {
         handler: BotHandler::new(services.clone()),
         db: services.db.clone(),
+        instance: services.settings.instance_id.clone(),
         max_concurrent_chats: services.settings.poller.max_concurrent_chats,
     };
     let (dispatcher, _) = Actor::spawn_linked(None, Dispatcher, args, myself.get_cell()).await?;
@@ -276,12 +277,13 @@ impl Routes {
         let update = parse_update(&value).ok();
         let chat = update.as_ref().and_then(|u| u.chat()).map(|c| c.id.0);
         let db = &self.services.db;
-        match db.record_updates(&[(update_id, chat, value)], &settings.instance_id).await {
+        let recorded_at = std::time::Instant::now();
+        match db.record_updates(&[(update_id, chat, value)], &settings.instance_id, CLAIM).await {
             Ok(new) if new.is_empty() => text(StatusCode::OK, "duplicate\n"),
             Ok(_) => {
                 match (update, &self.dispatcher) {
                     (Some(update), Some(dispatcher)) => {
-                        let _ = dispatcher.cast(DispatchMsg::Dispatch(vec![Recorded { update_id, update }]));
+                        let _ = dispatcher.cast(DispatchMsg::Dispatch(vec![Recorded { update_id, update, recorded_at: Some(recorded_at) }]));
                     }
                     _ => {
                         let _ = db.mark_update_handled(update_id, Some("unparseable update")).await;

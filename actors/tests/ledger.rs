@@ -206,3 +206,101 @@ async fn cancel_racing_a_worker_claim_either_cancels_and_refunds_or_leaves_it_to
     assert_eq!(ledger::balance(&services.db, user).await.unwrap(), 100 - 2 * done);
     assert_eq!(sum_of_entries(&services, user).await, 100 - 2 * done);
 }
+
+#[tokio::test]
+async fn charges_made_together_are_charged_in_order_as_if_one_after_another() {
+    let (_t, services) = common::services("charge_many", |_| {}).await;
+    let (rich, poor) = (common::user(&services, 1101).await, common::user(&services, 1102).await);
+    ledger::welcome_bonus(&services.db, rich, 100).await.unwrap();
+    ledger::welcome_bonus(&services.db, poor, 10).await.unwrap();
+    let seen_before = ledger::charge_and_enqueue(&services.db, rich, priced("seen", 5)).await.unwrap();
+    let Charged::Queued { job: seen, .. } = seen_before else { panic!("{seen_before:?}") };
+    let outcomes = ledger::charge_many(
+        &services.db,
+        vec![
+            (poor, priced("p1", 6)),
+            (rich, priced("r1", 30)),
+            (poor, priced("p2", 6)), // 4 left: refused
+            (poor, priced("p3", 4)), // but this fits
+            (rich, priced("seen", 5)),
+            (rich, priced("r1", 30)), // twice in one batch: charged once
+            (poor, priced("free", 0)),
+        ],
+    )
+    .await;
+    let outcomes: Vec<Charged> = outcomes.into_iter().map(Result::unwrap).collect();
+    let balance_after = |o: &Charged| match o {
+        Charged::Queued { balance, .. } => Some(*balance),
+        _ => None,
+    };
+    assert_eq!(balance_after(&outcomes[0]), Some(4));
+    assert_eq!(balance_after(&outcomes[1]), Some(65));
+    assert_eq!(outcomes[2], Charged::InsufficientBalance { price: 6, balance: 4 });
+    assert_eq!(balance_after(&outcomes[3]), Some(0));
+    assert_eq!(outcomes[4], Charged::Duplicate(seen));
+    let Charged::Queued { job: r1, .. } = &outcomes[1] else { unreachable!() };
+    assert_eq!(outcomes[5], Charged::Duplicate(r1.clone()));
+    assert_eq!(balance_after(&outcomes[6]), Some(0), "free work is queued at any balance");
+    assert_eq!(ledger::balance(&services.db, rich).await.unwrap(), 65);
+    assert_eq!(ledger::balance(&services.db, poor).await.unwrap(), 0);
+    let client = services.db.client().await.unwrap();
+    let keys: Vec<String> =
+        client.query("SELECT idempotency_key FROM jobs ORDER BY id", &[]).await.unwrap().iter().map(|r| r.get(0)).collect();
+    assert_eq!(keys, ["seen", "p1", "r1", "p3", "free"], "a refused charge queues nothing");
+    common::assert_ledger(&services).await;
+}
+
+#[tokio::test]
+async fn a_bad_request_among_charges_made_together_fails_only_itself() {
+    let (_t, services) = common::services("charge_many_bad", |_| {}).await;
+    let user = common::user(&services, 1103).await;
+    ledger::welcome_bonus(&services.db, user, 50).await.unwrap();
+    let nobody = 987_654_321; // no such users row: the insert breaks the shared transaction
+    let outcomes = ledger::charge_many(
+        &services.db,
+        vec![(user, priced("a", 10)), (nobody, priced("b", 10)), (user, priced("c", 10))],
+    )
+    .await;
+    assert!(matches!(outcomes[0], Ok(Charged::Queued { balance: 40, .. })), "{:?}", outcomes[0]);
+    assert!(outcomes[1].is_err(), "{:?}", outcomes[1]);
+    assert!(matches!(outcomes[2], Ok(Charged::Queued { balance: 30, .. })), "{:?}", outcomes[2]);
+    assert_eq!(ledger::balance(&services.db, user).await.unwrap(), 30);
+    assert_eq!(sum_of_entries(&services, user).await, 30);
+    common::assert_ledger(&services).await;
+}
+
+#[tokio::test]
+async fn concurrent_batches_of_charges_never_drive_a_balance_negative() {
+    let (_t, services) = common::services("charge_many_racing", |_| {}).await;
+    let users = [common::user(&services, 1104).await, common::user(&services, 1105).await];
+    for user in users {
+        ledger::welcome_bonus(&services.db, user, 100).await.unwrap();
+    }
+    // Eight batches at once, each charging both users in a different order.
+    let batches: Vec<_> = (0..8)
+        .map(|b| {
+            let db = services.db.clone();
+            let requests: Vec<_> =
+                (0..6).map(|i| (users[(b + i) % 2], priced(&format!("b{b}:{i}"), 10))).collect();
+            tokio::spawn(async move { ledger::charge_many(&db, requests).await })
+        })
+        .collect();
+    let mut queued = 0;
+    for batch in batches {
+        for outcome in batch.await.unwrap() {
+            match outcome.unwrap() {
+                Charged::Queued { balance, .. } => {
+                    assert!(balance >= 0);
+                    queued += 1;
+                }
+                Charged::InsufficientBalance { balance, .. } => assert!(balance < 10),
+                Charged::Duplicate(job) => panic!("keys are distinct: {job:?}"),
+            }
+        }
+    }
+    assert_eq!(queued, 20, "ten charges of 10 fit in each balance of 100");
+    for user in users {
+        assert_eq!(ledger::balance(&services.db, user).await.unwrap(), 0);
+    }
+    common::assert_ledger(&services).await;
+}

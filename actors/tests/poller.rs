@@ -6,6 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use aisha_actors::dispatcher::CLAIM;
 use aisha_actors::poller::{PollerMsg, TelegramPoller};
 use aisha_actors::services::Services;
 use aisha_testkit::telegram::Failure;
@@ -146,8 +147,25 @@ async fn recorded_but_unhandled_updates_are_handled_after_a_restart_and_the_offs
 async fn recording_the_same_update_twice_keeps_one() {
     let (_telegram, services) = setup("poll_dedupe").await;
     let row = (9001, Some(1), json!({ "update_id": 9001 }));
-    assert_eq!(services.db.record_updates(std::slice::from_ref(&row), "a").await.unwrap(), vec![9001]);
-    assert!(services.db.record_updates(&[row], "b").await.unwrap().is_empty());
+    assert_eq!(services.db.record_updates(std::slice::from_ref(&row), "a", CLAIM).await.unwrap(), vec![9001]);
+    assert!(services.db.record_updates(&[row], "b", CLAIM).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn an_update_is_claimed_as_it_is_recorded_and_that_claim_is_taken_over_once() {
+    let (_telegram, services) = setup("poll_claim_on_record").await;
+    let claim = |id: i64, who: &'static str| {
+        let db = services.db.clone();
+        async move { db.claim_updates(&[id], CLAIM, who).await.pop().unwrap().unwrap() }
+    };
+    services.db.record_updates(&[(9101, Some(1), json!({ "update_id": 9101 }))], "leader", CLAIM).await.unwrap();
+    assert!(!claim(9101, "standby").await, "another replica waits for the recorder's claim to lapse");
+    assert!(claim(9101, "leader").await, "the recorder's handler takes its claim over");
+    assert!(!claim(9101, "leader").await, "once: a second copy of the update is not handled");
+    assert!(!claim(9101, "standby").await);
+    // A claim that lapsed (its recorder died) is anyone's.
+    services.db.record_updates(&[(9102, Some(1), json!({ "update_id": 9102 }))], "died", Duration::ZERO).await.unwrap();
+    assert!(claim(9102, "standby").await);
 }
 
 #[tokio::test]
@@ -213,7 +231,7 @@ async fn a_voice_message_is_charged_queued_and_cancellable_with_a_refund() {
     let queued = &telegram.sent_texts(1101)[1];
     assert!(queued.contains("Charged 3, balance 97"), "3 started minutes: {queued}");
     assert_eq!(count(&services, "SELECT count(*) FROM jobs WHERE kind = 'transcribe' AND state = 'queued'").await, 1);
-    assert!(telegram.calls("sendChatAction").iter().any(|c| c.params["action"] == "typing"));
+    assert!(telegram.calls("sendChatAction").is_empty(), "no typing before an answer that follows at once");
 
     telegram.push_text(1101, "en", "/cancel");
     eventually("cancelled", Duration::from_secs(10), || telegram.sent_texts(1101).len() == 3).await;

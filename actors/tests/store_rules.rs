@@ -45,3 +45,42 @@ async fn retention_deletes_old_handled_updates_and_orphan_callbacks_and_keeps_wh
     let callbacks: Vec<String> = client.query("SELECT request_id FROM fal_callbacks", &[]).await.unwrap().iter().map(|r| r.get(0)).collect();
     assert_eq!(callbacks, vec!["orphan-new".to_string()]);
 }
+
+#[tokio::test]
+async fn profiles_read_together_are_created_refreshed_or_only_read_each_as_alone() {
+    use aisha_actors::store::users::TelegramProfile;
+    let (_t, services) = common::services("users_together", |_| {}).await;
+    let profile = |id: i64, name: &str, lang: Option<&str>| TelegramProfile {
+        telegram_id: id,
+        first_name: Some(name.into()),
+        language_code: lang.map(Into::into),
+        ..Default::default()
+    };
+    let known = services.db.upsert_user(&profile(7001, "Ann", Some("en"))).await.unwrap();
+    let renamed = services.db.upsert_user(&profile(7002, "Bob", Some("ru"))).await.unwrap();
+    let users = services
+        .db
+        .upsert_users(&[
+            profile(7001, "Ann", None),        // unchanged: no language said keeps the stored one
+            profile(7002, "Robert", Some("ru")), // renamed
+            profile(7003, "Cid", Some("de")),  // new
+            profile(7003, "Cid", Some("de")),  // the same one twice in a batch
+        ])
+        .await;
+    let users: Vec<_> = users.into_iter().map(Result::unwrap).collect();
+    assert_eq!(users[0], known);
+    assert_eq!((users[1].id, users[1].language_code.as_deref()), (renamed.id, Some("ru")));
+    assert_eq!(users[2], users[3]);
+    assert_eq!(users[2].language_code.as_deref(), Some("de"));
+    let client = services.db.client().await.unwrap();
+    let names: Vec<(i64, String)> = client
+        .query("SELECT telegram_id, first_name FROM users ORDER BY telegram_id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(names, [(7001, "Ann".into()), (7002, "Robert".into()), (7003, "Cid".into())]);
+    let in_flight = services.db.work_in_flight_of(&[users[0].id, users[1].id, users[0].id]).await;
+    assert!(in_flight.iter().all(|n| matches!(n, Ok(0))), "{in_flight:?}");
+}

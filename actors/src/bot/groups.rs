@@ -13,7 +13,7 @@ use super::{parse_command, BotHandler, HandleError, Media};
 use crate::chat::feature_texts;
 use crate::chat::texts::{self, Lang};
 use crate::clients::Patiently;
-use crate::ledger::{self, Charged};
+use crate::ledger::Charged;
 use crate::store::users::TelegramProfile;
 
 impl BotHandler {
@@ -81,7 +81,7 @@ impl BotHandler {
             tracing::info!(chat_id = chat.0, telegram_id = from.id.0, "autotranscribe refused: not a group admin");
             return self.reply(chat, message, feature_texts::admins_only(lang)).await;
         }
-        let payer = self.services.db.upsert_user(&TelegramProfile::of(from)).await?;
+        let payer = self.shared.user(TelegramProfile::of(from)).await?;
         self.services.db.set_autotranscribe(chat.0, on, payer.id).await?;
         tracing::info!(chat_id = chat.0, user_id = payer.id, on, "group transcription switched");
         if !on {
@@ -116,7 +116,7 @@ impl BotHandler {
         let spoken = self.services.db.transcription_language(payer).await?;
         let reply = GroupReply { payer_chat_id: group.payer_telegram_id };
         let job = self.priced(media.transcribe_job(message, lang, spoken, Some(reply)), chat, price);
-        match ledger::charge_and_enqueue(&self.services.db, payer, job).await? {
+        match self.shared.charge(payer, job).await? {
             Charged::Queued { job, balance } => {
                 tracing::info!(job_id = job.id, user_id = payer, chat_id = chat.0, telegram_id = from.id.0, price, "group transcription queued");
                 self.services.db.clear_out_of_coins_told(chat.0).await?;

@@ -12,11 +12,12 @@ mod images;
 mod media;
 mod payments;
 mod privacy;
+mod shared;
 mod transcripts;
 
 use teloxide::payloads::{SendMessageSetters, SetMyCommandsSetters};
 use teloxide::prelude::Requester;
-use teloxide::types::{BotCommand, CallbackQuery, ChatAction, ChatId, Message, MessageKind, Update, UpdateKind};
+use teloxide::types::{BotCommand, CallbackQuery, ChatId, Message, MessageKind, Update, UpdateKind};
 use teloxide::RequestError;
 
 use self::callback_data::Callback;
@@ -38,6 +39,7 @@ pub struct BotHandler {
     services: Services,
     bot: TgBot,
     fal: Fal,
+    shared: shared::Shared,
     /// Our @username (getMe, once): a group command for another bot is not ours.
     me: std::sync::Arc<tokio::sync::OnceCell<String>>,
 }
@@ -52,7 +54,13 @@ pub fn parse_command(text: &str) -> Option<(String, String)> {
 
 impl BotHandler {
     pub fn new(services: Services) -> Self {
-        Self { fal: Fal::new(&services.settings.fal), bot: services.telegram.clone(), me: Default::default(), services }
+        Self {
+            fal: Fal::new(&services.settings.fal),
+            bot: services.telegram.clone(),
+            shared: shared::Shared::start(&services.db),
+            me: Default::default(),
+            services,
+        }
     }
 
     pub fn bot(&self) -> &TgBot {
@@ -100,7 +108,7 @@ impl BotHandler {
         }
         let chat = message.chat.id;
         let lang = Lang::from_code(from.language_code.as_deref());
-        let user = self.services.db.upsert_user(&TelegramProfile::of(from)).await?;
+        let user = self.shared.user(TelegramProfile::of(from)).await?;
 
         if let Some(paid) = message.successful_payment() {
             return self.on_paid(chat, user.id, lang, paid).await;
@@ -179,10 +187,9 @@ impl BotHandler {
             return self.say(chat, texts::unreadable_audio(lang)).await;
         };
         let job = media.transcribe_job(message, lang, user.transcription_language.clone(), None);
-        // "typing…" goes out beside the charge, not before it: its answer is not needed.
-        let typing = self.bot.send_chat_action(chat, ChatAction::Typing).patiently();
-        let (_, charged) = tokio::join!(typing, self.charge(chat, user.id, lang, job, price));
-        charged
+        // No "typing…" here: the "queued" answer follows at once and would
+        // clear it. The worker shows it while it transcribes.
+        self.charge(chat, user.id, lang, job, price).await
     }
 
     async fn charge(&self, chat: ChatId, user_id: i64, lang: Lang, job: NewJob, price: i64) -> Result<(), HandleError> {
@@ -206,7 +213,7 @@ impl BotHandler {
         }
         let job = self.priced(job, chat, price);
         let kind = job.kind.clone();
-        match ledger::charge_and_enqueue(&self.services.db, user_id, job).await? {
+        match self.shared.charge(user_id, job).await? {
             Charged::Queued { job, balance } => {
                 tracing::info!(job_id = job.id, user_id, kind = %kind, price, "job queued");
                 self.say(chat, texts::queued(lang, &kind, price, balance)).await?;
@@ -229,7 +236,7 @@ impl BotHandler {
     /// too many paid requests this minute, or too much of their work in flight.
     async fn over_limit(&self, user_id: i64, lang: Lang) -> Result<Option<String>, HandleError> {
         let limits = &self.services.settings.limits;
-        let in_flight = self.services.db.work_in_flight(user_id).await?;
+        let in_flight = self.shared.work_in_flight(user_id).await?;
         if in_flight >= i64::from(limits.jobs_in_flight) {
             metrics::counter!("aishad_limited_total", "limit" => "jobs_in_flight").increment(1);
             return Ok(Some(money_texts::too_many_in_flight(lang, limits.jobs_in_flight)));
@@ -298,7 +305,7 @@ impl BotHandler {
         self.bot.answer_callback_query(query.id.clone()).patiently().await?;
         let lang = Lang::from_code(query.from.language_code.as_deref());
         let chat = query.message.as_ref().map(|m| m.chat().id).unwrap_or(ChatId(query.from.id.0 as i64));
-        let user = self.services.db.upsert_user(&TelegramProfile::of(&query.from)).await?;
+        let user = self.shared.user(TelegramProfile::of(&query.from)).await?;
         let data = query.data.as_deref().unwrap_or_default();
         let Some(callback) = Callback::parse(data) else {
             tracing::debug!(data, "a callback that is no button of ours");

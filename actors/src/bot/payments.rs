@@ -60,7 +60,7 @@ impl BotHandler {
     /// dispatcher runs it ahead of any chat's queue.
     pub(super) async fn on_pre_checkout(&self, query: &PreCheckoutQuery) -> Result<(), HandleError> {
         let lang = Lang::from_code(query.from.language_code.as_deref());
-        let user = self.services.db.upsert_user(&TelegramProfile::of(&query.from)).await?;
+        let user = self.shared.user(TelegramProfile::of(&query.from)).await?;
         let verdict = payments::pre_checkout(&self.services.db, user.id, &query.invoice_payload, &query.currency, query.total_amount.into()).await?;
         let answer = self.bot.answer_pre_checkout_query(query.id.clone(), verdict.is_ok());
         let answer = match verdict {

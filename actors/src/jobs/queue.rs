@@ -94,18 +94,58 @@ pub async fn enqueue(tx: &impl GenericClient, new: &NewJob) -> Result<Enqueued, 
 /// ids of those created (an existing idempotency key adds nothing). Wake
 /// the workers after the commit, as for [`enqueue`].
 pub async fn enqueue_many(tx: &impl deadpool_postgres::GenericClient, jobs: &[NewJob]) -> Result<Vec<i64>, StoreError> {
+    Ok(insert_many(tx, jobs, "id").await?.iter().map(|r| r.get(0)).collect())
+}
+
+/// [`enqueue`] for many jobs at once, in order: one statement adds them all,
+/// a second reads the jobs whose keys existed. Of two with one key, the
+/// first is created and the second finds it.
+pub async fn enqueue_each(tx: &impl deadpool_postgres::GenericClient, jobs: &[NewJob]) -> Result<Vec<Enqueued>, StoreError> {
+    let mut created: std::collections::HashMap<String, Job> =
+        insert_many(tx, jobs, JOB_COLUMNS).await?.iter().map(job).map(|j| (j.idempotency_key.clone(), j)).collect();
+    let others: Vec<&str> =
+        jobs.iter().map(|n| n.idempotency_key.as_str()).filter(|key| !created.contains_key(*key)).collect();
+    let mut existing = std::collections::HashMap::new();
+    if !others.is_empty() {
+        let read = crate::store::cached(tx, &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE idempotency_key = ANY($1)")).await?;
+        existing.extend(tx.query(&read, &[&others]).await?.iter().map(job).map(|j| (j.idempotency_key.clone(), j)));
+    }
+    jobs.iter()
+        .map(|n| {
+            let key = &n.idempotency_key;
+            if let Some(new) = created.remove(key) {
+                existing.insert(key.clone(), new.clone());
+                return Ok(Enqueued::Created(new));
+            }
+            // Not inserted, so it existed (or was this batch's) when the insert ran.
+            existing.get(key).cloned().map(Enqueued::Existing).ok_or_else(|| {
+                StoreError::Shared(format!("job {key} was neither added nor found"))
+            })
+        })
+        .collect()
+}
+
+/// The one insert of many jobs; `returning` says which columns come back.
+async fn insert_many(
+    tx: &impl deadpool_postgres::GenericClient,
+    jobs: &[NewJob],
+    returning: &str,
+) -> Result<Vec<Row>, StoreError> {
     if jobs.is_empty() {
         return Ok(Vec::new());
     }
     let column = |f: fn(&NewJob) -> Value| jobs.iter().map(f).collect::<Vec<Value>>();
     let insert = crate::store::cached(
         tx,
-        "INSERT INTO jobs (kind, user_id, chat_id, payload, idempotency_key, cost, max_attempts, run_at)
+        &format!(
+            "INSERT INTO jobs (kind, user_id, chat_id, payload, idempotency_key, cost, max_attempts, run_at)
              SELECT j->>'kind', (j->>'user_id')::bigint, (j->>'chat_id')::bigint, p, j->>'key', (j->>'cost')::bigint,
                     (j->>'max_attempts')::int, now() + make_interval(secs => (j->>'delay')::float8)
-             FROM unnest($1::jsonb[], $2::jsonb[]) AS t(j, p)
+             FROM unnest($1::jsonb[], $2::jsonb[]) WITH ORDINALITY AS t(j, p, n)
+             ORDER BY n
              ON CONFLICT (idempotency_key) DO NOTHING
-             RETURNING id",
+             RETURNING {returning}"
+        ),
     )
     .await?;
     let rows = tx
@@ -122,7 +162,7 @@ pub async fn enqueue_many(tx: &impl deadpool_postgres::GenericClient, jobs: &[Ne
             ],
         )
         .await?;
-    Ok(rows.iter().map(|r| r.get(0)).collect())
+    Ok(rows)
 }
 
 /// Claims up to `max` runnable jobs of `kind`: queued and due, or running

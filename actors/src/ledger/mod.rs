@@ -3,17 +3,18 @@
 //! and unique per (job, reason), so neither can happen twice. `settle`
 //! composes the queue's unpaid endings (dead, cancelled) with their refunds.
 
+mod charge;
 pub mod settle;
 
 use tokio_postgres::GenericClient;
 
-use crate::jobs::queue::{self, Enqueued};
-use crate::jobs::{Job, NewJob};
+use crate::jobs::Job;
 use crate::store::{Db, StoreError};
 
 mod price;
 
 pub use price::{settle_price, transcription_price, Settled, REASON_PRICE_ADJUSTMENT};
+pub use charge::{charge_and_enqueue, charge_many};
 pub use settle::{cancel_job, fail_job, reap_exhausted};
 
 pub const REASON_CHARGE: &str = "charge";
@@ -33,6 +34,9 @@ pub enum LedgerError {
     NotHeld(i64),
     #[error("coin arithmetic overflowed")]
     Overflow,
+    /// A charge shared a transaction that failed, and failed again alone.
+    #[error("user {0} has no row to charge")]
+    NoSuchUser(i64),
 }
 
 impl From<tokio_postgres::Error> for LedgerError {
@@ -49,41 +53,6 @@ pub enum Charged {
     Duplicate(Job),
     /// Not enough coins: nothing charged, nothing queued.
     InsufficientBalance { price: i64, balance: i64 },
-}
-
-/// Charges `job.cost` to `user_id` and enqueues the job, in one transaction.
-pub async fn charge_and_enqueue(db: &Db, user_id: i64, mut job: NewJob) -> Result<Charged, LedgerError> {
-    job.user_id = Some(user_id);
-    let mut client = db.client().await?;
-    let tx = client.transaction().await?;
-    let enqueued = queue::enqueue(&*tx, &job).await?;
-    let job = match enqueued {
-        Enqueued::Existing(existing) => return Ok(Charged::Duplicate(existing)),
-        Enqueued::Created(job) => job,
-    };
-    if job.cost == 0 {
-        let balance = balance_in(&*tx, user_id).await?;
-        tx.commit().await?;
-        db.wake(&job.kind);
-        return Ok(Charged::Queued { job, balance });
-    }
-    // The row lock taken here serialises concurrent charges of one user.
-    let debit = crate::store::cached(
-        &tx,
-        "UPDATE users SET balance = balance - $2, updated_at = now() WHERE id = $1 AND balance >= $2 RETURNING balance",
-    )
-    .await?;
-    let debited = tx.query_opt(&debit, &[&user_id, &job.cost]).await?;
-    let Some(row) = debited else {
-        let balance = balance_in(&*tx, user_id).await?;
-        tx.rollback().await?;
-        return Ok(Charged::InsufficientBalance { price: job.cost, balance });
-    };
-    let entry = crate::store::cached(&tx, "INSERT INTO ledger_entries (user_id, delta, reason, job_id) VALUES ($1, $2, $3, $4)").await?;
-    tx.execute(&entry, &[&user_id, &-job.cost, &REASON_CHARGE, &job.id]).await?;
-    tx.commit().await?;
-    db.wake(&job.kind);
-    Ok(Charged::Queued { job, balance: row.get(0) })
 }
 
 /// Refunds what `job` cost, once: a second call finds the entry and does nothing.

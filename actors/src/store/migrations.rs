@@ -28,6 +28,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(5, "0005_intake_fences"),
     migration!(6, "0006_payments"),
     migration!(7, "0007_transcription_features"),
+    migration!(8, "0008_claim_on_record"),
 ];
 
 /// Any constant will do as long as every aishad uses the same one.

@@ -119,6 +119,12 @@ pub async fn cached(client: &impl deadpool_postgres::GenericClient, sql: &str) -
     Ok(client.prepare_cached(sql).await?)
 }
 
+/// The same failure for every caller of a statement they shared.
+pub(crate) fn shared_failure<T>(callers: usize, what: &str, e: &StoreError) -> Vec<Result<T, StoreError>> {
+    let reason = e.to_string();
+    (0..callers).map(|_| Err(StoreError::Shared(format!("{what} failed: {reason}")))).collect()
+}
+
 /// Validates `database.url` (its TLS parameters and CA file too) without connecting.
 pub fn parse_url(url: &ConnUrl) -> Result<tokio_postgres::Config, StoreError> {
     let target = tls::target(url)?;

@@ -45,8 +45,14 @@ impl Db {
         Ok(())
     }
 
-    /// Records the updates not seen before; returns the ids that were new.
-    pub async fn record_updates(&self, updates: &[(i64, Option<i64>, Value)], instance: &str) -> Result<Vec<i64>, StoreError> {
+    /// Records the updates not seen before, claimed by `instance` for
+    /// `claim` (see [`Db::claim_updates`]); returns the ids that were new.
+    pub async fn record_updates(
+        &self,
+        updates: &[(i64, Option<i64>, Value)],
+        instance: &str,
+        claim: std::time::Duration,
+    ) -> Result<Vec<i64>, StoreError> {
         if updates.is_empty() {
             return Ok(Vec::new());
         }
@@ -54,16 +60,16 @@ impl Db {
         let chats: Vec<Option<i64>> = updates.iter().map(|u| u.1).collect();
         let payloads: Vec<Value> = updates.iter().map(|u| u.2.clone()).collect();
         let client = self.client().await?;
-        let rows = client
-            .query(
-                "INSERT INTO telegram_updates (update_id, chat_id, payload, received_by)
-                 SELECT u.id, u.chat, u.payload, $4
-                 FROM unnest($1::bigint[], $2::bigint[], $3::jsonb[]) AS u(id, chat, payload)
-                 ON CONFLICT (update_id) DO NOTHING
-                 RETURNING update_id",
-                &[&ids, &chats, &payloads, &instance],
-            )
-            .await?;
+        let record = super::cached(
+            &client,
+            "INSERT INTO telegram_updates (update_id, chat_id, payload, received_by, handling_by, handling_until)
+             SELECT u.id, u.chat, u.payload, $4, $4, now() + make_interval(secs => $5)
+             FROM unnest($1::bigint[], $2::bigint[], $3::jsonb[]) AS u(id, chat, payload)
+             ON CONFLICT (update_id) DO NOTHING
+             RETURNING update_id",
+        )
+        .await?;
+        let rows = client.query(&record, &[&ids, &chats, &payloads, &instance, &claim.as_secs_f64()]).await?;
         let mut new: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
         new.sort_unstable();
         Ok(new)
@@ -94,49 +100,32 @@ impl Db {
         };
         match marked.await {
             Ok(()) => done.iter().map(|_| Ok(())).collect(),
-            Err(e) => {
-                let reason = e.to_string();
-                done.iter().map(|_| Err(StoreError::Shared(format!("marking updates handled failed: {reason}")))).collect()
-            }
+            Err(e) => super::shared_failure(done.len(), "marking updates handled", &e),
         }
     }
 
-    /// Claims many recorded updates at once (see [`Db::claim_update`]); per
-    /// id, whether it is this caller's to handle.
-    pub async fn claim_updates(&self, ids: &[i64], window: std::time::Duration) -> Vec<Result<bool, StoreError>> {
+    /// Claims recorded updates for handling, for `window`; per id, whether
+    /// it is this caller's to handle: not handled yet, and either nobody's
+    /// claim runs or the claim is the one `instance` took on recording it
+    /// (which this claim then replaces, so it is taken once).
+    pub async fn claim_updates(&self, ids: &[i64], window: std::time::Duration, instance: &str) -> Vec<Result<bool, StoreError>> {
         let claimed = async {
             let client = self.client().await?;
             let claim = super::cached(
                 &client,
-                "UPDATE telegram_updates SET handling_until = now() + make_interval(secs => $2)
-                 WHERE update_id = ANY($1) AND handled_at IS NULL AND (handling_until IS NULL OR handling_until <= now())
+                "UPDATE telegram_updates SET handling_until = now() + make_interval(secs => $2), handling_by = NULL
+                 WHERE update_id = ANY($1) AND handled_at IS NULL
+                   AND (handling_until IS NULL OR handling_until <= now() OR handling_by = $3)
                  RETURNING update_id",
             )
             .await?;
-            let rows = client.query(&claim, &[&ids, &window.as_secs_f64()]).await?;
+            let rows = client.query(&claim, &[&ids, &window.as_secs_f64(), &instance]).await?;
             Ok::<_, StoreError>(rows.iter().map(|r| r.get::<_, i64>(0)).collect::<std::collections::HashSet<i64>>())
         };
         match claimed.await {
             Ok(mut mine) => ids.iter().map(|id| Ok(mine.remove(id))).collect(),
-            Err(e) => {
-                let reason = e.to_string();
-                ids.iter().map(|_| Err(StoreError::Shared(format!("claiming updates failed: {reason}")))).collect()
-            }
+            Err(e) => super::shared_failure(ids.len(), "claiming updates", &e),
         }
-    }
-
-    /// Claims a recorded update for handling, for `window`; false when it is
-    /// handled already or someone else's claim still runs.
-    pub async fn claim_update(&self, update_id: i64, window: std::time::Duration) -> Result<bool, StoreError> {
-        let client = self.client().await?;
-        let claimed = client
-            .execute(
-                "UPDATE telegram_updates SET handling_until = now() + make_interval(secs => $2)
-                 WHERE update_id = $1 AND handled_at IS NULL AND (handling_until IS NULL OR handling_until <= now())",
-                &[&update_id, &window.as_secs_f64()],
-            )
-            .await?;
-        Ok(claimed == 1)
     }
 
     /// Recorded at least `age` ago but not handled, and not claimed by a

@@ -1,6 +1,8 @@
 //! Telegram users, created on first contact and kept up to date.
 
-use super::{Db, StoreError};
+use std::collections::HashMap;
+
+use super::{shared_failure, Db, StoreError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
@@ -14,17 +16,23 @@ pub struct User {
 
 const USER_COLUMNS: &str = "id, telegram_id, language_code, balance, transcription_language";
 
+fn qualified(table: &str) -> String {
+    USER_COLUMNS.split(", ").map(|c| format!("{table}.{c}")).collect::<Vec<_>>().join(", ")
+}
+
 impl User {
-    fn from_row(row: &tokio_postgres::Row) -> Self {
+    /// The user from [`USER_COLUMNS`], starting at column `from`.
+    fn from_row(row: &tokio_postgres::Row, from: usize) -> Self {
         Self {
-            id: row.get(0),
-            telegram_id: row.get(1),
-            language_code: row.get(2),
-            balance: row.get(3),
-            transcription_language: row.get(4),
+            id: row.get(from),
+            telegram_id: row.get(from + 1),
+            language_code: row.get(from + 2),
+            balance: row.get(from + 3),
+            transcription_language: row.get(from + 4),
         }
     }
 }
+
 
 #[derive(Debug, Clone, Default)]
 pub struct TelegramProfile {
@@ -51,58 +59,117 @@ impl Db {
     /// A user's work not finished yet: jobs queued or running, and FAL
     /// requests submitted and not yet answered.
     pub async fn work_in_flight(&self, user_id: i64) -> Result<i64, StoreError> {
-        let client = self.client().await?;
-        let in_flight = super::cached(
-            &client,
-            "SELECT (SELECT count(*) FROM jobs WHERE user_id = $1 AND state IN ('queued', 'running'))
-                  + (SELECT count(*) FROM fal_requests WHERE user_id = $1 AND state = 'submitted')",
-        )
-        .await?;
-        Ok(client.query_one(&in_flight, &[&user_id]).await?.get(0))
+        self.work_in_flight_of(&[user_id]).await.pop().unwrap_or(Err(StoreError::Shared("no count came back".into())))
+    }
+
+    /// [`Db::work_in_flight`] of many users in one statement, in order.
+    pub async fn work_in_flight_of(&self, user_ids: &[i64]) -> Vec<Result<i64, StoreError>> {
+        let counted = async {
+            let client = self.client().await?;
+            let in_flight = super::cached(
+                &client,
+                "SELECT u.id, (SELECT count(*) FROM jobs WHERE user_id = u.id AND state IN ('queued', 'running'))
+                            + (SELECT count(*) FROM fal_requests WHERE user_id = u.id AND state = 'submitted')
+                 FROM unnest($1::bigint[]) AS u(id)",
+            )
+            .await?;
+            let rows = client.query(&in_flight, &[&user_ids]).await?;
+            Ok::<_, StoreError>(rows.iter().map(|r| (r.get::<_, i64>(0), r.get::<_, i64>(1))).collect::<HashMap<_, _>>())
+        };
+        match counted.await {
+            Ok(counts) => user_ids
+                .iter()
+                .map(|id| counts.get(id).copied().ok_or_else(|| StoreError::Shared(format!("no count for user {id}"))))
+                .collect(),
+            Err(e) => shared_failure(user_ids.len(), "counting work in flight", &e),
+        }
     }
 
     /// Creates the user on first sight, refreshes names and language after.
-    /// Every update asks this, so a profile that did not change is only
-    /// read: a write would cost each update a commit (and a flush) of its own.
     pub async fn upsert_user(&self, profile: &TelegramProfile) -> Result<User, StoreError> {
+        let mut users = self.upsert_users(std::slice::from_ref(profile)).await;
+        users.pop().unwrap_or(Err(StoreError::Shared("no user came back".into())))
+    }
+
+    /// [`Db::upsert_user`] for many profiles, in order. Every update asks
+    /// this, so profiles that did not change are only read (one statement
+    /// for all); only new or changed ones are written, in a second.
+    pub async fn upsert_users(&self, profiles: &[TelegramProfile]) -> Vec<Result<User, StoreError>> {
+        match self.upsert_all(profiles).await {
+            Ok(users) => users.into_iter().map(Ok).collect(),
+            Err(e) => shared_failure(profiles.len(), "reading users", &e),
+        }
+    }
+
+    async fn upsert_all(&self, profiles: &[TelegramProfile]) -> Result<Vec<User>, StoreError> {
+        let column = |f: fn(&TelegramProfile) -> Option<&str>| profiles.iter().map(f).collect::<Vec<_>>();
+        let ids: Vec<i64> = profiles.iter().map(|p| p.telegram_id).collect();
+        let (usernames, first, last, languages) = (
+            column(|p| p.username.as_deref()),
+            column(|p| p.first_name.as_deref()),
+            column(|p| p.last_name.as_deref()),
+            column(|p| p.language_code.as_deref()),
+        );
         let client = self.client().await?;
         let unchanged = super::cached(
             &client,
             &format!(
-                "SELECT {USER_COLUMNS} FROM users
-             WHERE telegram_id = $1 AND username IS NOT DISTINCT FROM $2 AND first_name IS NOT DISTINCT FROM $3
-               AND last_name IS NOT DISTINCT FROM $4 AND ($5::text IS NULL OR language_code IS NOT DISTINCT FROM $5)"
+                "SELECT p.n, {columns} FROM users
+                 JOIN unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[]) WITH ORDINALITY
+                      AS p(telegram_id, username, first_name, last_name, language_code, n)
+                   ON users.telegram_id = p.telegram_id AND users.username IS NOT DISTINCT FROM p.username
+                  AND users.first_name IS NOT DISTINCT FROM p.first_name AND users.last_name IS NOT DISTINCT FROM p.last_name
+                  AND (p.language_code IS NULL OR users.language_code IS NOT DISTINCT FROM p.language_code)",
+                columns = qualified("users")
             ),
         )
         .await?;
-        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
-            [&profile.telegram_id, &profile.username, &profile.first_name, &profile.last_name, &profile.language_code];
-        let known = client.query_opt(&unchanged, &params).await?;
-        if let Some(row) = known {
-            return Ok(User::from_row(&row));
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 5] = [&ids, &usernames, &first, &last, &languages];
+        let mut found: Vec<Option<User>> = vec![None; profiles.len()];
+        for row in client.query(&unchanged, &params).await? {
+            let n: i64 = row.get(0);
+            found[n as usize - 1] = Some(User::from_row(&row, 1));
         }
-        let row = client
-            .query_one(
+        // New or changed: written once per telegram id, the last profile seen winning.
+        let mut changed: HashMap<i64, usize> = HashMap::new();
+        for (i, _) in found.iter().enumerate().filter(|(_, f)| f.is_none()) {
+            changed.insert(profiles[i].telegram_id, i);
+        }
+        if !changed.is_empty() {
+            let pick = |f: fn(&TelegramProfile) -> Option<&str>| changed.values().map(|&i| f(&profiles[i])).collect::<Vec<_>>();
+            let ids: Vec<i64> = changed.keys().copied().collect();
+            let (usernames, first, last, languages) = (
+                pick(|p| p.username.as_deref()),
+                pick(|p| p.first_name.as_deref()),
+                pick(|p| p.last_name.as_deref()),
+                pick(|p| p.language_code.as_deref()),
+            );
+            let upsert = super::cached(
+                &client,
                 &format!(
                     "INSERT INTO users (telegram_id, username, first_name, last_name, language_code)
-                 VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT (telegram_id) DO UPDATE SET
-                     username = EXCLUDED.username, first_name = EXCLUDED.first_name,
-                     last_name = EXCLUDED.last_name,
-                     language_code = COALESCE(EXCLUDED.language_code, users.language_code),
-                     updated_at = now()
-                 RETURNING {USER_COLUMNS}"
+                     SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[])
+                     ON CONFLICT (telegram_id) DO UPDATE SET
+                         username = EXCLUDED.username, first_name = EXCLUDED.first_name,
+                         last_name = EXCLUDED.last_name,
+                         language_code = COALESCE(EXCLUDED.language_code, users.language_code),
+                         updated_at = now()
+                     RETURNING {USER_COLUMNS}"
                 ),
-                &[
-                    &profile.telegram_id,
-                    &profile.username,
-                    &profile.first_name,
-                    &profile.last_name,
-                    &profile.language_code,
-                ],
             )
             .await?;
-        Ok(User::from_row(&row))
+            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 5] = [&ids, &usernames, &first, &last, &languages];
+            let written: HashMap<i64, User> =
+                client.query(&upsert, &params).await?.iter().map(|r| User::from_row(r, 0)).map(|u| (u.telegram_id, u)).collect();
+            for (i, slot) in found.iter_mut().enumerate().filter(|(_, f)| f.is_none()) {
+                *slot = written.get(&profiles[i].telegram_id).cloned();
+            }
+        }
+        found
+            .into_iter()
+            .zip(profiles)
+            .map(|(user, p)| user.ok_or_else(|| StoreError::Shared(format!("user {} was neither read nor written", p.telegram_id))))
+            .collect()
     }
 
     pub async fn user_by_telegram_id(&self, telegram_id: i64) -> Result<Option<User>, StoreError> {
@@ -110,7 +177,7 @@ impl Db {
         let row = client
             .query_opt(&format!("SELECT {USER_COLUMNS} FROM users WHERE telegram_id = $1"), &[&telegram_id])
             .await?;
-        Ok(row.as_ref().map(User::from_row))
+        Ok(row.as_ref().map(|r| User::from_row(r, 0)))
     }
 
     /// `auto` or the ISO-639-1 code the user pinned their recordings to.

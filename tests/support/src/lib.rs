@@ -49,6 +49,25 @@ pub fn proc_status_kib(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU seconds (user + system) used so far by `pid`, and by every PostgreSQL process together.
+pub fn cpu_seconds(pid: u32) -> (f64, f64) {
+    let ticks = |stat: &str| -> f64 {
+        // Fields after the command's closing parenthesis: utime and stime are the 12th and 13th.
+        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        fields.get(11).and_then(|u| u.parse::<f64>().ok()).unwrap_or(0.0) + fields.get(12).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0)
+    };
+    let daemon = std::fs::read_to_string(format!("/proc/{pid}/stat")).map(|s| ticks(&s)).unwrap_or(0.0);
+    let postgres: f64 = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .filter(|s| s.contains("(postgres)"))
+        .map(|s| ticks(&s))
+        .sum();
+    (daemon / 100.0, postgres / 100.0)
+}
+
 /// A benchmark's `main`: runs `bench` on a multi-threaded runtime under
 /// `cargo bench` only (`cargo test --benches` builds benches without `--bench`).
 pub fn bench_main<F: std::future::Future<Output = ()>>(bench: impl FnOnce() -> F) {

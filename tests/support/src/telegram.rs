@@ -240,6 +240,11 @@ impl FakeTelegram {
         self.state.lock().unwrap().calls.iter().filter(|c| c.method == method).cloned().collect()
     }
 
+    /// How many `method` calls came in, without copying them.
+    pub fn count(&self, method: &str) -> usize {
+        self.state.lock().unwrap().calls.iter().filter(|c| c.method == method).count()
+    }
+
     pub fn all_calls(&self) -> Vec<Call> {
         self.state.lock().unwrap().calls.clone()
     }

@@ -1,0 +1,59 @@
+//! What updates handled at the same time share: their users read in one
+//! statement, their work in flight counted in one, their charges made in
+//! one transaction (see [`GroupCommit`]). Under load a getUpdates batch
+//! costs the database a few statements per step instead of one per update;
+//! an update handled alone waits for nothing.
+
+use crate::batch::GroupCommit;
+use crate::jobs::NewJob;
+use crate::ledger::{self, Charged, LedgerError};
+use crate::store::users::{TelegramProfile, User};
+use crate::store::{Db, StoreError};
+
+/// Callers a statement takes at most, and statements in flight at once per step.
+const BATCH: usize = 128;
+const IN_FLIGHT: usize = 1;
+
+#[derive(Clone)]
+pub(super) struct Shared {
+    users: GroupCommit<TelegramProfile, Result<User, StoreError>>,
+    in_flight: GroupCommit<i64, Result<i64, StoreError>>,
+    charges: GroupCommit<(i64, NewJob), Result<Charged, LedgerError>>,
+}
+
+impl Shared {
+    /// Starts the shared writers; needs a Tokio runtime.
+    pub(super) fn start(db: &Db) -> Self {
+        let (for_users, for_counts, for_charges) = (db.clone(), db.clone(), db.clone());
+        Shared {
+            users: GroupCommit::start("users", BATCH, IN_FLIGHT, move |profiles: Vec<TelegramProfile>| {
+                let db = for_users.clone();
+                async move { db.upsert_users(&profiles).await }
+            }),
+            in_flight: GroupCommit::start("work_in_flight", BATCH, IN_FLIGHT, move |user_ids: Vec<i64>| {
+                let db = for_counts.clone();
+                async move { db.work_in_flight_of(&user_ids).await }
+            }),
+            charges: GroupCommit::start("charges", BATCH, IN_FLIGHT, move |requests: Vec<(i64, NewJob)>| {
+                let db = for_charges.clone();
+                async move { ledger::charge_many(&db, requests).await }
+            }),
+        }
+    }
+
+    /// [`Db::upsert_user`], sharing the statement.
+    pub(super) async fn user(&self, profile: TelegramProfile) -> Result<User, StoreError> {
+        self.users.submit(profile).await.unwrap_or_else(|stopped| Err(StoreError::Shared(stopped.to_string())))
+    }
+
+    /// [`Db::work_in_flight`], sharing the statement.
+    pub(super) async fn work_in_flight(&self, user_id: i64) -> Result<i64, StoreError> {
+        self.in_flight.submit(user_id).await.unwrap_or_else(|stopped| Err(StoreError::Shared(stopped.to_string())))
+    }
+
+    /// [`ledger::charge_and_enqueue`], sharing the transaction.
+    pub(super) async fn charge(&self, user_id: i64, job: NewJob) -> Result<Charged, LedgerError> {
+        let outcome = self.charges.submit((user_id, job)).await;
+        outcome.unwrap_or_else(|stopped| Err(StoreError::Shared(stopped.to_string()).into()))
+    }
+}

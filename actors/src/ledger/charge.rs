@@ -1,0 +1,126 @@
+//! Charging for work and queueing it, in one transaction. Requests that
+//! arrive together (the updates of one getUpdates batch) share that
+//! transaction: one commit, and a handful of statements for all of them
+//! instead of five each, which is most of what a voice note costs the
+//! database.
+
+use std::collections::HashMap;
+
+use super::{Charged, LedgerError, REASON_CHARGE};
+use crate::jobs::queue::{self, Enqueued};
+use crate::jobs::NewJob;
+use crate::store::{cached, Db};
+
+/// Charges `job.cost` to `user_id` and enqueues the job, in one transaction.
+pub async fn charge_and_enqueue(db: &Db, user_id: i64, job: NewJob) -> Result<Charged, LedgerError> {
+    let mut outcome = charge_many(db, vec![(user_id, job)]).await;
+    outcome.pop().unwrap_or(Err(LedgerError::NoSuchUser(user_id)))
+}
+
+/// Charges and enqueues each `(user_id, job)` as if one after another, in
+/// order: a user's second request sees the balance their first left. All
+/// in one transaction; when that fails, each is tried in its own, so a bad
+/// request fails only itself. One outcome per request, in order.
+pub async fn charge_many(db: &Db, requests: Vec<(i64, NewJob)>) -> Vec<Result<Charged, LedgerError>> {
+    let jobs: Vec<NewJob> = requests
+        .into_iter()
+        .map(|(user_id, mut job)| {
+            job.user_id = Some(user_id);
+            job
+        })
+        .collect();
+    match charge_together(db, &jobs).await {
+        Ok(charged) => charged.into_iter().map(Ok).collect(),
+        Err(e) if jobs.len() == 1 => vec![Err(e)],
+        Err(e) => {
+            tracing::warn!(error = %e, requests = jobs.len(), "a shared charge failed; charging each request alone");
+            let mut outcomes = Vec::with_capacity(jobs.len());
+            for job in &jobs {
+                let alone = charge_together(db, std::slice::from_ref(job)).await;
+                outcomes.push(alone.and_then(|mut one| one.pop().ok_or(LedgerError::NoSuchUser(job.user_id.unwrap_or_default()))));
+            }
+            outcomes
+        }
+    }
+}
+
+async fn charge_together(db: &Db, jobs: &[NewJob]) -> Result<Vec<Charged>, LedgerError> {
+    let mut client = db.client().await?;
+    let tx = client.transaction().await?;
+    let enqueued = queue::enqueue_each(&tx, jobs).await?;
+    // Payers' rows locked in id order: concurrent charges of one user queue
+    // behind each other, and two batches never wait on each other in a circle.
+    // NO KEY UPDATE, as an UPDATE of the balance takes: the jobs' foreign
+    // keys hold KEY SHARE on these rows, which FOR UPDATE would wait on.
+    let mut payers: Vec<i64> = enqueued
+        .iter()
+        .filter_map(|e| match e {
+            Enqueued::Created(job) => job.user_id,
+            Enqueued::Existing(_) => None,
+        })
+        .collect();
+    payers.sort_unstable();
+    payers.dedup();
+    let mut balances: HashMap<i64, i64> = HashMap::new();
+    if !payers.is_empty() {
+        let lock = cached(&tx, "SELECT id, balance FROM users WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE").await?;
+        balances.extend(tx.query(&lock, &[&payers]).await?.iter().map(|r| (r.get::<_, i64>(0), r.get::<_, i64>(1))));
+    }
+    let (mut unpaid, mut payer, mut delta, mut job_id) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut kinds: Vec<String> = Vec::new();
+    let mut outcomes = Vec::with_capacity(jobs.len());
+    for enqueued in enqueued {
+        let job = match enqueued {
+            // The same request was seen before: no second job, no second charge.
+            Enqueued::Existing(job) => {
+                outcomes.push(Charged::Duplicate(job));
+                continue;
+            }
+            Enqueued::Created(job) => job,
+        };
+        let user_id = job.user_id.unwrap_or_default();
+        let balance = balances.get_mut(&user_id).ok_or(LedgerError::NoSuchUser(user_id))?;
+        if job.cost != 0 && *balance < job.cost {
+            unpaid.push(job.id);
+            outcomes.push(Charged::InsufficientBalance { price: job.cost, balance: *balance });
+            continue;
+        }
+        if job.cost != 0 {
+            *balance = balance.checked_sub(job.cost).ok_or(LedgerError::Overflow)?;
+            payer.push(user_id);
+            delta.push(-job.cost);
+            job_id.push(job.id);
+        }
+        if !kinds.contains(&job.kind) {
+            kinds.push(job.kind.clone());
+        }
+        outcomes.push(Charged::Queued { balance: *balance, job });
+    }
+    if !unpaid.is_empty() {
+        // Never visible to anyone: added and taken back in this transaction.
+        let drop_unpaid = cached(&tx, "DELETE FROM jobs WHERE id = ANY($1)").await?;
+        tx.execute(&drop_unpaid, &[&unpaid]).await?;
+    }
+    if !payer.is_empty() {
+        let debit = cached(
+            &tx,
+            "UPDATE users u SET balance = u.balance + d.delta, updated_at = now()
+             FROM (SELECT id, sum(delta)::bigint AS delta FROM unnest($1::bigint[], $2::bigint[]) AS e(id, delta) GROUP BY id) d
+             WHERE u.id = d.id",
+        )
+        .await?;
+        tx.execute(&debit, &[&payer, &delta]).await?;
+        let entries = cached(
+            &tx,
+            "INSERT INTO ledger_entries (user_id, delta, reason, job_id)
+             SELECT e.user_id, e.delta, $4, e.job_id FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS e(user_id, delta, job_id)",
+        )
+        .await?;
+        tx.execute(&entries, &[&payer, &delta, &job_id, &REASON_CHARGE]).await?;
+    }
+    tx.commit().await?;
+    for kind in &kinds {
+        db.wake(kind);
+    }
+    Ok(outcomes)
+}
