@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
 use teloxide::prelude::Requester;
-use teloxide::types::Update;
 
 use crate::backoff::Backoff;
 use crate::bot::BotHandler;
@@ -281,20 +280,15 @@ async fn recover(state: &mut PollerState, age: Duration) -> Result<usize, crate:
 async fn record_and_dispatch(state: &mut PollerState, raw: Vec<serde_json::Value>) -> Result<(), crate::store::StoreError> {
     let id_of = |v: &serde_json::Value| v["update_id"].as_i64();
     let Some(last) = raw.iter().filter_map(id_of).max() else { return Ok(()) };
-    let parsed: Vec<(i64, serde_json::Value, Option<Update>)> = raw
-        .into_iter()
-        .filter_map(|value| {
-            let id = id_of(&value)?;
-            let update = parse_update(&value)
-                .map_err(|e| tracing::warn!(update_id = id, error = %e, "an update teloxide cannot parse; recorded, not handled"))
-                .ok();
-            Some((id, value, update))
-        })
-        .collect();
-    let rows: Vec<(i64, Option<i64>, serde_json::Value)> = parsed
-        .iter()
-        .map(|(id, value, update)| (*id, update.as_ref().and_then(|u| u.chat()).map(|c| c.id.0), value.clone()))
-        .collect();
+    let (mut parsed, mut rows) = (Vec::with_capacity(raw.len()), Vec::with_capacity(raw.len()));
+    for value in raw {
+        let Some(id) = id_of(&value) else { continue };
+        let update = parse_update(&value)
+            .map_err(|e| tracing::warn!(update_id = id, error = %e, "an update teloxide cannot parse; recorded, not handled"))
+            .ok();
+        rows.push((id, update.as_ref().and_then(|u| u.chat()).map(|c| c.id.0), value));
+        parsed.push((id, update));
+    }
     let recorded_at = Instant::now();
     let new = state.services.db.record_updates(&rows, &state.services.settings.instance_id, CLAIM).await?;
     metrics::counter!("aishad_updates_received_total").increment(rows.len() as u64);
@@ -302,7 +296,7 @@ async fn record_and_dispatch(state: &mut PollerState, raw: Vec<serde_json::Value
         tracing::info!(seen_before = rows.len() - new.len(), "skipping updates already recorded");
     }
     let mut fresh = Vec::with_capacity(new.len());
-    for (update_id, _, update) in parsed.into_iter().filter(|(id, _, _)| new.binary_search(id).is_ok()) {
+    for (update_id, update) in parsed.into_iter().filter(|(id, _)| new.binary_search(id).is_ok()) {
         match update {
             Some(update) => fresh.push(Recorded { update_id, update, recorded_at: Some(recorded_at) }),
             None => state.services.db.mark_update_handled(update_id, Some("unparseable update")).await?,

@@ -615,6 +615,10 @@ pub struct PollerSettings {
     /// Updates per getUpdates (1–100).
     pub batch: u8,
     /// Chats handled at once; one chat's updates are always handled in order.
+    /// A handler mostly waits (on the database, on the Bot API), and the
+    /// ones handled together share their statements, so more at once is
+    /// more throughput; the step that holds megabytes (an avatar photo) has
+    /// its own, smaller bound.
     pub max_concurrent_chats: usize,
     /// Recorded but unhandled updates above which the poller stops fetching.
     pub max_pending: usize,
@@ -622,7 +626,7 @@ pub struct PollerSettings {
 
 impl Default for PollerSettings {
     fn default() -> Self {
-        Self { batch: 100, max_concurrent_chats: 64, max_pending: 2000 }
+        Self { batch: 100, max_concurrent_chats: 256, max_pending: 2000 }
     }
 }
 

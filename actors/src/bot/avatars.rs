@@ -120,6 +120,8 @@ impl BotHandler {
         if file.1.is_some_and(|size| size > MAX_DOWNLOAD) {
             return reject("size").await;
         }
+        // Held until the photo is stored: the bytes are in memory till then.
+        let _in_memory = self.photos_in_memory.acquire().await;
         let bytes: Bytes = match download_telegram_file(&self.bot, &self.services.settings.telegram, &file.0, MAX_DOWNLOAD).await {
             Ok(bytes) => bytes,
             Err(DownloadError::TooBig(_)) => return reject("size").await,

@@ -40,9 +40,16 @@ pub struct BotHandler {
     bot: TgBot,
     fal: Fal,
     shared: shared::Shared,
+    /// Photos held in memory at once (downloaded, not yet stored): the one
+    /// handler step that holds megabytes, bounded apart from the chats
+    /// handled at once, which mostly wait on the network.
+    photos_in_memory: std::sync::Arc<tokio::sync::Semaphore>,
     /// Our @username (getMe, once): a group command for another bot is not ours.
     me: std::sync::Arc<tokio::sync::OnceCell<String>>,
 }
+
+/// At most this many avatar photos (each up to `clients::MAX_DOWNLOAD`) in memory at once.
+const PHOTOS_IN_MEMORY: usize = 16;
 
 /// `/cmd@bot args` → (`cmd`, `args`).
 pub fn parse_command(text: &str) -> Option<(String, String)> {
@@ -58,6 +65,7 @@ impl BotHandler {
             fal: Fal::new(&services.settings.fal),
             bot: services.telegram.clone(),
             shared: shared::Shared::start(&services.db),
+            photos_in_memory: std::sync::Arc::new(tokio::sync::Semaphore::new(PHOTOS_IN_MEMORY)),
             me: Default::default(),
             services,
         }

@@ -58,7 +58,7 @@ impl Db {
         }
         let ids: Vec<i64> = updates.iter().map(|u| u.0).collect();
         let chats: Vec<Option<i64>> = updates.iter().map(|u| u.1).collect();
-        let payloads: Vec<Value> = updates.iter().map(|u| u.2.clone()).collect();
+        let payloads: Vec<&Value> = updates.iter().map(|u| &u.2).collect();
         let client = self.client().await?;
         let record = super::cached(
             &client,
