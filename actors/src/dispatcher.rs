@@ -152,10 +152,16 @@ impl Actor for Dispatcher {
     }
 
     async fn post_stop(&self, _: ActorRef<DispatchMsg>, state: &mut DispatcherState) -> Result<(), ActorProcessingErr> {
-        // Finish what is in hand; what is only queued stays unhandled in the
-        // database and the next leader handles it.
+        // Finish what is in hand; what is only queued (or still in the
+        // mailbox) stays unhandled in the database and the next leader
+        // handles it, at once: the claims taken on recording it are given up.
         for (_, task) in state.active.drain() {
             let _ = task.await;
+        }
+        match state.args.db.release_recorded_claims(&state.args.instance).await {
+            Ok(0) => {}
+            Ok(released) => tracing::info!(released, "left updates not yet handled to the next leader"),
+            Err(e) => tracing::warn!(error = %e, "could not give up the claims of queued updates; the next leader waits them out"),
         }
         Ok(())
     }

@@ -3,9 +3,11 @@
 //! than the lease is surely ours, so a replica that loses the lease has
 //! stopped polling before anyone else can take it.
 //!
-//! Updates are recorded in PostgreSQL before the offset moves past them;
-//! only updates recorded for the first time are dispatched, so the old
-//! leader's last batch, seen again by the new one, is handled once.
+//! Updates are recorded in PostgreSQL before the offset moves past them,
+//! each claimed for its handler by the same statement (see
+//! `dispatcher::CLAIM`); only updates recorded for the first time are
+//! dispatched, so the old leader's last batch, seen again by the new one,
+//! is handled once.
 
 use std::time::{Duration, Instant};
 

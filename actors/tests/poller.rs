@@ -298,3 +298,31 @@ async fn a_file_over_twenty_megabytes_is_refused_without_a_charge() {
     p.stop(None);
     common::assert_ledger(&services).await;
 }
+
+#[tokio::test]
+async fn a_leader_stopped_with_updates_still_queued_leaves_them_to_the_next_at_once() {
+    let (telegram, services) = setup("poll_handover").await;
+    let mut one_at_a_time = (*services.settings).clone();
+    one_at_a_time.poller.max_concurrent_chats = 1;
+    let services = Services { settings: std::sync::Arc::new(one_at_a_time), ..services };
+    const SENT: usize = 300;
+    for chat in 0..SENT as i64 {
+        telegram.push_text(70_000 + chat, "en", "/help");
+    }
+    let first = poller(&services, "first").await;
+    eventually("handling started", Duration::from_secs(10), || !telegram.calls("sendMessage").is_empty()).await;
+    first.stop_and_wait(None, None).await.unwrap();
+    let answered_by_first = telegram.count("sendMessage");
+    assert!(answered_by_first < SENT, "some were still queued when it stopped: {answered_by_first}");
+    let still_claimed = "SELECT count(*) FROM telegram_updates WHERE handled_at IS NULL AND handling_until > now()";
+    assert_eq!(count(&services, still_claimed).await, 0, "it gave up the claims of what it had not started");
+
+    let started = Instant::now();
+    let second = poller(&services, "second").await;
+    eventually("all answered", Duration::from_secs(40), || telegram.count("sendMessage") >= SENT).await;
+    // Waiting out the claims taken on recording would take 15 s and more.
+    assert!(started.elapsed() < Duration::from_secs(12), "the next leader waited {:?}", started.elapsed());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(telegram.count("sendMessage"), SENT, "none answered twice");
+    second.stop(None);
+}

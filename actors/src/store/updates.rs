@@ -128,6 +128,21 @@ impl Db {
         }
     }
 
+    /// Gives up the claims `instance` took on recording updates it has not
+    /// handled, once none of its handlers runs (a clean stop): another
+    /// replica may handle them at once. Returns how many were given up.
+    pub async fn release_recorded_claims(&self, instance: &str) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        let released = client
+            .execute(
+                "UPDATE telegram_updates SET handling_until = NULL, handling_by = NULL
+                 WHERE handled_at IS NULL AND handling_by = $1",
+                &[&instance],
+            )
+            .await?;
+        Ok(released)
+    }
+
     /// Recorded at least `age` ago but not handled, and not claimed by a
     /// handler still at work (a crash came in between), oldest first.
     pub async fn unhandled_updates(&self, limit: i64, age: std::time::Duration) -> Result<Vec<(i64, Value)>, StoreError> {
