@@ -33,7 +33,6 @@ impl User {
     }
 }
 
-
 #[derive(Debug, Clone, Default)]
 pub struct TelegramProfile {
     pub telegram_id: i64,
