@@ -110,19 +110,23 @@ pub async fn enqueue_each(tx: &impl deadpool_postgres::GenericClient, jobs: &[Ne
         let read = crate::store::cached(tx, &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE idempotency_key = ANY($1)")).await?;
         existing.extend(tx.query(&read, &[&others]).await?.iter().map(job).map(|j| (j.idempotency_key.clone(), j)));
     }
-    jobs.iter()
-        .map(|n| {
-            let key = &n.idempotency_key;
-            if let Some(new) = created.remove(key) {
-                existing.insert(key.clone(), new.clone());
-                return Ok(Enqueued::Created(new));
-            }
-            // Not inserted, so it existed (or was this batch's) when the insert ran.
-            existing.get(key).cloned().map(Enqueued::Existing).ok_or_else(|| {
-                StoreError::Shared(format!("job {key} was neither added nor found"))
-            })
-        })
-        .collect()
+    // Where each job created here stands, for a later one with its key.
+    let mut created_at: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    let mut enqueued = Vec::with_capacity(jobs.len());
+    for key in jobs.iter().map(|n| n.idempotency_key.as_str()) {
+        let next = if let Some(new) = created.remove(key) {
+            created_at.insert(key, enqueued.len());
+            Enqueued::Created(new)
+        } else if let Some(&at) = created_at.get(key) {
+            Enqueued::Existing(enqueued[at].job().clone())
+        } else {
+            // Not inserted, so it existed when the insert ran.
+            let found = existing.get(key).cloned();
+            Enqueued::Existing(found.ok_or_else(|| StoreError::Shared(format!("job {key} was neither added nor found")))?)
+        };
+        enqueued.push(next);
+    }
+    Ok(enqueued)
 }
 
 /// The one insert of many jobs; `returning` says which columns come back.
