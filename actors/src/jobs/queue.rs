@@ -112,7 +112,7 @@ pub async fn enqueue_each(tx: &impl deadpool_postgres::GenericClient, jobs: &[Ne
     }
     // Where each job created here stands, for a later one with its key.
     let mut created_at: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
-    let mut enqueued = Vec::with_capacity(jobs.len());
+    let mut enqueued: Vec<Enqueued> = Vec::with_capacity(jobs.len());
     for key in jobs.iter().map(|n| n.idempotency_key.as_str()) {
         let next = if let Some(new) = created.remove(key) {
             created_at.insert(key, enqueued.len());
