@@ -109,24 +109,43 @@ pub async fn record_callbacks(db: &Db, batch: Vec<NewCallback>) -> Vec<Result<bo
     outcomes
 }
 
+/// One statement, so one round trip and no transaction block: the
+/// callbacks new to the table are added, and of those whose request is
+/// known, the delivery jobs. Returns, per callback, whether it was new.
 async fn record_together(db: &Db, batch: &[NewCallback]) -> Result<Vec<bool>, StoreError> {
     let ids: Vec<&str> = batch.iter().map(|c| c.request_id.as_str()).collect();
     let statuses: Vec<&str> = batch.iter().map(|c| c.status.as_str()).collect();
     let bodies: Vec<&Value> = batch.iter().map(|c| &c.body).collect();
     let sources: Vec<&str> = batch.iter().map(|c| c.source).collect();
-    let mut client = db.client().await?;
-    let tx = client.transaction().await?;
-    let inserted = fal::insert_callbacks(&tx, &ids, &statuses, &bodies, &sources).await?;
-    let known = fal::existing_requests(&tx, &inserted).await?;
-    let deliveries: Vec<NewJob> = known.iter().map(|id| delivery_job(id)).collect();
-    queue::enqueue_many(&tx, &deliveries).await?;
-    tx.commit().await?;
-    if !deliveries.is_empty() {
+    // A delivery for every callback, in the callbacks' order; the statement keeps those it should add.
+    let deliveries: Vec<NewJob> = ids.iter().map(|id| delivery_job(id)).collect();
+    let (described, payloads) = queue::as_arrays(&deliveries);
+    let client = db.client().await?;
+    let record = crate::store::cached(
+        &client,
+        &format!(
+            "WITH recorded AS (
+                 INSERT INTO fal_callbacks (request_id, status, body, source)
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::text[])
+                 ON CONFLICT (request_id) DO NOTHING
+                 RETURNING request_id),
+             deliver AS (
+                 SELECT c.n FROM unnest($1::text[]) WITH ORDINALITY AS c(request_id, n)
+                 JOIN recorded USING (request_id) JOIN fal_requests USING (request_id)),
+             queued AS ({})
+             SELECT request_id, (SELECT count(*) FROM queued) AS queued FROM recorded",
+            queue::insert_sql(5, "n IN (SELECT n FROM deliver)", "id")
+        ),
+    )
+    .await?;
+    let rows = client.query(&record, &[&ids, &statuses, &bodies, &sources, &described, &payloads]).await?;
+    let inserted: std::collections::HashSet<String> = rows.iter().map(|r| r.get(0)).collect();
+    if rows.first().is_some_and(|r| r.get::<_, i64>(1) > 0) {
         db.wake(Kind::FalDeliver.as_str());
     }
     // A request id twice in one batch: the first is recorded, the second is its duplicate.
     let mut first = std::collections::HashSet::new();
-    Ok(ids.iter().map(|id| inserted.iter().any(|i| i == id) && first.insert(*id)).collect())
+    Ok(ids.iter().map(|id| inserted.contains(*id) && first.insert(*id)).collect())
 }
 
 /// A submitted request that will produce nothing for the user (`failed`,

@@ -84,3 +84,42 @@ async fn profiles_read_together_are_created_refreshed_or_only_read_each_as_alone
     let in_flight = services.db.work_in_flight_of(&[users[0].id, users[1].id, users[0].id]).await;
     assert!(in_flight.iter().all(|n| matches!(n, Ok(0))), "{in_flight:?}");
 }
+
+#[tokio::test]
+async fn callbacks_recorded_together_queue_one_delivery_each_and_only_for_known_requests() {
+    use aisha_actors::fal_requests::{self, NewCallback};
+    use aisha_actors::store::fal::FalRequest;
+    let (_t, services) = common::services("callbacks_together", |_| {}).await;
+    let db = &services.db;
+    let user = common::user(&services, 4545).await;
+    let submit = |id: &'static str| async move {
+        let client = db.client().await.unwrap();
+        let job = queue::enqueue(&**client, &NewJob::new("fal.imagine", format!("paid-{id}"), serde_json::json!({}))).await.unwrap().job().clone();
+        let request = FalRequest {
+            request_id: id.into(), job_id: job.id, user_id: user, chat_id: 4545, kind: "imagine".into(), model: "fal-ai/flux".into(),
+            status_url: String::new(), response_url: String::new(), cancel_url: String::new(), avatar_id: None, prompt: None,
+            aspect_ratio: None, language: None, state: "submitted".into(), age_seconds: 0.0,
+        };
+        fal_requests::record_request(db, &request, std::time::Duration::from_secs(3600)).await.unwrap();
+    };
+    let deliveries = || async {
+        let client = db.client().await.unwrap();
+        let rows = client.query("SELECT payload->>'request_id' FROM jobs WHERE kind = 'fal.deliver' ORDER BY 1", &[]).await.unwrap();
+        rows.iter().map(|r| r.get::<_, String>(0)).collect::<Vec<_>>()
+    };
+    let callback = |id: &str| NewCallback { request_id: id.into(), status: "OK".into(), body: serde_json::json!({ "request_id": id }), source: "webhook" };
+    let new = |outcomes: Vec<Result<bool, _>>| outcomes.into_iter().map(|o| o.unwrap()).collect::<Vec<bool>>();
+    submit("known-1").await;
+    submit("known-2").await;
+
+    let batch = vec![callback("known-1"), callback("early"), callback("known-1"), callback("known-2")];
+    assert_eq!(new(fal_requests::record_callbacks(db, batch).await), [true, true, false, true], "the second known-1 is its duplicate");
+    assert_eq!(deliveries().await, ["known-1", "known-2"], "a callback before its submission queues nothing yet");
+
+    let again = vec![callback("known-2"), callback("early")];
+    assert_eq!(new(fal_requests::record_callbacks(db, again).await), [false, false]);
+    assert_eq!(deliveries().await, ["known-1", "known-2"], "duplicates queue nothing");
+
+    submit("early").await;
+    assert_eq!(deliveries().await, ["early", "known-1", "known-2"], "the submission finds its callback and queues the delivery");
+}

@@ -138,35 +138,41 @@ async fn insert_many(
     if jobs.is_empty() {
         return Ok(Vec::new());
     }
-    let column = |f: fn(&NewJob) -> Value| jobs.iter().map(f).collect::<Vec<Value>>();
-    let insert = crate::store::cached(
-        tx,
-        &format!(
-            "INSERT INTO jobs (kind, user_id, chat_id, payload, idempotency_key, cost, max_attempts, run_at)
-             SELECT j->>'kind', (j->>'user_id')::bigint, (j->>'chat_id')::bigint, p, j->>'key', (j->>'cost')::bigint,
-                    (j->>'max_attempts')::int, now() + make_interval(secs => (j->>'delay')::float8)
-             FROM unnest($1::jsonb[], $2::jsonb[]) WITH ORDINALITY AS t(j, p, n)
-             ORDER BY n
-             ON CONFLICT (idempotency_key) DO NOTHING
-             RETURNING {returning}"
-        ),
+    let insert = crate::store::cached(tx, &insert_sql(1, "true", returning)).await?;
+    let (described, payloads) = as_arrays(jobs);
+    Ok(tx.query(&insert, &[&described, &payloads]).await?)
+}
+
+/// The insert of the jobs that [`as_arrays`] passed as parameters `$first`
+/// and `$first + 1`, in order, keeping those for which `keep` (SQL over
+/// `n`, a job's position from 1) is true: for a statement that decides in
+/// SQL which of its jobs to add.
+pub(crate) fn insert_sql(first: usize, keep: &str, returning: &str) -> String {
+    let second = first + 1;
+    format!(
+        "INSERT INTO jobs (kind, user_id, chat_id, payload, idempotency_key, cost, max_attempts, run_at)
+         SELECT j->>'kind', (j->>'user_id')::bigint, (j->>'chat_id')::bigint, p, j->>'key', (j->>'cost')::bigint,
+                (j->>'max_attempts')::int, now() + make_interval(secs => (j->>'delay')::float8)
+         FROM unnest(${first}::jsonb[], ${second}::jsonb[]) WITH ORDINALITY AS t(j, p, n)
+         WHERE {keep}
+         ORDER BY n
+         ON CONFLICT (idempotency_key) DO NOTHING
+         RETURNING {returning}"
     )
-    .await?;
-    let rows = tx
-        .query(
-            &insert,
-            &[
-                &column(|n| {
-                    serde_json::json!({
-                        "kind": n.kind, "user_id": n.user_id, "chat_id": n.chat_id, "key": n.idempotency_key,
-                        "cost": n.cost, "max_attempts": n.max_attempts, "delay": n.delay.as_secs_f64(),
-                    })
-                }),
-                &column(|n| n.payload.clone()),
-            ],
-        )
-        .await?;
-    Ok(rows)
+}
+
+/// The parameters of [`insert_sql`]: each job's columns, and its payload.
+pub(crate) fn as_arrays(jobs: &[NewJob]) -> (Vec<Value>, Vec<Value>) {
+    let described = jobs
+        .iter()
+        .map(|n| {
+            serde_json::json!({
+                "kind": n.kind, "user_id": n.user_id, "chat_id": n.chat_id, "key": n.idempotency_key,
+                "cost": n.cost, "max_attempts": n.max_attempts, "delay": n.delay.as_secs_f64(),
+            })
+        })
+        .collect();
+    (described, jobs.iter().map(|n| n.payload.clone()).collect())
 }
 
 /// Claims up to `max` runnable jobs of `kind`: queued and due, or running

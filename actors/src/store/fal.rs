@@ -84,36 +84,6 @@ pub async fn insert_callback(tx: &impl GenericClient, request_id: &str, status: 
     Ok(inserted == 1)
 }
 
-/// Many callbacks in one statement; the request ids that were new.
-pub async fn insert_callbacks(
-    tx: &impl deadpool_postgres::GenericClient,
-    ids: &[&str],
-    statuses: &[&str],
-    bodies: &[&Value],
-    sources: &[&str],
-) -> Result<Vec<String>, StoreError> {
-    let insert = super::cached(
-        tx,
-        "INSERT INTO fal_callbacks (request_id, status, body, source)
-         SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::text[])
-         ON CONFLICT (request_id) DO NOTHING
-         RETURNING request_id",
-    )
-    .await?;
-    let rows = tx.query(&insert, &[&ids, &statuses, &bodies, &sources]).await?;
-    Ok(rows.iter().map(|r| r.get(0)).collect())
-}
-
-/// Which of `ids` are submitted requests we know.
-pub async fn existing_requests(client: &impl deadpool_postgres::GenericClient, ids: &[String]) -> Result<Vec<String>, StoreError> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let select = super::cached(client, "SELECT request_id FROM fal_requests WHERE request_id = ANY($1)").await?;
-    let rows = client.query(&select, &[&ids]).await?;
-    Ok(rows.iter().map(|r| r.get(0)).collect())
-}
-
 pub async fn request_exists(client: &impl GenericClient, request_id: &str) -> Result<bool, StoreError> {
     Ok(client.query_opt("SELECT 1 FROM fal_requests WHERE request_id = $1", &[&request_id]).await?.is_some())
 }

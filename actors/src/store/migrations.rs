@@ -29,6 +29,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(6, "0006_payments"),
     migration!(7, "0007_transcription_features"),
     migration!(8, "0008_claim_on_record"),
+    migration!(9, "0009_jobs_without_user"),
 ];
 
 /// Any constant will do as long as every aishad uses the same one.

@@ -53,16 +53,34 @@ async fn send_wakeups(db: Db) {
             continue;
         }
         let sent = async {
-            let mut client = db.client().await?;
-            let tx = client.transaction().await?;
-            // No flush to wait for: a wakeup lost in a crash is found by the poll.
-            tx.batch_execute("SET LOCAL synchronous_commit = off").await?;
-            tx.execute("SELECT pg_notify($1, k) FROM unnest($2::text[]) AS k", &[&JOBS_CHANNEL, &kinds]).await?;
-            tx.commit().await?;
+            // One round trip, and no flush to wait for: a wakeup lost in a crash is found by the poll.
+            db.client().await?.batch_execute(&notify_sql(&kinds)).await?;
             Ok::<_, super::StoreError>(())
         };
         if let Err(e) = sent.await {
             tracing::warn!(error = %e, ?kinds, "could not NOTIFY workers; they will find the jobs on their next poll");
         }
+    }
+}
+
+/// The NOTIFY of `kinds` as one simple query: its own transaction, committed without a flush.
+fn notify_sql(kinds: &[String]) -> String {
+    let quoted = |text: &str| format!("'{}'", text.replace('\'', "''"));
+    let notifies: String = kinds.iter().map(|k| format!("SELECT pg_notify({}, {});", quoted(JOBS_CHANNEL), quoted(k))).collect();
+    format!("BEGIN; SET LOCAL synchronous_commit = off; {notifies} COMMIT;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::notify_sql;
+
+    #[test]
+    fn kinds_are_quoted_as_literals() {
+        let sql = notify_sql(&["fal.deliver".to_owned(), "it's".to_owned()]);
+        assert_eq!(
+            sql,
+            "BEGIN; SET LOCAL synchronous_commit = off; SELECT pg_notify('aisha_jobs', 'fal.deliver');\
+             SELECT pg_notify('aisha_jobs', 'it''s'); COMMIT;"
+        );
     }
 }
