@@ -6,7 +6,8 @@
 //! - queue: a backlog of no-op jobs through claim → run → done, with 1 and 2
 //!   worker pools (each a separate instance, as separate processes would
 //!   be); jobs/s and claim-to-done percentiles. Then jobs enqueued one per
-//!   transaction at a steady pace with idle workers: enqueue-to-claim.
+//!   transaction at a steady pace with idle workers: enqueue-to-claim, from
+//!   this process and from another one.
 //! - poller: voice-message updates in batches of 100 from the fake Bot API
 //!   through lease, record, dispatch, charge and enqueue; updates/s and
 //!   received-to-handled latency percentiles.
@@ -127,33 +128,48 @@ async fn queue_run(pools: usize, ceiling: &Ceiling) {
 }
 
 /// Jobs enqueued one per transaction, as producers do, at a steady pace
-/// with idle workers: how long a job waits to be claimed.
+/// with idle workers: how long a job waits to be claimed. Twice: queued by
+/// this process's `Db` (its workers hear the wake at once, as in `all`
+/// mode), and by a `Db` of its own, as another process would (the workers
+/// hear it through PostgreSQL's NOTIFY). Below both: one commit alone,
+/// which each enqueue waits for before its wake is sent.
 async fn queue_latency() {
-    let (_test, services) = common::services("bench_queue_latency", pool_settings).await;
+    let (test, services) = common::services("bench_queue_latency", pool_settings).await;
+    let alone = ceiling::pgbench(&test.database_url, "one small commit", ceiling::COMMIT, 1, 5);
+    println!("{alone}");
     let running = start_pools(&services, 1).await;
     tokio::time::sleep(Duration::from_millis(500)).await; // LISTEN established
-    let started = Instant::now();
-    for i in 0..PACED {
-        let client = services.db.client().await.unwrap();
-        queue::enqueue(&**client, &NewJob::new("noop", format!("paced:{i}"), json!({}))).await.unwrap();
-        drop(client);
-        services.db.wake("noop");
-        tokio::time::sleep(Duration::from_millis(2)).await;
+    let elsewhere = aisha_actors::store::Db::new(&services.settings.database).unwrap();
+    for (label, producer) in [("this process", services.db.clone()), ("another process", elsewhere)] {
+        let started = Instant::now();
+        for i in 0..PACED {
+            let client = producer.client().await.unwrap();
+            queue::enqueue(&**client, &NewJob::new("noop", format!("paced:{label}:{i}"), json!({}))).await.unwrap();
+            drop(client);
+            producer.wake("noop");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let pattern = format!("paced:{label}:%");
+        let done = format!("SELECT count(*) FROM jobs WHERE state = 'done' AND idempotency_key LIKE '{pattern}'");
+        while count(&services, &done).await < PACED {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let pace = PACED as f64 / started.elapsed().as_secs_f64();
+        let waited = millis(
+            &services,
+            &format!("SELECT extract(epoch FROM claimed_at - created_at)::float8 * 1000 FROM jobs WHERE idempotency_key LIKE '{pattern}'"),
+        )
+        .await;
+        println!(
+            "queue  {PACED} jobs enqueued one per transaction by {label:<15} ({pace:.0}/s), idle workers: enqueue→claim p50 {:.2} ms p90 {:.2} ms p99 {:.2} ms",
+            percentile(&waited, 0.50),
+            percentile(&waited, 0.90),
+            percentile(&waited, 0.99),
+        );
     }
-    while count(&services, "SELECT count(*) FROM jobs WHERE state = 'done'").await < PACED {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let pace = PACED as f64 / started.elapsed().as_secs_f64();
     for pool in running {
         pool.stop(None);
     }
-    let waited = millis(&services, "SELECT extract(epoch FROM claimed_at - created_at)::float8 * 1000 FROM jobs").await;
-    println!(
-        "queue  {PACED} jobs enqueued one per transaction ({pace:.0}/s), idle workers: enqueue→claim p50 {:.2} ms p90 {:.2} ms p99 {:.2} ms",
-        percentile(&waited, 0.50),
-        percentile(&waited, 0.90),
-        percentile(&waited, 0.99),
-    );
 }
 
 async fn poller_run(ceiling: &Ceiling) {

@@ -116,6 +116,25 @@ async fn the_per_kind_concurrency_limit_holds_across_workers() {
     assert_eq!(queue::claim(&services.db, "limited", 10, 3, "b", LEASE).await.unwrap().len(), 1);
 }
 
+#[tokio::test]
+async fn claims_racing_each_other_stay_within_the_concurrency_limit() {
+    let (_t, services) = common::services("concurrency_race", |s| s.database.pool_size = 16).await;
+    for i in 0..40 {
+        enqueue(&services, "limited", &format!("r{i}")).await;
+    }
+    for round in 0..5 {
+        let claims = (0..12).map(|w| {
+            let db = services.db.clone();
+            tokio::spawn(async move { queue::claim(&db, "limited", 2, 3, &format!("w{round}-{w}"), LEASE).await.unwrap() })
+        });
+        let claimed: Vec<Job> = futures::future::join_all(claims).await.into_iter().flat_map(|c| c.unwrap()).collect();
+        assert_eq!(claimed.len(), 3, "round {round}: twelve claims at once take what the limit of three allows, no more");
+        for job in &claimed {
+            queue::complete(&services.db, job.id, job.locked_by.as_deref().unwrap(), &json!(null)).await.unwrap();
+        }
+    }
+}
+
 /// A handler whose behaviour each test picks.
 #[derive(Clone, Default)]
 struct TestHandler {

@@ -179,6 +179,11 @@ pub(crate) fn as_arrays(jobs: &[NewJob]) -> (Vec<Value>, Vec<Value>) {
 /// with a lapsed lease (its worker died). At most `concurrency` of the kind
 /// run at once across all workers: claims of one kind take a transaction
 /// lock so the count and the claim agree.
+///
+/// One round trip: BEGIN, the lock, the claim and COMMIT are sent together
+/// and run in that order. Each statement takes its own snapshot (read
+/// committed), so the claim's count, taken after the lock was granted, sees
+/// every claim committed by whoever held it before.
 pub async fn claim(
     db: &Db,
     kind: &str,
@@ -190,45 +195,46 @@ pub async fn claim(
     if max == 0 {
         return Ok(Vec::new());
     }
-    let mut client = db.client().await?;
-    let tx = client.transaction().await?;
-    tx.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", &[&CLAIM_LOCK_NAMESPACE, &kind]).await?;
-    let running: i64 = tx
-        .query_one(
-            "SELECT count(*) FROM jobs WHERE kind = $1 AND state = 'running' AND locked_until > now()",
-            &[&kind],
-        )
-        .await?
-        .get(0);
-    let limit = (concurrency - running).min(max as i64);
-    if limit <= 0 {
-        return Ok(Vec::new());
-    }
-    let rows = tx
-        .query(
-            &format!(
-                "WITH next AS (
-                     SELECT id FROM jobs
-                     WHERE kind = $1
-                       AND ((state = 'queued' AND run_at <= now())
-                         OR (state = 'running' AND locked_until <= now() AND attempts < max_attempts))
-                     ORDER BY run_at, id
-                     LIMIT $2
-                     FOR UPDATE SKIP LOCKED
-                 )
-                 UPDATE jobs j
-                 SET state = 'running', locked_by = $3, locked_until = now() + make_interval(secs => $4),
-                     attempts = j.attempts + 1, claimed_at = now(), updated_at = now()
-                 FROM next WHERE j.id = next.id
-                 RETURNING {}",
-                JOB_COLUMNS.split(", ").map(|c| format!("j.{c}")).collect::<Vec<_>>().join(", ")
-            ),
-            &[&kind, &limit, &instance, &lease.as_secs_f64()],
-        )
-        .await?;
-    tx.commit().await?;
+    let client = db.client().await?;
+    let lock = crate::store::cached(&client, "SELECT pg_advisory_xact_lock($1, hashtext($2))").await?;
+    let take = crate::store::cached(&client, &CLAIM_SQL).await?;
+    let (begun, locked, taken, committed) = futures::future::join4(
+        client.batch_execute("BEGIN"),
+        client.execute(&lock, &[&CLAIM_LOCK_NAMESPACE, &kind]),
+        client.query(&take, &[&kind, &(max as i64), &instance, &lease.as_secs_f64(), &concurrency]),
+        client.batch_execute("COMMIT"),
+    )
+    .await;
+    // A failed statement aborts the transaction and COMMIT rolls it back: nothing was claimed.
+    begun?;
+    locked?;
+    let rows = taken?;
+    committed?;
     Ok(rows.iter().map(job).collect())
 }
+
+/// The claim itself: as many as `$2` and what `$5` (the kind's concurrency)
+/// leaves beside the jobs of the kind running now allow.
+static CLAIM_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "WITH next AS (
+             SELECT id FROM jobs
+             WHERE kind = $1
+               AND ((state = 'queued' AND run_at <= now())
+                 OR (state = 'running' AND locked_until <= now() AND attempts < max_attempts))
+             ORDER BY run_at, id
+             LIMIT greatest(0, least($2, $5 - (SELECT count(*) FROM jobs
+                                               WHERE kind = $1 AND state = 'running' AND locked_until > now())))
+             FOR UPDATE SKIP LOCKED
+         )
+         UPDATE jobs j
+         SET state = 'running', locked_by = $3, locked_until = now() + make_interval(secs => $4),
+             attempts = j.attempts + 1, claimed_at = now(), updated_at = now()
+         FROM next WHERE j.id = next.id
+         RETURNING {}",
+        JOB_COLUMNS.split(", ").map(|c| format!("j.{c}")).collect::<Vec<_>>().join(", ")
+    )
+});
 
 /// Extends the leases this worker still holds; returns the ids renewed. A
 /// missing id means the job was cancelled or claimed by another worker.

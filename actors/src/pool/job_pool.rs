@@ -2,7 +2,7 @@
 //! JobRunner actor it supervises. Woken by NOTIFY, by a slow poll as a
 //! safety net, and whenever a runner ends; renews its leases on a heartbeat.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -17,6 +17,7 @@ use crate::jobs::queue::{self, Failed};
 use crate::jobs::{Job, JobError};
 use crate::ledger;
 use crate::services::Services;
+use crate::store::wake::LocalWakes;
 
 pub struct JobPool;
 
@@ -54,6 +55,8 @@ pub struct PoolState {
     /// When old updates and callbacks were last deleted.
     swept: Option<Instant>,
     completions: super::Completions,
+    /// Wakeups from this process, taken without waiting for its NOTIFY.
+    _local_wakes: LocalWakes,
 }
 
 /// How often a pool deletes what retention no longer keeps.
@@ -79,6 +82,12 @@ impl Actor for JobPool {
         let waker = myself.clone();
         let listener = super::listener::spawn(settings.database.url.clone(), move |kind| {
             let _ = waker.cast(PoolMsg::Wake(kind));
+        });
+        let (waker, kinds) = (myself.clone(), args.handlers.keys().cloned().collect::<BTreeSet<_>>());
+        let local_wakes = args.services.db.on_wake(move |kind| {
+            if kinds.contains(kind) {
+                let _ = waker.cast(PoolMsg::Wake(Some(kind.to_owned())));
+            }
         });
         let waker = myself.clone();
         let me = super::presence::Presence {
@@ -106,6 +115,7 @@ impl Actor for JobPool {
             tasks: vec![listener, presence, ticker, heart],
             swept: None,
             completions,
+            _local_wakes: local_wakes,
         })
     }
 

@@ -6,10 +6,13 @@
 //! Instead, whoever commits a job calls [`Db::wake`]; one task per process
 //! sends the kinds that were named since its last NOTIFY, in a transaction
 //! of its own that needs no flush (a lost wakeup is caught by the workers'
-//! safety-net poll).
+//! safety-net poll). Workers in the same process (`all` mode, or a worker
+//! queueing the next step) are told at once as well, without the round trip
+//! through PostgreSQL: see [`Db::on_wake`].
 
 use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use tokio::sync::Notify;
 
@@ -18,11 +21,31 @@ use super::Db;
 /// The channel workers LISTEN on; the payload is the job kind.
 pub const JOBS_CHANNEL: &str = "aisha_jobs";
 
+type Listener = Box<dyn Fn(&str) + Send + Sync>;
+
 #[derive(Default)]
 pub(super) struct Wakeups {
     pending: Mutex<BTreeSet<String>>,
     named: Notify,
     sender: OnceLock<()>,
+    local: Mutex<Vec<(u64, Listener)>>,
+    next_local: AtomicU64,
+}
+
+/// A listener registered with [`Db::on_wake`]; dropping it unregisters it.
+pub struct LocalWakes {
+    id: u64,
+    wakeups: Weak<Wakeups>,
+}
+
+impl Drop for LocalWakes {
+    fn drop(&mut self) {
+        if let Some(wakeups) = self.wakeups.upgrade() {
+            if let Ok(mut local) = wakeups.local.lock() {
+                local.retain(|(id, _)| *id != self.id);
+            }
+        }
+    }
 }
 
 impl Db {
@@ -30,6 +53,11 @@ impl Db {
     /// and never blocking: wakeups named together share one NOTIFY.
     pub fn wake(&self, kind: &str) {
         let wakeups = &self.wakeups;
+        if let Ok(local) = wakeups.local.lock() {
+            for (_, listener) in local.iter() {
+                listener(kind);
+            }
+        }
         let added = wakeups.pending.lock().map(|mut p| p.insert(kind.to_owned())).unwrap_or(false);
         if added {
             wakeups.named.notify_one();
@@ -38,6 +66,19 @@ impl Db {
             let db = self.clone();
             tokio::spawn(async move { send_wakeups(db).await });
         });
+    }
+}
+
+impl Db {
+    /// Calls `listener` with the kind of every [`Db::wake`] on this handle or
+    /// its clones, at once, as long as the returned guard lives. It must not
+    /// block: it runs in the waker's call.
+    pub fn on_wake(&self, listener: impl Fn(&str) + Send + Sync + 'static) -> LocalWakes {
+        let id = self.wakeups.next_local.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut local) = self.wakeups.local.lock() {
+            local.push((id, Box::new(listener)));
+        }
+        LocalWakes { id, wakeups: Arc::downgrade(&self.wakeups) }
     }
 }
 
@@ -72,7 +113,32 @@ fn notify_sql(kinds: &[String]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
     use super::notify_sql;
+    use crate::secret::ConnUrl;
+    use crate::settings::DatabaseSettings;
+    use crate::store::Db;
+
+    #[tokio::test]
+    async fn local_listeners_hear_every_wake_until_their_guard_is_dropped() {
+        // Nothing listens on port 9: the NOTIFY fails (and is only logged), the local wake does not need it.
+        let settings = DatabaseSettings { url: ConnUrl::new("postgres://aisha@127.0.0.1:9/aisha"), ..Default::default() };
+        let db = Db::new(&settings).unwrap();
+        let heard = Arc::new(AtomicUsize::new(0));
+        let counter = heard.clone();
+        let guard = db.on_wake(move |kind| {
+            assert_eq!(kind, "transcribe");
+            counter.fetch_add(1, Ordering::SeqCst);
+        });
+        db.wake("transcribe");
+        db.clone().wake("transcribe");
+        assert_eq!(heard.load(Ordering::SeqCst), 2, "heard at once, from clones too");
+        drop(guard);
+        db.wake("transcribe");
+        assert_eq!(heard.load(Ordering::SeqCst), 2, "not after the guard is gone");
+    }
 
     #[test]
     fn kinds_are_quoted_as_literals() {
