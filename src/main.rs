@@ -3,6 +3,12 @@ use aishad::settings::{self, LoadOptions, Purpose};
 use aishad::{commands, exit, telemetry};
 use clap::Parser;
 
+/// glibc's allocator was a quarter of the poller's CPU under load (`perf`:
+/// `_int_malloc`, `malloc_consolidate`, `unlink_chunk`, `cfree`): many small
+/// short-lived JSON values freed on other threads than allocated them.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let cli = Cli::parse();
     let command = cli.command.unwrap_or(Command::Run);

@@ -29,6 +29,10 @@ use aisha_testkit::FakeTelegram;
 use ractor::Actor;
 use serde_json::{json, Value};
 
+/// The daemon's allocator (see `src/main.rs`), so the actors here run as they do there.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const JOBS: usize = 10_000;
 const PACED: usize = 1_000;
 const UPDATES: usize = 10_000;

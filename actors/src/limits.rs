@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use fred::prelude::KeysInterface;
+use fred::types::ExpireOptions;
 
 use crate::cache::{CacheError, Redis};
 
@@ -17,14 +18,28 @@ pub enum Verdict {
 
 /// Counts one paid request of `user_id` and says whether it fits in `per_minute`.
 pub async fn paid_request(redis: &Redis, user_id: i64, per_minute: u32) -> Result<Verdict, CacheError> {
+    Ok(paid_requests(redis, &[user_id], per_minute).await?.pop().unwrap_or(Verdict::Allowed))
+}
+
+/// [`paid_request`] for many requests at once, in order (a user twice
+/// counts twice), in one round trip. Each count and its window's expiry
+/// go together, so a window never outlives its minute.
+pub async fn paid_requests(redis: &Redis, user_ids: &[i64], per_minute: u32) -> Result<Vec<Verdict>, CacheError> {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
-    let key = redis.key(&format!("limits:paid:{user_id}:{}", now / 60));
-    let count: i64 = redis.client().incr(&key).await?;
-    if count == 1 {
-        redis.client().expire::<(), _>(&key, 61, None).await?;
+    let pipeline = redis.client().pipeline();
+    for user_id in user_ids {
+        let key = redis.key(&format!("limits:paid:{user_id}:{}", now / 60));
+        let () = pipeline.incr(&key).await?;
+        // NX: the window's first request sets when it ends; the others leave it.
+        let () = pipeline.expire(&key, 61, Some(ExpireOptions::NX)).await?;
     }
-    if count > i64::from(per_minute) {
-        return Ok(Verdict::RetryIn(Duration::from_secs(60 - now % 60)));
-    }
-    Ok(Verdict::Allowed)
+    let replies: Vec<i64> = if user_ids.is_empty() { Vec::new() } else { pipeline.all().await? };
+    let verdict = |count: i64| {
+        if count > i64::from(per_minute) {
+            Verdict::RetryIn(Duration::from_secs(60 - now % 60))
+        } else {
+            Verdict::Allowed
+        }
+    };
+    Ok(replies.chunks(2).map(|reply| verdict(reply[0])).collect())
 }

@@ -203,6 +203,29 @@ async fn paid_requests_over_the_per_minute_limit_are_refused_with_a_wait_and_not
 }
 
 #[tokio::test]
+async fn paid_requests_counted_together_count_in_order_and_every_window_ends() {
+    use aisha_actors::limits::{paid_requests, Verdict};
+    use fred::prelude::KeysInterface;
+    let (_t, services) = common::services("limits_together", |_| {}).await;
+    let verdicts = paid_requests(&services.redis, &[7, 8, 7, 7], 2).await.unwrap();
+    assert_eq!(verdicts[..3], [Verdict::Allowed, Verdict::Allowed, Verdict::Allowed]);
+    assert!(matches!(verdicts[3], Verdict::RetryIn(wait) if wait <= Duration::from_secs(60)), "user 7's third this minute: {verdicts:?}");
+    let minute = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() / 60;
+    for user in [7, 8] {
+        // The window the counts went to: this minute's, or the last one's if the minute turned since.
+        let mut ttl: i64 = -2;
+        for m in [minute, minute - 1] {
+            let key = services.redis.key(&format!("limits:paid:{user}:{m}"));
+            ttl = services.redis.client().ttl(&key).await.unwrap();
+            if ttl != -2 {
+                break;
+            }
+        }
+        assert!((1..=61).contains(&ttl), "user {user}'s window ends within a minute: ttl {ttl}");
+    }
+}
+
+#[tokio::test]
 async fn more_jobs_in_flight_than_the_limit_are_refused_and_not_charged() {
     let rig = rig("limits_in_flight", |s| {
         s.limits.jobs_in_flight = 2;

@@ -13,8 +13,18 @@ use common::chat_rig::{rig, workers, Rig, WAIT};
 const TOKEN: &str = "8181:SUBTITLES-token-xyz";
 const USER: i64 = 3101;
 
+/// The delivered transcript: marked so just after its message went out, so
+/// a test that saw the message may still have to wait a moment for the mark.
 async fn transcript_id(rig: &Rig) -> i64 {
-    rig.scalar("SELECT max(id) FROM transcripts WHERE delivered_at IS NOT NULL").await
+    let started = std::time::Instant::now();
+    loop {
+        let id = rig.scalar("SELECT coalesce(max(id), 0) FROM transcripts WHERE delivered_at IS NOT NULL").await;
+        if id > 0 {
+            return id;
+        }
+        assert!(started.elapsed() < WAIT, "no transcript was marked delivered within {WAIT:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// `HH:MM:SS,mmm --> …` lines of an SRT file, as (start, end) seconds.

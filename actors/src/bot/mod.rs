@@ -64,7 +64,7 @@ impl BotHandler {
         Self {
             fal: Fal::new(&services.settings.fal),
             bot: services.telegram.clone(),
-            shared: shared::Shared::start(&services.db),
+            shared: shared::Shared::start(&services.db, &services.redis, services.settings.limits.paid_per_minute),
             photos_in_memory: std::sync::Arc::new(tokio::sync::Semaphore::new(PHOTOS_IN_MEMORY)),
             me: Default::default(),
             services,
@@ -249,7 +249,7 @@ impl BotHandler {
             metrics::counter!("aishad_limited_total", "limit" => "jobs_in_flight").increment(1);
             return Ok(Some(money_texts::too_many_in_flight(lang, limits.jobs_in_flight)));
         }
-        match crate::limits::paid_request(&self.services.redis, user_id, limits.paid_per_minute).await {
+        match self.shared.paid_request(user_id).await {
             Ok(crate::limits::Verdict::Allowed) => Ok(None),
             Ok(crate::limits::Verdict::RetryIn(wait)) => {
                 metrics::counter!("aishad_limited_total", "limit" => "paid_per_minute").increment(1);
