@@ -6,6 +6,8 @@ use clap::Parser;
 /// glibc's allocator was a quarter of the poller's CPU under load (`perf`:
 /// `_int_malloc`, `malloc_consolidate`, `unlink_chunk`, `cfree`): many small
 /// short-lived JSON values freed on other threads than allocated them.
+/// Built without transparent huge pages (`no_thp`): with them, mimalloc's
+/// arenas took 2 MiB pages and an idle webhook listener 37 MiB instead of 24.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
