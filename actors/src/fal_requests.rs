@@ -109,6 +109,24 @@ pub async fn record_callbacks(db: &Db, batch: Vec<NewCallback>) -> Vec<Result<bo
     outcomes
 }
 
+/// The statement of [`record_together`]: `$1`–`$4` the callbacks' columns,
+/// `$5` and `$6` their deliveries (see `queue::as_arrays`).
+static RECORD_TOGETHER_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "WITH recorded AS (
+             INSERT INTO fal_callbacks (request_id, status, body, source)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::text[])
+             ON CONFLICT (request_id) DO NOTHING
+             RETURNING request_id),
+         deliver AS (
+             SELECT c.n FROM unnest($1::text[]) WITH ORDINALITY AS c(request_id, n)
+             JOIN recorded USING (request_id) JOIN fal_requests USING (request_id)),
+         queued AS ({})
+         SELECT request_id, (SELECT count(*) FROM queued) AS queued FROM recorded",
+        queue::insert_sql(5, "n IN (SELECT n FROM deliver)", "id")
+    )
+});
+
 /// One statement, so one round trip and no transaction block: the
 /// callbacks new to the table are added, and of those whose request is
 /// known, the delivery jobs. Returns, per callback, whether it was new.
@@ -121,23 +139,7 @@ async fn record_together(db: &Db, batch: &[NewCallback]) -> Result<Vec<bool>, St
     let deliveries: Vec<NewJob> = ids.iter().map(|id| delivery_job(id)).collect();
     let (described, payloads) = queue::as_arrays(&deliveries);
     let client = db.client().await?;
-    let record = crate::store::cached(
-        &client,
-        &format!(
-            "WITH recorded AS (
-                 INSERT INTO fal_callbacks (request_id, status, body, source)
-                 SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::text[])
-                 ON CONFLICT (request_id) DO NOTHING
-                 RETURNING request_id),
-             deliver AS (
-                 SELECT c.n FROM unnest($1::text[]) WITH ORDINALITY AS c(request_id, n)
-                 JOIN recorded USING (request_id) JOIN fal_requests USING (request_id)),
-             queued AS ({})
-             SELECT request_id, (SELECT count(*) FROM queued) AS queued FROM recorded",
-            queue::insert_sql(5, "n IN (SELECT n FROM deliver)", "id")
-        ),
-    )
-    .await?;
+    let record = crate::store::cached(&client, &RECORD_TOGETHER_SQL).await?;
     let rows = client.query(&record, &[&ids, &statuses, &bodies, &sources, &described, &payloads]).await?;
     let inserted: std::collections::HashSet<String> = rows.iter().map(|r| r.get(0)).collect();
     if rows.first().is_some_and(|r| r.get::<_, i64>(1) > 0) {

@@ -626,7 +626,7 @@ pub struct PollerSettings {
 
 impl Default for PollerSettings {
     fn default() -> Self {
-        Self { batch: 100, max_concurrent_chats: 256, max_pending: 2000 }
+        Self { batch: 100, max_concurrent_chats: 512, max_pending: 2000 }
     }
 }
 
