@@ -16,14 +16,10 @@ pub enum Verdict {
     RetryIn(Duration),
 }
 
-/// Counts one paid request of `user_id` and says whether it fits in `per_minute`.
-pub async fn paid_request(redis: &Redis, user_id: i64, per_minute: u32) -> Result<Verdict, CacheError> {
-    Ok(paid_requests(redis, &[user_id], per_minute).await?.pop().unwrap_or(Verdict::Allowed))
-}
-
-/// [`paid_request`] for many requests at once, in order (a user twice
-/// counts twice), in one round trip. Each count and its window's expiry
-/// go together, so a window never outlives its minute.
+/// Counts paid requests, one per user id, in order (a user twice counts
+/// twice), in one round trip, and says of each whether it fits in
+/// `per_minute`. Each count and its window's expiry go together, so a
+/// window never outlives its minute.
 pub async fn paid_requests(redis: &Redis, user_ids: &[i64], per_minute: u32) -> Result<Vec<Verdict>, CacheError> {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
     let pipeline = redis.client().pipeline();

@@ -70,7 +70,7 @@ impl Shared {
         self.in_flight.submit(user_id).await.unwrap_or_else(|stopped| Err(StoreError::Shared(stopped.to_string())))
     }
 
-    /// [`limits::paid_request`], sharing the round trip.
+    /// [`limits::paid_requests`] of one request, sharing the round trip.
     pub(super) async fn paid_request(&self, user_id: i64) -> Result<Verdict, Arc<CacheError>> {
         self.paid.submit(user_id).await.unwrap_or(Ok(Verdict::Allowed))
     }

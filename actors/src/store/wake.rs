@@ -67,9 +67,7 @@ impl Db {
             tokio::spawn(async move { send_wakeups(db).await });
         });
     }
-}
 
-impl Db {
     /// Calls `listener` with the kind of every [`Db::wake`] on this handle or
     /// its clones, at once, as long as the returned guard lives. It must not
     /// block: it runs in the waker's call.
