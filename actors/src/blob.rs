@@ -3,6 +3,7 @@
 
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_s3::primitives::ByteStream;
+use aws_smithy_http_client::tls;
 use bytes::Bytes;
 
 use crate::settings::S3Settings;
@@ -59,6 +60,11 @@ impl Blob {
             .region(Region::new(settings.region.clone()))
             .credentials_provider(credentials)
             .force_path_style(true)
+            .http_client(
+                aws_smithy_http_client::Builder::new()
+                    .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
+                    .build_https(),
+            )
             .build();
         Ok(Self { client: aws_sdk_s3::Client::from_conf(config), bucket: settings.bucket.clone(), prefix: settings.key_prefix.clone() })
     }

@@ -13,8 +13,8 @@ pub fn provider() -> Arc<CryptoProvider> {
 }
 
 /// Makes ring the process's default provider, for libraries that build
-/// their own rustls configs (fred does, from a `rediss://` URL): with both
-/// ring and aws-lc-rs compiled in, rustls will not pick one by itself.
+/// their own rustls configs (fred does, from a `rediss://` URL), so that none
+/// depends on which providers its dependencies happen to compile in.
 pub fn install_default_provider() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {

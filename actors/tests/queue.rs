@@ -14,6 +14,7 @@ use aisha_actors::jobs::{Job, JobError, JobState, NewJob};
 use aisha_actors::ledger;
 use aisha_actors::pool::{BoxFuture, DeadReason, JobContext, JobHandler, JobPool, JobPoolArgs, PoolMsg};
 use aisha_actors::services::Services;
+use aisha_actors::store::Db;
 use aisha_testkit::eventually;
 use ractor::{Actor, ActorRef};
 use serde_json::{json, Value};
@@ -220,11 +221,50 @@ async fn the_pool_is_woken_by_notify_not_the_slow_poll() {
     let handler = TestHandler::default();
     let pool = pool(&services, &handler).await;
     tokio::time::sleep(Duration::from_millis(300)).await; // LISTEN established
-    let job = enqueue(&services, "noop", "wake").await;
+    // Queued by another process: its own Db, so the pool hears of it only through NOTIFY.
+    let elsewhere = Services { db: Db::new(&services.settings.database).unwrap(), ..services.clone() };
+    let job = enqueue(&elsewhere, "noop", "wake").await;
     eventually("job done", Duration::from_secs(5), || handler.finished.lock().unwrap().contains(&job.id)).await;
     let done = state_of(&services, job.id).await;
     assert_eq!(done.state, JobState::Done);
     pool.stop(None);
+}
+
+#[tokio::test]
+async fn the_pool_is_woken_at_once_by_its_own_process() {
+    let (_t, services) = common::services("pool_local_wake", |s| s.jobs.poll_interval = Duration::from_secs(3600)).await;
+    let handler = TestHandler::default();
+    let pool = pool(&services, &handler).await;
+    let job = enqueue(&services, "noop", "local").await;
+    eventually("job done", Duration::from_secs(5), || handler.finished.lock().unwrap().contains(&job.id)).await;
+    pool.stop(None);
+}
+
+/// The echo of a process's own wakeup is recognised by the backend that sent
+/// it, and another process's is not mistaken for it.
+#[tokio::test]
+async fn own_notifications_are_told_apart_from_another_process() {
+    let (_t, services) = common::services("own_notify", |_| {}).await;
+    let (listener, mut connection) = tokio_postgres::connect(services.settings.database.url.expose(), tokio_postgres::NoTls).await.unwrap();
+    let (tx, mut heard) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(Ok(message)) = futures::StreamExt::next(&mut messages).await {
+            if let tokio_postgres::AsyncMessage::Notification(n) = message {
+                let _ = tx.send((n.process_id(), n.payload().to_owned()));
+            }
+        }
+    });
+    listener.batch_execute(&format!("LISTEN {}", queue::CHANNEL)).await.unwrap();
+    let elsewhere = Db::new(&services.settings.database).unwrap();
+    for (db, kind) in [(&services.db, "here"), (&elsewhere, "elsewhere")] {
+        db.wake(kind);
+        let (sender, payload) = tokio::time::timeout(Duration::from_secs(5), heard.recv()).await.unwrap().unwrap();
+        assert_eq!(payload, kind);
+        assert_eq!(services.db.sent_here(sender), kind == "here", "{kind}: recognised as this process's own");
+        assert_eq!(elsewhere.sent_here(sender), kind == "elsewhere", "{kind}: recognised by the other");
+    }
+    assert!(!services.db.sent_here(0), "0 is no backend");
 }
 
 #[tokio::test]

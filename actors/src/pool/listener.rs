@@ -1,6 +1,8 @@
 //! A dedicated connection that LISTENs for new jobs. It reconnects with
 //! backoff on its own; after every (re)connect it reports `None`, since
 //! notifications sent while it was away are lost and the pool should look.
+//! Notifications this process sent itself are passed over: its workers heard
+//! those wakeups when they were named (`Db::on_wake`).
 
 use std::time::Duration;
 
@@ -12,16 +14,17 @@ use tokio_postgres::AsyncMessage;
 use crate::jobs::queue::CHANNEL;
 use crate::backoff::Backoff;
 use crate::secret::ConnUrl;
-use crate::store::{tls, StoreError};
+use crate::store::{tls, Db, StoreError};
 
 const RECONNECT: Backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
 
-/// Calls `wake(Some(kind))` per notification and `wake(None)` after each connect.
-pub fn spawn(url: ConnUrl, wake: impl Fn(Option<String>) + Send + Sync + 'static) -> JoinHandle<()> {
+/// Calls `wake(Some(kind))` per notification not sent by `db` itself, and
+/// `wake(None)` after each connect.
+pub fn spawn(url: ConnUrl, db: Db, wake: impl Fn(Option<String>) + Send + Sync + 'static) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut attempt = 0u32;
         loop {
-            match listen_once(&url, &wake).await {
+            match listen_once(&url, &db, &wake).await {
                 Ok(()) => attempt = 0,
                 Err(e) => {
                     let delay = RECONNECT.delay(attempt);
@@ -34,7 +37,7 @@ pub fn spawn(url: ConnUrl, wake: impl Fn(Option<String>) + Send + Sync + 'static
     })
 }
 
-async fn listen_once(url: &ConnUrl, wake: &(impl Fn(Option<String>) + Sync)) -> Result<(), StoreError> {
+async fn listen_once(url: &ConnUrl, db: &Db, wake: &(impl Fn(Option<String>) + Sync)) -> Result<(), StoreError> {
     let (client, mut connection) = tls::connect(url).await?;
     let (tx, mut rx) = mpsc::unbounded_channel();
     let pump = tokio::spawn(async move {
@@ -42,7 +45,7 @@ async fn listen_once(url: &ConnUrl, wake: &(impl Fn(Option<String>) + Sync)) -> 
         while let Some(message) = messages.next().await {
             match message {
                 Ok(AsyncMessage::Notification(n)) => {
-                    if tx.send(Ok(n.payload().to_owned())).is_err() {
+                    if tx.send(Ok((n.process_id(), n.payload().to_owned()))).is_err() {
                         return;
                     }
                 }
@@ -58,7 +61,8 @@ async fn listen_once(url: &ConnUrl, wake: &(impl Fn(Option<String>) + Sync)) -> 
     wake(None);
     let result = loop {
         match rx.recv().await {
-            Some(Ok(kind)) => wake(Some(kind)),
+            Some(Ok((sender, _))) if db.sent_here(sender) => {}
+            Some(Ok((_, kind))) => wake(Some(kind)),
             Some(Err(e)) => break Err(e.into()),
             None => break Ok(()),
         }

@@ -76,7 +76,7 @@ impl Db {
             .recycle_timeout(Some(settings.connect_timeout))
             .build()
             .map_err(|e| StoreError::InvalidUrl(e.to_string()))?;
-        Ok(Self { pool, host: settings.url.host(), timeout: settings.connect_timeout, wakeups: Default::default() })
+        Ok(Self { pool, host: settings.url.host(), timeout: settings.connect_timeout, wakeups: std::sync::Arc::new(wake::Wakeups::new(settings.url.clone())) })
     }
 
     pub fn pool(&self) -> &Pool {

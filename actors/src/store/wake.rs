@@ -8,28 +8,47 @@
 //! of its own that needs no flush (a lost wakeup is caught by the workers'
 //! safety-net poll). Workers in the same process (`all` mode, or a worker
 //! queueing the next step) are told at once as well, without the round trip
-//! through PostgreSQL: see [`Db::on_wake`].
+//! through PostgreSQL: see [`Db::on_wake`]. The NOTIFYs go out on a
+//! connection of their own, whose backend PID lets this process's listeners
+//! pass over the echo of a wakeup they already heard ([`Db::sent_here`]).
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use tokio::sync::Notify;
 
-use super::Db;
+use super::{tls, Db, StoreError};
+use crate::secret::ConnUrl;
 
 /// The channel workers LISTEN on; the payload is the job kind.
 pub const JOBS_CHANNEL: &str = "aisha_jobs";
 
 type Listener = Box<dyn Fn(&str) + Send + Sync>;
 
-#[derive(Default)]
 pub(super) struct Wakeups {
+    url: ConnUrl,
     pending: Mutex<BTreeSet<String>>,
     named: Notify,
     sender: OnceLock<()>,
+    /// The backend PID of the sender's connection; 0 until it has one.
+    sender_pid: AtomicI32,
     local: Mutex<Vec<(u64, Listener)>>,
     next_local: AtomicU64,
+}
+
+impl Wakeups {
+    pub(super) fn new(url: ConnUrl) -> Self {
+        Self {
+            url,
+            pending: Mutex::default(),
+            named: Notify::new(),
+            sender: OnceLock::new(),
+            sender_pid: AtomicI32::new(0),
+            local: Mutex::default(),
+            next_local: AtomicU64::new(0),
+        }
+    }
 }
 
 /// A listener registered with [`Db::on_wake`]; dropping it unregisters it.
@@ -78,10 +97,17 @@ impl Db {
         }
         LocalWakes { id, wakeups: Arc::downgrade(&self.wakeups) }
     }
+
+    /// Whether a notification from `backend_pid` is one of this handle's own
+    /// wakeups, which its [`Db::on_wake`] listeners heard when it was named.
+    pub fn sent_here(&self, backend_pid: i32) -> bool {
+        backend_pid != 0 && self.wakeups.sender_pid.load(Ordering::Relaxed) == backend_pid
+    }
 }
 
 async fn send_wakeups(db: Db) {
     let wakeups: Arc<Wakeups> = db.wakeups.clone();
+    let mut sender = None;
     loop {
         wakeups.named.notified().await;
         let kinds: Vec<String> = match wakeups.pending.lock() {
@@ -91,15 +117,36 @@ async fn send_wakeups(db: Db) {
         if kinds.is_empty() {
             continue;
         }
-        let sent = async {
-            // One round trip, and no flush to wait for: a wakeup lost in a crash is found by the poll.
-            db.client().await?.batch_execute(&notify_sql(&kinds)).await?;
-            Ok::<_, super::StoreError>(())
-        };
-        if let Err(e) = sent.await {
+        if let Err(e) = notify(&db, &mut sender, &kinds).await {
+            sender = None;
             tracing::warn!(error = %e, ?kinds, "could not NOTIFY workers; they will find the jobs on their next poll");
         }
     }
+}
+
+/// Sends one NOTIFY per kind on the sender's connection, (re)connecting
+/// first when it has none: one round trip, and no flush to wait for, since a
+/// wakeup lost in a crash is found by the poll.
+async fn notify(db: &Db, sender: &mut Option<tokio_postgres::Client>, kinds: &[String]) -> Result<(), StoreError> {
+    let client = match sender.take() {
+        Some(client) if !client.is_closed() => client,
+        _ => {
+            let connect = async {
+                let (client, connection) = tls::connect(&db.wakeups.url).await?;
+                tokio::spawn(async move {
+                    let _ = connection.await;
+                });
+                // Known before the first NOTIFY, so no echo of it can arrive unrecognised.
+                let pid: i32 = client.query_one("SELECT pg_backend_pid()", &[]).await?.get(0);
+                db.wakeups.sender_pid.store(pid, Ordering::Relaxed);
+                Ok::<_, StoreError>(client)
+            };
+            tokio::time::timeout(db.timeout, connect).await.map_err(|_| StoreError::Timeout(db.timeout))??
+        }
+    };
+    client.batch_execute(&notify_sql(kinds)).await?;
+    *sender = Some(client);
+    Ok(())
 }
 
 /// The NOTIFY of `kinds` as one simple query: its own transaction, committed without a flush.
