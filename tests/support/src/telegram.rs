@@ -363,8 +363,9 @@ impl FakeTelegram {
             if state.webhook_active {
                 return error(StatusCode::CONFLICT, "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first", None);
             }
-            if offset > 0 {
-                state.updates.retain(|u| u["update_id"].as_i64().unwrap_or(0) >= offset);
+            // Confirmed updates go; ids rise in queue order (`push_update` assigns them), so they are the front.
+            while state.updates.front().is_some_and(|u| u["update_id"].as_i64().unwrap_or(0) < offset) {
+                state.updates.pop_front();
             }
             // The newer poll wins; the older one is answered 409, as Telegram does.
             if let Some((_, earlier)) = state.active_poll.take() {
