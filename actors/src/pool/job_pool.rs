@@ -80,7 +80,7 @@ impl Actor for JobPool {
         let settings = &args.services.settings;
         let worker = format!("{}#{:08x}", settings.instance_id, rand::random::<u32>());
         let waker = myself.clone();
-        let listener = super::listener::spawn(settings.database.url.clone(), args.services.db.clone(), move |kind| {
+        let listener = super::listener::spawn(args.services.db.clone(), move |kind| {
             let _ = waker.cast(PoolMsg::Wake(kind));
         });
         let (waker, kinds) = (myself.clone(), args.handlers.keys().cloned().collect::<BTreeSet<_>>());

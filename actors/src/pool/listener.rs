@@ -13,23 +13,22 @@ use tokio_postgres::AsyncMessage;
 
 use crate::jobs::queue::CHANNEL;
 use crate::backoff::Backoff;
-use crate::secret::ConnUrl;
 use crate::store::{tls, Db, StoreError};
 
 const RECONNECT: Backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
 
 /// Calls `wake(Some(kind))` per notification not sent by `db` itself, and
 /// `wake(None)` after each connect.
-pub fn spawn(url: ConnUrl, db: Db, wake: impl Fn(Option<String>) + Send + Sync + 'static) -> JoinHandle<()> {
+pub fn spawn(db: Db, wake: impl Fn(Option<String>) + Send + Sync + 'static) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut attempt = 0u32;
         loop {
-            match listen_once(&url, &db, &wake).await {
+            match listen_once(&db, &wake).await {
                 Ok(()) => attempt = 0,
                 Err(e) => {
                     let delay = RECONNECT.delay(attempt);
                     attempt = attempt.saturating_add(1);
-                    tracing::warn!(host = %url.host(), error = %crate::error::chain(&e), retry_in = ?delay, "job listener disconnected");
+                    tracing::warn!(host = %db.host(), error = %crate::error::chain(&e), retry_in = ?delay, "job listener disconnected");
                     tokio::time::sleep(delay).await;
                 }
             }
@@ -37,8 +36,8 @@ pub fn spawn(url: ConnUrl, db: Db, wake: impl Fn(Option<String>) + Send + Sync +
     })
 }
 
-async fn listen_once(url: &ConnUrl, db: &Db, wake: &(impl Fn(Option<String>) + Sync)) -> Result<(), StoreError> {
-    let (client, mut connection) = tls::connect(url).await?;
+async fn listen_once(db: &Db, wake: &(impl Fn(Option<String>) + Sync)) -> Result<(), StoreError> {
+    let (client, mut connection) = tls::connect(db.url()).await?;
     let (tx, mut rx) = mpsc::unbounded_channel();
     let pump = tokio::spawn(async move {
         let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));

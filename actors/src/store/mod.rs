@@ -12,6 +12,7 @@ pub mod updates;
 pub mod users;
 pub mod wake;
 
+use std::future::Future;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
@@ -56,6 +57,8 @@ impl StoreError {
 #[derive(Clone)]
 pub struct Db {
     pool: Pool,
+    /// For the connections that live outside the pool (NOTIFY, LISTEN).
+    url: ConnUrl,
     host: String,
     timeout: Duration,
     wakeups: std::sync::Arc<wake::Wakeups>,
@@ -76,11 +79,21 @@ impl Db {
             .recycle_timeout(Some(settings.connect_timeout))
             .build()
             .map_err(|e| StoreError::InvalidUrl(e.to_string()))?;
-        Ok(Self { pool, host: settings.url.host(), timeout: settings.connect_timeout, wakeups: std::sync::Arc::new(wake::Wakeups::new(settings.url.clone())) })
+        Ok(Self {
+            pool,
+            url: settings.url.clone(),
+            host: settings.url.host(),
+            timeout: settings.connect_timeout,
+            wakeups: Default::default(),
+        })
     }
 
     pub fn pool(&self) -> &Pool {
         &self.pool
+    }
+
+    pub(crate) fn url(&self) -> &ConnUrl {
+        &self.url
     }
 
     /// `host:port` of the server, safe to log.
@@ -102,9 +115,12 @@ impl Db {
             client.simple_query("SELECT 1").await?;
             Ok(())
         };
-        tokio::time::timeout(self.timeout, check)
-            .await
-            .map_err(|_| StoreError::Timeout(self.timeout))?
+        self.within_timeout(check).await
+    }
+
+    /// `work`, given up after the connect timeout.
+    async fn within_timeout<T>(&self, work: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
+        tokio::time::timeout(self.timeout, work).await.map_err(|_| StoreError::Timeout(self.timeout))?
     }
 
     pub async fn migrate(&self) -> Result<MigrationReport, StoreError> {

@@ -19,15 +19,14 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 use tokio::sync::Notify;
 
 use super::{tls, Db, StoreError};
-use crate::secret::ConnUrl;
 
 /// The channel workers LISTEN on; the payload is the job kind.
 pub const JOBS_CHANNEL: &str = "aisha_jobs";
 
 type Listener = Box<dyn Fn(&str) + Send + Sync>;
 
+#[derive(Default)]
 pub(super) struct Wakeups {
-    url: ConnUrl,
     pending: Mutex<BTreeSet<String>>,
     named: Notify,
     sender: OnceLock<()>,
@@ -35,20 +34,6 @@ pub(super) struct Wakeups {
     sender_pid: AtomicI32,
     local: Mutex<Vec<(u64, Listener)>>,
     next_local: AtomicU64,
-}
-
-impl Wakeups {
-    pub(super) fn new(url: ConnUrl) -> Self {
-        Self {
-            url,
-            pending: Mutex::default(),
-            named: Notify::new(),
-            sender: OnceLock::new(),
-            sender_pid: AtomicI32::new(0),
-            local: Mutex::default(),
-            next_local: AtomicU64::new(0),
-        }
-    }
 }
 
 /// A listener registered with [`Db::on_wake`]; dropping it unregisters it.
@@ -118,7 +103,6 @@ async fn send_wakeups(db: Db) {
             continue;
         }
         if let Err(e) = notify(&db, &mut sender, &kinds).await {
-            sender = None;
             tracing::warn!(error = %e, ?kinds, "could not NOTIFY workers; they will find the jobs on their next poll");
         }
     }
@@ -132,7 +116,7 @@ async fn notify(db: &Db, sender: &mut Option<tokio_postgres::Client>, kinds: &[S
         Some(client) if !client.is_closed() => client,
         _ => {
             let connect = async {
-                let (client, connection) = tls::connect(&db.wakeups.url).await?;
+                let (client, connection) = tls::connect(db.url()).await?;
                 tokio::spawn(async move {
                     let _ = connection.await;
                 });
@@ -141,7 +125,7 @@ async fn notify(db: &Db, sender: &mut Option<tokio_postgres::Client>, kinds: &[S
                 db.wakeups.sender_pid.store(pid, Ordering::Relaxed);
                 Ok::<_, StoreError>(client)
             };
-            tokio::time::timeout(db.timeout, connect).await.map_err(|_| StoreError::Timeout(db.timeout))??
+            db.within_timeout(connect).await?
         }
     };
     client.batch_execute(&notify_sql(kinds)).await?;
