@@ -313,7 +313,7 @@ async fn a_worker_killed_mid_job_loses_it_to_another_which_finishes_it_once() {
 #[tokio::test]
 async fn a_permanent_error_kills_the_job_at_once_and_tells_the_handler() {
     let (_t, services) = common::services("pool_permanent", |s| s.jobs.poll_interval = Duration::from_millis(100)).await;
-    let handler = TestHandler { fail_with: Some(JobError::Permanent("file too big".into())), ..Default::default() };
+    let handler = TestHandler { fail_with: Some(JobError::Refused("file too big".into())), ..Default::default() };
     let pool = pool(&services, &handler).await;
     let job = enqueue(&services, "noop", "permanent").await;
     eventually("dead", Duration::from_secs(5), || handler.dead.lock().unwrap().contains(&job.id)).await;

@@ -12,7 +12,7 @@ async fn a_transcript_is_only_offered_once_it_was_delivered_and_only_to_its_owne
     let stranger = common::user(&services, 4343).await;
     let client = services.db.client().await.unwrap();
     let job = queue::enqueue(&**client, &NewJob::new("transcribe", "transcript-store-1", serde_json::json!({}))).await.unwrap().job().clone();
-    let transcript = services.db.start_transcript(job.id, user, 4242, "file-1", "whisper-1").await.unwrap();
+    let transcript = services.db.start_transcript(job.id, user, 4242, "file-1", "whisper-1", None).await.unwrap();
 
     assert!(services.db.transcript_of(user, transcript.id).await.unwrap().is_none(), "still being made");
     services.db.mark_transcript_delivered(transcript.id).await.unwrap();

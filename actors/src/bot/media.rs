@@ -81,6 +81,7 @@ impl Media {
             spoken_language: Some(spoken),
             reply_to: group.map(|_| message.id.0),
             payer_chat_id: group.and_then(|g| g.payer_chat_id),
+            sender_telegram_id: group.and(message.from.as_ref()).map(|u| u.id.0 as i64),
         };
         NewJob::of(Kind::Transcribe, key, &payload)
     }

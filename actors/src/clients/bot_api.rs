@@ -52,15 +52,30 @@ pub fn is_transient(error: &RequestError) -> bool {
 }
 
 /// A refusal no retry changes: the user blocked the bot, deleted their
-/// account, or the chat is gone. A result that exists stays stored, and
-/// what it cost stands.
+/// account, the chat is gone or became a supergroup, or the bot may not
+/// write there (removed, or its right to send taken in a group). A result
+/// that exists stays stored, and what it cost stands.
 pub fn is_undeliverable(error: &RequestError) -> bool {
-    matches!(
-        error,
+    match error {
+        RequestError::MigrateToChatId(_) => true,
         RequestError::Api(
-            ApiError::BotBlocked | ApiError::UserDeactivated | ApiError::ChatNotFound | ApiError::BotKicked | ApiError::BotKickedFromSupergroup
-        )
-    )
+            ApiError::BotBlocked
+            | ApiError::UserDeactivated
+            | ApiError::ChatNotFound
+            | ApiError::BotKicked
+            | ApiError::BotKickedFromSupergroup
+            | ApiError::BotKickedFromChannel
+            | ApiError::CantInitiateConversation
+            | ApiError::NotEnoughRightsToPostMessages,
+        ) => true,
+        RequestError::Api(ApiError::Unknown(description)) => {
+            let d = description.to_ascii_lowercase();
+            ["not enough rights to send", "have no rights to send", "chat_write_forbidden", "bot is not a member", "topic_closed"]
+                .iter()
+                .any(|known| d.contains(known))
+        }
+        _ => false,
+    }
 }
 
 fn wait_before(error: &RequestError, attempt: u32) -> Duration {
@@ -123,6 +138,17 @@ mod tests {
         assert!(is_transient(&RequestError::RetryAfter(teloxide::types::Seconds::from_seconds(3))));
         assert!(!is_transient(&RequestError::Api(ApiError::BotBlocked)));
         assert!(!is_transient(&unknown("Bad Request: message text is empty")));
+    }
+
+    #[test]
+    fn losing_the_right_to_send_in_a_group_is_final_not_transient() {
+        let unknown = |d: &str| RequestError::Api(ApiError::Unknown(d.into()));
+        let no_rights = unknown("Bad Request: not enough rights to send text messages to the chat");
+        assert!(is_undeliverable(&no_rights) && !is_transient(&no_rights));
+        assert!(is_undeliverable(&unknown("Bad Request: CHAT_WRITE_FORBIDDEN")));
+        assert!(is_undeliverable(&RequestError::MigrateToChatId(teloxide::types::ChatId(-100_7))));
+        assert!(is_undeliverable(&RequestError::Api(ApiError::BotKickedFromSupergroup)));
+        assert!(!is_undeliverable(&unknown("Bad Gateway")));
     }
 
     #[test]

@@ -61,28 +61,32 @@ pub struct Transcription {
     pub segments: Option<Vec<Segment>>,
     /// The language the API detected or was told, when it says.
     pub language: Option<String>,
+    /// How long the API found the audio it was sent (`duration` of
+    /// `verbose_json`, or `usage.seconds` of a duration-billed `json`).
+    pub duration: Option<f64>,
 }
 
 impl Transcription {
     fn from_body(body: &Value, timed: bool) -> Self {
-        let segments = timed.then(|| {
-            body["segments"]
-                .as_array()
-                .map(|all| {
-                    all.iter()
-                        .filter_map(|s| {
-                            let (start, end) = (s["start"].as_f64()?, s["end"].as_f64()?);
-                            let text = s["text"].as_str()?.trim().to_owned();
-                            (start.is_finite() && end.is_finite() && !text.is_empty()).then_some(Segment { start, end, text })
-                        })
-                        .collect()
+        let text = body["text"].as_str().unwrap_or_default().trim().to_owned();
+        let segments = body["segments"].as_array().filter(|_| timed).map(|all| {
+            all.iter()
+                .filter_map(|s| {
+                    let (start, end) = (s["start"].as_f64()?, s["end"].as_f64()?);
+                    let text = s["text"].as_str()?.trim().to_owned();
+                    (start.is_finite() && end.is_finite() && !text.is_empty()).then_some(Segment { start, end, text })
                 })
-                .unwrap_or_default()
+                .collect::<Vec<_>>()
         });
+        // A backend that answers `verbose_json` without segments (several
+        // self-hosted servers do) still heard the text: that is no timing, not silence.
+        let segments = segments.filter(|s| !s.is_empty() || text.is_empty());
+        let billed = body["usage"]["seconds"].as_f64().filter(|_| body["usage"]["type"] == "duration");
         Transcription {
-            text: body["text"].as_str().unwrap_or_default().trim().to_owned(),
+            text,
             segments,
             language: body["language"].as_str().map(str::to_owned),
+            duration: body["duration"].as_f64().or(billed).filter(|d| d.is_finite() && *d >= 0.0),
         }
     }
 }
@@ -186,6 +190,25 @@ mod tests {
         assert_eq!(t.segments.as_ref().map(Vec::len), Some(2));
         assert_eq!(t.segments.unwrap()[1], Segment { start: 2.4, end: 9.5, text: "General Kenobi.".into() });
         assert_eq!(Transcription::from_body(&json!({ "text": "x" }), false).segments, None, "no timing from json");
+        assert_eq!(t.duration, Some(9.5));
+    }
+
+    #[test]
+    fn a_verbose_answer_without_segments_keeps_its_text() {
+        let text_only = Transcription::from_body(&json!({ "text": " Hello from a self-hosted server. " }), true);
+        assert_eq!((text_only.text.as_str(), text_only.segments), ("Hello from a self-hosted server.", None));
+        let empty_segments = Transcription::from_body(&json!({ "text": "Hello", "segments": [] }), true);
+        assert_eq!(empty_segments.segments, None, "text without timing, not silence");
+        let silence = Transcription::from_body(&json!({ "text": "", "segments": [] }), true);
+        assert_eq!(silence.segments, Some(vec![]), "silence stays silence");
+    }
+
+    #[test]
+    fn the_heard_length_comes_from_duration_or_duration_billing() {
+        let billed = json!({ "text": "x", "usage": { "type": "duration", "seconds": 61 } });
+        assert_eq!(Transcription::from_body(&billed, false).duration, Some(61.0));
+        let tokens = json!({ "text": "x", "usage": { "type": "tokens", "input_tokens": 14, "output_tokens": 45 } });
+        assert_eq!(Transcription::from_body(&tokens, false).duration, None, "token billing says no length");
     }
 }
 

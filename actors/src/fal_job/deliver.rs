@@ -171,7 +171,7 @@ async fn tell_avatar_ready(f: &FalJobs, r: &FalRequest) -> Result<(), RequestErr
 
 async fn deliver_avatar(f: &FalJobs, job: &Job, ctx: &JobContext, r: &FalRequest, payload: &Value) -> Result<Value, JobError> {
     let (db, blob) = (&f.services.db, &f.services.blob);
-    let avatar_id = r.avatar_id.ok_or_else(|| JobError::Permanent("training without an avatar".into()))?;
+    let avatar_id = r.avatar_id.ok_or_else(|| JobError::Broken("training without an avatar".into()))?;
     let Some(lora_url) = payload["diffusers_lora_file"]["url"].as_str() else {
         fail_request(f, &r.request_id, "the training produced no weights").await;
         return Ok(json!({ "outcome": "failed" }));

@@ -28,7 +28,7 @@ fn job_error(e: FalError) -> JobError {
     match e {
         FalError::Server { .. } | FalError::Network(_) => JobError::Retry(e.to_string()),
         FalError::Unauthorized | FalError::Rejected { .. } | FalError::TooLarge(_) | FalError::UntrustedUrl(_) => {
-            JobError::Permanent(e.to_string())
+            JobError::Broken(e.to_string())
         }
     }
 }
@@ -87,7 +87,7 @@ impl FalJobs {
         }
         let (base, secret) = (fal.files_base(), fal.files_secret.expose());
         if base.is_empty() || secret.is_empty() {
-            return Err(JobError::Permanent(
+            return Err(JobError::Broken(
                 "FAL cannot fetch files: set fal.public_url (or fal.webhook_url) and fal.files_secret, or s3.public_endpoint".into(),
             ));
         }

@@ -27,8 +27,8 @@ fn imagen_aspect(size: &str) -> &'static str {
 pub(super) async fn submit(f: &FalJobs, job: &Job) -> Result<Value, JobError> {
     let (db, settings) = (&f.services.db, &f.services.settings.fal);
     let lang = lang_of(job);
-    let user_id = job.user_id.ok_or_else(|| JobError::Permanent("job has no user".into()))?;
-    let chat_id = job.chat_id.ok_or_else(|| JobError::Permanent("job has no chat".into()))?;
+    let user_id = job.user_id.ok_or_else(|| JobError::Broken("job has no user".into()))?;
+    let chat_id = job.chat_id.ok_or_else(|| JobError::Broken("job has no chat".into()))?;
     let aspect = db.aspect_ratio(user_id).await.map_err(JobError::retry)?;
     let kind = Kind::parse(&job.kind);
     let prompt = match kind {
@@ -43,8 +43,8 @@ pub(super) async fn submit(f: &FalJobs, job: &Job) -> Result<Value, JobError> {
             ("imagine", settings.text_to_image_model.clone(), input, None)
         }
         Some(Kind::FalGenerate) => {
-            let avatar = db.main_avatar(user_id).await.map_err(JobError::retry)?.ok_or_else(|| JobError::Permanent(texts::no_avatar(lang).into()))?;
-            let lora = avatar.lora_key.clone().ok_or_else(|| JobError::Permanent(texts::no_avatar(lang).into()))?;
+            let avatar = db.main_avatar(user_id).await.map_err(JobError::retry)?.ok_or_else(|| JobError::Refused(texts::no_avatar(lang).into()))?;
+            let lora = avatar.lora_key.clone().ok_or_else(|| JobError::Refused(texts::no_avatar(lang).into()))?;
             let input = json!({
                 "prompt": format!("{}, {}", avatar.trigger_phrase, prompt.clone().unwrap_or_default()),
                 "loras": [{ "path": f.public_link(&lora).await?, "scale": settings.lora_scale }],
@@ -55,7 +55,7 @@ pub(super) async fn submit(f: &FalJobs, job: &Job) -> Result<Value, JobError> {
         }
         Some(Kind::FalTrain) => {
             let Train { avatar_id, .. } = job.payload_as()?;
-            let avatar = db.avatar_of(user_id, avatar_id).await.map_err(JobError::retry)?.ok_or_else(|| JobError::Permanent("avatar gone".into()))?;
+            let avatar = db.avatar_of(user_id, avatar_id).await.map_err(JobError::retry)?.ok_or_else(|| JobError::Refused(texts::no_avatar(lang).into()))?;
             let archive = training_archive(f, user_id, avatar_id).await?;
             let url = f.public_link(&archive).await?;
             // The two trainers name the trigger differently.
@@ -67,7 +67,7 @@ pub(super) async fn submit(f: &FalJobs, job: &Job) -> Result<Value, JobError> {
             db.set_avatar_state(avatar_id, &["queued"], "training", None).await.map_err(JobError::retry)?;
             ("train", settings.training_model.clone(), input, Some(avatar_id))
         }
-        _ => return Err(JobError::Permanent(format!("not a FAL submission: {}", job.kind))),
+        _ => return Err(JobError::Broken(format!("not a FAL submission: {}", job.kind))),
     };
     let submitted = f.fal.submit(&model, &input).await.map_err(job_error)?;
     let request = FalRequest {

@@ -76,6 +76,10 @@ pub struct Transcribe {
     /// said (never in the group).
     #[serde(default)]
     pub payer_chat_id: Option<i64>,
+    /// In a group: the member who sent the voice note (the payer paid for
+    /// it), whose `/deletemydata` removes its transcript too.
+    #[serde(default)]
+    pub sender_telegram_id: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -176,6 +180,7 @@ mod tests {
                 spoken_language: Some("kk".into()),
                 reply_to: Some(9),
                 payer_chat_id: Some(4),
+                sender_telegram_id: Some(5),
             },
         );
         round_trip(Kind::TranscriptDigest, Digest { transcript_id: 7, kind: DigestKind::Minutes, chat_id: 1, language: "ru".into() });
@@ -209,6 +214,6 @@ mod tests {
             last_error: None,
             locked_by: None,
         };
-        assert!(matches!(job.payload_as::<Train>(), Err(crate::jobs::JobError::Permanent(_))));
+        assert!(matches!(job.payload_as::<Train>(), Err(crate::jobs::JobError::Broken(_))));
     }
 }

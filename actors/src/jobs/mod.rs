@@ -77,7 +77,7 @@ impl Job {
     /// The typed payload; a payload that does not fit its kind is a bug no retry fixes.
     pub fn payload_as<T: DeserializeOwned>(&self) -> Result<T, JobError> {
         serde_json::from_value(self.payload.clone())
-            .map_err(|e| JobError::Permanent(format!("malformed {} job: {e}", self.kind)))
+            .map_err(|e| JobError::Broken(format!("malformed {} job: {e}", self.kind)))
     }
 
     /// The user's language for messages about this job (every payload for a
@@ -108,7 +108,9 @@ impl NewJob {
     }
 }
 
-/// How a job attempt failed, which decides what happens next.
+/// How a job attempt failed, which decides what happens next, and whose
+/// words its text is: only [`JobError::Refused`] carries text for the
+/// user's chat; everything else is for the operator's logs.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum JobError {
     /// May pass (a 5xx, a timeout): retried with backoff while attempts remain.
@@ -117,15 +119,34 @@ pub enum JobError {
     /// The other side asked for a pause (429 `Retry-After`).
     #[error("{reason} (retry after {after:?})")]
     RetryAfter { after: Duration, reason: String },
-    /// Won't pass by retrying (bad input, no quota): dead at once, refunded.
+    /// The request cannot be done for a reason the user should know (too
+    /// long, unreadable, no avatar): dead at once, refunded, and this text
+    /// (from `chat::texts`, in their language) tells them why.
+    #[error("refused: {0}")]
+    Refused(String),
+    /// As `Refused`, but the user was told why already (with a button).
+    #[error("refused; the user was told")]
+    RefusedAndTold,
+    /// Ours to fix (a revoked key, a malformed job): dead at once, refunded;
+    /// the user hears only that the service is unavailable.
     #[error("{0}")]
-    Permanent(String),
+    Broken(String),
 }
 
 impl JobError {
     /// A failure that may pass, from anything that says what happened.
     pub fn retry(e: impl std::fmt::Display) -> Self {
         JobError::Retry(e.to_string())
+    }
+
+    /// A final failure that is ours to fix, from anything that says what happened.
+    pub fn broken(e: impl std::fmt::Display) -> Self {
+        JobError::Broken(e.to_string())
+    }
+
+    /// Whether retrying cannot help: the job dies at once.
+    pub fn is_final(&self) -> bool {
+        matches!(self, JobError::Refused(_) | JobError::RefusedAndTold | JobError::Broken(_))
     }
 }
 

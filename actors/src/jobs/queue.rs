@@ -383,13 +383,15 @@ pub async fn fail(
     }
 }
 
-/// Cancels a job no worker holds (queued, never or no longer claimed), in
-/// the caller's transaction; `None` when a worker runs it or it finished:
-/// work under way is left to finish, so it is never both delivered and refunded.
+/// Cancels a job no worker has ever claimed, in the caller's transaction;
+/// `None` when a worker runs it, ran it (a job re-queued after an attempt
+/// may hold work already paid for) or it finished: work under way is left
+/// to finish, so it is never both delivered and refunded.
 pub async fn cancel(tx: &impl GenericClient, id: i64, reason: &str) -> Result<Option<Job>, StoreError> {
     let row = tx
         .query_opt(
-            &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1 AND state = 'queued' FOR UPDATE"),
+            // Never claimed: a job re-queued after an attempt may hold paid work (a transcript made, a send to retry).
+            &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1 AND state = 'queued' AND attempts = 0 FOR UPDATE"),
             &[&id],
         )
         .await?;

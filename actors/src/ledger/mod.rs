@@ -13,7 +13,7 @@ use crate::store::{Db, StoreError};
 
 mod price;
 
-pub use price::{settle_price, transcription_price, Settled, REASON_PRICE_ADJUSTMENT};
+pub use price::{settle_heard, settle_price, transcription_price, Settled, REASON_HEARD_ADJUSTMENT, REASON_PRICE_ADJUSTMENT};
 pub use charge::{charge_and_enqueue, charge_many};
 pub use settle::{cancel_job, fail_job, reap_exhausted};
 
@@ -66,9 +66,11 @@ pub async fn refund_job(tx: &impl GenericClient, job: &Job) -> Result<bool, Stor
     if amount <= 0 {
         return Ok(false);
     }
+    // A job whose result exists keeps its charge (see `jobs.result_kept_at`).
     let inserted = tx
         .execute(
-            "INSERT INTO ledger_entries (user_id, delta, reason, job_id) VALUES ($1, $2, $3, $4)
+            "INSERT INTO ledger_entries (user_id, delta, reason, job_id)
+             SELECT $1, $2, $3, $4 WHERE NOT EXISTS (SELECT 1 FROM jobs WHERE id = $4 AND result_kept_at IS NOT NULL)
              ON CONFLICT (job_id, reason) WHERE job_id IS NOT NULL DO NOTHING",
             &[&user_id, &amount, &REASON_REFUND, &job.id],
         )
@@ -112,8 +114,10 @@ pub async fn admin_credit(db: &Db, telegram_id: i64, coins: i64, note: &str) -> 
         .await?
         .ok_or(LedgerError::UnknownUser(telegram_id))?;
     let (user_id, balance): (i64, i64) = (user.get(0), user.get(1));
-    if balance + coins < 0 {
-        return Err(LedgerError::WouldGoNegative { balance });
+    match balance.checked_add(coins) {
+        None => return Err(LedgerError::Overflow),
+        Some(after) if after < 0 => return Err(LedgerError::WouldGoNegative { balance }),
+        Some(_) => {}
     }
     let row = tx
         .query_one("UPDATE users SET balance = balance + $2, updated_at = now() WHERE id = $1 RETURNING balance", &[&user_id, &coins])

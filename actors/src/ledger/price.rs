@@ -9,6 +9,8 @@ use crate::jobs::Job;
 use crate::store::{Db, StoreError};
 
 pub const REASON_PRICE_ADJUSTMENT: &str = "price_adjustment";
+/// The API said it heard more than was measured: the difference, charged once.
+pub const REASON_HEARD_ADJUSTMENT: &str = "heard_adjustment";
 
 /// Coins for `seconds` of audio: per started minute, at least one; `None`
 /// when the length is not a finite, non-negative number or the price overflows.
@@ -24,8 +26,8 @@ pub fn transcription_price(seconds: f64, per_minute: i64) -> Option<i64> {
 pub(super) async fn charged_for(client: &impl GenericClient, job_id: i64) -> Result<i64, StoreError> {
     let row = client
         .query_one(
-            "SELECT COALESCE(-sum(delta), 0)::bigint FROM ledger_entries WHERE job_id = $1 AND reason IN ($2, $3)",
-            &[&job_id, &REASON_CHARGE, &REASON_PRICE_ADJUSTMENT],
+            "SELECT COALESCE(-sum(delta), 0)::bigint FROM ledger_entries WHERE job_id = $1 AND reason IN ($2, $3, $4)",
+            &[&job_id, &REASON_CHARGE, &REASON_PRICE_ADJUSTMENT, &REASON_HEARD_ADJUSTMENT],
         )
         .await?;
     Ok(row.get(0))
@@ -47,6 +49,17 @@ pub enum Settled {
 /// charged moves now, in one transaction, once (a retry finds it settled).
 /// Fenced: only `worker`, holding the job's lease, can settle.
 pub async fn settle_price(db: &Db, job: &Job, worker: &str, price: i64) -> Result<Settled, LedgerError> {
+    settle(db, job, worker, price, REASON_PRICE_ADJUSTMENT).await
+}
+
+/// Raises a running job's price to `price` when the API heard more than
+/// was measured (the second check): charged once, never refunded, fenced
+/// like [`settle_price`].
+pub async fn settle_heard(db: &Db, job: &Job, worker: &str, price: i64) -> Result<Settled, LedgerError> {
+    settle(db, job, worker, price, REASON_HEARD_ADJUSTMENT).await
+}
+
+async fn settle(db: &Db, job: &Job, worker: &str, price: i64, reason: &str) -> Result<Settled, LedgerError> {
     let Some(user_id) = job.user_id else { return Ok(Settled::Unchanged) };
     let mut client = db.client().await?;
     let tx = client.transaction().await?;
@@ -65,7 +78,8 @@ pub async fn settle_price(db: &Db, job: &Job, worker: &str, price: i64) -> Resul
         .is_some();
     let charged = charged_for(&*tx, job.id).await?;
     let difference = price.checked_sub(charged).ok_or(LedgerError::Overflow)?;
-    if adjusted || difference == 0 {
+    let only_up = reason == REASON_HEARD_ADJUSTMENT;
+    if adjusted || difference == 0 || (only_up && difference < 0) {
         return Ok(Settled::Unchanged);
     }
     let balance: Option<i64> = tx
@@ -81,7 +95,7 @@ pub async fn settle_price(db: &Db, job: &Job, worker: &str, price: i64) -> Resul
     };
     tx.execute(
         "INSERT INTO ledger_entries (user_id, delta, reason, job_id) VALUES ($1, $2, $3, $4)",
-        &[&user_id, &-difference, &REASON_PRICE_ADJUSTMENT, &job.id],
+        &[&user_id, &-difference, &reason, &job.id],
     )
     .await?;
     tx.execute("UPDATE jobs SET cost = $2 WHERE id = $1", &[&job.id, &price]).await?;

@@ -73,18 +73,33 @@ pub type Handlers = Vec<(&'static str, std::sync::Arc<dyn JobHandler>)>;
 /// Why a job died; it has been refunded either way.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeadReason {
-    /// A [`JobError::Permanent`]: its text is meant for the user.
-    Permanent(String),
+    /// [`JobError::Refused`]: its text is the user's.
+    Refused(String),
+    /// [`JobError::RefusedAndTold`]: the user knows why already.
+    Told,
+    /// [`JobError::Broken`]: an operator's error, for logs only.
+    Broken(String),
     /// Out of attempts (or the worker kept dying): the last error, for logs.
     Exhausted(String),
 }
 
 impl DeadReason {
-    /// What to tell the user: a permanent error's own text, else `unavailable`.
+    pub fn of(error: JobError) -> Self {
+        match error {
+            JobError::Refused(text) => DeadReason::Refused(text),
+            JobError::RefusedAndTold => DeadReason::Told,
+            JobError::Broken(error) => DeadReason::Broken(error),
+            other => DeadReason::Exhausted(other.to_string()),
+        }
+    }
+
+    /// What to tell the user: a refusal's own text, nothing more when they
+    /// were told already, else `unavailable` (never an operator's error).
     pub fn for_user<'a>(&'a self, unavailable: &'a str) -> &'a str {
         match self {
-            DeadReason::Permanent(text) => text,
-            DeadReason::Exhausted(_) => unavailable,
+            DeadReason::Refused(text) => text,
+            DeadReason::Told => "",
+            DeadReason::Broken(_) | DeadReason::Exhausted(_) => unavailable,
         }
     }
 }

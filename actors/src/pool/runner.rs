@@ -84,11 +84,7 @@ async fn run(args: RunnerArgs) -> Result<(), ActorProcessingErr> {
                     Failed::Dead(dead) => {
                         tracing::error!(error = %error, "job is dead; refunded");
                         metrics::counter!("aishad_jobs_dead_total", "kind" => job.kind.clone()).increment(1);
-                        let reason = match error {
-                            JobError::Permanent(text) => DeadReason::Permanent(text),
-                            other => DeadReason::Exhausted(other.to_string()),
-                        };
-                        args.handler.on_dead(dead, reason).await;
+                        args.handler.on_dead(dead, DeadReason::of(error)).await;
                         "dead"
                     }
                     Failed::NotHeld => "lost",
@@ -106,6 +102,6 @@ pub(super) fn retry_delay(error: &JobError, retry: &Backoff, attempts: i32) -> O
     match error {
         JobError::Retry(_) => Some(backoff),
         JobError::RetryAfter { after, .. } => Some((*after).max(Duration::from_millis(1))),
-        JobError::Permanent(_) => None,
+        JobError::Refused(_) | JobError::RefusedAndTold | JobError::Broken(_) => None,
     }
 }

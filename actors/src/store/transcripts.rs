@@ -65,13 +65,14 @@ impl Db {
         chat_id: i64,
         file_unique_id: &str,
         model: &str,
+        sender_telegram_id: Option<i64>,
     ) -> Result<Transcript, StoreError> {
         let client = self.client().await?;
         client
             .execute(
-                "INSERT INTO transcripts (job_id, user_id, chat_id, file_unique_id, model) VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT (job_id) DO NOTHING",
-                &[&job_id, &user_id, &chat_id, &file_unique_id, &model],
+                "INSERT INTO transcripts (job_id, user_id, chat_id, file_unique_id, model, sender_telegram_id)
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (job_id) DO NOTHING",
+                &[&job_id, &user_id, &chat_id, &file_unique_id, &model, &sender_telegram_id],
             )
             .await?;
         let row = client.query_one(&format!("SELECT {COLUMNS} FROM transcripts WHERE job_id = $1"), &[&job_id]).await?;
@@ -88,9 +89,9 @@ impl Db {
         let client = self.client().await?;
         client
             .execute(
-                "INSERT INTO transcript_chunks (transcript_id, idx, start_seconds, end_seconds, text, segments)
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (transcript_id, idx) DO NOTHING",
-                &[&transcript_id, &chunk.idx, &chunk.start, &chunk.end, &chunk.text, &chunk.segments],
+                "INSERT INTO transcript_chunks (transcript_id, idx, start_seconds, end_seconds, text, segments, heard_seconds)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (transcript_id, idx) DO NOTHING",
+                &[&transcript_id, &chunk.idx, &chunk.start, &chunk.end, &chunk.text, &chunk.segments, &chunk.heard_seconds],
             )
             .await?;
         Ok(())
@@ -101,22 +102,29 @@ impl Db {
         let client = self.client().await?;
         let rows = client
             .query(
-                "SELECT idx, start_seconds, end_seconds, text, segments FROM transcript_chunks WHERE transcript_id = $1 ORDER BY idx",
+                "SELECT idx, start_seconds, end_seconds, text, segments, heard_seconds FROM transcript_chunks
+                  WHERE transcript_id = $1 ORDER BY idx",
                 &[&transcript_id],
             )
             .await?;
         Ok(rows
             .iter()
-            .map(|r| SavedChunk { idx: r.get(0), start: r.get(1), end: r.get(2), text: r.get(3), segments: r.get(4) })
+            .map(|r| SavedChunk { idx: r.get(0), start: r.get(1), end: r.get(2), text: r.get(3), segments: r.get(4), heard_seconds: r.get(5) })
             .collect())
     }
 
+    /// The transcript exists: its text and summary recorded, and its job
+    /// marked as holding a result, in one statement, so neither a cancel
+    /// nor the job's death refunds what the API was paid for.
     pub async fn finish_transcript(&self, id: i64, f: &Finished) -> Result<(), StoreError> {
         let client = self.client().await?;
         client
             .execute(
-                "UPDATE transcripts SET text_key = $2, chars = $3, preview = $4, duration_seconds = $5,
-                                        chunk_count = $6, language = $7, segments_key = $8 WHERE id = $1",
+                "WITH finished AS (
+                     UPDATE transcripts SET text_key = $2, chars = $3, preview = $4, duration_seconds = $5,
+                                            chunk_count = $6, language = $7, segments_key = $8
+                      WHERE id = $1 RETURNING job_id)
+                 UPDATE jobs SET result_kept_at = COALESCE(result_kept_at, now()) WHERE id IN (SELECT job_id FROM finished)",
                 &[&id, &f.text_key, &f.chars, &f.preview, &f.duration_seconds, &f.chunk_count, &f.language, &f.segments_key],
             )
             .await?;
@@ -184,6 +192,8 @@ pub struct SavedChunk {
     pub end: f64,
     pub text: String,
     pub segments: Option<Value>,
+    /// How long the API said the audio it was sent is, when it says.
+    pub heard_seconds: Option<f64>,
 }
 
 /// The columns a worker fills in as it goes.

@@ -106,48 +106,47 @@ pub async fn probe(path: &Path, spent: &mut Spent) -> Result<Probe, AudioError> 
     })
 }
 
-/// An Ogg/Opus file (a Telegram voice note) measured without a process:
-/// the last page's granule position less the pre-skip, at Opus's 48 kHz.
-/// `None` for anything else, or anything it cannot be sure of: ffprobe then.
-pub async fn probe_ogg_opus(path: &Path) -> Option<Probe> {
-    use tokio::io::{AsyncReadExt, AsyncSeekExt};
-    const TAIL: u64 = 64 * 1024;
-    let mut file = tokio::fs::File::open(path).await.ok()?;
-    let length = file.metadata().await.ok()?.len();
-    let mut head = vec![0u8; 512.min(length as usize)];
-    file.read_exact(&mut head).await.ok()?;
-    let mut tail = vec![0u8; TAIL.min(length) as usize];
-    file.seek(std::io::SeekFrom::Start(length - tail.len() as u64)).await.ok()?;
-    file.read_exact(&mut tail).await.ok()?;
-    ogg_opus_duration(&head, &tail).map(|duration| Probe { duration, format: "ogg".into(), codec: Some("opus".into()) })
+/// The recording decoded to the end: how long it really is, and its
+/// silences. The length counts decoded samples (`asetpts=N/SR/TB` gives
+/// every sample a clock of its own), so neither the container's header nor
+/// its timestamps, which a client writes, can make it shorter. Silences are
+/// on the container's clock, the one `encode` seeks on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scan {
+    pub seconds: f64,
+    /// `(start, end)` of every silence of at least the asked length at `-35 dB` or quieter.
+    pub silences: Vec<(f64, f64)>,
 }
 
-/// The duration from an Ogg/Opus file's first bytes (its `OpusHead`) and last bytes (its last page).
-fn ogg_opus_duration(head: &[u8], tail: &[u8]) -> Option<f64> {
-    if !head.starts_with(b"OggS") {
-        return None;
-    }
-    let at = head.windows(8).position(|w| w == b"OpusHead")?;
-    let pre_skip = u16::from_le_bytes([*head.get(at + 10)?, *head.get(at + 11)?]);
-    let last = tail.windows(4).rposition(|w| w == b"OggS")?;
-    let page = tail.get(last..last + 27)?;
-    // Header type 0x04: the last page of the stream.
-    if page[4] != 0 || page[5] & 0x04 == 0 {
-        return None;
-    }
-    let granule = i64::from_le_bytes(page[6..14].try_into().ok()?);
-    let samples = granule.checked_sub(i64::from(pre_skip)).filter(|s| *s > 0)?;
-    Some(samples as f64 / 48_000.0)
-}
-
-/// `(start, end)` of every silence of at least `min` at `-35 dB` or quieter.
-pub async fn silences(path: &Path, min: Duration, spent: &mut Spent) -> Result<Vec<(f64, f64)>, AudioError> {
+/// Decodes the first audio stream of `path` (the one `encode` reads) to its end.
+pub async fn scan(path: &Path, min_silence: Duration, spent: &mut Spent) -> Result<Scan, AudioError> {
     let path = arg(path);
-    let filter = format!("silencedetect=noise=-35dB:d={:.2}", min.as_secs_f64());
+    let graph = format!(
+        "[0:a:0]asplit=2[counted][heard];[counted]{SAMPLE_CLOCK}[samples];[heard]silencedetect=noise=-35dB:d={:.2},anullsink",
+        min_silence.as_secs_f64()
+    );
     let [p, protocols, f, formats] = INPUT_GUARD;
-    let args = ["-hide_banner", "-nostdin", "-nostats", p, protocols, f, formats, "-i", &path, "-vn", "-af", &filter, "-f", "null", "-"];
-    let (_, stderr) = run("ffmpeg", &args, WORK_LIMIT, spent).await?;
-    Ok(parse_silences(&stderr))
+    let args = [
+        "-hide_banner", "-nostdin", "-nostats", p, protocols, f, formats, "-i", &path, "-filter_complex", &graph, "-map", "[samples]",
+        "-f", "null", "-progress", "pipe:1", "-",
+    ];
+    let (stdout, stderr) = run("ffmpeg", &args, WORK_LIMIT, spent).await?;
+    let seconds = decoded_seconds(&String::from_utf8_lossy(&stdout)).ok_or(AudioError::NoAudio)?;
+    Ok(Scan { seconds, silences: parse_silences(&stderr) })
+}
+
+/// Counts decoded samples as time, from 0: see [`Scan`].
+const SAMPLE_CLOCK: &str = "asetpts=N/SR/TB";
+
+/// How much longer than its span a chunk's decoded audio may be: a file
+/// joined from pieces by stream copy (each with its own pre-skip) plays a
+/// little longer than its timestamps say; a lying container much longer.
+const CHUNK_SLACK: f64 = 0.02;
+
+/// The last `out_time_us` of ffmpeg's `-progress` report: the output's length.
+fn decoded_seconds(progress: &str) -> Option<f64> {
+    let micros = progress.lines().rev().find_map(|l| l.strip_prefix("out_time_us=")).and_then(|v| v.trim().parse::<i64>().ok())?;
+    (micros > 0).then(|| micros as f64 / 1e6)
 }
 
 fn parse_silences(stderr: &str) -> Vec<(f64, f64)> {
@@ -205,16 +204,24 @@ pub fn plan(duration: f64, silences: &[(f64, f64)], length: Duration, window: Du
     chunks
 }
 
-/// Re-encodes `[start, end)` of `input` as mono 16 kHz OGG/Opus at 24 kbit/s:
-/// about 3 MB per 10 minutes, far under the API's 25 MiB.
-pub async fn encode(input: &Path, chunk: Option<Chunk>, output: &Path, spent: &mut Spent) -> Result<(), AudioError> {
+/// Re-encodes `chunk` of `input` (on the container's clock, as `scan`'s
+/// silences are, so timing stays with the words) as mono 16 kHz OGG/Opus
+/// at 24 kbit/s: about 3 MB per 10 minutes, far under the API's 25 MiB.
+/// The output is also capped by a count of decoded samples (atrim counts
+/// them, whatever the timestamps say) at the chunk's length and a little
+/// slack, so a container whose timestamps lie cannot pass the API more
+/// audio than was measured and charged.
+pub async fn encode(input: &Path, chunk: Chunk, output: &Path, spent: &mut Spent) -> Result<(), AudioError> {
+    const RATE: f64 = 16_000.0;
     let (input, output) = (arg(input), arg(output));
+    let cap = ((chunk.end - chunk.start).max(0.0) * (1.0 + CHUNK_SLACK) + 0.5) * RATE;
     let mut args: Vec<String> =
         ["-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-y"].into_iter().chain(INPUT_GUARD).map(String::from).collect();
-    if let Some(chunk) = chunk {
-        args.extend(["-ss".into(), format!("{:.3}", chunk.start), "-to".into(), format!("{:.3}", chunk.end)]);
+    if chunk.start > 0.0 {
+        args.extend(["-ss".into(), format!("{:.3}", chunk.start)]);
     }
-    args.extend(["-i".into(), input, "-vn".into(), "-ac".into(), "1".into(), "-ar".into(), "16000".into()]);
+    args.extend(["-to".into(), format!("{:.3}", chunk.end), "-i".into(), input, "-map".into(), "0:a:0".into(), "-vn".into()]);
+    args.extend(["-af".into(), format!("aresample={RATE},atrim=end_sample={}", cap.ceil() as u64), "-ac".into(), "1".into()]);
     // compression_level 5: a fifth faster than the default 10, same size, no audible loss for speech.
     args.extend(["-c:a".into(), "libopus".into(), "-b:a".into(), "24k".into(), "-compression_level".into(), "5".into()]);
     args.extend(["-f".into(), "ogg".into(), output]);
@@ -304,20 +311,11 @@ mod tests {
     }
 
     #[test]
-    fn an_ogg_opus_length_is_read_from_its_last_page() {
-        let mut head = b"OggS\0\x02".to_vec();
-        head.resize(28, 0);
-        head.extend(b"OpusHead\x01\x01");
-        head.extend(312u16.to_le_bytes());
-        let mut tail = vec![7u8; 100];
-        let mut page = b"OggS\0\x04".to_vec();
-        page.extend((480_312i64).to_le_bytes());
-        page.resize(27, 0);
-        tail.extend(page);
-        assert_eq!(ogg_opus_duration(&head, &tail), Some(10.0));
-        assert_eq!(ogg_opus_duration(b"ID3\x03", &tail), None, "not Ogg: ffprobe decides");
-        tail[100 + 5] = 0;
-        assert_eq!(ogg_opus_duration(&head, &tail), None, "no end-of-stream page: ffprobe decides");
+    fn the_decoded_length_is_the_last_progress_report() {
+        let progress = "out_time_us=1000000\nprogress=continue\nout_time_us=1202373500\nout_time=00:20:02.373500\nprogress=end\n";
+        assert_eq!(decoded_seconds(progress), Some(1202.3735));
+        assert_eq!(decoded_seconds("out_time_us=N/A\nprogress=end\n"), None);
+        assert_eq!(decoded_seconds("out_time_us=0\n"), None, "nothing decoded");
     }
 
     #[test]

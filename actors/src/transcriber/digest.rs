@@ -31,7 +31,7 @@ impl JobHandler for Digest {
 async fn digest(t: &Transcriber, job: Job, ctx: JobContext) -> Result<Value, JobError> {
     let DigestPayload { transcript_id, kind, chat_id, language } = job.payload_as()?;
     let lang = Lang::from_code(Some(&language));
-    let user_id = job.user_id.ok_or_else(|| JobError::Permanent("no user".into()))?;
+    let user_id = job.user_id.ok_or_else(|| JobError::Broken("a digest job without a user".into()))?;
     let chat = ChatId(chat_id);
     let transcript = t
         .services
@@ -40,7 +40,7 @@ async fn digest(t: &Transcriber, job: Job, ctx: JobContext) -> Result<Value, Job
         .await
         .map_err(JobError::retry)?
         .and_then(|tr| tr.text_key)
-        .ok_or_else(|| JobError::Permanent(texts::transcript_gone(lang).to_owned()))?;
+        .ok_or_else(|| JobError::Refused(texts::transcript_gone(lang).to_owned()))?;
     let bytes = t.services.blob.get(&transcript).await.map_err(JobError::retry)?;
     let text: String = String::from_utf8_lossy(&bytes).chars().take(MAX_INPUT_CHARS).collect();
     let answer = t.openai.chat(&texts::digest_prompt(lang, kind), &text).await.map_err(job_error)?;

@@ -3,7 +3,11 @@
 //! transcript into a summary, action items or minutes.
 
 pub mod audio;
+mod chunk;
 mod digest;
+pub mod measure;
+pub mod ogg;
+pub mod settle;
 pub mod timeline;
 mod work;
 
@@ -44,11 +48,17 @@ impl Transcriber {
     }
 
     /// Tells the user a transcription job died and was refunded, and deletes
-    /// the recording it kept: a failed job keeps no user audio.
+    /// the recording it kept: a failed job keeps no user audio. A job that
+    /// died after its transcript was made (only its sending kept failing)
+    /// was not refunded: the transcript and its audio stay, in /history.
     async fn tell_dead(&self, job: Job, reason: DeadReason) {
-        // By prefix: the upload runs beside the API call, so the object may
-        // exist before (or without) its key being recorded.
         if let Ok(Some(transcript)) = self.services.db.transcript_for_job(job.id).await {
+            if transcript.text_key.is_some() {
+                tracing::warn!(job_id = job.id, transcript_id = transcript.id, "transcript made but never sent; it stays in /history");
+                return;
+            }
+            // By prefix: the upload runs beside the API call, so the object may
+            // exist before (or without) its key being recorded.
             let prefix = format!("audio/{}/{}/", transcript.user_id, transcript.id);
             if let Err(e) = self.services.blob.delete_prefix(&prefix).await {
                 tracing::warn!(job_id = job.id, prefix, error = %e, "could not delete a failed job's audio");
@@ -71,7 +81,7 @@ fn job_error(e: OpenAiError) -> JobError {
             JobError::RetryAfter { after: retry_after.unwrap_or(Duration::from_secs(20)), reason: e.to_string() }
         }
         OpenAiError::Server { .. } | OpenAiError::Network(_) => JobError::Retry(e.to_string()),
-        OpenAiError::InsufficientQuota | OpenAiError::Unauthorized | OpenAiError::Rejected { .. } => JobError::Permanent(e.to_string()),
+        OpenAiError::InsufficientQuota | OpenAiError::Unauthorized | OpenAiError::Rejected { .. } => JobError::Broken(e.to_string()),
     }
 }
 

@@ -1,11 +1,15 @@
-//! One `transcribe` job, resumable at every step: the audio is kept in S3
-//! after the first download, the chunk plan and each finished chunk are kept
-//! in PostgreSQL, and the transcript is sent only once.
+//! One `transcribe` job as named steps, resumable at every one: the audio
+//! is kept in S3 after the first download, the chunk plan and each finished
+//! chunk are kept in PostgreSQL, and the transcript is sent only once.
+//!
+//! fetch → measure, and settle the price on it → plan → transcribe the
+//! chunks (never more audio than was measured) → store (the charge now
+//! stands) → check what the API heard → deliver.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
@@ -14,31 +18,34 @@ use teloxide::payloads::SendMessageSetters;
 use teloxide::prelude::Requester;
 use teloxide::types::{ChatAction, ChatId, MessageId};
 
-use super::audio::{self, AudioError, Chunk, Spent};
+use super::audio::{self, Chunk, Spent};
+use super::measure::{self, MeasureError, Measured};
 use super::timeline::{self, ChunkText};
-use super::{job_error, Transcriber};
-use crate::clients::bot_api::is_undeliverable;
-use crate::clients::Patiently;
-use crate::chat::keyboards::{top_up, transcript_keyboard};
-use crate::chat::reply::{send_long, Target};
+use super::{chunk, settle, Transcriber};
+use crate::chat::keyboards::transcript_keyboard;
 use crate::chat::money_texts;
+use crate::chat::reply::{send_long, Target};
 use crate::chat::texts::{self, Lang};
-use crate::clients::openai::{OpenAiError, Transcription};
-use crate::clients::{fetch_telegram_file, DownloadError};
+use crate::clients::bot_api::is_undeliverable;
+use crate::clients::openai::Transcription;
+use crate::clients::{fetch_telegram_file, DownloadError, Patiently};
 use crate::jobs::kinds::Transcribe;
 use crate::jobs::{Job, JobError};
-use crate::ledger::{self, Settled};
 use crate::pool::JobContext;
-use crate::store::transcripts::{Finished, SavedChunk, TranscriptField};
+use crate::store::transcripts::{Finished, SavedChunk, Transcript, TranscriptField};
 
 /// A job's scratch directory, removed however the job ends.
-struct WorkDir(PathBuf);
+pub(super) struct WorkDir(PathBuf);
 
 impl WorkDir {
     async fn create(root: &str, job_id: i64) -> Result<Self, JobError> {
         let path = Path::new(root).join(format!("job-{job_id}-{}", uuid::Uuid::new_v4().simple()));
         tokio::fs::create_dir_all(&path).await.map_err(|e| JobError::retry(format!("cannot create {}: {e}", path.display())))?;
         Ok(Self(path))
+    }
+
+    pub(super) fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
     }
 }
 
@@ -48,8 +55,309 @@ impl Drop for WorkDir {
     }
 }
 
-fn extension(p: &Transcribe) -> &'static str {
-    match (p.media.as_str(), p.mime_type.as_deref().unwrap_or_default()) {
+/// The job in hand: who asked, where the answer and the money talk go.
+pub(super) struct Turn<'a> {
+    pub worker: &'a Transcriber,
+    pub job: &'a Job,
+    pub ctx: &'a JobContext,
+    pub request: Transcribe,
+    pub user_id: i64,
+    pub lang: Lang,
+    /// In a group the transcript answers the voice message…
+    pub target: Target,
+    /// …and what the payer is charged is said in their private chat.
+    pub money_chat: ChatId,
+}
+
+/// The recording on local disk.
+pub(super) struct Recording {
+    pub path: PathBuf,
+    pub size: u64,
+    pub ext: &'static str,
+    /// Downloaded from Telegram by this attempt (not yet kept in S3).
+    fresh: bool,
+}
+
+/// The transcript made and kept: what goes to the user.
+struct Made {
+    text: String,
+    timed: bool,
+    parts: Vec<SavedChunk>,
+}
+
+pub(super) async fn transcribe(worker: &Transcriber, job: Job, ctx: JobContext) -> Result<Value, JobError> {
+    let turn = Turn::new(worker, &job, &ctx)?;
+    let transcript = turn.start().await?;
+    if transcript.delivered {
+        return Ok(json!({ "transcript_id": transcript.id, "already_delivered": true }));
+    }
+    turn.show_typing();
+    let work = WorkDir::create(&worker.services.settings.transcription.temp_dir, job.id).await?;
+    let recording = turn.fetch(&transcript, &work).await?;
+    let mut spent = Spent::default();
+    let measured = turn.measure(&recording, &mut spent).await?;
+    settle::measured_price(&turn, measured.seconds).await?;
+    let plan = turn.plan(&transcript, &recording, &measured, &mut spent).await?;
+    let status = turn.progress_message(&transcript, plan.len()).await?;
+    let api_started = Instant::now();
+    let chunks = turn.transcribe_chunks(&transcript, &recording, &measured, &plan, status, &work);
+    let ((), encoding) = futures::future::try_join(turn.keep_original(&transcript, &recording), chunks).await?;
+    let made = turn.store(&transcript, measured.seconds, plan.len()).await?;
+    settle::heard(&turn, measured.seconds, &made.parts).await;
+    let outcome = turn.deliver(&transcript, &made, measured.seconds, status).await?;
+    Ok(json!({
+        "transcript_id": transcript.id, "chunks": plan.len(), "duration": measured.seconds, "outcome": outcome,
+        // measuring and silence detection run one after another; chunk encodes run in parallel
+        "ffmpeg_prepare_ms": spent.0.as_millis() as u64, "ffmpeg_encode_ms": encoding.0.as_millis() as u64,
+        "chunks_ms": api_started.elapsed().as_millis() as u64,
+    }))
+}
+
+impl<'a> Turn<'a> {
+    fn new(worker: &'a Transcriber, job: &'a Job, ctx: &'a JobContext) -> Result<Self, JobError> {
+        let request: Transcribe = job.payload_as()?;
+        let user_id = job.user_id.ok_or_else(|| JobError::Broken("a transcription job without a user".into()))?;
+        let chat = ChatId(request.chat_id);
+        Ok(Turn {
+            worker,
+            job,
+            ctx,
+            lang: Lang::from_code(Some(&request.language)),
+            target: Target { chat, reply_to: request.reply_to.map(MessageId) },
+            money_chat: ChatId(request.payer_chat_id.unwrap_or(request.chat_id)),
+            user_id,
+            request,
+        })
+    }
+
+    async fn start(&self) -> Result<Transcript, JobError> {
+        let (r, model) = (&self.request, &self.worker.openai.transcription_model);
+        let db = &self.worker.services.db;
+        db.start_transcript(self.job.id, self.user_id, r.chat_id, &r.file_unique_id, model, r.sender_telegram_id).await.map_err(JobError::retry)
+    }
+
+    /// "Typing…" while it works; nothing waits for it.
+    fn show_typing(&self) {
+        let (bot, chat) = (self.worker.bot.clone(), self.target.chat);
+        tokio::spawn(async move {
+            let _ = bot.send_chat_action(chat, ChatAction::Typing).patiently().await;
+        });
+    }
+
+    /// The audio, streamed to disk (with a local Bot API server it may be
+    /// 2000 MB): from S3 when an earlier attempt kept it, else from Telegram.
+    async fn fetch(&self, transcript: &Transcript, work: &WorkDir) -> Result<Recording, JobError> {
+        let settings = &self.worker.services.settings;
+        let ext = extension(&self.request);
+        let path = work.path(&format!("original.{ext}"));
+        if let Some(key) = &transcript.audio_key {
+            let size = self.worker.services.blob.get_file(key, &path).await.map_err(JobError::retry)?;
+            return Ok(Recording { path, size, ext, fresh: false });
+        }
+        let max = settings.telegram.max_download();
+        let size = fetch_telegram_file(&self.worker.bot, &settings.telegram, &self.request.file_id, max, &path).await.map_err(|e| match e {
+            DownloadError::TooBig(size) => JobError::Refused(texts::too_big(self.lang, size, max)),
+            DownloadError::Telegram(e) => e.into(),
+            other => JobError::retry(other),
+        })?;
+        Ok(Recording { path, size, ext, fresh: true })
+    }
+
+    /// What the recording really holds (see `measure`); the user's file
+    /// refused with a reason they can act on.
+    async fn measure(&self, recording: &Recording, spent: &mut Spent) -> Result<Measured, JobError> {
+        let max = self.worker.services.settings.transcription.max_duration;
+        measure::measure(&recording.path, recording.size, max, spent).await.map_err(|e| match e {
+            MeasureError::Tools(e) => JobError::retry(e),
+            MeasureError::Unreadable => JobError::Refused(texts::unreadable_audio(self.lang).to_owned()),
+            MeasureError::ClaimsTooLong(seconds) => JobError::Refused(money_texts::too_long(self.lang, seconds, max)),
+            MeasureError::Implausible { seconds, bytes } => {
+                tracing::warn!(job_id = self.job.id, seconds, bytes, "a recording whose length cannot be true for its size");
+                JobError::Refused(money_texts::implausible_length(self.lang).to_owned())
+            }
+        })
+    }
+
+    /// The chunks, cut in silences where there are any; kept when there are
+    /// several, so another worker resumes them.
+    async fn plan(&self, transcript: &Transcript, recording: &Recording, measured: &Measured, spent: &mut Spent) -> Result<Vec<Chunk>, JobError> {
+        if let Some(plan) = transcript.plan.clone().and_then(|v| serde_json::from_value::<Vec<Chunk>>(v).ok()) {
+            return Ok(plan);
+        }
+        let limits = &self.worker.services.settings.transcription;
+        let silences = match &measured.silences {
+            Some(found) => found.clone(),
+            None if measure::needs_cutting(measured, recording.size, limits.chunk_length, limits.max_upload.0) => {
+                audio::scan(&recording.path, measure::MIN_SILENCE, spent).await.map_err(JobError::retry)?.silences
+            }
+            None => Vec::new(),
+        };
+        let plan = audio::plan(measured.seconds, &silences, limits.chunk_length, limits.silence_window, limits.overlap);
+        if plan.len() > 1 {
+            let value = serde_json::to_value(&plan).map_err(JobError::broken)?;
+            self.worker.services.db.update_transcript(transcript.id, TranscriptField::Plan, &value).await.map_err(JobError::retry)?;
+        }
+        Ok(plan)
+    }
+
+    /// Progress ("3/12", edited as chunks finish) only for what takes a while.
+    async fn progress_message(&self, transcript: &Transcript, total: usize) -> Result<Option<MessageId>, JobError> {
+        match (total, transcript.status_message_id) {
+            (1, _) => Ok(None),
+            (_, Some(id)) => Ok(Some(MessageId(id))),
+            (_, None) => {
+                let mut request = self.worker.bot.send_message(self.target.chat, texts::transcribing(self.lang, 0, total));
+                if let Some(reply) = self.target.reply_parameters() {
+                    request = request.reply_parameters(reply);
+                }
+                let sent = request.patiently().await.map_err(JobError::from)?;
+                let db = &self.worker.services.db;
+                db.update_transcript(transcript.id, TranscriptField::StatusMessage, &sent.id.0).await.map_err(JobError::retry)?;
+                Ok(Some(sent.id))
+            }
+        }
+    }
+
+    /// Kept in S3 while the API works on it (a failure before then only
+    /// means a second download).
+    async fn keep_original(&self, transcript: &Transcript, recording: &Recording) -> Result<(), JobError> {
+        if !recording.fresh {
+            return Ok(());
+        }
+        let key = format!("audio/{}/{}/original.{}", self.user_id, transcript.id, recording.ext);
+        let mime = self.request.mime_type.clone().unwrap_or_else(|| "application/octet-stream".into());
+        self.worker.services.blob.put_file(&key, &recording.path, &mime).await.map_err(JobError::retry)?;
+        self.worker.services.db.update_transcript(transcript.id, TranscriptField::AudioKey, &key).await.map_err(JobError::retry)
+    }
+
+    /// The chunks not yet done, through the API a few at once, each kept as
+    /// it finishes. A voice note whose every packet was counted goes as it
+    /// is; everything else is cut to its chunk and re-encoded.
+    async fn transcribe_chunks(
+        &self,
+        transcript: &Transcript,
+        recording: &Recording,
+        measured: &Measured,
+        plan: &[Chunk],
+        status: Option<MessageId>,
+        work: &WorkDir,
+    ) -> Result<Spent, JobError> {
+        let db = &self.worker.services.db;
+        let limits = &self.worker.services.settings.transcription;
+        let done: HashSet<i32> = db.transcript_chunks(transcript.id).await.map_err(JobError::retry)?.into_iter().map(|c| c.idx).collect();
+        if !done.is_empty() {
+            tracing::info!(done = done.len(), total = plan.len(), "resuming a transcription");
+        }
+        let as_is = plan.len() == 1 && measured.countable && recording.size <= limits.max_upload.0;
+        let finished = AtomicUsize::new(done.len());
+        let spent: Vec<Spent> = futures::stream::iter(plan.iter().copied().enumerate().filter(|(i, _)| !done.contains(&(*i as i32))))
+            .map(|(i, piece)| {
+                let finished = &finished;
+                async move {
+                    let (upload, spent) = chunk::prepare(self, recording, piece, i, as_is, work).await?;
+                    let heard = match upload {
+                        Some(upload) => chunk::transcribe(self.worker, &upload.name, upload.data, self.spoken_language()).await?,
+                        None => self.nothing_heard(),
+                    };
+                    let saved = SavedChunk {
+                        idx: i as i32,
+                        start: piece.start,
+                        end: piece.end,
+                        text: heard.text,
+                        segments: heard.segments.map(serde_json::to_value).transpose().map_err(JobError::broken)?,
+                        heard_seconds: heard.duration,
+                    };
+                    db.save_chunk(transcript.id, &saved).await.map_err(JobError::retry)?;
+                    let n = finished.fetch_add(1, Ordering::SeqCst) + 1;
+                    if let Some(status) = status {
+                        let edit = self.worker.bot.edit_message_text(self.target.chat, status, texts::transcribing(self.lang, n, plan.len()));
+                        let _ = edit.patiently().await;
+                    }
+                    Ok::<_, JobError>(spent)
+                }
+            })
+            .buffer_unordered(limits.parallel_chunks.max(1))
+            .try_collect()
+            .await?;
+        Ok(Spent(spent.iter().map(|s| s.0).sum()))
+    }
+
+    /// What a chunk with no audio in it says, timed like the model's answers.
+    fn nothing_heard(&self) -> Transcription {
+        let segments = self.worker.openai.gives_segments().then(Vec::new);
+        Transcription { text: String::new(), segments, language: None, duration: Some(0.0) }
+    }
+
+    fn spoken_language(&self) -> Option<&str> {
+        self.request.spoken_language.as_deref().filter(|l| *l != "auto")
+    }
+
+    /// The chunks joined, kept in S3 and recorded: from here on the
+    /// transcript exists and its charge stands.
+    async fn store(&self, transcript: &Transcript, seconds: f64, total: usize) -> Result<Made, JobError> {
+        let (db, blob) = (&self.worker.services.db, &self.worker.services.blob);
+        let parts = db.transcript_chunks(transcript.id).await.map_err(JobError::retry)?;
+        let chunks = parts.iter().map(chunk_text).collect::<Result<Vec<_>, _>>()?;
+        let timeline::Timeline { text, cues } = timeline::merge(&chunks);
+        if text.is_empty() {
+            return Err(JobError::Refused(texts::no_speech(self.lang).to_owned()));
+        }
+        let prefix = format!("transcripts/{}/{}", self.user_id, transcript.id);
+        let text_key = format!("{prefix}/transcript.txt");
+        let segments_key = (!cues.is_empty()).then(|| format!("{prefix}/segments.json"));
+        let keep_text = blob.put(&text_key, Bytes::from(text.clone()), "text/plain; charset=utf-8");
+        let keep_cues = async {
+            match &segments_key {
+                Some(key) => blob.put(key, Bytes::from(serde_json::to_vec(&cues).map_err(JobError::broken)?), "application/json").await.map_err(JobError::retry),
+                None => Ok(()),
+            }
+        };
+        futures::future::try_join(async { keep_text.await.map_err(JobError::retry) }, keep_cues).await?;
+        let summary = Finished {
+            segments_key: segments_key.clone(),
+            text_key,
+            chars: text.chars().count() as i32,
+            preview: text.chars().take(80).collect(),
+            duration_seconds: seconds,
+            chunk_count: total as i32,
+            language: None,
+        };
+        db.finish_transcript(transcript.id, &summary).await.map_err(JobError::retry)?;
+        Ok(Made { text, timed: segments_key.is_some(), parts })
+    }
+
+    /// Sent by the worker still holding the job, once. A user who cannot be
+    /// reached keeps the transcript in /history, and the charge stands.
+    async fn deliver(&self, transcript: &Transcript, made: &Made, seconds: f64, status: Option<MessageId>) -> Result<&'static str, JobError> {
+        let (bot, db) = (&self.worker.bot, &self.worker.services.db);
+        self.ctx.hold(self.job).await?;
+        let intro = texts::transcript_intro(self.lang, seconds);
+        let keyboard = transcript_keyboard(self.lang, transcript.id, made.timed);
+        let max_messages = self.worker.services.settings.transcription.max_messages;
+        let outcome = match send_long(bot, self.target, &intro, &made.text, Some(keyboard), max_messages, "transcript.txt").await {
+            Ok(()) => "delivered",
+            Err(e) if is_undeliverable(&e) => {
+                tracing::warn!(job_id = self.job.id, user_id = self.user_id, error = %e, "transcript made but undeliverable");
+                "undeliverable"
+            }
+            Err(e) => return Err(e.into()),
+        };
+        db.mark_transcript_delivered(transcript.id).await.map_err(JobError::retry)?;
+        if let (Some(status), "delivered") = (status, outcome) {
+            let _ = bot.edit_message_text(self.target.chat, status, texts::transcribed(self.lang)).patiently().await;
+        }
+        metrics::histogram!("aishad_transcribed_audio_seconds").record(seconds);
+        Ok(outcome)
+    }
+}
+
+fn chunk_text(part: &SavedChunk) -> Result<ChunkText, JobError> {
+    let segments = part.segments.clone().map(serde_json::from_value).transpose().map_err(JobError::broken)?;
+    Ok(ChunkText { start: part.start, end: part.end, text: part.text.clone(), segments })
+}
+
+fn extension(r: &Transcribe) -> &'static str {
+    match (r.media.as_str(), r.mime_type.as_deref().unwrap_or_default()) {
         ("voice", _) => "ogg",
         ("video_note", _) => "mp4",
         (_, m) if m.contains("ogg") || m.contains("opus") => "ogg",
@@ -60,275 +368,4 @@ fn extension(p: &Transcribe) -> &'static str {
         (_, m) if m.contains("webm") => "webm",
         _ => "bin",
     }
-}
-
-/// Where the recording is kept, for resuming and for `/history`.
-fn audio_key(user_id: i64, transcript_id: i64, ext: &str) -> String {
-    format!("audio/{user_id}/{transcript_id}/original.{ext}")
-}
-
-pub(super) async fn transcribe(t: &Transcriber, job: Job, ctx: JobContext) -> Result<Value, JobError> {
-    let p: Transcribe = job.payload_as()?;
-    let lang = Lang::from_code(Some(&p.language));
-    let user_id = job.user_id.ok_or_else(|| JobError::Permanent("job has no user".into()))?;
-    let chat = ChatId(p.chat_id);
-    // In a group the transcript answers the voice message, and what the
-    // payer is charged is said in their private chat, never in the group.
-    let target = Target { chat, reply_to: p.reply_to.map(MessageId) };
-    let money_chat = ChatId(p.payer_chat_id.unwrap_or(p.chat_id));
-    let (db, blob, settings) = (&t.services.db, &t.services.blob, &t.services.settings);
-    let limits = &settings.transcription;
-
-    let transcript = db
-        .start_transcript(job.id, user_id, p.chat_id, &p.file_unique_id, &t.openai.transcription_model)
-        .await
-        .map_err(JobError::retry)?;
-    if transcript.delivered {
-        return Ok(json!({ "transcript_id": transcript.id, "already_delivered": true }));
-    }
-    // "Typing…" while it works; nothing waits for it.
-    let typing = t.bot.clone();
-    tokio::spawn(async move {
-        let _ = typing.send_chat_action(chat, ChatAction::Typing).patiently().await;
-    });
-
-    // The audio, streamed to disk (with a local Bot API server it may be
-    // 2000 MB): from S3 when an earlier attempt stored it, else from Telegram.
-    let work = WorkDir::create(&limits.temp_dir, job.id).await?;
-    let ext = extension(&p);
-    let original = work.0.join(format!("original.{ext}"));
-    let (size, fresh) = match &transcript.audio_key {
-        Some(key) => (blob.get_file(key, &original).await.map_err(JobError::retry)?, false),
-        None => {
-            let max = settings.telegram.max_download();
-            let size = fetch_telegram_file(&t.bot, &settings.telegram, &p.file_id, max, &original).await.map_err(|e| match e {
-                DownloadError::TooBig(size) => JobError::Permanent(texts::too_big(lang, size, max)),
-                DownloadError::Telegram(e) => e.into(),
-                other => JobError::retry(other),
-            })?;
-            (size, true)
-        }
-    };
-    // Kept in S3 while the API works on it (a failure before then only means a second download).
-    let keep_original = async {
-        if fresh {
-            let key = audio_key(user_id, transcript.id, ext);
-            let mime = p.mime_type.clone().unwrap_or_else(|| "application/octet-stream".into());
-            blob.put_file(&key, &original, &mime).await.map_err(JobError::retry)?;
-            db.update_transcript(transcript.id, TranscriptField::AudioKey, &key).await.map_err(JobError::retry)?;
-        }
-        Ok::<_, JobError>(())
-    };
-
-    let mut spent = Spent::default();
-    // A voice note is measured in-process; anything else by ffprobe.
-    let probe = match audio::probe_ogg_opus(&original).await {
-        Some(probe) => probe,
-        None => audio::probe(&original, &mut spent).await.map_err(|e| match e {
-            AudioError::Spawn { .. } => JobError::retry(e),
-            _ => JobError::Permanent(texts::unreadable_audio(lang).to_owned()),
-        })?,
-    };
-    settle_measured_price(t, &job, &ctx, lang, money_chat, probe.duration, size).await?;
-
-    let plan: Vec<Chunk> = match transcript.plan.clone().and_then(|v| serde_json::from_value(v).ok()) {
-        Some(plan) => plan,
-        None => {
-            let fits = probe.duration <= limits.chunk_length.as_secs_f64() && size <= limits.max_upload.0;
-            let silences = if fits { Vec::new() } else { audio::silences(&original, Duration::from_millis(400), &mut spent).await.map_err(JobError::retry)? };
-            let plan = audio::plan(probe.duration, &silences, limits.chunk_length, limits.silence_window, limits.overlap);
-            // One chunk is planned again in no time; many are kept, so another worker resumes them.
-            if plan.len() > 1 {
-                let value = serde_json::to_value(&plan).unwrap_or_default();
-                db.update_transcript(transcript.id, TranscriptField::Plan, &value).await.map_err(JobError::retry)?;
-            }
-            plan
-        }
-    };
-    let total = plan.len();
-    // Progress ("3/12", edited as chunks finish) only for what takes a while.
-    let status = match (total, transcript.status_message_id) {
-        (1, _) => None,
-        (_, Some(id)) => Some(MessageId(id)),
-        (_, None) => {
-            let mut request = t.bot.send_message(chat, texts::transcribing(lang, 0, total));
-            if let Some(reply) = target.reply_parameters() {
-                request = request.reply_parameters(reply);
-            }
-            let sent = request.patiently().await.map_err(JobError::from)?;
-            db.update_transcript(transcript.id, TranscriptField::StatusMessage, &sent.id.0).await.map_err(JobError::retry)?;
-            Some(sent.id)
-        }
-    };
-    let done: HashSet<i32> = db.transcript_chunks(transcript.id).await.map_err(JobError::retry)?.into_iter().map(|c| c.idx).collect();
-    if !done.is_empty() {
-        tracing::info!(done = done.len(), total, "resuming a transcription");
-    }
-    // A voice note that fits goes as it is; everything else is cut and re-encoded as OGG/Opus.
-    let as_is = total == 1 && probe.is_ogg_opus() && size <= limits.max_upload.0;
-    let spoken = p.spoken_language.as_deref().filter(|l| *l != "auto");
-    let finished = AtomicUsize::new(done.len());
-    let api_started = Instant::now();
-    let chunks = futures::stream::iter(plan.iter().copied().enumerate().filter(|(i, _)| !done.contains(&(*i as i32))))
-        .map(|(i, chunk)| {
-            let (original, work, finished, ctx) = (&original, &work, &finished, &ctx);
-            async move {
-                if *ctx.cancelled.borrow() {
-                    return Err(JobError::Retry("the job was cancelled or its lease lost".into()));
-                }
-                let mut spent = Spent::default();
-                let (name, data) = if as_is {
-                    ("voice.ogg".to_owned(), Bytes::from(tokio::fs::read(original).await.map_err(JobError::retry)?))
-                } else {
-                    let out = work.0.join(format!("chunk_{i}.ogg"));
-                    audio::encode(original, (total > 1).then_some(chunk), &out, &mut spent).await.map_err(JobError::retry)?;
-                    (format!("chunk_{i}.ogg"), Bytes::from(tokio::fs::read(&out).await.map_err(JobError::retry)?))
-                };
-                let heard = transcribe_chunk(t, &name, data, spoken).await?;
-                let saved = SavedChunk {
-                    idx: i as i32,
-                    start: chunk.start,
-                    end: chunk.end,
-                    text: heard.text,
-                    segments: heard.segments.and_then(|s| serde_json::to_value(s).ok()),
-                };
-                t.services.db.save_chunk(transcript.id, &saved).await.map_err(JobError::retry)?;
-                let n = finished.fetch_add(1, Ordering::SeqCst) + 1;
-                if let Some(status) = status {
-                    let _ = t.bot.edit_message_text(chat, status, texts::transcribing(lang, n, total)).patiently().await;
-                }
-                Ok::<_, JobError>(spent)
-            }
-        })
-        .buffer_unordered(limits.parallel_chunks.max(1))
-        .try_collect::<Vec<Spent>>();
-    let ((), chunk_spent) = futures::future::try_join(keep_original, chunks).await?;
-    let encoding: Duration = chunk_spent.iter().map(|s| s.0).sum();
-
-    let parts = db.transcript_chunks(transcript.id).await.map_err(JobError::retry)?;
-    let chunks: Vec<ChunkText> = parts
-        .into_iter()
-        .map(|c| ChunkText { start: c.start, end: c.end, text: c.text, segments: c.segments.and_then(|v| serde_json::from_value(v).ok()) })
-        .collect();
-    let timeline::Timeline { text, cues } = timeline::merge(&chunks);
-    if text.is_empty() {
-        return Err(JobError::Permanent(texts::no_speech(lang).to_owned()));
-    }
-    let text_key = format!("transcripts/{user_id}/{}/transcript.txt", transcript.id);
-    let segments_key = (!cues.is_empty()).then(|| format!("transcripts/{user_id}/{}/segments.json", transcript.id));
-    let keep_text = blob.put(&text_key, Bytes::from(text.clone()), "text/plain; charset=utf-8");
-    let keep_cues = async {
-        match &segments_key {
-            Some(key) => blob.put(key, Bytes::from(serde_json::to_vec(&cues).unwrap_or_default()), "application/json").await,
-            None => Ok(()),
-        }
-    };
-    futures::future::try_join(keep_text, keep_cues).await.map_err(JobError::retry)?;
-    let preview: String = text.chars().take(80).collect();
-    let summary = Finished {
-        segments_key: segments_key.clone(),
-        text_key,
-        chars: text.chars().count() as i32,
-        preview,
-        duration_seconds: probe.duration,
-        chunk_count: total as i32,
-        language: None,
-    };
-    db.finish_transcript(transcript.id, &summary).await.map_err(JobError::retry)?;
-
-    // Only the worker still holding the job may send the result.
-    ctx.hold(&job).await?;
-    let intro = texts::transcript_intro(lang, probe.duration);
-    let keyboard = transcript_keyboard(lang, transcript.id, segments_key.is_some());
-    let sent = send_long(&t.bot, target, &intro, &text, Some(keyboard), limits.max_messages, "transcript.txt").await;
-    match sent {
-        Ok(()) => {}
-        Err(e) if is_undeliverable(&e) => {
-            // The transcript exists: it stays in /history, and the charge stands.
-            tracing::warn!(job_id = job.id, user_id, error = %e, "transcript made but undeliverable");
-            db.mark_transcript_delivered(transcript.id).await.map_err(JobError::retry)?;
-            return Ok(json!({ "transcript_id": transcript.id, "outcome": "undeliverable" }));
-        }
-        Err(e) => return Err(e.into()),
-    }
-    db.mark_transcript_delivered(transcript.id).await.map_err(JobError::retry)?;
-    if let Some(status) = status {
-        let _ = t.bot.edit_message_text(chat, status, texts::transcribed(lang)).patiently().await;
-    }
-    metrics::histogram!("aishad_transcribed_audio_seconds").record(probe.duration);
-    Ok(json!({
-        "transcript_id": transcript.id, "chunks": total, "duration": probe.duration,
-        // probe and silence detection run one after another; chunk encodes run in parallel
-        "ffmpeg_prepare_ms": spent.0.as_millis() as u64, "ffmpeg_encode_ms": encoding.as_millis() as u64,
-        "chunks_ms": api_started.elapsed().as_millis() as u64,
-    }))
-}
-
-/// One chunk through the API, with a few quick retries for what passes
-/// (429 with its Retry-After, 5xx, timeouts) before the job-level retry.
-async fn transcribe_chunk(t: &Transcriber, name: &str, data: Bytes, language: Option<&str>) -> Result<Transcription, JobError> {
-    const TRIES: u32 = 4;
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        match t.openai.transcribe(name, data.clone(), language).await {
-            Ok(text) => return Ok(text),
-            Err(e) if e.needs_operator() => return Err(job_error(e)),
-            Err(OpenAiError::RateLimited { retry_after }) if attempt < TRIES => {
-                let wait = retry_after.unwrap_or(Duration::from_secs(2 << attempt)).min(Duration::from_secs(60));
-                tracing::warn!(?wait, attempt, "OpenAI rate limit; waiting");
-                tokio::time::sleep(wait).await;
-            }
-            Err(e @ (OpenAiError::Server { .. } | OpenAiError::Network(_))) if attempt < TRIES => {
-                tracing::warn!(error = %e, attempt, "OpenAI call failed; retrying");
-                tokio::time::sleep(Duration::from_millis(500 << attempt)).await;
-            }
-            Err(e) => return Err(job_error(e)),
-        }
-    }
-}
-
-/// Below this many bits a second, a length is not believable for its bytes
-/// (an Ogg whose last page claims 2^52 samples).
-const MIN_PLAUSIBLE_BITRATE: f64 = 2_000.0;
-
-/// The measured length sets the price: refused (and so refunded) when it is
-/// absurd or over `transcription.max_duration`, before any API call; else
-/// the difference from what was charged up front is charged or refunded,
-/// and the user told. Runs before the recording is planned into chunks.
-async fn settle_measured_price(t: &Transcriber, job: &Job, ctx: &JobContext, lang: Lang, chat: ChatId, seconds: f64, bytes: u64) -> Result<(), JobError> {
-    let settings = &t.services.settings;
-    let max = settings.transcription.max_duration;
-    if !seconds.is_finite() || seconds <= 0.0 {
-        return Err(JobError::Permanent(texts::unreadable_audio(lang).to_owned()));
-    }
-    if seconds > max.as_secs_f64() {
-        return Err(JobError::Permanent(money_texts::too_long(lang, seconds, max)));
-    }
-    if bytes as f64 * 8.0 / seconds < MIN_PLAUSIBLE_BITRATE {
-        return Err(JobError::Permanent(money_texts::implausible_length(lang).to_owned()));
-    }
-    let price = ledger::transcription_price(seconds, settings.pricing.transcription_per_minute)
-        .ok_or_else(|| JobError::Permanent(money_texts::implausible_length(lang).to_owned()))?;
-    if price == job.cost {
-        // What was charged up front stands (an earlier attempt that settled
-        // a difference would have left a cost other than this price).
-        return Ok(());
-    }
-    let told = match ledger::settle_price(&t.services.db, job, &ctx.worker, price).await {
-        Ok(Settled::Unchanged) => return Ok(()),
-        Ok(Settled::Charged { extra, balance }) => money_texts::measured_more(lang, seconds, extra, balance),
-        Ok(Settled::Refunded { amount, balance }) => money_texts::measured_less(lang, seconds, amount, balance),
-        Ok(Settled::CannotPay { price, balance }) => {
-            // Said here, with the Top up button; the failure notice that follows gives the refund.
-            let refusal = t.bot.send_message(chat, texts::insufficient(lang, price, balance));
-            let _ = refusal.reply_markup(top_up(lang)).patiently().await;
-            return Err(JobError::Permanent(String::new()));
-        }
-        Err(ledger::LedgerError::NotHeld(_)) => return Err(JobError::Retry("lost the job before settling its price".into())),
-        Err(e) => return Err(JobError::retry(e)),
-    };
-    tracing::info!(job_id = job.id, price, seconds, "price settled on the measured length");
-    let _ = t.bot.send_message(chat, told).patiently().await;
-    Ok(())
 }

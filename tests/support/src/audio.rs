@@ -105,13 +105,52 @@ pub fn sounds(audio: &[u8]) -> Vec<(f64, f64)> {
 /// at 48 kHz), its checksum fixed so demuxers believe it: what a client
 /// can send to make a recording look absurdly long.
 pub fn absurdly_long_voice_note(text: &str) -> Bytes {
-    let mut ogg = voice_note(text).to_vec();
+    claim_samples(&voice_note(text), 1 << 52)
+}
+
+/// About `seconds` of tone with pauses as a voice note whose last Ogg page
+/// (and so ffprobe) claims `claimed` seconds: what a client can send to be
+/// charged for a minute and have twenty heard.
+pub fn voice_note_claiming(seconds: u32, claimed: u32) -> Bytes {
+    claim_samples(&tone_with_pauses(seconds, 50, 3), u64::from(claimed) * 48_000 + 312)
+}
+
+/// `ogg` with its last page's granule position set to `granule`, its
+/// checksum fixed.
+fn claim_samples(ogg: &[u8], granule: u64) -> Bytes {
+    let mut ogg = ogg.to_vec();
     let last = ogg.windows(4).rposition(|w| w == b"OggS").expect("an Ogg page");
-    ogg[last + 6..last + 14].copy_from_slice(&(1u64 << 52).to_le_bytes());
+    ogg[last + 6..last + 14].copy_from_slice(&granule.to_le_bytes());
     ogg[last + 22..last + 26].fill(0);
     let crc = ogg_crc(&ogg[last..]);
     ogg[last + 22..last + 26].copy_from_slice(&crc.to_le_bytes());
     ogg.into()
+}
+
+/// `ogg` with one byte of a page in its middle flipped: a checksum that
+/// fails, which a careful reader refuses and ffmpeg skips.
+pub fn with_a_damaged_page(ogg: &[u8]) -> Bytes {
+    let mut ogg = ogg.to_vec();
+    let middle = ogg.len() / 2;
+    let page = ogg[..middle].windows(4).rposition(|w| w == b"OggS").expect("an Ogg page");
+    ogg[page + 40] ^= 0x55;
+    ogg.into()
+}
+
+/// Seconds of audio a decoder plays from `audio`, counted in decoded
+/// samples: what an API that decodes the upload hears.
+pub fn decoded_seconds(audio: &[u8]) -> f64 {
+    let path = temp("decoded.bin");
+    std::fs::write(&path, audio).unwrap();
+    let output = Command::new("ffmpeg")
+        .args(["-hide_banner", "-nostdin", "-nostats", "-i"])
+        .arg(&path)
+        .args(["-map", "0:a:0", "-af", "asetpts=N/SR/TB", "-f", "null", "-progress", "pipe:1", "-"])
+        .output();
+    let _ = std::fs::remove_file(&path);
+    let stdout = output.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+    let micros = stdout.lines().rev().find_map(|l| l.strip_prefix("out_time_us=")).and_then(|v| v.trim().parse::<i64>().ok());
+    micros.unwrap_or(0).max(0) as f64 / 1e6
 }
 
 /// Ogg's page checksum: CRC-32, polynomial 0x04c11db7, unreflected, zero start.

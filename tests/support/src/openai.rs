@@ -39,6 +39,8 @@ pub struct Transcription {
     pub file_name: String,
     pub file_len: usize,
     pub content_type: Option<String>,
+    /// Seconds of audio decoded from the upload, when `hear_lengths` is on.
+    pub heard_seconds: Option<f64>,
 }
 
 #[derive(Default)]
@@ -50,6 +52,12 @@ struct State {
     latency: Duration,
     /// `verbose_json` segments where the file really has sound (see `hear_pauses`).
     hear_pauses: bool,
+    /// Decode every upload and answer its real `duration` (see `hear_lengths`).
+    hear_lengths: bool,
+    /// `verbose_json` with `text` only, as several self-hosted servers answer.
+    text_only: bool,
+    /// Say every upload was this long, whatever it holds.
+    claim_duration: Option<f64>,
 }
 
 #[derive(Clone)]
@@ -94,6 +102,29 @@ impl FakeOpenAi {
         self.state.lock().unwrap().hear_pauses = true;
     }
 
+    /// From now on every upload is decoded (ffmpeg, counting samples): its
+    /// length is recorded (`Transcription::heard_seconds`) and answered as
+    /// `duration`, as OpenAI answers it.
+    pub fn hear_lengths(&self) {
+        self.state.lock().unwrap().hear_lengths = true;
+    }
+
+    /// From now on `verbose_json` is answered with `{"text": …}` alone, as
+    /// several self-hosted Whisper servers answer it.
+    pub fn answer_text_only(&self) {
+        self.state.lock().unwrap().text_only = true;
+    }
+
+    /// From now on every answer says the upload was `seconds` long.
+    pub fn claim_duration(&self, seconds: f64) {
+        self.state.lock().unwrap().claim_duration = Some(seconds);
+    }
+
+    /// Seconds of audio heard in all uploads so far (with `hear_lengths`).
+    pub fn heard_seconds(&self) -> f64 {
+        self.transcriptions().iter().filter_map(|t| t.heard_seconds).sum()
+    }
+
     pub fn transcriptions(&self) -> Vec<Transcription> {
         self.state.lock().unwrap().transcriptions.clone()
     }
@@ -132,20 +163,31 @@ impl FakeOpenAi {
             file_name: file.file_name.clone().unwrap_or_default(),
             file_len: file.data.len(),
             content_type: file.content_type.clone(),
+            heard_seconds: None,
         };
         if record.file_len > 25 * 1024 * 1024 {
             return openai_error(StatusCode::PAYLOAD_TOO_LARGE, "Maximum content size limit (26214400) exceeded", "invalid_request_error", "file_too_large", None);
         }
         let default_text = format!("transcript of {} ({} bytes)", record.file_name, record.file_len);
         let format = record.response_format.clone().unwrap_or_else(|| "json".into());
-        let hear = self.state.lock().unwrap().hear_pauses && format == "verbose_json";
+        let (hear, hear_lengths, text_only, claimed) = {
+            let state = self.state.lock().unwrap();
+            (state.hear_pauses && format == "verbose_json", state.hear_lengths, state.text_only, state.claim_duration)
+        };
         let heard = if hear { Some(sounds_in(&file.data).await) } else { None };
+        let mut record = record;
+        if hear_lengths {
+            let audio = file.data.to_vec();
+            record.heard_seconds = tokio::task::spawn_blocking(move || crate::audio::decoded_seconds(&audio)).await.ok();
+        }
+        let duration = claimed.or(record.heard_seconds).unwrap_or(1.0);
         self.state.lock().unwrap().transcriptions.push(record);
         match self.next_answer(true).await {
             Ok(text) => {
                 let text = text.unwrap_or(default_text);
                 match format.as_str() {
                     "text" | "srt" | "vtt" => reply(StatusCode::OK, "text/plain; charset=utf-8", text),
+                    "verbose_json" if text_only => json_reply(StatusCode::OK, &json!({ "text": text })),
                     "verbose_json" => {
                         let segments: Vec<Value> = match &heard {
                             Some(sounds) => sounds
@@ -159,7 +201,7 @@ impl FakeOpenAi {
                             Some(_) => segments.iter().filter_map(|s| s["text"].as_str()).collect::<Vec<_>>().join(""),
                             None => text,
                         };
-                        json_reply(StatusCode::OK, &json!({ "task": "transcribe", "language": "english", "duration": 1.0, "text": text, "segments": segments }))
+                        json_reply(StatusCode::OK, &json!({ "task": "transcribe", "language": "english", "duration": duration, "text": text, "segments": segments }))
                     }
                     _ => json_reply(StatusCode::OK, &json!({ "text": text })),
                 }

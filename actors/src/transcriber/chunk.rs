@@ -1,0 +1,79 @@
+//! One chunk of a recording: made ready for the API (the counted voice note
+//! as it is, anything else cut to the chunk and re-encoded) and sent, with a
+//! few quick retries before the job-level ones.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::audio::{self, Chunk, Spent};
+use super::work::{Recording, Turn, WorkDir};
+use super::{job_error, ogg, Transcriber};
+use crate::clients::openai::{OpenAiError, Transcription};
+use crate::jobs::JobError;
+
+/// What goes to the API for one chunk.
+pub(super) struct Upload {
+    /// The file name the API is told (its extension names the format).
+    pub name: String,
+    pub data: Bytes,
+}
+
+/// The chunk ready for the API, and the time ffmpeg took; `None` when it
+/// holds no audio (a part of the plan past the end of a file whose
+/// timestamps said less than its samples): nothing to send, nothing heard.
+pub(super) async fn prepare(
+    turn: &Turn<'_>,
+    recording: &Recording,
+    piece: Chunk,
+    index: usize,
+    as_is: bool,
+    work: &WorkDir,
+) -> Result<(Option<Upload>, Spent), JobError> {
+    if *turn.ctx.cancelled.borrow() {
+        return Err(JobError::Retry("the job was cancelled or its lease lost".into()));
+    }
+    let mut spent = Spent::default();
+    if as_is {
+        let data = tokio::fs::read(&recording.path).await.map_err(JobError::retry)?;
+        return Ok((Some(Upload { name: "voice.ogg".to_owned(), data: Bytes::from(data) }), spent));
+    }
+    let name = format!("chunk_{index}.ogg");
+    let out = work.path(&name);
+    audio::encode(&recording.path, piece, &out, &mut spent).await.map_err(JobError::retry)?;
+    let data = tokio::fs::read(&out).await.map_err(JobError::retry)?;
+    // Our own encoding: its packets tell exactly how much the API would hear.
+    let heard = ogg::walk(&data).map_or(0.0, |counted| counted.heard);
+    if heard < MIN_AUDIBLE {
+        tracing::info!(job_id = turn.job.id, chunk = index, "a chunk with no audio in it; not sent");
+        return Ok((None, spent));
+    }
+    Ok((Some(Upload { name, data: Bytes::from(data) }), spent))
+}
+
+/// Shorter than this, a chunk holds no audio worth an API call.
+const MIN_AUDIBLE: f64 = 0.05;
+
+/// One chunk through the API, with a few quick retries for what passes
+/// (429 with its Retry-After, 5xx, timeouts) before the job-level retry.
+pub(super) async fn transcribe(worker: &Transcriber, name: &str, data: Bytes, language: Option<&str>) -> Result<Transcription, JobError> {
+    const TRIES: u32 = 4;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match worker.openai.transcribe(name, data.clone(), language).await {
+            Ok(text) => return Ok(text),
+            Err(e) if e.needs_operator() => return Err(job_error(e)),
+            Err(OpenAiError::RateLimited { retry_after }) if attempt < TRIES => {
+                let wait = retry_after.unwrap_or(Duration::from_secs(2 << attempt)).min(Duration::from_secs(60));
+                tracing::warn!(?wait, attempt, "OpenAI rate limit; waiting");
+                tokio::time::sleep(wait).await;
+            }
+            Err(e @ (OpenAiError::Server { .. } | OpenAiError::Network(_))) if attempt < TRIES => {
+                tracing::warn!(error = %e, attempt, "OpenAI call failed; retrying");
+                tokio::time::sleep(Duration::from_millis(500 << attempt)).await;
+            }
+            Err(e) => return Err(job_error(e)),
+        }
+    }
+}
