@@ -260,3 +260,55 @@ async fn a_new_user_is_told_what_an_avatar_costs_before_sending_any_photo() {
     assert_eq!(refusal.params["reply_markup"]["inline_keyboard"][0][0]["callback_data"], "menu:topup");
     assert!(aisha_actors::dialogue::get(&rig.services.redis, 1).await.unwrap().is_none(), "no dialogue started");
 }
+
+const GROUP: i64 = -100_9501;
+
+#[tokio::test]
+async fn a_top_up_button_in_a_group_sends_packages_and_invoice_to_the_private_chat() {
+    let rig = rig("stars_group_button", |_| {}).await;
+    rig.started(9501).await;
+    rig.telegram.push_group_callback(GROUP, 9501, "en", "topup:0", 7);
+    eventually("invoice", WAIT, || !rig.telegram.calls("sendInvoice").is_empty()).await;
+    let invoice = &rig.telegram.calls("sendInvoice")[0].params;
+    assert_eq!(invoice["chat_id"].as_i64(), Some(9501), "the invoice goes to the payer, never into the group");
+    eventually("the group is told", WAIT, || rig.telegram.sent_texts(GROUP).iter().any(|t| t.contains("private chat"))).await;
+    rig.telegram.push_group_callback(GROUP, 9501, "en", "menu:topup", 7);
+    eventually("packages privately", WAIT, || rig.texts_with(9501, "Top up") + rig.texts_with(9501, "package") >= 1).await;
+    assert!(rig.telegram.calls("sendMessage").iter().all(|c| c.params["chat_id"].as_i64() != Some(GROUP) || c.params["reply_markup"].is_null()));
+    rig.test.assert_ledger_balanced().await;
+}
+
+#[tokio::test]
+async fn a_payment_and_its_refund_arriving_in_a_group_are_credited_and_taken_back_once() {
+    let rig = rig("stars_group_payment", |_| {}).await;
+    rig.started(9502).await;
+    let (payload, stars) = rig.invoice(9502).await;
+    rig.checkout(9502, &payload, stars).await;
+    // An invoice sent into a group by an older version: the payment message lands there.
+    rig.telegram.pay_in_group(GROUP, 9502, &payload, stars, "charge-in-group");
+    eventually("credited", WAIT, || rig.texts_with(9502, "+250") == 1).await;
+    assert_eq!(rig.balance(9502).await, 350);
+    assert!(rig.telegram.sent_texts(GROUP).iter().all(|t| !t.contains("350")), "no balance said in the group");
+    rig.telegram.refunded_in_group(GROUP, 9502, "charge-in-group");
+    eventually("taken back", WAIT, || rig.texts_with(9502, "refunded") == 1).await;
+    assert_eq!(rig.balance(9502).await, 100);
+    rig.telegram.refunded_in_group(GROUP, 9502, "charge-in-group");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(rig.balance(9502).await, 100, "once");
+    rig.test.assert_ledger_balanced().await;
+}
+
+#[tokio::test]
+async fn reconcile_leaves_a_charge_refunded_elsewhere_uncredited() {
+    let rig = rig("stars_reconcile_refunded", |_| {}).await;
+    rig.started(9503).await;
+    let (payload, stars) = rig.invoice(9503).await;
+    rig.checkout(9503, &payload, stars).await;
+    rig.telegram.pay(9503, "en", &payload, stars, "charge-gone", true);
+    rig.telegram.refund_elsewhere("charge-gone");
+    let bot = telegram_bot(&rig.services.settings.telegram).unwrap();
+    let done = operator::reconcile(&rig.services.db, &bot, &rig.services.settings.payments.packages).await.unwrap();
+    assert_eq!((done.seen, done.credited, done.refunded), (1, 0, 1));
+    assert_eq!(rig.balance(9503).await, 100, "Stars returned: no coins");
+    rig.test.assert_ledger_balanced().await;
+}

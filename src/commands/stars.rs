@@ -58,7 +58,10 @@ pub async fn reconcile(settings: &Settings) -> i32 {
     };
     match operator::reconcile(&db, &bot, &settings.payments.packages).await {
         Ok(done) => {
-            println!("reconciled: {} Stars payments listed by Telegram, {} credited now", done.seen, done.credited);
+            println!(
+                "reconciled: {} Stars payments listed by Telegram, {} credited now, {} refunded already (not credited)",
+                done.seen, done.credited, done.refunded
+            );
             0
         }
         Err(e) => failed("reconcile", &e),

@@ -108,6 +108,11 @@ impl BotHandler {
         if from.is_bot {
             return Ok(());
         }
+        // Before any routing by chat: Stars paid (or refunded) are credited
+        // (or taken back) whatever chat the invoice was in.
+        if message.successful_payment().is_some() || matches!(message.kind, MessageKind::RefundedPayment(_)) {
+            return self.on_payment_message(message, from).await;
+        }
         if message.chat.is_group() || message.chat.is_supergroup() {
             return self.on_group_message(message, from).await;
         }
@@ -118,12 +123,6 @@ impl BotHandler {
         let lang = Lang::from_code(from.language_code.as_deref());
         let user = self.shared.user(TelegramProfile::of(from)).await?;
 
-        if let Some(paid) = message.successful_payment() {
-            return self.on_paid(chat, user.id, lang, paid).await;
-        }
-        if let MessageKind::RefundedPayment(refund) = &message.kind {
-            return self.on_refunded(chat, lang, &refund.refunded_payment).await;
-        }
         if let Some(media) = Media::of(message) {
             return self.on_media(chat, message, &user, lang, media).await;
         }
@@ -340,8 +339,9 @@ impl BotHandler {
             Callback::Forget(true) => self.forget(chat, user, query.from.id.0 as i64, lang).await,
             Callback::Forget(false) => self.say(chat, feature_texts::delete_kept(lang)).await,
             Callback::Menu("balance") => self.balance(chat, user, lang).await,
-            Callback::Menu("topup") => self.top_up(chat, user, lang).await,
-            Callback::TopUp(index) => self.invoice(chat, user, lang, index).await,
+            // Packages and invoices go to the payer's private chat, never into a group.
+            Callback::Menu("topup") => self.in_private(chat, query, lang, |private| self.top_up(private, user, lang)).await,
+            Callback::TopUp(index) => self.in_private(chat, query, lang, |private| self.invoice(private, user, lang, index)).await,
             Callback::Menu("help") => self.say(chat, texts::help(lang)).await,
             Callback::Menu("imagine") => self.say(chat, texts::imagine_usage(lang)).await,
             Callback::Menu("avatars") => self.avatars(chat, user, lang).await,

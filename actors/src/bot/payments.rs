@@ -4,7 +4,10 @@
 
 use teloxide::payloads::{AnswerPreCheckoutQuerySetters, SendMessageSetters};
 use teloxide::prelude::Requester;
-use teloxide::types::{ChatId, InlineKeyboardButton, InlineKeyboardMarkup, LabeledPrice, PreCheckoutQuery, RefundedPayment, SuccessfulPayment};
+use teloxide::types::{
+    CallbackQuery, ChatId, InlineKeyboardButton, InlineKeyboardMarkup, LabeledPrice, Message, MessageKind, PreCheckoutQuery, RefundedPayment,
+    SuccessfulPayment, User,
+};
 
 use super::{BotHandler, HandleError};
 use crate::chat::money_texts;
@@ -18,6 +21,53 @@ fn payments_metric(result: &'static str) {
 }
 
 impl BotHandler {
+    /// A successful_payment or refunded_payment service message, in
+    /// whatever chat it arrived: the coins move for its sender, who is told
+    /// in their private chat (in a group, the balance is theirs alone).
+    pub(super) async fn on_payment_message(&self, message: &Message, from: &User) -> Result<(), HandleError> {
+        let lang = Lang::from_code(from.language_code.as_deref());
+        let user = self.shared.user(TelegramProfile::of(from)).await?;
+        let private = ChatId(from.id.0 as i64);
+        if message.chat.id != private {
+            tracing::info!(chat_id = message.chat.id.0, user_id = user.id, "a payment message outside the payer's private chat");
+        }
+        let told = match &message.kind {
+            MessageKind::RefundedPayment(refund) => self.on_refunded(private, lang, &refund.refunded_payment).await,
+            _ => match message.successful_payment() {
+                Some(paid) => self.on_paid(private, user.id, lang, paid).await,
+                None => Ok(()),
+            },
+        };
+        match told {
+            // The coins moved; only the private word could not be said.
+            Err(HandleError::Telegram(e)) if message.chat.id != private && crate::clients::bot_api::is_undeliverable(&e) => {
+                self.say(message.chat.id, money_texts::open_private_chat(lang)).await
+            }
+            other => other,
+        }
+    }
+
+    /// Runs `send` for the private chat of whoever pressed the button; when
+    /// the button was in a group, the group hears where it went (or, when
+    /// the bot cannot write to them first, how to open that chat).
+    pub(super) async fn in_private<F, Fut>(&self, chat: ChatId, query: &CallbackQuery, lang: Lang, send: F) -> Result<(), HandleError>
+    where
+        F: FnOnce(ChatId) -> Fut,
+        Fut: std::future::Future<Output = Result<(), HandleError>>,
+    {
+        let private = ChatId(query.from.id.0 as i64);
+        if chat == private {
+            return send(private).await;
+        }
+        match send(private).await {
+            Ok(()) => self.say(chat, money_texts::sent_privately(lang)).await,
+            Err(HandleError::Telegram(e)) if crate::clients::bot_api::is_undeliverable(&e) => {
+                self.say(chat, money_texts::open_private_chat(lang)).await
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// The coin packages, one button each.
     pub(super) async fn top_up(&self, chat: ChatId, user_id: i64, lang: Lang) -> Result<(), HandleError> {
         let balance = crate::ledger::balance(&self.services.db, user_id).await?;

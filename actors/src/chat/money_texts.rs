@@ -104,6 +104,17 @@ pub fn avatar_price(lang: Lang, price: i64) -> String {
     }
 }
 
+pub fn sent_privately(lang: Lang) -> &'static str {
+    lang.pick("⭐ Отправила вам в личные сообщения.", "⭐ Sent to you in a private chat.")
+}
+
+pub fn open_private_chat(lang: Lang) -> &'static str {
+    lang.pick(
+        "⭐ Оплата и баланс — только в личном чате: откройте чат со мной и отправьте /topup или /balance.",
+        "⭐ Payments and balances are private: open a chat with me and send /topup or /balance.",
+    )
+}
+
 pub fn still_running(lang: Lang, jobs: usize) -> String {
     match lang {
         Lang::Ru => format!("Уже в работе: {jobs} — их не отменить, результат придёт."),

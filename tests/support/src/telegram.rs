@@ -166,6 +166,20 @@ impl FakeTelegram {
         }))
     }
 
+    /// `user_id` pressed a button under the bot's message `message_id` in the group `chat_id`.
+    pub fn push_group_callback(&self, chat_id: i64, user_id: i64, language: &str, data: &str, message_id: i64) -> i64 {
+        let message = json!({
+            "message_id": message_id, "date": now(), "chat": { "id": chat_id, "type": "supergroup", "title": "Test group" },
+            "from": bot_user(), "text": "menu",
+        });
+        self.push_update(json!({
+            "callback_query": {
+                "id": uuid::Uuid::new_v4().simple().to_string(), "from": user(user_id, language), "message": message,
+                "chat_instance": format!("ci{chat_id}"), "data": data,
+            }
+        }))
+    }
+
     /// Makes `user_id` an `administrator`, `creator`, `member`… of the group `chat_id`.
     pub fn set_member(&self, chat_id: i64, user_id: i64, status: &str) {
         self.state.lock().unwrap().members.insert((chat_id, user_id), status.to_owned());

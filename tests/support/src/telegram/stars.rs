@@ -58,6 +58,41 @@ impl FakeTelegram {
         self.state.lock().unwrap().pre_checkouts.get(id).cloned()
     }
 
+    /// Telegram refunded the charge by other means (its support, another
+    /// bot of the owner's): nothing tells the bot; getStarTransactions lists it.
+    pub fn refund_elsewhere(&self, charge_id: &str) {
+        let mut state = self.state.lock().unwrap();
+        state.stars_charges.iter_mut().filter(|c| c.charge_id == charge_id).for_each(|c| c.refunded = true);
+    }
+
+    /// A payment made from an invoice in the group `chat_id`: the
+    /// successful_payment service message arrives in that group.
+    pub fn pay_in_group(&self, chat_id: i64, user_id: i64, payload: &str, stars: i64, charge_id: &str) {
+        let charge = StarsCharge { charge_id: charge_id.into(), user_id, stars, payload: payload.into(), refunded: false };
+        self.state.lock().unwrap().stars_charges.push(charge);
+        let paid = json!({ "successful_payment": {
+            "currency": "XTR", "total_amount": stars, "invoice_payload": payload,
+            "telegram_payment_charge_id": charge_id, "provider_payment_charge_id": "",
+        }});
+        let message = self.group_message(chat_id, user_id, "en", paid);
+        self.push_update(json!({ "message": message }));
+    }
+
+    /// The refunded_payment service message of `charge_id`, in the group `chat_id`.
+    pub fn refunded_in_group(&self, chat_id: i64, user_id: i64, charge_id: &str) {
+        let charge = {
+            let mut state = self.state.lock().unwrap();
+            let Some(charge) = state.stars_charges.iter_mut().find(|c| c.charge_id == charge_id) else { return };
+            charge.refunded = true;
+            charge.clone()
+        };
+        let message = self.group_message(chat_id, user_id, "en", json!({ "refunded_payment": {
+            "currency": "XTR", "total_amount": charge.stars, "invoice_payload": charge.payload,
+            "telegram_payment_charge_id": charge.charge_id,
+        }}));
+        self.push_update(json!({ "message": message }));
+    }
+
     pub fn stars_charges(&self) -> Vec<StarsCharge> {
         self.state.lock().unwrap().stars_charges.clone()
     }
@@ -129,16 +164,20 @@ impl FakeTelegram {
         let offset = as_i64(&params["offset"]).unwrap_or(0).max(0) as usize;
         let limit = as_i64(&params["limit"]).unwrap_or(100).clamp(1, 100) as usize;
         let state = self.state.lock().unwrap();
-        let page: Vec<Value> = state
-            .stars_charges
-            .iter()
-            .skip(offset)
-            .take(limit)
-            .map(|c| json!({
+        // As Telegram lists them: each payment, and each refund as an
+        // outgoing transaction to the user with the payment's own id.
+        let all = state.stars_charges.iter().flat_map(|c| {
+            let paid = json!({
                 "id": c.charge_id, "amount": c.stars, "date": now(),
                 "source": { "type": "user", "transaction_type": "invoice_payment", "user": user(c.user_id, "en"), "invoice_payload": c.payload },
-            }))
-            .collect();
+            });
+            let refund = c.refunded.then(|| json!({
+                "id": c.charge_id, "amount": c.stars, "date": now(),
+                "receiver": { "type": "user", "transaction_type": "invoice_payment", "user": user(c.user_id, "en"), "invoice_payload": c.payload },
+            }));
+            std::iter::once(paid).chain(refund)
+        });
+        let page: Vec<Value> = all.skip(offset).take(limit).collect();
         ok(json!({ "transactions": page }))
     }
 }
