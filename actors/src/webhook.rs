@@ -116,7 +116,7 @@ async fn telegram_intake(myself: &ActorRef<WebhookMsg>, services: &Services) -> 
         let registered = bot
             .set_webhook(url)
             .secret_token(telegram.webhook_secret.expose().to_owned())
-            .allowed_updates(vec![AllowedUpdate::Message, AllowedUpdate::CallbackQuery, AllowedUpdate::PreCheckoutQuery])
+            .allowed_updates(vec![AllowedUpdate::Message, AllowedUpdate::CallbackQuery, AllowedUpdate::PreCheckoutQuery, AllowedUpdate::ChatMember])
             .patiently()
             .await;
         if let Err(e) = registered {

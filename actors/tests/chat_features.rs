@@ -119,9 +119,9 @@ async fn delete_my_data_removes_content_and_s3_objects_and_keeps_the_ledger() {
     assert_eq!(scrubbed, 0, "no job payload keeps a file id");
     let voice = rig.scalar("SELECT count(*) FROM telegram_updates WHERE payload ? 'message' AND payload->'message' ? 'voice'").await;
     assert_eq!(voice, 0, "recorded updates scrubbed");
-    // Only the press being handled still names the user (it is scrubbed by retention).
+    // Not even the press being handled still names the user.
     let named = rig.scalar(&format!("SELECT count(*) FROM telegram_updates WHERE payload::text LIKE '%user{ADMIN}%'")).await;
-    assert!(named <= 1, "{named} recorded updates still name the user");
+    assert_eq!(named, 0, "{named} recorded updates still name the user");
     let entries_after = rig.scalar(&format!("SELECT count(*) FROM ledger_entries WHERE user_id = {user_id}")).await;
     assert_eq!(entries_after, entries_before, "ledger entries stay as financial records");
     assert_eq!(rig.balance_of(ADMIN).await, 99);

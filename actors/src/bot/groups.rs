@@ -6,7 +6,11 @@
 
 use teloxide::payloads::SendMessageSetters;
 use teloxide::prelude::Requester;
-use teloxide::types::{ChatAction, ChatId, Message, ReplyParameters, User};
+use std::time::Duration;
+
+use fred::prelude::KeysInterface;
+use fred::types::Expiration;
+use teloxide::types::{ChatAction, ChatId, ChatMemberUpdated, Message, ReplyParameters, User, UserId};
 
 use super::media::GroupReply;
 use super::{parse_command, BotHandler, HandleError, Media};
@@ -14,7 +18,12 @@ use crate::chat::feature_texts;
 use crate::chat::texts::{self, Lang};
 use crate::clients::Patiently;
 use crate::ledger::Charged;
+use crate::store::groups::GroupChat;
 use crate::store::users::TelegramProfile;
+
+/// How long Telegram's word on a payer's admin status is trusted before it
+/// is asked again (a `chat_member` update ends it sooner).
+const ADMIN_CHECK_TTL: Duration = Duration::from_secs(60);
 
 impl BotHandler {
     pub(super) async fn on_group_message(&self, message: &Message, from: &User) -> Result<(), HandleError> {
@@ -43,6 +52,70 @@ impl BotHandler {
             Some(group) if group.autotranscribe => self.group_transcribe(message, from, lang, media, group).await,
             _ => Ok(()),
         }
+    }
+
+    /// Telegram says a member's status changed: a cached answer is dropped,
+    /// and a payer who is no longer an admin (demoted, left, banned) stops
+    /// paying at once.
+    pub(super) async fn on_chat_member(&self, change: &ChatMemberUpdated) -> Result<(), HandleError> {
+        let (chat, telegram_id) = (change.chat.id, change.new_chat_member.user.id.0 as i64);
+        self.forget_admin(chat, telegram_id).await;
+        let Some(group) = self.services.db.group_chat(chat.0).await? else { return Ok(()) };
+        if group.payer_telegram_id != Some(telegram_id) || change.new_chat_member.kind.is_privileged() {
+            return Ok(());
+        }
+        let lang = Lang::from_code(change.from.language_code.as_deref());
+        self.payer_stepped_down(change.chat.title().unwrap_or_default(), &group, lang).await
+    }
+
+    /// The group's payer is no longer an admin: transcription there stops
+    /// (nothing more charged to them), the group and the payer told once.
+    async fn payer_stepped_down(&self, title: &str, group: &GroupChat, lang: Lang) -> Result<(), HandleError> {
+        let Some(payer) = group.payer_user_id else { return Ok(()) };
+        if !self.services.db.stop_group_payer(group.chat_id, payer).await? {
+            return Ok(());
+        }
+        tracing::info!(chat_id = group.chat_id, user_id = payer, "the group's payer is no longer an admin; transcription off");
+        let name = group.payer_name.clone().unwrap_or_default();
+        self.say(ChatId(group.chat_id), feature_texts::group_payer_stepped_down(lang, &name)).await?;
+        if let Some(private) = group.payer_telegram_id {
+            if let Err(e) = self.bot.send_message(ChatId(private), feature_texts::no_longer_paying(lang, title)).patiently().await {
+                tracing::debug!(user_id = payer, error = %e, "could not tell the former payer privately");
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `telegram_id` is an admin (or the creator) of `chat`, as
+    /// Telegram says, remembered for [`ADMIN_CHECK_TTL`]; `fresh` asks
+    /// Telegram and remembers nothing (a command, not a charge).
+    /// Someone Telegram does not know in the chat is not an admin.
+    async fn is_admin(&self, chat: ChatId, telegram_id: i64, fresh: bool) -> Result<bool, HandleError> {
+        let key = self.services.redis.key(&format!("group_admin:{}:{telegram_id}", chat.0));
+        let redis = self.services.redis.client();
+        if !fresh {
+            if let Ok(Some(cached)) = redis.get::<Option<String>, _>(&key).await {
+                return Ok(cached == "1");
+            }
+        }
+        let admin = match self.bot.get_chat_member(chat, UserId(telegram_id as u64)).patiently().await {
+            Ok(member) => member.kind.is_privileged(),
+            Err(e) if !crate::clients::bot_api::is_transient(&e) => false,
+            Err(e) => return Err(e.into()),
+        };
+        if !fresh {
+            let value = if admin { "1" } else { "0" };
+            let expiry = Some(Expiration::EX(ADMIN_CHECK_TTL.as_secs() as i64));
+            if let Err(e) = redis.set::<(), _, _>(&key, value, expiry, None, false).await {
+                tracing::debug!(error = %e, "could not cache an admin check");
+            }
+        }
+        Ok(admin)
+    }
+
+    async fn forget_admin(&self, chat: ChatId, telegram_id: i64) {
+        let key = self.services.redis.key(&format!("group_admin:{}:{telegram_id}", chat.0));
+        let _ = self.services.redis.client().del::<(), _>(&key).await;
     }
 
     /// `/cmd` or `/cmd@us`, not `/cmd@another_bot`.
@@ -76,8 +149,10 @@ impl BotHandler {
             "off" | "выкл" => false,
             _ => return self.reply(chat, message, feature_texts::autotranscribe_usage(lang)).await,
         };
-        let member = self.bot.get_chat_member(chat, from.id).patiently().await?;
-        if !member.kind.is_privileged() {
+        let admin = self.is_admin(chat, from.id.0 as i64, true).await?;
+        // The payer may always stop paying, admin or not.
+        let payer_stops = !on && self.services.db.group_chat(chat.0).await?.and_then(|g| g.payer_telegram_id) == Some(from.id.0 as i64);
+        if !admin && !payer_stops {
             tracing::info!(chat_id = chat.0, telegram_id = from.id.0, "autotranscribe refused: not a group admin");
             return self.reply(chat, message, feature_texts::admins_only(lang)).await;
         }
@@ -98,11 +173,14 @@ impl BotHandler {
         from: &User,
         lang: Lang,
         media: Media,
-        group: crate::store::groups::GroupChat,
+        group: GroupChat,
     ) -> Result<(), HandleError> {
         let chat = message.chat.id;
-        let Some(payer) = group.payer_user_id else { return Ok(()) };
+        let (Some(payer), Some(payer_telegram_id)) = (group.payer_user_id, group.payer_telegram_id) else { return Ok(()) };
         let payer_name = group.payer_name.clone().unwrap_or_default();
+        if !self.is_admin(chat, payer_telegram_id, false).await? {
+            return self.payer_stepped_down(message.chat.title().unwrap_or_default(), &group, lang).await;
+        }
         if media.size.is_some_and(|s| s > self.services.settings.telegram.max_download()) {
             let limit = self.services.settings.telegram.max_download();
             return self.reply(chat, message, texts::too_big(lang, media.size.unwrap_or_default(), limit)).await;

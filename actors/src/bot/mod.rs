@@ -89,6 +89,7 @@ impl BotHandler {
             UpdateKind::Message(message) => self.on_message(message).await,
             UpdateKind::CallbackQuery(query) => self.on_callback(query).await,
             UpdateKind::PreCheckoutQuery(query) => self.on_pre_checkout(query).await,
+            UpdateKind::ChatMember(change) => self.on_chat_member(change).await,
             // Edits, channel posts, member changes: nothing to do.
             _ => Ok(()),
         }

@@ -38,6 +38,9 @@ impl BotHandler {
             files += self.services.blob.delete_prefix(&prefix).await?;
         }
         let forgotten = db.forget_user(user_id, telegram_id).await?;
+        for prefix in &forgotten.sent_in_groups {
+            files += self.services.blob.delete_prefix(prefix).await?;
+        }
         tracing::info!(user_id, files, ?forgotten, running, "user data deleted on request");
         metrics::counter!("aishad_data_deletions_total").increment(1);
         self.say(chat, feature_texts::deleted(lang, files, running)).await

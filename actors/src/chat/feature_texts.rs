@@ -109,6 +109,20 @@ pub fn group_out_of_coins(lang: Lang, payer: &str) -> String {
     }
 }
 
+pub fn group_payer_stepped_down(lang: Lang, payer: &str) -> String {
+    match lang {
+        Lang::Ru => format!("⏹ Расшифровка выключена: {payer} больше не администратор группы и не оплачивает её. Администратор может включить снова: /autotranscribe on."),
+        Lang::En => format!("⏹ Transcription is off: {payer} is no longer a group admin, so no longer pays for it. An admin can turn it on again with /autotranscribe on."),
+    }
+}
+
+pub fn no_longer_paying(lang: Lang, group: &str) -> String {
+    match lang {
+        Lang::Ru => format!("Вы больше не администратор «{group}»: расшифровка там выключена, с вас за неё больше не списывается."),
+        Lang::En => format!("You are no longer an admin of “{group}”: transcription there is off, and nothing more is charged to you for it."),
+    }
+}
+
 pub fn group_charged(lang: Lang, group: &str, price: i64, balance: i64) -> String {
     match lang {
         Lang::Ru => format!("Расшифровка в «{group}»: списано {price}, баланс {balance}."),

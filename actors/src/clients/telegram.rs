@@ -77,7 +77,7 @@ impl UpdatesClient {
     ) -> Result<Vec<serde_json::Value>, PollError> {
         let body = serde_json::json!({
             "offset": offset, "limit": limit, "timeout": timeout.as_secs(),
-            "allowed_updates": ["message", "callback_query", "pre_checkout_query"],
+            "allowed_updates": ["message", "callback_query", "pre_checkout_query", "chat_member"],
         });
         let response = self
             .http

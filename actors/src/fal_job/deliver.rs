@@ -38,7 +38,7 @@ pub(super) async fn deliver(f: &FalJobs, job: &Job, ctx: &JobContext) -> Result<
         "submitted" => {}
         // Stored by an earlier attempt that could not send it: send it now.
         "delivered" => return resend(f, job, ctx, &request).await,
-        // Cancelled or failed: refunded, so nothing is delivered.
+        // Cancelled or failed (refunded), or forgotten at the user's request: nothing is delivered.
         other => return Ok(json!({ "outcome": other })),
     }
     let callback = db.fal_callback(request_id).await.map_err(JobError::retry)?.ok_or_else(|| JobError::Retry("no callback yet".into()))?;

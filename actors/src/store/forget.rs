@@ -14,7 +14,14 @@ pub struct Forgotten {
     pub avatars: u64,
     pub jobs_scrubbed: u64,
     pub fal_requests_scrubbed: u64,
+    /// FAL requests still being made: their results will be dropped, not stored.
+    pub fal_requests_dropped: u64,
     pub updates_scrubbed: u64,
+    /// Groups where this user paid for transcription: off, and no payer.
+    pub groups_left: u64,
+    /// S3 prefixes of voice notes this user sent in groups, kept under the
+    /// payer's id: the caller deletes them too.
+    pub sent_in_groups: Vec<String>,
 }
 
 /// The S3 prefixes that hold a user's bytes (keys are `{kind}/{user_id}/…`).
@@ -23,25 +30,50 @@ pub fn content_prefixes(user_id: i64) -> [String; 4] {
 }
 
 impl Db {
-    /// Deletes the user's transcripts, images, avatars and their photos;
-    /// scrubs finished jobs' payloads, FAL prompts and callback bodies, and
-    /// the updates they sent (kept as ids, so a redelivery is still known).
+    /// Deletes the user's transcripts (and those of voice notes they sent in
+    /// groups), images, avatars and their photos; stops paying for groups;
+    /// drops FAL results still to come; scrubs finished jobs' payloads, FAL
+    /// prompts and callback bodies, and every update they sent, handled or
+    /// not, the press that confirmed this among them (kept as ids, so a
+    /// redelivery is still known; one in hand is handled from memory).
     /// Jobs still queued or running keep their payloads: the caller cancels
     /// what it can first, and a running job needs its own.
     pub async fn forget_user(&self, user_id: i64, telegram_id: i64) -> Result<Forgotten, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let mut out = Forgotten::default();
+        // Their own transcripts, and those of voice notes they sent in a group (another user paid).
         tx.execute(
-            "DELETE FROM transcript_chunks WHERE transcript_id IN (SELECT id FROM transcripts WHERE user_id = $1)",
-            &[&user_id],
+            "DELETE FROM transcript_chunks
+              WHERE transcript_id IN (SELECT id FROM transcripts WHERE user_id = $1 OR sender_telegram_id = $2)",
+            &[&user_id, &telegram_id],
         )
         .await?;
-        out.transcripts = tx.execute("DELETE FROM transcripts WHERE user_id = $1", &[&user_id]).await?;
+        let deleted = tx.query("DELETE FROM transcripts WHERE user_id = $1 OR sender_telegram_id = $2 RETURNING user_id, id", &[&user_id, &telegram_id]).await?;
+        out.transcripts = deleted.len() as u64;
+        out.sent_in_groups = deleted
+            .iter()
+            .map(|r| (r.get::<_, i64>(0), r.get::<_, i64>(1)))
+            .filter(|(payer, _)| *payer != user_id)
+            .flat_map(|(payer, id)| [format!("audio/{payer}/{id}/"), format!("transcripts/{payer}/{id}/")])
+            .collect();
+        out.groups_left = tx
+            .execute(
+                "UPDATE group_chats SET autotranscribe = false, payer_user_id = NULL, updated_at = now() WHERE payer_user_id = $1",
+                &[&user_id],
+            )
+            .await?;
         out.images = tx.execute("DELETE FROM images WHERE user_id = $1", &[&user_id]).await?;
         tx.execute("UPDATE fal_requests SET avatar_id = NULL WHERE user_id = $1 AND avatar_id IS NOT NULL", &[&user_id]).await?;
         tx.execute("DELETE FROM avatar_photos WHERE avatar_id IN (SELECT id FROM avatars WHERE user_id = $1)", &[&user_id]).await?;
         out.avatars = tx.execute("DELETE FROM avatars WHERE user_id = $1", &[&user_id]).await?;
+        // Still being made at FAL: the result, when it comes, is dropped (deliver ends on this state).
+        out.fal_requests_dropped = tx
+            .execute(
+                "UPDATE fal_requests SET state = 'forgotten', finished_at = now(), prompt = NULL WHERE user_id = $1 AND state = 'submitted'",
+                &[&user_id],
+            )
+            .await?;
         out.fal_requests_scrubbed = tx
             .execute("UPDATE fal_requests SET prompt = NULL WHERE user_id = $1 AND state <> 'submitted'", &[&user_id])
             .await?;
@@ -61,7 +93,7 @@ impl Db {
         out.updates_scrubbed = tx
             .execute(
                 "UPDATE telegram_updates SET payload = jsonb_build_object('update_id', update_id, 'scrubbed', true)
-                  WHERE handled_at IS NOT NULL AND NOT payload ? 'scrubbed'
+                  WHERE NOT payload ? 'scrubbed'
                     AND (chat_id = $1
                          OR (payload #>> '{message,from,id}')::bigint = $1
                          OR (payload #>> '{callback_query,from,id}')::bigint = $1

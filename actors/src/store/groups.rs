@@ -50,6 +50,20 @@ impl Db {
         Ok(())
     }
 
+    /// Turns transcription off where `payer` pays for it (they stepped down
+    /// or left); true only the first time, so the group is told once.
+    pub async fn stop_group_payer(&self, chat_id: i64, payer: i64) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let n = client
+            .execute(
+                "UPDATE group_chats SET autotranscribe = false, updated_at = now()
+                  WHERE chat_id = $1 AND payer_user_id = $2 AND autotranscribe",
+                &[&chat_id, &payer],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
     /// Records that the group was told its payer ran out of coins; true only
     /// the first time, so the group is told once.
     pub async fn mark_out_of_coins_told(&self, chat_id: i64) -> Result<bool, StoreError> {

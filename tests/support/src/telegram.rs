@@ -185,6 +185,18 @@ impl FakeTelegram {
         self.state.lock().unwrap().members.insert((chat_id, user_id), status.to_owned());
     }
 
+    /// `user_id`'s status in the group `chat_id` becomes `status`, and
+    /// Telegram says so with a `chat_member` update (as it does to a bot
+    /// that is an admin there). Returns the update id.
+    pub fn change_member(&self, chat_id: i64, user_id: i64, status: &str) -> i64 {
+        let old = self.state.lock().unwrap().members.insert((chat_id, user_id), status.to_owned()).unwrap_or_else(|| "member".into());
+        self.push_update(json!({ "chat_member": {
+            "chat": { "id": chat_id, "type": "supergroup", "title": "Test group" },
+            "from": user(user_id, "en"), "date": now(),
+            "old_chat_member": chat_member(user_id, &old), "new_chat_member": chat_member(user_id, status),
+        }}))
+    }
+
     /// A message from `user_id` in the group `chat_id` (negative, as Telegram's are).
     pub fn group_message(&self, chat_id: i64, user_id: i64, language: &str, content: Value) -> Value {
         let mut message = self.user_message(user_id, language, content);
@@ -429,18 +441,7 @@ impl FakeTelegram {
     fn get_chat_member(&self, params: &Value) -> Reply {
         let (chat, user_id) = (as_i64(&params["chat_id"]).unwrap_or(0), as_i64(&params["user_id"]).unwrap_or(0));
         let status = self.state.lock().unwrap().members.get(&(chat, user_id)).cloned().unwrap_or_else(|| "member".into());
-        let mut member = json!({ "status": status, "user": user(user_id, "en") });
-        match status.as_str() {
-            "creator" => member["is_anonymous"] = json!(false),
-            "administrator" => {
-                for flag in ["is_anonymous", "can_be_edited", "can_manage_chat", "can_change_info", "can_delete_messages",
-                             "can_manage_video_chats", "can_invite_users", "can_restrict_members", "can_promote_members"] {
-                    member[flag] = json!(flag != "is_anonymous" && flag != "can_be_edited");
-                }
-            }
-            _ => {}
-        }
-        ok(member)
+        ok(chat_member(user_id, &status))
     }
 
     fn get_file(&self, params: &Value) -> Reply {
@@ -612,4 +613,21 @@ fn private_chat(id: i64) -> Value {
 
 fn photo_size() -> Value {
     json!({ "file_id": "photo1", "file_unique_id": "uphoto1", "width": 1024, "height": 1024, "file_size": 1000 })
+}
+
+/// A ChatMember object of `status`, with the fields Telegram gives it.
+fn chat_member(user_id: i64, status: &str) -> Value {
+    let mut member = json!({ "status": status, "user": user(user_id, "en") });
+    match status {
+        "creator" => member["is_anonymous"] = json!(false),
+        "administrator" => {
+            for flag in ["is_anonymous", "can_be_edited", "can_manage_chat", "can_change_info", "can_delete_messages",
+                         "can_manage_video_chats", "can_invite_users", "can_restrict_members", "can_promote_members"] {
+                member[flag] = json!(flag != "is_anonymous" && flag != "can_be_edited");
+            }
+        }
+        "kicked" => member["until_date"] = json!(0),
+        _ => {}
+    }
+    member
 }
