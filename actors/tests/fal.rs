@@ -368,7 +368,8 @@ async fn cancel_after_the_request_went_to_fal_leaves_it_to_finish_delivered_and_
     eventually("submitted", WAIT, || !rig.fal.submissions().is_empty()).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     rig.telegram.push_text(USER, "en", "/cancel");
-    eventually("cancel answered", WAIT, || rig.telegram.sent_texts(USER).iter().any(|t| t.contains("Nothing to cancel"))).await;
+    eventually("cancel answered", WAIT, || rig.telegram.sent_texts(USER).iter().any(|t| t.contains("Already under way: 1"))).await;
+    assert!(!rig.telegram.sent_texts(USER).iter().any(|t| t.contains("Nothing to cancel")), "the image on its way is named, not denied");
     let submission = rig.fal.submissions()[0].clone();
     let body = rig.fal.callback_body(&submission.request_id, &Outcome::Ok, rig.fal.result_for(&submission.model, &submission.input));
     assert_eq!(rig.fal.deliver(&rig.webhook, &submission.request_id, &body).await, 200);
@@ -454,4 +455,47 @@ async fn callbacks_that_arrive_together_share_a_commit_and_a_bad_one_fails_alone
     assert!(statuses.iter().enumerate().all(|(i, s)| i == 40 || *s == 200), "{statuses:?}");
     assert_eq!(rig.scalar("SELECT count(*) FROM fal_callbacks").await, 40, "each good one once, the duplicate once");
     assert_eq!(rig.scalar("SELECT count(*) FROM fal_callbacks WHERE request_id = 'g-bad'").await, 0, "nothing written for it");
+}
+
+#[tokio::test]
+async fn a_submission_claimed_again_after_its_request_was_recorded_is_not_sent_to_fal_twice() {
+    let rig = rig("fal_resubmit", true, |_| {}).await;
+    rig.fal.set_outcome(Outcome::Hang);
+    rig.telegram.push_text(USER, "en", "/imagine a kingfisher");
+    let deadline = std::time::Instant::now() + WAIT;
+    while rig.scalar("SELECT count(*) FROM jobs WHERE kind = 'fal.imagine' AND state = 'done'").await == 0 {
+        assert!(std::time::Instant::now() < deadline, "never submitted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // As if its worker died after the request was recorded, before the job ended: the lease lapses, it is claimed again.
+    rig.services.db.client().await.unwrap()
+        .execute("UPDATE jobs SET state = 'queued', locked_by = NULL, locked_until = NULL, run_at = now() WHERE kind = 'fal.imagine'", &[])
+        .await
+        .unwrap();
+    while rig.scalar("SELECT count(*) FROM jobs WHERE kind = 'fal.imagine' AND state = 'done' AND attempts = 2").await == 0 {
+        assert!(std::time::Instant::now() < deadline, "the second attempt never ended");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(rig.fal.submissions().len(), 1, "FAL bills every submission: one");
+    let submission = rig.fal.submissions()[0].clone();
+    let body = rig.fal.callback_body(&submission.request_id, &Outcome::Ok, rig.fal.result_for(&submission.model, &submission.input));
+    assert_eq!(rig.fal.deliver(&rig.webhook, &submission.request_id, &body).await, 200);
+    eventually("delivered", WAIT, || rig.photos_sent().len() == 1).await;
+    assert_eq!(rig.balance().await, 95, "charged once");
+    assert_eq!(rig.scalar("SELECT count(*) FROM ledger_entries WHERE reason = 'refund'").await, 0, "and not refunded");
+    common::assert_ledger(&rig.services).await;
+}
+
+#[tokio::test]
+async fn a_training_being_submitted_is_not_cancelled_for_nothing() {
+    let rig = rig("fal_cancel_submitting", true, |_| {}).await;
+    let user_id = rig.scalar(&format!("SELECT id FROM users WHERE telegram_id = {USER}")).await;
+    let avatar_id = rig.services.db.create_avatar(user_id, "A", "man", "ohwx man").await.unwrap();
+    // The submit job has set the avatar training and is waiting for FAL's answer: no request recorded yet.
+    rig.services.db.set_avatar_state(avatar_id, &["collecting"], "training", None).await.unwrap();
+    rig.telegram.push_callback(USER, "en", &format!("avatar:cancel:{avatar_id}"), 1);
+    eventually("answered", WAIT, || rig.telegram.sent_texts(USER).iter().any(|t| t.contains("Already under way"))).await;
+    let state = rig.services.db.avatar_of(user_id, avatar_id).await.unwrap().unwrap().state;
+    assert_eq!(state, "training", "left to become ready, not cancelled with nothing refunded");
+    common::assert_ledger(&rig.services).await;
 }

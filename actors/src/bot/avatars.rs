@@ -207,14 +207,16 @@ impl BotHandler {
                 }
             }
             "training" => {
-                if let Some(request) = db.fal_request_for_avatar(avatar_id).await? {
-                    if let Err(e) = self.fal.cancel(&request.cancel_url).await {
-                        tracing::warn!(request_id = %request.request_id, error = %e, "FAL cancel failed; the result will be discarded");
-                    }
-                    let refund = self.services.settings.fal.refund_cancelled_training;
-                    if let Some(ended) = fal_requests::end_unpaid(db, &request.request_id, "cancelled", refund).await? {
-                        refunded = ended.refunded;
-                    }
+                let Some(request) = db.fal_request_for_avatar(avatar_id).await? else {
+                    // Being submitted this moment: under way, and not ours to stop (nor refund) yet.
+                    return self.say(chat, money_texts::still_running(lang, 1)).await;
+                };
+                if let Err(e) = self.fal.cancel(&request.cancel_url).await {
+                    tracing::warn!(request_id = %request.request_id, error = %e, "FAL cancel failed; the result will be discarded");
+                }
+                let refund = self.services.settings.fal.refund_cancelled_training;
+                if let Some(ended) = fal_requests::end_unpaid(db, &request.request_id, "cancelled", refund).await? {
+                    refunded = ended.refunded;
                 }
             }
             "collecting" => {}

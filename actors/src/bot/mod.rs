@@ -293,12 +293,14 @@ impl BotHandler {
                 None => running += 1,
             }
         }
+        // Images and trainings FAL is making are under way too: they will arrive.
+        running += usize::try_from(self.services.db.fal_requests_in_flight(user_id).await?).unwrap_or_default();
         // Stopping the avatar dialogue is something cancelled too: never "nothing to cancel" then.
         let mut lines = Vec::new();
         if in_dialogue {
             lines.push(feature_texts::avatar_dialogue_stopped(lang).to_owned());
         }
-        if count > 0 || !in_dialogue {
+        if count > 0 || (!in_dialogue && running == 0) {
             lines.push(texts::cancelled(lang, count, refunded));
         }
         if running > 0 {

@@ -1,5 +1,8 @@
 //! Submitting to FAL: text to image, an image from the user's avatar, or an
-//! avatar's training. The request is recorded with the job that paid for it.
+//! avatar's training. The request is recorded with the job that paid for
+//! it, and a job submits once: an attempt that finds its request recorded
+//! goes on from there. (What stays open: a worker killed between FAL's
+//! answer and the record's commit; FAL's queue takes no idempotency key.)
 
 use std::io::Write;
 
@@ -26,6 +29,12 @@ fn imagen_aspect(size: &str) -> &'static str {
 
 pub(super) async fn submit(f: &FalJobs, job: &Job) -> Result<Value, JobError> {
     let (db, settings) = (&f.services.db, &f.services.settings.fal);
+    // A job claimed again (its last worker died after FAL took the request
+    // and it was recorded) goes on from its request: FAL bills every submission.
+    if let Some(made) = db.fal_request_for_job(job.id).await.map_err(JobError::retry)? {
+        tracing::info!(job_id = job.id, request_id = %made.request_id, "the request was submitted by an earlier attempt; not again");
+        return Ok(json!({ "request_id": made.request_id, "resumed": true }));
+    }
     let lang = lang_of(job);
     let user_id = job.user_id.ok_or_else(|| JobError::Broken("job has no user".into()))?;
     let chat_id = job.chat_id.ok_or_else(|| JobError::Broken("job has no chat".into()))?;

@@ -113,6 +113,20 @@ impl Db {
         Ok(row.as_ref().map(request))
     }
 
+    /// The request a submit job made, if it made one (at most one: `job_id` is unique).
+    pub async fn fal_request_for_job(&self, job_id: i64) -> Result<Option<FalRequest>, StoreError> {
+        let client = self.client().await?;
+        let row = client.query_opt(&format!("SELECT {COLUMNS} FROM fal_requests WHERE job_id = $1"), &[&job_id]).await?;
+        Ok(row.as_ref().map(request))
+    }
+
+    /// Requests of this user still being made at FAL.
+    pub async fn fal_requests_in_flight(&self, user_id: i64) -> Result<i64, StoreError> {
+        let client = self.client().await?;
+        let row = client.query_one("SELECT count(*) FROM fal_requests WHERE user_id = $1 AND state = 'submitted'", &[&user_id]).await?;
+        Ok(row.get(0))
+    }
+
     pub async fn fal_request_for_avatar(&self, avatar_id: i64) -> Result<Option<FalRequest>, StoreError> {
         let client = self.client().await?;
         let row = client
