@@ -304,3 +304,44 @@ async fn concurrent_batches_of_charges_never_drive_a_balance_negative() {
     }
     common::assert_ledger(&services).await;
 }
+
+#[tokio::test]
+async fn a_job_that_was_claimed_once_is_not_cancelled_when_it_waits_for_a_retry() {
+    let (_t, services) = common::services("cancel_claimed_once", |_| {}).await;
+    let user = common::user(&services, 1011).await;
+    ledger::welcome_bonus(&services.db, user, 50).await.unwrap();
+    ledger::charge_and_enqueue(&services.db, user, priced("r1", 10)).await.unwrap();
+    let claimed = queue::claim(&services.db, "transcribe", 1, 10, "w1", std::time::Duration::from_secs(30)).await.unwrap();
+    // Its transcript made (the API paid), the send failed for a moment: queued again for a retry.
+    let retry = ledger::fail_job(&services.db, claimed[0].id, "w1", "Telegram 502", Some(std::time::Duration::from_secs(60))).await.unwrap();
+    assert!(matches!(retry, queue::Failed::Retrying { .. }), "{retry:?}");
+    assert!(ledger::cancel_job(&services.db, claimed[0].id, "user cancelled").await.unwrap().is_none(), "only never-claimed work is cancelled");
+    assert_eq!(ledger::balance(&services.db, user).await.unwrap(), 40, "the charge stands");
+    assert_eq!(sum_of_entries(&services, user).await, 40);
+}
+
+#[tokio::test]
+async fn a_job_whose_transcript_exists_keeps_its_charge_when_it_dies() {
+    let (_t, services) = common::services("kept_result", |_| {}).await;
+    let user = common::user(&services, 1012).await;
+    ledger::welcome_bonus(&services.db, user, 50).await.unwrap();
+    ledger::charge_and_enqueue(&services.db, user, NewJob { max_attempts: 1, ..priced("k1", 15) }).await.unwrap();
+    let claimed = queue::claim(&services.db, "transcribe", 1, 10, "w1", std::time::Duration::from_secs(30)).await.unwrap();
+    let transcript = services.db.start_transcript(claimed[0].id, user, 1012, "f", "whisper-1", None).await.unwrap();
+    let made = aisha_actors::store::transcripts::Finished { text_key: "t".into(), chunk_count: 1, ..Default::default() };
+    services.db.finish_transcript(transcript.id, &made).await.unwrap();
+    let failed = ledger::fail_job(&services.db, claimed[0].id, "w1", "could never send it", None).await.unwrap();
+    assert!(matches!(failed, queue::Failed::Dead(_)), "{failed:?}");
+    assert_eq!(ledger::balance(&services.db, user).await.unwrap(), 35, "made, so paid: no refund");
+    assert_eq!(sum_of_entries(&services, user).await, 35);
+}
+
+#[tokio::test]
+async fn admin_credit_past_the_largest_balance_is_refused_not_wrapped() {
+    let (_t, services) = common::services("admin_credit_overflow", |_| {}).await;
+    let user = common::user(&services, 1013).await;
+    ledger::admin_credit(&services.db, 1013, 10, "start").await.unwrap();
+    assert!(matches!(ledger::admin_credit(&services.db, 1013, i64::MAX, "too much").await, Err(ledger::LedgerError::Overflow)));
+    assert_eq!(ledger::balance(&services.db, user).await.unwrap(), 10);
+    assert_eq!(sum_of_entries(&services, user).await, 10);
+}
