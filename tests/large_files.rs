@@ -17,10 +17,9 @@ const BIN: &str = env!("CARGO_BIN_EXE_aishad");
 const SIZE: u64 = 300 * 1024 * 1024;
 const SECRET: &str = "large-files-link-secret";
 
-#[tokio::test]
-async fn a_300_mb_file_streams_through_a_files_link_in_little_memory() {
-    let services = TestServices::new("large_files").await;
-    let blob = Blob::new(&S3Settings {
+/// The test's bucket, as the daemon sees it.
+fn blob_of(services: &TestServices) -> Blob {
+    Blob::new(&S3Settings {
         endpoint: services.s3_endpoint.clone(),
         access_key: Secret::new(&services.s3_access_key),
         secret_key: Secret::new(&services.s3_secret_key),
@@ -28,7 +27,13 @@ async fn a_300_mb_file_streams_through_a_files_link_in_little_memory() {
         key_prefix: services.s3_prefix.clone(),
         ..Default::default()
     })
-    .unwrap();
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_300_mb_file_streams_through_a_files_link_in_little_memory() {
+    let services = TestServices::new("large_files").await;
+    let blob = blob_of(&services);
     blob.ensure_bucket().await.unwrap();
     // Sparse: 300 MB of zeros that take no disk to make.
     let source = std::env::temp_dir().join(format!("aisha-lora-{}.safetensors", std::process::id()));
@@ -76,7 +81,7 @@ async fn a_300_mb_file_streams_through_a_files_link_in_little_memory() {
 }
 
 /// With a local Bot API server (`--local`) a user may send 2000 MB: the
-/// worker reads the file from the shared volume, keeps it in S3 and cuts it
+/// worker reads the file from the shared volume (never copying it whole into S3) and cuts it
 /// with ffmpeg, all through files, so the daemon's memory stays flat.
 #[tokio::test]
 async fn a_200_mb_recording_from_a_local_bot_api_server_is_transcribed_in_chunks_in_little_memory() {
@@ -126,6 +131,8 @@ async fn a_200_mb_recording_from_a_local_bot_api_server_is_transcribed_in_chunks
     assert!(uploads.len() >= 2, "cut into chunks: {}", uploads.len());
     assert!(uploads.iter().all(|u| u.file_len < 25 * 1024 * 1024), "every chunk under the API's 25 MiB");
     assert!(high_water < 96 * 1024, "peak RSS {high_water} KiB: the recording was buffered");
+    let blob = blob_of(&services);
+    assert_eq!(blob.delete_prefix("audio/").await.unwrap(), 0, "the shared volume's file is not copied whole into S3");
     let _ = std::fs::remove_dir_all(&volume);
     daemon.signal("TERM");
     assert_eq!(daemon.wait(Duration::from_secs(30)).await, 0);

@@ -63,6 +63,7 @@ async fn concurrent_charges_never_drive_a_balance_negative() {
                 refused += 1
             }
             Charged::Duplicate(_) => panic!("keys are distinct"),
+            Charged::TooManyInFlight { .. } => panic!("no cap on work in flight here"),
         }
     }
     assert_eq!((queued, refused), (10, 20));
@@ -226,6 +227,7 @@ async fn charges_made_together_are_charged_in_order_as_if_one_after_another() {
             (rich, priced("r1", 30)), // twice in one batch: charged once
             (poor, priced("free", 0)),
         ],
+        None,
     )
     .await;
     let outcomes: Vec<Charged> = outcomes.into_iter().map(Result::unwrap).collect();
@@ -259,6 +261,7 @@ async fn a_bad_request_among_charges_made_together_fails_only_itself() {
     let outcomes = ledger::charge_many(
         &services.db,
         vec![(user, priced("a", 10)), (nobody, priced("b", 10)), (user, priced("c", 10))],
+        None,
     )
     .await;
     assert!(matches!(outcomes[0], Ok(Charged::Queued { balance: 40, .. })), "{:?}", outcomes[0]);
@@ -282,7 +285,7 @@ async fn concurrent_batches_of_charges_never_drive_a_balance_negative() {
             let db = services.db.clone();
             let requests: Vec<_> =
                 (0..6).map(|i| (users[(b + i) % 2], priced(&format!("b{b}:{i}"), 10))).collect();
-            tokio::spawn(async move { ledger::charge_many(&db, requests).await })
+            tokio::spawn(async move { ledger::charge_many(&db, requests, None).await })
         })
         .collect();
     let mut queued = 0;
@@ -295,6 +298,7 @@ async fn concurrent_batches_of_charges_never_drive_a_balance_negative() {
                 }
                 Charged::InsufficientBalance { balance, .. } => assert!(balance < 10),
                 Charged::Duplicate(job) => panic!("keys are distinct: {job:?}"),
+                Charged::TooManyInFlight { .. } => panic!("no cap on work in flight here"),
             }
         }
     }
@@ -344,4 +348,35 @@ async fn admin_credit_past_the_largest_balance_is_refused_not_wrapped() {
     assert!(matches!(ledger::admin_credit(&services.db, 1013, i64::MAX, "too much").await, Err(ledger::LedgerError::Overflow)));
     assert_eq!(ledger::balance(&services.db, user).await.unwrap(), 10);
     assert_eq!(sum_of_entries(&services, user).await, 10);
+}
+
+#[tokio::test]
+async fn charges_from_several_chats_at_once_cannot_pass_the_cap_on_work_in_flight() {
+    // A payer of several groups: notes arriving in each at once are charged
+    // in separate transactions, and the cap holds across them.
+    let (_t, services) = common::services("in_flight_cap", |_| {}).await;
+    let user = common::user(&services, 1014).await;
+    ledger::welcome_bonus(&services.db, user, 1000).await.unwrap();
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let db = services.db.clone();
+            tokio::spawn(async move { ledger::charge_many(&db, vec![(user, priced(&format!("group{i}"), 1))], Some(5)).await })
+        })
+        .collect();
+    let (mut queued, mut capped) = (0, 0);
+    for task in tasks {
+        match task.await.unwrap().pop().unwrap().unwrap() {
+            Charged::Queued { .. } => queued += 1,
+            Charged::TooManyInFlight { limit } => {
+                assert_eq!(limit, 5);
+                capped += 1
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!((queued, capped), (5, 15));
+    assert_eq!(ledger::balance(&services.db, user).await.unwrap(), 995, "only what was queued was charged");
+    assert_eq!(sum_of_entries(&services, user).await, 995);
+    let jobs: i64 = services.db.client().await.unwrap().query_one("SELECT count(*) FROM jobs", &[]).await.unwrap().get(0);
+    assert_eq!(jobs, 5, "nothing refused was queued");
 }

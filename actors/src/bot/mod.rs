@@ -64,7 +64,7 @@ impl BotHandler {
         Self {
             fal: Fal::new(&services.settings.fal),
             bot: services.telegram.clone(),
-            shared: shared::Shared::start(&services.db, &services.redis, services.settings.limits.paid_per_minute),
+            shared: shared::Shared::start(&services.db, &services.redis, &services.settings.limits),
             photos_in_memory: std::sync::Arc::new(tokio::sync::Semaphore::new(PHOTOS_IN_MEMORY)),
             me: Default::default(),
             services,
@@ -231,6 +231,11 @@ impl BotHandler {
                 tracing::info!(job_id = job.id, user_id, "duplicate request; not charged again");
                 self.say(chat, texts::already_queued(lang)).await?;
                 Ok(true)
+            }
+            Charged::TooManyInFlight { limit } => {
+                metrics::counter!("aishad_limited_total", "limit" => "jobs_in_flight").increment(1);
+                self.say(chat, money_texts::too_many_in_flight(lang, u32::try_from(limit).unwrap_or(u32::MAX))).await?;
+                Ok(false)
             }
             Charged::InsufficientBalance { price, balance } => {
                 let refusal = self.bot.send_message(chat, texts::insufficient(lang, price, balance));

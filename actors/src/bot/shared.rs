@@ -12,6 +12,7 @@ use crate::cache::{CacheError, Redis};
 use crate::jobs::NewJob;
 use crate::ledger::{self, Charged, LedgerError};
 use crate::limits::{self, Verdict};
+use crate::settings::LimitsSettings;
 use crate::store::users::{TelegramProfile, User};
 use crate::store::{Db, StoreError};
 
@@ -30,7 +31,8 @@ pub(super) struct Shared {
 
 impl Shared {
     /// Starts the shared writers; needs a Tokio runtime.
-    pub(super) fn start(db: &Db, redis: &Redis, paid_per_minute: u32) -> Self {
+    pub(super) fn start(db: &Db, redis: &Redis, limits: &LimitsSettings) -> Self {
+        let (paid_per_minute, max_in_flight) = (limits.paid_per_minute, i64::from(limits.jobs_in_flight));
         let (for_users, for_counts, for_charges, for_limits) = (db.clone(), db.clone(), db.clone(), redis.clone());
         Shared {
             users: GroupCommit::start("users", BATCH, IN_FLIGHT, move |profiles: Vec<TelegramProfile>| {
@@ -55,7 +57,7 @@ impl Shared {
             }),
             charges: GroupCommit::start("charges", BATCH, IN_FLIGHT, move |requests: Vec<(i64, NewJob)>| {
                 let db = for_charges.clone();
-                async move { ledger::charge_many(&db, requests).await }
+                async move { ledger::charge_many(&db, requests, Some(max_in_flight)).await }
             }),
         }
     }
@@ -75,7 +77,8 @@ impl Shared {
         self.paid.submit(user_id).await.unwrap_or(Ok(Verdict::Allowed))
     }
 
-    /// [`ledger::charge_and_enqueue`], sharing the transaction.
+    /// [`ledger::charge_many`] of one request, sharing the transaction; the
+    /// cap on work in flight is kept there.
     pub(super) async fn charge(&self, user_id: i64, job: NewJob) -> Result<Charged, LedgerError> {
         let outcome = self.charges.submit((user_id, job)).await;
         outcome.unwrap_or_else(|stopped| Err(StoreError::Shared(stopped.to_string()).into()))

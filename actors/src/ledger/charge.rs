@@ -13,15 +13,18 @@ use crate::store::{cached, Db};
 
 /// Charges `job.cost` to `user_id` and enqueues the job, in one transaction.
 pub async fn charge_and_enqueue(db: &Db, user_id: i64, job: NewJob) -> Result<Charged, LedgerError> {
-    let mut outcome = charge_many(db, vec![(user_id, job)]).await;
+    let mut outcome = charge_many(db, vec![(user_id, job)], None).await;
     outcome.pop().unwrap_or(Err(LedgerError::NoSuchUser(user_id)))
 }
 
 /// Charges and enqueues each `(user_id, job)` as if one after another, in
-/// order: a user's second request sees the balance their first left. All
-/// in one transaction; when that fails, each is tried in its own, so a bad
-/// request fails only itself. One outcome per request, in order.
-pub async fn charge_many(db: &Db, requests: Vec<(i64, NewJob)>) -> Vec<Result<Charged, LedgerError>> {
+/// order: a user's second request sees the balance their first left, and,
+/// with `max_in_flight`, the paid work their first put in flight (counted
+/// under the payer's row lock, so requests from several chats at once
+/// cannot pass the cap together). All in one transaction; when that
+/// fails, each is tried in its own, so a bad request fails only itself.
+/// One outcome per request, in order.
+pub async fn charge_many(db: &Db, requests: Vec<(i64, NewJob)>, max_in_flight: Option<i64>) -> Vec<Result<Charged, LedgerError>> {
     let jobs: Vec<NewJob> = requests
         .into_iter()
         .map(|(user_id, mut job)| {
@@ -29,14 +32,14 @@ pub async fn charge_many(db: &Db, requests: Vec<(i64, NewJob)>) -> Vec<Result<Ch
             job
         })
         .collect();
-    match charge_together(db, &jobs).await {
+    match charge_together(db, &jobs, max_in_flight).await {
         Ok(charged) => charged.into_iter().map(Ok).collect(),
         Err(e) if jobs.len() == 1 => vec![Err(e)],
         Err(e) => {
             tracing::warn!(error = %e, requests = jobs.len(), "a shared charge failed; charging each request alone");
             let mut outcomes = Vec::with_capacity(jobs.len());
             for job in &jobs {
-                let alone = charge_together(db, std::slice::from_ref(job)).await;
+                let alone = charge_together(db, std::slice::from_ref(job), max_in_flight).await;
                 outcomes.push(alone.and_then(|mut one| one.pop().ok_or(LedgerError::NoSuchUser(job.user_id.unwrap_or_default()))));
             }
             outcomes
@@ -44,7 +47,7 @@ pub async fn charge_many(db: &Db, requests: Vec<(i64, NewJob)>) -> Vec<Result<Ch
     }
 }
 
-async fn charge_together(db: &Db, jobs: &[NewJob]) -> Result<Vec<Charged>, LedgerError> {
+async fn charge_together(db: &Db, jobs: &[NewJob], max_in_flight: Option<i64>) -> Result<Vec<Charged>, LedgerError> {
     let mut client = db.client().await?;
     let tx = client.transaction().await?;
     let enqueued = queue::enqueue_each(&tx, jobs).await?;
@@ -66,6 +69,10 @@ async fn charge_together(db: &Db, jobs: &[NewJob]) -> Result<Vec<Charged>, Ledge
         let lock = cached(&tx, "SELECT id, balance FROM users WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE").await?;
         balances.extend(tx.query(&lock, &[&payers]).await?.iter().map(|r| (r.get::<_, i64>(0), r.get::<_, i64>(1))));
     }
+    let mut in_flight = match max_in_flight {
+        Some(_) if !payers.is_empty() => in_flight_before(&tx, &payers, &enqueued).await?,
+        _ => HashMap::new(),
+    };
     let (mut unpaid, mut payer, mut delta, mut job_id) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut kinds: Vec<String> = Vec::new();
     let mut outcomes = Vec::with_capacity(jobs.len());
@@ -80,12 +87,19 @@ async fn charge_together(db: &Db, jobs: &[NewJob]) -> Result<Vec<Charged>, Ledge
         };
         let user_id = job.user_id.unwrap_or_default();
         let balance = balances.get_mut(&user_id).ok_or(LedgerError::NoSuchUser(user_id))?;
+        let flying = in_flight.entry(user_id).or_default();
+        if let Some(limit) = max_in_flight.filter(|limit| job.cost != 0 && *flying >= *limit) {
+            unpaid.push(job.id);
+            outcomes.push(Charged::TooManyInFlight { limit });
+            continue;
+        }
         if job.cost != 0 && *balance < job.cost {
             unpaid.push(job.id);
             outcomes.push(Charged::InsufficientBalance { price: job.cost, balance: *balance });
             continue;
         }
         if job.cost != 0 {
+            *flying += 1;
             *balance = balance.checked_sub(job.cost).ok_or(LedgerError::Overflow)?;
             payer.push(user_id);
             delta.push(-job.cost);
@@ -123,4 +137,29 @@ async fn charge_together(db: &Db, jobs: &[NewJob]) -> Result<Vec<Charged>, Ledge
         db.wake(kind);
     }
     Ok(outcomes)
+}
+
+/// Each payer's work in flight before this batch: queued or running jobs
+/// and FAL requests still being made, less the jobs this batch created.
+async fn in_flight_before(
+    tx: &impl deadpool_postgres::GenericClient,
+    payers: &[i64],
+    enqueued: &[Enqueued],
+) -> Result<HashMap<i64, i64>, LedgerError> {
+    let created: Vec<i64> = enqueued
+        .iter()
+        .filter_map(|e| match e {
+            Enqueued::Created(job) => Some(job.id),
+            Enqueued::Existing(_) => None,
+        })
+        .collect();
+    let count = cached(
+        tx,
+        "SELECT u.id, (SELECT count(*) FROM jobs WHERE user_id = u.id AND state IN ('queued', 'running') AND id <> ALL($2))
+                    + (SELECT count(*) FROM fal_requests WHERE user_id = u.id AND state = 'submitted')
+           FROM unnest($1::bigint[]) AS u(id)",
+    )
+    .await?;
+    let rows = tx.query(&count, &[&payers, &created]).await?;
+    Ok(rows.iter().map(|r| (r.get::<_, i64>(0), r.get::<_, i64>(1))).collect())
 }

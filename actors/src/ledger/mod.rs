@@ -53,6 +53,8 @@ pub enum Charged {
     Duplicate(Job),
     /// Not enough coins: nothing charged, nothing queued.
     InsufficientBalance { price: i64, balance: i64 },
+    /// The payer has `limit` paid jobs in flight already: nothing charged, nothing queued.
+    TooManyInFlight { limit: i64 },
 }
 
 /// Refunds what `job` cost, once: a second call finds the entry and does nothing.

@@ -74,8 +74,10 @@ pub(super) struct Recording {
     pub path: PathBuf,
     pub size: u64,
     pub ext: &'static str,
-    /// Downloaded from Telegram by this attempt (not yet kept in S3).
-    fresh: bool,
+    /// To be kept in S3 for a retry: downloaded over HTTP by this attempt.
+    /// A local Bot API server's file (up to 2000 MB) lies on a shared
+    /// volume and is read from there again instead of copied.
+    keep: bool,
 }
 
 /// The transcript made and kept: what goes to the user.
@@ -152,7 +154,7 @@ impl<'a> Turn<'a> {
         let path = work.path(&format!("original.{ext}"));
         if let Some(key) = &transcript.audio_key {
             let size = self.worker.services.blob.get_file(key, &path).await.map_err(JobError::retry)?;
-            return Ok(Recording { path, size, ext, fresh: false });
+            return Ok(Recording { path, size, ext, keep: false });
         }
         let max = settings.telegram.max_download();
         let size = fetch_telegram_file(&self.worker.bot, &settings.telegram, &self.request.file_id, max, &path).await.map_err(|e| match e {
@@ -160,7 +162,7 @@ impl<'a> Turn<'a> {
             DownloadError::Telegram(e) => e.into(),
             other => JobError::retry(other),
         })?;
-        Ok(Recording { path, size, ext, fresh: true })
+        Ok(Recording { path, size, ext, keep: !settings.telegram.local_api })
     }
 
     /// What the recording really holds (see `measure`); the user's file
@@ -221,7 +223,7 @@ impl<'a> Turn<'a> {
     /// Kept in S3 while the API works on it (a failure before then only
     /// means a second download).
     async fn keep_original(&self, transcript: &Transcript, recording: &Recording) -> Result<(), JobError> {
-        if !recording.fresh {
+        if !recording.keep {
             return Ok(());
         }
         let key = format!("audio/{}/{}/original.{}", self.user_id, transcript.id, recording.ext);
