@@ -499,3 +499,48 @@ async fn a_training_being_submitted_is_not_cancelled_for_nothing() {
     assert_eq!(state, "training", "left to become ready, not cancelled with nothing refunded");
     common::assert_ledger(&rig.services).await;
 }
+
+/// An avatar of three photos, its training submitted to FAL (which hangs): its id.
+async fn training_under_way(rig: &Rig) -> i64 {
+    aisha_actors::ledger::admin_credit(&rig.services.db, USER, 200, "test").await.unwrap();
+    rig.fal.set_outcome(Outcome::Hang);
+    let user_id = rig.scalar(&format!("SELECT id FROM users WHERE telegram_id = {USER}")).await;
+    let avatar_id = rig.services.db.create_avatar(user_id, "A", "man", "ohwx man").await.unwrap();
+    for n in 1..=3u8 {
+        let key = format!("avatars/{user_id}/{avatar_id}/photo_{n}.png");
+        rig.services.blob.put(&key, png(800, 800, n), "image/png").await.unwrap();
+        rig.services.db.add_avatar_photo(avatar_id, (&format!("avatars/{user_id}/{avatar_id}/photo_"), ".png"), &format!("h{n}"), 800, 800).await.unwrap();
+    }
+    rig.telegram.push_callback(USER, "en", &format!("avatar:train:{avatar_id}"), 1);
+    eventually("submitted", WAIT, || !rig.fal.submissions().is_empty()).await;
+    while rig.scalar("SELECT count(*) FROM fal_requests").await == 0 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    avatar_id
+}
+
+#[tokio::test]
+async fn deleting_ones_data_during_a_training_refunds_only_as_a_cancel_would() {
+    for refund in [false, true] {
+        let rig = rig(&format!("fal_forget_training_{refund}"), true, |s| s.fal.refund_cancelled_training = refund).await;
+        training_under_way(&rig).await;
+        let charged = rig.balance().await;
+        rig.telegram.push_callback(USER, "en", "forget:yes", 2);
+        eventually("deleted", WAIT, || rig.telegram.sent_texts(USER).iter().any(|t| t.starts_with("✅ Your data is deleted"))).await;
+        assert_eq!(rig.fal.cancelled().len(), 1, "FAL asked to stop");
+        // FAL finishes anyway: nothing is stored or sent.
+        let submission = rig.fal.submissions()[0].clone();
+        let body = rig.fal.callback_body(&submission.request_id, &Outcome::Ok, rig.fal.result_for(&submission.model, &submission.input));
+        assert_eq!(rig.fal.deliver(&rig.webhook, &submission.request_id, &body).await, 200);
+        let deadline = std::time::Instant::now() + WAIT;
+        while rig.scalar("SELECT count(*) FROM jobs WHERE kind = 'fal.deliver' AND state IN ('queued', 'running')").await > 0 {
+            assert!(std::time::Instant::now() < deadline, "the delivery never ended");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(rig.scalar("SELECT count(*) FROM avatars").await, 0);
+        let refunded = rig.balance().await - charged;
+        assert_eq!(refunded > 0, refund, "refunded {refunded} with refund_cancelled_training = {refund}");
+        assert!(!rig.telegram.sent_texts(USER).iter().any(|t| t.starts_with("✅ Avatar")), "no avatar announced after the deletion");
+        common::assert_ledger(&rig.services).await;
+    }
+}

@@ -16,6 +16,7 @@ use crate::clients::{download_telegram_file, DownloadError, MAX_DOWNLOAD};
 use crate::dialogue::{self, Dialogue};
 use crate::fal_requests;
 use crate::jobs::kinds::Train;
+use crate::store::fal::FalRequest;
 use crate::jobs::{queue, Kind, NewJob};
 use crate::ledger;
 
@@ -211,13 +212,7 @@ impl BotHandler {
                     // Being submitted this moment: under way, and not ours to stop (nor refund) yet.
                     return self.say(chat, money_texts::still_running(lang, 1)).await;
                 };
-                if let Err(e) = self.fal.cancel(&request.cancel_url).await {
-                    tracing::warn!(request_id = %request.request_id, error = %e, "FAL cancel failed; the result will be discarded");
-                }
-                let refund = self.services.settings.fal.refund_cancelled_training;
-                if let Some(ended) = fal_requests::end_unpaid(db, &request.request_id, "cancelled", refund).await? {
-                    refunded = ended.refunded;
-                }
+                refunded = self.cancel_training(&request).await?;
             }
             "collecting" => {}
             _ => return self.avatar_status(chat, user_id, lang, avatar_id).await,
@@ -227,6 +222,17 @@ impl BotHandler {
             dialogue::clear(&self.services.redis, user_id).await?;
         }
         self.say(chat, texts::training_cancelled(lang, refunded)).await
+    }
+
+    /// Asks FAL to stop a training and ends its request cancelled, refunded
+    /// as `fal.refund_cancelled_training` says; what was refunded.
+    pub(super) async fn cancel_training(&self, request: &FalRequest) -> Result<i64, HandleError> {
+        if let Err(e) = self.fal.cancel(&request.cancel_url).await {
+            tracing::warn!(request_id = %request.request_id, error = %e, "FAL cancel failed; the result will be discarded");
+        }
+        let refund = self.services.settings.fal.refund_cancelled_training;
+        let ended = fal_requests::end_unpaid(&self.services.db, &request.request_id, "cancelled", refund).await?;
+        Ok(ended.map_or(0, |e| e.refunded))
     }
 
     pub(super) async fn avatar_main(&self, chat: ChatId, user_id: i64, lang: Lang, avatar_id: i64) -> Result<(), HandleError> {

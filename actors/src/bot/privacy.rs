@@ -23,7 +23,8 @@ impl BotHandler {
     }
 
     /// Queued work is cancelled and refunded first (nothing left to make new
-    /// content); what a worker already holds finishes, and the user is told.
+    /// content), and a training under way is cancelled as `/cancel` would;
+    /// what a worker already holds finishes, and the user is told.
     pub(super) async fn forget(&self, chat: ChatId, user_id: i64, telegram_id: i64, lang: Lang) -> Result<(), HandleError> {
         let db = &self.services.db;
         let mut running = 0;
@@ -31,6 +32,10 @@ impl BotHandler {
             if ledger::cancel_job(db, job.id, "the user deleted their data").await?.is_none() {
                 running += 1;
             }
+        }
+        // A training under way ends as a cancel would; images under way are dropped when they come.
+        for training in db.fal_requests_submitted(user_id, "train").await? {
+            self.cancel_training(&training).await?;
         }
         dialogue::clear(&self.services.redis, user_id).await?;
         let mut files = 0;

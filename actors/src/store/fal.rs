@@ -120,6 +120,15 @@ impl Db {
         Ok(row.as_ref().map(request))
     }
 
+    /// This user's requests of `kind` still being made at FAL.
+    pub async fn fal_requests_submitted(&self, user_id: i64, kind: &str) -> Result<Vec<FalRequest>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(&format!("SELECT {COLUMNS} FROM fal_requests WHERE user_id = $1 AND kind = $2 AND state = 'submitted'"), &[&user_id, &kind])
+            .await?;
+        Ok(rows.iter().map(request).collect())
+    }
+
     /// Requests of this user still being made at FAL.
     pub async fn fal_requests_in_flight(&self, user_id: i64) -> Result<i64, StoreError> {
         let client = self.client().await?;
