@@ -302,18 +302,7 @@ async fn an_avatar_goes_from_photos_to_training_to_a_generated_image() {
 #[tokio::test]
 async fn cancelling_a_training_tells_fal_and_refunds() {
     let rig = rig("fal_cancel", true, |_| {}).await;
-    aisha_actors::ledger::admin_credit(&rig.services.db, USER, 200, "test").await.unwrap();
-    rig.fal.set_outcome(Outcome::Hang);
-    let user_id = rig.scalar(&format!("SELECT id FROM users WHERE telegram_id = {USER}")).await;
-    let avatar_id = rig.services.db.create_avatar(user_id, "A", "man", "ohwx man").await.unwrap();
-    for n in 1..=3u8 {
-        let key = format!("avatars/{user_id}/{avatar_id}/photo_{n}.png");
-        rig.services.blob.put(&key, png(800, 800, n), "image/png").await.unwrap();
-        rig.services.db.add_avatar_photo(avatar_id, (&format!("avatars/{user_id}/{avatar_id}/photo_"), ".png"), &format!("h{n}"), 800, 800).await.unwrap();
-    }
-    rig.telegram.push_callback(USER, "en", &format!("avatar:train:{avatar_id}"), 1);
-    eventually("submitted", WAIT, || !rig.fal.submissions().is_empty()).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let avatar_id = training_under_way(&rig).await;
     rig.telegram.push_callback(USER, "en", &format!("avatar:cancel:{avatar_id}"), 2);
     eventually("cancelled", WAIT, || rig.telegram.sent_texts(USER).iter().any(|t| t.contains("Training cancelled"))).await;
     assert_eq!(rig.fal.cancelled().len(), 1);

@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::audio::{self, Chunk, Spent};
-use super::work::{Recording, Turn, WorkDir};
+use super::turn::{Recording, Turn, WorkDir};
 use super::{job_error, ogg, Transcriber};
 use crate::clients::openai::{OpenAiError, Transcription};
 use crate::jobs::JobError;

@@ -9,6 +9,7 @@ pub mod measure;
 pub mod ogg;
 pub mod settle;
 pub mod timeline;
+mod turn;
 mod work;
 
 use std::sync::Arc;

@@ -7,7 +7,7 @@
 use teloxide::payloads::SendMessageSetters;
 use teloxide::prelude::Requester;
 
-use super::work::Turn;
+use super::turn::Turn;
 use crate::chat::keyboards::top_up;
 use crate::chat::money_texts;
 use crate::chat::texts;

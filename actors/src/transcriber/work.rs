@@ -7,7 +7,6 @@
 //! stands) → check what the API heard → deliver.
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
@@ -16,16 +15,17 @@ use futures::{StreamExt, TryStreamExt};
 use serde_json::{json, Value};
 use teloxide::payloads::SendMessageSetters;
 use teloxide::prelude::Requester;
-use teloxide::types::{ChatAction, ChatId, MessageId};
+use teloxide::types::{ChatAction, MessageId};
 
 use super::audio::{self, Chunk, Spent};
 use super::measure::{self, MeasureError, Measured};
 use super::timeline::{self, ChunkText};
+use super::turn::{Recording, Turn, WorkDir};
 use super::{chunk, settle, Transcriber};
 use crate::chat::keyboards::transcript_keyboard;
 use crate::chat::money_texts;
-use crate::chat::reply::{send_long, Target};
-use crate::chat::texts::{self, Lang};
+use crate::chat::reply::send_long;
+use crate::chat::texts;
 use crate::clients::bot_api::is_undeliverable;
 use crate::clients::openai::Transcription;
 use crate::clients::{fetch_telegram_file, DownloadError, Patiently};
@@ -33,52 +33,6 @@ use crate::jobs::kinds::Transcribe;
 use crate::jobs::{Job, JobError};
 use crate::pool::JobContext;
 use crate::store::transcripts::{Finished, SavedChunk, Transcript, TranscriptField};
-
-/// A job's scratch directory, removed however the job ends.
-pub(super) struct WorkDir(PathBuf);
-
-impl WorkDir {
-    async fn create(root: &str, job_id: i64) -> Result<Self, JobError> {
-        let path = Path::new(root).join(format!("job-{job_id}-{}", uuid::Uuid::new_v4().simple()));
-        tokio::fs::create_dir_all(&path).await.map_err(|e| JobError::retry(format!("cannot create {}: {e}", path.display())))?;
-        Ok(Self(path))
-    }
-
-    pub(super) fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for WorkDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// The job in hand: who asked, where the answer and the money talk go.
-pub(super) struct Turn<'a> {
-    pub worker: &'a Transcriber,
-    pub job: &'a Job,
-    pub ctx: &'a JobContext,
-    pub request: Transcribe,
-    pub user_id: i64,
-    pub lang: Lang,
-    /// In a group the transcript answers the voice message…
-    pub target: Target,
-    /// …and what the payer is charged is said in their private chat.
-    pub money_chat: ChatId,
-}
-
-/// The recording on local disk.
-pub(super) struct Recording {
-    pub path: PathBuf,
-    pub size: u64,
-    pub ext: &'static str,
-    /// To be kept in S3 for a retry: downloaded over HTTP by this attempt.
-    /// A local Bot API server's file (up to 2000 MB) lies on a shared
-    /// volume and is read from there again instead of copied.
-    keep: bool,
-}
 
 /// The transcript made and kept: what goes to the user.
 struct Made {
@@ -115,23 +69,7 @@ pub(super) async fn transcribe(worker: &Transcriber, job: Job, ctx: JobContext) 
     }))
 }
 
-impl<'a> Turn<'a> {
-    fn new(worker: &'a Transcriber, job: &'a Job, ctx: &'a JobContext) -> Result<Self, JobError> {
-        let request: Transcribe = job.payload_as()?;
-        let user_id = job.user_id.ok_or_else(|| JobError::Broken("a transcription job without a user".into()))?;
-        let chat = ChatId(request.chat_id);
-        Ok(Turn {
-            worker,
-            job,
-            ctx,
-            lang: Lang::from_code(Some(&request.language)),
-            target: Target { chat, reply_to: request.reply_to.map(MessageId) },
-            money_chat: ChatId(request.payer_chat_id.unwrap_or(request.chat_id)),
-            user_id,
-            request,
-        })
-    }
-
+impl Turn<'_> {
     async fn start(&self) -> Result<Transcript, JobError> {
         let (r, model) = (&self.request, &self.worker.openai.transcription_model);
         let db = &self.worker.services.db;
