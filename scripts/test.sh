@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: local services up (installed if missing), the
-# container files linted, the workspace's tests under cargo-nextest (and the
+# container files linted, the alert rules and dashboard checked (promtool),
+# the workspace's tests under cargo-nextest (and the
 # doc tests), then the deployment run for real in containers
 # (scripts/stack-test.sh).
 #   scripts/test.sh                 everything
@@ -10,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/services.sh start
-if [ "$#" -eq 0 ]; then bash scripts/lint.sh; fi
+if [ "$#" -eq 0 ]; then bash scripts/lint.sh; bash scripts/monitoring.sh check; fi
 set -a
 # shellcheck disable=SC1091
 . .local/services.env

@@ -19,6 +19,8 @@ pub struct Health {
 impl Health {
     pub fn register(&self, child: &'static str) {
         self.children.write().expect("health lock").entry(child).or_default();
+        // At 0 from the start, so the first restart is an increase Prometheus sees.
+        metrics::counter!("aishad_child_restarts_total", "child" => child).increment(0);
     }
 
     pub fn set_running(&self, child: &'static str, running: bool) {

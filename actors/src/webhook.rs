@@ -41,6 +41,8 @@ pub struct WebhookState {
     dispatcher: Option<ActorRef<DispatchMsg>>,
     stop: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<()>>,
+    /// Reads getWebhookInfo while our webhook is registered with Telegram.
+    webhook_info: Option<JoinHandle<()>>,
 }
 
 impl WebhookState {
@@ -63,6 +65,7 @@ impl Actor for WebhookListener {
         services: Services,
     ) -> Result<Self::State, ActorProcessingErr> {
         let dispatcher = telegram_intake(&myself, &services).await?;
+        let (telegram, bot) = (services.settings.telegram.clone(), services.telegram.clone());
         if services.settings.fal.user_id.is_empty() {
             tracing::warn!("fal.user_id is not set: FAL callbacks signed for any FAL account are accepted");
         }
@@ -81,7 +84,8 @@ impl Actor for WebhookListener {
             DRAIN,
         ));
         tracing::info!(%addr, "webhook listener accepting");
-        Ok(WebhookState { addr, dispatcher, stop: Some(stop), server: Some(task) })
+        let webhook_info = (dispatcher.is_some() && !telegram.webhook_url.is_empty()).then(|| watch_webhook_info(bot));
+        Ok(WebhookState { addr, dispatcher, stop: Some(stop), server: Some(task), webhook_info })
     }
 
     async fn post_stop(
@@ -91,6 +95,9 @@ impl Actor for WebhookListener {
     ) -> Result<(), ActorProcessingErr> {
         if let Some(stop) = state.stop.take() {
             let _ = stop.send(());
+        }
+        if let Some(watch) = state.webhook_info.take() {
+            watch.abort();
         }
         if let Some(task) = state.server.take() {
             let _ = task.await;
@@ -131,6 +138,32 @@ async fn telegram_intake(myself: &ActorRef<WebhookMsg>, services: &Services) -> 
     };
     let (dispatcher, _) = Actor::spawn_linked(None, Dispatcher, args, myself.get_cell()).await?;
     Ok(Some(dispatcher))
+}
+
+/// How often Telegram is asked how our webhook fares.
+const WEBHOOK_INFO_EVERY: Duration = Duration::from_secs(60);
+
+/// getWebhookInfo every minute, as gauges: the updates Telegram holds for
+/// us (`aishad_telegram_webhook_pending_updates`) and when its last
+/// delivery to us failed (`aishad_telegram_webhook_last_error_timestamp_seconds`, 0 never).
+fn watch_webhook_info(bot: crate::clients::TgBot) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(WEBHOOK_INFO_EVERY);
+        loop {
+            tick.tick().await;
+            match bot.get_webhook_info().await {
+                Ok(info) => {
+                    metrics::gauge!("aishad_telegram_webhook_pending_updates").set(f64::from(info.pending_update_count));
+                    let failed_at = info.last_error_date.map_or(0, |at| at.timestamp());
+                    metrics::gauge!("aishad_telegram_webhook_last_error_timestamp_seconds").set(failed_at as f64);
+                    if let Some(message) = info.last_error_message {
+                        tracing::debug!(pending = info.pending_update_count, message, "Telegram's last webhook delivery error");
+                    }
+                }
+                Err(e) => tracing::debug!(error = %e, "getWebhookInfo failed"),
+            }
+        }
+    })
 }
 
 struct Routes {

@@ -332,3 +332,19 @@ async fn stopping_the_pool_lets_in_flight_jobs_finish() {
     pool.stop_and_wait(None, Some(Duration::from_secs(5))).await.unwrap();
     assert_eq!(state_of(&services, job.id).await.state, JobState::Done, "drained, not abandoned");
 }
+
+#[tokio::test]
+async fn the_depth_says_how_long_the_oldest_due_job_has_waited() {
+    let (_t, services) = common::services("depth_oldest", |_| {}).await;
+    enqueue(&services, "noop", "waiting").await;
+    let client = services.db.client().await.unwrap();
+    // A job waiting out a retry's backoff is not late: it is not due.
+    let later = NewJob { delay: Duration::from_secs(3600), ..NewJob::new("noop", "later", json!({})) };
+    queue::enqueue(&**client, &later).await.unwrap();
+    client.execute("UPDATE jobs SET created_at = now() - interval '90 seconds' WHERE idempotency_key = 'waiting'", &[]).await.unwrap();
+    client.execute("UPDATE jobs SET created_at = now() - interval '2 hours' WHERE idempotency_key = 'later'", &[]).await.unwrap();
+    let depth = queue::depth(&services.db).await.unwrap();
+    let queued = depth.iter().find(|d| d.kind == "noop" && d.state == "queued").unwrap();
+    assert_eq!(queued.count, 2);
+    assert!((90.0..120.0).contains(&queued.oldest_seconds), "{}", queued.oldest_seconds);
+}

@@ -6,8 +6,8 @@ pub mod server;
 
 use std::sync::OnceLock;
 
-use aisha_actors::settings::{LogFormat, Settings};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use aisha_actors::settings::{LogFormat, Mode, Settings};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::EnvFilter;
 
@@ -39,12 +39,62 @@ pub fn init_logging(settings: &Settings) {
     let _ = tracing::subscriber::set_global_default(subscriber(settings, std::io::stderr));
 }
 
+/// Durations in seconds are histograms (buckets add up across replicas in
+/// `histogram_quantile`; summaries do not), from 5 ms to 10 minutes; batch
+/// sizes by powers of two. Anything else stays a summary.
+const SECONDS_BUCKETS: [f64; 16] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0];
+const BATCH_BUCKETS: [f64; 9] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
+
+fn builder() -> PrometheusBuilder {
+    let builder = PrometheusBuilder::new();
+    let with = |b: PrometheusBuilder, m: Matcher, v: &[f64]| b.set_buckets_for_metric(m, v).expect("buckets are not empty");
+    let builder = with(builder, Matcher::Suffix("_seconds".into()), &SECONDS_BUCKETS);
+    with(builder, Matcher::Full("aishad_group_commit_batch".into()), &BATCH_BUCKETS)
+}
+
+/// Counters of a role registered at 0 for every label value they take, so
+/// a series exists before its first increment (`increase()` of a series
+/// that appears at 1 says 0, and a dashboard would show nothing). Counters
+/// of one kind of job are the pool's, registered when it starts.
+pub fn register_counters(mode: Mode) {
+    let zero = |name: &'static str, label: &'static str, values: &[&'static str]| {
+        for value in values {
+            metrics::counter!(name, label => *value).increment(0);
+        }
+    };
+    metrics::counter!("aishad_restart_intensity_exceeded_total").increment(0);
+    metrics::counter!("aishad_telegram_retries_total").increment(0);
+    metrics::counter!("aishad_telegram_flood_waits_total").increment(0);
+    if matches!(mode, Mode::Polling | Mode::Webhook | Mode::All) {
+        for name in ["aishad_updates_received_total", "aishad_updates_handled_total", "aishad_stars_received_total", "aishad_stars_refunded_total"] {
+            metrics::counter!(name).increment(0);
+        }
+        zero("aishad_update_failures_total", "cause", &["telegram", "database", "redis", "s3", "download", "panic"]);
+        let payments = ["credited", "duplicate", "unmatched", "refunded", "checkout_ok", "checkout_refused"];
+        zero("aishad_payments_total", "result", &payments);
+        zero("aishad_limited_total", "limit", &["jobs_in_flight", "paid_per_minute"]);
+    }
+    if matches!(mode, Mode::Polling | Mode::All) {
+        metrics::counter!("aishad_poller_lease_lost_total").increment(0);
+        zero("aishad_telegram_errors_total", "kind", &["409", "429", "other"]);
+    }
+    if matches!(mode, Mode::Worker | Mode::All) {
+        metrics::counter!("aishad_transcription_unmeasured_seconds_total").increment(0);
+        zero("aishad_alerts_total", "alert", &["openai_insufficient_quota", "openai_unauthorized", "transcription_heard_more"]);
+    }
+    if matches!(mode, Mode::Webhook | Mode::All) {
+        metrics::counter!("aishad_fal_jwks_failures_total").increment(0);
+        let verdicts = ["accepted", "duplicate", "bad_signature", "wrong_user", "too_large", "malformed", "no_keys", "error"];
+        zero("aishad_webhook_verdicts_total", "verdict", &verdicts);
+    }
+}
+
 /// The process-wide Prometheus recorder; installed once, shared after.
 pub fn metrics() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            let recorder = PrometheusBuilder::new().build_recorder();
+            let recorder = builder().build_recorder();
             let handle = recorder.handle();
             // Another recorder already installed (only in tests) just means ours sees nothing.
             let _ = metrics::set_global_recorder(recorder);

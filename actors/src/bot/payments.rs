@@ -160,6 +160,7 @@ impl BotHandler {
             Debited::Debited { user_id, coins, balance } => {
                 tracing::info!(user_id, charge_id, coins, "Stars payment refunded; coins taken back");
                 payments_metric("refunded");
+                metrics::counter!("aishad_stars_refunded_total").increment(u64::from(refunded.total_amount));
                 self.say(chat, money_texts::refunded(lang, coins, balance)).await
             }
             Debited::AlreadyRefunded => Ok(()),

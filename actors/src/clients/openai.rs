@@ -30,6 +30,19 @@ pub enum OpenAiError {
     Network(String),
 }
 
+impl super::Outcome for OpenAiError {
+    fn outcome(&self) -> &'static str {
+        match self {
+            OpenAiError::RateLimited { .. } => "rate_limited",
+            OpenAiError::InsufficientQuota => "quota",
+            OpenAiError::Unauthorized => "unauthorized",
+            OpenAiError::Rejected { .. } => "rejected",
+            OpenAiError::Server { .. } => "server_error",
+            OpenAiError::Network(_) => "network",
+        }
+    }
+}
+
 impl OpenAiError {
     /// Problems an operator must fix (and be alerted to).
     pub fn needs_operator(&self) -> bool {
@@ -126,6 +139,10 @@ impl OpenAi {
     /// (send OGG/Opus as `.ogg`: the gpt-4o models refuse `.oga`).
     /// `language` is an ISO-639-1 code, or `None` to let the API detect it.
     pub async fn transcribe(&self, file_name: &str, audio: Bytes, language: Option<&str>) -> Result<Transcription, OpenAiError> {
+        super::timed("openai", "transcription", self.transcribe_once(file_name, audio, language)).await
+    }
+
+    async fn transcribe_once(&self, file_name: &str, audio: Bytes, language: Option<&str>) -> Result<Transcription, OpenAiError> {
         let part = reqwest::multipart::Part::stream_with_length(reqwest::Body::from(audio.clone()), audio.len() as u64)
             .file_name(file_name.to_owned())
             .mime_str(mime_for(file_name))
@@ -153,6 +170,10 @@ impl OpenAi {
 
     /// `POST /chat/completions` with one system and one user message.
     pub async fn chat(&self, system: &str, user: &str) -> Result<String, OpenAiError> {
+        super::timed("openai", "chat", self.chat_once(system, user)).await
+    }
+
+    async fn chat_once(&self, system: &str, user: &str) -> Result<String, OpenAiError> {
         let request = json!({
             "model": self.chat_model,
             "temperature": 0.2,

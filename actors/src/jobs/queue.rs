@@ -445,15 +445,27 @@ pub async fn get_in(client: &impl GenericClient, id: i64) -> Result<Option<Job>,
 }
 
 /// Queued and running counts per kind, for the depth gauge.
-pub async fn depth(db: &Db) -> Result<Vec<(String, String, i64)>, StoreError> {
+pub async fn depth(db: &Db) -> Result<Vec<Depth>, StoreError> {
     let client = db.client().await?;
     let rows = client
         .query(
-            "SELECT kind, state, count(*) FROM jobs WHERE state IN ('queued', 'running') GROUP BY kind, state",
+            "SELECT kind, state, count(*),
+                    COALESCE(EXTRACT(EPOCH FROM now() - min(created_at) FILTER (WHERE state = 'queued' AND run_at <= now())), 0)::float8
+               FROM jobs WHERE state IN ('queued', 'running') GROUP BY kind, state",
             &[],
         )
         .await?;
-    Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
+    Ok(rows.iter().map(|r| Depth { kind: r.get(0), state: r.get(1), count: r.get(2), oldest_seconds: r.get(3) }).collect())
+}
+
+/// Jobs of one kind in one state, and how long the oldest of them that is
+/// due (not waiting out a retry's backoff) has waited since it was queued.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Depth {
+    pub kind: String,
+    pub state: String,
+    pub count: i64,
+    pub oldest_seconds: f64,
 }
 
 /// The user's jobs still waiting or running, newest first.

@@ -59,7 +59,8 @@ pub struct PoolState {
     _local_wakes: LocalWakes,
 }
 
-/// How often a pool deletes what retention no longer keeps.
+/// How often a pool deletes what retention no longer keeps, and checks
+/// that every balance is the sum of its ledger entries.
 const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
 
 impl PoolState {
@@ -102,6 +103,13 @@ impl Actor for JobPool {
                 let _ = waker.cast(PoolMsg::Wake(None));
             }
         });
+        for kind in args.handlers.keys() {
+            metrics::gauge!("aishad_pool_workers", "kind" => kind.clone()).set(1.0);
+            // At 0 from the start, so the first of each is an increase Prometheus sees.
+            for counter in ["aishad_jobs_dead_total", "aishad_job_retries_total", "aishad_job_crashes_total"] {
+                metrics::counter!(counter, "kind" => kind.clone()).increment(0);
+            }
+        }
         let ticker = myself.send_interval(settings.jobs.poll_interval, || PoolMsg::Tick);
         let heart = myself.send_interval(settings.jobs.lease / 3, || PoolMsg::Heartbeat);
         myself.cast(PoolMsg::Tick)?;
@@ -172,6 +180,9 @@ impl Actor for JobPool {
     async fn post_stop(&self, _myself: ActorRef<PoolMsg>, state: &mut PoolState) -> Result<(), ActorProcessingErr> {
         for task in state.tasks.drain(..) {
             task.abort();
+        }
+        for kind in state.handlers.keys() {
+            metrics::gauge!("aishad_pool_workers", "kind" => kind.clone()).set(0.0);
         }
         if !state.running.is_empty() {
             tracing::info!(in_flight = state.running.len(), "job pool draining");
@@ -284,14 +295,33 @@ async fn sweep(state: &mut PoolState) {
         }
         Err(e) => tracing::warn!(error = %e, "retention sweep failed; trying again later"),
     }
+    match state.services.db.ledger_check().await {
+        Ok(None) => {}
+        Ok(Some(check)) => {
+            if check.drifted > 0 || check.negative > 0 {
+                tracing::error!(drifted = check.drifted, negative = check.negative, "the ledger check found balances that do not add up");
+            }
+            metrics::gauge!("aishad_ledger_drift_users").set(check.drifted as f64);
+            metrics::gauge!("aishad_ledger_negative_balances").set(check.negative as f64);
+        }
+        Err(e) => tracing::warn!(error = %e, "ledger check failed; trying again later"),
+    }
 }
 
 async fn report_depth(state: &PoolState) {
-    if let Ok(depth) = queue::depth(&state.services.db).await {
+    let depth = match queue::depth(&state.services.db).await {
+        Ok(depth) => depth,
+        Err(e) => return tracing::debug!(error = %e, "could not read the queue's depth"),
+    };
+    {
         for kind in state.handlers.keys() {
             for job_state in ["queued", "running"] {
-                let n = depth.iter().find(|(k, s, _)| k == kind && s == job_state).map(|(_, _, n)| *n).unwrap_or(0);
-                metrics::gauge!("aishad_jobs", "kind" => kind.clone(), "state" => job_state).set(n as f64);
+                let found = depth.iter().find(|d| d.kind == *kind && d.state == job_state);
+                metrics::gauge!("aishad_jobs", "kind" => kind.clone(), "state" => job_state).set(found.map_or(0, |d| d.count) as f64);
+                if job_state == "queued" {
+                    let oldest = found.map_or(0.0, |d| d.oldest_seconds);
+                    metrics::gauge!("aishad_job_oldest_queued_seconds", "kind" => kind.clone()).set(oldest);
+                }
             }
         }
     }

@@ -1,6 +1,7 @@
 //! PostgreSQL: the connection pool and the embedded migrations.
 
 mod migrations;
+pub mod audit;
 pub mod fal;
 pub mod forget;
 pub mod groups;

@@ -376,6 +376,10 @@ impl FakeTelegram {
             | "editMessageReplyMarkup" | "setWebhook" => ok(json!(true)),
             "getFile" => self.get_file(&params),
             "getChatMember" => self.get_chat_member(&params),
+            "getWebhookInfo" => {
+                let pending = self.state.lock().unwrap().updates.len();
+                ok(json!({ "url": "", "has_custom_certificate": false, "pending_update_count": pending }))
+            }
             _ => error(StatusCode::NOT_FOUND, "Not Found: method not found", None),
         }
     }

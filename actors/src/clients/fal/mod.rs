@@ -30,6 +30,19 @@ pub enum FalError {
     UntrustedUrl(String),
 }
 
+impl super::Outcome for FalError {
+    fn outcome(&self) -> &'static str {
+        match self {
+            FalError::Unauthorized => "unauthorized",
+            FalError::Rejected { .. } => "rejected",
+            FalError::Server { .. } => "server_error",
+            FalError::Network(_) => "network",
+            FalError::TooLarge(_) => "too_large",
+            FalError::UntrustedUrl(_) => "untrusted_url",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Submitted {
     pub request_id: String,
@@ -124,6 +137,10 @@ impl Fal {
 
     /// `POST {queue}/{model}?fal_webhook=…`.
     pub async fn submit(&self, model: &str, input: &Value) -> Result<Submitted, FalError> {
+        super::timed("fal", "submit", self.submit_once(model, input)).await
+    }
+
+    async fn submit_once(&self, model: &str, input: &Value) -> Result<Submitted, FalError> {
         let mut url = reqwest::Url::parse(&format!("{}/{model}", self.queue)).map_err(|e| FalError::Network(e.to_string()))?;
         if self.has_webhook() {
             url.query_pairs_mut().append_pair("fal_webhook", &self.webhook);
@@ -141,17 +158,20 @@ impl Fal {
 
     /// `IN_QUEUE`, `IN_PROGRESS` or `COMPLETED`.
     pub async fn status(&self, status_url: &str) -> Result<String, FalError> {
-        let body = check(self.authorized(self.http.get(self.queue_url(status_url)?)).send().await).await?;
+        let request = async { check(self.authorized(self.http.get(self.queue_url(status_url)?)).send().await).await };
+        let body = super::timed("fal", "status", request).await?;
         Ok(body["status"].as_str().unwrap_or_default().to_owned())
     }
 
     /// The finished request's output; a failed generation is `Rejected`.
     pub async fn result(&self, response_url: &str) -> Result<Value, FalError> {
-        check(self.authorized(self.http.get(self.queue_url(response_url)?)).send().await).await
+        let request = async { check(self.authorized(self.http.get(self.queue_url(response_url)?)).send().await).await };
+        super::timed("fal", "result", request).await
     }
 
     pub async fn cancel(&self, cancel_url: &str) -> Result<(), FalError> {
-        check(self.authorized(self.http.put(self.queue_url(cancel_url)?)).send().await).await.map(|_| ())
+        let request = async { check(self.authorized(self.http.put(self.queue_url(cancel_url)?)).send().await).await.map(|_| ()) };
+        super::timed("fal", "cancel", request).await
     }
 
     /// A (small) result file from FAL's (temporary, public) storage, in memory.
@@ -172,6 +192,10 @@ impl Fal {
     }
 
     async fn copy_to(&self, url: &str, max: u64, out: &mut (impl tokio::io::AsyncWrite + Unpin)) -> Result<u64, FalError> {
+        super::timed("fal", "download", self.copy_once(url, max, out)).await
+    }
+
+    async fn copy_once(&self, url: &str, max: u64, out: &mut (impl tokio::io::AsyncWrite + Unpin)) -> Result<u64, FalError> {
         use tokio::io::AsyncWriteExt;
         let url = self.download_url(url)?;
         let mut response = self.http.get(url).send().await.map_err(|e| FalError::Network(e.without_url().to_string()))?;
