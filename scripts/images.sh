@@ -3,7 +3,7 @@
 #   - localhost/debian:bookworm-slim       debootstrap --variant=minbase from the apt mirror
 #   - localhost/aisha-rust-builder:<ver>-<hash>
 #                                          that base + gcc + this machine's Rust toolchain
-#   - localhost/aisha-{postgres,redis,s3,nginx}:local-<hash>
+#   - localhost/aisha-{postgres,redis,s3,nginx,prometheus}:local-<hash>
 #                                          stand-ins for the dev and webhook stacks' services
 #   - aishad:<version> (and aishad:dev)   docker/Dockerfile, built on those bases
 # The store is the machine's (scripts/containers.sh), so a tag names what an
@@ -107,7 +107,7 @@ standin() {
 }
 
 standins() {
-  for name in postgres redis s3 nginx; do standin "$name"; done
+  for name in postgres redis s3 nginx prometheus; do standin "$name"; done
 }
 
 aishad() {
@@ -125,6 +125,7 @@ POSTGRES_IMAGE=$(standin_image postgres)
 REDIS_IMAGE=$(standin_image redis)
 MINIO_IMAGE=$(standin_image s3)
 NGINX_IMAGE=$(standin_image nginx)
+PROMETHEUS_IMAGE=$(standin_image prometheus)
 AISHAD_BUILDER_IMAGE=$BUILDER_IMAGE
 AISHAD_RUNTIME_IMAGE=$BASE_IMAGE
 EOF

@@ -12,10 +12,13 @@ use super::{assert_no_secret, engine, figure, image, Fakes, WAIT};
 const USER: i64 = 5101;
 const DB_PASSWORD: &str = "stack-dev-db-password-do-not-log";
 const S3_SECRET: &str = "stack-dev-s3-secret-do-not-log";
-const SERVICES: [&str; 5] = ["postgres", "redis", "minio", "aisha-worker-dev", "aisha-bot-dev"];
+const SERVICES: [&str; 6] = ["postgres", "redis", "minio", "aisha-worker-dev", "aisha-bot-dev", "prometheus"];
 const VOLUMES: [&str; 6] = ["bot-temp", "bot-audio", "bot-logs", "worker-temp", "worker-audio", "worker-logs"];
 
-async fn up(project: &str, fakes: &Fakes) -> Deployment {
+/// The stack, and its Prometheus's base URL.
+async fn up(project: &str, fakes: &Fakes) -> (Deployment, String) {
+    let prometheus_port = free_port();
+    let monitoring = super::prometheus::test_copy(project);
     let mut env = fakes.env();
     env.extend([
         ("POSTGRES_PASSWORD", DB_PASSWORD.to_owned()),
@@ -25,6 +28,10 @@ async fn up(project: &str, fakes: &Fakes) -> Deployment {
         ("MINIO_IMAGE", image("MINIO_IMAGE")),
         ("BOT_TELEMETRY_PORT", free_port().to_string()),
         ("MINIO_CONSOLE_PORT", free_port().to_string()),
+        ("PROMETHEUS_IMAGE", image("PROMETHEUS_IMAGE")),
+        ("PROMETHEUS_PORT", prometheus_port.to_string()),
+        ("PROMETHEUS_CONFIG", monitoring.config),
+        ("PROMETHEUS_RULES", monitoring.rules),
     ]);
     let deployment = Deployment::new("docker-compose.bot.dev.yml", project, &env);
     // As a v1 deployment left them: existing, root-owned, not empty.
@@ -36,7 +43,7 @@ async fn up(project: &str, fakes: &Fakes) -> Deployment {
         let cold = deployment.healthy(service, 1, Duration::from_secs(180)).await;
         figure(&format!("dev {service} start to healthy"), format!("{:.1} s", cold.as_secs_f64()));
     }
-    deployment
+    (deployment, format!("http://127.0.0.1:{prometheus_port}"))
 }
 
 fn transcripts(fakes: &Fakes) -> usize {
@@ -46,7 +53,7 @@ fn transcripts(fakes: &Fakes) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_dev_stack_turns_healthy_answers_start_and_a_voice_note_and_logs_no_secret() {
     let fakes = Fakes::start().await;
-    let stack = up("aisha-stack-dev", &fakes).await;
+    let (stack, prometheus) = up("aisha-stack-dev", &fakes).await;
     for service in SERVICES {
         figure(&format!("dev {service} RSS"), engine::rss(&stack.container(service, 1)));
     }
@@ -74,12 +81,23 @@ async fn the_dev_stack_turns_healthy_answers_start_and_a_voice_note_and_logs_no_
     let mut secrets = fakes.secrets();
     secrets.extend([DB_PASSWORD.to_owned(), S3_SECRET.to_owned()]);
     assert_no_secret(&stack.logs(), &secrets);
+
+    // Prometheus scrapes every container, has each role's series, and, the
+    // worker stopped, fires the alert that says no worker takes its jobs.
+    let took = super::prometheus::every_target_up(&prometheus, &["aishad-polling", "aishad-worker"]).await;
+    figure("dev prometheus every target up", format!("{:.1} s", took.as_secs_f64()));
+    super::prometheus::has_series(&prometheus, "aishad_poller_leader", "aishad-polling").await;
+    super::prometheus::has_series(&prometheus, "aishad_pool_workers", "aishad-worker").await;
+    super::prometheus::has_series(&prometheus, "aishad:jobs_queued:max", "").await;
+    stack.compose(&["stop", "aisha-worker-dev"]);
+    let took = super::prometheus::firing(&prometheus, "AishadNoWorkerForKind", "transcribe").await;
+    figure("dev prometheus alert firing after the worker stopped", format!("{:.1} s", took.as_secs_f64()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn old_root_owned_volumes_are_writable_by_aishad_running_as_10001_on_a_read_only_root() {
     let fakes = Fakes::start().await;
-    let stack = up("aisha-stack-perm", &fakes).await;
+    let (stack, _) = up("aisha-stack-perm", &fakes).await;
     for (service, volumes) in [("aisha-bot-dev", ["temp", "audio"]), ("aisha-worker-dev", ["temp", "audio"])] {
         let name = stack.container(service, 1);
         let status = engine::podman(&["exec", &name, "cat", "/proc/1/status"]);
@@ -102,7 +120,7 @@ async fn old_root_owned_volumes_are_writable_by_aishad_running_as_10001_on_a_rea
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn with_postgres_stopped_the_bot_turns_unhealthy_and_after_its_return_healthy_with_nothing_lost() {
     let fakes = Fakes::start().await;
-    let stack = up("aisha-stack-pgdown", &fakes).await;
+    let (stack, _) = up("aisha-stack-pgdown", &fakes).await;
     fakes.telegram.push_text(USER, "en", "/start");
     engine::until("the welcome", WAIT, || fakes.telegram.sent_texts(USER).len() == 1).await;
 

@@ -10,6 +10,7 @@
 mod deploy;
 mod dev_stack;
 mod engine;
+mod prometheus;
 mod release;
 mod simple_stack;
 mod webhook_stack;
