@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The monitoring files checked offline (deploy/monitoring/): the rules load,
+# The monitoring files checked offline (deploy/monitoring/): the stacks'
+# Prometheus configurations parse, the rules load,
 # their promtool unit tests pass and cover every alert firing and silent,
 # every runbook link lands on a heading of docs/operations.md, and every
 # query of the dashboard parses (as a rule, by promtool) and names only
@@ -27,6 +28,9 @@ install() {
 check() {
   install
   local dir=deploy/monitoring scratch
+  for config in "$dir"/prometheus.*.yml; do
+    promtool check config --syntax-only "$config" >/dev/null
+  done
   promtool check rules "$dir/aishad.rules.yml"
   promtool test rules "$dir/aishad.rules.test.yml"
   scratch=$(mktemp -d)
