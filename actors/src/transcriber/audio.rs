@@ -229,12 +229,20 @@ pub async fn encode(input: &Path, chunk: Chunk, output: &Path, spent: &mut Spent
     run("ffmpeg", &args, WORK_LIMIT, spent).await.map(|_| ())
 }
 
+/// The filters measuring and cutting use: an ffmpeg built without one of
+/// them (docker/Dockerfile builds a small one) would fail every recording.
+const FILTERS: [&str; 6] = ["anullsink", "aresample", "asetpts", "asplit", "atrim", "silencedetect"];
+
 pub async fn check_tools() -> Result<(), String> {
     let mut spent = Spent::default();
     for program in ["ffmpeg", "ffprobe"] {
         run(program, &["-version"], PROBE_LIMIT, &mut spent).await.map_err(|e| e.to_string())?;
     }
-    Ok(())
+    let (listed, _) = run("ffmpeg", &["-hide_banner", "-filters"], PROBE_LIMIT, &mut spent).await.map_err(|e| e.to_string())?;
+    let listed = String::from_utf8_lossy(&listed);
+    let has = |filter: &str| listed.lines().any(|l| l.split_whitespace().nth(1) == Some(filter));
+    let missing: Vec<&str> = FILTERS.into_iter().filter(|f| !has(f)).collect();
+    if missing.is_empty() { Ok(()) } else { Err(format!("ffmpeg lacks the filters {missing:?}")) }
 }
 
 #[cfg(test)]
