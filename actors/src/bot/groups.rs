@@ -4,12 +4,12 @@
 //! When the payer runs out of coins the group is told once; it goes on by
 //! itself once they top up.
 
-use teloxide::payloads::SendMessageSetters;
-use teloxide::prelude::Requester;
 use std::time::Duration;
 
 use fred::prelude::KeysInterface;
 use fred::types::Expiration;
+use teloxide::payloads::SendMessageSetters;
+use teloxide::prelude::Requester;
 use teloxide::types::{ChatAction, ChatId, ChatMemberUpdated, Message, ReplyParameters, User, UserId};
 
 use super::media::GroupReply;
@@ -91,7 +91,7 @@ impl BotHandler {
     /// Telegram and remembers nothing (a command, not a charge).
     /// Someone Telegram does not know in the chat is not an admin.
     async fn is_admin(&self, chat: ChatId, telegram_id: i64, fresh: bool) -> Result<bool, HandleError> {
-        let key = self.services.redis.key(&format!("group_admin:{}:{telegram_id}", chat.0));
+        let key = self.admin_key(chat, telegram_id);
         let redis = self.services.redis.client();
         if !fresh {
             if let Ok(Some(cached)) = redis.get::<Option<String>, _>(&key).await {
@@ -114,8 +114,11 @@ impl BotHandler {
     }
 
     async fn forget_admin(&self, chat: ChatId, telegram_id: i64) {
-        let key = self.services.redis.key(&format!("group_admin:{}:{telegram_id}", chat.0));
-        let _ = self.services.redis.client().del::<(), _>(&key).await;
+        let _ = self.services.redis.client().del::<(), _>(&self.admin_key(chat, telegram_id)).await;
+    }
+
+    fn admin_key(&self, chat: ChatId, telegram_id: i64) -> String {
+        self.services.redis.key(&format!("group_admin:{}:{telegram_id}", chat.0))
     }
 
     /// `/cmd` or `/cmd@us`, not `/cmd@another_bot`.
