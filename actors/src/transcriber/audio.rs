@@ -128,7 +128,7 @@ pub async fn scan(path: &Path, min_silence: Duration, spent: &mut Spent) -> Resu
     let [p, protocols, f, formats] = INPUT_GUARD;
     let args = [
         "-hide_banner", "-nostdin", "-nostats", p, protocols, f, formats, "-i", &path, "-filter_complex", &graph, "-map", "[samples]",
-        "-f", "null", "-progress", "pipe:1", "-",
+        "-c:a", "pcm_s16le", "-f", "null", "-progress", "pipe:1", "-",
     ];
     let (stdout, stderr) = run("ffmpeg", &args, WORK_LIMIT, spent).await?;
     let seconds = decoded_seconds(&String::from_utf8_lossy(&stdout)).ok_or(AudioError::NoAudio)?;
@@ -229,20 +229,25 @@ pub async fn encode(input: &Path, chunk: Chunk, output: &Path, spent: &mut Spent
     run("ffmpeg", &args, WORK_LIMIT, spent).await.map(|_| ())
 }
 
-/// The filters measuring and cutting use: an ffmpeg built without one of
-/// them (docker/Dockerfile builds a small one) would fail every recording.
+/// The filters and encoders measuring and cutting use: an ffmpeg built
+/// without one of them (docker/Dockerfile builds a small one) would fail
+/// every recording.
 const FILTERS: [&str; 6] = ["anullsink", "aresample", "asetpts", "asplit", "atrim", "silencedetect"];
+const ENCODERS: [&str; 2] = ["libopus", "pcm_s16le"];
 
 pub async fn check_tools() -> Result<(), String> {
     let mut spent = Spent::default();
     for program in ["ffmpeg", "ffprobe"] {
         run(program, &["-version"], PROBE_LIMIT, &mut spent).await.map_err(|e| e.to_string())?;
     }
-    let (listed, _) = run("ffmpeg", &["-hide_banner", "-filters"], PROBE_LIMIT, &mut spent).await.map_err(|e| e.to_string())?;
-    let listed = String::from_utf8_lossy(&listed);
-    let has = |filter: &str| listed.lines().any(|l| l.split_whitespace().nth(1) == Some(filter));
-    let missing: Vec<&str> = FILTERS.into_iter().filter(|f| !has(f)).collect();
-    if missing.is_empty() { Ok(()) } else { Err(format!("ffmpeg lacks the filters {missing:?}")) }
+    let mut missing: Vec<&str> = Vec::new();
+    for (list, wanted) in [("-filters", &FILTERS[..]), ("-encoders", &ENCODERS[..])] {
+        let (listed, _) = run("ffmpeg", &["-hide_banner", list], PROBE_LIMIT, &mut spent).await.map_err(|e| e.to_string())?;
+        let listed = String::from_utf8_lossy(&listed);
+        let has = |name: &str| listed.lines().any(|l| l.split_whitespace().nth(1) == Some(name));
+        missing.extend(wanted.iter().filter(|name| !has(name)));
+    }
+    if missing.is_empty() { Ok(()) } else { Err(format!("ffmpeg lacks {missing:?}")) }
 }
 
 #[cfg(test)]
