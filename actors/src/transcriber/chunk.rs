@@ -43,7 +43,7 @@ pub(super) async fn prepare(
     audio::encode(&recording.path, piece, &out, &mut spent).await.map_err(JobError::retry)?;
     let data = tokio::fs::read(&out).await.map_err(JobError::retry)?;
     // Our own encoding: its packets tell exactly how much the API would hear.
-    let heard = ogg::walk(&data).map_or(0.0, |counted| counted.heard);
+    let heard = ogg::walk(&data[..]).map_or(0.0, |counted| counted.heard);
     if heard < MIN_AUDIBLE {
         tracing::info!(job_id = turn.job.id, chunk = index, "a chunk with no audio in it; not sent");
         return Ok((None, spent));

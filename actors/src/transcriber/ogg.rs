@@ -6,15 +6,19 @@
 //! stream, bytes between or after pages, a page cut short or with a bad
 //! checksum, an empty packet) gives `None`, and ffmpeg decodes the file.
 
+use std::io::Read;
 use std::path::Path;
 
 /// Opus always counts time at 48 kHz, whatever the input rate was.
 const OPUS_RATE: f64 = 48_000.0;
 /// The longest Opus packet: 120 ms.
 const MAX_PACKET_SAMPLES: u64 = 5_760;
-/// Larger files are decoded by ffmpeg instead of read into memory (a voice
-/// note is tens of kilobytes a minute).
+/// Larger files are decoded by ffmpeg instead (a voice note is tens of
+/// kilobytes a minute); the walk holds one page in memory at a time.
 const MAX_WALKED_BYTES: u64 = 64 * 1024 * 1024;
+/// An Opus packet is at most 48 frames of 1,275 bytes; a "packet" that
+/// runs on past this over many pages is not Opus.
+const MAX_PACKET_BYTES: usize = 128 * 1024;
 
 /// What an Ogg/Opus file holds, by its packets, and what its last page says.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -28,31 +32,62 @@ pub struct OggOpus {
 /// The file at `path` walked page by page; `None` when it is not a plain
 /// Ogg/Opus stream the walk can vouch for.
 pub async fn measure(path: &Path) -> Option<OggOpus> {
-    use tokio::io::AsyncReadExt;
-    let mut file = tokio::fs::File::open(path).await.ok()?;
-    let size = file.metadata().await.ok()?.len();
-    let mut magic = [0u8; 4];
-    file.read_exact(&mut magic).await.ok()?;
-    if &magic != b"OggS" || size > MAX_WALKED_BYTES {
-        return None;
-    }
-    let mut data = Vec::with_capacity(size as usize);
-    data.extend_from_slice(&magic);
-    file.read_to_end(&mut data).await.ok()?;
-    walk(&data)
+    let path = path.to_owned();
+    let walked = tokio::task::spawn_blocking(move || {
+        let file = std::fs::File::open(&path).ok()?;
+        if file.metadata().ok()?.len() > MAX_WALKED_BYTES {
+            return None;
+        }
+        walk(std::io::BufReader::new(file))
+    });
+    walked.await.ok().flatten()
 }
 
 /// One logical Opus stream, every byte inside a page, every page in sequence.
-pub fn walk(data: &[u8]) -> Option<OggOpus> {
+pub fn walk(mut input: impl Read) -> Option<OggOpus> {
     let mut stream = Stream::default();
-    let mut at = 0;
-    while at < data.len() {
+    let mut page = Vec::new();
+    while read_page(&mut input, &mut page)? {
         if stream.ended {
             return None; // bytes after the end of the stream: a chained file
         }
-        at = stream.page(data, at)?;
+        stream.page(&page)?;
     }
     stream.finish()
+}
+
+/// The next page into `page`: `Some(false)` at the end of the input,
+/// `None` when it ends inside a page.
+fn read_page(input: &mut impl Read, page: &mut Vec<u8>) -> Option<bool> {
+    page.clear();
+    page.resize(27, 0);
+    match read_full(input, page)? {
+        0 => return Some(false),
+        27 => {}
+        _ => return None,
+    }
+    let segments = usize::from(page[26]);
+    page.resize(27 + segments, 0);
+    input.read_exact(&mut page[27..]).ok()?;
+    let body: usize = page[27..].iter().map(|&l| usize::from(l)).sum();
+    let start = page.len();
+    page.resize(start + body, 0);
+    input.read_exact(&mut page[start..]).ok()?;
+    Some(true)
+}
+
+/// Fills `buffer` unless the input ends first; how much it read.
+fn read_full(input: &mut impl Read, buffer: &mut [u8]) -> Option<usize> {
+    let mut filled = 0;
+    while filled < buffer.len() {
+        match input.read(&mut buffer[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+    Some(filled)
 }
 
 #[derive(Default)]
@@ -68,9 +103,9 @@ struct Stream {
 }
 
 impl Stream {
-    /// Reads the page at `at`; the offset of the next one.
-    fn page(&mut self, data: &[u8], at: usize) -> Option<usize> {
-        let header = data.get(at..at + 27)?;
+    /// Takes in one whole page (its header, lacing values and body).
+    fn page(&mut self, page: &[u8]) -> Option<()> {
+        let header = page.get(..27)?;
         if &header[0..4] != b"OggS" || header[4] != 0 {
             return None;
         }
@@ -78,10 +113,8 @@ impl Stream {
         let granule = i64::from_le_bytes(header[6..14].try_into().ok()?);
         let serial = u32::from_le_bytes(header[14..18].try_into().ok()?);
         let sequence = u32::from_le_bytes(header[18..22].try_into().ok()?);
-        let lacing = data.get(at + 27..at + 27 + usize::from(header[26]))?;
-        let body_start = at + 27 + lacing.len();
-        let body_end = body_start + lacing.iter().map(|&l| usize::from(l)).sum::<usize>();
-        let page = data.get(at..body_end)?;
+        let lacing = page.get(27..27 + usize::from(header[26]))?;
+        let body_start = 27 + lacing.len();
         if page_crc(page) != u32::from_le_bytes(header[22..26].try_into().ok()?) {
             return None;
         }
@@ -98,8 +131,11 @@ impl Stream {
         self.next_sequence = sequence.checked_add(1)?;
         let mut offset = body_start;
         for &length in lacing {
-            self.partial.extend_from_slice(&data[offset..offset + usize::from(length)]);
+            self.partial.extend_from_slice(page.get(offset..offset + usize::from(length))?);
             offset += usize::from(length);
+            if self.partial.len() > MAX_PACKET_BYTES {
+                return None;
+            }
             if length < 255 {
                 let packet = std::mem::take(&mut self.partial);
                 self.packet(&packet)?;
@@ -109,7 +145,7 @@ impl Stream {
             self.last_granule = Some(granule);
         }
         self.ended = flags & 0x04 != 0;
-        Some(body_end)
+        Some(())
     }
 
     fn packet(&mut self, packet: &[u8]) -> Option<()> {
@@ -160,15 +196,28 @@ fn opus_packet_samples(packet: &[u8]) -> Option<u64> {
 /// Ogg's page checksum: CRC-32, polynomial 0x04c11db7, unreflected, zero
 /// start, computed with the checksum field as zeros.
 fn page_crc(page: &[u8]) -> u32 {
-    page.iter().enumerate().fold(0u32, |mut crc, (i, &byte)| {
+    page.iter().enumerate().fold(0u32, |crc, (i, &byte)| {
         let byte = if (22..26).contains(&i) { 0 } else { byte };
-        crc ^= u32::from(byte) << 24;
-        for _ in 0..8 {
-            crc = if crc & 0x8000_0000 != 0 { (crc << 1) ^ 0x04c1_1db7 } else { crc << 1 };
-        }
-        crc
+        (crc << 8) ^ CRC_TABLE[usize::from((crc >> 24) as u8 ^ byte)]
     })
 }
+
+/// The checksum's byte-at-a-time table.
+const CRC_TABLE: [u32; 256] = {
+    let mut table = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut crc = (i as u32) << 24;
+        let mut bit = 0;
+        while bit < 8 {
+            crc = if crc & 0x8000_0000 != 0 { (crc << 1) ^ 0x04c1_1db7 } else { crc << 1 };
+            bit += 1;
+        }
+        table[i] = crc;
+        i += 1;
+    }
+    table
+};
 
 #[cfg(test)]
 mod tests {
@@ -220,7 +269,7 @@ mod tests {
 
     #[test]
     fn an_honest_note_is_measured_by_its_packets() {
-        let measured = walk(&stream(50, 48_000)).unwrap();
+        let measured = walk(&stream(50, 48_000)[..]).unwrap();
         assert!((measured.heard - (50.0 * 960.0 - 312.0) / 48_000.0).abs() < 1e-9, "{measured:?}");
         assert!((measured.claimed - 1.0).abs() < 1e-9);
     }
@@ -228,7 +277,7 @@ mod tests {
     #[test]
     fn a_last_page_that_claims_less_than_the_packets_hold_is_not_believed() {
         // 200 frames of 20 ms (4 s) whose last page claims 1 s.
-        let measured = walk(&stream(200, 48_000)).unwrap();
+        let measured = walk(&stream(200, 48_000)[..]).unwrap();
         assert!(measured.heard > 3.9, "{measured:?}");
         assert!((measured.claimed - 1.0).abs() < 1e-9);
     }
@@ -248,19 +297,19 @@ mod tests {
         let honest = stream(10, 9_600);
         let mut junk_between = honest.clone();
         junk_between.splice(100..100, [0u8; 3]);
-        assert_eq!(walk(&junk_between), None, "bytes outside a page");
+        assert_eq!(walk(&junk_between[..]), None, "bytes outside a page");
         let mut chained = honest.clone();
         chained.extend(stream(10, 9_600));
-        assert_eq!(walk(&chained), None, "a second stream after the first");
+        assert_eq!(walk(&chained[..]), None, "a second stream after the first");
         let mut bad_crc = honest.clone();
         let last = bad_crc.len() - 1;
         bad_crc[last] ^= 0xff;
-        assert_eq!(walk(&bad_crc), None, "a page whose checksum fails");
+        assert_eq!(walk(&bad_crc[..]), None, "a page whose checksum fails");
         assert_eq!(walk(&honest[..honest.len() - 2]), None, "cut short");
         let mut no_end = honest.clone();
         let eos = no_end.windows(4).rposition(|w| w == b"OggS").unwrap() + 5;
         no_end[eos] = 0;
-        assert_eq!(walk(&no_end), None, "no end-of-stream page (and so a checksum that fails)");
-        assert_eq!(walk(b"ID3\x03 an mp3"), None);
+        assert_eq!(walk(&no_end[..]), None, "no end-of-stream page (and so a checksum that fails)");
+        assert_eq!(walk(&b"ID3\x03 an mp3"[..]), None);
     }
 }
