@@ -256,9 +256,14 @@ async fn take_over(state: &mut PollerState) -> Result<(), crate::store::StoreErr
     state.leader = true;
     metrics::gauge!("aishad_poller_leader").set(1.0);
     tracing::info!(offset = state.offset, recovered, "took the poller lease; polling");
-    if let Err(e) = state.handler.register_commands().await {
-        tracing::warn!(error = %e, "setMyCommands failed; the command menu may be stale");
-    }
+    // Off the poll cycle: with the Bot API unreachable, setMyCommands's
+    // retries outlast the lease, which the poller would lose and retake.
+    let handler = state.handler.clone();
+    tokio::spawn(async move {
+        if let Err(e) = handler.register_commands().await {
+            tracing::warn!(error = %e, "setMyCommands failed; the command menu may be stale");
+        }
+    });
     Ok(())
 }
 

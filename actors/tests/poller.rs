@@ -327,3 +327,21 @@ async fn a_leader_stopped_with_updates_still_queued_leaves_them_to_the_next_at_o
     assert_eq!(telegram.count("sendMessage"), SENT, "none answered twice");
     second.stop(None);
 }
+
+#[tokio::test]
+async fn a_command_menu_telegram_keeps_refusing_neither_delays_polling_nor_costs_the_lease() {
+    let (telegram, services) = setup("poll_menu_refused").await;
+    // setMyCommands answered 502 again and again: its retries take longer than the lease.
+    for _ in 0..12 {
+        telegram.fail_next("setMyCommands", Failure::Status(502, "Bad Gateway".into()));
+    }
+    let p = poller(&services, "solo").await;
+    telegram.push_text(503, "en", "/start");
+    eventually("the welcome, while the menu is still being retried", LEASE_TTL * 2, || telegram.sent_texts(503).len() == 1).await;
+    tokio::time::sleep(LEASE_TTL * 3).await;
+    telegram.push_text(503, "en", "/help");
+    eventually("still polling", LEASE_TTL * 2, || telegram.sent_texts(503).len() == 2).await;
+    assert!(telegram.count("setMyCommands") >= 1, "the menu was tried");
+    p.stop(None);
+    common::assert_ledger(&services).await;
+}
