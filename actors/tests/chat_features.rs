@@ -66,11 +66,7 @@ async fn a_group_whose_payer_runs_dry_is_told_once_and_resumes_after_a_top_up() 
     rig.telegram.push_group_voice(GROUP, MEMBER, "en", 2, voice_note("second"));
     rig.telegram.push_group_voice(GROUP, MEMBER, "en", 2, voice_note("third"));
     eventually("told", WAIT, || rig.telegram.sent_texts(GROUP).iter().any(|t| t.starts_with("⏸"))).await;
-    let deadline = std::time::Instant::now() + WAIT;
-    while rig.scalar("SELECT count(*) FROM telegram_updates WHERE handled_at IS NULL").await > 0 {
-        assert!(std::time::Instant::now() < deadline, "updates left unhandled");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    rig.all_handled().await;
     let paused: Vec<String> = rig.telegram.sent_texts(GROUP).into_iter().filter(|t| t.starts_with("⏸")).collect();
     assert_eq!(paused.len(), 1, "told once: {paused:?}");
     assert!(paused[0].contains("@user3201"));

@@ -25,14 +25,6 @@ fn stopped_told(rig: &Rig) -> usize {
     rig.telegram.sent_texts(GROUP).iter().filter(|t| t.starts_with("⏹ Transcription is off")).count()
 }
 
-async fn all_handled(rig: &Rig) {
-    let deadline = std::time::Instant::now() + WAIT;
-    while rig.scalar("SELECT count(*) FROM telegram_updates WHERE handled_at IS NULL").await > 0 {
-        assert!(std::time::Instant::now() < deadline, "updates left unhandled");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test]
 async fn a_payer_demoted_without_a_word_from_telegram_is_not_charged_and_can_still_turn_it_off() {
     let rig = rig("group_demoted", TOKEN, ADMIN, |_| {}).await;
@@ -43,7 +35,7 @@ async fn a_payer_demoted_without_a_word_from_telegram_is_not_charged_and_can_sti
     rig.telegram.push_group_voice(GROUP, MEMBER, "en", 2, voice_note("not paid for"));
     rig.telegram.push_group_voice(GROUP, MEMBER, "en", 2, voice_note("nor this"));
     eventually("the group told", WAIT, || stopped_told(&rig) == 1).await;
-    all_handled(&rig).await;
+    rig.all_handled().await;
     assert_eq!(stopped_told(&rig), 1, "told once");
     assert!(rig.telegram.sent_texts(ADMIN).iter().any(|t| t.starts_with("You are no longer an admin of “Test group”")));
     assert_eq!(rig.balance_of(ADMIN).await, 100, "nothing charged to a former admin");
@@ -71,7 +63,7 @@ async fn a_chat_member_update_stops_a_payer_at_once_whatever_was_cached() {
     rig.telegram.change_member(GROUP, ADMIN, "left");
     eventually("the group told", WAIT, || stopped_told(&rig) == 1).await;
     rig.telegram.push_group_voice(GROUP, MEMBER, "en", 2, voice_note("after they left"));
-    all_handled(&rig).await;
+    rig.all_handled().await;
     assert_eq!(rig.transcripts_in(GROUP).len(), 1, "no transcript nobody pays for");
     assert_eq!(rig.balance_of(ADMIN).await, 99);
     assert_eq!(stopped_told(&rig), 1);
@@ -97,7 +89,7 @@ async fn delete_my_data_ends_paying_for_groups_and_removes_notes_sent_there() {
     // The member asks to forget: their note goes, though the admin paid for it.
     rig.telegram.push_text(MEMBER, "en", "/start");
     eventually("member welcomed", WAIT, || !rig.telegram.sent_texts(MEMBER).is_empty()).await;
-    all_handled(&rig).await;
+    rig.all_handled().await;
     rig.telegram.push_callback(MEMBER, "en", "forget:yes", 1);
     eventually("member's data deleted", WAIT, || rig.last_message_starting(MEMBER, "✅ Your data is deleted").is_some()).await;
     assert_eq!(rig.scalar("SELECT count(*) FROM transcripts").await, 0);
@@ -111,7 +103,7 @@ async fn delete_my_data_ends_paying_for_groups_and_removes_notes_sent_there() {
     assert_eq!(rig.scalar("SELECT count(*) FROM group_chats WHERE autotranscribe OR payer_user_id IS NOT NULL").await, 0);
     let before = rig.balance_of(ADMIN).await;
     rig.telegram.push_group_voice(GROUP, MEMBER, "en", 2, voice_note("after the payer left"));
-    all_handled(&rig).await;
+    rig.all_handled().await;
     assert_eq!(rig.balance_of(ADMIN).await, before);
     assert_eq!(rig.transcripts_in(GROUP).len(), 1);
     pool.stop(None);

@@ -215,11 +215,7 @@ impl BotHandler {
                 tracing::info!(job_id = job.id, user_id = payer, "duplicate group voice note; not charged again");
                 Ok(())
             }
-            Charged::TooManyInFlight { limit } => {
-                metrics::counter!("aishad_limited_total", "limit" => "jobs_in_flight").increment(1);
-                let refusal = crate::chat::money_texts::too_many_in_flight(lang, u32::try_from(limit).unwrap_or(u32::MAX));
-                self.reply(chat, message, refusal).await
-            }
+            Charged::TooManyInFlight { limit } => self.reply(chat, message, super::too_many_in_flight(lang, limit)).await,
             Charged::InsufficientBalance { .. } => {
                 if self.services.db.mark_out_of_coins_told(chat.0).await? {
                     self.say(chat, feature_texts::group_out_of_coins(lang, &payer_name)).await?;

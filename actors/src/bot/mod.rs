@@ -51,6 +51,12 @@ pub struct BotHandler {
 /// At most this many avatar photos (each up to `clients::MAX_DOWNLOAD`) in memory at once.
 const PHOTOS_IN_MEMORY: usize = 16;
 
+/// The refusal of work past `limits.jobs_in_flight`, counted.
+fn too_many_in_flight(lang: Lang, limit: i64) -> String {
+    metrics::counter!("aishad_limited_total", "limit" => "jobs_in_flight").increment(1);
+    money_texts::too_many_in_flight(lang, u32::try_from(limit).unwrap_or(u32::MAX))
+}
+
 /// `/cmd@bot args` → (`cmd`, `args`).
 pub fn parse_command(text: &str) -> Option<(String, String)> {
     let rest = text.strip_prefix('/')?;
@@ -233,8 +239,7 @@ impl BotHandler {
                 Ok(true)
             }
             Charged::TooManyInFlight { limit } => {
-                metrics::counter!("aishad_limited_total", "limit" => "jobs_in_flight").increment(1);
-                self.say(chat, money_texts::too_many_in_flight(lang, u32::try_from(limit).unwrap_or(u32::MAX))).await?;
+                self.say(chat, too_many_in_flight(lang, limit)).await?;
                 Ok(false)
             }
             Charged::InsufficientBalance { price, balance } => {
@@ -251,8 +256,7 @@ impl BotHandler {
         let limits = &self.services.settings.limits;
         let in_flight = self.shared.work_in_flight(user_id).await?;
         if in_flight >= i64::from(limits.jobs_in_flight) {
-            metrics::counter!("aishad_limited_total", "limit" => "jobs_in_flight").increment(1);
-            return Ok(Some(money_texts::too_many_in_flight(lang, limits.jobs_in_flight)));
+            return Ok(Some(too_many_in_flight(lang, i64::from(limits.jobs_in_flight))));
         }
         match self.shared.paid_request(user_id).await {
             Ok(crate::limits::Verdict::Allowed) => Ok(None),

@@ -67,6 +67,15 @@ impl Rig {
         self.scalar(&format!("SELECT balance FROM users WHERE telegram_id = {telegram_id}")).await
     }
 
+    /// Waits until every recorded update has been handled.
+    pub async fn all_handled(&self) {
+        let deadline = std::time::Instant::now() + WAIT;
+        while self.scalar("SELECT count(*) FROM telegram_updates WHERE handled_at IS NULL").await > 0 {
+            assert!(std::time::Instant::now() < deadline, "updates left unhandled");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     pub async fn balance(&self) -> i64 {
         self.balance_of(self.user).await
     }
