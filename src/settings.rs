@@ -44,6 +44,22 @@ pub const LEGACY_ENV: &[(&str, &str)] = &[
 /// `AISHA_` variables that steer loading itself rather than name a key.
 const LOADER_VARS: [&str; 2] = ["PROFILE", "CONFIG"];
 
+/// Keys whose value may come from a file: every variable that sets one also
+/// has a `…_FILE` twin naming a file that holds the value (Docker and
+/// Kubernetes secrets are mounted as files, so the value never sits in the
+/// environment, where `docker inspect` and `/proc/PID/environ` show it).
+pub const SECRET_KEYS: &[&str] = &[
+    "telegram.token",
+    "telegram.webhook_secret",
+    "openai.api_key",
+    "fal.key",
+    "fal.files_secret",
+    "s3.access_key",
+    "s3.secret_key",
+    "database.url",
+    "redis.url",
+];
+
 #[derive(Debug, Clone, Default)]
 pub struct LoadOptions {
     pub profile: Option<String>,
@@ -115,11 +131,58 @@ pub fn figment(options: &LoadOptions) -> Result<Figment, SettingsError> {
     for (var, key) in LEGACY_ENV {
         figment = figment.merge(Env::raw().only(&[var]).map(move |_| (*key).into()).global());
     }
-    figment = figment.merge(Env::prefixed("AISHA_").ignore(&LOADER_VARS).split("__").global());
+    let file_twins: Vec<String> = secret_file_vars().map(|(var, _)| var).collect();
+    figment = figment.merge(
+        Env::prefixed("AISHA_")
+            .ignore(&LOADER_VARS)
+            .filter(move |name| !file_twins.iter().any(|twin| name.as_str().eq_ignore_ascii_case(&twin["AISHA_".len()..])))
+            .split("__")
+            .global(),
+    );
+    figment = figment.merge(Serialized::globals(secrets_from_files()?));
     if let Some(mode) = options.mode {
         figment = figment.merge(Serialized::global("mode", mode));
     }
     Ok(figment.select(Profile::new(&profile_name(options))))
+}
+
+/// `(VAR_FILE, key)` for every variable that can set a secret key.
+fn secret_file_vars() -> impl Iterator<Item = (String, &'static str)> {
+    SECRET_KEYS.iter().flat_map(|key| env_names(key).into_iter().map(move |var| (format!("{var}_FILE"), *key)))
+}
+
+/// The secrets read from the files `…_FILE` variables name, as nested
+/// tables. Where several twins name one key, the first in precedence order
+/// wins, as among the plain variables; a key set both by a variable and by
+/// a file is refused: which one was meant would be a guess.
+fn secrets_from_files() -> Result<figment::value::Dict, SettingsError> {
+    let mut values = std::collections::BTreeMap::<&str, String>::new();
+    for (twin, key) in secret_file_vars() {
+        let Some(path) = std::env::var_os(&twin) else { continue };
+        if let Some(var) = env_names(key).into_iter().find(|var| std::env::var_os(var).is_some()) {
+            return Err(SettingsError::new(key, format!("both {var} and {twin} are set; set one")));
+        }
+        if values.contains_key(key) {
+            continue;
+        }
+        let shown = PathBuf::from(&path).display().to_string();
+        let text = std::fs::read_to_string(&path).map_err(|e| SettingsError::new(key, format!("{twin}: cannot read {shown}: {e}")))?;
+        // Files written by `echo` or an editor end with a newline that is not part of the secret.
+        let value = text.trim_end_matches(['\n', '\r']);
+        if value.is_empty() {
+            return Err(SettingsError::new(key, format!("{twin}: {shown} is empty")));
+        }
+        values.insert(key, value.to_owned());
+    }
+    let mut dict = figment::value::Dict::new();
+    for (key, value) in values {
+        let (section, field) = key.split_once('.').expect("secret keys are section.field");
+        let table = dict.entry(section.to_owned()).or_insert_with(|| figment::value::Dict::new().into());
+        if let figment::value::Value::Dict(_, fields) = table {
+            fields.insert(field.to_owned(), value.into());
+        }
+    }
+    Ok(dict)
 }
 
 pub fn load(options: &LoadOptions, purpose: Purpose) -> Result<Settings, SettingsError> {

@@ -235,3 +235,46 @@ fn rendered_config_masks_every_secret() {
         Ok(())
     });
 }
+
+#[test]
+fn every_secret_can_be_read_from_a_file_named_by_a_file_twin() {
+    Jail::expect_with(|jail| {
+        jail.clear_env();
+        jail.create_file("token", "123456:FROM-A-FILE\n")?;
+        jail.create_file("db", "postgres://aisha:file-password@db:5432/aisha\r\n")?;
+        jail.create_file("s3", "s3-secret")?;
+        jail.set_env("TELEGRAM_BOT_TOKEN_FILE", "token");
+        jail.set_env("AISHA_DATABASE__URL_FILE", "db");
+        jail.set_env("MINIO_SECRET_KEY_FILE", "s3");
+        jail.set_env("AISHA_REDIS__TLS_CA_FILE", "");
+        let s = inspect("prod").unwrap();
+        assert_eq!(s.telegram.token.expose(), "123456:FROM-A-FILE", "the trailing newline is not part of it");
+        assert_eq!(s.database.url.expose(), "postgres://aisha:file-password@db:5432/aisha");
+        assert_eq!(s.s3.secret_key.expose(), "s3-secret");
+        assert_eq!(s.redis.tls_ca_file, "", "a key that merely ends in _file is still a key");
+        Ok(())
+    });
+}
+
+#[test]
+fn a_secret_file_that_is_missing_empty_or_doubled_by_a_variable_is_refused_by_key() {
+    Jail::expect_with(|jail| {
+        jail.clear_env();
+        jail.set_env("OPENAI_API_KEY_FILE", "/run/secrets/nowhere");
+        let e = inspect("prod").unwrap_err();
+        assert_eq!(e.key, "openai.api_key");
+        assert!(e.message.contains("OPENAI_API_KEY_FILE: cannot read /run/secrets/nowhere"), "{e}");
+
+        jail.create_file("empty", "\n")?;
+        jail.set_env("OPENAI_API_KEY_FILE", "empty");
+        assert!(inspect("prod").unwrap_err().message.contains("is empty"));
+
+        jail.create_file("key", "sk-file")?;
+        jail.set_env("OPENAI_API_KEY_FILE", "key");
+        jail.set_env("AISHA_OPENAI__API_KEY", "sk-env");
+        let e = inspect("prod").unwrap_err();
+        assert!(e.message.contains("both AISHA_OPENAI__API_KEY and OPENAI_API_KEY_FILE are set"), "{e}");
+        assert!(!e.to_string().contains("sk-"), "no secret in the error: {e}");
+        Ok(())
+    });
+}
