@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: local services up (installed if missing), the
 # container files linted, the alert rules and dashboard checked (promtool),
+# the Kubernetes manifests rendered and validated (scripts/kubernetes.sh),
 # the workspace's tests under cargo-nextest (and the
 # doc tests), then the deployment run for real in containers
 # (scripts/stack-test.sh).
@@ -11,7 +12,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/services.sh start
-if [ "$#" -eq 0 ]; then bash scripts/lint.sh; bash scripts/monitoring.sh check; fi
+if [ "$#" -eq 0 ]; then bash scripts/lint.sh; bash scripts/monitoring.sh check; bash scripts/kubernetes.sh check; fi
 set -a
 # shellcheck disable=SC1091
 . .local/services.env

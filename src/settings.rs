@@ -102,7 +102,8 @@ fn env_hint(key: &str) -> String {
     if key.is_empty() || key == "config" {
         return String::new();
     }
-    format!(" (set by {})", env_names(key).join(" or "))
+    let file = if SECRET_KEYS.contains(&key) { ", or a _FILE twin naming a file" } else { "" };
+    format!(" (set by {}{file})", env_names(key).join(" or "))
 }
 
 pub fn profile_name(options: &LoadOptions) -> String {
@@ -289,6 +290,9 @@ pub fn validate(settings: &Settings, purpose: Purpose) -> Result<(), SettingsErr
         if value == 0 {
             return Err(SettingsError::new(key, "must be at least 1"));
         }
+    }
+    if !(telegram.local_send_share > 0.0 && telegram.local_send_share <= 1.0) {
+        return Err(SettingsError::new("telegram.local_send_share", "must be above 0 and at most 1"));
     }
     let sup = &settings.supervisor;
     if sup.max_restarts == 0 {

@@ -15,6 +15,8 @@ pub enum CacheError {
     Command(#[from] fred::error::Error),
     #[error("redis did not answer within {0:?}")]
     Timeout(Duration),
+    #[error("redis answered {0}, which no script here returns")]
+    Unexpected(String),
     #[error("redis.tls_ca_file {0}")]
     InvalidCaFile(String),
 }

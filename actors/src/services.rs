@@ -1,5 +1,6 @@
 //! The handles every actor shares: settings, PostgreSQL, Redis, S3 and the
-//! one throttled Bot API client of the process (Telegram's limits are per bot).
+//! one throttled Bot API client of the process, its send budget shared
+//! through Redis with every other process of the bot (Telegram's limits are per bot).
 
 use std::sync::Arc;
 
@@ -35,13 +36,10 @@ pub struct Services {
 
 impl Services {
     pub fn new(settings: Arc<Settings>) -> Result<Self, ServicesError> {
-        Ok(Self {
-            db: Db::new(&settings.database)?,
-            redis: Redis::connect(&settings.redis)?,
-            blob: Blob::new(&settings.s3)?,
-            telegram: telegram_bot(&settings.telegram)?,
-            settings,
-        })
+        let redis = Redis::connect(&settings.redis)?;
+        let telegram = telegram_bot(&settings.telegram)?;
+        crate::clients::flood::share_through(redis.clone(), &settings.telegram);
+        Ok(Self { db: Db::new(&settings.database)?, redis, blob: Blob::new(&settings.s3)?, telegram, settings })
     }
 
     pub fn instance_id(&self) -> &str {

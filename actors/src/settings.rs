@@ -214,6 +214,9 @@ pub struct TelegramSettings {
     pub send_per_chat_second: u32,
     /// Messages a minute to one group or channel (Telegram: 20).
     pub send_per_group_minute: u32,
+    /// The share of each limit one process keeps to on its own while Redis,
+    /// where every process of the bot shares the limits, is slow or away.
+    pub local_send_share: f64,
     /// `api_url` is a self-hosted Bot API server started with `--local`:
     /// files up to 2000 MB, read from its disk instead of downloaded.
     pub local_api: bool,
@@ -251,6 +254,7 @@ impl Default for TelegramSettings {
             send_per_second: 30,
             send_per_chat_second: 1,
             send_per_group_minute: 20,
+            local_send_share: 0.25,
             local_api: false,
             local_files_dir: "/var/lib/telegram-bot-api".into(),
         }

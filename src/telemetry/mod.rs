@@ -65,6 +65,7 @@ pub fn register_counters(mode: Mode) {
     metrics::counter!("aishad_restart_intensity_exceeded_total").increment(0);
     metrics::counter!("aishad_telegram_retries_total").increment(0);
     metrics::counter!("aishad_telegram_flood_waits_total").increment(0);
+    metrics::counter!("aishad_telegram_send_budget_fallbacks_total").increment(0);
     if matches!(mode, Mode::Polling | Mode::Webhook | Mode::All) {
         for name in ["aishad_updates_received_total", "aishad_updates_handled_total", "aishad_stars_received_total", "aishad_stars_refunded_total"] {
             metrics::counter!(name).increment(0);

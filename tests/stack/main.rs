@@ -13,6 +13,7 @@ mod engine;
 mod prometheus;
 mod release;
 mod simple_stack;
+mod swarm;
 mod webhook_stack;
 
 use std::net::IpAddr;
@@ -51,7 +52,11 @@ pub struct Fakes {
 impl Fakes {
     /// The three fakes, listening on the podman bridge.
     pub async fn start() -> Self {
-        let bridge = engine::bridge_ip();
+        Self::start_on(engine::bridge_ip()).await
+    }
+
+    /// The three fakes, listening on `bridge`, where the containers reach this host.
+    pub async fn start_on(bridge: IpAddr) -> Self {
         aisha_testkit::server::set_bind_ip(bridge);
         Self {
             telegram: FakeTelegram::start(TOKEN).await,

@@ -19,8 +19,20 @@ impl Daemon {
     /// Starts `bin` with a clean environment plus `env`, in the repository
     /// root (so `config/aishad.toml` is found), with the `test` profile.
     pub fn start(bin: &Path, args: &[&str], env: &[(String, String)]) -> Self {
+        Self::start_in_namespace(None, bin, args, env)
+    }
+
+    /// The same, in the network namespace `netns` when given (see `netns::Host`).
+    pub fn start_in_namespace(netns: Option<&str>, bin: &Path, args: &[&str], env: &[(String, String)]) -> Self {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let mut command = Command::new(bin);
+        let mut command = match netns {
+            Some(netns) => {
+                let mut command = Command::new("ip");
+                command.args(["netns", "exec", netns]).arg(bin);
+                command
+            }
+            None => Command::new(bin),
+        };
         command
             .args(["--profile", "test"])
             .args(args)

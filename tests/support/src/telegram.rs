@@ -16,7 +16,9 @@ use tokio::sync::{oneshot, Notify};
 
 use crate::server::{json_reply, multipart_fields, reply, start_fake, FakeRequest, Reply};
 
+mod flood;
 mod stars;
+pub use flood::FloodLimits;
 pub use stars::{PreCheckout, StarsCharge, PRE_CHECKOUT_DEADLINE};
 
 pub const BOT_ID: i64 = 7_000_000_001;
@@ -73,6 +75,7 @@ struct State {
     stars_charges: Vec<stars::StarsCharge>,
     /// (chat, user) → `creator`, `administrator`, `member`…; anyone else is a member.
     members: HashMap<(i64, i64), String>,
+    flood: flood::Flood,
     /// Local Bot API mode (`--local`): getFile answers absolute paths on disk.
     local_files: HashMap<String, (String, u64)>,
 }
@@ -256,6 +259,16 @@ impl FakeTelegram {
         self.state.lock().unwrap().failures.entry(method.to_owned()).or_default().push_back(failure);
     }
 
+    /// From now on, messages over Telegram's flood limits are refused 429.
+    pub fn enforce_flood_limits(&self, limits: FloodLimits) {
+        self.state.lock().unwrap().flood.enforce(limits);
+    }
+
+    /// How many messages the flood limits refused.
+    pub fn flood_refusals(&self) -> usize {
+        self.state.lock().unwrap().flood.refused
+    }
+
     pub fn set_webhook_active(&self, active: bool) {
         self.state.lock().unwrap().webhook_active = active;
     }
@@ -336,9 +349,13 @@ impl FakeTelegram {
         let params = params(&req).await;
         let injected = {
             let mut state = self.state.lock().unwrap();
-            let injected = state.failures.get_mut(method).and_then(VecDeque::pop_front);
+            let now = Instant::now();
+            let mut injected = state.failures.get_mut(method).and_then(VecDeque::pop_front);
+            if injected.is_none() {
+                injected = state.flood.admit(method, &params, now).err().map(Failure::RetryAfter);
+            }
             let failed = injected.as_ref().is_some_and(|f| !matches!(f, Failure::Delay(_)));
-            let call = Call { method: method.to_owned(), params: params.clone(), at: Instant::now(), failed };
+            let call = Call { method: method.to_owned(), params: params.clone(), at: now, failed };
             state.calls.push(call);
             injected
         };

@@ -1,0 +1,89 @@
+//! The bot's send budget shared through the real Redis: processes of one
+//! bot (here, separate Redis connections) draw on one budget, so together
+//! they keep Telegram's limits; without Redis a process keeps to its share.
+
+use std::time::{Duration, Instant};
+
+use aisha_actors::cache::Redis;
+use aisha_actors::clients::flood::{self, Limits, SharedBudget};
+use aisha_actors::secret::{ConnUrl, Secret};
+use aisha_actors::settings::{RedisSettings, TelegramSettings};
+use aisha_testkit::TestServices;
+
+/// A process's own connection to the bot's budget.
+fn process(services: &TestServices) -> SharedBudget {
+    let settings = RedisSettings { url: ConnUrl::new(&services.redis_url), key_prefix: services.redis_prefix.clone(), ..Default::default() };
+    SharedBudget::new(Redis::connect(&settings).unwrap(), "4242")
+}
+
+/// The most slots (µs on Redis's clock) in any half-open window of `span_us`.
+fn most_in_a_window(slots: &[u64], span_us: u64) -> usize {
+    slots.iter().map(|start| slots.iter().filter(|t| **t >= *start && **t < *start + span_us).count()).max().unwrap_or(0)
+}
+
+#[tokio::test]
+async fn three_processes_together_send_no_more_than_the_bots_limit() {
+    let services = TestServices::new("send_budget_overall").await;
+    let processes = [process(&services), process(&services), process(&services)];
+    let limits = Limits::new(30, 1, 20);
+    let mut slots = Vec::new();
+    for i in 0..90_i64 {
+        slots.push(processes[i as usize % 3].reserve(&limits, Some(1000 + i)).await.unwrap().at_us);
+    }
+    let most = most_in_a_window(&slots, 1_000_000);
+    assert_eq!(most, 30, "at most 30 in any second, and the budget used");
+    let span_us = slots.iter().max().unwrap() - slots.iter().min().unwrap();
+    assert!((2_900_000..3_000_000).contains(&span_us), "90 messages at 30 a second span 89 intervals: {span_us} µs");
+}
+
+#[tokio::test]
+async fn one_chat_gets_one_message_a_second_whichever_process_sends_it() {
+    let services = TestServices::new("send_budget_chat").await;
+    let (a, b) = (process(&services), process(&services));
+    let limits = Limits::new(30, 1, 20);
+    let mut waits = Vec::new();
+    for i in 0..4 {
+        let budget = if i % 2 == 0 { &a } else { &b };
+        waits.push(budget.reserve(&limits, Some(77)).await.unwrap().wait);
+    }
+    for (i, wait) in waits.iter().enumerate() {
+        let expected = Duration::from_secs(i as u64);
+        assert!(wait.abs_diff(expected) < Duration::from_millis(50), "message {i} waits {wait:?}, not {expected:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_group_takes_four_at_once_then_the_rest_of_its_minute_spaced() {
+    let services = TestServices::new("send_budget_group").await;
+    let (a, b) = (process(&services), process(&services));
+    let limits = Limits::new(30, 1, 20);
+    let mut waits = Vec::new();
+    for i in 0..6 {
+        let budget = if i % 2 == 0 { &a } else { &b };
+        waits.push(budget.reserve(&limits, Some(-100_500)).await.unwrap().wait);
+    }
+    assert!(waits[..4].iter().all(|w| *w < Duration::from_millis(100)), "a burst of four: {waits:?}");
+    let step = Duration::from_micros(3_529_412);
+    assert!(waits[4].abs_diff(step) < Duration::from_millis(100), "then 60 s / 17 apart: {waits:?}");
+    assert!(waits[5].abs_diff(step * 2) < Duration::from_millis(100), "{waits:?}");
+}
+
+#[tokio::test]
+async fn without_redis_a_process_keeps_to_its_share_and_waits_no_longer_for_redis() {
+    // A port nothing listens on: the reservation fails, and the process keeps to its half.
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let redis = Redis::connect(&RedisSettings { url: ConnUrl::new(format!("redis://{free}")), ..Default::default() }).unwrap();
+    let telegram = TelegramSettings { token: Secret::new("4242:away"), local_send_share: 0.5, ..Default::default() };
+    flood::configure(&telegram);
+    flood::share_through(redis, &telegram);
+
+    let first = Instant::now();
+    flood::wait_turn(Some(9)).await;
+    let first = first.elapsed();
+    assert!(first < Duration::from_millis(300), "Redis's absence costs at most its patience: {first:?}");
+    let second = Instant::now();
+    flood::wait_turn(Some(9)).await;
+    let second = second.elapsed();
+    assert!(second >= Duration::from_millis(1900), "half of one a second is one every two: {second:?}");
+    assert!(second < Duration::from_millis(2300), "and Redis is not asked again meanwhile: {second:?}");
+}

@@ -1,0 +1,119 @@
+//! One bot, one send budget, under load: a poller and three workers (four
+//! `aishad` processes) answer 1,000 users who each send a voice note within
+//! 10 s, the transcription API answering at once, through a Bot API that
+//! enforces Telegram's flood limits with 429s. Run with
+//! `scripts/bench.sh -p aishad --bench send_budget`.
+//!
+//! The ceiling is Telegram's: 30 messages a second for the whole bot, so
+//! the last of two messages per user cannot go before 2·N/30 s; the target
+//! is that plus 5 s, with no message refused. The budget's cost is the
+//! Redis script per message (Redis's own `commandstats`) and the CPU the
+//! four processes used.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use aisha_testkit::audio::voice_note;
+use aisha_testkit::fleet::{transcripts, voice_notes, welcomed_users, Fleet};
+use aisha_testkit::telegram::FloodLimits;
+use aisha_testkit::{eventually, FakeOpenAi, FakeTelegram, TestServices};
+
+const TOKEN: &str = "60606:BENCH-send-budget-token";
+const USERS: usize = 1000;
+const WORKERS: usize = 3;
+
+fn main() {
+    aisha_testkit::bench_main(run);
+}
+
+/// (calls, µs) of EVAL so far, from Redis's INFO commandstats.
+fn redis_eval_stats(redis_url: &str) -> (u64, u64) {
+    let out = std::process::Command::new("redis-cli").args(["-u", redis_url, "info", "commandstats"]).output().expect("redis-cli");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().find(|l| l.starts_with("cmdstat_eval:")).unwrap_or_default();
+    let field = |name: &str| {
+        line.split([':', ',']).find_map(|kv| kv.strip_prefix(name).and_then(|v| v.strip_prefix('='))).and_then(|v| v.parse().ok()).unwrap_or(0)
+    };
+    (field("calls"), field("usec"))
+}
+
+async fn run() {
+    let services = TestServices::new("bench_send_budget").await;
+    let telegram = FakeTelegram::start(TOKEN).await;
+    let openai = FakeOpenAi::start("sk-bench").await;
+    telegram.enforce_flood_limits(FloodLimits::default());
+    let transcribers = std::env::var("BENCH_TRANSCRIBERS").unwrap_or_else(|_| "2".into());
+    let limits = [
+        ("AISHA_TELEGRAM__SEND_PER_CHAT_SECOND", "1"),
+        ("LOG_LEVEL", "warn,aishad=info"),
+        ("AISHA_JOBS__KINDS__TRANSCRIBE__WORKERS", &transcribers),
+    ];
+    let mut fleet = Fleet::start(Path::new(env!("CARGO_BIN_EXE_aishad")), &services, &telegram, &openai, WORKERS, &limits).await;
+
+    let users = welcomed_users(&telegram, 900_000, USERS).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let sends_before = sends(&telegram);
+    let refused_before = telegram.flood_refusals();
+    let (eval_calls, eval_us) = redis_eval_stats(&services.redis_url);
+    let cpu_before = fleet.cpu_seconds();
+
+    let started = Instant::now();
+    voice_notes(&telegram, &users, Duration::from_secs(10), voice_note("Said in a crowd of a thousand.")).await;
+    eventually("every note answered", Duration::from_secs(600), || answered(&telegram) >= USERS).await;
+    // When the Bot API took the last transcript, not when this loop noticed.
+    let last = telegram.all_calls().iter().filter(|c| is_transcript(c)).map(|c| c.at).max().unwrap() - started;
+
+    let sent = sends(&telegram) - sends_before;
+    let refused = telegram.flood_refusals() - refused_before;
+    let (calls, us) = redis_eval_stats(&services.redis_url);
+    let cpu = fleet.cpu_seconds() - cpu_before;
+    let ceiling = 2.0 * USERS as f64 / 30.0;
+    println!("ceiling: Telegram's 30 messages a second per bot: 2 messages × {USERS} users cannot end before {ceiling:.1} s; target {:.1} s", ceiling + 5.0);
+    println!(
+        "send budget, 1 poller + {WORKERS} workers ({transcribers} transcriptions each), {USERS} voice notes within 10 s: \
+         last reply {:.1} s after the first note; {sent} messages, {refused} refused 429 by the flood limits",
+        last.as_secs_f64()
+    );
+    println!(
+        "its cost: {} Redis scripts (reservations, plus lease renewals) at {:.1} µs each in Redis; the four processes used {:.1} CPU s in all ({:.2} ms per message)",
+        calls - eval_calls,
+        (us - eval_us) as f64 / (calls - eval_calls).max(1) as f64,
+        cpu,
+        cpu * 1000.0 / sent.max(1) as f64
+    );
+    println!("messages sent in each 10 s from the first note: {:?}", per_ten_seconds(&telegram, started));
+    for &user in &users {
+        assert_eq!(transcripts(&telegram, user), 1, "user {user}: one transcript");
+    }
+    services.assert_ledger_balanced().await;
+    fleet.stop().await;
+}
+
+/// How full the budget was kept: 300 in a bucket is every slot used.
+fn per_ten_seconds(telegram: &FakeTelegram, started: Instant) -> Vec<usize> {
+    let mut buckets = Vec::new();
+    for call in telegram.all_calls().iter().filter(|c| is_message(c) && !c.failed && c.at >= started) {
+        let bucket = (call.at - started).as_secs() as usize / 10;
+        if buckets.len() <= bucket {
+            buckets.resize(bucket + 1, 0);
+        }
+        buckets[bucket] += 1;
+    }
+    buckets
+}
+
+fn is_transcript(call: &aisha_testkit::telegram::Call) -> bool {
+    is_message(call) && !call.failed && call.params["text"].as_str().is_some_and(|t| t.contains("transcript of"))
+}
+
+fn answered(telegram: &FakeTelegram) -> usize {
+    telegram.all_calls().iter().filter(|c| is_transcript(c)).count()
+}
+
+fn is_message(call: &aisha_testkit::telegram::Call) -> bool {
+    call.method.starts_with("send") && call.method != "sendChatAction"
+}
+
+fn sends(telegram: &FakeTelegram) -> usize {
+    telegram.all_calls().iter().filter(|c| is_message(c)).count()
+}

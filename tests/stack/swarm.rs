@@ -1,0 +1,285 @@
+//! deploy/swarm/aishad.stack.yml on a real three-node Docker swarm
+//! (scripts/swarm.sh: a dockerd per network namespace on this machine),
+//! with the fakes and the host's services as the outside world: the tasks
+//! spread over the nodes, a chat and a transcription are answered, a
+//! rolling update under arriving voice notes loses and repeats nothing, and
+//! a node SIGKILLed while its worker holds jobs costs nothing either.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use aisha_testkit::audio::voice_note;
+
+use super::deploy::repo;
+use super::{aishad_image, engine, figure, Fakes, External, FAL_KEY, OPENAI_KEY, TOKEN};
+
+const LAN: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 231, 0, 1));
+const STACK: &str = "aisha";
+
+/// The swarm, torn down however the test ends.
+struct Swarm;
+
+impl Swarm {
+    fn up(images: &[&str]) -> Self {
+        let mut args = vec!["scripts/swarm.sh", "up"];
+        args.extend_from_slice(images);
+        engine::ok(&repo(), "bash", &args);
+        Swarm
+    }
+
+    fn script(args: &[&str]) -> String {
+        let mut all = vec!["scripts/swarm.sh"];
+        all.extend_from_slice(args);
+        engine::ok(&repo(), "bash", &all)
+    }
+
+    /// `docker` on node `n`.
+    fn docker(n: u32, args: &[&str]) -> String {
+        let socket = Self::script(&["socket", &n.to_string()]);
+        let output = Command::new("docker").env("DOCKER_HOST", format!("unix://{}", socket.trim())).args(args).output().expect("docker");
+        engine::check(&format!("docker {}", args.join(" ")), &output);
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    }
+
+    /// Every running task of a service: (slot, node).
+    fn tasks(manager: u32, service: &str) -> Vec<(u32, String)> {
+        let out = Self::docker(
+            manager,
+            &["service", "ps", &format!("{STACK}_{service}"), "--filter", "desired-state=running", "--format", "{{.Name}} {{.Node}} {{.CurrentState}}"],
+        );
+        out.lines()
+            .filter(|l| l.contains("Running"))
+            .filter_map(|l| {
+                let mut parts = l.split_whitespace();
+                let slot = parts.next()?.rsplit('.').next()?.parse().ok()?;
+                Some((slot, parts.next()?.to_owned()))
+            })
+            .collect()
+    }
+}
+
+impl Drop for Swarm {
+    fn drop(&mut self) {
+        let _ = Command::new("bash").arg("scripts/swarm.sh").arg("down").current_dir(repo()).status();
+    }
+}
+
+/// An image ID (`sha256:…`): named so, no node tries a registry first.
+fn image_id(image: &str) -> String {
+    let id = engine::podman(&["image", "inspect", image, "--format", "{{.Id}}"]);
+    format!("sha256:{}", id.trim())
+}
+
+/// A second release of the image: the same bits under a new ID.
+fn next_release() -> String {
+    let tag = format!("localhost/aishad:{}-next", env!("CARGO_PKG_VERSION"));
+    let dir = std::env::temp_dir().join("aishad-next-release");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("Containerfile"), format!("FROM {}\nLABEL org.opencontainers.image.version=next\n", aishad_image())).unwrap();
+    engine::podman(&["build", "-q", "-t", &tag, dir.to_str().unwrap()]);
+    tag
+}
+
+fn create_secrets(external: &External) {
+    let value = |key: &str| external.env.iter().find(|(k, _)| *k == key).map(|(_, v)| v.clone()).unwrap();
+    for (name, secret) in [
+        ("aishad_telegram_token", TOKEN.to_owned()),
+        ("aishad_openai_api_key", OPENAI_KEY.to_owned()),
+        ("aishad_fal_key", FAL_KEY.to_owned()),
+        ("aishad_s3_access_key", value("MINIO_ACCESS_KEY")),
+        ("aishad_s3_secret_key", value("MINIO_SECRET_KEY")),
+        ("aishad_database_url", value("DATABASE_URL")),
+        ("aishad_redis_url", value("REDIS_URL")),
+    ] {
+        let file = std::env::temp_dir().join(format!("swarm-{name}"));
+        std::fs::write(&file, secret).unwrap();
+        Swarm::docker(1, &["secret", "create", name, file.to_str().unwrap()]);
+        std::fs::remove_file(file).unwrap();
+    }
+}
+
+/// `docker stack deploy`, its variables from the fakes and the services.
+fn deploy(fakes: &Fakes, external: &External, image: &str) {
+    let value = |key: &str| external.env.iter().find(|(k, _)| *k == key).map(|(_, v)| v.clone()).unwrap();
+    let socket = Swarm::script(&["socket", "1"]);
+    let stack_file = repo().join("deploy/swarm/aishad.stack.yml");
+    let output = Command::new("docker")
+        .env("DOCKER_HOST", format!("unix://{}", socket.trim()))
+        .envs([
+            ("AISHAD_IMAGE", image.to_owned()),
+            ("TELEGRAM_API_URL", fakes.telegram.url()),
+            ("OPENAI_BASE_URL", fakes.openai.url()),
+            ("FAL_QUEUE_URL", fakes.fal.queue_url()),
+            ("FAL_JWKS_URL", fakes.fal.jwks_url()),
+            ("AISHA_FAL__INSECURE_HTTP", "true".into()),
+            ("AISHA_FAL__USER_ID", aisha_testkit::fal::FAL_USER_ID.into()),
+            ("MINIO_ENDPOINT", value("MINIO_ENDPOINT")),
+            ("MINIO_SECURE", "false".into()),
+            ("MINIO_BUCKET_NAME", value("MINIO_BUCKET_NAME")),
+            ("AISHA_REDIS__KEY_PREFIX", value("AISHA_REDIS__KEY_PREFIX")),
+            ("AISHA_S3__KEY_PREFIX", value("AISHA_S3__KEY_PREFIX")),
+            ("AISHA_TELEGRAM__LEASE_TTL", "6s".into()),
+        ])
+        .args(["stack", "deploy", "--resolve-image", "never", "-c", stack_file.to_str().unwrap(), STACK])
+        .output()
+        .expect("docker stack deploy");
+    engine::check("docker stack deploy", &output);
+}
+
+/// Waits until every service has all its replicas running and healthy.
+async fn converged(expected: &[(&str, usize)], timeout: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        let done = expected.iter().all(|(service, n)| Swarm::tasks(1, service).len() == *n);
+        if done && all_healthy() {
+            return started.elapsed();
+        }
+        assert!(started.elapsed() < timeout, "the stack did not converge within {timeout:?}: {}", Swarm::docker(1, &["service", "ls"]));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Every aishad container on every live node reports healthy.
+fn all_healthy() -> bool {
+    (1..=3).filter(|n| node_alive(*n)).all(|n| {
+        let states = Swarm::docker(n, &["ps", "--filter", &format!("label=com.docker.stack.namespace={STACK}"), "--format", "{{.Status}}"]);
+        states.lines().all(|s| s.contains("(healthy)"))
+    })
+}
+
+fn node_alive(n: u32) -> bool {
+    let socket = Swarm::script(&["socket", &n.to_string()]);
+    Command::new("docker").env("DOCKER_HOST", format!("unix://{}", socket.trim())).args(["info"]).output().map(|o| o.status.success()).unwrap_or(false)
+}
+
+fn transcripts(fakes: &Fakes, user: i64) -> usize {
+    fakes.telegram.sent_texts(user).iter().filter(|t| t.starts_with("📝")).count()
+}
+
+async fn welcome(fakes: &Fakes, users: &[i64]) {
+    for &user in users {
+        fakes.telegram.push_text(user, "en", "/start");
+    }
+    engine::until("every user welcomed", Duration::from_secs(60), || users.iter().all(|&u| !fakes.telegram.sent_texts(u).is_empty())).await;
+}
+
+async fn all_transcribed_once(fakes: &Fakes, users: &[i64], timeout: Duration) -> Duration {
+    let took = engine::until("every note transcribed", timeout, || users.iter().all(|&u| transcripts(fakes, u) >= 1)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for &user in users {
+        assert_eq!(transcripts(fakes, user), 1, "user {user}: one transcript");
+    }
+    took
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_stack_spreads_over_three_nodes_rolls_and_survives_a_killed_node() {
+    let release = image_id(&aishad_image());
+    let next = next_release();
+    let swarm_up = Instant::now();
+    let _swarm = Swarm::up(&[&aishad_image(), &next]);
+    figure("swarm 3 nodes formed and 2 images loaded", format!("{:.1} s", swarm_up.elapsed().as_secs_f64()));
+    let fakes = Fakes::start_on(LAN).await;
+    let external = External::start("stack_swarm", LAN).await;
+    create_secrets(&external);
+    deploy(&fakes, &external, &release);
+    let services = [("poller", 2), ("worker", 3), ("webhook", 2)];
+    let took = converged(&services, Duration::from_secs(180)).await;
+    figure("swarm stack deployed to healthy", format!("{:.1} s", took.as_secs_f64()));
+
+    // Spread: each worker on a node of its own, the pollers and listeners on two.
+    for (service, n) in services {
+        let nodes: BTreeSet<String> = Swarm::tasks(1, service).into_iter().map(|(_, node)| node).collect();
+        assert_eq!(nodes.len(), n, "{service}: one task a node: {nodes:?}");
+    }
+
+    // A chat and a transcription.
+    let first: Vec<i64> = vec![9001];
+    welcome(&fakes, &first).await;
+    fakes.telegram.push_voice(9001, "en", 2, voice_note("Hello from the swarm."));
+    all_transcribed_once(&fakes, &first, Duration::from_secs(60)).await;
+
+    // A rolling update to the next release while voice notes keep arriving.
+    let users: Vec<i64> = (9100..9130).collect();
+    welcome(&fakes, &users).await;
+    let next_id = image_id(&next);
+    let sender = {
+        let telegram = fakes.telegram.clone();
+        let users = users.clone();
+        tokio::spawn(async move {
+            for user in users {
+                telegram.push_voice(user, "en", 2, voice_note("Said during a rolling update."));
+                tokio::time::sleep(Duration::from_millis(1500)).await;
+            }
+        })
+    };
+    let update = Instant::now();
+    for service in ["worker", "poller", "webhook"] {
+        Swarm::docker(1, &["service", "update", "--quiet", "--detach=false", "--image", &next_id, &format!("{STACK}_{service}")]);
+    }
+    figure("swarm rolling update of all three services", format!("{:.1} s", update.elapsed().as_secs_f64()));
+    sender.await.unwrap();
+    all_transcribed_once(&fakes, &users, Duration::from_secs(120)).await;
+    for (service, _) in services {
+        let image = Swarm::docker(1, &["service", "inspect", &format!("{STACK}_{service}"), "--format", "{{.Spec.TaskTemplate.ContainerSpec.Image}}"]);
+        assert_eq!(image, next_id, "{service} runs the next release");
+    }
+    external.test.assert_ledger_balanced().await;
+
+    // A node killed while its worker holds jobs.
+    let victims: Vec<i64> = (9200..9206).collect();
+    welcome(&fakes, &victims).await;
+    fakes.openai.set_latency(Duration::from_secs(4));
+    for &user in &victims {
+        fakes.telegram.push_voice(user, "en", 2, voice_note("Said just before a node dies."));
+    }
+    let (node, held) = held_on_a_follower(&external, Duration::from_secs(30)).await;
+    Swarm::script(&["kill", &node.to_string()]);
+    let killed = Instant::now();
+    fakes.openai.set_latency(Duration::ZERO);
+    let answered = engine::until("the dead node's jobs answered", Duration::from_secs(60), || {
+        held.iter().all(|&u| transcripts(&fakes, u) >= 1)
+    })
+    .await;
+    figure("swarm node SIGKILLed: its jobs answered elsewhere after", format!("{:.1} s", answered.as_secs_f64()));
+    assert!(answered <= Duration::from_secs(10), "{answered:?} after the kill");
+    all_transcribed_once(&fakes, &victims, Duration::from_secs(60)).await;
+    converged(&[("worker", 3)], Duration::from_secs(120)).await;
+    figure("swarm killed node's worker rescheduled after", format!("{:.1} s", killed.elapsed().as_secs_f64()));
+    let charges: i64 = external
+        .scalar("SELECT count(*) FROM ledger_entries WHERE job_id IS NOT NULL AND reason <> 'charge'")
+        .await;
+    assert_eq!(charges, 0, "no refund nor second charge");
+    external.test.assert_ledger_balanced().await;
+}
+
+/// Waits until a worker on node 2 or 3 (not the leader's) holds transcriptions; returns its node and users.
+async fn held_on_a_follower(external: &External, timeout: Duration) -> (u32, Vec<i64>) {
+    let started = Instant::now();
+    loop {
+        let slots: BTreeMap<u32, String> = Swarm::tasks(1, "worker").into_iter().collect();
+        let db = external.test.db().await;
+        let rows = db
+            .query(
+                "SELECT split_part(j.locked_by, '#', 1), u.telegram_id FROM jobs j JOIN users u ON u.id = j.user_id
+                 WHERE j.kind = 'transcribe' AND j.state = 'running'",
+                &[],
+            )
+            .await
+            .unwrap();
+        for row in &rows {
+            let instance: String = row.get(0);
+            let Some(slot) = instance.rsplit('-').next().and_then(|s| s.parse::<u32>().ok()) else { continue };
+            let Some(node) = slots.get(&slot) else { continue };
+            let n: u32 = node.trim_start_matches("aisha-node").parse().unwrap_or(1);
+            if n != 1 {
+                let users = rows.iter().filter(|r| r.get::<_, String>(0) == instance).map(|r| r.get(1)).collect();
+                return (n, users);
+            }
+        }
+        assert!(started.elapsed() < timeout, "no worker on a follower node took a job");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -1,0 +1,93 @@
+//! A "host" of its own for a test: a network namespace joined to this one
+//! by a veth pair (10.231.N.1 here, 10.231.N.2 there). The services and
+//! fakes listen on loopback, so each is reached from the host through a
+//! forwarder on 10.231.N.1. `cut` takes the host's link down, as a pulled
+//! cable or a partition does: packets vanish, no connection is refused or
+//! reset, and what was open stays open until the link comes back.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::process::Command;
+
+use crate::forward::forward;
+use crate::Daemon;
+
+pub struct Host {
+    pub name: String,
+    /// Our side of the link: what the host reaches us at.
+    pub gateway: Ipv4Addr,
+    /// The host's own address.
+    pub addr: Ipv4Addr,
+    veth: String,
+}
+
+fn ip(args: &[&str]) {
+    let status = Command::new("ip").args(args).status().expect("ip (iproute2)");
+    assert!(status.success(), "ip {}", args.join(" "));
+}
+
+/// `ip` for cleaning up: what is already gone is fine.
+fn quietly(args: &[&str]) {
+    let _ = Command::new("ip").args(args).stderr(std::process::Stdio::null()).status();
+}
+
+impl Host {
+    /// A new host; `subnet` (1–254) must be unique among the tests running at once.
+    pub fn create(label: &str, subnet: u8) -> Self {
+        let name = format!("aisha-{label}-{}", std::process::id());
+        let veth = format!("vh{subnet}p{}", std::process::id() % 100_000);
+        let peer = format!("vn{subnet}p{}", std::process::id() % 100_000);
+        let gateway = Ipv4Addr::new(10, 231, subnet, 1);
+        let addr = Ipv4Addr::new(10, 231, subnet, 2);
+        quietly(&["netns", "del", &name]);
+        ip(&["netns", "add", &name]);
+        let host = Self { name, gateway, addr, veth };
+        ip(&["link", "add", &host.veth, "type", "veth", "peer", "name", &peer]);
+        ip(&["link", "set", &peer, "netns", &host.name]);
+        ip(&["addr", "add", &format!("{gateway}/30"), "dev", &host.veth]);
+        ip(&["link", "set", &host.veth, "up"]);
+        host.exec(&["ip", "addr", "add", &format!("{addr}/30"), "dev", &peer]);
+        host.exec(&["ip", "link", "set", &peer, "up"]);
+        host.exec(&["ip", "link", "set", "lo", "up"]);
+        host
+    }
+
+    fn exec(&self, command: &[&str]) {
+        let mut args = vec!["netns", "exec", self.name.as_str()];
+        args.extend_from_slice(command);
+        ip(&args);
+    }
+
+    /// Where the host reaches `target` (a loopback service): a forwarder on our side of the link.
+    pub async fn reach(&self, target: SocketAddr) -> SocketAddr {
+        forward(IpAddr::V4(self.gateway), target).await
+    }
+
+    /// `url` with its loopback `ip:port` replaced by the forwarder the host reaches it through.
+    pub async fn url(&self, url: &str) -> String {
+        let target = crate::forward::target_of(url);
+        url.replacen(&target.to_string(), &self.reach(target).await.to_string(), 1)
+    }
+
+    /// Pulls the cable.
+    pub fn cut(&self) {
+        ip(&["link", "set", &self.veth, "down"]);
+    }
+
+    pub fn restore(&self) {
+        ip(&["link", "set", &self.veth, "up"]);
+    }
+
+    /// Runs `aishad` on this host (see [`Daemon::start`]).
+    pub fn start_daemon(&self, bin: &Path, args: &[&str], env: &[(String, String)]) -> Daemon {
+        Daemon::start_in_namespace(Some(&self.name), bin, args, env)
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        // Deleting the namespace deletes its end of the pair, and with it ours.
+        quietly(&["netns", "del", &self.name]);
+        quietly(&["link", "del", &self.veth]);
+    }
+}
