@@ -28,11 +28,17 @@ fn main() {
 
 /// (calls, µs) of EVAL so far, from Redis's INFO commandstats.
 fn redis_eval_stats(redis_url: &str) -> (u64, u64) {
-    let out = std::process::Command::new("redis-cli").args(["-u", redis_url, "info", "commandstats"]).output().expect("redis-cli");
+    let out = std::process::Command::new("redis-cli")
+        .args(["-u", redis_url, "info", "commandstats"])
+        .output()
+        .expect("redis-cli");
     let text = String::from_utf8_lossy(&out.stdout);
     let line = text.lines().find(|l| l.starts_with("cmdstat_eval:")).unwrap_or_default();
     let field = |name: &str| {
-        line.split([':', ',']).find_map(|kv| kv.strip_prefix(name).and_then(|v| v.strip_prefix('='))).and_then(|v| v.parse().ok()).unwrap_or(0)
+        line.split([':', ','])
+            .find_map(|kv| kv.strip_prefix(name).and_then(|v| v.strip_prefix('=')))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
     };
     (field("calls"), field("usec"))
 }
@@ -48,7 +54,8 @@ async fn run() {
         ("LOG_LEVEL", "warn,aishad=info"),
         ("AISHA_JOBS__KINDS__TRANSCRIBE__WORKERS", &transcribers),
     ];
-    let mut fleet = Fleet::start(Path::new(env!("CARGO_BIN_EXE_aishad")), &services, &telegram, &openai, WORKERS, &limits).await;
+    let mut fleet =
+        Fleet::start(Path::new(env!("CARGO_BIN_EXE_aishad")), &services, &telegram, &openai, WORKERS, &limits).await;
 
     let users = welcomed_users(&telegram, 900_000, USERS).await;
     tokio::time::sleep(Duration::from_secs(2)).await;

@@ -122,7 +122,9 @@ async fn run() {
         idle_kib as f64 / 1024.0,
     );
 
-    let note = voice_note("This is a ten second voice note, spoken slowly, to measure what a job costs besides the API call itself.");
+    let note = voice_note(
+        "This is a ten second voice note, spoken slowly, to measure what a job costs besides the API call itself.",
+    );
     let mut overheads = Vec::new();
     for i in 0..20 {
         let file_id = telegram.add_file(&format!("voice/note{i}.oga"), note.clone());

@@ -11,9 +11,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use aisha_testkit::ceiling;
+use aisha_testkit::cpu_seconds;
 use aisha_testkit::fal::unix_now;
 use aisha_testkit::proc_status_kib as rss_kib;
-use aisha_testkit::cpu_seconds;
 use aisha_testkit::wrk::{self, Load, Prepared};
 use aisha_testkit::{Daemon, FakeFal, TestServices};
 use serde_json::json;
@@ -74,9 +74,21 @@ async fn run() {
 
     let telemetry = daemon.telemetry_addr().await;
     let idle = rss_kib(daemon.pid(), "VmRSS:");
-    let ceiling = ceiling::pgbench(&services.database_url, "a FAL callback (its row + its delivery job)", ceiling::CALLBACK, CONNECTIONS, SECONDS);
+    let ceiling = ceiling::pgbench(
+        &services.database_url,
+        "a FAL callback (its row + its delivery job)",
+        ceiling::CALLBACK,
+        CONNECTIONS,
+        SECONDS,
+    );
     println!("{ceiling}");
-    let notifying = ceiling::pgbench(&services.database_url, "the same with NOTIFY in the transaction", &ceiling::callback_with_notify(), CONNECTIONS, SECONDS);
+    let notifying = ceiling::pgbench(
+        &services.database_url,
+        "the same with NOTIFY in the transaction",
+        &ceiling::callback_with_notify(),
+        CONNECTIONS,
+        SECONDS,
+    );
     println!("{notifying}");
 
     // Known requests, so each unique callback also queues its delivery job, as in production.
@@ -134,13 +146,17 @@ async fn run() {
         async move { db.query_one(&sql, &[]).await.unwrap().get::<_, i64>(0) }
     };
     let persisted = count("SELECT count(*) FROM fal_callbacks WHERE request_id LIKE 'unique-%'").await;
-    let queued = count("SELECT count(*) FROM jobs WHERE kind = 'fal.deliver' AND payload->>'request_id' LIKE 'unique-%'").await;
+    let queued =
+        count("SELECT count(*) FROM jobs WHERE kind = 'fal.deliver' AND payload->>'request_id' LIKE 'unique-%'").await;
     println!("webhook persisted: {persisted} callbacks and {queued} delivery jobs for {} answered 200 (the rest were in flight when wrk stopped)", load.requests - load.not_2xx);
     assert_eq!(load.not_2xx, 0, "every callback is accepted");
     assert!((load.requests as usize) < PREPARED, "no callback was sent twice");
     // wrk counts the answers it read; those in flight when it stopped were stored too.
     let answered = load.requests - load.not_2xx;
-    assert!(persisted as u64 >= answered && persisted as u64 <= answered + CONNECTIONS as u64, "each answered callback was stored, once");
+    assert!(
+        persisted as u64 >= answered && persisted as u64 <= answered + CONNECTIONS as u64,
+        "each answered callback was stored, once"
+    );
     assert_eq!(queued, persisted, "one delivery job per callback");
 
     let duplicate = vec![sign("unique-0".to_owned())];

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Checks that need no build: the container files without a Docker engine
+# Checks before the tests run: the container files without a Docker engine
 # (hadolint on the Dockerfiles, Compose v2 `config` on the compose files,
-# `docker stack config` on the swarm stack),
+# `docker stack config` on the swarm stack), the Rust (cargo fmt, clippy),
 # the shell scripts (shellcheck) and the dependencies (cargo deny).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -48,6 +48,13 @@ if command -v shellcheck >/dev/null; then
     scripts/*.sh .ci/run
   echo "lint: shell scripts ok"
 fi
+
+# The Rust itself: formatted (rustfmt.toml: 120 columns) and clean under
+# clippy with warnings as errors, every target (tests, benches, the stack tests).
+cargo fmt --all --check
+echo "lint: cargo fmt ok"
+cargo clippy --workspace --all-targets --features stack-tests --locked --quiet -- -D warnings
+echo "lint: cargo clippy ok (-D warnings, all targets)"
 
 # Dependencies: licenses, banned crates (OpenSSL), sources. The advisory
 # database cannot be fetched here, so `advisories` is left out.

@@ -66,8 +66,12 @@ fn main() {
                 let settings = loaded.expect("loaded for admin");
                 commands::admin_credit(&settings, telegram_id, coins, &reason).await
             }
-            Command::Admin(AdminCommand::Refund { charge_id }) => commands::stars::refund(&loaded.expect("loaded for admin"), &charge_id).await,
-            Command::Admin(AdminCommand::Reconcile) => commands::stars::reconcile(&loaded.expect("loaded for admin")).await,
+            Command::Admin(AdminCommand::Refund { charge_id }) => {
+                commands::stars::refund(&loaded.expect("loaded for admin"), &charge_id).await
+            }
+            Command::Admin(AdminCommand::Reconcile) => {
+                commands::stars::reconcile(&loaded.expect("loaded for admin")).await
+            }
             Command::Run => {
                 let settings = loaded.expect("loaded for run");
                 telemetry::init_logging(&settings);

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use aisha_actors::clients::ClientError;
 use aisha_actors::fal_job::FalJobs;
-use aisha_actors::pool::{Handlers, JobPool, JobPoolArgs};
 use aisha_actors::poller::TelegramPoller;
+use aisha_actors::pool::{Handlers, JobPool, JobPoolArgs};
 use aisha_actors::services::Services;
 use aisha_actors::settings::Mode;
 use aisha_actors::transcriber::Transcriber;

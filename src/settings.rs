@@ -107,19 +107,12 @@ fn env_hint(key: &str) -> String {
 }
 
 pub fn profile_name(options: &LoadOptions) -> String {
-    options
-        .profile
-        .clone()
-        .or_else(|| std::env::var("AISHA_PROFILE").ok())
-        .unwrap_or_else(|| "dev".to_owned())
+    options.profile.clone().or_else(|| std::env::var("AISHA_PROFILE").ok()).unwrap_or_else(|| "dev".to_owned())
 }
 
 /// The layered figment, before extraction; public so tests can inspect it.
 pub fn figment(options: &LoadOptions) -> Result<Figment, SettingsError> {
-    let explicit = options
-        .config_path
-        .clone()
-        .or_else(|| std::env::var_os("AISHA_CONFIG").map(PathBuf::from));
+    let explicit = options.config_path.clone().or_else(|| std::env::var_os("AISHA_CONFIG").map(PathBuf::from));
     let path = explicit.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH));
     if explicit.is_some() && !path.is_file() {
         return Err(SettingsError::new("config", format!("config file {} does not exist", path.display())));
@@ -136,7 +129,9 @@ pub fn figment(options: &LoadOptions) -> Result<Figment, SettingsError> {
     figment = figment.merge(
         Env::prefixed("AISHA_")
             .ignore(&LOADER_VARS)
-            .filter(move |name| !file_twins.iter().any(|twin| name.as_str().eq_ignore_ascii_case(&twin["AISHA_".len()..])))
+            .filter(move |name| {
+                !file_twins.iter().any(|twin| name.as_str().eq_ignore_ascii_case(&twin["AISHA_".len()..]))
+            })
             .split("__")
             .global(),
     );
@@ -167,7 +162,8 @@ fn secrets_from_files() -> Result<figment::value::Dict, SettingsError> {
             continue;
         }
         let shown = PathBuf::from(&path).display().to_string();
-        let text = std::fs::read_to_string(&path).map_err(|e| SettingsError::new(key, format!("{twin}: cannot read {shown}: {e}")))?;
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| SettingsError::new(key, format!("{twin}: cannot read {shown}: {e}")))?;
         // Files written by `echo` or an editor end with a newline that is not part of the secret.
         let value = text.trim_end_matches(['\n', '\r']);
         if value.is_empty() {
@@ -198,11 +194,7 @@ pub fn load(options: &LoadOptions, purpose: Purpose) -> Result<Settings, Setting
 
 fn from_figment(figment: &Figment, error: figment::Error) -> SettingsError {
     let key = error.path.join(".");
-    let source = error
-        .metadata
-        .as_ref()
-        .map(|m| format!(" (from {})", m.name))
-        .unwrap_or_default();
+    let source = error.metadata.as_ref().map(|m| format!(" (from {})", m.name)).unwrap_or_default();
     let profile = figment.profile().as_str().to_string();
     let key = if key.is_empty() { format!("[{profile}]") } else { key };
     let message = match &error.kind {
@@ -253,11 +245,11 @@ pub fn validate(settings: &Settings, purpose: Purpose) -> Result<(), SettingsErr
         store::parse_url(db).map_err(|e| SettingsError::new("database.url", e.reason()))?;
     }
     if !settings.redis.url.is_empty() {
-        cache::parse_url(settings.redis.url.expose())
-            .map_err(|e| SettingsError::new("redis.url", e.reason()))?;
+        cache::parse_url(settings.redis.url.expose()).map_err(|e| SettingsError::new("redis.url", e.reason()))?;
     }
     if !settings.redis.tls_ca_file.is_empty() {
-        cache::tls_config(&settings.redis.tls_ca_file).map_err(|e| SettingsError::new("redis.tls_ca_file", e.to_string()))?;
+        cache::tls_config(&settings.redis.tls_ca_file)
+            .map_err(|e| SettingsError::new("redis.tls_ca_file", e.to_string()))?;
     }
     if !settings.s3.endpoint.is_empty() {
         check_url("s3.endpoint", &settings.s3.endpoint_url())?;
@@ -272,7 +264,10 @@ pub fn validate(settings: &Settings, purpose: Purpose) -> Result<(), SettingsErr
     if !settings.fal.insecure_http {
         for (key, value) in [("fal.queue_url", &settings.fal.queue_url), ("fal.jwks_url", &settings.fal.jwks_url)] {
             if value.starts_with("http://") {
-                return Err(SettingsError::new(key, "must be https (fal.insecure_http = true allows http, for tests only)"));
+                return Err(SettingsError::new(
+                    key,
+                    "must be https (fal.insecure_http = true allows http, for tests only)",
+                ));
             }
         }
     }

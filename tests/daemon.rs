@@ -36,7 +36,11 @@ async fn wait_ready(daemon: &Daemon) -> serde_json::Value {
         if status == 200 {
             return serde_json::from_str(&body).expect("readyz JSON");
         }
-        assert!(tokio::time::Instant::now() < deadline, "not ready in time: {body}\nlogs:\n{}", daemon.logs().join("\n"));
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not ready in time: {body}\nlogs:\n{}",
+            daemon.logs().join("\n")
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -170,9 +174,7 @@ async fn health_subcommand_follows_the_process() {
     env.push(("BOT_MODE".into(), "worker".into()));
     let mut daemon = Daemon::start(bin(), &["run"], &env);
     let addr = daemon.telemetry_addr().await;
-    let health = |url: String| {
-        Command::new(BIN).args(["health", "--url", &url]).env_clear().status().unwrap().code()
-    };
+    let health = |url: String| Command::new(BIN).args(["health", "--url", &url]).env_clear().status().unwrap().code();
     assert_eq!(health(format!("http://{addr}")), Some(0));
     daemon.signal("TERM");
     assert_eq!(daemon.wait(Duration::from_secs(20)).await, 0);
@@ -223,7 +225,8 @@ fn run_config_error(env: &[(&str, &str)], args: &[&str]) -> (Option<i32>, String
 
 #[test]
 fn a_malformed_database_url_exits_78_with_one_line_naming_the_key() {
-    let (code, stderr) = run_config_error(&[("DATABASE_URL", "postgres//nope"), ("TELEGRAM_BOT_TOKEN", TOKEN)], &["run"]);
+    let (code, stderr) =
+        run_config_error(&[("DATABASE_URL", "postgres//nope"), ("TELEGRAM_BOT_TOKEN", TOKEN)], &["run"]);
     assert_eq!(code, Some(78));
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains("database.url") && stderr.contains("DATABASE_URL"), "{stderr}");
@@ -287,7 +290,8 @@ async fn admin_credit_adds_coins_to_a_known_user_and_refuses_an_unknown_one() {
             .output()
             .unwrap()
     };
-    let migrate = Command::new(BIN).arg("migrate").env_clear().env("DATABASE_URL", &services.database_url).output().unwrap();
+    let migrate =
+        Command::new(BIN).arg("migrate").env_clear().env("DATABASE_URL", &services.database_url).output().unwrap();
     assert!(migrate.status.success());
     services.db().await.execute("INSERT INTO users (telegram_id) VALUES (555)", &[]).await.unwrap();
 

@@ -36,7 +36,8 @@ async fn one_of_two_processes_polls_and_the_other_takes_over_after_a_sigkill() {
     for i in 0..10 {
         telegram.push_text(2000 + i, "en", "/help");
     }
-    eventually("all answered", Duration::from_secs(30), || (0..10).all(|i| telegram.sent_texts(2000 + i).len() == 1)).await;
+    eventually("all answered", Duration::from_secs(30), || (0..10).all(|i| telegram.sent_texts(2000 + i).len() == 1))
+        .await;
     assert_eq!(telegram.max_polls_in_flight(), 1, "never two getUpdates at once");
     assert_eq!(telegram.conflicts(), 0);
 
@@ -50,7 +51,10 @@ async fn one_of_two_processes_polls_and_the_other_takes_over_after_a_sigkill() {
     for i in 10..20 {
         telegram.push_text(2000 + i, "en", "/help");
     }
-    eventually("standby answers", Duration::from_secs(30), || (10..20).all(|i| telegram.sent_texts(2000 + i).len() == 1)).await;
+    eventually("standby answers", Duration::from_secs(30), || {
+        (10..20).all(|i| telegram.sent_texts(2000 + i).len() == 1)
+    })
+    .await;
     let takeover = telegram.calls("getUpdates")[polls_before..][0].at.saturating_duration_since(killed_at);
     assert!(takeover <= Duration::from_secs(4), "standby polled {takeover:?} after the kill (TTL 3 s)");
     for i in 0..20 {

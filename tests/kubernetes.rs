@@ -19,10 +19,16 @@ const OVERLAYS: [&str; 2] = ["dev", "prod"];
 
 fn render(overlay: &str) -> Vec<Value> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/kubernetes/overlays").join(overlay);
-    let out = Command::new("kubectl").arg("kustomize").arg(&dir).output().expect("kubectl (scripts/kubernetes.sh installs it)");
+    let out = Command::new("kubectl")
+        .arg("kustomize")
+        .arg(&dir)
+        .output()
+        .expect("kubectl (scripts/kubernetes.sh installs it)");
     assert!(out.status.success(), "kubectl kustomize {overlay}: {}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8(out.stdout).unwrap();
-    serde_yaml::Deserializer::from_str(&text).map(|doc| serde_yaml::from_value::<Value>(serde::Deserialize::deserialize(doc).unwrap()).unwrap()).collect()
+    serde_yaml::Deserializer::from_str(&text)
+        .map(|doc| serde_yaml::from_value::<Value>(serde::Deserialize::deserialize(doc).unwrap()).unwrap())
+        .collect()
 }
 
 fn of_kind<'a>(objects: &'a [Value], kind: &'a str) -> impl Iterator<Item = &'a Value> {
@@ -35,7 +41,7 @@ fn name(object: &Value) -> &str {
 
 /// Whether `labels` meet a `matchLabels` selector (an empty one selects all).
 fn selects(selector: &Value, labels: &Value) -> bool {
-    selector.as_object().map_or(true, |m| m.iter().all(|(k, v)| &labels[k] == v))
+    selector.as_object().is_none_or(|m| m.iter().all(|(k, v)| &labels[k] == v))
 }
 
 fn pod_templates(objects: &[Value]) -> Vec<(&str, &Value)> {
@@ -54,8 +60,12 @@ fn every_pod_runs_unprivileged_on_a_read_only_root_with_limits_and_probes() {
             assert_eq!(pod["securityContext"]["runAsNonRoot"], true, "{at}");
             assert_eq!(pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault", "{at}");
             assert_eq!(pod["automountServiceAccountToken"], false, "{at}: no API token");
-            assert!(pod["terminationGracePeriodSeconds"].as_u64().unwrap() > 30, "{at}: longer than the shutdown grace");
-            let containers = pod["containers"].as_array().unwrap().iter().chain(pod["initContainers"].as_array().unwrap());
+            assert!(
+                pod["terminationGracePeriodSeconds"].as_u64().unwrap() > 30,
+                "{at}: longer than the shutdown grace"
+            );
+            let containers =
+                pod["containers"].as_array().unwrap().iter().chain(pod["initContainers"].as_array().unwrap());
             for container in containers {
                 let at = format!("{at}/{}", container["name"]);
                 let security = &container["securityContext"];
@@ -67,14 +77,21 @@ fn every_pod_runs_unprivileged_on_a_read_only_root_with_limits_and_probes() {
                         assert!(container["resources"][bound][resource].is_string(), "{at}: {bound}.{resource}");
                     }
                 }
-                assert!(container["env"].as_array().into_iter().flatten().all(|e| e["value"].is_null()), "{at}: no value inline");
+                assert!(
+                    container["env"].as_array().into_iter().flatten().all(|e| e["value"].is_null()),
+                    "{at}: no value inline"
+                );
             }
             let main = &pod["containers"][0];
             assert_eq!(main["livenessProbe"]["httpGet"]["path"], "/healthz", "{at}");
             assert_eq!(main["readinessProbe"]["httpGet"]["path"], "/readyz", "{at}");
             assert_eq!(main["env"][0]["name"], "INSTANCE_ID", "{at}");
             assert_eq!(main["env"][0]["valueFrom"]["fieldRef"]["fieldPath"], "metadata.name", "{at}: unique per pod");
-            assert_eq!(pod["initContainers"][0]["args"], serde_json::json!(["aishad", "migrate"]), "{at}: migrations first");
+            assert_eq!(
+                pod["initContainers"][0]["args"],
+                serde_json::json!(["aishad", "migrate"]),
+                "{at}: migrations first"
+            );
         }
     }
 }
@@ -110,11 +127,19 @@ fn every_reference_between_objects_resolves() {
         let deployments: BTreeSet<&str> = templates.iter().map(|(n, _)| *n).collect();
         for service in of_kind(&objects, "Service") {
             let selector = &service["spec"]["selector"];
-            assert!(templates.iter().any(|(_, t)| selects(selector, &t["metadata"]["labels"])), "{overlay}: service {} selects no pod", name(service));
+            assert!(
+                templates.iter().any(|(_, t)| selects(selector, &t["metadata"]["labels"])),
+                "{overlay}: service {} selects no pod",
+                name(service)
+            );
         }
         for budget in of_kind(&objects, "PodDisruptionBudget") {
             let selector = &budget["spec"]["selector"]["matchLabels"];
-            assert!(templates.iter().any(|(_, t)| selects(selector, &t["metadata"]["labels"])), "{overlay}: PDB {}", name(budget));
+            assert!(
+                templates.iter().any(|(_, t)| selects(selector, &t["metadata"]["labels"])),
+                "{overlay}: PDB {}",
+                name(budget)
+            );
         }
         for scaler in of_kind(&objects, "HorizontalPodAutoscaler").chain(of_kind(&objects, "ScaledObject")) {
             let target = scaler["spec"]["scaleTargetRef"]["name"].as_str().unwrap();
@@ -125,16 +150,22 @@ fn every_reference_between_objects_resolves() {
         let scraped: Vec<&Value> = of_kind(&objects, "Service")
             .filter(|s| selects(&monitor["spec"]["selector"]["matchLabels"], &s["metadata"]["labels"]))
             .collect();
-        assert!(scraped.iter().any(|s| s["spec"]["ports"].as_array().unwrap().iter().any(|p| p["name"] == port)), "{overlay}: the ServiceMonitor's port");
+        assert!(
+            scraped.iter().any(|s| s["spec"]["ports"].as_array().unwrap().iter().any(|p| p["name"] == port)),
+            "{overlay}: the ServiceMonitor's port"
+        );
     }
 }
 
 /// The keys of the Secret `aishad-secrets` as the overlay provides it: generated, or written by ESO.
 fn secret_keys(objects: &[Value]) -> BTreeSet<String> {
-    let generated = of_kind(objects, "Secret").filter(|s| name(s) == "aishad-secrets").flat_map(|s| s["data"].as_object().unwrap().keys().cloned());
-    let external = of_kind(objects, "ExternalSecret")
-        .filter(|e| e["spec"]["target"]["name"] == "aishad-secrets")
-        .flat_map(|e| e["spec"]["data"].as_array().unwrap().iter().map(|d| d["secretKey"].as_str().unwrap().to_owned()));
+    let generated = of_kind(objects, "Secret")
+        .filter(|s| name(s) == "aishad-secrets")
+        .flat_map(|s| s["data"].as_object().unwrap().keys().cloned());
+    let external =
+        of_kind(objects, "ExternalSecret").filter(|e| e["spec"]["target"]["name"] == "aishad-secrets").flat_map(|e| {
+            e["spec"]["data"].as_array().unwrap().iter().map(|d| d["secretKey"].as_str().unwrap().to_owned())
+        });
     generated.chain(external).collect()
 }
 
@@ -151,7 +182,10 @@ fn every_secret_is_read_from_a_file_the_secret_provides_and_none_from_the_enviro
             let plain: Vec<&String> = variables.iter().filter(|v| env.contains_key(v.as_str())).collect();
             assert!(plain.is_empty(), "{overlay}: {key} in plain text as {plain:?}");
             let Some(file) = variables.iter().find_map(|v| env.get(&format!("{v}_FILE"))) else {
-                assert!(key.starts_with("telegram.webhook") || *key == "fal.files_secret", "{overlay}: {key} is set nowhere");
+                assert!(
+                    key.starts_with("telegram.webhook") || *key == "fal.files_secret",
+                    "{overlay}: {key} is set nowhere"
+                );
                 continue;
             };
             let file = file.as_str().unwrap().strip_prefix("/run/secrets/aishad/").expect("under the mounted Secret");
@@ -182,7 +216,11 @@ async fn kedas_queue_queries_run_on_the_real_schema_and_count_what_is_due() {
     let objects = render("prod");
     let scaler = of_kind(&objects, "ScaledObject").next().unwrap();
     let counts: Vec<(String, i64)> = trigger_counts(&db, scaler).await;
-    assert_eq!(counts, vec![("transcriptions".into(), 2), ("other-jobs".into(), 1)], "due or running, not waiting out a retry, not done");
+    assert_eq!(
+        counts,
+        vec![("transcriptions".into(), 2), ("other-jobs".into(), 1)],
+        "due or running, not waiting out a retry, not done"
+    );
 }
 
 async fn trigger_counts(db: &tokio_postgres::Client, scaler: &Value) -> Vec<(String, i64)> {

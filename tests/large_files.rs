@@ -95,7 +95,19 @@ async fn a_200_mb_recording_from_a_local_bot_api_server_is_transcribed_in_chunks
     std::fs::create_dir_all(recording.parent().unwrap()).unwrap();
     // 48 kHz stereo 16-bit: 1100 s is over 200 MiB, ten times what the public Bot API hands a bot.
     let made = std::process::Command::new("ffmpeg")
-        .args(["-loglevel", "error", "-y", "-f", "lavfi", "-i", "sine=f=300:r=48000:d=1100", "-ac", "2", "-c:a", "pcm_s16le"])
+        .args([
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=f=300:r=48000:d=1100",
+            "-ac",
+            "2",
+            "-c:a",
+            "pcm_s16le",
+        ])
         .arg(&recording)
         .status()
         .unwrap();
@@ -107,8 +119,11 @@ async fn a_200_mb_recording_from_a_local_bot_api_server_is_transcribed_in_chunks
     let mut env = services.env();
     env.extend(all_mode_env(&telegram, &openai));
     env.extend(
-        [("AISHA_TELEGRAM__LOCAL_API", "true".to_owned()), ("AISHA_TELEGRAM__LOCAL_FILES_DIR", volume.display().to_string())]
-            .map(|(k, v)| (k.to_owned(), v)),
+        [
+            ("AISHA_TELEGRAM__LOCAL_API", "true".to_owned()),
+            ("AISHA_TELEGRAM__LOCAL_FILES_DIR", volume.display().to_string()),
+        ]
+        .map(|(k, v)| (k.to_owned(), v)),
     );
     let mut daemon = Daemon::start(Path::new(BIN), &["run"], &env);
     daemon.wait_for_log("took the poller lease; polling", Duration::from_secs(30)).await;

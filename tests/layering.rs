@@ -65,7 +65,8 @@ fn crate_paths(text: &str) -> Vec<(usize, String)> {
                 // `use crate::{a, b}`: each name in the braces.
                 let inner = rest.trim_start_matches('{').split('}').next().unwrap_or_default();
                 for part in inner.split(',') {
-                    let name: String = part.trim().chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+                    let name: String =
+                        part.trim().chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
                     if !name.is_empty() {
                         found.push((n + 1, name));
                     }
@@ -98,7 +99,10 @@ fn every_import_in_actors_points_down_a_floor() {
                 panic!("{}:{line} uses crate::{used}, which is on no floor", file.display());
             };
             if theirs > own {
-                upward.push(format!("{}:{line}: {module} ({own_floor}) uses {used} ({their_floor})", file.strip_prefix(&src).unwrap().display()));
+                upward.push(format!(
+                    "{}:{line}: {module} ({own_floor}) uses {used} ({their_floor})",
+                    file.strip_prefix(&src).unwrap().display()
+                ));
             }
         }
     }
@@ -115,7 +119,8 @@ fn the_check_sees_imports_in_every_form() {
 #[test]
 fn every_module_of_actors_is_on_a_floor_and_only_once() {
     let lib = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("actors/src/lib.rs")).unwrap();
-    let declared: Vec<&str> = lib.lines().filter_map(|l| l.strip_prefix("pub mod ")).map(|m| m.trim_end_matches(';')).collect();
+    let declared: Vec<&str> =
+        lib.lines().filter_map(|l| l.strip_prefix("pub mod ")).map(|m| m.trim_end_matches(';')).collect();
     let rank = rank();
     for module in &declared {
         assert!(rank.contains_key(module), "{module} is on no floor");

@@ -25,7 +25,8 @@ fn names_in(text: &str) -> BTreeSet<String> {
     while let Some(at) = rest.find("aishad_") {
         let preceded_by_word = at > 0 && rest.as_bytes()[at - 1].is_ascii_alphanumeric();
         let tail = &rest[at..];
-        let end = tail.find(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')).unwrap_or(tail.len());
+        let end =
+            tail.find(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')).unwrap_or(tail.len());
         if !preceded_by_word {
             names.insert(base_name(&tail[..end]).to_owned());
         }
@@ -85,11 +86,14 @@ async fn every_metric_the_rules_and_the_dashboard_name_is_exported_by_a_running_
         ("worker", role("worker", &[])),
         (
             "webhook",
-            role("webhook", &[
-                ("WEBHOOK_BIND", format!("127.0.0.1:{port}")),
-                ("AISHA_TELEGRAM__WEBHOOK_SECRET", "monitoring-secret".into()),
-                ("AISHA_TELEGRAM__WEBHOOK_URL", webhook_url),
-            ]),
+            role(
+                "webhook",
+                &[
+                    ("WEBHOOK_BIND", format!("127.0.0.1:{port}")),
+                    ("AISHA_TELEGRAM__WEBHOOK_SECRET", "monitoring-secret".into()),
+                    ("AISHA_TELEGRAM__WEBHOOK_URL", webhook_url),
+                ],
+            ),
         ),
     ];
     for (_, daemon) in &daemons {

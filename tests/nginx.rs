@@ -50,7 +50,10 @@ fn start_nginx(dir: &Path, port: u16, upstreams: [u16; 2]) -> Nginx {
         .status()
         .expect("openssl");
     assert!(status.success());
-    let template = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docker/nginx/templates/webhooks.conf.template")).unwrap();
+    let template = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("docker/nginx/templates/webhooks.conf.template"),
+    )
+    .unwrap();
     let server = render(
         &template,
         &[
@@ -76,7 +79,8 @@ fn start_nginx(dir: &Path, port: u16, upstreams: [u16; 2]) -> Nginx {
     );
     std::fs::write(dir.join("nginx.conf"), main).unwrap();
     let nginx = which("nginx");
-    let test = Command::new(&nginx).arg("-t").arg("-c").arg(dir.join("nginx.conf")).arg("-p").arg(dir).output().unwrap();
+    let test =
+        Command::new(&nginx).arg("-t").arg("-c").arg(dir.join("nginx.conf")).arg("-p").arg(dir).output().unwrap();
     assert!(test.status.success(), "nginx -t: {}", String::from_utf8_lossy(&test.stderr));
     Nginx(
         Command::new(nginx)
@@ -132,7 +136,11 @@ async fn callbacks_through_nginx_survive_losing_an_upstream_and_land_exactly_onc
 
     let client = reqwest::Client::builder().danger_accept_invalid_certs(true).build().unwrap();
     let url = format!("https://127.0.0.1:{edge}/webhooks/fal");
-    assert_eq!(client.get(format!("https://127.0.0.1:{edge}/")).send().await.unwrap().status(), 404, "nothing else is exposed");
+    assert_eq!(
+        client.get(format!("https://127.0.0.1:{edge}/")).send().await.unwrap().status(),
+        404,
+        "nothing else is exposed"
+    );
     assert_eq!(client.get(format!("https://127.0.0.1:{edge}/metrics")).send().await.unwrap().status(), 404);
 
     let mut statuses = Vec::new();
@@ -151,7 +159,11 @@ async fn callbacks_through_nginx_survive_losing_an_upstream_and_land_exactly_onc
         tokio::time::sleep(Duration::from_millis(8)).await;
     }
     let failed: Vec<(usize, u16)> = statuses.iter().copied().enumerate().filter(|(_, s)| *s != 200).collect();
-    assert!(failed.is_empty(), "callbacks not accepted: {failed:?}\nnginx: {}", std::fs::read_to_string(dir.join("error.log")).unwrap_or_default());
+    assert!(
+        failed.is_empty(),
+        "callbacks not accepted: {failed:?}\nnginx: {}",
+        std::fs::read_to_string(dir.join("error.log")).unwrap_or_default()
+    );
 
     let db = services.db().await;
     let recorded: i64 = db.query_one("SELECT count(*) FROM fal_callbacks", &[]).await.unwrap().get(0);

@@ -42,7 +42,10 @@ fn every_documented_variable_exists() {
     keys("", &serde_json::to_value(Settings::default()).unwrap(), &mut all);
     let known: Vec<String> = all.iter().flat_map(|k| env_names(k)).collect();
     let placeholders = ["AISHA_SECTION__KEY"];
-    for word in doc.split('`').filter(|w| w.starts_with("AISHA_") && !w.contains('<') && !w.contains('…') && !placeholders.contains(w)) {
+    for word in doc
+        .split('`')
+        .filter(|w| w.starts_with("AISHA_") && !w.contains('<') && !w.contains('…') && !placeholders.contains(w))
+    {
         assert!(known.iter().any(|k| k == word), "docs/operations.md names {word}, which no setting has");
     }
 }

@@ -7,9 +7,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use aisha_testkit::audio::voice_note;
+use aisha_testkit::daemon::all_mode_env;
 use aisha_testkit::forward::{target_of, Forwarder};
 use aisha_testkit::private::PrivatePostgres;
-use aisha_testkit::daemon::all_mode_env;
 use aisha_testkit::{eventually, Daemon, FakeOpenAi, FakeTelegram, TestServices};
 
 const TOKEN: &str = "90909:OUTAGES-token-abcdef";
@@ -37,7 +37,10 @@ async fn voice_notes_in_flight(telegram: &FakeTelegram, first_user: i64) -> Vec<
 
 /// Waits for every user's one transcript; returns how long it took.
 async fn drained(telegram: &FakeTelegram, users: &[i64], since: Instant, what: &str) -> Duration {
-    eventually("every note transcribed", Duration::from_secs(90), || users.iter().all(|&u| transcripts(telegram, u) >= 1)).await;
+    eventually("every note transcribed", Duration::from_secs(90), || {
+        users.iter().all(|&u| transcripts(telegram, u) >= 1)
+    })
+    .await;
     let drained = since.elapsed();
     eprintln!("outage figure: {what}, backlog drained {drained:?} after it was back");
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -81,7 +84,8 @@ async fn a_postgres_restart_under_voice_notes_in_flight_loses_and_doubles_nothin
     drained(&telegram, &users, back, "PostgreSQL restart").await;
     let (client, connection) = tokio_postgres::connect(&postgres.url(), tokio_postgres::NoTls).await.unwrap();
     tokio::spawn(connection);
-    let charges: i64 = client.query_one("SELECT count(*) FROM ledger_entries WHERE reason = 'charge'", &[]).await.unwrap().get(0);
+    let charges: i64 =
+        client.query_one("SELECT count(*) FROM ledger_entries WHERE reason = 'charge'", &[]).await.unwrap().get(0);
     assert_eq!(charges, users.len() as i64, "each note charged once");
     aisha_testkit::services::assert_ledger_balanced(&client).await;
     assert_eq!(readiness(telemetry).await["ready"], true);
@@ -114,8 +118,13 @@ async fn s3_gone_for_twenty_seconds_under_voice_notes_in_flight_loses_and_double
 
     drained(&telegram, &users, back, "S3 away for 20 s").await;
     shared.assert_ledger_balanced().await;
-    let charges: i64 =
-        shared.db().await.query_one("SELECT count(*) FROM ledger_entries WHERE reason = 'charge'", &[]).await.unwrap().get(0);
+    let charges: i64 = shared
+        .db()
+        .await
+        .query_one("SELECT count(*) FROM ledger_entries WHERE reason = 'charge'", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(charges, users.len() as i64, "each note charged once");
     assert_eq!(readiness(telemetry).await["ready"], true);
     daemon.signal("TERM");

@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 
 use aisha_testkit::audio::voice_note;
 use aisha_testkit::daemon::all_mode_env;
+use aisha_testkit::fal::unix_now;
 use aisha_testkit::fleet::{transcripts, voice_notes, welcomed_users, Fleet};
 use aisha_testkit::netns::Host;
-use aisha_testkit::fal::unix_now;
 use aisha_testkit::{eventually, Daemon, FakeFal, FakeOpenAi, FakeTelegram, TestServices};
 use serde_json::json;
 use std::net::SocketAddr;
@@ -31,7 +31,9 @@ async fn through(host: &Host, env: Vec<(String, String)>) -> Vec<(String, String
     let mut routed = Vec::new();
     for (key, value) in env {
         let value = match key.as_str() {
-            "DATABASE_URL" | "REDIS_URL" | "MINIO_ENDPOINT" | "TELEGRAM_API_URL" | "OPENAI_BASE_URL" => host.url(&value).await,
+            "DATABASE_URL" | "REDIS_URL" | "MINIO_ENDPOINT" | "TELEGRAM_API_URL" | "OPENAI_BASE_URL" => {
+                host.url(&value).await
+            }
             _ => value,
         };
         routed.push((key, value));
@@ -69,7 +71,8 @@ async fn a_worker_cut_off_mid_job_loses_its_jobs_to_the_others_and_ends_nothing_
 
     let users = welcomed_users(&telegram, 4100, 4).await;
     openai.set_latency(API_LATENCY);
-    voice_notes(&telegram, &users, Duration::from_millis(200), voice_note("Said on the far side of a partition.")).await;
+    voice_notes(&telegram, &users, Duration::from_millis(200), voice_note("Said on the far side of a partition."))
+        .await;
     let mut held = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(20);
     while held.len() < 2 {
@@ -98,7 +101,10 @@ async fn a_worker_cut_off_mid_job_loses_its_jobs_to_the_others_and_ends_nothing_
         assert_eq!(transcripts(&telegram, user), 1, "user {user}: one transcript, though two workers had the note");
     }
     let entries: Vec<(String, i64)> = db
-        .query("SELECT reason, count(*) FROM ledger_entries WHERE job_id IS NOT NULL GROUP BY reason ORDER BY reason", &[])
+        .query(
+            "SELECT reason, count(*) FROM ledger_entries WHERE job_id IS NOT NULL GROUP BY reason ORDER BY reason",
+            &[],
+        )
         .await
         .unwrap()
         .iter()
@@ -106,7 +112,9 @@ async fn a_worker_cut_off_mid_job_loses_its_jobs_to_the_others_and_ends_nothing_
         .collect();
     assert_eq!(entries, vec![("charge".to_owned(), users.len() as i64)], "one charge a note, no refund");
     services.assert_ledger_balanced().await;
-    for line in cut_off.logs().iter().filter(|l| l.contains("\"WARN\"") || l.contains("\"ERROR\"") || l.contains("lease")) {
+    for line in
+        cut_off.logs().iter().filter(|l| l.contains("\"WARN\"") || l.contains("\"ERROR\"") || l.contains("lease"))
+    {
         eprintln!("partition: the cut-off worker said: {line}");
     }
     stop(cut_off).await;
@@ -153,13 +161,18 @@ async fn a_listener_cut_off_mid_callback_leaves_it_to_the_other_and_it_is_stored
     let env = |name: &str, bind: String| {
         let mut env = services.env();
         env.extend(
-            [("TELEGRAM_BOT_TOKEN", "1:partition"), ("BOT_MODE", "webhook"), ("INSTANCE_ID", name)].map(|(k, v)| (k.to_owned(), v.to_owned())),
+            [("TELEGRAM_BOT_TOKEN", "1:partition"), ("BOT_MODE", "webhook"), ("INSTANCE_ID", name)]
+                .map(|(k, v)| (k.to_owned(), v.to_owned())),
         );
         env.extend([("FAL_JWKS_URL".to_owned(), fal.jwks_url()), ("WEBHOOK_BIND".to_owned(), bind)]);
         env
     };
     let port = aisha_testkit::free_port();
-    let cut_off = host.start_daemon(Path::new(BIN), &["run"], &through(&host, env("listener-cut-off", format!("0.0.0.0:{port}"))).await);
+    let cut_off = host.start_daemon(
+        Path::new(BIN),
+        &["run"],
+        &through(&host, env("listener-cut-off", format!("0.0.0.0:{port}"))).await,
+    );
     let other_port = aisha_testkit::free_port();
     let other = Daemon::start(Path::new(BIN), &["run"], &env("listener-stays", format!("127.0.0.1:{other_port}")));
     for daemon in [&cut_off, &other] {
@@ -188,13 +201,21 @@ async fn a_listener_cut_off_mid_callback_leaves_it_to_the_other_and_it_is_stored
     for stream in [&mut half, &mut whole] {
         let mut answer = vec![0; 256];
         let read = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut answer)).await;
-        answers.push(read.ok().and_then(Result::ok).map(|n| String::from_utf8_lossy(&answer[..n]).lines().next().unwrap_or_default().to_owned()));
+        answers.push(
+            read.ok()
+                .and_then(Result::ok)
+                .map(|n| String::from_utf8_lossy(&answer[..n]).lines().next().unwrap_or_default().to_owned()),
+        );
     }
     eprintln!("partition: the cut-off listener answered, once back: {answers:?}");
 
     let db = services.db().await;
     for request_id in ["req-half", "req-whole"] {
-        let stored: i64 = db.query_one("SELECT count(*) FROM fal_callbacks WHERE request_id = $1", &[&request_id]).await.unwrap().get(0);
+        let stored: i64 = db
+            .query_one("SELECT count(*) FROM fal_callbacks WHERE request_id = $1", &[&request_id])
+            .await
+            .unwrap()
+            .get(0);
         assert_eq!(stored, 1, "{request_id}: stored once");
     }
     for daemon in [cut_off, other] {

@@ -26,13 +26,17 @@ async fn a_poller_and_two_workers_together_keep_the_bots_flood_limits() {
 
     let users = welcomed_users(&telegram, 8100, 60).await;
     voice_notes(&telegram, &users, Duration::from_secs(2), voice_note("One bot, one budget.")).await;
-    eventually("every note answered", Duration::from_secs(60), || users.iter().all(|&u| transcripts(&telegram, u) >= 1)).await;
+    eventually("every note answered", Duration::from_secs(60), || {
+        users.iter().all(|&u| transcripts(&telegram, u) >= 1)
+    })
+    .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
 
     for &user in &users {
         assert_eq!(transcripts(&telegram, user), 1, "user {user}: one transcript");
     }
-    let sends = telegram.all_calls().iter().filter(|c| c.method.starts_with("send") && c.method != "sendChatAction").count();
+    let sends =
+        telegram.all_calls().iter().filter(|c| c.method.starts_with("send") && c.method != "sendChatAction").count();
     assert_eq!(telegram.flood_refusals(), 0, "of {sends} messages, none over a limit");
     services.assert_ledger_balanced().await;
     fleet.stop().await;

@@ -6,9 +6,7 @@ use std::time::{Duration, Instant};
 
 use aisha_actors::backoff::Backoff;
 use aishad::health::Health;
-use aishad::supervisor::{
-    ChildSpec, Outcome, Policy, Restart, RootSupervisor, SupervisorArgs, SupervisorMsg,
-};
+use aishad::supervisor::{ChildSpec, Outcome, Policy, Restart, RootSupervisor, SupervisorArgs, SupervisorMsg};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 /// A child that records its starts, panics on `Crash`, stops on `Finish`,
@@ -187,7 +185,12 @@ async fn a_transient_child_that_fails_is_restarted() {
 #[tokio::test]
 async fn shutdown_stops_children_in_reverse_order_after_in_flight_work() {
     let stopped = Arc::new(Mutex::new(Vec::new()));
-    let worker = Probe { name: "worker", stop_delay: Duration::from_millis(300), stopped: stopped.clone(), ..Default::default() };
+    let worker = Probe {
+        name: "worker",
+        stop_delay: Duration::from_millis(300),
+        stopped: stopped.clone(),
+        ..Default::default()
+    };
     let intake = Probe { name: "intake", stopped: stopped.clone(), ..Default::default() };
     let tree = start(vec![spec(&worker, Restart::Permanent), spec(&intake, Restart::Permanent)], policy(5)).await;
 

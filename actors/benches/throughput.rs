@@ -20,8 +20,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aisha_actors::jobs::{queue, Job, JobError, NewJob};
-use aisha_actors::pool::{BoxFuture, JobContext, JobHandler, JobPool, JobPoolArgs};
 use aisha_actors::poller::TelegramPoller;
+use aisha_actors::pool::{BoxFuture, JobContext, JobHandler, JobPool, JobPoolArgs};
 use aisha_actors::secret::Secret;
 use aisha_actors::services::Services;
 use aisha_testkit::ceiling::{self, Ceiling};
@@ -79,9 +79,18 @@ async fn count(services: &Services, sql: &str) -> usize {
 async fn ceilings() -> (Ceiling, Ceiling) {
     let (test, services) = common::services("bench_ceilings", |_| {}).await;
     let client = services.db.client().await.unwrap();
-    client.batch_execute("INSERT INTO users (telegram_id, balance) SELECT g, 1000000 FROM generate_series(1, 300) g").await.unwrap();
+    client
+        .batch_execute("INSERT INTO users (telegram_id, balance) SELECT g, 1000000 FROM generate_series(1, 300) g")
+        .await
+        .unwrap();
     let job = ceiling::pgbench(&test.database_url, "a no-op job (enqueue, claim, done)", ceiling::JOB, CLIENTS, 10);
-    let update = ceiling::pgbench(&test.database_url, "a voice update (record, claim, charge, handled)", ceiling::UPDATE, CLIENTS, 10);
+    let update = ceiling::pgbench(
+        &test.database_url,
+        "a voice update (record, claim, charge, handled)",
+        ceiling::UPDATE,
+        CLIENTS,
+        10,
+    );
     (job, update)
 }
 
@@ -109,7 +118,8 @@ async fn queue_run(pools: usize, ceiling: &Ceiling) {
     let enqueue_started = Instant::now();
     for chunk in 0..(JOBS / 1000) {
         let client = services.db.client().await.unwrap();
-        let jobs: Vec<NewJob> = (0..1000).map(|i| NewJob::new("noop", format!("bench:{chunk}:{i}"), json!({}))).collect();
+        let jobs: Vec<NewJob> =
+            (0..1000).map(|i| NewJob::new("noop", format!("bench:{chunk}:{i}"), json!({}))).collect();
         queue::enqueue_many(&client, &jobs).await.unwrap();
     }
     let enqueue_rate = JOBS as f64 / enqueue_started.elapsed().as_secs_f64();
@@ -122,7 +132,8 @@ async fn queue_run(pools: usize, ceiling: &Ceiling) {
     for pool in running {
         pool.stop(None);
     }
-    let claim_to_finish = millis(&services, "SELECT extract(epoch FROM finished_at - claimed_at)::float8 * 1000 FROM jobs").await;
+    let claim_to_finish =
+        millis(&services, "SELECT extract(epoch FROM finished_at - claimed_at)::float8 * 1000 FROM jobs").await;
     println!(
         "queue  pools={pools}  {JOBS} no-op jobs: {rate:>7.0} jobs/s claimed and done ({:.2}× the ceiling)  claim→done p50 {:.2} ms p99 {:.2} ms  (enqueued {enqueue_rate:.0} jobs/s, 1000 a statement)",
         rate / ceiling.per_second,
@@ -220,8 +231,11 @@ async fn poller_run(ceiling: &Ceiling) {
     loop {
         let client = services.db.client().await.unwrap();
         let jobs: i64 = client.query_one("SELECT count(*) FROM jobs", &[]).await.unwrap().get(0);
-        let handled: i64 =
-            client.query_one("SELECT count(*) FROM telegram_updates WHERE handled_at IS NOT NULL", &[]).await.unwrap().get(0);
+        let handled: i64 = client
+            .query_one("SELECT count(*) FROM telegram_updates WHERE handled_at IS NOT NULL", &[])
+            .await
+            .unwrap()
+            .get(0);
         if handled as usize == UPDATES && jobs as usize == UPDATES {
             break;
         }
@@ -232,7 +246,8 @@ async fn poller_run(ceiling: &Ceiling) {
     let flushes = wal_flushes(&services).await - flushes_before;
     poller.stop(None);
     let latency =
-        millis(&services, "SELECT extract(epoch FROM handled_at - received_at)::float8 * 1000 FROM telegram_updates").await;
+        millis(&services, "SELECT extract(epoch FROM handled_at - received_at)::float8 * 1000 FROM telegram_updates")
+            .await;
     common::assert_ledger(&services).await;
     let rate = UPDATES as f64 / elapsed.as_secs_f64();
     let per_update_ms = |seconds: f64| seconds * 1000.0 / UPDATES as f64;

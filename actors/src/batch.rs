@@ -102,7 +102,12 @@ mod tests {
                 items.into_iter().map(|i| if i % 7 == 0 { Err(i) } else { Ok(i * 2) }).collect::<Vec<_>>()
             }
         });
-        let calls: Vec<_> = (1..=50u32).map(|i| { let g = group.clone(); tokio::spawn(async move { (i, g.submit(i).await.unwrap()) }) }).collect();
+        let calls: Vec<_> = (1..=50u32)
+            .map(|i| {
+                let g = group.clone();
+                tokio::spawn(async move { (i, g.submit(i).await.unwrap()) })
+            })
+            .collect();
         for call in calls {
             let (i, outcome) = call.await.unwrap();
             assert_eq!(outcome, if i % 7 == 0 { Err(i) } else { Ok(i * 2) }, "a bad item fails only itself");

@@ -47,13 +47,8 @@ impl Blob {
     pub fn new(settings: &S3Settings) -> Result<Self, BlobError> {
         let endpoint = settings.endpoint_url();
         url::Url::parse(&endpoint).map_err(|e| BlobError::InvalidEndpoint(e.to_string()))?;
-        let credentials = Credentials::new(
-            settings.access_key.expose(),
-            settings.secret_key.expose(),
-            None,
-            None,
-            "aishad-settings",
-        );
+        let credentials =
+            Credentials::new(settings.access_key.expose(), settings.secret_key.expose(), None, None, "aishad-settings");
         let config = aws_sdk_s3::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .endpoint_url(endpoint)
@@ -66,7 +61,11 @@ impl Blob {
                     .build_https(),
             )
             .build();
-        Ok(Self { client: aws_sdk_s3::Client::from_conf(config), bucket: settings.bucket.clone(), prefix: settings.key_prefix.clone() })
+        Ok(Self {
+            client: aws_sdk_s3::Client::from_conf(config),
+            bucket: settings.bucket.clone(),
+            prefix: settings.key_prefix.clone(),
+        })
     }
 
     fn full(&self, key: &str) -> String {
@@ -132,7 +131,10 @@ impl Blob {
     pub async fn get_stream(
         &self,
         key: &str,
-    ) -> Result<(Option<i64>, impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send + Sync + 'static), BlobError> {
+    ) -> Result<
+        (Option<i64>, impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send + Sync + 'static),
+        BlobError,
+    > {
         let object = self.object(key).await?;
         let length = object.content_length;
         let chunks = futures::stream::unfold(object.body, |mut body| async move {

@@ -32,7 +32,10 @@ pub async fn get(redis: &Redis, user_id: i64) -> Result<Option<Dialogue>, CacheE
 
 pub async fn set(redis: &Redis, user_id: i64, dialogue: &Dialogue) -> Result<(), CacheError> {
     let value = serde_json::to_string(dialogue).unwrap_or_default();
-    redis.client().set::<(), _, _>(key(redis, user_id), value, Some(Expiration::EX(TTL.as_secs() as i64)), None, false).await?;
+    redis
+        .client()
+        .set::<(), _, _>(key(redis, user_id), value, Some(Expiration::EX(TTL.as_secs() as i64)), None, false)
+        .await?;
     Ok(())
 }
 

@@ -81,7 +81,10 @@ impl Recorded {
 
 pub enum DispatchMsg {
     Dispatch(Vec<Recorded>),
-    Done { lane: i64, update_id: i64 },
+    Done {
+        lane: i64,
+        update_id: i64,
+    },
     /// Updates received but not yet handled.
     Pending(RpcReplyPort<usize>),
 }
@@ -101,7 +104,11 @@ impl Actor for Dispatcher {
     type State = DispatcherState;
     type Arguments = DispatcherArgs;
 
-    async fn pre_start(&self, _: ActorRef<DispatchMsg>, args: DispatcherArgs) -> Result<DispatcherState, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        _: ActorRef<DispatchMsg>,
+        args: DispatcherArgs,
+    ) -> Result<DispatcherState, ActorProcessingErr> {
         Ok(DispatcherState {
             books: Books::start(&args.db, &args.instance),
             args,
@@ -113,7 +120,12 @@ impl Actor for Dispatcher {
         })
     }
 
-    async fn handle(&self, myself: ActorRef<DispatchMsg>, msg: DispatchMsg, state: &mut DispatcherState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        myself: ActorRef<DispatchMsg>,
+        msg: DispatchMsg,
+        state: &mut DispatcherState,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             DispatchMsg::Dispatch(updates) => {
                 for recorded in updates {
@@ -161,7 +173,9 @@ impl Actor for Dispatcher {
         match state.args.db.release_recorded_claims(&state.args.instance).await {
             Ok(0) => {}
             Ok(released) => tracing::info!(released, "left updates not yet handled to the next leader"),
-            Err(e) => tracing::warn!(error = %e, "could not give up the claims of queued updates; the next leader waits them out"),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not give up the claims of queued updates; the next leader waits them out")
+            }
         }
         Ok(())
     }
@@ -223,7 +237,8 @@ async fn handle_one(handler: BotHandler, books: Books, recorded: Recorded) {
         }
     }
     let error = failure.map(|(_, error, _)| error);
-    let marked = books.handled.submit((update_id, error)).await.unwrap_or_else(|e| Err(StoreError::Shared(e.to_string())));
+    let marked =
+        books.handled.submit((update_id, error)).await.unwrap_or_else(|e| Err(StoreError::Shared(e.to_string())));
     if let Err(e) = marked {
         tracing::warn!(update_id, error = %e, "could not mark the update handled; it may be handled again after a restart");
     }

@@ -29,7 +29,10 @@ const POLL_ATTEMPTS: i32 = 100_000;
 
 fn delivery_job(request_id: &str) -> NewJob {
     let payload = FalRequestRef { request_id: request_id.to_owned() };
-    NewJob { max_attempts: DELIVERY_ATTEMPTS, ..NewJob::of(Kind::FalDeliver, format!("fal:deliver:{request_id}"), &payload) }
+    NewJob {
+        max_attempts: DELIVERY_ATTEMPTS,
+        ..NewJob::of(Kind::FalDeliver, format!("fal:deliver:{request_id}"), &payload)
+    }
 }
 
 async fn enqueue_delivery(tx: &impl GenericClient, request_id: &str) -> Result<(), StoreError> {
@@ -62,7 +65,13 @@ pub async fn record_request(db: &Db, r: &FalRequest, poll_after: Duration) -> Re
 
 /// Records a callback (or a polled result) once. Returns false for a
 /// duplicate, which changes nothing.
-pub async fn record_callback(db: &Db, request_id: &str, status: &str, body: &Value, source: &str) -> Result<bool, StoreError> {
+pub async fn record_callback(
+    db: &Db,
+    request_id: &str,
+    status: &str,
+    body: &Value,
+    source: &str,
+) -> Result<bool, StoreError> {
     let mut client = db.client().await?;
     let tx = client.transaction().await?;
     if !fal::insert_callback(&*tx, request_id, status, body, source).await? {
@@ -99,7 +108,9 @@ pub async fn record_callbacks(db: &Db, batch: Vec<NewCallback>) -> Vec<Result<bo
     if batch.len() > 1 {
         match record_together(db, &batch).await {
             Ok(new) => return new.into_iter().map(Ok).collect(),
-            Err(e) => tracing::warn!(callbacks = batch.len(), error = %e, "a batch of FAL callbacks failed; recording them one by one"),
+            Err(e) => {
+                tracing::warn!(callbacks = batch.len(), error = %e, "a batch of FAL callbacks failed; recording them one by one")
+            }
         }
     }
     let mut outcomes = Vec::with_capacity(batch.len());
@@ -190,7 +201,13 @@ pub async fn store_images(db: &Db, request_id: &str, new: &[NewImage<'_>]) -> Re
 
 /// The result of a training, stored: the request ends delivered and the
 /// avatar turns ready, together. False when the request had ended otherwise.
-pub async fn store_avatar(db: &Db, request_id: &str, avatar_id: i64, lora_key: &str, config_key: Option<&str>) -> Result<bool, StoreError> {
+pub async fn store_avatar(
+    db: &Db,
+    request_id: &str,
+    avatar_id: i64,
+    lora_key: &str,
+    config_key: Option<&str>,
+) -> Result<bool, StoreError> {
     let mut client = db.client().await?;
     let tx = client.transaction().await?;
     if fal::finish_request(&*tx, request_id, "delivered").await?.is_none() {

@@ -91,7 +91,9 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// bytes (checked against `Content-Length` first, so an honest large upload
 /// is refused unread).
 pub async fn read_body(req: Request, limit: usize) -> Result<(http::request::Parts, Bytes), BodyError> {
-    tokio::time::timeout(BODY_TIMEOUT, read_body_untimed(req, limit)).await.unwrap_or(Err(BodyError::Timeout(BODY_TIMEOUT)))
+    tokio::time::timeout(BODY_TIMEOUT, read_body_untimed(req, limit))
+        .await
+        .unwrap_or(Err(BodyError::Timeout(BODY_TIMEOUT)))
 }
 
 async fn read_body_untimed(req: Request, limit: usize) -> Result<(http::request::Parts, Bytes), BodyError> {
@@ -106,9 +108,7 @@ async fn read_body_untimed(req: Request, limit: usize) -> Result<(http::request:
     }
     match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok((parts, collected.to_bytes())),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
-            Err(BodyError::TooLarge { limit })
-        }
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(BodyError::TooLarge { limit }),
         Err(e) => Err(BodyError::Read(e.to_string())),
     }
 }

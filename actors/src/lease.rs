@@ -95,8 +95,7 @@ impl Lease {
     /// Gives the lease up, if still ours, so a standby need not wait for it to expire.
     pub async fn release(&mut self) -> Result<bool, CacheError> {
         self.valid_until = None;
-        let released: i64 =
-            self.redis.client().eval(RELEASE, vec![self.key.clone()], vec![self.token.clone()]).await?;
+        let released: i64 = self.redis.client().eval(RELEASE, vec![self.key.clone()], vec![self.token.clone()]).await?;
         Ok(released == 1)
     }
 

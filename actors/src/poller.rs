@@ -57,7 +57,11 @@ impl Actor for TelegramPoller {
     type State = PollerState;
     type Arguments = Services;
 
-    async fn pre_start(&self, myself: ActorRef<PollerMsg>, services: Services) -> Result<PollerState, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        myself: ActorRef<PollerMsg>,
+        services: Services,
+    ) -> Result<PollerState, ActorProcessingErr> {
         let settings = &services.settings;
         let bot = services.telegram.clone();
         let updates = UpdatesClient::new(&settings.telegram)?;
@@ -71,10 +75,26 @@ impl Actor for TelegramPoller {
         };
         let (dispatcher, _) = Actor::spawn_linked(None, Dispatcher, args, myself.get_cell()).await?;
         myself.cast(PollerMsg::Poll)?;
-        Ok(PollerState { services, bot, updates, handler, lease, dispatcher, offset: 0, leader: false, failures: 0, recovered_at: Instant::now() })
+        Ok(PollerState {
+            services,
+            bot,
+            updates,
+            handler,
+            lease,
+            dispatcher,
+            offset: 0,
+            leader: false,
+            failures: 0,
+            recovered_at: Instant::now(),
+        })
     }
 
-    async fn handle(&self, myself: ActorRef<PollerMsg>, PollerMsg::Poll: PollerMsg, state: &mut PollerState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        myself: ActorRef<PollerMsg>,
+        PollerMsg::Poll: PollerMsg,
+        state: &mut PollerState,
+    ) -> Result<(), ActorProcessingErr> {
         let next = cycle(state).await;
         myself.send_after(next, || PollerMsg::Poll);
         Ok(())
@@ -195,7 +215,9 @@ async fn cycle(state: &mut PollerState) -> Duration {
             wait
         }
         Err(PollError::Conflict) => {
-            tracing::warn!("getUpdates conflict (409): another poller is running; backing off and re-checking the lease");
+            tracing::warn!(
+                "getUpdates conflict (409): another poller is running; backing off and re-checking the lease"
+            );
             metrics::counter!("aishad_telegram_errors_total", "kind" => "409").increment(1);
             backoff(state)
         }
@@ -275,7 +297,9 @@ async fn recover(state: &mut PollerState, age: Duration) -> Result<usize, crate:
     let unhandled = state.services.db.unhandled_updates(state.services.settings.poller.max_pending as i64, age).await?;
     let recovered: Vec<Recorded> = unhandled
         .into_iter()
-        .filter_map(|(update_id, payload)| parse_update(&payload).ok().map(|update| Recorded { update_id, update, recorded_at: None }))
+        .filter_map(|(update_id, payload)| {
+            parse_update(&payload).ok().map(|update| Recorded { update_id, update, recorded_at: None })
+        })
         .collect();
     let count = recovered.len();
     if count > 0 {
@@ -284,7 +308,10 @@ async fn recover(state: &mut PollerState, age: Duration) -> Result<usize, crate:
     Ok(count)
 }
 
-async fn record_and_dispatch(state: &mut PollerState, raw: Vec<serde_json::Value>) -> Result<(), crate::store::StoreError> {
+async fn record_and_dispatch(
+    state: &mut PollerState,
+    raw: Vec<serde_json::Value>,
+) -> Result<(), crate::store::StoreError> {
     let id_of = |v: &serde_json::Value| v["update_id"].as_i64();
     let Some(last) = raw.iter().filter_map(id_of).max() else { return Ok(()) };
     let (mut parsed, mut rows) = (Vec::with_capacity(raw.len()), Vec::with_capacity(raw.len()));

@@ -85,10 +85,7 @@ masked!(ConnUrl, masked_url);
 impl ConnUrl {
     /// The password, if any, so the log redactor can scrub it wherever it appears.
     pub fn password(&self) -> Option<String> {
-        url::Url::parse(&self.0)
-            .ok()
-            .and_then(|u| u.password().map(percent_decode))
-            .filter(|p| !p.is_empty())
+        url::Url::parse(&self.0).ok().and_then(|u| u.password().map(percent_decode)).filter(|p| !p.is_empty())
     }
 
     /// `host:port` for log lines; never the credentials.

@@ -92,10 +92,7 @@ impl FromStr for ByteSize {
             "gib" => 1 << 30,
             other => return Err(format!("invalid size unit {other:?} in {s:?}")),
         };
-        number
-            .checked_mul(multiplier)
-            .map(ByteSize)
-            .ok_or_else(|| format!("size {s:?} is too large"))
+        number.checked_mul(multiplier).map(ByteSize).ok_or_else(|| format!("size {s:?} is too large"))
     }
 }
 
@@ -374,9 +371,7 @@ impl FalSettings {
         if !self.public_url.is_empty() {
             return self.public_url.trim_end_matches('/').to_owned();
         }
-        url::Url::parse(&self.webhook_url)
-            .map(|u| u.origin().ascii_serialization())
-            .unwrap_or_default()
+        url::Url::parse(&self.webhook_url).map(|u| u.origin().ascii_serialization()).unwrap_or_default()
     }
 }
 
@@ -393,12 +388,7 @@ pub struct DatabaseSettings {
 
 impl Default for DatabaseSettings {
     fn default() -> Self {
-        Self {
-            url: ConnUrl::default(),
-            pool_size: 16,
-            connect_timeout: Duration::from_secs(5),
-            migrate_on_start: true,
-        }
+        Self { url: ConnUrl::default(), pool_size: 16, connect_timeout: Duration::from_secs(5), migrate_on_start: true }
     }
 }
 
@@ -696,7 +686,12 @@ pub struct CoinPackage {
 
 impl Default for PaymentsSettings {
     fn default() -> Self {
-        let package = |coins: i64, stars: i64| CoinPackage { id: format!("coins-{coins}"), coins, stars, label: format!("{coins} coins") };
+        let package = |coins: i64, stars: i64| CoinPackage {
+            id: format!("coins-{coins}"),
+            coins,
+            stars,
+            label: format!("{coins} coins"),
+        };
         Self { packages: vec![package(250, 100), package(500, 190), package(1000, 350)] }
     }
 }

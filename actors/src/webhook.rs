@@ -18,10 +18,10 @@ use tokio::task::JoinHandle;
 
 use crate::batch::GroupCommit;
 use crate::bot::BotHandler;
-use crate::clients::{parse_update, Patiently};
-use crate::dispatcher::{DispatchMsg, Dispatcher, DispatcherArgs, Recorded, CLAIM};
 use crate::clients::fal::files::{self, TokenError};
 use crate::clients::fal::signature::{Jwks, Rejection, Signed};
+use crate::clients::{parse_update, Patiently};
+use crate::dispatcher::{DispatchMsg, Dispatcher, DispatcherArgs, Recorded, CLAIM};
 use crate::fal_requests::{self, NewCallback};
 use crate::http::{read_body, streamed, text, Handler, Reply, Request, Server};
 use crate::services::Services;
@@ -88,11 +88,7 @@ impl Actor for WebhookListener {
         Ok(WebhookState { addr, dispatcher, stop: Some(stop), server: Some(task), webhook_info })
     }
 
-    async fn post_stop(
-        &self,
-        _myself: ActorRef<Self::Msg>,
-        state: &mut Self::State,
-    ) -> Result<(), ActorProcessingErr> {
+    async fn post_stop(&self, _myself: ActorRef<Self::Msg>, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
         if let Some(stop) = state.stop.take() {
             let _ = stop.send(());
         }
@@ -112,7 +108,10 @@ impl Actor for WebhookListener {
 
 /// With `telegram.webhook_secret` set: a dispatcher for Telegram updates
 /// (and, with `telegram.webhook_url`, the webhook registered with Telegram).
-async fn telegram_intake(myself: &ActorRef<WebhookMsg>, services: &Services) -> Result<Option<ActorRef<DispatchMsg>>, ActorProcessingErr> {
+async fn telegram_intake(
+    myself: &ActorRef<WebhookMsg>,
+    services: &Services,
+) -> Result<Option<ActorRef<DispatchMsg>>, ActorProcessingErr> {
     let telegram = &services.settings.telegram;
     if telegram.webhook_secret.is_empty() {
         return Ok(None);
@@ -123,7 +122,12 @@ async fn telegram_intake(myself: &ActorRef<WebhookMsg>, services: &Services) -> 
         let registered = bot
             .set_webhook(url)
             .secret_token(telegram.webhook_secret.expose().to_owned())
-            .allowed_updates(vec![AllowedUpdate::Message, AllowedUpdate::CallbackQuery, AllowedUpdate::PreCheckoutQuery, AllowedUpdate::ChatMember])
+            .allowed_updates(vec![
+                AllowedUpdate::Message,
+                AllowedUpdate::CallbackQuery,
+                AllowedUpdate::PreCheckoutQuery,
+                AllowedUpdate::ChatMember,
+            ])
             .patiently()
             .await;
         if let Err(e) = registered {
@@ -153,11 +157,16 @@ fn watch_webhook_info(bot: crate::clients::TgBot) -> JoinHandle<()> {
             tick.tick().await;
             match bot.get_webhook_info().await {
                 Ok(info) => {
-                    metrics::gauge!("aishad_telegram_webhook_pending_updates").set(f64::from(info.pending_update_count));
+                    metrics::gauge!("aishad_telegram_webhook_pending_updates")
+                        .set(f64::from(info.pending_update_count));
                     let failed_at = info.last_error_date.map_or(0, |at| at.timestamp());
                     metrics::gauge!("aishad_telegram_webhook_last_error_timestamp_seconds").set(failed_at as f64);
                     if let Some(message) = info.last_error_message {
-                        tracing::debug!(pending = info.pending_update_count, message, "Telegram's last webhook delivery error");
+                        tracing::debug!(
+                            pending = info.pending_update_count,
+                            message,
+                            "Telegram's last webhook delivery error"
+                        );
                     }
                 }
                 Err(e) => tracing::debug!(error = %e, "getWebhookInfo failed"),
@@ -215,14 +224,15 @@ impl Routes {
     async fn fal_callback(&self, req: Request) -> Reply {
         let settings = &self.services.settings;
         let headers = req.headers().clone();
-        let signed = match Signed::from_headers(&headers, &settings.fal.user_id, unix_now(), settings.fal.timestamp_tolerance) {
-            Ok(signed) => signed,
-            Err(e) => {
-                tracing::warn!(error = %e, "FAL callback refused before its body was read");
-                verdict(if matches!(e, Rejection::WrongUser(_)) { "wrong_user" } else { "bad_signature" });
-                return text(StatusCode::UNAUTHORIZED, format!("{e}\n"));
-            }
-        };
+        let signed =
+            match Signed::from_headers(&headers, &settings.fal.user_id, unix_now(), settings.fal.timestamp_tolerance) {
+                Ok(signed) => signed,
+                Err(e) => {
+                    tracing::warn!(error = %e, "FAL callback refused before its body was read");
+                    verdict(if matches!(e, Rejection::WrongUser(_)) { "wrong_user" } else { "bad_signature" });
+                    return text(StatusCode::UNAUTHORIZED, format!("{e}\n"));
+                }
+            };
         let body = match read_body(req, settings.http.max_body.0 as usize).await {
             Ok((_, body)) => body,
             Err(e) => {
@@ -250,14 +260,20 @@ impl Routes {
             return text(StatusCode::BAD_REQUEST, "body is not JSON\n");
         };
         let status = json["status"].as_str().unwrap_or_default().to_owned();
-        if json["request_id"].as_str() != Some(verified.request_id.as_str()) || !matches!(status.as_str(), "OK" | "ERROR") {
+        if json["request_id"].as_str() != Some(verified.request_id.as_str())
+            || !matches!(status.as_str(), "OK" | "ERROR")
+        {
             verdict("malformed");
             return text(StatusCode::BAD_REQUEST, "request_id or status missing or not matching the signed header\n");
         }
         let request_id = verified.request_id;
         let callback = NewCallback { request_id: request_id.clone(), status, body: json, source: "webhook" };
         // Answered only once the commit that holds it is done.
-        let recorded = self.callbacks.submit(callback).await.unwrap_or_else(|stopped| Err(StoreError::Shared(stopped.to_string())));
+        let recorded = self
+            .callbacks
+            .submit(callback)
+            .await
+            .unwrap_or_else(|stopped| Err(StoreError::Shared(stopped.to_string())));
         match recorded {
             Ok(true) => {
                 // Counted by aishad_webhook_verdicts_total; a line each would cost more than the commit.
@@ -316,7 +332,11 @@ impl Routes {
             Ok(_) => {
                 match (update, &self.dispatcher) {
                     (Some(update), Some(dispatcher)) => {
-                        let _ = dispatcher.cast(DispatchMsg::Dispatch(vec![Recorded { update_id, update, recorded_at: Some(recorded_at) }]));
+                        let _ = dispatcher.cast(DispatchMsg::Dispatch(vec![Recorded {
+                            update_id,
+                            update,
+                            recorded_at: Some(recorded_at),
+                        }]));
                     }
                     _ => {
                         let _ = db.mark_update_handled(update_id, Some("unparseable update")).await;
@@ -348,7 +368,8 @@ impl Routes {
         match self.services.blob.get_stream(&key).await {
             Ok((length, chunks)) => {
                 let content_type = if key.ends_with(".zip") { "application/zip" } else { "application/octet-stream" };
-                let mut reply = http::Response::builder().status(StatusCode::OK).header(http::header::CONTENT_TYPE, content_type);
+                let mut reply =
+                    http::Response::builder().status(StatusCode::OK).header(http::header::CONTENT_TYPE, content_type);
                 if let Some(length) = length {
                     reply = reply.header(http::header::CONTENT_LENGTH, length);
                 }

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use aisha_actors::clients::{telegram_bot, Patiently};
 use aisha_actors::poller::TelegramPoller;
-use aisha_actors::settings::TelegramSettings;
 use aisha_actors::secret::Secret;
+use aisha_actors::settings::TelegramSettings;
 use aisha_testkit::telegram::Failure;
 use aisha_testkit::{eventually, FakeTelegram};
 use ractor::Actor;
@@ -83,7 +83,8 @@ async fn one_chat_gets_at_most_one_message_a_second_while_others_are_not_held_up
     let started = tokio::time::Instant::now();
     let (same_chat, other_chats) = tokio::join!(futures::future::join_all(sends), futures::future::join_all(others));
     assert!(same_chat.iter().chain(&other_chats).all(Result::is_ok));
-    let to_77: Vec<_> = telegram.calls("sendMessage").into_iter().filter(|c| c.params["chat_id"] == 77).map(|c| c.at).collect();
+    let to_77: Vec<_> =
+        telegram.calls("sendMessage").into_iter().filter(|c| c.params["chat_id"] == 77).map(|c| c.at).collect();
     assert_eq!(to_77.len(), 3);
     for pair in to_77.windows(2) {
         assert!(pair[1] - pair[0] >= Duration::from_millis(900), "same chat within {:?}", pair[1] - pair[0]);

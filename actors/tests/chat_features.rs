@@ -25,11 +25,16 @@ async fn a_group_admin_turns_transcription_on_and_pays_for_replies_to_voice_note
     rig.telegram.push_group_text(GROUP, MEMBER, "en", "hello everyone");
     rig.telegram.push_group_text(GROUP, MEMBER, "en", "/autotranscribe on");
     eventually("refusal", WAIT, || rig.telegram.sent_texts(GROUP).len() == 1).await;
-    assert_eq!(rig.telegram.sent_texts(GROUP), ["Only group admins can turn transcription on or off."], "only the command was answered");
+    assert_eq!(
+        rig.telegram.sent_texts(GROUP),
+        ["Only group admins can turn transcription on or off."],
+        "only the command was answered"
+    );
     assert!(rig.openai.transcriptions().is_empty());
 
     rig.telegram.push_group_text(GROUP, ADMIN, "en", "/autotranscribe@aisha_test_bot on");
-    eventually("on", WAIT, || rig.telegram.sent_texts(GROUP).iter().any(|t| t.starts_with("✅ Transcription is on"))).await;
+    eventually("on", WAIT, || rig.telegram.sent_texts(GROUP).iter().any(|t| t.starts_with("✅ Transcription is on")))
+        .await;
     assert!(rig.telegram.sent_texts(GROUP).last().unwrap().contains("/setprivacy"), "privacy mode explained");
     let before = rig.balance_of(ADMIN).await;
     let (_, voice_message) = rig.telegram.push_group_voice(GROUP, MEMBER, "en", 2, voice_note("In the group"));
@@ -37,16 +42,21 @@ async fn a_group_admin_turns_transcription_on_and_pays_for_replies_to_voice_note
     let reply = rig.last_message_starting(GROUP, "📝 Transcript").unwrap();
     assert_eq!(reply["reply_parameters"]["message_id"].as_i64(), Some(voice_message), "a reply to the voice note");
     assert_eq!(rig.balance_of(ADMIN).await, before - 1, "the admin paid");
-    let told = || rig.telegram.sent_texts(ADMIN).iter().any(|t| t.starts_with("Transcription in “Test group”: charged 1"));
+    let told =
+        || rig.telegram.sent_texts(ADMIN).iter().any(|t| t.starts_with("Transcription in “Test group”: charged 1"));
     eventually("told privately", WAIT, told).await;
     assert!(!rig.telegram.sent_texts(GROUP).iter().any(|t| t.contains("balance")), "no balance said in the group");
-    let member_rows = rig.scalar(&format!("SELECT count(*) FROM users WHERE telegram_id = {MEMBER} AND balance <> 0")).await;
+    let member_rows =
+        rig.scalar(&format!("SELECT count(*) FROM users WHERE telegram_id = {MEMBER} AND balance <> 0")).await;
     assert_eq!(member_rows, 0, "the member paid nothing");
 
     // Another bot's command, and our own private ones, are not answered in the group.
     rig.telegram.push_group_text(GROUP, MEMBER, "en", "/start@other_bot");
     rig.telegram.push_group_text(GROUP, ADMIN, "en", "/autotranscribe off");
-    eventually("off", WAIT, || rig.telegram.sent_texts(GROUP).iter().any(|t| t == "Transcription is off in this group.")).await;
+    eventually("off", WAIT, || {
+        rig.telegram.sent_texts(GROUP).iter().any(|t| t == "Transcription is off in this group.")
+    })
+    .await;
     assert!(!rig.telegram.sent_texts(GROUP).iter().any(|t| t.starts_with("Hi! I'm Aisha")));
     pool.stop(None);
     rig.stop();
@@ -96,7 +106,10 @@ async fn delete_my_data_removes_content_and_s3_objects_and_keeps_the_ledger() {
 
     rig.telegram.push_text(ADMIN, "en", "/privacy");
     eventually("privacy", WAIT, || rig.last_message_starting(ADMIN, "🔒 Your data").is_some()).await;
-    assert!(rig.last_message_starting(ADMIN, "🔒 Your data").unwrap()["text"].as_str().unwrap().contains("/deletemydata"));
+    assert!(rig.last_message_starting(ADMIN, "🔒 Your data").unwrap()["text"]
+        .as_str()
+        .unwrap()
+        .contains("/deletemydata"));
     rig.telegram.push_text(ADMIN, "en", "/deletemydata");
     eventually("confirm", WAIT, || rig.last_message_starting(ADMIN, "⚠️ Delete all").is_some()).await;
     rig.telegram.push_callback(ADMIN, "en", "forget:no", 1);
@@ -111,12 +124,16 @@ async fn delete_my_data_removes_content_and_s3_objects_and_keeps_the_ledger() {
         assert_eq!(blob.delete_prefix(&format!("{prefix}/{user_id}/")).await.unwrap(), 0, "{prefix} objects left");
     }
     assert_eq!(blob.delete_prefix("images/999999/").await.unwrap(), 1, "another user's image untouched");
-    let scrubbed = rig.scalar(&format!("SELECT count(*) FROM jobs WHERE user_id = {user_id} AND payload <> '{{}}'::jsonb")).await;
+    let scrubbed =
+        rig.scalar(&format!("SELECT count(*) FROM jobs WHERE user_id = {user_id} AND payload <> '{{}}'::jsonb")).await;
     assert_eq!(scrubbed, 0, "no job payload keeps a file id");
-    let voice = rig.scalar("SELECT count(*) FROM telegram_updates WHERE payload ? 'message' AND payload->'message' ? 'voice'").await;
+    let voice = rig
+        .scalar("SELECT count(*) FROM telegram_updates WHERE payload ? 'message' AND payload->'message' ? 'voice'")
+        .await;
     assert_eq!(voice, 0, "recorded updates scrubbed");
     // Not even the press being handled still names the user.
-    let named = rig.scalar(&format!("SELECT count(*) FROM telegram_updates WHERE payload::text LIKE '%user{ADMIN}%'")).await;
+    let named =
+        rig.scalar(&format!("SELECT count(*) FROM telegram_updates WHERE payload::text LIKE '%user{ADMIN}%'")).await;
     assert_eq!(named, 0, "{named} recorded updates still name the user");
     let entries_after = rig.scalar(&format!("SELECT count(*) FROM ledger_entries WHERE user_id = {user_id}")).await;
     assert_eq!(entries_after, entries_before, "ledger entries stay as financial records");
@@ -139,7 +156,8 @@ async fn rough_edges_a_new_user_met_are_smoothed() {
     // /cancel in the middle of the avatar dialogue says it stopped it.
     ledger::admin_credit(&rig.services.db, ADMIN, 100, "enough for an avatar").await.unwrap();
     rig.telegram.push_callback(ADMIN, "en", "avatar:new", 1);
-    eventually("name asked", WAIT, || rig.telegram.sent_texts(ADMIN).iter().any(|t| t.contains("What shall we call"))).await;
+    eventually("name asked", WAIT, || rig.telegram.sent_texts(ADMIN).iter().any(|t| t.contains("What shall we call")))
+        .await;
     rig.telegram.push_text(ADMIN, "en", "/cancel");
     eventually("stopped", WAIT, || rig.last_message_starting(ADMIN, "Avatar creation stopped").is_some()).await;
     assert!(!rig.telegram.sent_texts(ADMIN).iter().any(|t| t == "Nothing to cancel."));

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use aisha_actors::clients::telegram_bot;
-use aisha_actors::settings::TelegramSettings;
 use aisha_actors::secret::Secret;
+use aisha_actors::settings::TelegramSettings;
 use aisha_testkit::fal::{sign_with, FAL_USER_ID};
 use aisha_testkit::openai::Answer;
 use aisha_testkit::telegram::Failure;
@@ -140,11 +140,12 @@ async fn fal_fake_queue_submit_status_result_and_callback() {
     let fal = FakeFal::start("fal-key").await;
     let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let sink = received.clone();
-    let (hook, _task) = aisha_testkit::server::serve(std::sync::Arc::new(move |req: aisha_testkit::server::FakeRequest| {
-        sink.lock().unwrap().push(req);
-        Box::pin(async { aisha_testkit::server::reply(http::StatusCode::OK, "text/plain", "ok") })
-    }))
-    .await;
+    let (hook, _task) =
+        aisha_testkit::server::serve(std::sync::Arc::new(move |req: aisha_testkit::server::FakeRequest| {
+            sink.lock().unwrap().push(req);
+            Box::pin(async { aisha_testkit::server::reply(http::StatusCode::OK, "text/plain", "ok") })
+        }))
+        .await;
     let client = reqwest::Client::new();
     let submit: serde_json::Value = client
         .post(format!("{}/fal-ai/imagen4/preview?fal_webhook=http://{hook}/webhooks/fal", fal.queue_url()))

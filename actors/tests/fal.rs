@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use aisha_actors::clients::fal::files;
 use aisha_actors::fal_job::FalJobs;
-use aisha_actors::pool::{JobPool, JobPoolArgs};
 use aisha_actors::poller::TelegramPoller;
+use aisha_actors::pool::{JobPool, JobPoolArgs};
 use aisha_actors::secret::Secret;
 use aisha_actors::services::Services;
 use aisha_actors::webhook::WebhookListener;
@@ -38,7 +38,8 @@ async fn rig(name: &str, with_webhook: bool, tweak: impl FnOnce(&mut aisha_actor
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let webhook = format!("{base}/webhooks/fal");
-    let (telegram_url, queue_url, jwks_url, hook, files_base) = (telegram.url(), fal.queue_url(), fal.jwks_url(), webhook.clone(), base.clone());
+    let (telegram_url, queue_url, jwks_url, hook, files_base) =
+        (telegram.url(), fal.queue_url(), fal.jwks_url(), webhook.clone(), base.clone());
     let (_test, services) = common::services(name, |s| {
         common::use_telegram(s, TOKEN, telegram_url);
         s.fal.key = Secret::new("fal-test-key");
@@ -57,7 +58,8 @@ async fn rig(name: &str, with_webhook: bool, tweak: impl FnOnce(&mut aisha_actor
     services.blob.ensure_bucket().await.unwrap();
     Actor::spawn(None, WebhookListener, services.clone()).await.unwrap();
     Actor::spawn(None, TelegramPoller, services.clone()).await.unwrap();
-    let handlers: BTreeMap<_, _> = FalJobs::handlers(services.clone()).unwrap().into_iter().map(|(k, h)| (k.to_owned(), h)).collect();
+    let handlers: BTreeMap<_, _> =
+        FalJobs::handlers(services.clone()).unwrap().into_iter().map(|(k, h)| (k.to_owned(), h)).collect();
     Actor::spawn(None, JobPool, JobPoolArgs { services: services.clone(), handlers }).await.unwrap();
     telegram.push_text(USER, "en", "/start");
     eventually("welcome", WAIT, || telegram.sent_texts(USER).len() == 1).await;
@@ -109,11 +111,17 @@ async fn imagine_end_to_end_and_a_callback_ten_times_is_one_message() {
     assert!(buttons[0]["callback_data"].as_str().unwrap().starts_with("regen:"));
     assert!(buttons[1]["callback_data"].as_str().unwrap().starts_with("fav:"));
     assert_eq!(rig.balance().await, 95);
-    let key: String = rig.services.db.client().await.unwrap().query_one("SELECT key FROM images", &[]).await.unwrap().get(0);
-    assert_eq!(&rig.services.blob.get(&key).await.unwrap()[..], aisha_testkit::fal::TINY_PNG, "copied into S3, not linked");
+    let key: String =
+        rig.services.db.client().await.unwrap().query_one("SELECT key FROM images", &[]).await.unwrap().get(0);
+    assert_eq!(
+        &rig.services.blob.get(&key).await.unwrap()[..],
+        aisha_testkit::fal::TINY_PNG,
+        "copied into S3, not linked"
+    );
 
     let request_id = submission.request_id.clone();
-    let body = rig.fal.callback_body(&request_id, &Outcome::Ok, rig.fal.result_for(&submission.model, &submission.input));
+    let body =
+        rig.fal.callback_body(&request_id, &Outcome::Ok, rig.fal.result_for(&submission.model, &submission.input));
     for _ in 0..9 {
         assert_eq!(rig.fal.deliver(&rig.webhook, &request_id, &body).await, 200, "a duplicate is accepted");
     }
@@ -169,7 +177,16 @@ async fn without_a_webhook_the_poller_path_delivers() {
     rig.telegram.push_text(USER, "en", "/imagine a lighthouse");
     eventually("photo", WAIT, || rig.photos_sent().len() == 1).await;
     assert!(rig.fal.submissions()[0].webhook.is_none());
-    let source: String = rig.services.db.client().await.unwrap().query_one("SELECT source FROM fal_callbacks", &[]).await.unwrap().get(0);
+    let source: String = rig
+        .services
+        .db
+        .client()
+        .await
+        .unwrap()
+        .query_one("SELECT source FROM fal_callbacks", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(source, "poll");
     common::assert_ledger(&rig.services).await;
 }
@@ -179,7 +196,8 @@ async fn an_error_callback_refunds_and_says_why() {
     let rig = rig("fal_error", true, |_| {}).await;
     rig.fal.set_outcome(Outcome::Error("NSFW content detected".into()));
     rig.telegram.push_text(USER, "en", "/imagine something");
-    eventually("told", WAIT, || rig.telegram.sent_texts(USER).iter().any(|t| t.contains("NSFW content detected"))).await;
+    eventually("told", WAIT, || rig.telegram.sent_texts(USER).iter().any(|t| t.contains("NSFW content detected")))
+        .await;
     let told = rig.telegram.sent_texts(USER).into_iter().find(|t| t.contains("NSFW")).unwrap();
     assert!(told.contains("5 coins refunded"), "{told}");
     assert_eq!(rig.balance().await, 100);
@@ -269,7 +287,11 @@ async fn an_avatar_goes_from_photos_to_training_to_a_generated_image() {
     let avatar_id = rig.scalar("SELECT id FROM avatars").await;
     rig.telegram.push_callback(USER, "en", &format!("avatar:train:{avatar_id}"), 3);
     eventually("ready", WAIT, said("✅ Avatar")).await;
-    let training = rig.fal.submissions().into_iter().find(|s| s.model == "fal-ai/flux-lora-portrait-trainer")
+    let training = rig
+        .fal
+        .submissions()
+        .into_iter()
+        .find(|s| s.model == "fal-ai/flux-lora-portrait-trainer")
         .unwrap_or_else(|| panic!("{:?} {:?}", rig.fal.submissions(), rig.telegram.sent_texts(USER)));
     assert_eq!(training.input["steps"], 1000);
     let archive_url = training.input["images_data_url"].as_str().unwrap();
@@ -277,19 +299,33 @@ async fn an_avatar_goes_from_photos_to_training_to_a_generated_image() {
     let archive = reqwest::get(archive_url).await.unwrap().bytes().await.unwrap();
     let zip = zip::ZipArchive::new(std::io::Cursor::new(archive.to_vec())).unwrap();
     assert_eq!(zip.len(), 3, "the three accepted photos");
-    let state: String = rig.services.db.client().await.unwrap().query_one("SELECT state FROM avatars", &[]).await.unwrap().get(0);
+    let state: String =
+        rig.services.db.client().await.unwrap().query_one("SELECT state FROM avatars", &[]).await.unwrap().get(0);
     assert_eq!(state, "ready");
-    assert_eq!(rig.scalar("SELECT count(*) FROM avatars WHERE is_main").await, 1, "the first ready avatar is the main one");
+    assert_eq!(
+        rig.scalar("SELECT count(*) FROM avatars WHERE is_main").await,
+        1,
+        "the first ready avatar is the main one"
+    );
     assert_eq!(rig.balance().await, 300 - 150);
 
     rig.telegram.push_text(USER, "en", "/generate on a mountain top");
     eventually("image", WAIT, || !rig.photos_sent().is_empty()).await;
     let models: Vec<String> = rig.fal.submissions().iter().map(|s| s.model.clone()).collect();
-    let generation = rig.fal.submissions().into_iter().find(|s| s.model == "fal-ai/flux-lora").unwrap_or_else(|| panic!("{models:?} {:?}", rig.telegram.sent_texts(USER)));
+    let generation = rig
+        .fal
+        .submissions()
+        .into_iter()
+        .find(|s| s.model == "fal-ai/flux-lora")
+        .unwrap_or_else(|| panic!("{models:?} {:?}", rig.telegram.sent_texts(USER)));
     assert!(generation.input["prompt"].as_str().unwrap().ends_with("on a mountain top"));
     assert!(generation.input["prompt"].as_str().unwrap().starts_with("ohwx woman"));
     let lora = generation.input["loras"][0]["path"].as_str().unwrap();
-    assert_eq!(&reqwest::get(lora).await.unwrap().bytes().await.unwrap()[..], b"fake lora weights", "LoRA served from S3");
+    assert_eq!(
+        &reqwest::get(lora).await.unwrap().bytes().await.unwrap()[..],
+        b"fake lora weights",
+        "LoRA served from S3"
+    );
     assert_eq!(generation.input["image_size"], "square_hd");
 
     rig.telegram.push_text(USER, "en", "/gallery");
@@ -304,7 +340,8 @@ async fn cancelling_a_training_tells_fal_and_refunds() {
     let rig = rig("fal_cancel", true, |_| {}).await;
     let avatar_id = training_under_way(&rig).await;
     rig.telegram.push_callback(USER, "en", &format!("avatar:cancel:{avatar_id}"), 2);
-    eventually("cancelled", WAIT, || rig.telegram.sent_texts(USER).iter().any(|t| t.contains("Training cancelled"))).await;
+    eventually("cancelled", WAIT, || rig.telegram.sent_texts(USER).iter().any(|t| t.contains("Training cancelled")))
+        .await;
     assert_eq!(rig.fal.cancelled().len(), 1);
     assert_eq!(rig.balance().await, 300);
     common::assert_ledger(&rig.services).await;
@@ -329,7 +366,8 @@ async fn a_burst_of_forged_callbacks_fetches_the_jwks_once() {
     let rig = rig("fal_jwks_burst", true, |_| {}).await;
     let body = br#"{"request_id":"r-8","status":"OK","payload":{}}"#.to_vec();
     let forger = ed25519_dalek::SigningKey::from_bytes(&[6u8; 32]);
-    let posts = (0..50).map(|_| rig.post_owned(sign_with(&forger, "r-8", FAL_USER_ID, unix_now(), &body), body.clone()));
+    let posts =
+        (0..50).map(|_| rig.post_owned(sign_with(&forger, "r-8", FAL_USER_ID, unix_now(), &body), body.clone()));
     let statuses = futures::future::join_all(posts).await;
     assert!(statuses.iter().all(|&s| s == 401), "{statuses:?}");
     assert_eq!(rig.fal.jwks_fetches(), 1, "one fetch for fifty forgeries");
@@ -343,7 +381,11 @@ async fn a_failed_jwks_refresh_keeps_the_keys_we_had_and_backs_off() {
     rig.fal.set_jwks_down(true);
     tokio::time::sleep(Duration::from_millis(700)).await; // the cached keys are stale now
     for id in ["r-b", "r-c", "r-d", "r-e"] {
-        assert_eq!(rig.post(&rig.fal.sign(id, unix_now(), &body(id)), body(id)).await, 200, "{id}: verified with the keys we had");
+        assert_eq!(
+            rig.post(&rig.fal.sign(id, unix_now(), &body(id)), body(id)).await,
+            200,
+            "{id}: verified with the keys we had"
+        );
     }
     assert_eq!(rig.fal.jwks_fetches(), 2, "one failed refresh, then a backoff");
     assert_eq!(rig.scalar("SELECT count(*) FROM fal_callbacks").await, 5);
@@ -357,10 +399,20 @@ async fn cancel_after_the_request_went_to_fal_leaves_it_to_finish_delivered_and_
     eventually("submitted", WAIT, || !rig.fal.submissions().is_empty()).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     rig.telegram.push_text(USER, "en", "/cancel");
-    eventually("cancel answered", WAIT, || rig.telegram.sent_texts(USER).iter().any(|t| t.contains("Already under way: 1"))).await;
-    assert!(!rig.telegram.sent_texts(USER).iter().any(|t| t.contains("Nothing to cancel")), "the image on its way is named, not denied");
+    eventually("cancel answered", WAIT, || {
+        rig.telegram.sent_texts(USER).iter().any(|t| t.contains("Already under way: 1"))
+    })
+    .await;
+    assert!(
+        !rig.telegram.sent_texts(USER).iter().any(|t| t.contains("Nothing to cancel")),
+        "the image on its way is named, not denied"
+    );
     let submission = rig.fal.submissions()[0].clone();
-    let body = rig.fal.callback_body(&submission.request_id, &Outcome::Ok, rig.fal.result_for(&submission.model, &submission.input));
+    let body = rig.fal.callback_body(
+        &submission.request_id,
+        &Outcome::Ok,
+        rig.fal.result_for(&submission.model, &submission.input),
+    );
     assert_eq!(rig.fal.deliver(&rig.webhook, &submission.request_id, &body).await, 200);
     eventually("delivered", WAIT, || rig.photos_sent().len() == 1).await;
     assert_eq!(rig.balance().await, 95, "charged once, not refunded: the image came");
@@ -371,7 +423,10 @@ async fn cancel_after_the_request_went_to_fal_leaves_it_to_finish_delivered_and_
 #[tokio::test]
 async fn a_user_who_blocked_the_bot_keeps_the_image_in_the_gallery_and_is_not_refunded() {
     let rig = rig("fal_blocked", true, |_| {}).await;
-    rig.telegram.fail_next("sendPhoto", aisha_testkit::telegram::Failure::Status(403, "Forbidden: bot was blocked by the user".into()));
+    rig.telegram.fail_next(
+        "sendPhoto",
+        aisha_testkit::telegram::Failure::Status(403, "Forbidden: bot was blocked by the user".into()),
+    );
     rig.telegram.push_text(USER, "en", "/imagine a lighthouse");
     let deadline = std::time::Instant::now() + WAIT;
     while rig.scalar("SELECT count(*) FROM jobs WHERE kind = 'fal.deliver' AND state = 'done'").await == 0 {
@@ -404,7 +459,13 @@ async fn a_cancel_racing_a_delivery_gives_a_result_or_a_refund_never_both() {
         let db = rig.services.db.clone();
         async move {
             let image = aisha_actors::store::images::NewImage {
-                user_id: 1, request_id: &s.request_id, n: 0, avatar_id: None, prompt: "p", model: "m", aspect_ratio: None,
+                user_id: 1,
+                request_id: &s.request_id,
+                n: 0,
+                avatar_id: None,
+                prompt: "p",
+                model: "m",
+                aspect_ratio: None,
                 key: format!("images/race/{}", s.request_id),
             };
             let (stored, ended) = tokio::join!(
@@ -417,7 +478,10 @@ async fn a_cancel_racing_a_delivery_gives_a_result_or_a_refund_never_both() {
     for (stored, refunded) in futures::future::join_all(races).await {
         assert!(stored != refunded, "exactly one of result and refund: stored {stored}, refunded {refunded}");
     }
-    let (images, refunds) = (rig.scalar("SELECT count(*) FROM images").await, rig.scalar("SELECT count(*) FROM ledger_entries WHERE reason = 'refund'").await);
+    let (images, refunds) = (
+        rig.scalar("SELECT count(*) FROM images").await,
+        rig.scalar("SELECT count(*) FROM ledger_entries WHERE reason = 'refund'").await,
+    );
     assert_eq!(images + refunds, 12);
     assert_eq!(rig.balance().await, 1100 - 5 * images);
     let unbalanced: i64 = rig.services.db.client().await.unwrap()
@@ -432,9 +496,12 @@ async fn a_cancel_racing_a_delivery_gives_a_result_or_a_refund_never_both() {
 #[tokio::test]
 async fn callbacks_that_arrive_together_share_a_commit_and_a_bad_one_fails_alone() {
     let rig = rig("fal_group_commit", true, |_| {}).await;
-    let body = |id: &str, text: &str| format!(r#"{{"request_id":"{id}","status":"OK","payload":{{"note":"{text}"}}}}"#).into_bytes();
+    let body = |id: &str, text: &str| {
+        format!(r#"{{"request_id":"{id}","status":"OK","payload":{{"note":"{text}"}}}}"#).into_bytes()
+    };
     // PostgreSQL's jsonb refuses \u0000: valid JSON, validly signed, unstorable.
-    let mut posts: Vec<(String, Vec<u8>)> = (0..40).map(|i| (format!("g-{i}"), body(&format!("g-{i}"), "fine"))).collect();
+    let mut posts: Vec<(String, Vec<u8>)> =
+        (0..40).map(|i| (format!("g-{i}"), body(&format!("g-{i}"), "fine"))).collect();
     posts.push(("g-bad".into(), body("g-bad", "nul \\u0000 here")));
     posts.push(("g-7".into(), body("g-7", "fine")));
     let now = unix_now();
@@ -443,7 +510,11 @@ async fn callbacks_that_arrive_together_share_a_commit_and_a_bad_one_fails_alone
     assert_eq!(statuses[40], 500, "the unstorable callback is refused, for FAL to retry");
     assert!(statuses.iter().enumerate().all(|(i, s)| i == 40 || *s == 200), "{statuses:?}");
     assert_eq!(rig.scalar("SELECT count(*) FROM fal_callbacks").await, 40, "each good one once, the duplicate once");
-    assert_eq!(rig.scalar("SELECT count(*) FROM fal_callbacks WHERE request_id = 'g-bad'").await, 0, "nothing written for it");
+    assert_eq!(
+        rig.scalar("SELECT count(*) FROM fal_callbacks WHERE request_id = 'g-bad'").await,
+        0,
+        "nothing written for it"
+    );
 }
 
 #[tokio::test]
@@ -461,13 +532,19 @@ async fn a_submission_claimed_again_after_its_request_was_recorded_is_not_sent_t
         .execute("UPDATE jobs SET state = 'queued', locked_by = NULL, locked_until = NULL, run_at = now() WHERE kind = 'fal.imagine'", &[])
         .await
         .unwrap();
-    while rig.scalar("SELECT count(*) FROM jobs WHERE kind = 'fal.imagine' AND state = 'done' AND attempts = 2").await == 0 {
+    while rig.scalar("SELECT count(*) FROM jobs WHERE kind = 'fal.imagine' AND state = 'done' AND attempts = 2").await
+        == 0
+    {
         assert!(std::time::Instant::now() < deadline, "the second attempt never ended");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(rig.fal.submissions().len(), 1, "FAL bills every submission: one");
     let submission = rig.fal.submissions()[0].clone();
-    let body = rig.fal.callback_body(&submission.request_id, &Outcome::Ok, rig.fal.result_for(&submission.model, &submission.input));
+    let body = rig.fal.callback_body(
+        &submission.request_id,
+        &Outcome::Ok,
+        rig.fal.result_for(&submission.model, &submission.input),
+    );
     assert_eq!(rig.fal.deliver(&rig.webhook, &submission.request_id, &body).await, 200);
     eventually("delivered", WAIT, || rig.photos_sent().len() == 1).await;
     assert_eq!(rig.balance().await, 95, "charged once");
@@ -483,7 +560,8 @@ async fn a_training_being_submitted_is_not_cancelled_for_nothing() {
     // The submit job has set the avatar training and is waiting for FAL's answer: no request recorded yet.
     rig.services.db.set_avatar_state(avatar_id, &["collecting"], "training", None).await.unwrap();
     rig.telegram.push_callback(USER, "en", &format!("avatar:cancel:{avatar_id}"), 1);
-    eventually("answered", WAIT, || rig.telegram.sent_texts(USER).iter().any(|t| t.contains("Already under way"))).await;
+    eventually("answered", WAIT, || rig.telegram.sent_texts(USER).iter().any(|t| t.contains("Already under way")))
+        .await;
     let state = rig.services.db.avatar_of(user_id, avatar_id).await.unwrap().unwrap().state;
     assert_eq!(state, "training", "left to become ready, not cancelled with nothing refunded");
     common::assert_ledger(&rig.services).await;
@@ -498,7 +576,17 @@ async fn training_under_way(rig: &Rig) -> i64 {
     for n in 1..=3u8 {
         let key = format!("avatars/{user_id}/{avatar_id}/photo_{n}.png");
         rig.services.blob.put(&key, png(800, 800, n), "image/png").await.unwrap();
-        rig.services.db.add_avatar_photo(avatar_id, (&format!("avatars/{user_id}/{avatar_id}/photo_"), ".png"), &format!("h{n}"), 800, 800).await.unwrap();
+        rig.services
+            .db
+            .add_avatar_photo(
+                avatar_id,
+                (&format!("avatars/{user_id}/{avatar_id}/photo_"), ".png"),
+                &format!("h{n}"),
+                800,
+                800,
+            )
+            .await
+            .unwrap();
     }
     rig.telegram.push_callback(USER, "en", &format!("avatar:train:{avatar_id}"), 1);
     eventually("submitted", WAIT, || !rig.fal.submissions().is_empty()).await;
@@ -511,25 +599,40 @@ async fn training_under_way(rig: &Rig) -> i64 {
 #[tokio::test]
 async fn deleting_ones_data_during_a_training_refunds_only_as_a_cancel_would() {
     for refund in [false, true] {
-        let rig = rig(&format!("fal_forget_training_{refund}"), true, |s| s.fal.refund_cancelled_training = refund).await;
+        let rig =
+            rig(&format!("fal_forget_training_{refund}"), true, |s| s.fal.refund_cancelled_training = refund).await;
         training_under_way(&rig).await;
         let charged = rig.balance().await;
         rig.telegram.push_callback(USER, "en", "forget:yes", 2);
-        eventually("deleted", WAIT, || rig.telegram.sent_texts(USER).iter().any(|t| t.starts_with("✅ Your data is deleted"))).await;
+        eventually("deleted", WAIT, || {
+            rig.telegram.sent_texts(USER).iter().any(|t| t.starts_with("✅ Your data is deleted"))
+        })
+        .await;
         assert_eq!(rig.fal.cancelled().len(), 1, "FAL asked to stop");
         // FAL finishes anyway: nothing is stored or sent.
         let submission = rig.fal.submissions()[0].clone();
-        let body = rig.fal.callback_body(&submission.request_id, &Outcome::Ok, rig.fal.result_for(&submission.model, &submission.input));
+        let body = rig.fal.callback_body(
+            &submission.request_id,
+            &Outcome::Ok,
+            rig.fal.result_for(&submission.model, &submission.input),
+        );
         assert_eq!(rig.fal.deliver(&rig.webhook, &submission.request_id, &body).await, 200);
         let deadline = std::time::Instant::now() + WAIT;
-        while rig.scalar("SELECT count(*) FROM jobs WHERE kind = 'fal.deliver' AND state IN ('queued', 'running')").await > 0 {
+        while rig
+            .scalar("SELECT count(*) FROM jobs WHERE kind = 'fal.deliver' AND state IN ('queued', 'running')")
+            .await
+            > 0
+        {
             assert!(std::time::Instant::now() < deadline, "the delivery never ended");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         assert_eq!(rig.scalar("SELECT count(*) FROM avatars").await, 0);
         let refunded = rig.balance().await - charged;
         assert_eq!(refunded > 0, refund, "refunded {refunded} with refund_cancelled_training = {refund}");
-        assert!(!rig.telegram.sent_texts(USER).iter().any(|t| t.starts_with("✅ Avatar")), "no avatar announced after the deletion");
+        assert!(
+            !rig.telegram.sent_texts(USER).iter().any(|t| t.starts_with("✅ Avatar")),
+            "no avatar announced after the deletion"
+        );
         common::assert_ledger(&rig.services).await;
     }
 }

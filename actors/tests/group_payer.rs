@@ -18,7 +18,8 @@ const GROUP: i64 = -100_888;
 async fn turned_on(rig: &Rig) {
     rig.telegram.set_member(GROUP, ADMIN, "administrator");
     rig.telegram.push_group_text(GROUP, ADMIN, "en", "/autotranscribe on");
-    eventually("on", WAIT, || rig.telegram.sent_texts(GROUP).iter().any(|t| t.starts_with("✅ Transcription is on"))).await;
+    eventually("on", WAIT, || rig.telegram.sent_texts(GROUP).iter().any(|t| t.starts_with("✅ Transcription is on")))
+        .await;
 }
 
 fn stopped_told(rig: &Rig) -> usize {
@@ -43,9 +44,13 @@ async fn a_payer_demoted_without_a_word_from_telegram_is_not_charged_and_can_sti
 
     // No longer an admin, and still allowed to stop paying.
     rig.telegram.push_group_text(GROUP, ADMIN, "en", "/autotranscribe off");
-    eventually("off", WAIT, || rig.telegram.sent_texts(GROUP).iter().any(|t| t == "Transcription is off in this group.")).await;
+    eventually("off", WAIT, || {
+        rig.telegram.sent_texts(GROUP).iter().any(|t| t == "Transcription is off in this group.")
+    })
+    .await;
     rig.telegram.push_group_text(GROUP, MEMBER, "en", "/autotranscribe on");
-    eventually("refused", WAIT, || rig.telegram.sent_texts(GROUP).iter().any(|t| t.starts_with("Only group admins"))).await;
+    eventually("refused", WAIT, || rig.telegram.sent_texts(GROUP).iter().any(|t| t.starts_with("Only group admins")))
+        .await;
     pool.stop(None);
     rig.stop();
     common::assert_ledger(&rig.services).await;
@@ -80,7 +85,15 @@ async fn delete_my_data_ends_paying_for_groups_and_removes_notes_sent_there() {
     rig.telegram.push_group_voice(GROUP, MEMBER, "en", 2, voice_note("a member's words"));
     eventually("transcript", WAIT, || rig.transcripts_in(GROUP).len() == 1).await;
     let (payer, transcript) = {
-        let row = rig.services.db.client().await.unwrap().query_one("SELECT user_id, id, sender_telegram_id FROM transcripts", &[]).await.unwrap();
+        let row = rig
+            .services
+            .db
+            .client()
+            .await
+            .unwrap()
+            .query_one("SELECT user_id, id, sender_telegram_id FROM transcripts", &[])
+            .await
+            .unwrap();
         assert_eq!(row.get::<_, Option<i64>>(2), Some(MEMBER), "the sender is kept with the note");
         (row.get::<_, i64>(0), row.get::<_, i64>(1))
     };
@@ -91,16 +104,24 @@ async fn delete_my_data_ends_paying_for_groups_and_removes_notes_sent_there() {
     eventually("member welcomed", WAIT, || !rig.telegram.sent_texts(MEMBER).is_empty()).await;
     rig.all_handled().await;
     rig.telegram.push_callback(MEMBER, "en", "forget:yes", 1);
-    eventually("member's data deleted", WAIT, || rig.last_message_starting(MEMBER, "✅ Your data is deleted").is_some()).await;
+    eventually("member's data deleted", WAIT, || {
+        rig.last_message_starting(MEMBER, "✅ Your data is deleted").is_some()
+    })
+    .await;
     assert_eq!(rig.scalar("SELECT count(*) FROM transcripts").await, 0);
     assert_eq!(rig.services.blob.delete_prefix(&audio_prefix).await.unwrap(), 0, "its audio is gone from S3");
-    let confirming = rig.scalar(&format!("SELECT count(*) FROM telegram_updates WHERE payload::text LIKE '%user{MEMBER}%'")).await;
+    let confirming =
+        rig.scalar(&format!("SELECT count(*) FROM telegram_updates WHERE payload::text LIKE '%user{MEMBER}%'")).await;
     assert_eq!(confirming, 0, "not even the press that confirmed it names them");
 
     // The payer asks to forget: the group stops, and charges nobody.
     rig.telegram.push_callback(ADMIN, "en", "forget:yes", 1);
-    eventually("payer's data deleted", WAIT, || rig.last_message_starting(ADMIN, "✅ Your data is deleted").is_some()).await;
-    assert_eq!(rig.scalar("SELECT count(*) FROM group_chats WHERE autotranscribe OR payer_user_id IS NOT NULL").await, 0);
+    eventually("payer's data deleted", WAIT, || rig.last_message_starting(ADMIN, "✅ Your data is deleted").is_some())
+        .await;
+    assert_eq!(
+        rig.scalar("SELECT count(*) FROM group_chats WHERE autotranscribe OR payer_user_id IS NOT NULL").await,
+        0
+    );
     let before = rig.balance_of(ADMIN).await;
     rig.telegram.push_group_voice(GROUP, MEMBER, "en", 2, voice_note("after the payer left"));
     rig.all_handled().await;

@@ -47,7 +47,9 @@ async fn concurrent_charges_never_drive_a_balance_negative() {
     let tasks: Vec<_> = (0..30)
         .map(|i| {
             let db = services.db.clone();
-            tokio::spawn(async move { ledger::charge_and_enqueue(&db, user, priced(&format!("k{i}"), 10)).await.unwrap() })
+            tokio::spawn(
+                async move { ledger::charge_and_enqueue(&db, user, priced(&format!("k{i}"), 10)).await.unwrap() },
+            )
         })
         .collect();
     let (mut queued, mut refused) = (0, 0);
@@ -69,7 +71,8 @@ async fn concurrent_charges_never_drive_a_balance_negative() {
     assert_eq!((queued, refused), (10, 20));
     assert_eq!(ledger::balance(&services.db, user).await.unwrap(), 0);
     assert_eq!(sum_of_entries(&services, user).await, 0);
-    let jobs: i64 = services.db.client().await.unwrap().query_one("SELECT count(*) FROM jobs", &[]).await.unwrap().get(0);
+    let jobs: i64 =
+        services.db.client().await.unwrap().query_one("SELECT count(*) FROM jobs", &[]).await.unwrap().get(0);
     assert_eq!(jobs, 10, "a refused charge queues nothing");
 }
 
@@ -91,7 +94,8 @@ async fn a_cancelled_job_is_refunded_exactly_once() {
     let (_t, services) = common::services("refund_once", |_| {}).await;
     let user = common::user(&services, 1004).await;
     ledger::welcome_bonus(&services.db, user, 50).await.unwrap();
-    let Charged::Queued { job, .. } = ledger::charge_and_enqueue(&services.db, user, priced("c1", 20)).await.unwrap() else {
+    let Charged::Queued { job, .. } = ledger::charge_and_enqueue(&services.db, user, priced("c1", 20)).await.unwrap()
+    else {
         panic!()
     };
     assert_eq!(ledger::balance(&services.db, user).await.unwrap(), 30);
@@ -111,8 +115,10 @@ async fn a_dead_job_is_refunded() {
     ledger::welcome_bonus(&services.db, user, 50).await.unwrap();
     let job = NewJob { max_attempts: 1, ..priced("d1", 15) };
     ledger::charge_and_enqueue(&services.db, user, job).await.unwrap();
-    let claimed = queue::claim(&services.db, "transcribe", 1, 10, "w1", std::time::Duration::from_secs(30)).await.unwrap();
-    let failed = ledger::fail_job(&services.db, claimed[0].id, "w1", "boom", Some(std::time::Duration::ZERO)).await.unwrap();
+    let claimed =
+        queue::claim(&services.db, "transcribe", 1, 10, "w1", std::time::Duration::from_secs(30)).await.unwrap();
+    let failed =
+        ledger::fail_job(&services.db, claimed[0].id, "w1", "boom", Some(std::time::Duration::ZERO)).await.unwrap();
     assert!(matches!(failed, queue::Failed::Dead(_)), "{failed:?}");
     assert_eq!(ledger::balance(&services.db, user).await.unwrap(), 50);
 }
@@ -128,7 +134,9 @@ async fn a_worker_that_lost_its_lease_can_neither_charge_nor_refund() {
     let lease = std::time::Duration::from_millis(200);
     let stale = queue::claim(&services.db, "transcribe", 1, 10, "worker-a#1", lease).await.unwrap().remove(0);
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    let fresh = queue::claim(&services.db, "transcribe", 1, 10, "worker-b#1", std::time::Duration::from_secs(30)).await.unwrap();
+    let fresh = queue::claim(&services.db, "transcribe", 1, 10, "worker-b#1", std::time::Duration::from_secs(30))
+        .await
+        .unwrap();
     assert_eq!(fresh.len(), 1, "the lapsed job was claimed again");
 
     let refused = ledger::settle_price(&services.db, &stale, "worker-a#1", 10).await;
@@ -157,17 +165,30 @@ async fn the_measured_price_settles_once_up_or_down_and_a_later_refund_returns_t
     };
     // Declared 2 minutes, measured 5: three more.
     let longer = claim("settle-up", 2).await;
-    assert_eq!(ledger::settle_price(&services.db, &longer, "w#1", 5).await.unwrap(), ledger::Settled::Charged { extra: 3, balance: 45 });
-    assert_eq!(ledger::settle_price(&services.db, &longer, "w#1", 5).await.unwrap(), ledger::Settled::Unchanged, "a retry moves nothing");
+    assert_eq!(
+        ledger::settle_price(&services.db, &longer, "w#1", 5).await.unwrap(),
+        ledger::Settled::Charged { extra: 3, balance: 45 }
+    );
+    assert_eq!(
+        ledger::settle_price(&services.db, &longer, "w#1", 5).await.unwrap(),
+        ledger::Settled::Unchanged,
+        "a retry moves nothing"
+    );
     // It fails for good: the whole 5 comes back.
     ledger::fail_job(&services.db, longer.id, "w#1", "boom", None).await.unwrap();
     assert_eq!(ledger::balance(&services.db, user).await.unwrap(), 50);
     // Declared 4 minutes, measured 1: three back.
     let shorter = claim("settle-down", 4).await;
-    assert_eq!(ledger::settle_price(&services.db, &shorter, "w#1", 1).await.unwrap(), ledger::Settled::Refunded { amount: 3, balance: 49 });
+    assert_eq!(
+        ledger::settle_price(&services.db, &shorter, "w#1", 1).await.unwrap(),
+        ledger::Settled::Refunded { amount: 3, balance: 49 }
+    );
     // More than the balance can cover: nothing moves.
     let huge = claim("settle-huge", 1).await;
-    assert_eq!(ledger::settle_price(&services.db, &huge, "w#1", 500).await.unwrap(), ledger::Settled::CannotPay { price: 500, balance: 48 });
+    assert_eq!(
+        ledger::settle_price(&services.db, &huge, "w#1", 500).await.unwrap(),
+        ledger::Settled::CannotPay { price: 500, balance: 48 }
+    );
     assert_eq!(ledger::balance(&services.db, user).await.unwrap(), 48);
     assert_eq!(sum_of_entries(&services, user).await, 48);
 }
@@ -178,7 +199,10 @@ async fn admin_credit_adds_an_entry_and_refuses_unknown_users() {
     let user = common::user(&services, 1006).await;
     assert_eq!(ledger::admin_credit(&services.db, 1006, 40, "support ticket 12").await.unwrap(), 40);
     assert_eq!(sum_of_entries(&services, user).await, 40);
-    assert!(matches!(ledger::admin_credit(&services.db, 999_999, 5, "x").await, Err(ledger::LedgerError::UnknownUser(999_999))));
+    assert!(matches!(
+        ledger::admin_credit(&services.db, 999_999, 5, "x").await,
+        Err(ledger::LedgerError::UnknownUser(999_999))
+    ));
     let entries = ledger::recent_entries(&services.db, user, 5).await.unwrap();
     assert_eq!(entries[0].reason, ledger::REASON_ADMIN);
 }
@@ -190,7 +214,11 @@ async fn cancel_racing_a_worker_claim_either_cancels_and_refunds_or_leaves_it_to
     ledger::welcome_bonus(&services.db, user, 100).await.unwrap();
     for i in 0..20 {
         let key = format!("race-{i}");
-        let Charged::Queued { job, .. } = ledger::charge_and_enqueue(&services.db, user, priced(&key, 2)).await.unwrap() else { panic!() };
+        let Charged::Queued { job, .. } =
+            ledger::charge_and_enqueue(&services.db, user, priced(&key, 2)).await.unwrap()
+        else {
+            panic!()
+        };
         let (cancelled, claimed) = tokio::join!(
             ledger::cancel_job(&services.db, job.id, "user"),
             queue::claim(&services.db, "transcribe", 1, 100, "w#race", std::time::Duration::from_secs(30)),
@@ -201,8 +229,24 @@ async fn cancel_racing_a_worker_claim_either_cancels_and_refunds_or_leaves_it_to
             queue::complete(&services.db, job.id, "w#race", &serde_json::json!({})).await.unwrap();
         }
     }
-    let refunds: i64 = services.db.client().await.unwrap().query_one("SELECT count(*) FROM ledger_entries WHERE reason = 'refund'", &[]).await.unwrap().get(0);
-    let done: i64 = services.db.client().await.unwrap().query_one("SELECT count(*) FROM jobs WHERE state = 'done'", &[]).await.unwrap().get(0);
+    let refunds: i64 = services
+        .db
+        .client()
+        .await
+        .unwrap()
+        .query_one("SELECT count(*) FROM ledger_entries WHERE reason = 'refund'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let done: i64 = services
+        .db
+        .client()
+        .await
+        .unwrap()
+        .query_one("SELECT count(*) FROM jobs WHERE state = 'done'", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(refunds + done, 20);
     assert_eq!(ledger::balance(&services.db, user).await.unwrap(), 100 - 2 * done);
     assert_eq!(sum_of_entries(&services, user).await, 100 - 2 * done);
@@ -246,8 +290,13 @@ async fn charges_made_together_are_charged_in_order_as_if_one_after_another() {
     assert_eq!(ledger::balance(&services.db, rich).await.unwrap(), 65);
     assert_eq!(ledger::balance(&services.db, poor).await.unwrap(), 0);
     let client = services.db.client().await.unwrap();
-    let keys: Vec<String> =
-        client.query("SELECT idempotency_key FROM jobs ORDER BY id", &[]).await.unwrap().iter().map(|r| r.get(0)).collect();
+    let keys: Vec<String> = client
+        .query("SELECT idempotency_key FROM jobs ORDER BY id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
     assert_eq!(keys, ["seen", "p1", "r1", "p3", "free"], "a refused charge queues nothing");
     common::assert_ledger(&services).await;
 }
@@ -283,8 +332,7 @@ async fn concurrent_batches_of_charges_never_drive_a_balance_negative() {
     let batches: Vec<_> = (0..8)
         .map(|b| {
             let db = services.db.clone();
-            let requests: Vec<_> =
-                (0..6).map(|i| (users[(b + i) % 2], priced(&format!("b{b}:{i}"), 10))).collect();
+            let requests: Vec<_> = (0..6).map(|i| (users[(b + i) % 2], priced(&format!("b{b}:{i}"), 10))).collect();
             tokio::spawn(async move { ledger::charge_many(&db, requests, None).await })
         })
         .collect();
@@ -315,11 +363,18 @@ async fn a_job_that_was_claimed_once_is_not_cancelled_when_it_waits_for_a_retry(
     let user = common::user(&services, 1011).await;
     ledger::welcome_bonus(&services.db, user, 50).await.unwrap();
     ledger::charge_and_enqueue(&services.db, user, priced("r1", 10)).await.unwrap();
-    let claimed = queue::claim(&services.db, "transcribe", 1, 10, "w1", std::time::Duration::from_secs(30)).await.unwrap();
+    let claimed =
+        queue::claim(&services.db, "transcribe", 1, 10, "w1", std::time::Duration::from_secs(30)).await.unwrap();
     // Its transcript made (the API paid), the send failed for a moment: queued again for a retry.
-    let retry = ledger::fail_job(&services.db, claimed[0].id, "w1", "Telegram 502", Some(std::time::Duration::from_secs(60))).await.unwrap();
+    let retry =
+        ledger::fail_job(&services.db, claimed[0].id, "w1", "Telegram 502", Some(std::time::Duration::from_secs(60)))
+            .await
+            .unwrap();
     assert!(matches!(retry, queue::Failed::Retrying { .. }), "{retry:?}");
-    assert!(ledger::cancel_job(&services.db, claimed[0].id, "user cancelled").await.unwrap().is_none(), "only never-claimed work is cancelled");
+    assert!(
+        ledger::cancel_job(&services.db, claimed[0].id, "user cancelled").await.unwrap().is_none(),
+        "only never-claimed work is cancelled"
+    );
     assert_eq!(ledger::balance(&services.db, user).await.unwrap(), 40, "the charge stands");
     assert_eq!(sum_of_entries(&services, user).await, 40);
 }
@@ -330,9 +385,11 @@ async fn a_job_whose_transcript_exists_keeps_its_charge_when_it_dies() {
     let user = common::user(&services, 1012).await;
     ledger::welcome_bonus(&services.db, user, 50).await.unwrap();
     ledger::charge_and_enqueue(&services.db, user, NewJob { max_attempts: 1, ..priced("k1", 15) }).await.unwrap();
-    let claimed = queue::claim(&services.db, "transcribe", 1, 10, "w1", std::time::Duration::from_secs(30)).await.unwrap();
+    let claimed =
+        queue::claim(&services.db, "transcribe", 1, 10, "w1", std::time::Duration::from_secs(30)).await.unwrap();
     let transcript = services.db.start_transcript(claimed[0].id, user, 1012, "f", "whisper-1", None).await.unwrap();
-    let made = aisha_actors::store::transcripts::Finished { text_key: "t".into(), chunk_count: 1, ..Default::default() };
+    let made =
+        aisha_actors::store::transcripts::Finished { text_key: "t".into(), chunk_count: 1, ..Default::default() };
     services.db.finish_transcript(transcript.id, &made).await.unwrap();
     let failed = ledger::fail_job(&services.db, claimed[0].id, "w1", "could never send it", None).await.unwrap();
     assert!(matches!(failed, queue::Failed::Dead(_)), "{failed:?}");
@@ -345,7 +402,10 @@ async fn admin_credit_past_the_largest_balance_is_refused_not_wrapped() {
     let (_t, services) = common::services("admin_credit_overflow", |_| {}).await;
     let user = common::user(&services, 1013).await;
     ledger::admin_credit(&services.db, 1013, 10, "start").await.unwrap();
-    assert!(matches!(ledger::admin_credit(&services.db, 1013, i64::MAX, "too much").await, Err(ledger::LedgerError::Overflow)));
+    assert!(matches!(
+        ledger::admin_credit(&services.db, 1013, i64::MAX, "too much").await,
+        Err(ledger::LedgerError::Overflow)
+    ));
     assert_eq!(ledger::balance(&services.db, user).await.unwrap(), 10);
     assert_eq!(sum_of_entries(&services, user).await, 10);
 }
@@ -360,7 +420,9 @@ async fn charges_from_several_chats_at_once_cannot_pass_the_cap_on_work_in_fligh
     let tasks: Vec<_> = (0..20)
         .map(|i| {
             let db = services.db.clone();
-            tokio::spawn(async move { ledger::charge_many(&db, vec![(user, priced(&format!("group{i}"), 1))], Some(5)).await })
+            tokio::spawn(async move {
+                ledger::charge_many(&db, vec![(user, priced(&format!("group{i}"), 1))], Some(5)).await
+            })
         })
         .collect();
     let (mut queued, mut capped) = (0, 0);
@@ -377,6 +439,7 @@ async fn charges_from_several_chats_at_once_cannot_pass_the_cap_on_work_in_fligh
     assert_eq!((queued, capped), (5, 15));
     assert_eq!(ledger::balance(&services.db, user).await.unwrap(), 995, "only what was queued was charged");
     assert_eq!(sum_of_entries(&services, user).await, 995);
-    let jobs: i64 = services.db.client().await.unwrap().query_one("SELECT count(*) FROM jobs", &[]).await.unwrap().get(0);
+    let jobs: i64 =
+        services.db.client().await.unwrap().query_one("SELECT count(*) FROM jobs", &[]).await.unwrap().get(0);
     assert_eq!(jobs, 5, "nothing refused was queued");
 }

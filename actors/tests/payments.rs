@@ -59,7 +59,8 @@ impl Rig {
 
     async fn checkout(&self, user: i64, payload: &str, stars: i64) -> (bool, Option<String>, Duration) {
         let id = self.telegram.push_pre_checkout(user, "en", payload, stars);
-        eventually("pre-checkout answered", WAIT, || self.telegram.pre_checkout(&id).and_then(|q| q.answer).is_some()).await;
+        eventually("pre-checkout answered", WAIT, || self.telegram.pre_checkout(&id).and_then(|q| q.answer).is_some())
+            .await;
         self.telegram.pre_checkout(&id).unwrap().answer.unwrap()
     }
 
@@ -75,7 +76,10 @@ async fn topup_sends_an_invoice_answers_the_checkout_and_credits_the_package_onc
     rig.telegram.push_text(9001, "en", "/balance");
     eventually("balance", WAIT, || rig.telegram.sent_texts(9001).len() == 2).await;
     let balance_reply = rig.telegram.calls("sendMessage").pop().unwrap();
-    assert_eq!(balance_reply.params["reply_markup"]["inline_keyboard"][0][0]["callback_data"], "menu:topup", "a Top up button under the balance");
+    assert_eq!(
+        balance_reply.params["reply_markup"]["inline_keyboard"][0][0]["callback_data"], "menu:topup",
+        "a Top up button under the balance"
+    );
 
     let (payload, stars) = rig.invoice(9001).await;
     let invoice = &rig.telegram.calls("sendInvoice")[0].params;
@@ -148,8 +152,20 @@ async fn a_refund_takes_the_coins_back_once_and_never_below_zero() {
     eventually("credited", WAIT, || rig.texts_with(9301, "+250") == 1).await;
     assert_eq!(rig.balance(9301).await, 350);
     // 300 of them spent.
-    let user = rig.services.db.client().await.unwrap().query_one("SELECT id FROM users WHERE telegram_id = 9301", &[]).await.unwrap().get(0);
-    let job = aisha_actors::jobs::NewJob { cost: 300, ..aisha_actors::jobs::NewJob::new("transcribe", "spent-300", serde_json::json!({})) };
+    let user = rig
+        .services
+        .db
+        .client()
+        .await
+        .unwrap()
+        .query_one("SELECT id FROM users WHERE telegram_id = 9301", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let job = aisha_actors::jobs::NewJob {
+        cost: 300,
+        ..aisha_actors::jobs::NewJob::new("transcribe", "spent-300", serde_json::json!({}))
+    };
     aisha_actors::ledger::charge_and_enqueue(&rig.services.db, user, job).await.unwrap();
     assert_eq!(rig.balance(9301).await, 50);
 
@@ -162,7 +178,11 @@ async fn a_refund_takes_the_coins_back_once_and_never_below_zero() {
     })
     .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(operator::refund(&rig.services.db, &bot, "charge-r").await.unwrap(), Debited::AlreadyRefunded, "CHARGE_ALREADY_REFUNDED counts as done");
+    assert_eq!(
+        operator::refund(&rig.services.db, &bot, "charge-r").await.unwrap(),
+        Debited::AlreadyRefunded,
+        "CHARGE_ALREADY_REFUNDED counts as done"
+    );
     assert_eq!(rig.balance(9301).await, 0);
     rig.test.assert_ledger_balanced().await;
 }
@@ -215,7 +235,10 @@ async fn paid_requests_counted_together_count_in_order_and_every_window_ends() {
     let (_t, services) = common::services("limits_together", |_| {}).await;
     let verdicts = paid_requests(&services.redis, &[7, 8, 7, 7], 2).await.unwrap();
     assert_eq!(verdicts[..3], [Verdict::Allowed, Verdict::Allowed, Verdict::Allowed]);
-    assert!(matches!(verdicts[3], Verdict::RetryIn(wait) if wait <= Duration::from_secs(60)), "user 7's third this minute: {verdicts:?}");
+    assert!(
+        matches!(verdicts[3], Verdict::RetryIn(wait) if wait <= Duration::from_secs(60)),
+        "user 7's third this minute: {verdicts:?}"
+    );
     let minute = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() / 60;
     for user in [7, 8] {
         // The window the counts went to: this minute's, or the last one's if the minute turned since.
@@ -271,10 +294,16 @@ async fn a_top_up_button_in_a_group_sends_packages_and_invoice_to_the_private_ch
     eventually("invoice", WAIT, || !rig.telegram.calls("sendInvoice").is_empty()).await;
     let invoice = &rig.telegram.calls("sendInvoice")[0].params;
     assert_eq!(invoice["chat_id"].as_i64(), Some(9501), "the invoice goes to the payer, never into the group");
-    eventually("the group is told", WAIT, || rig.telegram.sent_texts(GROUP).iter().any(|t| t.contains("private chat"))).await;
+    eventually("the group is told", WAIT, || rig.telegram.sent_texts(GROUP).iter().any(|t| t.contains("private chat")))
+        .await;
     rig.telegram.push_group_callback(GROUP, 9501, "en", "menu:topup", 7);
-    eventually("packages privately", WAIT, || rig.texts_with(9501, "Top up") + rig.texts_with(9501, "package") >= 1).await;
-    assert!(rig.telegram.calls("sendMessage").iter().all(|c| c.params["chat_id"].as_i64() != Some(GROUP) || c.params["reply_markup"].is_null()));
+    eventually("packages privately", WAIT, || rig.texts_with(9501, "Top up") + rig.texts_with(9501, "package") >= 1)
+        .await;
+    assert!(rig
+        .telegram
+        .calls("sendMessage")
+        .iter()
+        .all(|c| c.params["chat_id"].as_i64() != Some(GROUP) || c.params["reply_markup"].is_null()));
     rig.test.assert_ledger_balanced().await;
 }
 

@@ -64,7 +64,8 @@ async fn two_pollers_never_poll_at_once() {
         telegram.push_text(600 + i, "ru", "/help");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    eventually("all handled", Duration::from_secs(15), || (0..20).all(|i| telegram.sent_texts(600 + i).len() == 1)).await;
+    eventually("all handled", Duration::from_secs(15), || (0..20).all(|i| telegram.sent_texts(600 + i).len() == 1))
+        .await;
     assert_eq!(telegram.max_polls_in_flight(), 1, "getUpdates calls never overlapped");
     assert_eq!(telegram.conflicts(), 0, "no 409");
     a.stop(None);
@@ -86,7 +87,10 @@ async fn a_killed_leaders_standby_takes_over_within_the_ttl_and_loses_nothing() 
     for i in 0..5 {
         telegram.push_text(702 + i, "en", "/help");
     }
-    eventually("standby handles everything", Duration::from_secs(15), || (0..5).all(|i| telegram.sent_texts(702 + i).len() == 1)).await;
+    eventually("standby handles everything", Duration::from_secs(15), || {
+        (0..5).all(|i| telegram.sent_texts(702 + i).len() == 1)
+    })
+    .await;
     let first_standby_poll = telegram.calls("getUpdates")[polls_before..].first().map(|c| c.at).unwrap();
     let takeover = first_standby_poll.saturating_duration_since(killed_at);
     assert!(takeover <= LEASE_TTL + Duration::from_secs(1), "took over in {takeover:?}");
@@ -184,7 +188,13 @@ async fn a_429_is_waited_out_for_retry_after() {
 async fn server_errors_and_conflicts_back_off_without_crashing() {
     let (telegram, services) = setup("poll_5xx").await;
     telegram.fail_next("getUpdates", Failure::Status(502, "Bad Gateway".into()));
-    telegram.fail_next("getUpdates", Failure::Status(409, "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running".into()));
+    telegram.fail_next(
+        "getUpdates",
+        Failure::Status(
+            409,
+            "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running".into(),
+        ),
+    );
     let p = poller(&services, "solo").await;
     telegram.push_text(901, "ru", "/help");
     eventually("still works", Duration::from_secs(15), || telegram.sent_texts(901).len() == 1).await;
@@ -319,7 +329,10 @@ async fn a_leader_stopped_with_updates_still_queued_leaves_them_to_the_next_at_o
 
     let started = Instant::now();
     let second = poller(&services, "second").await;
-    eventually("the next leader answers", Duration::from_secs(30), || telegram.count("sendMessage") > answered_by_first).await;
+    eventually("the next leader answers", Duration::from_secs(30), || {
+        telegram.count("sendMessage") > answered_by_first
+    })
+    .await;
     // Waiting out the claims taken on recording would take 15 s and more.
     assert!(started.elapsed() < Duration::from_secs(10), "the next leader waited {:?}", started.elapsed());
     eventually("all answered", Duration::from_secs(60), || telegram.count("sendMessage") >= SENT).await;
@@ -337,7 +350,10 @@ async fn a_command_menu_telegram_keeps_refusing_neither_delays_polling_nor_costs
     }
     let p = poller(&services, "solo").await;
     telegram.push_text(503, "en", "/start");
-    eventually("the welcome, while the menu is still being retried", LEASE_TTL * 2, || telegram.sent_texts(503).len() == 1).await;
+    eventually("the welcome, while the menu is still being retried", LEASE_TTL * 2, || {
+        telegram.sent_texts(503).len() == 1
+    })
+    .await;
     tokio::time::sleep(LEASE_TTL * 3).await;
     telegram.push_text(503, "en", "/help");
     eventually("still polling", LEASE_TTL * 2, || telegram.sent_texts(503).len() == 2).await;

@@ -39,7 +39,10 @@ async fn a_redis_restart_under_an_open_poll_never_gives_two_getupdates_at_once()
     for i in 0..5 {
         telegram.push_text(8200 + i, "en", "/help");
     }
-    eventually("all answered after the restart", Duration::from_secs(30), || (0..5).all(|i| telegram.sent_texts(8200 + i).len() == 1)).await;
+    eventually("all answered after the restart", Duration::from_secs(30), || {
+        (0..5).all(|i| telegram.sent_texts(8200 + i).len() == 1)
+    })
+    .await;
     eprintln!("outage figure: Redis restart, backlog answered {:?} after Redis was back", back.elapsed());
     tokio::time::sleep(Duration::from_secs(2)).await;
     for i in 0..5 {

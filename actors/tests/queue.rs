@@ -92,12 +92,16 @@ async fn failures_back_off_then_the_job_dies_after_max_attempts() {
     let job = queue::enqueue(&**client, &new).await.unwrap().job().clone();
 
     queue::claim(&services.db, "noop", 1, 10, "w", LEASE).await.unwrap();
-    let failed = ledger::fail_job(&services.db, job.id, "w", "502 from upstream", Some(Duration::from_millis(500))).await.unwrap();
+    let failed = ledger::fail_job(&services.db, job.id, "w", "502 from upstream", Some(Duration::from_millis(500)))
+        .await
+        .unwrap();
     assert_eq!(failed, Failed::Retrying { delay: Duration::from_millis(500) });
     assert!(queue::claim(&services.db, "noop", 1, 10, "w", LEASE).await.unwrap().is_empty(), "not before the backoff");
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(queue::claim(&services.db, "noop", 1, 10, "w", LEASE).await.unwrap().len(), 1);
-    let Failed::Dead(dead) = ledger::fail_job(&services.db, job.id, "w", "502 again", Some(Duration::ZERO)).await.unwrap() else {
+    let Failed::Dead(dead) =
+        ledger::fail_job(&services.db, job.id, "w", "502 again", Some(Duration::ZERO)).await.unwrap()
+    else {
         panic!("second failure of two attempts is final")
     };
     assert_eq!(dead.state, JobState::Dead);
@@ -126,10 +130,16 @@ async fn claims_racing_each_other_stay_within_the_concurrency_limit() {
     for round in 0..5 {
         let claims = (0..12).map(|w| {
             let db = services.db.clone();
-            tokio::spawn(async move { queue::claim(&db, "limited", 2, 3, &format!("w{round}-{w}"), LEASE).await.unwrap() })
+            tokio::spawn(
+                async move { queue::claim(&db, "limited", 2, 3, &format!("w{round}-{w}"), LEASE).await.unwrap() },
+            )
         });
         let claimed: Vec<Job> = futures::future::join_all(claims).await.into_iter().flat_map(|c| c.unwrap()).collect();
-        assert_eq!(claimed.len(), 3, "round {round}: twelve claims at once take what the limit of three allows, no more");
+        assert_eq!(
+            claimed.len(),
+            3,
+            "round {round}: twelve claims at once take what the limit of three allows, no more"
+        );
         for job in &claimed {
             queue::complete(&services.db, job.id, job.locked_by.as_deref().unwrap(), &json!(null)).await.unwrap();
         }
@@ -195,7 +205,8 @@ async fn many_jobs_are_enqueued_in_one_statement_once_each() {
     let jobs: Vec<NewJob> = (0..5).map(|i| NewJob::new("noop", format!("many:{i}"), json!({ "i": i }))).collect();
     assert_eq!(queue::enqueue_many(&client, &jobs).await.unwrap().len(), 5);
     assert_eq!(queue::enqueue_many(&client, &jobs).await.unwrap().len(), 0, "existing keys add nothing");
-    let payloads: Vec<Value> = client.query("SELECT payload FROM jobs ORDER BY id", &[]).await.unwrap().iter().map(|r| r.get(0)).collect();
+    let payloads: Vec<Value> =
+        client.query("SELECT payload FROM jobs ORDER BY id", &[]).await.unwrap().iter().map(|r| r.get(0)).collect();
     assert_eq!(payloads[4], json!({ "i": 4 }));
 }
 
@@ -206,8 +217,10 @@ async fn finished_jobs_are_marked_done_together_and_a_lost_one_only_for_itself()
         enqueue(&services, "noop", &format!("c{i}")).await;
     }
     let claimed = queue::claim(&services.db, "noop", 3, 10, "w#1", LEASE).await.unwrap();
-    let mut done: Vec<queue::Completion> =
-        claimed.iter().map(|j| queue::Completion { id: j.id, worker: "w#1".into(), result: json!({ "ok": j.id }) }).collect();
+    let mut done: Vec<queue::Completion> = claimed
+        .iter()
+        .map(|j| queue::Completion { id: j.id, worker: "w#1".into(), result: json!({ "ok": j.id }) })
+        .collect();
     done[1].worker = "someone-else#2".into();
     let marked: Vec<bool> = queue::complete_many(&services.db, done).await.into_iter().map(Result::unwrap).collect();
     assert_eq!(marked, [true, false, true], "only the holder may finish a job");
@@ -221,7 +234,7 @@ async fn the_pool_is_woken_by_notify_not_the_slow_poll() {
     let handler = TestHandler::default();
     let pool = pool(&services, &handler).await;
     tokio::time::sleep(Duration::from_millis(300)).await; // LISTEN established
-    // Queued by another process: its own Db, so the pool hears of it only through NOTIFY.
+                                                          // Queued by another process: its own Db, so the pool hears of it only through NOTIFY.
     let elsewhere = Services { db: Db::new(&services.settings.database).unwrap(), ..services.clone() };
     let job = enqueue(&elsewhere, "noop", "wake").await;
     eventually("job done", Duration::from_secs(5), || handler.finished.lock().unwrap().contains(&job.id)).await;
@@ -232,7 +245,8 @@ async fn the_pool_is_woken_by_notify_not_the_slow_poll() {
 
 #[tokio::test]
 async fn the_pool_is_woken_at_once_by_its_own_process() {
-    let (_t, services) = common::services("pool_local_wake", |s| s.jobs.poll_interval = Duration::from_secs(3600)).await;
+    let (_t, services) =
+        common::services("pool_local_wake", |s| s.jobs.poll_interval = Duration::from_secs(3600)).await;
     let handler = TestHandler::default();
     let pool = pool(&services, &handler).await;
     let job = enqueue(&services, "noop", "local").await;
@@ -245,7 +259,8 @@ async fn the_pool_is_woken_at_once_by_its_own_process() {
 #[tokio::test]
 async fn own_notifications_are_told_apart_from_another_process() {
     let (_t, services) = common::services("own_notify", |_| {}).await;
-    let (listener, mut connection) = tokio_postgres::connect(services.settings.database.url.expose(), tokio_postgres::NoTls).await.unwrap();
+    let (listener, mut connection) =
+        tokio_postgres::connect(services.settings.database.url.expose(), tokio_postgres::NoTls).await.unwrap();
     let (tx, mut heard) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(async move {
         let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
@@ -278,7 +293,8 @@ async fn a_crashing_job_actor_is_retried_and_finishes_once() {
     let handler = TestHandler { panic_first: true, ..Default::default() };
     let pool = pool(&services, &handler).await;
     let job = enqueue(&services, "noop", "crash").await;
-    eventually("finished after the crash", Duration::from_secs(10), || !handler.finished.lock().unwrap().is_empty()).await;
+    eventually("finished after the crash", Duration::from_secs(10), || !handler.finished.lock().unwrap().is_empty())
+        .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let done = state_of(&services, job.id).await;
     assert_eq!((done.state, done.attempts), (JobState::Done, 2));
@@ -301,7 +317,8 @@ async fn a_worker_killed_mid_job_loses_it_to_another_which_finishes_it_once() {
 
     let healthy = TestHandler::default();
     let worker_b = pool(&common::as_instance(&services, "worker-b"), &healthy).await;
-    eventually("worker B finishes it", Duration::from_secs(10), || healthy.finished.lock().unwrap().contains(&job.id)).await;
+    eventually("worker B finishes it", Duration::from_secs(10), || healthy.finished.lock().unwrap().contains(&job.id))
+        .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let done = state_of(&services, job.id).await;
     assert_eq!((done.state, done.attempts), (JobState::Done, 2));
@@ -312,7 +329,8 @@ async fn a_worker_killed_mid_job_loses_it_to_another_which_finishes_it_once() {
 
 #[tokio::test]
 async fn a_permanent_error_kills_the_job_at_once_and_tells_the_handler() {
-    let (_t, services) = common::services("pool_permanent", |s| s.jobs.poll_interval = Duration::from_millis(100)).await;
+    let (_t, services) =
+        common::services("pool_permanent", |s| s.jobs.poll_interval = Duration::from_millis(100)).await;
     let handler = TestHandler { fail_with: Some(JobError::Refused("file too big".into())), ..Default::default() };
     let pool = pool(&services, &handler).await;
     let job = enqueue(&services, "noop", "permanent").await;
@@ -341,8 +359,14 @@ async fn the_depth_says_how_long_the_oldest_due_job_has_waited() {
     // A job waiting out a retry's backoff is not late: it is not due.
     let later = NewJob { delay: Duration::from_secs(3600), ..NewJob::new("noop", "later", json!({})) };
     queue::enqueue(&**client, &later).await.unwrap();
-    client.execute("UPDATE jobs SET created_at = now() - interval '90 seconds' WHERE idempotency_key = 'waiting'", &[]).await.unwrap();
-    client.execute("UPDATE jobs SET created_at = now() - interval '2 hours' WHERE idempotency_key = 'later'", &[]).await.unwrap();
+    client
+        .execute("UPDATE jobs SET created_at = now() - interval '90 seconds' WHERE idempotency_key = 'waiting'", &[])
+        .await
+        .unwrap();
+    client
+        .execute("UPDATE jobs SET created_at = now() - interval '2 hours' WHERE idempotency_key = 'later'", &[])
+        .await
+        .unwrap();
     let depth = queue::depth(&services.db).await.unwrap();
     let queued = depth.iter().find(|d| d.kind == "noop" && d.state == "queued").unwrap();
     assert_eq!(queued.count, 2);

@@ -12,13 +12,21 @@ use aisha_testkit::TestServices;
 
 /// A process's own connection to the bot's budget.
 fn process(services: &TestServices) -> SharedBudget {
-    let settings = RedisSettings { url: ConnUrl::new(&services.redis_url), key_prefix: services.redis_prefix.clone(), ..Default::default() };
+    let settings = RedisSettings {
+        url: ConnUrl::new(&services.redis_url),
+        key_prefix: services.redis_prefix.clone(),
+        ..Default::default()
+    };
     SharedBudget::new(Redis::connect(&settings).unwrap(), "4242")
 }
 
 /// The most slots (µs on Redis's clock) in any half-open window of `span_us`.
 fn most_in_a_window(slots: &[u64], span_us: u64) -> usize {
-    slots.iter().map(|start| slots.iter().filter(|t| **t >= *start && **t < *start + span_us).count()).max().unwrap_or(0)
+    slots
+        .iter()
+        .map(|start| slots.iter().filter(|t| **t >= *start && **t < *start + span_us).count())
+        .max()
+        .unwrap_or(0)
 }
 
 #[tokio::test]
@@ -72,7 +80,8 @@ async fn a_group_takes_four_at_once_then_the_rest_of_its_minute_spaced() {
 async fn without_redis_a_process_keeps_to_its_share_and_waits_no_longer_for_redis() {
     // A port nothing listens on: the reservation fails, and the process keeps to its half.
     let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let redis = Redis::connect(&RedisSettings { url: ConnUrl::new(format!("redis://{free}")), ..Default::default() }).unwrap();
+    let redis =
+        Redis::connect(&RedisSettings { url: ConnUrl::new(format!("redis://{free}")), ..Default::default() }).unwrap();
     let telegram = TelegramSettings { token: Secret::new("4242:away"), local_send_share: 0.5, ..Default::default() };
     flood::configure(&telegram);
     flood::share_through(redis, &telegram);

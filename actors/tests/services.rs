@@ -28,10 +28,12 @@ async fn migrations_apply_once_and_a_second_run_is_a_no_op() {
 #[tokio::test]
 async fn concurrent_migrations_do_not_collide() {
     let services = TestServices::new("migrate_race").await;
-    let runs: Vec<_> = (0..6).map(|_| {
-        let db = db(&services);
-        tokio::spawn(async move { db.migrate().await })
-    }).collect();
+    let runs: Vec<_> = (0..6)
+        .map(|_| {
+            let db = db(&services);
+            tokio::spawn(async move { db.migrate().await })
+        })
+        .collect();
     let mut applied = 0;
     for run in runs {
         applied += run.await.unwrap().expect("no migration run fails").applied.len();
@@ -55,7 +57,12 @@ async fn an_unreachable_database_is_an_error_not_a_hang_and_names_no_password() 
 #[tokio::test]
 async fn redis_keys_live_under_the_prefix() {
     let services = TestServices::new("redis_prefix").await;
-    let redis = Redis::connect(&RedisSettings { url: ConnUrl::new(&services.redis_url), key_prefix: services.redis_prefix.clone(), ..Default::default() }).unwrap();
+    let redis = Redis::connect(&RedisSettings {
+        url: ConnUrl::new(&services.redis_url),
+        key_prefix: services.redis_prefix.clone(),
+        ..Default::default()
+    })
+    .unwrap();
     redis.ping().await.unwrap();
     let key = redis.key("probe");
     assert!(key.starts_with(&services.redis_prefix));

@@ -11,7 +11,11 @@ async fn a_transcript_is_only_offered_once_it_was_delivered_and_only_to_its_owne
     let user = common::user(&services, 4242).await;
     let stranger = common::user(&services, 4343).await;
     let client = services.db.client().await.unwrap();
-    let job = queue::enqueue(&**client, &NewJob::new("transcribe", "transcript-store-1", serde_json::json!({}))).await.unwrap().job().clone();
+    let job = queue::enqueue(&**client, &NewJob::new("transcribe", "transcript-store-1", serde_json::json!({})))
+        .await
+        .unwrap()
+        .job()
+        .clone();
     let transcript = services.db.start_transcript(job.id, user, 4242, "file-1", "whisper-1", None).await.unwrap();
 
     assert!(services.db.transcript_of(user, transcript.id).await.unwrap().is_none(), "still being made");
@@ -40,9 +44,16 @@ async fn retention_deletes_old_handled_updates_and_orphan_callbacks_and_keeps_wh
         .unwrap();
     let swept = services.db.sweep(&services.settings.retention).await.unwrap();
     assert_eq!((swept.updates, swept.orphans), (1, 1));
-    let left: Vec<i64> = client.query("SELECT update_id FROM telegram_updates ORDER BY 1", &[]).await.unwrap().iter().map(|r| r.get(0)).collect();
+    let left: Vec<i64> = client
+        .query("SELECT update_id FROM telegram_updates ORDER BY 1", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
     assert_eq!(left, vec![2, 3, 4]);
-    let callbacks: Vec<String> = client.query("SELECT request_id FROM fal_callbacks", &[]).await.unwrap().iter().map(|r| r.get(0)).collect();
+    let callbacks: Vec<String> =
+        client.query("SELECT request_id FROM fal_callbacks", &[]).await.unwrap().iter().map(|r| r.get(0)).collect();
     assert_eq!(callbacks, vec!["orphan-new".to_string()]);
 }
 
@@ -61,10 +72,10 @@ async fn profiles_read_together_are_created_refreshed_or_only_read_each_as_alone
     let users = services
         .db
         .upsert_users(&[
-            profile(7001, "Ann", None),        // unchanged: no language said keeps the stored one
+            profile(7001, "Ann", None),          // unchanged: no language said keeps the stored one
             profile(7002, "Robert", Some("ru")), // renamed
-            profile(7003, "Cid", Some("de")),  // new
-            profile(7003, "Cid", Some("de")),  // the same one twice in a batch
+            profile(7003, "Cid", Some("de")),    // new
+            profile(7003, "Cid", Some("de")),    // the same one twice in a batch
         ])
         .await;
     let users: Vec<_> = users.into_iter().map(Result::unwrap).collect();
@@ -94,26 +105,54 @@ async fn callbacks_recorded_together_queue_one_delivery_each_and_only_for_known_
     let user = common::user(&services, 4545).await;
     let submit = |id: &'static str| async move {
         let client = db.client().await.unwrap();
-        let job = queue::enqueue(&**client, &NewJob::new("fal.imagine", format!("paid-{id}"), serde_json::json!({}))).await.unwrap().job().clone();
+        let job = queue::enqueue(&**client, &NewJob::new("fal.imagine", format!("paid-{id}"), serde_json::json!({})))
+            .await
+            .unwrap()
+            .job()
+            .clone();
         let request = FalRequest {
-            request_id: id.into(), job_id: job.id, user_id: user, chat_id: 4545, kind: "imagine".into(), model: "fal-ai/flux".into(),
-            status_url: String::new(), response_url: String::new(), cancel_url: String::new(), avatar_id: None, prompt: None,
-            aspect_ratio: None, language: None, state: "submitted".into(), age_seconds: 0.0,
+            request_id: id.into(),
+            job_id: job.id,
+            user_id: user,
+            chat_id: 4545,
+            kind: "imagine".into(),
+            model: "fal-ai/flux".into(),
+            status_url: String::new(),
+            response_url: String::new(),
+            cancel_url: String::new(),
+            avatar_id: None,
+            prompt: None,
+            aspect_ratio: None,
+            language: None,
+            state: "submitted".into(),
+            age_seconds: 0.0,
         };
         fal_requests::record_request(db, &request, std::time::Duration::from_secs(3600)).await.unwrap();
     };
     let deliveries = || async {
         let client = db.client().await.unwrap();
-        let rows = client.query("SELECT payload->>'request_id' FROM jobs WHERE kind = 'fal.deliver' ORDER BY 1", &[]).await.unwrap();
+        let rows = client
+            .query("SELECT payload->>'request_id' FROM jobs WHERE kind = 'fal.deliver' ORDER BY 1", &[])
+            .await
+            .unwrap();
         rows.iter().map(|r| r.get::<_, String>(0)).collect::<Vec<_>>()
     };
-    let callback = |id: &str| NewCallback { request_id: id.into(), status: "OK".into(), body: serde_json::json!({ "request_id": id }), source: "webhook" };
+    let callback = |id: &str| NewCallback {
+        request_id: id.into(),
+        status: "OK".into(),
+        body: serde_json::json!({ "request_id": id }),
+        source: "webhook",
+    };
     let new = |outcomes: Vec<Result<bool, _>>| outcomes.into_iter().map(|o| o.unwrap()).collect::<Vec<bool>>();
     submit("known-1").await;
     submit("known-2").await;
 
     let batch = vec![callback("known-1"), callback("early"), callback("known-1"), callback("known-2")];
-    assert_eq!(new(fal_requests::record_callbacks(db, batch).await), [true, true, false, true], "the second known-1 is its duplicate");
+    assert_eq!(
+        new(fal_requests::record_callbacks(db, batch).await),
+        [true, true, false, true],
+        "the second known-1 is its duplicate"
+    );
     assert_eq!(deliveries().await, ["known-1", "known-2"], "a callback before its submission queues nothing yet");
 
     let again = vec![callback("known-2"), callback("early")];
@@ -121,5 +160,9 @@ async fn callbacks_recorded_together_queue_one_delivery_each_and_only_for_known_
     assert_eq!(deliveries().await, ["known-1", "known-2"], "duplicates queue nothing");
 
     submit("early").await;
-    assert_eq!(deliveries().await, ["early", "known-1", "known-2"], "the submission finds its callback and queues the delivery");
+    assert_eq!(
+        deliveries().await,
+        ["early", "known-1", "known-2"],
+        "the submission finds its callback and queues the delivery"
+    );
 }

@@ -81,7 +81,10 @@ async fn subtitles_of_an_hour_cut_at_fixed_points_keep_time_with_the_words() {
     let words: Vec<f64> = sounds(&audio).into_iter().map(|(start, _)| start).collect();
     assert!(words.len() > 1700, "{} words", words.len());
     rig.telegram.push_voice(USER, "en", 3600, audio);
-    eventually("transcript", Duration::from_secs(180), || !rig.documents(USER).is_empty() || !rig.transcripts_sent().is_empty()).await;
+    eventually("transcript", Duration::from_secs(180), || {
+        !rig.documents(USER).is_empty() || !rig.transcripts_sent().is_empty()
+    })
+    .await;
     let chunks = rig.scalar("SELECT max(chunk_count)::bigint FROM transcripts").await;
     assert!(chunks >= 6, "an hour is cut into {chunks} chunks");
     let id = transcript_id(&rig).await;
@@ -91,7 +94,8 @@ async fn subtitles_of_an_hour_cut_at_fixed_points_keep_time_with_the_words() {
         let name = format!("transcript_{id}.{format}");
         eventually(&name, WAIT, || rig.documents(USER).iter().any(|(n, _)| *n == name)).await;
     }
-    let file = |ext: &str| rig.documents(USER).into_iter().find(|(n, _)| *n == format!("transcript_{id}{ext}")).unwrap().1;
+    let file =
+        |ext: &str| rig.documents(USER).into_iter().find(|(n, _)| *n == format!("transcript_{id}{ext}")).unwrap().1;
     let cues = srt_times(&file(".srt"));
     assert!(cues.windows(2).all(|w| w[1].0 > w[0].0 && w[1].0 >= w[0].1), "cue times strictly increasing");
     for (start, _) in &cues {
@@ -99,7 +103,12 @@ async fn subtitles_of_an_hour_cut_at_fixed_points_keep_time_with_the_words() {
         assert!(nearest <= 1.0, "a cue at {start:.2} s is {nearest:.2} s from the nearest word");
     }
     // Each word once; at a seam a word cut in two may be two cues, no more.
-    assert!(cues.len() >= words.len() - 1 && cues.len() <= words.len() + chunks as usize, "{} cues for {} words", cues.len(), words.len());
+    assert!(
+        cues.len() >= words.len() - 1 && cues.len() <= words.len() + chunks as usize,
+        "{} cues for {} words",
+        cues.len(),
+        words.len()
+    );
     assert!(file(".vtt").starts_with("WEBVTT\n\n00:00:00.000 --> "));
     assert!(file(".txt").starts_with("[00:00:00] sound at 0.0\n"));
     pool.stop(None);
@@ -115,13 +124,21 @@ async fn a_model_without_timing_gives_text_and_says_why_there_are_no_subtitles()
     eventually("transcript", WAIT, || rig.transcripts_sent().len() == 1).await;
     assert_eq!(rig.openai.transcriptions()[0].response_format.as_deref(), Some("json"));
     let reply = rig.last_message_starting(USER, "📝 Transcript").unwrap();
-    let labels: Vec<&str> = reply["reply_markup"]["inline_keyboard"][1].as_array().unwrap().iter().filter_map(|b| b["text"].as_str()).collect();
+    let labels: Vec<&str> = reply["reply_markup"]["inline_keyboard"][1]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|b| b["text"].as_str())
+        .collect();
     assert_eq!(labels, ["📄 .txt", "🎬 Subtitles: no timing"]);
 
     let id = transcript_id(&rig).await;
     rig.telegram.push_callback(USER, "en", &format!("subs:srt:{id}"), 1);
     eventually("why", WAIT, || rig.last_message_starting(USER, "Subtitles need timestamps").is_some()).await;
-    assert!(rig.last_message_starting(USER, "Subtitles need timestamps").unwrap()["text"].as_str().unwrap().contains("gpt-4o-transcribe"));
+    assert!(rig.last_message_starting(USER, "Subtitles need timestamps").unwrap()["text"]
+        .as_str()
+        .unwrap()
+        .contains("gpt-4o-transcribe"));
     rig.telegram.push_callback(USER, "en", &format!("subs:txt:{id}"), 1);
     eventually("text file", WAIT, || !rig.documents(USER).is_empty()).await;
     let (name, text) = rig.documents(USER).remove(0);

@@ -42,7 +42,17 @@ async fn updates_pushed_by_telegram_are_checked_recorded_once_and_handled() {
     };
     assert_eq!(post(None, update.clone()).await, 401);
     assert_eq!(post(Some("wrong-secret-value-0000000"), update.clone()).await, 401);
-    let recorded = || async { services.db.client().await.unwrap().query_one("SELECT count(*) FROM telegram_updates", &[]).await.unwrap().get::<_, i64>(0) };
+    let recorded = || async {
+        services
+            .db
+            .client()
+            .await
+            .unwrap()
+            .query_one("SELECT count(*) FROM telegram_updates", &[])
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+    };
     assert_eq!(recorded().await, 0, "nothing written for a refused update");
 
     assert_eq!(post(Some(SECRET), update.clone()).await, 200);

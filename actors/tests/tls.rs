@@ -15,7 +15,12 @@ fn required(var: &str) -> String {
 
 fn db(query: &str) -> Db {
     let url = format!("{}?{query}", required("DATABASE_URL"));
-    Db::new(&DatabaseSettings { url: ConnUrl::new(&url), connect_timeout: Duration::from_secs(5), ..Default::default() }).unwrap()
+    Db::new(&DatabaseSettings {
+        url: ConnUrl::new(&url),
+        connect_timeout: Duration::from_secs(5),
+        ..Default::default()
+    })
+    .unwrap()
 }
 
 async fn encrypted(db: &Db) -> bool {
@@ -39,13 +44,14 @@ async fn postgres_require_is_encrypted_and_disable_is_not() {
 async fn postgres_verify_full_refuses_a_certificate_it_cannot_trust() {
     // The Mozilla roots: our throwaway CA is not among them.
     let db = db("sslmode=verify-full");
-    let refused = db.client().await.err().expect("an untrusted certificate is refused");
+    let Err(refused) = db.client().await else { panic!("an untrusted certificate is refused") };
     assert!(format!("{refused:?}").to_lowercase().contains("certificate"), "{refused:?}");
 }
 
 fn redis(ca_file: &str) -> Redis {
     let url = required("AISHAD_TEST_REDIS_TLS_URL");
-    Redis::connect(&RedisSettings { url: ConnUrl::new(&url), tls_ca_file: ca_file.into(), ..Default::default() }).unwrap()
+    Redis::connect(&RedisSettings { url: ConnUrl::new(&url), tls_ca_file: ca_file.into(), ..Default::default() })
+        .unwrap()
 }
 
 #[tokio::test]

@@ -6,11 +6,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::chat_rig::{workers, Rig, WAIT};
 use aisha_testkit::audio::{absurdly_long_voice_note, tone_with_pauses, voice_note};
-use aisha_testkit::openai::Answer;
 use aisha_testkit::eventually;
+use aisha_testkit::openai::Answer;
 use bytes::Bytes;
+use common::chat_rig::{workers, Rig, WAIT};
 use serde_json::json;
 
 const TOKEN: &str = "8080:TRANSCRIBER-token-xyz";
@@ -30,26 +30,44 @@ async fn a_short_voice_note_comes_back_as_text_with_digest_buttons() {
 
     let sent = rig.telegram.calls("sendMessage");
     let reply = sent.iter().find(|c| c.params["text"].as_str().unwrap_or_default().starts_with("📝")).unwrap();
-    assert!(reply.params["text"].as_str().unwrap().contains(&format!("transcript of voice.ogg ({} bytes)", audio.len())), "sent as is");
+    assert!(
+        reply.params["text"].as_str().unwrap().contains(&format!("transcript of voice.ogg ({} bytes)", audio.len())),
+        "sent as is"
+    );
     let buttons = reply.params["reply_markup"]["inline_keyboard"][0].as_array().unwrap();
     assert_eq!(buttons.len(), 3, "Summary, Action items, Minutes");
     let files = reply.params["reply_markup"]["inline_keyboard"][1].as_array().unwrap();
     let labels: Vec<&str> = files.iter().filter_map(|b| b["text"].as_str()).collect();
     assert_eq!(labels, ["🎬 .srt", "🎬 .vtt", "📄 .txt"], "whisper-1 gives timing");
     let call = &rig.openai.transcriptions()[0];
-    assert_eq!((call.model.as_str(), call.temperature.as_deref(), call.response_format.as_deref()), ("whisper-1", Some("0"), Some("verbose_json")));
+    assert_eq!(
+        (call.model.as_str(), call.temperature.as_deref(), call.response_format.as_deref()),
+        ("whisper-1", Some("0"), Some("verbose_json"))
+    );
     assert_eq!(call.language, None, "auto: the API detects the language");
     assert_eq!(call.content_type.as_deref(), Some("audio/ogg"));
     // A short note needs no progress message: "typing…", then the text.
-    assert!(!rig.telegram.sent_texts(USER).iter().any(|t| t.contains("Transcribing")), "no status message for one chunk");
+    assert!(
+        !rig.telegram.sent_texts(USER).iter().any(|t| t.contains("Transcribing")),
+        "no status message for one chunk"
+    );
     assert!(rig.telegram.calls("editMessageText").is_empty());
     assert!(!rig.telegram.calls("sendChatAction").is_empty(), "typing shown by the worker");
 
-    let row = rig.services.db.client().await.unwrap()
-        .query_one("SELECT audio_key, text_key, chunk_count FROM transcripts", &[]).await.unwrap();
+    let row = rig
+        .services
+        .db
+        .client()
+        .await
+        .unwrap()
+        .query_one("SELECT audio_key, text_key, chunk_count FROM transcripts", &[])
+        .await
+        .unwrap();
     let (audio_key, text_key): (String, String) = (row.get(0), row.get(1));
     assert_eq!(rig.services.blob.get(&audio_key).await.unwrap(), audio, "the original is kept in S3");
-    assert!(String::from_utf8(rig.services.blob.get(&text_key).await.unwrap().to_vec()).unwrap().starts_with("transcript of"));
+    assert!(String::from_utf8(rig.services.blob.get(&text_key).await.unwrap().to_vec())
+        .unwrap()
+        .starts_with("transcript of"));
     assert_eq!(row.get::<_, i32>(2), 1);
     assert_eq!(rig.balance().await, 99, "one started minute");
     pool.stop(None);
@@ -66,16 +84,23 @@ async fn a_25_minute_recording_is_cut_at_silences_and_joined_in_order_with_progr
     eventually("transcript", Duration::from_secs(90), || rig.transcripts_sent().len() == 1).await;
 
     let text = &rig.transcripts_sent()[0];
-    let positions: Vec<usize> = (0..3).map(|i| text.find(&format!("chunk_{i}.ogg")).expect("every chunk in the text")).collect();
+    let positions: Vec<usize> =
+        (0..3).map(|i| text.find(&format!("chunk_{i}.ogg")).expect("every chunk in the text")).collect();
     assert!(positions.windows(2).all(|w| w[0] < w[1]), "joined in order: {text}");
     let uploads = rig.openai.transcriptions();
     assert_eq!(uploads.len(), 3);
     assert!(uploads.iter().all(|u| u.file_len < 25 * 1024 * 1024));
-    let progress: Vec<String> = rig.telegram.calls("editMessageText").iter().filter_map(|c| c.params["text"].as_str().map(str::to_owned)).collect();
+    let progress: Vec<String> = rig
+        .telegram
+        .calls("editMessageText")
+        .iter()
+        .filter_map(|c| c.params["text"].as_str().map(str::to_owned))
+        .collect();
     for step in ["1/3", "2/3", "3/3"] {
         assert!(progress.iter().any(|p| p.ends_with(step)), "progress {step} in {progress:?}");
     }
-    let plan: serde_json::Value = rig.services.db.client().await.unwrap().query_one("SELECT plan FROM transcripts", &[]).await.unwrap().get(0);
+    let plan: serde_json::Value =
+        rig.services.db.client().await.unwrap().query_one("SELECT plan FROM transcripts", &[]).await.unwrap().get(0);
     let cuts: Vec<f64> = plan.as_array().unwrap().iter().skip(1).map(|c| c["start"].as_f64().unwrap()).collect();
     for cut in cuts {
         let into_cycle = cut % 53.0;
@@ -84,7 +109,11 @@ async fn a_25_minute_recording_is_cut_at_silences_and_joined_in_order_with_progr
     // Declared 1537 s (26 minutes), measured 24:45 (1484 s of timestamps; the 28 cycles joined by
     // stream copy each play their last packet whole, 0.6 s more): 25 started minutes are the price.
     assert_eq!(rig.balance().await, 100 - 25);
-    assert!(rig.telegram.sent_texts(USER).iter().any(|t| t.contains("24:45 long: 1 coins refunded")), "{:?}", rig.telegram.sent_texts(USER));
+    assert!(
+        rig.telegram.sent_texts(USER).iter().any(|t| t.contains("24:45 long: 1 coins refunded")),
+        "{:?}",
+        rig.telegram.sent_texts(USER)
+    );
     pool.stop(None);
     rig.stop();
     common::assert_ledger(&rig.services).await;
@@ -129,8 +158,12 @@ async fn a_file_telegram_will_not_hand_over_is_refunded_without_retry() {
     let pool = workers(&rig.services, "w1").await;
     // Telegram sometimes omits file_size; then only getFile says it is too big.
     let file_id = rig.telegram.add_file("voice/huge.oga", Bytes::from(vec![0u8; 21 * 1024 * 1024]));
-    let message = rig.telegram.user_message(USER, "en", json!({ "voice": {
-        "file_id": file_id, "file_unique_id": "uhuge", "duration": 60, "mime_type": "audio/ogg" } }));
+    let message = rig.telegram.user_message(
+        USER,
+        "en",
+        json!({ "voice": {
+        "file_id": file_id, "file_unique_id": "uhuge", "duration": 60, "mime_type": "audio/ogg" } }),
+    );
     rig.telegram.push_update(json!({ "message": message }));
     eventually("told", WAIT, || rig.telegram.sent_texts(USER).iter().any(|t| t.contains("20 MB"))).await;
     assert_eq!(rig.balance().await, 100, "refunded");
@@ -181,7 +214,10 @@ async fn a_long_transcript_arrives_as_a_text_document() {
     let doc = &rig.telegram.calls("sendDocument")[0];
     assert_eq!(doc.params["document"]["file_name"], "transcript.txt");
     let caption = doc.params["caption"].as_str().unwrap();
-    assert!(caption.starts_with("📝 Transcript") && caption.contains("«This is a sentence of the long talk."), "{caption}");
+    assert!(
+        caption.starts_with("📝 Transcript") && caption.contains("«This is a sentence of the long talk."),
+        "{caption}"
+    );
     assert!(rig.transcripts_sent().is_empty(), "not as messages");
     pool.stop(None);
     rig.stop();
@@ -219,7 +255,8 @@ async fn the_summary_button_runs_a_chat_completion_on_the_transcript_and_history
     assert_eq!(rig.balance().await, 100 - 1 - 1, "one minute, one digest");
 
     rig.telegram.push_text(USER, "en", "/history");
-    eventually("history", WAIT, || rig.telegram.sent_texts(USER).iter().any(|t| t.starts_with("📝 Your transcripts"))).await;
+    eventually("history", WAIT, || rig.telegram.sent_texts(USER).iter().any(|t| t.starts_with("📝 Your transcripts")))
+        .await;
     rig.telegram.push_callback(USER, "en", &format!("transcript:{id}"), 2);
     eventually("resent", WAIT, || rig.transcripts_sent().len() == 2).await;
     pool.stop(None);
@@ -232,7 +269,8 @@ async fn a_recording_over_the_length_cap_is_refused_and_refunded_before_any_api_
     let rig = rig("tr_over_cap", |s| s.transcription.max_duration = Duration::from_secs(1)).await;
     let pool = workers(&rig.services, "w1").await;
     rig.telegram.push_voice(USER, "en", 1, voice_note("This one is longer than the cap allows."));
-    eventually("told", WAIT, || rig.telegram.sent_texts(USER).iter().any(|t| t.contains("I transcribe up to 0:01"))).await;
+    eventually("told", WAIT, || rig.telegram.sent_texts(USER).iter().any(|t| t.contains("I transcribe up to 0:01")))
+        .await;
     assert!(rig.openai.transcriptions().is_empty(), "no API call");
     assert_eq!(rig.balance().await, 100, "refunded");
     let user_id = rig.scalar(&format!("SELECT id FROM users WHERE telegram_id = {USER}")).await;
@@ -288,10 +326,14 @@ async fn a_transcript_for_a_user_who_blocked_the_bot_stays_in_history_and_the_ch
     rig.telegram.push_voice(USER, "en", 2, voice_note("Nobody will read this."));
     // The worker's "typing…" and the bot's "queued" are out: the next message is the transcript.
     eventually("transcribing", WAIT, || {
-        !rig.telegram.calls("sendChatAction").is_empty() && rig.telegram.sent_texts(USER).iter().any(|t| t.starts_with("⏳ Queued"))
+        !rig.telegram.calls("sendChatAction").is_empty()
+            && rig.telegram.sent_texts(USER).iter().any(|t| t.starts_with("⏳ Queued"))
     })
     .await;
-    rig.telegram.fail_next("sendMessage", aisha_testkit::telegram::Failure::Status(403, "Forbidden: bot was blocked by the user".into()));
+    rig.telegram.fail_next(
+        "sendMessage",
+        aisha_testkit::telegram::Failure::Status(403, "Forbidden: bot was blocked by the user".into()),
+    );
     let deadline = std::time::Instant::now() + WAIT;
     while rig.scalar("SELECT count(*) FROM jobs WHERE kind = 'transcribe' AND state = 'done'").await == 0 {
         assert!(std::time::Instant::now() < deadline, "the job never ended");

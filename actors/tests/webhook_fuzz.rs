@@ -17,9 +17,9 @@ use aisha_actors::webhook::WebhookListener;
 use aisha_testkit::fal::{sign_with, unix_now, FAL_USER_ID};
 use aisha_testkit::{FakeFal, FakeTelegram};
 use futures::StreamExt;
+use ractor::Actor;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use ractor::Actor;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const TOKEN: &str = "8080:FUZZ-token-abcdefgh";
@@ -33,8 +33,34 @@ fn junk_bytes(rng: &mut StdRng, lengths: std::ops::Range<usize>) -> Vec<u8> {
 
 fn junk_text(rng: &mut StdRng) -> String {
     const PIECES: &[&str] = &[
-        "", " ", "null", "0", "-1", "1e400", "9223372036854775808", "\"\"", "{", "}", "[", "]", "\\u0000", "ü", "😀", "\u{202e}",
-        "%00", "../", "\r\n", "\"request_id\"", "\"status\":\"OK\"", "\"update_id\"", ":", ",", "true", "{\"a\":", "'", "\\",
+        "",
+        " ",
+        "null",
+        "0",
+        "-1",
+        "1e400",
+        "9223372036854775808",
+        "\"\"",
+        "{",
+        "}",
+        "[",
+        "]",
+        "\\u0000",
+        "ü",
+        "😀",
+        "\u{202e}",
+        "%00",
+        "../",
+        "\r\n",
+        "\"request_id\"",
+        "\"status\":\"OK\"",
+        "\"update_id\"",
+        ":",
+        ",",
+        "true",
+        "{\"a\":",
+        "'",
+        "\\",
     ];
     (0..rng.gen_range(0..12)).map(|_| PIECES[rng.gen_range(0..PIECES.len())]).collect()
 }
@@ -45,11 +71,24 @@ fn body(rng: &mut StdRng) -> Vec<u8> {
         0 => Vec::new(),
         1 => junk_bytes(rng, 1..512),
         2 => junk_text(rng).into_bytes(),
-        3 => format!("{{\"request_id\":{},\"status\":{},\"payload\":{}}}", junk_text(rng), junk_text(rng), junk_text(rng)).into_bytes(),
+        3 => format!(
+            "{{\"request_id\":{},\"status\":{},\"payload\":{}}}",
+            junk_text(rng),
+            junk_text(rng),
+            junk_text(rng)
+        )
+        .into_bytes(),
         4 => "[".repeat(rng.gen_range(1..5000)).into_bytes(),
         5 => vec![b'a'; MAX_BODY + rng.gen_range(0..3)],
-        6 => format!("{{\"update_id\":{},\"message\":{}}}", ["\"7\"", "1.5", "null", "[]", "-0.0"][rng.gen_range(0..5)], junk_text(rng)).into_bytes(),
-        _ => serde_json::json!({ "request_id": junk_text(rng), "status": "OK", "payload": { "images": [] } }).to_string().into_bytes(),
+        6 => format!(
+            "{{\"update_id\":{},\"message\":{}}}",
+            ["\"7\"", "1.5", "null", "[]", "-0.0"][rng.gen_range(0..5)],
+            junk_text(rng)
+        )
+        .into_bytes(),
+        _ => serde_json::json!({ "request_id": junk_text(rng), "status": "OK", "payload": { "images": [] } })
+            .to_string()
+            .into_bytes(),
     }
 }
 
@@ -68,10 +107,8 @@ fn fal_headers(rng: &mut StdRng, forger: &ed25519_dalek::SigningKey, body: &[u8]
         _ => 0,
     };
     // Signed by a key FAL never had: right shape, wrong signer.
-    let mut headers: Vec<(String, Vec<u8>)> = sign_with(forger, &request_id, &user, timestamp, body)
-        .into_iter()
-        .map(|(k, v)| (k, v.into_bytes()))
-        .collect();
+    let mut headers: Vec<(String, Vec<u8>)> =
+        sign_with(forger, &request_id, &user, timestamp, body).into_iter().map(|(k, v)| (k, v.into_bytes())).collect();
     for header in headers.iter_mut() {
         match rng.gen_range(0..10) {
             0 => header.1 = junk_text(rng).into_bytes(),
@@ -98,8 +135,13 @@ fn telegram_headers(rng: &mut StdRng) -> Vec<(String, Vec<u8>)> {
 }
 
 fn content_type(rng: &mut StdRng) -> Option<&'static str> {
-    [None, Some("application/json"), Some("text/plain"), Some("application/json; charset=utf-16"), Some("multipart/form-data; boundary=x")]
-        [rng.gen_range(0..5)]
+    [
+        None,
+        Some("application/json"),
+        Some("text/plain"),
+        Some("application/json; charset=utf-16"),
+        Some("multipart/form-data; boundary=x"),
+    ][rng.gen_range(0..5)]
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -154,7 +196,10 @@ async fn junk_at_both_webhook_parsers_gets_4xx_writes_nothing_and_breaks_nothing
             };
             if status >= 500 {
                 server_errors.fetch_add(1, Ordering::Relaxed);
-                eprintln!("5xx {status} for request {i}: {path} {}", String::from_utf8_lossy(&body).chars().take(120).collect::<String>());
+                eprintln!(
+                    "5xx {status} for request {i}: {path} {}",
+                    String::from_utf8_lossy(&body).chars().take(120).collect::<String>()
+                );
             }
             *statuses.lock().unwrap().entry(status).or_default() += 1;
         }
@@ -166,8 +211,13 @@ async fn junk_at_both_webhook_parsers_gets_4xx_writes_nothing_and_breaks_nothing
         let mut rng = StdRng::seed_from_u64(seed ^ (i << 32));
         let raw: Vec<u8> = match i % 4 {
             0 => junk_bytes(&mut rng, 1..2048),
-            1 => format!("POST /webhooks/fal HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n", junk_text(&mut rng)).into_bytes(),
-            2 => format!("POST /webhooks/telegram HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n{}\r\n", junk_text(&mut rng)).into_bytes(),
+            1 => format!("POST /webhooks/fal HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n", junk_text(&mut rng))
+                .into_bytes(),
+            2 => format!(
+                "POST /webhooks/telegram HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n{}\r\n",
+                junk_text(&mut rng)
+            )
+            .into_bytes(),
             _ => [b"POST /webhooks/fal HTTP/1.1\r\n".as_slice(), &junk_bytes(&mut rng, 300..301), b"\r\n\r\n"].concat(),
         };
         let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
@@ -176,7 +226,11 @@ async fn junk_at_both_webhook_parsers_gets_4xx_writes_nothing_and_breaks_nothing
         let mut answer = Vec::new();
         let _ = tokio::time::timeout(Duration::from_secs(15), stream.read_to_end(&mut answer)).await;
         let head = String::from_utf8_lossy(&answer);
-        assert!(!head.starts_with("HTTP/1.1 5"), "raw request {i} (seed {seed}) got {}", head.lines().next().unwrap_or_default());
+        assert!(
+            !head.starts_with("HTTP/1.1 5"),
+            "raw request {i} (seed {seed}) got {}",
+            head.lines().next().unwrap_or_default()
+        );
     }
 
     let elapsed = started.elapsed();

@@ -82,12 +82,8 @@ async fn supervise(
         }
     };
     let outcome = Arc::new(OnceLock::new());
-    let args = SupervisorArgs {
-        children,
-        policy: Policy::from(&settings.supervisor),
-        health,
-        outcome: outcome.clone(),
-    };
+    let args =
+        SupervisorArgs { children, policy: Policy::from(&settings.supervisor), health, outcome: outcome.clone() };
     let (supervisor, join) = match Actor::spawn(None, RootSupervisor, args).await {
         Ok(pair) => pair,
         Err(e) => {

@@ -193,21 +193,14 @@ impl Actor for RootSupervisor {
         Ok(())
     }
 
-    async fn post_stop(
-        &self,
-        _myself: ActorRef<Self::Msg>,
-        state: &mut Self::State,
-    ) -> Result<(), ActorProcessingErr> {
+    async fn post_stop(&self, _myself: ActorRef<Self::Msg>, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
         state.health.set_tree_started(false);
         Ok(())
     }
 }
 
 fn slot_of(state: &SupervisorState, cell: &ActorCell) -> Option<usize> {
-    state
-        .slots
-        .iter()
-        .position(|s| s.cell.as_ref().is_some_and(|c| c.get_id() == cell.get_id()))
+    state.slots.iter().position(|s| s.cell.as_ref().is_some_and(|c| c.get_id() == cell.get_id()))
 }
 
 async fn start_child(

@@ -11,8 +11,8 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::EnvFilter;
 
-pub use redact::Redactor;
 use redact::RedactingMakeWriter;
+pub use redact::Redactor;
 
 /// A subscriber that writes through `writer` with every secret of `settings`
 /// masked. `init_logging` installs it on stderr; tests install it on a buffer.
@@ -42,12 +42,14 @@ pub fn init_logging(settings: &Settings) {
 /// Durations in seconds are histograms (buckets add up across replicas in
 /// `histogram_quantile`; summaries do not), from 5 ms to 10 minutes; batch
 /// sizes by powers of two. Anything else stays a summary.
-const SECONDS_BUCKETS: [f64; 16] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0];
+const SECONDS_BUCKETS: [f64; 16] =
+    [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0];
 const BATCH_BUCKETS: [f64; 9] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
 
 fn builder() -> PrometheusBuilder {
     let builder = PrometheusBuilder::new();
-    let with = |b: PrometheusBuilder, m: Matcher, v: &[f64]| b.set_buckets_for_metric(m, v).expect("buckets are not empty");
+    let with =
+        |b: PrometheusBuilder, m: Matcher, v: &[f64]| b.set_buckets_for_metric(m, v).expect("buckets are not empty");
     let builder = with(builder, Matcher::Suffix("_seconds".into()), &SECONDS_BUCKETS);
     with(builder, Matcher::Full("aishad_group_commit_batch".into()), &BATCH_BUCKETS)
 }
@@ -67,7 +69,12 @@ pub fn register_counters(mode: Mode) {
     metrics::counter!("aishad_telegram_flood_waits_total").increment(0);
     metrics::counter!("aishad_telegram_send_budget_fallbacks_total").increment(0);
     if matches!(mode, Mode::Polling | Mode::Webhook | Mode::All) {
-        for name in ["aishad_updates_received_total", "aishad_updates_handled_total", "aishad_stars_received_total", "aishad_stars_refunded_total"] {
+        for name in [
+            "aishad_updates_received_total",
+            "aishad_updates_handled_total",
+            "aishad_stars_received_total",
+            "aishad_stars_refunded_total",
+        ] {
             metrics::counter!(name).increment(0);
         }
         zero("aishad_update_failures_total", "cause", &["telegram", "database", "redis", "s3", "download", "panic"]);
@@ -81,11 +88,16 @@ pub fn register_counters(mode: Mode) {
     }
     if matches!(mode, Mode::Worker | Mode::All) {
         metrics::counter!("aishad_transcription_unmeasured_seconds_total").increment(0);
-        zero("aishad_alerts_total", "alert", &["openai_insufficient_quota", "openai_unauthorized", "transcription_heard_more"]);
+        zero(
+            "aishad_alerts_total",
+            "alert",
+            &["openai_insufficient_quota", "openai_unauthorized", "transcription_heard_more"],
+        );
     }
     if matches!(mode, Mode::Webhook | Mode::All) {
         metrics::counter!("aishad_fal_jwks_failures_total").increment(0);
-        let verdicts = ["accepted", "duplicate", "bad_signature", "wrong_user", "too_large", "malformed", "no_keys", "error"];
+        let verdicts =
+            ["accepted", "duplicate", "bad_signature", "wrong_user", "too_large", "malformed", "no_keys", "error"];
         zero("aishad_webhook_verdicts_total", "verdict", &verdicts);
     }
 }

@@ -112,7 +112,8 @@ mod tests {
     #[test]
     fn masks_known_secrets_and_token_shaped_paths() {
         let r = Redactor::new(["sk-live-abcdef".to_string(), "pw".to_string()]);
-        let line = "POST https://api.telegram.org/bot123456:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw/getMe key=sk-live-abcdef pw";
+        let line =
+            "POST https://api.telegram.org/bot123456:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw/getMe key=sk-live-abcdef pw";
         let clean = r.redact(line);
         assert!(!clean.contains("AAHdqTcv"), "{clean}");
         assert!(!clean.contains("sk-live"), "{clean}");

@@ -84,7 +84,8 @@ fn record(telemetry: &Telemetry, checked: &Checked) {
     }
     let settings = &telemetry.services.settings;
     metrics::gauge!("aishad_updates_pending_max").set(settings.poller.max_pending as f64);
-    metrics::gauge!("aishad_build_info", "version" => env!("CARGO_PKG_VERSION"), "mode" => settings.mode.to_string()).set(1.0);
+    metrics::gauge!("aishad_build_info", "version" => env!("CARGO_PKG_VERSION"), "mode" => settings.mode.to_string())
+        .set(1.0);
     if let Some(bytes) = resident_bytes() {
         metrics::gauge!("aishad_process_resident_memory_bytes").set(bytes as f64);
     }

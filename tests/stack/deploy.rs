@@ -29,8 +29,13 @@ impl Deployment {
         std::fs::create_dir_all(dir.join("docker")).expect("deployment dir");
         std::fs::copy(repo().join(file), dir.join(file)).expect("copy the compose file");
         engine::ok(&dir, "cp", &["-r", repo().join("docker/nginx").to_str().unwrap(), "docker/"]);
-        let deployment =
-            Self { dir, file, project: project.to_owned(), keys: Default::default(), _health: HealthDriver::start(project) };
+        let deployment = Self {
+            dir,
+            file,
+            project: project.to_owned(),
+            keys: Default::default(),
+            _health: HealthDriver::start(project),
+        };
         deployment.write_env(env);
         // The container store is the machine's: a run that was killed may have left this project up.
         let _ = deployment.compose_output(&["down", "-v", "--remove-orphans", "--timeout", "5"]);
@@ -56,7 +61,11 @@ impl Deployment {
 
     /// `docker compose -p PROJECT -f FILE args…` in the deployment directory.
     pub fn compose_output(&self, args: &[&str]) -> Output {
-        self.command("docker").args(["compose", "-p", &self.project, "-f", self.file]).args(args).output().expect("docker")
+        self.command("docker")
+            .args(["compose", "-p", &self.project, "-f", self.file])
+            .args(args)
+            .output()
+            .expect("docker")
     }
 
     /// The same, started and left running (the caller waits for it).
@@ -117,8 +126,14 @@ impl Deployment {
         engine::podman(&["volume", "create", "--label", &project, "--label", &label, &volume]);
         let mount = format!("{volume}:/v");
         engine::podman(&[
-            "run", "--rm", "-v", &mount, "localhost/debian:bookworm-slim",
-            "sh", "-c", "chown root:root /v && chmod 755 /v && echo left-by-v1 > /v/old-file && chmod 644 /v/old-file",
+            "run",
+            "--rm",
+            "-v",
+            &mount,
+            "localhost/debian:bookworm-slim",
+            "sh",
+            "-c",
+            "chown root:root /v && chmod 755 /v && echo left-by-v1 > /v/old-file && chmod 644 /v/old-file",
         ]);
     }
 }

@@ -61,7 +61,8 @@ async fn the_dev_stack_turns_healthy_answers_start_and_a_voice_note_and_logs_no_
     fakes.telegram.push_text(USER, "en", "/start");
     engine::until("the menu", WAIT, || {
         fakes.telegram.calls("sendMessage").iter().any(|c| {
-            c.params["chat_id"] == USER && c.params["reply_markup"]["inline_keyboard"].as_array().is_some_and(|rows| !rows.is_empty())
+            c.params["chat_id"] == USER
+                && c.params["reply_markup"]["inline_keyboard"].as_array().is_some_and(|rows| !rows.is_empty())
         })
     })
     .await;

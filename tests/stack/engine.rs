@@ -109,7 +109,17 @@ pub fn bridge_ip() -> std::net::IpAddr {
     let ip = gateway.split_whitespace().next().and_then(|ip| ip.parse().ok()).expect("podman network has a gateway");
     if inspect(BRIDGE_KEEPER, "{{.State.Running}}") != "true" {
         let _ = run(Path::new("."), "podman", &["rm", "-f", BRIDGE_KEEPER]);
-        podman(&["run", "-d", "--name", BRIDGE_KEEPER, "--network", "podman", "localhost/debian:bookworm-slim", "sleep", "infinity"]);
+        podman(&[
+            "run",
+            "-d",
+            "--name",
+            BRIDGE_KEEPER,
+            "--network",
+            "podman",
+            "localhost/debian:bookworm-slim",
+            "sleep",
+            "infinity",
+        ]);
     }
     ip
 }

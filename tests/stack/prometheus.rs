@@ -27,11 +27,19 @@ pub fn test_copy(project: &str) -> TestCopy {
     std::fs::create_dir_all(&dir).expect("monitoring dir");
     let monitoring = repo().join("deploy/monitoring");
     let config = std::fs::read_to_string(monitoring.join("prometheus.dev.yml")).expect("prometheus.dev.yml");
-    let config = config.replace("scrape_interval: 15s", "scrape_interval: 2s").replace("evaluation_interval: 15s", "evaluation_interval: 2s");
+    let config = config
+        .replace("scrape_interval: 15s", "scrape_interval: 2s")
+        .replace("evaluation_interval: 15s", "evaluation_interval: 2s");
     let rules = std::fs::read_to_string(monitoring.join("aishad.rules.yml")).expect("aishad.rules.yml");
     let rules: String = rules
         .lines()
-        .map(|line| if line.trim_start().starts_with("for: ") { format!("{}for: 10s", &line[..line.find("for:").unwrap()]) } else { line.to_owned() })
+        .map(|line| {
+            if line.trim_start().starts_with("for: ") {
+                format!("{}for: 10s", &line[..line.find("for:").unwrap()])
+            } else {
+                line.to_owned()
+            }
+        })
         .collect::<Vec<_>>()
         .join("\n");
     let write = |name: &str, text: &str| -> String {
@@ -43,7 +51,8 @@ pub fn test_copy(project: &str) -> TestCopy {
 }
 
 async fn get(base: &str, path: &str) -> Option<Value> {
-    let response = reqwest::Client::new().get(format!("{base}{path}")).timeout(Duration::from_secs(5)).send().await.ok()?;
+    let response =
+        reqwest::Client::new().get(format!("{base}{path}")).timeout(Duration::from_secs(5)).send().await.ok()?;
     response.json().await.ok()
 }
 
@@ -63,7 +72,10 @@ pub async fn every_target_up(base: &str, jobs: &[&str]) -> Duration {
     let (_, took) = until("every target up", ALERT_WAIT, async || {
         let targets = get(base, "/api/v1/targets").await?;
         let active = targets["data"]["activeTargets"].as_array()?.clone();
-        let up = |job: &str| active.iter().any(|t| t["labels"]["job"] == job) && active.iter().filter(|t| t["labels"]["job"] == job).all(|t| t["health"] == "up");
+        let up = |job: &str| {
+            active.iter().any(|t| t["labels"]["job"] == job)
+                && active.iter().filter(|t| t["labels"]["job"] == job).all(|t| t["health"] == "up")
+        };
         jobs.iter().all(|job| up(job)).then_some(())
     })
     .await;
@@ -95,5 +107,8 @@ pub async fn firing(base: &str, alert: &str, kind: &str) -> Duration {
 }
 
 fn urlencode(query: &str) -> String {
-    query.bytes().map(|b| if b.is_ascii_alphanumeric() || b == b'_' { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
+    query
+        .bytes()
+        .map(|b| if b.is_ascii_alphanumeric() || b == b'_' { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
 }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::deploy::{repo, Deployment};
-use super::{aishad_image, engine, figure, image, Fakes, External};
+use super::{aishad_image, engine, figure, image, External, Fakes};
 
 /// The commands between the `release:begin` and `release:end` markers of docs/operations.md.
 fn documented_release() -> String {
@@ -45,7 +45,11 @@ async fn the_documented_release_flow_tags_pushes_pulls_and_starts_the_image() {
         assert_eq!(engine::inspect(&container, "{{.Image}}"), pulled, "{service} runs the pulled image");
         stack.healthy(service, 1, Duration::from_secs(120)).await;
     }
-    let catalog = engine::ok(std::path::Path::new("."), "curl", &["-sf", &format!("http://{registry}/v2/aisha/aishad/tags/list")]);
+    let catalog = engine::ok(
+        std::path::Path::new("."),
+        "curl",
+        &["-sf", &format!("http://{registry}/v2/aisha/aishad/tags/list")],
+    );
     assert!(catalog.contains(&version), "the registry holds the tag: {catalog}");
     let size: u64 = engine::inspect(&aishad_image(), "{{.Size}}").parse().unwrap_or(0);
     figure("aishad image size", format!("{} MB", size / 1_000_000));

@@ -10,7 +10,7 @@ use aisha_testkit::audio::voice_note;
 use aisha_testkit::openai::Answer;
 
 use super::deploy::Deployment;
-use super::{assert_no_secret, engine, figure, Fakes, External, WAIT};
+use super::{assert_no_secret, engine, figure, External, Fakes, WAIT};
 
 const FILE: &str = "docker-compose.bot.simple.yml";
 
@@ -80,7 +80,17 @@ async fn two_polling_containers_poll_one_at_a_time_and_a_restart_loses_and_repea
     let overlaps: Vec<String> = polls
         .windows(2)
         .filter(|w| w[0].ended.is_none_or(|end| end > w[1].started))
-        .map(|w| format!("{} {:?}..{:?} {} / {} from {:?}", w[0].peer, w[0].started - t0, w[0].ended.map(|e| e - t0), w[0].outcome, w[1].peer, w[1].started - t0))
+        .map(|w| {
+            format!(
+                "{} {:?}..{:?} {} / {} from {:?}",
+                w[0].peer,
+                w[0].started - t0,
+                w[0].ended.map(|e| e - t0),
+                w[0].outcome,
+                w[1].peer,
+                w[1].started - t0
+            )
+        })
         .collect();
     assert_eq!(fakes.telegram.max_polls_in_flight(), 1, "never two getUpdates at once: {overlaps:#?}");
     assert_eq!(fakes.telegram.conflicts(), 0, "no 409 Conflict");

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use aisha_testkit::audio::voice_note;
 
 use super::deploy::repo;
-use super::{aishad_image, engine, figure, Fakes, External, FAL_KEY, OPENAI_KEY, TOKEN};
+use super::{aishad_image, engine, figure, External, Fakes, FAL_KEY, OPENAI_KEY, TOKEN};
 
 const LAN: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 231, 0, 1));
 const STACK: &str = "aisha";
@@ -38,7 +38,11 @@ impl Swarm {
     /// `docker` on node `n`.
     fn docker(n: u32, args: &[&str]) -> String {
         let socket = Self::script(&["socket", &n.to_string()]);
-        let output = Command::new("docker").env("DOCKER_HOST", format!("unix://{}", socket.trim())).args(args).output().expect("docker");
+        let output = Command::new("docker")
+            .env("DOCKER_HOST", format!("unix://{}", socket.trim()))
+            .args(args)
+            .output()
+            .expect("docker");
         engine::check(&format!("docker {}", args.join(" ")), &output);
         String::from_utf8_lossy(&output.stdout).trim().to_owned()
     }
@@ -47,7 +51,15 @@ impl Swarm {
     fn tasks(manager: u32, service: &str) -> Vec<(u32, String)> {
         let out = Self::docker(
             manager,
-            &["service", "ps", &format!("{STACK}_{service}"), "--filter", "desired-state=running", "--format", "{{.Name}} {{.Node}} {{.CurrentState}}"],
+            &[
+                "service",
+                "ps",
+                &format!("{STACK}_{service}"),
+                "--filter",
+                "desired-state=running",
+                "--format",
+                "{{.Name}} {{.Node}} {{.CurrentState}}",
+            ],
         );
         out.lines()
             .filter(|l| l.contains("Running"))
@@ -77,7 +89,11 @@ fn next_release() -> String {
     let tag = format!("localhost/aishad:{}-next", env!("CARGO_PKG_VERSION"));
     let dir = std::env::temp_dir().join("aishad-next-release");
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("Containerfile"), format!("FROM {}\nLABEL org.opencontainers.image.version=next\n", aishad_image())).unwrap();
+    std::fs::write(
+        dir.join("Containerfile"),
+        format!("FROM {}\nLABEL org.opencontainers.image.version=next\n", aishad_image()),
+    )
+    .unwrap();
     engine::podman(&["build", "-q", "-t", &tag, dir.to_str().unwrap()]);
     tag
 }
@@ -141,7 +157,11 @@ async fn converged(expected: &[(&str, usize)], dead: Option<u32>, timeout: Durat
         if done && all_healthy() {
             return started.elapsed();
         }
-        assert!(started.elapsed() < timeout, "the stack did not converge within {timeout:?}: {}", Swarm::docker(1, &["service", "ls"]));
+        assert!(
+            started.elapsed() < timeout,
+            "the stack did not converge within {timeout:?}: {}",
+            Swarm::docker(1, &["service", "ls"])
+        );
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
@@ -149,14 +169,22 @@ async fn converged(expected: &[(&str, usize)], dead: Option<u32>, timeout: Durat
 /// Every aishad container on every live node reports healthy.
 fn all_healthy() -> bool {
     (1..=3).filter(|n| node_alive(*n)).all(|n| {
-        let states = Swarm::docker(n, &["ps", "--filter", &format!("label=com.docker.stack.namespace={STACK}"), "--format", "{{.Status}}"]);
+        let states = Swarm::docker(
+            n,
+            &["ps", "--filter", &format!("label=com.docker.stack.namespace={STACK}"), "--format", "{{.Status}}"],
+        );
         states.lines().all(|s| s.contains("(healthy)"))
     })
 }
 
 fn node_alive(n: u32) -> bool {
     let socket = Swarm::script(&["socket", &n.to_string()]);
-    Command::new("docker").env("DOCKER_HOST", format!("unix://{}", socket.trim())).args(["info"]).output().map(|o| o.status.success()).unwrap_or(false)
+    Command::new("docker")
+        .env("DOCKER_HOST", format!("unix://{}", socket.trim()))
+        .args(["info"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
 }
 
 fn transcripts(fakes: &Fakes, user: i64) -> usize {
@@ -167,11 +195,15 @@ async fn welcome(fakes: &Fakes, users: &[i64]) {
     for &user in users {
         fakes.telegram.push_text(user, "en", "/start");
     }
-    engine::until("every user welcomed", Duration::from_secs(60), || users.iter().all(|&u| !fakes.telegram.sent_texts(u).is_empty())).await;
+    engine::until("every user welcomed", Duration::from_secs(60), || {
+        users.iter().all(|&u| !fakes.telegram.sent_texts(u).is_empty())
+    })
+    .await;
 }
 
 async fn all_transcribed_once(fakes: &Fakes, users: &[i64], timeout: Duration) -> Duration {
-    let took = engine::until("every note transcribed", timeout, || users.iter().all(|&u| transcripts(fakes, u) >= 1)).await;
+    let took =
+        engine::until("every note transcribed", timeout, || users.iter().all(|&u| transcripts(fakes, u) >= 1)).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     for &user in users {
         assert_eq!(transcripts(fakes, user), 1, "user {user}: one transcript");
@@ -233,7 +265,18 @@ async fn the_stack_spreads_over_three_nodes_rolls_and_survives_a_killed_node() {
         .map(|service| {
             let next_id = next_id.clone();
             std::thread::spawn(move || {
-                Swarm::docker(1, &["service", "update", "--quiet", "--detach=false", "--image", &next_id, &format!("{STACK}_{service}")])
+                Swarm::docker(
+                    1,
+                    &[
+                        "service",
+                        "update",
+                        "--quiet",
+                        "--detach=false",
+                        "--image",
+                        &next_id,
+                        &format!("{STACK}_{service}"),
+                    ],
+                )
             })
         })
         .into_iter()
@@ -245,7 +288,16 @@ async fn the_stack_spreads_over_three_nodes_rolls_and_survives_a_killed_node() {
     sender.await.unwrap();
     all_transcribed_once(&fakes, &users, Duration::from_secs(120)).await;
     for (service, _) in services {
-        let image = Swarm::docker(1, &["service", "inspect", &format!("{STACK}_{service}"), "--format", "{{.Spec.TaskTemplate.ContainerSpec.Image}}"]);
+        let image = Swarm::docker(
+            1,
+            &[
+                "service",
+                "inspect",
+                &format!("{STACK}_{service}"),
+                "--format",
+                "{{.Spec.TaskTemplate.ContainerSpec.Image}}",
+            ],
+        );
         assert_eq!(image, next_id, "{service} runs the next release");
     }
     external.test.assert_ledger_balanced().await;
@@ -270,9 +322,8 @@ async fn the_stack_spreads_over_three_nodes_rolls_and_survives_a_killed_node() {
     all_transcribed_once(&fakes, &victims, Duration::from_secs(60)).await;
     converged(&[("worker", 3)], Some(node), Duration::from_secs(120)).await;
     figure("swarm killed node's worker rescheduled after", format!("{:.1} s", killed.elapsed().as_secs_f64()));
-    let charges: i64 = external
-        .scalar("SELECT count(*) FROM ledger_entries WHERE job_id IS NOT NULL AND reason <> 'charge'")
-        .await;
+    let charges: i64 =
+        external.scalar("SELECT count(*) FROM ledger_entries WHERE job_id IS NOT NULL AND reason <> 'charge'").await;
     assert_eq!(charges, 0, "no refund nor second charge");
     external.test.assert_ledger_balanced().await;
 }

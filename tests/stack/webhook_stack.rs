@@ -10,7 +10,7 @@ use aisha_testkit::free_port;
 use serde_json::json;
 
 use super::deploy::{repo, Deployment};
-use super::{engine, figure, image, Fakes, External};
+use super::{engine, figure, image, External, Fakes};
 
 const LISTENERS: [&str; 2] = ["aisha-webhook-api-1", "aisha-webhook-api-2"];
 
@@ -19,7 +19,11 @@ const LISTENERS: [&str; 2] = ["aisha-webhook-api-1", "aisha-webhook-api-2"];
 fn certificate(stack: &Deployment) -> reqwest::Certificate {
     let certs = stack.dir.join("certs");
     let script = repo().join("scripts/certs.sh");
-    engine::ok(&stack.dir, "bash", &[script.to_str().unwrap(), "issue", "certs", "localhost", "DNS:localhost,IP:127.0.0.1"]);
+    engine::ok(
+        &stack.dir,
+        "bash",
+        &[script.to_str().unwrap(), "issue", "certs", "localhost", "DNS:localhost,IP:127.0.0.1"],
+    );
     std::fs::rename(certs.join("localhost.crt"), certs.join("fullchain.pem")).expect("fullchain.pem");
     std::fs::rename(certs.join("localhost.key"), certs.join("privkey.pem")).expect("privkey.pem");
     let ca = engine::ok(&stack.dir, "bash", &[script.to_str().unwrap(), "ca"]);
@@ -34,7 +38,8 @@ async fn callback(http: &reqwest::Client, fakes: &Fakes, base: &str, request_id:
         "payload": { "images": [{ "url": format!("{}/files/image-1.png", fakes.fal.queue_url()) }] },
     }))
     .expect("body");
-    let mut request = http.post(format!("{base}/webhooks/fal")).header("content-type", "application/json").body(body.clone());
+    let mut request =
+        http.post(format!("{base}/webhooks/fal")).header("content-type", "application/json").body(body.clone());
     for (name, value) in fakes.fal.sign(request_id, unix_now(), &body) {
         request = request.header(name, value);
     }
@@ -70,9 +75,7 @@ async fn callbacks_over_tls_are_stored_once_survive_a_listener_going_down_and_no
         .expect("client");
     let base = format!("https://localhost:{port}");
     engine::until("nginx answers", Duration::from_secs(60), || {
-        engine::run(&stack.dir, "curl", &["-s", "-o", "/dev/null", "-k", &format!("{base}/webhooks/fal")])
-            .status
-            .code()
+        engine::run(&stack.dir, "curl", &["-s", "-o", "/dev/null", "-k", &format!("{base}/webhooks/fal")]).status.code()
             != Some(7)
     })
     .await;
@@ -98,7 +101,19 @@ async fn callbacks_over_tls_are_stored_once_survive_a_listener_going_down_and_no
     assert_eq!(external.scalar("SELECT count(*) FROM fal_callbacks").await, 80);
 
     // Nothing but /webhooks/ (and GET /files/) gets through.
-    for path in ["/", "/metrics", "/healthz", "/readyz", "/files", "/files/", "/files/a/b", "/.env", "/webhooks", "/webhooks/", "/webhooks/other"] {
+    for path in [
+        "/",
+        "/metrics",
+        "/healthz",
+        "/readyz",
+        "/files",
+        "/files/",
+        "/files/a/b",
+        "/.env",
+        "/webhooks",
+        "/webhooks/",
+        "/webhooks/other",
+    ] {
         let status = http.get(format!("{base}{path}")).send().await.expect("request").status().as_u16();
         assert_eq!(status, 404, "GET {path}");
     }
@@ -107,9 +122,14 @@ async fn callbacks_over_tls_are_stored_once_survive_a_listener_going_down_and_no
     let status = http.get(format!("{base}/webhooks/fal")).send().await.expect("request").status().as_u16();
     assert_eq!(status, 403, "GET /webhooks/fal is refused by nginx");
     let logs = stack.compose(&["logs", "--no-color", "aisha-nginx-webhook"]);
-    assert!(logs.contains("/files/(token)") && !logs.contains("/files/anything"), "file tokens stay out of nginx's logs:\n{logs}");
-    let unsigned = http.post(format!("{base}/webhooks/fal")).body("{}").send().await.expect("request").status().as_u16();
+    assert!(
+        logs.contains("/files/(token)") && !logs.contains("/files/anything"),
+        "file tokens stay out of nginx's logs:\n{logs}"
+    );
+    let unsigned =
+        http.post(format!("{base}/webhooks/fal")).body("{}").send().await.expect("request").status().as_u16();
     assert_eq!(unsigned, 401, "an unsigned callback is refused");
-    let plain = reqwest::get(format!("http://localhost:{port}/webhooks/fal")).await.map(|r| r.status().as_u16()).unwrap_or(0);
+    let plain =
+        reqwest::get(format!("http://localhost:{port}/webhooks/fal")).await.map(|r| r.status().as_u16()).unwrap_or(0);
     assert_ne!(plain, 200, "no plain HTTP");
 }

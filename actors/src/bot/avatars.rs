@@ -9,16 +9,16 @@ use teloxide::prelude::Requester;
 use teloxide::types::{ChatId, InlineKeyboardButton, InlineKeyboardMarkup, Message};
 
 use super::{BotHandler, HandleError};
-use crate::clients::Patiently;
-use crate::chat::{feature_texts, keyboards, money_texts};
 use crate::chat::texts::{self, Lang};
+use crate::chat::{feature_texts, keyboards, money_texts};
+use crate::clients::Patiently;
 use crate::clients::{download_telegram_file, DownloadError, MAX_DOWNLOAD};
 use crate::dialogue::{self, Dialogue};
 use crate::fal_requests;
 use crate::jobs::kinds::Train;
-use crate::store::fal::FalRequest;
 use crate::jobs::{queue, Kind, NewJob};
 use crate::ledger;
+use crate::store::fal::FalRequest;
 
 /// Short side at least, long side at most, in pixels.
 const MIN_SIDE: usize = 512;
@@ -31,7 +31,8 @@ pub(super) fn image_of(message: &Message) -> Option<(String, Option<u64>)> {
     }
     let document = message.document()?;
     let is_image = document.mime_type.as_ref().is_some_and(|m| m.type_() == mime::IMAGE);
-    is_image.then(|| (document.file.id.0.clone(), (document.file.size != u32::MAX).then_some(document.file.size as u64)))
+    is_image
+        .then(|| (document.file.id.0.clone(), (document.file.size != u32::MAX).then_some(document.file.size as u64)))
 }
 
 /// Checks format and size; returns (extension, width, height) or the problem's name.
@@ -87,20 +88,40 @@ impl BotHandler {
     }
 
     /// Text while the dialogue waits for a name.
-    pub(super) async fn avatar_named(&self, chat: ChatId, user_id: i64, lang: Lang, name: &str) -> Result<(), HandleError> {
+    pub(super) async fn avatar_named(
+        &self,
+        chat: ChatId,
+        user_id: i64,
+        lang: Lang,
+        name: &str,
+    ) -> Result<(), HandleError> {
         let name: String = name.trim().chars().take(40).collect();
         let step = Dialogue::AvatarGender { name };
         dialogue::set(&self.services.redis, user_id, &step).await?;
-        let buttons = texts::gender_buttons(lang).map(|(key, label)| InlineKeyboardButton::callback(label, format!("gender:{key}")));
-        self.bot.send_message(chat, texts::ask_gender(lang)).reply_markup(InlineKeyboardMarkup::new([buttons])).patiently().await?;
+        let buttons = texts::gender_buttons(lang)
+            .map(|(key, label)| InlineKeyboardButton::callback(label, format!("gender:{key}")));
+        self.bot
+            .send_message(chat, texts::ask_gender(lang))
+            .reply_markup(InlineKeyboardMarkup::new([buttons]))
+            .patiently()
+            .await?;
         Ok(())
     }
 
-    pub(super) async fn avatar_gender(&self, chat: ChatId, user_id: i64, lang: Lang, gender: &str) -> Result<(), HandleError> {
+    pub(super) async fn avatar_gender(
+        &self,
+        chat: ChatId,
+        user_id: i64,
+        lang: Lang,
+        gender: &str,
+    ) -> Result<(), HandleError> {
         let Some(Dialogue::AvatarGender { name }) = dialogue::get(&self.services.redis, user_id).await? else {
             return self.avatar_new(chat, user_id, lang).await;
         };
-        let trigger = format!("{} {gender}", self.services.settings.fal.trigger_phrase.split_whitespace().next().unwrap_or("ohwx"));
+        let trigger = format!(
+            "{} {gender}",
+            self.services.settings.fal.trigger_phrase.split_whitespace().next().unwrap_or("ohwx")
+        );
         let avatar_id = self.services.db.create_avatar(user_id, &name, gender, &trigger).await?;
         dialogue::set(&self.services.redis, user_id, &Dialogue::AvatarPhotos { avatar_id }).await?;
         let fal = &self.services.settings.fal;
@@ -108,10 +129,18 @@ impl BotHandler {
     }
 
     /// A photo while the dialogue collects them: validated, deduplicated, stored.
-    pub(super) async fn avatar_photo(&self, chat: ChatId, user_id: i64, lang: Lang, avatar_id: i64, file: (String, Option<u64>)) -> Result<(), HandleError> {
+    pub(super) async fn avatar_photo(
+        &self,
+        chat: ChatId,
+        user_id: i64,
+        lang: Lang,
+        avatar_id: i64,
+        file: (String, Option<u64>),
+    ) -> Result<(), HandleError> {
         let fal = &self.services.settings.fal;
         let reject = |problem| self.say(chat, texts::photo_rejected(lang, texts::photo_problem(lang, problem)));
-        let Some(avatar) = self.services.db.avatar_of(user_id, avatar_id).await?.filter(|a| a.state == "collecting") else {
+        let Some(avatar) = self.services.db.avatar_of(user_id, avatar_id).await?.filter(|a| a.state == "collecting")
+        else {
             dialogue::clear(&self.services.redis, user_id).await?;
             return self.say(chat, texts::unsupported(lang)).await;
         };
@@ -123,11 +152,12 @@ impl BotHandler {
         }
         // Held until the photo is stored: the bytes are in memory till then.
         let _in_memory = self.photos_in_memory.acquire().await;
-        let bytes: Bytes = match download_telegram_file(&self.bot, &self.services.settings.telegram, &file.0, MAX_DOWNLOAD).await {
-            Ok(bytes) => bytes,
-            Err(DownloadError::TooBig(_)) => return reject("size").await,
-            Err(e) => return Err(e.into()),
-        };
+        let bytes: Bytes =
+            match download_telegram_file(&self.bot, &self.services.settings.telegram, &file.0, MAX_DOWNLOAD).await {
+                Ok(bytes) => bytes,
+                Err(DownloadError::TooBig(_)) => return reject("size").await,
+                Err(e) => return Err(e.into()),
+            };
         let (ext, width, height) = match validate(&bytes) {
             Ok(valid) => valid,
             Err(problem) => return reject(problem).await,
@@ -135,10 +165,17 @@ impl BotHandler {
         let hash = hex::encode(Sha256::digest(&bytes));
         let prefix = format!("avatars/{user_id}/{avatar_id}/photo_");
         let suffix = format!(".{ext}");
-        let Some((n, key)) = self.services.db.add_avatar_photo(avatar_id, (&prefix, &suffix), &hash, width as i32, height as i32).await? else {
+        let Some((n, key)) = self
+            .services
+            .db
+            .add_avatar_photo(avatar_id, (&prefix, &suffix), &hash, width as i32, height as i32)
+            .await?
+        else {
             return reject("duplicate").await;
         };
-        if let Err(e) = self.services.blob.put(&key, bytes, &format!("image/{}", if ext == "jpg" { "jpeg" } else { ext })).await {
+        if let Err(e) =
+            self.services.blob.put(&key, bytes, &format!("image/{}", if ext == "jpg" { "jpeg" } else { ext })).await
+        {
             tracing::warn!(avatar_id, error = %e, "could not store an avatar photo");
             self.services.db.remove_avatar_photo(avatar_id, n).await?;
             return self.say(chat, texts::something_went_wrong(lang)).await;
@@ -154,9 +191,17 @@ impl BotHandler {
         }
     }
 
-    pub(super) async fn avatar_train(&self, chat: ChatId, user_id: i64, lang: Lang, avatar_id: i64) -> Result<(), HandleError> {
+    pub(super) async fn avatar_train(
+        &self,
+        chat: ChatId,
+        user_id: i64,
+        lang: Lang,
+        avatar_id: i64,
+    ) -> Result<(), HandleError> {
         let db = &self.services.db;
-        let Some(avatar) = db.avatar_of(user_id, avatar_id).await? else { return self.say(chat, texts::no_avatar(lang)).await };
+        let Some(avatar) = db.avatar_of(user_id, avatar_id).await? else {
+            return self.say(chat, texts::no_avatar(lang)).await;
+        };
         let min = self.services.settings.fal.min_photos;
         if (avatar.photos as usize) < min {
             return self.say(chat, texts::not_enough_photos(lang, avatar.photos as usize, min)).await;
@@ -176,8 +221,16 @@ impl BotHandler {
         queued.map(drop)
     }
 
-    pub(super) async fn avatar_status(&self, chat: ChatId, user_id: i64, lang: Lang, avatar_id: i64) -> Result<(), HandleError> {
-        let Some(a) = self.services.db.avatar_of(user_id, avatar_id).await? else { return self.say(chat, texts::no_avatar(lang)).await };
+    pub(super) async fn avatar_status(
+        &self,
+        chat: ChatId,
+        user_id: i64,
+        lang: Lang,
+        avatar_id: i64,
+    ) -> Result<(), HandleError> {
+        let Some(a) = self.services.db.avatar_of(user_id, avatar_id).await? else {
+            return self.say(chat, texts::no_avatar(lang)).await;
+        };
         let [refresh, cancel, main] = texts::avatar_buttons(lang);
         let mut row = vec![InlineKeyboardButton::callback(refresh, format!("avatar:{avatar_id}"))];
         if matches!(a.state.as_str(), "collecting" | "queued" | "training") {
@@ -194,13 +247,22 @@ impl BotHandler {
 
     /// Cancels an avatar at any stage: FAL is told to stop a running
     /// training; what was paid is refunded (for a training, per config).
-    pub(super) async fn avatar_cancel(&self, chat: ChatId, user_id: i64, lang: Lang, avatar_id: i64) -> Result<(), HandleError> {
+    pub(super) async fn avatar_cancel(
+        &self,
+        chat: ChatId,
+        user_id: i64,
+        lang: Lang,
+        avatar_id: i64,
+    ) -> Result<(), HandleError> {
         let db = &self.services.db;
-        let Some(avatar) = db.avatar_of(user_id, avatar_id).await? else { return self.say(chat, texts::no_avatar(lang)).await };
+        let Some(avatar) = db.avatar_of(user_id, avatar_id).await? else {
+            return self.say(chat, texts::no_avatar(lang)).await;
+        };
         let mut refunded = 0;
         match avatar.state.as_str() {
             "queued" => {
-                let training_this = |job: &crate::jobs::Job| job.payload_as::<Train>().is_ok_and(|t| t.avatar_id == avatar_id);
+                let training_this =
+                    |job: &crate::jobs::Job| job.payload_as::<Train>().is_ok_and(|t| t.avatar_id == avatar_id);
                 for job in queue::active_for_user(db, user_id).await?.into_iter().filter(training_this) {
                     if let Some(cancelled) = ledger::cancel_job(db, job.id, "avatar cancelled").await? {
                         refunded += cancelled.cost;
@@ -218,7 +280,8 @@ impl BotHandler {
             _ => return self.avatar_status(chat, user_id, lang, avatar_id).await,
         }
         db.set_avatar_state(avatar_id, &["collecting", "queued", "training"], "cancelled", None).await?;
-        if matches!(dialogue::get(&self.services.redis, user_id).await?, Some(Dialogue::AvatarPhotos { avatar_id: id }) if id == avatar_id) {
+        if matches!(dialogue::get(&self.services.redis, user_id).await?, Some(Dialogue::AvatarPhotos { avatar_id: id }) if id == avatar_id)
+        {
             dialogue::clear(&self.services.redis, user_id).await?;
         }
         self.say(chat, texts::training_cancelled(lang, refunded)).await
@@ -235,7 +298,13 @@ impl BotHandler {
         Ok(ended.map_or(0, |e| e.refunded))
     }
 
-    pub(super) async fn avatar_main(&self, chat: ChatId, user_id: i64, lang: Lang, avatar_id: i64) -> Result<(), HandleError> {
+    pub(super) async fn avatar_main(
+        &self,
+        chat: ChatId,
+        user_id: i64,
+        lang: Lang,
+        avatar_id: i64,
+    ) -> Result<(), HandleError> {
         self.services.db.set_main_avatar(user_id, avatar_id).await?;
         self.avatar_status(chat, user_id, lang, avatar_id).await
     }

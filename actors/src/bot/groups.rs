@@ -35,7 +35,10 @@ impl BotHandler {
             }
             return match command.as_str() {
                 "autotranscribe" => self.autotranscribe(chat, message, from, lang, &args).await,
-                "help" => self.say(chat, format!("{}\n\n{}", texts::help(lang), feature_texts::autotranscribe_usage(lang))).await,
+                "help" => {
+                    self.say(chat, format!("{}\n\n{}", texts::help(lang), feature_texts::autotranscribe_usage(lang)))
+                        .await
+                }
                 "privacy" => self.say(chat, feature_texts::privacy(lang)).await,
                 "terms" => self.say(chat, crate::chat::money_texts::terms(lang)).await,
                 "paysupport" => self.say(chat, crate::chat::money_texts::paysupport(lang)).await,
@@ -75,11 +78,17 @@ impl BotHandler {
         if !self.services.db.stop_group_payer(group.chat_id, payer).await? {
             return Ok(());
         }
-        tracing::info!(chat_id = group.chat_id, user_id = payer, "the group's payer is no longer an admin; transcription off");
+        tracing::info!(
+            chat_id = group.chat_id,
+            user_id = payer,
+            "the group's payer is no longer an admin; transcription off"
+        );
         let name = group.payer_name.clone().unwrap_or_default();
         self.say(ChatId(group.chat_id), feature_texts::group_payer_stepped_down(lang, &name)).await?;
         if let Some(private) = group.payer_telegram_id {
-            if let Err(e) = self.bot.send_message(ChatId(private), feature_texts::no_longer_paying(lang, title)).patiently().await {
+            if let Err(e) =
+                self.bot.send_message(ChatId(private), feature_texts::no_longer_paying(lang, title)).patiently().await
+            {
                 tracing::debug!(user_id = payer, error = %e, "could not tell the former payer privately");
             }
         }
@@ -134,7 +143,9 @@ impl BotHandler {
     async fn username(&self) -> Option<String> {
         let bot = self.bot.clone();
         self.me
-            .get_or_try_init(|| async move { bot.get_me().patiently().await.map(|me| me.username.clone().unwrap_or_default()) })
+            .get_or_try_init(|| async move {
+                bot.get_me().patiently().await.map(|me| me.username.clone().unwrap_or_default())
+            })
             .await
             .ok()
             .cloned()
@@ -146,7 +157,14 @@ impl BotHandler {
         Ok(())
     }
 
-    async fn autotranscribe(&self, chat: ChatId, message: &Message, from: &User, lang: Lang, args: &str) -> Result<(), HandleError> {
+    async fn autotranscribe(
+        &self,
+        chat: ChatId,
+        message: &Message,
+        from: &User,
+        lang: Lang,
+        args: &str,
+    ) -> Result<(), HandleError> {
         let on = match args.trim().to_ascii_lowercase().as_str() {
             "on" | "вкл" => true,
             "off" | "выкл" => false,
@@ -154,7 +172,8 @@ impl BotHandler {
         };
         let admin = self.is_admin(chat, from.id.0 as i64, true).await?;
         // The payer may always stop paying, admin or not.
-        let payer_stops = !on && self.services.db.group_chat(chat.0).await?.and_then(|g| g.payer_telegram_id) == Some(from.id.0 as i64);
+        let payer_stops = !on
+            && self.services.db.group_chat(chat.0).await?.and_then(|g| g.payer_telegram_id) == Some(from.id.0 as i64);
         if !admin && !payer_stops {
             tracing::info!(chat_id = chat.0, telegram_id = from.id.0, "autotranscribe refused: not a group admin");
             return self.reply(chat, message, feature_texts::admins_only(lang)).await;
@@ -179,7 +198,9 @@ impl BotHandler {
         group: GroupChat,
     ) -> Result<(), HandleError> {
         let chat = message.chat.id;
-        let (Some(payer), Some(payer_telegram_id)) = (group.payer_user_id, group.payer_telegram_id) else { return Ok(()) };
+        let (Some(payer), Some(payer_telegram_id)) = (group.payer_user_id, group.payer_telegram_id) else {
+            return Ok(());
+        };
         let payer_name = group.payer_name.clone().unwrap_or_default();
         if !self.is_admin(chat, payer_telegram_id, false).await? {
             return self.payer_stepped_down(message.chat.title().unwrap_or_default(), &group, lang).await;
@@ -199,12 +220,21 @@ impl BotHandler {
         let job = self.priced(media.transcribe_job(message, lang, spoken, Some(reply)), chat, price);
         match self.shared.charge(payer, job).await? {
             Charged::Queued { job, balance } => {
-                tracing::info!(job_id = job.id, user_id = payer, chat_id = chat.0, telegram_id = from.id.0, price, "group transcription queued");
+                tracing::info!(
+                    job_id = job.id,
+                    user_id = payer,
+                    chat_id = chat.0,
+                    telegram_id = from.id.0,
+                    price,
+                    "group transcription queued"
+                );
                 self.services.db.clear_out_of_coins_told(chat.0).await?;
                 let _ = self.bot.send_chat_action(chat, ChatAction::Typing).patiently().await;
                 if let Some(private) = group.payer_telegram_id {
                     let title = message.chat.title().unwrap_or_default();
-                    let told = self.bot.send_message(ChatId(private), feature_texts::group_charged(lang, title, price, balance));
+                    let told = self
+                        .bot
+                        .send_message(ChatId(private), feature_texts::group_charged(lang, title, price, balance));
                     if let Err(e) = told.patiently().await {
                         tracing::debug!(user_id = payer, error = %e, "could not tell the payer privately");
                     }
@@ -215,7 +245,9 @@ impl BotHandler {
                 tracing::info!(job_id = job.id, user_id = payer, "duplicate group voice note; not charged again");
                 Ok(())
             }
-            Charged::TooManyInFlight { limit } => self.reply(chat, message, super::too_many_in_flight(lang, limit)).await,
+            Charged::TooManyInFlight { limit } => {
+                self.reply(chat, message, super::too_many_in_flight(lang, limit)).await
+            }
             Charged::InsufficientBalance { .. } => {
                 if self.services.db.mark_out_of_coins_told(chat.0).await? {
                     self.say(chat, feature_texts::group_out_of_coins(lang, &payer_name)).await?;

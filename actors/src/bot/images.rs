@@ -6,20 +6,32 @@ use teloxide::prelude::Requester;
 use teloxide::types::{CallbackQuery, ChatId, InlineKeyboardButton, InlineKeyboardMarkup, InputFile};
 
 use super::{BotHandler, HandleError};
-use crate::clients::Patiently;
 use crate::chat::feature_texts;
 use crate::chat::texts::{self, Lang};
+use crate::clients::Patiently;
 use crate::jobs::kinds::ImageRequest;
 use crate::jobs::{Kind, NewJob};
 
 impl BotHandler {
     /// `/imagine` (text to image) or `/generate` (from the main avatar): charged and queued.
-    pub(super) async fn image_request(&self, chat: ChatId, key: String, user_id: i64, lang: Lang, kind: Kind, prompt: &str) -> Result<(), HandleError> {
+    pub(super) async fn image_request(
+        &self,
+        chat: ChatId,
+        key: String,
+        user_id: i64,
+        lang: Lang,
+        kind: Kind,
+        prompt: &str,
+    ) -> Result<(), HandleError> {
         let pricing = &self.services.settings.pricing;
         let price = if kind == Kind::FalGenerate {
             if self.services.db.main_avatar(user_id).await?.is_none() {
                 let new = InlineKeyboardButton::callback(texts::new_avatar_button(lang), "avatar:new");
-                self.bot.send_message(chat, texts::no_avatar(lang)).reply_markup(InlineKeyboardMarkup::new([[new]])).patiently().await?;
+                self.bot
+                    .send_message(chat, texts::no_avatar(lang))
+                    .reply_markup(InlineKeyboardMarkup::new([[new]]))
+                    .patiently()
+                    .await?;
                 return Ok(());
             }
             pricing.avatar_image
@@ -31,22 +43,45 @@ impl BotHandler {
     }
 
     /// Regenerate: the same prompt, the same way, charged again.
-    pub(super) async fn regenerate(&self, chat: ChatId, query: &CallbackQuery, user_id: i64, lang: Lang, image_id: i64) -> Result<(), HandleError> {
+    pub(super) async fn regenerate(
+        &self,
+        chat: ChatId,
+        query: &CallbackQuery,
+        user_id: i64,
+        lang: Lang,
+        image_id: i64,
+    ) -> Result<(), HandleError> {
         let Some(image) = self.services.db.image_of(user_id, image_id).await? else {
             return self.say(chat, texts::no_images(lang)).await;
         };
-        let kind = if image.model == self.services.settings.fal.text_to_image_model { Kind::FalImagine } else { Kind::FalGenerate };
+        let kind = if image.model == self.services.settings.fal.text_to_image_model {
+            Kind::FalImagine
+        } else {
+            Kind::FalGenerate
+        };
         self.image_request(chat, format!("tg:cb:{}", query.id.0), user_id, lang, kind, &image.prompt).await
     }
 
-    pub(super) async fn favourite(&self, chat: ChatId, user_id: i64, lang: Lang, image_id: i64) -> Result<(), HandleError> {
+    pub(super) async fn favourite(
+        &self,
+        chat: ChatId,
+        user_id: i64,
+        lang: Lang,
+        image_id: i64,
+    ) -> Result<(), HandleError> {
         match self.services.db.toggle_favourite(user_id, image_id).await? {
             Some(on) => self.say(chat, texts::favourite_set(lang, on)).await,
             None => self.say(chat, texts::no_images(lang)).await,
         }
     }
 
-    pub(super) async fn delete_image(&self, chat: ChatId, user_id: i64, lang: Lang, image_id: i64) -> Result<(), HandleError> {
+    pub(super) async fn delete_image(
+        &self,
+        chat: ChatId,
+        user_id: i64,
+        lang: Lang,
+        image_id: i64,
+    ) -> Result<(), HandleError> {
         match self.services.db.delete_image(user_id, image_id).await? {
             Some(key) => {
                 if let Err(e) = self.services.blob.delete(&key).await {
@@ -111,12 +146,19 @@ impl BotHandler {
             .map(|(code, name)| InlineKeyboardButton::callback(marked(code == spoken, name), format!("spoken:{code}")))
             .collect();
         rows.extend(languages.chunks(3).map(<[_]>::to_vec));
-        let text = format!("{}\n{}", texts::settings(lang, &aspect), feature_texts::spoken_language_line(lang, &spoken));
+        let text =
+            format!("{}\n{}", texts::settings(lang, &aspect), feature_texts::spoken_language_line(lang, &spoken));
         self.bot.send_message(chat, text).reply_markup(InlineKeyboardMarkup::new(rows)).patiently().await?;
         Ok(())
     }
 
-    pub(super) async fn set_spoken_language(&self, chat: ChatId, user_id: i64, lang: Lang, code: &str) -> Result<(), HandleError> {
+    pub(super) async fn set_spoken_language(
+        &self,
+        chat: ChatId,
+        user_id: i64,
+        lang: Lang,
+        code: &str,
+    ) -> Result<(), HandleError> {
         if !feature_texts::SPOKEN_LANGUAGES.iter().any(|(c, _)| *c == code) {
             return self.say(chat, texts::unknown_command(lang)).await;
         }
@@ -124,7 +166,13 @@ impl BotHandler {
         self.say(chat, feature_texts::spoken_language_set(lang, code)).await
     }
 
-    pub(super) async fn set_aspect(&self, chat: ChatId, user_id: i64, lang: Lang, aspect: &str) -> Result<(), HandleError> {
+    pub(super) async fn set_aspect(
+        &self,
+        chat: ChatId,
+        user_id: i64,
+        lang: Lang,
+        aspect: &str,
+    ) -> Result<(), HandleError> {
         let Some((key, label)) = texts::aspect_buttons().into_iter().find(|(k, _)| *k == aspect) else {
             return self.say(chat, texts::unknown_command(lang)).await;
         };

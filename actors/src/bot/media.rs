@@ -30,7 +30,13 @@ pub struct GroupReply {
 pub const ESTIMATE_BITRATE: f64 = 128_000.0;
 
 impl Media {
-    fn new(kind: &'static str, file: &FileMeta, duration: Option<u32>, mime_type: Option<String>, file_name: Option<String>) -> Self {
+    fn new(
+        kind: &'static str,
+        file: &FileMeta,
+        duration: Option<u32>,
+        mime_type: Option<String>,
+        file_name: Option<String>,
+    ) -> Self {
         Media {
             kind,
             file_id: file.id.0.clone(),
@@ -49,7 +55,13 @@ impl Media {
             return Some(Media::new("voice", &v.file, Some(v.duration.seconds()), mime(&v.mime_type), None));
         }
         if let Some(a) = message.audio() {
-            return Some(Media::new("audio", &a.file, Some(a.duration.seconds()), mime(&a.mime_type), a.file_name.clone()));
+            return Some(Media::new(
+                "audio",
+                &a.file,
+                Some(a.duration.seconds()),
+                mime(&a.mime_type),
+                a.file_name.clone(),
+            ));
         }
         if let Some(n) = message.video_note() {
             return Some(Media::new("video_note", &n.file, Some(n.duration.seconds()), Some("video/mp4".into()), None));

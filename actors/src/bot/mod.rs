@@ -21,8 +21,8 @@ use teloxide::types::{BotCommand, CallbackQuery, ChatId, Message, MessageKind, U
 use teloxide::RequestError;
 
 use self::callback_data::Callback;
-use crate::chat::{feature_texts, keyboards, money_texts};
 use crate::chat::texts::{self, Lang};
+use crate::chat::{feature_texts, keyboards, money_texts};
 use crate::clients::fal::Fal;
 use crate::clients::{Patiently, TgBot};
 use crate::dialogue::{self, Dialogue};
@@ -103,7 +103,8 @@ impl BotHandler {
 
     /// Tells the user something failed on our side (used after a handler error).
     pub async fn apologise(&self, update: &Update) {
-        let (Some(chat), lang) = (update.chat().map(|c| c.id), Lang::from_code(update.from().and_then(|u| u.language_code.as_deref())))
+        let (Some(chat), lang) =
+            (update.chat().map(|c| c.id), Lang::from_code(update.from().and_then(|u| u.language_code.as_deref())))
         else {
             return;
         };
@@ -136,7 +137,9 @@ impl BotHandler {
         let step = dialogue::get(&self.services.redis, user.id).await?;
         if let Some(image) = avatars::image_of(message) {
             return match step {
-                Some(Dialogue::AvatarPhotos { avatar_id }) => self.avatar_photo(chat, user.id, lang, avatar_id, image).await,
+                Some(Dialogue::AvatarPhotos { avatar_id }) => {
+                    self.avatar_photo(chat, user.id, lang, avatar_id, image).await
+                }
                 _ => self.say(chat, feature_texts::photo_outside_avatars(lang)).await,
             };
         }
@@ -192,7 +195,14 @@ impl BotHandler {
         }
     }
 
-    async fn on_media(&self, chat: ChatId, message: &Message, user: &User, lang: Lang, media: Media) -> Result<(), HandleError> {
+    async fn on_media(
+        &self,
+        chat: ChatId,
+        message: &Message,
+        user: &User,
+        lang: Lang,
+        media: Media,
+    ) -> Result<(), HandleError> {
         let limit = self.services.settings.telegram.max_download();
         if let Some(size) = media.size.filter(|s| *s > limit) {
             return self.say(chat, texts::too_big(lang, size, limit)).await;
@@ -220,7 +230,14 @@ impl BotHandler {
         job
     }
 
-    async fn charge_for(&self, chat: ChatId, user_id: i64, lang: Lang, job: NewJob, price: i64) -> Result<bool, HandleError> {
+    async fn charge_for(
+        &self,
+        chat: ChatId,
+        user_id: i64,
+        lang: Lang,
+        job: NewJob,
+        price: i64,
+    ) -> Result<bool, HandleError> {
         if let Some(refusal) = self.over_limit(user_id, lang).await? {
             self.say(chat, refusal).await?;
             return Ok(false);
@@ -352,8 +369,12 @@ impl BotHandler {
             Callback::Forget(false) => self.say(chat, feature_texts::delete_kept(lang)).await,
             Callback::Menu("balance") => self.balance(chat, user, lang).await,
             // Packages and invoices go to the payer's private chat, never into a group.
-            Callback::Menu("topup") => self.in_private(chat, query, lang, |private| self.top_up(private, user, lang)).await,
-            Callback::TopUp(index) => self.in_private(chat, query, lang, |private| self.invoice(private, user, lang, index)).await,
+            Callback::Menu("topup") => {
+                self.in_private(chat, query, lang, |private| self.top_up(private, user, lang)).await
+            }
+            Callback::TopUp(index) => {
+                self.in_private(chat, query, lang, |private| self.invoice(private, user, lang, index)).await
+            }
             Callback::Menu("help") => self.say(chat, texts::help(lang)).await,
             Callback::Menu("imagine") => self.say(chat, texts::imagine_usage(lang)).await,
             Callback::Menu("avatars") => self.avatars(chat, user, lang).await,

@@ -5,8 +5,8 @@
 use teloxide::payloads::{AnswerPreCheckoutQuerySetters, SendMessageSetters};
 use teloxide::prelude::Requester;
 use teloxide::types::{
-    CallbackQuery, ChatId, InlineKeyboardButton, InlineKeyboardMarkup, LabeledPrice, Message, MessageKind, PreCheckoutQuery, RefundedPayment,
-    SuccessfulPayment, User,
+    CallbackQuery, ChatId, InlineKeyboardButton, InlineKeyboardMarkup, LabeledPrice, Message, MessageKind,
+    PreCheckoutQuery, RefundedPayment, SuccessfulPayment, User,
 };
 
 use super::{BotHandler, HandleError};
@@ -29,7 +29,11 @@ impl BotHandler {
         let user = self.shared.user(TelegramProfile::of(from)).await?;
         let private = ChatId(from.id.0 as i64);
         if message.chat.id != private {
-            tracing::info!(chat_id = message.chat.id.0, user_id = user.id, "a payment message outside the payer's private chat");
+            tracing::info!(
+                chat_id = message.chat.id.0,
+                user_id = user.id,
+                "a payment message outside the payer's private chat"
+            );
         }
         let told = match &message.kind {
             MessageKind::RefundedPayment(refund) => self.on_refunded(private, lang, &refund.refunded_payment).await,
@@ -40,7 +44,9 @@ impl BotHandler {
         };
         match told {
             // The coins moved; only the private word could not be said.
-            Err(HandleError::Telegram(e)) if message.chat.id != private && crate::clients::bot_api::is_undeliverable(&e) => {
+            Err(HandleError::Telegram(e))
+                if message.chat.id != private && crate::clients::bot_api::is_undeliverable(&e) =>
+            {
                 self.say(message.chat.id, money_texts::open_private_chat(lang)).await
             }
             other => other,
@@ -50,7 +56,13 @@ impl BotHandler {
     /// Runs `send` for the private chat of whoever pressed the button; when
     /// the button was in a group, the group hears where it went (or, when
     /// the bot cannot write to them first, how to open that chat).
-    pub(super) async fn in_private<F, Fut>(&self, chat: ChatId, query: &CallbackQuery, lang: Lang, send: F) -> Result<(), HandleError>
+    pub(super) async fn in_private<F, Fut>(
+        &self,
+        chat: ChatId,
+        query: &CallbackQuery,
+        lang: Lang,
+        send: F,
+    ) -> Result<(), HandleError>
     where
         F: FnOnce(ChatId) -> Fut,
         Fut: std::future::Future<Output = Result<(), HandleError>>,
@@ -72,10 +84,9 @@ impl BotHandler {
     pub(super) async fn top_up(&self, chat: ChatId, user_id: i64, lang: Lang) -> Result<(), HandleError> {
         let balance = crate::ledger::balance(&self.services.db, user_id).await?;
         let packages = &self.services.settings.payments.packages;
-        let rows = packages
-            .iter()
-            .enumerate()
-            .map(|(i, p)| [InlineKeyboardButton::callback(money_texts::package_button(&p.label, p.stars), format!("topup:{i}"))]);
+        let rows = packages.iter().enumerate().map(|(i, p)| {
+            [InlineKeyboardButton::callback(money_texts::package_button(&p.label, p.stars), format!("topup:{i}"))]
+        });
         self.bot
             .send_message(chat, money_texts::packages_intro(lang, balance))
             .reply_markup(InlineKeyboardMarkup::new(rows))
@@ -85,7 +96,13 @@ impl BotHandler {
     }
 
     /// An order for package `index`, and its invoice (payload: the order).
-    pub(super) async fn invoice(&self, chat: ChatId, user_id: i64, lang: Lang, index: usize) -> Result<(), HandleError> {
+    pub(super) async fn invoice(
+        &self,
+        chat: ChatId,
+        user_id: i64,
+        lang: Lang,
+        index: usize,
+    ) -> Result<(), HandleError> {
         let Some(package) = self.services.settings.payments.packages.get(index) else {
             return self.top_up(chat, user_id, lang).await;
         };
@@ -111,7 +128,14 @@ impl BotHandler {
     pub(super) async fn on_pre_checkout(&self, query: &PreCheckoutQuery) -> Result<(), HandleError> {
         let lang = Lang::from_code(query.from.language_code.as_deref());
         let user = self.shared.user(TelegramProfile::of(&query.from)).await?;
-        let verdict = payments::pre_checkout(&self.services.db, user.id, &query.invoice_payload, &query.currency, query.total_amount.into()).await?;
+        let verdict = payments::pre_checkout(
+            &self.services.db,
+            user.id,
+            &query.invoice_payload,
+            &query.currency,
+            query.total_amount.into(),
+        )
+        .await?;
         let answer = self.bot.answer_pre_checkout_query(query.id.clone(), verdict.is_ok());
         let answer = match verdict {
             Ok(()) => {
@@ -128,12 +152,22 @@ impl BotHandler {
         Ok(())
     }
 
-    pub(super) async fn on_paid(&self, chat: ChatId, user_id: i64, lang: Lang, paid: &SuccessfulPayment) -> Result<(), HandleError> {
+    pub(super) async fn on_paid(
+        &self,
+        chat: ChatId,
+        user_id: i64,
+        lang: Lang,
+        paid: &SuccessfulPayment,
+    ) -> Result<(), HandleError> {
         if paid.currency != payments::CURRENCY {
             tracing::error!(user_id, currency = %paid.currency, "a payment in another currency than Stars; not credited");
             return Ok(());
         }
-        let payment = StarsPayment { charge_id: &paid.telegram_payment_charge_id.0, payload: &paid.invoice_payload, stars: paid.total_amount.into() };
+        let payment = StarsPayment {
+            charge_id: &paid.telegram_payment_charge_id.0,
+            payload: &paid.invoice_payload,
+            stars: paid.total_amount.into(),
+        };
         let packages = &self.services.settings.payments.packages;
         match payments::credit(&self.services.db, user_id, &payment, packages, "chat").await? {
             Credited::Credited { coins: 0, .. } => {
@@ -141,7 +175,13 @@ impl BotHandler {
                 self.say(chat, money_texts::paid_unmatched(lang)).await
             }
             Credited::Credited { coins, balance } => {
-                tracing::info!(user_id, charge_id = payment.charge_id, coins, stars = payment.stars, "Stars payment credited");
+                tracing::info!(
+                    user_id,
+                    charge_id = payment.charge_id,
+                    coins,
+                    stars = payment.stars,
+                    "Stars payment credited"
+                );
                 payments_metric("credited");
                 metrics::counter!("aishad_stars_received_total").increment(payment.stars.max(0) as u64);
                 self.say(chat, money_texts::paid(lang, coins, balance)).await
@@ -154,7 +194,12 @@ impl BotHandler {
         }
     }
 
-    pub(super) async fn on_refunded(&self, chat: ChatId, lang: Lang, refunded: &RefundedPayment) -> Result<(), HandleError> {
+    pub(super) async fn on_refunded(
+        &self,
+        chat: ChatId,
+        lang: Lang,
+        refunded: &RefundedPayment,
+    ) -> Result<(), HandleError> {
         let charge_id = &refunded.telegram_payment_charge_id.0;
         match payments::debit_refund(&self.services.db, charge_id, "telegram").await? {
             Debited::Debited { user_id, coins, balance } => {

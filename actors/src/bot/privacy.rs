@@ -17,15 +17,26 @@ use crate::store::forget::content_prefixes;
 impl BotHandler {
     pub(super) async fn ask_to_forget(&self, chat: ChatId, lang: Lang) -> Result<(), HandleError> {
         let [yes, no] = feature_texts::delete_buttons(lang);
-        let buttons = [[InlineKeyboardButton::callback(yes, "forget:yes"), InlineKeyboardButton::callback(no, "forget:no")]];
-        self.bot.send_message(chat, feature_texts::confirm_delete(lang)).reply_markup(InlineKeyboardMarkup::new(buttons)).patiently().await?;
+        let buttons =
+            [[InlineKeyboardButton::callback(yes, "forget:yes"), InlineKeyboardButton::callback(no, "forget:no")]];
+        self.bot
+            .send_message(chat, feature_texts::confirm_delete(lang))
+            .reply_markup(InlineKeyboardMarkup::new(buttons))
+            .patiently()
+            .await?;
         Ok(())
     }
 
     /// Queued work is cancelled and refunded first (nothing left to make new
     /// content), and a training under way is cancelled as `/cancel` would;
     /// what a worker already holds finishes, and the user is told.
-    pub(super) async fn forget(&self, chat: ChatId, user_id: i64, telegram_id: i64, lang: Lang) -> Result<(), HandleError> {
+    pub(super) async fn forget(
+        &self,
+        chat: ChatId,
+        user_id: i64,
+        telegram_id: i64,
+        lang: Lang,
+    ) -> Result<(), HandleError> {
         let db = &self.services.db;
         let mut running = 0;
         for job in crate::jobs::queue::active_for_user(db, user_id).await? {

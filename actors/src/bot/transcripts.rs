@@ -1,17 +1,17 @@
 //! Transcripts in the chat: `/history` with paging, getting one again from
 //! S3, and the Summary / Action items / Minutes buttons.
 
+use teloxide::payloads::SendDocumentSetters;
 use teloxide::payloads::SendMessageSetters;
 use teloxide::prelude::Requester;
-use teloxide::payloads::SendDocumentSetters;
 use teloxide::types::{CallbackQuery, ChatId, InlineKeyboardButton, InlineKeyboardMarkup, InputFile};
 
 use super::{BotHandler, HandleError};
-use crate::clients::Patiently;
 use crate::chat::feature_texts;
 use crate::chat::keyboards::transcript_keyboard;
 use crate::chat::reply;
 use crate::chat::texts::{self, Lang};
+use crate::clients::Patiently;
 use crate::jobs::kinds::{Digest, DigestKind};
 use crate::jobs::{Kind, NewJob};
 
@@ -56,7 +56,13 @@ impl BotHandler {
     }
 
     /// Sends a stored transcript again, from S3.
-    pub(super) async fn resend_transcript(&self, chat: ChatId, user_id: i64, lang: Lang, id: i64) -> Result<(), HandleError> {
+    pub(super) async fn resend_transcript(
+        &self,
+        chat: ChatId,
+        user_id: i64,
+        lang: Lang,
+        id: i64,
+    ) -> Result<(), HandleError> {
         let Some(t) = self.services.db.transcript_of(user_id, id).await? else {
             return self.say(chat, texts::transcript_gone(lang)).await;
         };
@@ -77,7 +83,14 @@ impl BotHandler {
 
     /// A transcript as `.srt`, `.vtt` or `.txt` (with timestamps when the
     /// model gave them), made from the stored segments; free.
-    pub(super) async fn subtitles(&self, chat: ChatId, user_id: i64, lang: Lang, format: &str, id: i64) -> Result<(), HandleError> {
+    pub(super) async fn subtitles(
+        &self,
+        chat: ChatId,
+        user_id: i64,
+        lang: Lang,
+        format: &str,
+        id: i64,
+    ) -> Result<(), HandleError> {
         use crate::transcriber::timeline::{self, Cue};
         let Some(t) = self.services.db.transcript_of(user_id, id).await? else {
             return self.say(chat, texts::transcript_gone(lang)).await;
@@ -106,7 +119,15 @@ impl BotHandler {
     }
 
     /// Summary / action items / minutes of a transcript: charged and queued.
-    pub(super) async fn digest(&self, chat: ChatId, query: &CallbackQuery, user_id: i64, lang: Lang, kind: DigestKind, id: i64) -> Result<(), HandleError> {
+    pub(super) async fn digest(
+        &self,
+        chat: ChatId,
+        query: &CallbackQuery,
+        user_id: i64,
+        lang: Lang,
+        kind: DigestKind,
+        id: i64,
+    ) -> Result<(), HandleError> {
         if self.services.db.transcript_of(user_id, id).await?.is_none() {
             return self.say(chat, texts::transcript_gone(lang)).await;
         }

@@ -30,10 +30,9 @@ pub fn spoken_language_line(lang: Lang, code: &str) -> String {
 
 pub fn spoken_language_set(lang: Lang, code: &str) -> String {
     let hint = match code {
-        "auto" => lang.pick(
-            "Язык будет определяться по каждой записи.",
-            "The language is detected for each recording.",
-        ),
+        "auto" => {
+            lang.pick("Язык будет определяться по каждой записи.", "The language is detected for each recording.")
+        }
         _ => lang.pick(
             "Короткие записи больше не спутаются с другим языком.",
             "Short notes will no longer be mistaken for another language.",
@@ -84,7 +83,10 @@ pub fn autotranscribe_only_in_groups(lang: Lang) -> &'static str {
 }
 
 pub fn admins_only(lang: Lang) -> &'static str {
-    lang.pick("Включать и выключать расшифровку могут только администраторы группы.", "Only group admins can turn transcription on or off.")
+    lang.pick(
+        "Включать и выключать расшифровку могут только администраторы группы.",
+        "Only group admins can turn transcription on or off.",
+    )
 }
 
 pub fn autotranscribe_on(lang: Lang, payer: &str, per_minute: i64) -> String {
@@ -179,7 +181,10 @@ pub fn photo_outside_avatars(lang: Lang) -> &'static str {
 }
 
 pub fn avatar_dialogue_stopped(lang: Lang) -> &'static str {
-    lang.pick("Создание аватара прервано. Начать заново — /avatars.", "Avatar creation stopped. Start again with /avatars.")
+    lang.pick(
+        "Создание аватара прервано. Начать заново — /avatars.",
+        "Avatar creation stopped. Start again with /avatars.",
+    )
 }
 
 pub fn no_avatar_yet(lang: Lang) -> &'static str {

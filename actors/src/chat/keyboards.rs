@@ -7,9 +7,9 @@ use crate::jobs::kinds::DigestKind;
 
 /// Rows of `(label, callback data)` as an inline keyboard.
 pub fn keyboard(rows: Vec<Vec<(&'static str, &'static str)>>) -> InlineKeyboardMarkup {
-    InlineKeyboardMarkup::new(
-        rows.into_iter().map(|row| row.into_iter().map(|(label, data)| InlineKeyboardButton::callback(label, data)).collect::<Vec<_>>()),
-    )
+    InlineKeyboardMarkup::new(rows.into_iter().map(|row| {
+        row.into_iter().map(|(label, data)| InlineKeyboardButton::callback(label, data)).collect::<Vec<_>>()
+    }))
 }
 
 /// The "Top up" button under a balance or a refusal for want of coins.
@@ -26,7 +26,12 @@ pub fn main_menu(lang: Lang) -> InlineKeyboardMarkup {
 pub fn transcript_keyboard(lang: Lang, transcript_id: i64, timed: bool) -> InlineKeyboardMarkup {
     let digests = DigestKind::ALL
         .into_iter()
-        .map(|kind| InlineKeyboardButton::callback(texts::digest_button(lang, kind), format!("digest:{}:{transcript_id}", kind.as_str())))
+        .map(|kind| {
+            InlineKeyboardButton::callback(
+                texts::digest_button(lang, kind),
+                format!("digest:{}:{transcript_id}", kind.as_str()),
+            )
+        })
         .collect::<Vec<_>>();
     let files = super::feature_texts::file_buttons(lang, timed)
         .into_iter()

@@ -56,9 +56,18 @@ pub fn refunded(lang: Lang, coins: i64, balance: i64) -> String {
 pub fn checkout_refused(lang: Lang, why: crate::payments::Refusal) -> &'static str {
     use crate::payments::Refusal;
     match why {
-        Refusal::UnknownOrder => lang.pick("Этот счёт не найден. Откройте /topup и выберите пакет заново.", "This invoice is unknown. Open /topup and choose a package again."),
-        Refusal::AlreadyPaid => lang.pick("Этот счёт уже оплачен. Для нового пополнения откройте /topup.", "This invoice is paid already. Open /topup to top up again."),
-        Refusal::AmountChanged => lang.pick("Сумма счёта изменилась. Откройте /topup и выберите пакет заново.", "The invoice amount changed. Open /topup and choose a package again."),
+        Refusal::UnknownOrder => lang.pick(
+            "Этот счёт не найден. Откройте /topup и выберите пакет заново.",
+            "This invoice is unknown. Open /topup and choose a package again.",
+        ),
+        Refusal::AlreadyPaid => lang.pick(
+            "Этот счёт уже оплачен. Для нового пополнения откройте /topup.",
+            "This invoice is paid already. Open /topup to top up again.",
+        ),
+        Refusal::AmountChanged => lang.pick(
+            "Сумма счёта изменилась. Откройте /topup и выберите пакет заново.",
+            "The invoice amount changed. Open /topup and choose a package again.",
+        ),
     }
 }
 
@@ -85,8 +94,12 @@ pub fn slow_down(lang: Lang, seconds: u64) -> String {
 
 pub fn too_many_in_flight(lang: Lang, limit: u32) -> String {
     match lang {
-        Lang::Ru => format!("У вас уже {limit} заданий в работе. Дождитесь результата и попробуйте снова — ничего не списано."),
-        Lang::En => format!("You already have {limit} jobs in progress. Wait for a result and try again — nothing was charged."),
+        Lang::Ru => {
+            format!("У вас уже {limit} заданий в работе. Дождитесь результата и попробуйте снова — ничего не списано.")
+        }
+        Lang::En => {
+            format!("You already have {limit} jobs in progress. Wait for a result and try again — nothing was charged.")
+        }
     }
 }
 
@@ -99,8 +112,12 @@ pub fn avatar_costs_more(lang: Lang, price: i64, balance: i64) -> String {
 
 pub fn avatar_price(lang: Lang, price: i64) -> String {
     match lang {
-        Lang::Ru => format!("Обучение аватара стоит {price} монет; спишем их, когда вы пришлёте фото и начнёте обучение."),
-        Lang::En => format!("Training an avatar costs {price} coins, charged when you have sent the photos and start training."),
+        Lang::Ru => {
+            format!("Обучение аватара стоит {price} монет; спишем их, когда вы пришлёте фото и начнёте обучение.")
+        }
+        Lang::En => {
+            format!("Training an avatar costs {price} coins, charged when you have sent the photos and start training.")
+        }
     }
 }
 
@@ -133,7 +150,9 @@ fn clock(seconds: f64) -> String {
 pub fn measured_more(lang: Lang, seconds: f64, extra: i64, balance: i64) -> String {
     match lang {
         Lang::Ru => format!("Длина записи — {}: списано ещё {extra} монет. Баланс: {balance}.", clock(seconds)),
-        Lang::En => format!("The recording is {} long: {extra} more coins charged. Balance: {balance}.", clock(seconds)),
+        Lang::En => {
+            format!("The recording is {} long: {extra} more coins charged. Balance: {balance}.", clock(seconds))
+        }
     }
 }
 
@@ -148,7 +167,9 @@ pub fn too_long(lang: Lang, seconds: f64, max: std::time::Duration) -> String {
     let max = clock(max.as_secs_f64());
     match lang {
         Lang::Ru => format!("Запись длится {}, а я расшифровываю до {max}. Монеты возвращены.", clock(seconds)),
-        Lang::En => format!("The recording is {} long; I transcribe up to {max}. Your coins were refunded.", clock(seconds)),
+        Lang::En => {
+            format!("The recording is {} long; I transcribe up to {max}. Your coins were refunded.", clock(seconds))
+        }
     }
 }
 

@@ -1,8 +1,8 @@
 //! Telling a user that a job of theirs failed and what they got back.
 
+use crate::clients::{Patiently, TgBot};
 use teloxide::prelude::Requester;
 use teloxide::types::ChatId;
-use crate::clients::{Patiently, TgBot};
 
 use super::texts::{self, Lang};
 use crate::jobs::Job;

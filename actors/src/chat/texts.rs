@@ -51,7 +51,10 @@ pub fn commands(lang: Lang) -> Vec<(&'static str, &'static str)> {
         ("terms", lang.pick("Условия", "Terms")),
         ("privacy", lang.pick("Какие данные хранятся", "What data is kept")),
         ("deletemydata", lang.pick("Удалить мои данные", "Delete my data")),
-        ("autotranscribe", lang.pick("В группе: расшифровывать голосовые (on/off)", "In a group: transcribe voice messages (on/off)")),
+        (
+            "autotranscribe",
+            lang.pick("В группе: расшифровывать голосовые (on/off)", "In a group: transcribe voice messages (on/off)"),
+        ),
     ]
 }
 
@@ -61,7 +64,11 @@ pub fn welcome(lang: Lang, bonus: Option<i64>, balance: i64) -> String {
         "Hi! I'm Aisha. Send me a voice message, audio or video note and I'll send back the text. /imagine draws a picture from a description, and /avatars trains an avatar of you.",
     );
     let coins = match bonus {
-        Some(b) => format!("{} {b}. {} {balance}.", lang.pick("🎁 Приветственный бонус:", "🎁 Welcome bonus:"), lang.pick("Баланс:", "Balance:")),
+        Some(b) => format!(
+            "{} {b}. {} {balance}.",
+            lang.pick("🎁 Приветственный бонус:", "🎁 Welcome bonus:"),
+            lang.pick("Баланс:", "Balance:")
+        ),
         None => format!("{} {balance}.", lang.pick("💰 Баланс:", "💰 Balance:")),
     };
     format!("{greeting}\n\n{coins}")
@@ -117,7 +124,9 @@ pub fn job_name(lang: Lang, kind: &str) -> String {
 
 pub fn insufficient(lang: Lang, price: i64, balance: i64) -> String {
     match lang {
-        Lang::Ru => format!("Недостаточно монет: нужно {price}, на балансе {balance}. Пополните баланс и попробуйте снова."),
+        Lang::Ru => {
+            format!("Недостаточно монет: нужно {price}, на балансе {balance}. Пополните баланс и попробуйте снова.")
+        }
         Lang::En => format!("Not enough coins: this costs {price}, your balance is {balance}. Top up and try again."),
     }
 }
@@ -131,7 +140,10 @@ pub fn queued(lang: Lang, kind: &str, price: i64, balance: i64) -> String {
 }
 
 pub fn already_queued(lang: Lang) -> &'static str {
-    lang.pick("Этот запрос уже в работе — повторно не списываю.", "This request is already being worked on — not charged again.")
+    lang.pick(
+        "Этот запрос уже в работе — повторно не списываю.",
+        "This request is already being worked on — not charged again.",
+    )
 }
 
 /// A file over what this bot can fetch (`limit`: 20 MB, or 2000 MB with a local Bot API server).
@@ -145,11 +157,17 @@ pub fn too_big(lang: Lang, size: u64, limit: u64) -> String {
 }
 
 pub fn imagine_usage(lang: Lang) -> &'static str {
-    lang.pick("Напишите описание после команды, например: /imagine рыжий кот в космосе", "Write a description after the command, e.g. /imagine a ginger cat in space")
+    lang.pick(
+        "Напишите описание после команды, например: /imagine рыжий кот в космосе",
+        "Write a description after the command, e.g. /imagine a ginger cat in space",
+    )
 }
 
 pub fn generate_usage(lang: Lang) -> &'static str {
-    lang.pick("Напишите описание после команды, например: /generate я на вершине горы", "Write a description after the command, e.g. /generate me on a mountain top")
+    lang.pick(
+        "Напишите описание после команды, например: /generate я на вершине горы",
+        "Write a description after the command, e.g. /generate me on a mountain top",
+    )
 }
 
 pub fn no_avatar(lang: Lang) -> &'static str {
@@ -189,7 +207,10 @@ pub fn unsupported(lang: Lang) -> &'static str {
 }
 
 pub fn private_only(lang: Lang) -> &'static str {
-    lang.pick("Это — в личном чате со мной: откройте его и отправьте команду там.", "That one works in a private chat with me: open it and send the command there.")
+    lang.pick(
+        "Это — в личном чате со мной: откройте его и отправьте команду там.",
+        "That one works in a private chat with me: open it and send the command there.",
+    )
 }
 
 pub fn unknown_command(lang: Lang) -> &'static str {
@@ -197,7 +218,10 @@ pub fn unknown_command(lang: Lang) -> &'static str {
 }
 
 pub fn something_went_wrong(lang: Lang) -> &'static str {
-    lang.pick("Что-то пошло не так. Попробуйте ещё раз чуть позже.", "Something went wrong. Please try again a little later.")
+    lang.pick(
+        "Что-то пошло не так. Попробуйте ещё раз чуть позже.",
+        "Something went wrong. Please try again a little later.",
+    )
 }
 
 pub fn transcribing(lang: Lang, done: usize, total: usize) -> String {
@@ -218,7 +242,10 @@ pub fn no_speech(lang: Lang) -> &'static str {
 }
 
 pub fn unreadable_audio(lang: Lang) -> &'static str {
-    lang.pick("Не получилось прочитать звук из этого файла. Пришлите другой формат.", "I could not read any audio from this file. Please send another format.")
+    lang.pick(
+        "Не получилось прочитать звук из этого файла. Пришлите другой формат.",
+        "I could not read any audio from this file. Please send another format.",
+    )
 }
 
 pub fn transcription_unavailable(lang: Lang) -> &'static str {
@@ -381,7 +408,11 @@ pub fn train_button(lang: Lang) -> &'static str {
 }
 
 pub fn avatar_buttons(lang: Lang) -> [&'static str; 3] {
-    [lang.pick("🔄 Обновить", "🔄 Refresh"), lang.pick("✖️ Отменить", "✖️ Cancel"), lang.pick("⭐ Сделать основным", "⭐ Make main")]
+    [
+        lang.pick("🔄 Обновить", "🔄 Refresh"),
+        lang.pick("✖️ Отменить", "✖️ Cancel"),
+        lang.pick("⭐ Сделать основным", "⭐ Make main"),
+    ]
 }
 
 pub fn not_enough_photos(lang: Lang, have: usize, min: usize) -> String {
@@ -417,7 +448,13 @@ pub fn favourite_set(lang: Lang, on: bool) -> &'static str {
 }
 
 pub fn aspect_buttons() -> [(&'static str, &'static str); 5] {
-    [("square_hd", "1:1"), ("portrait_4_3", "3:4"), ("portrait_16_9", "9:16"), ("landscape_4_3", "4:3"), ("landscape_16_9", "16:9")]
+    [
+        ("square_hd", "1:1"),
+        ("portrait_4_3", "3:4"),
+        ("portrait_16_9", "9:16"),
+        ("landscape_4_3", "4:3"),
+        ("landscape_16_9", "16:9"),
+    ]
 }
 
 pub fn aspect_set(lang: Lang, label: &str) -> String {
@@ -430,9 +467,18 @@ pub fn aspect_set(lang: Lang, label: &str) -> String {
 /// Inline main menu: (label, callback data) rows.
 pub fn main_menu(lang: Lang) -> Vec<Vec<(&'static str, &'static str)>> {
     vec![
-        vec![(lang.pick("🎨 Картинка", "🎨 Image"), "menu:imagine"), (lang.pick("👤 Аватары", "👤 Avatars"), "menu:avatars")],
-        vec![(lang.pick("🖼 Галерея", "🖼 Gallery"), "menu:gallery"), (lang.pick("📝 История", "📝 History"), "menu:history")],
-        vec![(lang.pick("💰 Баланс", "💰 Balance"), "menu:balance"), (lang.pick("⭐ Пополнить", "⭐ Top up"), "menu:topup")],
+        vec![
+            (lang.pick("🎨 Картинка", "🎨 Image"), "menu:imagine"),
+            (lang.pick("👤 Аватары", "👤 Avatars"), "menu:avatars"),
+        ],
+        vec![
+            (lang.pick("🖼 Галерея", "🖼 Gallery"), "menu:gallery"),
+            (lang.pick("📝 История", "📝 History"), "menu:history"),
+        ],
+        vec![
+            (lang.pick("💰 Баланс", "💰 Balance"), "menu:balance"),
+            (lang.pick("⭐ Пополнить", "⭐ Top up"), "menu:topup"),
+        ],
         vec![(lang.pick("⚙️ Настройки", "⚙️ Settings"), "menu:settings")],
         vec![(lang.pick("❓ Помощь", "❓ Help"), "menu:help")],
     ]

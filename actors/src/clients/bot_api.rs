@@ -70,9 +70,15 @@ pub fn is_undeliverable(error: &RequestError) -> bool {
         ) => true,
         RequestError::Api(ApiError::Unknown(description)) => {
             let d = description.to_ascii_lowercase();
-            ["not enough rights to send", "have no rights to send", "chat_write_forbidden", "bot is not a member", "topic_closed"]
-                .iter()
-                .any(|known| d.contains(known))
+            [
+                "not enough rights to send",
+                "have no rights to send",
+                "chat_write_forbidden",
+                "bot is not a member",
+                "topic_closed",
+            ]
+            .iter()
+            .any(|known| d.contains(known))
         }
         _ => false,
     }
@@ -146,14 +152,14 @@ mod tests {
         let no_rights = unknown("Bad Request: not enough rights to send text messages to the chat");
         assert!(is_undeliverable(&no_rights) && !is_transient(&no_rights));
         assert!(is_undeliverable(&unknown("Bad Request: CHAT_WRITE_FORBIDDEN")));
-        assert!(is_undeliverable(&RequestError::MigrateToChatId(teloxide::types::ChatId(-100_7))));
+        assert!(is_undeliverable(&RequestError::MigrateToChatId(teloxide::types::ChatId(-1007))));
         assert!(is_undeliverable(&RequestError::Api(ApiError::BotKickedFromSupergroup)));
         assert!(!is_undeliverable(&unknown("Bad Gateway")));
     }
 
     #[test]
     fn a_payload_names_its_chat() {
-        let payload = teloxide::payloads::SendMessage::new(teloxide::types::ChatId(-100_5), "hi");
-        assert_eq!(chat_of(&payload), Some(-100_5));
+        let payload = teloxide::payloads::SendMessage::new(teloxide::types::ChatId(-1005), "hi");
+        assert_eq!(chat_of(&payload), Some(-1005));
     }
 }

@@ -9,7 +9,9 @@ pub mod openai;
 pub mod telegram;
 
 pub use bot_api::{telegram_bot, Patiently, TgBot};
-pub use telegram::{download_telegram_file, fetch_telegram_file, parse_update, DownloadError, PollError, UpdatesClient, MAX_DOWNLOAD};
+pub use telegram::{
+    download_telegram_file, fetch_telegram_file, parse_update, DownloadError, PollError, UpdatesClient, MAX_DOWNLOAD,
+};
 
 /// What a call to an outside API came to, as a metric label.
 pub trait Outcome {

@@ -138,11 +138,21 @@ impl OpenAi {
     /// `POST /audio/transcriptions`; `file_name`'s extension tells the format
     /// (send OGG/Opus as `.ogg`: the gpt-4o models refuse `.oga`).
     /// `language` is an ISO-639-1 code, or `None` to let the API detect it.
-    pub async fn transcribe(&self, file_name: &str, audio: Bytes, language: Option<&str>) -> Result<Transcription, OpenAiError> {
+    pub async fn transcribe(
+        &self,
+        file_name: &str,
+        audio: Bytes,
+        language: Option<&str>,
+    ) -> Result<Transcription, OpenAiError> {
         super::timed("openai", "transcription", self.transcribe_once(file_name, audio, language)).await
     }
 
-    async fn transcribe_once(&self, file_name: &str, audio: Bytes, language: Option<&str>) -> Result<Transcription, OpenAiError> {
+    async fn transcribe_once(
+        &self,
+        file_name: &str,
+        audio: Bytes,
+        language: Option<&str>,
+    ) -> Result<Transcription, OpenAiError> {
         let part = reqwest::multipart::Part::stream_with_length(reqwest::Body::from(audio.clone()), audio.len() as u64)
             .file_name(file_name.to_owned())
             .mime_str(mime_for(file_name))
@@ -192,47 +202,6 @@ impl OpenAi {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn verbose_json_segments_are_read_and_bad_ones_skipped() {
-        let body = json!({
-            "task": "transcribe", "language": "english", "duration": 9.5, "text": " Hello there. General Kenobi. ",
-            "segments": [
-                { "id": 0, "start": 0.0, "end": 2.4, "text": " Hello there." },
-                { "id": 1, "start": 2.4, "end": 9.5, "text": " General Kenobi." },
-                { "id": 2, "start": "x", "end": 9.9, "text": "broken" },
-            ],
-        });
-        let t = Transcription::from_body(&body, true);
-        assert_eq!(t.text, "Hello there. General Kenobi.");
-        assert_eq!(t.segments.as_ref().map(Vec::len), Some(2));
-        assert_eq!(t.segments.unwrap()[1], Segment { start: 2.4, end: 9.5, text: "General Kenobi.".into() });
-        assert_eq!(Transcription::from_body(&json!({ "text": "x" }), false).segments, None, "no timing from json");
-        assert_eq!(t.duration, Some(9.5));
-    }
-
-    #[test]
-    fn a_verbose_answer_without_segments_keeps_its_text() {
-        let text_only = Transcription::from_body(&json!({ "text": " Hello from a self-hosted server. " }), true);
-        assert_eq!((text_only.text.as_str(), text_only.segments), ("Hello from a self-hosted server.", None));
-        let empty_segments = Transcription::from_body(&json!({ "text": "Hello", "segments": [] }), true);
-        assert_eq!(empty_segments.segments, None, "text without timing, not silence");
-        let silence = Transcription::from_body(&json!({ "text": "", "segments": [] }), true);
-        assert_eq!(silence.segments, Some(vec![]), "silence stays silence");
-    }
-
-    #[test]
-    fn the_heard_length_comes_from_duration_or_duration_billing() {
-        let billed = json!({ "text": "x", "usage": { "type": "duration", "seconds": 61 } });
-        assert_eq!(Transcription::from_body(&billed, false).duration, Some(61.0));
-        let tokens = json!({ "text": "x", "usage": { "type": "tokens", "input_tokens": 14, "output_tokens": 45 } });
-        assert_eq!(Transcription::from_body(&tokens, false).duration, None, "token billing says no length");
-    }
-}
-
 fn mime_for(file_name: &str) -> &'static str {
     match file_name.rsplit('.').next().unwrap_or_default() {
         "ogg" | "oga" | "opus" => "audio/ogg",
@@ -272,4 +241,45 @@ async fn check(response: reqwest::Response) -> Result<Value, OpenAiError> {
         (408, _) => OpenAiError::Server { status, message },
         _ => OpenAiError::Rejected { status, message },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verbose_json_segments_are_read_and_bad_ones_skipped() {
+        let body = json!({
+            "task": "transcribe", "language": "english", "duration": 9.5, "text": " Hello there. General Kenobi. ",
+            "segments": [
+                { "id": 0, "start": 0.0, "end": 2.4, "text": " Hello there." },
+                { "id": 1, "start": 2.4, "end": 9.5, "text": " General Kenobi." },
+                { "id": 2, "start": "x", "end": 9.9, "text": "broken" },
+            ],
+        });
+        let t = Transcription::from_body(&body, true);
+        assert_eq!(t.text, "Hello there. General Kenobi.");
+        assert_eq!(t.segments.as_ref().map(Vec::len), Some(2));
+        assert_eq!(t.segments.unwrap()[1], Segment { start: 2.4, end: 9.5, text: "General Kenobi.".into() });
+        assert_eq!(Transcription::from_body(&json!({ "text": "x" }), false).segments, None, "no timing from json");
+        assert_eq!(t.duration, Some(9.5));
+    }
+
+    #[test]
+    fn a_verbose_answer_without_segments_keeps_its_text() {
+        let text_only = Transcription::from_body(&json!({ "text": " Hello from a self-hosted server. " }), true);
+        assert_eq!((text_only.text.as_str(), text_only.segments), ("Hello from a self-hosted server.", None));
+        let empty_segments = Transcription::from_body(&json!({ "text": "Hello", "segments": [] }), true);
+        assert_eq!(empty_segments.segments, None, "text without timing, not silence");
+        let silence = Transcription::from_body(&json!({ "text": "", "segments": [] }), true);
+        assert_eq!(silence.segments, Some(vec![]), "silence stays silence");
+    }
+
+    #[test]
+    fn the_heard_length_comes_from_duration_or_duration_billing() {
+        let billed = json!({ "text": "x", "usage": { "type": "duration", "seconds": 61 } });
+        assert_eq!(Transcription::from_body(&billed, false).duration, Some(61.0));
+        let tokens = json!({ "text": "x", "usage": { "type": "tokens", "input_tokens": 14, "output_tokens": 45 } });
+        assert_eq!(Transcription::from_body(&tokens, false).duration, None, "token billing says no length");
+    }
 }

@@ -158,7 +158,12 @@ enum Source {
 /// getFile, refusing anything over `max` bytes, and where to read it from:
 /// `{api}/file/bot{token}/{path}`, or with `telegram.local_api` the
 /// server's own absolute path under `telegram.local_files_dir`.
-async fn locate(bot: &TgBot, settings: &TelegramSettings, file_id: &str, max: u64) -> Result<(Source, u64), DownloadError> {
+async fn locate(
+    bot: &TgBot,
+    settings: &TelegramSettings,
+    file_id: &str,
+    max: u64,
+) -> Result<(Source, u64), DownloadError> {
     use teloxide::prelude::Requester;
     let file = match bot.get_file(teloxide::types::FileId(file_id.to_owned())).patiently().await {
         Ok(file) => file,
@@ -220,12 +225,19 @@ pub async fn download_telegram_file(
     match source {
         Source::Disk(path) => {
             use tokio::io::AsyncReadExt;
-            let file = tokio::fs::File::open(&path).await.map_err(|e| DownloadError::Local { path: path.display().to_string(), reason: e.to_string() })?;
-            file.take(max + 1).read_to_end(&mut body).await.map_err(|e| DownloadError::Local { path: path.display().to_string(), reason: e.to_string() })?;
+            let file = tokio::fs::File::open(&path)
+                .await
+                .map_err(|e| DownloadError::Local { path: path.display().to_string(), reason: e.to_string() })?;
+            file.take(max + 1)
+                .read_to_end(&mut body)
+                .await
+                .map_err(|e| DownloadError::Local { path: path.display().to_string(), reason: e.to_string() })?;
         }
         Source::Url(url) => {
             let mut response = open_url(&url).await?;
-            while let Some(chunk) = response.chunk().await.map_err(|e| DownloadError::Http(e.without_url().to_string()))? {
+            while let Some(chunk) =
+                response.chunk().await.map_err(|e| DownloadError::Http(e.without_url().to_string()))?
+            {
                 body.extend_from_slice(&chunk);
                 if body.len() as u64 > max {
                     break;
@@ -253,7 +265,8 @@ pub async fn fetch_telegram_file(
     let (source, _) = locate(bot, settings, file_id, max).await?;
     let written = match source {
         Source::Disk(path) => {
-            let local = |e: std::io::Error| DownloadError::Local { path: path.display().to_string(), reason: e.to_string() };
+            let local =
+                |e: std::io::Error| DownloadError::Local { path: path.display().to_string(), reason: e.to_string() };
             let length = tokio::fs::metadata(&path).await.map_err(local)?.len();
             if length > max {
                 return Err(DownloadError::TooBig(length));
@@ -264,7 +277,9 @@ pub async fn fetch_telegram_file(
             let mut response = open_url(&url).await?;
             let mut out = tokio::io::BufWriter::new(tokio::fs::File::create(dest).await.map_err(write)?);
             let mut written = 0u64;
-            while let Some(chunk) = response.chunk().await.map_err(|e| DownloadError::Http(e.without_url().to_string()))? {
+            while let Some(chunk) =
+                response.chunk().await.map_err(|e| DownloadError::Http(e.without_url().to_string()))?
+            {
                 written += chunk.len() as u64;
                 if written > max {
                     return Err(DownloadError::TooBig(written));

@@ -14,11 +14,11 @@ use teloxide::types::{ChatId, InlineKeyboardButton, InlineKeyboardMarkup, InputF
 use teloxide::RequestError;
 
 use super::{job_error, FalJobs};
-use crate::clients::bot_api::is_undeliverable;
-use crate::clients::Patiently;
 use crate::blob::image_kind;
 use crate::chat::texts::{self, Lang};
+use crate::clients::bot_api::is_undeliverable;
 use crate::clients::fal::MAX_RESULT_FILE;
+use crate::clients::Patiently;
 use crate::fal_requests;
 use crate::jobs::kinds::FalRequestRef;
 use crate::jobs::{Job, JobError};
@@ -33,7 +33,11 @@ pub(super) async fn deliver(f: &FalJobs, job: &Job, ctx: &JobContext) -> Result<
     let db = &f.services.db;
     let FalRequestRef { request_id } = job.payload_as()?;
     let request_id = request_id.as_str();
-    let request = db.fal_request(request_id).await.map_err(JobError::retry)?.ok_or_else(|| JobError::Retry("request not recorded yet".into()))?;
+    let request = db
+        .fal_request(request_id)
+        .await
+        .map_err(JobError::retry)?
+        .ok_or_else(|| JobError::Retry("request not recorded yet".into()))?;
     match request.state.as_str() {
         "submitted" => {}
         // Stored by an earlier attempt that could not send it: send it now.
@@ -41,11 +45,19 @@ pub(super) async fn deliver(f: &FalJobs, job: &Job, ctx: &JobContext) -> Result<
         // Cancelled or failed (refunded), or forgotten at the user's request: nothing is delivered.
         other => return Ok(json!({ "outcome": other })),
     }
-    let callback = db.fal_callback(request_id).await.map_err(JobError::retry)?.ok_or_else(|| JobError::Retry("no callback yet".into()))?;
+    let callback = db
+        .fal_callback(request_id)
+        .await
+        .map_err(JobError::retry)?
+        .ok_or_else(|| JobError::Retry("no callback yet".into()))?;
     let body = &callback.body;
     let payload_error = body["payload_error"].as_str().filter(|e| !e.is_empty());
     if callback.status != "OK" || payload_error.is_some() {
-        let reason = body["error"].as_str().or(payload_error).or_else(|| body["payload"]["detail"][0]["msg"].as_str()).unwrap_or("unknown error");
+        let reason = body["error"]
+            .as_str()
+            .or(payload_error)
+            .or_else(|| body["payload"]["detail"][0]["msg"].as_str())
+            .unwrap_or("unknown error");
         fail_request(f, request_id, reason).await;
         return Ok(json!({ "outcome": "failed", "reason": reason }));
     }
@@ -72,9 +84,16 @@ fn sent(r: &FalRequest, what: usize, result: Result<(), RequestError>) -> Result
     }
 }
 
-async fn deliver_images(f: &FalJobs, job: &Job, ctx: &JobContext, r: &FalRequest, payload: &Value) -> Result<Value, JobError> {
+async fn deliver_images(
+    f: &FalJobs,
+    job: &Job,
+    ctx: &JobContext,
+    r: &FalRequest,
+    payload: &Value,
+) -> Result<Value, JobError> {
     let blob = &f.services.blob;
-    let urls: Vec<&str> = payload["images"].as_array().into_iter().flatten().filter_map(|i| i["url"].as_str()).collect();
+    let urls: Vec<&str> =
+        payload["images"].as_array().into_iter().flatten().filter_map(|i| i["url"].as_str()).collect();
     if urls.is_empty() {
         fail_request(f, &r.request_id, "no images in the result").await;
         return Ok(json!({ "outcome": "failed" }));
@@ -89,10 +108,21 @@ async fn deliver_images(f: &FalJobs, job: &Job, ctx: &JobContext, r: &FalRequest
         blob.put(&key, image.clone(), mime).await.map_err(JobError::retry)?;
         bytes.push(image);
         let (prompt, model) = (prompt.as_str(), r.model.as_str());
-        new.push(NewImage { user_id: r.user_id, request_id: &r.request_id, n: n as i32, avatar_id: r.avatar_id, prompt, model, aspect_ratio: r.aspect_ratio.as_deref(), key });
+        new.push(NewImage {
+            user_id: r.user_id,
+            request_id: &r.request_id,
+            n: n as i32,
+            avatar_id: r.avatar_id,
+            prompt,
+            model,
+            aspect_ratio: r.aspect_ratio.as_deref(),
+            key,
+        });
     }
     ctx.hold(job).await?;
-    let Some(stored) = fal_requests::store_images(&f.services.db, &r.request_id, &new).await.map_err(JobError::retry)? else {
+    let Some(stored) =
+        fal_requests::store_images(&f.services.db, &r.request_id, &new).await.map_err(JobError::retry)?
+    else {
         tracing::info!(request_id = %r.request_id, "the request was cancelled before its result was stored; nothing delivered");
         for image in &new {
             let _ = blob.delete(&image.key).await;
@@ -128,7 +158,9 @@ async fn send_images(f: &FalJobs, r: &FalRequest, images: &[(Image, Bytes)]) -> 
         .iter()
         .enumerate()
         .map(|(i, (_, bytes))| {
-            let photo = InputMediaPhoto::new(InputFile::memory(bytes.clone()).file_name(format!("image{i}.{}", image_kind(bytes).0)));
+            let photo = InputMediaPhoto::new(
+                InputFile::memory(bytes.clone()).file_name(format!("image{i}.{}", image_kind(bytes).0)),
+            );
             InputMedia::Photo(if i == 0 { photo.caption(caption.clone()) } else { photo })
         })
         .collect();
@@ -169,7 +201,13 @@ async fn tell_avatar_ready(f: &FalJobs, r: &FalRequest) -> Result<(), RequestErr
     f.bot.send_message(ChatId(r.chat_id), texts::avatar_ready(lang, &name)).patiently().await.map(drop)
 }
 
-async fn deliver_avatar(f: &FalJobs, job: &Job, ctx: &JobContext, r: &FalRequest, payload: &Value) -> Result<Value, JobError> {
+async fn deliver_avatar(
+    f: &FalJobs,
+    job: &Job,
+    ctx: &JobContext,
+    r: &FalRequest,
+    payload: &Value,
+) -> Result<Value, JobError> {
     let (db, blob) = (&f.services.db, &f.services.blob);
     let avatar_id = r.avatar_id.ok_or_else(|| JobError::Broken("training without an avatar".into()))?;
     let Some(lora_url) = payload["diffusers_lora_file"]["url"].as_str() else {
@@ -178,7 +216,8 @@ async fn deliver_avatar(f: &FalJobs, job: &Job, ctx: &JobContext, r: &FalRequest
     };
     let lora_key = format!("avatars/{}/{avatar_id}/lora.safetensors", r.user_id);
     // Through a file: LoRA weights are 100–300 MB, more than a worker's memory budget.
-    let scratch = std::path::Path::new(&f.services.settings.transcription.temp_dir).join(format!("fal-{}-lora.safetensors", job.id));
+    let scratch = std::path::Path::new(&f.services.settings.transcription.temp_dir)
+        .join(format!("fal-{}-lora.safetensors", job.id));
     tokio::fs::create_dir_all(scratch.parent().expect("joined")).await.map_err(JobError::retry)?;
     let stored = async {
         f.fal.download_to_file(lora_url, MAX_RESULT_FILE, &scratch).await.map_err(job_error)?;
@@ -197,7 +236,10 @@ async fn deliver_avatar(f: &FalJobs, job: &Job, ctx: &JobContext, r: &FalRequest
         None => None,
     };
     ctx.hold(job).await?;
-    if !fal_requests::store_avatar(db, &r.request_id, avatar_id, &lora_key, config_key.as_deref()).await.map_err(JobError::retry)? {
+    if !fal_requests::store_avatar(db, &r.request_id, avatar_id, &lora_key, config_key.as_deref())
+        .await
+        .map_err(JobError::retry)?
+    {
         tracing::info!(request_id = %r.request_id, avatar_id, "the training was cancelled before its weights were stored; the avatar stays cancelled");
         return Ok(json!({ "outcome": "cancelled" }));
     }

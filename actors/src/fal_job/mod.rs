@@ -121,7 +121,16 @@ impl JobHandler for Handler {
                     let lang = lang_of(&job);
                     if job.kind == Kind::FalTrain.as_str() {
                         if let Ok(Train { avatar_id, .. }) = job.payload_as() {
-                            let _ = jobs.services.db.set_avatar_state(avatar_id, &["queued", "training"], "failed", Some("submission failed")).await;
+                            let _ = jobs
+                                .services
+                                .db
+                                .set_avatar_state(
+                                    avatar_id,
+                                    &["queued", "training"],
+                                    "failed",
+                                    Some("submission failed"),
+                                )
+                                .await;
                         }
                     }
                     tell_failed(&jobs.bot, &job, reason.for_user(texts::generation_unavailable(lang)), lang).await

@@ -40,7 +40,9 @@ pub(super) async fn poll(f: &FalJobs, job: &Job) -> Result<Value, JobError> {
     }
     let body = match f.fal.result(&request.response_url).await {
         Ok(payload) => json!({ "request_id": request_id, "status": "OK", "payload": payload }),
-        Err(FalError::Rejected { message, .. }) => json!({ "request_id": request_id, "status": "ERROR", "error": message }),
+        Err(FalError::Rejected { message, .. }) => {
+            json!({ "request_id": request_id, "status": "ERROR", "error": message })
+        }
         Err(e) => return Err(job_error(e)),
     };
     let status = body["status"].as_str().unwrap_or("ERROR").to_owned();

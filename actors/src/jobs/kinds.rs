@@ -23,8 +23,15 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 7] =
-        [Kind::Transcribe, Kind::TranscriptDigest, Kind::FalImagine, Kind::FalGenerate, Kind::FalTrain, Kind::FalDeliver, Kind::FalPoll];
+    pub const ALL: [Kind; 7] = [
+        Kind::Transcribe,
+        Kind::TranscriptDigest,
+        Kind::FalImagine,
+        Kind::FalGenerate,
+        Kind::FalTrain,
+        Kind::FalDeliver,
+        Kind::FalPoll,
+    ];
 
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -183,7 +190,10 @@ mod tests {
                 sender_telegram_id: Some(5),
             },
         );
-        round_trip(Kind::TranscriptDigest, Digest { transcript_id: 7, kind: DigestKind::Minutes, chat_id: 1, language: "ru".into() });
+        round_trip(
+            Kind::TranscriptDigest,
+            Digest { transcript_id: 7, kind: DigestKind::Minutes, chat_id: 1, language: "ru".into() },
+        );
         round_trip(Kind::FalImagine, ImageRequest { prompt: "a fox".into(), chat_id: 1, language: "en".into() });
         round_trip(Kind::FalTrain, Train { avatar_id: 3, chat_id: 1, language: "en".into() });
         round_trip(Kind::FalDeliver, FalRequestRef { request_id: "r".into() });

@@ -154,7 +154,9 @@ impl JobError {
 impl From<teloxide::RequestError> for JobError {
     fn from(e: teloxide::RequestError) -> Self {
         match e {
-            teloxide::RequestError::RetryAfter(s) => JobError::RetryAfter { after: s.duration(), reason: "Telegram 429".into() },
+            teloxide::RequestError::RetryAfter(s) => {
+                JobError::RetryAfter { after: s.duration(), reason: "Telegram 429".into() }
+            }
             other => JobError::Retry(format!("Telegram: {other}")),
         }
     }

@@ -100,14 +100,18 @@ pub async fn enqueue_many(tx: &impl deadpool_postgres::GenericClient, jobs: &[Ne
 /// [`enqueue`] for many jobs at once, in order: one statement adds them all,
 /// a second reads the jobs whose keys existed. Of two with one key, the
 /// first is created and the second finds it.
-pub async fn enqueue_each(tx: &impl deadpool_postgres::GenericClient, jobs: &[NewJob]) -> Result<Vec<Enqueued>, StoreError> {
+pub async fn enqueue_each(
+    tx: &impl deadpool_postgres::GenericClient,
+    jobs: &[NewJob],
+) -> Result<Vec<Enqueued>, StoreError> {
     let mut created: std::collections::HashMap<String, Job> =
         insert_many(tx, jobs, JOB_COLUMNS).await?.iter().map(job).map(|j| (j.idempotency_key.clone(), j)).collect();
     let others: Vec<&str> =
         jobs.iter().map(|n| n.idempotency_key.as_str()).filter(|key| !created.contains_key(*key)).collect();
     let mut existing = std::collections::HashMap::new();
     if !others.is_empty() {
-        let read = crate::store::cached(tx, &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE idempotency_key = ANY($1)")).await?;
+        let read = crate::store::cached(tx, &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE idempotency_key = ANY($1)"))
+            .await?;
         existing.extend(tx.query(&read, &[&others]).await?.iter().map(job).map(|j| (j.idempotency_key.clone(), j)));
     }
     // Where each job created here stands, for a later one with its key.
@@ -122,7 +126,9 @@ pub async fn enqueue_each(tx: &impl deadpool_postgres::GenericClient, jobs: &[Ne
         } else {
             // Not inserted, so it existed when the insert ran.
             let found = existing.get(key).cloned();
-            Enqueued::Existing(found.ok_or_else(|| StoreError::Shared(format!("job {key} was neither added nor found")))?)
+            Enqueued::Existing(
+                found.ok_or_else(|| StoreError::Shared(format!("job {key} was neither added nor found")))?,
+            )
         };
         enqueued.push(next);
     }
@@ -272,7 +278,12 @@ pub async fn lease_left(db: &Db, id: i64, instance: &str, margin: Duration) -> R
 /// claimable at once (their lease ends now); `worker` is the current
 /// incarnation. The caller must know those incarnations are dead (see
 /// pool::presence).
-pub async fn release_predecessors(client: &impl GenericClient, instance: &str, worker: &str, kinds: &[String]) -> Result<u64, StoreError> {
+pub async fn release_predecessors(
+    client: &impl GenericClient,
+    instance: &str,
+    worker: &str,
+    kinds: &[String],
+) -> Result<u64, StoreError> {
     Ok(client
         .execute(
             "UPDATE jobs SET locked_until = now(), updated_at = now()
@@ -329,7 +340,9 @@ pub async fn complete_many(db: &Db, done: Vec<Completion>) -> Vec<Result<bool, S
         };
         match together.await {
             Ok(marked) => return ids.iter().map(|id| Ok(marked.contains(id))).collect(),
-            Err(e) => tracing::warn!(jobs = ids.len(), error = %e, "marking a batch of jobs done failed; marking them one by one"),
+            Err(e) => {
+                tracing::warn!(jobs = ids.len(), error = %e, "marking a batch of jobs done failed; marking them one by one")
+            }
         }
     }
     let mut outcomes = Vec::with_capacity(done.len());
@@ -360,7 +373,9 @@ pub async fn fail(
 ) -> Result<Failed, StoreError> {
     let Some(row) = tx
         .query_opt(
-            &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1 AND locked_by = $2 AND state = 'running' FOR UPDATE"),
+            &format!(
+                "SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1 AND locked_by = $2 AND state = 'running' FOR UPDATE"
+            ),
             &[&id, &instance],
         )
         .await?
@@ -416,12 +431,19 @@ pub async fn reap_exhausted(tx: &impl GenericClient, kind: &str) -> Result<Vec<J
         .await?;
     let mut dead = Vec::with_capacity(rows.len());
     for row in &rows {
-        dead.push(finish_unsuccessfully(tx, job(row), JobState::Dead, "worker lost the job on its last attempt").await?);
+        dead.push(
+            finish_unsuccessfully(tx, job(row), JobState::Dead, "worker lost the job on its last attempt").await?,
+        );
     }
     Ok(dead)
 }
 
-async fn finish_unsuccessfully(tx: &impl GenericClient, mut job: Job, state: JobState, error: &str) -> Result<Job, StoreError> {
+async fn finish_unsuccessfully(
+    tx: &impl GenericClient,
+    mut job: Job,
+    state: JobState,
+    error: &str,
+) -> Result<Job, StoreError> {
     tx.execute(
         "UPDATE jobs SET state = $2, last_error = $3, finished_at = now(), updated_at = now(),
                          locked_by = NULL, locked_until = NULL
@@ -455,7 +477,10 @@ pub async fn depth(db: &Db) -> Result<Vec<Depth>, StoreError> {
             &[],
         )
         .await?;
-    Ok(rows.iter().map(|r| Depth { kind: r.get(0), state: r.get(1), count: r.get(2), oldest_seconds: r.get(3) }).collect())
+    Ok(rows
+        .iter()
+        .map(|r| Depth { kind: r.get(0), state: r.get(1), count: r.get(2), oldest_seconds: r.get(3) })
+        .collect())
 }
 
 /// Jobs of one kind in one state, and how long the oldest of them that is

@@ -24,7 +24,11 @@ pub async fn charge_and_enqueue(db: &Db, user_id: i64, job: NewJob) -> Result<Ch
 /// cannot pass the cap together). All in one transaction; when that
 /// fails, each is tried in its own, so a bad request fails only itself.
 /// One outcome per request, in order.
-pub async fn charge_many(db: &Db, requests: Vec<(i64, NewJob)>, max_in_flight: Option<i64>) -> Vec<Result<Charged, LedgerError>> {
+pub async fn charge_many(
+    db: &Db,
+    requests: Vec<(i64, NewJob)>,
+    max_in_flight: Option<i64>,
+) -> Vec<Result<Charged, LedgerError>> {
     let jobs: Vec<NewJob> = requests
         .into_iter()
         .map(|(user_id, mut job)| {
@@ -40,7 +44,9 @@ pub async fn charge_many(db: &Db, requests: Vec<(i64, NewJob)>, max_in_flight: O
             let mut outcomes = Vec::with_capacity(jobs.len());
             for job in &jobs {
                 let alone = charge_together(db, std::slice::from_ref(job), max_in_flight).await;
-                outcomes.push(alone.and_then(|mut one| one.pop().ok_or(LedgerError::NoSuchUser(job.user_id.unwrap_or_default()))));
+                outcomes.push(
+                    alone.and_then(|mut one| one.pop().ok_or(LedgerError::NoSuchUser(job.user_id.unwrap_or_default()))),
+                );
             }
             outcomes
         }
@@ -66,7 +72,8 @@ async fn charge_together(db: &Db, jobs: &[NewJob], max_in_flight: Option<i64>) -
     payers.dedup();
     let mut balances: HashMap<i64, i64> = HashMap::new();
     if !payers.is_empty() {
-        let lock = cached(&tx, "SELECT id, balance FROM users WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE").await?;
+        let lock =
+            cached(&tx, "SELECT id, balance FROM users WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE").await?;
         balances.extend(tx.query(&lock, &[&payers]).await?.iter().map(|r| (r.get::<_, i64>(0), r.get::<_, i64>(1))));
     }
     let mut in_flight = match max_in_flight {

@@ -13,8 +13,10 @@ use crate::store::{Db, StoreError};
 
 mod price;
 
-pub use price::{settle_heard, settle_price, transcription_price, Settled, REASON_HEARD_ADJUSTMENT, REASON_PRICE_ADJUSTMENT};
 pub use charge::{charge_and_enqueue, charge_many};
+pub use price::{
+    settle_heard, settle_price, transcription_price, Settled, REASON_HEARD_ADJUSTMENT, REASON_PRICE_ADJUSTMENT,
+};
 pub use settle::{cancel_job, fail_job, reap_exhausted};
 
 pub const REASON_CHARGE: &str = "charge";
@@ -122,7 +124,10 @@ pub async fn admin_credit(db: &Db, telegram_id: i64, coins: i64, note: &str) -> 
         Some(_) => {}
     }
     let row = tx
-        .query_one("UPDATE users SET balance = balance + $2, updated_at = now() WHERE id = $1 RETURNING balance", &[&user_id, &coins])
+        .query_one(
+            "UPDATE users SET balance = balance + $2, updated_at = now() WHERE id = $1 RETURNING balance",
+            &[&user_id, &coins],
+        )
         .await?;
     tx.execute(
         "INSERT INTO ledger_entries (user_id, delta, reason, note) VALUES ($1, $2, $3, $4)",
@@ -159,9 +164,5 @@ pub async fn recent_entries(db: &Db, user_id: i64, limit: i64) -> Result<Vec<Ent
             &[&user_id, &limit],
         )
         .await?;
-    Ok(rows
-        .iter()
-        .map(|r| Entry { delta: r.get(0), reason: r.get(1), job_kind: r.get(2), at: r.get(3) })
-        .collect())
+    Ok(rows.iter().map(|r| Entry { delta: r.get(0), reason: r.get(1), job_kind: r.get(2), at: r.get(3) }).collect())
 }
-

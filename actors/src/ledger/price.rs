@@ -73,7 +73,10 @@ async fn settle(db: &Db, job: &Job, worker: &str, price: i64, reason: &str) -> R
         return Err(LedgerError::NotHeld(job.id));
     }
     let adjusted = tx
-        .query_opt("SELECT 1 FROM ledger_entries WHERE job_id = $1 AND reason = $2", &[&job.id, &REASON_PRICE_ADJUSTMENT])
+        .query_opt(
+            "SELECT 1 FROM ledger_entries WHERE job_id = $1 AND reason = $2",
+            &[&job.id, &REASON_PRICE_ADJUSTMENT],
+        )
         .await?
         .is_some();
     let charged = charged_for(&*tx, job.id).await?;
@@ -100,7 +103,11 @@ async fn settle(db: &Db, job: &Job, worker: &str, price: i64, reason: &str) -> R
     .await?;
     tx.execute("UPDATE jobs SET cost = $2 WHERE id = $1", &[&job.id, &price]).await?;
     tx.commit().await?;
-    Ok(if difference > 0 { Settled::Charged { extra: difference, balance } } else { Settled::Refunded { amount: -difference, balance } })
+    Ok(if difference > 0 {
+        Settled::Charged { extra: difference, balance }
+    } else {
+        Settled::Refunded { amount: -difference, balance }
+    })
 }
 
 #[cfg(test)]

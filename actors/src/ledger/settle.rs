@@ -9,7 +9,13 @@ use crate::jobs::Job;
 use crate::store::{Db, StoreError};
 
 /// A failed attempt: retried while attempts remain, otherwise dead and refunded.
-pub async fn fail_job(db: &Db, id: i64, instance: &str, error: &str, retry_after: Option<Duration>) -> Result<Failed, StoreError> {
+pub async fn fail_job(
+    db: &Db,
+    id: i64,
+    instance: &str,
+    error: &str,
+    retry_after: Option<Duration>,
+) -> Result<Failed, StoreError> {
     let mut client = db.client().await?;
     let tx = client.transaction().await?;
     let outcome = queue::fail(&*tx, id, instance, error, retry_after).await?;

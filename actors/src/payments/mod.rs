@@ -65,10 +65,18 @@ pub enum Refusal {
 
 /// Ok only for a pending order of this user in Stars for its exact amount.
 /// Asked again for a still pending order, the answer is the same.
-pub async fn pre_checkout(db: &Db, user_id: i64, payload: &str, currency: &str, stars: i64) -> Result<Result<(), Refusal>, StoreError> {
+pub async fn pre_checkout(
+    db: &Db,
+    user_id: i64,
+    payload: &str,
+    currency: &str,
+    stars: i64,
+) -> Result<Result<(), Refusal>, StoreError> {
     let Some(id) = order_id(payload) else { return Ok(Err(Refusal::UnknownOrder)) };
     let client = db.client().await?;
-    let Some(row) = client.query_opt("SELECT * FROM star_orders WHERE id = $1 AND user_id = $2", &[&id, &user_id]).await? else {
+    let Some(row) =
+        client.query_opt("SELECT * FROM star_orders WHERE id = $1 AND user_id = $2", &[&id, &user_id]).await?
+    else {
         return Ok(Err(Refusal::UnknownOrder));
     };
     let order = order(&row);
@@ -98,11 +106,20 @@ pub enum Credited {
 /// Credits a payment once per charge id. A payment for an order already paid
 /// (a second invoice of it paid too) is credited as well: real Stars came
 /// in. `source`: `chat` (successful_payment) or `reconcile`.
-pub async fn credit(db: &Db, user_id: i64, payment: &StarsPayment<'_>, packages: &[CoinPackage], source: &str) -> Result<Credited, StoreError> {
+pub async fn credit(
+    db: &Db,
+    user_id: i64,
+    payment: &StarsPayment<'_>,
+    packages: &[CoinPackage],
+    source: &str,
+) -> Result<Credited, StoreError> {
     let mut client = db.client().await?;
     let tx = client.transaction().await?;
     let ordered = match order_id(payment.payload) {
-        Some(id) => tx.query_opt("SELECT * FROM star_orders WHERE id = $1 AND user_id = $2 FOR UPDATE", &[&id, &user_id]).await?.map(|r| order(&r)),
+        Some(id) => tx
+            .query_opt("SELECT * FROM star_orders WHERE id = $1 AND user_id = $2 FOR UPDATE", &[&id, &user_id])
+            .await?
+            .map(|r| order(&r)),
         None => None,
     };
     let coins = coins_for(ordered.as_ref(), payment.stars, packages);
@@ -118,7 +135,13 @@ pub async fn credit(db: &Db, user_id: i64, payment: &StarsPayment<'_>, packages:
         return Ok(Credited::Duplicate { balance });
     }
     if coins == 0 {
-        tracing::error!(alert = "unmatched_stars_payment", user_id, charge_id = payment.charge_id, stars = payment.stars, "a Stars payment matches no order or package: recorded, not credited; credit it by hand");
+        tracing::error!(
+            alert = "unmatched_stars_payment",
+            user_id,
+            charge_id = payment.charge_id,
+            stars = payment.stars,
+            "a Stars payment matches no order or package: recorded, not credited; credit it by hand"
+        );
     }
     let balance = if coins > 0 {
         tx.execute(
@@ -126,14 +149,21 @@ pub async fn credit(db: &Db, user_id: i64, payment: &StarsPayment<'_>, packages:
             &[&user_id, &coins, &REASON_TOPUP, &payment.charge_id],
         )
         .await?;
-        tx.query_one("UPDATE users SET balance = balance + $2, updated_at = now() WHERE id = $1 RETURNING balance", &[&user_id, &coins])
-            .await?
-            .get(0)
+        tx.query_one(
+            "UPDATE users SET balance = balance + $2, updated_at = now() WHERE id = $1 RETURNING balance",
+            &[&user_id, &coins],
+        )
+        .await?
+        .get(0)
     } else {
         balance_in(&*tx, user_id).await?
     };
     if let Some(order) = &ordered {
-        tx.execute("UPDATE star_orders SET state = 'paid', paid_at = COALESCE(paid_at, now()) WHERE id = $1", &[&order.id]).await?;
+        tx.execute(
+            "UPDATE star_orders SET state = 'paid', paid_at = COALESCE(paid_at, now()) WHERE id = $1",
+            &[&order.id],
+        )
+        .await?;
     }
     tx.commit().await?;
     Ok(Credited::Credited { coins, balance })
@@ -151,7 +181,11 @@ fn coins_for(order: Option<&Order>, stars: i64, packages: &[CoinPackage]) -> i64
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Debited {
     /// The payment's coins taken back (no more than the balance held); the balance after.
-    Debited { user_id: i64, coins: i64, balance: i64 },
+    Debited {
+        user_id: i64,
+        coins: i64,
+        balance: i64,
+    },
     AlreadyRefunded,
     /// No payment with this charge id was recorded.
     Unknown,
@@ -162,7 +196,13 @@ pub enum Debited {
 pub async fn debit_refund(db: &Db, charge_id: &str, source: &str) -> Result<Debited, StoreError> {
     let mut client = db.client().await?;
     let tx = client.transaction().await?;
-    let Some(row) = tx.query_opt("SELECT user_id, coins, refunded_at IS NOT NULL FROM star_payments WHERE charge_id = $1 FOR UPDATE", &[&charge_id]).await? else {
+    let Some(row) = tx
+        .query_opt(
+            "SELECT user_id, coins, refunded_at IS NOT NULL FROM star_payments WHERE charge_id = $1 FOR UPDATE",
+            &[&charge_id],
+        )
+        .await?
+    else {
         return Ok(Debited::Unknown);
     };
     let (user_id, coins, refunded): (i64, i64, bool) = (row.get(0), row.get(1), row.get(2));
@@ -177,7 +217,8 @@ pub async fn debit_refund(db: &Db, charge_id: &str, source: &str) -> Result<Debi
             &[&user_id, &-take, &REASON_STARS_REFUND, &charge_id],
         )
         .await?;
-        tx.execute("UPDATE users SET balance = balance - $2, updated_at = now() WHERE id = $1", &[&user_id, &take]).await?;
+        tx.execute("UPDATE users SET balance = balance - $2, updated_at = now() WHERE id = $1", &[&user_id, &take])
+            .await?;
     }
     tx.execute(
         "UPDATE star_payments SET refunded_at = now(), refund_source = $2, coins_taken_back = $3 WHERE charge_id = $1",
@@ -219,7 +260,8 @@ mod tests {
     #[test]
     fn a_payment_buys_its_orders_coins_or_the_package_at_that_price() {
         let packages = crate::settings::PaymentsSettings::default().packages;
-        let order = Order { id: 1, user_id: 1, package: "coins-500".into(), coins: 500, stars: 190, state: "pending".into() };
+        let order =
+            Order { id: 1, user_id: 1, package: "coins-500".into(), coins: 500, stars: 190, state: "pending".into() };
         assert_eq!(coins_for(Some(&order), 190, &packages), 500);
         assert_eq!(coins_for(None, 100, &packages), 250);
         assert_eq!(coins_for(None, 7, &packages), 0);

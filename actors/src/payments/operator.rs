@@ -27,7 +27,8 @@ pub enum OperatorError {
 /// Telegram already refunded counts as refunded; the debit happens once
 /// whether this or Telegram's refunded_payment message comes first.
 pub async fn refund(db: &Db, bot: &TgBot, charge_id: &str) -> Result<Debited, OperatorError> {
-    let (_, telegram_id) = payer(db, charge_id).await?.ok_or_else(|| OperatorError::UnknownCharge(charge_id.to_owned()))?;
+    let (_, telegram_id) =
+        payer(db, charge_id).await?.ok_or_else(|| OperatorError::UnknownCharge(charge_id.to_owned()))?;
     let user = UserId(u64::try_from(telegram_id).unwrap_or_default());
     match bot.refund_star_payment(user, TelegramTransactionId(charge_id.to_owned())).patiently().await {
         Ok(_) => {}

@@ -127,7 +127,12 @@ impl Actor for JobPool {
         })
     }
 
-    async fn handle(&self, myself: ActorRef<PoolMsg>, msg: PoolMsg, state: &mut PoolState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        myself: ActorRef<PoolMsg>,
+        msg: PoolMsg,
+        state: &mut PoolState,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             PoolMsg::Wake(kind) => {
                 let kinds: Vec<String> = match kind {
@@ -203,7 +208,8 @@ async fn claim_and_run(myself: &ActorRef<PoolMsg>, state: &mut PoolState, kind: 
         return;
     }
     let claimed =
-        match queue::claim(&state.services.db, kind, free, rules.concurrency, &state.worker, settings.jobs.lease).await {
+        match queue::claim(&state.services.db, kind, free, rules.concurrency, &state.worker, settings.jobs.lease).await
+        {
             Ok(jobs) => jobs,
             Err(e) => {
                 tracing::warn!(kind, error = %crate::error::chain(&e), "claiming jobs failed");
@@ -261,7 +267,10 @@ async fn heartbeat(state: &mut PoolState) {
     match queue::heartbeat(&state.services.db, &ids, &state.worker, settings.jobs.lease).await {
         Ok(renewed) => {
             for running in state.running.values().filter(|r| !renewed.contains(&r.job.id)) {
-                tracing::warn!(job_id = running.job.id, "lease lost (cancelled or claimed elsewhere); stopping the job");
+                tracing::warn!(
+                    job_id = running.job.id,
+                    "lease lost (cancelled or claimed elsewhere); stopping the job"
+                );
                 let _ = running.cancel.send(true);
             }
         }
@@ -291,7 +300,8 @@ async fn sweep(state: &mut PoolState) {
         Ok(swept) => {
             tracing::debug!(?swept, "retention sweep");
             metrics::counter!("aishad_retention_deleted_total", "what" => "updates").increment(swept.updates);
-            metrics::counter!("aishad_retention_deleted_total", "what" => "fal_callbacks").increment(swept.callbacks + swept.orphans);
+            metrics::counter!("aishad_retention_deleted_total", "what" => "fal_callbacks")
+                .increment(swept.callbacks + swept.orphans);
         }
         Err(e) => tracing::warn!(error = %e, "retention sweep failed; trying again later"),
     }
@@ -299,7 +309,11 @@ async fn sweep(state: &mut PoolState) {
         Ok(None) => {}
         Ok(Some(check)) => {
             if check.drifted > 0 || check.negative > 0 {
-                tracing::error!(drifted = check.drifted, negative = check.negative, "the ledger check found balances that do not add up");
+                tracing::error!(
+                    drifted = check.drifted,
+                    negative = check.negative,
+                    "the ledger check found balances that do not add up"
+                );
             }
             metrics::gauge!("aishad_ledger_drift_users").set(check.drifted as f64);
             metrics::gauge!("aishad_ledger_negative_balances").set(check.negative as f64);
@@ -317,7 +331,8 @@ async fn report_depth(state: &PoolState) {
         for kind in state.handlers.keys() {
             for job_state in ["queued", "running"] {
                 let found = depth.iter().find(|d| d.kind == *kind && d.state == job_state);
-                metrics::gauge!("aishad_jobs", "kind" => kind.clone(), "state" => job_state).set(found.map_or(0, |d| d.count) as f64);
+                metrics::gauge!("aishad_jobs", "kind" => kind.clone(), "state" => job_state)
+                    .set(found.map_or(0, |d| d.count) as f64);
                 if job_state == "queued" {
                     let oldest = found.map_or(0.0, |d| d.oldest_seconds);
                     metrics::gauge!("aishad_job_oldest_queued_seconds", "kind" => kind.clone()).set(oldest);

@@ -11,8 +11,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_postgres::AsyncMessage;
 
-use crate::jobs::queue::CHANNEL;
 use crate::backoff::Backoff;
+use crate::jobs::queue::CHANNEL;
 use crate::store::{tls, Db, StoreError};
 
 const RECONNECT: Backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));

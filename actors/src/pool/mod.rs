@@ -21,7 +21,8 @@ pub use job_pool::{JobPool, JobPoolArgs, PoolMsg};
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
 /// Finished jobs are marked done together: one commit for those that end at once.
-pub type Completions = crate::batch::GroupCommit<crate::jobs::queue::Completion, Result<bool, crate::store::StoreError>>;
+pub type Completions =
+    crate::batch::GroupCommit<crate::jobs::queue::Completion, Result<bool, crate::store::StoreError>>;
 
 /// Completions that end together share a commit, at most this many.
 const COMPLETION_BATCH: usize = 256;
@@ -59,8 +60,13 @@ impl JobContext {
         match queue::lease_left(&self.db, job.id, &self.worker, self.lease / 3).await.map_err(JobError::retry)? {
             Some(true) => Ok(()),
             Some(false) => {
-                let held = queue::heartbeat(&self.db, &[job.id], &self.worker, self.lease).await.map_err(JobError::retry)?;
-                if held.is_empty() { Err(lost()) } else { Ok(()) }
+                let held =
+                    queue::heartbeat(&self.db, &[job.id], &self.worker, self.lease).await.map_err(JobError::retry)?;
+                if held.is_empty() {
+                    Err(lost())
+                } else {
+                    Ok(())
+                }
             }
             None => Err(lost()),
         }

@@ -56,7 +56,9 @@ async fn hold(
     let mut waited = false;
     let key = format!("{instance}/{}", kinds.join(","));
     loop {
-        let taken = client.query_one("SELECT pg_try_advisory_lock($1, hashtext($2))", &[&PRESENCE_LOCK_NAMESPACE, &key]).await?;
+        let taken = client
+            .query_one("SELECT pg_try_advisory_lock($1, hashtext($2))", &[&PRESENCE_LOCK_NAMESPACE, &key])
+            .await?;
         if taken.get::<_, bool>(0) {
             break;
         }
@@ -69,7 +71,9 @@ async fn hold(
     *attempt = 0;
     match queue::release_predecessors(&client, instance, worker, kinds).await {
         Ok(n) => released(n),
-        Err(e) => tracing::warn!(instance, error = %e, "could not release a predecessor's jobs; their leases will lapse"),
+        Err(e) => {
+            tracing::warn!(instance, error = %e, "could not release a predecessor's jobs; their leases will lapse")
+        }
     }
     // The lock lives as long as this session: wait for it to end.
     Ok(connection.await.unwrap_or(Ok(()))?)

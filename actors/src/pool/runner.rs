@@ -36,7 +36,11 @@ impl Actor for JobRunner {
     type State = Option<RunnerArgs>;
     type Arguments = RunnerArgs;
 
-    async fn pre_start(&self, myself: ActorRef<RunnerMsg>, args: RunnerArgs) -> Result<Self::State, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        myself: ActorRef<RunnerMsg>,
+        args: RunnerArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
         myself.send_message(RunnerMsg::Run)?;
         Ok(Some(args))
     }
@@ -57,43 +61,43 @@ impl Actor for JobRunner {
 }
 
 async fn run(args: RunnerArgs) -> Result<(), ActorProcessingErr> {
-        let job = args.job.clone();
-        let started = Instant::now();
-        let result = args.handler.run(job.clone(), args.context.clone()).await;
-        let instance = &args.context.worker;
-        let outcome = match result {
-            Ok(value) => {
-                let done = Completion { id: job.id, worker: instance.clone(), result: value };
-                let marked = args.completions.submit(done).await.map_err(|e| e.to_string())?;
-                if marked? {
-                    tracing::info!(elapsed = ?started.elapsed(), "job done");
-                    "done"
-                } else {
-                    tracing::warn!("job finished after its lease was lost; the result is discarded");
-                    "lost"
-                }
+    let job = args.job.clone();
+    let started = Instant::now();
+    let result = args.handler.run(job.clone(), args.context.clone()).await;
+    let instance = &args.context.worker;
+    let outcome = match result {
+        Ok(value) => {
+            let done = Completion { id: job.id, worker: instance.clone(), result: value };
+            let marked = args.completions.submit(done).await.map_err(|e| e.to_string())?;
+            if marked? {
+                tracing::info!(elapsed = ?started.elapsed(), "job done");
+                "done"
+            } else {
+                tracing::warn!("job finished after its lease was lost; the result is discarded");
+                "lost"
             }
-            Err(error) => {
-                let retry_after = retry_delay(&error, &args.retry, job.attempts);
-                match ledger::fail_job(&args.db, job.id, instance, &error.to_string(), retry_after).await? {
-                    Failed::Retrying { delay } => {
-                        tracing::warn!(error = %error, retry_in = ?delay, "job attempt failed; will retry");
-                        metrics::counter!("aishad_job_retries_total", "kind" => job.kind.clone()).increment(1);
-                        "retry"
-                    }
-                    Failed::Dead(dead) => {
-                        tracing::error!(error = %error, "job is dead; refunded");
-                        metrics::counter!("aishad_jobs_dead_total", "kind" => job.kind.clone()).increment(1);
-                        args.handler.on_dead(dead, DeadReason::of(error)).await;
-                        "dead"
-                    }
-                    Failed::NotHeld => "lost",
+        }
+        Err(error) => {
+            let retry_after = retry_delay(&error, &args.retry, job.attempts);
+            match ledger::fail_job(&args.db, job.id, instance, &error.to_string(), retry_after).await? {
+                Failed::Retrying { delay } => {
+                    tracing::warn!(error = %error, retry_in = ?delay, "job attempt failed; will retry");
+                    metrics::counter!("aishad_job_retries_total", "kind" => job.kind.clone()).increment(1);
+                    "retry"
                 }
+                Failed::Dead(dead) => {
+                    tracing::error!(error = %error, "job is dead; refunded");
+                    metrics::counter!("aishad_jobs_dead_total", "kind" => job.kind.clone()).increment(1);
+                    args.handler.on_dead(dead, DeadReason::of(error)).await;
+                    "dead"
+                }
+                Failed::NotHeld => "lost",
             }
-        };
-        metrics::histogram!("aishad_job_seconds", "kind" => job.kind.clone(), "outcome" => outcome)
-            .record(started.elapsed().as_secs_f64());
-        Ok(())
+        }
+    };
+    metrics::histogram!("aishad_job_seconds", "kind" => job.kind.clone(), "outcome" => outcome)
+        .record(started.elapsed().as_secs_f64());
+    Ok(())
 }
 
 /// `None` means: don't retry.

@@ -64,8 +64,19 @@ pub async fn insert_request(tx: &impl GenericClient, r: &FalRequest) -> Result<(
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
          ON CONFLICT (request_id) DO NOTHING",
         &[
-            &r.request_id, &r.job_id, &r.user_id, &r.chat_id, &r.kind, &r.model, &r.status_url, &r.response_url,
-            &r.cancel_url, &r.avatar_id, &r.prompt, &r.aspect_ratio, &r.language,
+            &r.request_id,
+            &r.job_id,
+            &r.user_id,
+            &r.chat_id,
+            &r.kind,
+            &r.model,
+            &r.status_url,
+            &r.response_url,
+            &r.cancel_url,
+            &r.avatar_id,
+            &r.prompt,
+            &r.aspect_ratio,
+            &r.language,
         ],
     )
     .await?;
@@ -73,7 +84,13 @@ pub async fn insert_request(tx: &impl GenericClient, r: &FalRequest) -> Result<(
 }
 
 /// Adds a callback; false when one was already recorded for that request.
-pub async fn insert_callback(tx: &impl GenericClient, request_id: &str, status: &str, body: &Value, source: &str) -> Result<bool, StoreError> {
+pub async fn insert_callback(
+    tx: &impl GenericClient,
+    request_id: &str,
+    status: &str,
+    body: &Value,
+    source: &str,
+) -> Result<bool, StoreError> {
     let inserted = tx
         .execute(
             "INSERT INTO fal_callbacks (request_id, status, body, source) VALUES ($1, $2, $3, $4)
@@ -93,7 +110,11 @@ pub async fn callback_exists(client: &impl GenericClient, request_id: &str) -> R
 }
 
 /// Moves a submitted request to `state`, returning it; `None` if it had already left `submitted`.
-pub async fn finish_request(client: &impl GenericClient, request_id: &str, state: &str) -> Result<Option<FalRequest>, StoreError> {
+pub async fn finish_request(
+    client: &impl GenericClient,
+    request_id: &str,
+    state: &str,
+) -> Result<Option<FalRequest>, StoreError> {
     let row = client
         .query_opt(
             &format!(
@@ -109,14 +130,17 @@ pub async fn finish_request(client: &impl GenericClient, request_id: &str, state
 impl Db {
     pub async fn fal_request(&self, request_id: &str) -> Result<Option<FalRequest>, StoreError> {
         let client = self.client().await?;
-        let row = client.query_opt(&format!("SELECT {COLUMNS} FROM fal_requests WHERE request_id = $1"), &[&request_id]).await?;
+        let row = client
+            .query_opt(&format!("SELECT {COLUMNS} FROM fal_requests WHERE request_id = $1"), &[&request_id])
+            .await?;
         Ok(row.as_ref().map(request))
     }
 
     /// The request a submit job made, if it made one (at most one: `job_id` is unique).
     pub async fn fal_request_for_job(&self, job_id: i64) -> Result<Option<FalRequest>, StoreError> {
         let client = self.client().await?;
-        let row = client.query_opt(&format!("SELECT {COLUMNS} FROM fal_requests WHERE job_id = $1"), &[&job_id]).await?;
+        let row =
+            client.query_opt(&format!("SELECT {COLUMNS} FROM fal_requests WHERE job_id = $1"), &[&job_id]).await?;
         Ok(row.as_ref().map(request))
     }
 
@@ -124,7 +148,10 @@ impl Db {
     pub async fn fal_requests_submitted(&self, user_id: i64, kind: &str) -> Result<Vec<FalRequest>, StoreError> {
         let client = self.client().await?;
         let rows = client
-            .query(&format!("SELECT {COLUMNS} FROM fal_requests WHERE user_id = $1 AND kind = $2 AND state = 'submitted'"), &[&user_id, &kind])
+            .query(
+                &format!("SELECT {COLUMNS} FROM fal_requests WHERE user_id = $1 AND kind = $2 AND state = 'submitted'"),
+                &[&user_id, &kind],
+            )
             .await?;
         Ok(rows.iter().map(request).collect())
     }
@@ -132,7 +159,9 @@ impl Db {
     /// Requests of this user still being made at FAL.
     pub async fn fal_requests_in_flight(&self, user_id: i64) -> Result<i64, StoreError> {
         let client = self.client().await?;
-        let row = client.query_one("SELECT count(*) FROM fal_requests WHERE user_id = $1 AND state = 'submitted'", &[&user_id]).await?;
+        let row = client
+            .query_one("SELECT count(*) FROM fal_requests WHERE user_id = $1 AND state = 'submitted'", &[&user_id])
+            .await?;
         Ok(row.get(0))
     }
 
@@ -149,7 +178,9 @@ impl Db {
 
     pub async fn fal_callback(&self, request_id: &str) -> Result<Option<Callback>, StoreError> {
         let client = self.client().await?;
-        let row = client.query_opt("SELECT status, body, source FROM fal_callbacks WHERE request_id = $1", &[&request_id]).await?;
+        let row = client
+            .query_opt("SELECT status, body, source FROM fal_callbacks WHERE request_id = $1", &[&request_id])
+            .await?;
         Ok(row.map(|r| Callback { status: r.get(0), body: r.get(1), source: r.get(2) }))
     }
 

@@ -49,7 +49,12 @@ impl Db {
             &[&user_id, &telegram_id],
         )
         .await?;
-        let deleted = tx.query("DELETE FROM transcripts WHERE user_id = $1 OR sender_telegram_id = $2 RETURNING user_id, id", &[&user_id, &telegram_id]).await?;
+        let deleted = tx
+            .query(
+                "DELETE FROM transcripts WHERE user_id = $1 OR sender_telegram_id = $2 RETURNING user_id, id",
+                &[&user_id, &telegram_id],
+            )
+            .await?;
         out.transcripts = deleted.len() as u64;
         out.sent_in_groups = deleted
             .iter()
@@ -64,8 +69,16 @@ impl Db {
             )
             .await?;
         out.images = tx.execute("DELETE FROM images WHERE user_id = $1", &[&user_id]).await?;
-        tx.execute("UPDATE fal_requests SET avatar_id = NULL WHERE user_id = $1 AND avatar_id IS NOT NULL", &[&user_id]).await?;
-        tx.execute("DELETE FROM avatar_photos WHERE avatar_id IN (SELECT id FROM avatars WHERE user_id = $1)", &[&user_id]).await?;
+        tx.execute(
+            "UPDATE fal_requests SET avatar_id = NULL WHERE user_id = $1 AND avatar_id IS NOT NULL",
+            &[&user_id],
+        )
+        .await?;
+        tx.execute(
+            "DELETE FROM avatar_photos WHERE avatar_id IN (SELECT id FROM avatars WHERE user_id = $1)",
+            &[&user_id],
+        )
+        .await?;
         out.avatars = tx.execute("DELETE FROM avatars WHERE user_id = $1", &[&user_id]).await?;
         // Still being made at FAL: the result, when it comes, is dropped (deliver ends on this state).
         out.fal_requests_dropped = tx
@@ -101,8 +114,11 @@ impl Db {
                 &[&telegram_id],
             )
             .await?;
-        tx.execute("UPDATE users SET username = NULL, first_name = NULL, last_name = NULL, updated_at = now() WHERE id = $1", &[&user_id])
-            .await?;
+        tx.execute(
+            "UPDATE users SET username = NULL, first_name = NULL, last_name = NULL, updated_at = now() WHERE id = $1",
+            &[&user_id],
+        )
+        .await?;
         tx.commit().await?;
         Ok(out)
     }

@@ -69,7 +69,10 @@ impl Db {
     pub async fn mark_out_of_coins_told(&self, chat_id: i64) -> Result<bool, StoreError> {
         let client = self.client().await?;
         let n = client
-            .execute("UPDATE group_chats SET out_of_coins_told = true WHERE chat_id = $1 AND NOT out_of_coins_told", &[&chat_id])
+            .execute(
+                "UPDATE group_chats SET out_of_coins_told = true WHERE chat_id = $1 AND NOT out_of_coins_told",
+                &[&chat_id],
+            )
             .await?;
         Ok(n == 1)
     }
@@ -77,7 +80,12 @@ impl Db {
     /// A paid transcript went through: the next shortage is told again.
     pub async fn clear_out_of_coins_told(&self, chat_id: i64) -> Result<(), StoreError> {
         let client = self.client().await?;
-        client.execute("UPDATE group_chats SET out_of_coins_told = false WHERE chat_id = $1 AND out_of_coins_told", &[&chat_id]).await?;
+        client
+            .execute(
+                "UPDATE group_chats SET out_of_coins_told = false WHERE chat_id = $1 AND out_of_coins_told",
+                &[&chat_id],
+            )
+            .await?;
         Ok(())
     }
 }

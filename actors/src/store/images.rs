@@ -86,14 +86,22 @@ pub async fn add_image(client: &impl GenericClient, i: &NewImage<'_>) -> Result<
         )
         .await?;
     let row = client
-        .query_one(&format!("SELECT {IMAGE_COLUMNS} FROM images WHERE request_id = $1 AND n = $2"), &[&i.request_id, &i.n])
+        .query_one(
+            &format!("SELECT {IMAGE_COLUMNS} FROM images WHERE request_id = $1 AND n = $2"),
+            &[&i.request_id, &i.n],
+        )
         .await?;
     Ok(image(&row))
 }
 
 /// A trained avatar: its files, ready, and the main one if the user has
 /// none; in the caller's transaction. False when it was not waiting for them.
-pub async fn avatar_ready(tx: &impl GenericClient, id: i64, lora_key: &str, config_key: Option<&str>) -> Result<bool, StoreError> {
+pub async fn avatar_ready(
+    tx: &impl GenericClient,
+    id: i64,
+    lora_key: &str,
+    config_key: Option<&str>,
+) -> Result<bool, StoreError> {
     let row = tx
         .query_opt(
             "UPDATE avatars SET state = 'ready', lora_key = $2, config_key = $3, updated_at = now()
@@ -116,7 +124,9 @@ impl Db {
     /// The images a FAL request produced, in order.
     pub async fn images_of_request(&self, request_id: &str) -> Result<Vec<Image>, StoreError> {
         let client = self.client().await?;
-        let rows = client.query(&format!("SELECT {IMAGE_COLUMNS} FROM images WHERE request_id = $1 ORDER BY n"), &[&request_id]).await?;
+        let rows = client
+            .query(&format!("SELECT {IMAGE_COLUMNS} FROM images WHERE request_id = $1 ORDER BY n"), &[&request_id])
+            .await?;
         Ok(rows.iter().map(image).collect())
     }
 
@@ -145,7 +155,10 @@ impl Db {
     pub async fn image_of(&self, user_id: i64, id: i64) -> Result<Option<Image>, StoreError> {
         let client = self.client().await?;
         let row = client
-            .query_opt(&format!("SELECT {IMAGE_COLUMNS} FROM images WHERE id = $1 AND user_id = $2 AND deleted_at IS NULL"), &[&id, &user_id])
+            .query_opt(
+                &format!("SELECT {IMAGE_COLUMNS} FROM images WHERE id = $1 AND user_id = $2 AND deleted_at IS NULL"),
+                &[&id, &user_id],
+            )
             .await?;
         Ok(row.as_ref().map(image))
     }
@@ -154,7 +167,10 @@ impl Db {
     pub async fn toggle_favourite(&self, user_id: i64, id: i64) -> Result<Option<bool>, StoreError> {
         let client = self.client().await?;
         let row = client
-            .query_opt("UPDATE images SET favourite = NOT favourite WHERE id = $1 AND user_id = $2 RETURNING favourite", &[&id, &user_id])
+            .query_opt(
+                "UPDATE images SET favourite = NOT favourite WHERE id = $1 AND user_id = $2 RETURNING favourite",
+                &[&id, &user_id],
+            )
             .await?;
         Ok(row.map(|r| r.get(0)))
     }
@@ -170,7 +186,13 @@ impl Db {
         Ok(row.map(|r| r.get(0)))
     }
 
-    pub async fn create_avatar(&self, user_id: i64, name: &str, gender: &str, trigger: &str) -> Result<i64, StoreError> {
+    pub async fn create_avatar(
+        &self,
+        user_id: i64,
+        name: &str,
+        gender: &str,
+        trigger: &str,
+    ) -> Result<i64, StoreError> {
         let client = self.client().await?;
         let row = client
             .query_one(
@@ -183,7 +205,12 @@ impl Db {
 
     pub async fn avatar_of(&self, user_id: i64, id: i64) -> Result<Option<Avatar>, StoreError> {
         let client = self.client().await?;
-        let row = client.query_opt(&format!("SELECT {AVATAR_COLUMNS} FROM avatars a WHERE a.id = $1 AND a.user_id = $2"), &[&id, &user_id]).await?;
+        let row = client
+            .query_opt(
+                &format!("SELECT {AVATAR_COLUMNS} FROM avatars a WHERE a.id = $1 AND a.user_id = $2"),
+                &[&id, &user_id],
+            )
+            .await?;
         Ok(row.as_ref().map(avatar))
     }
 
@@ -198,7 +225,12 @@ impl Db {
     pub async fn main_avatar(&self, user_id: i64) -> Result<Option<Avatar>, StoreError> {
         let client = self.client().await?;
         let row = client
-            .query_opt(&format!("SELECT {AVATAR_COLUMNS} FROM avatars a WHERE a.user_id = $1 AND a.is_main AND a.state = 'ready'"), &[&user_id])
+            .query_opt(
+                &format!(
+                    "SELECT {AVATAR_COLUMNS} FROM avatars a WHERE a.user_id = $1 AND a.is_main AND a.state = 'ready'"
+                ),
+                &[&user_id],
+            )
             .await?;
         Ok(row.as_ref().map(avatar))
     }
@@ -239,7 +271,13 @@ impl Db {
     }
 
     /// Moves an avatar between states; false when it was not in `from`.
-    pub async fn set_avatar_state(&self, id: i64, from: &[&str], to: &str, error: Option<&str>) -> Result<bool, StoreError> {
+    pub async fn set_avatar_state(
+        &self,
+        id: i64,
+        from: &[&str],
+        to: &str,
+        error: Option<&str>,
+    ) -> Result<bool, StoreError> {
         let client = self.client().await?;
         let from: Vec<String> = from.iter().map(|s| s.to_string()).collect();
         let n = client
@@ -255,7 +293,12 @@ impl Db {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         tx.execute("UPDATE avatars SET is_main = false WHERE user_id = $1 AND is_main", &[&user_id]).await?;
-        let n = tx.execute("UPDATE avatars SET is_main = true WHERE id = $1 AND user_id = $2 AND state = 'ready'", &[&id, &user_id]).await?;
+        let n = tx
+            .execute(
+                "UPDATE avatars SET is_main = true WHERE id = $1 AND user_id = $2 AND state = 'ready'",
+                &[&id, &user_id],
+            )
+            .await?;
         tx.commit().await?;
         Ok(n == 1)
     }

@@ -12,11 +12,7 @@ pub struct Migration {
 
 macro_rules! migration {
     ($version:literal, $name:literal) => {
-        Migration {
-            version: $version,
-            name: $name,
-            sql: include_str!(concat!("../../migrations/", $name, ".sql")),
-        }
+        Migration { version: $version, name: $name, sql: include_str!(concat!("../../migrations/", $name, ".sql")) }
     };
 }
 
@@ -53,12 +49,8 @@ pub(super) async fn apply(client: &mut deadpool_postgres::Object) -> Result<Migr
          )",
     )
     .await?;
-    let applied: Vec<i64> = tx
-        .query("SELECT version FROM schema_migrations", &[])
-        .await?
-        .iter()
-        .map(|row| row.get(0))
-        .collect();
+    let applied: Vec<i64> =
+        tx.query("SELECT version FROM schema_migrations", &[]).await?.iter().map(|row| row.get(0)).collect();
     let mut report = MigrationReport::default();
     for migration in MIGRATIONS {
         if applied.contains(&migration.version) {

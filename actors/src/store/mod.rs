@@ -1,14 +1,14 @@
 //! PostgreSQL: the connection pool and the embedded migrations.
 
-mod migrations;
 pub mod audit;
 pub mod fal;
 pub mod forget;
 pub mod groups;
 pub mod images;
-pub mod transcripts;
+mod migrations;
 pub mod retention;
 pub mod tls;
+pub mod transcripts;
 pub mod updates;
 pub mod users;
 pub mod wake;
@@ -103,10 +103,7 @@ impl Db {
     }
 
     pub async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
-        self.pool
-            .get()
-            .await
-            .map_err(|source| StoreError::Pool { host: self.host.clone(), source })
+        self.pool.get().await.map_err(|source| StoreError::Pool { host: self.host.clone(), source })
     }
 
     /// One round trip, bounded by the connect timeout.
@@ -132,7 +129,10 @@ impl Db {
 
 /// A statement prepared once per connection and reused: PostgreSQL parses
 /// and plans it once, not on every call (most of its CPU on a hot path).
-pub async fn cached(client: &impl deadpool_postgres::GenericClient, sql: &str) -> Result<tokio_postgres::Statement, StoreError> {
+pub async fn cached(
+    client: &impl deadpool_postgres::GenericClient,
+    sql: &str,
+) -> Result<tokio_postgres::Statement, StoreError> {
     Ok(client.prepare_cached(sql).await?)
 }
 

@@ -44,7 +44,8 @@ pub struct PgTarget {
 /// disable/prefer/require and no `sslrootcert`) and builds the connector.
 pub fn target(url: &ConnUrl) -> Result<PgTarget, StoreError> {
     let (rest, sslmode, rootcert) = split_tls_params(url.expose());
-    let mut config: tokio_postgres::Config = rest.parse().map_err(|e: tokio_postgres::Error| StoreError::InvalidUrl(e.to_string()))?;
+    let mut config: tokio_postgres::Config =
+        rest.parse().map_err(|e: tokio_postgres::Error| StoreError::InvalidUrl(e.to_string()))?;
     let (mode, verify) = match sslmode.as_deref() {
         None | Some("prefer") | Some("allow") => (SslMode::Prefer, Verify::Nothing),
         Some("disable") => (SslMode::Disable, Verify::Nothing),
@@ -55,12 +56,15 @@ pub fn target(url: &ConnUrl) -> Result<PgTarget, StoreError> {
         Some(other) => return Err(StoreError::InvalidUrl(format!("unknown sslmode {other:?}"))),
     };
     config.ssl_mode(mode);
-    let roots = crate::tls::root_store(rootcert.as_deref()).map_err(|e| StoreError::InvalidUrl(format!("sslrootcert {e}")))?;
+    let roots =
+        crate::tls::root_store(rootcert.as_deref()).map_err(|e| StoreError::InvalidUrl(format!("sslrootcert {e}")))?;
     Ok(PgTarget { config, tls: MakeRustlsConnect::new(client_config(verify, roots)) })
 }
 
 /// Connects one dedicated session (the job listener, the presence lock).
-pub async fn connect(url: &ConnUrl) -> Result<(tokio_postgres::Client, tokio_postgres::Connection<Socket, PgStream>), StoreError> {
+pub async fn connect(
+    url: &ConnUrl,
+) -> Result<(tokio_postgres::Client, tokio_postgres::Connection<Socket, PgStream>), StoreError> {
     let PgTarget { config, tls } = target(url)?;
     Ok(config.connect(tls).await?)
 }
@@ -84,8 +88,11 @@ fn split_tls_params(url: &str) -> (String, Option<String>, Option<String>) {
 }
 
 fn client_config(verify: Verify, roots: RootCertStore) -> ClientConfig {
-    let builder = ClientConfig::builder_with_provider(provider()).with_safe_default_protocol_versions().expect("ring supports TLS 1.2 and 1.3");
-    let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider()).build().expect("roots were checked");
+    let builder = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .expect("ring supports TLS 1.2 and 1.3");
+    let webpki =
+        WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider()).build().expect("roots were checked");
     let verifier: Arc<dyn ServerCertVerifier> = match verify {
         Verify::ChainAndHost => webpki,
         Verify::Chain => Arc::new(ChainOnly(webpki)),
@@ -108,18 +115,28 @@ impl ServerCertVerifier for ChainOnly {
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         match self.0.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
-            Err(rustls::Error::InvalidCertificate(CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. })) => {
-                Ok(ServerCertVerified::assertion())
-            }
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
             other => other,
         }
     }
 
-    fn verify_tls12_signature(&self, m: &[u8], c: &CertificateDer<'_>, d: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         self.0.verify_tls12_signature(m, c, d)
     }
 
-    fn verify_tls13_signature(&self, m: &[u8], c: &CertificateDer<'_>, d: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         self.0.verify_tls13_signature(m, c, d)
     }
 
@@ -145,11 +162,21 @@ impl ServerCertVerifier for Unverified {
         Ok(ServerCertVerified::assertion())
     }
 
-    fn verify_tls12_signature(&self, m: &[u8], c: &CertificateDer<'_>, d: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         rustls::crypto::verify_tls12_signature(m, c, d, &self.0.signature_verification_algorithms)
     }
 
-    fn verify_tls13_signature(&self, m: &[u8], c: &CertificateDer<'_>, d: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         rustls::crypto::verify_tls13_signature(m, c, d, &self.0.signature_verification_algorithms)
     }
 
@@ -164,8 +191,13 @@ mod tests {
 
     #[test]
     fn libpq_tls_parameters_are_split_off_and_the_rest_kept() {
-        let (rest, mode, root) = split_tls_params("postgres://u:p@db:5432/aisha?sslmode=verify-full&application_name=x&sslrootcert=%2Fca.pem");
-        assert_eq!((rest.as_str(), mode.as_deref(), root.as_deref()), ("postgres://u:p@db:5432/aisha?application_name=x", Some("verify-full"), Some("/ca.pem")));
+        let (rest, mode, root) = split_tls_params(
+            "postgres://u:p@db:5432/aisha?sslmode=verify-full&application_name=x&sslrootcert=%2Fca.pem",
+        );
+        assert_eq!(
+            (rest.as_str(), mode.as_deref(), root.as_deref()),
+            ("postgres://u:p@db:5432/aisha?application_name=x", Some("verify-full"), Some("/ca.pem"))
+        );
         assert_eq!(split_tls_params("postgres://db/aisha").0, "postgres://db/aisha");
     }
 

@@ -23,7 +23,8 @@ pub struct Transcript {
     pub created_at: chrono::DateTime<chrono::Utc>,
 }
 
-const COLUMNS: &str = "id, job_id, user_id, chat_id, status_message_id, audio_key, plan, text_key, segments_key, duration_seconds, \
+const COLUMNS: &str =
+    "id, job_id, user_id, chat_id, status_message_id, audio_key, plan, text_key, segments_key, duration_seconds, \
                        chunk_count, preview, delivered_at IS NOT NULL AS delivered, created_at";
 
 fn transcript(row: &tokio_postgres::Row) -> Transcript {
@@ -79,7 +80,12 @@ impl Db {
         Ok(transcript(&row))
     }
 
-    pub async fn update_transcript(&self, id: i64, column: TranscriptField, value: &(dyn tokio_postgres::types::ToSql + Sync)) -> Result<(), StoreError> {
+    pub async fn update_transcript(
+        &self,
+        id: i64,
+        column: TranscriptField,
+        value: &(dyn tokio_postgres::types::ToSql + Sync),
+    ) -> Result<(), StoreError> {
         let client = self.client().await?;
         client.execute(&format!("UPDATE transcripts SET {} = $2 WHERE id = $1", column.name()), &[&id, value]).await?;
         Ok(())
@@ -109,7 +115,14 @@ impl Db {
             .await?;
         Ok(rows
             .iter()
-            .map(|r| SavedChunk { idx: r.get(0), start: r.get(1), end: r.get(2), text: r.get(3), segments: r.get(4), heard_seconds: r.get(5) })
+            .map(|r| SavedChunk {
+                idx: r.get(0),
+                start: r.get(1),
+                end: r.get(2),
+                text: r.get(3),
+                segments: r.get(4),
+                heard_seconds: r.get(5),
+            })
             .collect())
     }
 
@@ -149,7 +162,12 @@ impl Db {
     }
 
     /// Delivered transcripts of a user, newest first.
-    pub async fn recent_transcripts(&self, user_id: i64, offset: i64, limit: i64) -> Result<Vec<Transcript>, StoreError> {
+    pub async fn recent_transcripts(
+        &self,
+        user_id: i64,
+        offset: i64,
+        limit: i64,
+    ) -> Result<Vec<Transcript>, StoreError> {
         let client = self.client().await?;
         let rows = client
             .query(
@@ -167,10 +185,9 @@ impl Db {
     /// being made, finds nothing).
     pub async fn transcript_of(&self, user_id: i64, id: i64) -> Result<Option<Transcript>, StoreError> {
         let client = self.client().await?;
-        let sql = format!("SELECT {COLUMNS} FROM transcripts WHERE id = $1 AND user_id = $2 AND delivered_at IS NOT NULL");
-        let row = client
-            .query_opt(&sql, &[&id, &user_id])
-            .await?;
+        let sql =
+            format!("SELECT {COLUMNS} FROM transcripts WHERE id = $1 AND user_id = $2 AND delivered_at IS NOT NULL");
+        let row = client.query_opt(&sql, &[&id, &user_id]).await?;
         Ok(row.as_ref().map(transcript))
     }
 }

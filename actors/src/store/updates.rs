@@ -78,7 +78,10 @@ impl Db {
     pub async fn mark_update_handled(&self, update_id: i64, error: Option<&str>) -> Result<(), StoreError> {
         let client = self.client().await?;
         client
-            .execute("UPDATE telegram_updates SET handled_at = now(), error = $2 WHERE update_id = $1", &[&update_id, &error])
+            .execute(
+                "UPDATE telegram_updates SET handled_at = now(), error = $2 WHERE update_id = $1",
+                &[&update_id, &error],
+            )
             .await?;
         Ok(())
     }
@@ -108,7 +111,12 @@ impl Db {
     /// it is this caller's to handle: not handled yet, and either nobody's
     /// claim runs or the claim is the one `instance` took on recording it
     /// (which this claim then replaces, so it is taken once).
-    pub async fn claim_updates(&self, ids: &[i64], window: std::time::Duration, instance: &str) -> Vec<Result<bool, StoreError>> {
+    pub async fn claim_updates(
+        &self,
+        ids: &[i64],
+        window: std::time::Duration,
+        instance: &str,
+    ) -> Vec<Result<bool, StoreError>> {
         let claimed = async {
             let client = self.client().await?;
             let claim = super::cached(
@@ -145,7 +153,11 @@ impl Db {
 
     /// Recorded at least `age` ago but not handled, and not claimed by a
     /// handler still at work (a crash came in between), oldest first.
-    pub async fn unhandled_updates(&self, limit: i64, age: std::time::Duration) -> Result<Vec<(i64, Value)>, StoreError> {
+    pub async fn unhandled_updates(
+        &self,
+        limit: i64,
+        age: std::time::Duration,
+    ) -> Result<Vec<(i64, Value)>, StoreError> {
         let client = self.client().await?;
         let rows = client
             .query(

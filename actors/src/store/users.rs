@@ -73,7 +73,9 @@ impl Db {
             )
             .await?;
             let rows = client.query(&in_flight, &[&user_ids]).await?;
-            Ok::<_, StoreError>(rows.iter().map(|r| (r.get::<_, i64>(0), r.get::<_, i64>(1))).collect::<HashMap<_, _>>())
+            Ok::<_, StoreError>(
+                rows.iter().map(|r| (r.get::<_, i64>(0), r.get::<_, i64>(1))).collect::<HashMap<_, _>>(),
+            )
         };
         match counted.await {
             Ok(counts) => user_ids
@@ -135,7 +137,9 @@ impl Db {
             changed.insert(profiles[i].telegram_id, i);
         }
         if !changed.is_empty() {
-            let pick = |f: fn(&TelegramProfile) -> Option<&str>| changed.values().map(|&i| f(&profiles[i])).collect::<Vec<_>>();
+            let pick = |f: fn(&TelegramProfile) -> Option<&str>| {
+                changed.values().map(|&i| f(&profiles[i])).collect::<Vec<_>>()
+            };
             let ids: Vec<i64> = changed.keys().copied().collect();
             let (usernames, first, last, languages) = (
                 pick(|p| p.username.as_deref()),
@@ -158,8 +162,13 @@ impl Db {
             )
             .await?;
             let params: [&(dyn tokio_postgres::types::ToSql + Sync); 5] = [&ids, &usernames, &first, &last, &languages];
-            let written: HashMap<i64, User> =
-                client.query(&upsert, &params).await?.iter().map(|r| User::from_row(r, 0)).map(|u| (u.telegram_id, u)).collect();
+            let written: HashMap<i64, User> = client
+                .query(&upsert, &params)
+                .await?
+                .iter()
+                .map(|r| User::from_row(r, 0))
+                .map(|u| (u.telegram_id, u))
+                .collect();
             for (i, slot) in found.iter_mut().enumerate().filter(|(_, f)| f.is_none()) {
                 *slot = written.get(&profiles[i].telegram_id).cloned();
             }
@@ -167,7 +176,9 @@ impl Db {
         found
             .into_iter()
             .zip(profiles)
-            .map(|(user, p)| user.ok_or_else(|| StoreError::Shared(format!("user {} was neither read nor written", p.telegram_id))))
+            .map(|(user, p)| {
+                user.ok_or_else(|| StoreError::Shared(format!("user {} was neither read nor written", p.telegram_id)))
+            })
             .collect()
     }
 
@@ -187,7 +198,12 @@ impl Db {
 
     pub async fn set_transcription_language(&self, user_id: i64, code: &str) -> Result<(), StoreError> {
         let client = self.client().await?;
-        client.execute("UPDATE users SET transcription_language = $2, updated_at = now() WHERE id = $1", &[&user_id, &code]).await?;
+        client
+            .execute(
+                "UPDATE users SET transcription_language = $2, updated_at = now() WHERE id = $1",
+                &[&user_id, &code],
+            )
+            .await?;
         Ok(())
     }
 }

@@ -136,7 +136,8 @@ async fn notify(db: &Db, sender: &mut Option<tokio_postgres::Client>, kinds: &[S
 /// The NOTIFY of `kinds` as one simple query: its own transaction, committed without a flush.
 fn notify_sql(kinds: &[String]) -> String {
     let quoted = |text: &str| format!("'{}'", text.replace('\'', "''"));
-    let notifies: String = kinds.iter().map(|k| format!("SELECT pg_notify({}, {});", quoted(JOBS_CHANNEL), quoted(k))).collect();
+    let notifies: String =
+        kinds.iter().map(|k| format!("SELECT pg_notify({}, {});", quoted(JOBS_CHANNEL), quoted(k))).collect();
     format!("BEGIN; SET LOCAL synchronous_commit = off; {notifies} COMMIT;")
 }
 
@@ -153,7 +154,8 @@ mod tests {
     #[tokio::test]
     async fn local_listeners_hear_every_wake_until_their_guard_is_dropped() {
         // Nothing listens on port 9: the NOTIFY fails (and is only logged), the local wake does not need it.
-        let settings = DatabaseSettings { url: ConnUrl::new("postgres://aisha@127.0.0.1:9/aisha"), ..Default::default() };
+        let settings =
+            DatabaseSettings { url: ConnUrl::new("postgres://aisha@127.0.0.1:9/aisha"), ..Default::default() };
         let db = Db::new(&settings).unwrap();
         let heard = Arc::new(AtomicUsize::new(0));
         let counter = heard.clone();

@@ -62,13 +62,14 @@ pub struct Chunk {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Spent(pub Duration);
 
-async fn run(program: &'static str, args: &[&str], limit: Duration, spent: &mut Spent) -> Result<(Vec<u8>, String), AudioError> {
+async fn run(
+    program: &'static str,
+    args: &[&str],
+    limit: Duration,
+    spent: &mut Spent,
+) -> Result<(Vec<u8>, String), AudioError> {
     let started = Instant::now();
-    let running = tokio::process::Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output();
+    let running = tokio::process::Command::new(program).args(args).stdin(Stdio::null()).kill_on_drop(true).output();
     let output = tokio::time::timeout(limit, running)
         .await
         .map_err(|_| AudioError::TimedOut { program, limit })?
@@ -77,7 +78,8 @@ async fn run(program: &'static str, args: &[&str], limit: Duration, spent: &mut 
     metrics::histogram!("aishad_ffmpeg_seconds", "program" => program).record(started.elapsed().as_secs_f64());
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     if !output.status.success() {
-        let tail: String = stderr.lines().rev().take(3).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join(" | ");
+        let tail: String =
+            stderr.lines().rev().take(3).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join(" | ");
         return Err(AudioError::Failed { program, status: output.status.to_string(), stderr: tail });
     }
     Ok((output.stdout, stderr))
@@ -90,7 +92,21 @@ fn arg(path: &Path) -> String {
 pub async fn probe(path: &Path, spent: &mut Spent) -> Result<Probe, AudioError> {
     let path = arg(path);
     let [p, protocols, f, formats] = INPUT_GUARD;
-    let args = ["-v", "error", p, protocols, f, formats, "-print_format", "json", "-show_format", "-show_streams", "-select_streams", "a", &path];
+    let args = [
+        "-v",
+        "error",
+        p,
+        protocols,
+        f,
+        formats,
+        "-print_format",
+        "json",
+        "-show_format",
+        "-show_streams",
+        "-select_streams",
+        "a",
+        &path,
+    ];
     let (stdout, _) = run("ffprobe", &args, PROBE_LIMIT, spent).await?;
     let json: serde_json::Value = serde_json::from_slice(&stdout).unwrap_or_default();
     let stream = json["streams"].as_array().and_then(|s| s.first()).ok_or(AudioError::NoAudio)?;
@@ -127,8 +143,26 @@ pub async fn scan(path: &Path, min_silence: Duration, spent: &mut Spent) -> Resu
     );
     let [p, protocols, f, formats] = INPUT_GUARD;
     let args = [
-        "-hide_banner", "-nostdin", "-nostats", p, protocols, f, formats, "-i", &path, "-filter_complex", &graph, "-map", "[samples]",
-        "-c:a", "pcm_s16le", "-f", "null", "-progress", "pipe:1", "-",
+        "-hide_banner",
+        "-nostdin",
+        "-nostats",
+        p,
+        protocols,
+        f,
+        formats,
+        "-i",
+        &path,
+        "-filter_complex",
+        &graph,
+        "-map",
+        "[samples]",
+        "-c:a",
+        "pcm_s16le",
+        "-f",
+        "null",
+        "-progress",
+        "pipe:1",
+        "-",
     ];
     let (stdout, stderr) = run("ffmpeg", &args, WORK_LIMIT, spent).await?;
     let seconds = decoded_seconds(&String::from_utf8_lossy(&stdout)).ok_or(AudioError::NoAudio)?;
@@ -145,7 +179,11 @@ const CHUNK_SLACK: f64 = 0.02;
 
 /// The last `out_time_us` of ffmpeg's `-progress` report: the output's length.
 fn decoded_seconds(progress: &str) -> Option<f64> {
-    let micros = progress.lines().rev().find_map(|l| l.strip_prefix("out_time_us=")).and_then(|v| v.trim().parse::<i64>().ok())?;
+    let micros = progress
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("out_time_us="))
+        .and_then(|v| v.trim().parse::<i64>().ok())?;
     (micros > 0).then(|| micros as f64 / 1e6)
 }
 
@@ -171,7 +209,13 @@ fn parse_silences(stderr: &str) -> Vec<(f64, f64)> {
 /// `window`; otherwise at the ideal point, with the next chunk starting
 /// `overlap` earlier so no word is lost at the seam. Ideal points are spaced
 /// so that even two cuts moved a full window apart stay within `length`.
-pub fn plan(duration: f64, silences: &[(f64, f64)], length: Duration, window: Duration, overlap: Duration) -> Vec<Chunk> {
+pub fn plan(
+    duration: f64,
+    silences: &[(f64, f64)],
+    length: Duration,
+    window: Duration,
+    overlap: Duration,
+) -> Vec<Chunk> {
     let length = length.as_secs_f64().max(1.0);
     if duration <= length {
         return vec![Chunk { start: 0.0, end: duration }];
@@ -215,15 +259,38 @@ pub async fn encode(input: &Path, chunk: Chunk, output: &Path, spent: &mut Spent
     const RATE: f64 = 16_000.0;
     let (input, output) = (arg(input), arg(output));
     let cap = ((chunk.end - chunk.start).max(0.0) * (1.0 + CHUNK_SLACK) + 0.5) * RATE;
-    let mut args: Vec<String> =
-        ["-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-y"].into_iter().chain(INPUT_GUARD).map(String::from).collect();
+    let mut args: Vec<String> = ["-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-y"]
+        .into_iter()
+        .chain(INPUT_GUARD)
+        .map(String::from)
+        .collect();
     if chunk.start > 0.0 {
         args.extend(["-ss".into(), format!("{:.3}", chunk.start)]);
     }
-    args.extend(["-to".into(), format!("{:.3}", chunk.end), "-i".into(), input, "-map".into(), "0:a:0".into(), "-vn".into()]);
-    args.extend(["-af".into(), format!("aresample={RATE},atrim=end_sample={}", cap.ceil() as u64), "-ac".into(), "1".into()]);
+    args.extend([
+        "-to".into(),
+        format!("{:.3}", chunk.end),
+        "-i".into(),
+        input,
+        "-map".into(),
+        "0:a:0".into(),
+        "-vn".into(),
+    ]);
+    args.extend([
+        "-af".into(),
+        format!("aresample={RATE},atrim=end_sample={}", cap.ceil() as u64),
+        "-ac".into(),
+        "1".into(),
+    ]);
     // compression_level 5: a fifth faster than the default 10, same size, no audible loss for speech.
-    args.extend(["-c:a".into(), "libopus".into(), "-b:a".into(), "24k".into(), "-compression_level".into(), "5".into()]);
+    args.extend([
+        "-c:a".into(),
+        "libopus".into(),
+        "-b:a".into(),
+        "24k".into(),
+        "-compression_level".into(),
+        "5".into(),
+    ]);
     args.extend(["-f".into(), "ogg".into(), output]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     run("ffmpeg", &args, WORK_LIMIT, spent).await.map(|_| ())
@@ -242,12 +309,17 @@ pub async fn check_tools() -> Result<(), String> {
     }
     let mut missing: Vec<&str> = Vec::new();
     for (list, wanted) in [("-filters", &FILTERS[..]), ("-encoders", &ENCODERS[..])] {
-        let (listed, _) = run("ffmpeg", &["-hide_banner", list], PROBE_LIMIT, &mut spent).await.map_err(|e| e.to_string())?;
+        let (listed, _) =
+            run("ffmpeg", &["-hide_banner", list], PROBE_LIMIT, &mut spent).await.map_err(|e| e.to_string())?;
         let listed = String::from_utf8_lossy(&listed);
         let has = |name: &str| listed.lines().any(|l| l.split_whitespace().nth(1) == Some(name));
         missing.extend(wanted.iter().filter(|name| !has(name)));
     }
-    if missing.is_empty() { Ok(()) } else { Err(format!("ffmpeg lacks {missing:?}")) }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("ffmpeg lacks {missing:?}"))
+    }
 }
 
 #[cfg(test)]
@@ -270,7 +342,11 @@ mod tests {
         let chunks = plan(1500.0, &silences, MIN10, WINDOW, OVERLAP);
         assert_eq!(
             chunks,
-            vec![Chunk { start: 0.0, end: 496.0 }, Chunk { start: 496.0, end: 1011.0 }, Chunk { start: 1011.0, end: 1500.0 }]
+            vec![
+                Chunk { start: 0.0, end: 496.0 },
+                Chunk { start: 496.0, end: 1011.0 },
+                Chunk { start: 1011.0, end: 1500.0 }
+            ]
         );
         assert!(chunks.iter().all(|c| c.end - c.start <= 600.0));
     }
@@ -303,7 +379,11 @@ mod tests {
     #[tokio::test]
     async fn a_playlist_named_like_audio_is_refused_not_followed() {
         let path = scratch("playlist.mp3");
-        std::fs::write(&path, "#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\nhttp://169.254.169.254/latest/meta-data\n#EXT-X-ENDLIST\n").unwrap();
+        std::fs::write(
+            &path,
+            "#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\nhttp://169.254.169.254/latest/meta-data\n#EXT-X-ENDLIST\n",
+        )
+        .unwrap();
         let refused = probe(&path, &mut Spent::default()).await;
         let _ = std::fs::remove_file(&path);
         assert!(matches!(refused, Err(AudioError::Failed { .. } | AudioError::NoAudio)), "{refused:?}");
@@ -325,7 +405,8 @@ mod tests {
 
     #[test]
     fn the_decoded_length_is_the_last_progress_report() {
-        let progress = "out_time_us=1000000\nprogress=continue\nout_time_us=1202373500\nout_time=00:20:02.373500\nprogress=end\n";
+        let progress =
+            "out_time_us=1000000\nprogress=continue\nout_time_us=1202373500\nout_time=00:20:02.373500\nprogress=end\n";
         assert_eq!(decoded_seconds(progress), Some(1202.3735));
         assert_eq!(decoded_seconds("out_time_us=N/A\nprogress=end\n"), None);
         assert_eq!(decoded_seconds("out_time_us=0\n"), None, "nothing decoded");

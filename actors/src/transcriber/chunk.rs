@@ -56,7 +56,12 @@ const MIN_AUDIBLE: f64 = 0.05;
 
 /// One chunk through the API, with a few quick retries for what passes
 /// (429 with its Retry-After, 5xx, timeouts) before the job-level retry.
-pub(super) async fn transcribe(worker: &Transcriber, name: &str, data: Bytes, language: Option<&str>) -> Result<Transcription, JobError> {
+pub(super) async fn transcribe(
+    worker: &Transcriber,
+    name: &str,
+    data: Bytes,
+    language: Option<&str>,
+) -> Result<Transcription, JobError> {
     const TRIES: u32 = 4;
     let mut attempt = 0;
     loop {

@@ -139,10 +139,22 @@ mod tests {
     #[test]
     fn a_claim_is_refused_when_too_long_or_too_dense_or_too_thin() {
         let max = Duration::from_secs(4 * 3600);
-        assert!(matches!(check_claim(2f64.powi(52) / 48_000.0, 20_000, max, OPUS_MAX_BITRATE), Err(MeasureError::ClaimsTooLong(_))));
-        assert!(matches!(check_claim(60.0, 24_000_000, max, OPUS_MAX_BITRATE), Err(MeasureError::Implausible { .. })), "too dense");
-        assert!(matches!(check_claim(3600.0, 200, max, OPUS_MAX_BITRATE), Err(MeasureError::Implausible { .. })), "too thin");
-        assert!(check_claim(60.0, 1_900_000, max, OPUS_MAX_BITRATE).is_ok(), "a claim that could be true passes: the measurement decides");
+        assert!(matches!(
+            check_claim(2f64.powi(52) / 48_000.0, 20_000, max, OPUS_MAX_BITRATE),
+            Err(MeasureError::ClaimsTooLong(_))
+        ));
+        assert!(
+            matches!(check_claim(60.0, 24_000_000, max, OPUS_MAX_BITRATE), Err(MeasureError::Implausible { .. })),
+            "too dense"
+        );
+        assert!(
+            matches!(check_claim(3600.0, 200, max, OPUS_MAX_BITRATE), Err(MeasureError::Implausible { .. })),
+            "too thin"
+        );
+        assert!(
+            check_claim(60.0, 1_900_000, max, OPUS_MAX_BITRATE).is_ok(),
+            "a claim that could be true passes: the measurement decides"
+        );
         assert!(check_claim(0.0, 1_000, max, OPUS_MAX_BITRATE).is_ok(), "no claim");
     }
 

@@ -55,7 +55,11 @@ impl Transcriber {
     async fn tell_dead(&self, job: Job, reason: DeadReason) {
         if let Ok(Some(transcript)) = self.services.db.transcript_for_job(job.id).await {
             if transcript.text_key.is_some() {
-                tracing::warn!(job_id = job.id, transcript_id = transcript.id, "transcript made but never sent; it stays in /history");
+                tracing::warn!(
+                    job_id = job.id,
+                    transcript_id = transcript.id,
+                    "transcript made but never sent; it stays in /history"
+                );
                 return;
             }
             // By prefix: the upload runs beside the API call, so the object may
@@ -82,7 +86,9 @@ fn job_error(e: OpenAiError) -> JobError {
             JobError::RetryAfter { after: retry_after.unwrap_or(Duration::from_secs(20)), reason: e.to_string() }
         }
         OpenAiError::Server { .. } | OpenAiError::Network(_) => JobError::Retry(e.to_string()),
-        OpenAiError::InsufficientQuota | OpenAiError::Unauthorized | OpenAiError::Rejected { .. } => JobError::Broken(e.to_string()),
+        OpenAiError::InsufficientQuota | OpenAiError::Unauthorized | OpenAiError::Rejected { .. } => {
+            JobError::Broken(e.to_string())
+        }
     }
 }
 
@@ -101,7 +107,9 @@ impl JobHandler for Transcriber {
         let temp = self.services.settings.transcription.temp_dir.clone();
         Box::pin(async move {
             audio::check_tools().await?;
-            tokio::fs::create_dir_all(&temp).await.map_err(|e| format!("cannot create transcription.temp_dir {temp}: {e}"))
+            tokio::fs::create_dir_all(&temp)
+                .await
+                .map_err(|e| format!("cannot create transcription.temp_dir {temp}: {e}"))
         })
     }
 }

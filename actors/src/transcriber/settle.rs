@@ -42,7 +42,9 @@ pub(super) async fn measured_price(turn: &Turn<'_>, seconds: f64) -> Result<(), 
             let _ = refusal.reply_markup(top_up(lang)).patiently().await;
             return Err(JobError::RefusedAndTold);
         }
-        Err(ledger::LedgerError::NotHeld(_)) => return Err(JobError::Retry("lost the job before settling its price".into())),
+        Err(ledger::LedgerError::NotHeld(_)) => {
+            return Err(JobError::Retry("lost the job before settling its price".into()))
+        }
         Err(e) => return Err(JobError::retry(e)),
     };
     tracing::info!(job_id = turn.job.id, price, seconds, "price settled on the measured length");
@@ -85,10 +87,17 @@ pub(super) async fn heard(turn: &Turn<'_>, measured: f64, parts: &[SavedChunk]) 
             let _ = turn.worker.bot.send_message(turn.money_chat, told).patiently().await;
         }
         Ok(Settled::CannotPay { price, balance }) => {
-            tracing::error!(job_id = job.id, price, balance, "the balance cannot cover what the API heard; the transcript goes out");
+            tracing::error!(
+                job_id = job.id,
+                price,
+                balance,
+                "the balance cannot cover what the API heard; the transcript goes out"
+            );
         }
         Ok(_) => {}
-        Err(e) => tracing::error!(job_id = job.id, error = %e, "could not charge what the API heard beyond the measurement"),
+        Err(e) => {
+            tracing::error!(job_id = job.id, error = %e, "could not charge what the API heard beyond the measurement")
+        }
     }
 }
 
@@ -102,7 +111,11 @@ mod tests {
 
     #[test]
     fn only_what_the_api_heard_beyond_each_chunk_counts() {
-        assert_eq!(heard_beyond_sent(&[part(0.0, 60.0, Some(60.3)), part(59.0, 120.0, None)]), 0.0, "padding and rounding");
+        assert_eq!(
+            heard_beyond_sent(&[part(0.0, 60.0, Some(60.3)), part(59.0, 120.0, None)]),
+            0.0,
+            "padding and rounding"
+        );
         let beyond = heard_beyond_sent(&[part(0.0, 60.0, Some(1200.0)), part(60.0, 120.0, Some(60.0))]);
         assert!((beyond - (1200.0 - 60.0 - 0.5 - 1.2)).abs() < 1e-9, "{beyond}");
     }

@@ -53,7 +53,9 @@ pub fn merge(chunks: &[ChunkText]) -> Timeline {
                 let mut kept = Vec::new();
                 for s in segments {
                     let (start, end) = (chunk.start + s.start.max(0.0), chunk.start + s.end.max(s.start).max(0.0));
-                    if heard_until.is_some_and(|until| end <= until + MIN_CUE || (start + end) / 2.0 < until) && kept.is_empty() {
+                    if heard_until.is_some_and(|until| end <= until + MIN_CUE || (start + end) / 2.0 < until)
+                        && kept.is_empty()
+                    {
                         continue;
                     }
                     kept.push(Cue { start, end: end.min(chunk.end.max(start)), text: s.text.trim().to_owned() });
@@ -101,7 +103,15 @@ fn normalised(word: &str) -> String {
 /// `next` without its first words where they repeat the last words of
 /// `previous` (case and punctuation aside): what two overlapping chunks both heard.
 pub fn drop_repeated_words(previous: &str, next: &str) -> String {
-    let tail: Vec<String> = previous.split_whitespace().rev().take(MAX_SEAM_WORDS).map(normalised).collect::<Vec<_>>().into_iter().rev().collect();
+    let tail: Vec<String> = previous
+        .split_whitespace()
+        .rev()
+        .take(MAX_SEAM_WORDS)
+        .map(normalised)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
     let head: Vec<&str> = next.split_whitespace().collect();
     let head_norm: Vec<String> = head.iter().take(MAX_SEAM_WORDS).map(|w| normalised(w)).collect();
     let longest = (1..=tail.len().min(head_norm.len()))
@@ -128,7 +138,8 @@ pub fn srt(cues: &[Cue]) -> String {
 }
 
 pub fn vtt(cues: &[Cue]) -> String {
-    let body: Vec<String> = cues.iter().map(|c| format!("{} --> {}\n{}\n", clock(c.start, '.'), clock(c.end, '.'), c.text)).collect();
+    let body: Vec<String> =
+        cues.iter().map(|c| format!("{} --> {}\n{}\n", clock(c.start, '.'), clock(c.end, '.'), c.text)).collect();
     format!("WEBVTT\n\n{}", body.join("\n"))
 }
 
@@ -151,7 +162,12 @@ mod tests {
     #[test]
     fn offsets_move_segments_to_the_recording_clock() {
         let chunks = [
-            ChunkText { start: 0.0, end: 600.0, text: "a b".into(), segments: Some(vec![seg(0.5, 3.0, "a"), seg(590.0, 599.5, "b")]) },
+            ChunkText {
+                start: 0.0,
+                end: 600.0,
+                text: "a b".into(),
+                segments: Some(vec![seg(0.5, 3.0, "a"), seg(590.0, 599.5, "b")]),
+            },
             ChunkText { start: 600.0, end: 900.0, text: "c".into(), segments: Some(vec![seg(1.0, 4.0, "c")]) },
         ];
         let timeline = merge(&chunks);
@@ -164,18 +180,31 @@ mod tests {
     fn the_overlap_of_fixed_cuts_is_said_once_with_segments() {
         // Chunk 2 starts 1 s before chunk 1 ended: "the end" was heard by both.
         let chunks = [
-            ChunkText { start: 0.0, end: 500.0, text: String::new(), segments: Some(vec![seg(490.0, 500.0, "this is the end")]) },
+            ChunkText {
+                start: 0.0,
+                end: 500.0,
+                text: String::new(),
+                segments: Some(vec![seg(490.0, 500.0, "this is the end")]),
+            },
             ChunkText {
                 start: 499.0,
                 end: 1000.0,
                 text: String::new(),
-                segments: Some(vec![seg(0.0, 0.9, "end"), seg(0.9, 6.0, "The end. Of the first part"), seg(6.0, 9.0, "next")]),
+                segments: Some(vec![
+                    seg(0.0, 0.9, "end"),
+                    seg(0.9, 6.0, "The end. Of the first part"),
+                    seg(6.0, 9.0, "next"),
+                ]),
             },
         ];
         let timeline = merge(&chunks);
         assert_eq!(timeline.text, "this is the end\n\nOf the first part next");
         assert_eq!(timeline.cues.len(), 3);
-        assert!(timeline.cues.windows(2).all(|w| w[1].start > w[0].start && w[1].start >= w[0].end), "{:?}", timeline.cues);
+        assert!(
+            timeline.cues.windows(2).all(|w| w[1].start > w[0].start && w[1].start >= w[0].end),
+            "{:?}",
+            timeline.cues
+        );
     }
 
     #[test]
@@ -200,9 +229,15 @@ mod tests {
 
     #[test]
     fn subtitle_formats() {
-        let cues = vec![Cue { start: 1.5, end: 3.25, text: "Hello".into() }, Cue { start: 3661.0, end: 3662.0, text: "later".into() }];
+        let cues = vec![
+            Cue { start: 1.5, end: 3.25, text: "Hello".into() },
+            Cue { start: 3661.0, end: 3662.0, text: "later".into() },
+        ];
         assert_eq!(srt(&cues), "1\n00:00:01,500 --> 00:00:03,250\nHello\n\n2\n01:01:01,000 --> 01:01:02,000\nlater\n");
-        assert_eq!(vtt(&cues), "WEBVTT\n\n00:00:01.500 --> 00:00:03.250\nHello\n\n01:01:01.000 --> 01:01:02.000\nlater\n");
+        assert_eq!(
+            vtt(&cues),
+            "WEBVTT\n\n00:00:01.500 --> 00:00:03.250\nHello\n\n01:01:01.000 --> 01:01:02.000\nlater\n"
+        );
         assert_eq!(timestamped_text(&cues, "x"), "[00:00:01] Hello\n[01:01:01] later\n");
         assert_eq!(timestamped_text(&[], "plain"), "plain");
     }

@@ -19,7 +19,9 @@ pub(super) struct WorkDir(PathBuf);
 impl WorkDir {
     pub(super) async fn create(root: &str, job_id: i64) -> Result<Self, JobError> {
         let path = Path::new(root).join(format!("job-{job_id}-{}", uuid::Uuid::new_v4().simple()));
-        tokio::fs::create_dir_all(&path).await.map_err(|e| JobError::retry(format!("cannot create {}: {e}", path.display())))?;
+        tokio::fs::create_dir_all(&path)
+            .await
+            .map_err(|e| JobError::retry(format!("cannot create {}: {e}", path.display())))?;
         Ok(Self(path))
     }
 
@@ -75,5 +77,4 @@ impl<'a> Turn<'a> {
             request,
         })
     }
-
 }

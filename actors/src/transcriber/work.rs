@@ -73,7 +73,9 @@ impl Turn<'_> {
     async fn start(&self) -> Result<Transcript, JobError> {
         let (r, model) = (&self.request, &self.worker.openai.transcription_model);
         let db = &self.worker.services.db;
-        db.start_transcript(self.job.id, self.user_id, r.chat_id, &r.file_unique_id, model, r.sender_telegram_id).await.map_err(JobError::retry)
+        db.start_transcript(self.job.id, self.user_id, r.chat_id, &r.file_unique_id, model, r.sender_telegram_id)
+            .await
+            .map_err(JobError::retry)
     }
 
     /// "Typing…" while it works; nothing waits for it.
@@ -95,7 +97,9 @@ impl Turn<'_> {
             return Ok(Recording { path, size, ext, keep: false });
         }
         let max = settings.telegram.max_download();
-        let size = fetch_telegram_file(&self.worker.bot, &settings.telegram, &self.request.file_id, max, &path).await.map_err(|e| match e {
+        let size = fetch_telegram_file(&self.worker.bot, &settings.telegram, &self.request.file_id, max, &path)
+            .await
+            .map_err(|e| match e {
             DownloadError::TooBig(size) => JobError::Refused(texts::too_big(self.lang, size, max)),
             DownloadError::Telegram(e) => e.into(),
             other => JobError::retry(other),
@@ -112,7 +116,12 @@ impl Turn<'_> {
             MeasureError::Unreadable => JobError::Refused(texts::unreadable_audio(self.lang).to_owned()),
             MeasureError::ClaimsTooLong(seconds) => JobError::Refused(money_texts::too_long(self.lang, seconds, max)),
             MeasureError::Implausible { seconds, bytes } => {
-                tracing::warn!(job_id = self.job.id, seconds, bytes, "a recording whose length cannot be true for its size");
+                tracing::warn!(
+                    job_id = self.job.id,
+                    seconds,
+                    bytes,
+                    "a recording whose length cannot be true for its size"
+                );
                 JobError::Refused(money_texts::implausible_length(self.lang).to_owned())
             }
         })
@@ -120,7 +129,13 @@ impl Turn<'_> {
 
     /// The chunks, cut in silences where there are any; kept when there are
     /// several, so another worker resumes them.
-    async fn plan(&self, transcript: &Transcript, recording: &Recording, measured: &Measured, spent: &mut Spent) -> Result<Vec<Chunk>, JobError> {
+    async fn plan(
+        &self,
+        transcript: &Transcript,
+        recording: &Recording,
+        measured: &Measured,
+        spent: &mut Spent,
+    ) -> Result<Vec<Chunk>, JobError> {
         if let Some(plan) = transcript.plan.clone().and_then(|v| serde_json::from_value::<Vec<Chunk>>(v).ok()) {
             return Ok(plan);
         }
@@ -135,7 +150,12 @@ impl Turn<'_> {
         let plan = audio::plan(measured.seconds, &silences, limits.chunk_length, limits.silence_window, limits.overlap);
         if plan.len() > 1 {
             let value = serde_json::to_value(&plan).map_err(JobError::broken)?;
-            self.worker.services.db.update_transcript(transcript.id, TranscriptField::Plan, &value).await.map_err(JobError::retry)?;
+            self.worker
+                .services
+                .db
+                .update_transcript(transcript.id, TranscriptField::Plan, &value)
+                .await
+                .map_err(JobError::retry)?;
         }
         Ok(plan)
     }
@@ -146,13 +166,16 @@ impl Turn<'_> {
             (1, _) => Ok(None),
             (_, Some(id)) => Ok(Some(MessageId(id))),
             (_, None) => {
-                let mut request = self.worker.bot.send_message(self.target.chat, texts::transcribing(self.lang, 0, total));
+                let mut request =
+                    self.worker.bot.send_message(self.target.chat, texts::transcribing(self.lang, 0, total));
                 if let Some(reply) = self.target.reply_parameters() {
                     request = request.reply_parameters(reply);
                 }
                 let sent = request.patiently().await.map_err(JobError::from)?;
                 let db = &self.worker.services.db;
-                db.update_transcript(transcript.id, TranscriptField::StatusMessage, &sent.id.0).await.map_err(JobError::retry)?;
+                db.update_transcript(transcript.id, TranscriptField::StatusMessage, &sent.id.0)
+                    .await
+                    .map_err(JobError::retry)?;
                 Ok(Some(sent.id))
             }
         }
@@ -167,7 +190,12 @@ impl Turn<'_> {
         let key = format!("audio/{}/{}/original.{}", self.user_id, transcript.id, recording.ext);
         let mime = self.request.mime_type.clone().unwrap_or_else(|| "application/octet-stream".into());
         self.worker.services.blob.put_file(&key, &recording.path, &mime).await.map_err(JobError::retry)?;
-        self.worker.services.db.update_transcript(transcript.id, TranscriptField::AudioKey, &key).await.map_err(JobError::retry)
+        self.worker
+            .services
+            .db
+            .update_transcript(transcript.id, TranscriptField::AudioKey, &key)
+            .await
+            .map_err(JobError::retry)
     }
 
     /// The chunks not yet done, through the API a few at once, each kept as
@@ -184,41 +212,50 @@ impl Turn<'_> {
     ) -> Result<Spent, JobError> {
         let db = &self.worker.services.db;
         let limits = &self.worker.services.settings.transcription;
-        let done: HashSet<i32> = db.transcript_chunks(transcript.id).await.map_err(JobError::retry)?.into_iter().map(|c| c.idx).collect();
+        let done: HashSet<i32> =
+            db.transcript_chunks(transcript.id).await.map_err(JobError::retry)?.into_iter().map(|c| c.idx).collect();
         if !done.is_empty() {
             tracing::info!(done = done.len(), total = plan.len(), "resuming a transcription");
         }
         let as_is = plan.len() == 1 && measured.countable && recording.size <= limits.max_upload.0;
         let finished = AtomicUsize::new(done.len());
-        let spent: Vec<Spent> = futures::stream::iter(plan.iter().copied().enumerate().filter(|(i, _)| !done.contains(&(*i as i32))))
-            .map(|(i, piece)| {
-                let finished = &finished;
-                async move {
-                    let (upload, spent) = chunk::prepare(self, recording, piece, i, as_is, work).await?;
-                    let heard = match upload {
-                        Some(upload) => chunk::transcribe(self.worker, &upload.name, upload.data, self.spoken_language()).await?,
-                        None => self.nothing_heard(),
-                    };
-                    let saved = SavedChunk {
-                        idx: i as i32,
-                        start: piece.start,
-                        end: piece.end,
-                        text: heard.text,
-                        segments: heard.segments.map(serde_json::to_value).transpose().map_err(JobError::broken)?,
-                        heard_seconds: heard.duration,
-                    };
-                    db.save_chunk(transcript.id, &saved).await.map_err(JobError::retry)?;
-                    let n = finished.fetch_add(1, Ordering::SeqCst) + 1;
-                    if let Some(status) = status {
-                        let edit = self.worker.bot.edit_message_text(self.target.chat, status, texts::transcribing(self.lang, n, plan.len()));
-                        let _ = edit.patiently().await;
+        let spent: Vec<Spent> =
+            futures::stream::iter(plan.iter().copied().enumerate().filter(|(i, _)| !done.contains(&(*i as i32))))
+                .map(|(i, piece)| {
+                    let finished = &finished;
+                    async move {
+                        let (upload, spent) = chunk::prepare(self, recording, piece, i, as_is, work).await?;
+                        let heard = match upload {
+                            Some(upload) => {
+                                chunk::transcribe(self.worker, &upload.name, upload.data, self.spoken_language())
+                                    .await?
+                            }
+                            None => self.nothing_heard(),
+                        };
+                        let saved = SavedChunk {
+                            idx: i as i32,
+                            start: piece.start,
+                            end: piece.end,
+                            text: heard.text,
+                            segments: heard.segments.map(serde_json::to_value).transpose().map_err(JobError::broken)?,
+                            heard_seconds: heard.duration,
+                        };
+                        db.save_chunk(transcript.id, &saved).await.map_err(JobError::retry)?;
+                        let n = finished.fetch_add(1, Ordering::SeqCst) + 1;
+                        if let Some(status) = status {
+                            let edit = self.worker.bot.edit_message_text(
+                                self.target.chat,
+                                status,
+                                texts::transcribing(self.lang, n, plan.len()),
+                            );
+                            let _ = edit.patiently().await;
+                        }
+                        Ok::<_, JobError>(spent)
                     }
-                    Ok::<_, JobError>(spent)
-                }
-            })
-            .buffer_unordered(limits.parallel_chunks.max(1))
-            .try_collect()
-            .await?;
+                })
+                .buffer_unordered(limits.parallel_chunks.max(1))
+                .try_collect()
+                .await?;
         Ok(Spent(spent.iter().map(|s| s.0).sum()))
     }
 
@@ -248,7 +285,10 @@ impl Turn<'_> {
         let keep_text = blob.put(&text_key, Bytes::from(text.clone()), "text/plain; charset=utf-8");
         let keep_cues = async {
             match &segments_key {
-                Some(key) => blob.put(key, Bytes::from(serde_json::to_vec(&cues).map_err(JobError::broken)?), "application/json").await.map_err(JobError::retry),
+                Some(key) => blob
+                    .put(key, Bytes::from(serde_json::to_vec(&cues).map_err(JobError::broken)?), "application/json")
+                    .await
+                    .map_err(JobError::retry),
                 None => Ok(()),
             }
         };
@@ -268,13 +308,29 @@ impl Turn<'_> {
 
     /// Sent by the worker still holding the job, once. A user who cannot be
     /// reached keeps the transcript in /history, and the charge stands.
-    async fn deliver(&self, transcript: &Transcript, made: &Made, seconds: f64, status: Option<MessageId>) -> Result<&'static str, JobError> {
+    async fn deliver(
+        &self,
+        transcript: &Transcript,
+        made: &Made,
+        seconds: f64,
+        status: Option<MessageId>,
+    ) -> Result<&'static str, JobError> {
         let (bot, db) = (&self.worker.bot, &self.worker.services.db);
         self.ctx.hold(self.job).await?;
         let intro = texts::transcript_intro(self.lang, seconds);
         let keyboard = transcript_keyboard(self.lang, transcript.id, made.timed);
         let max_messages = self.worker.services.settings.transcription.max_messages;
-        let outcome = match send_long(bot, self.target, &intro, &made.text, Some(keyboard), max_messages, "transcript.txt").await {
+        let outcome = match send_long(
+            bot,
+            self.target,
+            &intro,
+            &made.text,
+            Some(keyboard),
+            max_messages,
+            "transcript.txt",
+        )
+        .await
+        {
             Ok(()) => "delivered",
             Err(e) if is_undeliverable(&e) => {
                 tracing::warn!(job_id = self.job.id, user_id = self.user_id, error = %e, "transcript made but undeliverable");

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use aisha_actors::pool::{JobPool, JobPoolArgs, PoolMsg};
 use aisha_actors::poller::{PollerMsg, TelegramPoller};
+use aisha_actors::pool::{JobPool, JobPoolArgs, PoolMsg};
 use aisha_actors::secret::Secret;
 use aisha_actors::services::Services;
 use aisha_actors::transcriber::Transcriber;
@@ -99,7 +99,10 @@ impl Rig {
             .filter(|c| c.params["chat_id"].as_i64() == Some(chat))
             .map(|c| {
                 let doc = &c.params["document"];
-                (doc["file_name"].as_str().unwrap_or_default().to_owned(), doc["text"].as_str().unwrap_or_default().to_owned())
+                (
+                    doc["file_name"].as_str().unwrap_or_default().to_owned(),
+                    doc["text"].as_str().unwrap_or_default().to_owned(),
+                )
             })
             .collect()
     }

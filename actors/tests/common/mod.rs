@@ -49,7 +49,11 @@ pub fn as_instance(services: &Services, instance: &str) -> Services {
 }
 
 pub async fn user(services: &Services, telegram_id: i64) -> i64 {
-    let profile = aisha_actors::store::users::TelegramProfile { telegram_id, language_code: Some("en".into()), ..Default::default() };
+    let profile = aisha_actors::store::users::TelegramProfile {
+        telegram_id,
+        language_code: Some("en".into()),
+        ..Default::default()
+    };
     services.db.upsert_user(&profile).await.unwrap().id
 }
 

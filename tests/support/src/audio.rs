@@ -18,7 +18,25 @@ fn temp(name: &str) -> std::path::PathBuf {
 pub fn voice_note(text: &str) -> Bytes {
     let (wav, ogg) = (temp("speech.wav"), temp("speech.ogg"));
     run("espeak-ng", &["-w", wav.to_str().unwrap(), text]);
-    run("ffmpeg", &["-loglevel", "error", "-y", "-i", wav.to_str().unwrap(), "-c:a", "libopus", "-b:a", "24k", "-ac", "1", "-ar", "48000", ogg.to_str().unwrap()]);
+    run(
+        "ffmpeg",
+        &[
+            "-loglevel",
+            "error",
+            "-y",
+            "-i",
+            wav.to_str().unwrap(),
+            "-c:a",
+            "libopus",
+            "-b:a",
+            "24k",
+            "-ac",
+            "1",
+            "-ar",
+            "48000",
+            ogg.to_str().unwrap(),
+        ],
+    );
     let bytes = std::fs::read(&ogg).unwrap();
     let _ = (std::fs::remove_file(wav), std::fs::remove_file(ogg));
     bytes.into()
@@ -44,9 +62,43 @@ pub fn tone_with_pauses(seconds: u32, tone: u32, pause: u32) -> Bytes {
     let length = tone + pause;
     let source = format!("sine=f=440:r=16000:d={length}");
     let gate = format!("volume=enable='gte(t,{tone})':volume=0");
-    run("ffmpeg", &["-loglevel", "error", "-y", "-f", "lavfi", "-i", &source, "-af", &gate, "-c:a", "libopus", "-b:a", "12k", "-ac", "1", cycle.to_str().unwrap()]);
+    run(
+        "ffmpeg",
+        &[
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            &source,
+            "-af",
+            &gate,
+            "-c:a",
+            "libopus",
+            "-b:a",
+            "12k",
+            "-ac",
+            "1",
+            cycle.to_str().unwrap(),
+        ],
+    );
     let loops = (seconds / length).max(1) - 1;
-    run("ffmpeg", &["-loglevel", "error", "-y", "-stream_loop", &loops.to_string(), "-i", cycle.to_str().unwrap(), "-c", "copy", long.to_str().unwrap()]);
+    run(
+        "ffmpeg",
+        &[
+            "-loglevel",
+            "error",
+            "-y",
+            "-stream_loop",
+            &loops.to_string(),
+            "-i",
+            cycle.to_str().unwrap(),
+            "-c",
+            "copy",
+            long.to_str().unwrap(),
+        ],
+    );
     let bytes = std::fs::read(&long).unwrap();
     let _ = (std::fs::remove_file(cycle), std::fs::remove_file(long));
     bytes.into()
@@ -61,9 +113,43 @@ pub fn beeps(seconds: u32, beep_ms: u32, gap_ms: u32) -> Bytes {
     let length_ms = beep_ms + gap_ms;
     let source = format!("sine=f=440:r=16000:d={:.3}", f64::from(length_ms) / 1000.0);
     let gate = format!("volume=enable='gte(t,{:.3})':volume=0", f64::from(beep_ms) / 1000.0);
-    run("ffmpeg", &["-loglevel", "error", "-y", "-f", "lavfi", "-i", &source, "-af", &gate, "-c:a", "libopus", "-b:a", "12k", "-ac", "1", cycle.to_str().unwrap()]);
+    run(
+        "ffmpeg",
+        &[
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            &source,
+            "-af",
+            &gate,
+            "-c:a",
+            "libopus",
+            "-b:a",
+            "12k",
+            "-ac",
+            "1",
+            cycle.to_str().unwrap(),
+        ],
+    );
     let loops = (seconds * 1000 / length_ms).max(1) - 1;
-    run("ffmpeg", &["-loglevel", "error", "-y", "-stream_loop", &loops.to_string(), "-i", cycle.to_str().unwrap(), "-c", "copy", long.to_str().unwrap()]);
+    run(
+        "ffmpeg",
+        &[
+            "-loglevel",
+            "error",
+            "-y",
+            "-stream_loop",
+            &loops.to_string(),
+            "-i",
+            cycle.to_str().unwrap(),
+            "-c",
+            "copy",
+            long.to_str().unwrap(),
+        ],
+    );
     let bytes = std::fs::read(&long).unwrap();
     let _ = (std::fs::remove_file(cycle), std::fs::remove_file(long));
     bytes.into()
@@ -74,7 +160,10 @@ pub fn beeps(seconds: u32, beep_ms: u32, gap_ms: u32) -> Bytes {
 pub fn sounds(audio: &[u8]) -> Vec<(f64, f64)> {
     let path = temp("sounds.ogg");
     std::fs::write(&path, audio).unwrap();
-    let probe = Command::new("ffprobe").args(["-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0"]).arg(&path).output();
+    let probe = Command::new("ffprobe")
+        .args(["-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0"])
+        .arg(&path)
+        .output();
     let duration: f64 = probe.ok().and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok()).unwrap_or(0.0);
     let detect = Command::new("ffmpeg")
         .args(["-hide_banner", "-nostats", "-i"])
@@ -83,7 +172,9 @@ pub fn sounds(audio: &[u8]) -> Vec<(f64, f64)> {
         .output();
     let _ = std::fs::remove_file(&path);
     let stderr = detect.map(|o| String::from_utf8_lossy(&o.stderr).into_owned()).unwrap_or_default();
-    let value = |line: &str, key: &str| line.split(key).nth(1).and_then(|r| r.split_whitespace().next()).and_then(|v| v.parse::<f64>().ok());
+    let value = |line: &str, key: &str| {
+        line.split(key).nth(1).and_then(|r| r.split_whitespace().next()).and_then(|v| v.parse::<f64>().ok())
+    };
     let mut found = Vec::new();
     let mut sound_from = 0.0;
     for line in stderr.lines() {
@@ -149,7 +240,8 @@ pub fn decoded_seconds(audio: &[u8]) -> f64 {
         .output();
     let _ = std::fs::remove_file(&path);
     let stdout = output.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
-    let micros = stdout.lines().rev().find_map(|l| l.strip_prefix("out_time_us=")).and_then(|v| v.trim().parse::<i64>().ok());
+    let micros =
+        stdout.lines().rev().find_map(|l| l.strip_prefix("out_time_us=")).and_then(|v| v.trim().parse::<i64>().ok());
     micros.unwrap_or(0).max(0) as f64 / 1e6
 }
 

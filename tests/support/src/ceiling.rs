@@ -105,15 +105,20 @@ pub fn pgbench(database_url: &str, what: &'static str, script: &str, clients: us
         .unwrap()
         .flatten()
         .filter(|e| e.file_name().to_string_lossy().starts_with("log"))
-        .flat_map(|e| std::fs::read_to_string(e.path()).unwrap_or_default().lines().map(str::to_owned).collect::<Vec<_>>())
+        .flat_map(|e| {
+            std::fs::read_to_string(e.path()).unwrap_or_default().lines().map(str::to_owned).collect::<Vec<_>>()
+        })
         .filter_map(|line| line.split_whitespace().nth(2).and_then(|us| us.parse::<f64>().ok()).map(|us| us / 1000.0))
         .collect();
     let _ = std::fs::remove_dir_all(&dir);
     latencies_ms.sort_by(f64::total_cmp);
-    let at = |p: f64| latencies_ms.get(((latencies_ms.len().max(1) - 1) as f64 * p) as usize).copied().unwrap_or(f64::NAN);
+    let at =
+        |p: f64| latencies_ms.get(((latencies_ms.len().max(1) - 1) as f64 * p) as usize).copied().unwrap_or(f64::NAN);
     let per_second = stdout
         .lines()
-        .find_map(|l| l.strip_prefix("tps = ").and_then(|rest| rest.split_whitespace().next()).and_then(|v| v.parse().ok()))
+        .find_map(|l| {
+            l.strip_prefix("tps = ").and_then(|rest| rest.split_whitespace().next()).and_then(|v| v.parse().ok())
+        })
         .unwrap_or(f64::NAN);
     Ceiling { what, clients, per_second, p50_ms: at(0.50), p99_ms: at(0.99), durability: durability(database_url) }
 }

@@ -158,7 +158,9 @@ impl FakeFal {
                 "request_id": request_id, "gateway_request_id": request_id, "status": "ERROR",
                 "error": message, "payload": { "detail": [{ "msg": message }] },
             }),
-            _ => json!({ "request_id": request_id, "gateway_request_id": request_id, "status": "OK", "payload": payload }),
+            _ => {
+                json!({ "request_id": request_id, "gateway_request_id": request_id, "status": "OK", "payload": payload })
+            }
         }
     }
 
@@ -211,7 +213,10 @@ impl FakeFal {
             };
         }
         if req.header("authorization") != Some(&format!("Key {}", self.key)) {
-            return json_reply(StatusCode::UNAUTHORIZED, &json!({ "detail": "Invalid Key Authorization header format" }));
+            return json_reply(
+                StatusCode::UNAUTHORIZED,
+                &json!({ "detail": "Invalid Key Authorization header format" }),
+            );
         }
         if let Some((model, rest)) = path.split_once("/requests/") {
             return self.request_route(&req, model, rest);
@@ -224,7 +229,10 @@ impl FakeFal {
 
     fn submit(&self, req: &FakeRequest, model: &str) -> Reply {
         let Ok(input) = serde_json::from_slice::<Value>(&req.body) else {
-            return json_reply(StatusCode::UNPROCESSABLE_ENTITY, &json!({ "detail": [{ "msg": "Input should be a valid dictionary" }] }));
+            return json_reply(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &json!({ "detail": [{ "msg": "Input should be a valid dictionary" }] }),
+            );
         };
         let request_id = uuid::Uuid::new_v4().to_string();
         let webhook = req.query_param("fal_webhook");
@@ -252,10 +260,13 @@ impl FakeFal {
             });
         }
         let base = format!("{}/{model}/requests/{request_id}", self.queue_url());
-        json_reply(StatusCode::OK, &json!({
-            "request_id": request_id, "gateway_request_id": request_id, "status": "IN_QUEUE", "queue_position": 0,
-            "response_url": base, "status_url": format!("{base}/status"), "cancel_url": format!("{base}/cancel"),
-        }))
+        json_reply(
+            StatusCode::OK,
+            &json!({
+                "request_id": request_id, "gateway_request_id": request_id, "status": "IN_QUEUE", "queue_position": 0,
+                "response_url": base, "status_url": format!("{base}/status"), "cancel_url": format!("{base}/cancel"),
+            }),
+        )
     }
 
     fn request_route(&self, req: &FakeRequest, model: &str, rest: &str) -> Reply {
@@ -265,15 +276,20 @@ impl FakeFal {
         };
         let outcome = self.state.lock().unwrap().outcome.clone();
         match (req.method.clone(), action) {
-            (Method::GET, "status") => json_reply(StatusCode::OK, &json!({
-                "status": submission.status, "request_id": request_id, "queue_position": 0,
-                "response_url": format!("{}/{model}/requests/{request_id}", self.queue_url()),
-            })),
+            (Method::GET, "status") => json_reply(
+                StatusCode::OK,
+                &json!({
+                    "status": submission.status, "request_id": request_id, "queue_position": 0,
+                    "response_url": format!("{}/{model}/requests/{request_id}", self.queue_url()),
+                }),
+            ),
             (Method::GET, "") if submission.status != "COMPLETED" => {
                 json_reply(StatusCode::BAD_REQUEST, &json!({ "detail": "Request is still in progress" }))
             }
             (Method::GET, "") => match outcome {
-                Outcome::Error(message) => json_reply(StatusCode::UNPROCESSABLE_ENTITY, &json!({ "detail": [{ "msg": message }] })),
+                Outcome::Error(message) => {
+                    json_reply(StatusCode::UNPROCESSABLE_ENTITY, &json!({ "detail": [{ "msg": message }] }))
+                }
                 _ => json_reply(StatusCode::OK, &self.result_for(&submission.model, &submission.input)),
             },
             (Method::PUT, "cancel") => {
@@ -294,7 +310,13 @@ impl FakeFal {
 }
 
 /// Signs like FAL: Ed25519 over `request_id\nuser_id\ntimestamp\nhex(sha256(body))`.
-pub fn sign_with(key: &SigningKey, request_id: &str, user_id: &str, timestamp: i64, body: &[u8]) -> Vec<(String, String)> {
+pub fn sign_with(
+    key: &SigningKey,
+    request_id: &str,
+    user_id: &str,
+    timestamp: i64,
+    body: &[u8],
+) -> Vec<(String, String)> {
     let message = format!("{request_id}\n{user_id}\n{timestamp}\n{}", hex::encode(Sha256::digest(body)));
     let signature = key.sign(message.as_bytes());
     vec![

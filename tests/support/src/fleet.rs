@@ -71,7 +71,8 @@ pub async fn welcomed_users(telegram: &FakeTelegram, first_user: i64, count: usi
         telegram.push_text(user, "en", "/start");
     }
     let patience = Duration::from_secs(30) + Duration::from_millis(100) * count as u32;
-    crate::eventually("every user welcomed", patience, || users.iter().all(|&u| !telegram.sent_texts(u).is_empty())).await;
+    crate::eventually("every user welcomed", patience, || users.iter().all(|&u| !telegram.sent_texts(u).is_empty()))
+        .await;
     users
 }
 

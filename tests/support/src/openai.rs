@@ -136,24 +136,41 @@ impl FakeOpenAi {
     async fn handle(&self, req: FakeRequest) -> Reply {
         let authorized = req.header("authorization") == Some(&format!("Bearer {}", self.api_key));
         if !authorized {
-            return openai_error(StatusCode::UNAUTHORIZED, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key", None);
+            return openai_error(
+                StatusCode::UNAUTHORIZED,
+                "Incorrect API key provided.",
+                "invalid_request_error",
+                "invalid_api_key",
+                None,
+            );
         }
         let latency = self.state.lock().unwrap().latency;
         tokio::time::sleep(latency).await;
         match req.path.as_str() {
             "/v1/audio/transcriptions" => self.transcription(&req).await,
             "/v1/chat/completions" => self.chat(&req).await,
-            _ => openai_error(StatusCode::NOT_FOUND, "Unknown request URL", "invalid_request_error", "unknown_url", None),
+            _ => {
+                openai_error(StatusCode::NOT_FOUND, "Unknown request URL", "invalid_request_error", "unknown_url", None)
+            }
         }
     }
 
     async fn transcription(&self, req: &FakeRequest) -> Reply {
         let parts = multipart_fields(req).await.unwrap_or_default();
         let field = |name: &str| {
-            parts.iter().find(|p| p.name == name && p.file_name.is_none()).map(|p| String::from_utf8_lossy(&p.data).into_owned())
+            parts
+                .iter()
+                .find(|p| p.name == name && p.file_name.is_none())
+                .map(|p| String::from_utf8_lossy(&p.data).into_owned())
         };
         let Some(file) = parts.iter().find(|p| p.name == "file") else {
-            return openai_error(StatusCode::BAD_REQUEST, "you must provide a file", "invalid_request_error", "missing_file", None);
+            return openai_error(
+                StatusCode::BAD_REQUEST,
+                "you must provide a file",
+                "invalid_request_error",
+                "missing_file",
+                None,
+            );
         };
         let record = Transcription {
             model: field("model").unwrap_or_default(),
@@ -166,7 +183,13 @@ impl FakeOpenAi {
             heard_seconds: None,
         };
         if record.file_len > 25 * 1024 * 1024 {
-            return openai_error(StatusCode::PAYLOAD_TOO_LARGE, "Maximum content size limit (26214400) exceeded", "invalid_request_error", "file_too_large", None);
+            return openai_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Maximum content size limit (26214400) exceeded",
+                "invalid_request_error",
+                "file_too_large",
+                None,
+            );
         }
         let default_text = format!("transcript of {} ({} bytes)", record.file_name, record.file_len);
         let format = record.response_format.clone().unwrap_or_else(|| "json".into());
@@ -178,7 +201,8 @@ impl FakeOpenAi {
         let mut record = record;
         if hear_lengths {
             let audio = file.data.to_vec();
-            record.heard_seconds = tokio::task::spawn_blocking(move || crate::audio::decoded_seconds(&audio)).await.ok();
+            record.heard_seconds =
+                tokio::task::spawn_blocking(move || crate::audio::decoded_seconds(&audio)).await.ok();
         }
         let duration = claimed.or(record.heard_seconds).unwrap_or(1.0);
         self.state.lock().unwrap().transcriptions.push(record);
@@ -201,7 +225,10 @@ impl FakeOpenAi {
                             Some(_) => segments.iter().filter_map(|s| s["text"].as_str()).collect::<Vec<_>>().join(""),
                             None => text,
                         };
-                        json_reply(StatusCode::OK, &json!({ "task": "transcribe", "language": "english", "duration": duration, "text": text, "segments": segments }))
+                        json_reply(
+                            StatusCode::OK,
+                            &json!({ "task": "transcribe", "language": "english", "duration": duration, "text": text, "segments": segments }),
+                        )
                     }
                     _ => json_reply(StatusCode::OK, &json!({ "text": text })),
                 }
@@ -223,12 +250,15 @@ impl FakeOpenAi {
         let model = body["model"].as_str().unwrap_or("gpt-4o-mini").to_owned();
         self.state.lock().unwrap().chats.push(body);
         match self.next_answer(false).await {
-            Ok(content) => json_reply(StatusCode::OK, &json!({
-                "id": format!("chatcmpl-{}", uuid::Uuid::new_v4().simple()),
-                "object": "chat.completion", "created": 0, "model": model,
-                "choices": [{ "index": 0, "message": { "role": "assistant", "content": content.unwrap_or_else(|| format!("summary of: {last_user}")) }, "finish_reason": "stop" }],
-                "usage": { "prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20 },
-            })),
+            Ok(content) => json_reply(
+                StatusCode::OK,
+                &json!({
+                    "id": format!("chatcmpl-{}", uuid::Uuid::new_v4().simple()),
+                    "object": "chat.completion", "created": 0, "model": model,
+                    "choices": [{ "index": 0, "message": { "role": "assistant", "content": content.unwrap_or_else(|| format!("summary of: {last_user}")) }, "finish_reason": "stop" }],
+                    "usage": { "prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20 },
+                }),
+            ),
             Err(reply) => reply,
         }
     }
@@ -262,7 +292,13 @@ impl FakeOpenAi {
                     "insufficient_quota",
                     None,
                 )),
-                Some(Answer::InvalidKey) => Err(openai_error(StatusCode::UNAUTHORIZED, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key", None)),
+                Some(Answer::InvalidKey) => Err(openai_error(
+                    StatusCode::UNAUTHORIZED,
+                    "Incorrect API key provided.",
+                    "invalid_request_error",
+                    "invalid_api_key",
+                    None,
+                )),
                 Some(Answer::Status(code)) => Err(openai_error(
                     StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
                     "The server had an error while processing your request.",
@@ -281,7 +317,8 @@ async fn sounds_in(audio: &[u8]) -> Vec<(f64, f64)> {
 }
 
 fn openai_error(status: StatusCode, message: &str, kind: &str, code: &str, retry_after: Option<u64>) -> Reply {
-    let mut response = json_reply(status, &json!({ "error": { "message": message, "type": kind, "param": null, "code": code } }));
+    let mut response =
+        json_reply(status, &json!({ "error": { "message": message, "type": kind, "param": null, "code": code } }));
     if let Some(seconds) = retry_after {
         response.headers_mut().insert("retry-after", seconds.to_string().parse().expect("valid header"));
     }

@@ -77,7 +77,11 @@ impl PrivatePostgres {
         as_postgres("chown", &["postgres:", dir.to_str().unwrap()], false);
         let data = dir.join("data");
         let initdb = bin.join("initdb");
-        as_postgres(initdb.to_str().unwrap(), &["-D", data.to_str().unwrap(), "-U", "aisha", "-A", "trust", "-E", "UTF8"], true);
+        as_postgres(
+            initdb.to_str().unwrap(),
+            &["-D", data.to_str().unwrap(), "-U", "aisha", "-A", "trust", "-E", "UTF8"],
+            true,
+        );
         let pg = Self { dir, bin, port: crate::free_port() };
         pg.resume().await;
         pg
@@ -122,7 +126,17 @@ impl Drop for PrivatePostgres {
     fn drop(&mut self) {
         let data = self.dir.join("data");
         let _ = Command::new("runuser")
-            .args(["-u", "postgres", "--", self.bin.join("pg_ctl").to_str().unwrap(), "-D", data.to_str().unwrap(), "-m", "immediate", "stop"])
+            .args([
+                "-u",
+                "postgres",
+                "--",
+                self.bin.join("pg_ctl").to_str().unwrap(),
+                "-D",
+                data.to_str().unwrap(),
+                "-m",
+                "immediate",
+                "stop",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();

@@ -30,9 +30,11 @@ impl TestServices {
     pub async fn new(test: &str) -> Self {
         let admin_url = required("DATABASE_URL");
         let suffix = uuid::Uuid::new_v4().simple().to_string();
-        let slug: String = test.chars().filter(|c| c.is_ascii_alphanumeric()).take(20).collect::<String>().to_lowercase();
+        let slug: String =
+            test.chars().filter(|c| c.is_ascii_alphanumeric()).take(20).collect::<String>().to_lowercase();
         let database_name = format!("t_{slug}_{}", &suffix[..10]);
-        let (client, connection) = tokio_postgres::connect(&admin_url, NoTls).await.expect("connect to the local PostgreSQL");
+        let (client, connection) =
+            tokio_postgres::connect(&admin_url, NoTls).await.expect("connect to the local PostgreSQL");
         tokio::spawn(connection);
         client.batch_execute(&format!("CREATE DATABASE {database_name}")).await.expect("create a test database");
         let mut url = url::Url::parse(&admin_url).expect("DATABASE_URL is a URL");
@@ -76,7 +78,8 @@ impl TestServices {
 
     /// A direct connection to this test's database, for assertions.
     pub async fn db(&self) -> tokio_postgres::Client {
-        let (client, connection) = tokio_postgres::connect(&self.database_url, NoTls).await.expect("connect to the test database");
+        let (client, connection) =
+            tokio_postgres::connect(&self.database_url, NoTls).await.expect("connect to the test database");
         tokio::spawn(connection);
         client
     }

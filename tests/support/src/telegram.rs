@@ -135,7 +135,15 @@ impl FakeTelegram {
     }
 
     /// An audio file (music, a recording) with its MIME type and name.
-    pub fn push_audio(&self, user_id: i64, language: &str, duration: u32, bytes: Bytes, mime_type: &str, file_name: &str) -> i64 {
+    pub fn push_audio(
+        &self,
+        user_id: i64,
+        language: &str,
+        duration: u32,
+        bytes: Bytes,
+        mime_type: &str,
+        file_name: &str,
+    ) -> i64 {
         let file_id = self.add_file(&format!("music/{file_name}"), bytes.clone());
         let audio = json!({
             "file_id": file_id, "file_unique_id": format!("u{file_id}"), "duration": duration,
@@ -146,7 +154,15 @@ impl FakeTelegram {
     }
 
     /// An audio message whose file is already registered (e.g. by `add_local_file`).
-    pub fn push_audio_file(&self, user_id: i64, language: &str, duration: u32, file_id: &str, size: u64, mime_type: &str) -> i64 {
+    pub fn push_audio_file(
+        &self,
+        user_id: i64,
+        language: &str,
+        duration: u32,
+        file_id: &str,
+        size: u64,
+        mime_type: &str,
+    ) -> i64 {
         let audio = json!({
             "file_id": file_id, "file_unique_id": format!("u{file_id}"), "duration": duration,
             "mime_type": mime_type, "file_name": "recording", "file_size": size,
@@ -192,7 +208,13 @@ impl FakeTelegram {
     /// Telegram says so with a `chat_member` update (as it does to a bot
     /// that is an admin there). Returns the update id.
     pub fn change_member(&self, chat_id: i64, user_id: i64, status: &str) -> i64 {
-        let old = self.state.lock().unwrap().members.insert((chat_id, user_id), status.to_owned()).unwrap_or_else(|| "member".into());
+        let old = self
+            .state
+            .lock()
+            .unwrap()
+            .members
+            .insert((chat_id, user_id), status.to_owned())
+            .unwrap_or_else(|| "member".into());
         self.push_update(json!({ "chat_member": {
             "chat": { "id": chat_id, "type": "supergroup", "title": "Test group" },
             "from": user(user_id, "en"), "date": now(),
@@ -213,7 +235,14 @@ impl FakeTelegram {
     }
 
     /// A voice message in a group; returns (update id, message id).
-    pub fn push_group_voice(&self, chat_id: i64, user_id: i64, language: &str, duration: u32, bytes: Bytes) -> (i64, i64) {
+    pub fn push_group_voice(
+        &self,
+        chat_id: i64,
+        user_id: i64,
+        language: &str,
+        duration: u32,
+        bytes: Bytes,
+    ) -> (i64, i64) {
         let file_id = self.add_file(&format!("voice/group_{}.oga", uuid::Uuid::new_v4().simple()), bytes.clone());
         let voice = json!({
             "file_id": file_id, "file_unique_id": format!("u{file_id}"), "duration": duration,
@@ -293,7 +322,10 @@ impl FakeTelegram {
         self.calls("sendMessage")
             .into_iter()
             .filter(|c| !c.failed)
-            .filter(|c| c.params["chat_id"].as_i64() == Some(chat_id) || c.params["chat_id"].as_str() == Some(&chat_id.to_string()))
+            .filter(|c| {
+                c.params["chat_id"].as_i64() == Some(chat_id)
+                    || c.params["chat_id"].as_str() == Some(&chat_id.to_string())
+            })
             .filter_map(|c| c.params["text"].as_str().map(str::to_owned))
             .collect()
     }
@@ -380,17 +412,24 @@ impl FakeTelegram {
             }
             "sendMessage" | "editMessageText" => ok(self.bot_message(&params, json!({ "text": params["text"] }))),
             "sendPhoto" => ok(self.bot_message(&params, json!({ "photo": [photo_size()] }))),
-            "sendDocument" => ok(self.bot_message(&params, json!({ "document": {
-                "file_id": "doc1", "file_unique_id": "udoc1", "file_name": "file.txt",
-            }}))),
+            "sendDocument" => ok(self.bot_message(
+                &params,
+                json!({ "document": {
+                    "file_id": "doc1", "file_unique_id": "udoc1", "file_name": "file.txt",
+                }}),
+            )),
             "sendMediaGroup" => {
                 let count = params["media"].as_array().map(Vec::len).unwrap_or(1).max(1);
                 let messages: Vec<Value> =
                     (0..count).map(|_| self.bot_message(&params, json!({ "photo": [photo_size()] }))).collect();
                 ok(Value::Array(messages))
             }
-            "sendChatAction" | "answerCallbackQuery" | "setMyCommands" | "deleteMessage"
-            | "editMessageReplyMarkup" | "setWebhook" => ok(json!(true)),
+            "sendChatAction"
+            | "answerCallbackQuery"
+            | "setMyCommands"
+            | "deleteMessage"
+            | "editMessageReplyMarkup"
+            | "setWebhook" => ok(json!(true)),
             "getFile" => self.get_file(&params),
             "getChatMember" => self.get_chat_member(&params),
             "getWebhookInfo" => {
@@ -435,7 +474,13 @@ impl FakeTelegram {
             let arrived = self.updates_arrived.notified();
             let batch: Vec<Value> = {
                 let state = self.state.lock().unwrap();
-                state.updates.iter().filter(|u| u["update_id"].as_i64().unwrap_or(0) >= offset).take(limit).cloned().collect()
+                state
+                    .updates
+                    .iter()
+                    .filter(|u| u["update_id"].as_i64().unwrap_or(0) >= offset)
+                    .take(limit)
+                    .cloned()
+                    .collect()
             };
             if !batch.is_empty() {
                 break Ok(batch);
@@ -454,14 +499,19 @@ impl FakeTelegram {
             Err(()) => {
                 open.outcome = "409";
                 self.state.lock().unwrap().conflicts += 1;
-                error(StatusCode::CONFLICT, "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running", None)
+                error(
+                    StatusCode::CONFLICT,
+                    "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running",
+                    None,
+                )
             }
         }
     }
 
     fn get_chat_member(&self, params: &Value) -> Reply {
         let (chat, user_id) = (as_i64(&params["chat_id"]).unwrap_or(0), as_i64(&params["user_id"]).unwrap_or(0));
-        let status = self.state.lock().unwrap().members.get(&(chat, user_id)).cloned().unwrap_or_else(|| "member".into());
+        let status =
+            self.state.lock().unwrap().members.get(&(chat, user_id)).cloned().unwrap_or_else(|| "member".into());
         ok(chat_member(user_id, &status))
     }
 
@@ -469,7 +519,9 @@ impl FakeTelegram {
         let file_id = params["file_id"].as_str().unwrap_or_default();
         let state = self.state.lock().unwrap();
         if let Some((path, size)) = state.local_files.get(file_id) {
-            return ok(json!({ "file_id": file_id, "file_unique_id": format!("u{file_id}"), "file_size": size, "file_path": path }));
+            return ok(
+                json!({ "file_id": file_id, "file_unique_id": format!("u{file_id}"), "file_size": size, "file_path": path }),
+            );
         }
         match state.files.get(file_id) {
             Some((path, bytes)) if bytes.len() > 20 * 1024 * 1024 => {
@@ -573,7 +625,8 @@ async fn params(req: &FakeRequest) -> Value {
         for part in multipart_fields(req).await.unwrap_or_default() {
             let value = match part.file_name {
                 Some(name) => {
-                    let mut file = json!({ "file_name": name, "size": part.data.len(), "content_type": part.content_type });
+                    let mut file =
+                        json!({ "file_name": name, "size": part.data.len(), "content_type": part.content_type });
                     // Text documents (transcripts, subtitles) are kept, so tests can read them.
                     if part.data.len() <= 4 * 1024 * 1024 {
                         if let Ok(text) = std::str::from_utf8(&part.data) {
@@ -642,8 +695,17 @@ fn chat_member(user_id: i64, status: &str) -> Value {
     match status {
         "creator" => member["is_anonymous"] = json!(false),
         "administrator" => {
-            for flag in ["is_anonymous", "can_be_edited", "can_manage_chat", "can_change_info", "can_delete_messages",
-                         "can_manage_video_chats", "can_invite_users", "can_restrict_members", "can_promote_members"] {
+            for flag in [
+                "is_anonymous",
+                "can_be_edited",
+                "can_manage_chat",
+                "can_change_info",
+                "can_delete_messages",
+                "can_manage_video_chats",
+                "can_invite_users",
+                "can_restrict_members",
+                "can_promote_members",
+            ] {
                 member[flag] = json!(flag != "is_anonymous" && flag != "can_be_edited");
             }
         }

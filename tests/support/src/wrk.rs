@@ -56,7 +56,11 @@ end
 fn millis(value: &str) -> f64 {
     let value = value.trim();
     let number = |suffix: &str| value.strip_suffix(suffix).and_then(|v| v.parse::<f64>().ok());
-    number("us").map(|v| v / 1000.0).or_else(|| number("ms")).or_else(|| number("s").map(|v| v * 1000.0)).unwrap_or(f64::NAN)
+    number("us")
+        .map(|v| v / 1000.0)
+        .or_else(|| number("ms"))
+        .or_else(|| number("s").map(|v| v * 1000.0))
+        .unwrap_or(f64::NAN)
 }
 
 /// `connections` connections over two threads for `seconds`, cycling through `requests`.
@@ -76,7 +80,16 @@ pub fn run(url: &str, requests: &[Prepared], connections: usize, seconds: u32) -
     std::fs::write(&lines, text).unwrap();
     let threads = 2.min(connections).max(1);
     let output = Command::new("wrk")
-        .args(["-t", &threads.to_string(), "-c", &connections.to_string(), "-d", &format!("{seconds}s"), "--latency", "-s"])
+        .args([
+            "-t",
+            &threads.to_string(),
+            "-c",
+            &connections.to_string(),
+            "-d",
+            &format!("{seconds}s"),
+            "--latency",
+            "-s",
+        ])
         .arg(&script)
         .arg(url)
         .arg("--")
@@ -89,9 +102,14 @@ pub fn run(url: &str, requests: &[Prepared], connections: usize, seconds: u32) -
     assert!(output.status.success(), "wrk failed: {out}{}", String::from_utf8_lossy(&output.stderr));
     let field = |prefix: &str| out.lines().find_map(|l| l.trim().strip_prefix(prefix).map(|v| v.trim().to_owned()));
     let percentile = |p: &str| field(&format!("{p}%")).map(|v| millis(&v)).unwrap_or(f64::NAN);
-    let requests = out.lines().find_map(|l| l.trim().split_once(" requests in ").and_then(|(n, _)| n.trim().parse().ok())).unwrap_or(0);
+    let requests = out
+        .lines()
+        .find_map(|l| l.trim().split_once(" requests in ").and_then(|(n, _)| n.trim().parse().ok()))
+        .unwrap_or(0);
     let errors = field("Socket errors:")
-        .map(|v| v.split(',').filter_map(|part| part.split_whitespace().last().and_then(|n| n.parse::<u64>().ok())).sum())
+        .map(|v| {
+            v.split(',').filter_map(|part| part.split_whitespace().last().and_then(|n| n.parse::<u64>().ok())).sum()
+        })
         .unwrap_or(0);
     Load {
         requests,

@@ -35,7 +35,9 @@ pub fn sign(secret: &[u8], key: &str, expires: i64) -> String {
 /// The S3 key the token names, if it is genuine and not expired at `now`.
 pub fn verify(secret: &[u8], token: &str, now: i64) -> Result<String, TokenError> {
     let mut parts = token.split('.');
-    let (Some(encoded), Some(expires), Some(signature), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+    let (Some(encoded), Some(expires), Some(signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return Err(TokenError::Malformed);
     };
     let key = base64::engine::general_purpose::URL_SAFE_NO_PAD

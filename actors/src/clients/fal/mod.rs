@@ -65,7 +65,9 @@ pub struct Fal {
 /// Whether `host` is `pattern`, or under it when the pattern is `*.domain`.
 fn host_matches(host: &str, pattern: &str) -> bool {
     match pattern.strip_prefix("*.") {
-        Some(domain) => host.len() > domain.len() + 1 && host.ends_with(domain) && host[..host.len() - domain.len()].ends_with('.'),
+        Some(domain) => {
+            host.len() > domain.len() + 1 && host.ends_with(domain) && host[..host.len() - domain.len()].ends_with('.')
+        }
         None => host.eq_ignore_ascii_case(pattern),
     }
 }
@@ -141,11 +143,13 @@ impl Fal {
     }
 
     async fn submit_once(&self, model: &str, input: &Value) -> Result<Submitted, FalError> {
-        let mut url = reqwest::Url::parse(&format!("{}/{model}", self.queue)).map_err(|e| FalError::Network(e.to_string()))?;
+        let mut url =
+            reqwest::Url::parse(&format!("{}/{model}", self.queue)).map_err(|e| FalError::Network(e.to_string()))?;
         if self.has_webhook() {
             url.query_pairs_mut().append_pair("fal_webhook", &self.webhook);
         }
-        let response = self.http.post(url).header("authorization", format!("Key {}", self.key)).json(input).send().await;
+        let response =
+            self.http.post(url).header("authorization", format!("Key {}", self.key)).json(input).send().await;
         let body = check(response).await?;
         let field = |name: &str| body[name].as_str().map(str::to_owned);
         match (field("request_id"), field("status_url"), field("response_url"), field("cancel_url")) {
@@ -170,7 +174,8 @@ impl Fal {
     }
 
     pub async fn cancel(&self, cancel_url: &str) -> Result<(), FalError> {
-        let request = async { check(self.authorized(self.http.put(self.queue_url(cancel_url)?)).send().await).await.map(|_| ()) };
+        let request =
+            async { check(self.authorized(self.http.put(self.queue_url(cancel_url)?)).send().await).await.map(|_| ()) };
         super::timed("fal", "cancel", request).await
     }
 
@@ -191,18 +196,33 @@ impl Fal {
         Ok(written)
     }
 
-    async fn copy_to(&self, url: &str, max: u64, out: &mut (impl tokio::io::AsyncWrite + Unpin)) -> Result<u64, FalError> {
+    async fn copy_to(
+        &self,
+        url: &str,
+        max: u64,
+        out: &mut (impl tokio::io::AsyncWrite + Unpin),
+    ) -> Result<u64, FalError> {
         super::timed("fal", "download", self.copy_once(url, max, out)).await
     }
 
-    async fn copy_once(&self, url: &str, max: u64, out: &mut (impl tokio::io::AsyncWrite + Unpin)) -> Result<u64, FalError> {
+    async fn copy_once(
+        &self,
+        url: &str,
+        max: u64,
+        out: &mut (impl tokio::io::AsyncWrite + Unpin),
+    ) -> Result<u64, FalError> {
         use tokio::io::AsyncWriteExt;
         let url = self.download_url(url)?;
-        let mut response = self.http.get(url).send().await.map_err(|e| FalError::Network(e.without_url().to_string()))?;
+        let mut response =
+            self.http.get(url).send().await.map_err(|e| FalError::Network(e.without_url().to_string()))?;
         let status = response.status().as_u16();
         if status >= 400 {
             let message = format!("downloading a result file: HTTP {status}");
-            return Err(if status >= 500 { FalError::Server { status, message } } else { FalError::Rejected { status, message } });
+            return Err(if status >= 500 {
+                FalError::Server { status, message }
+            } else {
+                FalError::Rejected { status, message }
+            });
         }
         if response.content_length().is_some_and(|n| n > max) {
             return Err(FalError::TooLarge(max));

@@ -56,7 +56,11 @@ impl<'a> Signed<'a> {
     /// `user_id`: our FAL account's id; empty accepts any (not advised).
     pub fn from_headers(headers: &'a HeaderMap, user: &str, now: i64, tolerance: Duration) -> Result<Self, Rejection> {
         let get = |name: &'static str| {
-            headers.get(name).and_then(|v| v.to_str().ok()).filter(|v| !v.is_empty()).ok_or(Rejection::MissingHeader(name))
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .filter(|v| !v.is_empty())
+                .ok_or(Rejection::MissingHeader(name))
         };
         let (request_id, user_id, timestamp, signature) =
             (get(HEADER_REQUEST_ID)?, get(HEADER_USER_ID)?, get(HEADER_TIMESTAMP)?, get(HEADER_SIGNATURE)?);
@@ -67,10 +71,8 @@ impl<'a> Signed<'a> {
         if (now - at).abs() > tolerance.as_secs() as i64 {
             return Err(Rejection::Stale(now - at));
         }
-        let signature: [u8; 64] = hex::decode(signature.trim())
-            .ok()
-            .and_then(|b| b.try_into().ok())
-            .ok_or(Rejection::MalformedSignature)?;
+        let signature: [u8; 64] =
+            hex::decode(signature.trim()).ok().and_then(|b| b.try_into().ok()).ok_or(Rejection::MalformedSignature)?;
         Ok(Self { request_id, user_id, timestamp, signature })
     }
 
@@ -254,10 +256,16 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(HEADER_REQUEST_ID, "r".parse().unwrap());
         headers.insert(HEADER_USER_ID, "u".parse().unwrap());
-        assert!(matches!(Signed::from_headers(&headers, "u", 1000, Duration::from_secs(300)), Err(Rejection::MissingHeader(HEADER_TIMESTAMP))));
+        assert!(matches!(
+            Signed::from_headers(&headers, "u", 1000, Duration::from_secs(300)),
+            Err(Rejection::MissingHeader(HEADER_TIMESTAMP))
+        ));
         headers.insert(HEADER_TIMESTAMP, "100".parse().unwrap());
         headers.insert(HEADER_SIGNATURE, "00".repeat(64).parse().unwrap());
-        assert!(matches!(Signed::from_headers(&headers, "u", 1000, Duration::from_secs(300)), Err(Rejection::Stale(900))));
+        assert!(matches!(
+            Signed::from_headers(&headers, "u", 1000, Duration::from_secs(300)),
+            Err(Rejection::Stale(900))
+        ));
         assert!(Signed::from_headers(&headers, "u", 350, Duration::from_secs(300)).is_ok());
     }
 

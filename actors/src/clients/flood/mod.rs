@@ -125,7 +125,8 @@ fn set(budget: Budget) {
 /// (teloxide names them `SendMessage`, the Bot API `sendMessage`).
 pub fn counts(method: &str) -> bool {
     let method = method.to_ascii_lowercase();
-    (method.starts_with("send") && method != "sendchataction") || matches!(method.as_str(), "forwardmessage" | "copymessage")
+    (method.starts_with("send") && method != "sendchataction")
+        || matches!(method.as_str(), "forwardmessage" | "copymessage")
 }
 
 /// Reserves a slot for one message to `chat` and waits for it.
@@ -136,17 +137,19 @@ pub async fn wait_turn(chat: Option<i64>) {
         return;
     };
     let wait = match shared {
-        Some(shared) if !redis_away() => match tokio::time::timeout(REDIS_PATIENCE, shared.reserve(&limits, chat)).await {
-            Ok(Ok(slot)) => slot.wait,
-            failed => {
-                let reason = match failed {
-                    Ok(Err(e)) => e.to_string(),
-                    _ => format!("no answer within {REDIS_PATIENCE:?}"),
-                };
-                redis_failed(&reason);
-                reserve_locally(&alone, chat)
+        Some(shared) if !redis_away() => {
+            match tokio::time::timeout(REDIS_PATIENCE, shared.reserve(&limits, chat)).await {
+                Ok(Ok(slot)) => slot.wait,
+                failed => {
+                    let reason = match failed {
+                        Ok(Err(e)) => e.to_string(),
+                        _ => format!("no answer within {REDIS_PATIENCE:?}"),
+                    };
+                    redis_failed(&reason);
+                    reserve_locally(&alone, chat)
+                }
             }
-        },
+        }
         Some(_) => reserve_locally(&alone, chat),
         None => reserve_locally(&limits, chat),
     };
@@ -168,7 +171,10 @@ fn redis_away() -> bool {
 
 fn redis_failed(reason: &str) {
     metrics::counter!("aishad_telegram_send_budget_fallbacks_total").increment(1);
-    tracing::warn!(reason, "the shared send budget in Redis failed; keeping to this process's share of Telegram's limits");
+    tracing::warn!(
+        reason,
+        "the shared send budget in Redis failed; keeping to this process's share of Telegram's limits"
+    );
     if let Ok(mut until) = REDIS_AWAY_UNTIL.lock() {
         *until = Some(Instant::now() + REDIS_RECHECK);
     }

@@ -118,7 +118,11 @@ mod tests {
         for (allowed, span, burst) in [(30, 1, 1), (1, 1, 1), (20, 60, 4), (20, 60, 20), (7, 1, 3)] {
             let span = Duration::from_secs(span);
             let gcra = Gcra::within(allowed, span, burst);
-            assert_eq!(most_in_a_window(gcra, span, 200), allowed as usize, "{allowed} per {span:?}, burst {burst}: {gcra:?}");
+            assert_eq!(
+                most_in_a_window(gcra, span, 200),
+                allowed as usize,
+                "{allowed} per {span:?}, burst {burst}: {gcra:?}"
+            );
         }
     }
 

@@ -47,7 +47,8 @@ impl LocalBudget {
             at = at.max(window.next_slot(now, allowed, span));
             window.push(at);
             if self.chats.len() > 10_000 {
-                self.chats.retain(|_, w| w.sent.back().is_some_and(|t| now.duration_since(*t) < Duration::from_secs(60)));
+                self.chats
+                    .retain(|_, w| w.sent.back().is_some_and(|t| now.duration_since(*t) < Duration::from_secs(60)));
             }
         }
         self.overall.push(at);
@@ -78,7 +79,11 @@ mod tests {
         let mut budget = LocalBudget::default();
         let start = Instant::now();
         assert_eq!(budget.reserve(&limits, Some(5), start), start);
-        assert_eq!(budget.reserve(&limits, Some(5), start), start + Duration::from_secs(4), "1 a second shared four ways");
+        assert_eq!(
+            budget.reserve(&limits, Some(5), start),
+            start + Duration::from_secs(4),
+            "1 a second shared four ways"
+        );
         assert_eq!(limits.overall, (7, Duration::from_secs(1)));
         assert_eq!(limits.for_chat(-100), (5, Duration::from_secs(60)));
     }

@@ -32,7 +32,11 @@ impl FakeTelegram {
     /// A user pressed "Pay": Telegram asks the bot to confirm. Returns the query id.
     pub fn push_pre_checkout(&self, user_id: i64, language: &str, payload: &str, stars: i64) -> String {
         let id = format!("pcq-{}", uuid::Uuid::new_v4().simple());
-        self.state.lock().unwrap().pre_checkouts.insert(id.clone(), PreCheckout { asked: Instant::now(), answer: None });
+        self.state
+            .lock()
+            .unwrap()
+            .pre_checkouts
+            .insert(id.clone(), PreCheckout { asked: Instant::now(), answer: None });
         self.push_update(json!({ "pre_checkout_query": {
             "id": id, "from": user(user_id, language), "currency": "XTR", "total_amount": stars, "invoice_payload": payload,
         }}));
@@ -42,7 +46,8 @@ impl FakeTelegram {
     /// The Stars were taken: the charge is recorded (for refunds and
     /// getStarTransactions) and, unless `lost`, the payment message is sent.
     pub fn pay(&self, user_id: i64, language: &str, payload: &str, stars: i64, charge_id: &str, lost: bool) {
-        let charge = StarsCharge { charge_id: charge_id.into(), user_id, stars, payload: payload.into(), refunded: false };
+        let charge =
+            StarsCharge { charge_id: charge_id.into(), user_id, stars, payload: payload.into(), refunded: false };
         self.state.lock().unwrap().stars_charges.push(charge);
         if !lost {
             let paid = json!({ "successful_payment": {
@@ -68,7 +73,8 @@ impl FakeTelegram {
     /// A payment made from an invoice in the group `chat_id`: the
     /// successful_payment service message arrives in that group.
     pub fn pay_in_group(&self, chat_id: i64, user_id: i64, payload: &str, stars: i64, charge_id: &str) {
-        let charge = StarsCharge { charge_id: charge_id.into(), user_id, stars, payload: payload.into(), refunded: false };
+        let charge =
+            StarsCharge { charge_id: charge_id.into(), user_id, stars, payload: payload.into(), refunded: false };
         self.state.lock().unwrap().stars_charges.push(charge);
         let paid = json!({ "successful_payment": {
             "currency": "XTR", "total_amount": stars, "invoice_payload": payload,
@@ -86,10 +92,15 @@ impl FakeTelegram {
             charge.refunded = true;
             charge.clone()
         };
-        let message = self.group_message(chat_id, user_id, "en", json!({ "refunded_payment": {
-            "currency": "XTR", "total_amount": charge.stars, "invoice_payload": charge.payload,
-            "telegram_payment_charge_id": charge.charge_id,
-        }}));
+        let message = self.group_message(
+            chat_id,
+            user_id,
+            "en",
+            json!({ "refunded_payment": {
+                "currency": "XTR", "total_amount": charge.stars, "invoice_payload": charge.payload,
+                "telegram_payment_charge_id": charge.charge_id,
+            }}),
+        );
         self.push_update(json!({ "message": message }));
     }
 
@@ -100,8 +111,15 @@ impl FakeTelegram {
     pub(super) fn stars_method(&self, method: &str, params: &Value) -> Option<Reply> {
         Some(match method {
             "sendInvoice" => {
-                if params["currency"] != "XTR" || params["prices"].as_array().map(Vec::len) != Some(1) || !params["provider_token"].is_null() {
-                    return Some(error(StatusCode::BAD_REQUEST, "Bad Request: Stars invoices take currency XTR, one price and no provider_token", None));
+                if params["currency"] != "XTR"
+                    || params["prices"].as_array().map(Vec::len) != Some(1)
+                    || !params["provider_token"].is_null()
+                {
+                    return Some(error(
+                        StatusCode::BAD_REQUEST,
+                        "Bad Request: Stars invoices take currency XTR, one price and no provider_token",
+                        None,
+                    ));
                 }
                 let invoice = json!({ "invoice": {
                     "title": params["title"], "description": params["description"], "start_parameter": "",
@@ -120,11 +138,19 @@ impl FakeTelegram {
         let id = params["pre_checkout_query_id"].as_str().unwrap_or_default();
         let mut state = self.state.lock().unwrap();
         let Some(query) = state.pre_checkouts.get_mut(id) else {
-            return error(StatusCode::BAD_REQUEST, "Bad Request: query is too old and response timeout expired or query ID is invalid", None);
+            return error(
+                StatusCode::BAD_REQUEST,
+                "Bad Request: query is too old and response timeout expired or query ID is invalid",
+                None,
+            );
         };
         let after = query.asked.elapsed();
         if after > PRE_CHECKOUT_DEADLINE {
-            return error(StatusCode::BAD_REQUEST, "Bad Request: query is too old and response timeout expired or query ID is invalid", None);
+            return error(
+                StatusCode::BAD_REQUEST,
+                "Bad Request: query is too old and response timeout expired or query ID is invalid",
+                None,
+            );
         }
         let accepted = params["ok"].as_bool().or_else(|| params["ok"].as_str().map(|s| s == "true")).unwrap_or(false);
         query.answer = Some((accepted, params["error_message"].as_str().map(str::to_owned), after));
@@ -136,7 +162,9 @@ impl FakeTelegram {
         let user_id = as_i64(&params["user_id"]).unwrap_or_default();
         let refunded = {
             let mut state = self.state.lock().unwrap();
-            let Some(charge) = state.stars_charges.iter_mut().find(|c| c.charge_id == charge_id && c.user_id == user_id) else {
+            let Some(charge) =
+                state.stars_charges.iter_mut().find(|c| c.charge_id == charge_id && c.user_id == user_id)
+            else {
                 return error(StatusCode::BAD_REQUEST, "Bad Request: CHARGE_NOT_FOUND", None);
             };
             if charge.refunded {
@@ -148,10 +176,14 @@ impl FakeTelegram {
         // As Telegram does: the user's chat gets the refunded_payment service
         // message, after the call is answered (here half a second after, so
         // the caller's own bookkeeping of the answer comes first).
-        let message = self.user_message(user_id, "en", json!({ "refunded_payment": {
-            "currency": "XTR", "total_amount": refunded.stars, "invoice_payload": refunded.payload,
-            "telegram_payment_charge_id": refunded.charge_id,
-        }}));
+        let message = self.user_message(
+            user_id,
+            "en",
+            json!({ "refunded_payment": {
+                "currency": "XTR", "total_amount": refunded.stars, "invoice_payload": refunded.payload,
+                "telegram_payment_charge_id": refunded.charge_id,
+            }}),
+        );
         let fake = self.clone();
         tokio::spawn(async move {
             tokio::time::sleep(std::time::Duration::from_millis(500)).await;
