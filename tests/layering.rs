@@ -128,3 +128,31 @@ fn every_module_of_actors_is_on_a_floor_and_only_once() {
     let listed: usize = FLOORS.iter().map(|(_, m)| m.len()).sum();
     assert_eq!(listed, rank.len(), "a module is listed twice");
 }
+
+/// The README's Layout lists the floors too, for readers: one line a
+/// floor, ground up, `src/` modules before two spaces and what the floor is
+/// after. Checked against `FLOORS`, so the two cannot drift apart.
+#[test]
+fn the_readmes_layout_lists_the_same_floors() {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let listed: Vec<Vec<String>> = readme
+        .lines()
+        .filter_map(|line| line.strip_prefix("  src/"))
+        .map(|line| {
+            let modules = line.split("  ").next().unwrap_or_default();
+            let mut names: Vec<String> =
+                modules.split(", ").map(|m| m.trim().trim_end_matches('/').to_owned()).collect();
+            names.sort();
+            names
+        })
+        .collect();
+    let floors: Vec<Vec<String>> = FLOORS
+        .iter()
+        .map(|(_, modules)| {
+            let mut names: Vec<String> = modules.iter().map(|m| m.to_string()).collect();
+            names.sort();
+            names
+        })
+        .collect();
+    assert_eq!(listed, floors, "README.md's Layout and tests/layering.rs's FLOORS, floor by floor from the ground up");
+}

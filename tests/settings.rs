@@ -278,3 +278,54 @@ fn a_secret_file_that_is_missing_empty_or_doubled_by_a_variable_is_refused_by_ke
         Ok(())
     });
 }
+
+/// The defaults live in the code (`Default` impls); `config/aishad.toml`'s
+/// `[default]` section repeats some of them for operators to read. Loading
+/// the code's defaults with and without that section must give the same
+/// settings, or the file says one thing and the daemon does another.
+#[test]
+fn the_files_default_section_agrees_with_the_codes_defaults() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let file = std::fs::read_to_string(repo.join("config/aishad.toml")).unwrap();
+    let file: toml::Table = file.parse().unwrap();
+    let only_default: toml::Table = [("default".to_owned(), file["default"].clone())].into_iter().collect();
+    let section = toml::to_string(&only_default).unwrap();
+    Jail::expect_with(|jail| {
+        jail.clear_env();
+        jail.create_dir("config")?;
+        jail.create_file("config/aishad.toml", &section)?;
+        let from_file = aishad::settings::render(&load(&opts("none"), Purpose::Inspect).unwrap());
+        std::fs::remove_file(jail.directory().join("config/aishad.toml")).unwrap();
+        let from_code = aishad::settings::render(&load(&opts("none"), Purpose::Inspect).unwrap());
+        let (code, file) = (flatten(&from_code), flatten(&from_file));
+        let differ: Vec<String> = code
+            .iter()
+            .chain(&file)
+            .filter(|(key, _)| key.as_str() != "instance_id")
+            .filter(|(key, value)| code.get(*key) != Some(value) || file.get(*key) != Some(value))
+            .map(|(key, _)| format!("{key}: code {:?}, file {:?}", code.get(key), file.get(key)))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        assert!(differ.is_empty(), "code default vs config/aishad.toml [default]: {differ:#?}");
+        Ok(())
+    });
+}
+
+/// Every leaf of a rendered settings file, by its dotted key.
+fn flatten(rendered: &str) -> std::collections::BTreeMap<String, String> {
+    fn walk(prefix: &str, table: &toml::Table, out: &mut std::collections::BTreeMap<String, String>) {
+        for (key, value) in table {
+            let key = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+            match value {
+                toml::Value::Table(inner) => walk(&key, inner, out),
+                leaf => {
+                    out.insert(key, leaf.to_string());
+                }
+            }
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    walk("", &rendered.parse().unwrap(), &mut out);
+    out
+}

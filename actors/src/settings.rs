@@ -597,7 +597,8 @@ impl Default for JobsSettings {
             poll_interval: Duration::from_secs(3),
             retry_min: Duration::from_secs(5),
             retry_max: Duration::from_secs(600),
-            kinds: Default::default(),
+            // A transcription is CPU work (ffmpeg): fewer at once than the I/O-bound kinds.
+            kinds: [("transcribe".to_owned(), JobKindSettings { max_attempts: 5, concurrency: 8, workers: 2 })].into(),
             default: JobKindSettings::default(),
         }
     }
