@@ -44,39 +44,133 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// The top-level module a file of actors/src belongs to (`None` for lib.rs).
-fn module_of(src: &Path, file: &Path) -> Option<String> {
-    let relative = file.strip_prefix(src).unwrap();
-    let first = relative.components().next()?.as_os_str().to_string_lossy().into_owned();
-    let name = first.trim_end_matches(".rs").to_owned();
-    (name != "lib").then_some(name)
+/// The module path of a file of actors/src: lib.rs is the crate root,
+/// `a/mod.rs` and `a.rs` are `a`, `a/b.rs` is `a::b`.
+fn module_path(src: &Path, file: &Path) -> Vec<String> {
+    let relative = file.strip_prefix(src).unwrap().with_extension("");
+    let mut path: Vec<String> = relative.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
+    if matches!(path.last().map(String::as_str), Some("mod" | "lib")) {
+        path.pop();
+    }
+    path
 }
 
-/// Every `crate::name` in the code (not in comments).
-fn crate_paths(text: &str) -> Vec<(usize, String)> {
-    let mut found = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        let code = line.split("//").next().unwrap_or_default();
-        let mut rest = code;
-        while let Some(at) = rest.find("crate::") {
-            rest = &rest[at + "crate::".len()..];
-            let name: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
-            if name.is_empty() {
-                // `use crate::{a, b}`: each name in the braces.
-                let inner = rest.trim_start_matches('{').split('}').next().unwrap_or_default();
-                for part in inner.split(',') {
-                    let name: String =
-                        part.trim().chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
-                    if !name.is_empty() {
-                        found.push((n + 1, name));
-                    }
-                }
-            } else {
-                found.push((n + 1, name));
+/// Every path in a file that names something of this crate, resolved from
+/// the crate root: `use` trees of any nesting (each leaf a path), paths
+/// written inline in code or types, `crate::`, `self::` and `super::` (also
+/// from inside an inline `mod`). Names brought in by `use` are followed at
+/// their `use`, so each dependency is seen where it enters the file.
+struct CratePaths {
+    module: Vec<String>,
+    found: Vec<Vec<String>>,
+}
+
+impl CratePaths {
+    fn of(module: Vec<String>, text: &str) -> Vec<Vec<String>> {
+        let file = syn::parse_file(text).expect("actors/src parses");
+        let mut visitor = Self { module, found: Vec::new() };
+        syn::visit::Visit::visit_file(&mut visitor, &file);
+        visitor.found
+    }
+
+    /// `segments` from the crate root, if they start at the crate, `self` or `super`.
+    fn resolve(&self, segments: &[String]) -> Option<Vec<String>> {
+        let (first, rest) = segments.split_first()?;
+        let mut base = match first.as_str() {
+            "crate" => Vec::new(),
+            "self" => self.module.clone(),
+            "super" => self.module[..self.module.len().checked_sub(1)?].to_vec(),
+            _ => return None,
+        };
+        let mut rest = rest;
+        while let Some(("super", tail)) = rest.split_first().map(|(s, t)| (s.as_str(), t)) {
+            base.pop()?;
+            rest = tail;
+        }
+        base.extend(rest.iter().cloned());
+        Some(base)
+    }
+
+    fn use_tree(&mut self, prefix: &mut Vec<String>, tree: &syn::UseTree) {
+        match tree {
+            syn::UseTree::Path(path) => {
+                prefix.push(path.ident.to_string());
+                self.use_tree(prefix, &path.tree);
+                prefix.pop();
             }
+            syn::UseTree::Group(group) => group.items.iter().for_each(|item| self.use_tree(prefix, item)),
+            syn::UseTree::Name(name) => self.record(prefix, Some(name.ident.to_string())),
+            syn::UseTree::Rename(rename) => self.record(prefix, Some(rename.ident.to_string())),
+            syn::UseTree::Glob(_) => self.record(prefix, None),
         }
     }
-    found
+
+    fn record(&mut self, prefix: &[String], last: Option<String>) {
+        let mut segments = prefix.to_vec();
+        segments.extend(last.filter(|name| name != "self"));
+        if let Some(resolved) = self.resolve(&segments) {
+            self.found.push(resolved);
+        }
+    }
+}
+
+impl<'ast> syn::visit::Visit<'ast> for CratePaths {
+    fn visit_item_mod(&mut self, item: &'ast syn::ItemMod) {
+        if item.content.is_some() {
+            self.module.push(item.ident.to_string());
+            syn::visit::visit_item_mod(self, item);
+            self.module.pop();
+        }
+    }
+
+    fn visit_item_use(&mut self, item: &'ast syn::ItemUse) {
+        self.use_tree(&mut Vec::new(), &item.tree);
+    }
+
+    /// A macro's arguments are tokens, not syntax: crate paths in them are read token by token.
+    fn visit_macro(&mut self, mac: &'ast syn::Macro) {
+        let mut tokens = Vec::new();
+        flatten(mac.tokens.clone(), &mut tokens);
+        let mut at = 0;
+        while at < tokens.len() {
+            let mut segments = Vec::new();
+            while let Some(proc_macro2::TokenTree::Ident(ident)) = tokens.get(at) {
+                segments.push(ident.to_string());
+                let joined = matches!((tokens.get(at + 1), tokens.get(at + 2)),
+                    (Some(proc_macro2::TokenTree::Punct(a)), Some(proc_macro2::TokenTree::Punct(b))) if a.as_char() == ':' && b.as_char() == ':');
+                if !joined {
+                    break;
+                }
+                at += 3;
+            }
+            if segments.len() > 1 {
+                self.record(&segments, None);
+            }
+            at += 1;
+        }
+        syn::visit::visit_macro(self, mac);
+    }
+
+    fn visit_path(&mut self, path: &'ast syn::Path) {
+        let segments: Vec<String> = path.segments.iter().map(|s| s.ident.to_string()).collect();
+        self.record(&segments, None);
+        syn::visit::visit_path(self, path);
+    }
+}
+
+/// Every token of a stream, groups opened.
+fn flatten(stream: proc_macro2::TokenStream, out: &mut Vec<proc_macro2::TokenTree>) {
+    for token in stream {
+        match token {
+            proc_macro2::TokenTree::Group(group) => flatten(group.stream(), out),
+            other => out.push(other),
+        }
+    }
+}
+
+/// The top-level modules of this crate that `text` (the file at `module`) uses.
+fn used_modules(module: &[String], text: &str) -> Vec<String> {
+    CratePaths::of(module.to_vec(), text).into_iter().filter_map(|path| path.first().cloned()).collect()
 }
 
 #[test]
@@ -87,22 +181,21 @@ fn every_import_in_actors_points_down_a_floor() {
     rust_files(&src, &mut files);
     let mut upward = Vec::new();
     for file in &files {
-        let Some(module) = module_of(&src, file) else { continue };
+        let path = module_path(&src, file);
+        let Some(module) = path.first().cloned() else { continue };
         let Some(&(own, own_floor)) = rank.get(module.as_str()) else {
             panic!("actors/src/{module} is on no floor: add it to FLOORS in tests/layering.rs (and to DESIGN's Shape)");
         };
-        for (line, used) in crate_paths(&std::fs::read_to_string(file).unwrap()) {
+        for used in used_modules(&path, &std::fs::read_to_string(file).unwrap()) {
             if used == module {
                 continue;
             }
             let Some(&(theirs, their_floor)) = rank.get(used.as_str()) else {
-                panic!("{}:{line} uses crate::{used}, which is on no floor", file.display());
+                panic!("{} uses crate::{used}, which is on no floor", file.display());
             };
             if theirs > own {
-                upward.push(format!(
-                    "{}:{line}: {module} ({own_floor}) uses {used} ({their_floor})",
-                    file.strip_prefix(&src).unwrap().display()
-                ));
+                let at = file.strip_prefix(&src).unwrap().display();
+                upward.push(format!("{at}: {module} ({own_floor}) uses {used} ({their_floor})"));
             }
         }
     }
@@ -111,9 +204,28 @@ fn every_import_in_actors_points_down_a_floor() {
 
 #[test]
 fn the_check_sees_imports_in_every_form() {
-    let text = "use crate::jobs::Job;\nuse crate::{ledger, store::Db};\nlet x = crate::error::chain(&e); // crate::bot in a comment\n";
-    let found: Vec<String> = crate_paths(text).into_iter().map(|(_, name)| name).collect();
-    assert_eq!(found, ["jobs", "ledger", "store", "error"]);
+    let text = r#"
+        use crate::{a::{b::C, d}, e};
+        use crate::{
+            f::G,
+            h,
+        };
+        use super::i::J;
+        use self::k::L;
+        use std::collections::HashMap;
+        fn run() { let x = crate::m::n(); let y: super::super::o::P = todo!(); }
+        mod tests { use super::q; use super::super::super::r; }
+        fn log() { tracing::info!(x = %crate::t::u(), "in a macro"); }
+        // crate::s in a comment is no use
+    "#;
+    let mut found = used_modules(&["clients".into(), "fal".into()], text);
+    found.sort();
+    found.dedup();
+    let expected = ["a", "clients", "e", "f", "h", "m", "o", "r", "t"];
+    assert_eq!(
+        found, expected,
+        "nested and wrapped lists, super and self from a submodule and an inline mod, paths in code, types and macros"
+    );
 }
 
 #[test]
