@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 
 use crate::batch::GroupCommit;
 use crate::bot::BotHandler;
-use crate::store::{Db, StoreError};
+use crate::store::{Db, SharedAnswer, StoreError};
 
 /// How long a handler holds an update before another replica may handle it
 /// again (its process having died mid-handling): longer than a handler
@@ -206,7 +206,7 @@ async fn handle_one(handler: BotHandler, books: Books, recorded: Recorded) {
     let claimed = if recorded_at.is_some_and(|at| at.elapsed() < RECORDED_CLAIM_SUFFICES) {
         Ok(true)
     } else {
-        books.claims.submit(update_id).await.unwrap_or_else(|e| Err(StoreError::Shared(e.to_string())))
+        books.claims.submit(update_id).await.or_stopped()
     };
     match claimed {
         Ok(true) => {}
@@ -237,8 +237,7 @@ async fn handle_one(handler: BotHandler, books: Books, recorded: Recorded) {
         }
     }
     let error = failure.map(|(_, error, _)| error);
-    let marked =
-        books.handled.submit((update_id, error)).await.unwrap_or_else(|e| Err(StoreError::Shared(e.to_string())));
+    let marked: Result<(), StoreError> = books.handled.submit((update_id, error)).await.or_stopped();
     if let Err(e) = marked {
         tracing::warn!(update_id, error = %e, "could not mark the update handled; it may be handled again after a restart");
     }

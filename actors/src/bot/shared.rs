@@ -14,7 +14,7 @@ use crate::ledger::{self, Charged, LedgerError};
 use crate::limits::{self, Verdict};
 use crate::settings::LimitsSettings;
 use crate::store::users::{TelegramProfile, User};
-use crate::store::{Db, StoreError};
+use crate::store::{Db, SharedAnswer, StoreError};
 
 /// Callers a statement takes at most, and statements in flight at once per step.
 const BATCH: usize = 128;
@@ -64,12 +64,12 @@ impl Shared {
 
     /// [`Db::upsert_user`], sharing the statement.
     pub(super) async fn user(&self, profile: TelegramProfile) -> Result<User, StoreError> {
-        self.users.submit(profile).await.unwrap_or_else(|stopped| Err(StoreError::Shared(stopped.to_string())))
+        self.users.submit(profile).await.or_stopped()
     }
 
     /// [`Db::work_in_flight`], sharing the statement.
     pub(super) async fn work_in_flight(&self, user_id: i64) -> Result<i64, StoreError> {
-        self.in_flight.submit(user_id).await.unwrap_or_else(|stopped| Err(StoreError::Shared(stopped.to_string())))
+        self.in_flight.submit(user_id).await.or_stopped()
     }
 
     /// [`limits::paid_requests`] of one request, sharing the round trip.
@@ -80,7 +80,6 @@ impl Shared {
     /// [`ledger::charge_many`] of one request, sharing the transaction; the
     /// cap on work in flight is kept there.
     pub(super) async fn charge(&self, user_id: i64, job: NewJob) -> Result<Charged, LedgerError> {
-        let outcome = self.charges.submit((user_id, job)).await;
-        outcome.unwrap_or_else(|stopped| Err(StoreError::Shared(stopped.to_string()).into()))
+        self.charges.submit((user_id, job)).await.or_stopped()
     }
 }

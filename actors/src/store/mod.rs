@@ -142,6 +142,18 @@ pub(crate) fn shared_failure<T>(callers: usize, what: &str, e: &StoreError) -> V
     (0..callers).map(|_| Err(StoreError::Shared(format!("{what} failed: {reason}")))).collect()
 }
 
+/// What a caller of a shared statement gets back: the statement's own
+/// answer, or, when the group commit it was handed to has stopped, that.
+pub trait SharedAnswer<T, E> {
+    fn or_stopped(self) -> Result<T, E>;
+}
+
+impl<T, E: From<StoreError>> SharedAnswer<T, E> for Result<Result<T, E>, crate::batch::Stopped> {
+    fn or_stopped(self) -> Result<T, E> {
+        self.unwrap_or_else(|stopped| Err(StoreError::Shared(stopped.to_string()).into()))
+    }
+}
+
 /// Validates `database.url` (its TLS parameters and CA file too) without connecting.
 pub fn parse_url(url: &ConnUrl) -> Result<tokio_postgres::Config, StoreError> {
     let target = tls::target(url)?;
