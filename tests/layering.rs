@@ -213,7 +213,7 @@ fn the_check_sees_imports_in_every_form() {
         use super::i::J;
         use self::k::L;
         use std::collections::HashMap;
-        fn run() { let x = crate::m::n(); let y: super::super::o::P = todo!(); }
+        fn run() { let x = crate::m::n(); let y: super::super::o::P = make(); }
         mod tests { use super::q; use super::super::super::r; }
         fn log() { tracing::info!(x = %crate::t::u(), "in a macro"); }
         // crate::s in a comment is no use
