@@ -99,7 +99,7 @@ async fn run() {
 /// How full the budget was kept: 300 in a bucket is every slot used.
 fn per_ten_seconds(telegram: &FakeTelegram, started: Instant) -> Vec<usize> {
     let mut buckets = Vec::new();
-    for call in telegram.all_calls().iter().filter(|c| is_message(c) && !c.failed && c.at >= started) {
+    for call in telegram.all_calls().iter().filter(|c| c.is_message() && !c.failed && c.at >= started) {
         let bucket = (call.at - started).as_secs() as usize / 10;
         if buckets.len() <= bucket {
             buckets.resize(bucket + 1, 0);
@@ -110,17 +110,13 @@ fn per_ten_seconds(telegram: &FakeTelegram, started: Instant) -> Vec<usize> {
 }
 
 fn is_transcript(call: &aisha_testkit::telegram::Call) -> bool {
-    is_message(call) && !call.failed && call.params["text"].as_str().is_some_and(|t| t.contains("transcript of"))
+    call.is_message() && !call.failed && call.params["text"].as_str().is_some_and(|t| t.contains("transcript of"))
 }
 
 fn answered(telegram: &FakeTelegram) -> usize {
     telegram.all_calls().iter().filter(|c| is_transcript(c)).count()
 }
 
-fn is_message(call: &aisha_testkit::telegram::Call) -> bool {
-    call.method.starts_with("send") && call.method != "sendChatAction"
-}
-
 fn sends(telegram: &FakeTelegram) -> usize {
-    telegram.all_calls().iter().filter(|c| is_message(c)).count()
+    telegram.all_calls().iter().filter(|c| c.is_message()).count()
 }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use aisha_testkit::audio::voice_note;
 use aisha_testkit::daemon::all_mode_env;
+use aisha_testkit::fleet::transcripts;
 use aisha_testkit::forward::{target_of, Forwarder};
 use aisha_testkit::private::PrivatePostgres;
 use aisha_testkit::{eventually, Daemon, FakeOpenAi, FakeTelegram, TestServices};
@@ -49,10 +50,6 @@ async fn drained(telegram: &FakeTelegram, users: &[i64], since: Instant, what: &
     }
     assert!(drained <= Duration::from_secs(30), "drained {drained:?} after the return");
     drained
-}
-
-fn transcripts(telegram: &FakeTelegram, user: i64) -> usize {
-    telegram.sent_texts(user).iter().filter(|t| t.contains("transcript of")).count()
 }
 
 async fn readiness(addr: std::net::SocketAddr) -> serde_json::Value {

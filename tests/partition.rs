@@ -16,7 +16,6 @@ use aisha_testkit::fleet::{transcripts, voice_notes, welcomed_users, Fleet};
 use aisha_testkit::netns::Host;
 use aisha_testkit::{eventually, Daemon, FakeFal, FakeOpenAi, FakeTelegram, TestServices};
 use serde_json::json;
-use std::net::SocketAddr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -126,9 +125,15 @@ async fn stop(mut daemon: Daemon) {
     daemon.wait(Duration::from_secs(40)).await;
 }
 
-/// A signed FAL callback for `request_id`, as raw HTTP/1.1: (head, body).
+/// The body of FAL's callback for `request_id`.
+fn callback_body(request_id: &str) -> serde_json::Value {
+    json!({ "request_id": request_id, "status": "OK", "payload": {} })
+}
+
+/// A signed FAL callback for `request_id`, as raw HTTP/1.1 (to cut it off
+/// where a test likes): (head, body).
 fn callback(fal: &FakeFal, request_id: &str) -> (String, Vec<u8>) {
-    let body = serde_json::to_vec(&json!({ "request_id": request_id, "status": "OK", "payload": {} })).unwrap();
+    let body = serde_json::to_vec(&callback_body(request_id)).unwrap();
     let mut head = format!(
         "POST /webhooks/fal HTTP/1.1\r\nHost: aisha\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
         body.len()
@@ -138,19 +143,6 @@ fn callback(fal: &FakeFal, request_id: &str) -> (String, Vec<u8>) {
     }
     head.push_str("\r\n");
     (head, body)
-}
-
-/// FAL's retry, to the listener that stayed: the status it answered.
-async fn retry_on(fal: &FakeFal, listener: SocketAddr, request_id: &str) -> u16 {
-    let (head, body) = callback(fal, request_id);
-    let mut request = reqwest::Client::new().post(format!("http://{listener}/webhooks/fal")).body(body);
-    for line in head.lines().skip(1).filter(|l| l.contains(": ")) {
-        let (name, value) = line.split_once(": ").unwrap();
-        if !name.eq_ignore_ascii_case("content-length") && !name.eq_ignore_ascii_case("host") {
-            request = request.header(name, value);
-        }
-    }
-    request.send().await.unwrap().status().as_u16()
 }
 
 #[tokio::test]
@@ -190,9 +182,14 @@ async fn a_listener_cut_off_mid_callback_leaves_it_to_the_other_and_it_is_stored
     whole.write_all(&whole_body).await.unwrap();
     host.cut();
 
-    let other_addr: SocketAddr = ([127, 0, 0, 1], other_port).into();
+    // FAL's retries, to the listener that stayed.
+    let other_url = format!("http://127.0.0.1:{other_port}/webhooks/fal");
     for request_id in ["req-half", "req-whole"] {
-        assert_eq!(retry_on(&fal, other_addr, request_id).await, 200, "{request_id}: the retry is taken");
+        assert_eq!(
+            fal.deliver(&other_url, request_id, &callback_body(request_id)).await,
+            200,
+            "{request_id}: the retry is taken"
+        );
     }
     host.restore();
     // The cut-off listener now gets the rest of the first and may answer both: a duplicate each.

@@ -35,8 +35,7 @@ async fn a_poller_and_two_workers_together_keep_the_bots_flood_limits() {
     for &user in &users {
         assert_eq!(transcripts(&telegram, user), 1, "user {user}: one transcript");
     }
-    let sends =
-        telegram.all_calls().iter().filter(|c| c.method.starts_with("send") && c.method != "sendChatAction").count();
+    let sends = telegram.all_calls().iter().filter(|c| c.is_message()).count();
     assert_eq!(telegram.flood_refusals(), 0, "of {sends} messages, none over a limit");
     services.assert_ledger_balanced().await;
     fleet.stop().await;

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use aisha_testkit::audio::voice_note;
 use aisha_testkit::daemon::all_mode_env;
+use aisha_testkit::fleet::transcripts;
 use aisha_testkit::{eventually, Daemon, FakeOpenAi, FakeTelegram, TestServices};
 
 const TOKEN: &str = "61616:RESTART-token-abcdef";
@@ -53,7 +54,7 @@ async fn kill_with_jobs_in_hand(test: &str, successor: &str) -> (Duration, TestS
     openai.set_latency(Duration::ZERO);
     let restarted = Instant::now();
     let mut second = start(&services, &telegram, &openai, successor);
-    let answered = |u: i64| telegram.sent_texts(u).iter().filter(|t| t.contains("transcript of")).count();
+    let answered = |u: i64| transcripts(&telegram, u);
     eventually("every note transcribed", Duration::from_secs(60), || USERS.iter().all(|&u| answered(u) >= 1)).await;
     let took = restarted.elapsed();
     tokio::time::sleep(Duration::from_secs(1)).await;

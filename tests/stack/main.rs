@@ -124,6 +124,11 @@ impl External {
         Self { test, env }
     }
 
+    /// The value of `key` in [`External::env`].
+    pub fn var(&self, key: &str) -> String {
+        self.env.iter().find(|(k, _)| *k == key).map(|(_, v)| v.clone()).unwrap_or_else(|| panic!("{key} is not set"))
+    }
+
     pub fn secrets(&self) -> Vec<String> {
         let password = url::Url::parse(&self.test.database_url).ok().and_then(|u| u.password().map(str::to_owned));
         password.into_iter().chain([self.test.s3_secret_key.clone()]).collect()

@@ -35,14 +35,16 @@ impl Swarm {
         engine::ok(&repo(), "bash", &all)
     }
 
+    /// The `docker` CLI pointed at node `n` (the socket `scripts/swarm.sh socket N` names).
+    fn cli(n: u32) -> Command {
+        let mut command = Command::new("docker");
+        command.env("DOCKER_HOST", format!("unix://{}/.local/swarm/node{n}/docker.sock", repo().display()));
+        command
+    }
+
     /// `docker` on node `n`.
     fn docker(n: u32, args: &[&str]) -> String {
-        let socket = Self::script(&["socket", &n.to_string()]);
-        let output = Command::new("docker")
-            .env("DOCKER_HOST", format!("unix://{}", socket.trim()))
-            .args(args)
-            .output()
-            .expect("docker");
+        let output = Self::cli(n).args(args).output().expect("docker");
         engine::check(&format!("docker {}", args.join(" ")), &output);
         String::from_utf8_lossy(&output.stdout).trim().to_owned()
     }
@@ -99,7 +101,7 @@ fn next_release() -> String {
 }
 
 fn create_secrets(external: &External) {
-    let value = |key: &str| external.env.iter().find(|(k, _)| *k == key).map(|(_, v)| v.clone()).unwrap();
+    let value = |key| external.var(key);
     for (name, secret) in [
         ("aishad_telegram_token", TOKEN.to_owned()),
         ("aishad_openai_api_key", OPENAI_KEY.to_owned()),
@@ -118,11 +120,9 @@ fn create_secrets(external: &External) {
 
 /// `docker stack deploy`, its variables from the fakes and the services.
 fn deploy(fakes: &Fakes, external: &External, image: &str) {
-    let value = |key: &str| external.env.iter().find(|(k, _)| *k == key).map(|(_, v)| v.clone()).unwrap();
-    let socket = Swarm::script(&["socket", "1"]);
+    let value = |key| external.var(key);
     let stack_file = repo().join("deploy/swarm/aishad.stack.yml");
-    let output = Command::new("docker")
-        .env("DOCKER_HOST", format!("unix://{}", socket.trim()))
+    let output = Swarm::cli(1)
         .envs([
             ("AISHAD_IMAGE", image.to_owned()),
             ("TELEGRAM_API_URL", fakes.telegram.url()),
@@ -178,13 +178,7 @@ fn all_healthy() -> bool {
 }
 
 fn node_alive(n: u32) -> bool {
-    let socket = Swarm::script(&["socket", &n.to_string()]);
-    Command::new("docker")
-        .env("DOCKER_HOST", format!("unix://{}", socket.trim()))
-        .args(["info"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
+    Swarm::cli(n).arg("info").output().is_ok_and(|o| o.status.success())
 }
 
 fn transcripts(fakes: &Fakes, user: i64) -> usize {

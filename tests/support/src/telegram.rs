@@ -56,6 +56,13 @@ pub enum Failure {
     Delay(Duration),
 }
 
+impl Call {
+    /// Whether it posts a message (what the flood limits count).
+    pub fn is_message(&self) -> bool {
+        flood::counts(&self.method)
+    }
+}
+
 #[derive(Default)]
 struct State {
     updates: VecDeque<Value>,

@@ -102,20 +102,19 @@ static REDIS_AWAY_UNTIL: Mutex<Option<Instant>> = Mutex::new(None);
 
 /// The limits of this process's bot, kept locally until `share_through`.
 pub fn configure(settings: &TelegramSettings) {
-    let limits = Limits::from_settings(settings);
     let shared = BUDGET.read().ok().and_then(|b| b.as_ref().and_then(|b| b.shared.clone()));
-    set(Budget { limits, alone: limits.share(settings.local_send_share), shared });
+    set(settings, shared);
 }
 
 /// From now on this process reserves its sends in the bot's budget in Redis.
 pub fn share_through(redis: Redis, settings: &TelegramSettings) {
-    let limits = Limits::from_settings(settings);
     let bot_id = settings.token.expose().split(':').next().unwrap_or_default();
-    let shared = Some(SharedBudget::new(redis, bot_id));
-    set(Budget { limits, alone: limits.share(settings.local_send_share), shared });
+    set(settings, Some(SharedBudget::new(redis, bot_id)));
 }
 
-fn set(budget: Budget) {
+fn set(settings: &TelegramSettings, shared: Option<SharedBudget>) {
+    let limits = Limits::from_settings(settings);
+    let budget = Budget { limits, alone: limits.share(settings.local_send_share), shared };
     if let Ok(mut slot) = BUDGET.write() {
         *slot = Some(budget);
     }

@@ -77,6 +77,7 @@ fn free_in(window: &mut VecDeque<Instant>, allowed: u32, span: Duration, now: In
     (window[window.len() - allowed as usize] + span).saturating_duration_since(now)
 }
 
-fn counts(method: &str) -> bool {
+/// The calls Telegram counts against the flood limits: those that post a message.
+pub(super) fn counts(method: &str) -> bool {
     (method.starts_with("send") && method != "sendChatAction") || matches!(method, "copyMessage" | "forwardMessage")
 }
