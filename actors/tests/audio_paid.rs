@@ -94,12 +94,7 @@ async fn a_backend_that_answers_verbose_json_without_segments_keeps_the_text() {
 
     let reply = rig.last_message_starting(USER, "📝 Transcript").unwrap();
     assert!(reply["text"].as_str().unwrap().contains("transcript of voice.ogg"), "the text is kept: {reply}");
-    let labels: Vec<&str> = reply["reply_markup"]["inline_keyboard"][1]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|b| b["text"].as_str())
-        .collect();
+    let labels = Rig::button_labels(&reply, 1);
     assert_eq!(labels, ["📄 .txt", "🎬 Subtitles: no timing"], "subtitles are not offered without timing");
     assert!(!told(&rig, "No speech"));
     assert_eq!(rig.balance().await, 99, "charged, not refunded");

@@ -85,15 +85,7 @@ async fn delete_my_data_ends_paying_for_groups_and_removes_notes_sent_there() {
     rig.telegram.push_group_voice(GROUP, MEMBER, "en", 2, voice_note("a member's words"));
     eventually("transcript", WAIT, || rig.transcripts_in(GROUP).len() == 1).await;
     let (payer, transcript) = {
-        let row = rig
-            .services
-            .db
-            .client()
-            .await
-            .unwrap()
-            .query_one("SELECT user_id, id, sender_telegram_id FROM transcripts", &[])
-            .await
-            .unwrap();
+        let row = rig.row("SELECT user_id, id, sender_telegram_id FROM transcripts").await;
         assert_eq!(row.get::<_, Option<i64>>(2), Some(MEMBER), "the sender is kept with the note");
         (row.get::<_, i64>(0), row.get::<_, i64>(1))
     };

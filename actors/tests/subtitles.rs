@@ -124,12 +124,7 @@ async fn a_model_without_timing_gives_text_and_says_why_there_are_no_subtitles()
     eventually("transcript", WAIT, || rig.transcripts_sent().len() == 1).await;
     assert_eq!(rig.openai.transcriptions()[0].response_format.as_deref(), Some("json"));
     let reply = rig.last_message_starting(USER, "📝 Transcript").unwrap();
-    let labels: Vec<&str> = reply["reply_markup"]["inline_keyboard"][1]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|b| b["text"].as_str())
-        .collect();
+    let labels = Rig::button_labels(&reply, 1);
     assert_eq!(labels, ["📄 .txt", "🎬 Subtitles: no timing"]);
 
     let id = transcript_id(&rig).await;

@@ -54,15 +54,7 @@ async fn a_short_voice_note_comes_back_as_text_with_digest_buttons() {
     assert!(rig.telegram.calls("editMessageText").is_empty());
     assert!(!rig.telegram.calls("sendChatAction").is_empty(), "typing shown by the worker");
 
-    let row = rig
-        .services
-        .db
-        .client()
-        .await
-        .unwrap()
-        .query_one("SELECT audio_key, text_key, chunk_count FROM transcripts", &[])
-        .await
-        .unwrap();
+    let row = rig.row("SELECT audio_key, text_key, chunk_count FROM transcripts").await;
     let (audio_key, text_key): (String, String) = (row.get(0), row.get(1));
     assert_eq!(rig.services.blob.get(&audio_key).await.unwrap(), audio, "the original is kept in S3");
     assert!(String::from_utf8(rig.services.blob.get(&text_key).await.unwrap().to_vec())

@@ -59,8 +59,13 @@ impl Rig {
         self.transcripts_in(self.user)
     }
 
+    /// The one row `sql` selects.
+    pub async fn row(&self, sql: &str) -> tokio_postgres::Row {
+        self.services.db.client().await.unwrap().query_one(sql, &[]).await.unwrap()
+    }
+
     pub async fn scalar(&self, sql: &str) -> i64 {
-        self.services.db.client().await.unwrap().query_one(sql, &[]).await.unwrap().get(0)
+        self.row(sql).await.get(0)
     }
 
     pub async fn balance_of(&self, telegram_id: i64) -> i64 {
@@ -81,6 +86,12 @@ impl Rig {
     }
 
     /// The newest sendMessage to `chat` whose text starts with `prefix`, as sent.
+    /// The labels of the buttons in row `row` of a message's inline keyboard.
+    pub fn button_labels(message: &serde_json::Value, row: usize) -> Vec<String> {
+        let buttons = message["reply_markup"]["inline_keyboard"][row].as_array().cloned().unwrap_or_default();
+        buttons.iter().filter_map(|b| b["text"].as_str().map(str::to_owned)).collect()
+    }
+
     pub fn last_message_starting(&self, chat: i64, prefix: &str) -> Option<serde_json::Value> {
         self.telegram
             .calls("sendMessage")
