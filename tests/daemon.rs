@@ -304,6 +304,6 @@ async fn admin_credit_adds_coins_to_a_known_user_and_refuses_an_unknown_one() {
     let unknown = admin("999", "5");
     assert_eq!(unknown.status.code(), Some(65));
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("no user with telegram id 999"));
-    let entries: i64 = services.db().await.query_one("SELECT count(*) FROM ledger_entries", &[]).await.unwrap().get(0);
+    let entries = services.scalar("SELECT count(*) FROM ledger_entries").await;
     assert_eq!(entries, 1);
 }

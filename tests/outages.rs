@@ -115,13 +115,7 @@ async fn s3_gone_for_twenty_seconds_under_voice_notes_in_flight_loses_and_double
 
     drained(&telegram, &users, back, "S3 away for 20 s").await;
     shared.assert_ledger_balanced().await;
-    let charges: i64 = shared
-        .db()
-        .await
-        .query_one("SELECT count(*) FROM ledger_entries WHERE reason = 'charge'", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let charges = shared.scalar("SELECT count(*) FROM ledger_entries WHERE reason = 'charge'").await;
     assert_eq!(charges, users.len() as i64, "each note charged once");
     assert_eq!(readiness(telemetry).await["ready"], true);
     daemon.signal("TERM");

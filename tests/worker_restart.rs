@@ -61,13 +61,7 @@ async fn kill_with_jobs_in_hand(test: &str, successor: &str) -> (Duration, TestS
     for user in USERS {
         assert_eq!(answered(user), 1, "user {user}: one transcript, not two");
     }
-    let charges: i64 = services
-        .db()
-        .await
-        .query_one("SELECT count(*) FROM ledger_entries WHERE reason = 'charge'", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let charges = services.scalar("SELECT count(*) FROM ledger_entries WHERE reason = 'charge'").await;
     assert_eq!(charges, USERS.len() as i64, "each note charged once");
     services.assert_ledger_balanced().await;
     second.signal("TERM");

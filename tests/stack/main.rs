@@ -135,7 +135,7 @@ impl External {
     }
 
     pub async fn scalar(&self, sql: &str) -> i64 {
-        self.test.db().await.query_one(sql, &[]).await.expect(sql).get(0)
+        self.test.scalar(sql).await
     }
 }
 

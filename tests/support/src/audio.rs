@@ -58,50 +58,8 @@ pub fn speech_file(text: &str, ext: &str) -> Bytes {
 /// at. One cycle is encoded and looped by stream copy, so even an hour takes
 /// well under a second to make.
 pub fn tone_with_pauses(seconds: u32, tone: u32, pause: u32) -> Bytes {
-    let (cycle, long) = (temp("cycle.ogg"), temp("long.ogg"));
     let length = tone + pause;
-    let source = format!("sine=f=440:r=16000:d={length}");
-    let gate = format!("volume=enable='gte(t,{tone})':volume=0");
-    run(
-        "ffmpeg",
-        &[
-            "-loglevel",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            &source,
-            "-af",
-            &gate,
-            "-c:a",
-            "libopus",
-            "-b:a",
-            "12k",
-            "-ac",
-            "1",
-            cycle.to_str().unwrap(),
-        ],
-    );
-    let loops = (seconds / length).max(1) - 1;
-    run(
-        "ffmpeg",
-        &[
-            "-loglevel",
-            "error",
-            "-y",
-            "-stream_loop",
-            &loops.to_string(),
-            "-i",
-            cycle.to_str().unwrap(),
-            "-c",
-            "copy",
-            long.to_str().unwrap(),
-        ],
-    );
-    let bytes = std::fs::read(&long).unwrap();
-    let _ = (std::fs::remove_file(cycle), std::fs::remove_file(long));
-    bytes.into()
+    looped(f64::from(tone), f64::from(length), (seconds / length).max(1))
 }
 
 /// About `seconds` of beeps of `beep_ms` with `gap_ms` of silence between:
@@ -109,47 +67,22 @@ pub fn tone_with_pauses(seconds: u32, tone: u32, pause: u32) -> Bytes {
 /// too short for the worker to cut at, so a long one is cut at fixed points
 /// with an overlap.
 pub fn beeps(seconds: u32, beep_ms: u32, gap_ms: u32) -> Bytes {
-    let (cycle, long) = (temp("beep.ogg"), temp("beeps.ogg"));
     let length_ms = beep_ms + gap_ms;
-    let source = format!("sine=f=440:r=16000:d={:.3}", f64::from(length_ms) / 1000.0);
-    let gate = format!("volume=enable='gte(t,{:.3})':volume=0", f64::from(beep_ms) / 1000.0);
-    run(
-        "ffmpeg",
-        &[
-            "-loglevel",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            &source,
-            "-af",
-            &gate,
-            "-c:a",
-            "libopus",
-            "-b:a",
-            "12k",
-            "-ac",
-            "1",
-            cycle.to_str().unwrap(),
-        ],
-    );
-    let loops = (seconds * 1000 / length_ms).max(1) - 1;
-    run(
-        "ffmpeg",
-        &[
-            "-loglevel",
-            "error",
-            "-y",
-            "-stream_loop",
-            &loops.to_string(),
-            "-i",
-            cycle.to_str().unwrap(),
-            "-c",
-            "copy",
-            long.to_str().unwrap(),
-        ],
-    );
+    looped(f64::from(beep_ms) / 1000.0, f64::from(length_ms) / 1000.0, (seconds * 1000 / length_ms).max(1))
+}
+
+/// `cycles` of one cycle of `length` seconds, a 440 Hz tone for its first
+/// `sound` seconds and silence after: the cycle encoded once (Opus, 12
+/// kbit/s, mono) and repeated by stream copy.
+fn looped(sound: f64, length: f64, cycles: u32) -> Bytes {
+    let (cycle, long) = (temp("cycle.ogg"), temp("long.ogg"));
+    let source = format!("sine=f=440:r=16000:d={length:.3}");
+    let gate = format!("volume=enable='gte(t,{sound:.3})':volume=0");
+    let encode = ["-f", "lavfi", "-i", &source, "-af", &gate, "-c:a", "libopus", "-b:a", "12k", "-ac", "1"];
+    run("ffmpeg", &[&["-loglevel", "error", "-y"][..], &encode, &[cycle.to_str().unwrap()]].concat());
+    let repeat = (cycles - 1).to_string();
+    let copy = ["-stream_loop", &repeat, "-i", cycle.to_str().unwrap(), "-c", "copy", long.to_str().unwrap()];
+    run("ffmpeg", &[&["-loglevel", "error", "-y"][..], &copy].concat());
     let bytes = std::fs::read(&long).unwrap();
     let _ = (std::fs::remove_file(cycle), std::fs::remove_file(long));
     bytes.into()

@@ -77,6 +77,11 @@ impl TestServices {
     }
 
     /// A direct connection to this test's database, for assertions.
+    /// The one number `sql` selects.
+    pub async fn scalar(&self, sql: &str) -> i64 {
+        self.db().await.query_one(sql, &[]).await.unwrap_or_else(|e| panic!("{sql}: {e}")).get(0)
+    }
+
     pub async fn db(&self) -> tokio_postgres::Client {
         let (client, connection) =
             tokio_postgres::connect(&self.database_url, NoTls).await.expect("connect to the test database");
