@@ -39,7 +39,7 @@ async fn enqueue(db: &Db, user_id: i64, key: &str, file_id: &str, duration: u32)
     let cost = i64::from(duration.div_ceil(60).max(1));
     let job = NewJob { user_id: Some(user_id), chat_id: Some(USER), cost, ..NewJob::new("transcribe", key, payload) };
     let client = db.client().await.unwrap();
-    let id = queue::enqueue(&**client, &job).await.unwrap().job().id;
+    let id = queue::enqueue(&client, &job).await.unwrap().job().id;
     db.wake("transcribe");
     id
 }

@@ -120,7 +120,7 @@ async fn queue_run(pools: usize, ceiling: &Ceiling) {
         let client = services.db.client().await.unwrap();
         let jobs: Vec<NewJob> =
             (0..1000).map(|i| NewJob::new("noop", format!("bench:{chunk}:{i}"), json!({}))).collect();
-        queue::enqueue_many(&client, &jobs).await.unwrap();
+        queue::enqueue_new(&client, &jobs).await.unwrap();
     }
     let enqueue_rate = JOBS as f64 / enqueue_started.elapsed().as_secs_f64();
     let started = Instant::now();
@@ -159,7 +159,7 @@ async fn queue_latency() {
         let started = Instant::now();
         for i in 0..PACED {
             let client = producer.client().await.unwrap();
-            queue::enqueue(&**client, &NewJob::new("noop", format!("paced:{label}:{i}"), json!({}))).await.unwrap();
+            queue::enqueue(&client, &NewJob::new("noop", format!("paced:{label}:{i}"), json!({}))).await.unwrap();
             drop(client);
             producer.wake("noop");
             tokio::time::sleep(Duration::from_millis(2)).await;

@@ -12,7 +12,7 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio_postgres::GenericClient;
+use crate::store::GenericClient;
 
 use crate::jobs::kinds::{FalRequestRef, Kind};
 use crate::jobs::{queue, NewJob};
@@ -44,17 +44,17 @@ async fn enqueue_delivery(tx: &impl GenericClient, request_id: &str) -> Result<(
 pub async fn record_request(db: &Db, r: &FalRequest, poll_after: Duration) -> Result<(), StoreError> {
     let mut client = db.client().await?;
     let tx = client.transaction().await?;
-    fal::insert_request(&*tx, r).await?;
+    fal::insert_request(&tx, r).await?;
     let payload = FalRequestRef { request_id: r.request_id.clone() };
     let poll = NewJob {
         max_attempts: POLL_ATTEMPTS,
         delay: poll_after,
         ..NewJob::of(Kind::FalPoll, format!("fal:poll:{}", r.request_id), &payload)
     };
-    queue::enqueue(&*tx, &poll).await?;
-    let delivered = fal::callback_exists(&*tx, &r.request_id).await?;
+    queue::enqueue(&tx, &poll).await?;
+    let delivered = fal::callback_exists(&tx, &r.request_id).await?;
     if delivered {
-        enqueue_delivery(&*tx, &r.request_id).await?;
+        enqueue_delivery(&tx, &r.request_id).await?;
     }
     tx.commit().await?;
     if delivered {
@@ -74,12 +74,12 @@ pub async fn record_callback(
 ) -> Result<bool, StoreError> {
     let mut client = db.client().await?;
     let tx = client.transaction().await?;
-    if !fal::insert_callback(&*tx, request_id, status, body, source).await? {
+    if !fal::insert_callback(&tx, request_id, status, body, source).await? {
         return Ok(false);
     }
-    let known = fal::request_exists(&*tx, request_id).await?;
+    let known = fal::request_exists(&tx, request_id).await?;
     if known {
-        enqueue_delivery(&*tx, request_id).await?;
+        enqueue_delivery(&tx, request_id).await?;
     } else {
         tracing::warn!(request_id, "callback for a request not recorded (yet); stored for its submission");
     }
@@ -167,13 +167,13 @@ async fn record_together(db: &Db, batch: &[NewCallback]) -> Result<Vec<bool>, St
 pub async fn end_unpaid(db: &Db, request_id: &str, state: &str, refund: bool) -> Result<Option<Ended>, StoreError> {
     let mut client = db.client().await?;
     let tx = client.transaction().await?;
-    let Some(request) = fal::finish_request(&*tx, request_id, state).await? else {
+    let Some(request) = fal::finish_request(&tx, request_id, state).await? else {
         return Ok(None);
     };
     let mut refunded = 0;
     if refund {
-        if let Some(job) = queue::get_in(&*tx, request.job_id).await? {
-            if ledger::refund_job(&*tx, &job).await? {
+        if let Some(job) = queue::get_in(&tx, request.job_id).await? {
+            if ledger::refund_job(&tx, &job).await? {
                 refunded = job.cost;
             }
         }
@@ -188,12 +188,12 @@ pub async fn end_unpaid(db: &Db, request_id: &str, state: &str, refund: bool) ->
 pub async fn store_images(db: &Db, request_id: &str, new: &[NewImage<'_>]) -> Result<Option<Vec<Image>>, StoreError> {
     let mut client = db.client().await?;
     let tx = client.transaction().await?;
-    if fal::finish_request(&*tx, request_id, "delivered").await?.is_none() {
+    if fal::finish_request(&tx, request_id, "delivered").await?.is_none() {
         return Ok(None);
     }
     let mut stored = Vec::with_capacity(new.len());
     for image in new {
-        stored.push(images::add_image(&*tx, image).await?);
+        stored.push(images::add_image(&tx, image).await?);
     }
     tx.commit().await?;
     Ok(Some(stored))
@@ -210,10 +210,10 @@ pub async fn store_avatar(
 ) -> Result<bool, StoreError> {
     let mut client = db.client().await?;
     let tx = client.transaction().await?;
-    if fal::finish_request(&*tx, request_id, "delivered").await?.is_none() {
+    if fal::finish_request(&tx, request_id, "delivered").await?.is_none() {
         return Ok(false);
     }
-    images::avatar_ready(&*tx, avatar_id, lora_key, config_key).await?;
+    images::avatar_ready(&tx, avatar_id, lora_key, config_key).await?;
     tx.commit().await?;
     Ok(true)
 }

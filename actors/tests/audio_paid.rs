@@ -133,7 +133,7 @@ async fn no_operator_text_reaches_a_chat_when_a_job_fails() {
     let mut broken =
         aisha_actors::jobs::NewJob::new("transcribe", "broken-payload", serde_json::json!({ "language": "en" }));
     (broken.user_id, broken.chat_id) = (Some(user_id), Some(USER));
-    aisha_actors::jobs::queue::enqueue(&**rig.services.db.client().await.unwrap(), &broken).await.unwrap();
+    aisha_actors::jobs::queue::enqueue(&rig.services.db.client().await.unwrap(), &broken).await.unwrap();
     eventually("told twice", WAIT, || {
         rig.telegram.sent_texts(USER).iter().filter(|t| t.contains("Failed")).count() == 2
     })

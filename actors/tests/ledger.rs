@@ -103,7 +103,7 @@ async fn a_cancelled_job_is_refunded_exactly_once() {
     assert!(ledger::cancel_job(&services.db, job.id, "user cancelled").await.unwrap().is_none(), "already cancelled");
     // A refund attempted again directly still moves nothing.
     let client = services.db.client().await.unwrap();
-    assert!(!ledger::refund_job(&**client, &job).await.unwrap());
+    assert!(!ledger::refund_job(&client, &job).await.unwrap());
     assert_eq!(ledger::balance(&services.db, user).await.unwrap(), 50);
     assert_eq!(sum_of_entries(&services, user).await, 50);
 }
@@ -130,7 +130,7 @@ async fn a_worker_that_lost_its_lease_can_neither_charge_nor_refund() {
     ledger::welcome_bonus(&services.db, user, 50).await.unwrap();
     let job = NewJob { user_id: Some(user), ..NewJob::new("transcribe", "fenced-1", serde_json::json!({})) };
     let client = services.db.client().await.unwrap();
-    queue::enqueue(&**client, &job).await.unwrap();
+    queue::enqueue(&client, &job).await.unwrap();
     let lease = std::time::Duration::from_millis(200);
     let stale = queue::claim(&services.db, "transcribe", 1, 10, "worker-a#1", lease).await.unwrap().remove(0);
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;

@@ -24,7 +24,7 @@ const LEASE: Duration = Duration::from_secs(30);
 /// Enqueued and committed, then the workers woken, as every producer does.
 async fn enqueue(services: &Services, kind: &str, key: &str) -> Job {
     let client = services.db.client().await.unwrap();
-    let job = queue::enqueue(&**client, &NewJob::new(kind, key, json!({ "key": key }))).await.unwrap().job().clone();
+    let job = queue::enqueue(&client, &NewJob::new(kind, key, json!({ "key": key }))).await.unwrap().job().clone();
     services.db.wake(kind);
     job
 }
@@ -34,8 +34,8 @@ async fn enqueue_is_idempotent_on_its_key() {
     let (_t, services) = common::services("enqueue_idem", |_| {}).await;
     let client = services.db.client().await.unwrap();
     let new = NewJob::new("noop", "update:1", json!({}));
-    let Enqueued::Created(first) = queue::enqueue(&**client, &new).await.unwrap() else { panic!() };
-    assert_eq!(queue::enqueue(&**client, &new).await.unwrap(), Enqueued::Existing(first));
+    let Enqueued::Created(first) = queue::enqueue(&client, &new).await.unwrap() else { panic!() };
+    assert_eq!(queue::enqueue(&client, &new).await.unwrap(), Enqueued::Existing(first));
 }
 
 #[tokio::test]
@@ -89,7 +89,7 @@ async fn failures_back_off_then_the_job_dies_after_max_attempts() {
     let (_t, services) = common::services("backoff_dead", |_| {}).await;
     let client = services.db.client().await.unwrap();
     let new = NewJob { max_attempts: 2, ..NewJob::new("noop", "flaky", json!({})) };
-    let job = queue::enqueue(&**client, &new).await.unwrap().job().clone();
+    let job = queue::enqueue(&client, &new).await.unwrap().job().clone();
 
     queue::claim(&services.db, "noop", 1, 10, "w", LEASE).await.unwrap();
     let failed = ledger::fail_job(&services.db, job.id, "w", "502 from upstream", Some(Duration::from_millis(500)))
@@ -203,8 +203,8 @@ async fn many_jobs_are_enqueued_in_one_statement_once_each() {
     let (_t, services) = common::services("enqueue_many", |_| {}).await;
     let client = services.db.client().await.unwrap();
     let jobs: Vec<NewJob> = (0..5).map(|i| NewJob::new("noop", format!("many:{i}"), json!({ "i": i }))).collect();
-    assert_eq!(queue::enqueue_many(&client, &jobs).await.unwrap().len(), 5);
-    assert_eq!(queue::enqueue_many(&client, &jobs).await.unwrap().len(), 0, "existing keys add nothing");
+    assert_eq!(queue::enqueue_new(&client, &jobs).await.unwrap().len(), 5);
+    assert_eq!(queue::enqueue_new(&client, &jobs).await.unwrap().len(), 0, "existing keys add nothing");
     let payloads: Vec<Value> =
         client.query("SELECT payload FROM jobs ORDER BY id", &[]).await.unwrap().iter().map(|r| r.get(0)).collect();
     assert_eq!(payloads[4], json!({ "i": 4 }));
@@ -358,7 +358,7 @@ async fn the_depth_says_how_long_the_oldest_due_job_has_waited() {
     let client = services.db.client().await.unwrap();
     // A job waiting out a retry's backoff is not late: it is not due.
     let later = NewJob { delay: Duration::from_secs(3600), ..NewJob::new("noop", "later", json!({})) };
-    queue::enqueue(&**client, &later).await.unwrap();
+    queue::enqueue(&client, &later).await.unwrap();
     client
         .execute("UPDATE jobs SET created_at = now() - interval '90 seconds' WHERE idempotency_key = 'waiting'", &[])
         .await

@@ -11,7 +11,7 @@ async fn a_transcript_is_only_offered_once_it_was_delivered_and_only_to_its_owne
     let user = common::user(&services, 4242).await;
     let stranger = common::user(&services, 4343).await;
     let client = services.db.client().await.unwrap();
-    let job = queue::enqueue(&**client, &NewJob::new("transcribe", "transcript-store-1", serde_json::json!({})))
+    let job = queue::enqueue(&client, &NewJob::new("transcribe", "transcript-store-1", serde_json::json!({})))
         .await
         .unwrap()
         .job()
@@ -105,7 +105,7 @@ async fn callbacks_recorded_together_queue_one_delivery_each_and_only_for_known_
     let user = common::user(&services, 4545).await;
     let submit = |id: &'static str| async move {
         let client = db.client().await.unwrap();
-        let job = queue::enqueue(&**client, &NewJob::new("fal.imagine", format!("paid-{id}"), serde_json::json!({})))
+        let job = queue::enqueue(&client, &NewJob::new("fal.imagine", format!("paid-{id}"), serde_json::json!({})))
             .await
             .unwrap()
             .job()

@@ -43,13 +43,17 @@ impl super::Outcome for OpenAiError {
     }
 }
 
-impl OpenAiError {
-    /// Problems an operator must fix (and be alerted to).
-    pub fn needs_operator(&self) -> bool {
-        matches!(self, OpenAiError::InsufficientQuota | OpenAiError::Unauthorized)
+impl super::ApiError for OpenAiError {
+    fn failure(&self) -> super::Failure {
+        match self {
+            OpenAiError::RateLimited { retry_after } => super::Failure::RetryAfter(*retry_after),
+            OpenAiError::Server { .. } | OpenAiError::Network(_) => super::Failure::Passing,
+            OpenAiError::Rejected { .. } => super::Failure::Refused,
+            OpenAiError::InsufficientQuota | OpenAiError::Unauthorized => super::Failure::NeedsOperator,
+        }
     }
 
-    pub fn alert_kind(&self) -> &'static str {
+    fn alert(&self) -> &'static str {
         match self {
             OpenAiError::InsufficientQuota => "openai_insufficient_quota",
             OpenAiError::Unauthorized => "openai_unauthorized",
@@ -233,13 +237,14 @@ async fn check(response: reqwest::Response) -> Result<Value, OpenAiError> {
     }
     let code = body["error"]["code"].as_str().or_else(|| body["error"]["type"].as_str()).unwrap_or_default();
     let message = body["error"]["message"].as_str().unwrap_or(text.as_str()).chars().take(300).collect::<String>();
-    Err(match (status, code) {
-        (429, "insufficient_quota") => OpenAiError::InsufficientQuota,
-        (429, _) => OpenAiError::RateLimited { retry_after },
-        (401, _) => OpenAiError::Unauthorized,
-        (500..=599, _) => OpenAiError::Server { status, message },
-        (408, _) => OpenAiError::Server { status, message },
-        _ => OpenAiError::Rejected { status, message },
+    if (status, code) == (429, "insufficient_quota") {
+        return Err(OpenAiError::InsufficientQuota);
+    }
+    Err(match super::Failure::of_status(status) {
+        super::Failure::NeedsOperator => OpenAiError::Unauthorized,
+        super::Failure::RetryAfter(_) => OpenAiError::RateLimited { retry_after },
+        super::Failure::Passing => OpenAiError::Server { status, message },
+        super::Failure::Refused => OpenAiError::Rejected { status, message },
     })
 }
 

@@ -13,7 +13,7 @@ use teloxide::prelude::Requester;
 use teloxide::types::{ChatId, InlineKeyboardButton, InlineKeyboardMarkup, InputFile, InputMedia, InputMediaPhoto};
 use teloxide::RequestError;
 
-use super::{job_error, FalJobs};
+use super::{FalJobs};
 use crate::blob::image_kind;
 use crate::chat::texts::{self, Lang};
 use crate::clients::bot_api::is_undeliverable;
@@ -36,7 +36,7 @@ pub(super) async fn deliver(f: &FalJobs, job: &Job, ctx: &JobContext) -> Result<
     let request = db
         .fal_request(request_id)
         .await
-        .map_err(JobError::retry)?
+        ?
         .ok_or_else(|| JobError::Retry("request not recorded yet".into()))?;
     match request.state.as_str() {
         "submitted" => {}
@@ -48,7 +48,7 @@ pub(super) async fn deliver(f: &FalJobs, job: &Job, ctx: &JobContext) -> Result<
     let callback = db
         .fal_callback(request_id)
         .await
-        .map_err(JobError::retry)?
+        ?
         .ok_or_else(|| JobError::Retry("no callback yet".into()))?;
     let body = &callback.body;
     let payload_error = body["payload_error"].as_str().filter(|e| !e.is_empty());
@@ -102,10 +102,10 @@ async fn deliver_images(
     let mut new = Vec::new();
     let mut bytes = Vec::new();
     for (n, url) in urls.iter().enumerate() {
-        let image = f.fal.download(url, MAX_IMAGE).await.map_err(job_error)?;
+        let image = f.fal.download(url, MAX_IMAGE).await?;
         let (ext, mime) = image_kind(&image);
         let key = format!("images/{}/{}/{n}.{ext}", r.user_id, r.request_id);
-        blob.put(&key, image.clone(), mime).await.map_err(JobError::retry)?;
+        blob.put(&key, image.clone(), mime).await?;
         bytes.push(image);
         let (prompt, model) = (prompt.as_str(), r.model.as_str());
         new.push(NewImage {
@@ -121,7 +121,7 @@ async fn deliver_images(
     }
     ctx.hold(job).await?;
     let Some(stored) =
-        fal_requests::store_images(&f.services.db, &r.request_id, &new).await.map_err(JobError::retry)?
+        fal_requests::store_images(&f.services.db, &r.request_id, &new).await?
     else {
         tracing::info!(request_id = %r.request_id, "the request was cancelled before its result was stored; nothing delivered");
         for image in &new {
@@ -181,8 +181,8 @@ async fn resend(f: &FalJobs, job: &Job, ctx: &JobContext, r: &FalRequest) -> Res
         return sent(r, 1, tell_avatar_ready(f, r).await);
     }
     let mut images = Vec::new();
-    for image in f.services.db.images_of_request(&r.request_id).await.map_err(JobError::retry)? {
-        let bytes = f.services.blob.get(&image.key).await.map_err(JobError::retry)?;
+    for image in f.services.db.images_of_request(&r.request_id).await? {
+        let bytes = f.services.blob.get(&image.key).await?;
         images.push((image, bytes));
     }
     if images.is_empty() {
@@ -218,10 +218,10 @@ async fn deliver_avatar(
     // Through a file: LoRA weights are 100–300 MB, more than a worker's memory budget.
     let scratch = std::path::Path::new(&f.services.settings.transcription.temp_dir)
         .join(format!("fal-{}-lora.safetensors", job.id));
-    tokio::fs::create_dir_all(scratch.parent().expect("joined")).await.map_err(JobError::retry)?;
+    tokio::fs::create_dir_all(scratch.parent().expect("joined")).await?;
     let stored = async {
-        f.fal.download_to_file(lora_url, MAX_RESULT_FILE, &scratch).await.map_err(job_error)?;
-        blob.put_file(&lora_key, &scratch, "application/octet-stream").await.map_err(JobError::retry)
+        f.fal.download_to_file(lora_url, MAX_RESULT_FILE, &scratch).await?;
+        Ok::<_, JobError>(blob.put_file(&lora_key, &scratch, "application/octet-stream").await?)
     }
     .await;
     let _ = tokio::fs::remove_file(&scratch).await;
@@ -229,8 +229,8 @@ async fn deliver_avatar(
     let config_key = match payload["config_file"]["url"].as_str() {
         Some(url) => {
             let key = format!("avatars/{}/{avatar_id}/config.json", r.user_id);
-            let config: Bytes = f.fal.download(url, 10 * 1024 * 1024).await.map_err(job_error)?;
-            blob.put(&key, config, "application/json").await.map_err(JobError::retry)?;
+            let config: Bytes = f.fal.download(url, 10 * 1024 * 1024).await?;
+            blob.put(&key, config, "application/json").await?;
             Some(key)
         }
         None => None,
@@ -238,13 +238,13 @@ async fn deliver_avatar(
     ctx.hold(job).await?;
     if !fal_requests::store_avatar(db, &r.request_id, avatar_id, &lora_key, config_key.as_deref())
         .await
-        .map_err(JobError::retry)?
+        ?
     {
         tracing::info!(request_id = %r.request_id, avatar_id, "the training was cancelled before its weights were stored; the avatar stays cancelled");
         return Ok(json!({ "outcome": "cancelled" }));
     }
     if f.services.settings.fal.delete_photos_after_training {
-        for key in db.avatar_photo_keys(avatar_id).await.map_err(JobError::retry)? {
+        for key in db.avatar_photo_keys(avatar_id).await? {
             let _ = blob.delete(&key).await;
         }
     }

@@ -14,24 +14,13 @@ use serde_json::Value;
 use crate::blob::Blob;
 use crate::chat::notices::tell_failed;
 use crate::chat::texts::{self, Lang};
-use crate::clients::fal::{Fal, FalError};
+use crate::clients::fal::Fal;
 use crate::clients::{ClientError, TgBot};
 use crate::jobs::kinds::{FalRequestRef, Train};
 use crate::jobs::{Job, JobError, Kind};
 use crate::pool::{BoxFuture, DeadReason, Handlers, JobContext, JobHandler};
 use crate::services::Services;
 use crate::settings::S3Settings;
-
-/// What a FAL failure means for the job: a server that may recover is
-/// retried; a refusal, a bad key or an oversized result is final.
-fn job_error(e: FalError) -> JobError {
-    match e {
-        FalError::Server { .. } | FalError::Network(_) => JobError::Retry(e.to_string()),
-        FalError::Unauthorized | FalError::Rejected { .. } | FalError::TooLarge(_) | FalError::UntrustedUrl(_) => {
-            JobError::Broken(e.to_string())
-        }
-    }
-}
 
 #[derive(Clone)]
 pub struct FalJobs {
@@ -83,7 +72,7 @@ impl FalJobs {
     async fn public_link(&self, key: &str) -> Result<String, JobError> {
         let fal = &self.services.settings.fal;
         if let Some(blob) = &self.public_blob {
-            return blob.presigned_get(key, fal.file_link_ttl).await.map_err(JobError::retry);
+            return Ok(blob.presigned_get(key, fal.file_link_ttl).await?);
         }
         let (base, secret) = (fal.files_base(), fal.files_secret.expose());
         if base.is_empty() || secret.is_empty() {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::{job_error, FalJobs};
+use super::{FalJobs};
 use crate::clients::fal::FalError;
 use crate::fal_requests;
 use crate::jobs::kinds::FalRequestRef;
@@ -17,10 +17,10 @@ pub(super) async fn poll(f: &FalJobs, job: &Job) -> Result<Value, JobError> {
     let settings = &f.services.settings.fal;
     let FalRequestRef { request_id } = job.payload_as()?;
     let request_id = request_id.as_str();
-    if db.fal_callback(request_id).await.map_err(JobError::retry)?.is_some() {
+    if db.fal_callback(request_id).await?.is_some() {
         return Ok(json!({ "outcome": "called back" }));
     }
-    let Some(request) = db.fal_request(request_id).await.map_err(JobError::retry)? else {
+    let Some(request) = db.fal_request(request_id).await? else {
         return Ok(json!({ "outcome": "unknown request" }));
     };
     if request.state != "submitted" {
@@ -29,10 +29,10 @@ pub(super) async fn poll(f: &FalJobs, job: &Job) -> Result<Value, JobError> {
     let timeout = if request.kind == "train" { settings.training_timeout } else { settings.image_timeout };
     if request.age_seconds > timeout.as_secs_f64() {
         let body = json!({ "request_id": request_id, "status": "ERROR", "error": format!("no result within {}", humantime::format_duration(timeout)) });
-        fal_requests::record_callback(db, request_id, "ERROR", &body, "timeout").await.map_err(JobError::retry)?;
+        fal_requests::record_callback(db, request_id, "ERROR", &body, "timeout").await?;
         return Ok(json!({ "outcome": "timed out" }));
     }
-    let status = f.fal.status(&request.status_url).await.map_err(job_error)?;
+    let status = f.fal.status(&request.status_url).await?;
     if status != "COMPLETED" {
         // 5 s, 10 s, 20 s … up to a minute between looks.
         let after = Duration::from_secs(5u64.saturating_mul(1 << job.attempts.clamp(0, 4)).min(60));
@@ -43,10 +43,10 @@ pub(super) async fn poll(f: &FalJobs, job: &Job) -> Result<Value, JobError> {
         Err(FalError::Rejected { message, .. }) => {
             json!({ "request_id": request_id, "status": "ERROR", "error": message })
         }
-        Err(e) => return Err(job_error(e)),
+        Err(e) => return Err(e.into()),
     };
     let status = body["status"].as_str().unwrap_or("ERROR").to_owned();
-    fal_requests::record_callback(db, request_id, &status, &body, "poll").await.map_err(JobError::retry)?;
+    fal_requests::record_callback(db, request_id, &status, &body, "poll").await?;
     tracing::info!(request_id, status, "FAL result fetched by polling");
     Ok(json!({ "outcome": "polled", "status": status }))
 }

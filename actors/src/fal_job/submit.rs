@@ -9,7 +9,7 @@ use std::io::Write;
 use bytes::Bytes;
 use serde_json::{json, Value};
 
-use super::{job_error, lang_of, FalJobs};
+use super::{lang_of, FalJobs};
 use crate::chat::texts;
 use crate::fal_requests;
 use crate::jobs::kinds::{ImageRequest, Train};
@@ -31,14 +31,14 @@ pub(super) async fn submit(f: &FalJobs, job: &Job) -> Result<Value, JobError> {
     let (db, settings) = (&f.services.db, &f.services.settings.fal);
     // A job claimed again (its last worker died after FAL took the request
     // and it was recorded) goes on from its request: FAL bills every submission.
-    if let Some(made) = db.fal_request_for_job(job.id).await.map_err(JobError::retry)? {
+    if let Some(made) = db.fal_request_for_job(job.id).await? {
         tracing::info!(job_id = job.id, request_id = %made.request_id, "the request was submitted by an earlier attempt; not again");
         return Ok(json!({ "request_id": made.request_id, "resumed": true }));
     }
     let lang = lang_of(job);
     let user_id = job.user_id.ok_or_else(|| JobError::Broken("job has no user".into()))?;
     let chat_id = job.chat_id.ok_or_else(|| JobError::Broken("job has no chat".into()))?;
-    let aspect = db.aspect_ratio(user_id).await.map_err(JobError::retry)?;
+    let aspect = db.aspect_ratio(user_id).await?;
     let kind = Kind::parse(&job.kind);
     let prompt = match kind {
         Some(Kind::FalImagine | Kind::FalGenerate) => Some(job.payload_as::<ImageRequest>()?.prompt),
@@ -55,7 +55,7 @@ pub(super) async fn submit(f: &FalJobs, job: &Job) -> Result<Value, JobError> {
             let avatar = db
                 .main_avatar(user_id)
                 .await
-                .map_err(JobError::retry)?
+                ?
                 .ok_or_else(|| JobError::Refused(texts::no_avatar(lang).into()))?;
             let lora = avatar.lora_key.clone().ok_or_else(|| JobError::Refused(texts::no_avatar(lang).into()))?;
             let input = json!({
@@ -71,7 +71,7 @@ pub(super) async fn submit(f: &FalJobs, job: &Job) -> Result<Value, JobError> {
             let avatar = db
                 .avatar_of(user_id, avatar_id)
                 .await
-                .map_err(JobError::retry)?
+                ?
                 .ok_or_else(|| JobError::Refused(texts::no_avatar(lang).into()))?;
             let archive = training_archive(f, user_id, avatar_id).await?;
             let url = f.public_link(&archive).await?;
@@ -81,12 +81,12 @@ pub(super) async fn submit(f: &FalJobs, job: &Job) -> Result<Value, JobError> {
             } else {
                 json!({ "images_data_url": url, "trigger_word": avatar.trigger_phrase, "steps": settings.training_steps })
             };
-            db.set_avatar_state(avatar_id, &["queued"], "training", None).await.map_err(JobError::retry)?;
+            db.set_avatar_state(avatar_id, &["queued"], "training", None).await?;
             ("train", settings.training_model.clone(), input, Some(avatar_id))
         }
         _ => return Err(JobError::Broken(format!("not a FAL submission: {}", job.kind))),
     };
-    let submitted = f.fal.submit(&model, &input).await.map_err(job_error)?;
+    let submitted = f.fal.submit(&model, &input).await?;
     let request = FalRequest {
         request_id: submitted.request_id.clone(),
         job_id: job.id,
@@ -104,7 +104,7 @@ pub(super) async fn submit(f: &FalJobs, job: &Job) -> Result<Value, JobError> {
         state: "submitted".into(),
         age_seconds: 0.0,
     };
-    fal_requests::record_request(db, &request, settings.poll_after).await.map_err(JobError::retry)?;
+    fal_requests::record_request(db, &request, settings.poll_after).await?;
     tracing::info!(request_id = %submitted.request_id, kind, "submitted to FAL");
     Ok(json!({ "request_id": submitted.request_id }))
 }
@@ -118,15 +118,15 @@ async fn training_archive(f: &FalJobs, user_id: i64, avatar_id: i64) -> Result<S
     let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     // Photos are JPEG/PNG/WebP already: storing beats compressing them again.
     let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
-    for (i, photo_key) in f.services.db.avatar_photo_keys(avatar_id).await.map_err(JobError::retry)?.iter().enumerate()
+    for (i, photo_key) in f.services.db.avatar_photo_keys(avatar_id).await?.iter().enumerate()
     {
-        let bytes = f.services.blob.get(photo_key).await.map_err(JobError::retry)?;
+        let bytes = f.services.blob.get(photo_key).await?;
         let ext = photo_key.rsplit('.').next().filter(|e| e.len() <= 4).unwrap_or("jpg");
         zip.start_file(format!("photo_{:02}.{ext}", i + 1), options).map_err(JobError::retry)?;
-        zip.write_all(&bytes).map_err(JobError::retry)?;
+        zip.write_all(&bytes)?;
     }
     let archive = zip.finish().map_err(JobError::retry)?.into_inner();
-    f.services.blob.put(&key, Bytes::from(archive), "application/zip").await.map_err(JobError::retry)?;
-    f.services.db.set_archive_key(avatar_id, &key).await.map_err(JobError::retry)?;
+    f.services.blob.put(&key, Bytes::from(archive), "application/zip").await?;
+    f.services.db.set_archive_key(avatar_id, &key).await?;
     Ok(key)
 }

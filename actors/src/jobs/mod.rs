@@ -13,6 +13,8 @@ use serde_json::Value;
 
 pub use kinds::Kind;
 
+use crate::clients::{ApiError, Failure};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobState {
     Queued,
@@ -149,6 +151,42 @@ impl JobError {
         matches!(self, JobError::Refused(_) | JobError::RefusedAndTold | JobError::Broken(_))
     }
 }
+
+/// Our own services failing (PostgreSQL, S3, the disk) may pass: a restart,
+/// a failover, space freed. Retried with backoff like any other passing failure.
+macro_rules! passing_failure {
+    ($($source:ty),*) => {$(
+        impl From<$source> for JobError {
+            fn from(e: $source) -> Self {
+                JobError::Retry(crate::error::chain(&e))
+            }
+        }
+    )*};
+}
+passing_failure!(crate::store::StoreError, crate::blob::BlobError, std::io::Error);
+
+/// What an OpenAI or FAL failure means for the job (see `clients::Failure`):
+/// wait when asked, retry what may pass, give up on the rest, and alert an
+/// operator when it is theirs to fix (the user hears only "unavailable").
+impl<E: ApiError> From<E> for JobError {
+    fn from(e: E) -> Self {
+        match e.failure() {
+            Failure::RetryAfter(after) => {
+                JobError::RetryAfter { after: after.unwrap_or(DEFAULT_RETRY_AFTER), reason: e.to_string() }
+            }
+            Failure::Passing => JobError::Retry(e.to_string()),
+            Failure::Refused => JobError::Broken(e.to_string()),
+            Failure::NeedsOperator => {
+                tracing::error!(alert = e.alert(), error = %e, "an outside API needs an operator: failing the job");
+                metrics::counter!("aishad_alerts_total", "alert" => e.alert()).increment(1);
+                JobError::Broken(e.to_string())
+            }
+        }
+    }
+}
+
+/// How long to wait on a 429 that does not say.
+const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(20);
 
 /// Telegram's 429 carries how long to wait; everything else may pass too.
 impl From<teloxide::RequestError> for JobError {

@@ -7,7 +7,8 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio_postgres::{GenericClient, Row};
+use crate::store::GenericClient;
+use tokio_postgres::Row;
 
 use super::{Job, JobState, NewJob};
 use crate::store::{Db, StoreError};
@@ -56,52 +57,23 @@ impl Enqueued {
 /// the charge it costs). After the commit the caller wakes the workers with
 /// `Db::wake(kind)` (see `store::wake` for why not NOTIFY here).
 pub async fn enqueue(tx: &impl GenericClient, new: &NewJob) -> Result<Enqueued, StoreError> {
-    let inserted = tx
-        .query_opt(
-            &format!(
-                "INSERT INTO jobs (kind, user_id, chat_id, payload, idempotency_key, cost, max_attempts, run_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, now() + make_interval(secs => $8))
-                 ON CONFLICT (idempotency_key) DO NOTHING
-                 RETURNING {JOB_COLUMNS}"
-            ),
-            &[
-                &new.kind,
-                &new.user_id,
-                &new.chat_id,
-                &new.payload,
-                &new.idempotency_key,
-                &new.cost,
-                &new.max_attempts,
-                &new.delay.as_secs_f64(),
-            ],
-        )
-        .await?;
-    match inserted {
-        Some(row) => Ok(Enqueued::Created(job(&row))),
-        None => {
-            let row = tx
-                .query_one(
-                    &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE idempotency_key = $1"),
-                    &[&new.idempotency_key],
-                )
-                .await?;
-            Ok(Enqueued::Existing(job(&row)))
-        }
-    }
+    let mut one = enqueue_batch(tx, std::slice::from_ref(new)).await?;
+    one.pop().ok_or_else(|| StoreError::Shared("enqueueing one job came back with none".into()))
 }
 
-/// Adds many jobs in one statement, inside the caller's transaction; the
-/// ids of those created (an existing idempotency key adds nothing). Wake
-/// the workers after the commit, as for [`enqueue`].
-pub async fn enqueue_many(tx: &impl deadpool_postgres::GenericClient, jobs: &[NewJob]) -> Result<Vec<i64>, StoreError> {
+/// Adds, in one statement inside the caller's transaction, those of `jobs`
+/// whose idempotency key is new, and returns only their ids: for loading
+/// many at once without reading back the others. Wake the workers after the
+/// commit, as for [`enqueue`].
+pub async fn enqueue_new(tx: &impl GenericClient, jobs: &[NewJob]) -> Result<Vec<i64>, StoreError> {
     Ok(insert_many(tx, jobs, "id").await?.iter().map(|r| r.get(0)).collect())
 }
 
-/// [`enqueue`] for many jobs at once, in order: one statement adds them all,
+/// [`enqueue`] for a batch, an answer per job in order: one statement adds them all,
 /// a second reads the jobs whose keys existed. Of two with one key, the
 /// first is created and the second finds it.
-pub async fn enqueue_each(
-    tx: &impl deadpool_postgres::GenericClient,
+pub async fn enqueue_batch(
+    tx: &impl GenericClient,
     jobs: &[NewJob],
 ) -> Result<Vec<Enqueued>, StoreError> {
     let mut created: std::collections::HashMap<String, Job> =
@@ -137,7 +109,7 @@ pub async fn enqueue_each(
 
 /// The one insert of many jobs; `returning` says which columns come back.
 async fn insert_many(
-    tx: &impl deadpool_postgres::GenericClient,
+    tx: &impl GenericClient,
     jobs: &[NewJob],
     returning: &str,
 ) -> Result<Vec<Row>, StoreError> {
@@ -277,9 +249,10 @@ pub async fn lease_left(db: &Db, id: i64, instance: &str, margin: Duration) -> R
 /// Makes the jobs of `kinds` older incarnations of `instance` still hold
 /// claimable at once (their lease ends now); `worker` is the current
 /// incarnation. The caller must know those incarnations are dead (see
-/// pool::presence).
+/// pool::presence), on whose own connection (outside the pool, so not a
+/// pooled client) this runs.
 pub async fn release_predecessors(
-    client: &impl GenericClient,
+    client: &tokio_postgres::Client,
     instance: &str,
     worker: &str,
     kinds: &[String],
@@ -458,7 +431,7 @@ async fn finish_unsuccessfully(
 }
 
 pub async fn get(db: &Db, id: i64) -> Result<Option<Job>, StoreError> {
-    get_in(&**db.client().await?, id).await
+    get_in(&db.client().await?, id).await
 }
 
 pub async fn get_in(client: &impl GenericClient, id: i64) -> Result<Option<Job>, StoreError> {

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use super::{Charged, LedgerError, REASON_CHARGE};
 use crate::jobs::queue::{self, Enqueued};
 use crate::jobs::NewJob;
-use crate::store::{cached, Db};
+use crate::store::{cached, Db, GenericClient};
 
 /// Charges `job.cost` to `user_id` and enqueues the job, in one transaction.
 pub async fn charge_and_enqueue(db: &Db, user_id: i64, job: NewJob) -> Result<Charged, LedgerError> {
@@ -56,7 +56,7 @@ pub async fn charge_many(
 async fn charge_together(db: &Db, jobs: &[NewJob], max_in_flight: Option<i64>) -> Result<Vec<Charged>, LedgerError> {
     let mut client = db.client().await?;
     let tx = client.transaction().await?;
-    let enqueued = queue::enqueue_each(&tx, jobs).await?;
+    let enqueued = queue::enqueue_batch(&tx, jobs).await?;
     // Payers' rows locked in id order: concurrent charges of one user queue
     // behind each other, and two batches never wait on each other in a circle.
     // NO KEY UPDATE, as an UPDATE of the balance takes: the jobs' foreign
@@ -149,7 +149,7 @@ async fn charge_together(db: &Db, jobs: &[NewJob], max_in_flight: Option<i64>) -
 /// Each payer's work in flight before this batch: queued or running jobs
 /// and FAL requests still being made, less the jobs this batch created.
 async fn in_flight_before(
-    tx: &impl deadpool_postgres::GenericClient,
+    tx: &impl GenericClient,
     payers: &[i64],
     enqueued: &[Enqueued],
 ) -> Result<HashMap<i64, i64>, LedgerError> {

@@ -6,7 +6,7 @@
 mod charge;
 pub mod settle;
 
-use tokio_postgres::GenericClient;
+use crate::store::GenericClient;
 
 use crate::jobs::Job;
 use crate::store::{Db, StoreError};
@@ -143,7 +143,7 @@ pub(crate) async fn balance_in(client: &impl GenericClient, user_id: i64) -> Res
 }
 
 pub async fn balance(db: &Db, user_id: i64) -> Result<i64, LedgerError> {
-    Ok(balance_in(&**db.client().await?, user_id).await?)
+    Ok(balance_in(&db.client().await?, user_id).await?)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,7 +2,7 @@
 //! worker has measured it: the difference from what was charged up front is
 //! charged or refunded, once per job, by the worker holding the job only.
 
-use tokio_postgres::GenericClient;
+use crate::store::GenericClient;
 
 use super::{balance_in, LedgerError, REASON_CHARGE};
 use crate::jobs::Job;
@@ -79,7 +79,7 @@ async fn settle(db: &Db, job: &Job, worker: &str, price: i64, reason: &str) -> R
         )
         .await?
         .is_some();
-    let charged = charged_for(&*tx, job.id).await?;
+    let charged = charged_for(&tx, job.id).await?;
     let difference = price.checked_sub(charged).ok_or(LedgerError::Overflow)?;
     let only_up = reason == REASON_HEARD_ADJUSTMENT;
     if adjusted || difference == 0 || (only_up && difference < 0) {
@@ -93,7 +93,7 @@ async fn settle(db: &Db, job: &Job, worker: &str, price: i64, reason: &str) -> R
         .await?
         .map(|r| r.get(0));
     let Some(balance) = balance else {
-        let balance = balance_in(&*tx, user_id).await?;
+        let balance = balance_in(&tx, user_id).await?;
         return Ok(Settled::CannotPay { price, balance });
     };
     tx.execute(

@@ -18,9 +18,9 @@ pub async fn fail_job(
 ) -> Result<Failed, StoreError> {
     let mut client = db.client().await?;
     let tx = client.transaction().await?;
-    let outcome = queue::fail(&*tx, id, instance, error, retry_after).await?;
+    let outcome = queue::fail(&tx, id, instance, error, retry_after).await?;
     if let Failed::Dead(job) = &outcome {
-        super::refund_job(&*tx, job).await?;
+        super::refund_job(&tx, job).await?;
     }
     tx.commit().await?;
     Ok(outcome)
@@ -31,9 +31,9 @@ pub async fn fail_job(
 pub async fn cancel_job(db: &Db, id: i64, reason: &str) -> Result<Option<Job>, StoreError> {
     let mut client = db.client().await?;
     let tx = client.transaction().await?;
-    let cancelled = queue::cancel(&*tx, id, reason).await?;
+    let cancelled = queue::cancel(&tx, id, reason).await?;
     if let Some(job) = &cancelled {
-        super::refund_job(&*tx, job).await?;
+        super::refund_job(&tx, job).await?;
     }
     tx.commit().await?;
     Ok(cancelled)
@@ -43,9 +43,9 @@ pub async fn cancel_job(db: &Db, id: i64, reason: &str) -> Result<Option<Job>, S
 pub async fn reap_exhausted(db: &Db, kind: &str) -> Result<Vec<Job>, StoreError> {
     let mut client = db.client().await?;
     let tx = client.transaction().await?;
-    let dead = queue::reap_exhausted(&*tx, kind).await?;
+    let dead = queue::reap_exhausted(&tx, kind).await?;
     for job in &dead {
-        super::refund_job(&*tx, job).await?;
+        super::refund_job(&tx, job).await?;
     }
     tx.commit().await?;
     Ok(dead)

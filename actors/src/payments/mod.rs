@@ -131,7 +131,7 @@ pub async fn credit(
         )
         .await?;
     if recorded == 0 {
-        let balance = balance_in(&*tx, user_id).await?;
+        let balance = balance_in(&tx, user_id).await?;
         return Ok(Credited::Duplicate { balance });
     }
     if coins == 0 {
@@ -156,7 +156,7 @@ pub async fn credit(
         .await?
         .get(0)
     } else {
-        balance_in(&*tx, user_id).await?
+        balance_in(&tx, user_id).await?
     };
     if let Some(order) = &ordered {
         tx.execute(

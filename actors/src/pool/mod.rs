@@ -57,11 +57,11 @@ impl JobContext {
         // A lease with a third of its time left outlasts the send: a read,
         // not a write (a commit) on every delivery. Shorter, renew it first.
         let lost = || JobError::Retry("lost the job's lease before delivering".into());
-        match queue::lease_left(&self.db, job.id, &self.worker, self.lease / 3).await.map_err(JobError::retry)? {
+        match queue::lease_left(&self.db, job.id, &self.worker, self.lease / 3).await? {
             Some(true) => Ok(()),
             Some(false) => {
                 let held =
-                    queue::heartbeat(&self.db, &[job.id], &self.worker, self.lease).await.map_err(JobError::retry)?;
+                    queue::heartbeat(&self.db, &[job.id], &self.worker, self.lease).await?;
                 if held.is_empty() {
                     Err(lost())
                 } else {

@@ -2,9 +2,8 @@
 //! motion (queueing delivery or a poll, refunds) is `fal_requests`' business.
 
 use serde_json::Value;
-use tokio_postgres::GenericClient;
 
-use super::{Db, StoreError};
+use super::{Db, GenericClient, StoreError};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct FalRequest {
@@ -186,6 +185,6 @@ impl Db {
 
     /// Moves a submitted request to `state`; false if it had already left `submitted`.
     pub async fn finish_fal_request(&self, request_id: &str, state: &str) -> Result<bool, StoreError> {
-        Ok(finish_request(&**self.client().await?, request_id, state).await?.is_some())
+        Ok(finish_request(&self.client().await?, request_id, state).await?.is_some())
     }
 }

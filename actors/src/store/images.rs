@@ -1,8 +1,7 @@
 //! Generated images (the gallery) and avatars with their training photos.
 
-use tokio_postgres::GenericClient;
 
-use super::{Db, StoreError};
+use super::{Db, GenericClient, StoreError};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Image {

@@ -18,6 +18,9 @@ use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 
+/// The one client trait every statement takes: deadpool's, whose clients
+/// and transactions keep prepared statements (see [`cached`]).
+pub use deadpool_postgres::GenericClient;
 pub use migrations::{MigrationReport, MIGRATIONS};
 
 use crate::secret::ConnUrl;
@@ -130,7 +133,7 @@ impl Db {
 /// A statement prepared once per connection and reused: PostgreSQL parses
 /// and plans it once, not on every call (most of its CPU on a hot path).
 pub async fn cached(
-    client: &impl deadpool_postgres::GenericClient,
+    client: &impl GenericClient,
     sql: &str,
 ) -> Result<tokio_postgres::Statement, StoreError> {
     Ok(client.prepare_cached(sql).await?)

@@ -8,8 +8,9 @@ use bytes::Bytes;
 
 use super::audio::{self, Chunk, Spent};
 use super::turn::{Recording, Turn, WorkDir};
-use super::{job_error, ogg, Transcriber};
-use crate::clients::openai::{OpenAiError, Transcription};
+use super::{ogg, Transcriber};
+use crate::clients::openai::Transcription;
+use crate::clients::{ApiError, Failure};
 use crate::jobs::JobError;
 
 /// What goes to the API for one chunk.
@@ -35,13 +36,13 @@ pub(super) async fn prepare(
     }
     let mut spent = Spent::default();
     if as_is {
-        let data = tokio::fs::read(&recording.path).await.map_err(JobError::retry)?;
+        let data = tokio::fs::read(&recording.path).await?;
         return Ok((Some(Upload { name: "voice.ogg".to_owned(), data: Bytes::from(data) }), spent));
     }
     let name = format!("chunk_{index}.ogg");
     let out = work.path(&name);
-    audio::encode(&recording.path, piece, &out, &mut spent).await.map_err(JobError::retry)?;
-    let data = tokio::fs::read(&out).await.map_err(JobError::retry)?;
+    audio::encode(&recording.path, piece, &out, &mut spent).await?;
+    let data = tokio::fs::read(&out).await?;
     // Our own encoding: its packets tell exactly how much the API would hear.
     let heard = ogg::walk(&data[..]).map_or(0.0, |counted| counted.heard);
     if heard < MIN_AUDIBLE {
@@ -68,17 +69,19 @@ pub(super) async fn transcribe(
         attempt += 1;
         match worker.openai.transcribe(name, data.clone(), language).await {
             Ok(text) => return Ok(text),
-            Err(e) if e.needs_operator() => return Err(job_error(e)),
-            Err(OpenAiError::RateLimited { retry_after }) if attempt < TRIES => {
-                let wait = retry_after.unwrap_or(Duration::from_secs(2 << attempt)).min(Duration::from_secs(60));
-                tracing::warn!(?wait, attempt, "OpenAI rate limit; waiting");
-                tokio::time::sleep(wait).await;
-            }
-            Err(e @ (OpenAiError::Server { .. } | OpenAiError::Network(_))) if attempt < TRIES => {
-                tracing::warn!(error = %e, attempt, "OpenAI call failed; retrying");
-                tokio::time::sleep(Duration::from_millis(500 << attempt)).await;
-            }
-            Err(e) => return Err(job_error(e)),
+            Err(e) if attempt >= TRIES => return Err(e.into()),
+            Err(e) => match e.failure() {
+                Failure::RetryAfter(retry_after) => {
+                    let wait = retry_after.unwrap_or(Duration::from_secs(2 << attempt)).min(Duration::from_secs(60));
+                    tracing::warn!(?wait, attempt, "OpenAI rate limit; waiting");
+                    tokio::time::sleep(wait).await;
+                }
+                Failure::Passing => {
+                    tracing::warn!(error = %e, attempt, "OpenAI call failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(500 << attempt)).await;
+                }
+                Failure::Refused | Failure::NeedsOperator => return Err(e.into()),
+            },
         }
     }
 }

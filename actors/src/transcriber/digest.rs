@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 use teloxide::types::ChatId;
 
-use super::{job_error, Transcriber};
+use super::{Transcriber};
 use crate::chat::reply::send_long;
 use crate::chat::texts::{self, Lang};
 use crate::jobs::kinds::Digest as DigestPayload;
@@ -38,17 +38,17 @@ async fn digest(t: &Transcriber, job: Job, ctx: JobContext) -> Result<Value, Job
         .db
         .transcript_of(user_id, transcript_id)
         .await
-        .map_err(JobError::retry)?
+        ?
         .and_then(|tr| tr.text_key)
         .ok_or_else(|| JobError::Refused(texts::transcript_gone(lang).to_owned()))?;
-    let bytes = t.services.blob.get(&transcript).await.map_err(JobError::retry)?;
+    let bytes = t.services.blob.get(&transcript).await?;
     let text: String = String::from_utf8_lossy(&bytes).chars().take(MAX_INPUT_CHARS).collect();
-    let answer = t.openai.chat(&texts::digest_prompt(lang, kind), &text).await.map_err(job_error)?;
+    let answer = t.openai.chat(&texts::digest_prompt(lang, kind), &text).await?;
     let title = texts::digest_button(lang, kind);
     let max = t.services.settings.transcription.max_messages;
     ctx.hold(&job).await?;
     send_long(&t.bot, chat, title, &answer, None, max, &format!("{}.txt", kind.as_str()))
         .await
-        .map_err(JobError::retry)?;
+        ?;
     Ok(json!({ "transcript_id": transcript_id, "kind": kind.as_str(), "chars": answer.chars().count() }))
 }

@@ -13,13 +13,12 @@ mod turn;
 mod work;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::chat::notices::tell_failed;
 use crate::chat::texts::{self, Lang};
-use crate::clients::openai::{OpenAi, OpenAiError};
+use crate::clients::openai::OpenAi;
 use crate::clients::{ClientError, TgBot};
 use crate::jobs::{Job, JobError, Kind};
 use crate::pool::{BoxFuture, DeadReason, Handlers, JobContext, JobHandler};
@@ -74,24 +73,6 @@ impl Transcriber {
     }
 }
 
-/// What an OpenAI failure means for the job: wait when asked, retry what
-/// may pass, and give up (the user is told, the operator alerted) on the rest.
-fn job_error(e: OpenAiError) -> JobError {
-    if e.needs_operator() {
-        tracing::error!(alert = e.alert_kind(), error = %e, "OpenAI needs an operator: failing the job");
-        metrics::counter!("aishad_alerts_total", "alert" => e.alert_kind()).increment(1);
-    }
-    match e {
-        OpenAiError::RateLimited { retry_after } => {
-            JobError::RetryAfter { after: retry_after.unwrap_or(Duration::from_secs(20)), reason: e.to_string() }
-        }
-        OpenAiError::Server { .. } | OpenAiError::Network(_) => JobError::Retry(e.to_string()),
-        OpenAiError::InsufficientQuota | OpenAiError::Unauthorized | OpenAiError::Rejected { .. } => {
-            JobError::Broken(e.to_string())
-        }
-    }
-}
-
 impl JobHandler for Transcriber {
     fn run(&self, job: Job, ctx: JobContext) -> BoxFuture<Result<Value, JobError>> {
         let this = self.clone();
@@ -111,5 +92,13 @@ impl JobHandler for Transcriber {
                 .await
                 .map_err(|e| format!("cannot create transcription.temp_dir {temp}: {e}"))
         })
+    }
+}
+
+/// ffmpeg failing on a file it could open before may pass (memory, a full
+/// disk); a file it cannot read at all is refused before this, in `measure`.
+impl From<audio::AudioError> for JobError {
+    fn from(e: audio::AudioError) -> Self {
+        JobError::Retry(crate::error::chain(&e))
     }
 }

@@ -75,7 +75,7 @@ impl Turn<'_> {
         let db = &self.worker.services.db;
         db.start_transcript(self.job.id, self.user_id, r.chat_id, &r.file_unique_id, model, r.sender_telegram_id)
             .await
-            .map_err(JobError::retry)
+            .map_err(JobError::from)
     }
 
     /// "Typing…" while it works; nothing waits for it.
@@ -93,7 +93,7 @@ impl Turn<'_> {
         let ext = extension(&self.request);
         let path = work.path(&format!("original.{ext}"));
         if let Some(key) = &transcript.audio_key {
-            let size = self.worker.services.blob.get_file(key, &path).await.map_err(JobError::retry)?;
+            let size = self.worker.services.blob.get_file(key, &path).await?;
             return Ok(Recording { path, size, ext, keep: false });
         }
         let max = settings.telegram.max_download();
@@ -143,7 +143,7 @@ impl Turn<'_> {
         let silences = match &measured.silences {
             Some(found) => found.clone(),
             None if measure::needs_cutting(measured, recording.size, limits.chunk_length, limits.max_upload.0) => {
-                audio::scan(&recording.path, measure::MIN_SILENCE, spent).await.map_err(JobError::retry)?.silences
+                audio::scan(&recording.path, measure::MIN_SILENCE, spent).await?.silences
             }
             None => Vec::new(),
         };
@@ -155,7 +155,7 @@ impl Turn<'_> {
                 .db
                 .update_transcript(transcript.id, TranscriptField::Plan, &value)
                 .await
-                .map_err(JobError::retry)?;
+                ?;
         }
         Ok(plan)
     }
@@ -175,7 +175,7 @@ impl Turn<'_> {
                 let db = &self.worker.services.db;
                 db.update_transcript(transcript.id, TranscriptField::StatusMessage, &sent.id.0)
                     .await
-                    .map_err(JobError::retry)?;
+                    ?;
                 Ok(Some(sent.id))
             }
         }
@@ -189,13 +189,13 @@ impl Turn<'_> {
         }
         let key = format!("audio/{}/{}/original.{}", self.user_id, transcript.id, recording.ext);
         let mime = self.request.mime_type.clone().unwrap_or_else(|| "application/octet-stream".into());
-        self.worker.services.blob.put_file(&key, &recording.path, &mime).await.map_err(JobError::retry)?;
+        self.worker.services.blob.put_file(&key, &recording.path, &mime).await?;
         self.worker
             .services
             .db
             .update_transcript(transcript.id, TranscriptField::AudioKey, &key)
             .await
-            .map_err(JobError::retry)
+            .map_err(JobError::from)
     }
 
     /// The chunks not yet done, through the API a few at once, each kept as
@@ -213,7 +213,7 @@ impl Turn<'_> {
         let db = &self.worker.services.db;
         let limits = &self.worker.services.settings.transcription;
         let done: HashSet<i32> =
-            db.transcript_chunks(transcript.id).await.map_err(JobError::retry)?.into_iter().map(|c| c.idx).collect();
+            db.transcript_chunks(transcript.id).await?.into_iter().map(|c| c.idx).collect();
         if !done.is_empty() {
             tracing::info!(done = done.len(), total = plan.len(), "resuming a transcription");
         }
@@ -240,7 +240,7 @@ impl Turn<'_> {
                             segments: heard.segments.map(serde_json::to_value).transpose().map_err(JobError::broken)?,
                             heard_seconds: heard.duration,
                         };
-                        db.save_chunk(transcript.id, &saved).await.map_err(JobError::retry)?;
+                        db.save_chunk(transcript.id, &saved).await?;
                         let n = finished.fetch_add(1, Ordering::SeqCst) + 1;
                         if let Some(status) = status {
                             let edit = self.worker.bot.edit_message_text(
@@ -273,7 +273,7 @@ impl Turn<'_> {
     /// transcript exists and its charge stands.
     async fn store(&self, transcript: &Transcript, seconds: f64, total: usize) -> Result<Made, JobError> {
         let (db, blob) = (&self.worker.services.db, &self.worker.services.blob);
-        let parts = db.transcript_chunks(transcript.id).await.map_err(JobError::retry)?;
+        let parts = db.transcript_chunks(transcript.id).await?;
         let chunks = parts.iter().map(chunk_text).collect::<Result<Vec<_>, _>>()?;
         let timeline::Timeline { text, cues } = timeline::merge(&chunks);
         if text.is_empty() {
@@ -288,11 +288,11 @@ impl Turn<'_> {
                 Some(key) => blob
                     .put(key, Bytes::from(serde_json::to_vec(&cues).map_err(JobError::broken)?), "application/json")
                     .await
-                    .map_err(JobError::retry),
+                    .map_err(JobError::from),
                 None => Ok(()),
             }
         };
-        futures::future::try_join(async { keep_text.await.map_err(JobError::retry) }, keep_cues).await?;
+        futures::future::try_join(async { Ok::<_, JobError>(keep_text.await?) }, keep_cues).await?;
         let summary = Finished {
             segments_key: segments_key.clone(),
             text_key,
@@ -302,7 +302,7 @@ impl Turn<'_> {
             chunk_count: total as i32,
             language: None,
         };
-        db.finish_transcript(transcript.id, &summary).await.map_err(JobError::retry)?;
+        db.finish_transcript(transcript.id, &summary).await?;
         Ok(Made { text, timed: segments_key.is_some(), parts })
     }
 
@@ -338,7 +338,7 @@ impl Turn<'_> {
             }
             Err(e) => return Err(e.into()),
         };
-        db.mark_transcript_delivered(transcript.id).await.map_err(JobError::retry)?;
+        db.mark_transcript_delivered(transcript.id).await?;
         if let (Some(status), "delivered") = (status, outcome) {
             let _ = bot.edit_message_text(self.target.chat, status, texts::transcribed(self.lang)).patiently().await;
         }

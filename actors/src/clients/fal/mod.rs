@@ -30,6 +30,29 @@ pub enum FalError {
     UntrustedUrl(String),
 }
 
+impl super::ApiError for FalError {
+    fn failure(&self) -> super::Failure {
+        match self {
+            FalError::Unauthorized => super::Failure::NeedsOperator,
+            FalError::Server { .. } | FalError::Network(_) => super::Failure::Passing,
+            FalError::Rejected { .. } | FalError::TooLarge(_) | FalError::UntrustedUrl(_) => super::Failure::Refused,
+        }
+    }
+
+    fn alert(&self) -> &'static str {
+        "fal_unauthorized"
+    }
+}
+
+/// A failed status, as the variant `Failure::of_status` says it is.
+fn status_error(status: u16, message: String) -> FalError {
+    match super::Failure::of_status(status) {
+        super::Failure::NeedsOperator => FalError::Unauthorized,
+        super::Failure::RetryAfter(_) | super::Failure::Passing => FalError::Server { status, message },
+        super::Failure::Refused => FalError::Rejected { status, message },
+    }
+}
+
 impl super::Outcome for FalError {
     fn outcome(&self) -> &'static str {
         match self {
@@ -218,11 +241,7 @@ impl Fal {
         let status = response.status().as_u16();
         if status >= 400 {
             let message = format!("downloading a result file: HTTP {status}");
-            return Err(if status >= 500 {
-                FalError::Server { status, message }
-            } else {
-                FalError::Rejected { status, message }
-            });
+            return Err(status_error(status, message));
         }
         if response.content_length().is_some_and(|n| n > max) {
             return Err(FalError::TooLarge(max));
@@ -259,11 +278,7 @@ async fn check(response: Result<reqwest::Response, reqwest::Error>) -> Result<Va
     .chars()
     .take(300)
     .collect();
-    Err(match status {
-        401 | 403 => FalError::Unauthorized,
-        500..=599 | 408 | 429 => FalError::Server { status, message },
-        _ => FalError::Rejected { status, message },
-    })
+    Err(status_error(status, message))
 }
 
 #[cfg(test)]
