@@ -41,6 +41,45 @@ pub const LEGACY_ENV: &[(&str, &str)] = &[
     ("TELEMETRY_BIND", "http.telemetry_bind"),
 ];
 
+/// Keys that moved, old name → new: a layer (the file, the environment) that
+/// sets the old one sets the new one, unless it sets that too.
+pub const MOVED_KEYS: &[(&str, &str)] =
+    &[("poller.max_concurrent_chats", "intake.max_concurrent_chats"), ("poller.max_pending", "intake.max_pending")];
+
+/// A provider whose keys named in [`MOVED_KEYS`] are read under their new names.
+struct Moved<P>(P);
+
+impl<P: figment::Provider> figment::Provider for Moved<P> {
+    fn metadata(&self) -> figment::Metadata {
+        self.0.metadata()
+    }
+
+    fn data(&self) -> Result<figment::value::Map<Profile, figment::value::Dict>, figment::Error> {
+        let mut data = self.0.data()?;
+        for dict in data.values_mut() {
+            for (old, new) in MOVED_KEYS {
+                move_key(dict, old, new);
+            }
+        }
+        Ok(data)
+    }
+
+    fn profile(&self) -> Option<Profile> {
+        self.0.profile()
+    }
+}
+
+fn move_key(dict: &mut figment::value::Dict, old: &str, new: &str) {
+    use figment::value::{Dict, Value};
+    let ((old_section, old_field), (new_section, new_field)) =
+        (old.split_once('.').expect("section.field"), new.split_once('.').expect("section.field"));
+    let Some(Value::Dict(_, section)) = dict.get_mut(old_section) else { return };
+    let Some(value) = section.remove(old_field) else { return };
+    if let Value::Dict(_, fields) = dict.entry(new_section.to_owned()).or_insert_with(|| Dict::new().into()) {
+        fields.entry(new_field.to_owned()).or_insert(value);
+    }
+}
+
 /// `AISHA_` variables that steer loading itself rather than name a key.
 const LOADER_VARS: [&str; 2] = ["PROFILE", "CONFIG"];
 
@@ -120,13 +159,13 @@ pub fn figment(options: &LoadOptions) -> Result<Figment, SettingsError> {
 
     let mut figment = Figment::from(Serialized::defaults(Settings::default()));
     if path.is_file() {
-        figment = figment.merge(Toml::file(&path).nested());
+        figment = figment.merge(Moved(Toml::file(&path).nested()));
     }
     for (var, key) in LEGACY_ENV {
         figment = figment.merge(Env::raw().only(&[var]).map(move |_| (*key).into()).global());
     }
     let file_twins: Vec<String> = secret_file_vars().map(|(var, _)| var).collect();
-    figment = figment.merge(
+    figment = figment.merge(Moved(
         Env::prefixed("AISHA_")
             .ignore(&LOADER_VARS)
             .filter(move |name| {
@@ -134,7 +173,7 @@ pub fn figment(options: &LoadOptions) -> Result<Figment, SettingsError> {
             })
             .split("__")
             .global(),
-    );
+    ));
     figment = figment.merge(Serialized::globals(secrets_from_files()?));
     if let Some(mode) = options.mode {
         figment = figment.merge(Serialized::global("mode", mode));

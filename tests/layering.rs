@@ -20,7 +20,8 @@ const FLOORS: &[(&str, &[&str])] = &[
     ("the worker pool", &["pool"]),
     ("pool workers", &["transcriber", "fal_job"]),
     ("chat routing", &["bot", "dispatcher"]),
-    ("intake", &["poller", "webhook"]),
+    ("intake: room, record once, dispatch", &["intake"]),
+    ("the ways updates come in", &["poller", "webhook"]),
 ];
 
 fn rank() -> BTreeMap<&'static str, (usize, &'static str)> {

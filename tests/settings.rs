@@ -134,6 +134,41 @@ fn aisha_prefixed_env_beats_legacy_names_and_the_file() {
 }
 
 #[test]
+fn moved_keys_are_still_read_under_their_old_names() {
+    Jail::expect_with(|jail| {
+        jail.clear_env();
+        jail.create_dir("config")?;
+        jail.create_file("config/aishad.toml", "[default.poller]\nmax_pending = 300\nbatch = 50\n")?;
+        jail.set_env("AISHA_POLLER__MAX_CONCURRENT_CHATS", "7");
+        let s = inspect("dev").unwrap();
+        assert_eq!(s.intake.max_pending, 300, "poller.max_pending in the file is intake.max_pending");
+        assert_eq!(s.intake.max_concurrent_chats, 7, "and AISHA_POLLER__… in the environment");
+        assert_eq!(s.poller.batch, 50, "keys that did not move stay");
+        Ok(())
+    });
+}
+
+#[test]
+fn a_new_name_beats_the_old_one_in_the_same_layer_and_layers_keep_their_order() {
+    Jail::expect_with(|jail| {
+        jail.clear_env();
+        jail.create_dir("config")?;
+        jail.create_file(
+            "config/aishad.toml",
+            "[default.poller]\nmax_pending = 300\n[default.intake]\nmax_pending = 400\nmax_concurrent_chats = 9\n",
+        )?;
+        assert_eq!(inspect("dev").unwrap().intake.max_pending, 400, "the new name wins within the file");
+        jail.set_env("AISHA_POLLER__MAX_CONCURRENT_CHATS", "3");
+        assert_eq!(
+            inspect("dev").unwrap().intake.max_concurrent_chats,
+            3,
+            "the environment's old name beats the file's new one"
+        );
+        Ok(())
+    });
+}
+
+#[test]
 fn mode_flag_beats_every_other_layer() {
     Jail::expect_with(|jail| {
         jail.clear_env();

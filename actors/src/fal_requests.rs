@@ -11,8 +11,8 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
 use crate::store::GenericClient;
+use serde_json::Value;
 
 use crate::jobs::kinds::{FalRequestRef, Kind};
 use crate::jobs::{queue, NewJob};

@@ -29,6 +29,7 @@ pub mod error;
 pub mod fal_job;
 pub mod fal_requests;
 pub mod http;
+pub mod intake;
 pub mod jobs;
 pub mod lease;
 pub mod ledger;

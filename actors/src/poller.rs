@@ -3,21 +3,23 @@
 //! than the lease is surely ours, so a replica that loses the lease has
 //! stopped polling before anyone else can take it.
 //!
-//! Updates are recorded in PostgreSQL before the offset moves past them,
-//! each claimed for its handler by the same statement (see
-//! `dispatcher::CLAIM`); only updates recorded for the first time are
-//! dispatched, so the old leader's last batch, seen again by the new one,
-//! is handled once.
+//! What it fetches goes through the intake (`intake::Intake`): recorded in
+//! PostgreSQL before the offset moves past it, handled once.
+//!
+//! One cycle, as steps: lead (hold the lease) → recover (now and then) →
+//! room (backpressure) → window (how long the poll may stay open) → fence
+//! (never two getUpdates at once) → poll → take what came.
 
 use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
+use serde_json::Value;
 use teloxide::prelude::Requester;
 
 use crate::backoff::Backoff;
 use crate::bot::BotHandler;
-use crate::clients::{parse_update, Patiently, PollError, TgBot, UpdatesClient};
-use crate::dispatcher::{DispatchMsg, Dispatcher, DispatcherArgs, Recorded, CLAIM};
+use crate::clients::{Patiently, PollError, TgBot, UpdatesClient};
+use crate::intake::{Full, Intake};
 use crate::lease::Lease;
 use crate::services::Services;
 use crate::store::updates::PollFence;
@@ -30,6 +32,8 @@ const NETWORK_SLACK: Duration = Duration::from_secs(1);
 /// by a process that died, see dispatcher::CLAIM), and how old an update
 /// must be to count: older than any still waiting in our own lanes should be.
 const RECOVER_EVERY: Duration = Duration::from_secs(10);
+/// How soon to look again when the dispatcher holds as many as it may.
+const FULL_RECHECK: Duration = Duration::from_millis(200);
 
 pub struct TelegramPoller;
 
@@ -43,7 +47,7 @@ pub struct PollerState {
     updates: UpdatesClient,
     handler: BotHandler,
     lease: Lease,
-    dispatcher: ActorRef<DispatchMsg>,
+    intake: Intake,
     /// Loaded from the recorded updates on taking the lease.
     offset: i64,
     leader: bool,
@@ -67,13 +71,7 @@ impl Actor for TelegramPoller {
         let updates = UpdatesClient::new(&settings.telegram)?;
         let handler = BotHandler::new(services.clone());
         let lease = Lease::new(services.redis.clone(), LEASE_NAME, &settings.instance_id, settings.telegram.lease_ttl);
-        let args = DispatcherArgs {
-            handler: handler.clone(),
-            db: services.db.clone(),
-            instance: settings.instance_id.clone(),
-            max_concurrent_chats: settings.poller.max_concurrent_chats,
-        };
-        let (dispatcher, _) = Actor::spawn_linked(None, Dispatcher, args, myself.get_cell()).await?;
+        let intake = Intake::start(&services, myself.get_cell()).await?;
         myself.cast(PollerMsg::Poll)?;
         Ok(PollerState {
             services,
@@ -81,7 +79,7 @@ impl Actor for TelegramPoller {
             updates,
             handler,
             lease,
-            dispatcher,
+            intake,
             offset: 0,
             leader: false,
             failures: 0,
@@ -95,7 +93,9 @@ impl Actor for TelegramPoller {
         PollerMsg::Poll: PollerMsg,
         state: &mut PollerState,
     ) -> Result<(), ActorProcessingErr> {
-        let next = cycle(state).await;
+        let next = match cycle(state).await {
+            Ok(next) | Err(next) => next,
+        };
         myself.send_after(next, || PollerMsg::Poll);
         Ok(())
     }
@@ -116,7 +116,7 @@ impl Actor for TelegramPoller {
     async fn post_stop(&self, _myself: ActorRef<PollerMsg>, state: &mut PollerState) -> Result<(), ActorProcessingErr> {
         // Drain first, release after: the next leader re-handles what is
         // recorded but unhandled, and must not start while we still handle it.
-        let _ = state.dispatcher.stop_and_wait(None, None).await;
+        state.intake.drain().await;
         if state.leader {
             let _ = state.services.db.close_poll(state.lease.token()).await;
             match state.lease.release().await {
@@ -129,110 +129,174 @@ impl Actor for TelegramPoller {
     }
 }
 
-/// One poll cycle; returns how long to wait before the next.
-async fn cycle(state: &mut PollerState) -> Duration {
-    let ttl = state.lease.ttl();
-    let standby = (ttl / 5).min(Duration::from_secs(1));
+/// A step of the cycle: `Err(wait)` ends this cycle, the next starts after `wait`.
+type Step<T> = Result<T, Duration>;
+
+/// One poll cycle; either way, how long to wait before the next.
+async fn cycle(state: &mut PollerState) -> Step<Duration> {
+    lead(state).await?;
+    recover_now_and_then(state).await;
+    room(state).await?;
+    let window = poll_window(state)?;
+    fence(state, window).await?;
+    let polled = poll(state, window).await?;
+    Ok(take_polled(state, polled).await)
+}
+
+/// Holds the lease (renewing it), taking over polling when it is new to us.
+async fn lead(state: &mut PollerState) -> Step<()> {
     match state.lease.acquire_or_renew().await {
         Ok(true) => {}
         Ok(false) => {
             step_down(state, "another replica holds the poller lease").await;
-            return standby;
+            return Err(standby(&state.lease));
         }
         Err(e) => {
             step_down(state, &format!("cannot reach Redis to renew the lease: {e}")).await;
-            return backoff(state);
+            return Err(backoff(state));
         }
     }
     if !state.leader {
         if let Err(e) = take_over(state).await {
             tracing::warn!(error = %e, "taking over polling failed; retrying");
-            return backoff(state);
+            return Err(backoff(state));
         }
     }
+    Ok(())
+}
 
-    if state.recovered_at.elapsed() >= RECOVER_EVERY {
-        match recover(state, RECOVER_EVERY).await {
-            Ok(0) => {}
-            Ok(n) => tracing::warn!(recovered = n, "re-dispatched updates whose handler went away"),
-            Err(e) => tracing::warn!(error = %e, "looking for abandoned updates failed"),
+/// How long a replica without the lease waits before trying again.
+fn standby(lease: &Lease) -> Duration {
+    (lease.ttl() / 5).min(Duration::from_secs(1))
+}
+
+async fn recover_now_and_then(state: &mut PollerState) {
+    if state.recovered_at.elapsed() < RECOVER_EVERY {
+        return;
+    }
+    state.recovered_at = Instant::now();
+    match state.intake.recover(RECOVER_EVERY).await {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(recovered = n, "re-dispatched updates whose handler went away"),
+        Err(e) => tracing::warn!(error = %e, "looking for abandoned updates failed"),
+    }
+}
+
+/// Fetches nothing while the dispatcher is full, or gone (the supervisor
+/// is told of that and restarts us).
+async fn room(state: &mut PollerState) -> Step<()> {
+    match state.intake.room().await {
+        Ok(()) => Ok(()),
+        Err(Full::Pending(pending)) => {
+            tracing::debug!(pending, "dispatcher is full; not fetching more yet");
+            Err(FULL_RECHECK)
+        }
+        Err(e @ Full::DispatcherGone) => {
+            tracing::warn!(error = %e, "not fetching");
+            Err(backoff(state))
         }
     }
-    let settings = &state.services.settings;
-    let pending = ractor::call!(state.dispatcher, DispatchMsg::Pending).unwrap_or(0);
-    if pending >= settings.poller.max_pending {
-        tracing::debug!(pending, "dispatcher is full; not fetching more yet");
-        return Duration::from_millis(200);
-    }
-    // Poll only while the lease is surely ours, with slack for the network.
-    let window = state.lease.remaining().saturating_sub(ttl / 3);
+}
+
+/// How long a poll may stay open: only while the lease is surely ours,
+/// with slack for the network.
+fn poll_window(state: &PollerState) -> Step<Duration> {
+    let window = state.lease.remaining().saturating_sub(state.lease.ttl() / 3);
     if window <= NETWORK_SLACK {
-        return Duration::ZERO;
+        return Err(Duration::ZERO);
     }
-    let timeout = settings.telegram.poll_timeout.min(window - NETWORK_SLACK);
-    let batch = settings.poller.batch.clamp(1, 100);
+    Ok(window)
+}
+
+/// Marks our poll open in PostgreSQL, unless the last leader's may still be.
+async fn fence(state: &mut PollerState, window: Duration) -> Step<()> {
     match state.services.db.fence_poll(state.lease.token(), window).await {
-        Ok(PollFence::Granted) => {}
+        Ok(PollFence::Granted) => Ok(()),
         Ok(PollFence::Busy(left)) => {
             // Redis lost the lease (a restart, a failover) while the last
             // leader's poll may still be open: never two getUpdates at once.
             tracing::info!(wait = ?left, "the previous leader's getUpdates may still be open; waiting it out");
-            return left.clamp(Duration::from_millis(50), standby);
+            Err(left.clamp(Duration::from_millis(50), standby(&state.lease)))
         }
         Err(e) => {
             tracing::warn!(error = %e, "cannot fence the poll in PostgreSQL; not polling");
-            return backoff(state);
+            Err(backoff(state))
         }
     }
-    let polled = {
-        let PollerState { updates, lease, offset, .. } = &mut *state;
-        tokio::select! {
-            polled = updates.get_updates(*offset, batch, timeout, window) => Some(polled),
-            () = until_lease_lost(lease) => None,
-        }
-    };
-    let Some(polled) = polled else {
-        // Dropping the request closes it: the lease may be someone else's now.
-        tracing::warn!("lost the poller lease mid-poll; abandoned the getUpdates");
-        step_down(state, "the lease was lost during a poll").await;
-        return standby;
+}
+
+/// getUpdates, abandoned the moment the lease is not surely ours.
+async fn poll(state: &mut PollerState, window: Duration) -> Step<Result<Vec<Value>, PollError>> {
+    let settings = &state.services.settings;
+    let timeout = settings.telegram.poll_timeout.min(window - NETWORK_SLACK);
+    let batch = settings.poller.batch.clamp(1, 100);
+    let PollerState { updates, lease, offset, .. } = &mut *state;
+    let polled = tokio::select! {
+        polled = updates.get_updates(*offset, batch, timeout, window) => Some(polled),
+        () = until_lease_lost(lease) => None,
     };
     match polled {
-        Ok(updates) => match record_and_dispatch(state, updates).await {
-            Ok(()) => {
+        Some(polled) => Ok(polled),
+        None => {
+            // Dropping the request closes it: the lease may be someone else's now.
+            tracing::warn!("lost the poller lease mid-poll; abandoned the getUpdates");
+            step_down(state, "the lease was lost during a poll").await;
+            Err(standby(&state.lease))
+        }
+    }
+}
+
+/// Hands what came to the intake and moves the offset past it; on an error,
+/// how long to wait.
+async fn take_polled(state: &mut PollerState, polled: Result<Vec<Value>, PollError>) -> Duration {
+    let error = match polled {
+        Ok(updates) => match state.intake.take(updates).await {
+            Ok(taken) => {
+                if let Some(last) = taken.last {
+                    state.offset = last + 1;
+                }
                 state.failures = 0;
-                Duration::ZERO
+                return Duration::ZERO;
             }
             Err(e) => {
                 // Not recorded, so not acknowledged: the same updates come back.
                 tracing::warn!(error = %e, "recording updates failed; they will be fetched again");
-                backoff(state)
+                return backoff(state);
             }
         },
-        Err(PollError::RetryAfter(wait)) => {
+        Err(e) => e,
+    };
+    poll_failed(state, error).await
+}
+
+async fn poll_failed(state: &mut PollerState, error: PollError) -> Duration {
+    let kind = match &error {
+        PollError::RetryAfter(_) => "429",
+        PollError::Conflict | PollError::WebhookActive => "409",
+        _ => "other",
+    };
+    metrics::counter!("aishad_telegram_errors_total", "kind" => kind).increment(1);
+    match error {
+        PollError::RetryAfter(wait) => {
             tracing::warn!(retry_after = ?wait, "getUpdates rate limited (429)");
-            metrics::counter!("aishad_telegram_errors_total", "kind" => "429").increment(1);
             wait
         }
-        Err(PollError::Conflict) => {
+        PollError::Conflict => {
             tracing::warn!(
                 "getUpdates conflict (409): another poller is running; backing off and re-checking the lease"
             );
-            metrics::counter!("aishad_telegram_errors_total", "kind" => "409").increment(1);
             backoff(state)
         }
-        Err(PollError::WebhookActive) => {
+        PollError::WebhookActive => {
             tracing::warn!("a webhook is set (409); deleting it so that polling works");
-            metrics::counter!("aishad_telegram_errors_total", "kind" => "409").increment(1);
             if let Err(e) = state.bot.delete_webhook().patiently().await {
                 tracing::warn!(error = %e, "deleteWebhook failed");
                 return backoff(state);
             }
             Duration::ZERO
         }
-        Err(e) => {
+        e => {
             tracing::warn!(error = %e, "getUpdates failed");
-            metrics::counter!("aishad_telegram_errors_total", "kind" => "other").increment(1);
             backoff(state)
         }
     }
@@ -248,7 +312,7 @@ fn backoff(state: &mut PollerState) -> Duration {
 /// poll is open; returns as soon as it is not surely ours: Redis unreachable,
 /// or the key gone (Redis restarted without persistence, or failed over).
 async fn until_lease_lost(lease: &mut Lease) {
-    let every = (lease.ttl() / 5).min(Duration::from_secs(1));
+    let every = standby(lease);
     loop {
         tokio::time::sleep(every).await;
         if !matches!(lease.acquire_or_renew().await, Ok(true)) {
@@ -274,7 +338,8 @@ async fn step_down(state: &mut PollerState, why: &str) {
 /// previous leader recorded but did not handle, register the commands.
 async fn take_over(state: &mut PollerState) -> Result<(), crate::store::StoreError> {
     state.offset = state.services.db.next_update_offset().await?;
-    let recovered = recover(state, Duration::ZERO).await?;
+    state.recovered_at = Instant::now();
+    let recovered = state.intake.recover(Duration::ZERO).await?;
     state.leader = true;
     metrics::gauge!("aishad_poller_leader").set(1.0);
     tracing::info!(offset = state.offset, recovered, "took the poller lease; polling");
@@ -286,59 +351,5 @@ async fn take_over(state: &mut PollerState) -> Result<(), crate::store::StoreErr
             tracing::warn!(error = %e, "setMyCommands failed; the command menu may be stale");
         }
     });
-    Ok(())
-}
-
-/// Dispatches recorded updates nobody handles or claims (their handler
-/// died), recorded at least `age` ago; returns how many. The dispatcher's
-/// claim makes a second dispatch of one update harmless.
-async fn recover(state: &mut PollerState, age: Duration) -> Result<usize, crate::store::StoreError> {
-    state.recovered_at = Instant::now();
-    let unhandled = state.services.db.unhandled_updates(state.services.settings.poller.max_pending as i64, age).await?;
-    let recovered: Vec<Recorded> = unhandled
-        .into_iter()
-        .filter_map(|(update_id, payload)| {
-            parse_update(&payload).ok().map(|update| Recorded { update_id, update, recorded_at: None })
-        })
-        .collect();
-    let count = recovered.len();
-    if count > 0 {
-        let _ = state.dispatcher.cast(DispatchMsg::Dispatch(recovered));
-    }
-    Ok(count)
-}
-
-async fn record_and_dispatch(
-    state: &mut PollerState,
-    raw: Vec<serde_json::Value>,
-) -> Result<(), crate::store::StoreError> {
-    let id_of = |v: &serde_json::Value| v["update_id"].as_i64();
-    let Some(last) = raw.iter().filter_map(id_of).max() else { return Ok(()) };
-    let (mut parsed, mut rows) = (Vec::with_capacity(raw.len()), Vec::with_capacity(raw.len()));
-    for value in raw {
-        let Some(id) = id_of(&value) else { continue };
-        let update = parse_update(&value)
-            .map_err(|e| tracing::warn!(update_id = id, error = %e, "an update teloxide cannot parse; recorded, not handled"))
-            .ok();
-        rows.push((id, update.as_ref().and_then(|u| u.chat()).map(|c| c.id.0), value));
-        parsed.push((id, update));
-    }
-    let recorded_at = Instant::now();
-    let new = state.services.db.record_updates(&rows, &state.services.settings.instance_id, CLAIM).await?;
-    metrics::counter!("aishad_updates_received_total").increment(rows.len() as u64);
-    if new.len() < rows.len() {
-        tracing::info!(seen_before = rows.len() - new.len(), "skipping updates already recorded");
-    }
-    let mut fresh = Vec::with_capacity(new.len());
-    for (update_id, update) in parsed.into_iter().filter(|(id, _)| new.binary_search(id).is_ok()) {
-        match update {
-            Some(update) => fresh.push(Recorded { update_id, update, recorded_at: Some(recorded_at) }),
-            None => state.services.db.mark_update_handled(update_id, Some("unparseable update")).await?,
-        }
-    }
-    if !fresh.is_empty() {
-        let _ = state.dispatcher.cast(DispatchMsg::Dispatch(fresh));
-    }
-    state.offset = last + 1;
     Ok(())
 }

@@ -135,6 +135,7 @@ pub struct Settings {
     pub pricing: PricingSettings,
     pub jobs: JobsSettings,
     pub poller: PollerSettings,
+    pub intake: IntakeSettings,
     pub transcription: TranscriptionSettings,
     pub retention: RetentionSettings,
     pub payments: PaymentsSettings,
@@ -158,6 +159,7 @@ impl Default for Settings {
             pricing: PricingSettings::default(),
             jobs: JobsSettings::default(),
             poller: PollerSettings::default(),
+            intake: IntakeSettings::default(),
             transcription: TranscriptionSettings::default(),
             retention: RetentionSettings::default(),
             payments: PaymentsSettings::default(),
@@ -609,19 +611,34 @@ impl Default for JobsSettings {
 pub struct PollerSettings {
     /// Updates per getUpdates (1–100).
     pub batch: u8,
+}
+
+impl Default for PollerSettings {
+    fn default() -> Self {
+        Self { batch: 100 }
+    }
+}
+
+/// How updates get in, whichever way they come (the poller's getUpdates or
+/// Telegram's push to the webhook). These were `poller.*` keys; the old
+/// names are still read (see the daemon's `MOVED_KEYS`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IntakeSettings {
     /// Chats handled at once; one chat's updates are always handled in order.
     /// A handler mostly waits (on the database, on the Bot API), and the
     /// ones handled together share their statements, so more at once is
     /// more throughput; the step that holds megabytes (an avatar photo) has
     /// its own, smaller bound.
     pub max_concurrent_chats: usize,
-    /// Recorded but unhandled updates above which the poller stops fetching.
+    /// Recorded but unhandled updates above which no more are taken: the
+    /// poller stops fetching, the webhook answers 503 (Telegram resends).
     pub max_pending: usize,
 }
 
-impl Default for PollerSettings {
+impl Default for IntakeSettings {
     fn default() -> Self {
-        Self { batch: 100, max_concurrent_chats: 512, max_pending: 2000 }
+        Self { max_concurrent_chats: 512, max_pending: 2000 }
     }
 }
 

@@ -1,6 +1,6 @@
 //! WebhookListener: the hyper server on `http.webhook_bind` that takes FAL
 //! callbacks, serves signed file links, and (with `telegram.webhook_secret`)
-//! takes Telegram updates through the same record-then-handle path as the poller. Binding happens in
+//! takes Telegram updates through the same intake as the poller. Binding happens in
 //! `pre_start`, so a port that cannot be bound is a failed start the
 //! supervisor retries with backoff.
 
@@ -17,13 +17,12 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::batch::GroupCommit;
-use crate::bot::BotHandler;
 use crate::clients::fal::files::{self, TokenError};
 use crate::clients::fal::signature::{Jwks, Rejection, Signed};
-use crate::clients::{parse_update, Patiently};
-use crate::dispatcher::{DispatchMsg, Dispatcher, DispatcherArgs, Recorded, CLAIM};
+use crate::clients::Patiently;
 use crate::fal_requests::{self, NewCallback};
 use crate::http::{read_body, streamed, text, Handler, Reply, Request, Server};
+use crate::intake::{Full, Intake, Taken};
 use crate::services::Services;
 use crate::store::StoreError;
 
@@ -38,7 +37,7 @@ pub enum WebhookMsg {}
 
 pub struct WebhookState {
     addr: SocketAddr,
-    dispatcher: Option<ActorRef<DispatchMsg>>,
+    intake: Option<Arc<Intake>>,
     stop: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<()>>,
     /// Reads getWebhookInfo while our webhook is registered with Telegram.
@@ -64,7 +63,7 @@ impl Actor for WebhookListener {
         myself: ActorRef<Self::Msg>,
         services: Services,
     ) -> Result<Self::State, ActorProcessingErr> {
-        let dispatcher = telegram_intake(&myself, &services).await?;
+        let intake = telegram_intake(&myself, &services).await?;
         let (telegram, bot) = (services.settings.telegram.clone(), services.telegram.clone());
         if services.settings.fal.user_id.is_empty() {
             tracing::warn!("fal.user_id is not set: FAL callbacks signed for any FAL account are accepted");
@@ -75,7 +74,7 @@ impl Actor for WebhookListener {
             .map_err(|e| format!("webhook listener cannot bind {bind}: {e}"))?;
         let addr = server.local_addr()?;
         let (stop, stopped) = oneshot::channel::<()>();
-        let handler = routes(Arc::new(services), dispatcher.clone());
+        let handler = routes(Arc::new(services), intake.clone());
         let task = tokio::spawn(server.serve(
             handler,
             async move {
@@ -84,8 +83,8 @@ impl Actor for WebhookListener {
             DRAIN,
         ));
         tracing::info!(%addr, "webhook listener accepting");
-        let webhook_info = (dispatcher.is_some() && !telegram.webhook_url.is_empty()).then(|| watch_webhook_info(bot));
-        Ok(WebhookState { addr, dispatcher, stop: Some(stop), server: Some(task), webhook_info })
+        let webhook_info = (intake.is_some() && !telegram.webhook_url.is_empty()).then(|| watch_webhook_info(bot));
+        Ok(WebhookState { addr, intake, stop: Some(stop), server: Some(task), webhook_info })
     }
 
     async fn post_stop(&self, _myself: ActorRef<Self::Msg>, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
@@ -98,20 +97,20 @@ impl Actor for WebhookListener {
         if let Some(task) = state.server.take() {
             let _ = task.await;
         }
-        if let Some(dispatcher) = state.dispatcher.take() {
-            let _ = dispatcher.stop_and_wait(None, None).await;
+        if let Some(intake) = state.intake.take() {
+            intake.drain().await;
         }
         tracing::info!(addr = %state.addr, "webhook listener stopped");
         Ok(())
     }
 }
 
-/// With `telegram.webhook_secret` set: a dispatcher for Telegram updates
+/// With `telegram.webhook_secret` set: an intake for Telegram updates
 /// (and, with `telegram.webhook_url`, the webhook registered with Telegram).
 async fn telegram_intake(
     myself: &ActorRef<WebhookMsg>,
     services: &Services,
-) -> Result<Option<ActorRef<DispatchMsg>>, ActorProcessingErr> {
+) -> Result<Option<Arc<Intake>>, ActorProcessingErr> {
     let telegram = &services.settings.telegram;
     if telegram.webhook_secret.is_empty() {
         return Ok(None);
@@ -134,14 +133,7 @@ async fn telegram_intake(
             tracing::warn!(error = %e, "setWebhook failed; Telegram will not send updates here until it succeeds");
         }
     }
-    let args = DispatcherArgs {
-        handler: BotHandler::new(services.clone()),
-        db: services.db.clone(),
-        instance: services.settings.instance_id.clone(),
-        max_concurrent_chats: services.settings.poller.max_concurrent_chats,
-    };
-    let (dispatcher, _) = Actor::spawn_linked(None, Dispatcher, args, myself.get_cell()).await?;
-    Ok(Some(dispatcher))
+    Ok(Some(Arc::new(Intake::start(services, myself.get_cell()).await?)))
 }
 
 /// How often Telegram is asked how our webhook fares.
@@ -178,11 +170,11 @@ fn watch_webhook_info(bot: crate::clients::TgBot) -> JoinHandle<()> {
 struct Routes {
     services: Services,
     jwks: Jwks,
-    dispatcher: Option<ActorRef<DispatchMsg>>,
+    intake: Option<Arc<Intake>>,
     callbacks: GroupCommit<NewCallback, Result<bool, StoreError>>,
 }
 
-fn routes(services: Arc<Services>, dispatcher: Option<ActorRef<DispatchMsg>>) -> Handler {
+fn routes(services: Arc<Services>, intake: Option<Arc<Intake>>) -> Handler {
     let fal = &services.settings.fal;
     let db = services.db.clone();
     let callbacks = GroupCommit::start("fal_callbacks", CALLBACK_BATCH, CALLBACK_COMMITTERS, move |batch| {
@@ -190,7 +182,7 @@ fn routes(services: Arc<Services>, dispatcher: Option<ActorRef<DispatchMsg>>) ->
         async move { fal_requests::record_callbacks(&db, batch).await }
     });
     let jwks = Jwks::new(&fal.jwks_url, fal.jwks_cache);
-    let routes = Arc::new(Routes { jwks, services: (*services).clone(), dispatcher, callbacks });
+    let routes = Arc::new(Routes { jwks, services: (*services).clone(), intake, callbacks });
     Arc::new(move |req: Request| {
         let routes = routes.clone();
         Box::pin(async move { routes.route(req).await })
@@ -213,7 +205,10 @@ impl Routes {
             (&Method::POST, "/webhooks/fal") => self.fal_callback(req).await,
             (_, "/webhooks/fal") => text(StatusCode::METHOD_NOT_ALLOWED, "POST only\n"),
             (&Method::GET, p) if p.starts_with("/files/") => self.file(&p["/files/".len()..]).await,
-            (&Method::POST, "/webhooks/telegram") if self.dispatcher.is_some() => self.telegram_update(req).await,
+            (&Method::POST, "/webhooks/telegram") => match &self.intake {
+                Some(intake) => self.telegram_update(intake, req).await,
+                None => text(StatusCode::NOT_FOUND, "not found\n"),
+            },
             _ => text(StatusCode::NOT_FOUND, "not found\n"),
         }
     }
@@ -295,9 +290,9 @@ impl Routes {
         }
     }
 
-    /// An update pushed by Telegram: checked against the secret, recorded
-    /// (once per update_id), handed to the dispatcher, answered.
-    async fn telegram_update(&self, req: Request) -> Reply {
+    /// An update pushed by Telegram: checked against the secret, then
+    /// through the intake (room, record once, dispatch), answered.
+    async fn telegram_update(&self, intake: &Intake, req: Request) -> Reply {
         let settings = &self.services.settings;
         let secret = settings.telegram.webhook_secret.expose().as_bytes();
         let given = req.headers().get("x-telegram-bot-api-secret-token").map(|v| v.as_bytes()).unwrap_or_default();
@@ -316,34 +311,15 @@ impl Routes {
             return text(StatusCode::BAD_REQUEST, "no update_id\n");
         };
         // Backpressure: unrecorded and refused, Telegram sends it again later.
-        if let Some(dispatcher) = &self.dispatcher {
-            let pending = ractor::call!(dispatcher, DispatchMsg::Pending).unwrap_or(0);
-            if pending >= settings.poller.max_pending {
+        if let Err(full) = intake.room().await {
+            if let Full::Pending(pending) = full {
                 tracing::warn!(update_id, pending, "dispatcher full; refusing the update for Telegram to resend");
-                return text(StatusCode::SERVICE_UNAVAILABLE, "busy, retry later\n");
             }
+            return text(StatusCode::SERVICE_UNAVAILABLE, "busy, retry later\n");
         }
-        let update = parse_update(&value).ok();
-        let chat = update.as_ref().and_then(|u| u.chat()).map(|c| c.id.0);
-        let db = &self.services.db;
-        let recorded_at = std::time::Instant::now();
-        match db.record_updates(&[(update_id, chat, value)], &settings.instance_id, CLAIM).await {
-            Ok(new) if new.is_empty() => text(StatusCode::OK, "duplicate\n"),
-            Ok(_) => {
-                match (update, &self.dispatcher) {
-                    (Some(update), Some(dispatcher)) => {
-                        let _ = dispatcher.cast(DispatchMsg::Dispatch(vec![Recorded {
-                            update_id,
-                            update,
-                            recorded_at: Some(recorded_at),
-                        }]));
-                    }
-                    _ => {
-                        let _ = db.mark_update_handled(update_id, Some("unparseable update")).await;
-                    }
-                }
-                text(StatusCode::OK, "accepted\n")
-            }
+        match intake.take(vec![value]).await {
+            Ok(Taken { new: 0, .. }) => text(StatusCode::OK, "duplicate\n"),
+            Ok(_) => text(StatusCode::OK, "accepted\n"),
             Err(e) => {
                 tracing::error!(update_id, error = %e, "could not record a Telegram update; Telegram will retry");
                 text(StatusCode::INTERNAL_SERVER_ERROR, "try again\n")

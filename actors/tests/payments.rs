@@ -129,7 +129,7 @@ async fn a_checkout_for_a_wrong_amount_an_unknown_or_paid_order_or_another_users
 
 #[tokio::test]
 async fn a_checkout_is_answered_at_once_while_that_chat_is_busy() {
-    let rig = rig("stars_busy_chat", |s| s.poller.max_concurrent_chats = 1).await;
+    let rig = rig("stars_busy_chat", |s| s.intake.max_concurrent_chats = 1).await;
     rig.started(9201).await;
     let (payload, stars) = rig.invoice(9201).await;
     // The chat's next handler hangs for 8 s on the Bot API; the dispatcher's only slot is taken.

@@ -313,7 +313,7 @@ async fn a_file_over_twenty_megabytes_is_refused_without_a_charge() {
 async fn a_leader_stopped_with_updates_still_queued_leaves_them_to_the_next_at_once() {
     let (telegram, services) = setup("poll_handover").await;
     let mut one_at_a_time = (*services.settings).clone();
-    one_at_a_time.poller.max_concurrent_chats = 1;
+    one_at_a_time.intake.max_concurrent_chats = 1;
     let services = Services { settings: std::sync::Arc::new(one_at_a_time), ..services };
     const SENT: usize = 300;
     for chat in 0..SENT as i64 {

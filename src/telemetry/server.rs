@@ -83,7 +83,7 @@ fn record(telemetry: &Telemetry, checked: &Checked) {
         metrics::gauge!("aishad_dependency_up", "service" => service).set(up(result));
     }
     let settings = &telemetry.services.settings;
-    metrics::gauge!("aishad_updates_pending_max").set(settings.poller.max_pending as f64);
+    metrics::gauge!("aishad_updates_pending_max").set(settings.intake.max_pending as f64);
     metrics::gauge!("aishad_build_info", "version" => env!("CARGO_PKG_VERSION"), "mode" => settings.mode.to_string())
         .set(1.0);
     if let Some(bytes) = resident_bytes() {

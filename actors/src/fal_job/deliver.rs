@@ -13,7 +13,7 @@ use teloxide::prelude::Requester;
 use teloxide::types::{ChatId, InlineKeyboardButton, InlineKeyboardMarkup, InputFile, InputMedia, InputMediaPhoto};
 use teloxide::RequestError;
 
-use super::{FalJobs};
+use super::FalJobs;
 use crate::blob::image_kind;
 use crate::chat::texts::{self, Lang};
 use crate::clients::bot_api::is_undeliverable;
@@ -33,11 +33,8 @@ pub(super) async fn deliver(f: &FalJobs, job: &Job, ctx: &JobContext) -> Result<
     let db = &f.services.db;
     let FalRequestRef { request_id } = job.payload_as()?;
     let request_id = request_id.as_str();
-    let request = db
-        .fal_request(request_id)
-        .await
-        ?
-        .ok_or_else(|| JobError::Retry("request not recorded yet".into()))?;
+    let request =
+        db.fal_request(request_id).await?.ok_or_else(|| JobError::Retry("request not recorded yet".into()))?;
     match request.state.as_str() {
         "submitted" => {}
         // Stored by an earlier attempt that could not send it: send it now.
@@ -45,11 +42,7 @@ pub(super) async fn deliver(f: &FalJobs, job: &Job, ctx: &JobContext) -> Result<
         // Cancelled or failed (refunded), or forgotten at the user's request: nothing is delivered.
         other => return Ok(json!({ "outcome": other })),
     }
-    let callback = db
-        .fal_callback(request_id)
-        .await
-        ?
-        .ok_or_else(|| JobError::Retry("no callback yet".into()))?;
+    let callback = db.fal_callback(request_id).await?.ok_or_else(|| JobError::Retry("no callback yet".into()))?;
     let body = &callback.body;
     let payload_error = body["payload_error"].as_str().filter(|e| !e.is_empty());
     if callback.status != "OK" || payload_error.is_some() {
@@ -120,9 +113,7 @@ async fn deliver_images(
         });
     }
     ctx.hold(job).await?;
-    let Some(stored) =
-        fal_requests::store_images(&f.services.db, &r.request_id, &new).await?
-    else {
+    let Some(stored) = fal_requests::store_images(&f.services.db, &r.request_id, &new).await? else {
         tracing::info!(request_id = %r.request_id, "the request was cancelled before its result was stored; nothing delivered");
         for image in &new {
             let _ = blob.delete(&image.key).await;
@@ -236,10 +227,7 @@ async fn deliver_avatar(
         None => None,
     };
     ctx.hold(job).await?;
-    if !fal_requests::store_avatar(db, &r.request_id, avatar_id, &lora_key, config_key.as_deref())
-        .await
-        ?
-    {
+    if !fal_requests::store_avatar(db, &r.request_id, avatar_id, &lora_key, config_key.as_deref()).await? {
         tracing::info!(request_id = %r.request_id, avatar_id, "the training was cancelled before its weights were stored; the avatar stays cancelled");
         return Ok(json!({ "outcome": "cancelled" }));
     }

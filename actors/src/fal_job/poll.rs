@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::{FalJobs};
+use super::FalJobs;
 use crate::clients::fal::FalError;
 use crate::fal_requests;
 use crate::jobs::kinds::FalRequestRef;

@@ -52,11 +52,8 @@ pub(super) async fn submit(f: &FalJobs, job: &Job) -> Result<Value, JobError> {
             ("imagine", settings.text_to_image_model.clone(), input, None)
         }
         Some(Kind::FalGenerate) => {
-            let avatar = db
-                .main_avatar(user_id)
-                .await
-                ?
-                .ok_or_else(|| JobError::Refused(texts::no_avatar(lang).into()))?;
+            let avatar =
+                db.main_avatar(user_id).await?.ok_or_else(|| JobError::Refused(texts::no_avatar(lang).into()))?;
             let lora = avatar.lora_key.clone().ok_or_else(|| JobError::Refused(texts::no_avatar(lang).into()))?;
             let input = json!({
                 "prompt": format!("{}, {}", avatar.trigger_phrase, prompt.clone().unwrap_or_default()),
@@ -70,8 +67,7 @@ pub(super) async fn submit(f: &FalJobs, job: &Job) -> Result<Value, JobError> {
             let Train { avatar_id, .. } = job.payload_as()?;
             let avatar = db
                 .avatar_of(user_id, avatar_id)
-                .await
-                ?
+                .await?
                 .ok_or_else(|| JobError::Refused(texts::no_avatar(lang).into()))?;
             let archive = training_archive(f, user_id, avatar_id).await?;
             let url = f.public_link(&archive).await?;
@@ -118,8 +114,7 @@ async fn training_archive(f: &FalJobs, user_id: i64, avatar_id: i64) -> Result<S
     let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     // Photos are JPEG/PNG/WebP already: storing beats compressing them again.
     let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
-    for (i, photo_key) in f.services.db.avatar_photo_keys(avatar_id).await?.iter().enumerate()
-    {
+    for (i, photo_key) in f.services.db.avatar_photo_keys(avatar_id).await?.iter().enumerate() {
         let bytes = f.services.blob.get(photo_key).await?;
         let ext = photo_key.rsplit('.').next().filter(|e| e.len() <= 4).unwrap_or("jpg");
         zip.start_file(format!("photo_{:02}.{ext}", i + 1), options).map_err(JobError::retry)?;

@@ -6,8 +6,8 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
 use crate::store::GenericClient;
+use serde_json::Value;
 use tokio_postgres::Row;
 
 use super::{Job, JobState, NewJob};
@@ -72,10 +72,7 @@ pub async fn enqueue_new(tx: &impl GenericClient, jobs: &[NewJob]) -> Result<Vec
 /// [`enqueue`] for a batch, an answer per job in order: one statement adds them all,
 /// a second reads the jobs whose keys existed. Of two with one key, the
 /// first is created and the second finds it.
-pub async fn enqueue_batch(
-    tx: &impl GenericClient,
-    jobs: &[NewJob],
-) -> Result<Vec<Enqueued>, StoreError> {
+pub async fn enqueue_batch(tx: &impl GenericClient, jobs: &[NewJob]) -> Result<Vec<Enqueued>, StoreError> {
     let mut created: std::collections::HashMap<String, Job> =
         insert_many(tx, jobs, JOB_COLUMNS).await?.iter().map(job).map(|j| (j.idempotency_key.clone(), j)).collect();
     let others: Vec<&str> =
@@ -108,11 +105,7 @@ pub async fn enqueue_batch(
 }
 
 /// The one insert of many jobs; `returning` says which columns come back.
-async fn insert_many(
-    tx: &impl GenericClient,
-    jobs: &[NewJob],
-    returning: &str,
-) -> Result<Vec<Row>, StoreError> {
+async fn insert_many(tx: &impl GenericClient, jobs: &[NewJob], returning: &str) -> Result<Vec<Row>, StoreError> {
     if jobs.is_empty() {
         return Ok(Vec::new());
     }

@@ -60,8 +60,7 @@ impl JobContext {
         match queue::lease_left(&self.db, job.id, &self.worker, self.lease / 3).await? {
             Some(true) => Ok(()),
             Some(false) => {
-                let held =
-                    queue::heartbeat(&self.db, &[job.id], &self.worker, self.lease).await?;
+                let held = queue::heartbeat(&self.db, &[job.id], &self.worker, self.lease).await?;
                 if held.is_empty() {
                     Err(lost())
                 } else {

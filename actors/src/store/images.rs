@@ -1,6 +1,5 @@
 //! Generated images (the gallery) and avatars with their training photos.
 
-
 use super::{Db, GenericClient, StoreError};
 
 #[derive(Debug, Clone, PartialEq)]

@@ -132,10 +132,7 @@ impl Db {
 
 /// A statement prepared once per connection and reused: PostgreSQL parses
 /// and plans it once, not on every call (most of its CPU on a hot path).
-pub async fn cached(
-    client: &impl GenericClient,
-    sql: &str,
-) -> Result<tokio_postgres::Statement, StoreError> {
+pub async fn cached(client: &impl GenericClient, sql: &str) -> Result<tokio_postgres::Statement, StoreError> {
     Ok(client.prepare_cached(sql).await?)
 }
 

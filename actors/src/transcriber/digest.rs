@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 use teloxide::types::ChatId;
 
-use super::{Transcriber};
+use super::Transcriber;
 use crate::chat::reply::send_long;
 use crate::chat::texts::{self, Lang};
 use crate::jobs::kinds::Digest as DigestPayload;
@@ -37,8 +37,7 @@ async fn digest(t: &Transcriber, job: Job, ctx: JobContext) -> Result<Value, Job
         .services
         .db
         .transcript_of(user_id, transcript_id)
-        .await
-        ?
+        .await?
         .and_then(|tr| tr.text_key)
         .ok_or_else(|| JobError::Refused(texts::transcript_gone(lang).to_owned()))?;
     let bytes = t.services.blob.get(&transcript).await?;
@@ -47,8 +46,6 @@ async fn digest(t: &Transcriber, job: Job, ctx: JobContext) -> Result<Value, Job
     let title = texts::digest_button(lang, kind);
     let max = t.services.settings.transcription.max_messages;
     ctx.hold(&job).await?;
-    send_long(&t.bot, chat, title, &answer, None, max, &format!("{}.txt", kind.as_str()))
-        .await
-        ?;
+    send_long(&t.bot, chat, title, &answer, None, max, &format!("{}.txt", kind.as_str())).await?;
     Ok(json!({ "transcript_id": transcript_id, "kind": kind.as_str(), "chars": answer.chars().count() }))
 }

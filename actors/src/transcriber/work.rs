@@ -150,12 +150,7 @@ impl Turn<'_> {
         let plan = audio::plan(measured.seconds, &silences, limits.chunk_length, limits.silence_window, limits.overlap);
         if plan.len() > 1 {
             let value = serde_json::to_value(&plan).map_err(JobError::broken)?;
-            self.worker
-                .services
-                .db
-                .update_transcript(transcript.id, TranscriptField::Plan, &value)
-                .await
-                ?;
+            self.worker.services.db.update_transcript(transcript.id, TranscriptField::Plan, &value).await?;
         }
         Ok(plan)
     }
@@ -173,9 +168,7 @@ impl Turn<'_> {
                 }
                 let sent = request.patiently().await.map_err(JobError::from)?;
                 let db = &self.worker.services.db;
-                db.update_transcript(transcript.id, TranscriptField::StatusMessage, &sent.id.0)
-                    .await
-                    ?;
+                db.update_transcript(transcript.id, TranscriptField::StatusMessage, &sent.id.0).await?;
                 Ok(Some(sent.id))
             }
         }
@@ -212,8 +205,7 @@ impl Turn<'_> {
     ) -> Result<Spent, JobError> {
         let db = &self.worker.services.db;
         let limits = &self.worker.services.settings.transcription;
-        let done: HashSet<i32> =
-            db.transcript_chunks(transcript.id).await?.into_iter().map(|c| c.idx).collect();
+        let done: HashSet<i32> = db.transcript_chunks(transcript.id).await?.into_iter().map(|c| c.idx).collect();
         if !done.is_empty() {
             tracing::info!(done = done.len(), total = plan.len(), "resuming a transcription");
         }
