@@ -6,10 +6,11 @@ use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use teloxide::payloads::SendMessageSetters;
 use teloxide::prelude::Requester;
-use teloxide::types::{ChatId, InlineKeyboardButton, InlineKeyboardMarkup, Message};
+use teloxide::types::{InlineKeyboardMarkup, Message};
 
-use super::{BotHandler, HandleError};
-use crate::chat::texts::{self, Lang};
+use super::{BotHandler, HandleError, Turn};
+use crate::chat::callback::{button, Callback};
+use crate::chat::texts::{self};
 use crate::chat::{feature_texts, keyboards, money_texts};
 use crate::clients::Patiently;
 use crate::clients::{download_telegram_file, DownloadError, MAX_DOWNLOAD};
@@ -55,27 +56,29 @@ fn validate(bytes: &[u8]) -> Result<(&'static str, usize, usize), &'static str> 
 }
 
 impl BotHandler {
-    pub(super) async fn avatars(&self, chat: ChatId, user_id: i64, lang: Lang) -> Result<(), HandleError> {
+    pub(super) async fn avatars(&self, turn: Turn) -> Result<(), HandleError> {
+        let Turn { chat, user_id, lang } = turn;
         let avatars = self.services.db.avatars(user_id).await?;
         let mut text = texts::avatars_title(lang).to_owned();
         let mut rows = Vec::new();
         for a in &avatars {
             let main = if a.is_main { " ⭐" } else { "" };
             text.push_str(&format!("\n• {}{main} — {} ({} 📸)", a.name, texts::avatar_state(lang, &a.state), a.photos));
-            rows.push(vec![InlineKeyboardButton::callback(format!("👤 {}", a.name), format!("avatar:{}", a.id))]);
+            rows.push(vec![button(format!("👤 {}", a.name), Callback::AvatarStatus(a.id))]);
         }
         if avatars.is_empty() {
             // The button below is the way on: no pointing back at /avatars.
             text = feature_texts::no_avatar_yet(lang).to_owned();
         }
-        rows.push(vec![InlineKeyboardButton::callback(texts::new_avatar_button(lang), "avatar:new")]);
+        rows.push(vec![button(texts::new_avatar_button(lang), Callback::AvatarNew)]);
         self.bot.send_message(chat, text).reply_markup(InlineKeyboardMarkup::new(rows)).patiently().await?;
         Ok(())
     }
 
     /// Says up front what training costs: a user who cannot pay is sent to
     /// top up before, not after, choosing and uploading ten photos.
-    pub(super) async fn avatar_new(&self, chat: ChatId, user_id: i64, lang: Lang) -> Result<(), HandleError> {
+    pub(super) async fn avatar_new(&self, turn: Turn) -> Result<(), HandleError> {
+        let Turn { chat, user_id, lang } = turn;
         let price = self.services.settings.pricing.avatar_training;
         let balance = crate::ledger::balance(&self.services.db, user_id).await?;
         if balance < price {
@@ -88,18 +91,12 @@ impl BotHandler {
     }
 
     /// Text while the dialogue waits for a name.
-    pub(super) async fn avatar_named(
-        &self,
-        chat: ChatId,
-        user_id: i64,
-        lang: Lang,
-        name: &str,
-    ) -> Result<(), HandleError> {
+    pub(super) async fn avatar_named(&self, turn: Turn, name: &str) -> Result<(), HandleError> {
+        let Turn { chat, user_id, lang } = turn;
         let name: String = name.trim().chars().take(40).collect();
         let step = Dialogue::AvatarGender { name };
         dialogue::set(&self.services.redis, user_id, &step).await?;
-        let buttons = texts::gender_buttons(lang)
-            .map(|(key, label)| InlineKeyboardButton::callback(label, format!("gender:{key}")));
+        let buttons = texts::gender_buttons(lang).map(|(key, label)| button(label, Callback::Gender(key)));
         self.bot
             .send_message(chat, texts::ask_gender(lang))
             .reply_markup(InlineKeyboardMarkup::new([buttons]))
@@ -108,15 +105,10 @@ impl BotHandler {
         Ok(())
     }
 
-    pub(super) async fn avatar_gender(
-        &self,
-        chat: ChatId,
-        user_id: i64,
-        lang: Lang,
-        gender: &str,
-    ) -> Result<(), HandleError> {
+    pub(super) async fn avatar_gender(&self, turn: Turn, gender: &str) -> Result<(), HandleError> {
+        let Turn { chat, user_id, lang } = turn;
         let Some(Dialogue::AvatarGender { name }) = dialogue::get(&self.services.redis, user_id).await? else {
-            return self.avatar_new(chat, user_id, lang).await;
+            return self.avatar_new(turn).await;
         };
         let trigger = format!(
             "{} {gender}",
@@ -131,12 +123,11 @@ impl BotHandler {
     /// A photo while the dialogue collects them: validated, deduplicated, stored.
     pub(super) async fn avatar_photo(
         &self,
-        chat: ChatId,
-        user_id: i64,
-        lang: Lang,
+        turn: Turn,
         avatar_id: i64,
         file: (String, Option<u64>),
     ) -> Result<(), HandleError> {
+        let Turn { chat, user_id, lang } = turn;
         let fal = &self.services.settings.fal;
         let reject = |problem| self.say(chat, texts::photo_rejected(lang, texts::photo_problem(lang, problem)));
         let Some(avatar) = self.services.db.avatar_of(user_id, avatar_id).await?.filter(|a| a.state == "collecting")
@@ -183,7 +174,7 @@ impl BotHandler {
         let count = avatar.photos as usize + 1;
         let text = texts::photo_accepted(lang, count, fal.min_photos, fal.max_photos);
         if count >= fal.min_photos {
-            let train = InlineKeyboardButton::callback(texts::train_button(lang), format!("avatar:train:{avatar_id}"));
+            let train = button(texts::train_button(lang), Callback::AvatarTrain(avatar_id));
             self.bot.send_message(chat, text).reply_markup(InlineKeyboardMarkup::new([[train]])).patiently().await?;
             Ok(())
         } else {
@@ -191,13 +182,8 @@ impl BotHandler {
         }
     }
 
-    pub(super) async fn avatar_train(
-        &self,
-        chat: ChatId,
-        user_id: i64,
-        lang: Lang,
-        avatar_id: i64,
-    ) -> Result<(), HandleError> {
+    pub(super) async fn avatar_train(&self, turn: Turn, avatar_id: i64) -> Result<(), HandleError> {
+        let Turn { chat, user_id, lang } = turn;
         let db = &self.services.db;
         let Some(avatar) = db.avatar_of(user_id, avatar_id).await? else {
             return self.say(chat, texts::no_avatar(lang)).await;
@@ -207,11 +193,11 @@ impl BotHandler {
             return self.say(chat, texts::not_enough_photos(lang, avatar.photos as usize, min)).await;
         }
         if !db.set_avatar_state(avatar_id, &["collecting"], "queued", None).await? {
-            return self.avatar_status(chat, user_id, lang, avatar_id).await;
+            return self.avatar_status(turn, avatar_id).await;
         }
         let payload = Train { avatar_id, chat_id: chat.0, language: lang.code().to_owned() };
         let job = NewJob::of(Kind::FalTrain, format!("avatar:train:{avatar_id}"), &payload);
-        let queued = self.charge_for(chat, user_id, lang, job, self.services.settings.pricing.avatar_training).await;
+        let queued = self.charge_for(turn, job, self.services.settings.pricing.avatar_training).await;
         if matches!(queued, Ok(true)) {
             dialogue::clear(&self.services.redis, user_id).await?;
         } else {
@@ -221,23 +207,18 @@ impl BotHandler {
         queued.map(drop)
     }
 
-    pub(super) async fn avatar_status(
-        &self,
-        chat: ChatId,
-        user_id: i64,
-        lang: Lang,
-        avatar_id: i64,
-    ) -> Result<(), HandleError> {
+    pub(super) async fn avatar_status(&self, turn: Turn, avatar_id: i64) -> Result<(), HandleError> {
+        let Turn { chat, user_id, lang } = turn;
         let Some(a) = self.services.db.avatar_of(user_id, avatar_id).await? else {
             return self.say(chat, texts::no_avatar(lang)).await;
         };
         let [refresh, cancel, main] = texts::avatar_buttons(lang);
-        let mut row = vec![InlineKeyboardButton::callback(refresh, format!("avatar:{avatar_id}"))];
+        let mut row = vec![button(refresh, Callback::AvatarStatus(avatar_id))];
         if matches!(a.state.as_str(), "collecting" | "queued" | "training") {
-            row.push(InlineKeyboardButton::callback(cancel, format!("avatar:cancel:{avatar_id}")));
+            row.push(button(cancel, Callback::AvatarCancel(avatar_id)));
         }
         if a.state == "ready" && !a.is_main {
-            row.push(InlineKeyboardButton::callback(main, format!("avatar:main:{avatar_id}")));
+            row.push(button(main, Callback::AvatarMain(avatar_id)));
         }
         let star = if a.is_main { " ⭐" } else { "" };
         let text = format!("👤 {}{star}\n{} · {} 📸", a.name, texts::avatar_state(lang, &a.state), a.photos);
@@ -247,13 +228,8 @@ impl BotHandler {
 
     /// Cancels an avatar at any stage: FAL is told to stop a running
     /// training; what was paid is refunded (for a training, per config).
-    pub(super) async fn avatar_cancel(
-        &self,
-        chat: ChatId,
-        user_id: i64,
-        lang: Lang,
-        avatar_id: i64,
-    ) -> Result<(), HandleError> {
+    pub(super) async fn avatar_cancel(&self, turn: Turn, avatar_id: i64) -> Result<(), HandleError> {
+        let Turn { chat, user_id, lang } = turn;
         let db = &self.services.db;
         let Some(avatar) = db.avatar_of(user_id, avatar_id).await? else {
             return self.say(chat, texts::no_avatar(lang)).await;
@@ -277,7 +253,7 @@ impl BotHandler {
                 refunded = self.cancel_training(&request).await?;
             }
             "collecting" => {}
-            _ => return self.avatar_status(chat, user_id, lang, avatar_id).await,
+            _ => return self.avatar_status(turn, avatar_id).await,
         }
         db.set_avatar_state(avatar_id, &["collecting", "queued", "training"], "cancelled", None).await?;
         if matches!(dialogue::get(&self.services.redis, user_id).await?, Some(Dialogue::AvatarPhotos { avatar_id: id }) if id == avatar_id)
@@ -298,15 +274,9 @@ impl BotHandler {
         Ok(ended.map_or(0, |e| e.refunded))
     }
 
-    pub(super) async fn avatar_main(
-        &self,
-        chat: ChatId,
-        user_id: i64,
-        lang: Lang,
-        avatar_id: i64,
-    ) -> Result<(), HandleError> {
-        self.services.db.set_main_avatar(user_id, avatar_id).await?;
-        self.avatar_status(chat, user_id, lang, avatar_id).await
+    pub(super) async fn avatar_main(&self, turn: Turn, avatar_id: i64) -> Result<(), HandleError> {
+        self.services.db.set_main_avatar(turn.user_id, avatar_id).await?;
+        self.avatar_status(turn, avatar_id).await
     }
 }
 

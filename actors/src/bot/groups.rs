@@ -13,7 +13,8 @@ use teloxide::prelude::Requester;
 use teloxide::types::{ChatAction, ChatId, ChatMemberUpdated, Message, ReplyParameters, User, UserId};
 
 use super::media::GroupReply;
-use super::{parse_command, BotHandler, HandleError, Media};
+use super::{BotHandler, HandleError, Media};
+use crate::chat::command::Command;
 use crate::chat::feature_texts;
 use crate::chat::texts::{self, Lang};
 use crate::clients::Patiently;
@@ -29,23 +30,22 @@ impl BotHandler {
     pub(super) async fn on_group_message(&self, message: &Message, from: &User) -> Result<(), HandleError> {
         let chat = message.chat.id;
         let lang = Lang::from_code(from.language_code.as_deref());
-        if let Some((command, args)) = message.text().and_then(parse_command) {
+        if let Some(command) = message.text().and_then(Command::parse) {
             if !self.addressed_to_us(message.text().unwrap_or_default()).await {
                 return Ok(());
             }
-            return match command.as_str() {
-                "autotranscribe" => self.autotranscribe(chat, message, from, lang, &args).await,
-                "help" => {
+            return match command {
+                Command::AutoTranscribe(args) => self.autotranscribe(chat, message, from, lang, &args).await,
+                Command::Help => {
                     self.say(chat, format!("{}\n\n{}", texts::help(lang), feature_texts::autotranscribe_usage(lang)))
                         .await
                 }
-                "privacy" => self.say(chat, feature_texts::privacy(lang)).await,
-                "terms" => self.say(chat, crate::chat::money_texts::terms(lang)).await,
-                "paysupport" => self.say(chat, crate::chat::money_texts::paysupport(lang)).await,
-                other if texts::commands(lang).iter().any(|(c, _)| *c == other) => {
-                    self.reply(chat, message, texts::private_only(lang)).await
-                }
-                _ => Ok(()),
+                Command::Privacy => self.say(chat, feature_texts::privacy(lang)).await,
+                Command::Terms => self.say(chat, crate::chat::money_texts::terms(lang)).await,
+                Command::PaySupport => self.say(chat, crate::chat::money_texts::paysupport(lang)).await,
+                // Another bot's command, or a typo: not ours to answer in a group.
+                Command::Unknown(_) => Ok(()),
+                _ => self.reply(chat, message, texts::private_only(lang)).await,
             };
         }
         let Some(media) = Media::of(message).filter(|m| matches!(m.kind, "voice" | "video_note")) else {

@@ -3,11 +3,12 @@
 
 use teloxide::payloads::{SendMessageSetters, SendPhotoSetters};
 use teloxide::prelude::Requester;
-use teloxide::types::{CallbackQuery, ChatId, InlineKeyboardButton, InlineKeyboardMarkup, InputFile};
+use teloxide::types::{CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, InputFile};
 
-use super::{BotHandler, HandleError};
+use super::{BotHandler, HandleError, Turn};
+use crate::chat::callback::{button, Callback};
 use crate::chat::feature_texts;
-use crate::chat::texts::{self, Lang};
+use crate::chat::texts::{self};
 use crate::clients::Patiently;
 use crate::jobs::kinds::ImageRequest;
 use crate::jobs::{Kind, NewJob};
@@ -16,17 +17,16 @@ impl BotHandler {
     /// `/imagine` (text to image) or `/generate` (from the main avatar): charged and queued.
     pub(super) async fn image_request(
         &self,
-        chat: ChatId,
+        turn: Turn,
         key: String,
-        user_id: i64,
-        lang: Lang,
         kind: Kind,
         prompt: &str,
     ) -> Result<(), HandleError> {
+        let Turn { chat, user_id, lang } = turn;
         let pricing = &self.services.settings.pricing;
         let price = if kind == Kind::FalGenerate {
             if self.services.db.main_avatar(user_id).await?.is_none() {
-                let new = InlineKeyboardButton::callback(texts::new_avatar_button(lang), "avatar:new");
+                let new = button(texts::new_avatar_button(lang), Callback::AvatarNew);
                 self.bot
                     .send_message(chat, texts::no_avatar(lang))
                     .reply_markup(InlineKeyboardMarkup::new([[new]]))
@@ -39,18 +39,12 @@ impl BotHandler {
             pricing.text_to_image
         };
         let payload = ImageRequest { prompt: prompt.to_owned(), chat_id: chat.0, language: lang.code().to_owned() };
-        self.charge(chat, user_id, lang, NewJob::of(kind, key, &payload), price).await
+        self.charge(turn, NewJob::of(kind, key, &payload), price).await
     }
 
     /// Regenerate: the same prompt, the same way, charged again.
-    pub(super) async fn regenerate(
-        &self,
-        chat: ChatId,
-        query: &CallbackQuery,
-        user_id: i64,
-        lang: Lang,
-        image_id: i64,
-    ) -> Result<(), HandleError> {
+    pub(super) async fn regenerate(&self, turn: Turn, query: &CallbackQuery, image_id: i64) -> Result<(), HandleError> {
+        let Turn { chat, user_id, lang } = turn;
         let Some(image) = self.services.db.image_of(user_id, image_id).await? else {
             return self.say(chat, texts::no_images(lang)).await;
         };
@@ -59,29 +53,19 @@ impl BotHandler {
         } else {
             Kind::FalGenerate
         };
-        self.image_request(chat, format!("tg:cb:{}", query.id.0), user_id, lang, kind, &image.prompt).await
+        self.image_request(turn, format!("tg:cb:{}", query.id.0), kind, &image.prompt).await
     }
 
-    pub(super) async fn favourite(
-        &self,
-        chat: ChatId,
-        user_id: i64,
-        lang: Lang,
-        image_id: i64,
-    ) -> Result<(), HandleError> {
+    pub(super) async fn favourite(&self, turn: Turn, image_id: i64) -> Result<(), HandleError> {
+        let Turn { chat, user_id, lang } = turn;
         match self.services.db.toggle_favourite(user_id, image_id).await? {
             Some(on) => self.say(chat, texts::favourite_set(lang, on)).await,
             None => self.say(chat, texts::no_images(lang)).await,
         }
     }
 
-    pub(super) async fn delete_image(
-        &self,
-        chat: ChatId,
-        user_id: i64,
-        lang: Lang,
-        image_id: i64,
-    ) -> Result<(), HandleError> {
+    pub(super) async fn delete_image(&self, turn: Turn, image_id: i64) -> Result<(), HandleError> {
+        let Turn { chat, user_id, lang } = turn;
         match self.services.db.delete_image(user_id, image_id).await? {
             Some(key) => {
                 if let Err(e) = self.services.blob.delete(&key).await {
@@ -95,22 +79,23 @@ impl BotHandler {
 
     /// One image per page, newest first, with ‹ › and its actions. Sent by
     /// Telegram file id when it has one, else uploaded from S3.
-    pub(super) async fn gallery(&self, chat: ChatId, user_id: i64, lang: Lang, index: i64) -> Result<(), HandleError> {
+    pub(super) async fn gallery(&self, turn: Turn, index: i64) -> Result<(), HandleError> {
+        let Turn { chat, user_id, lang } = turn;
         let (image, total) = self.services.db.gallery_page(user_id, index).await?;
         let Some(image) = image else { return self.say(chat, texts::no_images(lang)).await };
         let index = index.max(0);
         let [favourite, delete, regenerate] = texts::gallery_buttons(lang);
         let mut nav = Vec::new();
         if index > 0 {
-            nav.push(InlineKeyboardButton::callback("‹", format!("gal:{}", index - 1)));
+            nav.push(button("‹", Callback::Gallery(index - 1)));
         }
         if index + 1 < total {
-            nav.push(InlineKeyboardButton::callback("›", format!("gal:{}", index + 1)));
+            nav.push(button("›", Callback::Gallery(index + 1)));
         }
         let actions = vec![
-            InlineKeyboardButton::callback(favourite, format!("fav:{}", image.id)),
-            InlineKeyboardButton::callback(delete, format!("del:{}", image.id)),
-            InlineKeyboardButton::callback(regenerate, format!("regen:{}", image.id)),
+            button(favourite, Callback::Favourite(image.id)),
+            button(delete, Callback::Delete(image.id)),
+            button(regenerate, Callback::Regenerate(image.id)),
         ];
         let keyboard = InlineKeyboardMarkup::new([nav, actions].into_iter().filter(|row| !row.is_empty()));
         let caption = texts::gallery_caption(index, total, &image.prompt, image.favourite);
@@ -132,18 +117,19 @@ impl BotHandler {
     }
 
     /// The aspect ratio of images, then the language of recordings.
-    pub(super) async fn settings(&self, chat: ChatId, user_id: i64, lang: Lang) -> Result<(), HandleError> {
+    pub(super) async fn settings(&self, turn: Turn) -> Result<(), HandleError> {
+        let Turn { chat, user_id, lang } = turn;
         let aspect = self.services.db.aspect_ratio(user_id).await?;
         let spoken = self.services.db.transcription_language(user_id).await?;
         let marked = |on: bool, label: &str| if on { format!("• {label}") } else { label.to_owned() };
         let aspects = texts::aspect_buttons()
             .into_iter()
-            .map(|(key, label)| InlineKeyboardButton::callback(marked(key == aspect, label), format!("aspect:{key}")))
+            .map(|(key, label)| button(marked(key == aspect, label), Callback::Aspect(key)))
             .collect::<Vec<_>>();
         let mut rows = vec![aspects];
         let languages: Vec<InlineKeyboardButton> = feature_texts::SPOKEN_LANGUAGES
             .into_iter()
-            .map(|(code, name)| InlineKeyboardButton::callback(marked(code == spoken, name), format!("spoken:{code}")))
+            .map(|(code, name)| button(marked(code == spoken, name), Callback::Spoken(code)))
             .collect();
         rows.extend(languages.chunks(3).map(<[_]>::to_vec));
         let text =
@@ -152,13 +138,8 @@ impl BotHandler {
         Ok(())
     }
 
-    pub(super) async fn set_spoken_language(
-        &self,
-        chat: ChatId,
-        user_id: i64,
-        lang: Lang,
-        code: &str,
-    ) -> Result<(), HandleError> {
+    pub(super) async fn set_spoken_language(&self, turn: Turn, code: &str) -> Result<(), HandleError> {
+        let Turn { chat, user_id, lang } = turn;
         if !feature_texts::SPOKEN_LANGUAGES.iter().any(|(c, _)| *c == code) {
             return self.say(chat, texts::unknown_command(lang)).await;
         }
@@ -166,13 +147,8 @@ impl BotHandler {
         self.say(chat, feature_texts::spoken_language_set(lang, code)).await
     }
 
-    pub(super) async fn set_aspect(
-        &self,
-        chat: ChatId,
-        user_id: i64,
-        lang: Lang,
-        aspect: &str,
-    ) -> Result<(), HandleError> {
+    pub(super) async fn set_aspect(&self, turn: Turn, aspect: &str) -> Result<(), HandleError> {
+        let Turn { chat, user_id, lang } = turn;
         let Some((key, label)) = texts::aspect_buttons().into_iter().find(|(k, _)| *k == aspect) else {
             return self.say(chat, texts::unknown_command(lang)).await;
         };

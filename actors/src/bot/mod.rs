@@ -5,7 +5,6 @@
 //! derived from the message.
 
 mod avatars;
-mod callback_data;
 mod error;
 mod groups;
 mod images;
@@ -20,7 +19,8 @@ use teloxide::prelude::Requester;
 use teloxide::types::{BotCommand, CallbackQuery, ChatId, Message, MessageKind, Update, UpdateKind};
 use teloxide::RequestError;
 
-use self::callback_data::Callback;
+use crate::chat::callback::{Callback, MenuItem};
+use crate::chat::command::Command;
 use crate::chat::texts::{self, Lang};
 use crate::chat::{feature_texts, keyboards, money_texts};
 use crate::clients::fal::Fal;
@@ -48,6 +48,22 @@ pub struct BotHandler {
     me: std::sync::Arc<tokio::sync::OnceCell<String>>,
 }
 
+/// Whom a handler answers: the chat, the sender as our user, their language.
+/// Every handler of a private chat's turn takes one, not the three apart.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Turn {
+    pub chat: ChatId,
+    pub user_id: i64,
+    pub lang: Lang,
+}
+
+impl Turn {
+    /// The same person answered in another chat (their private one).
+    fn in_chat(self, chat: ChatId) -> Self {
+        Turn { chat, ..self }
+    }
+}
+
 /// At most this many avatar photos (each up to `clients::MAX_DOWNLOAD`) in memory at once.
 const PHOTOS_IN_MEMORY: usize = 16;
 
@@ -55,14 +71,6 @@ const PHOTOS_IN_MEMORY: usize = 16;
 fn too_many_in_flight(lang: Lang, limit: i64) -> String {
     metrics::counter!("aishad_limited_total", "limit" => "jobs_in_flight").increment(1);
     money_texts::too_many_in_flight(lang, u32::try_from(limit).unwrap_or(u32::MAX))
-}
-
-/// `/cmd@bot args` → (`cmd`, `args`).
-pub fn parse_command(text: &str) -> Option<(String, String)> {
-    let rest = text.strip_prefix('/')?;
-    let (head, args) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
-    let command = head.split('@').next().unwrap_or_default().to_ascii_lowercase();
-    (!command.is_empty()).then(|| (command, args.trim().to_owned()))
 }
 
 impl BotHandler {
@@ -131,15 +139,14 @@ impl BotHandler {
         let lang = Lang::from_code(from.language_code.as_deref());
         let user = self.shared.user(TelegramProfile::of(from)).await?;
 
+        let turn = Turn { chat, user_id: user.id, lang };
         if let Some(media) = Media::of(message) {
-            return self.on_media(chat, message, &user, lang, media).await;
+            return self.on_media(turn, message, &user, media).await;
         }
         let step = dialogue::get(&self.services.redis, user.id).await?;
         if let Some(image) = avatars::image_of(message) {
             return match step {
-                Some(Dialogue::AvatarPhotos { avatar_id }) => {
-                    self.avatar_photo(chat, user.id, lang, avatar_id, image).await
-                }
+                Some(Dialogue::AvatarPhotos { avatar_id }) => self.avatar_photo(turn, avatar_id, image).await,
                 _ => self.say(chat, feature_texts::photo_outside_avatars(lang)).await,
             };
         }
@@ -147,62 +154,55 @@ impl BotHandler {
             self.bot.send_message(chat, texts::unsupported(lang)).patiently().await?;
             return Ok(());
         };
-        let Some((command, args)) = parse_command(text) else {
+        let Some(command) = Command::parse(text) else {
             if step == Some(Dialogue::AvatarName) {
-                return self.avatar_named(chat, user.id, lang, text).await;
+                return self.avatar_named(turn, text).await;
             }
             self.bot.send_message(chat, texts::unsupported(lang)).patiently().await?;
             return Ok(());
         };
-        self.on_command(chat, message, user.id, lang, &command, &args).await
+        self.on_command(turn, command, Some(message)).await
     }
 
-    async fn on_command(
-        &self,
-        chat: ChatId,
-        message: &Message,
-        user_id: i64,
-        lang: Lang,
-        command: &str,
-        args: &str,
-    ) -> Result<(), HandleError> {
+    /// A command in a private chat, typed or pressed in the menu (`sent`
+    /// is the message that typed it: what a paid request is keyed by).
+    async fn on_command(&self, turn: Turn, command: Command, sent: Option<&Message>) -> Result<(), HandleError> {
+        let Turn { chat, lang, .. } = turn;
         match command {
-            "start" => self.start(chat, user_id, lang).await,
-            "help" => self.say(chat, texts::help(lang)).await,
-            "balance" => self.balance(chat, user_id, lang).await,
-            "topup" => self.top_up(chat, user_id, lang).await,
-            "paysupport" => self.say(chat, money_texts::paysupport(lang)).await,
-            "terms" => self.say(chat, money_texts::terms(lang)).await,
-            "privacy" => self.say(chat, feature_texts::privacy(lang)).await,
-            "deletemydata" => self.ask_to_forget(chat, lang).await,
-            "autotranscribe" => self.say(chat, feature_texts::autotranscribe_only_in_groups(lang)).await,
-            "cancel" => self.cancel(chat, user_id, lang).await,
-            "imagine" if args.is_empty() => self.say(chat, texts::imagine_usage(lang)).await,
-            "imagine" => {
-                let key = format!("tg:{}:{}:imagine", chat.0, message.id.0);
-                self.image_request(chat, key, user_id, lang, Kind::FalImagine, args).await
-            }
-            "generate" if args.is_empty() => self.say(chat, texts::generate_usage(lang)).await,
-            "generate" => {
-                let key = format!("tg:{}:{}:generate", chat.0, message.id.0);
-                self.image_request(chat, key, user_id, lang, Kind::FalGenerate, args).await
-            }
-            "avatars" => self.avatars(chat, user_id, lang).await,
-            "history" => self.history(chat, user_id, lang, 0).await,
-            "gallery" => self.gallery(chat, user_id, lang, 0).await,
-            "settings" => self.settings(chat, user_id, lang).await,
-            _ => self.say(chat, texts::unknown_command(lang)).await,
+            Command::Start => self.start(turn).await,
+            Command::Help => self.say(chat, texts::help(lang)).await,
+            Command::Balance => self.balance(turn).await,
+            Command::TopUp => self.top_up(turn).await,
+            Command::PaySupport => self.say(chat, money_texts::paysupport(lang)).await,
+            Command::Terms => self.say(chat, money_texts::terms(lang)).await,
+            Command::Privacy => self.say(chat, feature_texts::privacy(lang)).await,
+            Command::DeleteMyData => self.ask_to_forget(chat, lang).await,
+            Command::AutoTranscribe(_) => self.say(chat, feature_texts::autotranscribe_only_in_groups(lang)).await,
+            Command::Cancel => self.cancel(turn).await,
+            Command::Imagine(prompt) => match sent.filter(|_| !prompt.is_empty()) {
+                Some(message) => {
+                    let key = format!("tg:{}:{}:imagine", chat.0, message.id.0);
+                    self.image_request(turn, key, Kind::FalImagine, &prompt).await
+                }
+                None => self.say(chat, texts::imagine_usage(lang)).await,
+            },
+            Command::Generate(prompt) => match sent.filter(|_| !prompt.is_empty()) {
+                Some(message) => {
+                    let key = format!("tg:{}:{}:generate", chat.0, message.id.0);
+                    self.image_request(turn, key, Kind::FalGenerate, &prompt).await
+                }
+                None => self.say(chat, texts::generate_usage(lang)).await,
+            },
+            Command::Avatars => self.avatars(turn).await,
+            Command::History => self.history(turn, 0).await,
+            Command::Gallery => self.gallery(turn, 0).await,
+            Command::Settings => self.settings(turn).await,
+            Command::Unknown(_) => self.say(chat, texts::unknown_command(lang)).await,
         }
     }
 
-    async fn on_media(
-        &self,
-        chat: ChatId,
-        message: &Message,
-        user: &User,
-        lang: Lang,
-        media: Media,
-    ) -> Result<(), HandleError> {
+    async fn on_media(&self, turn: Turn, message: &Message, user: &User, media: Media) -> Result<(), HandleError> {
+        let Turn { chat, lang, .. } = turn;
         let limit = self.services.settings.telegram.max_download();
         if let Some(size) = media.size.filter(|s| *s > limit) {
             return self.say(chat, texts::too_big(lang, size, limit)).await;
@@ -213,11 +213,11 @@ impl BotHandler {
         let job = media.transcribe_job(message, lang, user.transcription_language.clone(), None);
         // No "typing…" here: the "queued" answer follows at once and would
         // clear it. The worker shows it while it transcribes.
-        self.charge(chat, user.id, lang, job, price).await
+        self.charge(turn, job, price).await
     }
 
-    async fn charge(&self, chat: ChatId, user_id: i64, lang: Lang, job: NewJob, price: i64) -> Result<(), HandleError> {
-        self.charge_for(chat, user_id, lang, job, price).await.map(drop)
+    async fn charge(&self, turn: Turn, job: NewJob, price: i64) -> Result<(), HandleError> {
+        self.charge_for(turn, job, price).await.map(drop)
     }
 
     /// Charges and queues `job`, telling the user either way; true when the
@@ -230,14 +230,8 @@ impl BotHandler {
         job
     }
 
-    async fn charge_for(
-        &self,
-        chat: ChatId,
-        user_id: i64,
-        lang: Lang,
-        job: NewJob,
-        price: i64,
-    ) -> Result<bool, HandleError> {
+    async fn charge_for(&self, turn: Turn, job: NewJob, price: i64) -> Result<bool, HandleError> {
+        let Turn { chat, user_id, lang } = turn;
         if let Some(refusal) = self.over_limit(user_id, lang).await? {
             self.say(chat, refusal).await?;
             return Ok(false);
@@ -288,7 +282,8 @@ impl BotHandler {
         }
     }
 
-    async fn start(&self, chat: ChatId, user_id: i64, lang: Lang) -> Result<(), HandleError> {
+    async fn start(&self, turn: Turn) -> Result<(), HandleError> {
+        let Turn { chat, user_id, lang } = turn;
         let amount = self.services.settings.pricing.welcome_bonus;
         let credited = ledger::welcome_bonus(&self.services.db, user_id, amount).await?;
         let balance = ledger::balance(&self.services.db, user_id).await?;
@@ -297,7 +292,8 @@ impl BotHandler {
         Ok(())
     }
 
-    async fn balance(&self, chat: ChatId, user_id: i64, lang: Lang) -> Result<(), HandleError> {
+    async fn balance(&self, turn: Turn) -> Result<(), HandleError> {
+        let Turn { chat, user_id, lang } = turn;
         let balance = ledger::balance(&self.services.db, user_id).await?;
         let entries = ledger::recent_entries(&self.services.db, user_id, 5).await?;
         let text = texts::balance(lang, balance, &entries);
@@ -305,7 +301,8 @@ impl BotHandler {
         Ok(())
     }
 
-    async fn cancel(&self, chat: ChatId, user_id: i64, lang: Lang) -> Result<(), HandleError> {
+    async fn cancel(&self, turn: Turn) -> Result<(), HandleError> {
+        let Turn { chat, user_id, lang } = turn;
         let in_dialogue = dialogue::get(&self.services.redis, user_id).await?.is_some();
         dialogue::clear(&self.services.redis, user_id).await?;
         let (mut count, mut refunded, mut running) = (0, 0i64, 0);
@@ -347,59 +344,39 @@ impl BotHandler {
             tracing::debug!(data, "a callback that is no button of ours");
             return self.say(chat, texts::unknown_command(lang)).await;
         };
-        let user = user.id;
+        let turn = Turn { chat, user_id: user.id, lang };
         match callback {
-            Callback::AvatarNew => self.avatar_new(chat, user, lang).await,
-            Callback::AvatarTrain(id) => self.avatar_train(chat, user, lang, id).await,
-            Callback::AvatarCancel(id) => self.avatar_cancel(chat, user, lang, id).await,
-            Callback::AvatarMain(id) => self.avatar_main(chat, user, lang, id).await,
-            Callback::AvatarStatus(id) => self.avatar_status(chat, user, lang, id).await,
-            Callback::Gender(gender) => self.avatar_gender(chat, user, lang, gender).await,
-            Callback::Regenerate(id) => self.regenerate(chat, query, user, lang, id).await,
-            Callback::Favourite(id) => self.favourite(chat, user, lang, id).await,
-            Callback::Delete(id) => self.delete_image(chat, user, lang, id).await,
-            Callback::Gallery(index) => self.gallery(chat, user, lang, index).await,
-            Callback::Aspect(aspect) => self.set_aspect(chat, user, lang, aspect).await,
-            Callback::History(page) => self.history(chat, user, lang, page).await,
-            Callback::Transcript(id) => self.resend_transcript(chat, user, lang, id).await,
-            Callback::Digest(kind, id) => self.digest(chat, query, user, lang, kind, id).await,
-            Callback::Subtitles(format, id) => self.subtitles(chat, user, lang, format, id).await,
-            Callback::Spoken(code) => self.set_spoken_language(chat, user, lang, code).await,
-            Callback::Forget(true) => self.forget(chat, user, query.from.id.0 as i64, lang).await,
+            Callback::AvatarNew => self.avatar_new(turn).await,
+            Callback::AvatarTrain(id) => self.avatar_train(turn, id).await,
+            Callback::AvatarCancel(id) => self.avatar_cancel(turn, id).await,
+            Callback::AvatarMain(id) => self.avatar_main(turn, id).await,
+            Callback::AvatarStatus(id) => self.avatar_status(turn, id).await,
+            Callback::Gender(gender) => self.avatar_gender(turn, gender).await,
+            Callback::Regenerate(id) => self.regenerate(turn, query, id).await,
+            Callback::Favourite(id) => self.favourite(turn, id).await,
+            Callback::Delete(id) => self.delete_image(turn, id).await,
+            Callback::Gallery(index) => self.gallery(turn, index).await,
+            Callback::Aspect(aspect) => self.set_aspect(turn, aspect).await,
+            Callback::History(page) => self.history(turn, page).await,
+            Callback::Transcript(id) => self.resend_transcript(turn, id).await,
+            Callback::Digest(kind, id) => self.digest(turn, query, kind, id).await,
+            Callback::Subtitles(format, id) => self.subtitles(turn, format, id).await,
+            Callback::Spoken(code) => self.set_spoken_language(turn, code).await,
+            Callback::Forget(true) => self.forget(turn, query.from.id.0 as i64).await,
             Callback::Forget(false) => self.say(chat, feature_texts::delete_kept(lang)).await,
-            Callback::Menu("balance") => self.balance(chat, user, lang).await,
             // Packages and invoices go to the payer's private chat, never into a group.
-            Callback::Menu("topup") => {
-                self.in_private(chat, query, lang, |private| self.top_up(private, user, lang)).await
+            Callback::Menu(MenuItem::TopUp) => {
+                self.in_private(chat, query, lang, |private| self.top_up(turn.in_chat(private))).await
             }
             Callback::TopUp(index) => {
-                self.in_private(chat, query, lang, |private| self.invoice(private, user, lang, index)).await
+                self.in_private(chat, query, lang, |private| self.invoice(turn.in_chat(private), index)).await
             }
-            Callback::Menu("help") => self.say(chat, texts::help(lang)).await,
-            Callback::Menu("imagine") => self.say(chat, texts::imagine_usage(lang)).await,
-            Callback::Menu("avatars") => self.avatars(chat, user, lang).await,
-            Callback::Menu("gallery") => self.gallery(chat, user, lang, 0).await,
-            Callback::Menu("history") => self.history(chat, user, lang, 0).await,
-            Callback::Menu("settings") => self.settings(chat, user, lang).await,
-            Callback::Menu(_) => self.say(chat, texts::unknown_command(lang)).await,
+            Callback::Menu(item) => self.on_command(turn, item.command(), None).await,
         }
     }
 
     async fn say(&self, chat: ChatId, text: impl Into<String>) -> Result<(), HandleError> {
         self.bot.send_message(chat, text.into()).patiently().await?;
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn commands_parse_with_and_without_the_bot_name() {
-        assert_eq!(parse_command("/start"), Some(("start".into(), "".into())));
-        assert_eq!(parse_command("/imagine@aisha_bot  a red fox "), Some(("imagine".into(), "a red fox".into())));
-        assert_eq!(parse_command("hello"), None);
-        assert_eq!(parse_command("/"), None);
     }
 }

@@ -5,11 +5,12 @@
 use teloxide::payloads::{AnswerPreCheckoutQuerySetters, SendMessageSetters};
 use teloxide::prelude::Requester;
 use teloxide::types::{
-    CallbackQuery, ChatId, InlineKeyboardButton, InlineKeyboardMarkup, LabeledPrice, Message, MessageKind,
-    PreCheckoutQuery, RefundedPayment, SuccessfulPayment, User,
+    CallbackQuery, ChatId, InlineKeyboardMarkup, LabeledPrice, Message, MessageKind, PreCheckoutQuery, RefundedPayment,
+    SuccessfulPayment, User,
 };
 
-use super::{BotHandler, HandleError};
+use super::{BotHandler, HandleError, Turn};
+use crate::chat::callback::{button, Callback};
 use crate::chat::money_texts;
 use crate::chat::texts::Lang;
 use crate::clients::Patiently;
@@ -38,7 +39,7 @@ impl BotHandler {
         let told = match &message.kind {
             MessageKind::RefundedPayment(refund) => self.on_refunded(private, lang, &refund.refunded_payment).await,
             _ => match message.successful_payment() {
-                Some(paid) => self.on_paid(private, user.id, lang, paid).await,
+                Some(paid) => self.on_paid(Turn { chat: private, user_id: user.id, lang }, paid).await,
                 None => Ok(()),
             },
         };
@@ -81,12 +82,14 @@ impl BotHandler {
     }
 
     /// The coin packages, one button each.
-    pub(super) async fn top_up(&self, chat: ChatId, user_id: i64, lang: Lang) -> Result<(), HandleError> {
+    pub(super) async fn top_up(&self, turn: Turn) -> Result<(), HandleError> {
+        let Turn { chat, user_id, lang } = turn;
         let balance = crate::ledger::balance(&self.services.db, user_id).await?;
         let packages = &self.services.settings.payments.packages;
-        let rows = packages.iter().enumerate().map(|(i, p)| {
-            [InlineKeyboardButton::callback(money_texts::package_button(&p.label, p.stars), format!("topup:{i}"))]
-        });
+        let rows = packages
+            .iter()
+            .enumerate()
+            .map(|(i, p)| [button(money_texts::package_button(&p.label, p.stars), Callback::TopUp(i))]);
         self.bot
             .send_message(chat, money_texts::packages_intro(lang, balance))
             .reply_markup(InlineKeyboardMarkup::new(rows))
@@ -96,15 +99,10 @@ impl BotHandler {
     }
 
     /// An order for package `index`, and its invoice (payload: the order).
-    pub(super) async fn invoice(
-        &self,
-        chat: ChatId,
-        user_id: i64,
-        lang: Lang,
-        index: usize,
-    ) -> Result<(), HandleError> {
+    pub(super) async fn invoice(&self, turn: Turn, index: usize) -> Result<(), HandleError> {
+        let Turn { chat, user_id, lang } = turn;
         let Some(package) = self.services.settings.payments.packages.get(index) else {
-            return self.top_up(chat, user_id, lang).await;
+            return self.top_up(turn).await;
         };
         let order = payments::create_order(&self.services.db, user_id, package).await?;
         let stars = u32::try_from(package.stars).unwrap_or(u32::MAX);
@@ -152,13 +150,8 @@ impl BotHandler {
         Ok(())
     }
 
-    pub(super) async fn on_paid(
-        &self,
-        chat: ChatId,
-        user_id: i64,
-        lang: Lang,
-        paid: &SuccessfulPayment,
-    ) -> Result<(), HandleError> {
+    pub(super) async fn on_paid(&self, turn: Turn, paid: &SuccessfulPayment) -> Result<(), HandleError> {
+        let Turn { chat, user_id, lang } = turn;
         if paid.currency != payments::CURRENCY {
             tracing::error!(user_id, currency = %paid.currency, "a payment in another currency than Stars; not credited");
             return Ok(());

@@ -4,9 +4,10 @@
 
 use teloxide::payloads::SendMessageSetters;
 use teloxide::prelude::Requester;
-use teloxide::types::{ChatId, InlineKeyboardButton, InlineKeyboardMarkup};
+use teloxide::types::{ChatId, InlineKeyboardMarkup};
 
-use super::{BotHandler, HandleError};
+use super::{BotHandler, HandleError, Turn};
+use crate::chat::callback::{button, Callback};
 use crate::chat::feature_texts;
 use crate::chat::texts::Lang;
 use crate::clients::Patiently;
@@ -17,8 +18,7 @@ use crate::store::forget::content_prefixes;
 impl BotHandler {
     pub(super) async fn ask_to_forget(&self, chat: ChatId, lang: Lang) -> Result<(), HandleError> {
         let [yes, no] = feature_texts::delete_buttons(lang);
-        let buttons =
-            [[InlineKeyboardButton::callback(yes, "forget:yes"), InlineKeyboardButton::callback(no, "forget:no")]];
+        let buttons = [[button(yes, Callback::Forget(true)), button(no, Callback::Forget(false))]];
         self.bot
             .send_message(chat, feature_texts::confirm_delete(lang))
             .reply_markup(InlineKeyboardMarkup::new(buttons))
@@ -30,13 +30,8 @@ impl BotHandler {
     /// Queued work is cancelled and refunded first (nothing left to make new
     /// content), and a training under way is cancelled as `/cancel` would;
     /// what a worker already holds finishes, and the user is told.
-    pub(super) async fn forget(
-        &self,
-        chat: ChatId,
-        user_id: i64,
-        telegram_id: i64,
-        lang: Lang,
-    ) -> Result<(), HandleError> {
+    pub(super) async fn forget(&self, turn: Turn, telegram_id: i64) -> Result<(), HandleError> {
+        let Turn { chat, user_id, lang } = turn;
         let db = &self.services.db;
         let mut running = 0;
         for job in crate::jobs::queue::active_for_user(db, user_id).await? {

@@ -4,20 +4,22 @@
 use teloxide::payloads::SendDocumentSetters;
 use teloxide::payloads::SendMessageSetters;
 use teloxide::prelude::Requester;
-use teloxide::types::{CallbackQuery, ChatId, InlineKeyboardButton, InlineKeyboardMarkup, InputFile};
+use teloxide::types::{CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, InputFile};
 
-use super::{BotHandler, HandleError};
+use super::{BotHandler, HandleError, Turn};
+use crate::chat::callback::{button, Callback};
 use crate::chat::feature_texts;
 use crate::chat::keyboards::transcript_keyboard;
 use crate::chat::reply;
-use crate::chat::texts::{self, Lang};
+use crate::chat::texts::{self};
 use crate::clients::Patiently;
 use crate::jobs::kinds::{Digest, DigestKind};
 use crate::jobs::{Kind, NewJob};
 
 impl BotHandler {
     /// Ten delivered transcripts per page, newest first, each with a button to get it again.
-    pub(super) async fn history(&self, chat: ChatId, user_id: i64, lang: Lang, page: i64) -> Result<(), HandleError> {
+    pub(super) async fn history(&self, turn: Turn, page: i64) -> Result<(), HandleError> {
+        let Turn { chat, user_id, lang } = turn;
         const PAGE: i64 = 10;
         let page = page.max(0);
         let mut items = self.services.db.recent_transcripts(user_id, page * PAGE, PAGE + 1).await?;
@@ -38,15 +40,15 @@ impl BotHandler {
                 (seconds / 60.0).floor() as u64,
                 (seconds % 60.0).round() as u64
             ));
-            buttons.push(InlineKeyboardButton::callback(format!("📄 {n}"), format!("transcript:{}", t.id)));
+            buttons.push(button(format!("📄 {n}"), Callback::Transcript(t.id)));
         }
         let mut rows: Vec<Vec<InlineKeyboardButton>> = buttons.chunks(5).map(<[_]>::to_vec).collect();
         let mut nav = Vec::new();
         if page > 0 {
-            nav.push(InlineKeyboardButton::callback("‹", format!("history:{}", page - 1)));
+            nav.push(button("‹", Callback::History(page - 1)));
         }
         if more {
-            nav.push(InlineKeyboardButton::callback("›", format!("history:{}", page + 1)));
+            nav.push(button("›", Callback::History(page + 1)));
         }
         if !nav.is_empty() {
             rows.push(nav);
@@ -56,13 +58,8 @@ impl BotHandler {
     }
 
     /// Sends a stored transcript again, from S3.
-    pub(super) async fn resend_transcript(
-        &self,
-        chat: ChatId,
-        user_id: i64,
-        lang: Lang,
-        id: i64,
-    ) -> Result<(), HandleError> {
+    pub(super) async fn resend_transcript(&self, turn: Turn, id: i64) -> Result<(), HandleError> {
+        let Turn { chat, user_id, lang } = turn;
         let Some(t) = self.services.db.transcript_of(user_id, id).await? else {
             return self.say(chat, texts::transcript_gone(lang)).await;
         };
@@ -83,14 +80,8 @@ impl BotHandler {
 
     /// A transcript as `.srt`, `.vtt` or `.txt` (with timestamps when the
     /// model gave them), made from the stored segments; free.
-    pub(super) async fn subtitles(
-        &self,
-        chat: ChatId,
-        user_id: i64,
-        lang: Lang,
-        format: &str,
-        id: i64,
-    ) -> Result<(), HandleError> {
+    pub(super) async fn subtitles(&self, turn: Turn, format: &str, id: i64) -> Result<(), HandleError> {
+        let Turn { chat, user_id, lang } = turn;
         use crate::transcriber::timeline::{self, Cue};
         let Some(t) = self.services.db.transcript_of(user_id, id).await? else {
             return self.say(chat, texts::transcript_gone(lang)).await;
@@ -121,13 +112,12 @@ impl BotHandler {
     /// Summary / action items / minutes of a transcript: charged and queued.
     pub(super) async fn digest(
         &self,
-        chat: ChatId,
+        turn: Turn,
         query: &CallbackQuery,
-        user_id: i64,
-        lang: Lang,
         kind: DigestKind,
         id: i64,
     ) -> Result<(), HandleError> {
+        let Turn { chat, user_id, lang } = turn;
         if self.services.db.transcript_of(user_id, id).await?.is_none() {
             return self.say(chat, texts::transcript_gone(lang)).await;
         }
@@ -135,6 +125,6 @@ impl BotHandler {
         let key = format!("tg:cb:{}", query.id.0);
         let payload = Digest { transcript_id: id, kind, chat_id: chat.0, language: lang.code().to_owned() };
         let job = NewJob::of(Kind::TranscriptDigest, key, &payload);
-        self.charge(chat, user_id, lang, job, self.services.settings.pricing.transcript_digest).await
+        self.charge(turn, job, self.services.settings.pricing.transcript_digest).await
     }
 }

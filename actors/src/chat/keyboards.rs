@@ -1,24 +1,25 @@
 //! Inline keyboards: the main menu and the buttons under a transcript.
 
-use teloxide::types::{InlineKeyboardButton, InlineKeyboardMarkup};
+use teloxide::types::InlineKeyboardMarkup;
 
+use super::callback::{button, Callback};
 use super::texts::{self, Lang};
 use crate::jobs::kinds::DigestKind;
 
-/// Rows of `(label, callback data)` as an inline keyboard.
-pub fn keyboard(rows: Vec<Vec<(&'static str, &'static str)>>) -> InlineKeyboardMarkup {
-    InlineKeyboardMarkup::new(rows.into_iter().map(|row| {
-        row.into_iter().map(|(label, data)| InlineKeyboardButton::callback(label, data)).collect::<Vec<_>>()
-    }))
-}
-
 /// The "Top up" button under a balance or a refusal for want of coins.
 pub fn top_up(lang: Lang) -> InlineKeyboardMarkup {
-    InlineKeyboardMarkup::new([[InlineKeyboardButton::callback(super::money_texts::top_up_button(lang), "menu:topup")]])
+    InlineKeyboardMarkup::new([[button(
+        super::money_texts::top_up_button(lang),
+        Callback::Menu(super::callback::MenuItem::TopUp),
+    )]])
 }
 
 pub fn main_menu(lang: Lang) -> InlineKeyboardMarkup {
-    keyboard(texts::main_menu(lang))
+    InlineKeyboardMarkup::new(
+        texts::main_menu(lang)
+            .into_iter()
+            .map(|row| row.into_iter().map(|(label, item)| button(label, Callback::Menu(item))).collect::<Vec<_>>()),
+    )
 }
 
 /// Under a transcript: Summary / Action items / Minutes, then the files
@@ -26,16 +27,11 @@ pub fn main_menu(lang: Lang) -> InlineKeyboardMarkup {
 pub fn transcript_keyboard(lang: Lang, transcript_id: i64, timed: bool) -> InlineKeyboardMarkup {
     let digests = DigestKind::ALL
         .into_iter()
-        .map(|kind| {
-            InlineKeyboardButton::callback(
-                texts::digest_button(lang, kind),
-                format!("digest:{}:{transcript_id}", kind.as_str()),
-            )
-        })
+        .map(|kind| button(texts::digest_button(lang, kind), Callback::Digest(kind, transcript_id)))
         .collect::<Vec<_>>();
     let files = super::feature_texts::file_buttons(lang, timed)
         .into_iter()
-        .map(|(label, format)| InlineKeyboardButton::callback(label, format!("subs:{format}:{transcript_id}")))
+        .map(|(label, format)| button(label, Callback::Subtitles(format, transcript_id)))
         .collect::<Vec<_>>();
     InlineKeyboardMarkup::new([digests, files])
 }

@@ -1,7 +1,10 @@
 //! What the bot says and shows, below every worker and the bot itself: the
 //! texts in both languages, long replies split or sent as a file, inline
-//! keyboards, and the notice a user gets when a job of theirs failed.
+//! keyboards, the notice a user gets when a job of theirs failed, and what
+//! users send back: commands and button presses, typed.
 
+pub mod callback;
+pub mod command;
 pub mod feature_texts;
 pub mod keyboards;
 pub mod money_texts;

@@ -1,6 +1,7 @@
 //! Everything the bot says, in Russian and English. The user's Telegram
 //! `language_code` picks the language; anything else gets Russian.
 
+use super::callback::MenuItem;
 use crate::jobs::kinds::DigestKind;
 use crate::ledger::Entry;
 
@@ -464,23 +465,23 @@ pub fn aspect_set(lang: Lang, label: &str) -> String {
     }
 }
 
-/// Inline main menu: (label, callback data) rows.
-pub fn main_menu(lang: Lang) -> Vec<Vec<(&'static str, &'static str)>> {
+/// Inline main menu: (label, item) rows.
+pub fn main_menu(lang: Lang) -> Vec<Vec<(&'static str, MenuItem)>> {
     vec![
         vec![
-            (lang.pick("🎨 Картинка", "🎨 Image"), "menu:imagine"),
-            (lang.pick("👤 Аватары", "👤 Avatars"), "menu:avatars"),
+            (lang.pick("🎨 Картинка", "🎨 Image"), MenuItem::Imagine),
+            (lang.pick("👤 Аватары", "👤 Avatars"), MenuItem::Avatars),
         ],
         vec![
-            (lang.pick("🖼 Галерея", "🖼 Gallery"), "menu:gallery"),
-            (lang.pick("📝 История", "📝 History"), "menu:history"),
+            (lang.pick("🖼 Галерея", "🖼 Gallery"), MenuItem::Gallery),
+            (lang.pick("📝 История", "📝 History"), MenuItem::History),
         ],
         vec![
-            (lang.pick("💰 Баланс", "💰 Balance"), "menu:balance"),
-            (lang.pick("⭐ Пополнить", "⭐ Top up"), "menu:topup"),
+            (lang.pick("💰 Баланс", "💰 Balance"), MenuItem::Balance),
+            (lang.pick("⭐ Пополнить", "⭐ Top up"), MenuItem::TopUp),
         ],
-        vec![(lang.pick("⚙️ Настройки", "⚙️ Settings"), "menu:settings")],
-        vec![(lang.pick("❓ Помощь", "❓ Help"), "menu:help")],
+        vec![(lang.pick("⚙️ Настройки", "⚙️ Settings"), MenuItem::Settings)],
+        vec![(lang.pick("❓ Помощь", "❓ Help"), MenuItem::Help)],
     ]
 }
 

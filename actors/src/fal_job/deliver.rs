@@ -10,11 +10,12 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 use teloxide::payloads::{SendMessageSetters, SendPhotoSetters};
 use teloxide::prelude::Requester;
-use teloxide::types::{ChatId, InlineKeyboardButton, InlineKeyboardMarkup, InputFile, InputMedia, InputMediaPhoto};
+use teloxide::types::{ChatId, InlineKeyboardMarkup, InputFile, InputMedia, InputMediaPhoto};
 use teloxide::RequestError;
 
 use super::FalJobs;
 use crate::blob::image_kind;
+use crate::chat::callback::{button, Callback};
 use crate::chat::texts::{self, Lang};
 use crate::clients::bot_api::is_undeliverable;
 use crate::clients::fal::MAX_RESULT_FILE;
@@ -133,8 +134,8 @@ async fn send_images(f: &FalJobs, r: &FalRequest, images: &[(Image, Bytes)]) -> 
     let first_id = images[0].0.id;
     let [regenerate, favourite] = texts::image_buttons(lang);
     let keyboard = InlineKeyboardMarkup::new([[
-        InlineKeyboardButton::callback(regenerate, format!("regen:{first_id}")),
-        InlineKeyboardButton::callback(favourite, format!("fav:{first_id}")),
+        button(regenerate, Callback::Regenerate(first_id)),
+        button(favourite, Callback::Favourite(first_id)),
     ]]);
     if images.len() == 1 {
         let (image, bytes) = &images[0];
