@@ -10,8 +10,8 @@ use teloxide::types::{InlineKeyboardMarkup, Message};
 
 use super::{BotHandler, HandleError, Turn};
 use crate::chat::callback::{button, Callback};
+use crate::chat::keyboards;
 use crate::chat::texts::{self};
-use crate::chat::{feature_texts, keyboards, money_texts};
 use crate::clients::Patiently;
 use crate::clients::{download_telegram_file, DownloadError, MAX_DOWNLOAD};
 use crate::dialogue::{self, Dialogue};
@@ -68,7 +68,7 @@ impl BotHandler {
         }
         if avatars.is_empty() {
             // The button below is the way on: no pointing back at /avatars.
-            text = feature_texts::no_avatar_yet(lang).to_owned();
+            text = texts::no_avatar_yet(lang).to_owned();
         }
         rows.push(vec![button(texts::new_avatar_button(lang), Callback::AvatarNew)]);
         self.bot.send_message(chat, text).reply_markup(InlineKeyboardMarkup::new(rows)).patiently().await?;
@@ -82,12 +82,12 @@ impl BotHandler {
         let price = self.services.settings.pricing.avatar_training;
         let balance = crate::ledger::balance(&self.services.db, user_id).await?;
         if balance < price {
-            let refusal = self.bot.send_message(chat, money_texts::avatar_costs_more(lang, price, balance));
+            let refusal = self.bot.send_message(chat, texts::avatar_costs_more(lang, price, balance));
             refusal.reply_markup(keyboards::top_up(lang)).patiently().await?;
             return Ok(());
         }
         dialogue::set(&self.services.redis, user_id, &Dialogue::AvatarName).await?;
-        self.say(chat, format!("{}\n{}", money_texts::avatar_price(lang, price), texts::ask_avatar_name(lang))).await
+        self.say(chat, format!("{}\n{}", texts::avatar_price(lang, price), texts::ask_avatar_name(lang))).await
     }
 
     /// Text while the dialogue waits for a name.
@@ -248,7 +248,7 @@ impl BotHandler {
             "training" => {
                 let Some(request) = db.fal_request_for_avatar(avatar_id).await? else {
                     // Being submitted this moment: under way, and not ours to stop (nor refund) yet.
-                    return self.say(chat, money_texts::still_running(lang, 1)).await;
+                    return self.say(chat, texts::still_running(lang, 1)).await;
                 };
                 refunded = self.cancel_training(&request).await?;
             }

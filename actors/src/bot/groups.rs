@@ -15,7 +15,6 @@ use teloxide::types::{ChatAction, ChatId, ChatMemberUpdated, Message, ReplyParam
 use super::media::GroupReply;
 use super::{BotHandler, HandleError, Media};
 use crate::chat::command::Command;
-use crate::chat::feature_texts;
 use crate::chat::texts::{self, Lang};
 use crate::clients::Patiently;
 use crate::ledger::Charged;
@@ -37,12 +36,11 @@ impl BotHandler {
             return match command {
                 Command::AutoTranscribe(args) => self.autotranscribe(chat, message, from, lang, &args).await,
                 Command::Help => {
-                    self.say(chat, format!("{}\n\n{}", texts::help(lang), feature_texts::autotranscribe_usage(lang)))
-                        .await
+                    self.say(chat, format!("{}\n\n{}", texts::help(lang), texts::autotranscribe_usage(lang))).await
                 }
-                Command::Privacy => self.say(chat, feature_texts::privacy(lang)).await,
-                Command::Terms => self.say(chat, crate::chat::money_texts::terms(lang)).await,
-                Command::PaySupport => self.say(chat, crate::chat::money_texts::paysupport(lang)).await,
+                Command::Privacy => self.say(chat, texts::privacy(lang)).await,
+                Command::Terms => self.say(chat, crate::chat::texts::terms(lang)).await,
+                Command::PaySupport => self.say(chat, crate::chat::texts::paysupport(lang)).await,
                 // Another bot's command, or a typo: not ours to answer in a group.
                 Command::Unknown(_) => Ok(()),
                 _ => self.reply(chat, message, texts::private_only(lang)).await,
@@ -84,10 +82,10 @@ impl BotHandler {
             "the group's payer is no longer an admin; transcription off"
         );
         let name = group.payer_name.clone().unwrap_or_default();
-        self.say(ChatId(group.chat_id), feature_texts::group_payer_stepped_down(lang, &name)).await?;
+        self.say(ChatId(group.chat_id), texts::group_payer_stepped_down(lang, &name)).await?;
         if let Some(private) = group.payer_telegram_id {
             if let Err(e) =
-                self.bot.send_message(ChatId(private), feature_texts::no_longer_paying(lang, title)).patiently().await
+                self.bot.send_message(ChatId(private), texts::no_longer_paying(lang, title)).patiently().await
             {
                 tracing::debug!(user_id = payer, error = %e, "could not tell the former payer privately");
             }
@@ -168,7 +166,7 @@ impl BotHandler {
         let on = match args.trim().to_ascii_lowercase().as_str() {
             "on" | "вкл" => true,
             "off" | "выкл" => false,
-            _ => return self.reply(chat, message, feature_texts::autotranscribe_usage(lang)).await,
+            _ => return self.reply(chat, message, texts::autotranscribe_usage(lang)).await,
         };
         let admin = self.is_admin(chat, from.id.0 as i64, true).await?;
         // The payer may always stop paying, admin or not.
@@ -176,17 +174,17 @@ impl BotHandler {
             && self.services.db.group_chat(chat.0).await?.and_then(|g| g.payer_telegram_id) == Some(from.id.0 as i64);
         if !admin && !payer_stops {
             tracing::info!(chat_id = chat.0, telegram_id = from.id.0, "autotranscribe refused: not a group admin");
-            return self.reply(chat, message, feature_texts::admins_only(lang)).await;
+            return self.reply(chat, message, texts::admins_only(lang)).await;
         }
         let payer = self.shared.user(TelegramProfile::of(from)).await?;
         self.services.db.set_autotranscribe(chat.0, on, payer.id).await?;
         tracing::info!(chat_id = chat.0, user_id = payer.id, on, "group transcription switched");
         if !on {
-            return self.reply(chat, message, feature_texts::autotranscribe_off(lang)).await;
+            return self.reply(chat, message, texts::autotranscribe_off(lang)).await;
         }
         let name = from.username.as_ref().map(|u| format!("@{u}")).unwrap_or_else(|| from.first_name.clone());
         let per_minute = self.services.settings.pricing.transcription_per_minute;
-        self.reply(chat, message, feature_texts::autotranscribe_on(lang, &name, per_minute)).await
+        self.reply(chat, message, texts::autotranscribe_on(lang, &name, per_minute)).await
     }
 
     async fn group_transcribe(
@@ -232,9 +230,8 @@ impl BotHandler {
                 let _ = self.bot.send_chat_action(chat, ChatAction::Typing).patiently().await;
                 if let Some(private) = group.payer_telegram_id {
                     let title = message.chat.title().unwrap_or_default();
-                    let told = self
-                        .bot
-                        .send_message(ChatId(private), feature_texts::group_charged(lang, title, price, balance));
+                    let told =
+                        self.bot.send_message(ChatId(private), texts::group_charged(lang, title, price, balance));
                     if let Err(e) = told.patiently().await {
                         tracing::debug!(user_id = payer, error = %e, "could not tell the payer privately");
                     }
@@ -250,7 +247,7 @@ impl BotHandler {
             }
             Charged::InsufficientBalance { .. } => {
                 if self.services.db.mark_out_of_coins_told(chat.0).await? {
-                    self.say(chat, feature_texts::group_out_of_coins(lang, &payer_name)).await?;
+                    self.say(chat, texts::group_out_of_coins(lang, &payer_name)).await?;
                 }
                 Ok(())
             }

@@ -7,8 +7,7 @@ use teloxide::types::{CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup,
 
 use super::{BotHandler, HandleError, Turn};
 use crate::chat::callback::{button, Callback};
-use crate::chat::feature_texts;
-use crate::chat::texts::{self};
+use crate::chat::texts;
 use crate::clients::Patiently;
 use crate::jobs::kinds::ImageRequest;
 use crate::jobs::{Kind, NewJob};
@@ -127,24 +126,23 @@ impl BotHandler {
             .map(|(key, label)| button(marked(key == aspect, label), Callback::Aspect(key)))
             .collect::<Vec<_>>();
         let mut rows = vec![aspects];
-        let languages: Vec<InlineKeyboardButton> = feature_texts::SPOKEN_LANGUAGES
+        let languages: Vec<InlineKeyboardButton> = texts::SPOKEN_LANGUAGES
             .into_iter()
             .map(|(code, name)| button(marked(code == spoken, name), Callback::Spoken(code)))
             .collect();
         rows.extend(languages.chunks(3).map(<[_]>::to_vec));
-        let text =
-            format!("{}\n{}", texts::settings(lang, &aspect), feature_texts::spoken_language_line(lang, &spoken));
+        let text = format!("{}\n{}", texts::settings(lang, &aspect), texts::spoken_language_line(lang, &spoken));
         self.bot.send_message(chat, text).reply_markup(InlineKeyboardMarkup::new(rows)).patiently().await?;
         Ok(())
     }
 
     pub(super) async fn set_spoken_language(&self, turn: Turn, code: &str) -> Result<(), HandleError> {
         let Turn { chat, user_id, lang } = turn;
-        if !feature_texts::SPOKEN_LANGUAGES.iter().any(|(c, _)| *c == code) {
+        if !texts::SPOKEN_LANGUAGES.iter().any(|(c, _)| *c == code) {
             return self.say(chat, texts::unknown_command(lang)).await;
         }
         self.services.db.set_transcription_language(user_id, code).await?;
-        self.say(chat, feature_texts::spoken_language_set(lang, code)).await
+        self.say(chat, texts::spoken_language_set(lang, code)).await
     }
 
     pub(super) async fn set_aspect(&self, turn: Turn, aspect: &str) -> Result<(), HandleError> {

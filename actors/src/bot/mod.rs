@@ -21,8 +21,8 @@ use teloxide::RequestError;
 
 use crate::chat::callback::{Callback, MenuItem};
 use crate::chat::command::Command;
+use crate::chat::keyboards;
 use crate::chat::texts::{self, Lang};
-use crate::chat::{feature_texts, keyboards, money_texts};
 use crate::clients::fal::Fal;
 use crate::clients::{Patiently, TgBot};
 use crate::dialogue::{self, Dialogue};
@@ -70,7 +70,7 @@ const PHOTOS_IN_MEMORY: usize = 16;
 /// The refusal of work past `limits.jobs_in_flight`, counted.
 fn too_many_in_flight(lang: Lang, limit: i64) -> String {
     metrics::counter!("aishad_limited_total", "limit" => "jobs_in_flight").increment(1);
-    money_texts::too_many_in_flight(lang, u32::try_from(limit).unwrap_or(u32::MAX))
+    texts::too_many_in_flight(lang, u32::try_from(limit).unwrap_or(u32::MAX))
 }
 
 impl BotHandler {
@@ -147,7 +147,7 @@ impl BotHandler {
         if let Some(image) = avatars::image_of(message) {
             return match step {
                 Some(Dialogue::AvatarPhotos { avatar_id }) => self.avatar_photo(turn, avatar_id, image).await,
-                _ => self.say(chat, feature_texts::photo_outside_avatars(lang)).await,
+                _ => self.say(chat, texts::photo_outside_avatars(lang)).await,
             };
         }
         let Some(text) = message.text() else {
@@ -173,11 +173,11 @@ impl BotHandler {
             Command::Help => self.say(chat, texts::help(lang)).await,
             Command::Balance => self.balance(turn).await,
             Command::TopUp => self.top_up(turn).await,
-            Command::PaySupport => self.say(chat, money_texts::paysupport(lang)).await,
-            Command::Terms => self.say(chat, money_texts::terms(lang)).await,
-            Command::Privacy => self.say(chat, feature_texts::privacy(lang)).await,
+            Command::PaySupport => self.say(chat, texts::paysupport(lang)).await,
+            Command::Terms => self.say(chat, texts::terms(lang)).await,
+            Command::Privacy => self.say(chat, texts::privacy(lang)).await,
             Command::DeleteMyData => self.ask_to_forget(chat, lang).await,
-            Command::AutoTranscribe(_) => self.say(chat, feature_texts::autotranscribe_only_in_groups(lang)).await,
+            Command::AutoTranscribe(_) => self.say(chat, texts::autotranscribe_only_in_groups(lang)).await,
             Command::Cancel => self.cancel(turn).await,
             Command::Imagine(prompt) => match sent.filter(|_| !prompt.is_empty()) {
                 Some(message) => {
@@ -273,7 +273,7 @@ impl BotHandler {
             Ok(crate::limits::Verdict::Allowed) => Ok(None),
             Ok(crate::limits::Verdict::RetryIn(wait)) => {
                 metrics::counter!("aishad_limited_total", "limit" => "paid_per_minute").increment(1);
-                Ok(Some(money_texts::slow_down(lang, wait.as_secs().max(1))))
+                Ok(Some(texts::slow_down(lang, wait.as_secs().max(1))))
             }
             Err(e) => {
                 tracing::warn!(user_id, error = %e, "rate limit unavailable (Redis); letting the request through");
@@ -321,13 +321,13 @@ impl BotHandler {
         // Stopping the avatar dialogue is something cancelled too: never "nothing to cancel" then.
         let mut lines = Vec::new();
         if in_dialogue {
-            lines.push(feature_texts::avatar_dialogue_stopped(lang).to_owned());
+            lines.push(texts::avatar_dialogue_stopped(lang).to_owned());
         }
         if count > 0 || (!in_dialogue && running == 0) {
             lines.push(texts::cancelled(lang, count, refunded));
         }
         if running > 0 {
-            lines.push(money_texts::still_running(lang, running));
+            lines.push(texts::still_running(lang, running));
         }
         let text = lines.join("\n");
         self.say(chat, text).await
@@ -363,7 +363,7 @@ impl BotHandler {
             Callback::Subtitles(format, id) => self.subtitles(turn, format, id).await,
             Callback::Spoken(code) => self.set_spoken_language(turn, code).await,
             Callback::Forget(true) => self.forget(turn, query.from.id.0 as i64).await,
-            Callback::Forget(false) => self.say(chat, feature_texts::delete_kept(lang)).await,
+            Callback::Forget(false) => self.say(chat, texts::delete_kept(lang)).await,
             // Packages and invoices go to the payer's private chat, never into a group.
             Callback::Menu(MenuItem::TopUp) => {
                 self.in_private(chat, query, lang, |private| self.top_up(turn.in_chat(private))).await

@@ -11,8 +11,7 @@ use teloxide::types::{
 
 use super::{BotHandler, HandleError, Turn};
 use crate::chat::callback::{button, Callback};
-use crate::chat::money_texts;
-use crate::chat::texts::Lang;
+use crate::chat::texts::{self, Lang};
 use crate::clients::Patiently;
 use crate::payments::{self, Credited, Debited, StarsPayment};
 use crate::store::users::TelegramProfile;
@@ -48,7 +47,7 @@ impl BotHandler {
             Err(HandleError::Telegram(e))
                 if message.chat.id != private && crate::clients::bot_api::is_undeliverable(&e) =>
             {
-                self.say(message.chat.id, money_texts::open_private_chat(lang)).await
+                self.say(message.chat.id, texts::open_private_chat(lang)).await
             }
             other => other,
         }
@@ -73,9 +72,9 @@ impl BotHandler {
             return send(private).await;
         }
         match send(private).await {
-            Ok(()) => self.say(chat, money_texts::sent_privately(lang)).await,
+            Ok(()) => self.say(chat, texts::sent_privately(lang)).await,
             Err(HandleError::Telegram(e)) if crate::clients::bot_api::is_undeliverable(&e) => {
-                self.say(chat, money_texts::open_private_chat(lang)).await
+                self.say(chat, texts::open_private_chat(lang)).await
             }
             Err(e) => Err(e),
         }
@@ -89,9 +88,9 @@ impl BotHandler {
         let rows = packages
             .iter()
             .enumerate()
-            .map(|(i, p)| [button(money_texts::package_button(&p.label, p.stars), Callback::TopUp(i))]);
+            .map(|(i, p)| [button(texts::package_button(&p.label, p.stars), Callback::TopUp(i))]);
         self.bot
-            .send_message(chat, money_texts::packages_intro(lang, balance))
+            .send_message(chat, texts::packages_intro(lang, balance))
             .reply_markup(InlineKeyboardMarkup::new(rows))
             .patiently()
             .await?;
@@ -110,8 +109,8 @@ impl BotHandler {
         self.bot
             .send_invoice(
                 chat,
-                money_texts::invoice_title(lang, &package.label),
-                money_texts::invoice_description(lang, package.coins),
+                texts::invoice_title(lang, &package.label),
+                texts::invoice_description(lang, package.coins),
                 payments::payload(&order),
                 payments::CURRENCY,
                 [LabeledPrice::new(package.label.clone(), stars)],
@@ -143,7 +142,7 @@ impl BotHandler {
             Err(why) => {
                 tracing::warn!(user_id = user.id, payload = %query.invoice_payload, ?why, "pre-checkout refused");
                 payments_metric("checkout_refused");
-                answer.error_message(money_texts::checkout_refused(lang, why))
+                answer.error_message(texts::checkout_refused(lang, why))
             }
         };
         answer.patiently().await?;
@@ -165,7 +164,7 @@ impl BotHandler {
         match payments::credit(&self.services.db, user_id, &payment, packages, "chat").await? {
             Credited::Credited { coins: 0, .. } => {
                 payments_metric("unmatched");
-                self.say(chat, money_texts::paid_unmatched(lang)).await
+                self.say(chat, texts::paid_unmatched(lang)).await
             }
             Credited::Credited { coins, balance } => {
                 tracing::info!(
@@ -177,7 +176,7 @@ impl BotHandler {
                 );
                 payments_metric("credited");
                 metrics::counter!("aishad_stars_received_total").increment(payment.stars.max(0) as u64);
-                self.say(chat, money_texts::paid(lang, coins, balance)).await
+                self.say(chat, texts::paid(lang, coins, balance)).await
             }
             Credited::Duplicate { .. } => {
                 tracing::info!(user_id, charge_id = payment.charge_id, "Stars payment seen before; not credited again");
@@ -199,7 +198,7 @@ impl BotHandler {
                 tracing::info!(user_id, charge_id, coins, "Stars payment refunded; coins taken back");
                 payments_metric("refunded");
                 metrics::counter!("aishad_stars_refunded_total").increment(u64::from(refunded.total_amount));
-                self.say(chat, money_texts::refunded(lang, coins, balance)).await
+                self.say(chat, texts::stars_refunded(lang, coins, balance)).await
             }
             Debited::AlreadyRefunded => Ok(()),
             Debited::Unknown => {

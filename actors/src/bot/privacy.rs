@@ -8,8 +8,7 @@ use teloxide::types::{ChatId, InlineKeyboardMarkup};
 
 use super::{BotHandler, HandleError, Turn};
 use crate::chat::callback::{button, Callback};
-use crate::chat::feature_texts;
-use crate::chat::texts::Lang;
+use crate::chat::texts::{self, Lang};
 use crate::clients::Patiently;
 use crate::dialogue;
 use crate::ledger;
@@ -17,10 +16,10 @@ use crate::store::forget::content_prefixes;
 
 impl BotHandler {
     pub(super) async fn ask_to_forget(&self, chat: ChatId, lang: Lang) -> Result<(), HandleError> {
-        let [yes, no] = feature_texts::delete_buttons(lang);
+        let [yes, no] = texts::delete_buttons(lang);
         let buttons = [[button(yes, Callback::Forget(true)), button(no, Callback::Forget(false))]];
         self.bot
-            .send_message(chat, feature_texts::confirm_delete(lang))
+            .send_message(chat, texts::confirm_delete(lang))
             .reply_markup(InlineKeyboardMarkup::new(buttons))
             .patiently()
             .await?;
@@ -54,6 +53,6 @@ impl BotHandler {
         }
         tracing::info!(user_id, files, ?forgotten, running, "user data deleted on request");
         metrics::counter!("aishad_data_deletions_total").increment(1);
-        self.say(chat, feature_texts::deleted(lang, files, running)).await
+        self.say(chat, texts::deleted(lang, files, running)).await
     }
 }

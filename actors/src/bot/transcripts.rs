@@ -8,10 +8,9 @@ use teloxide::types::{CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup,
 
 use super::{BotHandler, HandleError, Turn};
 use crate::chat::callback::{button, Callback};
-use crate::chat::feature_texts;
 use crate::chat::keyboards::transcript_keyboard;
 use crate::chat::reply;
-use crate::chat::texts::{self};
+use crate::chat::texts;
 use crate::clients::Patiently;
 use crate::jobs::kinds::{Digest, DigestKind};
 use crate::jobs::{Kind, NewJob};
@@ -92,7 +91,7 @@ impl BotHandler {
         };
         if cues.is_empty() && format != "txt" {
             let model = self.services.db.transcript_model(id).await?.unwrap_or_default();
-            return self.say(chat, feature_texts::no_timing(lang, &model)).await;
+            return self.say(chat, texts::no_timing(lang, &model)).await;
         }
         let body = match format {
             "srt" => timeline::srt(&cues),
@@ -105,7 +104,7 @@ impl BotHandler {
         };
         let name = format!("transcript_{id}.{format}");
         let file = InputFile::memory(body.into_bytes()).file_name(name);
-        self.bot.send_document(chat, file).caption(feature_texts::subtitles_caption(lang, format)).patiently().await?;
+        self.bot.send_document(chat, file).caption(texts::subtitles_caption(lang, format)).patiently().await?;
         Ok(())
     }
 

@@ -9,7 +9,7 @@ use crate::jobs::kinds::DigestKind;
 /// The "Top up" button under a balance or a refusal for want of coins.
 pub fn top_up(lang: Lang) -> InlineKeyboardMarkup {
     InlineKeyboardMarkup::new([[button(
-        super::money_texts::top_up_button(lang),
+        super::texts::top_up_button(lang),
         Callback::Menu(super::callback::MenuItem::TopUp),
     )]])
 }
@@ -29,7 +29,7 @@ pub fn transcript_keyboard(lang: Lang, transcript_id: i64, timed: bool) -> Inlin
         .into_iter()
         .map(|kind| button(texts::digest_button(lang, kind), Callback::Digest(kind, transcript_id)))
         .collect::<Vec<_>>();
-    let files = super::feature_texts::file_buttons(lang, timed)
+    let files = super::texts::file_buttons(lang, timed)
         .into_iter()
         .map(|(label, format)| button(label, Callback::Subtitles(format, transcript_id)))
         .collect::<Vec<_>>();

@@ -5,9 +5,7 @@
 
 pub mod callback;
 pub mod command;
-pub mod feature_texts;
 pub mod keyboards;
-pub mod money_texts;
 pub mod notices;
 pub mod reply;
 pub mod texts;

@@ -9,7 +9,6 @@ use teloxide::prelude::Requester;
 
 use super::turn::Turn;
 use crate::chat::keyboards::top_up;
-use crate::chat::money_texts;
 use crate::chat::texts;
 use crate::clients::Patiently;
 use crate::jobs::JobError;
@@ -23,10 +22,10 @@ pub(super) async fn measured_price(turn: &Turn<'_>, seconds: f64) -> Result<(), 
     let settings = &turn.worker.services.settings;
     let (lang, max) = (turn.lang, settings.transcription.max_duration);
     if seconds > max.as_secs_f64() {
-        return Err(JobError::Refused(money_texts::too_long(lang, seconds, max)));
+        return Err(JobError::Refused(texts::too_long(lang, seconds, max)));
     }
     let price = ledger::transcription_price(seconds, settings.pricing.transcription_per_minute)
-        .ok_or_else(|| JobError::Refused(money_texts::implausible_length(lang).to_owned()))?;
+        .ok_or_else(|| JobError::Refused(texts::implausible_length(lang).to_owned()))?;
     if price == turn.job.cost {
         // What was charged up front stands (an earlier attempt that settled
         // a difference would have left a cost other than this price).
@@ -34,8 +33,8 @@ pub(super) async fn measured_price(turn: &Turn<'_>, seconds: f64) -> Result<(), 
     }
     let told = match ledger::settle_price(&turn.worker.services.db, turn.job, &turn.ctx.worker, price).await {
         Ok(Settled::Unchanged) => return Ok(()),
-        Ok(Settled::Charged { extra, balance }) => money_texts::measured_more(lang, seconds, extra, balance),
-        Ok(Settled::Refunded { amount, balance }) => money_texts::measured_less(lang, seconds, amount, balance),
+        Ok(Settled::Charged { extra, balance }) => texts::measured_more(lang, seconds, extra, balance),
+        Ok(Settled::Refunded { amount, balance }) => texts::measured_less(lang, seconds, amount, balance),
         Ok(Settled::CannotPay { price, balance }) => {
             // Said here, with the Top up button; the failure notice that follows gives the refund.
             let refusal = turn.worker.bot.send_message(turn.money_chat, texts::insufficient(lang, price, balance));
@@ -83,7 +82,7 @@ pub(super) async fn heard(turn: &Turn<'_>, measured: f64, parts: &[SavedChunk]) 
     let Some(price) = ledger::transcription_price(heard, per_minute) else { return };
     match ledger::settle_heard(&turn.worker.services.db, job, &turn.ctx.worker, price).await {
         Ok(Settled::Charged { extra, balance }) => {
-            let told = money_texts::measured_more(lang, heard, extra, balance);
+            let told = texts::measured_more(lang, heard, extra, balance);
             let _ = turn.worker.bot.send_message(turn.money_chat, told).patiently().await;
         }
         Ok(Settled::CannotPay { price, balance }) => {

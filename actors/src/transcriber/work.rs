@@ -23,7 +23,6 @@ use super::timeline::{self, ChunkText};
 use super::turn::{Recording, Turn, WorkDir};
 use super::{chunk, settle, Transcriber};
 use crate::chat::keyboards::transcript_keyboard;
-use crate::chat::money_texts;
 use crate::chat::reply::send_long;
 use crate::chat::texts;
 use crate::clients::bot_api::is_undeliverable;
@@ -114,7 +113,7 @@ impl Turn<'_> {
         measure::measure(&recording.path, recording.size, max, spent).await.map_err(|e| match e {
             MeasureError::Tools(e) => JobError::retry(e),
             MeasureError::Unreadable => JobError::Refused(texts::unreadable_audio(self.lang).to_owned()),
-            MeasureError::ClaimsTooLong(seconds) => JobError::Refused(money_texts::too_long(self.lang, seconds, max)),
+            MeasureError::ClaimsTooLong(seconds) => JobError::Refused(texts::too_long(self.lang, seconds, max)),
             MeasureError::Implausible { seconds, bytes } => {
                 tracing::warn!(
                     job_id = self.job.id,
@@ -122,7 +121,7 @@ impl Turn<'_> {
                     bytes,
                     "a recording whose length cannot be true for its size"
                 );
-                JobError::Refused(money_texts::implausible_length(self.lang).to_owned())
+                JobError::Refused(texts::implausible_length(self.lang).to_owned())
             }
         })
     }

@@ -1,7 +1,82 @@
-//! What the bot says about money: top-ups with Telegram Stars, payment
-//! support, terms and privacy, and the per-user limits.
+//! What the bot says about coins: the balance and its entries, prices and
+//! charges, refunds, top-ups with Telegram Stars, and the per-user limits.
 
-use super::texts::Lang;
+use super::Lang;
+use crate::ledger::Entry;
+
+pub fn balance(lang: Lang, balance: i64, entries: &[Entry]) -> String {
+    let mut text = format!("{} {balance}", lang.pick("💰 Баланс:", "💰 Balance:"));
+    if !entries.is_empty() {
+        text.push_str(lang.pick("\n\nПоследние операции:", "\n\nRecent entries:"));
+        for e in entries {
+            let what = reason(lang, &e.reason, e.job_kind.as_deref());
+            text.push_str(&format!("\n{} {:+} — {what}", e.at.format("%d.%m %H:%M"), e.delta));
+        }
+    }
+    text
+}
+
+fn reason(lang: Lang, reason: &str, kind: Option<&str>) -> String {
+    let job = kind.map(|k| job_name(lang, k)).unwrap_or_default();
+    match reason {
+        "charge" => format!("{} {job}", lang.pick("списание:", "charge:")),
+        "refund" => format!("{} {job}", lang.pick("возврат:", "refund:")),
+        "welcome_bonus" => lang.pick("приветственный бонус", "welcome bonus").to_owned(),
+        "admin_credit" => lang.pick("начисление", "credit").to_owned(),
+        other => other.to_owned(),
+    }
+}
+
+pub fn job_name(lang: Lang, kind: &str) -> String {
+    match kind {
+        "transcribe" => lang.pick("расшифровка", "transcription"),
+        "fal.imagine" => lang.pick("картинка по описанию", "text-to-image"),
+        "fal.generate" => lang.pick("картинка с аватаром", "avatar image"),
+        "fal.train" => lang.pick("обучение аватара", "avatar training"),
+        "transcript.digest" => lang.pick("обработка расшифровки", "transcript digest"),
+        _ => kind,
+    }
+    .to_owned()
+}
+
+pub fn insufficient(lang: Lang, price: i64, balance: i64) -> String {
+    match lang {
+        Lang::Ru => {
+            format!("Недостаточно монет: нужно {price}, на балансе {balance}. Пополните баланс и попробуйте снова.")
+        }
+        Lang::En => format!("Not enough coins: this costs {price}, your balance is {balance}. Top up and try again."),
+    }
+}
+
+pub fn queued(lang: Lang, kind: &str, price: i64, balance: i64) -> String {
+    let what = job_name(lang, kind);
+    match lang {
+        Lang::Ru => format!("⏳ Принято в работу: {what}. Списано {price}, баланс {balance}. Пришлю результат, как только будет готово."),
+        Lang::En => format!("⏳ Queued: {what}. Charged {price}, balance {balance}. I'll send the result as soon as it is ready."),
+    }
+}
+
+pub fn already_queued(lang: Lang) -> &'static str {
+    lang.pick(
+        "Этот запрос уже в работе — повторно не списываю.",
+        "This request is already being worked on — not charged again.",
+    )
+}
+
+pub fn refunded(lang: Lang, coins: i64) -> String {
+    match (lang, coins) {
+        (_, 0) => String::new(),
+        (Lang::Ru, n) => format!("Монеты возвращены: {n}."),
+        (Lang::En, n) => format!("{n} coins refunded."),
+    }
+}
+
+pub fn failed(lang: Lang, kind: &str) -> String {
+    match lang {
+        Lang::Ru => format!("❌ Не получилось: {}.", job_name(lang, kind)),
+        Lang::En => format!("❌ Failed: {}.", job_name(lang, kind)),
+    }
+}
 
 pub fn top_up_button(lang: Lang) -> &'static str {
     lang.pick("⭐ Пополнить баланс", "⭐ Top up")
@@ -46,7 +121,7 @@ pub fn paid_unmatched(lang: Lang) -> &'static str {
     )
 }
 
-pub fn refunded(lang: Lang, coins: i64, balance: i64) -> String {
+pub fn stars_refunded(lang: Lang, coins: i64, balance: i64) -> String {
     match lang {
         Lang::Ru => format!("↩️ Платёж возвращён: списано {coins} монет. Баланс: {balance}."),
         Lang::En => format!("↩️ Payment refunded: {coins} coins taken back. Balance: {balance}."),
@@ -103,24 +178,6 @@ pub fn too_many_in_flight(lang: Lang, limit: u32) -> String {
     }
 }
 
-pub fn avatar_costs_more(lang: Lang, price: i64, balance: i64) -> String {
-    match lang {
-        Lang::Ru => format!("Обучение аватара стоит {price} монет, на балансе {balance}. Пополните баланс — и возвращайтесь с 10–20 фото."),
-        Lang::En => format!("Training an avatar costs {price} coins; your balance is {balance}. Top up, then come back with 10–20 photos."),
-    }
-}
-
-pub fn avatar_price(lang: Lang, price: i64) -> String {
-    match lang {
-        Lang::Ru => {
-            format!("Обучение аватара стоит {price} монет; спишем их, когда вы пришлёте фото и начнёте обучение.")
-        }
-        Lang::En => {
-            format!("Training an avatar costs {price} coins, charged when you have sent the photos and start training.")
-        }
-    }
-}
-
 pub fn sent_privately(lang: Lang) -> &'static str {
     lang.pick("⭐ Отправила вам в личные сообщения.", "⭐ Sent to you in a private chat.")
 }
@@ -137,45 +194,4 @@ pub fn still_running(lang: Lang, jobs: usize) -> String {
         Lang::Ru => format!("Уже в работе: {jobs} — их не отменить, результат придёт."),
         Lang::En => format!("Already under way: {jobs} — these cannot be cancelled; the result will come."),
     }
-}
-
-fn clock(seconds: f64) -> String {
-    let total = seconds.max(0.0).round() as u64;
-    match total / 3600 {
-        0 => format!("{}:{:02}", total / 60, total % 60),
-        hours => format!("{hours}:{:02}:{:02}", total / 60 % 60, total % 60),
-    }
-}
-
-pub fn measured_more(lang: Lang, seconds: f64, extra: i64, balance: i64) -> String {
-    match lang {
-        Lang::Ru => format!("Длина записи — {}: списано ещё {extra} монет. Баланс: {balance}.", clock(seconds)),
-        Lang::En => {
-            format!("The recording is {} long: {extra} more coins charged. Balance: {balance}.", clock(seconds))
-        }
-    }
-}
-
-pub fn measured_less(lang: Lang, seconds: f64, amount: i64, balance: i64) -> String {
-    match lang {
-        Lang::Ru => format!("Длина записи — {}: возвращено {amount} монет. Баланс: {balance}.", clock(seconds)),
-        Lang::En => format!("The recording is {} long: {amount} coins refunded. Balance: {balance}.", clock(seconds)),
-    }
-}
-
-pub fn too_long(lang: Lang, seconds: f64, max: std::time::Duration) -> String {
-    let max = clock(max.as_secs_f64());
-    match lang {
-        Lang::Ru => format!("Запись длится {}, а я расшифровываю до {max}. Монеты возвращены.", clock(seconds)),
-        Lang::En => {
-            format!("The recording is {} long; I transcribe up to {max}. Your coins were refunded.", clock(seconds))
-        }
-    }
-}
-
-pub fn implausible_length(lang: Lang) -> &'static str {
-    lang.pick(
-        "Файл сообщает длину, которой не может быть при его размере, — похоже, он повреждён. Монеты возвращены.",
-        "The file claims a length its size cannot hold — it looks damaged. Your coins were refunded.",
-    )
 }
