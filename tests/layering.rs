@@ -137,8 +137,9 @@ impl<'ast> syn::visit::Visit<'ast> for CratePaths {
             let mut segments = Vec::new();
             while let Some(proc_macro2::TokenTree::Ident(ident)) = tokens.get(at) {
                 segments.push(ident.to_string());
-                let joined = matches!((tokens.get(at + 1), tokens.get(at + 2)),
-                    (Some(proc_macro2::TokenTree::Punct(a)), Some(proc_macro2::TokenTree::Punct(b))) if a.as_char() == ':' && b.as_char() == ':');
+                let is_colon =
+                    |at: usize| matches!(tokens.get(at), Some(proc_macro2::TokenTree::Punct(p)) if p.as_char() == ':');
+                let joined = is_colon(at + 1) && is_colon(at + 2);
                 if !joined {
                     break;
                 }

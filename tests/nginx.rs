@@ -155,7 +155,8 @@ async fn callbacks_through_nginx_survive_losing_an_upstream_and_land_exactly_onc
             request = request.header(k, v);
         }
         statuses.push(request.send().await.map(|r| r.status().as_u16()).unwrap_or(0));
-        // Paced under nginx's limit (100/s, a burst of 200): on a quiet machine 300 back to back outrun it and the last draw 429.
+        // Paced under nginx's limit (100/s, a burst of 200): on a quiet machine
+        // 300 back to back outrun it and the last draw 429.
         tokio::time::sleep(Duration::from_millis(8)).await;
     }
     let failed: Vec<(usize, u16)> = statuses.iter().copied().enumerate().filter(|(_, s)| *s != 200).collect();

@@ -527,7 +527,8 @@ async fn a_submission_claimed_again_after_its_request_was_recorded_is_not_sent_t
         assert!(std::time::Instant::now() < deadline, "never submitted");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    // As if its worker died after the request was recorded, before the job ended: the lease lapses, it is claimed again.
+    // As if its worker died after the request was recorded, before the job ended:
+    // the lease lapses, it is claimed again.
     rig.services.db.client().await.unwrap()
         .execute("UPDATE jobs SET state = 'queued', locked_by = NULL, locked_until = NULL, run_at = now() WHERE kind = 'fal.imagine'", &[])
         .await

@@ -256,8 +256,8 @@ impl BotHandler {
             _ => return self.avatar_status(turn, avatar_id).await,
         }
         db.set_avatar_state(avatar_id, &["collecting", "queued", "training"], "cancelled", None).await?;
-        if matches!(dialogue::get(&self.services.redis, user_id).await?, Some(Dialogue::AvatarPhotos { avatar_id: id }) if id == avatar_id)
-        {
+        let step = dialogue::get(&self.services.redis, user_id).await?;
+        if matches!(step, Some(Dialogue::AvatarPhotos { avatar_id: id }) if id == avatar_id) {
             dialogue::clear(&self.services.redis, user_id).await?;
         }
         self.say(chat, texts::training_cancelled(lang, refunded)).await

@@ -160,13 +160,5 @@ async fn in_flight_before(
             Enqueued::Existing(_) => None,
         })
         .collect();
-    let count = cached(
-        tx,
-        "SELECT u.id, (SELECT count(*) FROM jobs WHERE user_id = u.id AND state IN ('queued', 'running') AND id <> ALL($2))
-                    + (SELECT count(*) FROM fal_requests WHERE user_id = u.id AND state = 'submitted')
-           FROM unnest($1::bigint[]) AS u(id)",
-    )
-    .await?;
-    let rows = tx.query(&count, &[&payers, &created]).await?;
-    Ok(rows.iter().map(|r| (r.get::<_, i64>(0), r.get::<_, i64>(1))).collect())
+    Ok(crate::store::users::work_in_flight_in(tx, payers, &created).await?)
 }

@@ -97,7 +97,15 @@ impl Db {
             .execute(
                 "INSERT INTO transcript_chunks (transcript_id, idx, start_seconds, end_seconds, text, segments, heard_seconds)
                  VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (transcript_id, idx) DO NOTHING",
-                &[&transcript_id, &chunk.idx, &chunk.start, &chunk.end, &chunk.text, &chunk.segments, &chunk.heard_seconds],
+                &[
+                    &transcript_id,
+                    &chunk.idx,
+                    &chunk.start,
+                    &chunk.end,
+                    &chunk.text,
+                    &chunk.segments,
+                    &chunk.heard_seconds,
+                ],
             )
             .await?;
         Ok(())
@@ -138,7 +146,16 @@ impl Db {
                                             chunk_count = $6, language = $7, segments_key = $8
                       WHERE id = $1 RETURNING job_id)
                  UPDATE jobs SET result_kept_at = COALESCE(result_kept_at, now()) WHERE id IN (SELECT job_id FROM finished)",
-                &[&id, &f.text_key, &f.chars, &f.preview, &f.duration_seconds, &f.chunk_count, &f.language, &f.segments_key],
+                &[
+                    &id,
+                    &f.text_key,
+                    &f.chars,
+                    &f.preview,
+                    &f.duration_seconds,
+                    &f.chunk_count,
+                    &f.language,
+                    &f.segments_key,
+                ],
             )
             .await?;
         Ok(())

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use super::{shared_failure, Db, StoreError};
+use super::{shared_failure, Db, GenericClient, StoreError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
@@ -54,6 +54,26 @@ impl TelegramProfile {
     }
 }
 
+/// Each user's work not finished yet (jobs queued or running, FAL requests
+/// submitted and not answered), leaving out the jobs `excluding`: the one
+/// statement both the limit check and the charge count with.
+pub async fn work_in_flight_in(
+    client: &impl GenericClient,
+    user_ids: &[i64],
+    excluding: &[i64],
+) -> Result<HashMap<i64, i64>, StoreError> {
+    let in_flight = super::cached(
+        client,
+        "SELECT u.id, (SELECT count(*) FROM jobs
+                       WHERE user_id = u.id AND state IN ('queued', 'running') AND id <> ALL($2::bigint[]))
+                    + (SELECT count(*) FROM fal_requests WHERE user_id = u.id AND state = 'submitted')
+         FROM unnest($1::bigint[]) AS u(id)",
+    )
+    .await?;
+    let rows = client.query(&in_flight, &[&user_ids, &excluding]).await?;
+    Ok(rows.iter().map(|r| (r.get::<_, i64>(0), r.get::<_, i64>(1))).collect())
+}
+
 impl Db {
     /// A user's work not finished yet: jobs queued or running, and FAL
     /// requests submitted and not yet answered.
@@ -63,20 +83,7 @@ impl Db {
 
     /// [`Db::work_in_flight`] of many users in one statement, in order.
     pub async fn work_in_flight_of(&self, user_ids: &[i64]) -> Vec<Result<i64, StoreError>> {
-        let counted = async {
-            let client = self.client().await?;
-            let in_flight = super::cached(
-                &client,
-                "SELECT u.id, (SELECT count(*) FROM jobs WHERE user_id = u.id AND state IN ('queued', 'running'))
-                            + (SELECT count(*) FROM fal_requests WHERE user_id = u.id AND state = 'submitted')
-                 FROM unnest($1::bigint[]) AS u(id)",
-            )
-            .await?;
-            let rows = client.query(&in_flight, &[&user_ids]).await?;
-            Ok::<_, StoreError>(
-                rows.iter().map(|r| (r.get::<_, i64>(0), r.get::<_, i64>(1))).collect::<HashMap<_, _>>(),
-            )
-        };
+        let counted = async { work_in_flight_in(&self.client().await?, user_ids, &[]).await };
         match counted.await {
             Ok(counts) => user_ids
                 .iter()
