@@ -266,6 +266,8 @@ pub struct OpenAiSettings {
     pub api_key: Secret,
     pub base_url: String,
     pub transcription_model: String,
+    /// Transcribes with speakers (`diarized_json`): who said what.
+    pub diarization_model: String,
     pub chat_model: String,
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
@@ -277,6 +279,7 @@ impl Default for OpenAiSettings {
             api_key: Secret::default(),
             base_url: "https://api.openai.com/v1".into(),
             transcription_model: "whisper-1".into(),
+            diarization_model: "gpt-4o-transcribe-diarize".into(),
             chat_model: "gpt-4o-mini".into(),
             timeout: Duration::from_secs(300),
         }
@@ -525,6 +528,8 @@ pub struct PricingSettings {
     pub welcome_bonus: i64,
     /// Per started minute of audio.
     pub transcription_per_minute: i64,
+    /// Per started minute of audio transcribed with speakers (who said what).
+    pub diarization_per_minute: i64,
     /// `/imagine`: text to image.
     pub text_to_image: i64,
     /// `/generate`: an image from the user's avatar.
@@ -539,10 +544,22 @@ impl Default for PricingSettings {
         Self {
             welcome_bonus: 100,
             transcription_per_minute: 1,
+            diarization_per_minute: 2,
             text_to_image: 5,
             avatar_image: 8,
             avatar_training: 150,
             transcript_digest: 1,
+        }
+    }
+}
+
+impl PricingSettings {
+    /// Per started minute of a transcription, with speakers or without.
+    pub fn transcription_rate(&self, speakers: bool) -> i64 {
+        if speakers {
+            self.diarization_per_minute
+        } else {
+            self.transcription_per_minute
         }
     }
 }

@@ -215,7 +215,7 @@ impl BotHandler {
         }
         let spoken = self.services.db.transcription_language(payer).await?;
         let reply = GroupReply { payer_chat_id: group.payer_telegram_id };
-        let job = self.priced(media.transcribe_job(message, lang, spoken, Some(reply)), chat, price);
+        let job = self.priced(media.transcribe_job(message, lang, spoken, false, Some(reply)), chat, price);
         match self.shared.charge(payer, job).await? {
             Charged::Queued { job, balance } => {
                 tracing::info!(

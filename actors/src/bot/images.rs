@@ -131,7 +131,15 @@ impl BotHandler {
             .map(|(code, name)| button(marked(code == spoken, name), Callback::Spoken(code)))
             .collect();
         rows.extend(languages.chunks(3).map(<[_]>::to_vec));
-        let text = format!("{}\n{}", texts::settings(lang, &aspect), texts::spoken_language_line(lang, &spoken));
+        let speakers = self.services.db.speakers(user_id).await?;
+        rows.push(vec![button(texts::speakers_toggle(lang, speakers), Callback::Speakers(!speakers))]);
+        let per_minute = self.services.settings.pricing.transcription_rate(true);
+        let text = format!(
+            "{}\n{}\n{}",
+            texts::settings(lang, &aspect),
+            texts::spoken_language_line(lang, &spoken),
+            texts::speakers_line(lang, speakers, per_minute)
+        );
         self.bot.send_message(chat, text).reply_markup(InlineKeyboardMarkup::new(rows)).patiently().await?;
         Ok(())
     }
@@ -143,6 +151,14 @@ impl BotHandler {
         }
         self.services.db.set_transcription_language(user_id, code).await?;
         self.say(chat, texts::spoken_language_set(lang, code)).await
+    }
+
+    /// Who said what in every recording, on or off; the price is said either way.
+    pub(super) async fn set_speakers(&self, turn: Turn, on: bool) -> Result<(), HandleError> {
+        let Turn { chat, user_id, lang } = turn;
+        self.services.db.set_speakers(user_id, on).await?;
+        let per_minute = self.services.settings.pricing.transcription_rate(true);
+        self.say(chat, texts::speakers_set(lang, on, per_minute)).await
     }
 
     pub(super) async fn set_aspect(&self, turn: Turn, aspect: &str) -> Result<(), HandleError> {

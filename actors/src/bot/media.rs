@@ -74,9 +74,16 @@ impl Media {
 
     /// The `transcribe` job for this media sent as `message`, keyed by the
     /// message (a redelivered update is the same job). `spoken`: the
-    /// recording's language from the payer's settings; `group`: set when the
-    /// transcript answers a voice note in a group.
-    pub fn transcribe_job(self, message: &Message, lang: Lang, spoken: String, group: Option<GroupReply>) -> NewJob {
+    /// recording's language from the payer's settings; `speakers`: who said
+    /// what; `group`: set when the transcript answers a voice note in a group.
+    pub fn transcribe_job(
+        self,
+        message: &Message,
+        lang: Lang,
+        spoken: String,
+        speakers: bool,
+        group: Option<GroupReply>,
+    ) -> NewJob {
         let chat = message.chat.id.0;
         let key = format!("tg:{chat}:{}:transcribe:{}", message.id.0, self.file_unique_id);
         let payload = Transcribe {
@@ -94,6 +101,7 @@ impl Media {
             reply_to: group.map(|_| message.id.0),
             payer_chat_id: group.and_then(|g| g.payer_chat_id),
             sender_telegram_id: group.and(message.from.as_ref()).map(|u| u.id.0 as i64),
+            speakers,
         };
         NewJob::of(Kind::Transcribe, key, &payload)
     }

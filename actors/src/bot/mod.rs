@@ -207,10 +207,10 @@ impl BotHandler {
         if let Some(size) = media.size.filter(|s| *s > limit) {
             return self.say(chat, texts::too_big(lang, size, limit)).await;
         }
-        let Some(price) = media.price(self.services.settings.pricing.transcription_per_minute) else {
+        let Some(price) = media.price(self.services.settings.pricing.transcription_rate(user.speakers)) else {
             return self.say(chat, texts::unreadable_audio(lang)).await;
         };
-        let job = media.transcribe_job(message, lang, user.transcription_language.clone(), None);
+        let job = media.transcribe_job(message, lang, user.transcription_language.clone(), user.speakers, None);
         // No "typing…" here: the "queued" answer follows at once and would
         // clear it. The worker shows it while it transcribes.
         self.charge(turn, job, price).await
@@ -364,6 +364,8 @@ impl BotHandler {
             Callback::Spoken(code) => self.set_spoken_language(turn, code).await,
             Callback::Forget(true) => self.forget(turn, query.from.id.0 as i64).await,
             Callback::Forget(false) => self.say(chat, texts::delete_kept(lang)).await,
+            Callback::Speakers(on) => self.set_speakers(turn, on).await,
+            Callback::WhoSaidWhat(id, confirmed) => self.who_said_what(turn, id, confirmed).await,
             // Packages and invoices go to the payer's private chat, never into a group.
             Callback::Menu(MenuItem::TopUp) => {
                 self.in_private(chat, query, lang, |private| self.top_up(turn.in_chat(private))).await

@@ -12,7 +12,7 @@ use crate::chat::keyboards::transcript_keyboard;
 use crate::chat::reply;
 use crate::chat::texts;
 use crate::clients::Patiently;
-use crate::jobs::kinds::{Digest, DigestKind};
+use crate::jobs::kinds::{Digest, DigestKind, Transcribe};
 use crate::jobs::{Kind, NewJob};
 
 impl BotHandler {
@@ -71,10 +71,43 @@ impl BotHandler {
             }
         };
         let intro = texts::transcript_intro(lang, t.duration_seconds.unwrap_or_default());
-        let keyboard = transcript_keyboard(lang, id, t.segments_key.is_some());
+        let speakers = t.model == self.services.settings.openai.diarization_model;
+        let keyboard = transcript_keyboard(lang, id, t.segments_key.is_some(), speakers);
         let max = self.services.settings.transcription.max_messages;
         reply::send_long(&self.bot, chat, &intro, &text, Some(keyboard), max, "transcript.txt").await?;
         Ok(())
+    }
+
+    /// "Who said what" under a transcript: its price first; confirmed, the
+    /// recording transcribed again with speakers and charged as any request
+    /// (the worker settles the price on the length it measures).
+    pub(super) async fn who_said_what(&self, turn: Turn, id: i64, confirmed: bool) -> Result<(), HandleError> {
+        let Turn { chat, user_id, lang } = turn;
+        let Some(t) = self.services.db.transcript_of(user_id, id).await? else {
+            return self.say(chat, texts::transcript_gone(lang)).await;
+        };
+        if t.model == self.services.settings.openai.diarization_model {
+            return self.say(chat, texts::already_with_speakers(lang)).await;
+        }
+        let seconds = t.duration_seconds.unwrap_or_default();
+        let rate = self.services.settings.pricing.transcription_rate(true);
+        let Some(price) = crate::ledger::transcription_price(seconds, rate) else {
+            return self.say(chat, texts::implausible_length(lang)).await;
+        };
+        if !confirmed {
+            let yes = [[button(texts::who_said_what_confirm(lang, price), Callback::WhoSaidWhat(id, true))]];
+            let offer = self.bot.send_message(chat, texts::who_said_what_offer(lang, seconds, price));
+            offer.reply_markup(InlineKeyboardMarkup::new(yes)).patiently().await?;
+            return Ok(());
+        }
+        let original = crate::jobs::queue::get(&self.services.db, t.job_id).await?;
+        let Some(mut request) = original.and_then(|job| job.payload_as::<Transcribe>().ok()) else {
+            return self.say(chat, texts::transcript_gone(lang)).await;
+        };
+        request.speakers = true;
+        // One redo per transcript: a second press finds the first.
+        let job = NewJob::of(Kind::Transcribe, format!("who:{id}"), &request);
+        self.charge(turn, job, price).await
     }
 
     /// A transcript as `.srt`, `.vtt` or `.txt` (with timestamps when the

@@ -40,6 +40,11 @@ pub enum Callback<'a> {
     Subtitles(&'a str, i64),
     /// `/deletemydata` confirmed (true) or called off.
     Forget(bool),
+    /// Speakers in every recording, turned on (true) or off, in `/settings`.
+    Speakers(bool),
+    /// "Who said what" under a transcript: its price asked (false), then
+    /// confirmed (true) and charged.
+    WhoSaidWhat(i64, bool),
 }
 
 /// The main menu's buttons; each does what its command does.
@@ -133,6 +138,10 @@ impl<'a> Callback<'a> {
             ("digest", Some(kind), Some(n), None) => Callback::Digest(DigestKind::parse(kind)?, id(n)?),
             ("spoken", Some(code), None, None) if code.len() <= 8 => Callback::Spoken(code),
             ("subs", Some(f @ ("srt" | "vtt" | "txt" | "none")), Some(n), None) => Callback::Subtitles(f, id(n)?),
+            ("speakers", Some("on"), None, None) => Callback::Speakers(true),
+            ("speakers", Some("off"), None, None) => Callback::Speakers(false),
+            ("who", Some(n), None, None) => Callback::WhoSaidWhat(id(n)?, false),
+            ("who", Some(n), Some("yes"), None) => Callback::WhoSaidWhat(id(n)?, true),
             ("forget", Some("yes"), None, None) => Callback::Forget(true),
             ("forget", Some("no"), None, None) => Callback::Forget(false),
             ("topup", Some(n), None, None) => Callback::TopUp(n.parse::<usize>().ok().filter(|i| *i < 100)?),
@@ -166,6 +175,9 @@ impl fmt::Display for Callback<'_> {
             Callback::Subtitles(format, id) => write!(f, "subs:{format}:{id}"),
             Callback::Forget(true) => write!(f, "forget:yes"),
             Callback::Forget(false) => write!(f, "forget:no"),
+            Callback::Speakers(on) => write!(f, "speakers:{}", if *on { "on" } else { "off" }),
+            Callback::WhoSaidWhat(id, false) => write!(f, "who:{id}"),
+            Callback::WhoSaidWhat(id, true) => write!(f, "who:{id}:yes"),
         }
     }
 }
@@ -202,6 +214,9 @@ mod tests {
             "forget:maybe",
             "history:1:extra",
             "menu:launch",
+            "who:0",
+            "who:5:no",
+            "speakers:maybe",
             "",
         ] {
             assert_eq!(Callback::parse(forged), None, "{forged}");
@@ -229,6 +244,10 @@ mod tests {
             Callback::Subtitles("vtt", 5),
             Callback::Forget(true),
             Callback::Forget(false),
+            Callback::Speakers(true),
+            Callback::Speakers(false),
+            Callback::WhoSaidWhat(7, false),
+            Callback::WhoSaidWhat(7, true),
         ];
         made.extend(MenuItem::ALL.map(Callback::Menu));
         made.extend(DigestKind::ALL.map(|kind| Callback::Digest(kind, 6)));

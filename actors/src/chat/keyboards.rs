@@ -23,8 +23,9 @@ pub fn main_menu(lang: Lang) -> InlineKeyboardMarkup {
 }
 
 /// Under a transcript: Summary / Action items / Minutes, then the files
-/// (`.srt`, `.vtt`, `.txt`; `timed` says whether the model gave timestamps).
-pub fn transcript_keyboard(lang: Lang, transcript_id: i64, timed: bool) -> InlineKeyboardMarkup {
+/// (`.srt`, `.vtt`, `.txt`; `timed` says whether the model gave timestamps),
+/// then "Who said what" when it has no speakers yet.
+pub fn transcript_keyboard(lang: Lang, transcript_id: i64, timed: bool, speakers: bool) -> InlineKeyboardMarkup {
     let digests = DigestKind::ALL
         .into_iter()
         .map(|kind| button(texts::digest_button(lang, kind), Callback::Digest(kind, transcript_id)))
@@ -33,5 +34,9 @@ pub fn transcript_keyboard(lang: Lang, transcript_id: i64, timed: bool) -> Inlin
         .into_iter()
         .map(|(label, format)| button(label, Callback::Subtitles(format, transcript_id)))
         .collect::<Vec<_>>();
-    InlineKeyboardMarkup::new([digests, files])
+    let mut rows = vec![digests, files];
+    if !speakers {
+        rows.push(vec![button(texts::who_said_what_button(lang), Callback::WhoSaidWhat(transcript_id, false))]);
+    }
+    InlineKeyboardMarkup::new(rows)
 }

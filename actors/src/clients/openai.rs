@@ -68,7 +68,29 @@ pub struct Segment {
     pub start: f64,
     pub end: f64,
     pub text: String,
+    /// Who said it (`diarized_json`): a known speaker's name, else `A`, `B`, …
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speaker: Option<String>,
 }
+
+/// A voice the diarizing model is to label as before: what the first
+/// chunk's speaker `name` sounded like, 2–10 s of WAV.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KnownSpeaker {
+    pub name: String,
+    pub wav: Bytes,
+}
+
+/// How a recording is transcribed: as text, or who said what (with the
+/// voices already heard, at most [`MAX_KNOWN_SPEAKERS`]).
+#[derive(Debug, Clone, Copy)]
+pub enum Ask<'a> {
+    Text,
+    Speakers(&'a [KnownSpeaker]),
+}
+
+/// The most `known_speaker_names[]` the API takes.
+pub const MAX_KNOWN_SPEAKERS: usize = 4;
 
 /// What the API heard in one file.
 #[derive(Debug, Clone, PartialEq)]
@@ -91,7 +113,13 @@ impl Transcription {
                 .filter_map(|s| {
                     let (start, end) = (s["start"].as_f64()?, s["end"].as_f64()?);
                     let text = s["text"].as_str()?.trim().to_owned();
-                    (start.is_finite() && end.is_finite() && !text.is_empty()).then_some(Segment { start, end, text })
+                    let speaker = s["speaker"].as_str().map(str::to_owned);
+                    (start.is_finite() && end.is_finite() && !text.is_empty()).then_some(Segment {
+                        start,
+                        end,
+                        text,
+                        speaker,
+                    })
                 })
                 .collect::<Vec<_>>()
         });
@@ -114,6 +142,7 @@ pub struct OpenAi {
     base: String,
     key: String,
     pub transcription_model: String,
+    pub diarization_model: String,
     pub chat_model: String,
 }
 
@@ -129,6 +158,7 @@ impl OpenAi {
             base: settings.base_url.trim_end_matches('/').to_owned(),
             key: settings.api_key.expose().to_owned(),
             transcription_model: settings.transcription_model.clone(),
+            diarization_model: settings.diarization_model.clone(),
             chat_model: settings.chat_model.clone(),
         })
     }
@@ -147,8 +177,10 @@ impl OpenAi {
         file_name: &str,
         audio: Bytes,
         language: Option<&str>,
+        ask: Ask<'_>,
     ) -> Result<Transcription, OpenAiError> {
-        super::timed("openai", "transcription", self.transcribe_once(file_name, audio, language)).await
+        let call = if matches!(ask, Ask::Speakers(_)) { "diarization" } else { "transcription" };
+        super::timed("openai", call, self.transcribe_once(file_name, audio, language, ask)).await
     }
 
     async fn transcribe_once(
@@ -156,17 +188,34 @@ impl OpenAi {
         file_name: &str,
         audio: Bytes,
         language: Option<&str>,
+        ask: Ask<'_>,
     ) -> Result<Transcription, OpenAiError> {
         let part = reqwest::multipart::Part::stream_with_length(reqwest::Body::from(audio.clone()), audio.len() as u64)
             .file_name(file_name.to_owned())
             .mime_str(mime_for(file_name))
             .map_err(|e| OpenAiError::Network(e.to_string()))?;
-        let format = if self.gives_segments() { "verbose_json" } else { "json" };
-        let mut form = reqwest::multipart::Form::new()
-            .part("file", part)
-            .text("model", self.transcription_model.clone())
-            .text("response_format", format)
-            .text("temperature", "0");
+        let mut form = reqwest::multipart::Form::new().part("file", part).text("temperature", "0");
+        let timed = match ask {
+            Ask::Text => {
+                let format = if self.gives_segments() { "verbose_json" } else { "json" };
+                form = form.text("model", self.transcription_model.clone()).text("response_format", format);
+                self.gives_segments()
+            }
+            // No `prompt`: the diarizing model refuses one (400). `auto`
+            // chunking, which it requires past 30 s.
+            Ask::Speakers(known) => {
+                form = form
+                    .text("model", self.diarization_model.clone())
+                    .text("response_format", "diarized_json")
+                    .text("chunking_strategy", "auto");
+                for speaker in known.iter().take(MAX_KNOWN_SPEAKERS) {
+                    form = form
+                        .text("known_speaker_names[]", speaker.name.clone())
+                        .text("known_speaker_references[]", wav_data_url(&speaker.wav));
+                }
+                true
+            }
+        };
         if let Some(language) = language {
             form = form.text("language", language.to_owned());
         }
@@ -179,7 +228,7 @@ impl OpenAi {
             .await
             .map_err(network)?;
         let body = check(response).await?;
-        Ok(Transcription::from_body(&body, self.gives_segments()))
+        Ok(Transcription::from_body(&body, timed))
     }
 
     /// `POST /chat/completions` with one system and one user message.
@@ -216,6 +265,12 @@ fn mime_for(file_name: &str) -> &'static str {
         "flac" => "audio/flac",
         _ => "application/octet-stream",
     }
+}
+
+/// A reference clip as the API takes it: a data URL.
+fn wav_data_url(wav: &[u8]) -> String {
+    use base64::Engine;
+    format!("data:audio/wav;base64,{}", base64::engine::general_purpose::STANDARD.encode(wav))
 }
 
 fn network(e: reqwest::Error) -> OpenAiError {
@@ -265,7 +320,10 @@ mod tests {
         let t = Transcription::from_body(&body, true);
         assert_eq!(t.text, "Hello there. General Kenobi.");
         assert_eq!(t.segments.as_ref().map(Vec::len), Some(2));
-        assert_eq!(t.segments.unwrap()[1], Segment { start: 2.4, end: 9.5, text: "General Kenobi.".into() });
+        assert_eq!(
+            t.segments.unwrap()[1],
+            Segment { start: 2.4, end: 9.5, text: "General Kenobi.".into(), speaker: None }
+        );
         assert_eq!(Transcription::from_body(&json!({ "text": "x" }), false).segments, None, "no timing from json");
         assert_eq!(t.duration, Some(9.5));
     }

@@ -87,6 +87,9 @@ pub struct Transcribe {
     /// it), whose `/deletemydata` removes its transcript too.
     #[serde(default)]
     pub sender_telegram_id: Option<i64>,
+    /// Who said what: the diarizing model, at its own price per minute.
+    #[serde(default)]
+    pub speakers: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -188,6 +191,7 @@ mod tests {
                 reply_to: Some(9),
                 payer_chat_id: Some(4),
                 sender_telegram_id: Some(5),
+                speakers: true,
             },
         );
         round_trip(

@@ -27,6 +27,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(8, "0008_claim_on_record"),
     migration!(9, "0009_jobs_without_user"),
     migration!(10, "0010_no_coin_leaks"),
+    migration!(11, "0011_speakers"),
 ];
 
 /// Any constant will do as long as every aishad uses the same one.

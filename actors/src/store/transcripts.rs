@@ -10,6 +10,8 @@ pub struct Transcript {
     pub job_id: i64,
     pub user_id: i64,
     pub chat_id: i64,
+    /// The model that made it: the diarizing one gave it speakers.
+    pub model: String,
     pub status_message_id: Option<i32>,
     pub audio_key: Option<String>,
     pub plan: Option<Value>,
@@ -24,7 +26,7 @@ pub struct Transcript {
 }
 
 const COLUMNS: &str =
-    "id, job_id, user_id, chat_id, status_message_id, audio_key, plan, text_key, segments_key, duration_seconds, \
+    "id, job_id, user_id, chat_id, model, status_message_id, audio_key, plan, text_key, segments_key, duration_seconds, \
                        chunk_count, preview, delivered_at IS NOT NULL AS delivered, created_at";
 
 fn transcript(row: &tokio_postgres::Row) -> Transcript {
@@ -33,6 +35,7 @@ fn transcript(row: &tokio_postgres::Row) -> Transcript {
         job_id: row.get("job_id"),
         user_id: row.get("user_id"),
         chat_id: row.get("chat_id"),
+        model: row.get("model"),
         status_message_id: row.get("status_message_id"),
         audio_key: row.get("audio_key"),
         plan: row.get("plan"),

@@ -12,9 +12,11 @@ pub struct User {
     pub balance: i64,
     /// `auto` or the ISO-639-1 code the user pinned their recordings to.
     pub transcription_language: String,
+    /// Who said what in every recording (`/settings`).
+    pub speakers: bool,
 }
 
-const USER_COLUMNS: &str = "id, telegram_id, language_code, balance, transcription_language";
+const USER_COLUMNS: &str = "id, telegram_id, language_code, balance, transcription_language, speakers";
 
 fn qualified(table: &str) -> String {
     USER_COLUMNS.split(", ").map(|c| format!("{table}.{c}")).collect::<Vec<_>>().join(", ")
@@ -29,6 +31,7 @@ impl User {
             language_code: row.get(from + 2),
             balance: row.get(from + 3),
             transcription_language: row.get(from + 4),
+            speakers: row.get(from + 5),
         }
     }
 }
@@ -211,6 +214,18 @@ impl Db {
                 &[&user_id, &code],
             )
             .await?;
+        Ok(())
+    }
+
+    /// Whether the user has every recording transcribed with speakers.
+    pub async fn speakers(&self, user_id: i64) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        Ok(client.query_one("SELECT speakers FROM users WHERE id = $1", &[&user_id]).await?.get(0))
+    }
+
+    pub async fn set_speakers(&self, user_id: i64, on: bool) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client.execute("UPDATE users SET speakers = $2, updated_at = now() WHERE id = $1", &[&user_id, &on]).await?;
         Ok(())
     }
 }

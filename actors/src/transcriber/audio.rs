@@ -296,11 +296,51 @@ pub async fn encode(input: &Path, chunk: Chunk, output: &Path, spent: &mut Spent
     run("ffmpeg", &args, WORK_LIMIT, spent).await.map(|_| ())
 }
 
-/// The filters and encoders measuring and cutting use: an ffmpeg built
+/// `start`–`end` of `input` as 16 kHz mono WAV: a reference clip of a
+/// speaker's voice, in a format the API takes for one.
+pub async fn clip_wav(input: &Path, start: f64, end: f64, output: &Path, spent: &mut Spent) -> Result<(), AudioError> {
+    let (input, output) = (arg(input), arg(output));
+    let (start, end) = (format!("{start:.3}"), format!("{end:.3}"));
+    let [p, protocols, f, formats] = INPUT_GUARD;
+    let args = [
+        "-hide_banner",
+        "-nostdin",
+        "-nostats",
+        "-loglevel",
+        "error",
+        "-y",
+        p,
+        protocols,
+        f,
+        formats,
+        "-ss",
+        &start,
+        "-to",
+        &end,
+        "-i",
+        &input,
+        "-map",
+        "0:a:0",
+        "-vn",
+        "-af",
+        "aresample=16000",
+        "-ac",
+        "1",
+        "-c:a",
+        "pcm_s16le",
+        "-f",
+        "wav",
+        &output,
+    ];
+    run("ffmpeg", &args, WORK_LIMIT, spent).await.map(|_| ())
+}
+
+/// The filters, encoders and muxers measuring and cutting use: an ffmpeg built
 /// without one of them (docker/Dockerfile builds a small one) would fail
 /// every recording.
 const FILTERS: [&str; 6] = ["anullsink", "aresample", "asetpts", "asplit", "atrim", "silencedetect"];
 const ENCODERS: [&str; 2] = ["libopus", "pcm_s16le"];
+const MUXERS: [&str; 2] = ["ogg", "wav"];
 
 pub async fn check_tools() -> Result<(), String> {
     let mut spent = Spent::default();
@@ -308,7 +348,7 @@ pub async fn check_tools() -> Result<(), String> {
         run(program, &["-version"], PROBE_LIMIT, &mut spent).await.map_err(|e| e.to_string())?;
     }
     let mut missing: Vec<&str> = Vec::new();
-    for (list, wanted) in [("-filters", &FILTERS[..]), ("-encoders", &ENCODERS[..])] {
+    for (list, wanted) in [("-filters", &FILTERS[..]), ("-encoders", &ENCODERS[..]), ("-muxers", &MUXERS[..])] {
         let (listed, _) =
             run("ffmpeg", &["-hide_banner", list], PROBE_LIMIT, &mut spent).await.map_err(|e| e.to_string())?;
         let listed = String::from_utf8_lossy(&listed);

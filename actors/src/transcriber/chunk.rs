@@ -9,7 +9,7 @@ use bytes::Bytes;
 use super::audio::{self, Chunk, Spent};
 use super::turn::{Recording, Turn, WorkDir};
 use super::{ogg, Transcriber};
-use crate::clients::openai::Transcription;
+use crate::clients::openai::{Ask, Transcription};
 use crate::clients::{ApiError, Failure};
 use crate::jobs::JobError;
 
@@ -62,12 +62,13 @@ pub(super) async fn transcribe(
     name: &str,
     data: Bytes,
     language: Option<&str>,
+    ask: Ask<'_>,
 ) -> Result<Transcription, JobError> {
     const TRIES: u32 = 4;
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match worker.openai.transcribe(name, data.clone(), language).await {
+        match worker.openai.transcribe(name, data.clone(), language, ask).await {
             Ok(text) => return Ok(text),
             Err(e) if attempt >= TRIES => return Err(e.into()),
             Err(e) => match e.failure() {

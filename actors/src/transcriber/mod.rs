@@ -8,6 +8,7 @@ mod digest;
 pub mod measure;
 pub mod ogg;
 pub mod settle;
+pub mod speakers;
 pub mod timeline;
 mod turn;
 mod work;

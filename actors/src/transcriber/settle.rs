@@ -24,7 +24,7 @@ pub(super) async fn measured_price(turn: &Turn<'_>, seconds: f64) -> Result<(), 
     if seconds > max.as_secs_f64() {
         return Err(JobError::Refused(texts::too_long(lang, seconds, max)));
     }
-    let price = ledger::transcription_price(seconds, settings.pricing.transcription_per_minute)
+    let price = ledger::transcription_price(seconds, settings.pricing.transcription_rate(turn.request.speakers))
         .ok_or_else(|| JobError::Refused(texts::implausible_length(lang).to_owned()))?;
     if price == turn.job.cost {
         // What was charged up front stands (an earlier attempt that settled
@@ -78,7 +78,7 @@ pub(super) async fn heard(turn: &Turn<'_>, measured: f64, parts: &[SavedChunk]) 
     tracing::error!(job_id = job.id, measured, heard, "the API heard more audio than was measured and sent");
     metrics::counter!("aishad_alerts_total", "alert" => "transcription_heard_more").increment(1);
     metrics::counter!("aishad_transcription_unmeasured_seconds_total").increment(beyond.ceil() as u64);
-    let per_minute = turn.worker.services.settings.pricing.transcription_per_minute;
+    let per_minute = turn.worker.services.settings.pricing.transcription_rate(turn.request.speakers);
     let Some(price) = ledger::transcription_price(heard, per_minute) else { return };
     match ledger::settle_heard(&turn.worker.services.db, job, &turn.ctx.worker, price).await {
         Ok(Settled::Charged { extra, balance }) => {

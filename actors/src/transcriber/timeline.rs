@@ -1,7 +1,8 @@
 //! One recording's transcript from its chunks: each chunk's segments moved
 //! to the recording's clock, the words heard twice where fixed cuts overlap
 //! said once, and the result as plain text, `.srt`, `.vtt` or a `.txt` with
-//! timestamps.
+//! timestamps. With speakers, the text goes by turns (`A: …` a paragraph)
+//! and every format names who speaks (`<v A>` in WebVTT).
 
 use serde::{Deserialize, Serialize};
 
@@ -23,6 +24,18 @@ pub struct Cue {
     pub start: f64,
     pub end: f64,
     pub text: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speaker: Option<String>,
+}
+
+impl Cue {
+    /// `A: text` with a speaker, the text alone without.
+    fn said(&self) -> String {
+        match &self.speaker {
+            Some(speaker) => format!("{speaker}: {}", self.text),
+            None => self.text.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -58,7 +71,12 @@ pub fn merge(chunks: &[ChunkText]) -> Timeline {
                     {
                         continue;
                     }
-                    kept.push(Cue { start, end: end.min(chunk.end.max(start)), text: s.text.trim().to_owned() });
+                    kept.push(Cue {
+                        start,
+                        end: end.min(chunk.end.max(start)),
+                        text: s.text.trim().to_owned(),
+                        speaker: s.speaker.clone(),
+                    });
                 }
                 if let (Some(first), Some(last)) = (kept.first_mut(), cues.last()) {
                     first.text = drop_repeated_words(&last.text, &first.text);
@@ -80,7 +98,26 @@ pub fn merge(chunks: &[ChunkText]) -> Timeline {
         }
         previous_end = Some(chunk.end);
     }
+    if timed && cues.iter().any(|c| c.speaker.is_some()) {
+        return Timeline { text: turns(&cues), cues: monotonic(cues) };
+    }
     Timeline { text: paragraphs.join("\n\n"), cues: if timed { monotonic(cues) } else { Vec::new() } }
+}
+
+/// A paragraph per turn: one speaker's cues in a row, `A: …`. A long reply
+/// is split between paragraphs, so at a change of speaker.
+fn turns(cues: &[Cue]) -> String {
+    let mut paragraphs: Vec<Cue> = Vec::new();
+    for cue in cues {
+        match paragraphs.last_mut() {
+            Some(turn) if turn.speaker == cue.speaker => {
+                turn.text.push(' ');
+                turn.text.push_str(&cue.text);
+            }
+            _ => paragraphs.push(cue.clone()),
+        }
+    }
+    paragraphs.iter().map(Cue::said).collect::<Vec<_>>().join("\n\n")
 }
 
 /// Cue times strictly increasing and never overlapping.
@@ -132,14 +169,18 @@ fn clock(seconds: f64, sep: char) -> String {
 pub fn srt(cues: &[Cue]) -> String {
     cues.iter()
         .enumerate()
-        .map(|(i, c)| format!("{}\n{} --> {}\n{}\n", i + 1, clock(c.start, ','), clock(c.end, ','), c.text))
+        .map(|(i, c)| format!("{}\n{} --> {}\n{}\n", i + 1, clock(c.start, ','), clock(c.end, ','), c.said()))
         .collect::<Vec<_>>()
         .join("\n")
 }
 
 pub fn vtt(cues: &[Cue]) -> String {
+    let voiced = |c: &Cue| match &c.speaker {
+        Some(speaker) => format!("<v {}>{}", speaker.replace(['<', '>', '&'], ""), c.text),
+        None => c.text.clone(),
+    };
     let body: Vec<String> =
-        cues.iter().map(|c| format!("{} --> {}\n{}\n", clock(c.start, '.'), clock(c.end, '.'), c.text)).collect();
+        cues.iter().map(|c| format!("{} --> {}\n{}\n", clock(c.start, '.'), clock(c.end, '.'), voiced(c))).collect();
     format!("WEBVTT\n\n{}", body.join("\n"))
 }
 
@@ -148,7 +189,7 @@ pub fn timestamped_text(cues: &[Cue], plain: &str) -> String {
     if cues.is_empty() {
         return plain.to_owned();
     }
-    cues.iter().map(|c| format!("[{}] {}", &clock(c.start, '.')[..8], c.text)).collect::<Vec<_>>().join("\n") + "\n"
+    cues.iter().map(|c| format!("[{}] {}", &clock(c.start, '.')[..8], c.said())).collect::<Vec<_>>().join("\n") + "\n"
 }
 
 #[cfg(test)]
@@ -156,7 +197,34 @@ mod tests {
     use super::*;
 
     fn seg(start: f64, end: f64, text: &str) -> Segment {
-        Segment { start, end, text: text.into() }
+        Segment { start, end, text: text.into(), speaker: None }
+    }
+
+    fn said(start: f64, end: f64, speaker: &str, text: &str) -> Segment {
+        Segment { speaker: Some(speaker.into()), ..seg(start, end, text) }
+    }
+
+    #[test]
+    fn with_speakers_the_text_goes_by_turns_and_every_format_names_them() {
+        let chunks = [
+            ChunkText {
+                start: 0.0,
+                end: 600.0,
+                text: String::new(),
+                segments: Some(vec![said(0.0, 2.0, "A", "Hello."), said(2.0, 4.0, "A", "How are you?")]),
+            },
+            ChunkText {
+                start: 600.0,
+                end: 700.0,
+                text: String::new(),
+                segments: Some(vec![said(0.0, 3.0, "B", "Fine."), said(3.0, 5.0, "A", "Good.")]),
+            },
+        ];
+        let timeline = merge(&chunks);
+        assert_eq!(timeline.text, "A: Hello. How are you?\n\nB: Fine.\n\nA: Good.");
+        assert!(srt(&timeline.cues).contains("00:10:00,000 --> 00:10:03,000\nB: Fine.\n"), "{}", srt(&timeline.cues));
+        assert!(vtt(&timeline.cues).contains("00:10:00.000 --> 00:10:03.000\n<v B>Fine.\n"), "{}", vtt(&timeline.cues));
+        assert!(timestamped_text(&timeline.cues, "").contains("[00:10:03] A: Good."));
     }
 
     #[test]
@@ -230,8 +298,8 @@ mod tests {
     #[test]
     fn subtitle_formats() {
         let cues = vec![
-            Cue { start: 1.5, end: 3.25, text: "Hello".into() },
-            Cue { start: 3661.0, end: 3662.0, text: "later".into() },
+            Cue { start: 1.5, end: 3.25, text: "Hello".into(), speaker: None },
+            Cue { start: 3661.0, end: 3662.0, text: "later".into(), speaker: None },
         ];
         assert_eq!(srt(&cues), "1\n00:00:01,500 --> 00:00:03,250\nHello\n\n2\n01:01:01,000 --> 01:01:02,000\nlater\n");
         assert_eq!(

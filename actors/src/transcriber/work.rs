@@ -21,17 +21,31 @@ use super::audio::{self, Chunk, Spent};
 use super::measure::{self, MeasureError, Measured};
 use super::timeline::{self, ChunkText};
 use super::turn::{Recording, Turn, WorkDir};
-use super::{chunk, settle, Transcriber};
+use super::{chunk, settle, speakers, Transcriber};
 use crate::chat::keyboards::transcript_keyboard;
 use crate::chat::reply::send_long;
 use crate::chat::texts;
 use crate::clients::bot_api::is_undeliverable;
-use crate::clients::openai::Transcription;
+use crate::clients::openai::{Ask, KnownSpeaker, Segment, Transcription};
 use crate::clients::{fetch_telegram_file, DownloadError, Patiently};
 use crate::jobs::kinds::Transcribe;
 use crate::jobs::{Job, JobError};
 use crate::pool::JobContext;
 use crate::store::transcripts::{Finished, SavedChunk, Transcript, TranscriptField};
+
+/// Where the chunks are cut from, and whether the recording goes as it is.
+struct Chunking<'a> {
+    recording: &'a Recording,
+    work: &'a WorkDir,
+    as_is: bool,
+}
+
+/// Chunks finished of `total`, shown by editing `status` (when there is one).
+struct Progress {
+    finished: AtomicUsize,
+    total: usize,
+    status: Option<MessageId>,
+}
 
 /// The transcript made and kept: what goes to the user.
 struct Made {
@@ -192,7 +206,9 @@ impl Turn<'_> {
 
     /// The chunks not yet done, through the API a few at once, each kept as
     /// it finishes. A voice note whose every packet was counted goes as it
-    /// is; everything else is cut to its chunk and re-encoded.
+    /// is; everything else is cut to its chunk and re-encoded. With
+    /// speakers, the first chunk goes alone first: its voices are the
+    /// references the others are labelled by.
     async fn transcribe_chunks(
         &self,
         transcript: &Transcript,
@@ -208,51 +224,93 @@ impl Turn<'_> {
         if !done.is_empty() {
             tracing::info!(done = done.len(), total = plan.len(), "resuming a transcription");
         }
-        let as_is = plan.len() == 1 && measured.countable && recording.size <= limits.max_upload.0;
-        let finished = AtomicUsize::new(done.len());
-        let spent: Vec<Spent> =
-            futures::stream::iter(plan.iter().copied().enumerate().filter(|(i, _)| !done.contains(&(*i as i32))))
-                .map(|(i, piece)| {
-                    let finished = &finished;
-                    async move {
-                        let (upload, spent) = chunk::prepare(self, recording, piece, i, as_is, work).await?;
-                        let heard = match upload {
-                            Some(upload) => {
-                                chunk::transcribe(self.worker, &upload.name, upload.data, self.spoken_language())
-                                    .await?
-                            }
-                            None => self.nothing_heard(),
-                        };
-                        let saved = SavedChunk {
-                            idx: i as i32,
-                            start: piece.start,
-                            end: piece.end,
-                            text: heard.text,
-                            segments: heard.segments.map(serde_json::to_value).transpose().map_err(JobError::broken)?,
-                            heard_seconds: heard.duration,
-                        };
-                        db.save_chunk(transcript.id, &saved).await?;
-                        let n = finished.fetch_add(1, Ordering::SeqCst) + 1;
-                        if let Some(status) = status {
-                            let edit = self.worker.bot.edit_message_text(
-                                self.target.chat,
-                                status,
-                                texts::transcribing(self.lang, n, plan.len()),
-                            );
-                            let _ = edit.patiently().await;
-                        }
-                        Ok::<_, JobError>(spent)
-                    }
-                })
-                .buffer_unordered(limits.parallel_chunks.max(1))
-                .try_collect()
-                .await?;
-        Ok(Spent(spent.iter().map(|s| s.0).sum()))
+        let progress = Progress { finished: AtomicUsize::new(done.len()), total: plan.len(), status };
+        let chunking = Chunking {
+            recording,
+            work,
+            as_is: plan.len() == 1 && measured.countable && recording.size <= limits.max_upload.0,
+        };
+        let mut pending: Vec<(usize, Chunk)> =
+            plan.iter().copied().enumerate().filter(|(i, _)| !done.contains(&(*i as i32))).collect();
+        let mut spent = Spent::default();
+        let known = if self.request.speakers && plan.len() > 1 {
+            if pending.first().is_some_and(|(i, _)| *i == 0) {
+                let (i, piece) = pending.remove(0);
+                spent.0 +=
+                    self.transcribe_chunk(transcript, &chunking, i, piece, Ask::Speakers(&[]), &progress).await?.0;
+            }
+            self.first_voices(transcript, &chunking, plan[0]).await?
+        } else {
+            Vec::new()
+        };
+        let ask = if self.request.speakers { Ask::Speakers(&known) } else { Ask::Text };
+        let rest: Vec<Spent> = futures::stream::iter(pending)
+            .map(|(i, piece)| self.transcribe_chunk(transcript, &chunking, i, piece, ask, &progress))
+            .buffer_unordered(limits.parallel_chunks.max(1))
+            .try_collect()
+            .await?;
+        Ok(Spent(spent.0 + rest.iter().map(|s| s.0).sum::<std::time::Duration>()))
+    }
+
+    /// One chunk: cut, sent, kept, and the progress message moved on.
+    async fn transcribe_chunk(
+        &self,
+        transcript: &Transcript,
+        chunking: &Chunking<'_>,
+        i: usize,
+        piece: Chunk,
+        ask: Ask<'_>,
+        progress: &Progress,
+    ) -> Result<Spent, JobError> {
+        let (upload, spent) = chunk::prepare(self, chunking.recording, piece, i, chunking.as_is, chunking.work).await?;
+        let heard = match upload {
+            Some(upload) => {
+                chunk::transcribe(self.worker, &upload.name, upload.data, self.spoken_language(), ask).await?
+            }
+            None => self.nothing_heard(),
+        };
+        let saved = SavedChunk {
+            idx: i as i32,
+            start: piece.start,
+            end: piece.end,
+            text: heard.text,
+            segments: heard.segments.map(serde_json::to_value).transpose().map_err(JobError::broken)?,
+            heard_seconds: heard.duration,
+        };
+        self.worker.services.db.save_chunk(transcript.id, &saved).await?;
+        let n = progress.finished.fetch_add(1, Ordering::SeqCst) + 1;
+        if let Some(status) = progress.status {
+            let edit = self.worker.bot.edit_message_text(
+                self.target.chat,
+                status,
+                texts::transcribing(self.lang, n, progress.total),
+            );
+            let _ = edit.patiently().await;
+        }
+        Ok(spent)
+    }
+
+    /// The voices of the first chunk (kept, by this attempt or an earlier
+    /// one), as reference clips for the others.
+    async fn first_voices(
+        &self,
+        transcript: &Transcript,
+        chunking: &Chunking<'_>,
+        first: Chunk,
+    ) -> Result<Vec<KnownSpeaker>, JobError> {
+        let saved = self.worker.services.db.transcript_chunks(transcript.id).await?;
+        let Some(segments) = saved.into_iter().find(|c| c.idx == 0).and_then(|c| c.segments) else {
+            return Ok(Vec::new());
+        };
+        let segments: Vec<Segment> = serde_json::from_value(segments).map_err(JobError::broken)?;
+        let known = speakers::references(chunking.recording, first.start, &segments, chunking.work).await?;
+        tracing::info!(job_id = self.job.id, voices = known.len(), "the first chunk's voices label the others");
+        Ok(known)
     }
 
     /// What a chunk with no audio in it says, timed like the model's answers.
     fn nothing_heard(&self) -> Transcription {
-        let segments = self.worker.openai.gives_segments().then(Vec::new);
+        let segments = (self.worker.openai.gives_segments() || self.request.speakers).then(Vec::new);
         Transcription { text: String::new(), segments, language: None, duration: Some(0.0) }
     }
 
@@ -309,7 +367,7 @@ impl Turn<'_> {
         let (bot, db) = (&self.worker.bot, &self.worker.services.db);
         self.ctx.hold(self.job).await?;
         let intro = texts::transcript_intro(self.lang, seconds);
-        let keyboard = transcript_keyboard(self.lang, transcript.id, made.timed);
+        let keyboard = transcript_keyboard(self.lang, transcript.id, made.timed, self.request.speakers);
         let max_messages = self.worker.services.settings.transcription.max_messages;
         let outcome = match send_long(
             bot,

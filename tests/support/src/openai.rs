@@ -2,6 +2,9 @@
 //! `POST /chat/completions`, with OpenAI's error bodies (429
 //! `rate_limit_exceeded` with `Retry-After`, 429 `insufficient_quota`, 401
 //! `invalid_api_key`, 5xx) and configurable latency, scripted per call.
+//! A diarizing model (`…-diarize`) answers `diarized_json` with speakers, and
+//! refuses what the real one refuses: a `prompt`, and more than 30 s of
+//! audio without `chunking_strategy`.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -39,8 +42,14 @@ pub struct Transcription {
     pub file_name: String,
     pub file_len: usize,
     pub content_type: Option<String>,
-    /// Seconds of audio decoded from the upload, when `hear_lengths` is on.
+    /// Seconds of audio decoded from the upload, when `hear_lengths` is on
+    /// (always for a diarizing model).
     pub heard_seconds: Option<f64>,
+    pub prompt: Option<String>,
+    pub chunking_strategy: Option<String>,
+    pub known_speaker_names: Vec<String>,
+    /// Each known speaker's reference as sent: a `data:audio/wav;base64,…` URL.
+    pub known_speaker_references: Vec<String>,
 }
 
 #[derive(Default)]
@@ -163,6 +172,9 @@ impl FakeOpenAi {
                 .find(|p| p.name == name && p.file_name.is_none())
                 .map(|p| String::from_utf8_lossy(&p.data).into_owned())
         };
+        let fields = |name: &str| {
+            parts.iter().filter(|p| p.name == name).map(|p| String::from_utf8_lossy(&p.data).into_owned()).collect()
+        };
         let Some(file) = parts.iter().find(|p| p.name == "file") else {
             return openai_error(
                 StatusCode::BAD_REQUEST,
@@ -181,6 +193,10 @@ impl FakeOpenAi {
             file_len: file.data.len(),
             content_type: file.content_type.clone(),
             heard_seconds: None,
+            prompt: field("prompt"),
+            chunking_strategy: field("chunking_strategy"),
+            known_speaker_names: fields("known_speaker_names[]"),
+            known_speaker_references: fields("known_speaker_references[]"),
         };
         if record.file_len > 25 * 1024 * 1024 {
             return openai_error(
@@ -195,21 +211,33 @@ impl FakeOpenAi {
         let format = record.response_format.clone().unwrap_or_else(|| "json".into());
         let (hear, hear_lengths, text_only, claimed) = {
             let state = self.state.lock().unwrap();
-            (state.hear_pauses && format == "verbose_json", state.hear_lengths, state.text_only, state.claim_duration)
+            (
+                state.hear_pauses && matches!(format.as_str(), "verbose_json" | "diarized_json"),
+                state.hear_lengths,
+                state.text_only,
+                state.claim_duration,
+            )
         };
         let heard = if hear { Some(sounds_in(&file.data).await) } else { None };
         let mut record = record;
-        if hear_lengths {
+        let diarizing = record.model.contains("diarize");
+        if hear_lengths || diarizing {
             let audio = file.data.to_vec();
             record.heard_seconds =
                 tokio::task::spawn_blocking(move || crate::audio::decoded_seconds(&audio)).await.ok();
         }
         let duration = claimed.or(record.heard_seconds).unwrap_or(1.0);
+        let refusal = diarizing.then(|| diarization_refusal(&record, duration)).flatten();
+        let known = record.known_speaker_names.clone();
         self.state.lock().unwrap().transcriptions.push(record);
+        if let Some(refusal) = refusal {
+            return refusal;
+        }
         match self.next_answer(true).await {
             Ok(text) => {
                 let text = text.unwrap_or(default_text);
                 match format.as_str() {
+                    "diarized_json" => json_reply(StatusCode::OK, &diarized(&text, duration, heard.as_deref(), &known)),
                     "text" | "srt" | "vtt" => reply(StatusCode::OK, "text/plain; charset=utf-8", text),
                     "verbose_json" if text_only => json_reply(StatusCode::OK, &json!({ "text": text })),
                     "verbose_json" => {
@@ -309,6 +337,57 @@ impl FakeOpenAi {
             };
         }
     }
+}
+
+/// The 400s of the diarizing model for what it does not take.
+fn diarization_refusal(record: &Transcription, duration: f64) -> Option<Reply> {
+    let refuse = |message: &str, param: &str| {
+        let body = json!({ "error": { "message": message, "type": "invalid_request_error", "param": param, "code": "invalid_value" } });
+        Some(json_reply(StatusCode::BAD_REQUEST, &body))
+    };
+    if record.prompt.is_some() {
+        return refuse("Prompt is not supported for diarization models.", "prompt");
+    }
+    if record.chunking_strategy.is_none() && duration > 30.0 {
+        return refuse(
+            "chunking_strategy is required for diarization models when the input is longer than 30 seconds.",
+            "chunking_strategy",
+        );
+    }
+    if record.known_speaker_names.len() != record.known_speaker_references.len() || record.known_speaker_names.len() > 4
+    {
+        return refuse(
+            "known_speaker_names and known_speaker_references must match, at most 4.",
+            "known_speaker_names",
+        );
+    }
+    None
+}
+
+/// A `diarized_json` answer: a segment per stretch of sound (with
+/// `hear_pauses`) or two halves, speakers taking turns. Labelled with the
+/// known speakers' names in order when there are any, else `A`, `B`, … as
+/// they first speak, afresh in every request, as the real model does.
+fn diarized(text: &str, duration: f64, heard: Option<&[(f64, f64)]>, known: &[String]) -> Value {
+    let stretches: Vec<(f64, f64)> = match heard {
+        Some(sounds) if !sounds.is_empty() => sounds.to_vec(),
+        _ => vec![(0.0, duration / 2.0), (duration / 2.0, duration)],
+    };
+    let label = |i: usize| match known.get(i % 2) {
+        Some(name) => name.clone(),
+        None => ((b'A' + (i % 2) as u8) as char).to_string(),
+    };
+    let segments: Vec<Value> = stretches
+        .iter()
+        .enumerate()
+        .map(|(i, (start, end))| {
+            json!({ "type": "transcript.text.segment", "id": format!("seg_{i}"), "start": start, "end": end,
+                    "text": format!("{text} part {i}"), "speaker": label(i) })
+        })
+        .collect();
+    let joined = segments.iter().filter_map(|s| s["text"].as_str()).collect::<Vec<_>>().join(" ");
+    json!({ "task": "transcribe", "duration": duration, "text": joined, "segments": segments,
+            "usage": { "type": "duration", "seconds": duration.ceil() } })
 }
 
 async fn sounds_in(audio: &[u8]) -> Vec<(f64, f64)> {

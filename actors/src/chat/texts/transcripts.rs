@@ -187,3 +187,65 @@ pub fn implausible_length(lang: Lang) -> &'static str {
         "The file claims a length its size cannot hold — it looks damaged. Your coins were refunded.",
     )
 }
+
+// ---- who said what ----
+
+/// The `/settings` line: speakers on or off, and what they cost.
+pub fn speakers_line(lang: Lang, on: bool, per_minute: i64) -> String {
+    match (lang, on) {
+        (Lang::Ru, true) => format!("Кто что сказал: включено ({per_minute} мон./мин)"),
+        (Lang::Ru, false) => format!("Кто что сказал: выключено (с ним {per_minute} мон./мин)"),
+        (Lang::En, true) => format!("Speakers: on ({per_minute} coins/min)"),
+        (Lang::En, false) => format!("Speakers: off ({per_minute} coins/min when on)"),
+    }
+}
+
+/// The `/settings` button that turns speakers the other way.
+pub fn speakers_toggle(lang: Lang, on: bool) -> &'static str {
+    match on {
+        true => lang.pick("👥 Выключить «кто что сказал»", "👥 Speakers: turn off"),
+        false => lang.pick("👥 Включить «кто что сказал»", "👥 Speakers: turn on"),
+    }
+}
+
+pub fn speakers_set(lang: Lang, on: bool, per_minute: i64) -> String {
+    match (lang, on) {
+        (Lang::Ru, true) => {
+            format!("✅ Теперь в расшифровках будет видно, кто что сказал. Цена: {per_minute} мон. за минуту.")
+        }
+        (Lang::Ru, false) => "✅ Расшифровки снова без разметки говорящих.".to_owned(),
+        (Lang::En, true) => {
+            format!("✅ Transcripts now say who said what. Price: {per_minute} coins a minute.")
+        }
+        (Lang::En, false) => "✅ Transcripts are plain text again, without speakers.".to_owned(),
+    }
+}
+
+/// The button under a transcript made without speakers.
+pub fn who_said_what_button(lang: Lang) -> &'static str {
+    lang.pick("👥 Кто что сказал", "👥 Who said what")
+}
+
+/// What redoing a transcript with speakers costs, asked before it is charged.
+pub fn who_said_what_offer(lang: Lang, seconds: f64, price: i64) -> String {
+    let minutes = (seconds / 60.0).ceil().max(1.0) as u64;
+    match lang {
+        Lang::Ru => format!(
+            "👥 Расшифровать эту запись заново, с разметкой «кто что сказал»: {price} мон. ({minutes} мин). Подтвердить?"
+        ),
+        Lang::En => {
+            format!("👥 Transcribe this recording again, saying who said what: {price} coins ({minutes} min). Go ahead?")
+        }
+    }
+}
+
+pub fn who_said_what_confirm(lang: Lang, price: i64) -> String {
+    match lang {
+        Lang::Ru => format!("✅ Да, {price} мон."),
+        Lang::En => format!("✅ Yes, {price} coins"),
+    }
+}
+
+pub fn already_with_speakers(lang: Lang) -> &'static str {
+    lang.pick("В этой расшифровке говорящие уже размечены.", "This transcript says who said what already.")
+}
