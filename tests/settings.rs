@@ -169,6 +169,21 @@ fn a_new_name_beats_the_old_one_in_the_same_layer_and_layers_keep_their_order() 
 }
 
 #[test]
+fn private_link_ranges_may_be_allowed_only_in_the_test_profile() {
+    Jail::expect_with(|jail| {
+        jail.clear_env();
+        jail.set_env("AISHA_LINKS__ALLOW_RANGES", "[\"10.0.0.0/8\"]");
+        assert_eq!(inspect("test").unwrap().links.allow_ranges, ["10.0.0.0/8"]);
+        let refused = inspect("prod").unwrap_err();
+        assert_eq!(refused.key, "links.allow_ranges");
+        assert!(refused.message.contains("only in the test profile"), "{}", refused.message);
+        jail.set_env("AISHA_LINKS__ALLOW_RANGES", "[\"not-a-range\"]");
+        assert_eq!(inspect("test").unwrap_err().key, "links.allow_ranges");
+        Ok(())
+    });
+}
+
+#[test]
 fn mode_flag_beats_every_other_layer() {
     Jail::expect_with(|jail| {
         jail.clear_env();

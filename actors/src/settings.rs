@@ -137,6 +137,7 @@ pub struct Settings {
     pub poller: PollerSettings,
     pub intake: IntakeSettings,
     pub transcription: TranscriptionSettings,
+    pub links: LinksSettings,
     pub retention: RetentionSettings,
     pub payments: PaymentsSettings,
     pub limits: LimitsSettings,
@@ -161,6 +162,7 @@ impl Default for Settings {
             poller: PollerSettings::default(),
             intake: IntakeSettings::default(),
             transcription: TranscriptionSettings::default(),
+            links: LinksSettings::default(),
             retention: RetentionSettings::default(),
             payments: PaymentsSettings::default(),
             limits: LimitsSettings::default(),
@@ -656,6 +658,43 @@ pub struct IntakeSettings {
 impl Default for IntakeSettings {
     fn default() -> Self {
         Self { max_concurrent_chats: 512, max_pending: 2000 }
+    }
+}
+
+/// Recordings from a link (YouTube and the other sites yt-dlp knows, a
+/// podcast page, a media file).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LinksSettings {
+    /// A link in a private chat is offered for transcription. Link jobs run
+    /// only on workers where `ytdlp` runs (the `aishad-links` image).
+    pub enabled: bool,
+    /// The yt-dlp program.
+    pub ytdlp: String,
+    /// The most a link may bring in, page and audio together.
+    pub max_bytes: ByteSize,
+    /// How long reading what a link holds may take.
+    #[serde(with = "humantime_serde")]
+    pub probe_timeout: Duration,
+    /// How long fetching its audio may take.
+    #[serde(with = "humantime_serde")]
+    pub download_timeout: Duration,
+    /// Private ranges a link may reach anyway (CIDR): only in the test
+    /// profile, for its local servers. Everywhere else links reach public
+    /// addresses only.
+    pub allow_ranges: Vec<String>,
+}
+
+impl Default for LinksSettings {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            ytdlp: "yt-dlp".into(),
+            max_bytes: ByteSize(512 * 1024 * 1024),
+            probe_timeout: Duration::from_secs(60),
+            download_timeout: Duration::from_secs(15 * 60),
+            allow_ranges: Vec::new(),
+        }
     }
 }
 

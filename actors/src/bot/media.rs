@@ -102,6 +102,7 @@ impl Media {
             payer_chat_id: group.and_then(|g| g.payer_chat_id),
             sender_telegram_id: group.and(message.from.as_ref()).map(|u| u.id.0 as i64),
             speakers,
+            link: None,
         };
         NewJob::of(Kind::Transcribe, key, &payload)
     }

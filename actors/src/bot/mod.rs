@@ -8,6 +8,7 @@ mod avatars;
 mod error;
 mod groups;
 mod images;
+mod links;
 mod media;
 mod payments;
 mod privacy;
@@ -157,6 +158,10 @@ impl BotHandler {
         let Some(command) = Command::parse(text) else {
             if step == Some(Dialogue::AvatarName) {
                 return self.avatar_named(turn, text).await;
+            }
+            if let Some(url) = crate::clients::links::first_link(text).filter(|_| self.services.settings.links.enabled)
+            {
+                return self.on_link(turn, message, url).await;
             }
             self.bot.send_message(chat, texts::unsupported(lang)).patiently().await?;
             return Ok(());
@@ -366,6 +371,7 @@ impl BotHandler {
             Callback::Forget(false) => self.say(chat, texts::delete_kept(lang)).await,
             Callback::Speakers(on) => self.set_speakers(turn, on).await,
             Callback::WhoSaidWhat(id, confirmed) => self.who_said_what(turn, id, confirmed).await,
+            Callback::Link(id) => self.link_confirmed(turn, id).await,
             // Packages and invoices go to the payer's private chat, never into a group.
             Callback::Menu(MenuItem::TopUp) => {
                 self.in_private(chat, query, lang, |private| self.top_up(turn.in_chat(private))).await

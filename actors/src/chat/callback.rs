@@ -45,6 +45,8 @@ pub enum Callback<'a> {
     /// "Who said what" under a transcript: its price asked (false), then
     /// confirmed (true) and charged.
     WhoSaidWhat(i64, bool),
+    /// A link's recording transcribed at the price just told.
+    Link(i64),
 }
 
 /// The main menu's buttons; each does what its command does.
@@ -142,6 +144,7 @@ impl<'a> Callback<'a> {
             ("speakers", Some("off"), None, None) => Callback::Speakers(false),
             ("who", Some(n), None, None) => Callback::WhoSaidWhat(id(n)?, false),
             ("who", Some(n), Some("yes"), None) => Callback::WhoSaidWhat(id(n)?, true),
+            ("link", Some(n), None, None) => Callback::Link(id(n)?),
             ("forget", Some("yes"), None, None) => Callback::Forget(true),
             ("forget", Some("no"), None, None) => Callback::Forget(false),
             ("topup", Some(n), None, None) => Callback::TopUp(n.parse::<usize>().ok().filter(|i| *i < 100)?),
@@ -178,6 +181,7 @@ impl fmt::Display for Callback<'_> {
             Callback::Speakers(on) => write!(f, "speakers:{}", if *on { "on" } else { "off" }),
             Callback::WhoSaidWhat(id, false) => write!(f, "who:{id}"),
             Callback::WhoSaidWhat(id, true) => write!(f, "who:{id}:yes"),
+            Callback::Link(id) => write!(f, "link:{id}"),
         }
     }
 }
@@ -248,6 +252,7 @@ mod tests {
             Callback::Speakers(false),
             Callback::WhoSaidWhat(7, false),
             Callback::WhoSaidWhat(7, true),
+            Callback::Link(8),
         ];
         made.extend(MenuItem::ALL.map(Callback::Menu));
         made.extend(DigestKind::ALL.map(|kind| Callback::Digest(kind, 6)));

@@ -5,6 +5,7 @@
 pub mod bot_api;
 pub mod fal;
 pub mod flood;
+pub mod links;
 pub mod openai;
 pub mod telegram;
 

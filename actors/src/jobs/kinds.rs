@@ -20,10 +20,14 @@ pub enum Kind {
     FalDeliver,
     /// Look after a FAL request whose callback does not come: [`FalRequestRef`].
     FalPoll,
+    /// Read what a link holds and tell its price, free: [`LinkProbe`].
+    LinkProbe,
+    /// A link's recording to text, paid: [`Transcribe`] with its `link`.
+    LinkTranscribe,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 9] = [
         Kind::Transcribe,
         Kind::TranscriptDigest,
         Kind::FalImagine,
@@ -31,6 +35,8 @@ impl Kind {
         Kind::FalTrain,
         Kind::FalDeliver,
         Kind::FalPoll,
+        Kind::LinkProbe,
+        Kind::LinkTranscribe,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -42,6 +48,8 @@ impl Kind {
             Kind::FalTrain => "fal.train",
             Kind::FalDeliver => "fal.deliver",
             Kind::FalPoll => "fal.poll",
+            Kind::LinkProbe => "link.probe",
+            Kind::LinkTranscribe => "link.transcribe",
         }
     }
 
@@ -90,6 +98,26 @@ pub struct Transcribe {
     /// Who said what: the diarizing model, at its own price per minute.
     #[serde(default)]
     pub speakers: bool,
+    /// A recording from a link (`link.transcribe`), not from Telegram.
+    #[serde(default)]
+    pub link: Option<LinkSource>,
+}
+
+/// Where a `link.transcribe` recording comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkSource {
+    pub link_id: i64,
+    pub url: String,
+    /// The audio fetched while the link was read (S3), when there is one.
+    pub audio_key: Option<String>,
+}
+
+/// `link.probe`: the link to read, and where to tell what it holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkProbe {
+    pub link_id: i64,
+    pub chat_id: i64,
+    pub language: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -192,6 +220,7 @@ mod tests {
                 payer_chat_id: Some(4),
                 sender_telegram_id: Some(5),
                 speakers: true,
+                link: Some(LinkSource { link_id: 3, url: "https://example.com/a.mp3".into(), audio_key: None }),
             },
         );
         round_trip(

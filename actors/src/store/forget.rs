@@ -56,6 +56,7 @@ impl Db {
             )
             .await?;
         out.transcripts = deleted.len() as u64;
+        tx.execute("DELETE FROM links WHERE user_id = $1", &[&user_id]).await?;
         out.sent_in_groups = deleted
             .iter()
             .map(|r| (r.get::<_, i64>(0), r.get::<_, i64>(1)))

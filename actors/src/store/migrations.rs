@@ -28,6 +28,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(9, "0009_jobs_without_user"),
     migration!(10, "0010_no_coin_leaks"),
     migration!(11, "0011_speakers"),
+    migration!(12, "0012_links"),
 ];
 
 /// Any constant will do as long as every aishad uses the same one.

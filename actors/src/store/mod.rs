@@ -5,6 +5,7 @@ pub mod fal;
 pub mod forget;
 pub mod groups;
 pub mod images;
+pub mod links;
 mod migrations;
 pub mod retention;
 pub mod tls;

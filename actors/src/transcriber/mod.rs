@@ -5,6 +5,7 @@
 pub mod audio;
 mod chunk;
 mod digest;
+mod link;
 pub mod measure;
 pub mod ogg;
 pub mod settle;
@@ -19,6 +20,7 @@ use serde_json::Value;
 
 use crate::chat::notices::tell_failed;
 use crate::chat::texts::{self, Lang};
+use crate::clients::links::YtDlp;
 use crate::clients::openai::OpenAi;
 use crate::clients::{ClientError, TgBot};
 use crate::jobs::{Job, JobError, Kind};
@@ -41,11 +43,21 @@ impl Transcriber {
 
     /// The handlers a worker runs for transcription, by job kind.
     pub fn handlers(services: Services) -> Result<Handlers, ClientError> {
+        let links = &services.settings.links;
+        let fetches_links = links.enabled && YtDlp::available(&links.ytdlp);
+        if links.enabled && !fetches_links {
+            tracing::info!(ytdlp = links.ytdlp, "yt-dlp does not run here: this worker takes no link jobs");
+        }
         let transcriber = Self::new(services)?;
-        Ok(vec![
+        let mut handlers: Handlers = vec![
             (Kind::Transcribe.as_str(), Arc::new(transcriber.clone())),
-            (Kind::TranscriptDigest.as_str(), Arc::new(digest::Digest(transcriber))),
-        ])
+            (Kind::TranscriptDigest.as_str(), Arc::new(digest::Digest(transcriber.clone()))),
+        ];
+        if fetches_links {
+            handlers.push((Kind::LinkProbe.as_str(), Arc::new(link::Probe(transcriber.clone()))));
+            handlers.push((Kind::LinkTranscribe.as_str(), Arc::new(transcriber)));
+        }
+        Ok(handlers)
     }
 
     /// Tells the user a transcription job died and was refunded, and deletes

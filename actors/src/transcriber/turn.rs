@@ -28,6 +28,10 @@ impl WorkDir {
     pub(super) fn path(&self, name: &str) -> PathBuf {
         self.0.join(name)
     }
+
+    pub(super) fn dir(&self) -> &Path {
+        &self.0
+    }
 }
 
 impl Drop for WorkDir {

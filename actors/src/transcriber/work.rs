@@ -21,14 +21,14 @@ use super::audio::{self, Chunk, Spent};
 use super::measure::{self, MeasureError, Measured};
 use super::timeline::{self, ChunkText};
 use super::turn::{Recording, Turn, WorkDir};
-use super::{chunk, settle, speakers, Transcriber};
+use super::{chunk, link, settle, speakers, Transcriber};
 use crate::chat::keyboards::transcript_keyboard;
 use crate::chat::reply::send_long;
 use crate::chat::texts;
 use crate::clients::bot_api::is_undeliverable;
 use crate::clients::openai::{Ask, KnownSpeaker, Segment, Transcription};
 use crate::clients::{fetch_telegram_file, DownloadError, Patiently};
-use crate::jobs::kinds::Transcribe;
+use crate::jobs::kinds::{LinkSource, Transcribe};
 use crate::jobs::{Job, JobError};
 use crate::pool::JobContext;
 use crate::store::transcripts::{Finished, SavedChunk, Transcript, TranscriptField};
@@ -84,7 +84,9 @@ pub(super) async fn transcribe(worker: &Transcriber, job: Job, ctx: JobContext) 
 
 impl Turn<'_> {
     async fn start(&self) -> Result<Transcript, JobError> {
-        let (r, model) = (&self.request, &self.worker.openai.transcription_model);
+        let r = &self.request;
+        let openai = &self.worker.openai;
+        let model = if r.speakers { &openai.diarization_model } else { &openai.transcription_model };
         let db = &self.worker.services.db;
         db.start_transcript(self.job.id, self.user_id, r.chat_id, &r.file_unique_id, model, r.sender_telegram_id)
             .await
@@ -103,6 +105,9 @@ impl Turn<'_> {
     /// 2000 MB): from S3 when an earlier attempt kept it, else from Telegram.
     async fn fetch(&self, transcript: &Transcript, work: &WorkDir) -> Result<Recording, JobError> {
         let settings = &self.worker.services.settings;
+        if let Some(link) = &self.request.link {
+            return self.fetch_link(link, transcript, work).await;
+        }
         let ext = extension(&self.request);
         let path = work.path(&format!("original.{ext}"));
         if let Some(key) = &transcript.audio_key {
@@ -118,6 +123,25 @@ impl Turn<'_> {
             other => JobError::retry(other),
         })?;
         Ok(Recording { path, size, ext, keep: !settings.telegram.local_api })
+    }
+
+    /// A link's recording: fetched while the link was read, kept by an
+    /// earlier attempt, or fetched now through yt-dlp.
+    async fn fetch_link(
+        &self,
+        link: &LinkSource,
+        transcript: &Transcript,
+        work: &WorkDir,
+    ) -> Result<Recording, JobError> {
+        let blob = &self.worker.services.blob;
+        if let Some(key) = link.audio_key.as_ref().or(transcript.audio_key.as_ref()) {
+            let ext = key.rsplit('.').next().filter(|e| e.len() <= 4).map_or("bin", link::known_extension);
+            let path = work.path(&format!("original.{ext}"));
+            let size = blob.get_file(key, &path).await?;
+            return Ok(Recording { path, size, ext, keep: false });
+        }
+        let (path, size) = link::download(self.worker, &link.url, work, self.lang).await?;
+        Ok(Recording { ext: link::extension_of(&path), path, size, keep: true })
     }
 
     /// What the recording really holds (see `measure`); the user's file

@@ -9,6 +9,7 @@ pub mod daemon;
 pub mod fal;
 pub mod fleet;
 pub mod forward;
+pub mod media_site;
 pub mod netns;
 pub mod openai;
 pub mod private;

@@ -1,11 +1,12 @@
 //! Everything the bot says, in Russian and English, one file per feature
-//! (money, transcripts, images, avatars, groups, privacy; what is everyone's
+//! (money, transcripts, links, images, avatars, groups, privacy; what is everyone's
 //! here). The user's Telegram `language_code` picks the language; anything
 //! else gets Russian. Callers write `texts::name` whichever file holds it.
 
 mod avatars;
 mod groups;
 mod images;
+mod links;
 mod money;
 mod privacy;
 mod transcripts;
@@ -13,6 +14,7 @@ mod transcripts;
 pub use avatars::*;
 pub use groups::*;
 pub use images::*;
+pub use links::*;
 pub use money::*;
 pub use privacy::*;
 pub use transcripts::*;

@@ -34,6 +34,8 @@ pub fn job_name(lang: Lang, kind: &str) -> String {
         "fal.generate" => lang.pick("картинка с аватаром", "avatar image"),
         "fal.train" => lang.pick("обучение аватара", "avatar training"),
         "transcript.digest" => lang.pick("обработка расшифровки", "transcript digest"),
+        "link.transcribe" => lang.pick("расшифровка записи по ссылке", "transcription of a link"),
+        "link.probe" => lang.pick("чтение ссылки", "reading a link"),
         _ => kind,
     }
     .to_owned()

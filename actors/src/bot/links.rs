@@ -1,0 +1,75 @@
+//! A link in a private chat: checked (no private addresses), read by a link
+//! worker for free, which tells its price; transcribed once confirmed, and
+//! charged then, as any recording.
+
+use teloxide::types::Message;
+use url::Url;
+
+use super::{BotHandler, HandleError, Turn};
+use crate::chat::texts;
+use crate::clients::links::Guard;
+use crate::jobs::kinds::{LinkProbe, LinkSource, Transcribe};
+use crate::jobs::{Kind, NewJob};
+use crate::ledger::{self, Charged};
+
+impl BotHandler {
+    /// Checks the link, then queues the free job that reads it.
+    pub(super) async fn on_link(&self, turn: Turn, message: &Message, url: Url) -> Result<(), HandleError> {
+        let Turn { chat, user_id, lang } = turn;
+        let guard = Guard::new(&self.services.settings.links.allow_ranges).unwrap_or_default();
+        if let Err(refused) = guard.check_url(&url).await {
+            tracing::info!(user_id, error = %refused, "a link refused before it was read");
+            return self.say(chat, texts::link_refused(lang, &refused)).await;
+        }
+        if let Some(refusal) = self.over_limit(user_id, lang).await? {
+            return self.say(chat, refusal).await;
+        }
+        let link_id = self.services.db.add_link(user_id, chat.0, url.as_str()).await?;
+        let probe = LinkProbe { link_id, chat_id: chat.0, language: lang.code().to_owned() };
+        let job = NewJob::of(Kind::LinkProbe, format!("tg:{}:{}:link", chat.0, message.id.0), &probe);
+        match self.shared.charge(user_id, self.priced(job, chat, 0)).await? {
+            Charged::Queued { job, .. } => {
+                tracing::info!(job_id = job.id, user_id, link_id, "link queued to be read");
+                self.say(chat, texts::link_reading(lang)).await
+            }
+            Charged::Duplicate(_) => Ok(()),
+            Charged::TooManyInFlight { limit } => self.say(chat, super::too_many_in_flight(lang, limit)).await,
+            Charged::InsufficientBalance { .. } => self.say(chat, texts::something_went_wrong(lang)).await,
+        }
+    }
+
+    /// The link's recording transcribed at the price its reading told.
+    pub(super) async fn link_confirmed(&self, turn: Turn, link_id: i64) -> Result<(), HandleError> {
+        let Turn { chat, user_id, lang } = turn;
+        let link = self.services.db.link_of(user_id, link_id).await?;
+        let Some((link, seconds)) = link.and_then(|l| l.duration_seconds.map(|s| (l, s))) else {
+            return self.say(chat, texts::link_not_read(lang)).await;
+        };
+        let settings = &self.services.settings;
+        let speakers = self.services.db.speakers(user_id).await?;
+        let Some(price) = ledger::transcription_price(seconds, settings.pricing.transcription_rate(speakers)) else {
+            return self.say(chat, texts::implausible_length(lang)).await;
+        };
+        let request = Transcribe {
+            chat_id: chat.0,
+            message_id: 0,
+            media: "link".into(),
+            file_id: String::new(),
+            file_unique_id: format!("link:{link_id}"),
+            file_size: None,
+            duration: Some(seconds.ceil() as u32),
+            mime_type: None,
+            file_name: link.title.clone(),
+            language: lang.code().to_owned(),
+            spoken_language: Some(self.services.db.transcription_language(user_id).await?),
+            reply_to: None,
+            payer_chat_id: None,
+            sender_telegram_id: None,
+            speakers,
+            link: Some(LinkSource { link_id, url: link.url, audio_key: link.audio_key }),
+        };
+        // One transcription per link read: a second press finds the first.
+        let job = NewJob::of(Kind::LinkTranscribe, format!("link:{link_id}"), &request);
+        self.charge(turn, job, price).await
+    }
+}

@@ -1,0 +1,81 @@
+//! What the bot says about recordings from a link: reading it, its price,
+//! and why a link gives nothing.
+
+use super::Lang;
+use crate::clients::links::{LinkError, Refused};
+
+pub fn link_reading(lang: Lang) -> &'static str {
+    lang.pick(
+        "🔗 Смотрю, что по ссылке. Скажу цену, прежде чем что-то списать.",
+        "🔗 Looking at the link. I'll tell you the price before anything is charged.",
+    )
+}
+
+pub fn link_refused(lang: Lang, why: &Refused) -> &'static str {
+    match why {
+        Refused::Scheme => lang.pick("Я открываю только ссылки http и https.", "I only open http and https links."),
+        Refused::Unresolved { .. } => {
+            lang.pick("Такого адреса нет: проверьте ссылку.", "That address does not exist: please check the link.")
+        }
+        Refused::Private { .. } => lang.pick(
+            "Эта ссылка ведёт во внутреннюю сеть, такие я не открываю.",
+            "That link leads into a private network; I don't open those.",
+        ),
+    }
+}
+
+/// The price of a link's recording, asked before it is charged.
+pub fn link_offer(lang: Lang, title: &str, seconds: f64, price: i64) -> String {
+    let minutes = (seconds / 60.0).ceil().max(1.0) as u64;
+    let title = if title.is_empty() { lang.pick("запись", "the recording") } else { title };
+    match lang {
+        Lang::Ru => format!("🔗 «{title}», {minutes} мин. Расшифровка: {price} мон. Начать?"),
+        Lang::En => format!("🔗 “{title}”, {minutes} min. Transcribing it costs {price} coins. Go ahead?"),
+    }
+}
+
+pub fn link_confirm(lang: Lang, price: i64) -> String {
+    match lang {
+        Lang::Ru => format!("✅ Расшифровать за {price} мон."),
+        Lang::En => format!("✅ Transcribe for {price} coins"),
+    }
+}
+
+pub fn link_not_read(lang: Lang) -> &'static str {
+    lang.pick(
+        "Эту ссылку я ещё читаю или уже не помню: пришлите её снова.",
+        "I'm still reading that link, or no longer have it: please send it again.",
+    )
+}
+
+/// Why a link gives no recording, in words the user can act on.
+pub fn link_failed(lang: Lang, why: &LinkError) -> String {
+    let text = match why {
+        LinkError::BotCheck => lang.pick(
+            "Сайт требует войти, чтобы доказать, что я не бот, — эту запись я скачать не могу. Пришлите сам файл.",
+            "The site wants a sign-in to prove I'm not a bot, so I can't fetch this one. Please send the file itself.",
+        ),
+        LinkError::Unavailable => {
+            lang.pick("Запись закрыта, удалена или недоступна.", "The recording is private, removed or unavailable.")
+        }
+        LinkError::Live => lang.pick(
+            "Это прямая трансляция: её можно расшифровать, когда она закончится.",
+            "That's a live stream: it can be transcribed once it has ended.",
+        ),
+        LinkError::GeoBlocked => {
+            lang.pick("Запись недоступна в нашем регионе.", "The recording isn't available in our region.")
+        }
+        LinkError::NoMedia => {
+            lang.pick("По ссылке нет ни аудио, ни видео.", "There is no audio or video at that link.")
+        }
+        LinkError::TooBig(_) => {
+            lang.pick("Запись по ссылке слишком большая.", "The recording at that link is too large.")
+        }
+        LinkError::Refused(refused) => link_refused(lang, refused),
+        LinkError::TimedOut(_) | LinkError::Failed(_) => lang.pick(
+            "Не получилось скачать запись по ссылке. Попробуйте позже или пришлите сам файл.",
+            "I couldn't fetch the recording at that link. Please try later or send the file itself.",
+        ),
+    };
+    text.to_owned()
+}

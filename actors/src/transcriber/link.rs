@@ -1,0 +1,152 @@
+//! Recordings from a link, on workers where yt-dlp runs. `link.probe` reads
+//! what a link holds and tells its price, free: where the site states the
+//! length nothing is downloaded; where it does not, the audio is fetched
+//! (at most `links.max_bytes`), measured and kept for the transcription.
+//! `link.transcribe` is a transcription whose recording comes from the link
+//! (see `work::fetch`); a link that gives nothing is refused, and refunded.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Value};
+use teloxide::payloads::SendMessageSetters;
+use teloxide::prelude::Requester;
+use teloxide::types::{ChatId, InlineKeyboardMarkup};
+
+use super::audio::Spent;
+use super::measure::{self, MeasureError};
+use super::turn::WorkDir;
+use super::Transcriber;
+use crate::chat::callback::{button, Callback};
+use crate::chat::notices::tell_failed;
+use crate::chat::texts::{self, Lang};
+use crate::clients::links::{Guard, LinkError, YtDlp};
+use crate::clients::Patiently;
+use crate::jobs::kinds::LinkProbe;
+use crate::jobs::{Job, JobError};
+use crate::pool::{BoxFuture, DeadReason, JobContext, JobHandler};
+use crate::settings::Settings;
+
+/// yt-dlp as the settings say, with the guard they allow.
+pub(super) fn ytdlp(settings: &Settings) -> YtDlp {
+    let links = &settings.links;
+    YtDlp {
+        program: links.ytdlp.clone(),
+        // The ranges were checked when the settings were loaded.
+        guard: Guard::new(&links.allow_ranges).unwrap_or_default(),
+        max_bytes: links.max_bytes.0,
+        probe_limit: links.probe_timeout,
+        download_limit: links.download_timeout,
+    }
+}
+
+/// A link's failure for a job: the link's fault is told the user (and a
+/// paid job refunded); what may pass is retried.
+pub(super) fn job_error(lang: Lang, e: LinkError) -> JobError {
+    if e.may_pass() {
+        JobError::Retry(e.to_string())
+    } else {
+        JobError::Refused(texts::link_failed(lang, &e))
+    }
+}
+
+/// The audio a link leads to, fetched into `work`: its path and size.
+pub(super) async fn download(
+    worker: &Transcriber,
+    url: &str,
+    work: &WorkDir,
+    lang: Lang,
+) -> Result<(PathBuf, u64), JobError> {
+    let path = ytdlp(&worker.services.settings).download(url, work.dir()).await.map_err(|e| job_error(lang, e))?;
+    let size = tokio::fs::metadata(&path).await?.len();
+    Ok((path, size))
+}
+
+/// The extension of a file yt-dlp wrote, for the name the API is told.
+pub(super) fn extension_of(path: &Path) -> &'static str {
+    known_extension(path.extension().and_then(|e| e.to_str()).unwrap_or_default())
+}
+
+/// An audio file's extension as one we name, `bin` for the rest.
+pub(super) fn known_extension(ext: &str) -> &'static str {
+    match ext {
+        "m4a" | "mp4" | "aac" => "m4a",
+        "mp3" => "mp3",
+        "ogg" | "opus" | "oga" => "ogg",
+        "webm" => "webm",
+        "wav" => "wav",
+        "flac" => "flac",
+        _ => "bin",
+    }
+}
+
+pub(super) struct Probe(pub Transcriber);
+
+impl JobHandler for Probe {
+    fn run(&self, job: Job, _ctx: JobContext) -> BoxFuture<Result<Value, JobError>> {
+        let t = self.0.clone();
+        Box::pin(async move { probe(&t, job).await })
+    }
+
+    fn on_dead(&self, job: Job, reason: DeadReason) -> BoxFuture<()> {
+        let t = self.0.clone();
+        Box::pin(async move {
+            let lang = Lang::from_code(job.language());
+            let why = texts::link_failed(lang, &LinkError::Failed(String::new()));
+            tell_failed(&t.bot, &job, reason.for_user(&why), lang).await
+        })
+    }
+}
+
+/// Reads the link and offers its transcription at its price.
+async fn probe(t: &Transcriber, job: Job) -> Result<Value, JobError> {
+    let request: LinkProbe = job.payload_as()?;
+    let (lang, chat) = (Lang::from_code(Some(&request.language)), ChatId(request.chat_id));
+    let user_id = job.user_id.ok_or_else(|| JobError::Broken("a link without a user".into()))?;
+    let db = &t.services.db;
+    let Some(link) = db.link_of(user_id, request.link_id).await? else {
+        return Ok(json!({ "outcome": "forgotten" }));
+    };
+    let settings = &t.services.settings;
+    let found = ytdlp(settings).probe(&link.url).await.map_err(|e| job_error(lang, e))?;
+    let max = settings.transcription.max_duration;
+    let (seconds, audio_key) = match found.duration {
+        Some(seconds) => (seconds, None),
+        None => fetch_and_measure(t, &job, user_id, &link.url, lang).await?,
+    };
+    if seconds > max.as_secs_f64() {
+        return Err(JobError::Refused(texts::too_long(lang, seconds, max)));
+    }
+    db.link_read(link.id, &found.title, seconds, audio_key.as_deref()).await?;
+    let rate = settings.pricing.transcription_rate(db.speakers(user_id).await?);
+    let price = crate::ledger::transcription_price(seconds, rate)
+        .ok_or_else(|| JobError::Refused(texts::implausible_length(lang).to_owned()))?;
+    let yes = [[button(texts::link_confirm(lang, price), Callback::Link(link.id))]];
+    let offer = t.bot.send_message(chat, texts::link_offer(lang, &found.title, seconds, price));
+    offer.reply_markup(InlineKeyboardMarkup::new(yes)).patiently().await?;
+    tracing::info!(job_id = job.id, user_id, link_id = link.id, seconds, price, "link read; its price offered");
+    Ok(json!({ "outcome": "offered", "seconds": seconds, "price": price, "fetched": audio_key.is_some() }))
+}
+
+/// A link whose site states no length: its audio fetched, measured, kept.
+async fn fetch_and_measure(
+    t: &Transcriber,
+    job: &Job,
+    user_id: i64,
+    url: &str,
+    lang: Lang,
+) -> Result<(f64, Option<String>), JobError> {
+    let settings = &t.services.settings;
+    let work = WorkDir::create(&settings.transcription.temp_dir, job.id).await?;
+    let (path, size) = download(t, url, &work, lang).await?;
+    let max = settings.transcription.max_duration;
+    let measured = measure::measure(&path, size, max, &mut Spent::default()).await.map_err(|e| match e {
+        MeasureError::Tools(e) => JobError::retry(e),
+        MeasureError::Unreadable | MeasureError::Implausible { .. } => {
+            JobError::Refused(texts::unreadable_audio(lang).to_owned())
+        }
+        MeasureError::ClaimsTooLong(seconds) => JobError::Refused(texts::too_long(lang, seconds, max)),
+    })?;
+    let key = format!("audio/{user_id}/link-{}/original.{}", job.id, extension_of(&path));
+    t.services.blob.put_file(&key, &path, "application/octet-stream").await?;
+    Ok((measured.seconds, Some(key)))
+}

@@ -1,0 +1,161 @@
+//! Recordings from a link, with real yt-dlp, ffmpeg, PostgreSQL, Redis and
+//! S3, and the linked sites served on loopback (the test profile's one
+//! allowed private range): the price told before any charge, nothing
+//! downloaded first where the site states the length, the guard refusing
+//! private addresses before and after a redirect, and clear words and a
+//! refund when a link gives nothing.
+
+mod common;
+
+use std::time::Duration;
+
+use aisha_testkit::audio::speech_file;
+use aisha_testkit::eventually;
+use aisha_testkit::media_site::MediaSite;
+use common::chat_rig::{rig, workers, Rig, WAIT};
+
+const TOKEN: &str = "9393:LINKS-token-xyz";
+const USER: i64 = 4201;
+
+async fn links_rig(name: &str) -> (Rig, MediaSite) {
+    let rig = rig(name, TOKEN, USER, |s| {
+        s.links.enabled = true;
+        s.links.allow_ranges = vec!["127.0.0.0/8".into()];
+    })
+    .await;
+    let site = MediaSite::start(speech_file("A recording from a link. It has a few words.", "mp3")).await;
+    (rig, site)
+}
+
+/// The offer of a link's price, once the link was read.
+async fn offer(rig: &Rig) -> serde_json::Value {
+    eventually("the price", WAIT, || rig.last_message_starting(USER, "🔗 “").is_some()).await;
+    rig.last_message_starting(USER, "🔗 “").unwrap()
+}
+
+fn confirm_data(offer: &serde_json::Value) -> String {
+    offer["reply_markup"]["inline_keyboard"][0][0]["callback_data"].as_str().unwrap().to_owned()
+}
+
+/// The newest message to the user, once one contains `words`.
+async fn told(rig: &Rig, words: &str) -> String {
+    eventually(words, WAIT, || rig.telegram.sent_texts(USER).iter().any(|t| t.contains(words))).await;
+    rig.telegram.sent_texts(USER).into_iter().find(|t| t.contains(words)).unwrap()
+}
+
+#[tokio::test]
+async fn a_link_to_a_file_is_fetched_measured_and_priced_before_any_charge() {
+    let (rig, site) = links_rig("links_file").await;
+    let pool = workers(&rig.services, "w1").await;
+    rig.telegram.push_text(USER, "en", &format!("please: {}", site.url("/episode.mp3")));
+    told(&rig, "Looking at the link").await;
+    let offer = offer(&rig).await;
+    assert!(offer["text"].as_str().unwrap().contains("1 min. Transcribing it costs 1 coins"), "{offer}");
+    assert_eq!(rig.balance().await, 100, "nothing charged before the yes");
+    let fetched = site.requested().len();
+    assert!(site.requested().contains(&"/episode.mp3".to_owned()), "no stated length: fetched to measure");
+
+    rig.telegram.push_callback(USER, "en", &confirm_data(&offer), 2);
+    eventually("transcript", WAIT, || rig.transcripts_sent().len() == 1).await;
+    assert_eq!(rig.balance().await, 99);
+    assert_eq!(site.requested().len(), fetched, "the audio fetched to measure it is the one transcribed");
+    rig.telegram.push_callback(USER, "en", &confirm_data(&offer), 3);
+    rig.all_handled().await;
+    assert_eq!(rig.openai.transcriptions().len(), 1, "a second press finds the first");
+    pool.stop(None);
+    rig.stop();
+    common::assert_ledger(&rig.services).await;
+}
+
+#[tokio::test]
+async fn a_page_that_states_the_length_is_priced_without_downloading() {
+    let (rig, site) = links_rig("links_stated").await;
+    let pool = workers(&rig.services, "w1").await;
+    rig.telegram.push_text(USER, "en", &site.url("/stated.html"));
+    let offer = offer(&rig).await;
+    assert!(offer["text"].as_str().unwrap().contains("“Podcast 7”, 2 min. Transcribing it costs 2 coins"), "{offer}");
+    assert!(!site.requested().contains(&"/episode.mp3".to_owned()), "nothing downloaded before the confirm");
+    assert_eq!(rig.balance().await, 100);
+
+    rig.telegram.push_callback(USER, "en", &confirm_data(&offer), 2);
+    eventually("transcript", WAIT, || rig.transcripts_sent().len() == 1).await;
+    assert!(site.requested().contains(&"/episode.mp3".to_owned()));
+    // Charged 2 on the stated 65 s, then settled on the few seconds measured.
+    told(&rig, "refunded").await;
+    assert_eq!(rig.balance().await, 99);
+    pool.stop(None);
+    rig.stop();
+    common::assert_ledger(&rig.services).await;
+}
+
+#[tokio::test]
+async fn a_podcast_page_with_an_audio_tag_is_transcribed() {
+    let (rig, site) = links_rig("links_page").await;
+    let pool = workers(&rig.services, "w1").await;
+    rig.telegram.push_text(USER, "en", &site.url("/podcast.html"));
+    let offer = offer(&rig).await;
+    assert!(offer["text"].as_str().unwrap().contains("Episode 12"), "{offer}");
+    rig.telegram.push_callback(USER, "en", &confirm_data(&offer), 2);
+    eventually("transcript", WAIT, || rig.transcripts_sent().len() == 1).await;
+    assert_eq!(rig.balance().await, 99);
+    pool.stop(None);
+    rig.stop();
+    common::assert_ledger(&rig.services).await;
+}
+
+#[tokio::test]
+async fn links_to_private_addresses_are_refused_before_and_after_a_redirect() {
+    let (rig, site) = links_rig("links_private").await;
+    let pool = workers(&rig.services, "w1").await;
+    for forged in ["http://10.0.0.1/admin", "http://169.254.169.254/latest/meta-data/", "http://[::ffff:192.168.0.1]/"]
+    {
+        rig.telegram.push_text(USER, "en", forged);
+    }
+    eventually("three refusals", WAIT, || {
+        rig.telegram.sent_texts(USER).iter().filter(|t| t.contains("leads into a private network")).count() == 3
+    })
+    .await;
+    assert_eq!(rig.scalar("SELECT count(*) FROM links").await, 0, "refused before anything was queued");
+
+    rig.telegram.push_text(USER, "en", &site.url("/moved"));
+    eventually("refused after the redirect", WAIT, || {
+        rig.telegram.sent_texts(USER).iter().filter(|t| t.contains("leads into a private network")).count() == 4
+    })
+    .await;
+    assert_eq!(site.requested(), ["/moved"], "the redirect was followed no further");
+    assert!(rig.openai.transcriptions().is_empty());
+    assert_eq!(rig.balance().await, 100);
+    pool.stop(None);
+    rig.stop();
+    common::assert_ledger(&rig.services).await;
+}
+
+#[tokio::test]
+async fn a_page_with_no_media_is_told_and_nothing_charged() {
+    let (rig, site) = links_rig("links_nothing").await;
+    let pool = workers(&rig.services, "w1").await;
+    rig.telegram.push_text(USER, "en", &site.url("/nothing.html"));
+    told(&rig, "There is no audio or video at that link.").await;
+    assert_eq!(rig.balance().await, 100);
+    pool.stop(None);
+    rig.stop();
+    common::assert_ledger(&rig.services).await;
+}
+
+#[tokio::test]
+async fn a_recording_gone_after_the_confirm_is_told_and_refunded() {
+    let (rig, site) = links_rig("links_gone").await;
+    let pool = workers(&rig.services, "w1").await;
+    rig.telegram.push_text(USER, "en", &site.url("/stated.html"));
+    let offer = offer(&rig).await;
+    site.take_down();
+    rig.telegram.push_callback(USER, "en", &confirm_data(&offer), 2);
+    let failure = told(&rig, "❌ Failed").await;
+    assert!(failure.contains("private, removed or unavailable"), "{failure}");
+    assert!(failure.contains("2 coins refunded"), "{failure}");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(rig.balance().await, 100);
+    pool.stop(None);
+    rig.stop();
+    common::assert_ledger(&rig.services).await;
+}
