@@ -14,17 +14,18 @@ use teloxide::types::{ChatId, InlineKeyboardMarkup};
 
 use super::audio::Spent;
 use super::measure::{self, MeasureError};
-use super::turn::WorkDir;
+use super::turn::{Recording, Turn, WorkDir};
 use super::Transcriber;
 use crate::chat::callback::{button, Callback};
 use crate::chat::notices::tell_failed;
 use crate::chat::texts::{self, Lang};
 use crate::clients::links::{Guard, LinkError, YtDlp};
 use crate::clients::Patiently;
-use crate::jobs::kinds::LinkProbe;
+use crate::jobs::kinds::{LinkProbe, LinkSource};
 use crate::jobs::{Job, JobError};
 use crate::pool::{BoxFuture, DeadReason, JobContext, JobHandler};
 use crate::settings::Settings;
+use crate::store::transcripts::Transcript;
 
 /// yt-dlp as the settings say, with the guard they allow.
 pub(super) fn ytdlp(settings: &Settings) -> YtDlp {
@@ -149,4 +150,25 @@ async fn fetch_and_measure(
     let key = format!("audio/{user_id}/link-{}/original.{}", job.id, extension_of(&path));
     t.services.blob.put_file(&key, &path, "application/octet-stream").await?;
     Ok((measured.seconds, Some(key)))
+}
+
+impl Turn<'_> {
+    /// A link's recording: fetched while the link was read, kept by an
+    /// earlier attempt, or fetched now through yt-dlp.
+    pub(super) async fn fetch_link(
+        &self,
+        link: &LinkSource,
+        transcript: &Transcript,
+        work: &WorkDir,
+    ) -> Result<Recording, JobError> {
+        let blob = &self.worker.services.blob;
+        if let Some(key) = link.audio_key.as_ref().or(transcript.audio_key.as_ref()) {
+            let ext = key.rsplit('.').next().filter(|e| e.len() <= 4).map_or("bin", known_extension);
+            let path = work.path(&format!("original.{ext}"));
+            let size = blob.get_file(key, &path).await?;
+            return Ok(Recording { path, size, ext, keep: false });
+        }
+        let (path, size) = download(self.worker, &link.url, work, self.lang).await?;
+        Ok(Recording { ext: extension_of(&path), path, size, keep: true })
+    }
 }

@@ -5,10 +5,13 @@
 
 use bytes::Bytes;
 
+use super::audio::Chunk;
 use super::audio::{self, Spent};
-use super::turn::{Recording, WorkDir};
-use crate::clients::openai::{KnownSpeaker, Segment, MAX_KNOWN_SPEAKERS};
+use super::turn::{Recording, Turn, WorkDir};
+use super::work::{Chunking, Progress};
+use crate::clients::openai::{Ask, KnownSpeaker, Segment, MAX_KNOWN_SPEAKERS};
 use crate::jobs::JobError;
+use crate::store::transcripts::Transcript;
 
 /// A reference clip is 2–10 s of one speaker alone: shorter says too little
 /// of a voice, and the API takes no longer.
@@ -73,6 +76,34 @@ pub(super) async fn references(
         known.push(KnownSpeaker { name: span.speaker, wav: Bytes::from(wav) });
     }
     Ok(known)
+}
+
+impl Turn<'_> {
+    /// The voices of the first chunk, as reference clips for the others:
+    /// the first chunk transcribed alone, first (taken out of `pending`),
+    /// unless an earlier attempt kept it.
+    pub(super) async fn first_voices(
+        &self,
+        transcript: &Transcript,
+        chunking: &Chunking<'_>,
+        first: Chunk,
+        pending: &mut Vec<(usize, Chunk)>,
+        progress: &Progress,
+    ) -> Result<(Vec<KnownSpeaker>, Spent), JobError> {
+        let mut spent = Spent::default();
+        if pending.first().is_some_and(|(i, _)| *i == 0) {
+            let (i, piece) = pending.remove(0);
+            spent = self.transcribe_chunk(transcript, chunking, i, piece, Ask::Speakers(&[]), progress).await?;
+        }
+        let saved = self.worker.services.db.transcript_chunks(transcript.id).await?;
+        let Some(segments) = saved.into_iter().find(|c| c.idx == 0).and_then(|c| c.segments) else {
+            return Ok((Vec::new(), spent));
+        };
+        let segments: Vec<Segment> = serde_json::from_value(segments).map_err(JobError::broken)?;
+        let known = references(chunking.recording, first.start, &segments, chunking.work).await?;
+        tracing::info!(job_id = self.job.id, voices = known.len(), "the first chunk's voices label the others");
+        Ok((known, spent))
+    }
 }
 
 #[cfg(test)]

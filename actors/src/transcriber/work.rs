@@ -21,27 +21,27 @@ use super::audio::{self, Chunk, Spent};
 use super::measure::{self, MeasureError, Measured};
 use super::timeline::{self, ChunkText};
 use super::turn::{Recording, Turn, WorkDir};
-use super::{chunk, link, settle, speakers, Transcriber};
+use super::{chunk, settle, Transcriber};
 use crate::chat::keyboards::transcript_keyboard;
 use crate::chat::reply::send_long;
 use crate::chat::texts;
 use crate::clients::bot_api::is_undeliverable;
-use crate::clients::openai::{Ask, KnownSpeaker, Segment, Transcription};
+use crate::clients::openai::{Ask, Transcription};
 use crate::clients::{fetch_telegram_file, DownloadError, Patiently};
-use crate::jobs::kinds::{LinkSource, Transcribe};
+use crate::jobs::kinds::Transcribe;
 use crate::jobs::{Job, JobError};
 use crate::pool::JobContext;
 use crate::store::transcripts::{Finished, SavedChunk, Transcript, TranscriptField};
 
 /// Where the chunks are cut from, and whether the recording goes as it is.
-struct Chunking<'a> {
-    recording: &'a Recording,
-    work: &'a WorkDir,
-    as_is: bool,
+pub(super) struct Chunking<'a> {
+    pub recording: &'a Recording,
+    pub work: &'a WorkDir,
+    pub as_is: bool,
 }
 
 /// Chunks finished of `total`, shown by editing `status` (when there is one).
-struct Progress {
+pub(super) struct Progress {
     finished: AtomicUsize,
     total: usize,
     status: Option<MessageId>,
@@ -123,25 +123,6 @@ impl Turn<'_> {
             other => JobError::retry(other),
         })?;
         Ok(Recording { path, size, ext, keep: !settings.telegram.local_api })
-    }
-
-    /// A link's recording: fetched while the link was read, kept by an
-    /// earlier attempt, or fetched now through yt-dlp.
-    async fn fetch_link(
-        &self,
-        link: &LinkSource,
-        transcript: &Transcript,
-        work: &WorkDir,
-    ) -> Result<Recording, JobError> {
-        let blob = &self.worker.services.blob;
-        if let Some(key) = link.audio_key.as_ref().or(transcript.audio_key.as_ref()) {
-            let ext = key.rsplit('.').next().filter(|e| e.len() <= 4).map_or("bin", link::known_extension);
-            let path = work.path(&format!("original.{ext}"));
-            let size = blob.get_file(key, &path).await?;
-            return Ok(Recording { path, size, ext, keep: false });
-        }
-        let (path, size) = link::download(self.worker, &link.url, work, self.lang).await?;
-        Ok(Recording { ext: link::extension_of(&path), path, size, keep: true })
     }
 
     /// What the recording really holds (see `measure`); the user's file
@@ -256,16 +237,9 @@ impl Turn<'_> {
         };
         let mut pending: Vec<(usize, Chunk)> =
             plan.iter().copied().enumerate().filter(|(i, _)| !done.contains(&(*i as i32))).collect();
-        let mut spent = Spent::default();
-        let known = if self.request.speakers && plan.len() > 1 {
-            if pending.first().is_some_and(|(i, _)| *i == 0) {
-                let (i, piece) = pending.remove(0);
-                spent.0 +=
-                    self.transcribe_chunk(transcript, &chunking, i, piece, Ask::Speakers(&[]), &progress).await?.0;
-            }
-            self.first_voices(transcript, &chunking, plan[0]).await?
-        } else {
-            Vec::new()
+        let (known, spent) = match self.request.speakers && plan.len() > 1 {
+            true => self.first_voices(transcript, &chunking, plan[0], &mut pending, &progress).await?,
+            false => (Vec::new(), Spent::default()),
         };
         let ask = if self.request.speakers { Ask::Speakers(&known) } else { Ask::Text };
         let rest: Vec<Spent> = futures::stream::iter(pending)
@@ -277,7 +251,7 @@ impl Turn<'_> {
     }
 
     /// One chunk: cut, sent, kept, and the progress message moved on.
-    async fn transcribe_chunk(
+    pub(super) async fn transcribe_chunk(
         &self,
         transcript: &Transcript,
         chunking: &Chunking<'_>,
@@ -312,24 +286,6 @@ impl Turn<'_> {
             let _ = edit.patiently().await;
         }
         Ok(spent)
-    }
-
-    /// The voices of the first chunk (kept, by this attempt or an earlier
-    /// one), as reference clips for the others.
-    async fn first_voices(
-        &self,
-        transcript: &Transcript,
-        chunking: &Chunking<'_>,
-        first: Chunk,
-    ) -> Result<Vec<KnownSpeaker>, JobError> {
-        let saved = self.worker.services.db.transcript_chunks(transcript.id).await?;
-        let Some(segments) = saved.into_iter().find(|c| c.idx == 0).and_then(|c| c.segments) else {
-            return Ok(Vec::new());
-        };
-        let segments: Vec<Segment> = serde_json::from_value(segments).map_err(JobError::broken)?;
-        let known = speakers::references(chunking.recording, first.start, &segments, chunking.work).await?;
-        tracing::info!(job_id = self.job.id, voices = known.len(), "the first chunk's voices label the others");
-        Ok(known)
     }
 
     /// What a chunk with no audio in it says, timed like the model's answers.
