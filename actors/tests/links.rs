@@ -159,3 +159,23 @@ async fn a_recording_gone_after_the_confirm_is_told_and_refunded() {
     rig.stop();
     common::assert_ledger(&rig.services).await;
 }
+
+#[tokio::test]
+async fn deleting_my_data_forgets_the_links_and_the_audio_read_from_them() {
+    let (rig, site) = links_rig("links_forget").await;
+    let pool = workers(&rig.services, "w1").await;
+    rig.telegram.push_text(USER, "en", &site.url("/episode.mp3"));
+    offer(&rig).await;
+    let user_id = rig.scalar(&format!("SELECT id FROM users WHERE telegram_id = {USER}")).await;
+    assert_eq!(rig.scalar("SELECT count(*) FROM links WHERE audio_key IS NOT NULL").await, 1, "read and kept");
+    rig.telegram.push_text(USER, "en", "/deletemydata");
+    eventually("confirm", WAIT, || rig.last_message_starting(USER, "⚠️ Delete all").is_some()).await;
+    rig.telegram.push_callback(USER, "en", "forget:yes", 2);
+    eventually("deleted", WAIT, || rig.last_message_starting(USER, "✅ Your data is deleted").is_some()).await;
+    assert_eq!(rig.scalar("SELECT count(*) FROM links").await, 0);
+    let left = rig.services.blob.delete_prefix(&format!("audio/{user_id}/")).await.unwrap();
+    assert_eq!(left, 0, "the audio read from the link was deleted with the rest");
+    pool.stop(None);
+    rig.stop();
+    common::assert_ledger(&rig.services).await;
+}
