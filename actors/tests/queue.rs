@@ -352,6 +352,31 @@ async fn stopping_the_pool_lets_in_flight_jobs_finish() {
 }
 
 #[tokio::test]
+async fn a_stopping_pool_keeps_its_jobs_from_its_next_incarnation() {
+    // A rolling update starts the next incarnation of an instance before the
+    // last one stops: the jobs the stopping one still runs stay its own.
+    let (_t, services) = common::services("pool_next_incarnation", |s| {
+        s.jobs.lease = Duration::from_millis(600);
+        s.jobs.poll_interval = Duration::from_millis(100);
+    })
+    .await;
+    let same = common::as_instance(&services, "worker-1");
+    let stopping = TestHandler { delay: Duration::from_millis(2000), ..Default::default() };
+    let old = pool(&same, &stopping).await;
+    let job = enqueue(&services, "noop", "rolling").await;
+    eventually("the old one runs it", Duration::from_secs(5), || stopping.runs.load(Ordering::SeqCst) == 1).await;
+    old.stop(None);
+    let next = TestHandler::default();
+    let new = pool(&same, &next).await;
+    eventually("finished", Duration::from_secs(10), || stopping.finished.lock().unwrap().contains(&job.id)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(next.runs.load(Ordering::SeqCst), 0, "the next incarnation never ran it");
+    let done = state_of(&services, job.id).await;
+    assert_eq!((done.state, done.attempts), (JobState::Done, 1));
+    new.stop(None);
+}
+
+#[tokio::test]
 async fn the_depth_says_how_long_the_oldest_due_job_has_waited() {
     let (_t, services) = common::services("depth_oldest", |_| {}).await;
     enqueue(&services, "noop", "waiting").await;

@@ -52,6 +52,9 @@ pub struct PoolState {
     running: HashMap<ActorId, Running>,
     retry: Backoff,
     tasks: Vec<JoinHandle<()>>,
+    /// Holds this instance's presence lock; stopped last, once the jobs in
+    /// hand are done (see `post_stop`).
+    presence: JoinHandle<()>,
     /// When old updates and callbacks were last deleted.
     swept: Option<Instant>,
     completions: super::Completions,
@@ -120,7 +123,8 @@ impl Actor for JobPool {
             worker,
             handlers: args.handlers,
             running: HashMap::new(),
-            tasks: vec![listener, presence, ticker, heart],
+            tasks: vec![listener, ticker, heart],
+            presence,
             swept: None,
             completions,
             _local_wakes: local_wakes,
@@ -192,10 +196,22 @@ impl Actor for JobPool {
         if !state.running.is_empty() {
             tracing::info!(in_flight = state.running.len(), "job pool draining");
         }
-        // Bounded by the supervisor's grace period: it kills us when that runs out.
-        for running in state.running.values() {
-            let _ = running.cell.wait(None).await;
+        // Bounded by the supervisor's grace period: it kills us when that
+        // runs out. Until then the jobs in hand stay ours: their leases are
+        // renewed, and the presence lock is held, so a new incarnation of
+        // this instance (a rolling update starts it before this one stops)
+        // does not take them back and run them a second time.
+        let cells: Vec<ActorCell> = state.running.values().map(|r| r.cell.clone()).collect();
+        let drained = futures::future::join_all(cells.iter().map(|cell| cell.wait(None)));
+        tokio::pin!(drained);
+        let every = state.services.settings.jobs.lease / 3;
+        loop {
+            tokio::select! {
+                _ = &mut drained => break,
+                () = tokio::time::sleep(every) => heartbeat(state).await,
+            }
         }
+        state.presence.abort();
         Ok(())
     }
 }
