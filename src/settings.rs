@@ -223,6 +223,9 @@ fn secrets_from_files() -> Result<figment::value::Dict, SettingsError> {
 
 pub fn load(options: &LoadOptions, purpose: Purpose) -> Result<Settings, SettingsError> {
     let figment = figment(options)?;
+    if purpose != Purpose::Inspect {
+        refuse_placeholders(&figment)?;
+    }
     let mut settings: Settings = figment.extract().map_err(|e| from_figment(&figment, e))?;
     if settings.instance_id.trim().is_empty() {
         settings.instance_id = default_instance_id();
@@ -235,6 +238,35 @@ pub fn load(options: &LoadOptions, purpose: Purpose) -> Result<Settings, Setting
         ));
     }
     Ok(settings)
+}
+
+/// What the deployment files ship where only the operator knows the value
+/// (an endpoint, a public URL, a secret): see docs/operations.md, "Deploying".
+pub const PLACEHOLDER: &str = "replace-me";
+
+/// A setting still holding [`PLACEHOLDER`] stops start-up naming its key, so
+/// a file applied unedited fails at once and says what to set, rather than
+/// running against an address that does not exist. Its value is never shown.
+fn refuse_placeholders(figment: &Figment) -> Result<(), SettingsError> {
+    let merged: figment::value::Value = figment.extract().map_err(|e| from_figment(figment, e))?;
+    match placeholder_key(&merged, String::new()) {
+        Some(key) => Err(SettingsError::new(
+            key,
+            format!("still holds the placeholder {PLACEHOLDER:?} the deployment file ships: set it (docs/operations.md, \"Deploying\")"),
+        )),
+        None => Ok(()),
+    }
+}
+
+fn placeholder_key(value: &figment::value::Value, path: String) -> Option<String> {
+    use figment::value::Value;
+    let join = |key: &str| if path.is_empty() { key.to_owned() } else { format!("{path}.{key}") };
+    match value {
+        Value::String(_, text) => text.to_ascii_lowercase().contains(PLACEHOLDER).then_some(path),
+        Value::Dict(_, dict) => dict.iter().find_map(|(key, v)| placeholder_key(v, join(key))),
+        Value::Array(_, items) => items.iter().find_map(|v| placeholder_key(v, path.clone())),
+        _ => None,
+    }
 }
 
 fn from_figment(figment: &Figment, error: figment::Error) -> SettingsError {

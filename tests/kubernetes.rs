@@ -6,37 +6,18 @@
 //! validates every object against the Kubernetes schemas besides.
 
 use std::collections::BTreeSet;
-use std::path::Path;
-use std::process::Command;
 
 use aisha_actors::secret::ConnUrl;
 use aisha_actors::settings::DatabaseSettings;
 use aisha_actors::store::Db;
+use aisha_testkit::shipped::{self, kustomize, name, of_kind};
 use aisha_testkit::TestServices;
 use serde_json::Value;
 
 const OVERLAYS: [&str; 2] = ["dev", "prod"];
 
 fn render(overlay: &str) -> Vec<Value> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/kubernetes/overlays").join(overlay);
-    let out = Command::new("kubectl")
-        .arg("kustomize")
-        .arg(&dir)
-        .output()
-        .expect("kubectl (scripts/kubernetes.sh installs it)");
-    assert!(out.status.success(), "kubectl kustomize {overlay}: {}", String::from_utf8_lossy(&out.stderr));
-    let text = String::from_utf8(out.stdout).unwrap();
-    serde_yaml::Deserializer::from_str(&text)
-        .map(|doc| serde_yaml::from_value::<Value>(serde::Deserialize::deserialize(doc).unwrap()).unwrap())
-        .collect()
-}
-
-fn of_kind<'a>(objects: &'a [Value], kind: &'a str) -> impl Iterator<Item = &'a Value> {
-    objects.iter().filter(move |o| o["kind"] == kind)
-}
-
-fn name(object: &Value) -> &str {
-    object["metadata"]["name"].as_str().unwrap_or_default()
+    kustomize(&format!("overlays/{overlay}"))
 }
 
 /// Whether `labels` meet a `matchLabels` selector (an empty one selects all).
@@ -157,16 +138,8 @@ fn every_reference_between_objects_resolves() {
     }
 }
 
-/// The keys of the Secret `aishad-secrets` as the overlay provides it: generated, or written by ESO.
 fn secret_keys(objects: &[Value]) -> BTreeSet<String> {
-    let generated = of_kind(objects, "Secret")
-        .filter(|s| name(s) == "aishad-secrets")
-        .flat_map(|s| s["data"].as_object().unwrap().keys().cloned());
-    let external =
-        of_kind(objects, "ExternalSecret").filter(|e| e["spec"]["target"]["name"] == "aishad-secrets").flat_map(|e| {
-            e["spec"]["data"].as_array().unwrap().iter().map(|d| d["secretKey"].as_str().unwrap().to_owned())
-        });
-    generated.chain(external).collect()
+    shipped::secret_keys(objects, "aishad-secrets")
 }
 
 #[test]

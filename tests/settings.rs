@@ -267,6 +267,32 @@ fn run_requires_what_it_connects_to() {
 }
 
 #[test]
+fn a_shipped_placeholder_left_in_place_stops_run_and_migrate_naming_its_key_not_its_value() {
+    Jail::expect_with(|jail| {
+        jail.clear_env();
+        jail.set_env("DATABASE_URL", "postgres://u:p@localhost/db");
+        jail.set_env("REDIS_URL", "redis://localhost");
+        jail.set_env("MINIO_ENDPOINT", "localhost:9000");
+        jail.set_env("MINIO_ACCESS_KEY", "ak");
+        jail.set_env("MINIO_SECRET_KEY", "sk-secret");
+        jail.set_env("TELEGRAM_BOT_TOKEN", "1:x");
+        jail.set_env("FAL_WEBHOOK_URL", "https://REPLACE-ME.example/webhooks/fal");
+        let e = load(&opts("prod"), Purpose::Run).unwrap_err();
+        assert_eq!(e.key, "fal.webhook_url");
+        assert!(e.to_string().contains("FAL_WEBHOOK_URL") && e.message.contains("Deploying"), "{e}");
+        assert!(inspect("prod").is_ok(), "config and health still show what is set");
+
+        jail.clear_env();
+        jail.create_file("db", "postgres://aisha:replace-me@db:5432/aisha")?;
+        jail.set_env("DATABASE_URL_FILE", "db");
+        let e = load(&opts("prod"), Purpose::Database).unwrap_err();
+        assert_eq!(e.key, "database.url", "a secret file's placeholder too");
+        assert!(!e.to_string().contains("aisha:"), "no value in the error: {e}");
+        Ok(())
+    });
+}
+
+#[test]
 fn rendered_config_masks_every_secret() {
     Jail::expect_with(|jail| {
         jail.clear_env();

@@ -106,6 +106,7 @@ fn create_secrets(external: &External) {
         ("aishad_telegram_token", TOKEN.to_owned()),
         ("aishad_openai_api_key", OPENAI_KEY.to_owned()),
         ("aishad_fal_key", FAL_KEY.to_owned()),
+        ("aishad_fal_files_secret", "swarm-files-secret".to_owned()),
         ("aishad_s3_access_key", value("MINIO_ACCESS_KEY")),
         ("aishad_s3_secret_key", value("MINIO_SECRET_KEY")),
         ("aishad_database_url", value("DATABASE_URL")),
@@ -131,6 +132,8 @@ fn deploy(fakes: &Fakes, external: &External, image: &str) {
             ("FAL_JWKS_URL", fakes.fal.jwks_url()),
             ("AISHA_FAL__INSECURE_HTTP", "true".into()),
             ("AISHA_FAL__USER_ID", aisha_testkit::fal::FAL_USER_ID.into()),
+            // A listener's node, as a load balancer in front of them would be.
+            ("FAL_WEBHOOK_URL", "http://10.231.0.11:8080/webhooks/fal".into()),
             ("MINIO_ENDPOINT", value("MINIO_ENDPOINT")),
             ("MINIO_SECURE", "false".into()),
             ("MINIO_BUCKET_NAME", value("MINIO_BUCKET_NAME")),

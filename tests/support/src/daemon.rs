@@ -40,11 +40,51 @@ impl Daemon {
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("LOG_FORMAT", "json")
-            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        Self::spawn(command)
+    }
+
+    /// Starts a container of a deployment file as a process: its command
+    /// line (`aishad` being `bin`) with a clean environment plus exactly
+    /// `env`, in the repository root as the image's working directory, and
+    /// its secret files, all under `/run/secrets`, mounted there in a mount
+    /// namespace of its own (the host's `/run/secrets` is left alone).
+    pub fn start_shipped(bin: &Path, container: &crate::shipped::Container, env: &[(String, String)]) -> Self {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let secrets = tempfile_dir(&container.at);
+        for (path, content) in &container.files {
+            let relative =
+                path.strip_prefix("/run/secrets/").unwrap_or_else(|| panic!("{path}: not under /run/secrets"));
+            let file = secrets.join(relative);
+            std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+            std::fs::write(&file, content).unwrap();
+        }
+        std::fs::create_dir_all("/run/secrets").expect("a mount point for the secrets (as root)");
+        let (program, args) = container.args.split_first().expect("a command");
+        assert_eq!(program, "aishad", "{}: runs the image's aishad", container.at);
+        let mut command = Command::new("unshare");
+        command
+            .args([
+                "--mount",
+                "--propagation",
+                "private",
+                "--",
+                "sh",
+                "-c",
+                "mount --bind \"$0\" /run/secrets && exec \"$@\"",
+            ])
+            .arg(&secrets)
+            .arg(bin)
+            .args(args)
+            .current_dir(root)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        Self::spawn(command)
+    }
+
+    fn spawn(mut command: Command) -> Self {
+        command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
         let mut child = command.spawn().expect("spawn aishad");
         let logs = Arc::new(Mutex::new(Vec::new()));
         if let Some(stderr) = child.stderr.take() {
@@ -104,6 +144,14 @@ impl Daemon {
     pub async fn kill(&mut self) {
         let _ = self.child.kill().await;
     }
+}
+
+/// A fresh directory under the system's temp dir, named after `what`.
+fn tempfile_dir(what: &str) -> std::path::PathBuf {
+    let slug: String = what.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+    let dir = std::env::temp_dir().join(format!("aishad-{slug}-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }
 
 /// Appends each line of `stream` to `logs` (and echoes it with AISHA_TEST_ECHO_LOGS).

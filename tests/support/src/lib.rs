@@ -15,6 +15,7 @@ pub mod openai;
 pub mod private;
 pub mod server;
 pub mod services;
+pub mod shipped;
 pub mod telegram;
 pub mod wrk;
 
@@ -38,6 +39,19 @@ pub async fn eventually<F: FnMut() -> bool>(what: &str, timeout: Duration, mut c
     while !check() {
         assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for: {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Awaits `check` every 100 ms until it holds or `timeout` passes.
+pub async fn eventually_async<F, Fut>(what: &str, timeout: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
