@@ -3,8 +3,9 @@
 # cluster runs here: each overlay renders with `kubectl kustomize`, and
 # every object in it validates, strictly (no unknown field), against the
 # schemas of each Kubernetes version in VERSIONS (kubernetes-validate from
-# PyPI carries them). The custom resources (KEDA, ServiceMonitor,
-# ExternalSecret) have no schema there: tests/kubernetes.rs checks how they
+# PyPI carries them), and so does each optional component on its own. The
+# custom resources (KEDA, ServiceMonitor, PrometheusRule, ExternalSecret)
+# have no schema there: tests/kubernetes.rs checks how they
 # refer to the rest, and holds every pod template to the security policy.
 #
 #   scripts/kubernetes.sh check
@@ -37,6 +38,19 @@ check() {
       kubernetes-validate --strict --quiet --no-warn -k "$version" "$scratch/$overlay.yaml"
     done
     echo "kubernetes: $overlay renders $(grep -c '^kind:' "$scratch/$overlay.yaml") objects, valid against $VERSIONS"
+  done
+  # Each optional component alone on the base, as an operator adds one at a time.
+  # (kustomize takes no absolute paths: a copy of the tree, with a folder per trial beside the overlays).
+  local component
+  cp -r deploy/kubernetes "$scratch/tree"
+  for component in deploy/kubernetes/components/*/; do
+    component=$(basename "$component")
+    mkdir -p "$scratch/tree/overlays/with-$component"
+    printf 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [../../base]\ncomponents: [../../components/%s]\n' \
+      "$component" >"$scratch/tree/overlays/with-$component/kustomization.yaml"
+    kubectl kustomize "$scratch/tree/overlays/with-$component" >"$scratch/$component.yaml"
+    kubernetes-validate --strict --quiet --no-warn -k "${VERSIONS##* }" "$scratch/$component.yaml"
+    echo "kubernetes: the base with component $component alone renders $(grep -c '^kind:' "$scratch/$component.yaml") objects"
   done
 }
 

@@ -23,6 +23,9 @@ const USER: i64 = 7301;
 const WORKER_KINDS: [&str; 7] =
     ["transcribe", "transcript.digest", "fal.imagine", "fal.generate", "fal.train", "fal.deliver", "fal.poll"];
 
+/// What a worker on the links image claims besides.
+const LINK_KINDS: [&str; 2] = ["link.probe", "link.transcribe"];
+
 struct World {
     services: TestServices,
     telegram: FakeTelegram,
@@ -73,6 +76,7 @@ impl World {
         let s = &self.services;
         Inputs::new([
             ("AISHAD_IMAGE", "registry.example/aishad:0.1.0".to_owned()),
+            ("AISHAD_LINKS_IMAGE", "registry.example/aishad-links:0.1.0".into()),
             ("MINIO_ENDPOINT", s.s3_endpoint.clone()),
             ("MINIO_SECURE", "false".into()),
             ("MINIO_BUCKET_NAME", s.s3_bucket.clone()),
@@ -161,9 +165,11 @@ async fn every_role_works(world: &World, running: &[(Container, Daemon)]) {
     for mode in ["polling", "worker", "webhook"] {
         assert!(modes.contains(&mode), "a {mode} container among {modes:?}");
     }
+    assert!(running.iter().any(|(c, _)| c.at.contains("links")), "a links worker");
     for (container, daemon) in running.iter().filter(|(c, _)| c.mode() == "worker") {
         let text = metrics(daemon).await;
-        for kind in WORKER_KINDS {
+        let links = container.at.contains("links").then_some(LINK_KINDS).into_iter().flatten();
+        for kind in WORKER_KINDS.into_iter().chain(links) {
             let line = format!("aishad_pool_workers{{kind=\"{kind}\"}} 1");
             assert!(text.contains(&line), "{}: claims {kind}:\n{text}", container.at);
         }

@@ -32,6 +32,11 @@ pub fn aishad_image() -> String {
     format!("aishad:{}", env!("CARGO_PKG_VERSION"))
 }
 
+/// The links workers' image (scripts/images.sh builds it on aishad's).
+pub fn links_image() -> String {
+    format!("aishad-links:{}", env!("CARGO_PKG_VERSION"))
+}
+
 /// An image name scripts/stack-test.sh exported (from `scripts/images.sh names`).
 pub fn image(var: &str) -> String {
     std::env::var(var).unwrap_or_else(|_| panic!("{var} is not set: run this through scripts/stack-test.sh"))

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use aisha_testkit::audio::voice_note;
 
 use super::deploy::repo;
-use super::{aishad_image, engine, figure, External, Fakes, FAL_KEY, OPENAI_KEY, TOKEN};
+use super::{aishad_image, engine, figure, links_image, External, Fakes, FAL_KEY, OPENAI_KEY, TOKEN, WAIT};
 
 const LAN: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 231, 0, 1));
 const STACK: &str = "aisha";
@@ -120,12 +120,13 @@ fn create_secrets(external: &External) {
 }
 
 /// `docker stack deploy`, its variables from the fakes and the services.
-fn deploy(fakes: &Fakes, external: &External, image: &str) {
+fn deploy(fakes: &Fakes, external: &External, image: &str, links_image: &str) {
     let value = |key| external.var(key);
     let stack_file = repo().join("deploy/swarm/aishad.stack.yml");
     let output = Swarm::cli(1)
         .envs([
             ("AISHAD_IMAGE", image.to_owned()),
+            ("AISHAD_LINKS_IMAGE", links_image.to_owned()),
             ("TELEGRAM_API_URL", fakes.telegram.url()),
             ("OPENAI_BASE_URL", fakes.openai.url()),
             ("FAL_QUEUE_URL", fakes.fal.queue_url()),
@@ -213,13 +214,14 @@ async fn the_stack_spreads_over_three_nodes_rolls_and_survives_a_killed_node() {
     let release = image_id(&aishad_image());
     let next = next_release();
     let swarm_up = Instant::now();
-    let _swarm = Swarm::up(&[&aishad_image(), &next]);
+    let links = links_image();
+    let _swarm = Swarm::up(&[&aishad_image(), &next, &links]);
     figure("swarm 3 nodes formed and 2 images loaded", format!("{:.1} s", swarm_up.elapsed().as_secs_f64()));
     let fakes = Fakes::start_on(LAN).await;
     let external = External::start("stack_swarm", LAN).await;
     create_secrets(&external);
-    deploy(&fakes, &external, &release);
-    let services = [("poller", 2), ("worker", 3), ("webhook", 2)];
+    deploy(&fakes, &external, &release, &image_id(&links));
+    let services = [("poller", 2), ("worker", 3), ("webhook", 2), ("links-worker", 1)];
     let took = converged(&services, None, Duration::from_secs(180)).await;
     figure("swarm stack deployed to healthy", format!("{:.1} s", took.as_secs_f64()));
 
@@ -242,6 +244,18 @@ async fn the_stack_spreads_over_three_nodes_rolls_and_survives_a_killed_node() {
     welcome(&fakes, &first).await;
     fakes.telegram.push_voice(9001, "en", 2, voice_note("Hello from the swarm."));
     all_transcribed_once(&fakes, &first, Duration::from_secs(60)).await;
+
+    // Links are on: the chat reads them (a private one is refused, nothing queued), and
+    // only the links image's worker takes link jobs (the main image has no yt-dlp).
+    fakes.telegram.push_text(9001, "en", "Transcribe http://10.0.0.1/talk.mp3 please");
+    engine::until("the link refused", WAIT, || {
+        fakes.telegram.sent_texts(9001).iter().any(|t| t.contains("private network"))
+    })
+    .await;
+    let logs = |service: &str| Swarm::docker(1, &["service", "logs", "--raw", &format!("{STACK}_{service}")]);
+    let no_ytdlp = "yt-dlp does not run here";
+    assert!(logs("worker").contains(no_ytdlp), "the main image's workers leave link jobs alone");
+    assert!(!logs("links-worker").contains(no_ytdlp), "the links worker takes them");
 
     // A rolling update to the next release while voice notes keep arriving.
     let users: Vec<i64> = (9100..9140).collect();
@@ -281,10 +295,13 @@ async fn the_stack_spreads_over_three_nodes_rolls_and_survives_a_killed_node() {
     for update in updates {
         update.join().expect("docker service update");
     }
-    figure("swarm rolling update of all three services", format!("{:.1} s", update.elapsed().as_secs_f64()));
+    figure(
+        "swarm rolling update of the worker, poller and webhook services",
+        format!("{:.1} s", update.elapsed().as_secs_f64()),
+    );
     sender.await.unwrap();
     all_transcribed_once(&fakes, &users, Duration::from_secs(120)).await;
-    for (service, _) in services {
+    for service in ["worker", "poller", "webhook"] {
         let image = Swarm::docker(
             1,
             &[
@@ -341,6 +358,9 @@ async fn held_on_a_follower(external: &External, timeout: Duration) -> (u32, Vec
             .unwrap();
         for row in &rows {
             let instance: String = row.get(0);
+            if !instance.starts_with(&format!("{STACK}_worker-")) {
+                continue;
+            }
             let Some(slot) = instance.rsplit('-').next().and_then(|s| s.parse::<u32>().ok()) else { continue };
             let Some(node) = slots.get(&slot) else { continue };
             let n: u32 = node.trim_start_matches("aisha-node").parse().unwrap_or(1);
