@@ -98,6 +98,13 @@ for e in exprs:
     for name in re.findall(r"\baishad:[a-z0-9_:]+", e):
         if name not in recorded:
             problems.append(f"dashboard names {name}, which no recording rule makes")
+# One deployment and role at a time: every query is narrowed by the variables.
+variables = {v["name"] for v in dashboard["templating"]["list"]}
+if not {"namespace", "job"} <= variables:
+    problems.append(f"dashboard variables: {sorted(variables)}, want namespace and job")
+for e in exprs:
+    if '$namespace' not in e:
+        problems.append(f"dashboard query not narrowed to $namespace: {e}")
 rows = [p["title"] for p in dashboard["panels"] if p["type"] == "row"]
 if rows != ["Intake", "Queue", "Outside APIs", "Money", "Process"]:
     problems.append(f"dashboard rows: {rows}")

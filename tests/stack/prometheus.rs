@@ -22,11 +22,17 @@ pub struct TestCopy {
 
 /// deploy/monitoring's prometheus.dev.yml and rules, with short intervals.
 pub fn test_copy(project: &str) -> TestCopy {
+    test_copy_of(project, "prometheus.dev.yml")
+}
+
+/// deploy/monitoring's `config` and rules, with short intervals.
+pub fn test_copy_of(project: &str, config: &str) -> TestCopy {
+    let config_name = config;
     let dir = std::env::temp_dir().join(format!("aisha-stack-{project}-monitoring"));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("monitoring dir");
     let monitoring = repo().join("deploy/monitoring");
-    let config = std::fs::read_to_string(monitoring.join("prometheus.dev.yml")).expect("prometheus.dev.yml");
+    let config = std::fs::read_to_string(monitoring.join(config_name)).expect("the Prometheus configuration");
     let config = config
         .replace("scrape_interval: 15s", "scrape_interval: 2s")
         .replace("evaluation_interval: 15s", "evaluation_interval: 2s");
@@ -92,14 +98,25 @@ pub async fn has_series(base: &str, query: &str, job: &str) {
     .await;
 }
 
-/// `alert` firing with `kind`; how long it took.
+/// The alerts pending or firing now, as (name, labels).
+pub async fn alerts(base: &str) -> Vec<(String, Value)> {
+    let answer = get(base, "/api/v1/alerts").await.expect("/api/v1/alerts");
+    let alerts = answer["data"]["alerts"].as_array().cloned().unwrap_or_default();
+    alerts
+        .into_iter()
+        .map(|a| (a["labels"]["alertname"].as_str().unwrap_or_default().to_owned(), a["labels"].clone()))
+        .collect()
+}
+
+/// `alert` firing with `kind` (any, when empty); how long it took.
 pub async fn firing(base: &str, alert: &str, kind: &str) -> Duration {
     let (_, took) = until(&format!("{alert} firing for {kind}"), ALERT_WAIT, async || {
         let alerts = get(base, "/api/v1/alerts").await?;
-        let fires = alerts["data"]["alerts"]
-            .as_array()?
-            .iter()
-            .any(|a| a["labels"]["alertname"] == alert && a["labels"]["kind"] == kind && a["state"] == "firing");
+        let fires = alerts["data"]["alerts"].as_array()?.iter().any(|a| {
+            a["labels"]["alertname"] == alert
+                && (kind.is_empty() || a["labels"]["kind"] == kind)
+                && a["state"] == "firing"
+        });
         fires.then_some(())
     })
     .await;

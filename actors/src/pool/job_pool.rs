@@ -57,6 +57,10 @@ pub struct PoolState {
     presence: JoinHandle<()>,
     /// When old updates and callbacks were last deleted.
     swept: Option<Instant>,
+    /// Kinds whose depth this pool reports: its own, and every kind it has
+    /// seen waiting in the queue (so a kind no worker takes shows its
+    /// backlog, and one that empties reads 0, not its last count).
+    depth_kinds: BTreeSet<String>,
     completions: super::Completions,
     /// Wakeups from this process, taken without waiting for its NOTIFY.
     _local_wakes: LocalWakes,
@@ -121,11 +125,12 @@ impl Actor for JobPool {
             retry: Backoff::new(settings.jobs.retry_min, settings.jobs.retry_max),
             services: args.services,
             worker,
-            handlers: args.handlers,
             running: HashMap::new(),
             tasks: vec![listener, ticker, heart],
             presence,
             swept: None,
+            depth_kinds: args.handlers.keys().cloned().collect(),
+            handlers: args.handlers,
             completions,
             _local_wakes: local_wakes,
         })
@@ -338,13 +343,14 @@ async fn sweep(state: &mut PoolState) {
     }
 }
 
-async fn report_depth(state: &PoolState) {
+async fn report_depth(state: &mut PoolState) {
     let depth = match queue::depth(&state.services.db).await {
         Ok(depth) => depth,
         Err(e) => return tracing::debug!(error = %e, "could not read the queue's depth"),
     };
+    state.depth_kinds.extend(depth.iter().map(|d| d.kind.clone()));
     {
-        for kind in state.handlers.keys() {
+        for kind in &state.depth_kinds {
             for job_state in ["queued", "running"] {
                 let found = depth.iter().find(|d| d.kind == *kind && d.state == job_state);
                 metrics::gauge!("aishad_jobs", "kind" => kind.clone(), "state" => job_state)
