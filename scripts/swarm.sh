@@ -2,7 +2,7 @@
 # A Docker swarm of three nodes on this one machine, for tests/stack/swarm.rs:
 # each node a dockerd (Debian's docker.io) in a network namespace of its own,
 # on a bridge of ours (aisha-swarm, 10.231.0.1/24; nodes .11, .12, .13), all
-# three managers. The recipe and its limits are in ../shared/DESIGN.md, "Past
+# three managers. The recipe and its limits are in docs/design.md, "Past
 # one host": no IPVS in this kernel, so no routing mesh and no service VIPs
 # (the stack uses endpoint_mode dnsrr and host-mode ports); no registry, so
 # each node loads the image from podman's store.

@@ -93,14 +93,40 @@ impl World {
         ])
     }
 
+    /// What an operator puts in the `.env` the production compose files read.
+    fn compose_inputs(&self) -> Inputs {
+        let s = &self.services;
+        Inputs::new([
+            ("TELEGRAM_BOT_TOKEN", self.telegram.token.clone()),
+            ("OPENAI_API_KEY", self.openai.api_key.clone()),
+            ("FAL_KEY", self.fal.key.clone()),
+            ("FAL_WEBHOOK_URL", self.fal_webhook_url()),
+            ("AISHA_FAL__FILES_SECRET", "shipped-files-secret".into()),
+            ("AISHA_FAL__USER_ID", FAL_USER_ID.into()),
+            ("DATABASE_URL", s.database_url.clone()),
+            ("REDIS_URL", s.redis_url.clone()),
+            ("MINIO_ENDPOINT", s.s3_endpoint.clone()),
+            ("MINIO_SECURE", "false".into()),
+            ("MINIO_BUCKET_NAME", s.s3_bucket.clone()),
+            ("MINIO_ACCESS_KEY", s.s3_access_key.clone()),
+            ("MINIO_SECRET_KEY", s.s3_secret_key.clone()),
+            ("AISHAD_IMAGE", "registry.example/aishad:0.1.0".into()),
+            ("AISHAD_LINKS_IMAGE", "registry.example/aishad-links:0.1.0".into()),
+            ("AISHA_LINKS__ENABLED", "true".into()),
+            ("WEBHOOK_SERVER_NAME", "bot.example.com".into()),
+        ])
+    }
+
     /// The container's own environment, plus what stands in for a container
     /// runtime here (see the module's comment), and nothing the file must say.
     fn environment(&self, container: &Container) -> Vec<(String, String)> {
-        let webhook_bind = if container.mode() == "webhook" {
-            format!("127.0.0.1:{}", self.webhook_port)
-        } else {
-            "127.0.0.1:0".into()
-        };
+        self.environment_on(container, self.webhook_port)
+    }
+
+    /// The same, a listener on `webhook_port`.
+    fn environment_on(&self, container: &Container, webhook_port: u16) -> Vec<(String, String)> {
+        let webhook_bind =
+            if container.mode() == "webhook" { format!("127.0.0.1:{webhook_port}") } else { "127.0.0.1:0".into() };
         let stand_ins = [
             ("TELEGRAM_API_URL", self.telegram.url()),
             ("OPENAI_BASE_URL", self.openai.url()),
@@ -135,8 +161,10 @@ async fn start_all(world: &World, containers: &[Container]) -> Vec<(Container, D
     let mut running = Vec::new();
     let mut order: Vec<&Container> = containers.iter().filter(|c| !c.init).collect();
     order.sort_by_key(|c| c.mode() != "webhook");
-    for container in order {
-        let daemon = Daemon::start_shipped(bin(), container, &world.environment(container));
+    for (n, container) in order.into_iter().enumerate() {
+        // Listeners first: the first one is where FAL calls back.
+        let port = if n == 0 { world.webhook_port } else { aisha_testkit::free_port() };
+        let daemon = Daemon::start_shipped(bin(), container, &world.environment_on(container, port));
         let telemetry = tokio::time::timeout(WAIT, daemon.telemetry_addr()).await.unwrap_or_else(|_| {
             panic!("{}: did not start; logs:\n{}", container.at, daemon.logs().join("\n"));
         });
@@ -166,6 +194,7 @@ async fn every_role_works(world: &World, running: &[(Container, Daemon)]) {
         assert!(modes.contains(&mode), "a {mode} container among {modes:?}");
     }
     assert!(running.iter().any(|(c, _)| c.at.contains("links")), "a links worker");
+    let listeners: Vec<&Daemon> = running.iter().filter(|(c, _)| c.mode() == "webhook").map(|(_, d)| d).collect();
     for (container, daemon) in running.iter().filter(|(c, _)| c.mode() == "worker") {
         let text = metrics(daemon).await;
         let links = container.at.contains("links").then_some(LINK_KINDS).into_iter().flatten();
@@ -183,9 +212,25 @@ async fn every_role_works(world: &World, running: &[(Container, Daemon)]) {
     assert_eq!(submission.webhook.as_deref(), Some(world.fal_webhook_url().as_str()), "FAL is told the listener");
     let callbacks = world.fal.callbacks_sent();
     assert!(callbacks.iter().any(|(_, status)| *status == 200), "the listener took FAL's callback: {callbacks:?}");
-    let stored = world.services.scalar("SELECT count(*) FROM fal_callbacks").await;
-    assert!(stored >= 1, "the callback is stored");
+    let stored = world.services.scalar("SELECT count(*) FROM fal_callbacks WHERE source = 'webhook'").await;
+    assert_eq!(stored, 1, "the callback is stored");
+    // Every other listener takes a signed callback too.
+    for (n, listener) in listeners.iter().enumerate().skip(1) {
+        let url = webhook_url_of(listener).await;
+        let request_id = format!("shipped-listener-{n}");
+        let body = world.fal.callback_body(&request_id, &aisha_testkit::fal::Outcome::Ok, serde_json::json!({}));
+        assert_eq!(world.fal.deliver(&url, &request_id, &body).await, 200, "{url}");
+    }
+    let stored = world.services.scalar("SELECT count(*) FROM fal_callbacks WHERE source = 'webhook'").await;
+    assert_eq!(stored as usize, listeners.len(), "one callback stored by each listener");
     world.services.assert_ledger_balanced().await;
+}
+
+/// A listener's /webhooks/fal, from its start-up log line.
+async fn webhook_url_of(daemon: &Daemon) -> String {
+    let line = daemon.wait_for_log("webhook listener accepting", WAIT).await;
+    let value: serde_json::Value = serde_json::from_str(&line).expect("a JSON log line");
+    format!("http://{}/webhooks/fal", value["addr"].as_str().expect("the listener's address"))
 }
 
 async fn runs_as_shipped(world: &World, deployment: &str, containers: &[Container], inputs: &Inputs) {
@@ -229,6 +274,16 @@ async fn every_service_of_the_swarm_stack_starts_as_shipped_and_does_its_work() 
     runs_as_shipped(&world, "swarm", &containers, &inputs).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_aishad_container_of_the_production_compose_files_starts_as_shipped_and_does_its_work() {
+    let world = World::start("shipped_compose").await;
+    let inputs = world.compose_inputs();
+    let file = |name: &str| shipped::repo().join(name);
+    let mut containers = shipped::compose_containers(&file("docker-compose.bot.simple.yml"), &inputs, &["links"]);
+    containers.extend(shipped::compose_containers(&file("docker-compose.webhook.prod.yml"), &inputs, &[]));
+    runs_as_shipped(&world, "compose", &containers, &inputs).await;
+}
+
 #[tokio::test]
 async fn an_overlay_applied_unedited_stops_every_pod_at_start_naming_what_to_set() {
     let world = World::start("shipped_unedited").await;
@@ -250,7 +305,8 @@ async fn an_overlay_applied_unedited_stops_every_pod_at_start_naming_what_to_set
 fn every_compose_input_is_a_line_of_env_example() {
     let example = std::fs::read_to_string(shipped::repo().join(".env.example")).unwrap();
     for name in documented_inputs("compose") {
-        assert!(example.lines().any(|l| l.starts_with(&format!("{name}="))), ".env.example lacks {name}");
+        let line = |l: &str| l.trim_start_matches("# ").starts_with(&format!("{name}="));
+        assert!(example.lines().any(line), ".env.example lacks {name}");
     }
 }
 

@@ -1,4 +1,4 @@
-//! actors/ stands in floors, as ../shared/DESIGN.md's "Shape" lists them:
+//! actors/ stands in floors, as docs/design.md's "Shape" lists them:
 //! a module may use only modules on the floors below it, or the modules
 //! named before it on its own floor. Every `crate::…` path in actors/src is
 //! checked, so a new import that points up (and so any circle) fails here.

@@ -209,6 +209,42 @@ pub fn swarm_containers(stack: &str, file: &Path, inputs: &Inputs) -> Vec<Contai
     out
 }
 
+/// Every aishad service of a compose file, with the services of `profiles`
+/// besides those without one: its command line, every `.env` line (the
+/// operator's inputs) where it reads `env_file: [.env]`, and its
+/// `environment`, interpolated from the same `.env` as `docker compose`
+/// does. Every service's variables are read, aishad's or not (nginx's
+/// `WEBHOOK_SERVER_NAME` is an input too).
+pub fn compose_containers(file: &Path, inputs: &Inputs, profiles: &[&str]) -> Vec<Container> {
+    let document = yaml_documents(&std::fs::read_to_string(file).unwrap()).remove(0);
+    let stem = file.file_stem().unwrap().to_string_lossy().into_owned();
+    let mut out = Vec::new();
+    for (service, spec) in document["services"].as_object().unwrap() {
+        let enabled = spec["profiles"].as_array().is_none_or(|p| p.iter().any(|p| profiles.contains(&p.as_str().unwrap())));
+        if !enabled {
+            continue;
+        }
+        let image = interpolate(spec["image"].as_str().unwrap_or_default(), inputs);
+        let environment: BTreeMap<String, String> = spec["environment"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), interpolate(&scalar(v), inputs)))
+            .collect();
+        if !image.contains("aishad") {
+            continue;
+        }
+        let mut env = BTreeMap::new();
+        if strings(&spec["env_file"]).iter().any(|f| f == ".env") {
+            env.extend(inputs.names().into_iter().filter_map(|name| Some((name.clone(), inputs.get(&name)?))));
+        }
+        env.extend(environment);
+        let at = format!("{stem}/{service}");
+        out.push(Container { at, init: false, args: strings(&spec["command"]), env, files: BTreeMap::new() });
+    }
+    out
+}
+
 fn scalar(value: &Value) -> String {
     match value {
         Value::String(s) => s.clone(),
