@@ -56,25 +56,31 @@ async fn readiness(addr: std::net::SocketAddr) -> serde_json::Value {
     reqwest::get(format!("http://{addr}/readyz")).await.unwrap().json().await.unwrap()
 }
 
+/// PostgreSQL away for longer than a job's lease while transcriptions are
+/// at OpenAI: what comes back is held and written once the database is back
+/// (paid.rs), so no note is sent to OpenAI twice.
 #[tokio::test]
-async fn a_postgres_restart_under_voice_notes_in_flight_loses_and_doubles_nothing() {
+async fn a_postgres_restart_under_voice_notes_in_flight_loses_and_doubles_nothing_and_pays_openai_once() {
     let shared = TestServices::new("outage_postgres").await;
     let postgres = PrivatePostgres::start().await;
     let telegram = FakeTelegram::start(TOKEN).await;
     let openai = FakeOpenAi::start("sk-outage").await;
-    openai.set_latency(Duration::from_secs(2));
+    openai.set_latency(Duration::from_secs(3));
     let mut env: Vec<(String, String)> = shared.env().into_iter().filter(|(k, _)| k != "DATABASE_URL").collect();
     env.push(("DATABASE_URL".into(), postgres.url()));
     let mut daemon = start(env, &telegram, &openai);
     let telemetry = daemon.telemetry_addr().await;
     let users = voice_notes_in_flight(&telegram, 5100).await;
 
+    let at_openai = openai.transcription_arrivals() - openai.transcriptions().len();
     postgres.stop();
     tokio::time::sleep(Duration::from_secs(3)).await;
     let down = readiness(telemetry).await;
     assert_eq!(down["ready"], false, "{down}");
     assert_ne!(down["postgres"], "ok", "/readyz names the database: {down}");
     assert_eq!(down["redis"], "ok", "{down}");
+    // Past the jobs' lease (6 s): their leases lapse while the calls come back.
+    tokio::time::sleep(Duration::from_secs(6)).await;
     postgres.resume().await;
     let back = Instant::now();
 
@@ -85,6 +91,8 @@ async fn a_postgres_restart_under_voice_notes_in_flight_loses_and_doubles_nothin
         client.query_one("SELECT count(*) FROM ledger_entries WHERE reason = 'charge'", &[]).await.unwrap().get(0);
     assert_eq!(charges, users.len() as i64, "each note charged once");
     aisha_testkit::services::assert_ledger_balanced(&client).await;
+    assert!(at_openai > 0, "some notes were at OpenAI when the database went");
+    assert_eq!(openai.transcription_arrivals(), users.len(), "each note sent to OpenAI once");
     assert_eq!(readiness(telemetry).await["ready"], true);
     daemon.signal("TERM");
     assert_eq!(daemon.wait(Duration::from_secs(30)).await, 0, "it stayed up and stops cleanly");

@@ -35,7 +35,9 @@ fn settings(format: LogFormat) -> Settings {
     s.openai.api_key = Secret::new("sk-proj-openai-secret");
     s.fal.key = Secret::new("fal-key-id:fal-key-secret");
     s.s3.secret_key = Secret::new("minio-secret-key");
-    s.database.url = ConnUrl::new("postgres://aisha:pg-secret-pw@db:5432/aisha");
+    // libpq's multi-host form (an HA cluster), which is no URL to the `url` crate.
+    s.database.url =
+        ConnUrl::new("postgres://aisha:pg-secret-pw@db1:5432,db2:5432/aisha?target_session_attrs=read-write");
     s.redis.url = ConnUrl::new("redis://:redis-secret-pw@cache:6379");
     s.log.format = format;
     s
@@ -54,7 +56,7 @@ fn logged(format: LogFormat) -> String {
         tracing::info!("downloading {file}");
         // A secret logged raw, by mistake, in a message and in a field:
         tracing::info!(key = "sk-proj-openai-secret", "oops {}", "minio-secret-key");
-        tracing::info!(dsn = "postgres://aisha:pg-secret-pw@db:5432/aisha", "connecting");
+        tracing::info!(dsn = "postgres://aisha:pg-secret-pw@db1:5432,db2:5432/aisha", "connecting");
         tracing::info!(password = "redis-secret-pw", other = "postgres://someone:unlisted-pw@h/db", "more");
     });
     let bytes = buffer.0.lock().unwrap().clone();

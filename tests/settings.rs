@@ -293,6 +293,23 @@ fn a_shipped_placeholder_left_in_place_stops_run_and_migrate_naming_its_key_not_
 }
 
 #[test]
+fn a_database_of_several_hosts_is_accepted_its_password_masked_and_scrubbed() {
+    Jail::expect_with(|jail| {
+        jail.clear_env();
+        let url = "postgres://aisha:ha-db-password@pg1:5432,pg2:5432,pg3:5432/aisha?target_session_attrs=read-write";
+        jail.create_file("db", url)?;
+        jail.set_env("DATABASE_URL_FILE", "db");
+        let s = load(&opts("prod"), Purpose::Database).unwrap();
+        assert_eq!(s.database.url.host(), "pg1:5432,pg2:5432,pg3:5432", "every host, for the logs");
+        assert!(s.secret_values().contains(&"ha-db-password".to_owned()), "the redactor knows its password");
+        let text = aishad::settings::render(&s);
+        assert!(text.contains("postgres://aisha:***@pg1:5432,pg2:5432,pg3:5432/aisha"), "{text}");
+        assert!(!text.contains("ha-db-password"), "{text}");
+        Ok(())
+    });
+}
+
+#[test]
 fn rendered_config_masks_every_secret() {
     Jail::expect_with(|jail| {
         jail.clear_env();

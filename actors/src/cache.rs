@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use fred::prelude::{ClientLike, Config, ReconnectPolicy};
+use fred::prelude::{ClientLike, Config, KeysInterface, ReconnectPolicy};
 
 use crate::settings::RedisSettings;
 
@@ -79,11 +79,13 @@ impl Redis {
         format!("{}{}", self.prefix, name)
     }
 
+    /// Whether Redis takes a write, as readiness needs: a node that answers
+    /// PING but refuses writes (a replica, after a failover demoted it under
+    /// a plain `redis://` URL) holds no lease, no budget and no limit.
     pub async fn ping(&self) -> Result<(), CacheError> {
-        let pong = tokio::time::timeout(PING_TIMEOUT, self.client.ping::<String>(None))
-            .await
-            .map_err(|_| CacheError::Timeout(PING_TIMEOUT))??;
-        debug_assert_eq!(pong, "PONG");
+        let probe =
+            self.client.set::<(), _, _>(self.key("ready"), "1", Some(fred::types::Expiration::PX(10_000)), None, false);
+        tokio::time::timeout(PING_TIMEOUT, probe).await.map_err(|_| CacheError::Timeout(PING_TIMEOUT))??;
         Ok(())
     }
 
@@ -101,8 +103,12 @@ pub fn tls_config(ca_file: &str) -> Result<fred::types::config::TlsConfig, Cache
 /// Validates `redis.url` without connecting.
 pub fn parse_url(url: &str) -> Result<Config, CacheError> {
     let scheme = url.split("://").next().unwrap_or_default();
-    if !matches!(scheme, "redis" | "rediss" | "redis-cluster" | "redis-sentinel") || !url.contains("://") {
-        return Err(CacheError::InvalidUrl(format!("expected redis:// or rediss://, got {scheme:?}")));
+    if !matches!(scheme, "redis" | "rediss" | "redis-cluster" | "redis-sentinel" | "rediss-sentinel")
+        || !url.contains("://")
+    {
+        return Err(CacheError::InvalidUrl(format!(
+            "expected redis://, rediss://, redis-sentinel:// or rediss-sentinel://, got {scheme:?}"
+        )));
     }
     crate::tls::install_default_provider();
     Config::from_url(url).map_err(|e| CacheError::InvalidUrl(e.details().to_string()))

@@ -53,8 +53,21 @@ impl Lease {
     }
 
     /// Renews the lease if held, else tries to take it. Returns whether it is held.
-    /// An error means "not sure", and counts as not held.
+    /// An error means "not sure", and counts as not held: Redis unreachable,
+    /// refusing the write (a replica: a failover demoted it), or no answer
+    /// within a third of the TTL, so a lease is never counted on past it.
     pub async fn acquire_or_renew(&mut self) -> Result<bool, CacheError> {
+        let limit = self.ttl / 3;
+        match tokio::time::timeout(limit, self.try_acquire_or_renew()).await {
+            Ok(result) => result,
+            Err(_) => {
+                self.valid_until = None;
+                Err(CacheError::Timeout(limit))
+            }
+        }
+    }
+
+    async fn try_acquire_or_renew(&mut self) -> Result<bool, CacheError> {
         let sent = Instant::now();
         let ttl_ms = self.ttl.as_millis() as i64;
         let result = if self.valid_until.is_some() {
@@ -102,5 +115,20 @@ impl Lease {
     /// The current holder's token, if anyone holds it.
     pub async fn holder(&self) -> Result<Option<String>, CacheError> {
         Ok(self.redis.client().get(&self.key).await?)
+    }
+
+    /// Why a lease we held is not ours any more, as far as Redis tells:
+    /// another replica named only when one holds it.
+    pub async fn why_lost(&self) -> String {
+        match self.holder().await {
+            Ok(Some(token)) if token != self.token => {
+                let (instance, _) = token.rsplit_once(':').unwrap_or((&token, ""));
+                format!("another replica ({instance}) holds the lease")
+            }
+            Ok(Some(_)) => "the lease was renewed too late, though Redis still names us".to_owned(),
+            Ok(None) => "the lease lapsed in Redis (renewed too late, or Redis lost the key in a restart or failover)"
+                .to_owned(),
+            Err(e) => format!("Redis cannot say who holds the lease: {e}"),
+        }
     }
 }

@@ -39,6 +39,9 @@ pub struct TelegramPoller;
 
 pub enum PollerMsg {
     Poll,
+    /// Renews the lease between polls, on its own clock: a backoff after a
+    /// failed getUpdates may outlast the lease, which must not lapse meanwhile.
+    Renew,
 }
 
 pub struct PollerState {
@@ -73,6 +76,7 @@ impl Actor for TelegramPoller {
         let lease = Lease::new(services.redis.clone(), LEASE_NAME, &settings.instance_id, settings.telegram.lease_ttl);
         let intake = Intake::start(&services, myself.get_cell()).await?;
         myself.cast(PollerMsg::Poll)?;
+        myself.send_interval(standby(&lease), || PollerMsg::Renew);
         Ok(PollerState {
             services,
             bot,
@@ -90,13 +94,18 @@ impl Actor for TelegramPoller {
     async fn handle(
         &self,
         myself: ActorRef<PollerMsg>,
-        PollerMsg::Poll: PollerMsg,
+        message: PollerMsg,
         state: &mut PollerState,
     ) -> Result<(), ActorProcessingErr> {
-        let next = match cycle(state).await {
-            Ok(next) | Err(next) => next,
-        };
-        myself.send_after(next, || PollerMsg::Poll);
+        match message {
+            PollerMsg::Poll => {
+                let next = match cycle(state).await {
+                    Ok(next) | Err(next) => next,
+                };
+                myself.send_after(next, || PollerMsg::Poll);
+            }
+            PollerMsg::Renew => keep_lease(state).await,
+        }
         Ok(())
     }
 
@@ -148,11 +157,14 @@ async fn lead(state: &mut PollerState) -> Step<()> {
     match state.lease.acquire_or_renew().await {
         Ok(true) => {}
         Ok(false) => {
-            step_down(state, "another replica holds the poller lease").await;
+            if state.leader {
+                let why = state.lease.why_lost().await;
+                step_down(state, &why).await;
+            }
             return Err(standby(&state.lease));
         }
         Err(e) => {
-            step_down(state, &format!("cannot reach Redis to renew the lease: {e}")).await;
+            lease_failed(state, &e).await;
             return Err(backoff(state));
         }
     }
@@ -240,7 +252,8 @@ async fn poll(state: &mut PollerState, window: Duration) -> Step<Result<Vec<Valu
         None => {
             // Dropping the request closes it: the lease may be someone else's now.
             tracing::warn!("lost the poller lease mid-poll; abandoned the getUpdates");
-            step_down(state, "the lease was lost during a poll").await;
+            let why = state.lease.why_lost().await;
+            step_down(state, &format!("the lease was lost during a poll: {why}")).await;
             Err(standby(&state.lease))
         }
     }
@@ -319,6 +332,33 @@ async fn until_lease_lost(lease: &mut Lease) {
             return;
         }
     }
+}
+
+/// Between polls, while leading: the lease renewed once a renewal is due
+/// (a poll renews it itself, so what queued up meanwhile costs nothing).
+async fn keep_lease(state: &mut PollerState) {
+    let due = state.lease.remaining() < state.lease.ttl().saturating_sub(standby(&state.lease));
+    if !state.leader || !due {
+        return;
+    }
+    match state.lease.acquire_or_renew().await {
+        Ok(true) => {}
+        Ok(false) => {
+            let why = state.lease.why_lost().await;
+            step_down(state, &why).await;
+        }
+        Err(e) => lease_failed(state, &e).await,
+    }
+}
+
+/// Redis did not take the lease's write: unreachable, too slow, or a
+/// replica (a failover demoted the node this URL names). Every attempt is
+/// logged and counted, leader or standby: a bot that silently stops polling
+/// is the worst outcome.
+async fn lease_failed(state: &mut PollerState, error: &crate::cache::CacheError) {
+    metrics::counter!("aishad_poller_lease_errors_total").increment(1);
+    tracing::warn!(error = %error, redis = state.services.redis.host(), "could not take or renew the poller lease");
+    step_down(state, &format!("Redis did not take the lease's renewal: {error}")).await;
 }
 
 async fn step_down(state: &mut PollerState, why: &str) {

@@ -85,18 +85,14 @@ masked!(ConnUrl, masked_url);
 impl ConnUrl {
     /// The password, if any, so the log redactor can scrub it wherever it appears.
     pub fn password(&self) -> Option<String> {
-        url::Url::parse(&self.0).ok().and_then(|u| u.password().map(percent_decode)).filter(|p| !p.is_empty())
+        Authority::of(&self.0).and_then(|a| a.password).map(percent_decode).filter(|p| !p.is_empty())
     }
 
-    /// `host:port` for log lines; never the credentials.
+    /// The hosts (`host:port`, comma-separated as given) for log lines; never the credentials.
     pub fn host(&self) -> String {
-        match url::Url::parse(&self.0) {
-            Ok(u) => match (u.host_str(), u.port()) {
-                (Some(h), Some(p)) => format!("{h}:{p}"),
-                (Some(h), None) => h.to_owned(),
-                _ => "?".to_owned(),
-            },
-            Err(_) => "?".to_owned(),
+        match Authority::of(&self.0) {
+            Some(a) if !a.hosts.is_empty() => a.hosts.to_owned(),
+            _ => "?".to_owned(),
         }
     }
 
@@ -105,15 +101,42 @@ impl ConnUrl {
     }
 }
 
+/// `scheme://[user[:password]@]hosts[/…]`, read by hand: libpq's multi-host
+/// form (`postgres://u:p@h1:5432,h2:5432/db?target_session_attrs=read-write`)
+/// is no URL to the `url` crate, yet its password must be masked and
+/// scrubbed, and its hosts logged, like any other's.
+struct Authority<'a> {
+    /// Where the password starts and ends in the whole value.
+    password_span: Option<(usize, usize)>,
+    password: Option<&'a str>,
+    hosts: &'a str,
+}
+
+impl<'a> Authority<'a> {
+    fn of(value: &'a str) -> Option<Self> {
+        let start = value.find("://")? + 3;
+        let end = value[start..].find(['/', '?', '#']).map_or(value.len(), |i| start + i);
+        let authority = &value[start..end];
+        let (userinfo, hosts) = match authority.rfind('@') {
+            Some(at) => (Some(&authority[..at]), &authority[at + 1..]),
+            None => (None, authority),
+        };
+        let password_span = userinfo.and_then(|u| u.find(':').map(|colon| (start + colon + 1, start + u.len())));
+        let password = password_span.map(|(from, to)| &value[from..to]);
+        Some(Self { password_span, password, hosts })
+    }
+}
+
 fn masked_url(value: &str) -> String {
-    match url::Url::parse(value) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some(MASK));
-            u.to_string()
+    if value.is_empty() {
+        return String::new();
+    }
+    match Authority::of(value) {
+        Some(Authority { password_span: Some((from, to)), .. }) => {
+            format!("{}{MASK}{}", &value[..from], &value[to..])
         }
-        Ok(u) => u.to_string(),
-        Err(_) if value.is_empty() => String::new(),
-        Err(_) => MASK.to_owned(),
+        Some(_) => value.to_owned(),
+        None => MASK.to_owned(),
     }
 }
 
@@ -155,5 +178,19 @@ mod tests {
         assert_eq!(u.host(), "db.internal:5432");
         assert_eq!(u.password().as_deref(), Some("p@ss"));
         assert!(!format!("{u:?}").contains("p%40ss"));
+    }
+
+    #[test]
+    fn conn_url_of_several_hosts_masks_its_password_and_logs_every_host() {
+        let u = ConnUrl::new("postgres://aisha:s3cr%2Ft@pg1:5432,pg2:5433,pg3/aisha?target_session_attrs=read-write");
+        assert_eq!(u.masked(), "postgres://aisha:***@pg1:5432,pg2:5433,pg3/aisha?target_session_attrs=read-write");
+        assert_eq!(u.host(), "pg1:5432,pg2:5433,pg3");
+        assert_eq!(u.password().as_deref(), Some("s3cr/t"));
+        let sentinel = ConnUrl::new("redis-sentinel://:pw@s1:26379/0?sentinelServiceName=aisha&node=s2:26379");
+        assert_eq!(sentinel.masked(), "redis-sentinel://:***@s1:26379/0?sentinelServiceName=aisha&node=s2:26379");
+        assert_eq!(sentinel.host(), "s1:26379");
+        assert_eq!(ConnUrl::new("postgres://db/aisha").password(), None);
+        assert_eq!(ConnUrl::new("postgres://u@db/aisha").masked(), "postgres://u@db/aisha");
+        assert_eq!(ConnUrl::new("not a url").masked(), "***");
     }
 }

@@ -361,3 +361,41 @@ async fn a_command_menu_telegram_keeps_refusing_neither_delays_polling_nor_costs
     p.stop(None);
     common::assert_ledger(&services).await;
 }
+
+/// The Bot API unreachable for a minute: getUpdates fails and backs off (up
+/// to 30 s between tries), far past the lease, which is kept all the while
+/// on its own clock. Then polling goes on at once, as the same leader.
+#[tokio::test]
+async fn with_the_bot_api_unreachable_for_a_minute_the_only_poller_keeps_its_lease() {
+    use aisha_actors::poller::LEASE_NAME;
+    use aisha_testkit::forward::{target_of, Forwarder};
+    use fred::prelude::KeysInterface;
+
+    let telegram = FakeTelegram::start(TOKEN).await;
+    let api = Forwarder::start([127, 0, 0, 1].into(), target_of(&telegram.url())).await;
+    let url = format!("http://{}", api.addr);
+    let (_test, services) = common::services("poll_api_away", |s| {
+        common::use_telegram(s, TOKEN, url);
+        s.telegram.lease_ttl = LEASE_TTL;
+    })
+    .await;
+    let p = poller(&services, "solo").await;
+    telegram.push_text(504, "en", "/start");
+    eventually("the welcome", LEASE_TTL * 3, || telegram.sent_texts(504).len() == 1).await;
+    let key = services.redis.key(LEASE_NAME);
+    let holder = || async { services.redis.client().get::<Option<String>, _>(&key).await.unwrap() };
+    let ours = holder().await.expect("the lease is held");
+    assert!(ours.starts_with("solo:"), "{ours}");
+
+    api.cut();
+    let away = Instant::now();
+    while away.elapsed() < Duration::from_secs(60) {
+        assert_eq!(holder().await.as_deref(), Some(ours.as_str()), "held throughout, after {:?}", away.elapsed());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    api.restore();
+    telegram.push_text(504, "en", "/help");
+    eventually("polling again", Duration::from_secs(40), || telegram.sent_texts(504).len() == 2).await;
+    assert_eq!(holder().await, Some(ours), "the same tenure: never lost, never retaken");
+    p.stop(None);
+}

@@ -84,6 +84,7 @@ pub fn register_counters(mode: Mode) {
     }
     if matches!(mode, Mode::Polling | Mode::All) {
         metrics::counter!("aishad_poller_lease_lost_total").increment(0);
+        metrics::counter!("aishad_poller_lease_errors_total").increment(0);
         zero("aishad_telegram_errors_total", "kind", &["409", "429", "other"]);
     }
     if matches!(mode, Mode::Worker | Mode::All) {

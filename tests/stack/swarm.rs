@@ -252,9 +252,18 @@ async fn the_stack_spreads_over_three_nodes_rolls_and_survives_a_killed_node() {
         fakes.telegram.sent_texts(9001).iter().any(|t| t.contains("private network"))
     })
     .await;
-    let logs = |service: &str| Swarm::docker(1, &["service", "logs", "--raw", &format!("{STACK}_{service}")]);
+    // Both streams: aishad logs to stderr, which `docker service logs` keeps apart.
+    let logs = |service: &str| {
+        let out = Swarm::cli(1).args(["service", "logs", "--raw", &format!("{STACK}_{service}")]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+    };
     let no_ytdlp = "yt-dlp does not run here";
-    assert!(logs("worker").contains(no_ytdlp), "the main image's workers leave link jobs alone");
+    let worker_logs = logs("worker");
+    assert!(
+        worker_logs.contains(no_ytdlp),
+        "the main image's workers leave link jobs alone: {}",
+        &worker_logs[..worker_logs.len().min(3000)]
+    );
     assert!(!logs("links-worker").contains(no_ytdlp), "the links worker takes them");
 
     // A rolling update to the next release while voice notes keep arriving.

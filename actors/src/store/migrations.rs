@@ -29,6 +29,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(10, "0010_no_coin_leaks"),
     migration!(11, "0011_speakers"),
     migration!(12, "0012_links"),
+    migration!(13, "0013_chunk_calls"),
 ];
 
 /// Any constant will do as long as every aishad uses the same one.

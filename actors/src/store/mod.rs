@@ -1,6 +1,7 @@
 //! PostgreSQL: the connection pool and the embedded migrations.
 
 pub mod audit;
+pub mod chunk_calls;
 pub mod fal;
 pub mod forget;
 pub mod groups;

@@ -98,8 +98,10 @@ impl Db {
         let client = self.client().await?;
         client
             .execute(
-                "INSERT INTO transcript_chunks (transcript_id, idx, start_seconds, end_seconds, text, segments, heard_seconds)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (transcript_id, idx) DO NOTHING",
+                "WITH kept AS (
+                   INSERT INTO transcript_chunks (transcript_id, idx, start_seconds, end_seconds, text, segments, heard_seconds)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (transcript_id, idx) DO NOTHING)
+                 DELETE FROM transcript_chunk_calls WHERE transcript_id = $1 AND idx = $2",
                 &[
                     &transcript_id,
                     &chunk.idx,

@@ -8,6 +8,7 @@ mod digest;
 mod link;
 pub mod measure;
 pub mod ogg;
+mod paid;
 pub mod settle;
 pub mod speakers;
 pub mod timeline;

@@ -7,11 +7,11 @@
 //! stands) → check what the API heard → deliver.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use bytes::Bytes;
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use serde_json::{json, Value};
 use teloxide::payloads::SendMessageSetters;
 use teloxide::prelude::Requester;
@@ -19,6 +19,7 @@ use teloxide::types::{ChatAction, MessageId};
 
 use super::audio::{self, Chunk, Spent};
 use super::measure::{self, MeasureError, Measured};
+use super::paid::Taken;
 use super::timeline::{self, ChunkText};
 use super::turn::{Recording, Turn, WorkDir};
 use super::{chunk, settle, Transcriber};
@@ -70,7 +71,11 @@ pub(super) async fn transcribe(worker: &Transcriber, job: Job, ctx: JobContext) 
     let status = turn.progress_message(&transcript, plan.len()).await?;
     let api_started = Instant::now();
     let chunks = turn.transcribe_chunks(&transcript, &recording, &measured, &plan, status, &work);
-    let ((), encoding) = futures::future::try_join(turn.keep_original(&transcript, &recording), chunks).await?;
+    // Both run to the end: a failure to keep the original must not drop a
+    // chunk's call in flight, which is paid for whatever happens to it.
+    let (kept, encoding) = futures::future::join(turn.keep_original(&transcript, &recording), chunks).await;
+    let encoding = encoding?;
+    kept?;
     let made = turn.store(&transcript, measured.seconds, plan.len()).await?;
     settle::heard(&turn, measured.seconds, &made.parts).await;
     let outcome = turn.deliver(&transcript, &made, measured.seconds, status).await?;
@@ -242,15 +247,35 @@ impl Turn<'_> {
             false => (Vec::new(), Spent::default()),
         };
         let ask = if self.request.speakers { Ask::Speakers(&known) } else { Ask::Text };
-        let rest: Vec<Spent> = futures::stream::iter(pending)
-            .map(|(i, piece)| self.transcribe_chunk(transcript, &chunking, i, piece, ask, &progress))
+        // A chunk that fails stops the ones not yet started, never the ones in
+        // flight: their calls are paid for, so they finish and are kept.
+        let failed = AtomicBool::new(false);
+        let results: Vec<Result<Option<Spent>, JobError>> = futures::stream::iter(pending)
+            .map(|(i, piece)| {
+                let failed = &failed;
+                let progress = &progress;
+                let chunking = &chunking;
+                async move {
+                    if failed.load(Ordering::SeqCst) {
+                        return Ok(None);
+                    }
+                    let result = self.transcribe_chunk(transcript, chunking, i, piece, ask, progress).await;
+                    failed.fetch_or(result.is_err(), Ordering::SeqCst);
+                    result.map(Some)
+                }
+            })
             .buffer_unordered(limits.parallel_chunks.max(1))
-            .try_collect()
-            .await?;
-        Ok(Spent(spent.0 + rest.iter().map(|s| s.0).sum::<std::time::Duration>()))
+            .collect()
+            .await;
+        let mut total = spent.0;
+        for result in results {
+            total += result?.map_or(std::time::Duration::ZERO, |s| s.0);
+        }
+        Ok(Spent(total))
     }
 
-    /// One chunk: cut, sent, kept, and the progress message moved on.
+    /// One chunk: its call taken (or another worker's awaited), cut, sent,
+    /// kept (paid.rs: never paid twice), and the progress message moved on.
     pub(super) async fn transcribe_chunk(
         &self,
         transcript: &Transcript,
@@ -260,22 +285,47 @@ impl Turn<'_> {
         ask: Ask<'_>,
         progress: &Progress,
     ) -> Result<Spent, JobError> {
-        let (upload, spent) = chunk::prepare(self, chunking.recording, piece, i, chunking.as_is, chunking.work).await?;
-        let heard = match upload {
-            Some(upload) => {
-                chunk::transcribe(self.worker, &upload.name, upload.data, self.spoken_language(), ask).await?
+        let idx = i as i32;
+        if let Taken::KeptElsewhere = self.take_call(transcript.id, idx).await? {
+            self.advance(progress).await;
+            return Ok(Spent::default());
+        }
+        let made = async {
+            let (upload, spent) =
+                chunk::prepare(self, chunking.recording, piece, i, chunking.as_is, chunking.work).await?;
+            self.kept_alive(transcript.id, idx, async {
+                let heard = match upload {
+                    Some(upload) => {
+                        chunk::transcribe(self.worker, &upload.name, upload.data, self.spoken_language(), ask).await?
+                    }
+                    None => self.nothing_heard(),
+                };
+                let saved = SavedChunk {
+                    idx,
+                    start: piece.start,
+                    end: piece.end,
+                    text: heard.text,
+                    segments: heard.segments.map(serde_json::to_value).transpose().map_err(JobError::broken)?,
+                    heard_seconds: heard.duration,
+                };
+                self.keep_paid(transcript.id, &saved).await
+            })
+            .await?;
+            Ok::<_, JobError>(spent)
+        };
+        let spent = match made.await {
+            Ok(spent) => spent,
+            Err(e) => {
+                self.give_up_call(transcript.id, idx).await;
+                return Err(e);
             }
-            None => self.nothing_heard(),
         };
-        let saved = SavedChunk {
-            idx: i as i32,
-            start: piece.start,
-            end: piece.end,
-            text: heard.text,
-            segments: heard.segments.map(serde_json::to_value).transpose().map_err(JobError::broken)?,
-            heard_seconds: heard.duration,
-        };
-        self.worker.services.db.save_chunk(transcript.id, &saved).await?;
+        self.advance(progress).await;
+        Ok(spent)
+    }
+
+    /// One more chunk done: the progress message says so.
+    async fn advance(&self, progress: &Progress) {
         let n = progress.finished.fetch_add(1, Ordering::SeqCst) + 1;
         if let Some(status) = progress.status {
             let edit = self.worker.bot.edit_message_text(
@@ -285,7 +335,6 @@ impl Turn<'_> {
             );
             let _ = edit.patiently().await;
         }
-        Ok(spent)
     }
 
     /// What a chunk with no audio in it says, timed like the model's answers.

@@ -57,6 +57,8 @@ struct State {
     transcription_script: VecDeque<Answer>,
     chat_script: VecDeque<Answer>,
     transcriptions: Vec<Transcription>,
+    /// Transcription requests that arrived, answered yet or not.
+    transcription_arrivals: usize,
     chats: Vec<Value>,
     latency: Duration,
     /// `verbose_json` segments where the file really has sound (see `hear_pauses`).
@@ -138,6 +140,12 @@ impl FakeOpenAi {
         self.state.lock().unwrap().transcriptions.clone()
     }
 
+    /// Transcription requests that reached the API so far, including those
+    /// still waiting out the latency (what is in flight counts).
+    pub fn transcription_arrivals(&self) -> usize {
+        self.state.lock().unwrap().transcription_arrivals
+    }
+
     pub fn chats(&self) -> Vec<Value> {
         self.state.lock().unwrap().chats.clone()
     }
@@ -153,7 +161,11 @@ impl FakeOpenAi {
                 None,
             );
         }
-        let latency = self.state.lock().unwrap().latency;
+        let latency = {
+            let mut state = self.state.lock().unwrap();
+            state.transcription_arrivals += usize::from(req.path == "/v1/audio/transcriptions");
+            state.latency
+        };
         tokio::time::sleep(latency).await;
         match req.path.as_str() {
             "/v1/audio/transcriptions" => self.transcription(&req).await,

@@ -220,7 +220,8 @@ pub fn compose_containers(file: &Path, inputs: &Inputs, profiles: &[&str]) -> Ve
     let stem = file.file_stem().unwrap().to_string_lossy().into_owned();
     let mut out = Vec::new();
     for (service, spec) in document["services"].as_object().unwrap() {
-        let enabled = spec["profiles"].as_array().is_none_or(|p| p.iter().any(|p| profiles.contains(&p.as_str().unwrap())));
+        let enabled =
+            spec["profiles"].as_array().is_none_or(|p| p.iter().any(|p| profiles.contains(&p.as_str().unwrap())));
         if !enabled {
             continue;
         }

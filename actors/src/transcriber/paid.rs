@@ -1,0 +1,135 @@
+//! A chunk's call to the transcription API is paid once, however the
+//! database and the job's lease fare while it runs:
+//! - it is taken in PostgreSQL before it is made, so a worker that took the
+//!   job over (its lease lapsed while the database was away) waits for a call
+//!   still in flight elsewhere instead of making it again;
+//! - the caller keeps it alive while it runs, so only a call whose worker is
+//!   gone (no sign of life for ten leases) is made again;
+//! - its result is kept by the caller until the database takes it: the write
+//!   is retried through an outage, never the call.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use super::turn::Turn;
+use crate::backoff::Backoff;
+use crate::jobs::JobError;
+use crate::store::transcripts::SavedChunk;
+
+/// How a chunk's text came to be kept.
+pub(super) enum Taken {
+    /// The call is ours to make.
+    Ours,
+    /// Another worker's call kept it while this one waited: nothing to pay.
+    KeptElsewhere,
+}
+
+/// How often a wait looks again for the other worker's result.
+const LOOK_AGAIN: Duration = Duration::from_millis(500);
+/// How long a paid result is held for a database that is away.
+const HOLD_FOR: Duration = Duration::from_secs(600);
+const WRITE_AGAIN: Backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
+
+impl Turn<'_> {
+    /// A call nobody kept alive for this long is presumed lost with its worker.
+    fn call_stale(&self) -> Duration {
+        self.worker.services.settings.jobs.lease * 10
+    }
+
+    /// Who makes the call: this claim of the job (a pool that claims its own
+    /// lapsed job again runs it under a new attempt, a caller of its own).
+    fn caller(&self) -> String {
+        format!("{}/{}", self.ctx.worker, self.job.attempts)
+    }
+
+    /// Takes chunk `idx`'s call, or waits while another worker's is alive.
+    pub(super) async fn take_call(&self, transcript_id: i64, idx: i32) -> Result<Taken, JobError> {
+        let db = &self.worker.services.db;
+        let mut told = false;
+        loop {
+            if db.chunk_kept(transcript_id, idx).await? {
+                return Ok(Taken::KeptElsewhere);
+            }
+            if db.take_chunk_call(transcript_id, idx, &self.caller(), self.call_stale()).await? {
+                return Ok(Taken::Ours);
+            }
+            if *self.ctx.cancelled.borrow() {
+                return Err(JobError::Retry("the job was cancelled or its lease lost".into()));
+            }
+            if !told {
+                tracing::info!(
+                    job_id = self.job.id,
+                    chunk = idx,
+                    "this chunk's call is in flight elsewhere; waiting for it"
+                );
+                told = true;
+            }
+            tokio::time::sleep(LOOK_AGAIN).await;
+        }
+    }
+
+    /// Runs `call` (the API call and the write of its result), keeping the
+    /// chunk's call alive in the database meanwhile. Each sign of life is
+    /// sent on its own, with a deadline: one the database does not take
+    /// (it is away) never holds up the call.
+    pub(super) async fn kept_alive<T>(&self, transcript_id: i64, idx: i32, call: impl Future<Output = T>) -> T {
+        let every = self.worker.services.settings.jobs.lease / 3;
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        tokio::pin!(call);
+        loop {
+            tokio::select! {
+                out = &mut call => return out,
+                _ = tick.tick() => {
+                    let (db, worker) = (self.worker.services.db.clone(), self.caller());
+                    tokio::spawn(async move {
+                        let _ = tokio::time::timeout(every, db.keep_chunk_call(transcript_id, idx, &worker)).await;
+                    });
+                }
+            }
+        }
+    }
+
+    /// The call was not made, or failed with nothing to keep: give it up at
+    /// once, so a retry does not wait for it (when the database is away, it
+    /// lapses in ten leases instead).
+    pub(super) async fn give_up_call(&self, transcript_id: i64, idx: i32) {
+        let _ = self.worker.services.db.drop_chunk_call(transcript_id, idx, &self.caller()).await;
+    }
+
+    /// Writes a chunk that was paid for, again and again while the database
+    /// is away (for up to ten minutes): the result is never thrown away for
+    /// an outage, so the call is never made twice for one.
+    pub(super) async fn keep_paid(&self, transcript_id: i64, chunk: &SavedChunk) -> Result<(), JobError> {
+        let db = &self.worker.services.db;
+        let started = Instant::now();
+        let mut attempt = 0u32;
+        loop {
+            match db.save_chunk(transcript_id, chunk).await {
+                Ok(()) => {
+                    if attempt > 0 {
+                        tracing::info!(
+                            job_id = self.job.id,
+                            chunk = chunk.idx,
+                            attempt,
+                            "a paid chunk kept once the database was back"
+                        );
+                    }
+                    return Ok(());
+                }
+                Err(e) if started.elapsed() < HOLD_FOR => {
+                    if attempt == 0 {
+                        tracing::warn!(
+                            job_id = self.job.id,
+                            chunk = chunk.idx,
+                            error = %crate::error::chain(&e),
+                            "could not keep a paid chunk; holding it and writing it again until the database takes it"
+                        );
+                    }
+                    tokio::time::sleep(WRITE_AGAIN.delay(attempt)).await;
+                    attempt = attempt.saturating_add(1);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
