@@ -61,6 +61,8 @@ install() {
   local missing=()
   pg_bindir >/dev/null || missing+=(postgresql)
   command -v redis-server >/dev/null || missing+=(redis-server)
+  # A test's own Redis that fails over: a master, a replica and Sentinels (tests/redis_failover.rs).
+  command -v redis-sentinel >/dev/null || missing+=(redis-sentinel)
   command -v ffmpeg >/dev/null || missing+=(ffmpeg)
   command -v ffprobe >/dev/null || missing+=(ffmpeg)
   command -v espeak-ng >/dev/null || missing+=(espeak-ng)

@@ -233,8 +233,21 @@ async fn webhook_url_of(daemon: &Daemon) -> String {
     format!("http://{}/webhooks/fal", value["addr"].as_str().expect("the listener's address"))
 }
 
+/// A stopping worker keeps the paid calls in flight: its drain outlasts the
+/// longest of them (`openai.timeout`), whatever the file's kill waits for.
+fn workers_drain_past_the_longest_paid_call(containers: &[Container]) {
+    let longest = aisha_actors::settings::OpenAiSettings::default().timeout;
+    for worker in containers.iter().filter(|c| c.mode() == "worker" && !c.init) {
+        let grace =
+            worker.env.get("AISHA_SUPERVISOR__SHUTDOWN_GRACE").unwrap_or_else(|| panic!("{}: a drain", worker.at));
+        let grace = humantime::parse_duration(grace).unwrap();
+        assert!(grace > longest, "{}: drains {grace:?}, past a call of {longest:?}", worker.at);
+    }
+}
+
 async fn runs_as_shipped(world: &World, deployment: &str, containers: &[Container], inputs: &Inputs) {
     assert!(inputs.unread().is_empty(), "{deployment}: inputs no file asks for: {:?}", inputs.unread());
+    workers_drain_past_the_longest_paid_call(containers);
     assert_eq!(inputs.names(), documented_inputs(deployment), "{deployment}: the inputs docs/operations.md lists");
     let running = start_all(world, containers).await;
     every_role_works(world, &running).await;

@@ -7,6 +7,9 @@ CREATE TABLE transcript_chunk_calls (
     transcript_id  BIGINT      NOT NULL REFERENCES transcripts (id) ON DELETE CASCADE,
     idx            INT         NOT NULL,
     worker         TEXT        NOT NULL,
+    -- The caller's pool's presence lock (pool/presence.rs): while nobody
+    -- holds it, its process is gone, and its call with it.
+    presence       TEXT        NOT NULL,
     alive_at       TIMESTAMPTZ NOT NULL DEFAULT now(),
     PRIMARY KEY (transcript_id, idx)
 );

@@ -1,4 +1,4 @@
-//! A Redis lease: one holder at a time. Acquired with `SET NX PX`, renewed
+//! A Redis lease: one holder at a time. Acquired when free (or still ours), renewed
 //! only by its holder (compare-and-pexpire), released only by its holder
 //! (compare-and-delete). The holder tracks how long its lease is surely
 //! valid (measured from *before* each renewal was sent), so it can stop
@@ -7,13 +7,18 @@
 use std::time::{Duration, Instant};
 
 use fred::prelude::{KeysInterface, LuaInterface};
-use fred::types::{Expiration, SetOptions};
 
 use crate::cache::{CacheError, Redis};
 
 const RENEW: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
                         return redis.call('PEXPIRE', KEYS[1], ARGV[2]) \
                      else return 0 end";
+/// Taking the lease: free, or already ours (a renewal that timed out, or the
+/// key carried over to a promoted replica, still names us).
+const ACQUIRE: &str = "local current = redis.call('GET', KEYS[1]) \
+                       if current == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end \
+                       if not current then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end \
+                       return 0";
 const RELEASE: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
                           return redis.call('DEL', KEYS[1]) \
                        else return 0 end";
@@ -79,15 +84,9 @@ impl Lease {
         } else {
             self.redis
                 .client()
-                .set::<Option<String>, _, _>(
-                    &self.key,
-                    self.token.as_str(),
-                    Some(Expiration::PX(ttl_ms)),
-                    Some(SetOptions::NX),
-                    false,
-                )
+                .eval::<i64, _, _, _>(ACQUIRE, vec![self.key.clone()], vec![self.token.clone(), ttl_ms.to_string()])
                 .await
-                .map(|reply| reply.is_some())
+                .map(|taken| taken == 1)
         };
         match result {
             Ok(true) => {

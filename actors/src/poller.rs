@@ -164,8 +164,10 @@ async fn lead(state: &mut PollerState) -> Step<()> {
             return Err(standby(&state.lease));
         }
         Err(e) => {
+            // Tried again as often as a standby tries: Redis that moved (a
+            // failover) is followed within a second of taking writes again.
             lease_failed(state, &e).await;
-            return Err(backoff(state));
+            return Err(standby(&state.lease));
         }
     }
     if !state.leader {

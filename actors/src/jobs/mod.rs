@@ -133,6 +133,11 @@ pub enum JobError {
     /// the user hears only that the service is unavailable.
     #[error("{0}")]
     Broken(String),
+    /// Handed back by a worker that is stopping, once what it had paid for
+    /// is kept: queued again at once for another worker, the attempt not
+    /// counted against the job.
+    #[error("handed back by a stopping worker")]
+    Yield,
 }
 
 impl JobError {

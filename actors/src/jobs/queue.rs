@@ -364,6 +364,23 @@ pub async fn fail(
     }
 }
 
+/// A job its worker hands back as it stops: queued again now, its attempt
+/// given back (`max_attempts` raised by one: `attempts` stays above zero, so
+/// a job that holds paid work is never taken for one never claimed).
+/// `false` when this worker no longer held it.
+pub async fn give_back(db: &Db, id: i64, instance: &str) -> Result<bool, StoreError> {
+    let client = db.client().await?;
+    let updated = client
+        .execute(
+            "UPDATE jobs SET state = 'queued', run_at = now(), max_attempts = max_attempts + 1,
+                             locked_by = NULL, locked_until = NULL, updated_at = now()
+             WHERE id = $1 AND locked_by = $2 AND state = 'running'",
+            &[&id, &instance],
+        )
+        .await?;
+    Ok(updated == 1)
+}
+
 /// Cancels a job no worker has ever claimed, in the caller's transaction;
 /// `None` when a worker runs it, ran it (a job re-queued after an attempt
 /// may hold work already paid for) or it finished: work under way is left

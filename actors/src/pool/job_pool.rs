@@ -41,6 +41,7 @@ struct Running {
     job: Job,
     cell: ActorCell,
     cancel: watch::Sender<bool>,
+    stop: watch::Sender<bool>,
     started: Instant,
 }
 
@@ -55,6 +56,8 @@ pub struct PoolState {
     /// Holds this instance's presence lock; stopped last, once the jobs in
     /// hand are done (see `post_stop`).
     presence: JoinHandle<()>,
+    /// That lock's key, which each job's context carries.
+    presence_key: String,
     /// When old updates and callbacks were last deleted.
     swept: Option<Instant>,
     /// Kinds whose depth this pool reports: its own, and every kind it has
@@ -98,6 +101,8 @@ impl Actor for JobPool {
             }
         });
         let waker = myself.clone();
+        let presence_key =
+            super::presence::key(&settings.instance_id, &args.handlers.keys().cloned().collect::<Vec<_>>());
         let me = super::presence::Presence {
             instance: settings.instance_id.clone(),
             worker: worker.clone(),
@@ -128,6 +133,7 @@ impl Actor for JobPool {
             running: HashMap::new(),
             tasks: vec![listener, ticker, heart],
             presence,
+            presence_key,
             swept: None,
             depth_kinds: args.handlers.keys().cloned().collect(),
             handlers: args.handlers,
@@ -201,6 +207,10 @@ impl Actor for JobPool {
         if !state.running.is_empty() {
             tracing::info!(in_flight = state.running.len(), "job pool draining");
         }
+        // Jobs that can stop between paid steps do, and are handed back.
+        for running in state.running.values() {
+            let _ = running.stop.send(true);
+        }
         // Bounded by the supervisor's grace period: it kills us when that
         // runs out. Until then the jobs in hand stay ours: their leases are
         // renewed, and the presence lock is held, so a new incarnation of
@@ -240,11 +250,20 @@ async fn claim_and_run(myself: &ActorRef<PoolMsg>, state: &mut PoolState, kind: 
     for job in claimed {
         let Some(handler) = state.handlers.get(kind).cloned() else { continue };
         let (cancel, cancelled) = watch::channel(false);
+        let (stop, stopping) = watch::channel(false);
+        let db = state.services.db.clone();
         let args = RunnerArgs {
             job: job.clone(),
             handler,
             db: state.services.db.clone(),
-            context: JobContext::new(state.worker.clone(), cancelled, state.services.db.clone(), settings.jobs.lease),
+            context: JobContext::new(
+                state.worker.clone(),
+                cancelled,
+                stopping,
+                state.presence_key.clone(),
+                db,
+                settings.jobs.lease,
+            ),
             retry: state.retry,
             completions: state.completions.clone(),
         };
@@ -252,7 +271,7 @@ async fn claim_and_run(myself: &ActorRef<PoolMsg>, state: &mut PoolState, kind: 
             Ok((runner, _)) => {
                 tracing::debug!(job_id = job.id, kind, attempt = job.attempts, "job claimed");
                 let cell = runner.get_cell();
-                state.running.insert(cell.get_id(), Running { job, cell, cancel, started: Instant::now() });
+                state.running.insert(cell.get_id(), Running { job, cell, cancel, stop, started: Instant::now() });
             }
             Err(e) => {
                 // The lease lapses and another claim picks it up.

@@ -7,6 +7,8 @@ pub mod listener;
 mod presence;
 mod runner;
 
+pub use presence::PRESENCE_LOCK_NAMESPACE;
+
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
@@ -41,13 +43,26 @@ pub struct JobContext {
     pub worker: String,
     /// Becomes true when the job was cancelled or its lease lost: stop early.
     pub cancelled: tokio::sync::watch::Receiver<bool>,
+    /// Becomes true when the worker stops (SIGTERM, a scale-in, a rolling
+    /// update): start nothing new that costs money, finish what is in
+    /// flight, keep it, and hand the job back (`JobError::Yield`).
+    pub stopping: tokio::sync::watch::Receiver<bool>,
+    /// The pool's presence lock key (`presence::key`): held while its process lives.
+    pub presence: String,
     db: Db,
     lease: Duration,
 }
 
 impl JobContext {
-    pub(crate) fn new(worker: String, cancelled: tokio::sync::watch::Receiver<bool>, db: Db, lease: Duration) -> Self {
-        Self { worker, cancelled, db, lease }
+    pub(crate) fn new(
+        worker: String,
+        cancelled: tokio::sync::watch::Receiver<bool>,
+        stopping: tokio::sync::watch::Receiver<bool>,
+        presence: String,
+        db: Db,
+        lease: Duration,
+    ) -> Self {
+        Self { worker, cancelled, stopping, presence, db, lease }
     }
 
     /// Checks the lease (renewing it when little is left), or fails when this worker lost it (the job was

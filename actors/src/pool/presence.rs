@@ -17,7 +17,12 @@ use crate::secret::ConnUrl;
 use crate::store::{tls, StoreError};
 
 /// First key of the presence lock (`pg_try_advisory_lock(int, int)`).
-const PRESENCE_LOCK_NAMESPACE: i32 = 0x776b_7273; // "wkrs"
+pub const PRESENCE_LOCK_NAMESPACE: i32 = 0x776b_7273; // "wkrs"
+
+/// The presence lock's second key (hashed): the instance and its pool's kinds.
+pub fn key(instance: &str, kinds: &[String]) -> String {
+    format!("{instance}/{}", kinds.join(","))
+}
 const RECONNECT: Backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
 const LOCK_RETRY: Duration = Duration::from_secs(1);
 
@@ -54,7 +59,7 @@ async fn hold(
     let (client, connection) = tls::connect(url).await?;
     let connection = tokio::spawn(connection);
     let mut waited = false;
-    let key = format!("{instance}/{}", kinds.join(","));
+    let key = key(instance, kinds);
     loop {
         let taken = client
             .query_one("SELECT pg_try_advisory_lock($1, hashtext($2))", &[&PRESENCE_LOCK_NAMESPACE, &key])
@@ -74,6 +79,9 @@ async fn hold(
         Err(e) => {
             tracing::warn!(instance, error = %e, "could not release a predecessor's jobs; their leases will lapse")
         }
+    }
+    if let Err(e) = crate::store::chunk_calls::drop_predecessors_calls(&client, &key, worker).await {
+        tracing::warn!(instance, error = %e, "could not drop a predecessor's chunk calls; they lapse in ten leases");
     }
     // The lock lives as long as this session: wait for it to end.
     Ok(connection.await.unwrap_or(Ok(()))?)

@@ -11,7 +11,7 @@ use tracing::Instrument;
 
 use super::{DeadReason, JobContext, JobHandler};
 use crate::backoff::Backoff;
-use crate::jobs::queue::{Completion, Failed};
+use crate::jobs::queue::{self, Completion, Failed};
 use crate::jobs::{Job, JobError};
 use crate::ledger;
 use crate::store::Db;
@@ -77,6 +77,13 @@ async fn run(args: RunnerArgs) -> Result<(), ActorProcessingErr> {
                 "lost"
             }
         }
+        Err(JobError::Yield) => match queue::give_back(&args.db, job.id, instance).await? {
+            true => {
+                tracing::info!("handed back to the queue as this worker stops; what it paid for is kept");
+                "yielded"
+            }
+            false => "lost",
+        },
         Err(error) => {
             let retry_after = retry_delay(&error, &args.retry, job.attempts);
             match ledger::fail_job(&args.db, job.id, instance, &error.to_string(), retry_after).await? {
@@ -105,6 +112,7 @@ pub(super) fn retry_delay(error: &JobError, retry: &Backoff, attempts: i32) -> O
     let backoff = retry.delay(attempts.saturating_sub(1).max(0) as u32);
     match error {
         JobError::Retry(_) => Some(backoff),
+        JobError::Yield => Some(Duration::ZERO),
         JobError::RetryAfter { after, .. } => Some((*after).max(Duration::from_millis(1))),
         JobError::Refused(_) | JobError::RefusedAndTold | JobError::Broken(_) => None,
     }

@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 use super::turn::Turn;
 use crate::backoff::Backoff;
 use crate::jobs::JobError;
+use crate::pool::PRESENCE_LOCK_NAMESPACE;
+use crate::store::chunk_calls::Caller;
 use crate::store::transcripts::SavedChunk;
 
 /// How a chunk's text came to be kept.
@@ -30,10 +32,22 @@ const LOOK_AGAIN: Duration = Duration::from_millis(500);
 const HOLD_FOR: Duration = Duration::from_secs(600);
 const WRITE_AGAIN: Backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
 
-impl Turn<'_> {
-    /// A call nobody kept alive for this long is presumed lost with its worker.
-    fn call_stale(&self) -> Duration {
-        self.worker.services.settings.jobs.lease * 10
+impl<'a> Turn<'a> {
+    /// This claim as the caller of a chunk's call, and when another's is gone:
+    /// kept alive (every lease/3) longer ago than a lease while its process is
+    /// gone (no presence lock), or than ten leases whatever else.
+    fn as_caller<'s>(&self, worker: &'s str) -> Caller<'s>
+    where
+        'a: 's,
+    {
+        let lease = self.worker.services.settings.jobs.lease;
+        Caller {
+            worker,
+            presence: &self.ctx.presence,
+            presence_namespace: PRESENCE_LOCK_NAMESPACE,
+            stale: lease * 10,
+            gone: lease,
+        }
     }
 
     /// Who makes the call: this claim of the job (a pool that claims its own
@@ -50,7 +64,8 @@ impl Turn<'_> {
             if db.chunk_kept(transcript_id, idx).await? {
                 return Ok(Taken::KeptElsewhere);
             }
-            if db.take_chunk_call(transcript_id, idx, &self.caller(), self.call_stale()).await? {
+            let me = self.caller();
+            if db.take_chunk_call(transcript_id, idx, &self.as_caller(&me)).await? {
                 return Ok(Taken::Ours);
             }
             if *self.ctx.cancelled.borrow() {

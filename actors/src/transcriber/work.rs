@@ -248,15 +248,19 @@ impl Turn<'_> {
         };
         let ask = if self.request.speakers { Ask::Speakers(&known) } else { Ask::Text };
         // A chunk that fails stops the ones not yet started, never the ones in
-        // flight: their calls are paid for, so they finish and are kept.
+        // flight: their calls are paid for, so they finish and are kept. So
+        // does a worker that stops, which then hands the job back.
         let failed = AtomicBool::new(false);
+        let stopped = AtomicBool::new(false);
         let results: Vec<Result<Option<Spent>, JobError>> = futures::stream::iter(pending)
             .map(|(i, piece)| {
-                let failed = &failed;
-                let progress = &progress;
-                let chunking = &chunking;
+                let (failed, stopped, progress, chunking) = (&failed, &stopped, &progress, &chunking);
                 async move {
                     if failed.load(Ordering::SeqCst) {
+                        return Ok(None);
+                    }
+                    if *self.ctx.stopping.borrow() {
+                        stopped.store(true, Ordering::SeqCst);
                         return Ok(None);
                     }
                     let result = self.transcribe_chunk(transcript, chunking, i, piece, ask, progress).await;
@@ -270,6 +274,9 @@ impl Turn<'_> {
         let mut total = spent.0;
         for result in results {
             total += result?.map_or(std::time::Duration::ZERO, |s| s.0);
+        }
+        if stopped.load(Ordering::SeqCst) {
+            return Err(JobError::Yield);
         }
         Ok(Spent(total))
     }

@@ -13,6 +13,7 @@ pub mod media_site;
 pub mod netns;
 pub mod openai;
 pub mod private;
+pub mod redis_ha;
 pub mod server;
 pub mod services;
 pub mod shipped;
