@@ -35,7 +35,9 @@ done
 
 # The swarm stack as `docker stack deploy` reads it (the CLI alone, no engine).
 if docker stack config --help >/dev/null 2>&1; then
-  AISHAD_IMAGE=aishad:lint MINIO_ENDPOINT=s3:9000 docker stack config -c deploy/swarm/aishad.stack.yml >/dev/null
+  AISHAD_IMAGE=aishad:lint AISHAD_LINKS_IMAGE=aishad-links:lint MINIO_ENDPOINT=s3:9000 \
+    FAL_WEBHOOK_URL=https://bot.example.com/webhooks/fal AISHA_FAL__USER_ID=lint \
+    docker stack config -c deploy/swarm/aishad.stack.yml >/dev/null
   echo "lint: deploy/swarm/aishad.stack.yml ok"
 fi
 
