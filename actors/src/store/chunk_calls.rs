@@ -6,6 +6,25 @@ use std::time::Duration;
 
 use super::{Db, StoreError};
 
+/// Whether another caller's call (row `c`) is gone: not kept alive within
+/// `$5`, or not within `$6` while its process holds no presence lock.
+const GONE: &str = "(c.alive_at < now() - make_interval(secs => $5)
+    OR (c.alive_at < now() - make_interval(secs => $6)
+        AND NOT EXISTS (
+          SELECT 1 FROM pg_locks
+           WHERE locktype = 'advisory' AND granted AND objsubid = 2
+             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+             AND classid::int8 = $7 AND objid::int8 = (hashtext(c.presence)::int8 & 4294967295))))";
+
+/// Whether a chunk's call is ours to make.
+pub enum Take {
+    Ours,
+    /// Another caller has it; `gone` when it looks gone (see `GONE`).
+    Busy {
+        gone: bool,
+    },
+}
+
 /// Who takes a chunk's call, and when another's counts as gone.
 pub struct Caller<'a> {
     /// This claim of the job: `{instance}#{incarnation}/{attempt}`.
@@ -35,40 +54,54 @@ pub async fn drop_predecessors_calls(
 }
 
 impl Db {
-    /// Takes the call for chunk `idx` for `caller`, unless another caller's
-    /// call for that chunk is alive: kept alive within `stale`, and, past
-    /// `gone`, its process still holding its presence lock (a process that
-    /// died drops the lock with its session at once; one cut off from the
-    /// database by an outage keeps its call alive again as soon as it is back).
-    pub async fn take_chunk_call(&self, transcript_id: i64, idx: i32, caller: &Caller<'_>) -> Result<bool, StoreError> {
+    /// Takes the call for chunk `idx` for `caller` when nobody has it, or
+    /// when `take_over` and another caller's call is gone: not kept alive
+    /// within `stale`, or, past `gone`, its process holding no presence lock
+    /// (a process that died drops it with its session at once).
+    pub async fn take_chunk_call(
+        &self,
+        transcript_id: i64,
+        idx: i32,
+        caller: &Caller<'_>,
+        take_over: bool,
+    ) -> Result<Take, StoreError> {
         let client = self.client().await?;
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 8] = [
+            &transcript_id,
+            &idx,
+            &caller.worker,
+            &caller.presence,
+            &caller.stale.as_secs_f64(),
+            &caller.gone.as_secs_f64(),
+            &i64::from(caller.presence_namespace),
+            &take_over,
+        ];
         let taken = client
             .query_opt(
-                "INSERT INTO transcript_chunk_calls (transcript_id, idx, worker, presence) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (transcript_id, idx) DO UPDATE
-                   SET worker = EXCLUDED.worker, presence = EXCLUDED.presence, alive_at = now()
-                  WHERE transcript_chunk_calls.worker = EXCLUDED.worker
-                     OR transcript_chunk_calls.alive_at < now() - make_interval(secs => $5)
-                     OR (transcript_chunk_calls.alive_at < now() - make_interval(secs => $6)
-                         AND NOT EXISTS (
-                           SELECT 1 FROM pg_locks
-                            WHERE locktype = 'advisory' AND granted AND objsubid = 2
-                              AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
-                              AND classid::int8 = $7
-                              AND objid::int8 = (hashtext(transcript_chunk_calls.presence)::int8 & 4294967295)))
-                 RETURNING 1",
-                &[
-                    &transcript_id,
-                    &idx,
-                    &caller.worker,
-                    &caller.presence,
-                    &caller.stale.as_secs_f64(),
-                    &caller.gone.as_secs_f64(),
-                    &i64::from(caller.presence_namespace),
-                ],
+                &format!(
+                    "INSERT INTO transcript_chunk_calls AS c (transcript_id, idx, worker, presence) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (transcript_id, idx) DO UPDATE
+                       SET worker = EXCLUDED.worker, presence = EXCLUDED.presence, alive_at = now()
+                      WHERE c.worker = EXCLUDED.worker OR ($8 AND {GONE})
+                     RETURNING 1"
+                ),
+                &params,
             )
             .await?;
-        Ok(taken.is_some())
+        if taken.is_some() {
+            return Ok(Take::Ours);
+        }
+        let gone = client
+            .query_opt(
+                &format!(
+                    "SELECT {GONE} FROM transcript_chunk_calls AS c
+                      WHERE c.transcript_id = $1 AND c.idx = $2 AND $3::text IS NOT NULL AND $4::text IS NOT NULL
+                        AND $8::bool IS NOT NULL"
+                ),
+                &params,
+            )
+            .await?;
+        Ok(Take::Busy { gone: gone.is_some_and(|row| row.get(0)) })
     }
 
     /// `worker`'s call for the chunk is still in flight.

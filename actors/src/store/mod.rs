@@ -68,6 +68,8 @@ pub struct Db {
     host: String,
     timeout: Duration,
     wakeups: std::sync::Arc<wake::Wakeups>,
+    /// When this process last could not get a connection: an outage it saw.
+    unreachable_at: std::sync::Arc<std::sync::Mutex<Option<std::time::Instant>>>,
 }
 
 impl Db {
@@ -91,6 +93,7 @@ impl Db {
             host: settings.url.host(),
             timeout: settings.connect_timeout,
             wakeups: Default::default(),
+            unreachable_at: Default::default(),
         })
     }
 
@@ -108,7 +111,17 @@ impl Db {
     }
 
     pub async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
-        self.pool.get().await.map_err(|source| StoreError::Pool { host: self.host.clone(), source })
+        self.pool.get().await.map_err(|source| {
+            *self.unreachable_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(std::time::Instant::now());
+            StoreError::Pool { host: self.host.clone(), source }
+        })
+    }
+
+    /// Whether this process could not reach the database within `recent`:
+    /// after an outage, work others held looks abandoned for a while.
+    pub fn unreachable_within(&self, recent: Duration) -> bool {
+        let at = *self.unreachable_at.lock().unwrap_or_else(|e| e.into_inner());
+        at.is_some_and(|at| at.elapsed() < recent)
     }
 
     /// One round trip, bounded by the connect timeout.

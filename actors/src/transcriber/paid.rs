@@ -15,7 +15,7 @@ use super::turn::Turn;
 use crate::backoff::Backoff;
 use crate::jobs::JobError;
 use crate::pool::PRESENCE_LOCK_NAMESPACE;
-use crate::store::chunk_calls::Caller;
+use crate::store::chunk_calls::{Caller, Take};
 use crate::store::transcripts::SavedChunk;
 
 /// How a chunk's text came to be kept.
@@ -28,9 +28,13 @@ pub(super) enum Taken {
 
 /// How often a wait looks again for the other worker's result.
 const LOOK_AGAIN: Duration = Duration::from_millis(500);
+/// How long after an outage this process takes a call that looks gone
+/// only once it has looked so for a while.
+const RECENT_OUTAGE: Duration = Duration::from_secs(120);
 /// How long a paid result is held for a database that is away.
 const HOLD_FOR: Duration = Duration::from_secs(600);
-const WRITE_AGAIN: Backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
+/// Soon after the database is back, so a successor waiting on the call sees it kept.
+const WRITE_AGAIN: Backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(1));
 
 impl<'a> Turn<'a> {
     /// This claim as the caller of a chunk's call, and when another's is gone:
@@ -57,16 +61,29 @@ impl<'a> Turn<'a> {
     }
 
     /// Takes chunk `idx`'s call, or waits while another worker's is alive.
+    /// A call that looks gone is taken over at once, except soon after this
+    /// process saw the database away: then every call looks gone for a
+    /// while, and only one that still looks so after a keep-alive's interval
+    /// and a second more is (a worker still holding its call shows it alive,
+    /// or writes its result, within that time).
     pub(super) async fn take_call(&self, transcript_id: i64, idx: i32) -> Result<Taken, JobError> {
         let db = &self.worker.services.db;
+        let confirm = self.worker.services.settings.jobs.lease / 3 + Duration::from_secs(1);
+        let me = self.caller();
+        let mut gone_since: Option<Instant> = None;
         let mut told = false;
         loop {
             if db.chunk_kept(transcript_id, idx).await? {
                 return Ok(Taken::KeptElsewhere);
             }
-            let me = self.caller();
-            if db.take_chunk_call(transcript_id, idx, &self.as_caller(&me)).await? {
-                return Ok(Taken::Ours);
+            let outage = db.unreachable_within(RECENT_OUTAGE);
+            let take_over = gone_since.is_some_and(|since| !outage || since.elapsed() >= confirm);
+            match db.take_chunk_call(transcript_id, idx, &self.as_caller(&me), take_over).await? {
+                Take::Ours => return Ok(Taken::Ours),
+                Take::Busy { gone: true } => {
+                    gone_since.get_or_insert_with(Instant::now);
+                }
+                Take::Busy { gone: false } => gone_since = None,
             }
             if *self.ctx.cancelled.borrow() {
                 return Err(JobError::Retry("the job was cancelled or its lease lost".into()));
