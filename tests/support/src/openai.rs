@@ -140,8 +140,8 @@ impl FakeOpenAi {
         self.state.lock().unwrap().transcriptions.clone()
     }
 
-    /// Transcription requests that reached the API so far, including those
-    /// still waiting out the latency (what is in flight counts).
+    /// Transcription requests that reached the API whole so far, including
+    /// those still waiting out the latency (what is in flight counts).
     pub fn transcription_arrivals(&self) -> usize {
         self.state.lock().unwrap().transcription_arrivals
     }
@@ -163,7 +163,9 @@ impl FakeOpenAi {
         }
         let latency = {
             let mut state = self.state.lock().unwrap();
-            state.transcription_arrivals += usize::from(req.path == "/v1/audio/transcriptions");
+            // A request whose body never arrived whole (its client went away
+            // mid-upload) is no transcription: the API bills none for it.
+            state.transcription_arrivals += usize::from(req.path == "/v1/audio/transcriptions" && !req.body.is_empty());
             state.latency
         };
         tokio::time::sleep(latency).await;
