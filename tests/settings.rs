@@ -247,6 +247,15 @@ fn unknown_keys_are_refused_by_name() {
     });
 }
 
+/// Every service `run` connects to, besides Telegram.
+fn set_services(jail: &mut Jail) {
+    jail.set_env("DATABASE_URL", "postgres://u:p@localhost/db");
+    jail.set_env("REDIS_URL", "redis://localhost");
+    jail.set_env("MINIO_ENDPOINT", "localhost:9000");
+    jail.set_env("MINIO_ACCESS_KEY", "ak");
+    jail.set_env("MINIO_SECRET_KEY", "sk-secret");
+}
+
 #[test]
 fn run_requires_what_it_connects_to() {
     Jail::expect_with(|jail| {
@@ -254,11 +263,7 @@ fn run_requires_what_it_connects_to() {
         let err = load(&opts("dev"), Purpose::Run).unwrap_err();
         assert_eq!(err.key, "database.url");
         assert!(err.to_string().contains("DATABASE_URL"), "{err}");
-        jail.set_env("DATABASE_URL", "postgres://u:p@localhost/db");
-        jail.set_env("REDIS_URL", "redis://localhost");
-        jail.set_env("MINIO_ENDPOINT", "localhost:9000");
-        jail.set_env("MINIO_ACCESS_KEY", "ak");
-        jail.set_env("MINIO_SECRET_KEY", "sk-secret");
+        set_services(jail);
         assert_eq!(load(&opts("dev"), Purpose::Run).unwrap_err().key, "telegram.token");
         jail.set_env("TELEGRAM_BOT_TOKEN", "1:x");
         load(&opts("dev"), Purpose::Run).unwrap();
@@ -270,11 +275,7 @@ fn run_requires_what_it_connects_to() {
 fn a_shipped_placeholder_left_in_place_stops_run_and_migrate_naming_its_key_not_its_value() {
     Jail::expect_with(|jail| {
         jail.clear_env();
-        jail.set_env("DATABASE_URL", "postgres://u:p@localhost/db");
-        jail.set_env("REDIS_URL", "redis://localhost");
-        jail.set_env("MINIO_ENDPOINT", "localhost:9000");
-        jail.set_env("MINIO_ACCESS_KEY", "ak");
-        jail.set_env("MINIO_SECRET_KEY", "sk-secret");
+        set_services(jail);
         jail.set_env("TELEGRAM_BOT_TOKEN", "1:x");
         jail.set_env("FAL_WEBHOOK_URL", "https://REPLACE-ME.example/webhooks/fal");
         let e = load(&opts("prod"), Purpose::Run).unwrap_err();

@@ -216,7 +216,7 @@ async fn the_stack_spreads_over_three_nodes_rolls_and_survives_a_killed_node() {
     let swarm_up = Instant::now();
     let links = links_image();
     let _swarm = Swarm::up(&[&aishad_image(), &next, &links]);
-    figure("swarm 3 nodes formed and 2 images loaded", format!("{:.1} s", swarm_up.elapsed().as_secs_f64()));
+    figure("swarm 3 nodes formed and 3 images loaded", format!("{:.1} s", swarm_up.elapsed().as_secs_f64()));
     let fakes = Fakes::start_on(LAN).await;
     let external = External::start("stack_swarm", LAN).await;
     create_secrets(&external);

@@ -101,13 +101,12 @@ impl Actor for JobPool {
             }
         });
         let waker = myself.clone();
-        let presence_key =
-            super::presence::key(&settings.instance_id, &args.handlers.keys().cloned().collect::<Vec<_>>());
         let me = super::presence::Presence {
             instance: settings.instance_id.clone(),
             worker: worker.clone(),
             kinds: args.handlers.keys().cloned().collect(),
         };
+        let presence_key = me.key();
         let presence = super::presence::spawn(settings.database.url.clone(), me, move |released| {
             if released > 0 {
                 tracing::info!(released, "took back the jobs a previous run of this instance held");

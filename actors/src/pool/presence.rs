@@ -19,10 +19,6 @@ use crate::store::{tls, StoreError};
 /// First key of the presence lock (`pg_try_advisory_lock(int, int)`).
 pub const PRESENCE_LOCK_NAMESPACE: i32 = 0x776b_7273; // "wkrs"
 
-/// The presence lock's second key (hashed): the instance and its pool's kinds.
-pub fn key(instance: &str, kinds: &[String]) -> String {
-    format!("{instance}/{}", kinds.join(","))
-}
 const RECONNECT: Backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
 const LOCK_RETRY: Duration = Duration::from_secs(1);
 
@@ -32,6 +28,13 @@ pub struct Presence {
     pub instance: String,
     pub worker: String,
     pub kinds: Vec<String>,
+}
+
+impl Presence {
+    /// The lock's second key (hashed): the instance and its pool's kinds.
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.instance, self.kinds.join(","))
+    }
 }
 
 /// Holds the lock for the pool (reconnecting as needed); each time it is
@@ -52,14 +55,15 @@ pub fn spawn(url: ConnUrl, presence: Presence, released: impl Fn(u64) + Send + S
 
 async fn hold(
     url: &ConnUrl,
-    Presence { instance, worker, kinds }: &Presence,
+    presence: &Presence,
     released: &(impl Fn(u64) + Sync),
     attempt: &mut u32,
 ) -> Result<(), StoreError> {
     let (client, connection) = tls::connect(url).await?;
     let connection = tokio::spawn(connection);
     let mut waited = false;
-    let key = key(instance, kinds);
+    let Presence { instance, worker, kinds } = presence;
+    let key = presence.key();
     loop {
         let taken = client
             .query_one("SELECT pg_try_advisory_lock($1, hashtext($2))", &[&PRESENCE_LOCK_NAMESPACE, &key])

@@ -28,7 +28,7 @@ pub enum Take {
 /// Who takes a chunk's call, and when another's counts as gone.
 pub struct Caller<'a> {
     /// This claim of the job: `{instance}#{incarnation}/{attempt}`.
-    pub worker: &'a str,
+    pub worker: String,
     /// Its pool's presence lock key, and that lock's namespace.
     pub presence: &'a str,
     pub presence_namespace: i32,
@@ -66,42 +66,35 @@ impl Db {
         take_over: bool,
     ) -> Result<Take, StoreError> {
         let client = self.client().await?;
-        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 8] = [
-            &transcript_id,
-            &idx,
-            &caller.worker,
-            &caller.presence,
-            &caller.stale.as_secs_f64(),
-            &caller.gone.as_secs_f64(),
-            &i64::from(caller.presence_namespace),
-            &take_over,
-        ];
-        let taken = client
-            .query_opt(
+        // One statement: the outer SELECT sees the row as it was before the
+        // INSERT's CTE touched it, so `gone` describes the call we did not take.
+        let row = client
+            .query_one(
                 &format!(
-                    "INSERT INTO transcript_chunk_calls AS c (transcript_id, idx, worker, presence) VALUES ($1, $2, $3, $4)
-                     ON CONFLICT (transcript_id, idx) DO UPDATE
-                       SET worker = EXCLUDED.worker, presence = EXCLUDED.presence, alive_at = now()
-                      WHERE c.worker = EXCLUDED.worker OR ($8 AND {GONE})
-                     RETURNING 1"
+                    "WITH taken AS (
+                       INSERT INTO transcript_chunk_calls AS c (transcript_id, idx, worker, presence)
+                       VALUES ($1, $2, $3, $4)
+                       ON CONFLICT (transcript_id, idx) DO UPDATE
+                         SET worker = EXCLUDED.worker, presence = EXCLUDED.presence, alive_at = now()
+                        WHERE c.worker = EXCLUDED.worker OR ($8 AND {GONE})
+                       RETURNING 1)
+                     SELECT EXISTS (SELECT 1 FROM taken),
+                            COALESCE((SELECT {GONE} FROM transcript_chunk_calls AS c
+                                       WHERE c.transcript_id = $1 AND c.idx = $2), false)"
                 ),
-                &params,
+                &[
+                    &transcript_id,
+                    &idx,
+                    &caller.worker,
+                    &caller.presence,
+                    &caller.stale.as_secs_f64(),
+                    &caller.gone.as_secs_f64(),
+                    &i64::from(caller.presence_namespace),
+                    &take_over,
+                ],
             )
             .await?;
-        if taken.is_some() {
-            return Ok(Take::Ours);
-        }
-        let gone = client
-            .query_opt(
-                &format!(
-                    "SELECT {GONE} FROM transcript_chunk_calls AS c
-                      WHERE c.transcript_id = $1 AND c.idx = $2 AND $3::text IS NOT NULL AND $4::text IS NOT NULL
-                        AND $8::bool IS NOT NULL"
-                ),
-                &params,
-            )
-            .await?;
-        Ok(Take::Busy { gone: gone.is_some_and(|row| row.get(0)) })
+        Ok(if row.get(0) { Take::Ours } else { Take::Busy { gone: row.get(1) } })
     }
 
     /// `worker`'s call for the chunk is still in flight.

@@ -4,7 +4,8 @@
 //!   job over (its lease lapsed while the database was away) waits for a call
 //!   still in flight elsewhere instead of making it again;
 //! - the caller keeps it alive while it runs, so only a call whose worker is
-//!   gone (no sign of life for ten leases) is made again;
+//!   gone is made again (no sign of life for a lease while its process holds
+//!   no presence lock, or for ten leases whatever else);
 //! - its result is kept by the caller until the database takes it: the write
 //!   is retried through an outage, never the call.
 
@@ -36,17 +37,14 @@ const HOLD_FOR: Duration = Duration::from_secs(600);
 /// Soon after the database is back, so a successor waiting on the call sees it kept.
 const WRITE_AGAIN: Backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(1));
 
-impl<'a> Turn<'a> {
+impl Turn<'_> {
     /// This claim as the caller of a chunk's call, and when another's is gone:
     /// kept alive (every lease/3) longer ago than a lease while its process is
     /// gone (no presence lock), or than ten leases whatever else.
-    fn as_caller<'s>(&self, worker: &'s str) -> Caller<'s>
-    where
-        'a: 's,
-    {
+    fn as_caller(&self) -> Caller<'_> {
         let lease = self.worker.services.settings.jobs.lease;
         Caller {
-            worker,
+            worker: self.caller(),
             presence: &self.ctx.presence,
             presence_namespace: PRESENCE_LOCK_NAMESPACE,
             stale: lease * 10,
@@ -69,7 +67,7 @@ impl<'a> Turn<'a> {
     pub(super) async fn take_call(&self, transcript_id: i64, idx: i32) -> Result<Taken, JobError> {
         let db = &self.worker.services.db;
         let confirm = self.worker.services.settings.jobs.lease / 3 + Duration::from_secs(1);
-        let me = self.caller();
+        let me = self.as_caller();
         let mut gone_since: Option<Instant> = None;
         let mut told = false;
         loop {
@@ -78,7 +76,7 @@ impl<'a> Turn<'a> {
             }
             let outage = db.unreachable_within(RECENT_OUTAGE);
             let take_over = gone_since.is_some_and(|since| !outage || since.elapsed() >= confirm);
-            match db.take_chunk_call(transcript_id, idx, &self.as_caller(&me), take_over).await? {
+            match db.take_chunk_call(transcript_id, idx, &me, take_over).await? {
                 Take::Ours => return Ok(Taken::Ours),
                 Take::Busy { gone: true } => {
                     gone_since.get_or_insert_with(Instant::now);
