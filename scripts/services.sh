@@ -63,6 +63,11 @@ install() {
   command -v redis-server >/dev/null || missing+=(redis-server)
   # A test's own Redis that fails over: a master, a replica and Sentinels (tests/redis_failover.rs).
   command -v redis-sentinel >/dev/null || missing+=(redis-sentinel)
+  # A test's own PostgreSQL that fails over: three Patroni members and an etcd (tests/pg_failover.rs).
+  command -v patroni >/dev/null || missing+=(patroni)
+  command -v etcd >/dev/null || missing+=(etcd-server)
+  # PgBouncer in session mode in front of PostgreSQL (tests/pgbouncer.rs).
+  [ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer)
   command -v ffmpeg >/dev/null || missing+=(ffmpeg)
   command -v ffprobe >/dev/null || missing+=(ffmpeg)
   command -v espeak-ng >/dev/null || missing+=(espeak-ng)

@@ -11,7 +11,7 @@ use aisha_testkit::daemon::all_mode_env;
 use aisha_testkit::fleet::transcripts;
 use aisha_testkit::forward::{target_of, Forwarder};
 use aisha_testkit::private::PrivatePostgres;
-use aisha_testkit::{eventually, Daemon, FakeOpenAi, FakeTelegram, TestServices};
+use aisha_testkit::{eventually, Daemon, FakeFal, FakeOpenAi, FakeTelegram, TestServices};
 
 const TOKEN: &str = "90909:OUTAGES-token-abcdef";
 const BIN: &str = env!("CARGO_BIN_EXE_aishad");
@@ -94,6 +94,53 @@ async fn a_postgres_restart_under_voice_notes_in_flight_loses_and_doubles_nothin
     assert!(at_openai > 0, "some notes were at OpenAI when the database went");
     assert_eq!(openai.transcription_arrivals(), users.len(), "each note sent to OpenAI once");
     assert_eq!(readiness(telemetry).await["ready"], true);
+    daemon.signal("TERM");
+    assert_eq!(daemon.wait(Duration::from_secs(30)).await, 0, "it stayed up and stops cleanly");
+}
+
+/// PostgreSQL away for longer than a job's lease while an image request is
+/// at FAL: the request id FAL answers with is held and written once the
+/// database is back, and the job goes on from it (submit.rs): FAL bills
+/// one submission.
+#[tokio::test]
+async fn a_postgres_restart_while_an_image_is_at_fal_submits_it_once() {
+    let shared = TestServices::new("outage_fal").await;
+    let postgres = PrivatePostgres::start().await;
+    let telegram = FakeTelegram::start(TOKEN).await;
+    let openai = FakeOpenAi::start("sk-outage").await;
+    let fal = FakeFal::start("fal-outage").await;
+    fal.set_submit_latency(Duration::from_secs(3));
+    fal.set_callbacks(false);
+    let mut env: Vec<(String, String)> = shared.env().into_iter().filter(|(k, _)| k != "DATABASE_URL").collect();
+    env.push(("DATABASE_URL".into(), postgres.url()));
+    env.extend(
+        [
+            ("FAL_KEY", fal.key.clone()),
+            ("FAL_QUEUE_URL", fal.queue_url()),
+            ("FAL_JWKS_URL", fal.jwks_url()),
+            ("AISHA_FAL__INSECURE_HTTP", "true".to_owned()),
+            ("AISHA_FAL__POLL_AFTER", "1s".to_owned()),
+        ]
+        .map(|(k, v)| (k.to_owned(), v)),
+    );
+    let mut daemon = start(env, &telegram, &openai);
+    telegram.push_text(5500, "en", "/start");
+    eventually("welcomed", Duration::from_secs(30), || !telegram.sent_texts(5500).is_empty()).await;
+    telegram.push_text(5500, "en", "/imagine a lighthouse in the fog");
+    eventually("the image at FAL", Duration::from_secs(30), || fal.submissions().len() == 1).await;
+
+    postgres.stop();
+    // Past the jobs' lease (6 s): FAL answers at 3 s, while the database is away.
+    tokio::time::sleep(Duration::from_secs(9)).await;
+    postgres.resume().await;
+
+    eventually("the photo", Duration::from_secs(60), || telegram.count("sendPhoto") == 1).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(fal.submissions().len(), 1, "the image submitted to FAL once");
+    assert_eq!(telegram.count("sendPhoto"), 1, "one photo");
+    let (client, connection) = tokio_postgres::connect(&postgres.url(), tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    aisha_testkit::services::assert_ledger_balanced(&client).await;
     daemon.signal("TERM");
     assert_eq!(daemon.wait(Duration::from_secs(30)).await, 0, "it stayed up and stops cleanly");
 }

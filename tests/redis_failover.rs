@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use aisha_testkit::daemon::all_mode_env;
 use aisha_testkit::redis_ha::RedisHa;
-use aisha_testkit::{eventually, Daemon, FakeOpenAi, FakeTelegram, TestServices};
+use aisha_testkit::{eventually, first_after, Daemon, FakeOpenAi, FakeTelegram, TestServices};
 
 const TOKEN: &str = "70707:REDIS-failover-token";
 const BIN: &str = env!("CARGO_BIN_EXE_aishad");
@@ -57,14 +57,7 @@ async fn through_sentinel_a_killed_master_is_followed_and_nothing_is_lost_or_han
     sender.await.unwrap();
     eventually("every update answered", Duration::from_secs(40), || users.iter().all(|&u| balances(&telegram, u) >= 1))
         .await;
-    let polled_again = telegram
-        .polls()
-        .iter()
-        .map(|p| p.started)
-        .filter(|&started| started > promoted)
-        .min()
-        .map(|started| started.duration_since(promoted))
-        .unwrap_or_default();
+    let polled_again = first_after(telegram.polls().iter().map(|p| p.started), promoted);
     println!(
         "redis failover figure: Sentinel promoted the replica {:.1} s after the kill; getUpdates again {:.1} s after the promotion",
         promotion.as_secs_f64(),

@@ -159,6 +159,18 @@ impl Blob {
         Ok(data.into_bytes())
     }
 
+    /// An object's bytes, or `None` when there is no such key.
+    pub async fn get_if_any(&self, key: &str) -> Result<Option<Bytes>, BlobError> {
+        match self.client.get_object().bucket(&self.bucket).key(self.full(key)).send().await {
+            Ok(object) => {
+                let data = object.body.collect().await.map_err(|e| BlobError::request("get_object", key, e))?;
+                Ok(Some(data.into_bytes()))
+            }
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => Ok(None),
+            Err(e) => Err(BlobError::request("get_object", key, e)),
+        }
+    }
+
     /// Writes an object to `path` as it arrives (a 200 MB recording never sits in memory); its length.
     pub async fn get_file(&self, key: &str, path: &std::path::Path) -> Result<u64, BlobError> {
         use futures::TryStreamExt;

@@ -31,6 +31,7 @@ pub mod fal_requests;
 pub mod http;
 pub mod intake;
 pub mod jobs;
+pub mod keep;
 pub mod lease;
 pub mod ledger;
 pub mod limits;

@@ -801,6 +801,12 @@ pub struct RetentionSettings {
     /// junk) are deleted after this; ours are matched within seconds.
     #[serde(with = "humantime_serde")]
     pub orphan_callbacks: Duration,
+    /// Finished jobs (done, dead, cancelled) older than this are deleted,
+    /// unless a ledger entry, a transcript or a FAL request points at them.
+    /// Keep it past Telegram's redelivery window (24 h): a job's key is what
+    /// stops a redelivered update from making a second one.
+    #[serde(with = "humantime_serde")]
+    pub jobs: Duration,
 }
 
 impl Default for RetentionSettings {
@@ -809,6 +815,7 @@ impl Default for RetentionSettings {
             updates: Duration::from_secs(7 * 24 * 3600),
             fal_callbacks: Duration::from_secs(30 * 24 * 3600),
             orphan_callbacks: Duration::from_secs(3600),
+            jobs: Duration::from_secs(30 * 24 * 3600),
         }
     }
 }

@@ -25,6 +25,35 @@ async fn a_transcript_is_only_offered_once_it_was_delivered_and_only_to_its_owne
 }
 
 #[tokio::test]
+async fn retention_deletes_old_finished_jobs_that_no_money_row_transcript_or_fal_request_points_at() {
+    let (_t, services) = common::services("retention_jobs", |_| {}).await;
+    let user = common::user(&services, 4545).await;
+    let client = services.db.client().await.unwrap();
+    let old = "now() - interval '31 days'";
+    client
+        .batch_execute(&format!(
+            "INSERT INTO jobs (id, kind, state, idempotency_key, max_attempts, updated_at) VALUES
+                 (901, 'link.probe', 'done', 'k901', 3, {old}),       -- old, finished, free: deleted
+                 (902, 'transcribe', 'dead', 'k902', 3, {old}),       -- old but charged and refunded: kept
+                 (903, 'fal.poll', 'running', 'k903', 3, {old}),      -- old but not finished: kept
+                 (904, 'link.probe', 'cancelled', 'k904', 3, now()),  -- recent: kept
+                 (905, 'fal.poll', 'cancelled', 'k905', 3, {old});    -- old, finished, free: deleted
+             INSERT INTO ledger_entries (user_id, delta, reason, job_id) VALUES
+                 ({user}, 5, 'refund', 902), ({user}, -5, 'charge', 902);"
+        ))
+        .await
+        .unwrap();
+    let swept = services.db.sweep(&services.settings.retention).await.unwrap();
+    assert_eq!(swept.jobs, 2);
+    let left: Vec<i64> =
+        client.query("SELECT id FROM jobs ORDER BY 1", &[]).await.unwrap().iter().map(|r| r.get(0)).collect();
+    assert_eq!(left, vec![902, 903, 904]);
+    let entries: i64 = client.query_one("SELECT count(*) FROM ledger_entries", &[]).await.unwrap().get(0);
+    assert!(entries >= 2, "no money row is ever swept");
+    aisha_testkit::services::assert_ledger_balanced(&client).await;
+}
+
+#[tokio::test]
 async fn retention_deletes_old_handled_updates_and_orphan_callbacks_and_keeps_what_is_needed() {
     let (_t, services) = common::services("retention_sweep", |_| {}).await;
     let client = services.db.client().await.unwrap();

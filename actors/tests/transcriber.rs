@@ -246,6 +246,22 @@ async fn the_summary_button_runs_a_chat_completion_on_the_transcript_and_history
     assert!(chat["messages"][0]["content"].as_str().unwrap().contains("Answer in English"));
     assert_eq!(rig.balance().await, 100 - 1 - 1, "one minute, one digest");
 
+    // The digest job run again, as a retry after an outage would: what was
+    // paid for is sent again, the completion is not asked for twice.
+    let client = rig.services.db.client().await.unwrap();
+    client
+        .execute(
+            "UPDATE jobs SET state = 'queued', run_at = now(), locked_by = NULL, locked_until = NULL
+             WHERE kind = 'transcript.digest'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let summaries = || rig.telegram.sent_texts(USER).iter().filter(|t| t.starts_with("📋 Summary")).count();
+    eventually("the summary again", WAIT, || summaries() == 2).await;
+    assert_eq!(rig.openai.chats().len(), 1, "one chat completion, kept for the retry");
+    assert_eq!(rig.balance().await, 100 - 1 - 1, "charged once");
+
     rig.telegram.push_text(USER, "en", "/history");
     eventually("history", WAIT, || rig.telegram.sent_texts(USER).iter().any(|t| t.starts_with("📝 Your transcripts")))
         .await;

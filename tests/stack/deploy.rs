@@ -82,7 +82,8 @@ impl Deployment {
     pub fn compose(&self, args: &[&str]) -> String {
         let output = self.compose_output(args);
         engine::check(&format!("docker compose {}", args.join(" ")), &output);
-        if args.first() == Some(&"up") {
+        // `up`, also after global options (`--profile monitoring up -d`).
+        if args.contains(&"up") {
             engine::pin_bridge_macs(&self.project);
         }
         String::from_utf8_lossy(&output.stdout).into_owned()

@@ -98,6 +98,16 @@ pub async fn has_series(base: &str, query: &str, job: &str) {
     .await;
 }
 
+/// The alerts pending or firing now, as (name, labels).
+pub async fn alerts(base: &str) -> Vec<(String, Value)> {
+    let answer = get(base, "/api/v1/alerts").await.expect("/api/v1/alerts");
+    let alerts = answer["data"]["alerts"].as_array().cloned().unwrap_or_default();
+    alerts
+        .into_iter()
+        .map(|a| (a["labels"]["alertname"].as_str().unwrap_or_default().to_owned(), a["labels"].clone()))
+        .collect()
+}
+
 /// `alert` firing with `kind` (any, when empty); how long it took.
 pub async fn firing(base: &str, alert: &str, kind: &str) -> Duration {
     let (_, took) = until(&format!("{alert} firing for {kind}"), ALERT_WAIT, async || {

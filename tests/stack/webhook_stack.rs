@@ -10,7 +10,7 @@ use aisha_testkit::free_port;
 use serde_json::json;
 
 use super::deploy::{repo, Deployment};
-use super::{engine, figure, image, External, Fakes};
+use super::{engine, figure, image, prometheus, External, Fakes};
 
 const LISTENERS: [&str; 2] = ["aisha-webhook-api-1", "aisha-webhook-api-2"];
 
@@ -54,16 +54,22 @@ async fn callbacks_over_tls_are_stored_once_survive_a_listener_going_down_and_no
     let fakes = Fakes::start().await;
     let external = External::start("stack_webhook", fakes.bridge).await;
     let port = free_port();
+    let prometheus_port = free_port();
+    let monitoring = prometheus::test_copy_of("webhook", "prometheus.webhook.yml");
     let mut env = super::env_without(&fakes, &external, "");
     env.extend([
         ("NGINX_IMAGE", image("NGINX_IMAGE")),
         ("WEBHOOK_HTTPS_PORT", port.to_string()),
         ("WEBHOOK_SERVER_NAME", "localhost".to_owned()),
         ("NGINX_CERTS_DIR", "./certs".to_owned()),
+        ("PROMETHEUS_IMAGE", image("PROMETHEUS_IMAGE")),
+        ("PROMETHEUS_PORT", prometheus_port.to_string()),
+        ("PROMETHEUS_CONFIG", monitoring.config.clone()),
+        ("PROMETHEUS_RULES", monitoring.rules.clone()),
     ]);
     let stack = Deployment::new("docker-compose.webhook.prod.yml", "aisha-stack-webhook", &env);
     let certificate = certificate(&stack);
-    stack.compose(&["up", "-d"]);
+    stack.compose(&["--profile", "monitoring", "up", "-d"]);
     for listener in LISTENERS {
         let cold = stack.healthy(listener, 1, Duration::from_secs(120)).await;
         figure(&format!("webhook {listener} start to healthy"), format!("{:.1} s", cold.as_secs_f64()));
@@ -97,7 +103,11 @@ async fn callbacks_over_tls_are_stored_once_survive_a_listener_going_down_and_no
     for i in 40..80 {
         statuses.push(callback(&http, &fakes, &base, &format!("stack-req-{i}")).await);
     }
-    assert!(statuses.iter().all(|&s| s == 200), "no sender sees a 5xx: {statuses:?}");
+    if !statuses.iter().all(|&s| s == 200) {
+        let logs = stack.compose(&["logs", "--no-color", "aisha-nginx-webhook", LISTENERS[1]]);
+        let ps = stack.compose(&["ps", "-a"]);
+        panic!("no sender sees a 5xx: {statuses:?}\n{ps}\n{logs}");
+    }
     assert_eq!(external.scalar("SELECT count(*) FROM fal_callbacks").await, 80);
 
     // Nothing but /webhooks/ (and GET /files/) gets through.
@@ -132,4 +142,17 @@ async fn callbacks_over_tls_are_stored_once_survive_a_listener_going_down_and_no
     let plain =
         reqwest::get(format!("http://localhost:{port}/webhooks/fal")).await.map(|r| r.status().as_u16()).unwrap_or(0);
     assert_ne!(plain, 200, "no plain HTTP");
+
+    // Its Prometheus, where the file says (127.0.0.1:PROMETHEUS_PORT), sees only listeners: one is
+    // down (stopped above), and nothing pages for a poller or worker it was never meant to see.
+    let prometheus = format!("http://127.0.0.1:{prometheus_port}");
+    prometheus::has_series(&prometheus, "up{job=\"aishad-webhook\",namespace=\"aisha\"} == 1", "aishad-webhook").await;
+    prometheus::firing(&prometheus, "AishadTargetDown", "").await;
+    let paged: Vec<String> = prometheus::alerts(&prometheus)
+        .await
+        .into_iter()
+        .filter(|(name, _)| ["AishadNoPollerLeader", "AishadNoWorkerForKind"].contains(&name.as_str()))
+        .map(|(name, labels)| format!("{name} {labels}"))
+        .collect();
+    assert!(paged.is_empty(), "a listeners-only Prometheus pages for nothing else: {paged:?}");
 }

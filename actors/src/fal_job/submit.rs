@@ -5,6 +5,7 @@
 //! answer and the record's commit; FAL's queue takes no idempotency key.)
 
 use std::io::Write;
+use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::{json, Value};
@@ -14,6 +15,7 @@ use crate::chat::texts;
 use crate::fal_requests;
 use crate::jobs::kinds::{ImageRequest, Train};
 use crate::jobs::{Job, JobError, Kind};
+use crate::keep;
 use crate::store::fal::FalRequest;
 
 /// Imagen's names for the aspect ratios FLUX calls `image_size`.
@@ -29,11 +31,8 @@ fn imagen_aspect(size: &str) -> &'static str {
 
 pub(super) async fn submit(f: &FalJobs, job: &Job) -> Result<Value, JobError> {
     let (db, settings) = (&f.services.db, &f.services.settings.fal);
-    // A job claimed again (its last worker died after FAL took the request
-    // and it was recorded) goes on from its request: FAL bills every submission.
-    if let Some(made) = db.fal_request_for_job(job.id).await? {
-        tracing::info!(job_id = job.id, request_id = %made.request_id, "the request was submitted by an earlier attempt; not again");
-        return Ok(json!({ "request_id": made.request_id, "resumed": true }));
+    if let Some(resumed) = submitted_before(f, job).await? {
+        return Ok(resumed);
     }
     let lang = lang_of(job);
     let user_id = job.user_id.ok_or_else(|| JobError::Broken("job has no user".into()))?;
@@ -100,9 +99,29 @@ pub(super) async fn submit(f: &FalJobs, job: &Job) -> Result<Value, JobError> {
         state: "submitted".into(),
         age_seconds: 0.0,
     };
-    fal_requests::record_request(db, &request, settings.poll_after).await?;
+    // FAL bills the submission: its request id is written, however long the database is away.
+    keep::until_kept("a FAL request id", job.id, || fal_requests::record_request(db, &request, settings.poll_after))
+        .await?;
     tracing::info!(request_id = %submitted.request_id, kind, "submitted to FAL");
     Ok(json!({ "request_id": submitted.request_id }))
+}
+
+/// A job claimed again goes on from the request an earlier attempt made:
+/// FAL bills every submission. An attempt whose lease lapsed while the
+/// database was away may still hold its request id and write it within a
+/// second of the database's return (`keep`): a claim after such a lapse
+/// looks once more after a keep-alive's interval and a second.
+async fn submitted_before(f: &FalJobs, job: &Job) -> Result<Option<Value>, JobError> {
+    let db = &f.services.db;
+    let mut made = db.fal_request_for_job(job.id).await?;
+    if made.is_none() && job.attempts > 1 {
+        tokio::time::sleep(f.services.settings.jobs.lease / 3 + Duration::from_secs(1)).await;
+        made = db.fal_request_for_job(job.id).await?;
+    }
+    Ok(made.map(|made| {
+        tracing::info!(job_id = job.id, request_id = %made.request_id, "the request was submitted by an earlier attempt; not again");
+        json!({ "request_id": made.request_id, "resumed": true })
+    }))
 }
 
 /// The avatar's photos as a zip in S3 (made once; a retry reuses it).

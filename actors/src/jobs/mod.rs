@@ -138,6 +138,11 @@ pub enum JobError {
     /// counted against the job.
     #[error("handed back by a stopping worker")]
     Yield,
+    /// The database refused a write (it turned read-only: a failover under
+    /// way): handed back as `Yield` is, the attempt not counted, for a
+    /// connection to the new primary to take up.
+    #[error("the database turned read-only under the job: {0}")]
+    DatabaseMoved(String),
 }
 
 impl JobError {
@@ -168,7 +173,16 @@ macro_rules! passing_failure {
         }
     )*};
 }
-passing_failure!(crate::store::StoreError, crate::blob::BlobError, std::io::Error);
+passing_failure!(crate::blob::BlobError, std::io::Error);
+
+impl From<crate::store::StoreError> for JobError {
+    fn from(e: crate::store::StoreError) -> Self {
+        match e.is_read_only() {
+            true => JobError::DatabaseMoved(crate::error::chain(&e)),
+            false => JobError::Retry(crate::error::chain(&e)),
+        }
+    }
+}
 
 /// What an OpenAI or FAL failure means for the job (see `clients::Failure`):
 /// wait when asked, retry what may pass, give up on the rest, and alert an

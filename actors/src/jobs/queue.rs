@@ -226,12 +226,16 @@ pub async fn heartbeat(db: &Db, ids: &[i64], instance: &str, lease: Duration) ->
 }
 
 /// Whether this worker holds the job with at least `margin` of its lease
-/// left (`Some(false)`: held, but for less); `None` when it does not hold it.
+/// left (`Some(false)`: held, but for less, or on a server that has turned
+/// read-only, where the send could not be recorded); `None` when it does not
+/// hold it.
 pub async fn lease_left(db: &Db, id: i64, instance: &str, margin: Duration) -> Result<Option<bool>, StoreError> {
     let client = db.client().await?;
     let row = client
         .query_opt(
-            "SELECT locked_until > now() + make_interval(secs => $3) FROM jobs
+            "SELECT locked_until > now() + make_interval(secs => $3)
+                    AND current_setting('transaction_read_only') = 'off'
+             FROM jobs
              WHERE id = $1 AND locked_by = $2 AND state = 'running' AND locked_until > now()",
             &[&id, &instance, &margin.as_secs_f64()],
         )

@@ -341,6 +341,7 @@ async fn sweep(state: &mut PoolState) {
             metrics::counter!("aishad_retention_deleted_total", "what" => "updates").increment(swept.updates);
             metrics::counter!("aishad_retention_deleted_total", "what" => "fal_callbacks")
                 .increment(swept.callbacks + swept.orphans);
+            metrics::counter!("aishad_retention_deleted_total", "what" => "jobs").increment(swept.jobs);
         }
         Err(e) => tracing::warn!(error = %e, "retention sweep failed; trying again later"),
     }

@@ -70,7 +70,9 @@ impl JobContext {
     /// user sees or pays for, so a worker that lost its job cannot deliver.
     pub async fn hold(&self, job: &Job) -> Result<(), JobError> {
         // A lease with a third of its time left outlasts the send: a read,
-        // not a write (a commit) on every delivery. Shorter, renew it first.
+        // not a write (a commit) on every delivery. Shorter, or on a server
+        // that turned read-only (where a send could not be recorded, and its
+        // retry would send again), renew it first: that write fails there.
         let lost = || JobError::Retry("lost the job's lease before delivering".into());
         match queue::lease_left(&self.db, job.id, &self.worker, self.lease / 3).await? {
             Some(true) => Ok(()),

@@ -77,13 +77,15 @@ async fn run(args: RunnerArgs) -> Result<(), ActorProcessingErr> {
                 "lost"
             }
         }
-        Err(JobError::Yield) => match queue::give_back(&args.db, job.id, instance).await? {
-            true => {
-                tracing::info!("handed back to the queue as this worker stops; what it paid for is kept");
-                "yielded"
+        Err(handed @ (JobError::Yield | JobError::DatabaseMoved(_))) => {
+            match queue::give_back(&args.db, job.id, instance).await? {
+                true => {
+                    tracing::info!(reason = %handed, "handed back to the queue; what it paid for is kept");
+                    "yielded"
+                }
+                false => "lost",
             }
-            false => "lost",
-        },
+        }
         Err(error) => {
             let retry_after = retry_delay(&error, &args.retry, job.attempts);
             match ledger::fail_job(&args.db, job.id, instance, &error.to_string(), retry_after).await? {
@@ -112,7 +114,7 @@ pub(super) fn retry_delay(error: &JobError, retry: &Backoff, attempts: i32) -> O
     let backoff = retry.delay(attempts.saturating_sub(1).max(0) as u32);
     match error {
         JobError::Retry(_) => Some(backoff),
-        JobError::Yield => Some(Duration::ZERO),
+        JobError::Yield | JobError::DatabaseMoved(_) => Some(Duration::ZERO),
         JobError::RetryAfter { after, .. } => Some((*after).max(Duration::from_millis(1))),
         JobError::Refused(_) | JobError::RefusedAndTold | JobError::Broken(_) => None,
     }

@@ -8,6 +8,7 @@ pub mod groups;
 pub mod images;
 pub mod links;
 mod migrations;
+mod read_only;
 pub mod retention;
 pub mod tls;
 pub mod transcripts;
@@ -39,7 +40,7 @@ pub enum StoreError {
         source: deadpool_postgres::PoolError,
     },
     #[error("database query failed: {0}")]
-    Query(#[from] tokio_postgres::Error),
+    Query(tokio_postgres::Error),
     #[error("database did not answer within {0:?}")]
     Timeout(Duration),
     /// A statement shared with other callers (a group commit) failed, or
@@ -48,7 +49,22 @@ pub enum StoreError {
     Shared(String),
 }
 
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        if e.code() == Some(&tokio_postgres::error::SqlState::READ_ONLY_SQL_TRANSACTION) {
+            read_only::seen();
+        }
+        StoreError::Query(e)
+    }
+}
+
 impl StoreError {
+    /// The server refused a write: the primary this connection reached was
+    /// demoted or turned read-only, a failover is under way.
+    pub fn is_read_only(&self) -> bool {
+        matches!(self, StoreError::Query(e) if e.code() == Some(&tokio_postgres::error::SqlState::READ_ONLY_SQL_TRANSACTION))
+    }
+
     /// The message without the leading key name, for errors that name it elsewhere.
     pub fn reason(&self) -> String {
         match self {
@@ -85,6 +101,7 @@ impl Db {
             .wait_timeout(Some(settings.connect_timeout))
             .create_timeout(Some(settings.connect_timeout))
             .recycle_timeout(Some(settings.connect_timeout))
+            .pre_recycle(read_only::replace_older_connections())
             .build()
             .map_err(|e| StoreError::InvalidUrl(e.to_string()))?;
         Ok(Self {

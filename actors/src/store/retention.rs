@@ -1,5 +1,6 @@
-//! Deleting raw inputs once they are no longer needed (see
-//! `RetentionSettings`). Idempotent: every worker may run it.
+//! Deleting raw inputs and finished work once they are no longer needed
+//! (see `RetentionSettings`); never a money row. Idempotent: every worker
+//! may run it.
 
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ pub struct Swept {
     pub updates: u64,
     pub callbacks: u64,
     pub orphans: u64,
+    pub jobs: u64,
 }
 
 fn secs(d: Duration) -> f64 {
@@ -46,6 +48,19 @@ impl Db {
                 &[&secs(keep.orphan_callbacks)],
             )
             .await?;
-        Ok(Swept { updates, callbacks, orphans })
+        // Never a job a money row, a transcript or a FAL request points at:
+        // the ledger is kept whole, and what it points to with it.
+        let jobs = client
+            .execute(
+                "DELETE FROM jobs j
+                 WHERE j.state IN ('done', 'dead', 'cancelled')
+                   AND j.updated_at < now() - make_interval(secs => $1)
+                   AND NOT EXISTS (SELECT 1 FROM ledger_entries e WHERE e.job_id = j.id)
+                   AND NOT EXISTS (SELECT 1 FROM transcripts t WHERE t.job_id = j.id)
+                   AND NOT EXISTS (SELECT 1 FROM fal_requests r WHERE r.job_id = j.id)",
+                &[&secs(keep.jobs)],
+            )
+            .await?;
+        Ok(Swept { updates, callbacks, orphans, jobs })
     }
 }

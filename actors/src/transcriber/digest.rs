@@ -1,6 +1,7 @@
 //! `transcript.digest`: a summary, action items or minutes of a transcript,
 //! from the chat completions API, in the user's language.
 
+use bytes::Bytes;
 use serde_json::{json, Value};
 use teloxide::types::ChatId;
 
@@ -9,6 +10,7 @@ use crate::chat::reply::send_long;
 use crate::chat::texts::{self, Lang};
 use crate::jobs::kinds::Digest as DigestPayload;
 use crate::jobs::{Job, JobError};
+use crate::keep;
 use crate::pool::{BoxFuture, DeadReason, JobContext, JobHandler};
 
 /// Longer transcripts are cut to this many characters for the prompt.
@@ -42,7 +44,21 @@ async fn digest(t: &Transcriber, job: Job, ctx: JobContext) -> Result<Value, Job
         .ok_or_else(|| JobError::Refused(texts::transcript_gone(lang).to_owned()))?;
     let bytes = t.services.blob.get(&transcript).await?;
     let text: String = String::from_utf8_lossy(&bytes).chars().take(MAX_INPUT_CHARS).collect();
-    let answer = t.openai.chat(&texts::digest_prompt(lang, kind), &text).await?;
+    // Beside the transcript (so /deletemydata takes it too): a retry after
+    // an outage sends what was paid for instead of asking again.
+    let kept = format!("transcripts/{user_id}/{transcript_id}/digest-{}-{}.txt", kind.as_str(), lang.code());
+    let answer = match t.services.blob.get_if_any(&kept).await? {
+        Some(answer) => String::from_utf8_lossy(&answer).into_owned(),
+        None => {
+            let answer = t.openai.chat(&texts::digest_prompt(lang, kind), &text).await?;
+            let body = Bytes::from(answer.clone());
+            keep::until_kept("a chat completion", job.id, || {
+                t.services.blob.put(&kept, body.clone(), "text/plain; charset=utf-8")
+            })
+            .await?;
+            answer
+        }
+    };
     let title = texts::digest_button(lang, kind);
     let max = t.services.settings.transcription.max_messages;
     ctx.hold(&job).await?;

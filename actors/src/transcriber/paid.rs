@@ -13,8 +13,8 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use super::turn::Turn;
-use crate::backoff::Backoff;
 use crate::jobs::JobError;
+use crate::keep;
 use crate::pool::PRESENCE_LOCK_NAMESPACE;
 use crate::store::chunk_calls::{Caller, Take};
 use crate::store::transcripts::SavedChunk;
@@ -32,10 +32,6 @@ const LOOK_AGAIN: Duration = Duration::from_millis(500);
 /// How long after an outage this process takes a call that looks gone
 /// only once it has looked so for a while.
 const RECENT_OUTAGE: Duration = Duration::from_secs(120);
-/// How long a paid result is held for a database that is away.
-const HOLD_FOR: Duration = Duration::from_secs(600);
-/// Soon after the database is back, so a successor waiting on the call sees it kept.
-const WRITE_AGAIN: Backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(1));
 
 impl Turn<'_> {
     /// This claim as the caller of a chunk's call, and when another's is gone:
@@ -126,40 +122,11 @@ impl Turn<'_> {
         let _ = self.worker.services.db.drop_chunk_call(transcript_id, idx, &self.caller()).await;
     }
 
-    /// Writes a chunk that was paid for, again and again while the database
-    /// is away (for up to ten minutes): the result is never thrown away for
-    /// an outage, so the call is never made twice for one.
+    /// Writes a chunk that was paid for, again while the database is away
+    /// (`keep`): the result is never thrown away for an outage, so the call
+    /// is never made twice for one.
     pub(super) async fn keep_paid(&self, transcript_id: i64, chunk: &SavedChunk) -> Result<(), JobError> {
         let db = &self.worker.services.db;
-        let started = Instant::now();
-        let mut attempt = 0u32;
-        loop {
-            match db.save_chunk(transcript_id, chunk).await {
-                Ok(()) => {
-                    if attempt > 0 {
-                        tracing::info!(
-                            job_id = self.job.id,
-                            chunk = chunk.idx,
-                            attempt,
-                            "a paid chunk kept once the database was back"
-                        );
-                    }
-                    return Ok(());
-                }
-                Err(e) if started.elapsed() < HOLD_FOR => {
-                    if attempt == 0 {
-                        tracing::warn!(
-                            job_id = self.job.id,
-                            chunk = chunk.idx,
-                            error = %crate::error::chain(&e),
-                            "could not keep a paid chunk; holding it and writing it again until the database takes it"
-                        );
-                    }
-                    tokio::time::sleep(WRITE_AGAIN.delay(attempt)).await;
-                    attempt = attempt.saturating_add(1);
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
+        Ok(keep::until_kept("a paid chunk", self.job.id, || db.save_chunk(transcript_id, chunk)).await?)
     }
 }

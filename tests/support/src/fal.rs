@@ -52,6 +52,8 @@ struct State {
     outcome: Outcome,
     send_callbacks: bool,
     callback_delay: Duration,
+    /// How long a submission's answer takes (FAL has it, and bills it, at once).
+    submit_latency: Duration,
     callbacks_sent: Vec<(String, u16)>,
     files: HashMap<String, Bytes>,
     cancelled: Vec<String>,
@@ -79,6 +81,7 @@ impl FakeFal {
             outcome: Outcome::Ok,
             send_callbacks: true,
             callback_delay: Duration::from_millis(50),
+            submit_latency: Duration::ZERO,
             callbacks_sent: Vec::new(),
             files,
             cancelled: Vec::new(),
@@ -121,6 +124,11 @@ impl FakeFal {
 
     pub fn set_outcome(&self, outcome: Outcome) {
         self.state.lock().unwrap().outcome = outcome;
+    }
+
+    /// Submissions are taken at once and answered after `latency`.
+    pub fn set_submit_latency(&self, latency: Duration) {
+        self.state.lock().unwrap().submit_latency = latency;
     }
 
     /// With callbacks off, only polling the status URL finds the result.
@@ -222,7 +230,10 @@ impl FakeFal {
             return self.request_route(&req, model, rest);
         }
         if req.method == Method::POST {
-            return self.submit(&req, &path);
+            let latency = self.state.lock().unwrap().submit_latency;
+            let answer = self.submit(&req, &path);
+            tokio::time::sleep(latency).await;
+            return answer;
         }
         json_reply(StatusCode::NOT_FOUND, &json!({ "detail": "Not Found" }))
     }

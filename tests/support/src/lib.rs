@@ -12,6 +12,7 @@ pub mod forward;
 pub mod media_site;
 pub mod netns;
 pub mod openai;
+pub mod pg_ha;
 pub mod private;
 pub mod redis_ha;
 pub mod server;
@@ -32,6 +33,12 @@ use std::time::{Duration, Instant};
 /// told its address before it starts).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+/// How long after `since` the first of `moments` came (zero when none did):
+/// the first poll or answer after a failover, say.
+pub fn first_after(moments: impl IntoIterator<Item = Instant>, since: Instant) -> Duration {
+    moments.into_iter().filter(|&at| at > since).min().map(|at| at.duration_since(since)).unwrap_or_default()
 }
 
 /// Polls `check` every 20 ms until it holds or `timeout` passes.

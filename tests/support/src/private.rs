@@ -66,12 +66,7 @@ pub struct PrivatePostgres {
 
 impl PrivatePostgres {
     pub async fn start() -> Self {
-        let bin = std::fs::read_dir("/usr/lib/postgresql")
-            .expect("PostgreSQL (scripts/services.sh installs it)")
-            .flatten()
-            .map(|version| version.path().join("bin"))
-            .find(|bin| bin.join("initdb").exists())
-            .expect("an initdb under /usr/lib/postgresql");
+        let bin = postgres_bin();
         let dir = std::env::temp_dir().join(format!("aisha-pg-{}-{}", std::process::id(), crate::free_port()));
         std::fs::create_dir_all(&dir).unwrap();
         as_postgres("chown", &["postgres:", dir.to_str().unwrap()], false);
@@ -110,7 +105,17 @@ impl PrivatePostgres {
     }
 }
 
-fn as_postgres(program: &str, args: &[&str], drop_privileges: bool) {
+/// Debian's PostgreSQL binaries (`initdb`, `pg_ctl`, …).
+pub(crate) fn postgres_bin() -> std::path::PathBuf {
+    std::fs::read_dir("/usr/lib/postgresql")
+        .expect("PostgreSQL (scripts/services.sh installs it)")
+        .flatten()
+        .map(|version| version.path().join("bin"))
+        .find(|bin| bin.join("initdb").exists())
+        .expect("an initdb under /usr/lib/postgresql")
+}
+
+pub(crate) fn as_postgres(program: &str, args: &[&str], drop_privileges: bool) {
     let mut command = if drop_privileges {
         let mut c = Command::new("runuser");
         c.args(["-u", "postgres", "--", program]);
@@ -142,4 +147,69 @@ impl Drop for PrivatePostgres {
             .status();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// PgBouncer (Debian's) in front of the shared PostgreSQL, in `mode`
+/// (`session` or `transaction`), on a free port, as user `postgres` (it
+/// refuses root); stopped when dropped.
+pub struct PrivatePgBouncer {
+    dir: std::path::PathBuf,
+    pub port: u16,
+    child: Child,
+}
+
+impl PrivatePgBouncer {
+    /// Logs in to `upstream` (host, port) as `user` with `password`, whatever
+    /// name a client gives (`auth_type = any`): the test's loopback only.
+    pub async fn start(upstream: (&str, u16), user: &str, password: &str, mode: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("aisha-pgbouncer-{}-{}", std::process::id(), crate::free_port()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let port = crate::free_port();
+        let (host, upstream_port) = upstream;
+        let config = dir.join("pgbouncer.ini");
+        std::fs::write(
+            &config,
+            format!(
+                "[databases]\n* = host={host} port={upstream_port} user={user} password={password}\n\
+                 [pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n\
+                 auth_type = any\npool_mode = {mode}\nmax_client_conn = 500\ndefault_pool_size = 100\n\
+                 logfile = {log}\nignore_startup_parameters = extra_float_digits,options\n",
+                log = dir.join("pgbouncer.log").display()
+            ),
+        )
+        .unwrap();
+        as_postgres("chown", &["-R", "postgres:", dir.to_str().unwrap()], false);
+        let child = Command::new("runuser")
+            .args(["-u", "postgres", "--", "/usr/sbin/pgbouncer"])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("pgbouncer (scripts/services.sh installs it)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "pgbouncer did not listen on {port}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Self { dir, port, child }
+    }
+}
+
+impl Drop for PrivatePgBouncer {
+    fn drop(&mut self) {
+        terminate(&mut self.child);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// SIGTERM, which `runuser` passes on to the program it runs (a SIGKILL
+/// would leave that program behind), then SIGKILL after 20 s.
+pub(crate) fn terminate(child: &mut Child) {
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }

@@ -19,6 +19,12 @@ pub struct TestServices {
     pub database_name: String,
 }
 
+/// `test` as a name part, and a random suffix.
+fn names(test: &str) -> (String, String) {
+    let slug: String = test.chars().filter(|c| c.is_ascii_alphanumeric()).take(20).collect::<String>().to_lowercase();
+    (slug, uuid::Uuid::new_v4().simple().to_string())
+}
+
 fn required(var: &str) -> String {
     std::env::var(var).unwrap_or_else(|_| {
         panic!("{var} is not set: start the local services with `scripts/services.sh start` and load .local/services.env (scripts/test.sh does both)")
@@ -29,9 +35,7 @@ impl TestServices {
     /// Creates a fresh database named after `test` (plus a random suffix).
     pub async fn new(test: &str) -> Self {
         let admin_url = required("DATABASE_URL");
-        let suffix = uuid::Uuid::new_v4().simple().to_string();
-        let slug: String =
-            test.chars().filter(|c| c.is_ascii_alphanumeric()).take(20).collect::<String>().to_lowercase();
+        let (slug, suffix) = names(test);
         let database_name = format!("t_{slug}_{}", &suffix[..10]);
         let (client, connection) =
             tokio_postgres::connect(&admin_url, NoTls).await.expect("connect to the local PostgreSQL");
@@ -39,8 +43,19 @@ impl TestServices {
         client.batch_execute(&format!("CREATE DATABASE {database_name}")).await.expect("create a test database");
         let mut url = url::Url::parse(&admin_url).expect("DATABASE_URL is a URL");
         url.set_path(&database_name);
+        Self::assemble(&slug, &suffix, url.to_string(), database_name)
+    }
+
+    /// The shared Redis and S3, and a database of the test's own elsewhere
+    /// (a PostgreSQL that fails over, say), already created.
+    pub fn on_database(test: &str, database_url: String, database_name: &str) -> Self {
+        let (slug, suffix) = names(test);
+        Self::assemble(&slug, &suffix, database_url, database_name.to_owned())
+    }
+
+    fn assemble(slug: &str, suffix: &str, database_url: String, database_name: String) -> Self {
         Self {
-            database_url: url.to_string(),
+            database_url,
             redis_url: required("REDIS_URL"),
             redis_prefix: format!("test:{slug}:{}:", &suffix[..10]),
             s3_endpoint: required("MINIO_ENDPOINT"),
