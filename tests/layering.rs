@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 /// From the ground up; within a floor, left to right.
 const FLOORS: &[(&str, &[&str])] = &[
-    ("base: libraries only", &["error", "backoff", "batch", "secret", "settings", "http", "tls"]),
+    ("base: libraries only", &["error", "backoff", "keep", "batch", "secret", "settings", "http", "tls"]),
     ("rows: SQL as methods on Db", &["store"]),
     ("Redis and S3", &["cache", "lease", "dialogue", "limits", "blob"]),
     ("outside APIs over HTTP", &["clients"]),

@@ -6,11 +6,12 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use aisha_testkit::audio::voice_note;
+use aisha_testkit::audio::{speech_file, voice_note};
+use aisha_testkit::netns::{Host, SITE_ADDRESS};
 use aisha_testkit::openai::Answer;
 
 use super::deploy::Deployment;
-use super::{assert_no_secret, engine, figure, External, Fakes, WAIT};
+use super::{assert_no_secret, engine, figure, links_image, External, Fakes, WAIT};
 
 const FILE: &str = "docker-compose.bot.simple.yml";
 
@@ -147,4 +148,98 @@ async fn a_missing_required_setting_exits_78_and_names_the_key() {
     let logs = stack.compose(&["logs", "--no-color", "bot-primary"]);
     assert!(logs.contains("telegram.token: is required but not set"), "{logs}");
     assert!(logs.contains("TELEGRAM_BOT_TOKEN"), "the variable to set is named: {logs}");
+}
+
+/// A site of the test's own at an address the production profile's links
+/// guard fetches from (a network namespace, `SITE_ADDRESS` routed to it),
+/// serving `files` over plain HTTP; stopped when dropped.
+struct Site {
+    /// Its namespace: deleted (and its route with it) when dropped.
+    _host: Host,
+    server: std::process::Child,
+    dir: std::path::PathBuf,
+    port: u16,
+}
+
+impl Site {
+    fn start(files: &[(&str, bytes::Bytes)]) -> Self {
+        let host = Host::create("site", 77);
+        host.publish(SITE_ADDRESS);
+        let dir = std::env::temp_dir().join(format!("aisha-site-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, bytes) in files {
+            std::fs::write(dir.join(name), bytes).unwrap();
+        }
+        let port = 8080;
+        let server = host.spawn(&[
+            "/usr/bin/python3",
+            "-m",
+            "http.server",
+            &port.to_string(),
+            "--bind",
+            &SITE_ADDRESS.to_string(),
+            "--directory",
+            dir.to_str().unwrap(),
+        ]);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect((SITE_ADDRESS, port)).is_err() {
+            assert!(Instant::now() < deadline, "the site did not listen on {SITE_ADDRESS}:{port}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self { _host: host, server, dir, port }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{SITE_ADDRESS}:{}{path}", self.port)
+    }
+}
+
+impl Drop for Site {
+    fn drop(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// With the `links` profile, as docs/operations.md has an operator turn it
+/// on: a link is read by the links worker (yt-dlp, on the links image) at
+/// a public address, priced, and transcribed once the user says yes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_the_links_profile_a_link_is_read_priced_and_transcribed_once_confirmed() {
+    let fakes = Fakes::start().await;
+    let external = External::start("stack_simple_links", fakes.bridge).await;
+    let site = Site::start(&[("episode.mp3", speech_file("A recording read from a link.", "mp3"))]);
+    let mut env = super::env_without(&fakes, &external, "");
+    env.extend([("AISHA_LINKS__ENABLED", "true".to_owned()), ("AISHAD_LINKS_IMAGE", links_image())]);
+    let stack = Deployment::new(FILE, "aisha-stack-links", &env);
+    stack.compose(&["--profile", "links", "up", "-d"]);
+    for service in ["bot-primary", "worker-1", "links-worker-1"] {
+        stack.healthy(service, 1, Duration::from_secs(120)).await;
+    }
+    let user = 6401;
+    let telegram = &fakes.telegram;
+    telegram.push_text(user, "en", "/start");
+    engine::until("the welcome", WAIT, || !telegram.sent_texts(user).is_empty()).await;
+    telegram.push_text(user, "en", &site.url("/episode.mp3"));
+    let offer = || {
+        telegram
+            .calls("sendMessage")
+            .into_iter()
+            .rev()
+            .find(|c| {
+                c.params["chat_id"].as_i64() == Some(user)
+                    && c.params["text"].as_str().unwrap_or("").starts_with("🔗 “")
+            })
+            .map(|c| c.params)
+    };
+    engine::until("the price of the link", WAIT, || offer().is_some()).await;
+    let confirm =
+        offer().unwrap()["reply_markup"]["inline_keyboard"][0][0]["callback_data"].as_str().unwrap().to_owned();
+    telegram.push_callback(user, "en", &confirm, 2);
+    engine::until("the transcript", WAIT, || transcripts(&fakes, user) == 1).await;
+    assert_eq!(fakes.openai.transcriptions().len(), 1, "transcribed once");
+    let worker = stack.compose(&["logs", "--no-color", "links-worker-1"]);
+    assert!(worker.contains("link.transcribe"), "the links worker did it:\n{worker}");
+    external.test.assert_ledger_balanced().await;
 }

@@ -12,6 +12,12 @@ use std::process::Command;
 use crate::forward::forward;
 use crate::Daemon;
 
+/// 192.88.99.0/24 was the 6to4 relay anycast prefix, deprecated by RFC 7526
+/// and answered by nobody: public by the links guard's rules (as by the
+/// standard library's `is_global`), so a site a test serves there is one the
+/// production profile fetches from.
+pub const SITE_ADDRESS: Ipv4Addr = Ipv4Addr::new(192, 88, 99, 10);
+
 pub struct Host {
     pub name: String,
     /// Our side of the link: what the host reaches us at.
@@ -76,6 +82,32 @@ impl Host {
 
     pub fn restore(&self) {
         ip(&["link", "set", &self.veth, "up"]);
+    }
+
+    /// Gives this host `public` as well, routed here from this namespace
+    /// (a host route over the link): for a test that must reach it at an
+    /// address the links guard counts public. Use one nobody on the
+    /// Internet answers at (see `SITE_ADDRESS`); packets for it never leave
+    /// this machine.
+    pub fn publish(&self, public: Ipv4Addr) {
+        let peer = self.peer();
+        self.exec(&["ip", "addr", "add", &format!("{public}/32"), "dev", &peer]);
+        ip(&["route", "add", &format!("{public}/32"), "via", &self.addr.to_string(), "dev", &self.veth]);
+    }
+
+    /// A program run on this host (`ip netns exec`), its output discarded.
+    pub fn spawn(&self, program: &[&str]) -> std::process::Child {
+        Command::new("ip")
+            .args(["netns", "exec", &self.name])
+            .args(program)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("ip netns exec")
+    }
+
+    fn peer(&self) -> String {
+        self.veth.replacen("vh", "vn", 1)
     }
 
     /// Runs `aishad` on this host (see [`Daemon::start`]).
