@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use aisha_testkit::daemon::all_mode_env;
 use aisha_testkit::redis_ha::RedisHa;
+use aisha_testkit::telegram::FloodLimits;
 use aisha_testkit::{eventually, first_after, Daemon, FakeOpenAi, FakeTelegram, TestServices};
 
 const TOKEN: &str = "70707:REDIS-failover-token";
@@ -18,6 +19,8 @@ fn start(services: &TestServices, redis_url: &str, telegram: &FakeTelegram, open
     env.push(("REDIS_URL".into(), redis_url.to_owned()));
     env.extend(all_mode_env(telegram, openai));
     env.push(("AISHA_TELEGRAM__LEASE_TTL".into(), "6s".into()));
+    // Telegram's own per-chat limit (the test profile allows more, for speed).
+    env.push(("AISHA_TELEGRAM__SEND_PER_CHAT_SECOND".into(), "1".into()));
     Daemon::start(Path::new(BIN), &["run"], &env)
 }
 
@@ -30,6 +33,7 @@ async fn through_sentinel_a_killed_master_is_followed_and_nothing_is_lost_or_han
     let services = TestServices::new("redis_sentinel").await;
     let mut ha = RedisHa::start("sentinel").await;
     let telegram = FakeTelegram::start(TOKEN).await;
+    telegram.enforce_flood_limits(FloodLimits::default());
     let openai = FakeOpenAi::start("sk-redis-failover").await;
     let mut daemon = start(&services, &ha.sentinel_url(), &telegram, &openai);
     let users: Vec<i64> = (7100..7130).collect();
@@ -69,6 +73,15 @@ async fn through_sentinel_a_killed_master_is_followed_and_nothing_is_lost_or_han
         assert_eq!(balances(&telegram, user), 1, "user {user}: answered once");
     }
     assert_eq!(telegram.max_polls_in_flight(), 1, "never two getUpdates at once");
+    // The send budget lives in Redis: on the new master it still paces a
+    // burst over Telegram's 30 a second.
+    let burst: Vec<i64> = (7140..7200).collect();
+    for &user in &burst {
+        telegram.push_text(user, "en", "/balance");
+    }
+    eventually("the burst answered", Duration::from_secs(40), || burst.iter().all(|&u| balances(&telegram, u) == 1))
+        .await;
+    assert_eq!(telegram.flood_refusals(), 0, "no message over Telegram's limits, before or after the failover");
     assert_eq!(telegram.pending_updates(), 0, "every update acknowledged");
     assert!(killed.elapsed() < Duration::from_secs(60));
     services.assert_ledger_balanced().await;
