@@ -68,12 +68,15 @@ impl Db {
         let client = self.client().await?;
         // One statement: the outer SELECT sees the row as it was before the
         // INSERT's CTE touched it, so `gone` describes the call we did not take.
+        // Never a chunk already kept: its caller's write deletes the call row,
+        // and a row that is not there would otherwise be taken.
         let row = client
             .query_one(
                 &format!(
                     "WITH taken AS (
                        INSERT INTO transcript_chunk_calls AS c (transcript_id, idx, worker, presence)
-                       VALUES ($1, $2, $3, $4)
+                       SELECT $1, $2, $3, $4
+                        WHERE NOT EXISTS (SELECT 1 FROM transcript_chunks k WHERE k.transcript_id = $1 AND k.idx = $2)
                        ON CONFLICT (transcript_id, idx) DO UPDATE
                          SET worker = EXCLUDED.worker, presence = EXCLUDED.presence, alive_at = now()
                         WHERE c.worker = EXCLUDED.worker OR ($8 AND {GONE})

@@ -73,6 +73,11 @@ impl Turn<'_> {
             let outage = db.unreachable_within(RECENT_OUTAGE);
             let take_over = gone_since.is_some_and(|since| !outage || since.elapsed() >= confirm);
             match db.take_chunk_call(transcript_id, idx, &me, take_over).await? {
+                // Kept by a write that committed while the take ran: not ours to pay for again.
+                Take::Ours if db.chunk_kept(transcript_id, idx).await? => {
+                    self.give_up_call(transcript_id, idx).await;
+                    return Ok(Taken::KeptElsewhere);
+                }
                 Take::Ours => return Ok(Taken::Ours),
                 Take::Busy { gone: true } => {
                     gone_since.get_or_insert_with(Instant::now);
