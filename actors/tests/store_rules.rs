@@ -25,6 +25,36 @@ async fn a_transcript_is_only_offered_once_it_was_delivered_and_only_to_its_owne
 }
 
 #[tokio::test]
+async fn a_chunk_kept_by_its_caller_is_never_taken_again_even_once_its_call_row_is_gone() {
+    use aisha_actors::store::chunk_calls::{Caller, Take};
+    use aisha_actors::store::transcripts::SavedChunk;
+    let (_t, services) = common::services("chunk_call_kept", |_| {}).await;
+    let user = common::user(&services, 4646).await;
+    let client = services.db.client().await.unwrap();
+    let job = queue::enqueue(&client, &NewJob::new("transcribe", "chunk-kept-1", serde_json::json!({})))
+        .await
+        .unwrap()
+        .job()
+        .clone();
+    let transcript = services.db.start_transcript(job.id, user, 4646, "file-k", "whisper-1", None).await.unwrap();
+    let caller = |worker: &str| Caller {
+        worker: worker.to_owned(),
+        presence: "presence-of-nobody",
+        presence_namespace: aisha_actors::pool::PRESENCE_LOCK_NAMESPACE,
+        stale: std::time::Duration::from_secs(60),
+        gone: std::time::Duration::from_secs(6),
+    };
+    let db = &services.db;
+    assert!(matches!(db.take_chunk_call(transcript.id, 0, &caller("a/1"), false).await.unwrap(), Take::Ours));
+    let chunk = SavedChunk { idx: 0, start: 0.0, end: 2.0, text: "kept".into(), segments: None, heard_seconds: None };
+    // The caller's write keeps the chunk and deletes its call row.
+    db.save_chunk(transcript.id, &chunk).await.unwrap();
+    let taken = db.take_chunk_call(transcript.id, 0, &caller("b/2"), true).await.unwrap();
+    assert!(matches!(taken, Take::Busy { gone: false }), "a kept chunk is nobody's call to make again");
+    assert!(db.chunk_kept(transcript.id, 0).await.unwrap());
+}
+
+#[tokio::test]
 async fn retention_deletes_old_finished_jobs_that_no_money_row_transcript_or_fal_request_points_at() {
     let (_t, services) = common::services("retention_jobs", |_| {}).await;
     let user = common::user(&services, 4545).await;
