@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::guard::{Guard, Refused};
-use super::proxy::GuardProxy;
+use super::proxy::{Deadlines, GuardProxy};
 
 /// What a link holds, as yt-dlp read it.
 #[derive(Debug, Clone, PartialEq)]
@@ -115,7 +115,7 @@ impl YtDlp {
 
     /// yt-dlp with `args` through a fresh guard proxy; its stdout.
     async fn run(&self, args: &[&str], limit: Duration) -> Result<Vec<u8>, LinkError> {
-        let proxy = GuardProxy::start(self.guard.clone(), self.max_bytes)
+        let proxy = GuardProxy::start(self.guard.clone(), self.max_bytes, Deadlines::default())
             .await
             .map_err(|e| LinkError::Failed(format!("the link proxy: {e}")))?;
         let proxy_url = proxy.url();
