@@ -107,19 +107,25 @@ async fn a_podcast_page_with_an_audio_tag_is_transcribed() {
 async fn links_to_private_addresses_are_refused_before_and_after_a_redirect() {
     let (rig, site) = links_rig("links_private").await;
     let pool = workers(&rig.services, "w1").await;
-    for forged in ["http://10.0.0.1/admin", "http://169.254.169.254/latest/meta-data/", "http://[::ffff:192.168.0.1]/"]
-    {
-        rig.telegram.push_text(USER, "en", forged);
+    let forged = [
+        "http://10.0.0.1/admin",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::ffff:192.168.0.1]/",
+        "http://[2002:a9fe:a9fe::1]/", // 6to4 of the metadata address
+        "http://[::a00:1]/",           // IPv4-compatible 10.0.0.1
+    ];
+    for link in forged {
+        rig.telegram.push_text(USER, "en", link);
     }
-    eventually("three refusals", WAIT, || {
-        rig.telegram.sent_texts(USER).iter().filter(|t| t.contains("leads into a private network")).count() == 3
+    eventually("five refusals", WAIT, || {
+        rig.telegram.sent_texts(USER).iter().filter(|t| t.contains("does not lead to a public website")).count() == 5
     })
     .await;
     assert_eq!(rig.scalar("SELECT count(*) FROM links").await, 0, "refused before anything was queued");
 
     rig.telegram.push_text(USER, "en", &site.url("/moved"));
     eventually("refused after the redirect", WAIT, || {
-        rig.telegram.sent_texts(USER).iter().filter(|t| t.contains("leads into a private network")).count() == 4
+        rig.telegram.sent_texts(USER).iter().filter(|t| t.contains("does not lead to a public website")).count() == 6
     })
     .await;
     assert_eq!(site.requested(), ["/moved"], "the redirect was followed no further");

@@ -249,7 +249,7 @@ async fn the_stack_spreads_over_three_nodes_rolls_and_survives_a_killed_node() {
     // only the links image's worker takes link jobs (the main image has no yt-dlp).
     fakes.telegram.push_text(9001, "en", "Transcribe http://10.0.0.1/talk.mp3 please");
     engine::until("the link refused", WAIT, || {
-        fakes.telegram.sent_texts(9001).iter().any(|t| t.contains("private network"))
+        fakes.telegram.sent_texts(9001).iter().any(|t| t.contains("does not lead to a public website"))
     })
     .await;
     // Both streams: aishad logs to stderr, which `docker service logs` keeps apart.

@@ -104,7 +104,12 @@ impl JobHandler for Transcriber {
             audio::check_tools().await?;
             tokio::fs::create_dir_all(&temp)
                 .await
-                .map_err(|e| format!("cannot create transcription.temp_dir {temp}: {e}"))
+                .map_err(|e| format!("cannot create transcription.temp_dir {temp}: {e}"))?;
+            let swept = turn::sweep_stale(&temp, turn::STALE_WORK).await;
+            if swept > 0 {
+                tracing::info!(swept, temp_dir = %temp, "removed job directories a process that died left behind");
+            }
+            Ok(())
         })
     }
 }

@@ -40,6 +40,27 @@ impl Drop for WorkDir {
     }
 }
 
+/// A job directory nothing was written to for this long belongs to a
+/// process that died (a drop never ran): a job writes into its directory
+/// as it goes, chunk by chunk.
+pub(super) const STALE_WORK: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Removes the job directories under `root` left by a process that died
+/// (a kill, an out-of-memory, a power cut); how many. Another live process
+/// sharing `root` keeps its own: they are younger than `older_than`.
+pub(super) async fn sweep_stale(root: &str, older_than: std::time::Duration) -> usize {
+    let Ok(mut entries) = tokio::fs::read_dir(root).await else { return 0 };
+    let mut removed = 0;
+    while let Ok(Some(entry)) = entries.next_entry().await {
+        let is_job = entry.file_name().to_string_lossy().starts_with("job-");
+        let age = entry.metadata().await.ok().and_then(|m| m.modified().ok()).and_then(|t| t.elapsed().ok());
+        if is_job && age.is_some_and(|age| age > older_than) && tokio::fs::remove_dir_all(entry.path()).await.is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
 /// The job in hand: who asked, where the answer and the money talk go.
 pub(super) struct Turn<'a> {
     pub worker: &'a Transcriber,
@@ -80,5 +101,27 @@ impl<'a> Turn<'a> {
             user_id,
             request,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn job_directories_a_dead_process_left_are_swept_and_live_ones_kept() {
+        let root = std::env::temp_dir().join(format!("aisha-sweep-{}", uuid::Uuid::new_v4().simple()));
+        for name in ["job-1-dead", "job-2-live", "not-a-job"] {
+            std::fs::create_dir_all(root.join(name)).unwrap();
+        }
+        let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+        for name in ["job-1-dead", "not-a-job"] {
+            std::fs::File::open(root.join(name)).unwrap().set_modified(two_hours_ago).unwrap();
+        }
+        assert_eq!(sweep_stale(root.to_str().unwrap(), STALE_WORK).await, 1);
+        assert!(!root.join("job-1-dead").exists(), "the dead process's job directory is gone");
+        assert!(root.join("job-2-live").exists(), "a live job's directory stays");
+        assert!(root.join("not-a-job").exists(), "only job directories are ours to sweep");
+        std::fs::remove_dir_all(root).unwrap();
     }
 }

@@ -14,12 +14,10 @@ pub fn link_reading(lang: Lang) -> &'static str {
 pub fn link_refused(lang: Lang, why: &Refused) -> &'static str {
     match why {
         Refused::Scheme => lang.pick("Я открываю только ссылки http и https.", "I only open http and https links."),
-        Refused::Unresolved { .. } => {
-            lang.pick("Такого адреса нет: проверьте ссылку.", "That address does not exist: please check the link.")
-        }
-        Refused::Private { .. } => lang.pick(
-            "Эта ссылка ведёт во внутреннюю сеть, такие я не открываю.",
-            "That link leads into a private network; I don't open those.",
+        // One answer for both: two would tell which internal names exist.
+        Refused::Unresolved { .. } | Refused::Private { .. } => lang.pick(
+            "Эта ссылка не ведёт на открытый сайт (или такого адреса нет), такие я не открываю. Проверьте ссылку.",
+            "That link does not lead to a public website (or the address does not exist); I don't open those. Please check the link.",
         ),
     }
 }

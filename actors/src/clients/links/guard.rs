@@ -8,12 +8,14 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use ipnet::IpNet;
 
-/// Why a destination is refused, for the user and the log.
+/// Why a destination is refused, for the user and the log. A name that
+/// does not resolve and one that resolves somewhere private read the same:
+/// two messages would tell a user which internal names exist.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refused {
-    #[error("{host} is a private, loopback, link-local or metadata address")]
+    #[error("{host} is not a public address")]
     Private { host: String },
-    #[error("{host} does not resolve")]
+    #[error("{host} is not a public address")]
     Unresolved { host: String },
     #[error("only http and https links are fetched")]
     Scheme,
@@ -38,7 +40,7 @@ impl Guard {
 
     pub fn permits(&self, ip: IpAddr) -> bool {
         let ip = canonical(ip);
-        self.allowed.iter().any(|net| net.contains(&ip)) || is_public(ip)
+        self.allowed.iter().any(|net| net.contains(&ip)) || (is_public(ip) && !is_own(ip))
     }
 
     /// Where to connect for `host:port`: an address it resolves to, all of
@@ -66,12 +68,62 @@ impl Guard {
     }
 }
 
-/// An IPv4 address written as IPv6 (`::ffff:10.0.0.1`) is that IPv4 address.
+/// An IPv6 address that carries an IPv4 one, and reaches it, is that IPv4
+/// address: mapped `::ffff:a.b.c.d`, compatible `::a.b.c.d`, NAT64
+/// `64:ff9b::a.b.c.d`, 6to4 `2002:aabb:ccdd::` and Teredo `2001:0::`
+/// (whose client address is stored inverted).
 fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        IpAddr::V6(v6) => embedded_v4(v6).map_or(ip, IpAddr::V4),
         v4 => v4,
     }
+}
+
+fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
+    let v4 = |high: u16, low: u16| Ipv4Addr::from((u32::from(high) << 16) | u32::from(low));
+    match ip.segments() {
+        [0, 0, 0, 0, 0, 0xffff, high, low] => Some(v4(high, low)),
+        // `::` and `::1` are IPv6's own unspecified and loopback addresses.
+        [0, 0, 0, 0, 0, 0, 0, 0 | 1] => None,
+        [0, 0, 0, 0, 0, 0, high, low] | [0x64, 0xff9b, 0, 0, 0, 0, high, low] => Some(v4(high, low)),
+        [0x2002, high, low, ..] => Some(v4(high, low)),
+        [0x2001, 0, _, _, _, _, high, low] => Some(v4(!high, !low)),
+        _ => None,
+    }
+}
+
+/// Cloud metadata services outside the link-local range.
+const METADATA_V4: [Ipv4Addr; 1] = [
+    Ipv4Addr::new(168, 63, 129, 16), // Azure's wire server
+];
+
+/// One of this machine's own addresses (a public one too: a link to it
+/// reaches whatever listens on it here). Read from the kernel's tables.
+fn is_own(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => local_v4(&std::fs::read_to_string("/proc/net/fib_trie").unwrap_or_default()).contains(&v4),
+        IpAddr::V6(v6) => local_v6(&std::fs::read_to_string("/proc/net/if_inet6").unwrap_or_default()).contains(&v6),
+    }
+}
+
+/// The addresses `/proc/net/fib_trie` marks `/32 host LOCAL`.
+fn local_v4(fib_trie: &str) -> Vec<Ipv4Addr> {
+    let lines: Vec<&str> = fib_trie.lines().collect();
+    lines
+        .windows(2)
+        .filter(|pair| pair[1].trim() == "/32 host LOCAL")
+        .filter_map(|pair| pair[0].trim().trim_start_matches("|--").trim().parse().ok())
+        .collect()
+}
+
+/// The addresses `/proc/net/if_inet6` lists (32 hex digits each).
+fn local_v6(if_inet6: &str) -> Vec<Ipv6Addr> {
+    if_inet6
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .filter_map(|hex| u128::from_str_radix(hex, 16).ok())
+        .map(Ipv6Addr::from)
+        .collect()
 }
 
 fn is_public(ip: IpAddr) -> bool {
@@ -94,6 +146,7 @@ fn is_public_v4(ip: Ipv4Addr) -> bool {
         || (a == 100 && (64..128).contains(&b)) // carrier-grade NAT
         || (a == 192 && b == 0 && ip.octets()[2] == 0) // IETF protocol assignments
         || (a == 198 && (18..20).contains(&b)) // benchmarking
+        || METADATA_V4.contains(&ip)
         || a >= 240) // reserved
 }
 
@@ -104,8 +157,8 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
         || ip.is_multicast()
         || (first & 0xfe00) == 0xfc00 // unique local, fd00:ec2::254 (a metadata service) among them
         || (first & 0xffc0) == 0xfe80 // link-local
-        || first == 0x2001 && ip.segments()[1] == 0x0db8 // documentation
-        || first == 0x0064 && ip.segments()[1] == 0xff9b) // NAT64 can reach private IPv4
+        || (first & 0xffc0) == 0xfec0 // site-local (deprecated, still routed inside some sites)
+        || first == 0x2001 && ip.segments()[1] == 0x0db8) // documentation
 }
 
 #[cfg(test)]
@@ -131,12 +184,36 @@ mod tests {
             "fd00:ec2::254",
             "::ffff:10.0.0.1",
             "::ffff:127.0.0.1",
+            "::127.0.0.1", // IPv4-compatible
+            "::10.0.0.1",
+            "64:ff9b::10.0.0.1",                    // NAT64 to a private address
+            "2002:7f00:1::",                        // 6to4 of 127.0.0.1
+            "2002:a9fe:a9fe::1",                    // 6to4 of 169.254.169.254
+            "2001:0:4136:e378:8000:63bf:f5ff:fffe", // Teredo of 10.0.0.1 (inverted)
+            "fec0::1",                              // site-local
+            "168.63.129.16",                        // Azure's metadata wire server
         ] {
             assert!(refused(ip), "{ip} must be refused");
         }
-        for ip in ["1.1.1.1", "93.184.216.34", "2606:4700:4700::1111"] {
+        for ip in ["1.1.1.1", "93.184.216.34", "2606:4700:4700::1111", "64:ff9b::1.1.1.1", "2002:101:101::1"] {
             assert!(!refused(ip), "{ip} is public");
         }
+    }
+
+    #[test]
+    fn this_machines_own_addresses_are_read_from_the_kernel() {
+        let fib_trie = "Main:\n  +-- 0.0.0.0/0 3 0 5\n     |-- 203.0.113.7\n        /32 host LOCAL\n     |-- 203.0.113.255\n        /32 link BROADCAST\n";
+        assert_eq!(local_v4(fib_trie), vec![Ipv4Addr::new(203, 0, 113, 7)]);
+        let if_inet6 = "20010db8000000000000000000000007 02 40 00 80     eth0\n";
+        assert_eq!(local_v6(if_inet6), vec!["2001:db8::7".parse::<Ipv6Addr>().unwrap()]);
+        assert!(is_own("127.0.0.1".parse().unwrap()), "loopback is this machine's on every Linux");
+    }
+
+    #[test]
+    fn a_name_that_does_not_resolve_reads_as_one_that_is_private() {
+        let (unresolved, private) =
+            (Refused::Unresolved { host: "intranet".into() }, Refused::Private { host: "intranet".into() });
+        assert_eq!(unresolved.to_string(), private.to_string());
     }
 
     #[test]
