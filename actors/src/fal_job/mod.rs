@@ -94,7 +94,7 @@ impl JobHandler for Handler {
         let (jobs, role) = (self.jobs.clone(), self.role);
         Box::pin(async move {
             match role {
-                Role::Submit => submit::submit(&jobs, &job).await,
+                Role::Submit => submit::submit(&jobs, &job, &ctx).await,
                 Role::Deliver => deliver::deliver(&jobs, &job, &ctx).await,
                 Role::Poll => poll::poll(&jobs, &job).await,
             }

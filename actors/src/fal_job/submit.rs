@@ -16,6 +16,7 @@ use crate::fal_requests;
 use crate::jobs::kinds::{ImageRequest, Train};
 use crate::jobs::{Job, JobError, Kind};
 use crate::keep;
+use crate::pool::JobContext;
 use crate::store::fal::FalRequest;
 
 /// Imagen's names for the aspect ratios FLUX calls `image_size`.
@@ -29,7 +30,7 @@ fn imagen_aspect(size: &str) -> &'static str {
     }
 }
 
-pub(super) async fn submit(f: &FalJobs, job: &Job) -> Result<Value, JobError> {
+pub(super) async fn submit(f: &FalJobs, job: &Job, ctx: &JobContext) -> Result<Value, JobError> {
     let (db, settings) = (&f.services.db, &f.services.settings.fal);
     if let Some(resumed) = submitted_before(f, job).await? {
         return Ok(resumed);
@@ -81,6 +82,10 @@ pub(super) async fn submit(f: &FalJobs, job: &Job) -> Result<Value, JobError> {
         }
         _ => return Err(JobError::Broken(format!("not a FAL submission: {}", job.kind))),
     };
+    // FAL bills the submission: only while this attempt still holds the job
+    // (its lease may have lapsed while the archive was made, and another
+    // worker's attempt be under way).
+    ctx.hold(job).await?;
     let submitted = f.fal.submit(&model, &input).await?;
     let request = FalRequest {
         request_id: submitted.request_id.clone(),
