@@ -12,6 +12,7 @@ use std::time::Duration;
 use aisha_testkit::audio::speech_file;
 use aisha_testkit::eventually;
 use aisha_testkit::media_site::MediaSite;
+use aisha_testkit::openai::Answer;
 use common::chat_rig::{rig, workers, Rig, WAIT};
 
 const TOKEN: &str = "9393:LINKS-token-xyz";
@@ -77,7 +78,13 @@ async fn a_page_that_states_the_length_is_priced_without_downloading() {
     assert!(!site.requested().contains(&"/episode.mp3".to_owned()), "nothing downloaded before the confirm");
     assert_eq!(rig.balance().await, 100);
 
+    rig.openai.script_transcriptions([Answer::Delay(Duration::from_secs(2))]);
     rig.telegram.push_callback(USER, "en", &confirm_data(&offer), 2);
+    eventually("the recording at the API", WAIT, || rig.openai.transcription_arrivals() == 1).await;
+    // Kept before it was settled: a retry transcribes what was paid for,
+    // whatever the site serves by then.
+    let kept = rig.scalar("SELECT count(*) FROM transcripts WHERE audio_key IS NOT NULL").await;
+    assert_eq!(kept, 1, "the link's audio is kept before the API hears it");
     eventually("transcript", WAIT, || rig.transcripts_sent().len() == 1).await;
     assert!(site.requested().contains(&"/episode.mp3".to_owned()));
     // Charged 2 on the stated 65 s, then settled on the few seconds measured.
