@@ -199,6 +199,7 @@ async fn read_only_for_a_while(ha: &PgHa) -> Duration {
 }
 
 async fn switchover(ha: &PgHa) -> Duration {
+    ha.synchronous().await;
     let old = ha.leader().await.expect("a leader");
     let started = Instant::now();
     ha.switchover(&old).await;

@@ -673,6 +673,9 @@ pub struct LinksSettings {
     pub ytdlp: String,
     /// The most a link may bring in, page and audio together.
     pub max_bytes: ByteSize,
+    /// yt-dlp's address space (`ulimit -v`): a page that inflates to
+    /// gigabytes (`Content-Encoding: gzip, gzip`) fails yt-dlp, not the worker.
+    pub max_memory: ByteSize,
     /// How long reading what a link holds may take.
     #[serde(with = "humantime_serde")]
     pub probe_timeout: Duration,
@@ -691,6 +694,7 @@ impl Default for LinksSettings {
             enabled: false,
             ytdlp: "yt-dlp".into(),
             max_bytes: ByteSize(512 * 1024 * 1024),
+            max_memory: ByteSize(1024 * 1024 * 1024),
             probe_timeout: Duration::from_secs(60),
             download_timeout: Duration::from_secs(15 * 60),
             allow_ranges: Vec::new(),

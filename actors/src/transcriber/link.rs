@@ -35,6 +35,7 @@ pub(super) fn ytdlp(settings: &Settings) -> YtDlp {
         // The ranges were checked when the settings were loaded.
         guard: Guard::new(&links.allow_ranges).unwrap_or_default(),
         max_bytes: links.max_bytes.0,
+        max_memory: links.max_memory.0,
         probe_limit: links.probe_timeout,
         download_limit: links.download_timeout,
     }

@@ -91,6 +91,17 @@ impl PgHa {
         leader
     }
 
+    /// Waits until a replica is synchronous again: after a failover the old
+    /// primary rejoins (rewound) before one is, and Patroni switches over
+    /// only to it.
+    pub async fn synchronous(&self) {
+        let has_sync = |c: &serde_json::Value| {
+            let mut members = c["members"].as_array().into_iter().flatten();
+            members.any(|m| m["role"] == "sync_standby" && matches!(m["state"].as_str(), Some("running" | "streaming")))
+        };
+        self.wait_until("a synchronous standby", Duration::from_secs(60), has_sync).await;
+    }
+
     /// A planned switchover from `old` to its synchronous standby
     /// (`patronictl switchover`, as an operator runs it); returns the new leader.
     pub async fn switchover(&self, old: &str) -> String {

@@ -55,6 +55,8 @@ pub struct YtDlp {
     pub program: String,
     pub guard: Guard,
     pub max_bytes: u64,
+    /// Its address space, in bytes (see `run`).
+    pub max_memory: u64,
     pub probe_limit: Duration,
     pub download_limit: Duration,
 }
@@ -119,15 +121,22 @@ impl YtDlp {
             .await
             .map_err(|e| LinkError::Failed(format!("the link proxy: {e}")))?;
         let proxy_url = proxy.url();
-        let mut command = tokio::process::Command::new(&self.program);
+        // Under an address-space limit set by the shell (`ulimit -v`, KiB)
+        // that then becomes yt-dlp: no unsafe `pre_exec` here.
+        let mut command = tokio::process::Command::new("sh");
         command
+            .args(["-c", r#"ulimit -v "$1" && shift && exec "$@""#, "sh"])
+            .arg((self.max_memory / 1024).max(1).to_string())
+            .arg(&self.program)
             .args(["--proxy", &proxy_url, "--socket-timeout", "20", "--ignore-config", "--no-cache-dir"])
             .args(args)
             .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .kill_on_drop(true);
-        let output = match tokio::time::timeout(limit, command.output()).await {
+        let output = match tokio::time::timeout(limit, capped_output(command)).await {
             Err(_) => return Err(LinkError::TimedOut(limit)),
-            Ok(Err(e)) => return Err(LinkError::Failed(format!("cannot run {}: {e}", self.program))),
+            Ok(Err(e)) => return Err(LinkError::Failed(format!("{}: {e}", self.program))),
             Ok(Ok(output)) => output,
         };
         if let Some(refused) = proxy.refused() {
@@ -140,6 +149,46 @@ impl YtDlp {
             return Ok(output.stdout);
         }
         Err(classify(&String::from_utf8_lossy(&output.stderr)))
+    }
+}
+
+/// The most of yt-dlp's output read into the daemon: `-J` of a long
+/// playlist page is a few MiB; a site cannot make it fill the worker.
+const MAX_STDOUT: u64 = 16 * 1024 * 1024;
+const MAX_STDERR: u64 = 256 * 1024;
+
+/// The program's exit status and output, stdout at most `MAX_STDOUT` (more
+/// is an error, the program killed), stderr's first `MAX_STDERR` bytes (the
+/// rest read and dropped, so the program never blocks on it).
+async fn capped_output(mut command: tokio::process::Command) -> std::io::Result<std::process::Output> {
+    let mut child = command.spawn()?;
+    let stdout = child.stdout.take().ok_or_else(|| std::io::Error::other("no stdout"))?;
+    let stderr = child.stderr.take().ok_or_else(|| std::io::Error::other("no stderr"))?;
+    let (out, err) = tokio::join!(keep_first(stdout, MAX_STDOUT, true), keep_first(stderr, MAX_STDERR, false));
+    let (out, err) = (out?, err?);
+    if out.len() as u64 > MAX_STDOUT {
+        let _ = child.kill().await;
+        return Err(std::io::Error::other(format!("printed more than {MAX_STDOUT} bytes")));
+    }
+    let status = child.wait().await?;
+    Ok(std::process::Output { status, stdout: out, stderr: err })
+}
+
+/// The first `cap` bytes of `pipe`; past them, stops at once (`stop`: one
+/// byte more is kept, to tell) or reads on to the end, dropping the rest.
+async fn keep_first(mut pipe: impl tokio::io::AsyncRead + Unpin, cap: u64, stop: bool) -> std::io::Result<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let (mut kept, mut buffer) = (Vec::new(), vec![0u8; 64 * 1024]);
+    loop {
+        let n = pipe.read(&mut buffer).await?;
+        if n == 0 {
+            return Ok(kept);
+        }
+        let room = (cap as usize + usize::from(stop)).saturating_sub(kept.len());
+        kept.extend_from_slice(&buffer[..n.min(room)]);
+        if stop && kept.len() as u64 > cap {
+            return Ok(kept);
+        }
     }
 }
 
@@ -175,6 +224,38 @@ pub fn classify(stderr: &str) -> LinkError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A stand-in for yt-dlp: a shell script of the test's own.
+    fn fake_ytdlp(name: &str, body: &str) -> YtDlp {
+        use std::os::unix::fs::PermissionsExt;
+        let path = std::env::temp_dir().join(format!("aisha-fake-ytdlp-{name}-{}", std::process::id()));
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        YtDlp {
+            program: path.to_string_lossy().into_owned(),
+            guard: Guard::default(),
+            max_bytes: 1 << 20,
+            max_memory: 512 * 1024 * 1024,
+            probe_limit: Duration::from_secs(30),
+            download_limit: Duration::from_secs(30),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_fetch_that_would_take_gigabytes_fails_within_its_address_space() {
+        // What inflating a `gzip, gzip` page does to yt-dlp: 3 GiB at once.
+        let bomb = fake_ytdlp("bomb", r#"exec python3 -c 'x = bytearray(3 << 30); print("{\"title\": \"t\"}")'"#);
+        let result = bomb.probe("http://example.com/").await;
+        assert!(matches!(&result, Err(LinkError::Failed(why)) if why.contains("MemoryError")), "{result:?}");
+        println!("links figure: yt-dlp's address space is capped at {} MiB; a 3 GiB allocation fails", 512);
+    }
+
+    #[tokio::test]
+    async fn output_past_the_cap_is_an_error_not_a_worker_full_of_it() {
+        let chatty = fake_ytdlp("chatty", "head -c 20000000 /dev/zero");
+        let result = chatty.probe("http://example.com/").await;
+        assert!(matches!(&result, Err(LinkError::Failed(why)) if why.contains("printed more than")), "{result:?}");
+    }
 
     #[test]
     fn yt_dlps_errors_are_told_apart() {
