@@ -10,8 +10,18 @@ use crate::backoff::Backoff;
 
 /// How long a paid result is held for a store that is away.
 pub const HOLD_FOR: Duration = Duration::from_secs(600);
-/// Soon after the store is back, so a successor waiting on the work sees it kept.
-const WRITE_AGAIN: Backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(1));
+/// The longest wait between two writes: soon after the store is back, so a
+/// successor waiting on the work sees it kept.
+const WRITE_AGAIN_AT_MOST: Duration = Duration::from_secs(1);
+const WRITE_AGAIN: Backoff = Backoff::new(Duration::from_millis(200), WRITE_AGAIN_AT_MOST);
+
+/// How long a worker that took paid work over looks again before paying for
+/// it anew: a holder back from an outage shows its call alive within a
+/// keep-alive's interval (a third of the job's lease) and writes what it
+/// holds within `WRITE_AGAIN_AT_MOST`.
+pub fn holder_grace(lease: Duration) -> Duration {
+    lease / 3 + WRITE_AGAIN_AT_MOST
+}
 
 /// `write`, again until it succeeds or `HOLD_FOR` has passed; `what` names
 /// the result in the logs (with the job's id).

@@ -181,11 +181,7 @@ impl Site {
             "--directory",
             dir.to_str().unwrap(),
         ]);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect((SITE_ADDRESS, port)).is_err() {
-            assert!(Instant::now() < deadline, "the site did not listen on {SITE_ADDRESS}:{port}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        aisha_testkit::wait_listening((SITE_ADDRESS, port), Duration::from_secs(10), "the site");
         Self { _host: host, server, dir, port }
     }
 

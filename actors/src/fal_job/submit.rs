@@ -5,7 +5,6 @@
 //! answer and the record's commit; FAL's queue takes no idempotency key.)
 
 use std::io::Write;
-use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::{json, Value};
@@ -113,14 +112,14 @@ pub(super) async fn submit(f: &FalJobs, job: &Job, ctx: &JobContext) -> Result<V
 
 /// A job claimed again goes on from the request an earlier attempt made:
 /// FAL bills every submission. An attempt whose lease lapsed while the
-/// database was away may still hold its request id and write it within a
-/// second of the database's return (`keep`): a claim after such a lapse
-/// looks once more after a keep-alive's interval and a second.
+/// database was away may still hold its request id and write it soon after
+/// the database's return: a claim after such a lapse looks once more after
+/// `keep::holder_grace`.
 async fn submitted_before(f: &FalJobs, job: &Job) -> Result<Option<Value>, JobError> {
     let db = &f.services.db;
     let mut made = db.fal_request_for_job(job.id).await?;
     if made.is_none() && job.attempts > 1 {
-        tokio::time::sleep(f.services.settings.jobs.lease / 3 + Duration::from_secs(1)).await;
+        tokio::time::sleep(keep::holder_grace(f.services.settings.jobs.lease)).await;
         made = db.fal_request_for_job(job.id).await?;
     }
     Ok(made.map(|made| {

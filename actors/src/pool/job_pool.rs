@@ -250,7 +250,6 @@ async fn claim_and_run(myself: &ActorRef<PoolMsg>, state: &mut PoolState, kind: 
         let Some(handler) = state.handlers.get(kind).cloned() else { continue };
         let (cancel, cancelled) = watch::channel(false);
         let (stop, stopping) = watch::channel(false);
-        let db = state.services.db.clone();
         let args = RunnerArgs {
             job: job.clone(),
             handler,
@@ -260,7 +259,7 @@ async fn claim_and_run(myself: &ActorRef<PoolMsg>, state: &mut PoolState, kind: 
                 cancelled,
                 stopping,
                 state.presence_key.clone(),
-                db,
+                state.services.db.clone(),
                 settings.jobs.lease,
             ),
             retry: state.retry,

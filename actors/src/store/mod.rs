@@ -51,7 +51,7 @@ pub enum StoreError {
 
 impl From<tokio_postgres::Error> for StoreError {
     fn from(e: tokio_postgres::Error) -> Self {
-        if e.code() == Some(&tokio_postgres::error::SqlState::READ_ONLY_SQL_TRANSACTION) {
+        if read_only::refused(&e) {
             read_only::seen();
         }
         StoreError::Query(e)
@@ -62,7 +62,7 @@ impl StoreError {
     /// The server refused a write: the primary this connection reached was
     /// demoted or turned read-only, a failover is under way.
     pub fn is_read_only(&self) -> bool {
-        matches!(self, StoreError::Query(e) if e.code() == Some(&tokio_postgres::error::SqlState::READ_ONLY_SQL_TRANSACTION))
+        matches!(self, StoreError::Query(e) if read_only::refused(e))
     }
 
     /// The message without the leading key name, for errors that name it elsewhere.

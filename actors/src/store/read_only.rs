@@ -17,6 +17,11 @@ use deadpool_postgres::{Hook, HookError};
 
 static SEEN_AT: Mutex<Option<Instant>> = Mutex::new(None);
 
+/// SQLSTATE 25006: the server refused a write.
+pub(super) fn refused(e: &tokio_postgres::Error) -> bool {
+    e.code() == Some(&tokio_postgres::error::SqlState::READ_ONLY_SQL_TRANSACTION)
+}
+
 /// A statement just met a read-only server.
 pub(super) fn seen() {
     let mut at = SEEN_AT.lock().unwrap_or_else(|e| e.into_inner());

@@ -155,7 +155,7 @@ async fn fetch_and_measure(
 
 impl Turn<'_> {
     /// A link's recording: fetched while the link was read, kept by an
-    /// earlier attempt, or fetched now through yt-dlp.
+    /// earlier attempt, or fetched now through yt-dlp and kept at once.
     pub(super) async fn fetch_link(
         &self,
         link: &LinkSource,
@@ -170,6 +170,11 @@ impl Turn<'_> {
             return Ok(Recording { path, size, ext, keep: false });
         }
         let (path, size) = download(self.worker, &link.url, work, self.lang).await?;
-        Ok(Recording { ext: extension_of(&path), path, size, keep: true })
+        // A site may serve a retry something else (4 hours where it served 5
+        // minutes): kept now, before its price is settled, so every attempt
+        // transcribes exactly what was paid for.
+        let recording = Recording { ext: extension_of(&path), path, size, keep: true };
+        self.keep_original(transcript, &recording).await?;
+        Ok(Recording { keep: false, ..recording })
     }
 }

@@ -62,7 +62,7 @@ impl Turn<'_> {
     /// or writes its result, within that time).
     pub(super) async fn take_call(&self, transcript_id: i64, idx: i32) -> Result<Taken, JobError> {
         let db = &self.worker.services.db;
-        let confirm = self.worker.services.settings.jobs.lease / 3 + Duration::from_secs(1);
+        let confirm = keep::holder_grace(self.worker.services.settings.jobs.lease);
         let me = self.as_caller();
         let mut gone_since: Option<Instant> = None;
         let mut told = false;

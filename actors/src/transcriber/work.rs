@@ -64,13 +64,6 @@ pub(super) async fn transcribe(worker: &Transcriber, job: Job, ctx: JobContext) 
     turn.show_typing();
     let work = WorkDir::create(&worker.services.settings.transcription.temp_dir, job.id).await?;
     let recording = turn.fetch(&transcript, &work).await?;
-    // A site may serve a retry something else (4 hours where it served 5
-    // minutes): a link's audio is kept before its price is settled, and
-    // every attempt transcribes exactly what was kept and paid for.
-    let kept_first = turn.request.link.is_some();
-    if kept_first {
-        turn.keep_original(&transcript, &recording).await?;
-    }
     let mut spent = Spent::default();
     let measured = turn.measure(&recording, &mut spent).await?;
     settle::measured_price(&turn, measured.seconds).await?;
@@ -80,13 +73,7 @@ pub(super) async fn transcribe(worker: &Transcriber, job: Job, ctx: JobContext) 
     let chunks = turn.transcribe_chunks(&transcript, &recording, &measured, &plan, status, &work);
     // Both run to the end: a failure to keep the original must not drop a
     // chunk's call in flight, which is paid for whatever happens to it.
-    let keep = async {
-        match kept_first {
-            true => Ok(()),
-            false => turn.keep_original(&transcript, &recording).await,
-        }
-    };
-    let (kept, encoding) = futures::future::join(keep, chunks).await;
+    let (kept, encoding) = futures::future::join(turn.keep_original(&transcript, &recording), chunks).await;
     let encoding = encoding?;
     kept?;
     let made = turn.store(&transcript, measured.seconds, plan.len()).await?;
@@ -212,7 +199,7 @@ impl Turn<'_> {
 
     /// Kept in S3 while the API works on it (a failure before then only
     /// means a second download).
-    async fn keep_original(&self, transcript: &Transcript, recording: &Recording) -> Result<(), JobError> {
+    pub(super) async fn keep_original(&self, transcript: &Transcript, recording: &Recording) -> Result<(), JobError> {
         if !recording.keep {
             return Ok(());
         }

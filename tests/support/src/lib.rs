@@ -35,6 +35,16 @@ pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
 
+/// Waits until something listens on `addr` (a server a test just started),
+/// for at most `within`; `what` names it when nothing does.
+pub fn wait_listening(addr: impl Into<std::net::SocketAddr>, within: Duration, what: &str) {
+    let (addr, deadline) = (addr.into(), Instant::now() + within);
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "{what} did not listen on {addr} within {within:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// How long after `since` the first of `moments` came (zero when none did):
 /// the first poll or answer after a failover, say.
 pub fn first_after(moments: impl IntoIterator<Item = Instant>, since: Instant) -> Duration {

@@ -251,11 +251,7 @@ fn etcd(dir: &Path, client: u16) -> Child {
         .stderr(log)
         .spawn()
         .expect("etcd (scripts/services.sh installs etcd-server)");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", client)).is_err() {
-        assert!(Instant::now() < deadline, "etcd on {client} did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    crate::wait_listening(([127, 0, 0, 1], client), Duration::from_secs(20), "etcd");
     child
 }
 

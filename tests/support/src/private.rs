@@ -2,7 +2,6 @@
 //! serving the other tests while these are stopped and restarted. The real
 //! `redis-server` and PostgreSQL the services script installed, on free ports.
 
-use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -41,11 +40,7 @@ impl PrivateRedis {
             .spawn()
             .expect("redis-server (scripts/services.sh installs it)");
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not listen on {}", self.port);
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        crate::wait_listening(([127, 0, 0, 1], self.port), Duration::from_secs(10), "redis-server");
     }
 }
 
@@ -186,11 +181,7 @@ impl PrivatePgBouncer {
             .stderr(Stdio::null())
             .spawn()
             .expect("pgbouncer (scripts/services.sh installs it)");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "pgbouncer did not listen on {port}");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        crate::wait_listening(([127, 0, 0, 1], port), Duration::from_secs(10), "pgbouncer");
         Self { dir, port, child }
     }
 }

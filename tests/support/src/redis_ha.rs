@@ -153,11 +153,7 @@ fn server(dir: &std::path::Path, port: u16, replica_of: Option<u16>) -> Child {
         command.args(["--replicaof", "127.0.0.1", &master.to_string()]);
     }
     let child = command.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("redis-server");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "redis-server on {port} did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    crate::wait_listening(([127, 0, 0, 1], port), Duration::from_secs(10), "redis-server");
     child
 }
 

@@ -164,6 +164,8 @@ async fn capped_output(mut command: tokio::process::Command) -> std::io::Result<
     let mut child = command.spawn()?;
     let stdout = child.stdout.take().ok_or_else(|| std::io::Error::other("no stdout"))?;
     let stderr = child.stderr.take().ok_or_else(|| std::io::Error::other("no stderr"))?;
+    // Stdout's reader stops past the cap and drops its pipe: the program's
+    // next write fails, it ends, and stderr's reader sees the end too.
     let (out, err) = tokio::join!(keep_first(stdout, MAX_STDOUT, true), keep_first(stderr, MAX_STDERR, false));
     let (out, err) = (out?, err?);
     if out.len() as u64 > MAX_STDOUT {
