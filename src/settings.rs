@@ -337,6 +337,9 @@ pub fn validate(settings: &Settings, purpose: Purpose) -> Result<(), SettingsErr
     check_url("openai.base_url", &settings.openai.base_url)?;
     aisha_actors::clients::links::Guard::new(&settings.links.allow_ranges)
         .map_err(|e| SettingsError::new("links.allow_ranges", e))?;
+    if settings.links.probe_max_bytes.0 > settings.links.max_bytes.0 {
+        return Err(SettingsError::new("links.probe_max_bytes", "must not exceed links.max_bytes"));
+    }
     check_url("fal.queue_url", &settings.fal.queue_url)?;
     check_url("fal.jwks_url", &settings.fal.jwks_url)?;
     check_url("fal.webhook_url", &settings.fal.webhook_url)?;

@@ -184,6 +184,21 @@ fn private_link_ranges_may_be_allowed_only_in_the_test_profile() {
 }
 
 #[test]
+fn a_free_readings_byte_cap_may_not_exceed_a_links() {
+    Jail::expect_with(|jail| {
+        jail.clear_env();
+        jail.set_env("AISHA_LINKS__MAX_BYTES", "100MiB");
+        jail.set_env("AISHA_LINKS__PROBE_MAX_BYTES", "200MiB");
+        let refused = inspect("dev").unwrap_err();
+        assert_eq!(refused.key, "links.probe_max_bytes");
+        assert!(refused.message.contains("links.max_bytes"), "{}", refused.message);
+        jail.set_env("AISHA_LINKS__PROBE_MAX_BYTES", "100MiB");
+        assert_eq!(inspect("dev").unwrap().links.probe_max_bytes.0, 100 << 20);
+        Ok(())
+    });
+}
+
+#[test]
 fn mode_flag_beats_every_other_layer() {
     Jail::expect_with(|jail| {
         jail.clear_env();

@@ -673,6 +673,13 @@ pub struct LinksSettings {
     pub ytdlp: String,
     /// The most a link may bring in, page and audio together.
     pub max_bytes: ByteSize,
+    /// The most a free reading may bring in, before a price is agreed: a
+    /// site that states no length is fetched to be measured, up to this.
+    pub probe_max_bytes: ByteSize,
+    /// Free readings a user may ask for per hour.
+    pub probes_per_hour: u32,
+    /// A user's links being read at once.
+    pub probes_in_flight: u32,
     /// yt-dlp's address space (`ulimit -v`): a page that inflates to
     /// gigabytes (`Content-Encoding: gzip, gzip`) fails yt-dlp, not the worker.
     pub max_memory: ByteSize,
@@ -694,6 +701,10 @@ impl Default for LinksSettings {
             enabled: false,
             ytdlp: "yt-dlp".into(),
             max_bytes: ByteSize(512 * 1024 * 1024),
+            // An hour of MP3 at 128 kbit/s, several of Opus.
+            probe_max_bytes: ByteSize(64 * 1024 * 1024),
+            probes_per_hour: 20,
+            probes_in_flight: 2,
             max_memory: ByteSize(1024 * 1024 * 1024),
             probe_timeout: Duration::from_secs(60),
             download_timeout: Duration::from_secs(15 * 60),

@@ -9,7 +9,8 @@ mod common;
 
 use std::time::Duration;
 
-use aisha_testkit::audio::speech_file;
+use aisha_actors::settings::ByteSize;
+use aisha_testkit::audio::{speech_file, tone_with_pauses};
 use aisha_testkit::eventually;
 use aisha_testkit::media_site::MediaSite;
 use aisha_testkit::openai::Answer;
@@ -19,13 +20,17 @@ const TOKEN: &str = "9393:LINKS-token-xyz";
 const USER: i64 = 4201;
 
 async fn links_rig(name: &str) -> (Rig, MediaSite) {
-    let rig = rig(name, TOKEN, USER, |s| {
+    let site = MediaSite::start(speech_file("A recording from a link. It has a few words.", "mp3")).await;
+    (links_rig_with(name, |_| {}).await, site)
+}
+
+async fn links_rig_with(name: &str, tweak: impl FnOnce(&mut aisha_actors::settings::Settings)) -> Rig {
+    rig(name, TOKEN, USER, |s| {
         s.links.enabled = true;
         s.links.allow_ranges = vec!["127.0.0.0/8".into()];
+        tweak(s);
     })
-    .await;
-    let site = MediaSite::start(speech_file("A recording from a link. It has a few words.", "mp3")).await;
-    (rig, site)
+    .await
 }
 
 /// The offer of a link's price, once the link was read.
@@ -137,6 +142,55 @@ async fn links_to_private_addresses_are_refused_before_and_after_a_redirect() {
     .await;
     assert_eq!(site.requested(), ["/moved"], "the redirect was followed no further");
     assert!(rig.openai.transcriptions().is_empty());
+    assert_eq!(rig.balance().await, 100);
+    pool.stop(None);
+    rig.stop();
+    common::assert_ledger(&rig.services).await;
+}
+
+#[tokio::test]
+async fn free_readings_have_their_own_limits_told_when_hit() {
+    let rig = links_rig_with("links_limits", |s| {
+        s.links.probes_in_flight = 1;
+        s.links.probes_per_hour = 2;
+    })
+    .await;
+    let site = MediaSite::start(speech_file("A recording from a link.", "mp3")).await;
+    // No worker yet: the first link stays in reading.
+    rig.telegram.push_text(USER, "en", &site.url("/stated.html"));
+    told(&rig, "Looking at the link").await;
+    rig.telegram.push_text(USER, "en", &site.url("/podcast.html"));
+    told(&rig, "I'm already reading 1 of your links").await;
+    assert_eq!(rig.scalar("SELECT count(*) FROM jobs WHERE kind = 'link.probe'").await, 1);
+
+    let pool = workers(&rig.services, "w1").await;
+    offer(&rig).await;
+    rig.telegram.push_text(USER, "en", &site.url("/podcast.html"));
+    eventually("the second offer", WAIT, || rig.telegram.sent_texts(USER).iter().any(|t| t.contains("Episode 12")))
+        .await;
+    rig.telegram.push_text(USER, "en", &site.url("/episode.mp3"));
+    let used = told(&rig, "I read up to 2 links an hour for free").await;
+    assert!(used.contains("Send this one again in"), "{used}");
+    assert_eq!(rig.scalar("SELECT count(*) FROM jobs WHERE kind = 'link.probe'").await, 2, "the third not queued");
+    assert_eq!(rig.balance().await, 100);
+    pool.stop(None);
+    rig.stop();
+    common::assert_ledger(&rig.services).await;
+}
+
+#[tokio::test]
+async fn a_file_larger_than_a_free_reading_takes_is_told_and_not_kept() {
+    let rig = links_rig_with("links_probe_cap", |s| s.links.probe_max_bytes = ByteSize::mib(1)).await;
+    // About 1.8 MB of Opus: 20 minutes, and no stated length.
+    let site = MediaSite::start(tone_with_pauses(1200, 4, 1)).await;
+    let pool = workers(&rig.services, "w1").await;
+    rig.telegram.push_text(USER, "en", &site.url("/episode.mp3"));
+    let told = told(&rig, "the file is over 1 MB").await;
+    assert!(told.contains("nothing was charged"), "{told}");
+    assert_eq!(rig.scalar("SELECT count(*) FROM links WHERE duration_seconds IS NOT NULL").await, 0);
+    let user_id = rig.scalar(&format!("SELECT id FROM users WHERE telegram_id = {USER}")).await;
+    let kept = rig.services.blob.delete_prefix(&format!("audio/{user_id}/")).await.unwrap();
+    assert_eq!(kept, 0, "nothing of it kept");
     assert_eq!(rig.balance().await, 100);
     pool.stop(None);
     rig.stop();

@@ -6,11 +6,12 @@ use teloxide::types::Message;
 use url::Url;
 
 use super::{BotHandler, HandleError, Turn};
-use crate::chat::texts;
+use crate::chat::texts::{self, Lang};
 use crate::clients::links::Guard;
 use crate::jobs::kinds::{LinkProbe, LinkSource, Transcribe};
 use crate::jobs::{Kind, NewJob};
 use crate::ledger::{self, Charged};
+use crate::limits::{self, Verdict};
 
 impl BotHandler {
     /// Checks the link, then queues the free job that reads it.
@@ -21,7 +22,7 @@ impl BotHandler {
             tracing::info!(user_id, error = %refused, "a link refused before it was read");
             return self.say(chat, texts::link_refused(lang, &refused)).await;
         }
-        if let Some(refusal) = self.over_limit(user_id, lang).await? {
+        if let Some(refusal) = self.over_reading_limit(user_id, lang).await? {
             return self.say(chat, refusal).await;
         }
         let link_id = self.services.db.add_link(user_id, chat.0, url.as_str()).await?;
@@ -35,6 +36,27 @@ impl BotHandler {
             Charged::Duplicate(_) => Ok(()),
             Charged::TooManyInFlight { limit } => self.say(chat, super::too_many_in_flight(lang, limit)).await,
             Charged::InsufficientBalance { .. } => self.say(chat, texts::something_went_wrong(lang)).await,
+        }
+    }
+
+    /// Reading is free, so it has limits of its own: links read at once and
+    /// readings an hour. Redis not answering lets the reading through.
+    async fn over_reading_limit(&self, user_id: i64, lang: Lang) -> Result<Option<String>, HandleError> {
+        let links = &self.services.settings.links;
+        if self.services.db.links_in_reading(user_id).await? >= i64::from(links.probes_in_flight) {
+            metrics::counter!("aishad_limited_total", "limit" => "links_in_reading").increment(1);
+            return Ok(Some(texts::links_in_reading(lang, links.probes_in_flight)));
+        }
+        match limits::link_reading(&self.services.redis, user_id, links.probes_per_hour).await {
+            Ok(Verdict::Allowed) => Ok(None),
+            Ok(Verdict::RetryIn(wait)) => {
+                metrics::counter!("aishad_limited_total", "limit" => "link_readings_per_hour").increment(1);
+                Ok(Some(texts::link_readings_used(lang, links.probes_per_hour, wait.as_secs().div_ceil(60))))
+            }
+            Err(e) => {
+                tracing::warn!(user_id, error = %e, "link reading limit unavailable (Redis); letting it through");
+                Ok(None)
+            }
         }
     }
 

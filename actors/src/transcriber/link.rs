@@ -41,6 +41,12 @@ pub(super) fn ytdlp(settings: &Settings) -> YtDlp {
     }
 }
 
+/// yt-dlp for a free reading: what it may bring in is smaller, as no price
+/// is agreed yet.
+fn reader(settings: &Settings) -> YtDlp {
+    YtDlp { max_bytes: settings.links.probe_max_bytes.0, ..ytdlp(settings) }
+}
+
 /// A link's failure for a job: the link's fault is told the user (and a
 /// paid job refunded); what may pass is retried.
 pub(super) fn job_error(lang: Lang, e: LinkError) -> JobError {
@@ -51,14 +57,23 @@ pub(super) fn job_error(lang: Lang, e: LinkError) -> JobError {
     }
 }
 
-/// The audio a link leads to, fetched into `work`: its path and size.
-pub(super) async fn download(
-    worker: &Transcriber,
+/// A free reading's failure: too big is too big to price for free.
+fn reading_failed(lang: Lang, e: LinkError) -> JobError {
+    match e {
+        LinkError::TooBig(cap) => JobError::Refused(texts::link_too_big_to_price(lang, cap)),
+        e => job_error(lang, e),
+    }
+}
+
+/// The audio a link leads to, fetched into `work`: its path and size; a
+/// failure as `failed` says.
+async fn download(
+    ytdlp: &YtDlp,
     url: &str,
     work: &WorkDir,
-    lang: Lang,
+    failed: impl FnOnce(LinkError) -> JobError,
 ) -> Result<(PathBuf, u64), JobError> {
-    let path = ytdlp(&worker.services.settings).download(url, work.dir()).await.map_err(|e| job_error(lang, e))?;
+    let path = ytdlp.download(url, work.dir()).await.map_err(failed)?;
     let size = tokio::fs::metadata(&path).await?.len();
     Ok((path, size))
 }
@@ -109,7 +124,7 @@ async fn probe(t: &Transcriber, job: Job) -> Result<Value, JobError> {
         return Ok(json!({ "outcome": "forgotten" }));
     };
     let settings = &t.services.settings;
-    let found = ytdlp(settings).probe(&link.url).await.map_err(|e| job_error(lang, e))?;
+    let found = reader(settings).probe(&link.url).await.map_err(|e| reading_failed(lang, e))?;
     let max = settings.transcription.max_duration;
     let (seconds, audio_key) = match found.duration {
         Some(seconds) => (seconds, None),
@@ -139,7 +154,7 @@ async fn fetch_and_measure(
 ) -> Result<(f64, Option<String>), JobError> {
     let settings = &t.services.settings;
     let work = WorkDir::create(&settings.transcription.temp_dir, job.id).await?;
-    let (path, size) = download(t, url, &work, lang).await?;
+    let (path, size) = download(&reader(settings), url, &work, |e| reading_failed(lang, e)).await?;
     let max = settings.transcription.max_duration;
     let measured = measure::measure(&path, size, max, &mut Spent::default()).await.map_err(|e| match e {
         MeasureError::Tools(e) => JobError::retry(e),
@@ -169,7 +184,8 @@ impl Turn<'_> {
             let size = blob.get_file(key, &path).await?;
             return Ok(Recording { path, size, ext, keep: false });
         }
-        let (path, size) = download(self.worker, &link.url, work, self.lang).await?;
+        let ytdlp = ytdlp(&self.worker.services.settings);
+        let (path, size) = download(&ytdlp, &link.url, work, |e| job_error(self.lang, e)).await?;
         // A site may serve a retry something else (4 hours where it served 5
         // minutes): kept now, before its price is settled, so every attempt
         // transcribes exactly what was paid for.

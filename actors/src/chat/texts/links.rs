@@ -22,6 +22,41 @@ pub fn link_refused(lang: Lang, why: &Refused) -> &'static str {
     }
 }
 
+/// Links being read for free at once, at most `limit`.
+pub fn links_in_reading(lang: Lang, limit: u32) -> String {
+    match lang {
+        Lang::Ru => {
+            format!("Я уже читаю ваши ссылки ({limit}). Дождитесь цены и пришлите эту снова — ничего не списано.")
+        }
+        Lang::En => {
+            format!("I'm already reading {limit} of your links. Wait for their prices and send this one again — nothing was charged.")
+        }
+    }
+}
+
+/// Free readings an hour, used up; the next in `minutes`.
+pub fn link_readings_used(lang: Lang, per_hour: u32, minutes: u64) -> String {
+    match lang {
+        Lang::Ru => format!("Бесплатно я читаю до {per_hour} ссылок в час. Пришлите эту через {minutes} мин — ничего не списано."),
+        Lang::En => format!(
+            "I read up to {per_hour} links an hour for free. Send this one again in {minutes} min — nothing was charged."
+        ),
+    }
+}
+
+/// A file whose site states no length, larger than a free reading takes.
+pub fn link_too_big_to_price(lang: Lang, cap: u64) -> String {
+    let mib = cap / (1024 * 1024);
+    match lang {
+        Lang::Ru => format!(
+            "Сайт не говорит, сколько длится запись, а файл больше {mib} МБ: цену без скачивания я не узнаю. Пришлите запись покороче или сам файл — ничего не списано."
+        ),
+        Lang::En => format!(
+            "The site doesn't say how long the recording is, and the file is over {mib} MB, so I can't price it without fetching it all. Please send a shorter one or the file itself — nothing was charged."
+        ),
+    }
+}
+
 /// The price of a link's recording, asked before it is charged.
 pub fn link_offer(lang: Lang, title: &str, seconds: f64, price: i64) -> String {
     let minutes = (seconds / 60.0).ceil().max(1.0) as u64;
