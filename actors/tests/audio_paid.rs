@@ -10,7 +10,7 @@ mod common;
 
 use std::time::Duration;
 
-use aisha_testkit::audio::{voice_note, voice_note_claiming, with_a_damaged_page};
+use aisha_testkit::audio::{switching_formats, voice_note, voice_note_claiming, with_a_damaged_page};
 use aisha_testkit::eventually;
 use aisha_testkit::openai::Answer;
 use common::chat_rig::{workers, Rig, WAIT};
@@ -116,6 +116,54 @@ async fn what_the_api_heard_beyond_what_was_sent_is_charged_once_and_told() {
     assert_eq!(rig.balance().await, 100 - 3, "three started minutes of what the API heard");
     let adjustments = rig.scalar("SELECT count(*) FROM ledger_entries WHERE reason = 'heard_adjustment'").await;
     assert_eq!(adjustments, 1);
+    pool.stop(None);
+    rig.stop();
+    common::assert_ledger(&rig.services).await;
+}
+
+#[tokio::test]
+async fn a_price_settled_down_still_charges_what_the_api_heard_beyond() {
+    let rig = rig("paid_settled_then_heard", |_| {}).await;
+    rig.openai.claim_duration(130.0);
+    let pool = workers(&rig.services, "w1").await;
+    // Declared 5 minutes (5 charged), measured a few seconds (4 back), heard 130 s (3 minutes).
+    rig.telegram.push_voice(USER, "en", 300, voice_note("Declared long, heard long, short in fact."));
+    eventually("transcript", WAIT, || rig.transcripts_sent().len() == 1).await;
+    eventually("told", WAIT, || told(&rig, "2 more coins charged")).await;
+
+    assert!(told(&rig, "refunded"), "{:?}", rig.telegram.sent_texts(USER));
+    assert_eq!(rig.balance().await, 100 - 3, "before: the refund stood and what was heard went free");
+    pool.stop(None);
+    rig.stop();
+    common::assert_ledger(&rig.services).await;
+}
+
+#[tokio::test]
+async fn a_model_that_reports_no_length_is_checked_on_what_was_sent() {
+    let rig = rig("paid_no_length", |_| {}).await;
+    rig.openai.answer_text_only();
+    let pool = workers(&rig.services, "w1").await;
+    rig.telegram.push_voice(USER, "en", 3, voice_note("Heard with no length told."));
+    eventually("transcript", WAIT, || rig.transcripts_sent().len() == 1).await;
+    let kept = rig.scalar("SELECT count(*) FROM transcript_chunks WHERE heard_seconds BETWEEN 0.5 AND 10").await;
+    assert_eq!(kept, 1, "our own count of what was sent stands for the API's");
+    assert_eq!(rig.balance().await, 99);
+    pool.stop(None);
+    rig.stop();
+    common::assert_ledger(&rig.services).await;
+}
+
+#[tokio::test]
+async fn a_recording_whose_format_changes_every_second_is_refused_before_the_api_hears_it() {
+    let rig = rig("paid_switching", |_| {}).await;
+    let pool = workers(&rig.services, "w1").await;
+    // 40 s that measured as its last second: 1 coin, and 40 s sent.
+    rig.telegram.push_audio(USER, "en", 1, switching_formats(40), "video/x-matroska", "switching.mkv");
+    eventually("refused", WAIT, || told(&rig, "Failed")).await;
+
+    assert!(told(&rig, "could not read any audio"), "{:?}", rig.telegram.sent_texts(USER));
+    assert!(rig.openai.transcriptions().is_empty(), "the API heard {:.1} s", rig.openai.heard_seconds());
+    assert_eq!(rig.balance().await, 100);
     pool.stop(None);
     rig.stop();
     common::assert_ledger(&rig.services).await;

@@ -194,6 +194,55 @@ async fn the_measured_price_settles_once_up_or_down_and_a_later_refund_returns_t
 }
 
 #[tokio::test]
+async fn the_measured_and_the_heard_price_settle_each_once_by_their_own_reason() {
+    let (_t, services) = common::services("settle_heard", |_| {}).await;
+    let user = common::user(&services, 1008).await;
+    ledger::welcome_bonus(&services.db, user, 50).await.unwrap();
+    ledger::charge_and_enqueue(&services.db, user, priced("heard", 5)).await.unwrap();
+    let job = queue::claim(&services.db, "transcribe", 1, 10, "w#1", std::time::Duration::from_secs(30))
+        .await
+        .unwrap()
+        .remove(0);
+    // Declared 5 minutes, measured 1: four back.
+    assert_eq!(
+        ledger::settle_price(&services.db, &job, "w#1", 1).await.unwrap(),
+        ledger::Settled::Refunded { amount: 4, balance: 49 }
+    );
+    // The API heard 3 minutes: two more, although the price was settled once already.
+    assert_eq!(
+        ledger::settle_heard(&services.db, &job, "w#1", 3).await.unwrap(),
+        ledger::Settled::Charged { extra: 2, balance: 47 }
+    );
+    // A retry settles neither again: the measured price does not refund the heard charge.
+    assert_eq!(ledger::settle_price(&services.db, &job, "w#1", 1).await.unwrap(), ledger::Settled::Unchanged);
+    assert_eq!(ledger::settle_heard(&services.db, &job, "w#1", 3).await.unwrap(), ledger::Settled::Unchanged);
+    assert_eq!(ledger::balance(&services.db, user).await.unwrap(), 47);
+    assert_eq!(sum_of_entries(&services, user).await, 47);
+}
+
+#[tokio::test]
+async fn a_retry_after_a_heard_charge_keeps_it_when_the_measured_price_stood() {
+    let (_t, services) = common::services("settle_heard_retry", |_| {}).await;
+    let user = common::user(&services, 1009).await;
+    ledger::welcome_bonus(&services.db, user, 50).await.unwrap();
+    ledger::charge_and_enqueue(&services.db, user, priced("heard-retry", 1)).await.unwrap();
+    let job = queue::claim(&services.db, "transcribe", 1, 10, "w#1", std::time::Duration::from_secs(30))
+        .await
+        .unwrap()
+        .remove(0);
+    // Measured as charged (nothing moves, no entry), then the API heard 3 minutes.
+    assert_eq!(ledger::settle_price(&services.db, &job, "w#1", 1).await.unwrap(), ledger::Settled::Unchanged);
+    assert_eq!(
+        ledger::settle_heard(&services.db, &job, "w#1", 3).await.unwrap(),
+        ledger::Settled::Charged { extra: 2, balance: 47 }
+    );
+    // The retry measures the same again: before, it refunded what was heard.
+    assert_eq!(ledger::settle_price(&services.db, &job, "w#1", 1).await.unwrap(), ledger::Settled::Unchanged);
+    assert_eq!(ledger::balance(&services.db, user).await.unwrap(), 47);
+    assert_eq!(sum_of_entries(&services, user).await, 47);
+}
+
+#[tokio::test]
 async fn admin_credit_adds_an_entry_and_refuses_unknown_users() {
     let (_t, services) = common::services("admin_credit", |_| {}).await;
     let user = common::user(&services, 1006).await;

@@ -10,7 +10,7 @@ mod common;
 use std::time::Duration;
 
 use aisha_actors::settings::ByteSize;
-use aisha_testkit::audio::{speech_file, tone_with_pauses};
+use aisha_testkit::audio::{hls_of, speech_file, tone_with_pauses};
 use aisha_testkit::eventually;
 use aisha_testkit::media_site::MediaSite;
 use aisha_testkit::openai::Answer;
@@ -192,6 +192,49 @@ async fn a_file_larger_than_a_free_reading_takes_is_told_and_not_kept() {
     let kept = rig.services.blob.delete_prefix(&format!("audio/{user_id}/")).await.unwrap();
     assert_eq!(kept, 0, "nothing of it kept");
     assert_eq!(rig.balance().await, 100);
+    pool.stop(None);
+    rig.stop();
+    common::assert_ledger(&rig.services).await;
+}
+
+/// A stand-in for yt-dlp that puts an ffmpeg and an ffprobe of the test's
+/// own first on yt-dlp's PATH, each noting in `log` that it ran, then being
+/// the real one: whether yt-dlp runs either behind the guard's back.
+fn ytdlp_watching_ffmpeg(dir: &std::path::Path, log: &std::path::Path) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir).unwrap();
+    for tool in ["ffmpeg", "ffprobe"] {
+        let real = String::from_utf8(std::process::Command::new("which").arg(tool).output().unwrap().stdout).unwrap();
+        let script = format!("#!/bin/sh\necho {tool} >> {}\nexec {} \"$@\"\n", log.display(), real.trim());
+        std::fs::write(dir.join(tool), script).unwrap();
+        std::fs::set_permissions(dir.join(tool), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let wrapper = dir.join("watched-yt-dlp");
+    std::fs::write(&wrapper, format!("#!/bin/sh\nPATH={}:$PATH exec yt-dlp \"$@\"\n", dir.display())).unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    wrapper.to_string_lossy().into_owned()
+}
+
+#[tokio::test]
+async fn an_hls_stream_is_fetched_by_yt_dlp_alone_through_the_guard() {
+    let dir = std::env::temp_dir().join(format!("aisha-links-hls-{}", std::process::id()));
+    let log = dir.join("ran.log");
+    let ytdlp = ytdlp_watching_ffmpeg(&dir, &log);
+    let rig = links_rig_with("links_hls", |s| s.links.ytdlp = ytdlp).await;
+    let site = MediaSite::start(speech_file("A recording from a link.", "mp3")).await;
+    for (name, bytes) in hls_of(&speech_file("A stream in pieces, as radio serves it.", "wav")) {
+        let kind = if name.ends_with(".m3u8") { "application/vnd.apple.mpegurl" } else { "video/mp2t" };
+        site.serve(&format!("/hls/{name}"), kind, bytes);
+    }
+    let pool = workers(&rig.services, "w1").await;
+    rig.telegram.push_text(USER, "en", &site.url("/hls/index.m3u8"));
+    let offer = offer(&rig).await;
+    rig.telegram.push_callback(USER, "en", &confirm_data(&offer), 2);
+    eventually("transcript", WAIT, || rig.transcripts_sent().len() == 1).await;
+    assert!(site.requested().iter().any(|p| p.starts_with("/hls/seg")), "its segments fetched");
+    let ran = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(ran, "", "yt-dlp ran ffmpeg tools of its own");
+    let _ = std::fs::remove_dir_all(&dir);
     pool.stop(None);
     rig.stop();
     common::assert_ledger(&rig.services).await;

@@ -33,6 +33,17 @@ pub(super) async fn charged_for(client: &impl GenericClient, job_id: i64) -> Res
     Ok(row.get(0))
 }
 
+/// What a job was charged up front, before any settlement.
+async fn charged_only(client: &impl GenericClient, job_id: i64) -> Result<i64, StoreError> {
+    let row = client
+        .query_one(
+            "SELECT COALESCE(-sum(delta), 0)::bigint FROM ledger_entries WHERE job_id = $1 AND reason = $2",
+            &[&job_id, &REASON_CHARGE],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Settled {
     /// Already the right price (or settled by an earlier attempt).
@@ -72,17 +83,19 @@ async fn settle(db: &Db, job: &Job, worker: &str, price: i64, reason: &str) -> R
     if held.is_none() {
         return Err(LedgerError::NotHeld(job.id));
     }
-    let adjusted = tx
-        .query_opt(
-            "SELECT 1 FROM ledger_entries WHERE job_id = $1 AND reason = $2",
-            &[&job.id, &REASON_PRICE_ADJUSTMENT],
-        )
-        .await?
-        .is_some();
-    let charged = charged_for(&tx, job.id).await?;
-    let difference = price.checked_sub(charged).ok_or(LedgerError::Overflow)?;
+    // Each settlement once per job, by its own reason: the measured price
+    // settled first does not stop the heard one, and a retry settles neither again.
+    let settled =
+        tx.query_opt("SELECT 1 FROM ledger_entries WHERE job_id = $1 AND reason = $2", &[&job.id, &reason]).await?;
+    if settled.is_some() {
+        return Ok(Settled::Unchanged);
+    }
     let only_up = reason == REASON_HEARD_ADJUSTMENT;
-    if adjusted || difference == 0 || (only_up && difference < 0) {
+    // The measured price is set against the charge alone (a retry after the
+    // heard charge must not refund it); the heard one against all so far.
+    let charged = if only_up { charged_for(&tx, job.id).await? } else { charged_only(&tx, job.id).await? };
+    let difference = price.checked_sub(charged).ok_or(LedgerError::Overflow)?;
+    if difference == 0 || (only_up && difference < 0) {
         return Ok(Settled::Unchanged);
     }
     let balance: Option<i64> = tx

@@ -27,11 +27,18 @@ pub enum AudioError {
 }
 
 /// The containers audio arrives in (Telegram voice notes, audio files,
-/// video notes): what ffmpeg may open. An HLS playlist or concat list named
+/// video notes, and MPEG-TS: an HLS stream from a link, its segments joined
+/// as they came): what ffmpeg may open. An HLS playlist or concat list named
 /// `.mp3` is refused instead of followed.
-const INPUT_FORMATS: &str = "ogg,matroska,webm,mov,mp4,m4a,mp3,aac,wav,w64,flac,amr,caf";
+const INPUT_FORMATS: &str = "ogg,matroska,webm,mov,mp4,m4a,mp3,aac,wav,w64,flac,amr,caf,mpegts";
 /// Options that go before every `-i` (and ffprobe's input).
 const INPUT_GUARD: [&str; 4] = ["-protocol_whitelist", "file", "-format_whitelist", INPUT_FORMATS];
+/// ffmpeg's, when it decodes: and a stream whose sample rate or channels
+/// change midway is an error, not a new filter graph, which would restart
+/// every count and cap in it (`asetpts=N`, `atrim`): a file switching every
+/// second would measure as its last second and pass a chunk uncapped.
+const DECODE_GUARD: [&str; 6] =
+    ["-protocol_whitelist", "file", "-format_whitelist", INPUT_FORMATS, "-reinit_filter", "0"];
 /// Reading the header of a file takes milliseconds; this is for the pathological.
 const PROBE_LIMIT: Duration = Duration::from_secs(30);
 /// Decoding an hour of audio takes well under a minute.
@@ -141,7 +148,7 @@ pub async fn scan(path: &Path, min_silence: Duration, spent: &mut Spent) -> Resu
         "[0:a:0]asplit=2[counted][heard];[counted]{SAMPLE_CLOCK}[samples];[heard]silencedetect=noise=-35dB:d={:.2},anullsink",
         min_silence.as_secs_f64()
     );
-    let [p, protocols, f, formats] = INPUT_GUARD;
+    let [p, protocols, f, formats, r, once] = DECODE_GUARD;
     let args = [
         "-hide_banner",
         "-nostdin",
@@ -150,6 +157,8 @@ pub async fn scan(path: &Path, min_silence: Duration, spent: &mut Spent) -> Resu
         protocols,
         f,
         formats,
+        r,
+        once,
         "-i",
         &path,
         "-filter_complex",
@@ -172,10 +181,20 @@ pub async fn scan(path: &Path, min_silence: Duration, spent: &mut Spent) -> Resu
 /// Counts decoded samples as time, from 0: see [`Scan`].
 const SAMPLE_CLOCK: &str = "asetpts=N/SR/TB";
 
-/// How much longer than its span a chunk's decoded audio may be: a file
+/// How long a chunk of `span` seconds may come out of the encoder: a file
 /// joined from pieces by stream copy (each with its own pre-skip) plays a
-/// little longer than its timestamps say; a lying container much longer.
-const CHUNK_SLACK: f64 = 0.02;
+/// little longer than its timestamps say; a lying container much longer,
+/// and is cut here.
+fn encoder_cap(span: f64) -> f64 {
+    span.max(0.0) * 1.02 + 0.5
+}
+
+/// The most a chunk of `span` seconds may be heard: the encoder's cap, the
+/// last Opus packet's padding and the API's rounding. More is audio that
+/// was never measured, so never paid for.
+pub fn most_heard(span: f64) -> f64 {
+    encoder_cap(span) + 0.1
+}
 
 /// The last `out_time_us` of ffmpeg's `-progress` report: the output's length.
 fn decoded_seconds(progress: &str) -> Option<f64> {
@@ -258,10 +277,10 @@ pub fn plan(
 pub async fn encode(input: &Path, chunk: Chunk, output: &Path, spent: &mut Spent) -> Result<(), AudioError> {
     const RATE: f64 = 16_000.0;
     let (input, output) = (arg(input), arg(output));
-    let cap = ((chunk.end - chunk.start).max(0.0) * (1.0 + CHUNK_SLACK) + 0.5) * RATE;
+    let cap = encoder_cap(chunk.end - chunk.start) * RATE;
     let mut args: Vec<String> = ["-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-y"]
         .into_iter()
-        .chain(INPUT_GUARD)
+        .chain(DECODE_GUARD)
         .map(String::from)
         .collect();
     if chunk.start > 0.0 {
@@ -301,7 +320,7 @@ pub async fn encode(input: &Path, chunk: Chunk, output: &Path, spent: &mut Spent
 pub async fn clip_wav(input: &Path, start: f64, end: f64, output: &Path, spent: &mut Spent) -> Result<(), AudioError> {
     let (input, output) = (arg(input), arg(output));
     let (start, end) = (format!("{start:.3}"), format!("{end:.3}"));
-    let [p, protocols, f, formats] = INPUT_GUARD;
+    let [p, protocols, f, formats, r, once] = DECODE_GUARD;
     let args = [
         "-hide_banner",
         "-nostdin",
@@ -313,6 +332,8 @@ pub async fn clip_wav(input: &Path, start: f64, end: f64, output: &Path, spent: 
         protocols,
         f,
         formats,
+        r,
+        once,
         "-ss",
         &start,
         "-to",
@@ -363,99 +384,4 @@ pub async fn check_tools() -> Result<(), String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const MIN10: Duration = Duration::from_secs(600);
-    const WINDOW: Duration = Duration::from_secs(30);
-    const OVERLAP: Duration = Duration::from_secs(1);
-
-    #[test]
-    fn short_audio_is_one_chunk() {
-        assert_eq!(plan(42.0, &[], MIN10, WINDOW, OVERLAP), vec![Chunk { start: 0.0, end: 42.0 }]);
-    }
-
-    #[test]
-    fn cuts_land_in_the_nearest_silence() {
-        // Ideal cuts at 500 and 1000; silences centred at 496, 1011 and 1100.5.
-        let silences = [(495.0, 497.0), (1010.0, 1012.0), (1100.0, 1101.0)];
-        let chunks = plan(1500.0, &silences, MIN10, WINDOW, OVERLAP);
-        assert_eq!(
-            chunks,
-            vec![
-                Chunk { start: 0.0, end: 496.0 },
-                Chunk { start: 496.0, end: 1011.0 },
-                Chunk { start: 1011.0, end: 1500.0 }
-            ]
-        );
-        assert!(chunks.iter().all(|c| c.end - c.start <= 600.0));
-    }
-
-    #[test]
-    fn without_silence_cuts_are_fixed_and_overlap() {
-        let chunks = plan(1500.0, &[], MIN10, WINDOW, OVERLAP);
-        assert_eq!(chunks.len(), 3);
-        assert_eq!(chunks[0], Chunk { start: 0.0, end: 500.0 });
-        assert_eq!(chunks[1], Chunk { start: 499.0, end: 1000.0 });
-        assert_eq!(chunks[2], Chunk { start: 999.0, end: 1500.0 });
-    }
-
-    #[test]
-    fn chunks_cover_the_whole_recording_in_order() {
-        let silences: Vec<(f64, f64)> = (0..100).map(|i| (i as f64 * 53.0 + 50.0, i as f64 * 53.0 + 53.0)).collect();
-        let chunks = plan(3600.0, &silences, MIN10, WINDOW, OVERLAP);
-        assert_eq!(chunks.first().unwrap().start, 0.0);
-        assert_eq!(chunks.last().unwrap().end, 3600.0);
-        for pair in chunks.windows(2) {
-            assert!(pair[1].start <= pair[0].end && pair[1].start > pair[0].start);
-        }
-        assert!(chunks.iter().all(|c| c.end - c.start <= 600.0), "{chunks:?}");
-    }
-
-    fn scratch(name: &str) -> std::path::PathBuf {
-        std::env::temp_dir().join(format!("aisha-audio-{}-{name}", std::process::id()))
-    }
-
-    #[tokio::test]
-    async fn a_playlist_named_like_audio_is_refused_not_followed() {
-        let path = scratch("playlist.mp3");
-        std::fs::write(
-            &path,
-            "#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\nhttp://169.254.169.254/latest/meta-data\n#EXT-X-ENDLIST\n",
-        )
-        .unwrap();
-        let refused = probe(&path, &mut Spent::default()).await;
-        let _ = std::fs::remove_file(&path);
-        assert!(matches!(refused, Err(AudioError::Failed { .. } | AudioError::NoAudio)), "{refused:?}");
-    }
-
-    #[tokio::test]
-    async fn a_run_over_its_limit_is_killed() {
-        // A FIFO nobody writes to: ffprobe would wait on it forever.
-        let path = scratch("stuck.ogg");
-        let _ = std::fs::remove_file(&path);
-        assert!(std::process::Command::new("mkfifo").arg(&path).status().unwrap().success());
-        let args = ["-v", "error", "-show_format", path.to_str().unwrap()];
-        let started = Instant::now();
-        let result = run("ffprobe", &args, Duration::from_millis(500), &mut Spent::default()).await;
-        let _ = std::fs::remove_file(&path);
-        assert!(matches!(result, Err(AudioError::TimedOut { .. })), "{result:?}");
-        assert!(started.elapsed() < Duration::from_secs(5));
-    }
-
-    #[test]
-    fn the_decoded_length_is_the_last_progress_report() {
-        let progress =
-            "out_time_us=1000000\nprogress=continue\nout_time_us=1202373500\nout_time=00:20:02.373500\nprogress=end\n";
-        assert_eq!(decoded_seconds(progress), Some(1202.3735));
-        assert_eq!(decoded_seconds("out_time_us=N/A\nprogress=end\n"), None);
-        assert_eq!(decoded_seconds("out_time_us=0\n"), None, "nothing decoded");
-    }
-
-    #[test]
-    fn silencedetect_output_parses() {
-        let stderr = "[silencedetect @ 0x1] silence_start: 50.02\n[silencedetect @ 0x1] silence_end: 53.01 | silence_duration: 2.99\n\
-                      [silencedetect @ 0x1] silence_start: -0.01\n[silencedetect @ 0x1] silence_end: 1.5 | silence_duration: 1.5\n";
-        assert_eq!(parse_silences(stderr), vec![(50.02, 53.01), (0.0, 1.5)]);
-    }
-}
+mod tests;

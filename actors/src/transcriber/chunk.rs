@@ -9,6 +9,7 @@ use bytes::Bytes;
 use super::audio::{self, Chunk, Spent};
 use super::turn::{Recording, Turn, WorkDir};
 use super::{ogg, Transcriber};
+use crate::chat::texts;
 use crate::clients::openai::{Ask, Transcription};
 use crate::clients::{ApiError, Failure};
 use crate::jobs::JobError;
@@ -18,6 +19,9 @@ pub(super) struct Upload {
     /// The file name the API is told (its extension names the format).
     pub name: String,
     pub data: Bytes,
+    /// What the API will hear, counted on the packets sent: the check of
+    /// what it heard where it reports no duration (models billed by tokens).
+    pub seconds: f64,
 }
 
 /// The chunk ready for the API, and the time ffmpeg took; `None` when it
@@ -35,25 +39,54 @@ pub(super) async fn prepare(
         return Err(JobError::Retry("the job was cancelled or its lease lost".into()));
     }
     let mut spent = Spent::default();
-    if as_is {
-        let data = tokio::fs::read(&recording.path).await?;
-        return Ok((Some(Upload { name: "voice.ogg".to_owned(), data: Bytes::from(data) }), spent));
-    }
-    let name = format!("chunk_{index}.ogg");
-    let out = work.path(&name);
-    audio::encode(&recording.path, piece, &out, &mut spent).await?;
-    let data = tokio::fs::read(&out).await?;
-    // Our own encoding: its packets tell exactly how much the API would hear.
-    let heard = ogg::walk(&data[..]).map_or(0.0, |counted| counted.heard);
-    if heard < MIN_AUDIBLE {
-        tracing::info!(job_id = turn.job.id, chunk = index, "a chunk with no audio in it; not sent");
-        return Ok((None, spent));
-    }
-    Ok((Some(Upload { name, data: Bytes::from(data) }), spent))
+    let (name, data) = if as_is {
+        ("voice.ogg".to_owned(), tokio::fs::read(&recording.path).await?)
+    } else {
+        let name = format!("chunk_{index}.ogg");
+        let out = work.path(&name);
+        audio::encode(&recording.path, piece, &out, &mut spent).await?;
+        (name, tokio::fs::read(&out).await?)
+    };
+    let seconds = match heard_in(&data, piece.end - piece.start) {
+        Ok(Some(seconds)) => seconds,
+        Ok(None) => {
+            tracing::info!(job_id = turn.job.id, chunk = index, "a chunk with no audio in it; not sent");
+            return Ok((None, spent));
+        }
+        Err(seconds) => {
+            // Never sent: more than was measured is more than was paid for.
+            let planned = piece.end - piece.start;
+            tracing::error!(
+                job_id = turn.job.id,
+                chunk = index,
+                planned,
+                seconds,
+                "a chunk longer than planned: more audio than was measured"
+            );
+            metrics::counter!("aishad_alerts_total", "alert" => "transcription_chunk_longer").increment(1);
+            return Err(JobError::Refused(texts::unreadable_audio(turn.lang).to_owned()));
+        }
+    };
+    Ok((Some(Upload { name, data: Bytes::from(data), seconds }), spent))
 }
 
 /// Shorter than this, a chunk holds no audio worth an API call.
 const MIN_AUDIBLE: f64 = 0.05;
+
+/// Seconds the API would hear of `data`, Ogg Opus either way (a counted
+/// voice note, or our own encoding), whose packets tell exactly; `None`
+/// when nothing audible. More than a chunk of `planned` seconds may hold
+/// is `Err(seconds)`: the encoder's cap did not hold.
+fn heard_in(data: &[u8], planned: f64) -> Result<Option<f64>, f64> {
+    let seconds = ogg::walk(data).map_or(0.0, |counted| counted.heard);
+    if seconds < MIN_AUDIBLE {
+        Ok(None)
+    } else if seconds > audio::most_heard(planned) {
+        Err(seconds)
+    } else {
+        Ok(Some(seconds))
+    }
+}
 
 /// One chunk through the API, with a few quick retries for what passes
 /// (429 with its Retry-After, 5xx, timeouts) before the job-level retry.
@@ -84,5 +117,27 @@ pub(super) async fn transcribe(
                 Failure::Refused | Failure::NeedsOperator => return Err(e.into()),
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chunk_is_sent_only_within_what_was_planned() {
+        let path = std::env::temp_dir().join(format!("aisha-chunk-{}.ogg", std::process::id()));
+        let status = std::process::Command::new("ffmpeg")
+            .args(["-loglevel", "error", "-y", "-f", "lavfi", "-i", "sine=f=440:r=16000:d=3", "-c:a", "libopus"])
+            .arg(&path)
+            .status();
+        assert!(status.unwrap().success());
+        let data = std::fs::read(&path).unwrap();
+        let _ = std::fs::remove_file(&path);
+        let heard = heard_in(&data, 3.0).unwrap().unwrap();
+        assert!((heard - 3.0).abs() < 0.05, "{heard}");
+        assert_eq!(heard_in(&data, 2.4), Ok(Some(heard)), "within the encoder's cap and a packet's padding");
+        assert_eq!(heard_in(&data, 1.0), Err(heard), "three seconds for one planned");
+        assert_eq!(heard_in(b"not ogg", 1.0), Ok(None));
     }
 }

@@ -52,15 +52,13 @@ pub(super) async fn measured_price(turn: &Turn<'_>, seconds: f64) -> Result<(), 
 }
 
 /// Seconds the API says it heard beyond what each chunk holds: zero unless
-/// a measurement let through more audio than it counted. A little slack
-/// per chunk for the encoder's padding and the API's rounding.
+/// a measurement let through more audio than it counted.
 pub fn heard_beyond_sent(parts: &[SavedChunk]) -> f64 {
     parts
         .iter()
         .filter_map(|c| {
             let sent = (c.end - c.start).max(0.0);
-            let slack = 0.5 + sent * 0.02;
-            c.heard_seconds.map(|heard| (heard - sent - slack).max(0.0))
+            c.heard_seconds.map(|heard| (heard - super::audio::most_heard(sent)).max(0.0))
         })
         .sum()
 }
@@ -116,6 +114,6 @@ mod tests {
             "padding and rounding"
         );
         let beyond = heard_beyond_sent(&[part(0.0, 60.0, Some(1200.0)), part(60.0, 120.0, Some(60.0))]);
-        assert!((beyond - (1200.0 - 60.0 - 0.5 - 1.2)).abs() < 1e-9, "{beyond}");
+        assert!((beyond - (1200.0 - 60.0 - 1.2 - 0.5 - 0.1)).abs() < 1e-9, "{beyond}");
     }
 }

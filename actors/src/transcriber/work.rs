@@ -303,7 +303,12 @@ impl Turn<'_> {
             self.kept_alive(transcript.id, idx, async {
                 let heard = match upload {
                     Some(upload) => {
-                        chunk::transcribe(self.worker, &upload.name, upload.data, self.spoken_language(), ask).await?
+                        let sent = upload.seconds;
+                        let heard =
+                            chunk::transcribe(self.worker, &upload.name, upload.data, self.spoken_language(), ask)
+                                .await?;
+                        // Where the API reports no duration, what was sent is what it heard.
+                        Transcription { duration: heard.duration.or(Some(sent)), ..heard }
                     }
                     None => self.nothing_heard(),
                 };

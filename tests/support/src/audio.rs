@@ -53,6 +53,53 @@ pub fn speech_file(text: &str, ext: &str) -> Bytes {
     bytes.into()
 }
 
+/// `audio` (any file ffmpeg reads) as an HLS stream of AAC in MPEG-TS, as
+/// podcast and radio sites serve it: `index.m3u8` and its `seg{n}.ts`
+/// files, by name.
+pub fn hls_of(audio: &[u8]) -> Vec<(String, Bytes)> {
+    let (input, dir) = (temp("hls-input"), temp("hls"));
+    std::fs::write(&input, audio).unwrap();
+    std::fs::create_dir_all(&dir).unwrap();
+    let segments = dir.join("seg%d.ts");
+    let index = dir.join("index.m3u8");
+    let encode = ["-i", input.to_str().unwrap(), "-vn", "-c:a", "aac", "-f", "hls", "-hls_time", "2"];
+    let vod =
+        ["-hls_playlist_type", "vod", "-hls_segment_filename", segments.to_str().unwrap(), index.to_str().unwrap()];
+    run("ffmpeg", &[&["-loglevel", "error", "-y"][..], &encode, &vod].concat());
+    let files = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| {
+            let path = entry.unwrap().path();
+            (path.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&path).unwrap().into())
+        })
+        .collect();
+    let _ = (std::fs::remove_file(input), std::fs::remove_dir_all(dir));
+    files
+}
+
+/// `seconds` of a tone, one MP3 per second alternating 48 and 44.1 kHz,
+/// joined frame by frame, in Matroska with its timestamps divided by 200:
+/// every second the decoder's format changes, and the container says the
+/// whole file lasts a fraction of a second.
+pub fn switching_formats(seconds: u32) -> Bytes {
+    let mut joined = Vec::new();
+    for i in 0..seconds {
+        let (part, rate) = (temp("part.mp3"), if i % 2 == 0 { 48_000 } else { 44_100 });
+        let source = format!("sine=f=440:r={rate}:d=1");
+        let encode = ["-f", "lavfi", "-i", &source, "-c:a", "libmp3lame", "-b:a", "64k", part.to_str().unwrap()];
+        run("ffmpeg", &[&["-loglevel", "error", "-y"][..], &encode].concat());
+        joined.extend(std::fs::read(&part).unwrap());
+        let _ = std::fs::remove_file(part);
+    }
+    let (mp3, mkv) = (temp("switching.mp3"), temp("switching.mkv"));
+    std::fs::write(&mp3, joined).unwrap();
+    let squeeze = ["-i", mp3.to_str().unwrap(), "-c", "copy", "-bsf:a", "setts=ts=TS/200", mkv.to_str().unwrap()];
+    run("ffmpeg", &[&["-loglevel", "error", "-y"][..], &squeeze].concat());
+    let bytes = std::fs::read(&mkv).unwrap();
+    let _ = (std::fs::remove_file(mp3), std::fs::remove_file(mkv));
+    bytes.into()
+}
+
 /// About `seconds` (whole cycles) of a 440 Hz tone that pauses for `pause`
 /// seconds after every `tone` seconds: a long recording with silences to cut
 /// at. One cycle is encoded and looped by stream copy, so even an hour takes

@@ -4,6 +4,7 @@
 //! private address. Every request is recorded, so a test can tell what was
 //! fetched, and when.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
@@ -18,13 +19,21 @@ pub struct MediaSite {
     audio: Bytes,
     requests: Arc<Mutex<Vec<String>>>,
     taken_down: Arc<std::sync::atomic::AtomicBool>,
+    /// More files, by path: their content type and bytes.
+    files: Arc<Mutex<HashMap<String, (String, Bytes)>>>,
 }
 
 impl MediaSite {
     /// A site serving `audio` (an MP3) as `/episode.mp3`.
     pub async fn start(audio: Bytes) -> Self {
         start_fake(
-            |addr| MediaSite { addr, audio, requests: Arc::default(), taken_down: Arc::default() },
+            |addr| MediaSite {
+                addr,
+                audio,
+                requests: Arc::default(),
+                taken_down: Arc::default(),
+                files: Arc::default(),
+            },
             |site: Self, req| async move { site.handle(req) },
         )
         .await
@@ -32,6 +41,11 @@ impl MediaSite {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// Serves `bytes` at `path` from now on.
+    pub fn serve(&self, path: &str, content_type: &str, bytes: Bytes) {
+        self.files.lock().unwrap().insert(path.to_owned(), (content_type.to_owned(), bytes));
     }
 
     /// From now on the media file is gone (404), as a removed upload is.
@@ -47,6 +61,9 @@ impl MediaSite {
     fn handle(&self, req: FakeRequest) -> Reply {
         self.requests.lock().unwrap().push(req.path.clone());
         let media = self.url("/episode.mp3");
+        if let Some((content_type, bytes)) = self.files.lock().unwrap().get(&req.path).cloned() {
+            return reply(StatusCode::OK, &content_type, bytes);
+        }
         match req.path.as_str() {
             "/episode.mp3" if self.taken_down.load(std::sync::atomic::Ordering::SeqCst) => {
                 reply(StatusCode::NOT_FOUND, "text/plain", "gone")

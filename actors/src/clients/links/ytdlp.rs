@@ -129,6 +129,7 @@ impl YtDlp {
             .arg((self.max_memory / 1024).max(1).to_string())
             .arg(&self.program)
             .args(["--proxy", &proxy_url, "--socket-timeout", "20", "--ignore-config", "--no-cache-dir"])
+            .args(NO_FFMPEG)
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -151,6 +152,15 @@ impl YtDlp {
         Err(classify(&String::from_utf8_lossy(&output.stderr)))
     }
 }
+
+/// yt-dlp runs no ffmpeg or ffprobe of its own: they would fetch HLS
+/// segments and keys themselves, outside the guard proxy (ffmpeg honours
+/// `no_proxy` and opens protocols a proxy never sees), and the dev and
+/// `all` hosts have Debian's ffmpeg, network protocols and all. So: its own
+/// downloader for every protocol, no fixups after a download, and an
+/// ffmpeg location where nothing is (yt-dlp then goes on without one).
+const NO_FFMPEG: [&str; 6] =
+    ["--downloader", "native", "--fixup", "never", "--ffmpeg-location", "/nonexistent/aishad-no-ffmpeg-for-yt-dlp"];
 
 /// The most of yt-dlp's output read into the daemon: `-J` of a long
 /// playlist page is a few MiB; a site cannot make it fill the worker.
