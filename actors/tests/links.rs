@@ -12,7 +12,7 @@ use std::time::Duration;
 use aisha_actors::settings::ByteSize;
 use aisha_testkit::audio::{hls_of, speech_file, tone_with_pauses};
 use aisha_testkit::eventually;
-use aisha_testkit::media_site::MediaSite;
+use aisha_testkit::media_site::{gzip_bomb, MediaSite};
 use aisha_testkit::openai::Answer;
 use common::chat_rig::{rig, workers, Rig, WAIT};
 
@@ -234,6 +234,43 @@ async fn an_hls_stream_is_fetched_by_yt_dlp_alone_through_the_guard() {
     assert!(site.requested().iter().any(|p| p.starts_with("/hls/seg")), "its segments fetched");
     let ran = std::fs::read_to_string(&log).unwrap_or_default();
     assert_eq!(ran, "", "yt-dlp ran ffmpeg tools of its own");
+    let _ = std::fs::remove_dir_all(&dir);
+    pool.stop(None);
+    rig.stop();
+    common::assert_ledger(&rig.services).await;
+}
+
+#[tokio::test]
+async fn a_page_that_inflates_to_gigabytes_fails_its_reading_once_not_the_worker() {
+    let dir = std::env::temp_dir().join(format!("aisha-links-bomb-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let peak = dir.join("peak");
+    // yt-dlp under a wrapper that notes the most memory it held.
+    let wrapper = dir.join("measured-yt-dlp");
+    let script = format!(
+        "#!/usr/bin/env python3\nimport resource, subprocess, sys\nr = subprocess.run(['yt-dlp'] + sys.argv[1:])\n\
+         open('{}', 'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))\nsys.exit(r.returncode)\n",
+        peak.display()
+    );
+    std::fs::write(&wrapper, script).unwrap();
+    std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let rig = links_rig_with("links_bomb", |s| s.links.ytdlp = wrapper.to_string_lossy().into_owned()).await;
+    let site = MediaSite::start(speech_file("unused", "mp3")).await;
+    let bomb = gzip_bomb(3 << 30);
+    let wire = bomb.len();
+    site.serve_with("/bomb.html", &[("content-type", "text/html"), ("content-encoding", "gzip, gzip")], bomb);
+    let pool = workers(&rig.services, "w1").await;
+    rig.telegram.push_text(USER, "en", &site.url("/bomb.html"));
+    told(&rig, "The page at that link is too large to read.").await;
+
+    let attempts = rig.scalar("SELECT max(attempts)::bigint FROM jobs WHERE kind = 'link.probe'").await;
+    assert_eq!(attempts, 1, "not tried again: it would inflate again");
+    let peak_kib: u64 = std::fs::read_to_string(&peak).unwrap().trim().parse().unwrap();
+    assert!(peak_kib < 1024 * 1024, "yt-dlp held {peak_kib} KiB, over its 1 GiB address space");
+    println!(
+        "links figure: a {wire}-byte page inflating to 3 GiB held yt-dlp to {} MiB (6.3 GiB without the limit)",
+        peak_kib / 1024
+    );
     let _ = std::fs::remove_dir_all(&dir);
     pool.stop(None);
     rig.stop();

@@ -19,8 +19,8 @@ pub struct MediaSite {
     audio: Bytes,
     requests: Arc<Mutex<Vec<String>>>,
     taken_down: Arc<std::sync::atomic::AtomicBool>,
-    /// More files, by path: their content type and bytes.
-    files: Arc<Mutex<HashMap<String, (String, Bytes)>>>,
+    /// More files, by path: their headers and bytes.
+    files: Arc<Mutex<HashMap<String, (Vec<(String, String)>, Bytes)>>>,
 }
 
 impl MediaSite {
@@ -45,7 +45,14 @@ impl MediaSite {
 
     /// Serves `bytes` at `path` from now on.
     pub fn serve(&self, path: &str, content_type: &str, bytes: Bytes) {
-        self.files.lock().unwrap().insert(path.to_owned(), (content_type.to_owned(), bytes));
+        self.serve_with(path, &[("content-type", content_type)], bytes);
+    }
+
+    /// Serves `bytes` at `path` with these headers (a `Content-Encoding`
+    /// the bytes may or may not have).
+    pub fn serve_with(&self, path: &str, headers: &[(&str, &str)], bytes: Bytes) {
+        let headers = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        self.files.lock().unwrap().insert(path.to_owned(), (headers, bytes));
     }
 
     /// From now on the media file is gone (404), as a removed upload is.
@@ -61,8 +68,9 @@ impl MediaSite {
     fn handle(&self, req: FakeRequest) -> Reply {
         self.requests.lock().unwrap().push(req.path.clone());
         let media = self.url("/episode.mp3");
-        if let Some((content_type, bytes)) = self.files.lock().unwrap().get(&req.path).cloned() {
-            return reply(StatusCode::OK, &content_type, bytes);
+        if let Some((headers, bytes)) = self.files.lock().unwrap().get(&req.path).cloned() {
+            let reply = headers.iter().fold(http::Response::builder(), |r, (k, v)| r.header(k, v));
+            return reply.body(http_body_util::Full::new(bytes)).expect("valid response");
         }
         match req.path.as_str() {
             "/episode.mp3" if self.taken_down.load(std::sync::atomic::Ordering::SeqCst) => {
@@ -95,4 +103,22 @@ fn page(title: &str, body: &str) -> Reply {
         "text/html; charset=utf-8",
         format!("<html><head><title>{title}</title></head><body><h1>{title}</h1>{body}</body></html>"),
     )
+}
+
+/// An HTML page that inflates to `inflated` bytes, gzipped twice, as sent
+/// with `Content-Encoding: gzip, gzip`: a few KiB on the wire. Its inner
+/// layer repeats one gzip member of 16 MiB of spaces (members concatenate).
+pub fn gzip_bomb(inflated: u64) -> Bytes {
+    let script = r#"
+import sys, zlib
+def member(b):
+    c = zlib.compressobj(9, zlib.DEFLATED, 31); return c.compress(b) + c.flush()
+head = member(b'<!DOCTYPE html><html><head><title>t</title></head><body>' + b' ' * 1000)
+inner = head + member(b' ' * (1 << 24)) * (int(sys.argv[1]) >> 24)
+c = zlib.compressobj(9, zlib.DEFLATED, 31)
+sys.stdout.buffer.write(c.compress(inner) + c.flush())
+"#;
+    let out = std::process::Command::new("python3").args(["-c", script, &inflated.to_string()]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    out.stdout.into()
 }

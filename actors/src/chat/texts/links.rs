@@ -104,6 +104,10 @@ pub fn link_failed(lang: Lang, why: &LinkError) -> String {
         LinkError::TooBig(_) => {
             lang.pick("Запись по ссылке слишком большая.", "The recording at that link is too large.")
         }
+        LinkError::PageTooLarge => lang.pick(
+            "Страница по ссылке слишком большая, чтобы её прочитать.",
+            "The page at that link is too large to read.",
+        ),
         LinkError::Refused(refused) => link_refused(lang, refused),
         LinkError::TimedOut(_) | LinkError::Failed(_) => lang.pick(
             "Не получилось скачать запись по ссылке. Попробуйте позже или пришлите сам файл.",
