@@ -11,6 +11,13 @@ fn priced(key: &str, cost: i64) -> NewJob {
     NewJob { cost, ..NewJob::new("transcribe", key, serde_json::json!({})) }
 }
 
+/// A job charged `cost` for `user` and claimed by worker `w#1`.
+async fn charged_and_claimed(services: &Services, user: i64, key: &str, cost: i64) -> aisha_actors::jobs::Job {
+    let job = NewJob { max_attempts: 1, ..priced(key, cost) };
+    ledger::charge_and_enqueue(&services.db, user, job).await.unwrap();
+    queue::claim(&services.db, "transcribe", 1, 10, "w#1", std::time::Duration::from_secs(30)).await.unwrap().remove(0)
+}
+
 async fn sum_of_entries(services: &Services, user_id: i64) -> i64 {
     let client = services.db.client().await.unwrap();
     client
@@ -156,13 +163,7 @@ async fn the_measured_price_settles_once_up_or_down_and_a_later_refund_returns_t
     let (_t, services) = common::services("settle_price", |_| {}).await;
     let user = common::user(&services, 1007).await;
     ledger::welcome_bonus(&services.db, user, 50).await.unwrap();
-    let claim = |key: &'static str, cost: i64| {
-        let db = services.db.clone();
-        async move {
-            ledger::charge_and_enqueue(&db, user, NewJob { max_attempts: 1, ..priced(key, cost) }).await.unwrap();
-            queue::claim(&db, "transcribe", 1, 10, "w#1", std::time::Duration::from_secs(30)).await.unwrap().remove(0)
-        }
-    };
+    let claim = |key: &'static str, cost: i64| charged_and_claimed(&services, user, key, cost);
     // Declared 2 minutes, measured 5: three more.
     let longer = claim("settle-up", 2).await;
     assert_eq!(
@@ -198,11 +199,7 @@ async fn the_measured_and_the_heard_price_settle_each_once_by_their_own_reason()
     let (_t, services) = common::services("settle_heard", |_| {}).await;
     let user = common::user(&services, 1008).await;
     ledger::welcome_bonus(&services.db, user, 50).await.unwrap();
-    ledger::charge_and_enqueue(&services.db, user, priced("heard", 5)).await.unwrap();
-    let job = queue::claim(&services.db, "transcribe", 1, 10, "w#1", std::time::Duration::from_secs(30))
-        .await
-        .unwrap()
-        .remove(0);
+    let job = charged_and_claimed(&services, user, "heard", 5).await;
     // Declared 5 minutes, measured 1: four back.
     assert_eq!(
         ledger::settle_price(&services.db, &job, "w#1", 1).await.unwrap(),
@@ -225,11 +222,7 @@ async fn a_retry_after_a_heard_charge_keeps_it_when_the_measured_price_stood() {
     let (_t, services) = common::services("settle_heard_retry", |_| {}).await;
     let user = common::user(&services, 1009).await;
     ledger::welcome_bonus(&services.db, user, 50).await.unwrap();
-    ledger::charge_and_enqueue(&services.db, user, priced("heard-retry", 1)).await.unwrap();
-    let job = queue::claim(&services.db, "transcribe", 1, 10, "w#1", std::time::Duration::from_secs(30))
-        .await
-        .unwrap()
-        .remove(0);
+    let job = charged_and_claimed(&services, user, "heard-retry", 1).await;
     // Measured as charged (nothing moves, no entry), then the API heard 3 minutes.
     assert_eq!(ledger::settle_price(&services.db, &job, "w#1", 1).await.unwrap(), ledger::Settled::Unchanged);
     assert_eq!(

@@ -197,21 +197,27 @@ async fn a_file_larger_than_a_free_reading_takes_is_told_and_not_kept() {
     common::assert_ledger(&rig.services).await;
 }
 
+/// Writes `text` to `path`, runnable.
+fn executable(path: &std::path::Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
 /// A stand-in for yt-dlp that puts an ffmpeg and an ffprobe of the test's
 /// own first on yt-dlp's PATH, each noting in `log` that it ran, then being
 /// the real one: whether yt-dlp runs either behind the guard's back.
 fn ytdlp_watching_ffmpeg(dir: &std::path::Path, log: &std::path::Path) -> String {
-    use std::os::unix::fs::PermissionsExt;
     std::fs::create_dir_all(dir).unwrap();
     for tool in ["ffmpeg", "ffprobe"] {
         let real = String::from_utf8(std::process::Command::new("which").arg(tool).output().unwrap().stdout).unwrap();
-        let script = format!("#!/bin/sh\necho {tool} >> {}\nexec {} \"$@\"\n", log.display(), real.trim());
-        std::fs::write(dir.join(tool), script).unwrap();
-        std::fs::set_permissions(dir.join(tool), std::fs::Permissions::from_mode(0o755)).unwrap();
+        executable(
+            &dir.join(tool),
+            &format!("#!/bin/sh\necho {tool} >> {}\nexec {} \"$@\"\n", log.display(), real.trim()),
+        );
     }
     let wrapper = dir.join("watched-yt-dlp");
-    std::fs::write(&wrapper, format!("#!/bin/sh\nPATH={}:$PATH exec yt-dlp \"$@\"\n", dir.display())).unwrap();
-    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    executable(&wrapper, &format!("#!/bin/sh\nPATH={}:$PATH exec yt-dlp \"$@\"\n", dir.display()));
     wrapper.to_string_lossy().into_owned()
 }
 
@@ -252,8 +258,7 @@ async fn a_page_that_inflates_to_gigabytes_fails_its_reading_once_not_the_worker
          open('{}', 'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))\nsys.exit(r.returncode)\n",
         peak.display()
     );
-    std::fs::write(&wrapper, script).unwrap();
-    std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    executable(&wrapper, &script);
     let rig = links_rig_with("links_bomb", |s| s.links.ytdlp = wrapper.to_string_lossy().into_owned()).await;
     let site = MediaSite::start(speech_file("unused", "mp3")).await;
     let bomb = gzip_bomb(3 << 30);

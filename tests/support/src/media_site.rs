@@ -13,14 +13,17 @@ use http::StatusCode;
 
 use crate::server::{reply, start_fake, FakeRequest, Reply};
 
+/// A file served as it is: its headers and bytes.
+type Served = (Vec<(String, String)>, Bytes);
+
 #[derive(Clone)]
 pub struct MediaSite {
     pub addr: SocketAddr,
     audio: Bytes,
     requests: Arc<Mutex<Vec<String>>>,
     taken_down: Arc<std::sync::atomic::AtomicBool>,
-    /// More files, by path: their headers and bytes.
-    files: Arc<Mutex<HashMap<String, (Vec<(String, String)>, Bytes)>>>,
+    /// More files, by path.
+    files: Arc<Mutex<HashMap<String, Served>>>,
 }
 
 impl MediaSite {
