@@ -243,15 +243,21 @@ fn every_module_of_actors_is_on_a_floor_and_only_once() {
     assert_eq!(listed, rank.len(), "a module is listed twice");
 }
 
-/// The README's Layout lists the floors too, for readers: one line a
-/// floor, ground up, `src/` modules before two spaces and what the floor is
-/// after. Checked against `FLOORS`, so the two cannot drift apart.
-#[test]
-fn the_readmes_layout_lists_the_same_floors() {
-    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
-    let listed: Vec<Vec<String>> = readme
-        .lines()
-        .filter_map(|line| line.strip_prefix("  src/"))
+/// The floors of `FLOORS`, each sorted: what a listing must name.
+fn floors_sorted() -> Vec<Vec<String>> {
+    FLOORS
+        .iter()
+        .map(|(_, modules)| {
+            let mut names: Vec<String> = modules.iter().map(|m| m.to_string()).collect();
+            names.sort();
+            names
+        })
+        .collect()
+}
+
+/// One line a floor: the modules before two spaces, `a/` for a folder.
+fn layout_floors<'a>(lines: impl Iterator<Item = &'a str>) -> Vec<Vec<String>> {
+    lines
         .map(|line| {
             let modules = line.split("  ").next().unwrap_or_default();
             let mut names: Vec<String> =
@@ -259,14 +265,70 @@ fn the_readmes_layout_lists_the_same_floors() {
             names.sort();
             names
         })
-        .collect();
-    let floors: Vec<Vec<String>> = FLOORS
-        .iter()
-        .map(|(_, modules)| {
-            let mut names: Vec<String> = modules.iter().map(|m| m.to_string()).collect();
+        .collect()
+}
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(path)).unwrap()
+}
+
+/// The README's Layout, DESIGN's Shape (docs/design.md) and the crate's own
+/// doc list the floors too, for readers: checked against `FLOORS`, the one
+/// source, so none can drift.
+#[test]
+fn the_readme_design_and_lib_rs_list_the_same_floors() {
+    let readme = read("README.md");
+    let listed = layout_floors(readme.lines().filter_map(|line| line.strip_prefix("  src/")));
+    assert_eq!(listed, floors_sorted(), "README.md's Layout and FLOORS, floor by floor from the ground up");
+
+    let design = read("docs/design.md");
+    let shape = design.lines().skip_while(|l| !l.starts_with("actors/")).skip(1);
+    let listed = layout_floors(shape.take_while(|l| l.starts_with("  ")).map(str::trim_start));
+    assert_eq!(listed, floors_sorted(), "docs/design.md's Shape and FLOORS");
+
+    let lib = read("actors/src/lib.rs");
+    let listed: Vec<Vec<String>> = lib
+        .lines()
+        .filter_map(|line| line.strip_prefix("//! - "))
+        .map(|line| {
+            let names = line.rsplit_once(": ").map_or("", |(_, names)| names);
+            let mut names: Vec<String> = names.split(", ").map(|n| n.trim_matches('`').to_owned()).collect();
             names.sort();
             names
         })
         .collect();
-    assert_eq!(listed, floors, "README.md's Layout and tests/layering.rs's FLOORS, floor by floor from the ground up");
+    assert_eq!(listed, floors_sorted(), "actors/src/lib.rs's floors and FLOORS");
+}
+
+/// Functions short enough to read at once: none in `src/` or `actors/src`
+/// runs over 80 lines (rustfmt's layout: a body ends at the `}` under its `fn`).
+#[test]
+fn no_function_runs_over_80_lines() {
+    const LONGEST: usize = 80;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    rust_files(&root.join("src"), &mut files);
+    rust_files(&root.join("actors/src"), &mut files);
+    let mut long = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        for (at, line) in lines.iter().enumerate() {
+            let indent = &line[..line.len() - line.trim_start().len()];
+            let head = line.trim_start();
+            let head = head.strip_prefix("pub(crate) ").or(head.strip_prefix("pub(super) ")).unwrap_or(head);
+            let head = head.strip_prefix("pub ").unwrap_or(head);
+            let head = head.strip_prefix("const ").unwrap_or(head);
+            let head = head.strip_prefix("async ").unwrap_or(head);
+            if !head.starts_with("fn ") || line.trim_end().ends_with(';') {
+                continue;
+            }
+            let close = format!("{indent}}}");
+            let Some(length) = lines[at + 1..].iter().position(|l| *l == close).map(|end| end + 2) else { continue };
+            if length > LONGEST {
+                long.push(format!("{}:{}: {length} lines", file.strip_prefix(root).unwrap().display(), at + 1));
+            }
+        }
+    }
+    assert!(long.is_empty(), "functions over {LONGEST} lines:\n{}", long.join("\n"));
 }

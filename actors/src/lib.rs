@@ -2,19 +2,21 @@
 //! only wires these together.
 //!
 //! Modules stand in floors, each importing only floors below it (checked by
-//! `tests/layering.rs`), from the ground up:
-//! - base: `error`, `backoff`, `batch` (group commit), `secret`, `settings`, `http`
-//! - `store`: row SQL as methods on `Db`
-//! - Redis and S3: `cache`, `lease`, `dialogue`, `blob`; then `services`, the handles on all three
-//! - `clients`: Telegram, OpenAI, FAL over HTTP, each with its own errors
-//! - `jobs`: job rows, kinds and typed payloads, the queue's state machine
-//! - money: `ledger` (charges, refunds, and the queue's unpaid endings with
-//!   them), then `fal_requests` (FAL bookkeeping, refunds included)
-//! - `chat`: texts, replies, keyboards, "job failed" notices
-//! - `pool`: JobPool, its runners and listener, the `JobHandler` trait
-//! - workers: `transcriber`, `fal_job`
-//! - chat routing: `bot`, then `dispatcher`
-//! - intake: `poller`, `webhook`
+//! `tests/layering.rs`, whose list this is), from the ground up:
+//! - base, libraries only: `error`, `backoff`, `keep`, `batch`, `secret`, `settings`, `http`, `tls`
+//! - rows, SQL as methods on `Db`: `store`
+//! - Redis and S3: `cache`, `lease`, `dialogue`, `limits`, `blob`
+//! - outside APIs over HTTP, each with its own errors: `clients`
+//! - the handles every actor shares: `services`
+//! - job rows, kinds and typed payloads, the queue's state machine: `jobs`
+//! - money (charges, refunds, and the queue's unpaid endings with them; Stars): `ledger`, `payments`
+//! - FAL bookkeeping, refunds included: `fal_requests`
+//! - what the bot says (texts, replies, keyboards, "job failed" notices): `chat`
+//! - JobPool, its runners and listener, the `JobHandler` trait: `pool`
+//! - pool workers: `transcriber`, `fal_job`
+//! - chat routing: `bot`, `dispatcher`
+//! - intake (room, record once, dispatch): `intake`
+//! - the ways updates come in: `poller`, `webhook`
 
 pub mod backoff;
 pub mod batch;

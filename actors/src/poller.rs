@@ -17,7 +17,6 @@ use serde_json::Value;
 use teloxide::prelude::Requester;
 
 use crate::backoff::Backoff;
-use crate::bot::BotHandler;
 use crate::clients::{Patiently, PollError, TgBot, UpdatesClient};
 use crate::intake::{Full, Intake};
 use crate::lease::Lease;
@@ -48,7 +47,6 @@ pub struct PollerState {
     services: Services,
     bot: TgBot,
     updates: UpdatesClient,
-    handler: BotHandler,
     lease: Lease,
     intake: Intake,
     /// Loaded from the recorded updates on taking the lease.
@@ -72,7 +70,6 @@ impl Actor for TelegramPoller {
         let settings = &services.settings;
         let bot = services.telegram.clone();
         let updates = UpdatesClient::new(&settings.telegram)?;
-        let handler = BotHandler::new(services.clone());
         let lease = Lease::new(services.redis.clone(), LEASE_NAME, &settings.instance_id, settings.telegram.lease_ttl);
         let intake = Intake::start(&services, myself.get_cell()).await?;
         myself.cast(PollerMsg::Poll)?;
@@ -81,7 +78,6 @@ impl Actor for TelegramPoller {
             services,
             bot,
             updates,
-            handler,
             lease,
             intake,
             offset: 0,
@@ -387,9 +383,9 @@ async fn take_over(state: &mut PollerState) -> Result<(), crate::store::StoreErr
     tracing::info!(offset = state.offset, recovered, "took the poller lease; polling");
     // Off the poll cycle: with the Bot API unreachable, setMyCommands's
     // retries outlast the lease, which the poller would lose and retake.
-    let handler = state.handler.clone();
+    let bot = state.bot.clone();
     tokio::spawn(async move {
-        if let Err(e) = handler.register_commands().await {
+        if let Err(e) = crate::bot::register_commands(&bot).await {
             tracing::warn!(error = %e, "setMyCommands failed; the command menu may be stale");
         }
     });

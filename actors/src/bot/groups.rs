@@ -15,7 +15,7 @@ use teloxide::types::{ChatAction, ChatId, ChatMemberUpdated, Message, ReplyParam
 use super::media::GroupReply;
 use super::{BotHandler, HandleError, Media};
 use crate::chat::command::Command;
-use crate::chat::texts::{self, Lang};
+use crate::chat::{texts, Lang};
 use crate::clients::Patiently;
 use crate::ledger::Charged;
 use crate::store::groups::GroupChat;

@@ -6,7 +6,7 @@ use teloxide::types::Message;
 use url::Url;
 
 use super::{BotHandler, HandleError, Turn};
-use crate::chat::texts::{self, Lang};
+use crate::chat::{texts, Lang};
 use crate::clients::links::Guard;
 use crate::jobs::kinds::{LinkProbe, LinkSource, Transcribe};
 use crate::jobs::{Kind, NewJob};

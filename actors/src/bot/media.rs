@@ -2,7 +2,7 @@
 
 use teloxide::types::{FileMeta, Message};
 
-use crate::chat::texts::Lang;
+use crate::chat::Lang;
 use crate::jobs::kinds::{Kind, Transcribe};
 use crate::jobs::NewJob;
 

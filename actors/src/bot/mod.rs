@@ -23,7 +23,7 @@ use teloxide::RequestError;
 use crate::chat::callback::{Callback, MenuItem};
 use crate::chat::command::Command;
 use crate::chat::keyboards;
-use crate::chat::texts::{self, Lang};
+use crate::chat::{texts, Lang};
 use crate::clients::fal::Fal;
 use crate::clients::{Patiently, TgBot};
 use crate::dialogue::{self, Dialogue};
@@ -74,6 +74,16 @@ fn too_many_in_flight(lang: Lang, limit: i64) -> String {
     texts::too_many_in_flight(lang, u32::try_from(limit).unwrap_or(u32::MAX))
 }
 
+/// Registers the command menu in Russian, English and the default
+/// (Russian): the bot's, not a handler's (no writers need starting for it).
+pub async fn register_commands(bot: &TgBot) -> Result<(), RequestError> {
+    let list = |lang| texts::commands(lang).into_iter().map(|(c, d)| BotCommand::new(c, d)).collect::<Vec<_>>();
+    bot.set_my_commands(list(Lang::Ru)).patiently().await?;
+    bot.set_my_commands(list(Lang::Ru)).language_code("ru").patiently().await?;
+    bot.set_my_commands(list(Lang::En)).language_code("en").patiently().await?;
+    Ok(())
+}
+
 impl BotHandler {
     pub fn new(services: Services) -> Self {
         Self {
@@ -88,15 +98,6 @@ impl BotHandler {
 
     pub fn bot(&self) -> &TgBot {
         &self.bot
-    }
-
-    /// Registers the command menu in Russian, English and the default (Russian).
-    pub async fn register_commands(&self) -> Result<(), RequestError> {
-        let list = |lang| texts::commands(lang).into_iter().map(|(c, d)| BotCommand::new(c, d)).collect::<Vec<_>>();
-        self.bot.set_my_commands(list(Lang::Ru)).patiently().await?;
-        self.bot.set_my_commands(list(Lang::Ru)).language_code("ru").patiently().await?;
-        self.bot.set_my_commands(list(Lang::En)).language_code("en").patiently().await?;
-        Ok(())
     }
 
     pub async fn handle(&self, update: &Update) -> Result<(), HandleError> {

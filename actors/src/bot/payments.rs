@@ -11,7 +11,7 @@ use teloxide::types::{
 
 use super::{BotHandler, HandleError, Turn};
 use crate::chat::callback::{button, Callback};
-use crate::chat::texts::{self, Lang};
+use crate::chat::{texts, Lang};
 use crate::clients::Patiently;
 use crate::payments::{self, Credited, Debited, StarsPayment};
 use crate::store::users::TelegramProfile;

@@ -8,7 +8,7 @@ use teloxide::types::{ChatId, InlineKeyboardMarkup};
 
 use super::{BotHandler, HandleError, Turn};
 use crate::chat::callback::{button, Callback};
-use crate::chat::texts::{self, Lang};
+use crate::chat::{texts, Lang};
 use crate::clients::Patiently;
 use crate::dialogue;
 use crate::ledger;

@@ -85,7 +85,7 @@ fn split(text: &str) -> Option<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::chat::texts::{self, Lang};
+    use crate::chat::{texts, Lang};
 
     #[test]
     fn commands_parse_with_and_without_the_bot_name() {

@@ -3,7 +3,7 @@
 use teloxide::types::InlineKeyboardMarkup;
 
 use super::callback::{button, Callback};
-use super::texts::{self, Lang};
+use super::{texts, Lang};
 use crate::jobs::kinds::DigestKind;
 
 /// The "Top up" button under a balance or a refusal for want of coins.

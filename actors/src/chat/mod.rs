@@ -6,8 +6,9 @@
 pub mod callback;
 pub mod command;
 pub mod keyboards;
+pub mod lang;
 pub mod notices;
 pub mod reply;
 pub mod texts;
 
-pub use texts::Lang;
+pub use lang::Lang;

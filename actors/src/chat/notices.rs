@@ -4,7 +4,7 @@ use crate::clients::{Patiently, TgBot};
 use teloxide::prelude::Requester;
 use teloxide::types::ChatId;
 
-use super::texts::{self, Lang};
+use super::{texts, Lang};
 use crate::jobs::Job;
 
 /// Tells the user a job failed (`why`, in their words) and was refunded.

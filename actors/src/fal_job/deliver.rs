@@ -16,7 +16,7 @@ use teloxide::RequestError;
 use super::FalJobs;
 use crate::blob::image_kind;
 use crate::chat::callback::{button, Callback};
-use crate::chat::texts::{self, Lang};
+use crate::chat::{texts, Lang};
 use crate::clients::bot_api::is_undeliverable;
 use crate::clients::fal::MAX_RESULT_FILE;
 use crate::clients::Patiently;

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::blob::Blob;
 use crate::chat::notices::tell_failed;
-use crate::chat::texts::{self, Lang};
+use crate::chat::{texts, Lang};
 use crate::clients::fal::Fal;
 use crate::clients::{ClientError, TgBot};
 use crate::jobs::kinds::{FalRequestRef, Train};

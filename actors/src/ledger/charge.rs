@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use super::{Charged, LedgerError, REASON_CHARGE};
 use crate::jobs::queue::{self, Enqueued};
-use crate::jobs::NewJob;
+use crate::jobs::{Job, NewJob};
 use crate::store::{cached, Db, GenericClient};
 
 /// Charges `job.cost` to `user_id` and enqueues the job, in one transaction.
@@ -57,30 +57,13 @@ async fn charge_together(db: &Db, jobs: &[NewJob], max_in_flight: Option<i64>) -
     let mut client = db.client().await?;
     let tx = client.transaction().await?;
     let enqueued = queue::enqueue_batch(&tx, jobs).await?;
-    // Payers' rows locked in id order: concurrent charges of one user queue
-    // behind each other, and two batches never wait on each other in a circle.
-    // NO KEY UPDATE, as an UPDATE of the balance takes: the jobs' foreign
-    // keys hold KEY SHARE on these rows, which FOR UPDATE would wait on.
-    let mut payers: Vec<i64> = enqueued
-        .iter()
-        .filter_map(|e| match e {
-            Enqueued::Created(job) => job.user_id,
-            Enqueued::Existing(_) => None,
-        })
-        .collect();
-    payers.sort_unstable();
-    payers.dedup();
-    let mut balances: HashMap<i64, i64> = HashMap::new();
-    if !payers.is_empty() {
-        let lock =
-            cached(&tx, "SELECT id, balance FROM users WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE").await?;
-        balances.extend(tx.query(&lock, &[&payers]).await?.iter().map(|r| (r.get::<_, i64>(0), r.get::<_, i64>(1))));
-    }
+    let payers = payers_of(&enqueued);
+    let mut balances = lock_balances(&tx, &payers).await?;
     let mut in_flight = match max_in_flight {
         Some(_) if !payers.is_empty() => in_flight_before(&tx, &payers, &enqueued).await?,
         _ => HashMap::new(),
     };
-    let (mut unpaid, mut payer, mut delta, mut job_id) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut debits = Debits::default();
     let mut kinds: Vec<String> = Vec::new();
     let mut outcomes = Vec::with_capacity(jobs.len());
     for enqueued in enqueued {
@@ -95,55 +78,113 @@ async fn charge_together(db: &Db, jobs: &[NewJob], max_in_flight: Option<i64>) -
         let user_id = job.user_id.unwrap_or_default();
         let balance = balances.get_mut(&user_id).ok_or(LedgerError::NoSuchUser(user_id))?;
         let flying = in_flight.entry(user_id).or_default();
-        if let Some(limit) = max_in_flight.filter(|limit| job.cost != 0 && *flying >= *limit) {
-            unpaid.push(job.id);
-            outcomes.push(Charged::TooManyInFlight { limit });
-            continue;
+        let outcome = debits.decide(job, balance, flying, max_in_flight)?;
+        if let Charged::Queued { job, .. } = &outcome {
+            if !kinds.contains(&job.kind) {
+                kinds.push(job.kind.clone());
+            }
         }
-        if job.cost != 0 && *balance < job.cost {
-            unpaid.push(job.id);
-            outcomes.push(Charged::InsufficientBalance { price: job.cost, balance: *balance });
-            continue;
-        }
-        if job.cost != 0 {
-            *flying += 1;
-            *balance = balance.checked_sub(job.cost).ok_or(LedgerError::Overflow)?;
-            payer.push(user_id);
-            delta.push(-job.cost);
-            job_id.push(job.id);
-        }
-        if !kinds.contains(&job.kind) {
-            kinds.push(job.kind.clone());
-        }
-        outcomes.push(Charged::Queued { balance: *balance, job });
+        outcomes.push(outcome);
     }
-    if !unpaid.is_empty() {
-        // Never visible to anyone: added and taken back in this transaction.
-        let drop_unpaid = cached(&tx, "DELETE FROM jobs WHERE id = ANY($1)").await?;
-        tx.execute(&drop_unpaid, &[&unpaid]).await?;
-    }
-    if !payer.is_empty() {
-        let debit = cached(
-            &tx,
-            "UPDATE users u SET balance = u.balance + d.delta, updated_at = now()
-             FROM (SELECT id, sum(delta)::bigint AS delta FROM unnest($1::bigint[], $2::bigint[]) AS e(id, delta) GROUP BY id) d
-             WHERE u.id = d.id",
-        )
-        .await?;
-        tx.execute(&debit, &[&payer, &delta]).await?;
-        let entries = cached(
-            &tx,
-            "INSERT INTO ledger_entries (user_id, delta, reason, job_id)
-             SELECT e.user_id, e.delta, $4, e.job_id FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS e(user_id, delta, job_id)",
-        )
-        .await?;
-        tx.execute(&entries, &[&payer, &delta, &job_id, &REASON_CHARGE]).await?;
-    }
+    debits.write(&tx).await?;
     tx.commit().await?;
     for kind in &kinds {
         db.wake(kind);
     }
     Ok(outcomes)
+}
+
+/// The users whose new jobs this batch charges, in id order, once each.
+fn payers_of(enqueued: &[Enqueued]) -> Vec<i64> {
+    let mut payers: Vec<i64> = enqueued
+        .iter()
+        .filter_map(|e| match e {
+            Enqueued::Created(job) => job.user_id,
+            Enqueued::Existing(_) => None,
+        })
+        .collect();
+    payers.sort_unstable();
+    payers.dedup();
+    payers
+}
+
+/// The payers' balances, their rows locked in id order: concurrent charges
+/// of one user queue behind each other, and two batches never wait on each
+/// other in a circle. NO KEY UPDATE, as an UPDATE of the balance takes: the
+/// jobs' foreign keys hold KEY SHARE on these rows, which FOR UPDATE would wait on.
+async fn lock_balances(tx: &impl GenericClient, payers: &[i64]) -> Result<HashMap<i64, i64>, LedgerError> {
+    if payers.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let lock = cached(tx, "SELECT id, balance FROM users WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE").await?;
+    let rows = tx.query(&lock, &[&payers]).await?;
+    Ok(rows.iter().map(|r| (r.get::<_, i64>(0), r.get::<_, i64>(1))).collect())
+}
+
+/// What a batch's decisions leave to write: the jobs taken back unpaid, and
+/// one debit (payer, delta, job) per paid job.
+#[derive(Default)]
+struct Debits {
+    unpaid: Vec<i64>,
+    payer: Vec<i64>,
+    delta: Vec<i64>,
+    job_id: Vec<i64>,
+}
+
+impl Debits {
+    /// Whether `job` goes ahead, paid from `balance`, with `flying` of its
+    /// payer's work in flight: what the caller is told.
+    fn decide(
+        &mut self,
+        job: Job,
+        balance: &mut i64,
+        flying: &mut i64,
+        max: Option<i64>,
+    ) -> Result<Charged, LedgerError> {
+        if let Some(limit) = max.filter(|limit| job.cost != 0 && *flying >= *limit) {
+            self.unpaid.push(job.id);
+            return Ok(Charged::TooManyInFlight { limit });
+        }
+        if job.cost != 0 && *balance < job.cost {
+            self.unpaid.push(job.id);
+            return Ok(Charged::InsufficientBalance { price: job.cost, balance: *balance });
+        }
+        if job.cost != 0 {
+            *flying += 1;
+            *balance = balance.checked_sub(job.cost).ok_or(LedgerError::Overflow)?;
+            self.payer.push(job.user_id.unwrap_or_default());
+            self.delta.push(-job.cost);
+            self.job_id.push(job.id);
+        }
+        Ok(Charged::Queued { balance: *balance, job })
+    }
+
+    async fn write(&self, tx: &impl GenericClient) -> Result<(), LedgerError> {
+        if !self.unpaid.is_empty() {
+            // Never visible to anyone: added and taken back in this transaction.
+            let drop_unpaid = cached(tx, "DELETE FROM jobs WHERE id = ANY($1)").await?;
+            tx.execute(&drop_unpaid, &[&self.unpaid]).await?;
+        }
+        if self.payer.is_empty() {
+            return Ok(());
+        }
+        let debit = cached(
+            tx,
+            "UPDATE users u SET balance = u.balance + d.delta, updated_at = now()
+             FROM (SELECT id, sum(delta)::bigint AS delta FROM unnest($1::bigint[], $2::bigint[]) AS e(id, delta) GROUP BY id) d
+             WHERE u.id = d.id",
+        )
+        .await?;
+        tx.execute(&debit, &[&self.payer, &self.delta]).await?;
+        let entries = cached(
+            tx,
+            "INSERT INTO ledger_entries (user_id, delta, reason, job_id)
+             SELECT e.user_id, e.delta, $4, e.job_id FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS e(user_id, delta, job_id)",
+        )
+        .await?;
+        tx.execute(&entries, &[&self.payer, &self.delta, &self.job_id, &REASON_CHARGE]).await?;
+        Ok(())
+    }
 }
 
 /// Each payer's work in flight before this batch: queued or running jobs

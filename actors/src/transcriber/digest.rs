@@ -7,7 +7,7 @@ use teloxide::types::ChatId;
 
 use super::Transcriber;
 use crate::chat::reply::send_long;
-use crate::chat::texts::{self, Lang};
+use crate::chat::{texts, Lang};
 use crate::jobs::kinds::Digest as DigestPayload;
 use crate::jobs::{Job, JobError};
 use crate::keep;

@@ -18,7 +18,7 @@ use super::turn::{Recording, Turn, WorkDir};
 use super::Transcriber;
 use crate::chat::callback::{button, Callback};
 use crate::chat::notices::tell_failed;
-use crate::chat::texts::{self, Lang};
+use crate::chat::{texts, Lang};
 use crate::clients::links::{Guard, LinkError, YtDlp};
 use crate::clients::Patiently;
 use crate::jobs::kinds::{LinkProbe, LinkSource};

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::chat::notices::tell_failed;
-use crate::chat::texts::{self, Lang};
+use crate::chat::{texts, Lang};
 use crate::clients::links::YtDlp;
 use crate::clients::openai::OpenAi;
 use crate::clients::{ClientError, TgBot};

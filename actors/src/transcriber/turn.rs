@@ -8,7 +8,7 @@ use teloxide::types::{ChatId, MessageId};
 
 use super::Transcriber;
 use crate::chat::reply::Target;
-use crate::chat::texts::Lang;
+use crate::chat::Lang;
 use crate::jobs::kinds::Transcribe;
 use crate::jobs::{Job, JobError};
 use crate::pool::JobContext;

@@ -1,7 +1,7 @@
 //! What the bot says about avatars: the list, making one (name, gender,
 //! photos), training, and its state.
 
-use super::Lang;
+use crate::chat::Lang;
 
 pub fn no_avatar(lang: Lang) -> &'static str {
     lang.pick("У вас ещё нет аватара. Создайте его в /avatars.", "You have no avatar yet. Create one in /avatars.")

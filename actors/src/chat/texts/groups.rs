@@ -1,6 +1,6 @@
 //! What the bot says in groups: automatic transcription and who pays for it.
 
-use super::Lang;
+use crate::chat::Lang;
 
 pub fn autotranscribe_usage(lang: Lang) -> &'static str {
     lang.pick(

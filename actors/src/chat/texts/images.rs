@@ -1,7 +1,7 @@
 //! What the bot says about images: how to ask for one, captions, the
 //! gallery, and the aspect ratio.
 
-use super::Lang;
+use crate::chat::Lang;
 
 pub fn imagine_usage(lang: Lang) -> &'static str {
     lang.pick(

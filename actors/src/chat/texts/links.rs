@@ -1,7 +1,7 @@
 //! What the bot says about recordings from a link: reading it, its price,
 //! and why a link gives nothing.
 
-use super::Lang;
+use crate::chat::Lang;
 use crate::clients::links::{LinkError, Refused};
 
 pub fn link_reading(lang: Lang) -> &'static str {

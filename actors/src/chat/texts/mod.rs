@@ -20,35 +20,7 @@ pub use privacy::*;
 pub use transcripts::*;
 
 use super::callback::MenuItem;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lang {
-    Ru,
-    En,
-}
-
-impl Lang {
-    pub fn from_code(code: Option<&str>) -> Self {
-        match code.map(|c| c.split(['-', '_']).next().unwrap_or_default().to_ascii_lowercase()) {
-            Some(c) if c == "en" => Lang::En,
-            _ => Lang::Ru,
-        }
-    }
-
-    pub fn code(self) -> &'static str {
-        match self {
-            Lang::Ru => "ru",
-            Lang::En => "en",
-        }
-    }
-
-    pub(crate) fn pick(self, ru: &'static str, en: &'static str) -> &'static str {
-        match self {
-            Lang::Ru => ru,
-            Lang::En => en,
-        }
-    }
-}
+use super::Lang;
 
 /// `(command, description)` for setMyCommands.
 pub fn commands(lang: Lang) -> Vec<(&'static str, &'static str)> {

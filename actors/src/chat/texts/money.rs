@@ -1,7 +1,7 @@
 //! What the bot says about coins: the balance and its entries, prices and
 //! charges, refunds, top-ups with Telegram Stars, and the per-user limits.
 
-use super::Lang;
+use crate::chat::Lang;
 use crate::ledger::Entry;
 
 pub fn balance(lang: Lang, balance: i64, entries: &[Entry]) -> String {

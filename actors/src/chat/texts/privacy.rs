@@ -1,6 +1,6 @@
 //! What the bot says about the user's data: what is kept, and deleting it.
 
-use super::Lang;
+use crate::chat::Lang;
 
 pub fn privacy(lang: Lang) -> &'static str {
     lang.pick(

@@ -1,7 +1,7 @@
 //! What the bot says about transcription: progress, transcripts and their
 //! digests and files, the language recordings are in, and recordings refused.
 
-use super::Lang;
+use crate::chat::Lang;
 use crate::jobs::kinds::DigestKind;
 
 /// A file over what this bot can fetch (`limit`: 20 MB, or 2000 MB with a local Bot API server).

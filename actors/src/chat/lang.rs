@@ -1,0 +1,32 @@
+//! The two languages the bot speaks, picked from the user's Telegram
+//! `language_code`: English for `en`, Russian for anything else. Below
+//! every text, so each text module looks down to it.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    Ru,
+    En,
+}
+
+impl Lang {
+    pub fn from_code(code: Option<&str>) -> Self {
+        match code.map(|c| c.split(['-', '_']).next().unwrap_or_default().to_ascii_lowercase()) {
+            Some(c) if c == "en" => Lang::En,
+            _ => Lang::Ru,
+        }
+    }
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::Ru => "ru",
+            Lang::En => "en",
+        }
+    }
+
+    pub(crate) fn pick(self, ru: &'static str, en: &'static str) -> &'static str {
+        match self {
+            Lang::Ru => ru,
+            Lang::En => en,
+        }
+    }
+}
