@@ -99,7 +99,7 @@ pub fn not_enough_photos(lang: Lang, have: usize, min: usize) -> String {
 }
 
 pub fn training_cancelled(lang: Lang, coins: i64) -> String {
-    format!("{} {}", lang.pick("Обучение отменено.", "Training cancelled."), super::refunded(lang, coins))
+    format!("{} {}", lang.pick("Обучение отменено.", "Training cancelled."), super::money::refunded(lang, coins))
 }
 
 pub fn photo_outside_avatars(lang: Lang) -> &'static str {
