@@ -315,6 +315,7 @@ fn check_url(key: &str, value: &str) -> Result<(), SettingsError> {
 }
 
 pub fn validate(settings: &Settings, purpose: Purpose) -> Result<(), SettingsError> {
+    use aisha_actors::fal_job::models::{self, Product};
     use aisha_actors::{cache, store};
 
     let db = &settings.database.url;
@@ -339,6 +340,10 @@ pub fn validate(settings: &Settings, purpose: Purpose) -> Result<(), SettingsErr
         .map_err(|e| SettingsError::new("links.allow_ranges", e))?;
     if settings.links.probe_max_bytes.0 > settings.links.max_bytes.0 {
         return Err(SettingsError::new("links.probe_max_bytes", "must not exceed links.max_bytes"));
+    }
+    for product in [Product::TextToImage, Product::AvatarImage, Product::Training] {
+        models::model_for(product, product.configured(&settings.fal))
+            .map_err(|e| SettingsError::new(product.setting(), e))?;
     }
     check_url("fal.queue_url", &settings.fal.queue_url)?;
     check_url("fal.jwks_url", &settings.fal.jwks_url)?;

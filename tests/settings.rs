@@ -199,6 +199,24 @@ fn a_free_readings_byte_cap_may_not_exceed_a_links() {
 }
 
 #[test]
+fn a_fal_model_is_one_with_a_model_file_of_its_product() {
+    Jail::expect_with(|jail| {
+        jail.clear_env();
+        jail.set_env("AISHA_FAL__TRAINING_MODEL", "fal-ai/flux-lora-fast-training");
+        assert_eq!(inspect("dev").unwrap().fal.training_model, "fal-ai/flux-lora-fast-training");
+        jail.set_env("AISHA_FAL__TRAINING_MODEL", "fal-ai/flux-lora");
+        let refused = inspect("dev").unwrap_err();
+        assert_eq!(refused.key, "fal.training_model", "an image model is no trainer");
+        jail.set_env("AISHA_FAL__TRAINING_MODEL", "fal-ai/flux-lora-portrait-trainer");
+        jail.set_env("AISHA_FAL__TEXT_TO_IMAGE_MODEL", "fal-ai/some-new-model");
+        let refused = inspect("dev").unwrap_err();
+        assert_eq!(refused.key, "fal.text_to_image_model");
+        assert!(refused.message.contains("no model file"), "{}", refused.message);
+        Ok(())
+    });
+}
+
+#[test]
 fn mode_flag_beats_every_other_layer() {
     Jail::expect_with(|jail| {
         jail.clear_env();

@@ -9,6 +9,7 @@ use super::{BotHandler, HandleError, Turn};
 use crate::chat::callback::{button, Callback};
 use crate::chat::texts;
 use crate::clients::Patiently;
+use crate::fal_job::models::{self, Product};
 use crate::jobs::kinds::ImageRequest;
 use crate::jobs::{Kind, NewJob};
 
@@ -47,10 +48,10 @@ impl BotHandler {
         let Some(image) = self.services.db.image_of(user_id, image_id).await? else {
             return self.say(chat, texts::no_images(lang)).await;
         };
-        let kind = if image.model == self.services.settings.fal.text_to_image_model {
-            Kind::FalImagine
-        } else {
-            Kind::FalGenerate
+        // As the model that made it did: its product says which.
+        let kind = match models::model(&image.model).map(|m| m.product()) {
+            Some(Product::TextToImage) => Kind::FalImagine,
+            _ => Kind::FalGenerate,
         };
         self.image_request(turn, format!("tg:cb:{}", query.id.0), kind, &image.prompt).await
     }

@@ -13,6 +13,7 @@ use teloxide::prelude::Requester;
 use teloxide::types::{ChatId, InlineKeyboardMarkup, InputFile, InputMedia, InputMediaPhoto};
 use teloxide::RequestError;
 
+use super::models::{self, Product, Weights};
 use super::FalJobs;
 use crate::blob::image_kind;
 use crate::chat::callback::{button, Callback};
@@ -56,9 +57,14 @@ pub(super) async fn deliver(f: &FalJobs, job: &Job, ctx: &JobContext) -> Result<
         return Ok(json!({ "outcome": "failed", "reason": reason }));
     }
     let payload = &body["payload"];
-    match request.kind.as_str() {
-        "train" => deliver_avatar(f, job, ctx, &request, payload).await,
-        _ => deliver_images(f, job, ctx, &request, payload).await,
+    // The model that made it reads its result (recorded with the request).
+    let model = models::model(&request.model)
+        .ok_or_else(|| JobError::Broken(format!("no model file for {} (fal_job/models)", request.model)))?;
+    match model.product() {
+        Product::Training => deliver_avatar(f, job, ctx, &request, model.weights(payload)).await,
+        Product::TextToImage | Product::AvatarImage => {
+            deliver_images(f, job, ctx, &request, model.images(payload)).await
+        }
     }
 }
 
@@ -83,11 +89,9 @@ async fn deliver_images(
     job: &Job,
     ctx: &JobContext,
     r: &FalRequest,
-    payload: &Value,
+    urls: Vec<&str>,
 ) -> Result<Value, JobError> {
     let blob = &f.services.blob;
-    let urls: Vec<&str> =
-        payload["images"].as_array().into_iter().flatten().filter_map(|i| i["url"].as_str()).collect();
     if urls.is_empty() {
         fail_request(f, &r.request_id, "no images in the result").await;
         return Ok(json!({ "outcome": "failed" }));
@@ -198,11 +202,11 @@ async fn deliver_avatar(
     job: &Job,
     ctx: &JobContext,
     r: &FalRequest,
-    payload: &Value,
+    weights: Option<Weights<'_>>,
 ) -> Result<Value, JobError> {
     let (db, blob) = (&f.services.db, &f.services.blob);
     let avatar_id = r.avatar_id.ok_or_else(|| JobError::Broken("training without an avatar".into()))?;
-    let Some(lora_url) = payload["diffusers_lora_file"]["url"].as_str() else {
+    let Some(Weights { lora_url, config_url }) = weights else {
         fail_request(f, &r.request_id, "the training produced no weights").await;
         return Ok(json!({ "outcome": "failed" }));
     };
@@ -218,7 +222,7 @@ async fn deliver_avatar(
     .await;
     let _ = tokio::fs::remove_file(&scratch).await;
     stored?;
-    let config_key = match payload["config_file"]["url"].as_str() {
+    let config_key = match config_url {
         Some(url) => {
             let key = format!("avatars/{}/{avatar_id}/config.json", r.user_id);
             let config: Bytes = f.fal.download(url, 10 * 1024 * 1024).await?;

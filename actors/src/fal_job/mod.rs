@@ -4,6 +4,7 @@
 //! does not come.
 
 mod deliver;
+pub mod models;
 mod poll;
 mod submit;
 

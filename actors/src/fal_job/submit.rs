@@ -9,6 +9,7 @@ use std::io::Write;
 use bytes::Bytes;
 use serde_json::{json, Value};
 
+use super::models::{self, Ask, Product};
 use super::{lang_of, FalJobs};
 use crate::chat::texts;
 use crate::fal_requests;
@@ -18,17 +19,6 @@ use crate::keep;
 use crate::pool::JobContext;
 use crate::store::fal::FalRequest;
 
-/// Imagen's names for the aspect ratios FLUX calls `image_size`.
-fn imagen_aspect(size: &str) -> &'static str {
-    match size {
-        "portrait_4_3" => "3:4",
-        "portrait_16_9" => "9:16",
-        "landscape_4_3" => "4:3",
-        "landscape_16_9" => "16:9",
-        _ => "1:1",
-    }
-}
-
 pub(super) async fn submit(f: &FalJobs, job: &Job, ctx: &JobContext) -> Result<Value, JobError> {
     let (db, settings) = (&f.services.db, &f.services.settings.fal);
     if let Some(resumed) = submitted_before(f, job).await? {
@@ -37,50 +27,62 @@ pub(super) async fn submit(f: &FalJobs, job: &Job, ctx: &JobContext) -> Result<V
     let lang = lang_of(job);
     let user_id = job.user_id.ok_or_else(|| JobError::Broken("job has no user".into()))?;
     let chat_id = job.chat_id.ok_or_else(|| JobError::Broken("job has no chat".into()))?;
-    let aspect = db.aspect_ratio(user_id).await?;
-    let kind = Kind::parse(&job.kind);
-    let prompt = match kind {
-        Some(Kind::FalImagine | Kind::FalGenerate) => Some(job.payload_as::<ImageRequest>()?.prompt),
-        _ => None,
+    let product = match Kind::parse(&job.kind) {
+        Some(Kind::FalImagine) => Product::TextToImage,
+        Some(Kind::FalGenerate) => Product::AvatarImage,
+        Some(Kind::FalTrain) => Product::Training,
+        _ => return Err(JobError::Broken(format!("not a FAL submission: {}", job.kind))),
     };
-    let (kind, model, input, avatar_id) = match kind {
-        Some(Kind::FalImagine) => {
-            let input = json!({
-                "prompt": prompt, "aspect_ratio": imagen_aspect(&aspect), "num_images": settings.num_images,
-            });
-            ("imagine", settings.text_to_image_model.clone(), input, None)
+    let model = models::model_for(product, product.configured(settings)).map_err(JobError::Broken)?;
+    let aspect = db.aspect_ratio(user_id).await?;
+    let prompt = match product {
+        Product::Training => None,
+        _ => Some(job.payload_as::<ImageRequest>()?.prompt),
+    };
+    let (input, avatar_id) = match product {
+        Product::TextToImage => {
+            let ask = Ask::TextToImage {
+                prompt: prompt.as_deref().unwrap_or_default(),
+                size: &aspect,
+                num_images: settings.num_images,
+            };
+            (model.input(&ask), None)
         }
-        Some(Kind::FalGenerate) => {
+        Product::AvatarImage => {
             let avatar =
                 db.main_avatar(user_id).await?.ok_or_else(|| JobError::Refused(texts::no_avatar(lang).into()))?;
             let lora = avatar.lora_key.clone().ok_or_else(|| JobError::Refused(texts::no_avatar(lang).into()))?;
-            let input = json!({
-                "prompt": format!("{}, {}", avatar.trigger_phrase, prompt.clone().unwrap_or_default()),
-                "loras": [{ "path": f.public_link(&lora).await?, "scale": settings.lora_scale }],
-                "image_size": aspect, "num_images": settings.num_images,
-                "enable_safety_checker": true,
-            });
-            ("generate", settings.image_model.clone(), input, Some(avatar.id))
+            let lora_url = f.public_link(&lora).await?;
+            let ask = Ask::AvatarImage {
+                prompt: prompt.as_deref().unwrap_or_default(),
+                size: &aspect,
+                num_images: settings.num_images,
+                trigger: &avatar.trigger_phrase,
+                lora_url: &lora_url,
+                lora_scale: settings.lora_scale,
+            };
+            (model.input(&ask), Some(avatar.id))
         }
-        Some(Kind::FalTrain) => {
+        Product::Training => {
             let Train { avatar_id, .. } = job.payload_as()?;
             let avatar = db
                 .avatar_of(user_id, avatar_id)
                 .await?
                 .ok_or_else(|| JobError::Refused(texts::no_avatar(lang).into()))?;
             let archive = training_archive(f, user_id, avatar_id).await?;
-            let url = f.public_link(&archive).await?;
-            // The two trainers name the trigger differently.
-            let input = if settings.training_model.contains("portrait") {
-                json!({ "images_data_url": url, "trigger_phrase": avatar.trigger_phrase, "steps": settings.training_steps })
-            } else {
-                json!({ "images_data_url": url, "trigger_word": avatar.trigger_phrase, "steps": settings.training_steps })
+            let images_url = f.public_link(&archive).await?;
+            let ask = Ask::Training {
+                images_url: &images_url,
+                trigger: &avatar.trigger_phrase,
+                steps: settings.training_steps,
             };
+            let input = model.input(&ask);
             db.set_avatar_state(avatar_id, &["queued"], "training", None).await?;
-            ("train", settings.training_model.clone(), input, Some(avatar_id))
+            (input, Some(avatar_id))
         }
-        _ => return Err(JobError::Broken(format!("not a FAL submission: {}", job.kind))),
     };
+    let input = input.ok_or_else(|| JobError::Broken(format!("{} asked for {product:?}", model.id())))?;
+    let (kind, model) = (product.request_kind(), model.id().to_owned());
     // FAL bills the submission: only while this attempt still holds the job
     // (its lease may have lapsed while the archive was made, and another
     // worker's attempt be under way).
