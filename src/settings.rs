@@ -315,7 +315,6 @@ fn check_url(key: &str, value: &str) -> Result<(), SettingsError> {
 }
 
 pub fn validate(settings: &Settings, purpose: Purpose) -> Result<(), SettingsError> {
-    use aisha_actors::fal_job::models::{self, Product};
     use aisha_actors::{cache, store};
 
     let db = &settings.database.url;
@@ -341,15 +340,40 @@ pub fn validate(settings: &Settings, purpose: Purpose) -> Result<(), SettingsErr
     if settings.links.probe_max_bytes.0 > settings.links.max_bytes.0 {
         return Err(SettingsError::new("links.probe_max_bytes", "must not exceed links.max_bytes"));
     }
-    for product in [Product::TextToImage, Product::AvatarImage, Product::Training] {
-        models::model_for(product, product.configured(&settings.fal))
-            .map_err(|e| SettingsError::new(product.setting(), e))?;
+    check_fal(&settings.fal)?;
+    if settings.http.max_connections == 0 {
+        return Err(SettingsError::new("http.max_connections", "must be at least 1"));
     }
-    check_url("fal.queue_url", &settings.fal.queue_url)?;
-    check_url("fal.jwks_url", &settings.fal.jwks_url)?;
-    check_url("fal.webhook_url", &settings.fal.webhook_url)?;
-    if !settings.fal.insecure_http {
-        for (key, value) in [("fal.queue_url", &settings.fal.queue_url), ("fal.jwks_url", &settings.fal.jwks_url)] {
+    tracing_subscriber::EnvFilter::try_new(&settings.log.level)
+        .map_err(|e| SettingsError::new("log.level", format!("is not a valid filter: {e}")))?;
+    check_rates(settings)?;
+
+    match purpose {
+        Purpose::Inspect => {}
+        Purpose::Database => require("database.url", !db.is_empty())?,
+        Purpose::Run => {
+            require("database.url", !db.is_empty())?;
+            require("redis.url", !settings.redis.url.is_empty())?;
+            require("s3.endpoint", !settings.s3.endpoint.is_empty())?;
+            require("s3.access_key", !settings.s3.access_key.is_empty())?;
+            require("s3.secret_key", !settings.s3.secret_key.is_empty())?;
+            require("telegram.token", !settings.telegram.token.is_empty())?;
+        }
+    }
+    Ok(())
+}
+
+/// FAL's models (each with a model file of its product) and addresses.
+fn check_fal(fal: &aisha_actors::settings::FalSettings) -> Result<(), SettingsError> {
+    use aisha_actors::fal_job::models::{self, Product};
+    for product in [Product::TextToImage, Product::AvatarImage, Product::Training] {
+        models::model_for(product, product.configured(fal)).map_err(|e| SettingsError::new(product.setting(), e))?;
+    }
+    check_url("fal.queue_url", &fal.queue_url)?;
+    check_url("fal.jwks_url", &fal.jwks_url)?;
+    check_url("fal.webhook_url", &fal.webhook_url)?;
+    if !fal.insecure_http {
+        for (key, value) in [("fal.queue_url", &fal.queue_url), ("fal.jwks_url", &fal.jwks_url)] {
             if value.starts_with("http://") {
                 return Err(SettingsError::new(
                     key,
@@ -358,11 +382,11 @@ pub fn validate(settings: &Settings, purpose: Purpose) -> Result<(), SettingsErr
             }
         }
     }
-    if settings.http.max_connections == 0 {
-        return Err(SettingsError::new("http.max_connections", "must be at least 1"));
-    }
-    tracing_subscriber::EnvFilter::try_new(&settings.log.level)
-        .map_err(|e| SettingsError::new("log.level", format!("is not a valid filter: {e}")))?;
+    Ok(())
+}
+
+/// Send rates and the supervisor's restarts: none may be zero or inverted.
+fn check_rates(settings: &Settings) -> Result<(), SettingsError> {
     let telegram = &settings.telegram;
     for (key, value) in [
         ("telegram.send_per_second", telegram.send_per_second),
@@ -384,18 +408,6 @@ pub fn validate(settings: &Settings, purpose: Purpose) -> Result<(), SettingsErr
         return Err(SettingsError::new("supervisor.backoff_min", "must not exceed supervisor.backoff_max"));
     }
 
-    match purpose {
-        Purpose::Inspect => {}
-        Purpose::Database => require("database.url", !db.is_empty())?,
-        Purpose::Run => {
-            require("database.url", !db.is_empty())?;
-            require("redis.url", !settings.redis.url.is_empty())?;
-            require("s3.endpoint", !settings.s3.endpoint.is_empty())?;
-            require("s3.access_key", !settings.s3.access_key.is_empty())?;
-            require("s3.secret_key", !settings.s3.secret_key.is_empty())?;
-            require("telegram.token", !settings.telegram.token.is_empty())?;
-        }
-    }
     Ok(())
 }
 

@@ -17,7 +17,7 @@ use serde_json::Value;
 use crate::jobs::kinds::{FalRequestRef, Kind};
 use crate::jobs::{queue, NewJob};
 use crate::ledger;
-use crate::store::fal::{self, FalRequest};
+use crate::store::fal::{self, FalRequest, FalState};
 use crate::store::images::{self, Image, NewImage};
 use crate::store::{Db, StoreError};
 
@@ -164,7 +164,7 @@ async fn record_together(db: &Db, batch: &[NewCallback]) -> Result<Vec<bool>, St
 /// A submitted request that will produce nothing for the user (`failed`,
 /// `cancelled`): ended, and with `refund` the job that paid for it refunded,
 /// together. `None` when it had already ended.
-pub async fn end_unpaid(db: &Db, request_id: &str, state: &str, refund: bool) -> Result<Option<Ended>, StoreError> {
+pub async fn end_unpaid(db: &Db, request_id: &str, state: FalState, refund: bool) -> Result<Option<Ended>, StoreError> {
     let mut client = db.client().await?;
     let tx = client.transaction().await?;
     let Some(request) = fal::finish_request(&tx, request_id, state).await? else {
@@ -188,7 +188,7 @@ pub async fn end_unpaid(db: &Db, request_id: &str, state: &str, refund: bool) ->
 pub async fn store_images(db: &Db, request_id: &str, new: &[NewImage<'_>]) -> Result<Option<Vec<Image>>, StoreError> {
     let mut client = db.client().await?;
     let tx = client.transaction().await?;
-    if fal::finish_request(&tx, request_id, "delivered").await?.is_none() {
+    if fal::finish_request(&tx, request_id, FalState::Delivered).await?.is_none() {
         return Ok(None);
     }
     let mut stored = Vec::with_capacity(new.len());
@@ -210,7 +210,7 @@ pub async fn store_avatar(
 ) -> Result<bool, StoreError> {
     let mut client = db.client().await?;
     let tx = client.transaction().await?;
-    if fal::finish_request(&tx, request_id, "delivered").await?.is_none() {
+    if fal::finish_request(&tx, request_id, FalState::Delivered).await?.is_none() {
         return Ok(false);
     }
     images::avatar_ready(&tx, avatar_id, lora_key, config_key).await?;

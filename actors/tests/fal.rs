@@ -13,6 +13,8 @@ use aisha_actors::poller::TelegramPoller;
 use aisha_actors::pool::{JobPool, JobPoolArgs};
 use aisha_actors::secret::Secret;
 use aisha_actors::services::Services;
+use aisha_actors::store::fal::FalState;
+use aisha_actors::store::images::AvatarState;
 use aisha_actors::webhook::WebhookListener;
 use aisha_testkit::fal::{sign_with, unix_now, Outcome, FAL_USER_ID};
 use aisha_testkit::{eventually, free_port, FakeFal, FakeTelegram};
@@ -470,7 +472,7 @@ async fn a_cancel_racing_a_delivery_gives_a_result_or_a_refund_never_both() {
             };
             let (stored, ended) = tokio::join!(
                 aisha_actors::fal_requests::store_images(&db, &s.request_id, std::slice::from_ref(&image)),
-                aisha_actors::fal_requests::end_unpaid(&db, &s.request_id, "cancelled", true),
+                aisha_actors::fal_requests::end_unpaid(&db, &s.request_id, FalState::Cancelled, true),
             );
             (stored.unwrap().is_some(), ended.unwrap().is_some())
         }
@@ -559,12 +561,12 @@ async fn a_training_being_submitted_is_not_cancelled_for_nothing() {
     let user_id = rig.scalar(&format!("SELECT id FROM users WHERE telegram_id = {USER}")).await;
     let avatar_id = rig.services.db.create_avatar(user_id, "A", "man", "ohwx man").await.unwrap();
     // The submit job has set the avatar training and is waiting for FAL's answer: no request recorded yet.
-    rig.services.db.set_avatar_state(avatar_id, &["collecting"], "training", None).await.unwrap();
+    rig.services.db.set_avatar_state(avatar_id, &[AvatarState::Collecting], AvatarState::Training, None).await.unwrap();
     rig.telegram.push_callback(USER, "en", &format!("avatar:cancel:{avatar_id}"), 1);
     eventually("answered", WAIT, || rig.telegram.sent_texts(USER).iter().any(|t| t.contains("Already under way")))
         .await;
     let state = rig.services.db.avatar_of(user_id, avatar_id).await.unwrap().unwrap().state;
-    assert_eq!(state, "training", "left to become ready, not cancelled with nothing refunded");
+    assert_eq!(state, AvatarState::Training, "left to become ready, not cancelled with nothing refunded");
     common::assert_ledger(&rig.services).await;
 }
 

@@ -9,6 +9,8 @@ mod common;
 
 use std::time::Duration;
 
+use aisha_actors::jobs::NewJob;
+use aisha_actors::ledger;
 use aisha_actors::settings::ByteSize;
 use aisha_testkit::audio::{hls_of, speech_file, tone_with_pauses};
 use aisha_testkit::eventually;
@@ -277,6 +279,29 @@ async fn a_page_that_inflates_to_gigabytes_fails_its_reading_once_not_the_worker
         peak_kib / 1024
     );
     let _ = std::fs::remove_dir_all(&dir);
+    pool.stop(None);
+    rig.stop();
+    common::assert_ledger(&rig.services).await;
+}
+
+#[tokio::test]
+async fn a_link_job_queued_by_the_version_before_is_transcribed() {
+    let (rig, site) = links_rig("links_old_row").await;
+    let user_id = rig.scalar(&format!("SELECT id FROM users WHERE telegram_id = {USER}")).await;
+    let url = site.url("/episode.mp3");
+    let link_id = rig.services.db.add_link(user_id, USER, &url).await.unwrap();
+    // As the version before wrote it: flat, with placeholders where a Telegram file goes.
+    let payload = serde_json::json!({
+        "chat_id": USER, "message_id": 0, "media": "link", "file_id": "", "file_unique_id": format!("link:{link_id}"),
+        "file_size": null, "duration": 5, "mime_type": null, "file_name": "Queued before", "language": "en",
+        "spoken_language": "auto", "reply_to": null, "payer_chat_id": null, "sender_telegram_id": null,
+        "speakers": false, "link": { "link_id": link_id, "url": url, "audio_key": null }
+    });
+    let job = NewJob { cost: 1, chat_id: Some(USER), ..NewJob::new("link.transcribe", "before:1", payload) };
+    ledger::charge_and_enqueue(&rig.services.db, user_id, job).await.unwrap();
+    let pool = workers(&rig.services, "w1").await;
+    eventually("transcript", WAIT, || rig.transcripts_sent().len() == 1).await;
+    assert_eq!(rig.balance().await, 99);
     pool.stop(None);
     rig.stop();
     common::assert_ledger(&rig.services).await;

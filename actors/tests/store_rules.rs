@@ -174,7 +174,7 @@ async fn callbacks_recorded_together_queue_one_delivery_each_and_only_for_known_
             job_id: job.id,
             user_id: user,
             chat_id: 4545,
-            kind: "imagine".into(),
+            kind: aisha_actors::store::fal::FalKind::Imagine,
             model: "fal-ai/flux".into(),
             status_url: String::new(),
             response_url: String::new(),
@@ -183,7 +183,7 @@ async fn callbacks_recorded_together_queue_one_delivery_each_and_only_for_known_
             prompt: None,
             aspect_ratio: None,
             language: None,
-            state: "submitted".into(),
+            state: aisha_actors::store::fal::FalState::Submitted,
             age_seconds: 0.0,
         };
         fal_requests::record_request(db, &request, std::time::Duration::from_secs(3600)).await.unwrap();

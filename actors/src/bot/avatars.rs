@@ -19,7 +19,8 @@ use crate::fal_requests;
 use crate::jobs::kinds::Train;
 use crate::jobs::{queue, Kind, NewJob};
 use crate::ledger;
-use crate::store::fal::FalRequest;
+use crate::store::fal::{FalRequest, FalState};
+use crate::store::images::AvatarState;
 
 /// Short side at least, long side at most, in pixels.
 const MIN_SIDE: usize = 512;
@@ -63,7 +64,7 @@ impl BotHandler {
         let mut rows = Vec::new();
         for a in &avatars {
             let main = if a.is_main { " ⭐" } else { "" };
-            text.push_str(&format!("\n• {}{main} — {} ({} 📸)", a.name, texts::avatar_state(lang, &a.state), a.photos));
+            text.push_str(&format!("\n• {}{main} — {} ({} 📸)", a.name, texts::avatar_state(lang, a.state), a.photos));
             rows.push(vec![button(format!("👤 {}", a.name), Callback::AvatarStatus(a.id))]);
         }
         if avatars.is_empty() {
@@ -130,7 +131,8 @@ impl BotHandler {
         let Turn { chat, user_id, lang } = turn;
         let fal = &self.services.settings.fal;
         let reject = |problem| self.say(chat, texts::photo_rejected(lang, texts::photo_problem(lang, problem)));
-        let Some(avatar) = self.services.db.avatar_of(user_id, avatar_id).await?.filter(|a| a.state == "collecting")
+        let Some(avatar) =
+            self.services.db.avatar_of(user_id, avatar_id).await?.filter(|a| a.state == AvatarState::Collecting)
         else {
             dialogue::clear(&self.services.redis, user_id).await?;
             return self.say(chat, texts::unsupported(lang)).await;
@@ -192,7 +194,7 @@ impl BotHandler {
         if (avatar.photos as usize) < min {
             return self.say(chat, texts::not_enough_photos(lang, avatar.photos as usize, min)).await;
         }
-        if !db.set_avatar_state(avatar_id, &["collecting"], "queued", None).await? {
+        if !db.set_avatar_state(avatar_id, &[AvatarState::Collecting], AvatarState::Queued, None).await? {
             return self.avatar_status(turn, avatar_id).await;
         }
         let payload = Train { avatar_id, chat_id: chat.0, language: lang.code().to_owned() };
@@ -202,7 +204,7 @@ impl BotHandler {
             dialogue::clear(&self.services.redis, user_id).await?;
         } else {
             // Not charged (no coins, or the charge failed): the photos stay, training can be started again.
-            db.set_avatar_state(avatar_id, &["queued"], "collecting", None).await?;
+            db.set_avatar_state(avatar_id, &[AvatarState::Queued], AvatarState::Collecting, None).await?;
         }
         queued.map(drop)
     }
@@ -214,14 +216,14 @@ impl BotHandler {
         };
         let [refresh, cancel, main] = texts::avatar_buttons(lang);
         let mut row = vec![button(refresh, Callback::AvatarStatus(avatar_id))];
-        if matches!(a.state.as_str(), "collecting" | "queued" | "training") {
+        if matches!(a.state, AvatarState::Collecting | AvatarState::Queued | AvatarState::Training) {
             row.push(button(cancel, Callback::AvatarCancel(avatar_id)));
         }
-        if a.state == "ready" && !a.is_main {
+        if a.state == AvatarState::Ready && !a.is_main {
             row.push(button(main, Callback::AvatarMain(avatar_id)));
         }
         let star = if a.is_main { " ⭐" } else { "" };
-        let text = format!("👤 {}{star}\n{} · {} 📸", a.name, texts::avatar_state(lang, &a.state), a.photos);
+        let text = format!("👤 {}{star}\n{} · {} 📸", a.name, texts::avatar_state(lang, a.state), a.photos);
         self.bot.send_message(chat, text).reply_markup(InlineKeyboardMarkup::new([row])).patiently().await?;
         Ok(())
     }
@@ -235,8 +237,8 @@ impl BotHandler {
             return self.say(chat, texts::no_avatar(lang)).await;
         };
         let mut refunded = 0;
-        match avatar.state.as_str() {
-            "queued" => {
+        match avatar.state {
+            AvatarState::Queued => {
                 let training_this =
                     |job: &crate::jobs::Job| job.payload_as::<Train>().is_ok_and(|t| t.avatar_id == avatar_id);
                 for job in queue::active_for_user(db, user_id).await?.into_iter().filter(training_this) {
@@ -245,17 +247,19 @@ impl BotHandler {
                     }
                 }
             }
-            "training" => {
+            AvatarState::Training => {
                 let Some(request) = db.fal_request_for_avatar(avatar_id).await? else {
                     // Being submitted this moment: under way, and not ours to stop (nor refund) yet.
                     return self.say(chat, texts::still_running(lang, 1)).await;
                 };
                 refunded = self.cancel_training(&request).await?;
             }
-            "collecting" => {}
-            _ => return self.avatar_status(turn, avatar_id).await,
+            AvatarState::Collecting => {}
+            AvatarState::Ready | AvatarState::Failed | AvatarState::Cancelled => {
+                return self.avatar_status(turn, avatar_id).await
+            }
         }
-        db.set_avatar_state(avatar_id, &["collecting", "queued", "training"], "cancelled", None).await?;
+        db.set_avatar_state(avatar_id, &AvatarState::UNDER_WAY, AvatarState::Cancelled, None).await?;
         let step = dialogue::get(&self.services.redis, user_id).await?;
         if matches!(step, Some(Dialogue::AvatarPhotos { avatar_id: id }) if id == avatar_id) {
             dialogue::clear(&self.services.redis, user_id).await?;
@@ -270,7 +274,8 @@ impl BotHandler {
             tracing::warn!(request_id = %request.request_id, error = %e, "FAL cancel failed; the result will be discarded");
         }
         let refund = self.services.settings.fal.refund_cancelled_training;
-        let ended = fal_requests::end_unpaid(&self.services.db, &request.request_id, "cancelled", refund).await?;
+        let ended =
+            fal_requests::end_unpaid(&self.services.db, &request.request_id, FalState::Cancelled, refund).await?;
         Ok(ended.map_or(0, |e| e.refunded))
     }
 

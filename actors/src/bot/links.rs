@@ -8,7 +8,7 @@ use url::Url;
 use super::{BotHandler, HandleError, Turn};
 use crate::chat::{texts, Lang};
 use crate::clients::links::Guard;
-use crate::jobs::kinds::{LinkProbe, LinkSource, Transcribe};
+use crate::jobs::kinds::{LinkProbe, LinkSource, Source, Transcribe};
 use crate::jobs::{Kind, NewJob};
 use crate::ledger::{self, Charged};
 use crate::limits::{self, Verdict};
@@ -74,24 +74,18 @@ impl BotHandler {
         };
         let request = Transcribe {
             chat_id: chat.0,
-            message_id: 0,
-            media: "link".into(),
-            file_id: String::new(),
-            file_unique_id: format!("link:{link_id}"),
-            file_size: None,
+            source: Source::Link(LinkSource { link_id, url: link.url, audio_key: link.audio_key }),
             duration: Some(seconds.ceil() as u32),
-            mime_type: None,
-            file_name: link.title.clone(),
+            file_name: link.title,
             language: lang.code().to_owned(),
             spoken_language: Some(self.services.db.transcription_language(user_id).await?),
             reply_to: None,
             payer_chat_id: None,
             sender_telegram_id: None,
             speakers,
-            link: Some(LinkSource { link_id, url: link.url, audio_key: link.audio_key }),
         };
         // One transcription per link read: a second press finds the first.
-        let job = NewJob::of(Kind::LinkTranscribe, format!("link:{link_id}"), &request);
+        let job = NewJob::of(request.kind(), format!("link:{link_id}"), &request);
         self.charge(turn, job, price).await
     }
 }

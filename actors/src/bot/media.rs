@@ -3,7 +3,7 @@
 use teloxide::types::{FileMeta, Message};
 
 use crate::chat::Lang;
-use crate::jobs::kinds::{Kind, Transcribe};
+use crate::jobs::kinds::{Source, TelegramFile, Transcribe};
 use crate::jobs::NewJob;
 
 /// A recording or audio file the user wants as text.
@@ -86,15 +86,18 @@ impl Media {
     ) -> NewJob {
         let chat = message.chat.id.0;
         let key = format!("tg:{chat}:{}:transcribe:{}", message.id.0, self.file_unique_id);
-        let payload = Transcribe {
-            chat_id: chat,
+        let file = TelegramFile {
             message_id: message.id.0,
             media: self.kind.to_owned(),
             file_id: self.file_id,
             file_unique_id: self.file_unique_id,
             file_size: self.size,
-            duration: self.duration,
             mime_type: self.mime_type,
+        };
+        let payload = Transcribe {
+            chat_id: chat,
+            source: Source::Telegram(file),
+            duration: self.duration,
             file_name: self.file_name,
             language: lang.code().to_owned(),
             spoken_language: Some(spoken),
@@ -102,9 +105,8 @@ impl Media {
             payer_chat_id: group.and_then(|g| g.payer_chat_id),
             sender_telegram_id: group.and(message.from.as_ref()).map(|u| u.id.0 as i64),
             speakers,
-            link: None,
         };
-        NewJob::of(Kind::Transcribe, key, &payload)
+        NewJob::of(payload.kind(), key, &payload)
     }
 
     /// Coins charged up front: per started minute of the declared length,

@@ -12,6 +12,7 @@ use crate::chat::{texts, Lang};
 use crate::clients::Patiently;
 use crate::dialogue;
 use crate::ledger;
+use crate::store::fal::FalKind;
 use crate::store::forget::content_prefixes;
 
 impl BotHandler {
@@ -39,7 +40,7 @@ impl BotHandler {
             }
         }
         // A training under way ends as a cancel would; images under way are dropped when they come.
-        for training in db.fal_requests_submitted(user_id, "train").await? {
+        for training in db.fal_requests_submitted(user_id, FalKind::Train).await? {
             self.cancel_training(&training).await?;
         }
         dialogue::clear(&self.services.redis, user_id).await?;

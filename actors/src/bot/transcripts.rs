@@ -105,8 +105,9 @@ impl BotHandler {
             return self.say(chat, texts::transcript_gone(lang)).await;
         };
         request.speakers = true;
-        // One redo per transcript: a second press finds the first.
-        let job = NewJob::of(Kind::Transcribe, format!("who:{id}"), &request);
+        // One redo per transcript: a second press finds the first. A link's
+        // goes to a worker where yt-dlp runs, in case its audio was not kept.
+        let job = NewJob::of(request.kind(), format!("who:{id}"), &request);
         self.charge(turn, job, price).await
     }
 

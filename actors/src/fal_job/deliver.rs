@@ -25,8 +25,8 @@ use crate::fal_requests;
 use crate::jobs::kinds::FalRequestRef;
 use crate::jobs::{Job, JobError};
 use crate::pool::JobContext;
-use crate::store::fal::FalRequest;
-use crate::store::images::{Image, NewImage};
+use crate::store::fal::{FalKind, FalRequest, FalState};
+use crate::store::images::{AvatarState, Image, NewImage};
 
 /// Telegram takes photos up to 10 MB; FAL's images are far smaller.
 const MAX_IMAGE: u64 = 20 * 1024 * 1024;
@@ -37,12 +37,14 @@ pub(super) async fn deliver(f: &FalJobs, job: &Job, ctx: &JobContext) -> Result<
     let request_id = request_id.as_str();
     let request =
         db.fal_request(request_id).await?.ok_or_else(|| JobError::Retry("request not recorded yet".into()))?;
-    match request.state.as_str() {
-        "submitted" => {}
+    match request.state {
+        FalState::Submitted => {}
         // Stored by an earlier attempt that could not send it: send it now.
-        "delivered" => return resend(f, job, ctx, &request).await,
+        FalState::Delivered => return resend(f, job, ctx, &request).await,
         // Cancelled or failed (refunded), or forgotten at the user's request: nothing is delivered.
-        other => return Ok(json!({ "outcome": other })),
+        other @ (FalState::Failed | FalState::Cancelled | FalState::Forgotten) => {
+            return Ok(json!({ "outcome": other.as_str() }))
+        }
     }
     let callback = db.fal_callback(request_id).await?.ok_or_else(|| JobError::Retry("no callback yet".into()))?;
     let body = &callback.body;
@@ -72,12 +74,12 @@ pub(super) async fn deliver(f: &FalJobs, job: &Job, ctx: &JobContext) -> Result<
 fn sent(r: &FalRequest, what: usize, result: Result<(), RequestError>) -> Result<Value, JobError> {
     match result {
         Ok(()) => {
-            metrics::counter!("aishad_images_delivered_total", "kind" => r.kind.clone()).increment(what as u64);
+            metrics::counter!("aishad_images_delivered_total", "kind" => r.kind.as_str()).increment(what as u64);
             Ok(json!({ "outcome": "delivered", "items": what }))
         }
         Err(e) if is_undeliverable(&e) => {
             tracing::warn!(request_id = %r.request_id, user_id = r.user_id, error = %e, "result stored but undeliverable; the charge stands");
-            metrics::counter!("aishad_fal_undeliverable_total", "kind" => r.kind.clone()).increment(1);
+            metrics::counter!("aishad_fal_undeliverable_total", "kind" => r.kind.as_str()).increment(1);
             Ok(json!({ "outcome": "undeliverable", "reason": e.to_string() }))
         }
         Err(e) => Err(JobError::from(e)),
@@ -173,7 +175,7 @@ async fn send_images(f: &FalJobs, r: &FalRequest, images: &[(Image, Bytes)]) -> 
 /// A result stored by an attempt that could not send it.
 async fn resend(f: &FalJobs, job: &Job, ctx: &JobContext, r: &FalRequest) -> Result<Value, JobError> {
     ctx.hold(job).await?;
-    if r.kind == "train" {
+    if r.kind == FalKind::Train {
         return sent(r, 1, tell_avatar_ready(f, r).await);
     }
     let mut images = Vec::new();
@@ -248,7 +250,7 @@ async fn deliver_avatar(
 /// and the user told why.
 pub(super) async fn fail_request(f: &FalJobs, request_id: &str, reason: &str) {
     let db = &f.services.db;
-    let ended = match fal_requests::end_unpaid(db, request_id, "failed", true).await {
+    let ended = match fal_requests::end_unpaid(db, request_id, FalState::Failed, true).await {
         Ok(Some(ended)) => ended,
         Ok(None) => return,
         Err(e) => {
@@ -258,9 +260,11 @@ pub(super) async fn fail_request(f: &FalJobs, request_id: &str, reason: &str) {
     };
     let request = ended.request;
     tracing::warn!(request_id, reason, kind = %request.kind, refunded = ended.refunded, "FAL request failed");
-    metrics::counter!("aishad_fal_failures_total", "kind" => request.kind.clone()).increment(1);
-    if let Some(avatar) = request.avatar_id.filter(|_| request.kind == "train") {
-        let _ = db.set_avatar_state(avatar, &["queued", "training"], "failed", Some(reason)).await;
+    metrics::counter!("aishad_fal_failures_total", "kind" => request.kind.as_str()).increment(1);
+    if let Some(avatar) = request.avatar_id.filter(|_| request.kind == FalKind::Train) {
+        let _ = db
+            .set_avatar_state(avatar, &[AvatarState::Queued, AvatarState::Training], AvatarState::Failed, Some(reason))
+            .await;
     }
     let lang = Lang::from_code(request.language.as_deref());
     let text = format!(

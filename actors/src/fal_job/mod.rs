@@ -22,6 +22,7 @@ use crate::jobs::{Job, JobError, Kind};
 use crate::pool::{BoxFuture, DeadReason, Handlers, JobContext, JobHandler};
 use crate::services::Services;
 use crate::settings::S3Settings;
+use crate::store::images::AvatarState;
 
 #[derive(Clone)]
 pub struct FalJobs {
@@ -116,8 +117,8 @@ impl JobHandler for Handler {
                                 .db
                                 .set_avatar_state(
                                     avatar_id,
-                                    &["queued", "training"],
-                                    "failed",
+                                    &[AvatarState::Queued, AvatarState::Training],
+                                    AvatarState::Failed,
                                     Some("submission failed"),
                                 )
                                 .await;

@@ -11,6 +11,7 @@ use crate::clients::fal::FalError;
 use crate::fal_requests;
 use crate::jobs::kinds::FalRequestRef;
 use crate::jobs::{Job, JobError};
+use crate::store::fal::{FalKind, FalState};
 
 pub(super) async fn poll(f: &FalJobs, job: &Job) -> Result<Value, JobError> {
     let db = &f.services.db;
@@ -23,10 +24,10 @@ pub(super) async fn poll(f: &FalJobs, job: &Job) -> Result<Value, JobError> {
     let Some(request) = db.fal_request(request_id).await? else {
         return Ok(json!({ "outcome": "unknown request" }));
     };
-    if request.state != "submitted" {
-        return Ok(json!({ "outcome": request.state }));
+    if request.state != FalState::Submitted {
+        return Ok(json!({ "outcome": request.state.as_str() }));
     }
-    let timeout = if request.kind == "train" { settings.training_timeout } else { settings.image_timeout };
+    let timeout = if request.kind == FalKind::Train { settings.training_timeout } else { settings.image_timeout };
     if request.age_seconds > timeout.as_secs_f64() {
         let body = json!({ "request_id": request_id, "status": "ERROR", "error": format!("no result within {}", humantime::format_duration(timeout)) });
         fal_requests::record_callback(db, request_id, "ERROR", &body, "timeout").await?;

@@ -9,7 +9,7 @@ use std::io::Write;
 use bytes::Bytes;
 use serde_json::{json, Value};
 
-use super::models::{self, Ask, Product};
+use super::models::{self, Ask, FalModel, Product};
 use super::{lang_of, FalJobs};
 use crate::chat::texts;
 use crate::fal_requests;
@@ -17,7 +17,8 @@ use crate::jobs::kinds::{ImageRequest, Train};
 use crate::jobs::{Job, JobError, Kind};
 use crate::keep;
 use crate::pool::JobContext;
-use crate::store::fal::FalRequest;
+use crate::store::fal::{FalKind, FalRequest, FalState};
+use crate::store::images::AvatarState;
 
 pub(super) async fn submit(f: &FalJobs, job: &Job, ctx: &JobContext) -> Result<Value, JobError> {
     let (db, settings) = (&f.services.db, &f.services.settings.fal);
@@ -34,6 +35,49 @@ pub(super) async fn submit(f: &FalJobs, job: &Job, ctx: &JobContext) -> Result<V
         _ => return Err(JobError::Broken(format!("not a FAL submission: {}", job.kind))),
     };
     let model = models::model_for(product, product.configured(settings)).map_err(JobError::Broken)?;
+    let Asked { input, avatar_id, prompt, aspect } = ask(f, job, product, model, user_id).await?;
+    let (kind, model) = (product.request_kind(), model.id().to_owned());
+    // FAL bills the submission: only while this attempt still holds the job
+    // (its lease may have lapsed while the archive was made, and another
+    // worker's attempt be under way).
+    ctx.hold(job).await?;
+    let submitted = f.fal.submit(&model, &input).await?;
+    let request = FalRequest {
+        request_id: submitted.request_id.clone(),
+        job_id: job.id,
+        user_id,
+        chat_id,
+        kind,
+        model,
+        status_url: submitted.status_url,
+        response_url: submitted.response_url,
+        cancel_url: submitted.cancel_url,
+        avatar_id,
+        prompt,
+        aspect_ratio: (kind != FalKind::Train).then_some(aspect),
+        language: Some(lang.code().to_owned()),
+        state: FalState::Submitted,
+        age_seconds: 0.0,
+    };
+    // FAL bills the submission: its request id is written, however long the database is away.
+    keep::until_kept("a FAL request id", job.id, || fal_requests::record_request(db, &request, settings.poll_after))
+        .await?;
+    tracing::info!(request_id = %submitted.request_id, %kind, "submitted to FAL");
+    Ok(json!({ "request_id": submitted.request_id }))
+}
+
+/// What a submission sends, and what its record keeps of it.
+struct Asked {
+    input: Value,
+    avatar_id: Option<i64>,
+    prompt: Option<String>,
+    /// The user's image size, as it was asked.
+    aspect: String,
+}
+
+/// The request's input for `model`, from the job and the user's settings.
+async fn ask(f: &FalJobs, job: &Job, product: Product, model: &dyn FalModel, user_id: i64) -> Result<Asked, JobError> {
+    let (db, settings, lang) = (&f.services.db, &f.services.settings.fal, lang_of(job));
     let aspect = db.aspect_ratio(user_id).await?;
     let prompt = match product {
         Product::Training => None,
@@ -77,39 +121,12 @@ pub(super) async fn submit(f: &FalJobs, job: &Job, ctx: &JobContext) -> Result<V
                 steps: settings.training_steps,
             };
             let input = model.input(&ask);
-            db.set_avatar_state(avatar_id, &["queued"], "training", None).await?;
+            db.set_avatar_state(avatar_id, &[AvatarState::Queued], AvatarState::Training, None).await?;
             (input, Some(avatar_id))
         }
     };
     let input = input.ok_or_else(|| JobError::Broken(format!("{} asked for {product:?}", model.id())))?;
-    let (kind, model) = (product.request_kind(), model.id().to_owned());
-    // FAL bills the submission: only while this attempt still holds the job
-    // (its lease may have lapsed while the archive was made, and another
-    // worker's attempt be under way).
-    ctx.hold(job).await?;
-    let submitted = f.fal.submit(&model, &input).await?;
-    let request = FalRequest {
-        request_id: submitted.request_id.clone(),
-        job_id: job.id,
-        user_id,
-        chat_id,
-        kind: kind.to_owned(),
-        model,
-        status_url: submitted.status_url,
-        response_url: submitted.response_url,
-        cancel_url: submitted.cancel_url,
-        avatar_id,
-        prompt,
-        aspect_ratio: (kind != "train").then_some(aspect),
-        language: Some(lang.code().to_owned()),
-        state: "submitted".into(),
-        age_seconds: 0.0,
-    };
-    // FAL bills the submission: its request id is written, however long the database is away.
-    keep::until_kept("a FAL request id", job.id, || fal_requests::record_request(db, &request, settings.poll_after))
-        .await?;
-    tracing::info!(request_id = %submitted.request_id, kind, "submitted to FAL");
-    Ok(json!({ "request_id": submitted.request_id }))
+    Ok(Asked { input, avatar_id, prompt, aspect })
 }
 
 /// A job claimed again goes on from the request an earlier attempt made:

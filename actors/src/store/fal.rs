@@ -3,7 +3,32 @@
 
 use serde_json::Value;
 
-use super::{Db, GenericClient, StoreError};
+use super::{text_column, text_enum, Db, GenericClient, StoreError};
+
+text_enum! {
+    /// What a FAL request makes (`fal_requests.kind`).
+    pub enum FalKind {
+        Imagine = "imagine",
+        Generate = "generate",
+        Train = "train",
+    }
+}
+
+text_enum! {
+    /// Where a FAL request stands (`fal_requests.state`).
+    pub enum FalState {
+        /// At FAL, its result still to come.
+        Submitted = "submitted",
+        /// Its result stored (and sent, or being sent).
+        Delivered = "delivered",
+        /// No result will come; refunded.
+        Failed = "failed",
+        /// Called off by the user; refunded.
+        Cancelled = "cancelled",
+        /// Its user asked to be forgotten: a result that comes is dropped.
+        Forgotten = "forgotten",
+    }
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct FalRequest {
@@ -11,7 +36,7 @@ pub struct FalRequest {
     pub job_id: i64,
     pub user_id: i64,
     pub chat_id: i64,
-    pub kind: String,
+    pub kind: FalKind,
     pub model: String,
     pub status_url: String,
     pub response_url: String,
@@ -20,7 +45,7 @@ pub struct FalRequest {
     pub prompt: Option<String>,
     pub aspect_ratio: Option<String>,
     pub language: Option<String>,
-    pub state: String,
+    pub state: FalState,
     pub age_seconds: f64,
 }
 
@@ -35,13 +60,13 @@ const COLUMNS: &str = "request_id, job_id, user_id, chat_id, kind, model, status
                        avatar_id, prompt, aspect_ratio, language, state, \
                        extract(epoch FROM now() - created_at)::float8 AS age_seconds";
 
-fn request(row: &tokio_postgres::Row) -> FalRequest {
-    FalRequest {
+fn request(row: &tokio_postgres::Row) -> Result<FalRequest, StoreError> {
+    Ok(FalRequest {
         request_id: row.get("request_id"),
         job_id: row.get("job_id"),
         user_id: row.get("user_id"),
         chat_id: row.get("chat_id"),
-        kind: row.get("kind"),
+        kind: text_column(row, "kind", FalKind::parse)?,
         model: row.get("model"),
         status_url: row.get("status_url"),
         response_url: row.get("response_url"),
@@ -50,9 +75,9 @@ fn request(row: &tokio_postgres::Row) -> FalRequest {
         prompt: row.get("prompt"),
         aspect_ratio: row.get("aspect_ratio"),
         language: row.get("language"),
-        state: row.get("state"),
+        state: text_column(row, "state", FalState::parse)?,
         age_seconds: row.get("age_seconds"),
-    }
+    })
 }
 
 /// Adds a submission, unless that request id is already recorded.
@@ -67,7 +92,7 @@ pub async fn insert_request(tx: &impl GenericClient, r: &FalRequest) -> Result<(
             &r.job_id,
             &r.user_id,
             &r.chat_id,
-            &r.kind,
+            &r.kind.as_str(),
             &r.model,
             &r.status_url,
             &r.response_url,
@@ -112,7 +137,7 @@ pub async fn callback_exists(client: &impl GenericClient, request_id: &str) -> R
 pub async fn finish_request(
     client: &impl GenericClient,
     request_id: &str,
-    state: &str,
+    state: FalState,
 ) -> Result<Option<FalRequest>, StoreError> {
     let row = client
         .query_opt(
@@ -120,10 +145,10 @@ pub async fn finish_request(
                 "UPDATE fal_requests SET state = $2, finished_at = now() WHERE request_id = $1 AND state = 'submitted'
                  RETURNING {COLUMNS}"
             ),
-            &[&request_id, &state],
+            &[&request_id, &state.as_str()],
         )
         .await?;
-    Ok(row.as_ref().map(request))
+    row.as_ref().map(request).transpose()
 }
 
 impl Db {
@@ -132,7 +157,7 @@ impl Db {
         let row = client
             .query_opt(&format!("SELECT {COLUMNS} FROM fal_requests WHERE request_id = $1"), &[&request_id])
             .await?;
-        Ok(row.as_ref().map(request))
+        row.as_ref().map(request).transpose()
     }
 
     /// The request a submit job made, if it made one (at most one: `job_id` is unique).
@@ -140,19 +165,19 @@ impl Db {
         let client = self.client().await?;
         let row =
             client.query_opt(&format!("SELECT {COLUMNS} FROM fal_requests WHERE job_id = $1"), &[&job_id]).await?;
-        Ok(row.as_ref().map(request))
+        row.as_ref().map(request).transpose()
     }
 
     /// This user's requests of `kind` still being made at FAL.
-    pub async fn fal_requests_submitted(&self, user_id: i64, kind: &str) -> Result<Vec<FalRequest>, StoreError> {
+    pub async fn fal_requests_submitted(&self, user_id: i64, kind: FalKind) -> Result<Vec<FalRequest>, StoreError> {
         let client = self.client().await?;
         let rows = client
             .query(
                 &format!("SELECT {COLUMNS} FROM fal_requests WHERE user_id = $1 AND kind = $2 AND state = 'submitted'"),
-                &[&user_id, &kind],
+                &[&user_id, &kind.as_str()],
             )
             .await?;
-        Ok(rows.iter().map(request).collect())
+        rows.iter().map(request).collect()
     }
 
     /// Requests of this user still being made at FAL.
@@ -172,7 +197,7 @@ impl Db {
                 &[&avatar_id],
             )
             .await?;
-        Ok(row.as_ref().map(request))
+        row.as_ref().map(request).transpose()
     }
 
     pub async fn fal_callback(&self, request_id: &str) -> Result<Option<Callback>, StoreError> {
@@ -184,7 +209,7 @@ impl Db {
     }
 
     /// Moves a submitted request to `state`; false if it had already left `submitted`.
-    pub async fn finish_fal_request(&self, request_id: &str, state: &str) -> Result<bool, StoreError> {
+    pub async fn finish_fal_request(&self, request_id: &str, state: FalState) -> Result<bool, StoreError> {
         Ok(finish_request(&self.client().await?, request_id, state).await?.is_some())
     }
 }

@@ -1,6 +1,6 @@
 //! Generated images (the gallery) and avatars with their training photos.
 
-use super::{Db, GenericClient, StoreError};
+use super::{text_column, text_enum, Db, GenericClient, StoreError};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Image {
@@ -31,13 +31,32 @@ fn image(r: &tokio_postgres::Row) -> Image {
     }
 }
 
+text_enum! {
+    /// Where an avatar stands (`avatars.state`).
+    pub enum AvatarState {
+        /// Its photos being sent.
+        Collecting = "collecting",
+        /// Paid for, its training not yet at FAL.
+        Queued = "queued",
+        Training = "training",
+        Ready = "ready",
+        Failed = "failed",
+        Cancelled = "cancelled",
+    }
+}
+
+impl AvatarState {
+    /// Not yet ready, failed or cancelled: what a cancel stops.
+    pub const UNDER_WAY: [AvatarState; 3] = [AvatarState::Collecting, AvatarState::Queued, AvatarState::Training];
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Avatar {
     pub id: i64,
     pub user_id: i64,
     pub name: String,
     pub gender: String,
-    pub state: String,
+    pub state: AvatarState,
     pub is_main: bool,
     pub trigger_phrase: String,
     pub lora_key: Option<String>,
@@ -47,18 +66,18 @@ pub struct Avatar {
 const AVATAR_COLUMNS: &str = "a.id, a.user_id, a.name, a.gender, a.state, a.is_main, a.trigger_phrase, a.lora_key, \
                               (SELECT count(*) FROM avatar_photos p WHERE p.avatar_id = a.id)";
 
-fn avatar(r: &tokio_postgres::Row) -> Avatar {
-    Avatar {
+fn avatar(r: &tokio_postgres::Row) -> Result<Avatar, StoreError> {
+    Ok(Avatar {
         id: r.get(0),
         user_id: r.get(1),
         name: r.get(2),
         gender: r.get(3),
-        state: r.get(4),
+        state: text_column(r, "state", AvatarState::parse)?,
         is_main: r.get(5),
         trigger_phrase: r.get(6),
         lora_key: r.get(7),
         photos: r.get(8),
-    }
+    })
 }
 
 /// An image as the delivery stores it, once its bytes are in S3.
@@ -209,7 +228,7 @@ impl Db {
                 &[&id, &user_id],
             )
             .await?;
-        Ok(row.as_ref().map(avatar))
+        row.as_ref().map(avatar).transpose()
     }
 
     pub async fn avatars(&self, user_id: i64) -> Result<Vec<Avatar>, StoreError> {
@@ -217,7 +236,7 @@ impl Db {
         let rows = client
             .query(&format!("SELECT {AVATAR_COLUMNS} FROM avatars a WHERE a.user_id = $1 AND a.state <> 'cancelled' ORDER BY a.id DESC LIMIT 20"), &[&user_id])
             .await?;
-        Ok(rows.iter().map(avatar).collect())
+        rows.iter().map(avatar).collect()
     }
 
     pub async fn main_avatar(&self, user_id: i64) -> Result<Option<Avatar>, StoreError> {
@@ -230,7 +249,7 @@ impl Db {
                 &[&user_id],
             )
             .await?;
-        Ok(row.as_ref().map(avatar))
+        row.as_ref().map(avatar).transpose()
     }
 
     /// Adds a photo (key `{prefix}{n}{suffix}`) unless its content is already
@@ -272,12 +291,12 @@ impl Db {
     pub async fn set_avatar_state(
         &self,
         id: i64,
-        from: &[&str],
-        to: &str,
+        from: &[AvatarState],
+        to: AvatarState,
         error: Option<&str>,
     ) -> Result<bool, StoreError> {
         let client = self.client().await?;
-        let from: Vec<String> = from.iter().map(|s| s.to_string()).collect();
+        let (from, to): (Vec<&str>, &str) = (from.iter().map(|s| s.as_str()).collect(), to.as_str());
         let n = client
             .execute(
                 "UPDATE avatars SET state = $3, error = $4, updated_at = now() WHERE id = $1 AND state = ANY($2)",

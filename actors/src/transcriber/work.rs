@@ -29,7 +29,7 @@ use crate::chat::texts;
 use crate::clients::bot_api::is_undeliverable;
 use crate::clients::openai::{Ask, Transcription};
 use crate::clients::{fetch_telegram_file, DownloadError, Patiently};
-use crate::jobs::kinds::Transcribe;
+use crate::jobs::kinds::{Source, TelegramFile};
 use crate::jobs::{Job, JobError};
 use crate::pool::JobContext;
 use crate::store::transcripts::{Finished, SavedChunk, Transcript, TranscriptField};
@@ -93,7 +93,7 @@ impl Turn<'_> {
         let openai = &self.worker.openai;
         let model = if r.speakers { &openai.diarization_model } else { &openai.transcription_model };
         let db = &self.worker.services.db;
-        db.start_transcript(self.job.id, self.user_id, r.chat_id, &r.file_unique_id, model, r.sender_telegram_id)
+        db.start_transcript(self.job.id, self.user_id, r.chat_id, &r.unique_id(), model, r.sender_telegram_id)
             .await
             .map_err(JobError::from)
     }
@@ -110,23 +110,24 @@ impl Turn<'_> {
     /// 2000 MB): from S3 when an earlier attempt kept it, else from Telegram.
     async fn fetch(&self, transcript: &Transcript, work: &WorkDir) -> Result<Recording, JobError> {
         let settings = &self.worker.services.settings;
-        if let Some(link) = &self.request.link {
-            return self.fetch_link(link, transcript, work).await;
-        }
-        let ext = extension(&self.request);
+        let file = match &self.request.source {
+            Source::Link(link) => return self.fetch_link(link, transcript, work).await,
+            Source::Telegram(file) => file,
+        };
+        let ext = extension(file);
         let path = work.path(&format!("original.{ext}"));
         if let Some(key) = &transcript.audio_key {
             let size = self.worker.services.blob.get_file(key, &path).await?;
             return Ok(Recording { path, size, ext, keep: false });
         }
         let max = settings.telegram.max_download();
-        let size = fetch_telegram_file(&self.worker.bot, &settings.telegram, &self.request.file_id, max, &path)
-            .await
-            .map_err(|e| match e {
-            DownloadError::TooBig(size) => JobError::Refused(texts::too_big(self.lang, size, max)),
-            DownloadError::Telegram(e) => e.into(),
-            other => JobError::retry(other),
-        })?;
+        let size = fetch_telegram_file(&self.worker.bot, &settings.telegram, &file.file_id, max, &path).await.map_err(
+            |e| match e {
+                DownloadError::TooBig(size) => JobError::Refused(texts::too_big(self.lang, size, max)),
+                DownloadError::Telegram(e) => e.into(),
+                other => JobError::retry(other),
+            },
+        )?;
         Ok(Recording { path, size, ext, keep: !settings.telegram.local_api })
     }
 
@@ -204,8 +205,11 @@ impl Turn<'_> {
             return Ok(());
         }
         let key = format!("audio/{}/{}/original.{}", self.user_id, transcript.id, recording.ext);
-        let mime = self.request.mime_type.clone().unwrap_or_else(|| "application/octet-stream".into());
-        self.worker.services.blob.put_file(&key, &recording.path, &mime).await?;
+        let mime = match &self.request.source {
+            Source::Telegram(TelegramFile { mime_type: Some(mime), .. }) => mime.as_str(),
+            _ => "application/octet-stream",
+        };
+        self.worker.services.blob.put_file(&key, &recording.path, mime).await?;
         self.worker
             .services
             .db
@@ -442,8 +446,8 @@ fn chunk_text(part: &SavedChunk) -> Result<ChunkText, JobError> {
     Ok(ChunkText { start: part.start, end: part.end, text: part.text.clone(), segments })
 }
 
-fn extension(r: &Transcribe) -> &'static str {
-    match (r.media.as_str(), r.mime_type.as_deref().unwrap_or_default()) {
+fn extension(file: &TelegramFile) -> &'static str {
+    match (file.media.as_str(), file.mime_type.as_deref().unwrap_or_default()) {
         ("voice", _) => "ogg",
         ("video_note", _) => "mp4",
         (_, m) if m.contains("ogg") || m.contains("opus") => "ogg",

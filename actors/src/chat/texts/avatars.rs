@@ -2,6 +2,7 @@
 //! photos), training, and its state.
 
 use crate::chat::Lang;
+use crate::store::images::AvatarState;
 
 pub fn no_avatar(lang: Lang) -> &'static str {
     lang.pick("У вас ещё нет аватара. Создайте его в /avatars.", "You have no avatar yet. Create one in /avatars.")
@@ -18,14 +19,14 @@ pub fn avatars_title(lang: Lang) -> &'static str {
     lang.pick("👤 Ваши аватары:", "👤 Your avatars:")
 }
 
-pub fn avatar_state(lang: Lang, state: &str) -> &'static str {
+pub fn avatar_state(lang: Lang, state: AvatarState) -> &'static str {
     match state {
-        "collecting" => lang.pick("собираю фото", "collecting photos"),
-        "queued" => lang.pick("в очереди", "queued"),
-        "training" => lang.pick("обучается", "training"),
-        "ready" => lang.pick("готов", "ready"),
-        "failed" => lang.pick("ошибка", "failed"),
-        _ => lang.pick("отменён", "cancelled"),
+        AvatarState::Collecting => lang.pick("собираю фото", "collecting photos"),
+        AvatarState::Queued => lang.pick("в очереди", "queued"),
+        AvatarState::Training => lang.pick("обучается", "training"),
+        AvatarState::Ready => lang.pick("готов", "ready"),
+        AvatarState::Failed => lang.pick("ошибка", "failed"),
+        AvatarState::Cancelled => lang.pick("отменён", "cancelled"),
     }
 }
 

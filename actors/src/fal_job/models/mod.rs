@@ -12,6 +12,7 @@ mod imagen4;
 use serde_json::Value;
 
 use crate::settings::FalSettings;
+use crate::store::fal::FalKind;
 
 /// What a model makes, and so what it is asked and priced for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,12 +35,12 @@ impl Product {
         }
     }
 
-    /// What a FAL request of this product is called in `fal_requests.kind`.
-    pub fn request_kind(self) -> &'static str {
+    /// What a FAL request of this product is recorded as.
+    pub fn request_kind(self) -> FalKind {
         match self {
-            Product::TextToImage => "imagine",
-            Product::AvatarImage => "generate",
-            Product::Training => "train",
+            Product::TextToImage => FalKind::Imagine,
+            Product::AvatarImage => FalKind::Generate,
+            Product::Training => FalKind::Train,
         }
     }
 
