@@ -15,7 +15,6 @@ const FLOORS: &[(&str, &[&str])] = &[
     ("the handles every actor shares", &["services"]),
     ("jobs: rows, kinds, the queue's state machine", &["jobs"]),
     ("money", &["ledger", "payments"]),
-    ("FAL request bookkeeping", &["fal_requests"]),
     ("what the bot says", &["chat"]),
     ("the worker pool", &["pool"]),
     ("pool workers", &["transcriber", "fal_job"]),

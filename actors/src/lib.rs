@@ -10,7 +10,6 @@
 //! - the handles every actor shares: `services`
 //! - job rows, kinds and typed payloads, the queue's state machine: `jobs`
 //! - money (charges, refunds, and the queue's unpaid endings with them; Stars): `ledger`, `payments`
-//! - FAL bookkeeping, refunds included: `fal_requests`
 //! - what the bot says (texts, replies, keyboards, "job failed" notices): `chat`
 //! - JobPool, its runners and listener, the `JobHandler` trait: `pool`
 //! - pool workers: `transcriber`, `fal_job`
@@ -29,7 +28,6 @@ pub mod dialogue;
 pub mod dispatcher;
 pub mod error;
 pub mod fal_job;
-pub mod fal_requests;
 pub mod http;
 pub mod intake;
 pub mod jobs;

@@ -471,8 +471,8 @@ async fn a_cancel_racing_a_delivery_gives_a_result_or_a_refund_never_both() {
                 key: format!("images/race/{}", s.request_id),
             };
             let (stored, ended) = tokio::join!(
-                aisha_actors::fal_requests::store_images(&db, &s.request_id, std::slice::from_ref(&image)),
-                aisha_actors::fal_requests::end_unpaid(&db, &s.request_id, FalState::Cancelled, true),
+                aisha_actors::fal_job::requests::store_images(&db, &s.request_id, std::slice::from_ref(&image)),
+                aisha_actors::fal_job::requests::end_unpaid(&db, &s.request_id, FalState::Cancelled, true),
             );
             (stored.unwrap().is_some(), ended.unwrap().is_some())
         }

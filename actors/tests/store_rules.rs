@@ -157,7 +157,7 @@ async fn profiles_read_together_are_created_refreshed_or_only_read_each_as_alone
 
 #[tokio::test]
 async fn callbacks_recorded_together_queue_one_delivery_each_and_only_for_known_requests() {
-    use aisha_actors::fal_requests::{self, NewCallback};
+    use aisha_actors::fal_job::requests::{self, NewCallback};
     use aisha_actors::store::fal::FalRequest;
     let (_t, services) = common::services("callbacks_together", |_| {}).await;
     let db = &services.db;
@@ -186,7 +186,7 @@ async fn callbacks_recorded_together_queue_one_delivery_each_and_only_for_known_
             state: aisha_actors::store::fal::FalState::Submitted,
             age_seconds: 0.0,
         };
-        fal_requests::record_request(db, &request, std::time::Duration::from_secs(3600)).await.unwrap();
+        requests::record_request(db, &request, std::time::Duration::from_secs(3600)).await.unwrap();
     };
     let deliveries = || async {
         let client = db.client().await.unwrap();
@@ -208,14 +208,14 @@ async fn callbacks_recorded_together_queue_one_delivery_each_and_only_for_known_
 
     let batch = vec![callback("known-1"), callback("early"), callback("known-1"), callback("known-2")];
     assert_eq!(
-        new(fal_requests::record_callbacks(db, batch).await),
+        new(requests::record_callbacks(db, batch).await),
         [true, true, false, true],
         "the second known-1 is its duplicate"
     );
     assert_eq!(deliveries().await, ["known-1", "known-2"], "a callback before its submission queues nothing yet");
 
     let again = vec![callback("known-2"), callback("early")];
-    assert_eq!(new(fal_requests::record_callbacks(db, again).await), [false, false]);
+    assert_eq!(new(requests::record_callbacks(db, again).await), [false, false]);
     assert_eq!(deliveries().await, ["known-1", "known-2"], "duplicates queue nothing");
 
     submit("early").await;

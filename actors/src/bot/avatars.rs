@@ -15,7 +15,7 @@ use crate::chat::texts::{self};
 use crate::clients::Patiently;
 use crate::clients::{download_telegram_file, DownloadError, MAX_DOWNLOAD};
 use crate::dialogue::{self, Dialogue};
-use crate::fal_requests;
+use crate::fal_job::requests;
 use crate::jobs::kinds::Train;
 use crate::jobs::{queue, Kind, NewJob};
 use crate::ledger;
@@ -274,8 +274,7 @@ impl BotHandler {
             tracing::warn!(request_id = %request.request_id, error = %e, "FAL cancel failed; the result will be discarded");
         }
         let refund = self.services.settings.fal.refund_cancelled_training;
-        let ended =
-            fal_requests::end_unpaid(&self.services.db, &request.request_id, FalState::Cancelled, refund).await?;
+        let ended = requests::end_unpaid(&self.services.db, &request.request_id, FalState::Cancelled, refund).await?;
         Ok(ended.map_or(0, |e| e.refunded))
     }
 

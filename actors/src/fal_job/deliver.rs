@@ -14,14 +14,14 @@ use teloxide::types::{ChatId, InlineKeyboardMarkup, InputFile, InputMedia, Input
 use teloxide::RequestError;
 
 use super::models::{self, Product, Weights};
-use super::FalJobs;
+use super::requests;
+use super::shared::FalJobs;
 use crate::blob::image_kind;
 use crate::chat::callback::{button, Callback};
 use crate::chat::{texts, Lang};
 use crate::clients::bot_api::is_undeliverable;
 use crate::clients::fal::MAX_RESULT_FILE;
 use crate::clients::Patiently;
-use crate::fal_requests;
 use crate::jobs::kinds::FalRequestRef;
 use crate::jobs::{Job, JobError};
 use crate::pool::JobContext;
@@ -120,7 +120,7 @@ async fn deliver_images(
         });
     }
     ctx.hold(job).await?;
-    let Some(stored) = fal_requests::store_images(&f.services.db, &r.request_id, &new).await? else {
+    let Some(stored) = requests::store_images(&f.services.db, &r.request_id, &new).await? else {
         tracing::info!(request_id = %r.request_id, "the request was cancelled before its result was stored; nothing delivered");
         for image in &new {
             let _ = blob.delete(&image.key).await;
@@ -234,7 +234,7 @@ async fn deliver_avatar(
         None => None,
     };
     ctx.hold(job).await?;
-    if !fal_requests::store_avatar(db, &r.request_id, avatar_id, &lora_key, config_key.as_deref()).await? {
+    if !requests::store_avatar(db, &r.request_id, avatar_id, &lora_key, config_key.as_deref()).await? {
         tracing::info!(request_id = %r.request_id, avatar_id, "the training was cancelled before its weights were stored; the avatar stays cancelled");
         return Ok(json!({ "outcome": "cancelled" }));
     }
@@ -250,7 +250,7 @@ async fn deliver_avatar(
 /// and the user told why.
 pub(super) async fn fail_request(f: &FalJobs, request_id: &str, reason: &str) {
     let db = &f.services.db;
-    let ended = match fal_requests::end_unpaid(db, request_id, FalState::Failed, true).await {
+    let ended = match requests::end_unpaid(db, request_id, FalState::Failed, true).await {
         Ok(Some(ended)) => ended,
         Ok(None) => return,
         Err(e) => {

@@ -1,37 +1,34 @@
-//! FAL jobs (worker mode): `fal.imagine`, `fal.generate` and `fal.train`
-//! submit to FAL's queue; `fal.deliver` copies a finished request's files
-//! into S3 and sends them; `fal.poll` looks after requests whose callback
-//! does not come.
+//! FAL, in one area: the jobs (worker mode) — `fal.imagine`, `fal.generate`
+//! and `fal.train` submit to FAL's queue, `fal.deliver` copies a finished
+//! request's files into S3 and sends them, `fal.poll` looks after requests
+//! whose callback does not come — and beside them one file per model
+//! (`models/`), the requests' bookkeeping (`requests`) and the callbacks the
+//! webhook listener takes (`callback`). The HTTP client is `clients::fal`,
+//! the rows `store::fal`.
 
+pub mod callback;
 mod deliver;
 pub mod models;
 mod poll;
+pub mod requests;
+mod shared;
 mod submit;
+
+use shared::lang_of;
+pub use shared::FalJobs;
 
 use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::blob::Blob;
 use crate::chat::notices::tell_failed;
-use crate::chat::{texts, Lang};
-use crate::clients::fal::Fal;
-use crate::clients::{ClientError, TgBot};
+use crate::chat::texts;
+use crate::clients::ClientError;
 use crate::jobs::kinds::{FalRequestRef, Train};
 use crate::jobs::{Job, JobError, Kind};
 use crate::pool::{BoxFuture, DeadReason, Handlers, JobContext, JobHandler};
 use crate::services::Services;
-use crate::settings::S3Settings;
 use crate::store::images::AvatarState;
-
-#[derive(Clone)]
-pub struct FalJobs {
-    services: Services,
-    bot: TgBot,
-    fal: Fal,
-    /// Presigns links on `s3.public_endpoint`, when one is set.
-    public_blob: Option<Blob>,
-}
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Role {
@@ -46,17 +43,6 @@ struct Handler {
 }
 
 impl FalJobs {
-    pub fn new(services: Services) -> Result<Self, ClientError> {
-        let settings = &services.settings;
-        let public_blob = if settings.s3.public_endpoint.is_empty() {
-            None
-        } else {
-            let public = S3Settings { endpoint: settings.s3.public_endpoint.clone(), ..settings.s3.clone() };
-            Some(Blob::new(&public).map_err(|e| ClientError::Http(e.to_string()))?)
-        };
-        Ok(Self { bot: services.telegram.clone(), fal: Fal::new(&settings.fal), public_blob, services })
-    }
-
     pub fn handlers(services: Services) -> Result<Handlers, ClientError> {
         let jobs = Self::new(services)?;
         let handler = |role| -> Arc<dyn JobHandler> { Arc::new(Handler { jobs: jobs.clone(), role }) };
@@ -68,27 +54,6 @@ impl FalJobs {
             (Kind::FalPoll.as_str(), handler(Role::Poll)),
         ])
     }
-
-    /// A URL FAL can download `key` from: presigned on the public S3
-    /// endpoint, or a signed `/files/{token}` link on the webhook listener.
-    async fn public_link(&self, key: &str) -> Result<String, JobError> {
-        let fal = &self.services.settings.fal;
-        if let Some(blob) = &self.public_blob {
-            return Ok(blob.presigned_get(key, fal.file_link_ttl).await?);
-        }
-        let (base, secret) = (fal.files_base(), fal.files_secret.expose());
-        if base.is_empty() || secret.is_empty() {
-            return Err(JobError::Broken(
-                "FAL cannot fetch files: set fal.public_url (or fal.webhook_url) and fal.files_secret, or s3.public_endpoint".into(),
-            ));
-        }
-        let expires = chrono::Utc::now().timestamp() + fal.file_link_ttl.as_secs() as i64;
-        Ok(format!("{base}/files/{}", crate::clients::fal::files::sign(secret.as_bytes(), key, expires)))
-    }
-}
-
-fn lang_of(job: &Job) -> Lang {
-    Lang::from_code(job.language())
 }
 
 impl JobHandler for Handler {

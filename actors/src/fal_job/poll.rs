@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::FalJobs;
+use super::requests;
+use super::shared::FalJobs;
 use crate::clients::fal::FalError;
-use crate::fal_requests;
 use crate::jobs::kinds::FalRequestRef;
 use crate::jobs::{Job, JobError};
 use crate::store::fal::{FalKind, FalState};
@@ -30,7 +30,7 @@ pub(super) async fn poll(f: &FalJobs, job: &Job) -> Result<Value, JobError> {
     let timeout = if request.kind == FalKind::Train { settings.training_timeout } else { settings.image_timeout };
     if request.age_seconds > timeout.as_secs_f64() {
         let body = json!({ "request_id": request_id, "status": "ERROR", "error": format!("no result within {}", humantime::format_duration(timeout)) });
-        fal_requests::record_callback(db, request_id, "ERROR", &body, "timeout").await?;
+        requests::record_callback(db, request_id, "ERROR", &body, "timeout").await?;
         return Ok(json!({ "outcome": "timed out" }));
     }
     let status = f.fal.status(&request.status_url).await?;
@@ -47,7 +47,7 @@ pub(super) async fn poll(f: &FalJobs, job: &Job) -> Result<Value, JobError> {
         Err(e) => return Err(e.into()),
     };
     let status = body["status"].as_str().unwrap_or("ERROR").to_owned();
-    fal_requests::record_callback(db, request_id, &status, &body, "poll").await?;
+    requests::record_callback(db, request_id, &status, &body, "poll").await?;
     tracing::info!(request_id, status, "FAL result fetched by polling");
     Ok(json!({ "outcome": "polled", "status": status }))
 }

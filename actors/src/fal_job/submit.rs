@@ -10,9 +10,9 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 
 use super::models::{self, Ask, FalModel, Product};
-use super::{lang_of, FalJobs};
+use super::requests;
+use super::shared::{lang_of, FalJobs};
 use crate::chat::texts;
-use crate::fal_requests;
 use crate::jobs::kinds::{ImageRequest, Train};
 use crate::jobs::{Job, JobError, Kind};
 use crate::keep;
@@ -60,7 +60,7 @@ pub(super) async fn submit(f: &FalJobs, job: &Job, ctx: &JobContext) -> Result<V
         age_seconds: 0.0,
     };
     // FAL bills the submission: its request id is written, however long the database is away.
-    keep::until_kept("a FAL request id", job.id, || fal_requests::record_request(db, &request, settings.poll_after))
+    keep::until_kept("a FAL request id", job.id, || requests::record_request(db, &request, settings.poll_after))
         .await?;
     tracing::info!(request_id = %submitted.request_id, %kind, "submitted to FAL");
     Ok(json!({ "request_id": submitted.request_id }))

@@ -1,5 +1,5 @@
 //! FAL requests and their callbacks, as rows. What recording one sets in
-//! motion (queueing delivery or a poll, refunds) is `fal_requests`' business.
+//! motion (queueing delivery or a poll, refunds) is `fal_job::requests`' business.
 
 use serde_json::Value;
 
