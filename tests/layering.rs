@@ -17,7 +17,7 @@ const FLOORS: &[(&str, &[&str])] = &[
     ("money", &["ledger", "payments"]),
     ("what the bot says", &["chat"]),
     ("the worker pool", &["pool"]),
-    ("pool workers", &["transcriber", "fal_job"]),
+    ("pool workers, then every kind of work they declare", &["transcriber", "fal_job", "kinds"]),
     ("chat routing", &["bot", "dispatcher"]),
     ("intake: room, record once, dispatch", &["intake"]),
     ("the ways updates come in", &["poller", "webhook"]),

@@ -8,11 +8,11 @@
 //! - Redis and S3: `cache`, `lease`, `dialogue`, `limits`, `blob`
 //! - outside APIs over HTTP, each with its own errors: `clients`
 //! - the handles every actor shares: `services`
-//! - job rows, kinds and typed payloads, the queue's state machine: `jobs`
+//! - job rows, how a kind of work is declared, the queue's state machine: `jobs`
 //! - money (charges, refunds, and the queue's unpaid endings with them; Stars): `ledger`, `payments`
 //! - what the bot says (texts, replies, keyboards, "job failed" notices): `chat`
 //! - JobPool, its runners and listener, the `JobHandler` trait: `pool`
-//! - pool workers: `transcriber`, `fal_job`
+//! - pool workers, then every kind of work they declare: `transcriber`, `fal_job`, `kinds`
 //! - chat routing: `bot`, `dispatcher`
 //! - intake (room, record once, dispatch): `intake`
 //! - the ways updates come in: `poller`, `webhook`
@@ -32,6 +32,7 @@ pub mod http;
 pub mod intake;
 pub mod jobs;
 pub mod keep;
+pub mod kinds;
 pub mod lease;
 pub mod ledger;
 pub mod limits;

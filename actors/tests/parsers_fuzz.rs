@@ -9,9 +9,9 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::process::Command;
 
+use aisha_actors::chat::callback::DigestKind;
 use aisha_actors::chat::callback::{Callback, MenuItem, MAX_POSITION};
 use aisha_actors::clients::links::Guard;
-use aisha_actors::jobs::kinds::DigestKind;
 use aisha_actors::transcriber::ogg;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};

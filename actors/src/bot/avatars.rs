@@ -6,7 +6,7 @@ use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use teloxide::payloads::SendMessageSetters;
 use teloxide::prelude::Requester;
-use teloxide::types::{InlineKeyboardMarkup, Message};
+use teloxide::types::InlineKeyboardMarkup;
 
 use super::{BotHandler, HandleError, Turn};
 use crate::chat::callback::{button, Callback};
@@ -15,9 +15,9 @@ use crate::chat::texts::{self};
 use crate::clients::Patiently;
 use crate::clients::{download_telegram_file, DownloadError, MAX_DOWNLOAD};
 use crate::dialogue::{self, Dialogue};
+use crate::fal_job::kinds::{Train, FAL_TRAIN};
 use crate::fal_job::requests;
-use crate::jobs::kinds::Train;
-use crate::jobs::{queue, Kind, NewJob};
+use crate::jobs::queue;
 use crate::ledger;
 use crate::store::fal::{FalRequest, FalState};
 use crate::store::images::AvatarState;
@@ -25,17 +25,6 @@ use crate::store::images::AvatarState;
 /// Short side at least, long side at most, in pixels.
 const MIN_SIDE: usize = 512;
 const MAX_SIDE: usize = 4096;
-
-/// A photo or an image sent as a document: (file id, size if known).
-pub(super) fn image_of(message: &Message) -> Option<(String, Option<u64>)> {
-    if let Some(largest) = message.photo().and_then(|sizes| sizes.last()) {
-        return Some((largest.file.id.0.clone(), Some(largest.file.size as u64)));
-    }
-    let document = message.document()?;
-    let is_image = document.mime_type.as_ref().is_some_and(|m| m.type_() == mime::IMAGE);
-    is_image
-        .then(|| (document.file.id.0.clone(), (document.file.size != u32::MAX).then_some(document.file.size as u64)))
-}
 
 /// Checks format and size; returns (extension, width, height) or the problem's name.
 fn validate(bytes: &[u8]) -> Result<(&'static str, usize, usize), &'static str> {
@@ -198,7 +187,7 @@ impl BotHandler {
             return self.avatar_status(turn, avatar_id).await;
         }
         let payload = Train { avatar_id, chat_id: chat.0, language: lang.code().to_owned() };
-        let job = NewJob::of(Kind::FalTrain, format!("avatar:train:{avatar_id}"), &payload);
+        let job = FAL_TRAIN.job(format!("avatar:train:{avatar_id}"), &payload);
         let queued = self.charge_for(turn, job, self.services.settings.pricing.avatar_training).await;
         if matches!(queued, Ok(true)) {
             dialogue::clear(&self.services.redis, user_id).await?;

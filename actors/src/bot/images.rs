@@ -9,9 +9,8 @@ use super::{BotHandler, HandleError, Turn};
 use crate::chat::callback::{button, Callback};
 use crate::chat::texts;
 use crate::clients::Patiently;
+use crate::fal_job::kinds::{ImageRequest, FAL_GENERATE, FAL_IMAGINE};
 use crate::fal_job::models::{self, Product};
-use crate::jobs::kinds::ImageRequest;
-use crate::jobs::{Kind, NewJob};
 
 impl BotHandler {
     /// `/imagine` (text to image) or `/generate` (from the main avatar): charged and queued.
@@ -19,12 +18,12 @@ impl BotHandler {
         &self,
         turn: Turn,
         key: String,
-        kind: Kind,
+        product: Product,
         prompt: &str,
     ) -> Result<(), HandleError> {
         let Turn { chat, user_id, lang } = turn;
         let pricing = &self.services.settings.pricing;
-        let price = if kind == Kind::FalGenerate {
+        let (kind, price) = if product == Product::AvatarImage {
             if self.services.db.main_avatar(user_id).await?.is_none() {
                 let new = button(texts::new_avatar_button(lang), Callback::AvatarNew);
                 self.bot
@@ -34,12 +33,12 @@ impl BotHandler {
                     .await?;
                 return Ok(());
             }
-            pricing.avatar_image
+            (&FAL_GENERATE, pricing.avatar_image)
         } else {
-            pricing.text_to_image
+            (&FAL_IMAGINE, pricing.text_to_image)
         };
         let payload = ImageRequest { prompt: prompt.to_owned(), chat_id: chat.0, language: lang.code().to_owned() };
-        self.charge(turn, NewJob::of(kind, key, &payload), price).await
+        self.charge(turn, kind.job(key, &payload), price).await
     }
 
     /// Regenerate: the same prompt, the same way, charged again.
@@ -49,11 +48,11 @@ impl BotHandler {
             return self.say(chat, texts::no_images(lang)).await;
         };
         // As the model that made it did: its product says which.
-        let kind = match models::model(&image.model).map(|m| m.product()) {
-            Some(Product::TextToImage) => Kind::FalImagine,
-            _ => Kind::FalGenerate,
+        let product = match models::model(&image.model).map(|m| m.product()) {
+            Some(Product::TextToImage) => Product::TextToImage,
+            _ => Product::AvatarImage,
         };
-        self.image_request(turn, format!("tg:cb:{}", query.id.0), kind, &image.prompt).await
+        self.image_request(turn, format!("tg:cb:{}", query.id.0), product, &image.prompt).await
     }
 
     pub(super) async fn favourite(&self, turn: Turn, image_id: i64) -> Result<(), HandleError> {

@@ -8,10 +8,9 @@ use url::Url;
 use super::{BotHandler, HandleError, Turn};
 use crate::chat::{texts, Lang};
 use crate::clients::links::Guard;
-use crate::jobs::kinds::{LinkProbe, LinkSource, Source, Transcribe};
-use crate::jobs::{Kind, NewJob};
 use crate::ledger::{self, Charged};
 use crate::limits::{self, Verdict};
+use crate::transcriber::kinds::{LinkProbe, LinkSource, Source, Transcribe, LINK_PROBE};
 
 impl BotHandler {
     /// Checks the link, then queues the free job that reads it.
@@ -27,7 +26,7 @@ impl BotHandler {
         }
         let link_id = self.services.db.add_link(user_id, chat.0, url.as_str()).await?;
         let probe = LinkProbe { link_id, chat_id: chat.0, language: lang.code().to_owned() };
-        let job = NewJob::of(Kind::LinkProbe, format!("tg:{}:{}:link", chat.0, message.id.0), &probe);
+        let job = LINK_PROBE.job(format!("tg:{}:{}:link", chat.0, message.id.0), &probe);
         match self.shared.charge(user_id, self.priced(job, chat, 0)).await? {
             Charged::Queued { job, .. } => {
                 tracing::info!(job_id = job.id, user_id, link_id, "link queued to be read");
@@ -85,7 +84,7 @@ impl BotHandler {
             speakers,
         };
         // One transcription per link read: a second press finds the first.
-        let job = NewJob::of(request.kind(), format!("link:{link_id}"), &request);
+        let job = request.kind().job(format!("link:{link_id}"), &request);
         self.charge(turn, job, price).await
     }
 }

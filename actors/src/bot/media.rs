@@ -3,8 +3,8 @@
 use teloxide::types::{FileMeta, Message};
 
 use crate::chat::Lang;
-use crate::jobs::kinds::{Source, TelegramFile, Transcribe};
 use crate::jobs::NewJob;
+use crate::transcriber::kinds::{Source, TelegramFile, Transcribe};
 
 /// A recording or audio file the user wants as text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,7 +106,7 @@ impl Media {
             sender_telegram_id: group.and(message.from.as_ref()).map(|u| u.id.0 as i64),
             speakers,
         };
-        NewJob::of(payload.kind(), key, &payload)
+        payload.kind().job(key, &payload)
     }
 
     /// Coins charged up front: per started minute of the declared length,
@@ -121,6 +121,17 @@ impl Media {
         };
         crate::ledger::transcription_price(seconds, per_minute)
     }
+}
+
+/// A photo or an image sent as a document: (file id, size if known).
+pub(super) fn image_of(message: &Message) -> Option<(String, Option<u64>)> {
+    if let Some(largest) = message.photo().and_then(|sizes| sizes.last()) {
+        return Some((largest.file.id.0.clone(), Some(largest.file.size as u64)));
+    }
+    let document = message.document()?;
+    let is_image = document.mime_type.as_ref().is_some_and(|m| m.type_() == mime::IMAGE);
+    is_image
+        .then(|| (document.file.id.0.clone(), (document.file.size != u32::MAX).then_some(document.file.size as u64)))
 }
 
 #[cfg(test)]

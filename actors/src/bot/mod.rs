@@ -27,7 +27,8 @@ use crate::chat::{texts, Lang};
 use crate::clients::fal::Fal;
 use crate::clients::{Patiently, TgBot};
 use crate::dialogue::{self, Dialogue};
-use crate::jobs::{Kind, NewJob};
+use crate::fal_job::models::Product;
+use crate::jobs::NewJob;
 use crate::ledger::{self, Charged};
 use crate::services::Services;
 use crate::store::users::{TelegramProfile, User};
@@ -146,7 +147,7 @@ impl BotHandler {
             return self.on_media(turn, message, &user, media).await;
         }
         let step = dialogue::get(&self.services.redis, user.id).await?;
-        if let Some(image) = avatars::image_of(message) {
+        if let Some(image) = media::image_of(message) {
             return match step {
                 Some(Dialogue::AvatarPhotos { avatar_id }) => self.avatar_photo(turn, avatar_id, image).await,
                 _ => self.say(chat, texts::photo_outside_avatars(lang)).await,
@@ -188,14 +189,14 @@ impl BotHandler {
             Command::Imagine(prompt) => match sent.filter(|_| !prompt.is_empty()) {
                 Some(message) => {
                     let key = format!("tg:{}:{}:imagine", chat.0, message.id.0);
-                    self.image_request(turn, key, Kind::FalImagine, &prompt).await
+                    self.image_request(turn, key, Product::TextToImage, &prompt).await
                 }
                 None => self.say(chat, texts::imagine_usage(lang)).await,
             },
             Command::Generate(prompt) => match sent.filter(|_| !prompt.is_empty()) {
                 Some(message) => {
                     let key = format!("tg:{}:{}:generate", chat.0, message.id.0);
-                    self.image_request(turn, key, Kind::FalGenerate, &prompt).await
+                    self.image_request(turn, key, Product::AvatarImage, &prompt).await
                 }
                 None => self.say(chat, texts::generate_usage(lang)).await,
             },
@@ -247,7 +248,7 @@ impl BotHandler {
         match self.shared.charge(user_id, job).await? {
             Charged::Queued { job, balance } => {
                 tracing::info!(job_id = job.id, user_id, kind = %kind, price, "job queued");
-                self.say(chat, texts::queued(lang, &kind, price, balance)).await?;
+                self.say(chat, texts::queued(lang, &crate::kinds::title(lang, &kind), price, balance)).await?;
                 Ok(true)
             }
             Charged::Duplicate(job) => {
@@ -302,7 +303,7 @@ impl BotHandler {
         let Turn { chat, user_id, lang } = turn;
         let balance = ledger::balance(&self.services.db, user_id).await?;
         let entries = ledger::recent_entries(&self.services.db, user_id, 5).await?;
-        let text = texts::balance(lang, balance, &entries);
+        let text = texts::balance(lang, balance, &entries, |kind| crate::kinds::title(lang, kind));
         self.bot.send_message(chat, text).reply_markup(keyboards::top_up(lang)).patiently().await?;
         Ok(())
     }

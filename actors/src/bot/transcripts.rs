@@ -7,13 +7,13 @@ use teloxide::prelude::Requester;
 use teloxide::types::{CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, InputFile};
 
 use super::{BotHandler, HandleError, Turn};
+use crate::chat::callback::DigestKind;
 use crate::chat::callback::{button, Callback};
 use crate::chat::keyboards::transcript_keyboard;
 use crate::chat::reply;
 use crate::chat::texts;
 use crate::clients::Patiently;
-use crate::jobs::kinds::{Digest, DigestKind, Transcribe};
-use crate::jobs::{Kind, NewJob};
+use crate::transcriber::kinds::{Digest, Transcribe, TRANSCRIPT_DIGEST};
 
 impl BotHandler {
     /// Ten delivered transcripts per page, newest first, each with a button to get it again.
@@ -107,7 +107,7 @@ impl BotHandler {
         request.speakers = true;
         // One redo per transcript: a second press finds the first. A link's
         // goes to a worker where yt-dlp runs, in case its audio was not kept.
-        let job = NewJob::of(request.kind(), format!("who:{id}"), &request);
+        let job = request.kind().job(format!("who:{id}"), &request);
         self.charge(turn, job, price).await
     }
 
@@ -157,7 +157,7 @@ impl BotHandler {
         // The callback query id: a redelivered press is the same request.
         let key = format!("tg:cb:{}", query.id.0);
         let payload = Digest { transcript_id: id, kind, chat_id: chat.0, language: lang.code().to_owned() };
-        let job = NewJob::of(Kind::TranscriptDigest, key, &payload);
+        let job = TRANSCRIPT_DIGEST.job(key, &payload);
         self.charge(turn, job, self.services.settings.pricing.transcript_digest).await
     }
 }

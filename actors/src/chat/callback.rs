@@ -7,10 +7,35 @@
 
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
 use teloxide::types::InlineKeyboardButton;
 
 use super::command::Command;
-use crate::jobs::kinds::DigestKind;
+
+/// What a transcript's digest buttons ask for (and its job carries).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DigestKind {
+    Summary,
+    Actions,
+    Minutes,
+}
+
+impl DigestKind {
+    pub const ALL: [DigestKind; 3] = [DigestKind::Summary, DigestKind::Actions, DigestKind::Minutes];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DigestKind::Summary => "summary",
+            DigestKind::Actions => "actions",
+            DigestKind::Minutes => "minutes",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<DigestKind> {
+        DigestKind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+}
 
 /// Beyond any real gallery or history; keeps `page * PAGE` far from overflow.
 pub const MAX_POSITION: i64 = 1_000_000;

@@ -2,9 +2,9 @@
 
 use teloxide::types::InlineKeyboardMarkup;
 
+use super::callback::DigestKind;
 use super::callback::{button, Callback};
 use super::{texts, Lang};
-use crate::jobs::kinds::DigestKind;
 
 /// The "Top up" button under a balance or a refusal for want of coins.
 pub fn top_up(lang: Lang) -> InlineKeyboardMarkup {

@@ -5,12 +5,15 @@ use teloxide::prelude::Requester;
 use teloxide::types::ChatId;
 
 use super::{texts, Lang};
+use crate::jobs::kind::Title;
 use crate::jobs::Job;
 
-/// Tells the user a job failed (`why`, in their words) and was refunded.
-pub async fn tell_failed(bot: &TgBot, job: &Job, why: &str, lang: Lang) {
+/// Tells the user a job of theirs (`title`: what they call its kind)
+/// failed (`why`, in their words) and was refunded.
+pub async fn tell_failed(bot: &TgBot, job: &Job, title: Title, why: &str, lang: Lang) {
     let Some(chat) = job.chat_id else { return };
-    let text = format!("{}\n{why}\n{}", texts::failed(lang, &job.kind), texts::refunded(lang, job.cost));
+    let what = lang.pick(title.ru, title.en);
+    let text = format!("{}\n{why}\n{}", texts::failed(lang, what), texts::refunded(lang, job.cost));
     if let Err(e) = bot.send_message(ChatId(chat), text.trim_end().to_owned()).patiently().await {
         tracing::warn!(job_id = job.id, error = %e, "could not tell the user about a failed job");
     }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use teloxide::requests::{Output, Payload, Request};
 use teloxide::{ApiError, Bot, RequestError};
 
-use super::ClientError;
+use super::outcome::ClientError;
 use crate::backoff::Backoff;
 use crate::settings::TelegramSettings;
 

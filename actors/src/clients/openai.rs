@@ -30,7 +30,7 @@ pub enum OpenAiError {
     Network(String),
 }
 
-impl super::Outcome for OpenAiError {
+impl super::outcome::Outcome for OpenAiError {
     fn outcome(&self) -> &'static str {
         match self {
             OpenAiError::RateLimited { .. } => "rate_limited",
@@ -43,13 +43,13 @@ impl super::Outcome for OpenAiError {
     }
 }
 
-impl super::ApiError for OpenAiError {
-    fn failure(&self) -> super::Failure {
+impl super::outcome::ApiError for OpenAiError {
+    fn failure(&self) -> super::outcome::Failure {
         match self {
-            OpenAiError::RateLimited { retry_after } => super::Failure::RetryAfter(*retry_after),
-            OpenAiError::Server { .. } | OpenAiError::Network(_) => super::Failure::Passing,
-            OpenAiError::Rejected { .. } => super::Failure::Refused,
-            OpenAiError::InsufficientQuota | OpenAiError::Unauthorized => super::Failure::NeedsOperator,
+            OpenAiError::RateLimited { retry_after } => super::outcome::Failure::RetryAfter(*retry_after),
+            OpenAiError::Server { .. } | OpenAiError::Network(_) => super::outcome::Failure::Passing,
+            OpenAiError::Rejected { .. } => super::outcome::Failure::Refused,
+            OpenAiError::InsufficientQuota | OpenAiError::Unauthorized => super::outcome::Failure::NeedsOperator,
         }
     }
 
@@ -147,12 +147,12 @@ pub struct OpenAi {
 }
 
 impl OpenAi {
-    pub fn new(settings: &OpenAiSettings) -> Result<Self, super::ClientError> {
+    pub fn new(settings: &OpenAiSettings) -> Result<Self, super::outcome::ClientError> {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .timeout(settings.timeout)
             .build()
-            .map_err(|e| super::ClientError::Http(e.to_string()))?;
+            .map_err(|e| super::outcome::ClientError::Http(e.to_string()))?;
         Ok(Self {
             http,
             base: settings.base_url.trim_end_matches('/').to_owned(),
@@ -180,7 +180,7 @@ impl OpenAi {
         ask: Ask<'_>,
     ) -> Result<Transcription, OpenAiError> {
         let call = if matches!(ask, Ask::Speakers(_)) { "diarization" } else { "transcription" };
-        super::timed("openai", call, self.transcribe_once(file_name, audio, language, ask)).await
+        super::outcome::timed("openai", call, self.transcribe_once(file_name, audio, language, ask)).await
     }
 
     async fn transcribe_once(
@@ -233,7 +233,7 @@ impl OpenAi {
 
     /// `POST /chat/completions` with one system and one user message.
     pub async fn chat(&self, system: &str, user: &str) -> Result<String, OpenAiError> {
-        super::timed("openai", "chat", self.chat_once(system, user)).await
+        super::outcome::timed("openai", "chat", self.chat_once(system, user)).await
     }
 
     async fn chat_once(&self, system: &str, user: &str) -> Result<String, OpenAiError> {
@@ -295,11 +295,11 @@ async fn check(response: reqwest::Response) -> Result<Value, OpenAiError> {
     if (status, code) == (429, "insufficient_quota") {
         return Err(OpenAiError::InsufficientQuota);
     }
-    Err(match super::Failure::of_status(status) {
-        super::Failure::NeedsOperator => OpenAiError::Unauthorized,
-        super::Failure::RetryAfter(_) => OpenAiError::RateLimited { retry_after },
-        super::Failure::Passing => OpenAiError::Server { status, message },
-        super::Failure::Refused => OpenAiError::Rejected { status, message },
+    Err(match super::outcome::Failure::of_status(status) {
+        super::outcome::Failure::NeedsOperator => OpenAiError::Unauthorized,
+        super::outcome::Failure::RetryAfter(_) => OpenAiError::RateLimited { retry_after },
+        super::outcome::Failure::Passing => OpenAiError::Server { status, message },
+        super::outcome::Failure::Refused => OpenAiError::Rejected { status, message },
     })
 }
 

@@ -7,7 +7,7 @@ use teloxide::RequestError;
 
 use super::bot_api::{Patiently, TgBot};
 
-use super::ClientError;
+use super::outcome::ClientError;
 use crate::settings::TelegramSettings;
 
 /// Telegram's limit on what a bot may download from the public Bot API.

@@ -13,6 +13,7 @@ use teloxide::prelude::Requester;
 use teloxide::types::{ChatId, InlineKeyboardMarkup, InputFile, InputMedia, InputMediaPhoto};
 use teloxide::RequestError;
 
+use super::kinds::FalRequestRef;
 use super::models::{self, Product, Weights};
 use super::requests;
 use super::shared::FalJobs;
@@ -22,7 +23,6 @@ use crate::chat::{texts, Lang};
 use crate::clients::bot_api::is_undeliverable;
 use crate::clients::fal::MAX_RESULT_FILE;
 use crate::clients::Patiently;
-use crate::jobs::kinds::FalRequestRef;
 use crate::jobs::{Job, JobError};
 use crate::pool::JobContext;
 use crate::store::fal::{FalKind, FalRequest, FalState};
@@ -266,10 +266,10 @@ pub(super) async fn fail_request(f: &FalJobs, request_id: &str, reason: &str) {
             .set_avatar_state(avatar, &[AvatarState::Queued, AvatarState::Training], AvatarState::Failed, Some(reason))
             .await;
     }
-    let lang = Lang::from_code(request.language.as_deref());
+    let (lang, title) = (Lang::from_code(request.language.as_deref()), super::kinds::title_of_request(request.kind));
     let text = format!(
         "{}\n{}\n{}",
-        texts::failed(lang, &format!("fal.{}", request.kind)),
+        texts::failed(lang, lang.pick(title.ru, title.en)),
         texts::generation_failed(lang, reason),
         texts::refunded(lang, ended.refunded)
     );

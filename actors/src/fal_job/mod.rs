@@ -8,6 +8,7 @@
 
 pub mod callback;
 mod deliver;
+pub mod kinds;
 pub mod models;
 mod poll;
 pub mod requests;
@@ -24,15 +25,16 @@ use serde_json::Value;
 use crate::chat::notices::tell_failed;
 use crate::chat::texts;
 use crate::clients::ClientError;
-use crate::jobs::kinds::{FalRequestRef, Train};
-use crate::jobs::{Job, JobError, Kind};
+use crate::jobs::{Job, JobError};
 use crate::pool::{BoxFuture, DeadReason, Handlers, JobContext, JobHandler};
 use crate::services::Services;
 use crate::store::images::AvatarState;
+use kinds::{FalRequestRef, Train, FAL_DELIVER, FAL_GENERATE, FAL_IMAGINE, FAL_POLL, FAL_TRAIN};
+use models::Product;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Role {
-    Submit,
+    Submit(Product),
     Deliver,
     Poll,
 }
@@ -47,11 +49,11 @@ impl FalJobs {
         let jobs = Self::new(services)?;
         let handler = |role| -> Arc<dyn JobHandler> { Arc::new(Handler { jobs: jobs.clone(), role }) };
         Ok(vec![
-            (Kind::FalImagine.as_str(), handler(Role::Submit)),
-            (Kind::FalGenerate.as_str(), handler(Role::Submit)),
-            (Kind::FalTrain.as_str(), handler(Role::Submit)),
-            (Kind::FalDeliver.as_str(), handler(Role::Deliver)),
-            (Kind::FalPoll.as_str(), handler(Role::Poll)),
+            (FAL_IMAGINE.name, handler(Role::Submit(Product::TextToImage))),
+            (FAL_GENERATE.name, handler(Role::Submit(Product::AvatarImage))),
+            (FAL_TRAIN.name, handler(Role::Submit(Product::Training))),
+            (FAL_DELIVER.name, handler(Role::Deliver)),
+            (FAL_POLL.name, handler(Role::Poll)),
         ])
     }
 }
@@ -61,7 +63,7 @@ impl JobHandler for Handler {
         let (jobs, role) = (self.jobs.clone(), self.role);
         Box::pin(async move {
             match role {
-                Role::Submit => submit::submit(&jobs, &job, &ctx).await,
+                Role::Submit(product) => submit::submit(&jobs, &job, &ctx, product).await,
                 Role::Deliver => deliver::deliver(&jobs, &job, &ctx).await,
                 Role::Poll => poll::poll(&jobs, &job).await,
             }
@@ -73,10 +75,10 @@ impl JobHandler for Handler {
         Box::pin(async move {
             match role {
                 // The submit job itself was charged, and the queue refunded it.
-                Role::Submit => {
+                Role::Submit(product) => {
                     let lang = lang_of(&job);
-                    if job.kind == Kind::FalTrain.as_str() {
-                        if let Ok(Train { avatar_id, .. }) = job.payload_as() {
+                    if product == Product::Training {
+                        if let Ok(Train { avatar_id, .. }) = FAL_TRAIN.payload(&job) {
                             let _ = jobs
                                 .services
                                 .db
@@ -89,7 +91,9 @@ impl JobHandler for Handler {
                                 .await;
                         }
                     }
-                    tell_failed(&jobs.bot, &job, reason.for_user(texts::generation_unavailable(lang)), lang).await
+                    let title = kinds::title_of_request(product.request_kind());
+                    tell_failed(&jobs.bot, &job, title, reason.for_user(texts::generation_unavailable(lang)), lang)
+                        .await
                 }
                 // Delivery or polling gave up: fail the request (refunding what paid for it).
                 Role::Deliver | Role::Poll => {

@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use super::kinds::FalRequestRef;
 use super::requests;
 use super::shared::FalJobs;
 use crate::clients::fal::FalError;
-use crate::jobs::kinds::FalRequestRef;
 use crate::jobs::{Job, JobError};
 use crate::store::fal::{FalKind, FalState};
 

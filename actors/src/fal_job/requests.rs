@@ -14,25 +14,16 @@ use std::time::Duration;
 use crate::store::GenericClient;
 use serde_json::Value;
 
-use crate::jobs::kinds::{FalRequestRef, Kind};
+use super::kinds::{FalRequestRef, FAL_DELIVER, FAL_POLL};
 use crate::jobs::{queue, NewJob};
 use crate::ledger;
 use crate::store::fal::{self, FalRequest, FalState};
 use crate::store::images::{self, Image, NewImage};
 use crate::store::{Db, StoreError};
 
-/// Deliveries retry a failing Bot API or S3 for a while before giving up.
-const DELIVERY_ATTEMPTS: i32 = 10;
-/// Polling backs off from 5 s to a minute until the request's timeout; the
-/// attempts only bound a runaway.
-const POLL_ATTEMPTS: i32 = 100_000;
-
 fn delivery_job(request_id: &str) -> NewJob {
     let payload = FalRequestRef { request_id: request_id.to_owned() };
-    NewJob {
-        max_attempts: DELIVERY_ATTEMPTS,
-        ..NewJob::of(Kind::FalDeliver, format!("fal:deliver:{request_id}"), &payload)
-    }
+    FAL_DELIVER.job(format!("fal:deliver:{request_id}"), &payload)
 }
 
 async fn enqueue_delivery(tx: &impl GenericClient, request_id: &str) -> Result<(), StoreError> {
@@ -46,11 +37,7 @@ pub async fn record_request(db: &Db, r: &FalRequest, poll_after: Duration) -> Re
     let tx = client.transaction().await?;
     fal::insert_request(&tx, r).await?;
     let payload = FalRequestRef { request_id: r.request_id.clone() };
-    let poll = NewJob {
-        max_attempts: POLL_ATTEMPTS,
-        delay: poll_after,
-        ..NewJob::of(Kind::FalPoll, format!("fal:poll:{}", r.request_id), &payload)
-    };
+    let poll = NewJob { delay: poll_after, ..FAL_POLL.job(format!("fal:poll:{}", r.request_id), &payload) };
     queue::enqueue(&tx, &poll).await?;
     let delivered = fal::callback_exists(&tx, &r.request_id).await?;
     if delivered {
@@ -58,7 +45,7 @@ pub async fn record_request(db: &Db, r: &FalRequest, poll_after: Duration) -> Re
     }
     tx.commit().await?;
     if delivered {
-        db.wake(Kind::FalDeliver.as_str());
+        db.wake(FAL_DELIVER.name);
     }
     Ok(())
 }
@@ -85,7 +72,7 @@ pub async fn record_callback(
     }
     tx.commit().await?;
     if known {
-        db.wake(Kind::FalDeliver.as_str());
+        db.wake(FAL_DELIVER.name);
     }
     Ok(true)
 }
@@ -154,7 +141,7 @@ async fn record_together(db: &Db, batch: &[NewCallback]) -> Result<Vec<bool>, St
     let rows = client.query(&record, &[&ids, &statuses, &bodies, &sources, &described, &payloads]).await?;
     let inserted: std::collections::HashSet<String> = rows.iter().map(|r| r.get(0)).collect();
     if rows.first().is_some_and(|r| r.get::<_, i64>(1) > 0) {
-        db.wake(Kind::FalDeliver.as_str());
+        db.wake(FAL_DELIVER.name);
     }
     // A request id twice in one batch: the first is recorded, the second is its duplicate.
     let mut first = std::collections::HashSet::new();

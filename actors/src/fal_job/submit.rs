@@ -9,18 +9,18 @@ use std::io::Write;
 use bytes::Bytes;
 use serde_json::{json, Value};
 
+use super::kinds::{ImageRequest, Train};
 use super::models::{self, Ask, FalModel, Product};
 use super::requests;
 use super::shared::{lang_of, FalJobs};
 use crate::chat::texts;
-use crate::jobs::kinds::{ImageRequest, Train};
-use crate::jobs::{Job, JobError, Kind};
+use crate::jobs::{Job, JobError};
 use crate::keep;
 use crate::pool::JobContext;
 use crate::store::fal::{FalKind, FalRequest, FalState};
 use crate::store::images::AvatarState;
 
-pub(super) async fn submit(f: &FalJobs, job: &Job, ctx: &JobContext) -> Result<Value, JobError> {
+pub(super) async fn submit(f: &FalJobs, job: &Job, ctx: &JobContext, product: Product) -> Result<Value, JobError> {
     let (db, settings) = (&f.services.db, &f.services.settings.fal);
     if let Some(resumed) = submitted_before(f, job).await? {
         return Ok(resumed);
@@ -28,12 +28,6 @@ pub(super) async fn submit(f: &FalJobs, job: &Job, ctx: &JobContext) -> Result<V
     let lang = lang_of(job);
     let user_id = job.user_id.ok_or_else(|| JobError::Broken("job has no user".into()))?;
     let chat_id = job.chat_id.ok_or_else(|| JobError::Broken("job has no chat".into()))?;
-    let product = match Kind::parse(&job.kind) {
-        Some(Kind::FalImagine) => Product::TextToImage,
-        Some(Kind::FalGenerate) => Product::AvatarImage,
-        Some(Kind::FalTrain) => Product::Training,
-        _ => return Err(JobError::Broken(format!("not a FAL submission: {}", job.kind))),
-    };
     let model = models::model_for(product, product.configured(settings)).map_err(JobError::Broken)?;
     let Asked { input, avatar_id, prompt, aspect } = ask(f, job, product, model, user_id).await?;
     let (kind, model) = (product.request_kind(), model.id().to_owned());

@@ -1,17 +1,16 @@
-//! Jobs: the rows of the durable queue in PostgreSQL, the kinds of work with
-//! their typed payloads, and the queue's state machine (`queue`). What a
-//! failure costs or refunds is the ledger's business; who runs jobs, the pool's.
+//! Jobs: the rows of the durable queue in PostgreSQL, how a kind of work is
+//! declared (`kind`: each worker declares its own), and the queue's state
+//! machine (`queue`). The queue knows kinds by name and payloads as JSON:
+//! nothing of Telegram, transcription or FAL. What a failure costs or
+//! refunds is the ledger's business; who runs jobs, the pool's.
 
-pub mod kinds;
+pub mod kind;
 pub mod queue;
 
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
-use serde::Serialize;
 use serde_json::Value;
-
-pub use kinds::Kind;
 
 use crate::clients::{ApiError, Failure};
 
@@ -90,12 +89,6 @@ impl Job {
 }
 
 impl NewJob {
-    /// A job of a known kind with its typed payload.
-    pub fn of(kind: Kind, idempotency_key: impl Into<String>, payload: &impl Serialize) -> Self {
-        let payload = serde_json::to_value(payload).expect("job payloads serialise");
-        Self::new(kind.as_str(), idempotency_key, payload)
-    }
-
     pub fn new(kind: &str, idempotency_key: impl Into<String>, payload: Value) -> Self {
         Self {
             kind: kind.to_owned(),

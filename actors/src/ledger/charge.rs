@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use super::{Charged, LedgerError, REASON_CHARGE};
+use super::book::{Charged, LedgerError, REASON_CHARGE};
 use crate::jobs::queue::{self, Enqueued};
 use crate::jobs::{Job, NewJob};
 use crate::store::{cached, Db, GenericClient};

@@ -4,13 +4,11 @@
 
 use crate::store::GenericClient;
 
-use super::{balance_in, LedgerError, REASON_CHARGE};
+use super::book::{
+    balance_in, charged_for, LedgerError, REASON_CHARGE, REASON_HEARD_ADJUSTMENT, REASON_PRICE_ADJUSTMENT,
+};
 use crate::jobs::Job;
 use crate::store::{Db, StoreError};
-
-pub const REASON_PRICE_ADJUSTMENT: &str = "price_adjustment";
-/// The API said it heard more than was measured: the difference, charged once.
-pub const REASON_HEARD_ADJUSTMENT: &str = "heard_adjustment";
 
 /// Coins for `seconds` of audio: per started minute, at least one; `None`
 /// when the length is not a finite, non-negative number or the price overflows.
@@ -20,17 +18,6 @@ pub fn transcription_price(seconds: f64, per_minute: i64) -> Option<i64> {
     }
     let minutes = ((seconds / 60.0).ceil() as i64).max(1);
     minutes.checked_mul(per_minute)
-}
-
-/// What a job has cost so far: its charge and a price adjustment, net.
-pub(super) async fn charged_for(client: &impl GenericClient, job_id: i64) -> Result<i64, StoreError> {
-    let row = client
-        .query_one(
-            "SELECT COALESCE(-sum(delta), 0)::bigint FROM ledger_entries WHERE job_id = $1 AND reason IN ($2, $3, $4)",
-            &[&job_id, &REASON_CHARGE, &REASON_PRICE_ADJUSTMENT, &REASON_HEARD_ADJUSTMENT],
-        )
-        .await?;
-    Ok(row.get(0))
 }
 
 /// What a job was charged up front, before any settlement.

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use super::book::refund_job;
 use crate::jobs::queue::{self, Failed};
 use crate::jobs::Job;
 use crate::store::{Db, StoreError};
@@ -20,7 +21,7 @@ pub async fn fail_job(
     let tx = client.transaction().await?;
     let outcome = queue::fail(&tx, id, instance, error, retry_after).await?;
     if let Failed::Dead(job) = &outcome {
-        super::refund_job(&tx, job).await?;
+        refund_job(&tx, job).await?;
     }
     tx.commit().await?;
     Ok(outcome)
@@ -33,7 +34,7 @@ pub async fn cancel_job(db: &Db, id: i64, reason: &str) -> Result<Option<Job>, S
     let tx = client.transaction().await?;
     let cancelled = queue::cancel(&tx, id, reason).await?;
     if let Some(job) = &cancelled {
-        super::refund_job(&tx, job).await?;
+        refund_job(&tx, job).await?;
     }
     tx.commit().await?;
     Ok(cancelled)
@@ -45,7 +46,7 @@ pub async fn reap_exhausted(db: &Db, kind: &str) -> Result<Vec<Job>, StoreError>
     let tx = client.transaction().await?;
     let dead = queue::reap_exhausted(&tx, kind).await?;
     for job in &dead {
-        super::refund_job(&tx, job).await?;
+        refund_job(&tx, job).await?;
     }
     tx.commit().await?;
     Ok(dead)

@@ -10,8 +10,8 @@ use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, Supervisio
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::handler::{Completions, DeadReason, JobContext, JobHandler};
 use super::runner::{retry_delay, JobRunner, RunnerArgs};
-use super::{DeadReason, JobContext, JobHandler};
 use crate::backoff::Backoff;
 use crate::jobs::queue::{self, Failed};
 use crate::jobs::{Job, JobError};
@@ -64,7 +64,7 @@ pub struct PoolState {
     /// seen waiting in the queue (so a kind no worker takes shows its
     /// backlog, and one that empties reads 0, not its last count).
     depth_kinds: BTreeSet<String>,
-    completions: super::Completions,
+    completions: Completions,
     /// Wakeups from this process, taken without waiting for its NOTIFY.
     _local_wakes: LocalWakes,
 }
@@ -124,7 +124,7 @@ impl Actor for JobPool {
         let ticker = myself.send_interval(settings.jobs.poll_interval, || PoolMsg::Tick);
         let heart = myself.send_interval(settings.jobs.lease / 3, || PoolMsg::Heartbeat);
         myself.cast(PoolMsg::Tick)?;
-        let completions = super::completions(args.services.db.clone());
+        let completions = super::handler::completions(args.services.db.clone());
         Ok(PoolState {
             retry: Backoff::new(settings.jobs.retry_min, settings.jobs.retry_max),
             services: args.services,

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tracing::Instrument;
 
-use super::{DeadReason, JobContext, JobHandler};
+use super::handler::{Completions, DeadReason, JobContext, JobHandler};
 use crate::backoff::Backoff;
 use crate::jobs::queue::{self, Completion, Failed};
 use crate::jobs::{Job, JobError};
@@ -24,7 +24,7 @@ pub(super) struct RunnerArgs {
     pub db: Db,
     pub context: JobContext,
     pub retry: Backoff,
-    pub completions: super::Completions,
+    pub completions: Completions,
 }
 
 pub(super) enum RunnerMsg {

@@ -3,7 +3,8 @@
 //! One aggregate over the ledger; at most one process runs it at a time
 //! (an advisory lock), the others skip their turn.
 
-use super::{Db, StoreError};
+use super::db::Db;
+use super::error::StoreError;
 
 /// Any constant will do as long as every aishad uses the same one.
 const CHECK_LOCK_KEY: i64 = 0x6169_7368_615f_6c63; // "aisha_lc"

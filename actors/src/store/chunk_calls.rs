@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use super::{Db, StoreError};
+use super::db::Db;
+use super::error::StoreError;
 
 /// Whether another caller's call (row `c`) is gone: not kept alive within
 /// `$5`, or not within `$6` while its process holds no presence lock.

@@ -3,7 +3,9 @@
 
 use serde_json::Value;
 
-use super::{text_column, text_enum, Db, GenericClient, StoreError};
+use super::db::Db;
+use super::error::{text_column, text_enum, StoreError};
+use deadpool_postgres::GenericClient;
 
 text_enum! {
     /// What a FAL request makes (`fal_requests.kind`).

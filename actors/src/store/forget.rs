@@ -4,7 +4,9 @@
 //! their content (payloads, prompts, callback bodies) scrubbed. S3 objects
 //! are the caller's: see [`content_prefixes`].
 
-use super::{Db, GenericClient, StoreError};
+use super::db::Db;
+use super::error::StoreError;
+use deadpool_postgres::GenericClient;
 
 /// What was removed or scrubbed, by table.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -1,6 +1,7 @@
 //! Group chats where an admin turned transcription on, and who pays.
 
-use super::{Db, StoreError};
+use super::db::Db;
+use super::error::StoreError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupChat {

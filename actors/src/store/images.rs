@@ -1,6 +1,8 @@
 //! Generated images (the gallery) and avatars with their training photos.
 
-use super::{text_column, text_enum, Db, GenericClient, StoreError};
+use super::db::Db;
+use super::error::{text_column, text_enum, StoreError};
+use deadpool_postgres::GenericClient;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Image {

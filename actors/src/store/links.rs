@@ -1,6 +1,7 @@
 //! Links sent to be transcribed, and what reading them found.
 
-use super::{Db, StoreError};
+use super::db::Db;
+use super::error::StoreError;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Link {

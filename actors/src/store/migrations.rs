@@ -2,7 +2,7 @@
 //! under an advisory lock, so two replicas starting together neither collide
 //! nor apply anything twice, and a failed migration leaves nothing half-done.
 
-use super::StoreError;
+use super::error::StoreError;
 
 pub struct Migration {
     pub version: i64,

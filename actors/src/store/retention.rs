@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use super::{Db, StoreError};
+use super::db::Db;
+use super::error::StoreError;
 use crate::settings::RetentionSettings;
 
 /// Rows deleted by one sweep.

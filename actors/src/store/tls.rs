@@ -17,7 +17,7 @@ use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres::Socket;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use super::StoreError;
+use super::error::StoreError;
 use crate::secret::ConnUrl;
 use crate::tls::provider;
 

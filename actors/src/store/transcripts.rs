@@ -2,7 +2,8 @@
 
 use serde_json::Value;
 
-use super::{Db, StoreError};
+use super::db::Db;
+use super::error::StoreError;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Transcript {

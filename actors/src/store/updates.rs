@@ -4,7 +4,8 @@
 
 use serde_json::Value;
 
-use super::{Db, StoreError};
+use super::db::Db;
+use super::error::StoreError;
 
 /// Whether this poller may send getUpdates now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,7 +61,7 @@ impl Db {
         let chats: Vec<Option<i64>> = updates.iter().map(|u| u.1).collect();
         let payloads: Vec<&Value> = updates.iter().map(|u| &u.2).collect();
         let client = self.client().await?;
-        let record = super::cached(
+        let record = super::db::cached(
             &client,
             "INSERT INTO telegram_updates (update_id, chat_id, payload, received_by, handling_by, handling_until)
              SELECT u.id, u.chat, u.payload, $4, $4, now() + make_interval(secs => $5)
@@ -92,7 +93,7 @@ impl Db {
         let errors: Vec<Option<&str>> = done.iter().map(|d| d.1.as_deref()).collect();
         let marked = async {
             let client = self.client().await?;
-            let mark = super::cached(
+            let mark = super::db::cached(
                 &client,
                 "UPDATE telegram_updates t SET handled_at = now(), error = u.error
                  FROM unnest($1::bigint[], $2::text[]) AS u(id, error) WHERE t.update_id = u.id",
@@ -103,7 +104,7 @@ impl Db {
         };
         match marked.await {
             Ok(()) => done.iter().map(|_| Ok(())).collect(),
-            Err(e) => super::shared_failure(done.len(), "marking updates handled", &e),
+            Err(e) => super::db::shared_failure(done.len(), "marking updates handled", &e),
         }
     }
 
@@ -119,7 +120,7 @@ impl Db {
     ) -> Vec<Result<bool, StoreError>> {
         let claimed = async {
             let client = self.client().await?;
-            let claim = super::cached(
+            let claim = super::db::cached(
                 &client,
                 "UPDATE telegram_updates SET handling_until = now() + make_interval(secs => $2), handling_by = NULL
                  WHERE update_id = ANY($1) AND handled_at IS NULL
@@ -132,7 +133,7 @@ impl Db {
         };
         match claimed.await {
             Ok(mut mine) => ids.iter().map(|id| Ok(mine.remove(id))).collect(),
-            Err(e) => super::shared_failure(ids.len(), "claiming updates", &e),
+            Err(e) => super::db::shared_failure(ids.len(), "claiming updates", &e),
         }
     }
 

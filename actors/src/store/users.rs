@@ -2,7 +2,9 @@
 
 use std::collections::HashMap;
 
-use super::{shared_failure, Db, GenericClient, StoreError};
+use super::db::{shared_failure, Db};
+use super::error::StoreError;
+use deadpool_postgres::GenericClient;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
@@ -65,7 +67,7 @@ pub async fn work_in_flight_in(
     user_ids: &[i64],
     excluding: &[i64],
 ) -> Result<HashMap<i64, i64>, StoreError> {
-    let in_flight = super::cached(
+    let in_flight = super::db::cached(
         client,
         "SELECT u.id, (SELECT count(*) FROM jobs
                        WHERE user_id = u.id AND state IN ('queued', 'running') AND id <> ALL($2::bigint[]))
@@ -122,7 +124,7 @@ impl Db {
             column(|p| p.language_code.as_deref()),
         );
         let client = self.client().await?;
-        let unchanged = super::cached(
+        let unchanged = super::db::cached(
             &client,
             &format!(
                 "SELECT p.n, {columns} FROM users
@@ -157,7 +159,7 @@ impl Db {
                 pick(|p| p.last_name.as_deref()),
                 pick(|p| p.language_code.as_deref()),
             );
-            let upsert = super::cached(
+            let upsert = super::db::cached(
                 &client,
                 &format!(
                     "INSERT INTO users (telegram_id, username, first_name, last_name, language_code)

@@ -12,29 +12,15 @@
 //! connection of their own, whose backend PID lets this process's listeners
 //! pass over the echo of a wakeup they already heard ([`Db::sent_here`]).
 
-use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
 
-use tokio::sync::Notify;
-
-use super::{tls, Db, StoreError};
+use super::db::{Db, Wakeups};
+use super::error::StoreError;
+use super::tls;
 
 /// The channel workers LISTEN on; the payload is the job kind.
 pub const JOBS_CHANNEL: &str = "aisha_jobs";
-
-type Listener = Box<dyn Fn(&str) + Send + Sync>;
-
-#[derive(Default)]
-pub(super) struct Wakeups {
-    pending: Mutex<BTreeSet<String>>,
-    named: Notify,
-    sender: OnceLock<()>,
-    /// The backend PID of the sender's connection; 0 until it has one.
-    sender_pid: AtomicI32,
-    local: Mutex<Vec<(u64, Listener)>>,
-    next_local: AtomicU64,
-}
 
 /// A listener registered with [`Db::on_wake`]; dropping it unregisters it.
 pub struct LocalWakes {

@@ -7,8 +7,9 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::audio::{self, Chunk, Spent};
+use super::ogg;
+use super::shared::Transcriber;
 use super::turn::{Recording, Turn, WorkDir};
-use super::{ogg, Transcriber};
 use crate::chat::texts;
 use crate::clients::openai::{Ask, Transcription};
 use crate::clients::{ApiError, Failure};

@@ -5,10 +5,10 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 use teloxide::types::ChatId;
 
-use super::Transcriber;
+use super::kinds::Digest as DigestPayload;
+use super::shared::Transcriber;
 use crate::chat::reply::send_long;
 use crate::chat::{texts, Lang};
-use crate::jobs::kinds::Digest as DigestPayload;
 use crate::jobs::{Job, JobError};
 use crate::keep;
 use crate::pool::{BoxFuture, DeadReason, JobContext, JobHandler};

@@ -13,15 +13,15 @@ use teloxide::prelude::Requester;
 use teloxide::types::{ChatId, InlineKeyboardMarkup};
 
 use super::audio::Spent;
+use super::kinds::{LinkProbe, LinkSource, LINK_PROBE};
 use super::measure::{self, MeasureError};
+use super::shared::Transcriber;
 use super::turn::{Recording, Turn, WorkDir};
-use super::Transcriber;
 use crate::chat::callback::{button, Callback};
 use crate::chat::notices::tell_failed;
 use crate::chat::{texts, Lang};
 use crate::clients::links::{Guard, LinkError, YtDlp};
 use crate::clients::Patiently;
-use crate::jobs::kinds::{LinkProbe, LinkSource};
 use crate::jobs::{Job, JobError};
 use crate::pool::{BoxFuture, DeadReason, JobContext, JobHandler};
 use crate::settings::Settings;
@@ -109,7 +109,7 @@ impl JobHandler for Probe {
         Box::pin(async move {
             let lang = Lang::from_code(job.language());
             let why = texts::link_failed(lang, &LinkError::Failed(String::new()));
-            tell_failed(&t.bot, &job, reason.for_user(&why), lang).await
+            tell_failed(&t.bot, &job, LINK_PROBE.title, reason.for_user(&why), lang).await
         })
     }
 }

@@ -5,11 +5,13 @@
 pub mod audio;
 mod chunk;
 mod digest;
+pub mod kinds;
 mod link;
 pub mod measure;
 pub mod ogg;
 mod paid;
 pub mod settle;
+mod shared;
 pub mod speakers;
 pub mod timeline;
 mod turn;
@@ -22,26 +24,14 @@ use serde_json::Value;
 use crate::chat::notices::tell_failed;
 use crate::chat::{texts, Lang};
 use crate::clients::links::YtDlp;
-use crate::clients::openai::OpenAi;
-use crate::clients::{ClientError, TgBot};
-use crate::jobs::{Job, JobError, Kind};
+use crate::clients::ClientError;
+use crate::jobs::{Job, JobError};
 use crate::pool::{BoxFuture, DeadReason, Handlers, JobContext, JobHandler};
 use crate::services::Services;
-
-#[derive(Clone)]
-pub struct Transcriber {
-    services: Services,
-    bot: TgBot,
-    openai: OpenAi,
-}
+use kinds::{LINK_PROBE, LINK_TRANSCRIBE, TRANSCRIBE, TRANSCRIPT_DIGEST};
+pub use shared::Transcriber;
 
 impl Transcriber {
-    pub fn new(services: Services) -> Result<Self, ClientError> {
-        let bot = services.telegram.clone();
-        let openai = OpenAi::new(&services.settings.openai)?;
-        Ok(Self { services, bot, openai })
-    }
-
     /// The handlers a worker runs for transcription, by job kind.
     pub fn handlers(services: Services) -> Result<Handlers, ClientError> {
         let links = &services.settings.links;
@@ -51,12 +41,12 @@ impl Transcriber {
         }
         let transcriber = Self::new(services)?;
         let mut handlers: Handlers = vec![
-            (Kind::Transcribe.as_str(), Arc::new(transcriber.clone())),
-            (Kind::TranscriptDigest.as_str(), Arc::new(digest::Digest(transcriber.clone()))),
+            (TRANSCRIBE.name, Arc::new(transcriber.clone())),
+            (TRANSCRIPT_DIGEST.name, Arc::new(digest::Digest(transcriber.clone()))),
         ];
         if fetches_links {
-            handlers.push((Kind::LinkProbe.as_str(), Arc::new(link::Probe(transcriber.clone()))));
-            handlers.push((Kind::LinkTranscribe.as_str(), Arc::new(transcriber)));
+            handlers.push((LINK_PROBE.name, Arc::new(link::Probe(transcriber.clone()))));
+            handlers.push((LINK_TRANSCRIBE.name, Arc::new(transcriber)));
         }
         Ok(handlers)
     }
@@ -83,7 +73,8 @@ impl Transcriber {
             }
         }
         let lang = Lang::from_code(job.language());
-        tell_failed(&self.bot, &job, reason.for_user(texts::transcription_unavailable(lang)), lang).await
+        let title = if LINK_TRANSCRIBE.is(&job) { LINK_TRANSCRIBE.title } else { TRANSCRIBE.title };
+        tell_failed(&self.bot, &job, title, reason.for_user(texts::transcription_unavailable(lang)), lang).await
     }
 }
 

@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 
 use teloxide::types::{ChatId, MessageId};
 
-use super::Transcriber;
+use super::kinds::Transcribe;
+use super::shared::Transcriber;
 use crate::chat::reply::Target;
 use crate::chat::Lang;
-use crate::jobs::kinds::Transcribe;
 use crate::jobs::{Job, JobError};
 use crate::pool::JobContext;
 

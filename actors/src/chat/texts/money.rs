@@ -4,20 +4,21 @@
 use crate::chat::Lang;
 use crate::ledger::Entry;
 
-pub fn balance(lang: Lang, balance: i64, entries: &[Entry]) -> String {
+/// The balance and its recent entries; `title` names a job's kind.
+pub fn balance(lang: Lang, balance: i64, entries: &[Entry], title: impl Fn(&str) -> String) -> String {
     let mut text = format!("{} {balance}", lang.pick("💰 Баланс:", "💰 Balance:"));
     if !entries.is_empty() {
         text.push_str(lang.pick("\n\nПоследние операции:", "\n\nRecent entries:"));
         for e in entries {
-            let what = reason(lang, &e.reason, e.job_kind.as_deref());
+            let what = reason(lang, &e.reason, e.job_kind.as_deref().map(&title));
             text.push_str(&format!("\n{} {:+} — {what}", e.at.format("%d.%m %H:%M"), e.delta));
         }
     }
     text
 }
 
-fn reason(lang: Lang, reason: &str, kind: Option<&str>) -> String {
-    let job = kind.map(|k| job_name(lang, k)).unwrap_or_default();
+fn reason(lang: Lang, reason: &str, job: Option<String>) -> String {
+    let job = job.unwrap_or_default();
     match reason {
         "charge" => format!("{} {job}", lang.pick("списание:", "charge:")),
         "refund" => format!("{} {job}", lang.pick("возврат:", "refund:")),
@@ -25,20 +26,6 @@ fn reason(lang: Lang, reason: &str, kind: Option<&str>) -> String {
         "admin_credit" => lang.pick("начисление", "credit").to_owned(),
         other => other.to_owned(),
     }
-}
-
-pub fn job_name(lang: Lang, kind: &str) -> String {
-    match kind {
-        "transcribe" => lang.pick("расшифровка", "transcription"),
-        "fal.imagine" => lang.pick("картинка по описанию", "text-to-image"),
-        "fal.generate" => lang.pick("картинка с аватаром", "avatar image"),
-        "fal.train" => lang.pick("обучение аватара", "avatar training"),
-        "transcript.digest" => lang.pick("обработка расшифровки", "transcript digest"),
-        "link.transcribe" => lang.pick("расшифровка записи по ссылке", "transcription of a link"),
-        "link.probe" => lang.pick("чтение ссылки", "reading a link"),
-        _ => kind,
-    }
-    .to_owned()
 }
 
 pub fn insufficient(lang: Lang, price: i64, balance: i64) -> String {
@@ -50,8 +37,8 @@ pub fn insufficient(lang: Lang, price: i64, balance: i64) -> String {
     }
 }
 
-pub fn queued(lang: Lang, kind: &str, price: i64, balance: i64) -> String {
-    let what = job_name(lang, kind);
+/// `what`: the job's kind, as a user calls it.
+pub fn queued(lang: Lang, what: &str, price: i64, balance: i64) -> String {
     match lang {
         Lang::Ru => format!("⏳ Принято в работу: {what}. Списано {price}, баланс {balance}. Пришлю результат, как только будет готово."),
         Lang::En => format!("⏳ Queued: {what}. Charged {price}, balance {balance}. I'll send the result as soon as it is ready."),
@@ -73,10 +60,11 @@ pub fn refunded(lang: Lang, coins: i64) -> String {
     }
 }
 
-pub fn failed(lang: Lang, kind: &str) -> String {
+/// A job failed; `what`: its kind, as a user calls it.
+pub fn failed(lang: Lang, what: &str) -> String {
     match lang {
-        Lang::Ru => format!("❌ Не получилось: {}.", job_name(lang, kind)),
-        Lang::En => format!("❌ Failed: {}.", job_name(lang, kind)),
+        Lang::Ru => format!("❌ Не получилось: {what}."),
+        Lang::En => format!("❌ Failed: {what}."),
     }
 }
 

@@ -1,8 +1,8 @@
 //! What the bot says about transcription: progress, transcripts and their
 //! digests and files, the language recordings are in, and recordings refused.
 
+use crate::chat::callback::DigestKind;
 use crate::chat::Lang;
-use crate::jobs::kinds::DigestKind;
 
 /// A file over what this bot can fetch (`limit`: 20 MB, or 2000 MB with a local Bot API server).
 pub fn too_big(lang: Lang, size: u64, limit: u64) -> String {

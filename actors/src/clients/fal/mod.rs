@@ -30,12 +30,14 @@ pub enum FalError {
     UntrustedUrl(String),
 }
 
-impl super::ApiError for FalError {
-    fn failure(&self) -> super::Failure {
+impl super::outcome::ApiError for FalError {
+    fn failure(&self) -> super::outcome::Failure {
         match self {
-            FalError::Unauthorized => super::Failure::NeedsOperator,
-            FalError::Server { .. } | FalError::Network(_) => super::Failure::Passing,
-            FalError::Rejected { .. } | FalError::TooLarge(_) | FalError::UntrustedUrl(_) => super::Failure::Refused,
+            FalError::Unauthorized => super::outcome::Failure::NeedsOperator,
+            FalError::Server { .. } | FalError::Network(_) => super::outcome::Failure::Passing,
+            FalError::Rejected { .. } | FalError::TooLarge(_) | FalError::UntrustedUrl(_) => {
+                super::outcome::Failure::Refused
+            }
         }
     }
 
@@ -46,14 +48,16 @@ impl super::ApiError for FalError {
 
 /// A failed status, as the variant `Failure::of_status` says it is.
 fn status_error(status: u16, message: String) -> FalError {
-    match super::Failure::of_status(status) {
-        super::Failure::NeedsOperator => FalError::Unauthorized,
-        super::Failure::RetryAfter(_) | super::Failure::Passing => FalError::Server { status, message },
-        super::Failure::Refused => FalError::Rejected { status, message },
+    match super::outcome::Failure::of_status(status) {
+        super::outcome::Failure::NeedsOperator => FalError::Unauthorized,
+        super::outcome::Failure::RetryAfter(_) | super::outcome::Failure::Passing => {
+            FalError::Server { status, message }
+        }
+        super::outcome::Failure::Refused => FalError::Rejected { status, message },
     }
 }
 
-impl super::Outcome for FalError {
+impl super::outcome::Outcome for FalError {
     fn outcome(&self) -> &'static str {
         match self {
             FalError::Unauthorized => "unauthorized",
@@ -162,7 +166,7 @@ impl Fal {
 
     /// `POST {queue}/{model}?fal_webhook=…`.
     pub async fn submit(&self, model: &str, input: &Value) -> Result<Submitted, FalError> {
-        super::timed("fal", "submit", self.submit_once(model, input)).await
+        super::outcome::timed("fal", "submit", self.submit_once(model, input)).await
     }
 
     async fn submit_once(&self, model: &str, input: &Value) -> Result<Submitted, FalError> {
@@ -186,20 +190,20 @@ impl Fal {
     /// `IN_QUEUE`, `IN_PROGRESS` or `COMPLETED`.
     pub async fn status(&self, status_url: &str) -> Result<String, FalError> {
         let request = async { check(self.authorized(self.http.get(self.queue_url(status_url)?)).send().await).await };
-        let body = super::timed("fal", "status", request).await?;
+        let body = super::outcome::timed("fal", "status", request).await?;
         Ok(body["status"].as_str().unwrap_or_default().to_owned())
     }
 
     /// The finished request's output; a failed generation is `Rejected`.
     pub async fn result(&self, response_url: &str) -> Result<Value, FalError> {
         let request = async { check(self.authorized(self.http.get(self.queue_url(response_url)?)).send().await).await };
-        super::timed("fal", "result", request).await
+        super::outcome::timed("fal", "result", request).await
     }
 
     pub async fn cancel(&self, cancel_url: &str) -> Result<(), FalError> {
         let request =
             async { check(self.authorized(self.http.put(self.queue_url(cancel_url)?)).send().await).await.map(|_| ()) };
-        super::timed("fal", "cancel", request).await
+        super::outcome::timed("fal", "cancel", request).await
     }
 
     /// A (small) result file from FAL's (temporary, public) storage, in memory.
@@ -225,7 +229,7 @@ impl Fal {
         max: u64,
         out: &mut (impl tokio::io::AsyncWrite + Unpin),
     ) -> Result<u64, FalError> {
-        super::timed("fal", "download", self.copy_once(url, max, out)).await
+        super::outcome::timed("fal", "download", self.copy_once(url, max, out)).await
     }
 
     async fn copy_once(

@@ -9,13 +9,14 @@
 //! releases queued messages on a 250 ms tick, so every message waited up to
 //! a quarter of a second.) A 429 that still comes is honoured by `patiently()`.
 
+mod limits;
 mod shared;
 mod window;
 
 use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use shared::Gcra;
+pub use limits::Limits;
 pub use shared::{SharedBudget, Slot};
 use window::LocalBudget;
 
@@ -29,65 +30,6 @@ const REDIS_PATIENCE: Duration = Duration::from_millis(100);
 /// After Redis failed a reservation, how long sends keep to the local share
 /// before asking Redis again, so an outage costs one timeout, not one a send.
 const REDIS_RECHECK: Duration = Duration::from_secs(1);
-/// A group's burst is a fifth of its minute (4 of 20): a reply in parts
-/// goes at once, and the rest of the minute is spaced to stay within it.
-const GROUP_BURST_DIVISOR: u32 = 5;
-
-/// How many messages in which span, for the bot, one chat and one group.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    overall: (u32, Duration),
-    chat: (u32, Duration),
-    group: (u32, Duration),
-}
-
-impl Limits {
-    pub fn new(per_second: u32, per_chat_second: u32, per_group_minute: u32) -> Self {
-        Self {
-            overall: (per_second, Duration::from_secs(1)),
-            chat: (per_chat_second, Duration::from_secs(1)),
-            group: (per_group_minute, Duration::from_secs(60)),
-        }
-    }
-
-    pub fn from_settings(settings: &TelegramSettings) -> Self {
-        Self::new(settings.send_per_second, settings.send_per_chat_second, settings.send_per_group_minute)
-    }
-
-    /// Groups and channels have negative ids: a per-minute limit; private chats a per-second one.
-    fn for_chat(&self, chat: i64) -> (u32, Duration) {
-        if chat < 0 {
-            self.group
-        } else {
-            self.chat
-        }
-    }
-
-    /// `fraction` of every limit: fewer messages in the same span, or, where
-    /// one is already the least, the same one in a longer span.
-    fn share(&self, fraction: f64) -> Self {
-        let part = |(allowed, span): (u32, Duration)| {
-            let scaled = f64::from(allowed) * fraction;
-            if scaled >= 1.0 {
-                (scaled.floor() as u32, span)
-            } else {
-                (1, span.div_f64(scaled.max(f64::EPSILON)))
-            }
-        };
-        Self { overall: part(self.overall), chat: part(self.chat), group: part(self.group) }
-    }
-
-    fn overall_gcra(&self) -> Gcra {
-        Gcra::within(self.overall.0, self.overall.1, 1)
-    }
-
-    fn chat_gcra(&self, chat: i64) -> Gcra {
-        let (allowed, span) = self.for_chat(chat);
-        let burst = if chat < 0 { allowed / GROUP_BURST_DIVISOR } else { 1 };
-        Gcra::within(allowed, span, burst)
-    }
-}
-
 struct Budget {
     limits: Limits,
     alone: Limits,

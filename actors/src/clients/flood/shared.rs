@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use fred::interfaces::LuaInterface;
 
-use super::Limits;
+use super::limits::{Gcra, Limits};
 use crate::cache::{CacheError, Redis};
 
 /// KEYS: every budget the message counts against. ARGV: each key's emission
@@ -40,28 +40,6 @@ return {at - now, string.format('%.0f', at)}
 pub struct Slot {
     pub wait: Duration,
     pub at_us: u64,
-}
-
-/// One budget as GCRA sees it: a message every `interval`, and `tolerance`
-/// of burst on top. In whole µs, rounded up: an interval rounded down lets
-/// one message too many into a window.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Gcra {
-    pub interval_us: u64,
-    pub tolerance_us: u64,
-}
-
-impl Gcra {
-    /// At most `allowed` in any window of `span`, sliding, with a burst of
-    /// `burst` at once. A burst costs sustained rate: GCRA lets `burst - 1`
-    /// more into a window than its rate, so the interval is widened to keep
-    /// every window within `allowed`.
-    pub(super) fn within(allowed: u32, span: Duration, burst: u32) -> Self {
-        let allowed = allowed.max(1);
-        let burst = burst.clamp(1, allowed);
-        let interval_us = (span.as_micros() as u64).div_ceil(u64::from(allowed - burst + 1));
-        Self { interval_us, tolerance_us: interval_us * u64::from(burst - 1) }
-    }
 }
 
 #[derive(Clone)]

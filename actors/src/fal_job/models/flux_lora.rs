@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use super::{Ask, FalModel, Product};
+use super::model::{Ask, FalModel, Product};
 
 pub struct FluxLora;
 

@@ -1,68 +1,27 @@
-//! Every kind of job and the payload it carries, typed: whoever enqueues
-//! builds the struct, whoever handles reads it back with `Job::payload_as`.
-//! The kind names are what the `jobs` table and `jobs.kinds.<kind>` settings use.
+//! The kinds of work transcription workers do, each declared once: its
+//! name, its payload, its attempts and what a user calls it. Enqueued as
+//! `KIND.job(key, &payload)`, read back as `KIND.payload(&job)`.
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Kind {
-    /// A voice note, audio, video note or audio document to text: [`Transcribe`].
-    Transcribe,
-    /// Summary, action items or minutes of a transcript: [`Digest`].
-    TranscriptDigest,
-    /// Text to image on FAL: [`ImageRequest`].
-    FalImagine,
-    /// An image from the user's main avatar: [`ImageRequest`].
-    FalGenerate,
-    /// An avatar's LoRA training: [`Train`].
-    FalTrain,
-    /// Copy a finished FAL request's files to S3 and send them: [`FalRequestRef`].
-    FalDeliver,
-    /// Look after a FAL request whose callback does not come: [`FalRequestRef`].
-    FalPoll,
-    /// Read what a link holds and tell its price, free: [`LinkProbe`].
-    LinkProbe,
-    /// A link's recording to text, paid: [`Transcribe`] with its `link`.
-    LinkTranscribe,
-}
+use crate::chat::callback::DigestKind;
+use crate::jobs::kind::{Declared, JobKind, Title};
 
-impl Kind {
-    pub const ALL: [Kind; 9] = [
-        Kind::Transcribe,
-        Kind::TranscriptDigest,
-        Kind::FalImagine,
-        Kind::FalGenerate,
-        Kind::FalTrain,
-        Kind::FalDeliver,
-        Kind::FalPoll,
-        Kind::LinkProbe,
-        Kind::LinkTranscribe,
-    ];
+/// A voice note, audio, video note or audio document to text.
+pub const TRANSCRIBE: JobKind<Transcribe> =
+    JobKind::new("transcribe", Title { ru: "расшифровка", en: "transcription" }, 5);
+/// A link's recording to text, paid; only where yt-dlp runs.
+pub const LINK_TRANSCRIBE: JobKind<Transcribe> =
+    JobKind::new("link.transcribe", Title { ru: "расшифровка записи по ссылке", en: "transcription of a link" }, 5);
+/// What a link holds, read and priced for free; only where yt-dlp runs.
+pub const LINK_PROBE: JobKind<LinkProbe> =
+    JobKind::new("link.probe", Title { ru: "чтение ссылки", en: "reading a link" }, 5);
+/// Summary, action items or minutes of a transcript.
+pub const TRANSCRIPT_DIGEST: JobKind<Digest> =
+    JobKind::new("transcript.digest", Title { ru: "обработка расшифровки", en: "transcript digest" }, 5);
 
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Kind::Transcribe => "transcribe",
-            Kind::TranscriptDigest => "transcript.digest",
-            Kind::FalImagine => "fal.imagine",
-            Kind::FalGenerate => "fal.generate",
-            Kind::FalTrain => "fal.train",
-            Kind::FalDeliver => "fal.deliver",
-            Kind::FalPoll => "fal.poll",
-            Kind::LinkProbe => "link.probe",
-            Kind::LinkTranscribe => "link.transcribe",
-        }
-    }
-
-    pub fn parse(name: &str) -> Option<Kind> {
-        Kind::ALL.into_iter().find(|k| k.as_str() == name)
-    }
-}
-
-impl std::fmt::Display for Kind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// Every kind a transcription worker may take.
+pub const ALL: [&dyn Declared; 4] = [&TRANSCRIBE, &LINK_TRANSCRIBE, &LINK_PROBE, &TRANSCRIPT_DIGEST];
 
 /// `transcribe` and `link.transcribe`: a recording to text, where it comes
 /// from, and for whom.
@@ -124,10 +83,10 @@ impl Transcribe {
     }
 
     /// The kind of job that transcribes it: a link's runs where yt-dlp does.
-    pub fn kind(&self) -> Kind {
+    pub fn kind(&self) -> &'static JobKind<Transcribe> {
         match self.source {
-            Source::Telegram(_) => Kind::Transcribe,
-            Source::Link(_) => Kind::LinkTranscribe,
+            Source::Telegram(_) => &TRANSCRIBE,
+            Source::Link(_) => &LINK_TRANSCRIBE,
         }
     }
 }
@@ -251,30 +210,6 @@ pub struct LinkProbe {
     pub language: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DigestKind {
-    Summary,
-    Actions,
-    Minutes,
-}
-
-impl DigestKind {
-    pub const ALL: [DigestKind; 3] = [DigestKind::Summary, DigestKind::Actions, DigestKind::Minutes];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DigestKind::Summary => "summary",
-            DigestKind::Actions => "actions",
-            DigestKind::Minutes => "minutes",
-        }
-    }
-
-    pub fn parse(name: &str) -> Option<DigestKind> {
-        DigestKind::ALL.into_iter().find(|k| k.as_str() == name)
-    }
-}
-
 /// `transcript.digest`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Digest {
@@ -284,52 +219,10 @@ pub struct Digest {
     pub language: String,
 }
 
-/// `fal.imagine` and `fal.generate`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ImageRequest {
-    pub prompt: String,
-    pub chat_id: i64,
-    pub language: String,
-}
-
-/// `fal.train`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Train {
-    pub avatar_id: i64,
-    pub chat_id: i64,
-    pub language: String,
-}
-
-/// `fal.deliver` and `fal.poll`: the FAL request they look after.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FalRequestRef {
-    pub request_id: String,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::jobs::{Job, JobState, NewJob};
-
-    fn round_trip<T: Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug>(kind: Kind, payload: T) {
-        let new = NewJob::of(kind, "key", &payload);
-        assert_eq!(new.kind, kind.as_str());
-        let job = Job {
-            id: 1,
-            kind: new.kind,
-            state: JobState::Queued,
-            user_id: None,
-            chat_id: None,
-            payload: new.payload,
-            idempotency_key: new.idempotency_key,
-            cost: 0,
-            attempts: 0,
-            max_attempts: 1,
-            last_error: None,
-            locked_by: None,
-        };
-        assert_eq!(job.payload_as::<T>().unwrap(), payload);
-    }
+    use crate::jobs::kind::tests::through_the_jobs_table as round_trip;
 
     #[test]
     fn every_payload_survives_the_jobs_table() {
@@ -353,16 +246,14 @@ mod tests {
             sender_telegram_id: Some(5),
             speakers: true,
         };
-        round_trip(Kind::Transcribe, voice.clone());
+        round_trip(&TRANSCRIBE, voice.clone());
         let link = LinkSource { link_id: 3, url: "https://example.com/a.mp3".into(), audio_key: None };
-        round_trip(Kind::LinkTranscribe, Transcribe { source: Source::Link(link), ..voice });
+        round_trip(&LINK_TRANSCRIBE, Transcribe { source: Source::Link(link), ..voice });
         round_trip(
-            Kind::TranscriptDigest,
+            &TRANSCRIPT_DIGEST,
             Digest { transcript_id: 7, kind: DigestKind::Minutes, chat_id: 1, language: "ru".into() },
         );
-        round_trip(Kind::FalImagine, ImageRequest { prompt: "a fox".into(), chat_id: 1, language: "en".into() });
-        round_trip(Kind::FalTrain, Train { avatar_id: 3, chat_id: 1, language: "en".into() });
-        round_trip(Kind::FalDeliver, FalRequestRef { request_id: "r".into() });
+        round_trip(&LINK_PROBE, LinkProbe { link_id: 3, chat_id: 1, language: "en".into() });
     }
 
     /// Payloads as the version before wrote them: a voice note, and a link's
@@ -375,7 +266,7 @@ mod tests {
         });
         let read: Transcribe = serde_json::from_value(voice).unwrap();
         assert!(matches!(&read.source, Source::Telegram(f) if f.file_id == "AwAD" && f.message_id == 12), "{read:?}");
-        assert_eq!((read.spoken_language.as_deref(), read.speakers, read.kind()), (None, false, Kind::Transcribe));
+        assert_eq!((read.spoken_language.as_deref(), read.speakers, read.kind().name), (None, false, "transcribe"));
 
         let link = serde_json::json!({
             "chat_id": 7, "message_id": 0, "media": "link", "file_id": "", "file_unique_id": "link:9",
@@ -385,35 +276,7 @@ mod tests {
         });
         let read: Transcribe = serde_json::from_value(link.clone()).unwrap();
         assert!(matches!(&read.source, Source::Link(l) if l.link_id == 9), "{read:?}");
-        assert_eq!((read.unique_id().as_str(), read.kind()), ("link:9", Kind::LinkTranscribe));
+        assert_eq!((read.unique_id().as_str(), read.kind().name), ("link:9", "link.transcribe"));
         assert_eq!(serde_json::to_value(&read).unwrap(), link, "written as the version before reads it");
-    }
-
-    #[test]
-    fn kind_names_are_the_tables_and_settings_names() {
-        for kind in Kind::ALL {
-            assert_eq!(Kind::parse(kind.as_str()), Some(kind));
-        }
-        assert_eq!(Kind::TranscriptDigest.as_str(), "transcript.digest");
-        assert_eq!(Kind::parse("noop"), None);
-    }
-
-    #[test]
-    fn a_payload_of_the_wrong_shape_is_a_permanent_error() {
-        let job = Job {
-            id: 1,
-            kind: "fal.train".into(),
-            state: JobState::Queued,
-            user_id: None,
-            chat_id: None,
-            payload: serde_json::json!({ "prompt": 5 }),
-            idempotency_key: "k".into(),
-            cost: 0,
-            attempts: 0,
-            max_attempts: 1,
-            last_error: None,
-            locked_by: None,
-        };
-        assert!(matches!(job.payload_as::<Train>(), Err(crate::jobs::JobError::Broken(_))));
     }
 }

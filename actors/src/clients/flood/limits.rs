@@ -1,0 +1,87 @@
+//! The limits themselves: how many messages in which span, for the bot,
+//! one chat and one group, and each as GCRA counts it.
+
+use std::time::Duration;
+
+use crate::settings::TelegramSettings;
+
+/// A group's burst is a fifth of its minute (4 of 20): a reply in parts
+/// goes at once, and the rest of the minute is spaced to stay within it.
+const GROUP_BURST_DIVISOR: u32 = 5;
+
+/// How many messages in which span, for the bot, one chat and one group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub(super) overall: (u32, Duration),
+    pub(super) chat: (u32, Duration),
+    pub(super) group: (u32, Duration),
+}
+
+impl Limits {
+    pub fn new(per_second: u32, per_chat_second: u32, per_group_minute: u32) -> Self {
+        Self {
+            overall: (per_second, Duration::from_secs(1)),
+            chat: (per_chat_second, Duration::from_secs(1)),
+            group: (per_group_minute, Duration::from_secs(60)),
+        }
+    }
+
+    pub fn from_settings(settings: &TelegramSettings) -> Self {
+        Self::new(settings.send_per_second, settings.send_per_chat_second, settings.send_per_group_minute)
+    }
+
+    /// Groups and channels have negative ids: a per-minute limit; private chats a per-second one.
+    pub(super) fn for_chat(&self, chat: i64) -> (u32, Duration) {
+        if chat < 0 {
+            self.group
+        } else {
+            self.chat
+        }
+    }
+
+    /// `fraction` of every limit: fewer messages in the same span, or, where
+    /// one is already the least, the same one in a longer span.
+    pub(super) fn share(&self, fraction: f64) -> Self {
+        let part = |(allowed, span): (u32, Duration)| {
+            let scaled = f64::from(allowed) * fraction;
+            if scaled >= 1.0 {
+                (scaled.floor() as u32, span)
+            } else {
+                (1, span.div_f64(scaled.max(f64::EPSILON)))
+            }
+        };
+        Self { overall: part(self.overall), chat: part(self.chat), group: part(self.group) }
+    }
+
+    pub(super) fn overall_gcra(&self) -> Gcra {
+        Gcra::within(self.overall.0, self.overall.1, 1)
+    }
+
+    pub(super) fn chat_gcra(&self, chat: i64) -> Gcra {
+        let (allowed, span) = self.for_chat(chat);
+        let burst = if chat < 0 { allowed / GROUP_BURST_DIVISOR } else { 1 };
+        Gcra::within(allowed, span, burst)
+    }
+}
+
+/// One budget as GCRA sees it: a message every `interval`, and `tolerance`
+/// of burst on top. In whole µs, rounded up: an interval rounded down lets
+/// one message too many into a window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Gcra {
+    pub interval_us: u64,
+    pub tolerance_us: u64,
+}
+
+impl Gcra {
+    /// At most `allowed` in any window of `span`, sliding, with a burst of
+    /// `burst` at once. A burst costs sustained rate: GCRA lets `burst - 1`
+    /// more into a window than its rate, so the interval is widened to keep
+    /// every window within `allowed`.
+    pub(super) fn within(allowed: u32, span: Duration, burst: u32) -> Self {
+        let allowed = allowed.max(1);
+        let burst = burst.clamp(1, allowed);
+        let interval_us = (span.as_micros() as u64).div_ceil(u64::from(allowed - burst + 1));
+        Self { interval_us, tolerance_us: interval_us * u64::from(burst - 1) }
+    }
+}
