@@ -119,7 +119,7 @@ async fn callbacks_through_nginx_survive_losing_an_upstream_and_land_exactly_onc
                 ("FAL_JWKS_URL", fal.jwks_url()),
                 ("WEBHOOK_BIND", format!("127.0.0.1:{port}")),
                 // Each recorded callback is a debug line: which listener took it.
-                ("LOG_LEVEL", "info,aisha_actors::webhook=debug".to_owned()),
+                ("LOG_LEVEL", "info,aisha_actors::fal_job::callback=debug".to_owned()),
             ]
             .map(|(k, v)| (k.to_owned(), v)),
         );

@@ -12,6 +12,7 @@ mod links;
 mod media;
 mod payments;
 mod privacy;
+mod settings;
 mod shared;
 mod transcripts;
 
@@ -78,7 +79,8 @@ fn too_many_in_flight(lang: Lang, limit: i64) -> String {
 /// Registers the command menu in Russian, English and the default
 /// (Russian): the bot's, not a handler's (no writers need starting for it).
 pub async fn register_commands(bot: &TgBot) -> Result<(), RequestError> {
-    let list = |lang| texts::commands(lang).into_iter().map(|(c, d)| BotCommand::new(c, d)).collect::<Vec<_>>();
+    let list =
+        |lang| crate::chat::command::menu(lang).into_iter().map(|(c, d)| BotCommand::new(c, d)).collect::<Vec<_>>();
     bot.set_my_commands(list(Lang::Ru)).patiently().await?;
     bot.set_my_commands(list(Lang::Ru)).language_code("ru").patiently().await?;
     bot.set_my_commands(list(Lang::En)).language_code("en").patiently().await?;

@@ -1,6 +1,8 @@
-//! Every command the bot knows, typed: a message's text becomes one
-//! [`Command`], and the bot's handlers match on it. The menu Telegram shows
-//! (`texts::commands`) lists the same names; a test holds the two together.
+//! Every command the bot knows, typed and declared once ([`COMMANDS`]): a
+//! message's text becomes one [`Command`], the bot's handlers match on it,
+//! and the menu Telegram shows and `/help` are read from the same table.
+
+use super::Lang;
 
 /// A command as the user sent it: `/name@bot args`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,50 +30,101 @@ pub enum Command {
     Unknown(String),
 }
 
-impl Command {
-    /// Every name a user may type, in the order the menu shows them.
-    pub const NAMES: [&'static str; 16] = [
-        "start",
-        "help",
-        "balance",
-        "history",
-        "imagine",
-        "generate",
-        "avatars",
-        "gallery",
-        "settings",
-        "cancel",
-        "topup",
-        "paysupport",
-        "terms",
-        "privacy",
-        "deletemydata",
-        "autotranscribe",
-    ];
+/// One command, declared once: the name a user types, what the menu and
+/// `/help` say of it in both languages, and how its text is read. The bot's
+/// handlers match on [`Command`], so one without a handler does not compile.
+pub struct Declared {
+    pub name: &'static str,
+    pub about_ru: &'static str,
+    pub about_en: &'static str,
+    read: fn(String) -> Command,
+}
 
+/// Every command, in the order the menu shows them.
+pub const COMMANDS: [Declared; 16] = [
+    Declared { name: "start", about_ru: "Главное меню", about_en: "Main menu", read: |_| Command::Start },
+    Declared { name: "help", about_ru: "Что я умею", about_en: "What I can do", read: |_| Command::Help },
+    Declared {
+        name: "balance",
+        about_ru: "Баланс и история списаний",
+        about_en: "Balance and recent charges",
+        read: |_| Command::Balance,
+    },
+    Declared {
+        name: "history",
+        about_ru: "Последние расшифровки",
+        about_en: "Recent transcripts",
+        read: |_| Command::History,
+    },
+    Declared {
+        name: "imagine",
+        about_ru: "Картинка по описанию",
+        about_en: "Image from a description",
+        read: Command::Imagine,
+    },
+    Declared {
+        name: "generate",
+        about_ru: "Картинка с вашим аватаром",
+        about_en: "Image with your avatar",
+        read: Command::Generate,
+    },
+    Declared {
+        name: "avatars", about_ru: "Ваши аватары", about_en: "Your avatars", read: |_| Command::Avatars
+    },
+    Declared {
+        name: "gallery", about_ru: "Ваши картинки", about_en: "Your images", read: |_| Command::Gallery
+    },
+    Declared { name: "settings", about_ru: "Настройки", about_en: "Settings", read: |_| Command::Settings },
+    Declared {
+        name: "cancel",
+        about_ru: "Отменить текущее",
+        about_en: "Cancel what is running",
+        read: |_| Command::Cancel,
+    },
+    Declared {
+        name: "topup", about_ru: "Пополнить баланс", about_en: "Top up coins", read: |_| Command::TopUp
+    },
+    Declared {
+        name: "paysupport",
+        about_ru: "Вопросы об оплате и возвраты",
+        about_en: "Payment questions and refunds",
+        read: |_| Command::PaySupport,
+    },
+    Declared { name: "terms", about_ru: "Условия", about_en: "Terms", read: |_| Command::Terms },
+    Declared {
+        name: "privacy",
+        about_ru: "Какие данные хранятся",
+        about_en: "What data is kept",
+        read: |_| Command::Privacy,
+    },
+    Declared {
+        name: "deletemydata",
+        about_ru: "Удалить мои данные",
+        about_en: "Delete my data",
+        read: |_| Command::DeleteMyData,
+    },
+    Declared {
+        name: "autotranscribe",
+        about_ru: "В группе: расшифровывать голосовые (on/off)",
+        about_en: "In a group: transcribe voice messages (on/off)",
+        read: Command::AutoTranscribe,
+    },
+];
+
+impl Command {
     /// The command a text holds; `None` when it is no command at all.
     pub fn parse(text: &str) -> Option<Self> {
         let (name, args) = split(text)?;
-        Some(match name.as_str() {
-            "start" => Command::Start,
-            "help" => Command::Help,
-            "balance" => Command::Balance,
-            "topup" => Command::TopUp,
-            "paysupport" => Command::PaySupport,
-            "terms" => Command::Terms,
-            "privacy" => Command::Privacy,
-            "deletemydata" => Command::DeleteMyData,
-            "autotranscribe" => Command::AutoTranscribe(args),
-            "cancel" => Command::Cancel,
-            "imagine" => Command::Imagine(args),
-            "generate" => Command::Generate(args),
-            "avatars" => Command::Avatars,
-            "history" => Command::History,
-            "gallery" => Command::Gallery,
-            "settings" => Command::Settings,
-            _ => Command::Unknown(name),
+        Some(match COMMANDS.iter().find(|c| c.name == name) {
+            Some(command) => (command.read)(args),
+            None => Command::Unknown(name),
         })
     }
+}
+
+/// `(command, description)` for setMyCommands and `/help`.
+pub fn menu(lang: Lang) -> Vec<(&'static str, &'static str)> {
+    COMMANDS.iter().map(|c| (c.name, lang.pick(c.about_ru, c.about_en))).collect()
 }
 
 /// `/cmd@bot args` → (`cmd`, `args`).
@@ -85,7 +138,6 @@ fn split(text: &str) -> Option<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::chat::{texts, Lang};
 
     #[test]
     fn commands_parse_with_and_without_the_bot_name() {
@@ -98,14 +150,19 @@ mod tests {
     }
 
     #[test]
-    fn every_name_is_a_command_and_the_menu_lists_exactly_them() {
-        for name in Command::NAMES {
-            let parsed = Command::parse(&format!("/{name}"));
-            assert!(!matches!(parsed, None | Some(Command::Unknown(_))), "/{name}");
+    fn every_declared_command_reads_as_its_own_and_the_menu_lists_each_once() {
+        let mut seen = Vec::new();
+        for declared in &COMMANDS {
+            let parsed = Command::parse(&format!("/{}", declared.name)).unwrap();
+            assert!(!matches!(parsed, Command::Unknown(_)), "/{}", declared.name);
+            let kind = std::mem::discriminant(&parsed);
+            assert!(!seen.contains(&kind), "/{} reads as another command's", declared.name);
+            seen.push(kind);
         }
         for lang in [Lang::Ru, Lang::En] {
-            let menu: Vec<&str> = texts::commands(lang).into_iter().map(|(name, _)| name).collect();
-            assert_eq!(menu, Command::NAMES, "the menu in {lang:?}");
+            let names: Vec<&str> = menu(lang).into_iter().map(|(name, _)| name).collect();
+            let declared: Vec<&str> = COMMANDS.iter().map(|c| c.name).collect();
+            assert_eq!(names, declared, "the menu in {lang:?}");
         }
     }
 }

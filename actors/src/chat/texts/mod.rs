@@ -22,31 +22,6 @@ pub use transcripts::*;
 use super::callback::MenuItem;
 use super::Lang;
 
-/// `(command, description)` for setMyCommands.
-pub fn commands(lang: Lang) -> Vec<(&'static str, &'static str)> {
-    vec![
-        ("start", lang.pick("Главное меню", "Main menu")),
-        ("help", lang.pick("Что я умею", "What I can do")),
-        ("balance", lang.pick("Баланс и история списаний", "Balance and recent charges")),
-        ("history", lang.pick("Последние расшифровки", "Recent transcripts")),
-        ("imagine", lang.pick("Картинка по описанию", "Image from a description")),
-        ("generate", lang.pick("Картинка с вашим аватаром", "Image with your avatar")),
-        ("avatars", lang.pick("Ваши аватары", "Your avatars")),
-        ("gallery", lang.pick("Ваши картинки", "Your images")),
-        ("settings", lang.pick("Настройки", "Settings")),
-        ("cancel", lang.pick("Отменить текущее", "Cancel what is running")),
-        ("topup", lang.pick("Пополнить баланс", "Top up coins")),
-        ("paysupport", lang.pick("Вопросы об оплате и возвраты", "Payment questions and refunds")),
-        ("terms", lang.pick("Условия", "Terms")),
-        ("privacy", lang.pick("Какие данные хранятся", "What data is kept")),
-        ("deletemydata", lang.pick("Удалить мои данные", "Delete my data")),
-        (
-            "autotranscribe",
-            lang.pick("В группе: расшифровывать голосовые (on/off)", "In a group: transcribe voice messages (on/off)"),
-        ),
-    ]
-}
-
 pub fn welcome(lang: Lang, bonus: Option<i64>, balance: i64) -> String {
     let greeting = lang.pick(
         "Привет! Я Аиша. Пришлите голосовое, аудио или видеосообщение — верну текст. /imagine нарисует картинку по описанию, а в /avatars можно обучить свой аватар.",
@@ -70,7 +45,7 @@ pub fn help(lang: Lang) -> String {
             "I turn voice messages, audio, video notes and audio files up to 20 MB into text (charged per started minute).\n\nCommands:",
         )
         .to_owned();
-    for (command, description) in commands(lang) {
+    for (command, description) in super::command::menu(lang) {
         text.push_str(&format!("\n/{command} — {description}"));
     }
     text
@@ -143,18 +118,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn language_comes_from_the_code_with_russian_by_default() {
-        assert_eq!(Lang::from_code(Some("en")), Lang::En);
-        assert_eq!(Lang::from_code(Some("en-GB")), Lang::En);
-        assert_eq!(Lang::from_code(Some("ru")), Lang::Ru);
-        assert_eq!(Lang::from_code(Some("de")), Lang::Ru);
-        assert_eq!(Lang::from_code(None), Lang::Ru);
-    }
-
-    #[test]
     fn help_lists_every_command() {
         let text = help(Lang::En);
-        for (command, _) in commands(Lang::En) {
+        for (command, _) in crate::chat::command::menu(Lang::En) {
             assert!(text.contains(&format!("/{command}")), "{command}");
         }
     }
