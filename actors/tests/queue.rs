@@ -393,7 +393,7 @@ async fn the_depth_says_how_long_the_oldest_due_job_has_waited() {
         .await
         .unwrap();
     let depth = queue::depth(&services.db).await.unwrap();
-    let queued = depth.iter().find(|d| d.kind == "noop" && d.state == "queued").unwrap();
+    let queued = depth.iter().find(|d| d.kind == "noop" && d.state == aisha_actors::jobs::JobState::Queued).unwrap();
     assert_eq!(queued.count, 2);
     assert!((90.0..120.0).contains(&queued.oldest_seconds), "{}", queued.oldest_seconds);
 }

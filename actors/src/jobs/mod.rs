@@ -13,35 +13,16 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::clients::{ApiError, Failure};
+use crate::store::text_enum;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum JobState {
-    Queued,
-    Running,
-    Done,
-    Dead,
-    Cancelled,
-}
-
-impl JobState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobState::Queued => "queued",
-            JobState::Running => "running",
-            JobState::Done => "done",
-            JobState::Dead => "dead",
-            JobState::Cancelled => "cancelled",
-        }
-    }
-
-    fn parse(s: &str) -> Self {
-        match s {
-            "queued" => JobState::Queued,
-            "running" => JobState::Running,
-            "done" => JobState::Done,
-            "dead" => JobState::Dead,
-            _ => JobState::Cancelled,
-        }
+text_enum! {
+    /// Where a job stands (`jobs.state`).
+    pub enum JobState {
+        Queued = "queued",
+        Running = "running",
+        Done = "done",
+        Dead = "dead",
+        Cancelled = "cancelled",
     }
 }
 

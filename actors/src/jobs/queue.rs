@@ -25,7 +25,8 @@ fn job(row: &Row) -> Job {
     Job {
         id: row.get("id"),
         kind: row.get("kind"),
-        state: JobState::parse(row.get("state")),
+        // The table's CHECK holds every state to these five.
+        state: JobState::parse(row.get("state")).unwrap_or(JobState::Cancelled),
         user_id: row.get("user_id"),
         chat_id: row.get("chat_id"),
         payload: row.get("payload"),
@@ -466,7 +467,10 @@ pub async fn depth(db: &Db) -> Result<Vec<Depth>, StoreError> {
         .await?;
     Ok(rows
         .iter()
-        .map(|r| Depth { kind: r.get(0), state: r.get(1), count: r.get(2), oldest_seconds: r.get(3) })
+        .filter_map(|r| {
+            let state = JobState::parse(r.get(1))?;
+            Some(Depth { kind: r.get(0), state, count: r.get(2), oldest_seconds: r.get(3) })
+        })
         .collect())
 }
 
@@ -475,7 +479,7 @@ pub async fn depth(db: &Db) -> Result<Vec<Depth>, StoreError> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Depth {
     pub kind: String,
-    pub state: String,
+    pub state: JobState,
     pub count: i64,
     pub oldest_seconds: f64,
 }

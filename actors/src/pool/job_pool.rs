@@ -14,7 +14,7 @@ use super::handler::{Completions, DeadReason, JobContext, JobHandler};
 use super::runner::{retry_delay, JobRunner, RunnerArgs};
 use crate::backoff::Backoff;
 use crate::jobs::queue::{self, Failed};
-use crate::jobs::{Job, JobError};
+use crate::jobs::{Job, JobError, JobState};
 use crate::ledger;
 use crate::services::Services;
 use crate::store::wake::LocalWakes;
@@ -369,11 +369,11 @@ async fn report_depth(state: &mut PoolState) {
     state.depth_kinds.extend(depth.iter().map(|d| d.kind.clone()));
     {
         for kind in &state.depth_kinds {
-            for job_state in ["queued", "running"] {
+            for job_state in [JobState::Queued, JobState::Running] {
                 let found = depth.iter().find(|d| d.kind == *kind && d.state == job_state);
-                metrics::gauge!("aishad_jobs", "kind" => kind.clone(), "state" => job_state)
+                metrics::gauge!("aishad_jobs", "kind" => kind.clone(), "state" => job_state.as_str())
                     .set(found.map_or(0, |d| d.count) as f64);
-                if job_state == "queued" {
+                if job_state == JobState::Queued {
                     let oldest = found.map_or(0.0, |d| d.oldest_seconds);
                     metrics::gauge!("aishad_job_oldest_queued_seconds", "kind" => kind.clone()).set(oldest);
                 }

@@ -24,4 +24,5 @@ pub use deadpool_postgres::GenericClient;
 pub use migrations::{MigrationReport, MIGRATIONS};
 
 pub use db::{cached, parse_url, Db, SharedAnswer};
+pub(crate) use error::text_enum;
 pub use error::StoreError;
