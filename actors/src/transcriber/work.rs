@@ -32,6 +32,7 @@ use crate::clients::bot_api::is_undeliverable;
 use crate::clients::openai::{Ask, Transcription};
 use crate::clients::{fetch_telegram_file, DownloadError, Patiently};
 use crate::jobs::{Job, JobError};
+use crate::keep;
 use crate::pool::JobContext;
 use crate::store::transcripts::{Finished, SavedChunk, Transcript, TranscriptField};
 
@@ -433,7 +434,10 @@ impl Turn<'_> {
             }
             Err(e) => return Err(e.into()),
         };
-        db.mark_transcript_delivered(transcript.id).await?;
+        // Sent: recorded however long the database is slow or away, or the
+        // next attempt would send it again.
+        keep::until_kept("a transcript's delivery", self.job.id, || db.mark_transcript_delivered(transcript.id))
+            .await?;
         if let (Some(status), "delivered") = (status, outcome) {
             let _ = bot.edit_message_text(self.target.chat, status, texts::transcribed(self.lang)).patiently().await;
         }
