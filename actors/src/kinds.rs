@@ -4,7 +4,7 @@
 //! no kind, fails it by name).
 
 use crate::chat::Lang;
-use crate::jobs::kind::{Declared, Title};
+use crate::jobs::kind::Declared;
 use crate::{fal_job, transcriber};
 
 /// Every kind, each once.
@@ -15,8 +15,8 @@ pub fn all() -> impl Iterator<Item = &'static dyn Declared> {
 /// What a user calls the kind named `name`; the name itself for one this
 /// version does not know (a row a newer one queued).
 pub fn title(lang: Lang, name: &str) -> String {
-    match all().find(|kind| kind.name() == name).map(|kind| kind.title()) {
-        Some(Title { ru, en }) => lang.pick(ru, en).to_owned(),
+    match all().find(|kind| kind.name() == name) {
+        Some(kind) => lang.title(kind.title()).to_owned(),
         None => name.to_owned(),
     }
 }
@@ -24,6 +24,7 @@ pub fn title(lang: Lang, name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::jobs::kind::Title;
 
     #[test]
     fn every_kind_is_declared_once_with_a_title_in_both_languages() {

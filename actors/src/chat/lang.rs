@@ -2,6 +2,8 @@
 //! `language_code`: English for `en`, Russian for anything else. Below
 //! every text, so each text module looks down to it.
 
+use crate::jobs::kind::Title;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lang {
     Ru,
@@ -28,6 +30,11 @@ impl Lang {
             Lang::Ru => ru,
             Lang::En => en,
         }
+    }
+
+    /// What a user calls a kind of work, in this language.
+    pub fn title(self, title: Title) -> &'static str {
+        self.pick(title.ru, title.en)
     }
 }
 

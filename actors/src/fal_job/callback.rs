@@ -37,15 +37,19 @@ impl Callbacks {
     /// One callback checked, recorded once, and answered.
     pub async fn take(&self, settings: &Settings, req: Request) -> Reply {
         let headers = req.headers().clone();
-        let signed =
-            match Signed::from_headers(&headers, &settings.fal.user_id, unix_now(), settings.fal.timestamp_tolerance) {
-                Ok(signed) => signed,
-                Err(e) => {
-                    tracing::warn!(error = %e, "FAL callback refused before its body was read");
-                    verdict(if matches!(e, Rejection::WrongUser(_)) { "wrong_user" } else { "bad_signature" });
-                    return text(StatusCode::UNAUTHORIZED, format!("{e}\n"));
-                }
-            };
+        let signed = match Signed::from_headers(
+            &headers,
+            &settings.fal.user_id,
+            chrono::Utc::now().timestamp(),
+            settings.fal.timestamp_tolerance,
+        ) {
+            Ok(signed) => signed,
+            Err(e) => {
+                tracing::warn!(error = %e, "FAL callback refused before its body was read");
+                verdict(if matches!(e, Rejection::WrongUser(_)) { "wrong_user" } else { "bad_signature" });
+                return text(StatusCode::UNAUTHORIZED, format!("{e}\n"));
+            }
+        };
         let body = match read_body(req, settings.http.max_body.0 as usize).await {
             Ok((_, body)) => body,
             Err(e) => {
@@ -104,10 +108,6 @@ impl Callbacks {
             }
         }
     }
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 fn verdict(verdict: &'static str) {

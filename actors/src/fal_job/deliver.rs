@@ -269,7 +269,7 @@ pub(super) async fn fail_request(f: &FalJobs, request_id: &str, reason: &str) {
     let (lang, title) = (Lang::from_code(request.language.as_deref()), super::kinds::title_of_request(request.kind));
     let text = format!(
         "{}\n{}\n{}",
-        texts::failed(lang, lang.pick(title.ru, title.en)),
+        texts::failed(lang, lang.title(title)),
         texts::generation_failed(lang, reason),
         texts::refunded(lang, ended.refunded)
     );

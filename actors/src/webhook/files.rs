@@ -13,7 +13,7 @@ pub(super) async fn serve(services: &Services, token: &str) -> Reply {
     if secret.is_empty() {
         return text(StatusCode::NOT_FOUND, "not found\n");
     }
-    let key = match files::verify(secret, token, unix_now()) {
+    let key = match files::verify(secret, token, chrono::Utc::now().timestamp()) {
         Ok(key) => key,
         Err(TokenError::Expired) => return text(StatusCode::GONE, "link expired\n"),
         Err(e) => {
@@ -36,8 +36,4 @@ pub(super) async fn serve(services: &Services, token: &str) -> Reply {
             text(StatusCode::NOT_FOUND, "not found\n")
         }
     }
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
