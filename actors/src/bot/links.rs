@@ -42,7 +42,8 @@ impl BotHandler {
     /// readings an hour. Redis not answering lets the reading through.
     async fn over_reading_limit(&self, user_id: i64, lang: Lang) -> Result<Option<String>, HandleError> {
         let links = &self.services.settings.links;
-        if self.services.db.links_in_reading(user_id).await? >= i64::from(links.probes_in_flight) {
+        let reading = crate::jobs::queue::in_flight_of_kind(&self.services.db, user_id, LINK_PROBE.name).await?;
+        if reading >= i64::from(links.probes_in_flight) {
             metrics::counter!("aishad_limited_total", "limit" => "links_in_reading").increment(1);
             return Ok(Some(texts::links_in_reading(lang, links.probes_in_flight)));
         }

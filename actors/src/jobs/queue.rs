@@ -484,6 +484,18 @@ pub struct Depth {
     pub oldest_seconds: f64,
 }
 
+/// How many of the user's jobs of `kind` are queued or running.
+pub async fn in_flight_of_kind(db: &Db, user_id: i64, kind: &str) -> Result<i64, StoreError> {
+    let client = db.client().await?;
+    let row = client
+        .query_one(
+            "SELECT count(*) FROM jobs WHERE user_id = $1 AND kind = $2 AND state IN ('queued', 'running')",
+            &[&user_id, &kind],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
 /// The user's jobs still waiting or running, newest first.
 pub async fn active_for_user(db: &Db, user_id: i64) -> Result<Vec<Job>, StoreError> {
     let client = db.client().await?;

@@ -30,18 +30,6 @@ fn link(row: &tokio_postgres::Row) -> Link {
 }
 
 impl Db {
-    /// A user's links being read (`link.probe` jobs queued or running).
-    pub async fn links_in_reading(&self, user_id: i64) -> Result<i64, StoreError> {
-        let client = self.client().await?;
-        let row = client
-            .query_one(
-                "SELECT count(*) FROM jobs WHERE user_id = $1 AND kind = 'link.probe' AND state IN ('queued', 'running')",
-                &[&user_id],
-            )
-            .await?;
-        Ok(row.get(0))
-    }
-
     pub async fn add_link(&self, user_id: i64, chat_id: i64, url: &str) -> Result<i64, StoreError> {
         let client = self.client().await?;
         let row = client
