@@ -737,6 +737,12 @@ pub struct TranscriptionSettings {
     /// Recordings measured longer than this are refused (and refunded) before any API call.
     #[serde(with = "humantime_serde")]
     pub max_duration: Duration,
+    /// Audio transcribed before (the same `file_unique_id`, asked for the
+    /// same way) reuses that transcript, free: no download, no API call.
+    pub cache_by_file: bool,
+    /// In a private chat, a recording of several chunks shows its text so
+    /// far as a draft (`sendMessageDraft`) while the rest is transcribed.
+    pub stream_drafts: bool,
 }
 
 impl Default for TranscriptionSettings {
@@ -750,6 +756,8 @@ impl Default for TranscriptionSettings {
             temp_dir: std::env::temp_dir().join("aishad").to_string_lossy().into_owned(),
             max_messages: 3,
             max_duration: Duration::from_secs(4 * 3600),
+            cache_by_file: true,
+            stream_drafts: true,
         }
     }
 }

@@ -16,7 +16,7 @@ async fn a_transcript_is_only_offered_once_it_was_delivered_and_only_to_its_owne
         .unwrap()
         .job()
         .clone();
-    let transcript = services.db.start_transcript(job.id, user, 4242, "file-1", "whisper-1", None).await.unwrap();
+    let transcript = services.db.start_transcript(job.id, user, 4242, &common::asked("file-1"), None).await.unwrap();
 
     assert!(services.db.transcript_of(user, transcript.id).await.unwrap().is_none(), "still being made");
     services.db.mark_transcript_delivered(transcript.id).await.unwrap();
@@ -36,7 +36,7 @@ async fn a_chunk_kept_by_its_caller_is_never_taken_again_even_once_its_call_row_
         .unwrap()
         .job()
         .clone();
-    let transcript = services.db.start_transcript(job.id, user, 4646, "file-k", "whisper-1", None).await.unwrap();
+    let transcript = services.db.start_transcript(job.id, user, 4646, &common::asked("file-k"), None).await.unwrap();
     let caller = |worker: &str| Caller {
         worker: worker.to_owned(),
         presence: "presence-of-nobody",

@@ -89,6 +89,8 @@ pub fn register_counters(mode: Mode) {
     }
     if matches!(mode, Mode::Worker | Mode::All) {
         metrics::counter!("aishad_transcription_unmeasured_seconds_total").increment(0);
+        metrics::counter!("aishad_transcription_repeats_total").increment(0);
+        zero("aishad_telegram_drafts_total", "outcome", &["sent", "refused"]);
         zero(
             "aishad_alerts_total",
             "alert",

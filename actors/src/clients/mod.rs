@@ -6,6 +6,7 @@ pub mod bot_api;
 pub mod fal;
 pub mod flood;
 pub mod links;
+pub mod newer_api;
 pub mod openai;
 mod outcome;
 pub mod telegram;

@@ -13,6 +13,8 @@ pub const REASON_ADMIN: &str = "admin_credit";
 pub const REASON_PRICE_ADJUSTMENT: &str = "price_adjustment";
 /// The API said it heard more than was measured: the difference, charged once.
 pub const REASON_HEARD_ADJUSTMENT: &str = "heard_adjustment";
+/// The audio was transcribed before: what was charged up front, given back.
+pub const REASON_REPEAT: &str = "repeat";
 
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
@@ -49,12 +51,12 @@ pub enum Charged {
     TooManyInFlight { limit: i64 },
 }
 
-/// What a job has cost so far: its charge and a price adjustment, net.
+/// What a job has cost so far: its charge and every settlement, net.
 pub(super) async fn charged_for(client: &impl GenericClient, job_id: i64) -> Result<i64, StoreError> {
     let row = client
         .query_one(
-            "SELECT COALESCE(-sum(delta), 0)::bigint FROM ledger_entries WHERE job_id = $1 AND reason IN ($2, $3, $4)",
-            &[&job_id, &REASON_CHARGE, &REASON_PRICE_ADJUSTMENT, &REASON_HEARD_ADJUSTMENT],
+            "SELECT COALESCE(-sum(delta), 0)::bigint FROM ledger_entries WHERE job_id = $1 AND reason IN ($2, $3, $4, $5)",
+            &[&job_id, &REASON_CHARGE, &REASON_PRICE_ADJUSTMENT, &REASON_HEARD_ADJUSTMENT, &REASON_REPEAT],
         )
         .await?;
     Ok(row.get(0))

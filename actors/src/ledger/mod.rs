@@ -16,10 +16,10 @@ mod price;
 pub(crate) use book::balance_in;
 pub use book::{
     refund_job, Charged, LedgerError, REASON_ADMIN, REASON_CHARGE, REASON_HEARD_ADJUSTMENT, REASON_PRICE_ADJUSTMENT,
-    REASON_REFUND, REASON_WELCOME,
+    REASON_REFUND, REASON_REPEAT, REASON_WELCOME,
 };
 pub use charge::{charge_and_enqueue, charge_many};
-pub use price::{settle_heard, settle_price, transcription_price, Settled};
+pub use price::{settle_heard, settle_price, settle_repeat, transcription_price, Settled};
 pub use settle::{cancel_job, fail_job, reap_exhausted};
 
 /// Credits the welcome bonus unless this user ever had it; true when credited.

@@ -6,6 +6,7 @@ use crate::store::GenericClient;
 
 use super::book::{
     balance_in, charged_for, LedgerError, REASON_CHARGE, REASON_HEARD_ADJUSTMENT, REASON_PRICE_ADJUSTMENT,
+    REASON_REPEAT,
 };
 use crate::jobs::Job;
 use crate::store::{Db, StoreError};
@@ -55,6 +56,13 @@ pub async fn settle_price(db: &Db, job: &Job, worker: &str, price: i64) -> Resul
 /// like [`settle_price`].
 pub async fn settle_heard(db: &Db, job: &Job, worker: &str, price: i64) -> Result<Settled, LedgerError> {
     settle(db, job, worker, price, REASON_HEARD_ADJUSTMENT).await
+}
+
+/// A repeat (the audio was transcribed before): what was charged up front
+/// is given back, once, fenced like [`settle_price`]. Nothing was heard, so
+/// no measured or heard settlement follows.
+pub async fn settle_repeat(db: &Db, job: &Job, worker: &str) -> Result<Settled, LedgerError> {
+    settle(db, job, worker, 0, REASON_REPEAT).await
 }
 
 async fn settle(db: &Db, job: &Job, worker: &str, price: i64, reason: &str) -> Result<Settled, LedgerError> {

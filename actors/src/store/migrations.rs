@@ -30,6 +30,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(11, "0011_speakers"),
     migration!(12, "0012_links"),
     migration!(13, "0013_chunk_calls"),
+    migration!(14, "0014_repeats"),
 ];
 
 /// Any constant will do as long as every aishad uses the same one.

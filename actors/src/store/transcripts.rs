@@ -24,11 +24,13 @@ pub struct Transcript {
     pub preview: Option<String>,
     pub delivered: bool,
     pub created_at: chrono::DateTime<chrono::Utc>,
+    /// Set when its text was copied from an earlier transcript of the same audio.
+    pub repeat_of: Option<i64>,
 }
 
 const COLUMNS: &str =
     "id, job_id, user_id, chat_id, model, status_message_id, audio_key, plan, text_key, segments_key, duration_seconds, \
-                       chunk_count, preview, delivered_at IS NOT NULL AS delivered, created_at";
+                       chunk_count, preview, delivered_at IS NOT NULL AS delivered, created_at, repeat_of";
 
 fn transcript(row: &tokio_postgres::Row) -> Transcript {
     Transcript {
@@ -47,7 +49,20 @@ fn transcript(row: &tokio_postgres::Row) -> Transcript {
         preview: row.get("preview"),
         delivered: row.get("delivered"),
         created_at: row.get("created_at"),
+        repeat_of: row.get("repeat_of"),
     }
+}
+
+/// What a transcript was asked for: the same audio asked for the same way
+/// gives the same text (see `earlier_transcript`).
+#[derive(Debug, Clone, Copy)]
+pub struct Asked<'a> {
+    pub file_unique_id: &'a str,
+    /// The model that makes it: the diarizing one gives speakers.
+    pub model: &'a str,
+    /// The language the payer said is spoken, `auto` to detect it; `None`
+    /// for what is never reused.
+    pub spoken_language: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -59,6 +74,8 @@ pub struct Finished {
     pub duration_seconds: f64,
     pub chunk_count: i32,
     pub language: Option<String>,
+    /// The earlier transcript this one's text was copied from (a repeat).
+    pub repeat_of: Option<i64>,
 }
 
 impl Db {
@@ -68,20 +85,36 @@ impl Db {
         job_id: i64,
         user_id: i64,
         chat_id: i64,
-        file_unique_id: &str,
-        model: &str,
+        asked: &Asked<'_>,
         sender_telegram_id: Option<i64>,
     ) -> Result<Transcript, StoreError> {
         let client = self.client().await?;
         client
             .execute(
-                "INSERT INTO transcripts (job_id, user_id, chat_id, file_unique_id, model, sender_telegram_id)
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (job_id) DO NOTHING",
-                &[&job_id, &user_id, &chat_id, &file_unique_id, &model, &sender_telegram_id],
+                "INSERT INTO transcripts (job_id, user_id, chat_id, file_unique_id, model, spoken_language, sender_telegram_id)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (job_id) DO NOTHING",
+                &[&job_id, &user_id, &chat_id, &asked.file_unique_id, &asked.model, &asked.spoken_language, &sender_telegram_id],
             )
             .await?;
         let row = client.query_one(&format!("SELECT {COLUMNS} FROM transcripts WHERE job_id = $1"), &[&job_id]).await?;
         Ok(transcript(&row))
+    }
+
+    /// The latest finished transcript of the same audio asked for the same
+    /// way, other than `not`: what a repeat reuses.
+    pub async fn earlier_transcript(&self, asked: &Asked<'_>, not: i64) -> Result<Option<Transcript>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                &format!(
+                    "SELECT {COLUMNS} FROM transcripts
+                      WHERE file_unique_id = $1 AND model = $2 AND spoken_language = $3 AND text_key IS NOT NULL AND id <> $4
+                      ORDER BY id DESC LIMIT 1"
+                ),
+                &[&asked.file_unique_id, &asked.model, &asked.spoken_language, &not],
+            )
+            .await?;
+        Ok(row.as_ref().map(transcript))
     }
 
     pub async fn update_transcript(
@@ -149,7 +182,7 @@ impl Db {
             .execute(
                 "WITH finished AS (
                      UPDATE transcripts SET text_key = $2, chars = $3, preview = $4, duration_seconds = $5,
-                                            chunk_count = $6, language = $7, segments_key = $8
+                                            chunk_count = $6, language = $7, segments_key = $8, repeat_of = $9
                       WHERE id = $1 RETURNING job_id)
                  UPDATE jobs SET result_kept_at = COALESCE(result_kept_at, now()) WHERE id IN (SELECT job_id FROM finished)",
                 &[
@@ -161,6 +194,7 @@ impl Db {
                     &f.chunk_count,
                     &f.language,
                     &f.segments_key,
+                    &f.repeat_of,
                 ],
             )
             .await?;

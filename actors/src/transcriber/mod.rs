@@ -5,11 +5,13 @@
 pub mod audio;
 mod chunk;
 mod digest;
+mod draft;
 pub mod kinds;
 mod link;
 pub mod measure;
 pub mod ogg;
 mod paid;
+mod repeat;
 pub mod settle;
 mod shared;
 pub mod speakers;

@@ -88,7 +88,7 @@ impl Turn<'_> {
         chunking: &Chunking<'_>,
         first: Chunk,
         pending: &mut Vec<(usize, Chunk)>,
-        progress: &Progress,
+        progress: &Progress<'_>,
     ) -> Result<(Vec<KnownSpeaker>, Spent), JobError> {
         let mut spent = Spent::default();
         if pending.first().is_some_and(|(i, _)| *i == 0) {

@@ -18,6 +18,7 @@ use teloxide::prelude::Requester;
 use teloxide::types::{ChatAction, MessageId};
 
 use super::audio::{self, Chunk, Spent};
+use super::draft::{Draft, Drafts};
 use super::kinds::{Source, TelegramFile};
 use super::measure::{self, MeasureError, Measured};
 use super::paid::Taken;
@@ -43,18 +44,27 @@ pub(super) struct Chunking<'a> {
     pub as_is: bool,
 }
 
-/// Chunks finished of `total`, shown by editing `status` (when there is one).
-pub(super) struct Progress {
+/// Chunks finished of `total`, shown by editing `status` (when there is one)
+/// and as drafts of the text so far (when they are on).
+pub(super) struct Progress<'a> {
     finished: AtomicUsize,
     total: usize,
     status: Option<MessageId>,
+    drafts: Option<&'a Drafts>,
+}
+
+/// How a recording's progress is shown while its chunks are transcribed.
+pub(super) struct Shown<'a> {
+    pub status: Option<MessageId>,
+    pub drafts: Option<&'a Drafts>,
 }
 
 /// The transcript made and kept: what goes to the user.
-struct Made {
-    text: String,
-    timed: bool,
-    parts: Vec<SavedChunk>,
+pub(super) struct Made {
+    pub text: String,
+    pub timed: bool,
+    /// The chunks the API made it from (none for a repeat).
+    pub parts: Vec<SavedChunk>,
 }
 
 pub(super) async fn transcribe(worker: &Transcriber, job: Job, ctx: JobContext) -> Result<Value, JobError> {
@@ -62,6 +72,10 @@ pub(super) async fn transcribe(worker: &Transcriber, job: Job, ctx: JobContext) 
     let transcript = turn.start().await?;
     if transcript.delivered {
         return Ok(json!({ "transcript_id": transcript.id, "already_delivered": true }));
+    }
+    if let Some((made, seconds)) = turn.repeat(&transcript).await? {
+        let outcome = turn.deliver(&transcript, &made, seconds, None).await?;
+        return Ok(json!({ "transcript_id": transcript.id, "repeat": true, "outcome": outcome }));
     }
     turn.show_typing();
     let work = WorkDir::create(&worker.services.settings.transcription.temp_dir, job.id).await?;
@@ -71,8 +85,10 @@ pub(super) async fn transcribe(worker: &Transcriber, job: Job, ctx: JobContext) 
     settle::measured_price(&turn, measured.seconds).await?;
     let plan = turn.plan(&transcript, &recording, &measured, &mut spent).await?;
     let status = turn.progress_message(&transcript, plan.len()).await?;
+    let drafts = turn.drafts(&transcript, plan.len());
     let api_started = Instant::now();
-    let chunks = turn.transcribe_chunks(&transcript, &recording, &measured, &plan, status, &work);
+    let shown = Shown { status, drafts: drafts.as_ref() };
+    let chunks = turn.transcribe_chunks(&transcript, &recording, &measured, &plan, shown, &work);
     // Both run to the end: a failure to keep the original must not drop a
     // chunk's call in flight, which is paid for whatever happens to it.
     let (kept, encoding) = futures::future::join(turn.keep_original(&transcript, &recording), chunks).await;
@@ -80,6 +96,9 @@ pub(super) async fn transcribe(worker: &Transcriber, job: Job, ctx: JobContext) 
     kept?;
     let made = turn.store(&transcript, measured.seconds, plan.len()).await?;
     settle::heard(&turn, measured.seconds, &made.parts).await;
+    if let Some(drafts) = drafts {
+        drafts.finish().await;
+    }
     let outcome = turn.deliver(&transcript, &made, measured.seconds, status).await?;
     Ok(json!({
         "transcript_id": transcript.id, "chunks": plan.len(), "duration": measured.seconds, "outcome": outcome,
@@ -92,10 +111,9 @@ pub(super) async fn transcribe(worker: &Transcriber, job: Job, ctx: JobContext) 
 impl Turn<'_> {
     async fn start(&self) -> Result<Transcript, JobError> {
         let r = &self.request;
-        let openai = &self.worker.openai;
-        let model = if r.speakers { &openai.diarization_model } else { &openai.transcription_model };
+        let unique_id = r.unique_id();
         let db = &self.worker.services.db;
-        db.start_transcript(self.job.id, self.user_id, r.chat_id, &r.unique_id(), model, r.sender_telegram_id)
+        db.start_transcript(self.job.id, self.user_id, r.chat_id, &self.asked(&unique_id), r.sender_telegram_id)
             .await
             .map_err(JobError::from)
     }
@@ -181,6 +199,22 @@ impl Turn<'_> {
         Ok(plan)
     }
 
+    /// Drafts of the text so far: in a private chat, for a recording of
+    /// several chunks, unless turned off.
+    fn drafts(&self, transcript: &Transcript, chunks: usize) -> Option<Drafts> {
+        let private = self.request.reply_to.is_none() && self.target.chat.is_user();
+        let on = self.worker.services.settings.transcription.stream_drafts;
+        (on && private && chunks > 1).then(|| {
+            Drafts::start(Draft {
+                bot: self.worker.bot.clone(),
+                db: self.worker.services.db.clone(),
+                chat: self.target.chat.0,
+                transcript_id: transcript.id,
+                chunks,
+            })
+        })
+    }
+
     /// Progress ("3/12", edited as chunks finish) only for what takes a while.
     async fn progress_message(&self, transcript: &Transcript, total: usize) -> Result<Option<MessageId>, JobError> {
         match (total, transcript.status_message_id) {
@@ -231,7 +265,7 @@ impl Turn<'_> {
         recording: &Recording,
         measured: &Measured,
         plan: &[Chunk],
-        status: Option<MessageId>,
+        shown: Shown<'_>,
         work: &WorkDir,
     ) -> Result<Spent, JobError> {
         let db = &self.worker.services.db;
@@ -240,7 +274,12 @@ impl Turn<'_> {
         if !done.is_empty() {
             tracing::info!(done = done.len(), total = plan.len(), "resuming a transcription");
         }
-        let progress = Progress { finished: AtomicUsize::new(done.len()), total: plan.len(), status };
+        let progress = Progress {
+            finished: AtomicUsize::new(done.len()),
+            total: plan.len(),
+            status: shown.status,
+            drafts: shown.drafts,
+        };
         let chunking = Chunking {
             recording,
             work,
@@ -296,7 +335,7 @@ impl Turn<'_> {
         i: usize,
         piece: Chunk,
         ask: Ask<'_>,
-        progress: &Progress,
+        progress: &Progress<'_>,
     ) -> Result<Spent, JobError> {
         let idx = i as i32;
         if let Taken::KeptElsewhere = self.take_call(transcript.id, idx).await? {
@@ -343,8 +382,11 @@ impl Turn<'_> {
     }
 
     /// One more chunk done: the progress message says so.
-    async fn advance(&self, progress: &Progress) {
+    async fn advance(&self, progress: &Progress<'_>) {
         let n = progress.finished.fetch_add(1, Ordering::SeqCst) + 1;
+        if let Some(drafts) = progress.drafts {
+            drafts.chunk_done();
+        }
         if let Some(status) = progress.status {
             let edit = self.worker.bot.edit_message_text(
                 self.target.chat,
@@ -397,6 +439,7 @@ impl Turn<'_> {
             duration_seconds: seconds,
             chunk_count: total as i32,
             language: None,
+            repeat_of: None,
         };
         db.finish_transcript(transcript.id, &summary).await?;
         Ok(Made { text, timed: segments_key.is_some(), parts })
@@ -446,7 +489,7 @@ impl Turn<'_> {
     }
 }
 
-fn chunk_text(part: &SavedChunk) -> Result<ChunkText, JobError> {
+pub(super) fn chunk_text(part: &SavedChunk) -> Result<ChunkText, JobError> {
     let segments = part.segments.clone().map(serde_json::from_value).transpose().map_err(JobError::broken)?;
     Ok(ChunkText { start: part.start, end: part.end, text: part.text.clone(), segments })
 }

@@ -77,3 +77,8 @@ pub async fn assert_ledger(services: &Services) {
     let client = services.db.client().await.expect("a connection");
     aisha_testkit::services::assert_ledger_balanced(&client).await;
 }
+
+/// A plain transcription of `file_unique_id`, as `start_transcript` records it.
+pub fn asked(file_unique_id: &str) -> aisha_actors::store::transcripts::Asked<'_> {
+    aisha_actors::store::transcripts::Asked { file_unique_id, model: "whisper-1", spoken_language: Some("auto") }
+}

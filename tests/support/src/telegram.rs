@@ -132,13 +132,40 @@ impl FakeTelegram {
 
     /// A voice message whose bytes are served by getFile + download.
     pub fn push_voice(&self, user_id: i64, language: &str, duration: u32, bytes: Bytes) -> i64 {
+        let message = self.voice_message(user_id, language, duration, bytes, None);
+        self.push_update(json!({ "message": message }))
+    }
+
+    /// The voice message whose file is `file_unique_id`, forwarded by
+    /// `user_id`: as Telegram does, another `file_id` for the same file.
+    pub fn push_forwarded_voice(
+        &self,
+        user_id: i64,
+        language: &str,
+        duration: u32,
+        bytes: Bytes,
+        file_unique_id: &str,
+    ) -> i64 {
+        let mut message = self.voice_message(user_id, language, duration, bytes, Some(file_unique_id));
+        message["forward_origin"] = json!({ "type": "hidden_user", "date": now(), "sender_user_name": "Someone" });
+        self.push_update(json!({ "message": message }))
+    }
+
+    fn voice_message(
+        &self,
+        user_id: i64,
+        language: &str,
+        duration: u32,
+        bytes: Bytes,
+        file_unique_id: Option<&str>,
+    ) -> Value {
         let file_id = self.add_file("voice/file_1.oga", bytes.clone());
+        let unique = file_unique_id.map_or_else(|| format!("u{file_id}"), str::to_owned);
         let voice = json!({
-            "file_id": file_id, "file_unique_id": format!("u{file_id}"), "duration": duration,
+            "file_id": file_id, "file_unique_id": unique, "duration": duration,
             "mime_type": "audio/ogg", "file_size": bytes.len(),
         });
-        let message = self.user_message(user_id, language, json!({ "voice": voice }));
-        self.push_update(json!({ "message": message }))
+        self.user_message(user_id, language, json!({ "voice": voice }))
     }
 
     /// An audio file (music, a recording) with its MIME type and name.
@@ -437,6 +464,7 @@ impl FakeTelegram {
             | "deleteMessage"
             | "editMessageReplyMarkup"
             | "setWebhook" => ok(json!(true)),
+            "sendMessageDraft" => message_draft(&params),
             "getFile" => self.get_file(&params),
             "getChatMember" => self.get_chat_member(&params),
             "getWebhookInfo" => {
@@ -600,6 +628,22 @@ fn error(status: StatusCode, description: &str, parameters: Option<Value>) -> Re
         body["parameters"] = parameters;
     }
     json_reply(status, &body)
+}
+
+/// `sendMessageDraft` (Bot API 9.3) as strictly as Telegram takes it: a
+/// private chat only, a non-zero `draft_id`, 1–4096 characters of text.
+fn message_draft(params: &Value) -> Reply {
+    let private =
+        params["chat_id"].as_i64().or_else(|| params["chat_id"].as_str()?.parse().ok()).is_some_and(|c| c > 0);
+    let draft_id = params["draft_id"].as_i64().unwrap_or(0);
+    let chars = params["text"].as_str().map_or(0, |t| t.chars().count());
+    match (private, draft_id != 0, chars) {
+        (false, _, _) => error(StatusCode::BAD_REQUEST, "Bad Request: drafts can be sent to private chats only", None),
+        (_, false, _) => error(StatusCode::BAD_REQUEST, "Bad Request: draft_id must be non-zero", None),
+        (_, _, 0) => error(StatusCode::BAD_REQUEST, "Bad Request: message text is empty", None),
+        (_, _, 4097..) => error(StatusCode::BAD_REQUEST, "Bad Request: message is too long", None),
+        _ => ok(json!(true)),
+    }
 }
 
 fn failure_reply(failure: &Failure) -> Reply {

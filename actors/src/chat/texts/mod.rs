@@ -41,8 +41,8 @@ pub fn welcome(lang: Lang, bonus: Option<i64>, balance: i64) -> String {
 pub fn help(lang: Lang) -> String {
     let mut text = lang
         .pick(
-            "Голосовые, аудио, видеосообщения и аудиофайлы до 20 МБ я превращаю в текст (оплата за каждую начатую минуту).\n\nКоманды:",
-            "I turn voice messages, audio, video notes and audio files up to 20 MB into text (charged per started minute).\n\nCommands:",
+            "Голосовые, аудио, видеосообщения и аудиофайлы до 20 МБ я превращаю в текст (оплата за каждую начатую минуту). Запись, которую уже расшифровывали (пересланную), — бесплатно.\n\nКоманды:",
+            "I turn voice messages, audio, video notes and audio files up to 20 MB into text (charged per started minute). A recording transcribed before (forwarded) is free.\n\nCommands:",
         )
         .to_owned();
     for (command, description) in super::command::menu(lang) {

@@ -171,6 +171,18 @@ pub fn measured_less(lang: Lang, seconds: f64, amount: i64, balance: i64) -> Str
     }
 }
 
+/// A repeat: the audio was transcribed before, so what it cost up front comes back.
+pub fn repeat_refunded(lang: Lang, amount: i64, balance: i64) -> String {
+    match lang {
+        Lang::Ru => {
+            format!("🔁 Эту запись уже расшифровывали — бесплатно: возвращено {amount} монет. Баланс: {balance}.")
+        }
+        Lang::En => format!(
+            "🔁 This recording was transcribed before, so it is free: {amount} coins refunded. Balance: {balance}."
+        ),
+    }
+}
+
 pub fn too_long(lang: Lang, seconds: f64, max: std::time::Duration) -> String {
     let max = clock(max.as_secs_f64());
     match lang {

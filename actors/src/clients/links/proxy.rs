@@ -271,10 +271,27 @@ mod tests {
 
     /// A probe's request through `proxy` to `site`, left waiting for an answer.
     async fn ask(proxy: &GuardProxy, site: SocketAddr) -> TcpStream {
-        let mut client = TcpStream::connect(proxy.addr).await.unwrap();
+        let mut client = connect(proxy.addr).await;
         let request = format!("GET http://{site}/video HTTP/1.1\r\nHost: {site}\r\n\r\n");
         client.write_all(request.as_bytes()).await.unwrap();
         client
+    }
+
+    /// Connects, trying again if refused: 500 proxies in a row on loopback
+    /// may bind a port whose last connection from the same source port is
+    /// still closing (the kernel reuses loopback TIME_WAIT tuples), and that
+    /// SYN is answered with a reset. Seen once in a fresh-clone CI run.
+    async fn connect(addr: SocketAddr) -> TcpStream {
+        for _ in 0..5 {
+            match TcpStream::connect(addr).await {
+                Ok(stream) => return stream,
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => panic!("connect to the proxy: {e}"),
+            }
+        }
+        panic!("the proxy at {addr} refused five connections")
     }
 
     async fn until(what: &str, check: impl Fn() -> bool) {
