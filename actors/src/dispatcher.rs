@@ -73,9 +73,14 @@ impl Recorded {
         matches!(self.update.kind, UpdateKind::PreCheckoutQuery(_))
     }
 
-    /// Updates with no chat (rare kinds) share one lane.
+    /// Updates with no chat (rare kinds) share one lane; a guest message
+    /// (a kind teloxide keeps raw) goes in its caller's.
     fn lane(&self) -> i64 {
-        self.update.chat().map(|c| c.id.0).unwrap_or(0)
+        let caller = || match &self.update.kind {
+            UpdateKind::Error(raw) => raw["guest_message"]["from"]["id"].as_i64(),
+            _ => None,
+        };
+        self.update.chat().map(|c| c.id.0).or_else(caller).unwrap_or(0)
     }
 }
 

@@ -35,6 +35,7 @@ impl BotHandler {
             }
             return match command {
                 Command::AutoTranscribe(args) => self.autotranscribe(chat, message, from, lang, &args).await,
+                Command::Transcribe => self.transcribe_on_demand(message, from, lang).await,
                 Command::Help => {
                     self.say(chat, format!("{}\n\n{}", texts::help(lang), texts::autotranscribe_usage(lang))).await
                 }
@@ -138,7 +139,7 @@ impl BotHandler {
         }
     }
 
-    async fn username(&self) -> Option<String> {
+    pub(super) async fn username(&self) -> Option<String> {
         let bot = self.bot.clone();
         self.me
             .get_or_try_init(|| async move {
@@ -227,15 +228,7 @@ impl BotHandler {
                     "group transcription queued"
                 );
                 self.services.db.clear_out_of_coins_told(chat.0).await?;
-                let _ = self.bot.send_chat_action(chat, ChatAction::Typing).patiently().await;
-                if let Some(private) = group.payer_telegram_id {
-                    let title = message.chat.title().unwrap_or_default();
-                    let told =
-                        self.bot.send_message(ChatId(private), texts::group_charged(lang, title, price, balance));
-                    if let Err(e) = told.patiently().await {
-                        tracing::debug!(user_id = payer, error = %e, "could not tell the payer privately");
-                    }
-                }
+                self.queued_in_group(message, payer_telegram_id, lang, price, balance).await;
                 Ok(())
             }
             Charged::Duplicate(job) => {
@@ -251,6 +244,62 @@ impl BotHandler {
                 }
                 Ok(())
             }
+        }
+    }
+
+    /// `/transcribe` as a reply to a voice in a group: on demand, paid by
+    /// who asked (registered as by /start), at their own settings; the
+    /// transcript answers the voice, the charge is told in their private chat.
+    async fn transcribe_on_demand(&self, message: &Message, from: &User, lang: Lang) -> Result<(), HandleError> {
+        let chat = message.chat.id;
+        let Some((voice, media)) = message.reply_to_message().and_then(|m| Some((m, Media::of(m)?))) else {
+            return self.reply(chat, message, texts::transcribe_usage(lang)).await;
+        };
+        let asker = self.register(from).await?;
+        let limit = self.services.settings.telegram.max_download();
+        if let Some(size) = media.size.filter(|s| *s > limit) {
+            return self.reply(chat, message, texts::too_big(lang, size, limit)).await;
+        }
+        let Some(price) = media.price(self.services.settings.pricing.transcription_rate(asker.speakers)) else {
+            return self.reply(chat, message, texts::unreadable_audio(lang)).await;
+        };
+        if let Some(refusal) = self.over_limit(asker.id, lang).await? {
+            return self.reply(chat, message, refusal).await;
+        }
+        let reply = GroupReply { payer_chat_id: Some(asker.telegram_id) };
+        let spoken = asker.transcription_language.clone();
+        let job = self.priced(media.transcribe_job(voice, lang, spoken, asker.speakers, Some(reply)), chat, price);
+        match self.shared.charge(asker.id, job).await? {
+            Charged::Queued { job, balance } => {
+                tracing::info!(
+                    job_id = job.id,
+                    user_id = asker.id,
+                    chat_id = chat.0,
+                    price,
+                    "transcription on demand queued"
+                );
+                self.queued_in_group(message, asker.telegram_id, lang, price, balance).await;
+                Ok(())
+            }
+            Charged::Duplicate(_) => self.reply(chat, message, texts::already_queued(lang)).await,
+            Charged::TooManyInFlight { limit } => {
+                self.reply(chat, message, super::too_many_in_flight(lang, limit)).await
+            }
+            Charged::InsufficientBalance { .. } => {
+                let username = self.username().await.unwrap_or_default();
+                self.reply(chat, message, texts::on_demand_top_up(lang, &username)).await
+            }
+        }
+    }
+
+    /// A group's transcription is queued: "typing…" in the group, and the
+    /// charge told to the payer in their private chat (when they have one).
+    async fn queued_in_group(&self, message: &Message, payer_telegram_id: i64, lang: Lang, price: i64, balance: i64) {
+        let _ = self.bot.send_chat_action(message.chat.id, ChatAction::Typing).patiently().await;
+        let title = message.chat.title().unwrap_or_default();
+        let told = self.bot.send_message(ChatId(payer_telegram_id), texts::group_charged(lang, title, price, balance));
+        if let Err(e) = told.patiently().await {
+            tracing::debug!(telegram_id = payer_telegram_id, error = %e, "could not tell the payer privately");
         }
     }
 }

@@ -83,6 +83,7 @@ impl BotHandler {
             payer_chat_id: None,
             sender_telegram_id: None,
             speakers,
+            guest: None,
         };
         // One transcription per link read: a second press finds the first.
         let job = request.kind().job(format!("link:{link_id}"), &request);

@@ -4,7 +4,8 @@ use teloxide::types::{FileMeta, Message};
 
 use crate::chat::Lang;
 use crate::jobs::NewJob;
-use crate::transcriber::kinds::{Source, TelegramFile, Transcribe};
+use crate::store::users::User;
+use crate::transcriber::kinds::{GuestAnswer, Source, TelegramFile, Transcribe};
 
 /// A recording or audio file the user wants as text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,27 +87,47 @@ impl Media {
     ) -> NewJob {
         let chat = message.chat.id.0;
         let key = format!("tg:{chat}:{}:transcribe:{}", message.id.0, self.file_unique_id);
+        let mut payload = self.request(message.id.0, chat, lang, spoken, speakers);
+        payload.reply_to = group.map(|_| message.id.0);
+        payload.payer_chat_id = group.and_then(|g| g.payer_chat_id);
+        payload.sender_telegram_id = group.and(message.from.as_ref()).map(|u| u.id.0 as i64);
+        payload.kind().job(key, &payload)
+    }
+
+    /// The `transcribe` job for this media (the message `message_id` in a
+    /// chat the bot may not be in) asked for as the guest query `query_id`
+    /// by `caller`, with their settings: the transcript goes into `answer`,
+    /// and every other word to the caller's private chat.
+    pub fn guest_job(self, message_id: i32, query_id: &str, caller: &User, lang: Lang, answer: GuestAnswer) -> NewJob {
+        let key = format!("tg:guest:{query_id}");
+        let spoken = caller.transcription_language.clone();
+        let mut payload = self.request(message_id, caller.telegram_id, lang, spoken, caller.speakers);
+        payload.guest = Some(answer);
+        payload.kind().job(key, &payload)
+    }
+
+    fn request(self, message_id: i32, chat_id: i64, lang: Lang, spoken: String, speakers: bool) -> Transcribe {
         let file = TelegramFile {
-            message_id: message.id.0,
+            message_id,
             media: self.kind.to_owned(),
             file_id: self.file_id,
             file_unique_id: self.file_unique_id,
             file_size: self.size,
             mime_type: self.mime_type,
         };
-        let payload = Transcribe {
-            chat_id: chat,
+        Transcribe {
+            chat_id,
             source: Source::Telegram(file),
             duration: self.duration,
             file_name: self.file_name,
             language: lang.code().to_owned(),
             spoken_language: Some(spoken),
-            reply_to: group.map(|_| message.id.0),
-            payer_chat_id: group.and_then(|g| g.payer_chat_id),
-            sender_telegram_id: group.and(message.from.as_ref()).map(|u| u.id.0 as i64),
+            reply_to: None,
+            payer_chat_id: None,
+            sender_telegram_id: None,
             speakers,
-        };
-        payload.kind().job(key, &payload)
+            guest: None,
+        }
     }
 
     /// Coins charged up front: per started minute of the declared length,

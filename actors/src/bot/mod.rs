@@ -7,6 +7,7 @@
 mod avatars;
 mod error;
 mod groups;
+mod guest;
 mod images;
 mod links;
 mod media;
@@ -33,6 +34,7 @@ use crate::jobs::NewJob;
 use crate::ledger::{self, Charged};
 use crate::services::Services;
 use crate::store::users::{TelegramProfile, User};
+use guest::GuestQuery;
 
 pub use error::HandleError;
 pub use media::Media;
@@ -109,6 +111,10 @@ impl BotHandler {
             UpdateKind::CallbackQuery(query) => self.on_callback(query).await,
             UpdateKind::PreCheckoutQuery(query) => self.on_pre_checkout(query).await,
             UpdateKind::ChatMember(change) => self.on_chat_member(change).await,
+            UpdateKind::Error(raw) => match GuestQuery::of(raw) {
+                Some(guest) => self.on_guest(&guest).await,
+                None => Ok(()),
+            },
             // Edits, channel posts, member changes: nothing to do.
             _ => Ok(()),
         }
@@ -116,6 +122,14 @@ impl BotHandler {
 
     /// Tells the user something failed on our side (used after a handler error).
     pub async fn apologise(&self, update: &Update) {
+        if let Some(guest) = match &update.kind {
+            UpdateKind::Error(raw) => GuestQuery::of(raw),
+            _ => None,
+        } {
+            let lang = Lang::from_code(guest.message.from.as_ref().and_then(|u| u.language_code.as_deref()));
+            let _ = self.answer_guest(&guest, texts::something_went_wrong(lang)).await;
+            return;
+        }
         let (Some(chat), lang) =
             (update.chat().map(|c| c.id), Lang::from_code(update.from().and_then(|u| u.language_code.as_deref())))
         else {
@@ -187,6 +201,7 @@ impl BotHandler {
             Command::Privacy => self.say(chat, texts::privacy(lang)).await,
             Command::DeleteMyData => self.ask_to_forget(chat, lang).await,
             Command::AutoTranscribe(_) => self.say(chat, texts::autotranscribe_only_in_groups(lang)).await,
+            Command::Transcribe => self.say(chat, texts::transcribe_in_private(lang)).await,
             Command::Cancel => self.cancel(turn).await,
             Command::Imagine(prompt) => match sent.filter(|_| !prompt.is_empty()) {
                 Some(message) => {
@@ -289,6 +304,14 @@ impl BotHandler {
                 Ok(None)
             }
         }
+    }
+
+    /// Someone the bot may never have met, asking from another chat (a
+    /// guest query, `/transcribe` in a group): registered as by /start.
+    async fn register(&self, from: &teloxide::types::User) -> Result<User, HandleError> {
+        let user = self.shared.user(TelegramProfile::of(from)).await?;
+        ledger::welcome_bonus(&self.services.db, user.id, self.services.settings.pricing.welcome_bonus).await?;
+        Ok(User { balance: ledger::balance(&self.services.db, user.id).await?, ..user })
     }
 
     async fn start(&self, turn: Turn) -> Result<(), HandleError> {

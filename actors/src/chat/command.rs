@@ -17,6 +17,8 @@ pub enum Command {
     DeleteMyData,
     /// In a group: `on`, `off`, or empty (asks how it stands).
     AutoTranscribe(String),
+    /// In a group, as a reply to a voice: transcribe it, paid by who asks.
+    Transcribe,
     Cancel,
     /// An image from the description (empty: how to use it).
     Imagine(String),
@@ -41,8 +43,14 @@ pub struct Declared {
 }
 
 /// Every command, in the order the menu shows them.
-pub const COMMANDS: [Declared; 16] = [
-    Declared { name: "start", about_ru: "Главное меню", about_en: "Main menu", read: |_| Command::Start },
+pub const COMMANDS: [Declared; 17] = [
+    Declared {
+        name: "start",
+        about_ru: "Главное меню",
+        about_en: "Main menu",
+        // `?start=topup`: the link a guest answer gives a caller short of coins.
+        read: |payload| if payload == "topup" { Command::TopUp } else { Command::Start },
+    },
     Declared { name: "help", about_ru: "Что я умею", about_en: "What I can do", read: |_| Command::Help },
     Declared {
         name: "balance",
@@ -109,6 +117,12 @@ pub const COMMANDS: [Declared; 16] = [
         about_en: "In a group: transcribe voice messages (on/off)",
         read: Command::AutoTranscribe,
     },
+    Declared {
+        name: "transcribe",
+        about_ru: "В группе, ответом на голосовое: расшифровать его",
+        about_en: "In a group, as a reply to a voice: transcribe it",
+        read: |_| Command::Transcribe,
+    },
 ];
 
 impl Command {
@@ -142,6 +156,7 @@ mod tests {
     #[test]
     fn commands_parse_with_and_without_the_bot_name() {
         assert_eq!(Command::parse("/start"), Some(Command::Start));
+        assert_eq!(Command::parse("/start topup"), Some(Command::TopUp), "the deep link from a guest answer");
         assert_eq!(Command::parse("/imagine@aisha_bot  a red fox "), Some(Command::Imagine("a red fox".into())));
         assert_eq!(Command::parse("/Balance"), Some(Command::Balance));
         assert_eq!(Command::parse("/frobnicate now"), Some(Command::Unknown("frobnicate".into())));

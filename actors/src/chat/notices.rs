@@ -12,9 +12,14 @@ use crate::jobs::Job;
 /// failed (`why`, in their words) and was refunded.
 pub async fn tell_failed(bot: &TgBot, job: &Job, title: Title, why: &str, lang: Lang) {
     let Some(chat) = job.chat_id else { return };
-    let what = lang.title(title);
-    let text = format!("{}\n{why}\n{}", texts::failed(lang, what), texts::refunded(lang, job.cost));
-    if let Err(e) = bot.send_message(ChatId(chat), text.trim_end().to_owned()).patiently().await {
+    if let Err(e) = bot.send_message(ChatId(chat), failed_text(job, title, why, lang)).patiently().await {
         tracing::warn!(job_id = job.id, error = %e, "could not tell the user about a failed job");
     }
+}
+
+/// What `tell_failed` says: the job failed, why, and what came back.
+pub fn failed_text(job: &Job, title: Title, why: &str, lang: Lang) -> String {
+    let what = lang.title(title);
+    let text = format!("{}\n{why}\n{}", texts::failed(lang, what), texts::refunded(lang, job.cost));
+    text.trim_end().to_owned()
 }

@@ -3,9 +3,11 @@
 //! parsing, and `patiently()` like any other call. Field
 //! names as the Bot API pages give them.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use teloxide::requests::{JsonRequest, Payload};
-use teloxide::types::True;
+use teloxide::types::{
+    InlineQueryResult, InlineQueryResultArticle, InputMessageContent, InputMessageContentText, True,
+};
 
 use super::bot_api::TgBot;
 
@@ -31,4 +33,59 @@ pub const DRAFT_MAX_CHARS: usize = 4096;
 
 pub fn send_message_draft(bot: &TgBot, draft: SendMessageDraft) -> JsonRequest<SendMessageDraft> {
     JsonRequest::new(bot.clone(), draft)
+}
+
+/// `setWebhook` with the updates teloxide 0.17's `AllowedUpdate` cannot
+/// name (`guest_message`).
+#[derive(Debug, Clone, Serialize)]
+pub struct SetWebhook {
+    pub url: String,
+    pub secret_token: String,
+    pub allowed_updates: Vec<&'static str>,
+}
+
+impl Payload for SetWebhook {
+    type Output = True;
+    const NAME: &'static str = "setWebhook";
+}
+
+pub fn set_webhook(bot: &TgBot, url: &str, secret_token: &str) -> JsonRequest<SetWebhook> {
+    let allowed_updates = super::telegram::ALLOWED_UPDATES.to_vec();
+    JsonRequest::new(
+        bot.clone(),
+        SetWebhook { url: url.to_owned(), secret_token: secret_token.to_owned(), allowed_updates },
+    )
+}
+
+/// `answerGuestQuery` (Bot API 10.0): the bot's one answer to a guest
+/// message, posted as the bot's guest message in the chat it was asked in.
+#[derive(Debug, Clone, Serialize)]
+pub struct AnswerGuestQuery {
+    /// `Message.guest_query_id` of the guest message.
+    pub guest_query_id: String,
+    pub result: InlineQueryResult,
+}
+
+/// The guest message sent: edited later as any inline message.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct SentGuestMessage {
+    pub inline_message_id: String,
+}
+
+impl Payload for AnswerGuestQuery {
+    type Output = SentGuestMessage;
+    const NAME: &'static str = "answerGuestQuery";
+}
+
+/// A guest answer of plain text (an article whose message is `text`).
+pub fn answer_guest_query(
+    bot: &TgBot,
+    guest_query_id: &str,
+    title: &str,
+    text: String,
+) -> JsonRequest<AnswerGuestQuery> {
+    let content = InputMessageContent::Text(InputMessageContentText::new(text));
+    let article = InlineQueryResultArticle::new(guest_query_id, title, content);
+    let answer = AnswerGuestQuery { guest_query_id: guest_query_id.to_owned(), result: article.into() };
+    JsonRequest::new(bot.clone(), answer)
 }

@@ -13,6 +13,11 @@ use crate::settings::TelegramSettings;
 /// Telegram's limit on what a bot may download from the public Bot API.
 pub const MAX_DOWNLOAD: u64 = crate::settings::CLOUD_MAX_DOWNLOAD;
 
+/// The updates the bot asks Telegram for, by getUpdates and setWebhook
+/// alike (`guest_message`: guest mode, which teloxide 0.17 cannot name).
+pub const ALLOWED_UPDATES: [&str; 5] =
+    ["message", "callback_query", "pre_checkout_query", "chat_member", "guest_message"];
+
 /// Why a getUpdates call failed, in the terms the poller acts on.
 #[derive(Debug, thiserror::Error)]
 pub enum PollError {
@@ -77,7 +82,7 @@ impl UpdatesClient {
     ) -> Result<Vec<serde_json::Value>, PollError> {
         let body = serde_json::json!({
             "offset": offset, "limit": limit, "timeout": timeout.as_secs(),
-            "allowed_updates": ["message", "callback_query", "pre_checkout_query", "chat_member"],
+            "allowed_updates": ALLOWED_UPDATES,
         });
         let response = self
             .http
@@ -109,7 +114,13 @@ impl UpdatesClient {
 /// flattened `UpdateKind` comes out as `UpdateKind::Error` when deserialised
 /// from a `serde_json::Value`, and correctly from a string.
 pub fn parse_update(value: &serde_json::Value) -> Result<teloxide::types::Update, serde_json::Error> {
-    serde_json::from_str(&value.to_string())
+    let mut update: teloxide::types::Update = serde_json::from_str(&value.to_string())?;
+    // A kind newer than teloxide (a guest message) comes back empty: it
+    // keeps the update as sent, for the handler that knows it.
+    if let teloxide::types::UpdateKind::Error(raw) = &mut update.kind {
+        *raw = value.clone();
+    }
+    Ok(update)
 }
 
 #[cfg(test)]

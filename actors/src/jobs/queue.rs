@@ -454,6 +454,13 @@ pub async fn get_in(client: &impl GenericClient, id: i64) -> Result<Option<Job>,
     Ok(row.as_ref().map(job))
 }
 
+/// The job a request with this idempotency key made, if one did.
+pub async fn by_key(db: &Db, key: &str) -> Result<Option<Job>, StoreError> {
+    let client = db.client().await?;
+    let row = client.query_opt(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE idempotency_key = $1"), &[&key]).await?;
+    Ok(row.as_ref().map(job))
+}
+
 /// Queued and running counts per kind, for the depth gauge.
 pub async fn depth(db: &Db) -> Result<Vec<Depth>, StoreError> {
     let client = db.client().await?;

@@ -50,6 +50,18 @@ pub struct Transcribe {
     pub sender_telegram_id: Option<i64>,
     /// Who said what: the diarizing model, at its own price per minute.
     pub speakers: bool,
+    /// Asked for as a guest in another chat: the transcript is that guest
+    /// answer, edited in; `chat_id` is then the caller's private chat.
+    pub guest: Option<GuestAnswer>,
+}
+
+/// The guest answer a transcript goes into (guest mode, `bot::guest`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuestAnswer {
+    /// The "⏳" placeholder the bot answered the guest query with.
+    pub inline_message_id: String,
+    /// Our @username, for the link to the whole text in the private chat.
+    pub bot_username: String,
 }
 
 /// Where a recording comes from.
@@ -98,7 +110,7 @@ impl Transcribe {
 mod wire {
     use serde::{Deserialize, Serialize};
 
-    use super::{LinkSource, Source, TelegramFile};
+    use super::{GuestAnswer, LinkSource, Source, TelegramFile};
 
     #[derive(Serialize, Deserialize)]
     pub(super) struct Transcribe {
@@ -124,6 +136,8 @@ mod wire {
         speakers: bool,
         #[serde(default)]
         link: Option<LinkSource>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        guest: Option<GuestAnswer>,
     }
 
     impl From<Transcribe> for super::Transcribe {
@@ -150,6 +164,7 @@ mod wire {
                 payer_chat_id: w.payer_chat_id,
                 sender_telegram_id: w.sender_telegram_id,
                 speakers: w.speakers,
+                guest: w.guest,
             }
         }
     }
@@ -188,6 +203,7 @@ mod wire {
                 sender_telegram_id: t.sender_telegram_id,
                 speakers: t.speakers,
                 link,
+                guest: t.guest,
             }
         }
     }
@@ -245,8 +261,11 @@ mod tests {
             payer_chat_id: Some(4),
             sender_telegram_id: Some(5),
             speakers: true,
+            guest: None,
         };
         round_trip(&TRANSCRIBE, voice.clone());
+        let answer = GuestAnswer { inline_message_id: "AgAAA".into(), bot_username: "aisha_bot".into() };
+        round_trip(&TRANSCRIBE, Transcribe { guest: Some(answer), ..voice.clone() });
         let link = LinkSource { link_id: 3, url: "https://example.com/a.mp3".into(), audio_key: None };
         round_trip(&LINK_TRANSCRIBE, Transcribe { source: Source::Link(link), ..voice });
         round_trip(

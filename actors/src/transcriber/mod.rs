@@ -6,6 +6,7 @@ pub mod audio;
 mod chunk;
 mod digest;
 mod draft;
+mod guest;
 pub mod kinds;
 mod link;
 pub mod measure;
@@ -23,7 +24,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::chat::notices::tell_failed;
+use crate::chat::notices::{failed_text, tell_failed};
 use crate::chat::{texts, Lang};
 use crate::clients::links::YtDlp;
 use crate::clients::ClientError;
@@ -76,7 +77,11 @@ impl Transcriber {
         }
         let lang = Lang::from_code(job.language());
         let title = if LINK_TRANSCRIBE.is(&job) { LINK_TRANSCRIBE.title } else { TRANSCRIBE.title };
-        tell_failed(&self.bot, &job, title, reason.for_user(texts::transcription_unavailable(lang)), lang).await
+        let why = reason.for_user(texts::transcription_unavailable(lang));
+        match TRANSCRIBE.payload(&job).ok().and_then(|request| request.guest) {
+            Some(answer) => guest::tell_failed(&self.bot, &answer, job.id, failed_text(&job, title, why, lang)).await,
+            None => tell_failed(&self.bot, &job, title, why, lang).await,
+        }
     }
 }
 

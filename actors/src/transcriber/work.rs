@@ -118,8 +118,12 @@ impl Turn<'_> {
             .map_err(JobError::from)
     }
 
-    /// "Typing…" while it works; nothing waits for it.
+    /// "Typing…" while it works (not for a guest: the chat is not ours);
+    /// nothing waits for it.
     fn show_typing(&self) {
+        if self.request.guest.is_some() {
+            return;
+        }
         let (bot, chat) = (self.worker.bot.clone(), self.target.chat);
         tokio::spawn(async move {
             let _ = bot.send_chat_action(chat, ChatAction::Typing).patiently().await;
@@ -202,7 +206,7 @@ impl Turn<'_> {
     /// Drafts of the text so far: in a private chat, for a recording of
     /// several chunks, unless turned off.
     fn drafts(&self, transcript: &Transcript, chunks: usize) -> Option<Drafts> {
-        let private = self.request.reply_to.is_none() && self.target.chat.is_user();
+        let private = self.request.reply_to.is_none() && self.request.guest.is_none() && self.target.chat.is_user();
         let on = self.worker.services.settings.transcription.stream_drafts;
         (on && private && chunks > 1).then(|| {
             Drafts::start(Draft {
@@ -218,6 +222,8 @@ impl Turn<'_> {
     /// Progress ("3/12", edited as chunks finish) only for what takes a while.
     async fn progress_message(&self, transcript: &Transcript, total: usize) -> Result<Option<MessageId>, JobError> {
         match (total, transcript.status_message_id) {
+            // A guest's answer says "⏳" until the text replaces it.
+            _ if self.request.guest.is_some() => Ok(None),
             (1, _) => Ok(None),
             (_, Some(id)) => Ok(Some(MessageId(id))),
             (_, None) => {
@@ -457,25 +463,9 @@ impl Turn<'_> {
         let (bot, db) = (&self.worker.bot, &self.worker.services.db);
         self.ctx.hold(self.job).await?;
         let intro = texts::transcript_intro(self.lang, seconds);
-        let keyboard = transcript_keyboard(self.lang, transcript.id, made.timed, self.request.speakers);
-        let max_messages = self.worker.services.settings.transcription.max_messages;
-        let outcome = match send_long(
-            bot,
-            self.target,
-            &intro,
-            &made.text,
-            Some(keyboard),
-            max_messages,
-            "transcript.txt",
-        )
-        .await
-        {
-            Ok(()) => "delivered",
-            Err(e) if is_undeliverable(&e) => {
-                tracing::warn!(job_id = self.job.id, user_id = self.user_id, error = %e, "transcript made but undeliverable");
-                "undeliverable"
-            }
-            Err(e) => return Err(e.into()),
+        let outcome = match &self.request.guest {
+            Some(guest) => self.answer_guest(guest, &intro, &made.text).await?,
+            None => self.send_transcript(transcript, made, &intro).await?,
         };
         // Sent: recorded however long the database is slow or away, or the
         // next attempt would send it again.
@@ -486,6 +476,28 @@ impl Turn<'_> {
         }
         metrics::histogram!("aishad_transcribed_audio_seconds").record(seconds);
         Ok(outcome)
+    }
+
+    /// The transcript as messages (or a document) with its buttons.
+    async fn send_transcript(
+        &self,
+        transcript: &Transcript,
+        made: &Made,
+        intro: &str,
+    ) -> Result<&'static str, JobError> {
+        let keyboard = transcript_keyboard(self.lang, transcript.id, made.timed, self.request.speakers);
+        let max_messages = self.worker.services.settings.transcription.max_messages;
+        let sent =
+            send_long(&self.worker.bot, self.target, intro, &made.text, Some(keyboard), max_messages, "transcript.txt")
+                .await;
+        match sent {
+            Ok(()) => Ok("delivered"),
+            Err(e) if is_undeliverable(&e) => {
+                tracing::warn!(job_id = self.job.id, user_id = self.user_id, error = %e, "transcript made but undeliverable");
+                Ok("undeliverable")
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 }
 

@@ -8,11 +8,10 @@ use std::time::Duration;
 
 use http::StatusCode;
 use ractor::{ActorCell, ActorProcessingErr};
-use teloxide::payloads::SetWebhookSetters;
 use teloxide::prelude::Requester;
-use teloxide::types::AllowedUpdate;
 use tokio::task::JoinHandle;
 
+use crate::clients::newer_api::set_webhook;
 use crate::clients::Patiently;
 use crate::http::{read_body, text, Reply, Request};
 use crate::intake::{Full, Intake, Taken};
@@ -32,17 +31,7 @@ pub(super) async fn telegram_intake(
     let bot = services.telegram.clone();
     if !telegram.webhook_url.is_empty() {
         let url = reqwest::Url::parse(&telegram.webhook_url).map_err(|e| format!("telegram.webhook_url: {e}"))?;
-        let registered = bot
-            .set_webhook(url)
-            .secret_token(telegram.webhook_secret.expose().to_owned())
-            .allowed_updates(vec![
-                AllowedUpdate::Message,
-                AllowedUpdate::CallbackQuery,
-                AllowedUpdate::PreCheckoutQuery,
-                AllowedUpdate::ChatMember,
-            ])
-            .patiently()
-            .await;
+        let registered = set_webhook(&bot, url.as_str(), telegram.webhook_secret.expose()).patiently().await;
         if let Err(e) = registered {
             tracing::warn!(error = %e, "setWebhook failed; Telegram will not send updates here until it succeeds");
         }

@@ -17,6 +17,7 @@ use tokio::sync::{oneshot, Notify};
 use crate::server::{json_reply, multipart_fields, reply, start_fake, FakeRequest, Reply};
 
 mod flood;
+mod guest;
 mod stars;
 pub use flood::FloodLimits;
 pub use stars::{PreCheckout, StarsCharge, PRE_CHECKOUT_DEADLINE};
@@ -85,6 +86,7 @@ struct State {
     flood: flood::Flood,
     /// Local Bot API mode (`--local`): getFile answers absolute paths on disk.
     local_files: HashMap<String, (String, u64)>,
+    guests: guest::Guests,
 }
 
 #[derive(Clone)]
@@ -277,14 +279,32 @@ impl FakeTelegram {
         duration: u32,
         bytes: Bytes,
     ) -> (i64, i64) {
+        let message = self.group_voice_message(chat_id, user_id, language, duration, bytes);
+        let message_id = message["message_id"].as_i64().unwrap_or_default();
+        (self.push_update(json!({ "message": message })), message_id)
+    }
+
+    /// A voice message in a group as Telegram describes it (its file served).
+    pub fn group_voice_message(
+        &self,
+        chat_id: i64,
+        user_id: i64,
+        language: &str,
+        duration: u32,
+        bytes: Bytes,
+    ) -> Value {
         let file_id = self.add_file(&format!("voice/group_{}.oga", uuid::Uuid::new_v4().simple()), bytes.clone());
         let voice = json!({
             "file_id": file_id, "file_unique_id": format!("u{file_id}"), "duration": duration,
             "mime_type": "audio/ogg", "file_size": bytes.len(),
         });
-        let message = self.group_message(chat_id, user_id, language, json!({ "voice": voice }));
-        let message_id = message["message_id"].as_i64().unwrap_or_default();
-        (self.push_update(json!({ "message": message })), message_id)
+        self.group_message(chat_id, user_id, language, json!({ "voice": voice }))
+    }
+
+    /// `text` sent in a group as a reply to `to` (a message of that group).
+    pub fn push_group_reply(&self, chat_id: i64, user_id: i64, language: &str, text: &str, to: &Value) -> i64 {
+        let message = self.group_message(chat_id, user_id, language, json!({ "text": text, "reply_to_message": to }));
+        self.push_update(json!({ "message": message }))
     }
 
     /// As a local Bot API server (`--local`) has it: the file lies at the
@@ -438,13 +458,15 @@ impl FakeTelegram {
             "getMe" => ok(json!({
                 "id": BOT_ID, "is_bot": true, "first_name": "Aisha", "username": BOT_USERNAME,
                 "can_join_groups": true, "can_read_all_group_messages": false, "supports_inline_queries": false,
-                "can_connect_to_business": false, "has_main_web_app": false,
+                "can_connect_to_business": false, "has_main_web_app": false, "supports_guest_queries": true,
             })),
             "deleteWebhook" => {
                 self.state.lock().unwrap().webhook_active = false;
                 ok(json!(true))
             }
+            "editMessageText" if params.get("inline_message_id").is_some() => self.edit_inline_message(&params),
             "sendMessage" | "editMessageText" => ok(self.bot_message(&params, json!({ "text": params["text"] }))),
+            "answerGuestQuery" => self.answer_guest_query(&params),
             "sendPhoto" => ok(self.bot_message(&params, json!({ "photo": [photo_size()] }))),
             "sendDocument" => ok(self.bot_message(
                 &params,

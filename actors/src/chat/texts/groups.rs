@@ -65,3 +65,25 @@ pub fn group_charged(lang: Lang, group: &str, price: i64, balance: i64) -> Strin
         Lang::En => format!("Transcription in “{group}”: charged {price}, balance {balance}."),
     }
 }
+
+pub fn transcribe_usage(lang: Lang) -> &'static str {
+    lang.pick(
+        "Отправьте /transcribe ответом на голосовое, аудио или видеосообщение — расшифрую его здесь за ваши монеты.",
+        "Send /transcribe as a reply to a voice message, audio or video note, and I'll transcribe it here, paid by you.",
+    )
+}
+
+pub fn transcribe_in_private(lang: Lang) -> &'static str {
+    lang.pick(
+        "Здесь просто пришлите или перешлите мне запись. /transcribe — для групп: ответом на голосовое.",
+        "Here, just send or forward me the recording. /transcribe is for groups: as a reply to a voice message.",
+    )
+}
+
+/// Who asked cannot pay: said in the group without their balance.
+pub fn on_demand_top_up(lang: Lang, bot_username: &str) -> String {
+    match lang {
+        Lang::Ru => format!("Недостаточно монет. Пополнить: https://t.me/{bot_username}?start=topup"),
+        Lang::En => format!("Not enough coins. Top up: https://t.me/{bot_username}?start=topup"),
+    }
+}

@@ -1,10 +1,11 @@
 //! Everything the bot says, in Russian and English, one file per feature
-//! (money, transcripts, links, images, avatars, groups, privacy; what is everyone's
+//! (money, transcripts, links, images, avatars, groups, guest answers, privacy; what is everyone's
 //! here). The user's Telegram `language_code` picks the language; anything
 //! else gets Russian. Callers write `texts::name` whichever file holds it.
 
 mod avatars;
 mod groups;
+mod guest;
 mod images;
 mod links;
 mod money;
@@ -13,6 +14,7 @@ mod transcripts;
 
 pub use avatars::*;
 pub use groups::*;
+pub use guest::*;
 pub use images::*;
 pub use links::*;
 pub use money::*;
@@ -41,8 +43,8 @@ pub fn welcome(lang: Lang, bonus: Option<i64>, balance: i64) -> String {
 pub fn help(lang: Lang) -> String {
     let mut text = lang
         .pick(
-            "Голосовые, аудио, видеосообщения и аудиофайлы до 20 МБ я превращаю в текст (оплата за каждую начатую минуту). Запись, которую уже расшифровывали (пересланную), — бесплатно.\n\nКоманды:",
-            "I turn voice messages, audio, video notes and audio files up to 20 MB into text (charged per started minute). A recording transcribed before (forwarded) is free.\n\nCommands:",
+            "Голосовые, аудио, видеосообщения и аудиофайлы до 20 МБ я превращаю в текст (оплата за каждую начатую минуту). Запись, которую уже расшифровывали (пересланную), — бесплатно. В любом чате упомяните меня ответом на голосовое — расшифровка появится там.\n\nКоманды:",
+            "I turn voice messages, audio, video notes and audio files up to 20 MB into text (charged per started minute). A recording transcribed before (forwarded) is free. In any chat, mention me in reply to a voice message and the transcript appears there.\n\nCommands:",
         )
         .to_owned();
     for (command, description) in super::command::menu(lang) {
