@@ -341,6 +341,7 @@ pub fn validate(settings: &Settings, purpose: Purpose) -> Result<(), SettingsErr
         return Err(SettingsError::new("links.probe_max_bytes", "must not exceed links.max_bytes"));
     }
     check_fal(&settings.fal)?;
+    check_translation(&settings.translation)?;
     if settings.http.max_connections == 0 {
         return Err(SettingsError::new("http.max_connections", "must be at least 1"));
     }
@@ -380,6 +381,29 @@ fn check_fal(fal: &aisha_actors::settings::FalSettings) -> Result<(), SettingsEr
                     "must be https (fal.insecure_http = true allows http, for tests only)",
                 ));
             }
+        }
+    }
+    Ok(())
+}
+
+/// The languages offered for translation: each one the bot can name, once,
+/// and no more than a menu holds.
+fn check_translation(translation: &aisha_actors::settings::TranslationSettings) -> Result<(), SettingsError> {
+    use aisha_actors::chat::texts::SPOKEN_LANGUAGES;
+    let languages = &translation.languages;
+    if languages.is_empty() || languages.len() > 12 {
+        return Err(SettingsError::new("translation.languages", "must list 1 to 12 languages"));
+    }
+    for (i, code) in languages.iter().enumerate() {
+        if code == "auto" || !SPOKEN_LANGUAGES.iter().any(|(known, _)| known == code) {
+            let known: Vec<&str> = SPOKEN_LANGUAGES.iter().map(|(c, _)| *c).filter(|c| *c != "auto").collect();
+            return Err(SettingsError::new(
+                "translation.languages",
+                format!("{code}: not one of {}", known.join(", ")),
+            ));
+        }
+        if languages[..i].contains(code) {
+            return Err(SettingsError::new("translation.languages", format!("{code} is listed twice")));
         }
     }
     Ok(())

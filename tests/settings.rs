@@ -456,3 +456,20 @@ fn flatten(rendered: &str) -> std::collections::BTreeMap<String, String> {
     walk("", &rendered.parse().unwrap(), &mut out);
     out
 }
+
+#[test]
+fn translation_languages_must_be_ones_the_bot_can_name_each_once() {
+    Jail::expect_with(|jail| {
+        jail.clear_env();
+        assert_eq!(inspect("dev").unwrap().translation.languages, ["en", "ru", "de", "fr", "es", "uk"]);
+        jail.set_env("AISHA_TRANSLATION__LANGUAGES", "[\"en\", \"xx\"]");
+        let refused = inspect("dev").unwrap_err();
+        assert_eq!(refused.key, "translation.languages");
+        assert!(refused.message.starts_with("xx: not one of ru, en, kk"), "{}", refused.message);
+        jail.set_env("AISHA_TRANSLATION__LANGUAGES", "[\"de\", \"de\"]");
+        assert!(inspect("dev").unwrap_err().message.contains("twice"));
+        jail.set_env("AISHA_TRANSLATION__LANGUAGES", "[\"kk\", \"tr\"]");
+        assert_eq!(inspect("dev").unwrap().translation.languages, ["kk", "tr"]);
+        Ok(())
+    });
+}

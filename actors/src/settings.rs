@@ -137,6 +137,7 @@ pub struct Settings {
     pub poller: PollerSettings,
     pub intake: IntakeSettings,
     pub transcription: TranscriptionSettings,
+    pub translation: TranslationSettings,
     pub links: LinksSettings,
     pub retention: RetentionSettings,
     pub payments: PaymentsSettings,
@@ -162,6 +163,7 @@ impl Default for Settings {
             poller: PollerSettings::default(),
             intake: IntakeSettings::default(),
             transcription: TranscriptionSettings::default(),
+            translation: TranslationSettings::default(),
             links: LinksSettings::default(),
             retention: RetentionSettings::default(),
             payments: PaymentsSettings::default(),
@@ -539,6 +541,8 @@ pub struct PricingSettings {
     pub avatar_training: i64,
     /// Summary, action items, minutes of a transcript.
     pub transcript_digest: i64,
+    /// A transcript translated into another language (0: free).
+    pub translation: i64,
 }
 
 impl Default for PricingSettings {
@@ -551,6 +555,7 @@ impl Default for PricingSettings {
             avatar_image: 8,
             avatar_training: 150,
             transcript_digest: 1,
+            translation: 1,
         }
     }
 }
@@ -759,6 +764,20 @@ impl Default for TranscriptionSettings {
             cache_by_file: true,
             stream_drafts: true,
         }
+    }
+}
+
+/// Transcripts translated ("🌐 Translate", `/translate`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TranslationSettings {
+    /// The languages offered, as ISO-639-1 codes, in the menu's order.
+    pub languages: Vec<String>,
+}
+
+impl Default for TranslationSettings {
+    fn default() -> Self {
+        Self { languages: ["en", "ru", "de", "fr", "es", "uk"].map(str::to_owned).to_vec() }
     }
 }
 

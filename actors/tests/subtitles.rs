@@ -8,34 +8,10 @@ use std::time::Duration;
 
 use aisha_testkit::audio::{beeps, sounds, voice_note};
 use aisha_testkit::eventually;
-use common::chat_rig::{rig, workers, Rig, WAIT};
+use common::chat_rig::{rig, srt_times, workers, Rig, WAIT};
 
 const TOKEN: &str = "8181:SUBTITLES-token-xyz";
 const USER: i64 = 3101;
-
-/// The delivered transcript: marked so just after its message went out, so
-/// a test that saw the message may still have to wait a moment for the mark.
-async fn transcript_id(rig: &Rig) -> i64 {
-    let started = std::time::Instant::now();
-    loop {
-        let id = rig.scalar("SELECT coalesce(max(id), 0) FROM transcripts WHERE delivered_at IS NOT NULL").await;
-        if id > 0 {
-            return id;
-        }
-        assert!(started.elapsed() < WAIT, "no transcript was marked delivered within {WAIT:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// `HH:MM:SS,mmm --> …` lines of an SRT file, as (start, end) seconds.
-fn srt_times(srt: &str) -> Vec<(f64, f64)> {
-    let seconds = |t: &str| {
-        let (hms, ms) = t.trim().split_once(',').unwrap();
-        let parts: Vec<f64> = hms.split(':').map(|p| p.parse().unwrap()).collect();
-        parts[0] * 3600.0 + parts[1] * 60.0 + parts[2] + ms.parse::<f64>().unwrap() / 1000.0
-    };
-    srt.lines().filter_map(|l| l.split_once(" --> ")).map(|(a, b)| (seconds(a), seconds(b))).collect()
-}
 
 #[tokio::test]
 async fn a_language_pinned_in_settings_is_sent_to_the_api() {
@@ -87,7 +63,7 @@ async fn subtitles_of_an_hour_cut_at_fixed_points_keep_time_with_the_words() {
     .await;
     let chunks = rig.scalar("SELECT max(chunk_count)::bigint FROM transcripts").await;
     assert!(chunks >= 6, "an hour is cut into {chunks} chunks");
-    let id = transcript_id(&rig).await;
+    let id = rig.delivered_transcript().await;
 
     for format in ["srt", "vtt", "txt"] {
         rig.telegram.push_callback(USER, "en", &format!("subs:{format}:{id}"), 1);
@@ -127,7 +103,7 @@ async fn a_model_without_timing_gives_text_and_says_why_there_are_no_subtitles()
     let labels = Rig::button_labels(&reply, 1);
     assert_eq!(labels, ["📄 .txt", "🎬 Subtitles: no timing"]);
 
-    let id = transcript_id(&rig).await;
+    let id = rig.delivered_transcript().await;
     rig.telegram.push_callback(USER, "en", &format!("subs:srt:{id}"), 1);
     eventually("why", WAIT, || rig.last_message_starting(USER, "Subtitles need timestamps").is_some()).await;
     assert!(rig.last_message_starting(USER, "Subtitles need timestamps").unwrap()["text"]

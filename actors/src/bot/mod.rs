@@ -6,6 +6,7 @@
 
 mod avatars;
 mod error;
+mod glossary;
 mod groups;
 mod guest;
 mod images;
@@ -16,6 +17,7 @@ mod privacy;
 mod settings;
 mod shared;
 mod transcripts;
+mod translations;
 
 use teloxide::payloads::{SendMessageSetters, SetMyCommandsSetters};
 use teloxide::prelude::Requester;
@@ -202,6 +204,8 @@ impl BotHandler {
             Command::DeleteMyData => self.ask_to_forget(chat, lang).await,
             Command::AutoTranscribe(_) => self.say(chat, texts::autotranscribe_only_in_groups(lang)).await,
             Command::Transcribe => self.say(chat, texts::transcribe_in_private(lang)).await,
+            Command::Translate(code) => self.translate_command(turn, &code, sent).await,
+            Command::Glossary(args) => self.glossary(turn, &args).await,
             Command::Cancel => self.cancel(turn).await,
             Command::Imagine(prompt) => match sent.filter(|_| !prompt.is_empty()) {
                 Some(message) => {
@@ -391,7 +395,11 @@ impl BotHandler {
             Callback::Aspect(aspect) => self.set_aspect(turn, aspect).await,
             Callback::History(page) => self.history(turn, page).await,
             Callback::Transcript(id) => self.resend_transcript(turn, id).await,
-            Callback::Digest(kind, id) => self.digest(turn, query, kind, id).await,
+            Callback::Digest(kind, id) => self.digest(turn, query, kind, id, None).await,
+            Callback::DigestIn(kind, code, id) => self.digest(turn, query, kind, id, Some(code)).await,
+            Callback::Translate(id) => self.translate_menu(turn, id).await,
+            Callback::TranslateTo(code, id) => self.translate(turn, format!("tg:cb:{}", query.id.0), id, code).await,
+            Callback::TranslationFile(format, code, id) => self.translation_file(turn, format, code, id).await,
             Callback::Subtitles(format, id) => self.subtitles(turn, format, id).await,
             Callback::Spoken(code) => self.set_spoken_language(turn, code).await,
             Callback::Forget(true) => self.forget(turn, query.from.id.0 as i64).await,

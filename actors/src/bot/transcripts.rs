@@ -115,7 +115,7 @@ impl BotHandler {
     /// model gave them), made from the stored segments; free.
     pub(super) async fn subtitles(&self, turn: Turn, format: &str, id: i64) -> Result<(), HandleError> {
         let Turn { chat, user_id, lang } = turn;
-        use crate::transcriber::timeline::{self, Cue};
+        use crate::transcriber::timeline::Cue;
         let Some(t) = self.services.db.transcript_of(user_id, id).await? else {
             return self.say(chat, texts::transcript_gone(lang)).await;
         };
@@ -127,28 +127,45 @@ impl BotHandler {
             let model = self.services.db.transcript_model(id).await?.unwrap_or_default();
             return self.say(chat, texts::no_timing(lang, &model)).await;
         }
-        let body = match format {
-            "srt" => timeline::srt(&cues),
-            "vtt" => timeline::vtt(&cues),
-            _ => {
-                let Some(key) = &t.text_key else { return self.say(chat, texts::transcript_gone(lang)).await };
-                let plain = String::from_utf8_lossy(&self.services.blob.get(key).await?).into_owned();
-                timeline::timestamped_text(&cues, &plain)
-            }
+        let plain = match (format, &t.text_key) {
+            ("txt", Some(key)) => String::from_utf8_lossy(&self.services.blob.get(key).await?).into_owned(),
+            ("txt", None) => return self.say(chat, texts::transcript_gone(lang)).await,
+            _ => String::new(),
         };
-        let name = format!("transcript_{id}.{format}");
-        let file = InputFile::memory(body.into_bytes()).file_name(name);
-        self.bot.send_document(chat, file).caption(texts::subtitles_caption(lang, format)).patiently().await?;
+        self.send_as_file(turn, format, &cues, &plain, &format!("transcript_{id}.{format}")).await
+    }
+
+    /// Timed text as a file: `.srt`, `.vtt`, or `.txt` (with timestamps when
+    /// there are cues, `plain` as it is when not).
+    pub(super) async fn send_as_file(
+        &self,
+        turn: Turn,
+        format: &str,
+        cues: &[crate::transcriber::timeline::Cue],
+        plain: &str,
+        name: &str,
+    ) -> Result<(), HandleError> {
+        use crate::transcriber::timeline;
+        let body = match format {
+            "srt" => timeline::srt(cues),
+            "vtt" => timeline::vtt(cues),
+            _ => timeline::timestamped_text(cues, plain),
+        };
+        let file = InputFile::memory(body.into_bytes()).file_name(name.to_owned());
+        let caption = texts::subtitles_caption(turn.lang, format);
+        self.bot.send_document(turn.chat, file).caption(caption).patiently().await?;
         Ok(())
     }
 
-    /// Summary / action items / minutes of a transcript: charged and queued.
+    /// Summary / action items / minutes of a transcript (`written_in` a
+    /// language picked under a translation): charged and queued.
     pub(super) async fn digest(
         &self,
         turn: Turn,
         query: &CallbackQuery,
         kind: DigestKind,
         id: i64,
+        written_in: Option<&str>,
     ) -> Result<(), HandleError> {
         let Turn { chat, user_id, lang } = turn;
         if self.services.db.transcript_of(user_id, id).await?.is_none() {
@@ -156,7 +173,11 @@ impl BotHandler {
         }
         // The callback query id: a redelivered press is the same request.
         let key = format!("tg:cb:{}", query.id.0);
-        let payload = Digest { transcript_id: id, kind, chat_id: chat.0, language: lang.code().to_owned() };
+        if written_in.is_some_and(|code| !self.services.settings.translation.languages.iter().any(|l| l == code)) {
+            return self.say(chat, texts::unknown_command(lang)).await;
+        }
+        let written_in = written_in.map(str::to_owned);
+        let payload = Digest { transcript_id: id, kind, chat_id: chat.0, language: lang.code().to_owned(), written_in };
         let job = TRANSCRIPT_DIGEST.job(key, &payload);
         self.charge(turn, job, self.services.settings.pricing.transcript_digest).await
     }

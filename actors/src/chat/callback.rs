@@ -72,6 +72,14 @@ pub enum Callback<'a> {
     WhoSaidWhat(i64, bool),
     /// A link's recording transcribed at the price just told.
     Link(i64),
+    /// "🌐 Translate" under a transcript: the languages, with the price.
+    Translate(i64),
+    /// The transcript into this language (an ISO-639-1 code): charged.
+    TranslateTo(&'a str, i64),
+    /// A translation as a file (`srt`, `vtt`, `txt`): its language, the transcript.
+    TranslationFile(&'a str, &'a str, i64),
+    /// A digest written in this language (under a translation).
+    DigestIn(DigestKind, &'a str, i64),
 }
 
 /// The main menu's buttons; each does what its command does.
@@ -131,6 +139,20 @@ impl MenuItem {
     }
 }
 
+impl Callback<'_> {
+    /// The transcript a button under a transcript's message is about.
+    pub fn transcript(&self) -> Option<i64> {
+        match *self {
+            Callback::Digest(_, id)
+            | Callback::Subtitles(_, id)
+            | Callback::WhoSaidWhat(id, _)
+            | Callback::Translate(id)
+            | Callback::Transcript(id) => Some(id),
+            _ => None,
+        }
+    }
+}
+
 /// A button labelled `label` that sends `callback` back when pressed.
 pub fn button(label: impl Into<String>, callback: Callback<'_>) -> InlineKeyboardButton {
     InlineKeyboardButton::callback(label, callback.to_string())
@@ -140,6 +162,11 @@ fn id(s: &str) -> Option<i64> {
     s.parse::<i64>().ok().filter(|n| *n > 0)
 }
 
+/// An ISO-639-1 code (or a three-letter ISO-639-3 one), nothing else.
+fn language(s: &str) -> Option<&str> {
+    ((2..=3).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_lowercase())).then_some(s)
+}
+
 fn position(s: &str) -> Option<i64> {
     s.parse::<i64>().ok().filter(|n| (0..=MAX_POSITION).contains(n))
 }
@@ -147,7 +174,11 @@ fn position(s: &str) -> Option<i64> {
 impl<'a> Callback<'a> {
     pub fn parse(data: &'a str) -> Option<Self> {
         let mut parts = data.split(':');
-        let parsed = match (parts.next()?, parts.next(), parts.next(), parts.next()) {
+        let head = (parts.next()?, parts.next(), parts.next(), parts.next());
+        if parts.next().is_some() {
+            return None;
+        }
+        let parsed = match head {
             ("menu", Some(item), None, None) => Callback::Menu(MenuItem::parse(item)?),
             ("avatar", Some("new"), None, None) => Callback::AvatarNew,
             ("avatar", Some("train"), Some(n), None) => Callback::AvatarTrain(id(n)?),
@@ -163,6 +194,14 @@ impl<'a> Callback<'a> {
             ("history", Some(n), None, None) => Callback::History(position(n)?),
             ("transcript", Some(n), None, None) => Callback::Transcript(id(n)?),
             ("digest", Some(kind), Some(n), None) => Callback::Digest(DigestKind::parse(kind)?, id(n)?),
+            ("digest", Some(kind), Some(n), Some(code)) => {
+                Callback::DigestIn(DigestKind::parse(kind)?, language(code)?, id(n)?)
+            }
+            ("tr", Some(n), None, None) => Callback::Translate(id(n)?),
+            ("tr", Some(n), Some(code), None) => Callback::TranslateTo(language(code)?, id(n)?),
+            ("trf", Some(f @ ("srt" | "vtt" | "txt")), Some(code), Some(n)) => {
+                Callback::TranslationFile(f, language(code)?, id(n)?)
+            }
             ("spoken", Some(code), None, None) if code.len() <= 8 => Callback::Spoken(code),
             ("subs", Some(f @ ("srt" | "vtt" | "txt" | "none")), Some(n), None) => Callback::Subtitles(f, id(n)?),
             ("speakers", Some("on"), None, None) => Callback::Speakers(true),
@@ -207,6 +246,10 @@ impl fmt::Display for Callback<'_> {
             Callback::WhoSaidWhat(id, false) => write!(f, "who:{id}"),
             Callback::WhoSaidWhat(id, true) => write!(f, "who:{id}:yes"),
             Callback::Link(id) => write!(f, "link:{id}"),
+            Callback::Translate(id) => write!(f, "tr:{id}"),
+            Callback::TranslateTo(code, id) => write!(f, "tr:{id}:{code}"),
+            Callback::TranslationFile(format, code, id) => write!(f, "trf:{format}:{code}:{id}"),
+            Callback::DigestIn(kind, code, id) => write!(f, "digest:{}:{id}:{code}", kind.as_str()),
         }
     }
 }
@@ -246,6 +289,10 @@ mod tests {
             "who:0",
             "who:5:no",
             "speakers:maybe",
+            "tr:5:DE",
+            "tr:5:german",
+            "trf:exe:de:5",
+            "digest:summary:7:de:extra",
             "",
         ] {
             assert_eq!(Callback::parse(forged), None, "{forged}");
@@ -278,6 +325,10 @@ mod tests {
             Callback::WhoSaidWhat(7, false),
             Callback::WhoSaidWhat(7, true),
             Callback::Link(8),
+            Callback::Translate(9),
+            Callback::TranslateTo("uk", 9),
+            Callback::TranslationFile("srt", "de", 9),
+            Callback::DigestIn(DigestKind::Minutes, "fr", 9),
         ];
         made.extend(MenuItem::ALL.map(Callback::Menu));
         made.extend(DigestKind::ALL.map(|kind| Callback::Digest(kind, 6)));

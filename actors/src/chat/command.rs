@@ -19,6 +19,11 @@ pub enum Command {
     AutoTranscribe(String),
     /// In a group, as a reply to a voice: transcribe it, paid by who asks.
     Transcribe,
+    /// As a reply to a transcript: translate it into this language (empty:
+    /// the languages offered).
+    Translate(String),
+    /// The user's names and terms: shown (empty), `add …`, `remove …`, `clear`.
+    Glossary(String),
     Cancel,
     /// An image from the description (empty: how to use it).
     Imagine(String),
@@ -43,7 +48,7 @@ pub struct Declared {
 }
 
 /// Every command, in the order the menu shows them.
-pub const COMMANDS: [Declared; 17] = [
+pub const COMMANDS: [Declared; 19] = [
     Declared {
         name: "start",
         about_ru: "Главное меню",
@@ -63,6 +68,18 @@ pub const COMMANDS: [Declared; 17] = [
         about_ru: "Последние расшифровки",
         about_en: "Recent transcripts",
         read: |_| Command::History,
+    },
+    Declared {
+        name: "translate",
+        about_ru: "Ответом на расшифровку: перевести (например, /translate en)",
+        about_en: "As a reply to a transcript: translate it (e.g. /translate en)",
+        read: |code| Command::Translate(code.to_ascii_lowercase()),
+    },
+    Declared {
+        name: "glossary",
+        about_ru: "Имена и термины ваших записей",
+        about_en: "Names and terms in your recordings",
+        read: Command::Glossary,
     },
     Declared {
         name: "imagine",

@@ -81,11 +81,12 @@ pub struct KnownSpeaker {
     pub wav: Bytes,
 }
 
-/// How a recording is transcribed: as text, or who said what (with the
-/// voices already heard, at most [`MAX_KNOWN_SPEAKERS`]).
+/// How a recording is transcribed: as text (with the names and terms it
+/// holds as the `prompt`), or who said what (with the voices already heard,
+/// at most [`MAX_KNOWN_SPEAKERS`]).
 #[derive(Debug, Clone, Copy)]
 pub enum Ask<'a> {
-    Text,
+    Text { prompt: Option<&'a str> },
     Speakers(&'a [KnownSpeaker]),
 }
 
@@ -196,9 +197,12 @@ impl OpenAi {
             .map_err(|e| OpenAiError::Network(e.to_string()))?;
         let mut form = reqwest::multipart::Form::new().part("file", part).text("temperature", "0");
         let timed = match ask {
-            Ask::Text => {
+            Ask::Text { prompt } => {
                 let format = if self.gives_segments() { "verbose_json" } else { "json" };
                 form = form.text("model", self.transcription_model.clone()).text("response_format", format);
+                if let Some(prompt) = prompt {
+                    form = form.text("prompt", prompt.to_owned());
+                }
                 self.gives_segments()
             }
             // No `prompt`: the diarizing model refuses one (400). `auto`

@@ -148,12 +148,13 @@ async fn scrub_history(
                 AND (chat_id = $1
                      OR (payload #>> '{message,from,id}')::bigint = $1
                      OR (payload #>> '{callback_query,from,id}')::bigint = $1
-                     OR (payload #>> '{pre_checkout_query,from,id}')::bigint = $1)",
+                     OR (payload #>> '{pre_checkout_query,from,id}')::bigint = $1
+                     OR (payload #>> '{guest_message,from,id}')::bigint = $1)",
             &[&telegram_id],
         )
         .await?;
     tx.execute(
-        "UPDATE users SET username = NULL, first_name = NULL, last_name = NULL, updated_at = now() WHERE id = $1",
+        "UPDATE users SET username = NULL, first_name = NULL, last_name = NULL, glossary = '[]', updated_at = now() WHERE id = $1",
         &[&user_id],
     )
     .await?;

@@ -31,6 +31,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(12, "0012_links"),
     migration!(13, "0013_chunk_calls"),
     migration!(14, "0014_repeats"),
+    migration!(15, "0015_glossary"),
 ];
 
 /// Any constant will do as long as every aishad uses the same one.

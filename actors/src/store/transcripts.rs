@@ -63,6 +63,8 @@ pub struct Asked<'a> {
     /// The language the payer said is spoken, `auto` to detect it; `None`
     /// for what is never reused.
     pub spoken_language: Option<&'a str>,
+    /// The payer's glossary (its key), `None` when empty.
+    pub glossary: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -91,9 +93,18 @@ impl Db {
         let client = self.client().await?;
         client
             .execute(
-                "INSERT INTO transcripts (job_id, user_id, chat_id, file_unique_id, model, spoken_language, sender_telegram_id)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (job_id) DO NOTHING",
-                &[&job_id, &user_id, &chat_id, &asked.file_unique_id, &asked.model, &asked.spoken_language, &sender_telegram_id],
+                "INSERT INTO transcripts (job_id, user_id, chat_id, file_unique_id, model, spoken_language, glossary, sender_telegram_id)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (job_id) DO NOTHING",
+                &[
+                    &job_id,
+                    &user_id,
+                    &chat_id,
+                    &asked.file_unique_id,
+                    &asked.model,
+                    &asked.spoken_language,
+                    &asked.glossary,
+                    &sender_telegram_id,
+                ],
             )
             .await?;
         let row = client.query_one(&format!("SELECT {COLUMNS} FROM transcripts WHERE job_id = $1"), &[&job_id]).await?;
@@ -108,10 +119,11 @@ impl Db {
             .query_opt(
                 &format!(
                     "SELECT {COLUMNS} FROM transcripts
-                      WHERE file_unique_id = $1 AND model = $2 AND spoken_language = $3 AND text_key IS NOT NULL AND id <> $4
+                      WHERE file_unique_id = $1 AND model = $2 AND spoken_language = $3 AND glossary IS NOT DISTINCT FROM $4
+                        AND text_key IS NOT NULL AND id <> $5
                       ORDER BY id DESC LIMIT 1"
                 ),
-                &[&asked.file_unique_id, &asked.model, &asked.spoken_language, &not],
+                &[&asked.file_unique_id, &asked.model, &asked.spoken_language, &asked.glossary, &not],
             )
             .await?;
         Ok(row.as_ref().map(transcript))

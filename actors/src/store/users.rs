@@ -230,4 +230,18 @@ impl Db {
         client.execute("UPDATE users SET speakers = $2, updated_at = now() WHERE id = $1", &[&user_id, &on]).await?;
         Ok(())
     }
+
+    /// The user's glossary as kept (JSON; its shape is `transcriber::glossary`'s).
+    pub async fn glossary(&self, user_id: i64) -> Result<serde_json::Value, StoreError> {
+        let client = self.client().await?;
+        Ok(client.query_one("SELECT glossary FROM users WHERE id = $1", &[&user_id]).await?.get(0))
+    }
+
+    pub async fn set_glossary(&self, user_id: i64, glossary: &serde_json::Value) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute("UPDATE users SET glossary = $2, updated_at = now() WHERE id = $1", &[&user_id, glossary])
+            .await?;
+        Ok(())
+    }
 }

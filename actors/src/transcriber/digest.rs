@@ -31,7 +31,7 @@ impl JobHandler for Digest {
 }
 
 async fn digest(t: &Transcriber, job: Job, ctx: JobContext) -> Result<Value, JobError> {
-    let DigestPayload { transcript_id, kind, chat_id, language } = job.payload_as()?;
+    let DigestPayload { transcript_id, kind, chat_id, language, written_in } = job.payload_as()?;
     let lang = Lang::from_code(Some(&language));
     let user_id = job.user_id.ok_or_else(|| JobError::Broken("a digest job without a user".into()))?;
     let chat = ChatId(chat_id);
@@ -46,11 +46,12 @@ async fn digest(t: &Transcriber, job: Job, ctx: JobContext) -> Result<Value, Job
     let text: String = String::from_utf8_lossy(&bytes).chars().take(MAX_INPUT_CHARS).collect();
     // Beside the transcript (so /deletemydata takes it too): a retry after
     // an outage sends what was paid for instead of asking again.
-    let kept = format!("transcripts/{user_id}/{transcript_id}/digest-{}-{}.txt", kind.as_str(), lang.code());
+    let written = written_in.as_deref().unwrap_or(lang.code());
+    let kept = format!("transcripts/{user_id}/{transcript_id}/digest-{}-{written}.txt", kind.as_str());
     let answer = match t.services.blob.get_if_any(&kept).await? {
         Some(answer) => String::from_utf8_lossy(&answer).into_owned(),
         None => {
-            let answer = t.openai.chat(&texts::digest_prompt(lang, kind), &text).await?;
+            let answer = t.openai.chat(&texts::digest_prompt(lang, kind, written_in.as_deref()), &text).await?;
             let body = Bytes::from(answer.clone());
             keep::until_kept("a chat completion", job.id, || {
                 t.services.blob.put(&kept, body.clone(), "text/plain; charset=utf-8")

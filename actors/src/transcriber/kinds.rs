@@ -20,8 +20,18 @@ pub const LINK_PROBE: JobKind<LinkProbe> =
 pub const TRANSCRIPT_DIGEST: JobKind<Digest> =
     JobKind::new("transcript.digest", Title { ru: "обработка расшифровки", en: "transcript digest" }, 5);
 
+/// A transcript in another language, with its timings.
+pub const TRANSCRIPT_TRANSLATE: JobKind<Translate> =
+    JobKind::new("transcript.translate", Title { ru: "перевод расшифровки", en: "transcript translation" }, 5);
+
 /// Every kind a transcription worker may take.
-pub const ALL: [&dyn Declared; 4] = [&TRANSCRIBE, &LINK_TRANSCRIBE, &LINK_PROBE, &TRANSCRIPT_DIGEST];
+pub const ALL: [&dyn Declared; 5] =
+    [&TRANSCRIBE, &LINK_TRANSCRIBE, &LINK_PROBE, &TRANSCRIPT_DIGEST, &TRANSCRIPT_TRANSLATE];
+
+/// What a user calls a transcription worker's job of kind `name`.
+pub fn title_of(name: &str) -> Title {
+    ALL.iter().find(|kind| kind.name() == name).map_or(TRANSCRIBE.title, |kind| kind.title())
+}
 
 /// `transcribe` and `link.transcribe`: a recording to text, where it comes
 /// from, and for whom.
@@ -233,6 +243,18 @@ pub struct Digest {
     pub kind: DigestKind,
     pub chat_id: i64,
     pub language: String,
+    /// The language to write it in (a translation's), when not the user's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub written_in: Option<String>,
+}
+
+/// `transcript.translate`: a transcript into `target` (an ISO-639-1 code).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Translate {
+    pub transcript_id: i64,
+    pub target: String,
+    pub chat_id: i64,
+    pub language: String,
 }
 
 #[cfg(test)]
@@ -270,7 +292,21 @@ mod tests {
         round_trip(&LINK_TRANSCRIBE, Transcribe { source: Source::Link(link), ..voice });
         round_trip(
             &TRANSCRIPT_DIGEST,
-            Digest { transcript_id: 7, kind: DigestKind::Minutes, chat_id: 1, language: "ru".into() },
+            Digest { transcript_id: 7, kind: DigestKind::Minutes, chat_id: 1, language: "ru".into(), written_in: None },
+        );
+        round_trip(
+            &TRANSCRIPT_DIGEST,
+            Digest {
+                transcript_id: 7,
+                kind: DigestKind::Summary,
+                chat_id: 1,
+                language: "ru".into(),
+                written_in: Some("de".into()),
+            },
+        );
+        round_trip(
+            &TRANSCRIPT_TRANSLATE,
+            Translate { transcript_id: 7, target: "de".into(), chat_id: 1, language: "en".into() },
         );
         round_trip(&LINK_PROBE, LinkProbe { link_id: 3, chat_id: 1, language: "en".into() });
     }

@@ -6,6 +6,7 @@ pub mod audio;
 mod chunk;
 mod digest;
 mod draft;
+pub mod glossary;
 mod guest;
 pub mod kinds;
 mod link;
@@ -17,6 +18,7 @@ pub mod settle;
 mod shared;
 pub mod speakers;
 pub mod timeline;
+pub mod translate;
 mod turn;
 mod work;
 
@@ -31,7 +33,7 @@ use crate::clients::ClientError;
 use crate::jobs::{Job, JobError};
 use crate::pool::{BoxFuture, DeadReason, Handlers, JobContext, JobHandler};
 use crate::services::Services;
-use kinds::{LINK_PROBE, LINK_TRANSCRIBE, TRANSCRIBE, TRANSCRIPT_DIGEST};
+use kinds::{LINK_PROBE, LINK_TRANSCRIBE, TRANSCRIBE, TRANSCRIPT_DIGEST, TRANSCRIPT_TRANSLATE};
 pub use shared::Transcriber;
 
 impl Transcriber {
@@ -46,6 +48,7 @@ impl Transcriber {
         let mut handlers: Handlers = vec![
             (TRANSCRIBE.name, Arc::new(transcriber.clone())),
             (TRANSCRIPT_DIGEST.name, Arc::new(digest::Digest(transcriber.clone()))),
+            (TRANSCRIPT_TRANSLATE.name, Arc::new(translate::Translation(transcriber.clone()))),
         ];
         if fetches_links {
             handlers.push((LINK_PROBE.name, Arc::new(link::Probe(transcriber.clone()))));
@@ -54,7 +57,7 @@ impl Transcriber {
         Ok(handlers)
     }
 
-    /// Tells the user a transcription job died and was refunded, and deletes
+    /// Tells the user a job of theirs died and was refunded, and deletes
     /// the recording it kept: a failed job keeps no user audio. A job that
     /// died after its transcript was made (only its sending kept failing)
     /// was not refunded: the transcript and its audio stay, in /history.
@@ -76,7 +79,7 @@ impl Transcriber {
             }
         }
         let lang = Lang::from_code(job.language());
-        let title = if LINK_TRANSCRIBE.is(&job) { LINK_TRANSCRIBE.title } else { TRANSCRIBE.title };
+        let title = kinds::title_of(&job.kind);
         let why = reason.for_user(texts::transcription_unavailable(lang));
         match TRANSCRIBE.payload(&job).ok().and_then(|request| request.guest) {
             Some(answer) => guest::tell_failed(&self.bot, &answer, job.id, failed_text(&job, title, why, lang)).await,

@@ -28,14 +28,15 @@ impl Turn<'_> {
         }
     }
 
-    /// What makes this request's text what it is. A link's audio is fetched
+    /// What makes this request's text what it is (the model, the spoken
+    /// language, the payer's glossary). A link's audio is fetched
     /// anew each time, so it is never asked for as a repeat.
     pub(super) fn asked<'a>(&'a self, file_unique_id: &'a str) -> Asked<'a> {
         let spoken_language = match &self.request.source {
             Source::Telegram(_) => Some(self.request.spoken_language.as_deref().unwrap_or("auto")),
             Source::Link(_) => None,
         };
-        Asked { file_unique_id, model: self.model(), spoken_language }
+        Asked { file_unique_id, model: self.model(), spoken_language, glossary: self.glossary_key.as_deref() }
     }
 
     /// The transcript made again from an earlier one of the same audio, kept

@@ -30,7 +30,7 @@ pub struct Cue {
 
 impl Cue {
     /// `A: text` with a speaker, the text alone without.
-    fn said(&self) -> String {
+    pub fn said(&self) -> String {
         match &self.speaker {
             Some(speaker) => format!("{speaker}: {}", self.text),
             None => self.text.clone(),

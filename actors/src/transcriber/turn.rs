@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use teloxide::types::{ChatId, MessageId};
 
+use super::glossary::Glossary;
 use super::kinds::Transcribe;
 use super::shared::Transcriber;
 use crate::chat::reply::Target;
@@ -73,6 +74,10 @@ pub(super) struct Turn<'a> {
     pub target: Target,
     /// …and what the payer is charged is said in their private chat.
     pub money_chat: ChatId,
+    /// The payer's names and terms (read once the job starts), and what
+    /// they add to the transcript's key for repeats.
+    pub glossary: Glossary,
+    pub glossary_key: Option<String>,
 }
 
 /// The recording on local disk.
@@ -100,7 +105,17 @@ impl<'a> Turn<'a> {
             money_chat: ChatId(request.payer_chat_id.unwrap_or(request.chat_id)),
             user_id,
             request,
+            glossary: Glossary::default(),
+            glossary_key: None,
         })
+    }
+
+    /// The payer's glossary, as it stands now.
+    pub(super) async fn read_glossary(&mut self) -> Result<(), JobError> {
+        let kept = self.worker.services.db.glossary(self.user_id).await?;
+        self.glossary = serde_json::from_value(kept).unwrap_or_default();
+        self.glossary_key = self.glossary.key();
+        Ok(())
     }
 }
 

@@ -68,7 +68,8 @@ pub(super) struct Made {
 }
 
 pub(super) async fn transcribe(worker: &Transcriber, job: Job, ctx: JobContext) -> Result<Value, JobError> {
-    let turn = Turn::new(worker, &job, &ctx)?;
+    let mut turn = Turn::new(worker, &job, &ctx)?;
+    turn.read_glossary().await?;
     let transcript = turn.start().await?;
     if transcript.delivered {
         return Ok(json!({ "transcript_id": transcript.id, "already_delivered": true }));
@@ -297,7 +298,8 @@ impl Turn<'_> {
             true => self.first_voices(transcript, &chunking, plan[0], &mut pending, &progress).await?,
             false => (Vec::new(), Spent::default()),
         };
-        let ask = if self.request.speakers { Ask::Speakers(&known) } else { Ask::Text };
+        let prompt = self.glossary.prompt();
+        let ask = if self.request.speakers { Ask::Speakers(&known) } else { Ask::Text { prompt: prompt.as_deref() } };
         // A chunk that fails stops the ones not yet started, never the ones in
         // flight: their calls are paid for, so they finish and are kept. So
         // does a worker that stops, which then hands the job back.
@@ -419,7 +421,11 @@ impl Turn<'_> {
         let (db, blob) = (&self.worker.services.db, &self.worker.services.blob);
         let parts = db.transcript_chunks(transcript.id).await?;
         let chunks = parts.iter().map(chunk_text).collect::<Result<Vec<_>, _>>()?;
-        let timeline::Timeline { text, cues } = timeline::merge(&chunks);
+        let timeline::Timeline { text, mut cues } = timeline::merge(&chunks);
+        let text = self.glossary.apply(&text);
+        for cue in &mut cues {
+            cue.text = self.glossary.apply(&cue.text);
+        }
         if text.is_empty() {
             return Err(JobError::Refused(texts::no_speech(self.lang).to_owned()));
         }

@@ -121,4 +121,28 @@ impl Rig {
     pub fn stop(&self) {
         self.poller.stop(None);
     }
+
+    /// The newest delivered transcript: marked so just after its message
+    /// went out, so a test that saw the message may wait a moment for the mark.
+    pub async fn delivered_transcript(&self) -> i64 {
+        let started = std::time::Instant::now();
+        loop {
+            let id = self.scalar("SELECT coalesce(max(id), 0) FROM transcripts WHERE delivered_at IS NOT NULL").await;
+            if id > 0 {
+                return id;
+            }
+            assert!(started.elapsed() < WAIT, "no transcript was marked delivered within {WAIT:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// `HH:MM:SS,mmm --> …` lines of an SRT file, as (start, end) seconds.
+pub fn srt_times(srt: &str) -> Vec<(f64, f64)> {
+    let seconds = |t: &str| {
+        let (hms, ms) = t.trim().split_once(',').unwrap();
+        let parts: Vec<f64> = hms.split(':').map(|p| p.parse().unwrap()).collect();
+        parts[0] * 3600.0 + parts[1] * 60.0 + parts[2] + ms.parse::<f64>().unwrap() / 1000.0
+    };
+    srt.lines().filter_map(|l| l.split_once(" --> ")).map(|(a, b)| (seconds(a), seconds(b))).collect()
 }

@@ -80,5 +80,10 @@ pub async fn assert_ledger(services: &Services) {
 
 /// A plain transcription of `file_unique_id`, as `start_transcript` records it.
 pub fn asked(file_unique_id: &str) -> aisha_actors::store::transcripts::Asked<'_> {
-    aisha_actors::store::transcripts::Asked { file_unique_id, model: "whisper-1", spoken_language: Some("auto") }
+    aisha_actors::store::transcripts::Asked {
+        file_unique_id,
+        model: "whisper-1",
+        spoken_language: Some("auto"),
+        glossary: None,
+    }
 }

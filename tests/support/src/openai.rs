@@ -290,6 +290,7 @@ impl FakeOpenAi {
             .take(60)
             .collect::<String>();
         let model = body["model"].as_str().unwrap_or("gpt-4o-mini").to_owned();
+        let translated = translation(&body);
         self.state.lock().unwrap().chats.push(body);
         match self.next_answer(false).await {
             Ok(content) => json_reply(
@@ -297,7 +298,7 @@ impl FakeOpenAi {
                 &json!({
                     "id": format!("chatcmpl-{}", uuid::Uuid::new_v4().simple()),
                     "object": "chat.completion", "created": 0, "model": model,
-                    "choices": [{ "index": 0, "message": { "role": "assistant", "content": content.unwrap_or_else(|| format!("summary of: {last_user}")) }, "finish_reason": "stop" }],
+                    "choices": [{ "index": 0, "message": { "role": "assistant", "content": content.or(translated).unwrap_or_else(|| format!("summary of: {last_user}")) }, "finish_reason": "stop" }],
                     "usage": { "prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20 },
                 }),
             ),
@@ -416,4 +417,22 @@ fn openai_error(status: StatusCode, message: &str, kind: &str, code: &str, retry
         response.headers_mut().insert("retry-after", seconds.to_string().parse().expect("valid header"));
     }
     response
+}
+
+/// A request to translate "into Name (code)" answered as a model would in
+/// shape: each `N|text` line (or the whole text) marked `[code]`, so a test
+/// sees what was translated into what, and in which order.
+fn translation(body: &Value) -> Option<String> {
+    let messages = body["messages"].as_array()?;
+    let content = |role: &str| messages.iter().find(|m| m["role"] == role).and_then(|m| m["content"].as_str());
+    let (system, user) = (content("system")?, content("user")?);
+    if !system.starts_with("Translate") {
+        return None;
+    }
+    let code = system.split_once(" (")?.1.split_once(')')?.0;
+    if !system.contains("numbered line") {
+        return Some(format!("[{code}] {user}"));
+    }
+    let lines = user.lines().filter_map(|line| line.split_once('|')).map(|(n, text)| format!("{n}|[{code}] {text}"));
+    Some(lines.collect::<Vec<_>>().join("\n"))
 }

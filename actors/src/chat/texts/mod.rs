@@ -1,9 +1,10 @@
 //! Everything the bot says, in Russian and English, one file per feature
-//! (money, transcripts, links, images, avatars, groups, guest answers, privacy; what is everyone's
+//! (money, transcripts, links, images, avatars, groups, guest answers, translations, glossary, privacy; what is everyone's
 //! here). The user's Telegram `language_code` picks the language; anything
 //! else gets Russian. Callers write `texts::name` whichever file holds it.
 
 mod avatars;
+mod glossary;
 mod groups;
 mod guest;
 mod images;
@@ -11,8 +12,10 @@ mod links;
 mod money;
 mod privacy;
 mod transcripts;
+mod translations;
 
 pub use avatars::*;
+pub use glossary::*;
 pub use groups::*;
 pub use guest::*;
 pub use images::*;
@@ -20,6 +23,7 @@ pub use links::*;
 pub use money::*;
 pub use privacy::*;
 pub use transcripts::*;
+pub use translations::*;
 
 use super::callback::MenuItem;
 use super::Lang;

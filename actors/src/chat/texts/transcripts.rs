@@ -63,13 +63,18 @@ pub fn digest_button(lang: Lang, kind: DigestKind) -> &'static str {
 }
 
 /// The instruction for a digest, answered in the user's language.
-pub fn digest_prompt(lang: Lang, kind: DigestKind) -> String {
+/// `written_in`: a language code the user picked (under a translation);
+/// without one, the digest is in the user's language.
+pub fn digest_prompt(lang: Lang, kind: DigestKind, written_in: Option<&str>) -> String {
     let task = match kind {
         DigestKind::Actions => "List the action items from this transcript: who does what by when, as a bulleted list. If there are none, say so.",
         DigestKind::Minutes => "Write meeting minutes for this transcript: participants if known, topics discussed, decisions, action items.",
         DigestKind::Summary => "Summarise this transcript in a few short paragraphs, keeping every important fact.",
     };
-    let language = lang.pick("Russian", "English");
+    let language = match written_in {
+        Some(code) => format!("{} ({code})", spoken_language_name(lang, code)),
+        None => lang.pick("Russian", "English").to_owned(),
+    };
     format!("{task} Answer in {language}. Use plain text, no markdown tables.")
 }
 
