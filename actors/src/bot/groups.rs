@@ -236,7 +236,7 @@ impl BotHandler {
                 Ok(())
             }
             Charged::TooManyInFlight { limit } => {
-                self.reply(chat, message, super::too_many_in_flight(lang, limit)).await
+                self.reply(chat, message, super::charge::too_many_in_flight(lang, limit)).await
             }
             Charged::InsufficientBalance { .. } => {
                 if self.services.db.mark_out_of_coins_told(chat.0).await? {
@@ -283,7 +283,7 @@ impl BotHandler {
             }
             Charged::Duplicate(_) => self.reply(chat, message, texts::already_queued(lang)).await,
             Charged::TooManyInFlight { limit } => {
-                self.reply(chat, message, super::too_many_in_flight(lang, limit)).await
+                self.reply(chat, message, super::charge::too_many_in_flight(lang, limit)).await
             }
             Charged::InsufficientBalance { .. } => {
                 let username = self.username().await.unwrap_or_default();

@@ -6,40 +6,15 @@
 //! never does. Nothing is ever sent to that chat by `chat_id`: every other
 //! word (charges, refunds) goes to the caller's private chat.
 
-use serde_json::Value;
 use teloxide::prelude::Requester;
-use teloxide::types::{ChatId, Message, User as TelegramUser};
+use teloxide::types::ChatId;
 
 use super::{BotHandler, HandleError, Media};
 use crate::chat::{texts, Lang};
-use crate::clients::newer_api::{answer_guest_query, SentGuestMessage};
+use crate::clients::newer_api::{answer_guest_query, GuestQuery, SentGuestMessage};
 use crate::clients::Patiently;
 use crate::ledger::{self, Charged};
 use crate::transcriber::kinds::GuestAnswer;
-
-/// A guest message: the query to answer, and the message that asked.
-#[derive(Debug, Clone)]
-pub struct GuestQuery {
-    pub query_id: String,
-    pub message: Message,
-}
-
-impl GuestQuery {
-    /// The guest query in an update as Telegram sent it (teloxide 0.17
-    /// knows no `guest_message`; `parse_update` keeps such updates raw).
-    pub fn of(update: &Value) -> Option<Self> {
-        let raw = update.get("guest_message")?;
-        let query_id = raw["guest_query_id"].as_str().filter(|id| !id.is_empty())?.to_owned();
-        let message = serde_json::from_value(raw.clone())
-            .map_err(|e| tracing::warn!(error = %e, "a guest message teloxide cannot read"))
-            .ok()?;
-        Some(GuestQuery { query_id, message })
-    }
-
-    fn caller(&self) -> Option<&TelegramUser> {
-        self.message.from.as_ref().filter(|u| !u.is_bot)
-    }
-}
 
 impl BotHandler {
     pub(super) async fn on_guest(&self, guest: &GuestQuery) -> Result<(), HandleError> {
@@ -84,7 +59,7 @@ impl BotHandler {
             Charged::InsufficientBalance { price, balance } => {
                 texts::guest_top_up(lang, price, balance, &answer.bot_username)
             }
-            Charged::TooManyInFlight { limit } => super::too_many_in_flight(lang, limit),
+            Charged::TooManyInFlight { limit } => super::charge::too_many_in_flight(lang, limit),
         };
         self.bot.edit_message_text_inline(&answer.inline_message_id, refusal).patiently().await?;
         Ok(())

@@ -33,7 +33,7 @@ impl BotHandler {
                 self.say(chat, texts::link_reading(lang)).await
             }
             Charged::Duplicate(_) => Ok(()),
-            Charged::TooManyInFlight { limit } => self.say(chat, super::too_many_in_flight(lang, limit)).await,
+            Charged::TooManyInFlight { limit } => self.say(chat, super::charge::too_many_in_flight(lang, limit)).await,
             Charged::InsufficientBalance { .. } => self.say(chat, texts::something_went_wrong(lang)).await,
         }
     }

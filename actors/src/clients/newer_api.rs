@@ -1,12 +1,14 @@
-//! Bot API methods newer than teloxide 0.17, as typed requests over the
-//! same client (`JsonRequest`): the same token, URL, timeouts and error
-//! parsing, and `patiently()` like any other call. Field
-//! names as the Bot API pages give them.
+//! Bot API methods and updates newer than teloxide 0.17: methods as typed
+//! requests over the same client (`JsonRequest`: the same token, URL,
+//! timeouts and error parsing, and `patiently()` like any other call), and
+//! the guest message read from the update as sent. Field names as the Bot
+//! API pages give them.
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use teloxide::requests::{JsonRequest, Payload};
 use teloxide::types::{
-    InlineQueryResult, InlineQueryResultArticle, InputMessageContent, InputMessageContentText, True,
+    InlineQueryResult, InlineQueryResultArticle, InputMessageContent, InputMessageContentText, Message, True, User,
 };
 
 use super::bot_api::TgBot;
@@ -55,6 +57,31 @@ pub fn set_webhook(bot: &TgBot, url: &str, secret_token: &str) -> JsonRequest<Se
         bot.clone(),
         SetWebhook { url: url.to_owned(), secret_token: secret_token.to_owned(), allowed_updates },
     )
+}
+
+/// A guest message: the query to answer, and the message that asked.
+#[derive(Debug, Clone)]
+pub struct GuestQuery {
+    pub query_id: String,
+    pub message: Message,
+}
+
+impl GuestQuery {
+    /// The guest query in an update as Telegram sent it (teloxide 0.17
+    /// knows no `guest_message`; `parse_update` keeps such updates raw).
+    pub fn of(update: &Value) -> Option<Self> {
+        let raw = update.get("guest_message")?;
+        let query_id = raw["guest_query_id"].as_str().filter(|id| !id.is_empty())?.to_owned();
+        let message = serde_json::from_value(raw.clone())
+            .map_err(|e| tracing::warn!(error = %e, "a guest message teloxide cannot read"))
+            .ok()?;
+        Some(GuestQuery { query_id, message })
+    }
+
+    /// Who asked (a person, not a bot).
+    pub fn caller(&self) -> Option<&User> {
+        self.message.from.as_ref().filter(|u| !u.is_bot)
+    }
 }
 
 /// `answerGuestQuery` (Bot API 10.0): the bot's one answer to a guest

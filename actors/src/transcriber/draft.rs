@@ -13,8 +13,7 @@ use teloxide::requests::Request;
 use tokio::sync::{watch, Mutex};
 use tokio::task::JoinHandle;
 
-use super::timeline;
-use super::work::chunk_text;
+use super::timeline::{self, ChunkText};
 use crate::clients::flood;
 use crate::clients::newer_api::{send_message_draft, SendMessageDraft, DRAFT_MAX_CHARS};
 use crate::clients::TgBot;
@@ -111,7 +110,7 @@ async fn show(draft: Draft, mut seen: watch::Receiver<Stage>, sending: Arc<Mutex
 async fn text_so_far(draft: &Draft) -> Option<(usize, String)> {
     let parts = draft.db.transcript_chunks(draft.transcript_id).await.ok()?;
     let from_start = parts.iter().enumerate().take_while(|(i, part)| part.idx == *i as i32).count();
-    let chunks = parts[..from_start].iter().map(chunk_text).collect::<Result<Vec<_>, _>>().ok()?;
+    let chunks = parts[..from_start].iter().map(ChunkText::of).collect::<Result<Vec<_>, _>>().ok()?;
     let text = timeline::merge(&chunks).text;
     (!text.is_empty()).then(|| (from_start, latest_part(&text, DRAFT_MAX_CHARS)))
 }

@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::clients::openai::Segment;
+use crate::store::transcripts::SavedChunk;
 
 /// One finished chunk: where it lies in the recording, what the API said.
 #[derive(Debug, Clone, PartialEq)]
@@ -16,6 +17,14 @@ pub struct ChunkText {
     pub text: String,
     /// Seconds from the chunk's start; `None` when the model gives no timing.
     pub segments: Option<Vec<Segment>>,
+}
+
+impl ChunkText {
+    /// A chunk as it was kept (its segments as JSON).
+    pub fn of(part: &SavedChunk) -> Result<Self, serde_json::Error> {
+        let segments = part.segments.clone().map(serde_json::from_value).transpose()?;
+        Ok(ChunkText { start: part.start, end: part.end, text: part.text.clone(), segments })
+    }
 }
 
 /// A line of the transcript, in seconds from the recording's start.

@@ -420,7 +420,7 @@ impl Turn<'_> {
     async fn store(&self, transcript: &Transcript, seconds: f64, total: usize) -> Result<Made, JobError> {
         let (db, blob) = (&self.worker.services.db, &self.worker.services.blob);
         let parts = db.transcript_chunks(transcript.id).await?;
-        let chunks = parts.iter().map(chunk_text).collect::<Result<Vec<_>, _>>()?;
+        let chunks = parts.iter().map(ChunkText::of).collect::<Result<Vec<_>, _>>().map_err(JobError::broken)?;
         let timeline::Timeline { text, mut cues } = timeline::merge(&chunks);
         let text = self.glossary.apply(&text);
         for cue in &mut cues {
@@ -505,11 +505,6 @@ impl Turn<'_> {
             Err(e) => Err(e.into()),
         }
     }
-}
-
-pub(super) fn chunk_text(part: &SavedChunk) -> Result<ChunkText, JobError> {
-    let segments = part.segments.clone().map(serde_json::from_value).transpose().map_err(JobError::broken)?;
-    Ok(ChunkText { start: part.start, end: part.end, text: part.text.clone(), segments })
 }
 
 fn extension(file: &TelegramFile) -> &'static str {
