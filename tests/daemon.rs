@@ -307,3 +307,28 @@ async fn admin_credit_adds_coins_to_a_known_user_and_refuses_an_unknown_one() {
     let entries = services.scalar("SELECT count(*) FROM ledger_entries").await;
     assert_eq!(entries, 1);
 }
+
+/// A message Telegram refuses for our rate (429) is sent again after its
+/// `retry_after`, and counted in the series `AishadTelegramRateLimited`
+/// watches (before, only getUpdates' 429s were).
+#[tokio::test]
+async fn a_send_refused_for_our_rate_is_sent_again_and_counted_for_the_alert() {
+    let services = TestServices::new("daemon_send_429").await;
+    let telegram = FakeTelegram::start(TOKEN).await;
+    telegram.fail_next("sendMessage", aisha_testkit::telegram::Failure::RetryAfter(1));
+    let mut daemon = Daemon::start(bin(), &["run"], &env_for(&services, &telegram));
+    let addr = daemon.telemetry_addr().await;
+    wait_ready(&daemon).await;
+    let (_, before) = get(format!("http://{addr}/metrics")).await;
+    assert!(before.contains("aishad_telegram_errors_total{kind=\"429\"} 0"), "known from the start: {before}");
+
+    telegram.push_text(4242, "en", "/start");
+    aisha_testkit::eventually("the welcome, sent again", Duration::from_secs(30), || {
+        !telegram.sent_texts(4242).is_empty()
+    })
+    .await;
+    let (_, metrics) = get(format!("http://{addr}/metrics")).await;
+    assert!(metrics.contains("aishad_telegram_errors_total{kind=\"429\"} 1"), "{metrics}");
+    daemon.signal("TERM");
+    assert_eq!(daemon.wait(Duration::from_secs(20)).await, 0);
+}

@@ -87,6 +87,8 @@ pub fn register_counters(mode: Mode) {
         metrics::counter!("aishad_poller_lease_errors_total").increment(0);
         zero("aishad_telegram_errors_total", "kind", &["409", "429", "other"]);
     }
+    // Any process that sends may be refused for our rate.
+    zero("aishad_telegram_errors_total", "kind", &["429"]);
     if matches!(mode, Mode::Worker | Mode::All) {
         metrics::counter!("aishad_transcription_unmeasured_seconds_total").increment(0);
         metrics::counter!("aishad_transcription_repeats_total").increment(0);

@@ -112,7 +112,13 @@ where
             if counted {
                 super::flood::wait_turn(chat).await;
             }
-            match self.send_ref().await {
+            let result = self.send_ref().await;
+            if let Err(RequestError::RetryAfter(_)) = &result {
+                // Telegram counted more than the bot's budget let out: one
+                // series with getUpdates' 429s, what the rate alert watches.
+                metrics::counter!("aishad_telegram_errors_total", "kind" => "429").increment(1);
+            }
+            match result {
                 Err(e) if attempt < RETRIES && is_transient(&e) => {
                     let wait = wait_before(&e, attempt);
                     tracing::warn!(error = %e, attempt, ?wait, "Bot API call failed; sending it again");
