@@ -775,6 +775,13 @@ pub struct TranslationSettings {
     pub languages: Vec<String>,
 }
 
+impl TranslationSettings {
+    /// Whether `code` is one of the languages offered.
+    pub fn offers(&self, code: &str) -> bool {
+        self.languages.iter().any(|offered| offered == code)
+    }
+}
+
 impl Default for TranslationSettings {
     fn default() -> Self {
         Self { languages: ["en", "ru", "de", "fr", "es", "uk"].map(str::to_owned).to_vec() }

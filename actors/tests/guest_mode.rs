@@ -22,16 +22,9 @@ async fn rig(name: &str, tweak: impl FnOnce(&mut aisha_actors::settings::Setting
     common::chat_rig::rig(name, TOKEN, USER, tweak).await
 }
 
-/// Every Bot API call addressed to `chat` by `chat_id`.
+/// Every Bot API call addressed to `chat` by `chat_id`, by method.
 fn calls_to(rig: &Rig, chat: i64) -> Vec<String> {
-    let calls = rig.telegram.all_calls();
-    calls
-        .iter()
-        .filter(|c| {
-            c.params["chat_id"].as_i64() == Some(chat) || c.params["chat_id"].as_str() == Some(&chat.to_string())
-        })
-        .map(|c| c.method.clone())
-        .collect()
+    rig.telegram.calls_to(chat).into_iter().map(|c| c.method).collect()
 }
 
 async fn users_with(rig: &Rig, telegram_id: i64) -> i64 {

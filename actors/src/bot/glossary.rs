@@ -13,8 +13,10 @@ impl BotHandler {
         let (verb, rest) = args.split_once(char::is_whitespace).unwrap_or((args, ""));
         let changed = match verb.to_ascii_lowercase().as_str() {
             "add" => glossary.add(rest).map(drop),
-            "remove" | "delete" if glossary.remove(rest) => Ok(()),
-            "remove" | "delete" => return self.say(chat, texts::glossary_not_there(lang, rest.trim())).await,
+            "remove" | "delete" => match glossary.remove(rest) {
+                true => Ok(()),
+                false => return self.say(chat, texts::glossary_not_there(lang, rest.trim())).await,
+            },
             "clear" => {
                 glossary = Glossary::default();
                 Ok(())

@@ -173,7 +173,7 @@ impl BotHandler {
         }
         // The callback query id: a redelivered press is the same request.
         let key = format!("tg:cb:{}", query.id.0);
-        if written_in.is_some_and(|code| !self.services.settings.translation.languages.iter().any(|l| l == code)) {
+        if written_in.is_some_and(|code| !self.services.settings.translation.offers(code)) {
             return self.say(chat, texts::unknown_command(lang)).await;
         }
         let written_in = written_in.map(str::to_owned);

@@ -9,13 +9,12 @@ use teloxide::types::{InlineKeyboardButtonKind, Message};
 
 use super::{BotHandler, HandleError, Turn};
 use crate::chat::callback::Callback;
-use crate::chat::keyboards::{translation_keyboard, translation_languages};
-use crate::chat::reply::send_long;
+use crate::chat::keyboards::translation_languages;
 use crate::chat::texts;
 use crate::clients::Patiently;
 use crate::transcriber::kinds::{Translate, TRANSCRIPT_TRANSLATE};
 use crate::transcriber::timeline::Cue;
-use crate::transcriber::translate::Kept;
+use crate::transcriber::translate::{self, Kept};
 
 /// The transcript a message of ours shows: read from the buttons under it.
 pub(super) fn transcript_shown_in(message: &Message) -> Option<i64> {
@@ -64,19 +63,14 @@ impl BotHandler {
     pub(super) async fn translate(&self, turn: Turn, key: String, id: i64, code: &str) -> Result<(), HandleError> {
         let Turn { chat, user_id, lang } = turn;
         let settings = &self.services.settings;
-        if !settings.translation.languages.iter().any(|l| l == code) {
+        if !settings.translation.offers(code) {
             return self.say(chat, texts::translation_languages(lang, &settings.translation.languages)).await;
         }
         if self.services.db.transcript_of(user_id, id).await?.is_none() {
             return self.say(chat, texts::transcript_gone(lang)).await;
         }
-        let kept = Kept::of(user_id, id, code);
-        if let Some(text) = self.services.blob.get_if_any(&kept.text).await? {
-            let timed = self.services.blob.get_if_any(&kept.cues).await?.is_some();
-            let keyboard = translation_keyboard(lang, id, code, timed);
-            let (intro, max) = (texts::translation_intro(lang, code), settings.transcription.max_messages);
-            send_long(&self.bot, chat, &intro, &String::from_utf8_lossy(&text), Some(keyboard), max, "translation.txt")
-                .await?;
+        if let Some(made) = Kept::of(user_id, id, code).read(&self.services.blob).await? {
+            translate::send(&self.bot, chat, lang, id, code, &made, settings.transcription.max_messages).await?;
             return Ok(());
         }
         if self.translation_under_way(user_id, id, code).await? {

@@ -9,13 +9,16 @@ use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use serde_json::{json, Value};
 use teloxide::types::ChatId;
+use teloxide::RequestError;
 
 use super::kinds::{Translate, TRANSCRIPT_TRANSLATE};
 use super::shared::Transcriber;
 use super::timeline::Cue;
+use crate::blob::{Blob, BlobError};
 use crate::chat::keyboards::translation_keyboard;
 use crate::chat::reply::{send_long, split_message};
 use crate::chat::{texts, Lang};
+use crate::clients::TgBot;
 use crate::jobs::{Job, JobError};
 use crate::keep;
 use crate::pool::{BoxFuture, DeadReason, JobContext, JobHandler};
@@ -51,6 +54,36 @@ impl Kept {
         let prefix = format!("transcripts/{user_id}/{transcript_id}/translations/{code}");
         Kept { text: format!("{prefix}.txt"), cues: format!("{prefix}.json") }
     }
+
+    /// The translation made before, if it was.
+    pub async fn read(&self, blob: &Blob) -> Result<Option<Translated>, BlobError> {
+        let Some(text) = blob.get_if_any(&self.text).await? else { return Ok(None) };
+        let timed = blob.get_if_any(&self.cues).await?.is_some();
+        Ok(Some(Translated { text: String::from_utf8_lossy(&text).into_owned(), timed }))
+    }
+}
+
+/// A translation made: its text, and whether it kept the transcript's timings.
+pub struct Translated {
+    pub text: String,
+    pub timed: bool,
+}
+
+/// The translation of `transcript_id` into `code` as the user gets it: the
+/// text (a document when long), its files and its digests in that language.
+pub async fn send(
+    bot: &TgBot,
+    chat: ChatId,
+    lang: Lang,
+    transcript_id: i64,
+    code: &str,
+    translated: &Translated,
+    max_messages: usize,
+) -> Result<(), RequestError> {
+    let intro = texts::translation_intro(lang, code);
+    let keyboard = translation_keyboard(lang, transcript_id, code, translated.timed);
+    let file_name = format!("translation_{code}.txt");
+    send_long(bot, chat, &intro, &translated.text, Some(keyboard), max_messages, &file_name).await
 }
 
 async fn translate(t: &Transcriber, job: Job, ctx: JobContext) -> Result<Value, JobError> {
@@ -65,21 +98,18 @@ async fn translate(t: &Transcriber, job: Job, ctx: JobContext) -> Result<Value, 
         .filter(|tr| tr.text_key.is_some())
         .ok_or_else(|| JobError::Refused(texts::transcript_gone(lang).to_owned()))?;
     let kept = Kept::of(user_id, transcript_id, &target);
-    let blob = &t.services.blob;
-    let (text, timed) = match blob.get_if_any(&kept.text).await? {
-        Some(text) => (String::from_utf8_lossy(&text).into_owned(), blob.get_if_any(&kept.cues).await?.is_some()),
+    let translated = match kept.read(&t.services.blob).await? {
+        Some(translated) => translated,
         None => {
             let (text, cues) = made(t, &transcript, &target, lang).await?;
             keep_translation(t, job.id, &kept, &text, cues.as_deref()).await?;
-            (text, cues.is_some())
+            Translated { text, timed: cues.is_some() }
         }
     };
     ctx.hold(&job).await?;
-    let intro = texts::translation_intro(lang, &target);
-    let keyboard = translation_keyboard(lang, transcript_id, &target, timed);
     let max = t.services.settings.transcription.max_messages;
-    send_long(&t.bot, ChatId(chat_id), &intro, &text, Some(keyboard), max, &format!("translation_{target}.txt"))
-        .await?;
+    send(&t.bot, ChatId(chat_id), lang, transcript_id, &target, &translated, max).await?;
+    let Translated { text, timed } = translated;
     Ok(json!({ "transcript_id": transcript_id, "target": target, "chars": text.chars().count(), "timed": timed }))
 }
 

@@ -371,15 +371,17 @@ impl FakeTelegram {
         self.state.lock().unwrap().calls.clone()
     }
 
+    /// Every call addressed to `chat_id`, whatever its method.
+    pub fn calls_to(&self, chat_id: i64) -> Vec<Call> {
+        let calls = self.state.lock().unwrap().calls.clone();
+        calls.into_iter().filter(|c| as_i64(&c.params["chat_id"]) == Some(chat_id)).collect()
+    }
+
     /// Texts sent with sendMessage to `chat_id` (not those answered with an injected failure).
     pub fn sent_texts(&self, chat_id: i64) -> Vec<String> {
         self.calls("sendMessage")
             .into_iter()
-            .filter(|c| !c.failed)
-            .filter(|c| {
-                c.params["chat_id"].as_i64() == Some(chat_id)
-                    || c.params["chat_id"].as_str() == Some(&chat_id.to_string())
-            })
+            .filter(|c| !c.failed && as_i64(&c.params["chat_id"]) == Some(chat_id))
             .filter_map(|c| c.params["text"].as_str().map(str::to_owned))
             .collect()
     }
@@ -655,8 +657,7 @@ fn error(status: StatusCode, description: &str, parameters: Option<Value>) -> Re
 /// `sendMessageDraft` (Bot API 9.3) as strictly as Telegram takes it: a
 /// private chat only, a non-zero `draft_id`, 1–4096 characters of text.
 fn message_draft(params: &Value) -> Reply {
-    let private =
-        params["chat_id"].as_i64().or_else(|| params["chat_id"].as_str()?.parse().ok()).is_some_and(|c| c > 0);
+    let private = as_i64(&params["chat_id"]).is_some_and(|c| c > 0);
     let draft_id = params["draft_id"].as_i64().unwrap_or(0);
     let chars = params["text"].as_str().map_or(0, |t| t.chars().count());
     match (private, draft_id != 0, chars) {
