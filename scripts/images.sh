@@ -125,10 +125,11 @@ links() {
   local context="$WORK/links" version size base_size
   version=$(sed -n 's/^YTDLP_VERSION=//p' "$ROOT/scripts/services.sh")
   rm -rf "$context" && mkdir -p "$context"
-  cp "$ROOT/docker/links/Containerfile" "$ROOT/docker/links/yt-dlp" "$context/"
+  cp "$ROOT/docker/links/Containerfile" "$ROOT/docker/links/yt-dlp" "$ROOT/docker/rootfs.sh" "$context/"
   python3 -m pip download -q --disable-pip-version-check --no-deps -d "$context" "yt-dlp==$version"
   mv "$context"/yt_dlp-*.whl "$context/yt_dlp.whl"
-  build --build-arg "AISHAD_IMAGE=localhost/aishad:$VERSION" -t "aishad-links:$VERSION" "$context"
+  build --build-arg "AISHAD_IMAGE=localhost/aishad:$VERSION" --build-arg "RUNTIME_IMAGE=$BASE_IMAGE" \
+    -t "aishad-links:$VERSION" "$context"
   rm -rf "$context"
   size=$(podman image inspect "aishad-links:$VERSION" --format '{{.Size}}')
   base_size=$(podman image inspect "aishad:$VERSION" --format '{{.Size}}')

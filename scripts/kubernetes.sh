@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # matchLabelKeys in topology spreads needs 1.27; 1.37 is the newest schema carried.
-VERSIONS="1.28.0 1.30.0 1.32.0 1.34.0 1.37.0"
+VERSIONS="1.30.0 1.32.0 1.34.0 1.37.0"
 VALIDATOR="kubernetes-validate==1.37.0"
 
 install() {

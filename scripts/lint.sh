@@ -46,7 +46,7 @@ if ! command -v shellcheck >/dev/null; then
   hash -r
 fi
 if command -v shellcheck >/dev/null; then
-  shellcheck docker/bot-entrypoint.sh docker/links/yt-dlp docker/standins/*/docker-entrypoint.sh docker/standins/s3/minio docker/standins/s3/mc \
+  shellcheck docker/rootfs.sh docker/standins/*/docker-entrypoint.sh docker/standins/s3/minio docker/standins/s3/mc \
     scripts/*.sh .ci/run
   echo "lint: shell scripts ok"
 fi

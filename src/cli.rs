@@ -32,6 +32,17 @@ pub enum Command {
     /// Operator tasks against the database.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// The image's entrypoint: as root, give each --writable directory to
+    /// --user and run the command as that user; as anyone else, say which
+    /// is not writable and run it. The command takes this process's place.
+    Entrypoint {
+        #[arg(long, default_value_t = 10001)]
+        user: u32,
+        #[arg(long)]
+        writable: Vec<std::path::PathBuf>,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        command: Vec<String>,
+    },
     /// Exit 0 when the telemetry port's /healthz (with --ready: /readyz) answers 200 within 2 s.
     Health {
         /// Base URL of the telemetry port; default from http.telemetry_bind.

@@ -14,11 +14,15 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() {
     let cli = Cli::parse();
     let command = cli.command.unwrap_or(Command::Run);
+    // Before any setting is read: the command it runs reads its own.
+    if let Command::Entrypoint { user, writable, command } = command {
+        std::process::exit(commands::entrypoint::enter(commands::entrypoint::Entry { user, writable, command }));
+    }
     let options = LoadOptions { profile: cli.profile, config_path: cli.config, mode: cli.mode };
     let purpose = match command {
         Command::Run => Purpose::Run,
         Command::Migrate | Command::Admin(_) => Purpose::Database,
-        Command::Config | Command::Health { .. } => Purpose::Inspect,
+        Command::Config | Command::Health { .. } | Command::Entrypoint { .. } => Purpose::Inspect,
     };
     // `health --url` needs no settings at all: a broken config must not make a
     // healthy process look unhealthy.
@@ -72,6 +76,7 @@ fn main() {
             Command::Admin(AdminCommand::Reconcile) => {
                 commands::stars::reconcile(&loaded.expect("loaded for admin")).await
             }
+            Command::Entrypoint { .. } => unreachable!("exec'd before the settings were read"),
             Command::Run => {
                 let settings = loaded.expect("loaded for run");
                 telemetry::init_logging(&settings);

@@ -421,6 +421,19 @@ fn check_rates(settings: &Settings) -> Result<(), SettingsError> {
             return Err(SettingsError::new(key, "must be at least 1"));
         }
     }
+    let paid = &telegram.paid_broadcast;
+    if paid.enabled && !(1..=1000 - telegram.send_per_second.min(1000)).contains(&paid.per_second) {
+        return Err(SettingsError::new(
+            "telegram.paid_broadcast.per_second",
+            "must be at least 1, and with telegram.send_per_second at most 1000 (Telegram's paid rate)",
+        ));
+    }
+    if paid.enabled && paid.daily_stars == 0 {
+        return Err(SettingsError::new("telegram.paid_broadcast.daily_stars", "must be at least 1 when enabled"));
+    }
+    if !(0.0..=0.5).contains(&telegram.send_headroom) {
+        return Err(SettingsError::new("telegram.send_headroom", "must be from 0 to 0.5"));
+    }
     if !(telegram.local_send_share > 0.0 && telegram.local_send_share <= 1.0) {
         return Err(SettingsError::new("telegram.local_send_share", "must be above 0 and at most 1"));
     }

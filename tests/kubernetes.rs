@@ -276,8 +276,7 @@ fn the_listeners_are_reached_from_outside_on_the_webhook_paths_alone_and_drain_b
     assert!(policy["spec"]["ingress"][0]["from"].is_null(), "not tied to one controller's namespace");
     let webhook = of_kind(&objects, "Deployment").find(|d| name(d) == "aishad-webhook").unwrap();
     let pod = &webhook["spec"]["template"]["spec"];
-    let pause = pod["containers"][0]["lifecycle"]["preStop"]["exec"]["command"][1].as_str().unwrap();
-    let pause: u64 = pause.parse().unwrap();
+    let pause = pod["containers"][0]["lifecycle"]["preStop"]["sleep"]["seconds"].as_u64().unwrap();
     let grace = aisha_actors::settings::SupervisorSettings::default().shutdown_grace.as_secs();
     assert!(pod["terminationGracePeriodSeconds"].as_u64().unwrap() > pause + grace, "pause, drain, then the kill");
 }

@@ -473,3 +473,36 @@ fn translation_languages_must_be_ones_the_bot_can_name_each_once() {
         Ok(())
     });
 }
+
+#[test]
+fn send_headroom_is_a_share_of_each_limit_from_none_to_half() {
+    Jail::expect_with(|jail| {
+        jail.clear_env();
+        assert_eq!(inspect("dev").unwrap().telegram.send_headroom, 0.03);
+        jail.set_env("AISHA_TELEGRAM__SEND_HEADROOM", "0.6");
+        assert_eq!(inspect("dev").unwrap_err().key, "telegram.send_headroom");
+        jail.set_env("AISHA_TELEGRAM__SEND_HEADROOM", "0");
+        assert_eq!(inspect("dev").unwrap().telegram.send_headroom, 0.0);
+        Ok(())
+    });
+}
+
+#[test]
+fn paid_broadcasts_are_off_until_asked_and_then_kept_within_telegrams_thousand_with_a_ceiling() {
+    Jail::expect_with(|jail| {
+        jail.clear_env();
+        let paid = inspect("dev").unwrap().telegram.paid_broadcast;
+        assert!(!paid.enabled, "off by default");
+        jail.set_env("AISHA_TELEGRAM__PAID_BROADCAST__ENABLED", "true");
+        jail.set_env("AISHA_TELEGRAM__PAID_BROADCAST__PER_SECOND", "980");
+        let refused = inspect("dev").unwrap_err();
+        assert_eq!(refused.key, "telegram.paid_broadcast.per_second", "980 paid + 30 free is over 1000");
+        jail.set_env("AISHA_TELEGRAM__PAID_BROADCAST__PER_SECOND", "970");
+        jail.set_env("AISHA_TELEGRAM__PAID_BROADCAST__DAILY_STARS", "0");
+        assert_eq!(inspect("dev").unwrap_err().key, "telegram.paid_broadcast.daily_stars");
+        jail.set_env("AISHA_TELEGRAM__PAID_BROADCAST__DAILY_STARS", "50");
+        let paid = inspect("dev").unwrap().telegram.paid_broadcast;
+        assert_eq!((paid.per_second, paid.daily_stars), (970, 50));
+        Ok(())
+    });
+}

@@ -1,3 +1,4 @@
+pub mod entrypoint;
 pub mod health;
 pub mod run;
 pub mod stars;

@@ -68,6 +68,8 @@ pub fn register_counters(mode: Mode) {
     metrics::counter!("aishad_telegram_retries_total").increment(0);
     metrics::counter!("aishad_telegram_flood_waits_total").increment(0);
     metrics::counter!("aishad_telegram_send_budget_fallbacks_total").increment(0);
+    metrics::counter!("aishad_telegram_paid_broadcast_messages_total").increment(0);
+    zero("aishad_telegram_send_holds_total", "scope", &["bot", "chat"]);
     if matches!(mode, Mode::Polling | Mode::Webhook | Mode::All) {
         for name in [
             "aishad_updates_received_total",

@@ -99,20 +99,35 @@ async fn the_dev_stack_turns_healthy_answers_start_and_a_voice_note_and_logs_no_
 async fn old_root_owned_volumes_are_writable_by_aishad_running_as_10001_on_a_read_only_root() {
     let fakes = Fakes::start().await;
     let (stack, _) = up("aisha-stack-perm", &fakes).await;
+    // The image has no shell, cat or touch: PID 1 is read from the host, and
+    // writing is tried by aishad's own entrypoint probe inside the container.
+    let probe = |name: &str, user: &str, dir: &str| {
+        let args =
+            ["exec", "--user", user, name, "aishad", "entrypoint", "--writable", dir, "--", "aishad", "--version"];
+        engine::run(std::path::Path::new("."), "podman", &args)
+    };
     for (service, volumes) in [("aisha-bot-dev", ["temp", "audio"]), ("aisha-worker-dev", ["temp", "audio"])] {
         let name = stack.container(service, 1);
-        let status = engine::podman(&["exec", &name, "cat", "/proc/1/status"]);
+        let pid = engine::inspect(&name, "{{.State.Pid}}");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
         let uid = status.lines().find(|l| l.starts_with("Uid:")).unwrap_or_default().to_owned();
         assert_eq!(uid.split_whitespace().nth(1), Some("10001"), "{name}: PID 1 runs as {uid}");
-        let comm = engine::podman(&["exec", &name, "cat", "/proc/1/comm"]);
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
         assert_eq!(comm.trim(), "aishad", "{name}: PID 1 is aishad itself");
         for volume in volumes.iter().map(|v| format!("/app/storage/{v}")).chain(["/app/logs".to_owned()]) {
-            let probe = format!("{volume}/written-by-aisha");
-            engine::podman(&["exec", "--user", "10001:10001", &name, "touch", &probe]);
-            let kept = engine::podman(&["exec", &name, "cat", &format!("{volume}/old-file")]);
+            let written = probe(&name, "10001:10001", &volume);
+            assert!(
+                written.status.success() && written.stderr.is_empty(),
+                "{name}: {volume} not writable: {written:?}"
+            );
+            let format = format!(
+                "{{{{range .Mounts}}}}{{{{if eq .Destination \"{volume}\"}}}}{{{{.Source}}}}{{{{end}}}}{{{{end}}}}"
+            );
+            let source = engine::inspect(&name, &format);
+            let kept = std::fs::read_to_string(format!("{source}/old-file")).unwrap();
             assert_eq!(kept.trim(), "left-by-v1", "{name}: {volume} kept what was in it");
         }
-        let root = engine::run(std::path::Path::new("."), "podman", &["exec", &name, "touch", "/usr/local/bin/probe"]);
+        let root = probe(&name, "0:0", "/usr/local/bin/probe");
         assert!(!root.status.success(), "{name}: the root filesystem is writable");
         assert!(String::from_utf8_lossy(&root.stderr).contains("Read-only file system"), "{name}: {root:?}");
     }

@@ -100,27 +100,37 @@ pub trait Patiently: Request<Err = RequestError> {
 impl<R> Patiently for R
 where
     R: Request<Err = RequestError> + Send + Sync,
-    R::Payload: serde::Serialize,
+    R::Payload: serde::Serialize + 'static,
     Output<R>: Send,
 {
-    async fn patiently(self) -> Result<Output<R>, RequestError> {
+    async fn patiently(mut self) -> Result<Output<R>, RequestError> {
         let method = <R::Payload as Payload>::NAME;
         let counted = super::flood::counts(method);
         let chat = counted.then(|| chat_of(self.payload_ref())).flatten();
+        let payable = paid_broadcast(self.payload_mut(), false);
         let mut attempt = 0;
         loop {
-            if counted {
-                super::flood::wait_turn(chat).await;
-            }
+            let turn = if counted { Some(super::flood::wait_turn(chat, payable).await) } else { None };
+            let paid = turn.is_some_and(|t| t.paid);
+            paid_broadcast(self.payload_mut(), paid);
             let result = self.send_ref().await;
-            if let Err(RequestError::RetryAfter(_)) = &result {
+            if paid && result.is_ok() {
+                metrics::counter!("aishad_telegram_paid_broadcast_messages_total").increment(1);
+            }
+            let mut wait_held = false;
+            if let Err(RequestError::RetryAfter(after)) = &result {
                 // Telegram counted more than the bot's budget let out: one
                 // series with getUpdates' 429s, what the rate alert watches.
                 metrics::counter!("aishad_telegram_errors_total", "kind" => "429").increment(1);
+                if let Some(turn) = turn {
+                    super::flood::refused(chat, turn, after.duration()).await;
+                    wait_held = true;
+                }
             }
             match result {
                 Err(e) if attempt < RETRIES && is_transient(&e) => {
-                    let wait = wait_before(&e, attempt);
+                    // A refused message's next turn comes after the hold.
+                    let wait = if wait_held { Duration::ZERO } else { wait_before(&e, attempt) };
                     tracing::warn!(error = %e, attempt, ?wait, "Bot API call failed; sending it again");
                     metrics::counter!("aishad_telegram_retries_total").increment(1);
                     tokio::time::sleep(wait).await;
@@ -130,6 +140,22 @@ where
             }
         }
     }
+}
+
+/// Sets `allow_paid_broadcast` on a payload that has it; whether it has.
+/// (teloxide has the field on each message payload, not on a trait.)
+fn paid_broadcast(payload: &mut dyn std::any::Any, paid: bool) -> bool {
+    use teloxide::payloads::*;
+    macro_rules! set_on {
+        ($($payload:ty),*) => {
+            $(if let Some(p) = payload.downcast_mut::<$payload>() {
+                p.allow_paid_broadcast = paid.then_some(true);
+                return true;
+            })*
+        };
+    }
+    set_on!(SendMessage, SendDocument, SendPhoto, SendMediaGroup, SendVoice, SendAudio, SendVideo, CopyMessage);
+    false
 }
 
 /// The `chat_id` a payload is addressed to (a number; a `@channel` name counts as no chat).

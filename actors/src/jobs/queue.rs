@@ -196,17 +196,31 @@ static CLAIM_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
                  OR (state = 'running' AND locked_until <= now() AND attempts < max_attempts))
              ORDER BY run_at, id
              LIMIT greatest(0, least($2, $5 - (SELECT count(*) FROM jobs
-                                               WHERE kind = $1 AND state = 'running' AND locked_until > now())))
+                                               WHERE kind = $1 AND state = 'running' AND locked_until > now()
+                                                 AND NOT handing_over)))
              FOR UPDATE SKIP LOCKED
          )
          UPDATE jobs j
          SET state = 'running', locked_by = $3, locked_until = now() + make_interval(secs => $4),
-             attempts = j.attempts + 1, claimed_at = now(), updated_at = now()
+             handing_over = false, attempts = j.attempts + 1, claimed_at = now(), updated_at = now()
          FROM next WHERE j.id = next.id
          RETURNING {}",
         JOB_COLUMNS.split(", ").map(|c| format!("j.{c}")).collect::<Vec<_>>().join(", ")
     )
 });
+
+/// The job this worker holds has done its work and only waits to hand its
+/// result over: it stops counting against its kind's concurrency.
+pub async fn hand_over(db: &Db, id: i64, instance: &str) -> Result<bool, StoreError> {
+    let client = db.client().await?;
+    let updated = client
+        .execute(
+            "UPDATE jobs SET handing_over = true WHERE id = $1 AND locked_by = $2 AND state = 'running'",
+            &[&id, &instance],
+        )
+        .await?;
+    Ok(updated == 1)
+}
 
 /// Extends the leases this worker still holds; returns the ids renewed. A
 /// missing id means the job was cancelled or claimed by another worker.

@@ -4,6 +4,8 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -42,6 +44,16 @@ pub struct JobContext {
     pub presence: String,
     db: Db,
     lease: Duration,
+    /// Frees the job's slot in its pool while its delivery waits in line.
+    handover: Handover,
+}
+
+/// A job's slot, given back to its pool when its result waits to be sent.
+#[derive(Clone)]
+pub(crate) struct Handover {
+    pub handing_over: Arc<AtomicBool>,
+    /// Wakes the pool to claim the next job.
+    pub wake: Arc<dyn Fn() + Send + Sync>,
 }
 
 impl JobContext {
@@ -52,8 +64,33 @@ impl JobContext {
         presence: String,
         db: Db,
         lease: Duration,
+        handover: Handover,
     ) -> Self {
-        Self { worker, cancelled, stopping, presence, db, lease }
+        Self { worker, cancelled, stopping, presence, db, lease, handover }
+    }
+
+    /// Delivers `job`'s result with `sends`. Should a message of them wait
+    /// in line for the bot's send budget, the job stops holding its slot
+    /// (here and in its kind's concurrency) and the pool starts the next
+    /// one: the work is done, and a worker whose every slot waited to send
+    /// would leave the budget idle between deliveries. The lease is kept,
+    /// so the result still goes out once.
+    pub async fn deliver<F: Future>(&self, job: &Job, sends: F) -> F::Output {
+        let (handover, db, worker, id) = (self.handover.clone(), self.db.clone(), self.worker.clone(), job.id);
+        let before_waiting = Arc::new(move || {
+            if handover.handing_over.load(Ordering::Acquire) {
+                return;
+            }
+            let (handover, db, worker) = (handover.clone(), db.clone(), worker.clone());
+            tokio::spawn(async move {
+                match queue::hand_over(&db, id, &worker).await {
+                    Ok(true) if !handover.handing_over.swap(true, Ordering::AcqRel) => (handover.wake)(),
+                    Ok(_) => {}
+                    Err(e) => tracing::debug!(job_id = id, error = %e, "could not hand the slot over; it stays held"),
+                }
+            });
+        });
+        crate::clients::flood::while_waiting(before_waiting, sends).await
     }
 
     /// Checks the lease (renewing it when little is left), or fails when this worker lost it (the job was

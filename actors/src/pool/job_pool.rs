@@ -3,6 +3,7 @@
 //! safety net, and whenever a runner ends; renews its leases on a heartbeat.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -10,7 +11,7 @@ use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, Supervisio
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::handler::{Completions, DeadReason, JobContext, JobHandler};
+use super::handler::{Completions, DeadReason, Handover, JobContext, JobHandler};
 use super::runner::{retry_delay, JobRunner, RunnerArgs};
 use crate::backoff::Backoff;
 use crate::jobs::queue::{self, Failed};
@@ -43,6 +44,8 @@ struct Running {
     cancel: watch::Sender<bool>,
     stop: watch::Sender<bool>,
     started: Instant,
+    /// Its work is done; its result waits in line to be sent.
+    handing_over: Arc<AtomicBool>,
 }
 
 pub struct PoolState {
@@ -73,9 +76,19 @@ pub struct PoolState {
 /// that every balance is the sum of its ledger entries.
 const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
 
+/// Jobs handing their results over may wait in the send budget's line
+/// beside those working, up to this many for each of a kind's slots: a
+/// burst's replies wait there, not in the queue, while the work goes on.
+const HANDING_OVER_PER_SLOT: usize = 8;
+
 impl PoolState {
-    fn running_of(&self, kind: &str) -> usize {
-        self.running.values().filter(|r| r.job.kind == kind).count()
+    /// How many more jobs of `kind` this pool may start: a slot for each
+    /// working job, and room in line for those handing over.
+    fn free_slots(&self, kind: &str, workers: usize) -> usize {
+        let of_kind = || self.running.values().filter(|r| r.job.kind == kind);
+        let working = of_kind().filter(|r| !r.handing_over.load(Ordering::Acquire)).count();
+        let in_line = of_kind().count() - working;
+        workers.saturating_sub(working).min((workers * HANDING_OVER_PER_SLOT).saturating_sub(in_line))
     }
 }
 
@@ -233,7 +246,7 @@ impl Actor for JobPool {
 async fn claim_and_run(myself: &ActorRef<PoolMsg>, state: &mut PoolState, kind: &str) {
     let settings = state.services.settings.clone();
     let rules = settings.jobs.kind(kind);
-    let free = rules.workers.saturating_sub(state.running_of(kind));
+    let free = state.free_slots(kind, rules.workers);
     if free == 0 {
         return;
     }
@@ -250,6 +263,15 @@ async fn claim_and_run(myself: &ActorRef<PoolMsg>, state: &mut PoolState, kind: 
         let Some(handler) = state.handlers.get(kind).cloned() else { continue };
         let (cancel, cancelled) = watch::channel(false);
         let (stop, stopping) = watch::channel(false);
+        let handing_over = Arc::new(AtomicBool::new(false));
+        let waker = myself.clone();
+        let kind_woken = kind.to_owned();
+        let handover = Handover {
+            handing_over: handing_over.clone(),
+            wake: Arc::new(move || {
+                let _ = waker.cast(PoolMsg::Wake(Some(kind_woken.clone())));
+            }),
+        };
         let args = RunnerArgs {
             job: job.clone(),
             handler,
@@ -261,6 +283,7 @@ async fn claim_and_run(myself: &ActorRef<PoolMsg>, state: &mut PoolState, kind: 
                 state.presence_key.clone(),
                 state.services.db.clone(),
                 settings.jobs.lease,
+                handover,
             ),
             retry: state.retry,
             completions: state.completions.clone(),
@@ -269,7 +292,9 @@ async fn claim_and_run(myself: &ActorRef<PoolMsg>, state: &mut PoolState, kind: 
             Ok((runner, _)) => {
                 tracing::debug!(job_id = job.id, kind, attempt = job.attempts, "job claimed");
                 let cell = runner.get_cell();
-                state.running.insert(cell.get_id(), Running { job, cell, cancel, stop, started: Instant::now() });
+                state
+                    .running
+                    .insert(cell.get_id(), Running { job, cell, cancel, stop, started: Instant::now(), handing_over });
             }
             Err(e) => {
                 // The lease lapses and another claim picks it up.

@@ -32,6 +32,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(13, "0013_chunk_calls"),
     migration!(14, "0014_repeats"),
     migration!(15, "0015_glossary"),
+    migration!(16, "0016_handing_over"),
 ];
 
 /// Any constant will do as long as every aishad uses the same one.

@@ -88,7 +88,7 @@ async fn show(draft: Draft, mut seen: watch::Receiver<Stage>, sending: Arc<Mutex
             continue; // nothing new, or the transcript itself is next
         }
         shown = from_start;
-        flood::wait_turn(Some(draft.chat)).await;
+        flood::wait_turn(Some(draft.chat), false).await;
         let _sending = sending.lock().await;
         if *seen.borrow() == Stage::Done {
             return;

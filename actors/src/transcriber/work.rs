@@ -469,10 +469,13 @@ impl Turn<'_> {
         let (bot, db) = (&self.worker.bot, &self.worker.services.db);
         self.ctx.hold(self.job).await?;
         let intro = texts::transcript_intro(self.lang, seconds);
-        let outcome = match &self.request.guest {
-            Some(guest) => self.answer_guest(guest, &intro, &made.text).await?,
-            None => self.send_transcript(transcript, made, &intro).await?,
+        let sends = async {
+            match &self.request.guest {
+                Some(guest) => self.answer_guest(guest, &intro, &made.text).await,
+                None => self.send_transcript(transcript, made, &intro).await,
+            }
         };
+        let outcome = self.ctx.deliver(self.job, sends).await?;
         // Sent: recorded however long the database is slow or away, or the
         // next attempt would send it again.
         keep::until_kept("a transcript's delivery", self.job.id, || db.mark_transcript_delivered(transcript.id))

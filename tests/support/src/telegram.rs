@@ -347,6 +347,11 @@ impl FakeTelegram {
         self.state.lock().unwrap().flood.enforce(limits);
     }
 
+    /// Stars the bot paid for messages sent with `allow_paid_broadcast`, in tenths.
+    pub fn paid_broadcast_tenths_of_stars(&self) -> usize {
+        self.state.lock().unwrap().flood.paid_sent
+    }
+
     /// How many messages the flood limits refused.
     pub fn flood_refusals(&self) -> usize {
         self.state.lock().unwrap().flood.refused

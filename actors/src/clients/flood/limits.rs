@@ -26,8 +26,19 @@ impl Limits {
         }
     }
 
+    /// The configured limits with `telegram.send_headroom` kept unused:
+    /// each span stretched so the bot sends at `1 - headroom` of each rate.
+    /// Telegram counts arrivals on its own clock; slots spaced exactly at
+    /// the limit arrive with the network's jitter, and two that arrive
+    /// closer than their slots put one message too many into a window.
     pub fn from_settings(settings: &TelegramSettings) -> Self {
         Self::new(settings.send_per_second, settings.send_per_chat_second, settings.send_per_group_minute)
+            .with_headroom(settings.send_headroom)
+    }
+
+    pub(super) fn with_headroom(self, headroom: f64) -> Self {
+        let stretch = |(allowed, span): (u32, Duration)| (allowed, span.div_f64(1.0 - headroom.clamp(0.0, 0.9)));
+        Self { overall: stretch(self.overall), chat: stretch(self.chat), group: stretch(self.group) }
     }
 
     /// Groups and channels have negative ids: a per-minute limit; private chats a per-second one.
@@ -61,6 +72,28 @@ impl Limits {
         let (allowed, span) = self.for_chat(chat);
         let burst = if chat < 0 { allowed / GROUP_BURST_DIVISOR } else { 1 };
         Gcra::within(allowed, span, burst)
+    }
+}
+
+/// When a message goes paid (`allow_paid_broadcast`): the paid budget, how
+/// far off a free slot may be before paying, and the day's ceiling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Paid {
+    pub(super) gcra: Gcra,
+    pub(super) after: Duration,
+    pub(super) daily_messages: u64,
+}
+
+impl Paid {
+    /// The terms an operator turned on, with the same headroom as the free limits.
+    pub fn from_settings(settings: &TelegramSettings) -> Option<Self> {
+        let paid = &settings.paid_broadcast;
+        let span = Duration::from_secs(1).div_f64(1.0 - settings.send_headroom.clamp(0.0, 0.9));
+        paid.enabled.then(|| Self {
+            gcra: Gcra::within(paid.per_second, span, 1),
+            after: paid.after,
+            daily_messages: u64::from(paid.daily_stars) * 10 / crate::settings::PAID_BROADCAST_TENTHS_OF_A_STAR.max(1),
+        })
     }
 }
 

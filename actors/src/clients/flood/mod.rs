@@ -16,7 +16,7 @@ mod window;
 use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-pub use limits::Limits;
+pub use limits::{Limits, Paid};
 pub use shared::{SharedBudget, Slot};
 use window::LocalBudget;
 
@@ -34,6 +34,8 @@ struct Budget {
     limits: Limits,
     alone: Limits,
     shared: Option<SharedBudget>,
+    /// Only through Redis: the day's ceiling is the bot's, not a process's.
+    paid: Option<Paid>,
 }
 
 /// One bot per process, so one budget (the last configured).
@@ -56,7 +58,10 @@ pub fn share_through(redis: Redis, settings: &TelegramSettings) {
 
 fn set(settings: &TelegramSettings, shared: Option<SharedBudget>) {
     let limits = Limits::from_settings(settings);
-    let budget = Budget { limits, alone: limits.share(settings.local_send_share), shared };
+    let paid = Paid::from_settings(settings);
+    let ceiling = if paid.is_some() { f64::from(settings.paid_broadcast.daily_stars) } else { 0.0 };
+    metrics::gauge!("aishad_telegram_paid_broadcast_daily_ceiling_stars").set(ceiling);
+    let budget = Budget { limits, alone: limits.share(settings.local_send_share), shared, paid };
     if let Ok(mut slot) = BUDGET.write() {
         *slot = Some(budget);
     }
@@ -70,40 +75,153 @@ pub fn counts(method: &str) -> bool {
         || matches!(method.as_str(), "forwardmessage" | "copymessage")
 }
 
-/// Reserves a slot for one message to `chat` and waits for it.
-pub async fn wait_turn(chat: Option<i64>) {
-    let Some((limits, alone, shared)) =
-        BUDGET.read().ok().and_then(|b| b.as_ref().map(|b| (b.limits, b.alone, b.shared.clone())))
-    else {
-        return;
+/// A wait shorter than this is a send going out, not a line to wait in.
+const A_LINE: Duration = Duration::from_millis(20);
+
+tokio::task_local! {
+    /// Called before a send of this task waits in line for its turn.
+    static BEFORE_WAITING: std::sync::Arc<dyn Fn() + Send + Sync>;
+}
+
+/// Runs `sends`, calling `before_waiting` each time one of its messages is
+/// about to wait in line: a job delivering its result gives its slot to
+/// the next job meanwhile, so a worker keeps the budget busy.
+pub async fn while_waiting<F: std::future::Future>(
+    before_waiting: std::sync::Arc<dyn Fn() + Send + Sync>,
+    sends: F,
+) -> F::Output {
+    BEFORE_WAITING.scope(before_waiting, sends).await
+}
+
+/// A message's turn, kept to tell what a refusal of it was about.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Turn {
+    /// Its chat had a message within its own limit's span when it was reserved.
+    chat_busy: bool,
+    /// It goes paid: sent with `allow_paid_broadcast`.
+    pub paid: bool,
+}
+
+/// What a slot was reserved in, to ask after its wait whether a bot-wide
+/// hold set since then covers it.
+enum Reserved {
+    Shared(SharedBudget, Slot),
+    Local(Instant),
+}
+
+/// Reserves a slot for one message to `chat` and waits for it; a message
+/// that can be `payable` may go paid when paid broadcasts are on. A slot
+/// that a refusal (`refused`) put under a hold while it waited is reserved
+/// again after the hold, in line, so the held messages do not all go at its end.
+pub async fn wait_turn(chat: Option<i64>, payable: bool) -> Turn {
+    loop {
+        let Some((wait, turn, reserved)) = reserve(chat, payable).await else { return Turn::default() };
+        if wait.is_zero() {
+            return turn;
+        }
+        metrics::counter!("aishad_telegram_flood_waits_total").increment(1);
+        if wait >= A_LINE {
+            let _ = BEFORE_WAITING.try_with(|hook| hook());
+        }
+        tokio::time::sleep(wait).await;
+        let held = match reserved {
+            Reserved::Shared(shared, slot) => shared.held_over(&slot).await.unwrap_or(false),
+            Reserved::Local(at) => LOCAL.lock().ok().and_then(|l| l.as_ref().map(|l| l.held_over(at))).unwrap_or(false),
+        };
+        if !held {
+            return turn;
+        }
+    }
+}
+
+async fn reserve(chat: Option<i64>, payable: bool) -> Option<(Duration, Turn, Reserved)> {
+    let (limits, alone, shared, paid) =
+        BUDGET.read().ok().and_then(|b| b.as_ref().map(|b| (b.limits, b.alone, b.shared.clone(), b.paid)))?;
+    let local = |limits: &Limits| {
+        let (at, chat_busy) = reserve_locally(limits, chat);
+        Some((at.saturating_duration_since(Instant::now()), Turn { chat_busy, paid: false }, Reserved::Local(at)))
     };
-    let wait = match shared {
+    let paid = paid.filter(|_| payable);
+    match shared {
         Some(shared) if !redis_away() => {
-            match tokio::time::timeout(REDIS_PATIENCE, shared.reserve(&limits, chat)).await {
-                Ok(Ok(slot)) => slot.wait,
+            match tokio::time::timeout(REDIS_PATIENCE, shared.reserve(&limits, chat, paid.as_ref())).await {
+                Ok(Ok(slot)) => {
+                    let turn = Turn { chat_busy: slot.chat_busy, paid: slot.paid };
+                    Some((slot.wait, turn, Reserved::Shared(shared, slot)))
+                }
                 failed => {
                     let reason = match failed {
                         Ok(Err(e)) => e.to_string(),
                         _ => format!("no answer within {REDIS_PATIENCE:?}"),
                     };
                     redis_failed(&reason);
-                    reserve_locally(&alone, chat)
+                    local(&alone)
                 }
             }
         }
-        Some(_) => reserve_locally(&alone, chat),
-        None => reserve_locally(&limits, chat),
-    };
-    if !wait.is_zero() {
-        metrics::counter!("aishad_telegram_flood_waits_total").increment(1);
-        tokio::time::sleep(wait).await;
+        Some(_) => local(&alone),
+        None => local(&limits),
     }
 }
 
-fn reserve_locally(limits: &Limits, chat: Option<i64>) -> Duration {
-    let Ok(mut local) = LOCAL.lock() else { return Duration::ZERO };
+fn reserve_locally(limits: &Limits, chat: Option<i64>) -> (Instant, bool) {
     let now = Instant::now();
-    local.get_or_insert_with(LocalBudget::default).reserve(limits, chat, now).saturating_duration_since(now)
+    let Ok(mut local) = LOCAL.lock() else { return (now, false) };
+    local.get_or_insert_with(LocalBudget::default).reserve(limits, chat, now)
+}
+
+/// Which of a message's budgets Telegram refused it for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The bot's 30 a second: every process waits out the `retry_after`.
+    Bot,
+    /// One group's 20 a minute: only that group waits; the bot sends on.
+    Chat,
+}
+
+impl Refusal {
+    /// Telegram's 429 does not say which limit it was. It is one chat's
+    /// only when that chat had a message within its span, and its
+    /// `retry_after` is longer than the bot's one-second window can ask
+    /// for, as a group's minute does. Otherwise the bot waits: a chat
+    /// held for a bot-wide refusal would draw one more refusal for every
+    /// other chat, each a longer penalty.
+    pub fn of(chat: Option<i64>, turn: Turn, retry_after: Duration) -> Self {
+        match chat {
+            Some(chat) if chat < 0 && turn.chat_busy && retry_after > Duration::from_secs(1) => Refusal::Chat,
+            _ => Refusal::Bot,
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Refusal::Bot => "bot",
+            Refusal::Chat => "chat",
+        }
+    }
+}
+
+/// Telegram refused a message to `chat` for a rate (429, `retry_after`):
+/// holds the budget it was refused for, in every process of the bot.
+pub async fn refused(chat: Option<i64>, turn: Turn, retry_after: Duration) {
+    let refusal = Refusal::of(chat, turn, retry_after);
+    let held_chat = if refusal == Refusal::Chat { chat } else { None };
+    metrics::counter!("aishad_telegram_send_holds_total", "scope" => refusal.as_str()).increment(1);
+    tracing::warn!(chat_id = ?chat, scope = refusal.as_str(), ?retry_after, "Telegram refused a message for its rate; holding the budget");
+    if let Ok(mut local) = LOCAL.lock() {
+        local.get_or_insert_with(LocalBudget::default).hold(held_chat, Instant::now() + retry_after);
+    }
+    let Some((limits, shared)) = BUDGET.read().ok().and_then(|b| b.as_ref().map(|b| (b.limits, b.shared.clone())))
+    else {
+        return;
+    };
+    if let Some(shared) = shared.filter(|_| !redis_away()) {
+        match tokio::time::timeout(REDIS_PATIENCE, shared.hold(&limits, held_chat, retry_after)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => redis_failed(&e.to_string()),
+            Err(_) => redis_failed(&format!("no answer within {REDIS_PATIENCE:?}")),
+        }
+    }
 }
 
 fn redis_away() -> bool {
@@ -130,6 +248,43 @@ mod tests {
         assert!(counts("sendMessage") && counts("SendPhoto") && counts("CopyMessage"));
         assert!(!counts("SendChatAction") && !counts("AnswerCallbackQuery"));
         assert!(!counts("sendChatAction") && !counts("editMessageText") && !counts("getFile"));
+    }
+
+    #[test]
+    fn a_refusal_is_one_groups_only_when_that_group_was_busy_and_its_wait_is_a_minutes() {
+        let busy = Turn { chat_busy: true, paid: false };
+        let long = Duration::from_secs(12);
+        assert_eq!(Refusal::of(Some(-100), busy, long), Refusal::Chat);
+        assert_eq!(Refusal::of(Some(-100), Turn::default(), long), Refusal::Bot, "one message breaks no chat's limit");
+        assert_eq!(
+            Refusal::of(Some(-100), busy, Duration::from_secs(1)),
+            Refusal::Bot,
+            "the bot's window asks as much"
+        );
+        assert_eq!(Refusal::of(Some(100), busy, long), Refusal::Bot, "a private chat's limit frees within a second");
+        assert_eq!(Refusal::of(None, busy, long), Refusal::Bot);
+    }
+
+    #[test]
+    fn headroom_spaces_every_limit_wider_by_its_share() {
+        let limits = Limits::new(30, 1, 20).with_headroom(0.05);
+        assert_eq!(limits.overall_gcra().interval_us, 35_088, "30 a second at 95 %");
+        assert_eq!(limits.chat_gcra(100).interval_us, 1_052_631);
+        assert_eq!(Limits::new(30, 1, 20).with_headroom(0.0), Limits::new(30, 1, 20));
+    }
+
+    #[test]
+    fn a_bot_wide_hold_delays_every_chat_a_chats_hold_only_that_chat() {
+        let limits = Limits::new(30, 1, 20);
+        let mut budget = LocalBudget::default();
+        let now = Instant::now();
+        let held = now + Duration::from_secs(5);
+        budget.hold(Some(-7), held);
+        assert_eq!(budget.reserve(&limits, Some(-7), now).0, held);
+        assert!(budget.reserve(&limits, Some(8), now).0 < held, "another chat goes on");
+        budget.hold(None, held);
+        assert!(budget.held_over(now + Duration::from_secs(1)) && !budget.held_over(held));
+        assert!(budget.reserve(&limits, Some(9), now).0 >= held);
     }
 
     #[test]

@@ -7,39 +7,75 @@
 
 use std::time::Duration;
 
-use fred::interfaces::LuaInterface;
+use fred::interfaces::{KeysInterface, LuaInterface};
 
-use super::limits::{Gcra, Limits};
+use super::limits::{Gcra, Limits, Paid};
 use crate::cache::{CacheError, Redis};
 
-/// KEYS: every budget the message counts against. ARGV: each key's emission
-/// interval and burst tolerance in µs, in the order of KEYS. Returns how
-/// many µs from now the message may go, and when that is on Redis's clock
-/// (µs since the epoch); its slot is reserved.
+/// KEYS: the bot's free budget, its paid budget, today's paid messages, and the chat's budget when the message has a chat.
+/// ARGV: the free and the paid budget's emission interval and burst
+/// tolerance in µs; how far off a free slot may be before the message goes
+/// paid (µs, -1: never); the day's ceiling in paid messages; the chat's
+/// interval and tolerance. Returns how many µs from now the message may
+/// go, when that is on Redis's clock (µs since the epoch), whether its
+/// chat's budget was in use (a message there within its interval), and
+/// whether it goes paid; its slot is reserved.
 const RESERVE: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local at = now
-local tats = {}
-for i, key in ipairs(KEYS) do
-  local tat = tonumber(redis.call('GET', key)) or now
-  if tat < now then tat = now end
-  tats[i] = tat
-  local earliest = tat - tonumber(ARGV[2 * i])
-  if earliest > at then at = earliest end
+local function tat_of(key)
+  return math.max(tonumber(redis.call('GET', key)) or now, now)
 end
-for i, key in ipairs(KEYS) do
-  local tat = math.max(tats[i], at) + tonumber(ARGV[2 * i - 1])
+local function take(key, at, interval)
+  local tat = math.max(tat_of(key), at) + interval
   redis.call('SET', key, string.format('%.0f', tat), 'PX', math.ceil((tat - now) / 1000) + 1)
 end
-return {at - now, string.format('%.0f', at)}
+local chat_at, busy = now, 0
+if KEYS[4] then
+  local tat = tonumber(redis.call('GET', KEYS[4]))
+  if tat and tat > now then busy = 1 end
+  chat_at = math.max(now, tat_of(KEYS[4]) - tonumber(ARGV[8]))
+end
+local at = math.max(tat_of(KEYS[1]) - tonumber(ARGV[2]), chat_at)
+local budget, interval, paid = KEYS[1], tonumber(ARGV[1]), 0
+local pay_after = tonumber(ARGV[5])
+if pay_after >= 0 and at - now > pay_after and (tonumber(redis.call('GET', KEYS[3])) or 0) < tonumber(ARGV[6]) then
+  local paid_at = math.max(tat_of(KEYS[2]) - tonumber(ARGV[4]), chat_at)
+  if paid_at < at then
+    at, budget, interval, paid = paid_at, KEYS[2], tonumber(ARGV[3]), 1
+    redis.call('INCR', KEYS[3])
+    redis.call('EXPIRE', KEYS[3], 172800)
+  end
+end
+take(budget, at, interval)
+if KEYS[4] then take(KEYS[4], at, tonumber(ARGV[7])) end
+return {at - now, string.format('%.0f', at), busy, paid}
 "#;
 
-/// A reserved slot: how long from now, and when on Redis's clock.
+/// KEYS: the budgets Telegram refused, and for a bot-wide refusal the
+/// bot's `held` key. ARGV[1]: the `retry_after` in µs; then each key's
+/// burst tolerance. No message under those budgets goes before then; the
+/// `held` key says until when, for slots reserved before the refusal.
+const HOLD: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local free_at = now + tonumber(ARGV[1])
+for i, key in ipairs(KEYS) do
+  local tat = math.max(tonumber(redis.call('GET', key)) or now, free_at + tonumber(ARGV[i + 1]))
+  redis.call('SET', key, string.format('%.0f', tat), 'PX', math.ceil((tat - now) / 1000) + 1)
+end
+return string.format('%.0f', free_at)
+"#;
+
+/// A reserved slot: how long from now, when on Redis's clock, whether the
+/// chat's own budget was in use when it was reserved, and whether the
+/// message goes paid (`allow_paid_broadcast`).
 #[derive(Debug, Clone, Copy)]
 pub struct Slot {
     pub wait: Duration,
     pub at_us: u64,
+    pub chat_busy: bool,
+    pub paid: bool,
 }
 
 #[derive(Clone)]
@@ -55,17 +91,61 @@ impl SharedBudget {
         Self { redis, stem }
     }
 
-    /// Reserves a slot for one message to `chat`; how long until it.
-    pub async fn reserve(&self, limits: &Limits, chat: Option<i64>) -> Result<Slot, CacheError> {
-        let mut keys = vec![self.stem.clone()];
+    fn chat_key(&self, chat: i64) -> String {
+        format!("{}:chat:{chat}", self.stem)
+    }
+
+    fn held_key(&self) -> String {
+        format!("{}:held", self.stem)
+    }
+
+    /// Reserves a slot for one message to `chat`; how long until it. With
+    /// `paid` terms, a message whose free slot is further off than they
+    /// allow goes paid, while the day's ceiling holds.
+    pub async fn reserve(&self, limits: &Limits, chat: Option<i64>, paid: Option<&Paid>) -> Result<Slot, CacheError> {
+        let day =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs() / 86_400;
+        let mut keys =
+            vec![self.stem.clone(), format!("{}:paid", self.stem), format!("{}:paid:spent:{day}", self.stem)];
         let mut args = budget_args(limits.overall_gcra());
+        match paid {
+            Some(paid) => {
+                args.extend(budget_args(paid.gcra));
+                args.extend([paid.after.as_micros().to_string(), paid.daily_messages.to_string()]);
+            }
+            None => args.extend(["1", "0", "-1", "0"].map(String::from)),
+        }
         if let Some(chat) = chat {
-            keys.push(format!("{}:chat:{chat}", self.stem));
+            keys.push(self.chat_key(chat));
             args.extend(budget_args(limits.chat_gcra(chat)));
         }
-        let (wait_us, at_us): (i64, String) = self.redis.client().eval(RESERVE, keys, args).await?;
+        let (wait_us, at_us, busy, paid): (i64, String, i64, i64) =
+            self.redis.client().eval(RESERVE, keys, args).await?;
         let at_us = at_us.parse().map_err(|_| CacheError::Unexpected(format!("a slot time of {at_us:?}")))?;
-        Ok(Slot { wait: Duration::from_micros(wait_us.max(0) as u64), at_us })
+        Ok(Slot { wait: Duration::from_micros(wait_us.max(0) as u64), at_us, chat_busy: busy == 1, paid: paid == 1 })
+    }
+
+    /// Holds the bot's budget (`chat: None`) or one chat's for `retry_after`.
+    pub async fn hold(&self, limits: &Limits, chat: Option<i64>, retry_after: Duration) -> Result<(), CacheError> {
+        let mut args = vec![retry_after.as_micros().to_string()];
+        let keys = match chat {
+            Some(chat) => {
+                args.push(limits.chat_gcra(chat).tolerance_us.to_string());
+                vec![self.chat_key(chat)]
+            }
+            None => {
+                args.extend([limits.overall_gcra().tolerance_us.to_string(), "0".into()]);
+                vec![self.stem.clone(), self.held_key()]
+            }
+        };
+        let _: String = self.redis.client().eval(HOLD, keys, args).await?;
+        Ok(())
+    }
+
+    /// Whether a bot-wide hold set since `slot` was reserved covers it.
+    pub async fn held_over(&self, slot: &Slot) -> Result<bool, CacheError> {
+        let held: Option<u64> = self.redis.client().get(self.held_key()).await?;
+        Ok(held.is_some_and(|free_at| free_at > slot.at_us))
     }
 }
 

@@ -34,17 +34,25 @@ impl Window {
 pub(super) struct LocalBudget {
     overall: Window,
     chats: HashMap<i64, Window>,
+    /// Until when Telegram refused the bot's messages, or one chat's.
+    held: Option<Instant>,
+    held_chats: HashMap<i64, Instant>,
 }
 
 impl LocalBudget {
-    /// Reserves the earliest slot under `limits` for one message to `chat`.
-    pub(super) fn reserve(&mut self, limits: &Limits, chat: Option<i64>, now: Instant) -> Instant {
+    /// Reserves the earliest slot under `limits` for one message to `chat`;
+    /// and whether that chat had a message within its span.
+    pub(super) fn reserve(&mut self, limits: &Limits, chat: Option<i64>, now: Instant) -> (Instant, bool) {
+        self.held_chats.retain(|_, until| *until > now);
         let (allowed, span) = limits.overall;
-        let mut at = self.overall.next_slot(now, allowed, span);
+        let mut at = self.overall.next_slot(now, allowed, span).max(self.held.unwrap_or(now));
+        let mut chat_busy = false;
         if let Some(chat) = chat {
             let (allowed, span) = limits.for_chat(chat);
             let window = self.chats.entry(chat).or_default();
             at = at.max(window.next_slot(now, allowed, span));
+            chat_busy = !window.sent.is_empty();
+            at = at.max(self.held_chats.get(&chat).copied().unwrap_or(now));
             window.push(at);
             if self.chats.len() > 10_000 {
                 self.chats
@@ -52,7 +60,23 @@ impl LocalBudget {
             }
         }
         self.overall.push(at);
-        at
+        (at, chat_busy)
+    }
+
+    /// No message to `chat` (or, with `None`, from the bot) before `until`.
+    pub(super) fn hold(&mut self, chat: Option<i64>, until: Instant) {
+        match chat {
+            Some(chat) => {
+                let held = self.held_chats.entry(chat).or_insert(until);
+                *held = (*held).max(until);
+            }
+            None => self.held = Some(self.held.map_or(until, |held| held.max(until))),
+        }
+    }
+
+    /// Whether a bot-wide hold covers a slot at `at`.
+    pub(super) fn held_over(&self, at: Instant) -> bool {
+        self.held.is_some_and(|until| until > at)
     }
 }
 
@@ -78,10 +102,10 @@ mod tests {
         let limits = Limits::new(30, 1, 20).share(0.25);
         let mut budget = LocalBudget::default();
         let start = Instant::now();
-        assert_eq!(budget.reserve(&limits, Some(5), start), start);
+        assert_eq!(budget.reserve(&limits, Some(5), start), (start, false));
         assert_eq!(
             budget.reserve(&limits, Some(5), start),
-            start + Duration::from_secs(4),
+            (start + Duration::from_secs(4), true),
             "1 a second shared four ways"
         );
         assert_eq!(limits.overall, (7, Duration::from_secs(1)));
