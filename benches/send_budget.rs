@@ -49,7 +49,8 @@ async fn run() {
     let headroom = std::env::var("BENCH_HEADROOM")
         .unwrap_or_else(|_| aisha_actors::settings::TelegramSettings::default().send_headroom.to_string());
     let workers = std::env::var("BENCH_WORKERS").unwrap_or_else(|_| "1,3".into());
-    let rounds = workers.split(',').map(|w| (w.trim().parse::<usize>().expect("BENCH_WORKERS"), Pay::Free));
+    let rounds =
+        workers.split(',').filter(|w| !w.is_empty()).map(|w| (w.trim().parse().expect("BENCH_WORKERS"), Pay::Free));
     let paid = std::env::var("BENCH_PAID_WORKERS").unwrap_or_else(|_| "3".into());
     let paid =
         paid.split(',').filter(|w| !w.is_empty()).map(|w| (w.trim().parse().expect("BENCH_PAID_WORKERS"), Pay::Paid));
@@ -73,11 +74,14 @@ async fn burst(workers: usize, headroom: &str, pay: Pay, first_user: i64) {
     let openai = FakeOpenAi::start("sk-bench").await;
     telegram.enforce_flood_limits(FloodLimits::default());
     let transcribers = std::env::var("BENCH_TRANSCRIBERS").unwrap_or_else(|_| "2".into());
+    // Every slot of every worker may run: the kind's concurrency across them is no lower.
+    let concurrency = (workers * transcribers.parse::<usize>().expect("BENCH_TRANSCRIBERS")).to_string();
     let limits = [
         ("AISHA_TELEGRAM__SEND_PER_CHAT_SECOND", "1"),
         ("AISHA_TELEGRAM__SEND_HEADROOM", headroom),
         ("LOG_LEVEL", "warn,aishad=info"),
         ("AISHA_JOBS__KINDS__TRANSCRIBE__WORKERS", &transcribers),
+        ("AISHA_JOBS__KINDS__TRANSCRIBE__CONCURRENCY", &concurrency),
         ("AISHA_TELEGRAM__PAID_BROADCAST__ENABLED", if pay == Pay::Paid { "true" } else { "false" }),
         ("AISHA_TELEGRAM__PAID_BROADCAST__DAILY_STARS", "1000"),
     ];

@@ -36,7 +36,7 @@ async fn three_processes_together_send_no_more_than_the_bots_limit() {
     let limits = Limits::new(30, 1, 20);
     let mut slots = Vec::new();
     for i in 0..90_i64 {
-        slots.push(processes[i as usize % 3].reserve(&limits, Some(1000 + i)).await.unwrap().at_us);
+        slots.push(processes[i as usize % 3].reserve(&limits, Some(1000 + i), None).await.unwrap().at_us);
     }
     let most = most_in_a_window(&slots, 1_000_000);
     assert_eq!(most, 30, "at most 30 in any second, and the budget used");
@@ -52,7 +52,7 @@ async fn one_chat_gets_one_message_a_second_whichever_process_sends_it() {
     let mut waits = Vec::new();
     for i in 0..4 {
         let budget = if i % 2 == 0 { &a } else { &b };
-        waits.push(budget.reserve(&limits, Some(77)).await.unwrap().wait);
+        waits.push(budget.reserve(&limits, Some(77), None).await.unwrap().wait);
     }
     for (i, wait) in waits.iter().enumerate() {
         let expected = Duration::from_secs(i as u64);
@@ -68,7 +68,7 @@ async fn a_group_takes_four_at_once_then_the_rest_of_its_minute_spaced() {
     let mut waits = Vec::new();
     for i in 0..6 {
         let budget = if i % 2 == 0 { &a } else { &b };
-        waits.push(budget.reserve(&limits, Some(-100_500)).await.unwrap().wait);
+        waits.push(budget.reserve(&limits, Some(-100_500), None).await.unwrap().wait);
     }
     assert!(waits[..4].iter().all(|w| *w < Duration::from_millis(100)), "a burst of four: {waits:?}");
     let step = Duration::from_micros(3_529_412);
@@ -87,11 +87,11 @@ async fn without_redis_a_process_keeps_to_its_share_and_waits_no_longer_for_redi
     flood::share_through(redis, &telegram);
 
     let first = Instant::now();
-    flood::wait_turn(Some(9)).await;
+    flood::wait_turn(Some(9), false).await;
     let first = first.elapsed();
     assert!(first < Duration::from_millis(300), "Redis's absence costs at most its patience: {first:?}");
     let second = Instant::now();
-    flood::wait_turn(Some(9)).await;
+    flood::wait_turn(Some(9), false).await;
     let second = second.elapsed();
     assert!(second >= Duration::from_millis(1900), "half of one a second is one every two: {second:?}");
     assert!(second < Duration::from_millis(2300), "and Redis is not asked again meanwhile: {second:?}");

@@ -9,6 +9,9 @@ use crate::settings::TelegramSettings;
 /// goes at once, and the rest of the minute is spaced to stay within it.
 const GROUP_BURST_DIVISOR: u32 = 5;
 
+/// The least headroom one chat's limits keep (see `with_headroom`).
+const CHAT_HEADROOM: f64 = 0.1;
+
 /// How many messages in which span, for the bot, one chat and one group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -36,9 +39,16 @@ impl Limits {
             .with_headroom(settings.send_headroom)
     }
 
+    /// One chat's limits keep at least `CHAT_HEADROOM`: its next message a
+    /// tenth of a second later costs nothing, while Telegram's 429 does not
+    /// say which limit a refusal was for, and one for a private chat holds
+    /// the whole bot (`Refusal`).
     pub(super) fn with_headroom(self, headroom: f64) -> Self {
-        let stretch = |(allowed, span): (u32, Duration)| (allowed, span.div_f64(1.0 - headroom.clamp(0.0, 0.9)));
-        Self { overall: stretch(self.overall), chat: stretch(self.chat), group: stretch(self.group) }
+        let stretch = |headroom: f64| {
+            move |(allowed, span): (u32, Duration)| (allowed, span.div_f64(1.0 - headroom.clamp(0.0, 0.9)))
+        };
+        let (bot, chat) = (stretch(headroom), stretch(headroom.max(CHAT_HEADROOM)));
+        Self { overall: bot(self.overall), chat: chat(self.chat), group: chat(self.group) }
     }
 
     /// Groups and channels have negative ids: a per-minute limit; private chats a per-second one.

@@ -266,11 +266,12 @@ mod tests {
     }
 
     #[test]
-    fn headroom_spaces_every_limit_wider_by_its_share() {
+    fn headroom_spaces_every_limit_wider_by_its_share_a_chat_by_a_tenth_at_least() {
         let limits = Limits::new(30, 1, 20).with_headroom(0.05);
         assert_eq!(limits.overall_gcra().interval_us, 35_088, "30 a second at 95 %");
-        assert_eq!(limits.chat_gcra(100).interval_us, 1_052_631);
-        assert_eq!(Limits::new(30, 1, 20).with_headroom(0.0), Limits::new(30, 1, 20));
+        assert_eq!(limits.chat_gcra(100).interval_us, 1_111_111, "a chat keeps at least a tenth");
+        assert_eq!(Limits::new(30, 1, 20).with_headroom(0.2).chat_gcra(100).interval_us, 1_250_000);
+        assert_eq!(Limits::new(30, 1, 20).with_headroom(0.0).overall, Limits::new(30, 1, 20).overall);
     }
 
     #[test]
