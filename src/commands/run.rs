@@ -34,6 +34,7 @@ pub async fn run(settings: Settings) -> i32 {
     let (stop_telemetry, telemetry_stopped) = watch::channel(false);
     let telemetry = Telemetry { health: health.clone(), services: services.clone(), metrics: telemetry::metrics() };
     telemetry::register_counters(settings.mode);
+    telemetry::register_setting_gauges(&settings);
     let bind = settings.http.telemetry_bind;
     let (telemetry_addr, telemetry_task) =
         match telemetry::server::spawn(bind, telemetry, wait_true(telemetry_stopped)).await {

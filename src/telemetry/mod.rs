@@ -109,6 +109,14 @@ pub fn register_counters(mode: Mode) {
     }
 }
 
+/// Gauges that say what the settings are, for the alerts that compare with
+/// them: set once the recorder is installed.
+pub fn register_setting_gauges(settings: &Settings) {
+    let paid = &settings.telegram.paid_broadcast;
+    let ceiling = if paid.enabled { f64::from(paid.daily_stars) } else { 0.0 };
+    metrics::gauge!("aishad_telegram_paid_broadcast_daily_ceiling_stars").set(ceiling);
+}
+
 /// The process-wide Prometheus recorder; installed once, shared after.
 pub fn metrics() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();

@@ -260,6 +260,13 @@ async fn claim_and_run(myself: &ActorRef<PoolMsg>, state: &mut PoolState, kind: 
             }
         };
     for job in claimed {
+        // Its lease lapsed while this pool still runs it (the database was
+        // away longer than a lease): the claim renewed the lease for the
+        // runner in hand; a second runner would deliver it twice.
+        if state.running.values().any(|r| r.job.id == job.id) {
+            tracing::info!(job_id = job.id, "claimed a job this pool still runs; its runner keeps it");
+            continue;
+        }
         let Some(handler) = state.handlers.get(kind).cloned() else { continue };
         let (cancel, cancelled) = watch::channel(false);
         let (stop, stopping) = watch::channel(false);

@@ -59,8 +59,6 @@ pub fn share_through(redis: Redis, settings: &TelegramSettings) {
 fn set(settings: &TelegramSettings, shared: Option<SharedBudget>) {
     let limits = Limits::from_settings(settings);
     let paid = Paid::from_settings(settings);
-    let ceiling = if paid.is_some() { f64::from(settings.paid_broadcast.daily_stars) } else { 0.0 };
-    metrics::gauge!("aishad_telegram_paid_broadcast_daily_ceiling_stars").set(ceiling);
     let budget = Budget { limits, alone: limits.share(settings.local_send_share), shared, paid };
     if let Ok(mut slot) = BUDGET.write() {
         *slot = Some(budget);
@@ -125,7 +123,9 @@ pub async fn wait_turn(chat: Option<i64>, payable: bool) -> Turn {
         }
         tokio::time::sleep(wait).await;
         let held = match reserved {
-            Reserved::Shared(shared, slot) => shared.held_over(&slot).await.unwrap_or(false),
+            Reserved::Shared(shared, slot) => {
+                matches!(tokio::time::timeout(REDIS_PATIENCE, shared.held_over(&slot)).await, Ok(Ok(true)))
+            }
             Reserved::Local(at) => LOCAL.lock().ok().and_then(|l| l.as_ref().map(|l| l.held_over(at))).unwrap_or(false),
         };
         if !held {
