@@ -12,13 +12,21 @@
 //! is that plus 5 s, with no message refused. The budget's cost is the
 //! Redis script per message (Redis's own `commandstats`) and the CPU the
 //! processes used.
+//!
+//! Then the same with paid broadcasts on (`BENCH_PAID_WORKERS`, default 3;
+//! `BENCH_PAID_AFTER` for `telegram.paid_broadcast.after`), the notes all
+//! within 1 s: Telegram's ceiling is 2·N/1000 s. Here every process shares
+//! this machine's cores, so the round also prints the machine's ceiling
+//! (the CPU the burst took, over the cores), how long each hundred notes
+//! waited for a first reply, and the replies in each half second.
 
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use aisha_testkit::audio::voice_note;
 use aisha_testkit::fleet::{transcripts, voice_notes, welcomed_users, Fleet};
-use aisha_testkit::telegram::FloodLimits;
+use aisha_testkit::telegram::{Call, FloodLimits};
 use aisha_testkit::{eventually, FakeOpenAi, FakeTelegram, TestServices};
 
 const TOKEN: &str = "60606:BENCH-send-budget-token";
@@ -76,6 +84,9 @@ async fn burst(workers: usize, headroom: &str, pay: Pay, first_user: i64) {
     let transcribers = std::env::var("BENCH_TRANSCRIBERS").unwrap_or_else(|_| "2".into());
     // Every slot of every worker may run: the kind's concurrency across them is no lower.
     let concurrency = (workers * transcribers.parse::<usize>().expect("BENCH_TRANSCRIBERS")).to_string();
+    let paid_after = std::env::var("BENCH_PAID_AFTER").unwrap_or_else(|_| {
+        humantime::format_duration(aisha_actors::settings::PaidBroadcastSettings::default().after).to_string()
+    });
     let limits = [
         ("AISHA_TELEGRAM__SEND_PER_CHAT_SECOND", "1"),
         ("AISHA_TELEGRAM__SEND_HEADROOM", headroom),
@@ -84,6 +95,7 @@ async fn burst(workers: usize, headroom: &str, pay: Pay, first_user: i64) {
         ("AISHA_JOBS__KINDS__TRANSCRIBE__CONCURRENCY", &concurrency),
         ("AISHA_TELEGRAM__PAID_BROADCAST__ENABLED", if pay == Pay::Paid { "true" } else { "false" }),
         ("AISHA_TELEGRAM__PAID_BROADCAST__DAILY_STARS", "1000"),
+        ("AISHA_TELEGRAM__PAID_BROADCAST__AFTER", &paid_after),
     ];
     let mut fleet =
         Fleet::start(Path::new(env!("CARGO_BIN_EXE_aishad")), &services, &telegram, &openai, workers, &limits).await;
@@ -96,6 +108,7 @@ async fn burst(workers: usize, headroom: &str, pay: Pay, first_user: i64) {
     let cpu_before = fleet.cpu_seconds();
 
     let paid_before = telegram.paid_broadcast_tenths_of_stars();
+    let cpu_names_before = cpu_by_name();
     let (within, rate) = match pay {
         Pay::Free => (Duration::from_secs(10), 30.0),
         Pay::Paid => (Duration::from_secs(1), 1000.0),
@@ -129,6 +142,11 @@ async fn burst(workers: usize, headroom: &str, pay: Pay, first_user: i64) {
         cpu * 1000.0 / sent.max(1) as f64
     );
     println!("messages sent in each 10 s from the first note: {:?}", per_ten_seconds(&telegram, started));
+    if pay == Pay::Paid {
+        machine_ceiling(&cpu_names_before, last);
+        println!("{}", first_replies(&telegram, &users, started, within));
+        println!("{}", timeline(&telegram, started));
+    }
     for &user in &users {
         assert_eq!(transcripts(&telegram, user), 1, "user {user}: one transcript");
     }
@@ -149,14 +167,105 @@ fn per_ten_seconds(telegram: &FakeTelegram, started: Instant) -> Vec<usize> {
     buckets
 }
 
-fn is_transcript(call: &aisha_testkit::telegram::Call) -> bool {
+/// The machine's own ceiling: the CPU every process on it spent during the
+/// burst (the daemons, PostgreSQL, S3, Redis, the fakes), spread over every
+/// core, is a time no burst on this machine can beat.
+fn machine_ceiling(before: &BTreeMap<String, f64>, last: Duration) {
+    let mut spent: Vec<(String, f64)> = cpu_by_name()
+        .into_iter()
+        .map(|(name, seconds)| (name.clone(), seconds - before.get(&name).copied().unwrap_or(0.0)))
+        .filter(|(_, seconds)| *seconds >= 0.05)
+        .collect();
+    spent.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let total: f64 = spent.iter().map(|(_, s)| s).sum();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let by: Vec<String> = spent.iter().take(6).map(|(name, s)| format!("{name} {s:.1}")).collect();
+    println!(
+        "ceiling of this machine: the burst took {total:.1} CPU s ({}), which {cores} cores cannot do in less than {:.1} s; it took {:.1} s",
+        by.join(", "),
+        total / cores,
+        last.as_secs_f64()
+    );
+}
+
+/// CPU seconds each process name has used so far (with the children it
+/// reaped: ffmpeg's count as aishad's).
+fn cpu_by_name() -> BTreeMap<String, f64> {
+    let ticks = 100.0; // USER_HZ, 100 on every Linux port
+    let mut by = BTreeMap::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        let Some((name, rest)) = stat.split_once(" (").and_then(|(_, r)| r.rsplit_once(") ")) else { continue };
+        // utime, stime, cutime, cstime: fields 14-17, the 12th-15th after the name.
+        let used: f64 = rest.split(' ').skip(11).take(4).filter_map(|f| f.parse::<f64>().ok()).sum();
+        *by.entry(name.to_owned()).or_insert(0.0) += used / ticks;
+    }
+    by
+}
+
+/// How long each hundred notes, in the order they came, waited for their
+/// first reply: (fastest, median, slowest) in seconds.
+fn first_replies(telegram: &FakeTelegram, users: &[i64], started: Instant, within: Duration) -> String {
+    let calls = telegram.all_calls();
+    let mut first: HashMap<i64, Instant> = HashMap::new();
+    for call in calls.iter().filter(|c| c.is_message() && !c.failed && c.at >= started) {
+        if let Some(chat) = call.params["chat_id"].as_i64() {
+            first.entry(chat).or_insert(call.at);
+        }
+    }
+    let waits: Vec<f64> = users
+        .iter()
+        .enumerate()
+        .map(|(i, user)| {
+            let sent = within.as_secs_f64() * i as f64 / users.len() as f64;
+            (first[user] - started).as_secs_f64() - sent
+        })
+        .collect();
+    let hundreds: Vec<String> = waits
+        .chunks(100)
+        .map(|c| {
+            let mut c = c.to_vec();
+            c.sort_by(f64::total_cmp);
+            format!("{:.2}/{:.2}/{:.2}", c[0], c[c.len() / 2], c[c.len() - 1])
+        })
+        .collect();
+    format!("a note to its first reply (s, fastest/median/slowest of each hundred in order): {}", hundreds.join(" "))
+}
+
+/// Replies and transcripts in each half second, and when each refusal came.
+fn timeline(telegram: &FakeTelegram, started: Instant) -> String {
+    let mut halves: Vec<(usize, usize)> = Vec::new();
+    let mut refusals = Vec::new();
+    for call in telegram.all_calls().iter().filter(|c| c.is_message() && c.at >= started) {
+        let at = (call.at - started).as_secs_f64();
+        if call.failed {
+            refusals.push(format!(
+                "{at:.2} s ({})",
+                if call.params["allow_paid_broadcast"] == true { "paid" } else { "free" }
+            ));
+            continue;
+        }
+        let half = (at * 2.0) as usize;
+        if halves.len() <= half {
+            halves.resize(half + 1, (0, 0));
+        }
+        if is_transcript(call) {
+            halves[half].1 += 1
+        } else {
+            halves[half].0 += 1
+        }
+    }
+    format!("(other messages, transcripts) in each 0.5 s: {halves:?}; refused at: {}", refusals.join(", "))
+}
+
+fn is_transcript(call: &Call) -> bool {
     call.is_message() && !call.failed && call.params["text"].as_str().is_some_and(|t| t.contains("transcript of"))
 }
 
 fn answered(telegram: &FakeTelegram) -> usize {
-    telegram.all_calls().iter().filter(|c| is_transcript(c)).count()
+    telegram.count_where(is_transcript)
 }
 
 fn sends(telegram: &FakeTelegram) -> usize {
-    telegram.all_calls().iter().filter(|c| c.is_message()).count()
+    telegram.count_where(Call::is_message)
 }

@@ -4,11 +4,14 @@
 # on a bridge of ours (aisha-swarm, 10.231.0.1/24; nodes .11, .12, .13), all
 # three managers. The recipe and its limits are in docs/design.md, "Past
 # one host": no IPVS in this kernel, so no routing mesh and no service VIPs
-# (the stack uses endpoint_mode dnsrr and host-mode ports); no registry, so
-# each node loads the image from podman's store.
+# (the stack uses endpoint_mode dnsrr and host-mode ports). No registry
+# outside: each node loads the images from podman's store, or pulls from
+# Debian's docker-registry on the bridge (10.231.0.1:5000, plain HTTP), as a
+# node new to an image does.
 #
 #   scripts/swarm.sh up IMAGE...     install, start the nodes, form the swarm, load the images
 #   scripts/swarm.sh load IMAGE...   load more images into every node
+#   scripts/swarm.sh push IMAGE NAME push an image to the swarm's registry (nodes pull 10.231.0.1:5000/NAME)
 #   scripts/swarm.sh kill N          SIGKILL node N (its dockerd, containerd and containers)
 #   scripts/swarm.sh start N         start node N again (it rejoins with its state)
 #   scripts/swarm.sh down            stop every node and remove what up made
@@ -17,6 +20,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DIR="$ROOT/.local/swarm"
 BRIDGE=aisha-swarm
+REGISTRY=10.231.0.1:5000
 NODES="1 2 3"
 log() { printf 'swarm: %s\n' "$*" >&2; }
 
@@ -25,13 +29,13 @@ socket() { echo "$DIR/node$1/docker.sock"; }
 on() { local n=$1; shift; DOCKER_HOST="unix://$(socket "$n")" docker "$@"; }
 
 install() {
-  if ! command -v dockerd >/dev/null || ! command -v tini >/dev/null; then
-    log "apt-get install docker.io tini (dockerd is started here by hand, never as a system service)"
+  if ! command -v dockerd >/dev/null || ! command -v tini >/dev/null || ! command -v docker-registry >/dev/null; then
+    log "apt-get install docker.io tini docker-registry (dockerd is started here by hand, never as a system service)"
     # Keep the package's scripts from starting a system dockerd.
     printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
     chmod +x /usr/sbin/policy-rc.d
     apt-get -o Acquire::Retries=3 update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker.io tini iptables >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker.io tini iptables docker-registry >/dev/null
     rm -f /usr/sbin/policy-rc.d
   fi
   modprobe vxlan 2>/dev/null || true
@@ -89,7 +93,8 @@ start_node() {
   local n=$1 dir="$DIR/node$1"
   mkdir -p "$dir/data" "$dir/exec" "$dir/etc" "$dir/network-files" "$dir/plugins" /var/lib/docker/network/files /run/docker/plugins /run/containerd
   echo "nameserver 127.0.0.11" >"$dir/resolv.conf"
-  echo '{"log-driver": "json-file", "log-opts": {"max-size": "10m"}}' >"$dir/etc/daemon.json"
+  echo '{"log-driver": "json-file", "log-opts": {"max-size": "10m"}, "insecure-registries": ["'"$REGISTRY"'"]}' \
+    >"$dir/etc/daemon.json"
   rm -rf "$dir/exec" "$dir/docker.pid" "$dir/docker.sock"   # what a SIGKILL leaves behind
   mkdir -p "$dir/exec"
   nsenter --net="/run/netns/aisha-node$n" -- unshare --mount --uts --pid --fork --kill-child --mount-proc \
@@ -111,12 +116,16 @@ form() {
   done
 }
 
-load() {
-  local image n
+podman_env() {
   set -a
   # shellcheck disable=SC1091
   . "$ROOT/.local/containers/env"
   set +a
+}
+
+load() {
+  local image n
+  podman_env
   for image in "$@"; do
     podman save --format docker-archive "$image" >"$DIR/image.tar"
     for n in $NODES; do on "$n" load -q -i "$DIR/image.tar" >/dev/null; done
@@ -124,10 +133,30 @@ load() {
   done
 }
 
+registry_up() { curl -sf "http://$REGISTRY/v2/" >/dev/null 2>&1; }
+
+# Listens on the bridge only: the nodes and this host reach it, nothing else does.
+registry() {
+  registry_up && return
+  mkdir -p "$DIR/registry"
+  printf 'version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n' \
+    "$DIR/registry/data" "$REGISTRY" >"$DIR/registry/config.yml"
+  nohup docker-registry serve "$DIR/registry/config.yml" >"$DIR/registry/registry.log" 2>&1 &
+  echo $! >"$DIR/registry.pid"
+  for _ in $(seq 1 100); do registry_up && return; sleep 0.1; done
+  log "docker-registry did not start: see $DIR/registry/registry.log"; exit 1
+}
+
+push() {
+  podman_env
+  podman push -q --tls-verify=false --format v2s2 "$1" "$REGISTRY/$2" >/dev/null
+}
+
 up() {
   install
   down >/dev/null 2>&1 || true
   network
+  registry
   local n started=$SECONDS
   for n in $NODES; do start_node "$n"; done
   form
@@ -149,6 +178,7 @@ down() {
     [ -f "$DIR/node$n/node.pid" ] && kill_node "$n"
     ip netns del "aisha-node$n" 2>/dev/null || true
   done
+  [ -f "$DIR/registry.pid" ] && { kill "$(cat "$DIR/registry.pid")" 2>/dev/null || true; }
   ip link del "$BRIDGE" 2>/dev/null || true
   sleep 1
   # Mounts made by dockerd in its private mount namespace die with it; the data may hold overlay files owned by root.
@@ -158,10 +188,11 @@ down() {
 case "${1:-}" in
   up) shift; up "$@" ;;
   load) shift; load "$@" ;;
+  push) push "$2" "$3" ;;
   node-init) node_init "$2" ;;
   kill) kill_node "$2" ;;
   start) start_node "$2" ;;
   down) down ;;
   socket) socket "$2" ;;
-  *) echo "usage: $0 up IMAGE... | kill N | start N | down | socket N" >&2; exit 64 ;;
+  *) echo "usage: $0 up IMAGE... | load IMAGE... | push IMAGE NAME | kill N | start N | down | socket N" >&2; exit 64 ;;
 esac

@@ -81,6 +81,53 @@ async fn a_refusal_for_the_bots_rate_holds_every_process_until_its_retry_after()
     fleet.stop().await;
 }
 
+/// Paid broadcasts are counted apart from the free 30 a second: a refusal
+/// of a free message holds the free budget, and the messages that go paid
+/// meanwhile are not held with it.
+#[tokio::test]
+async fn a_refusal_of_a_free_message_holds_free_messages_only_paid_ones_go_on() {
+    let (services, telegram, _openai, mut fleet) =
+        paid_fleet("send_budget_paid_hold", ("AISHA_TELEGRAM__PAID_BROADCAST__AFTER", "200ms")).await;
+
+    // The day's first message, alone: free, and refused.
+    telegram.fail_next("sendMessage", aisha_testkit::telegram::Failure::RetryAfter(8));
+    telegram.push_text(8600, "en", "/start");
+    eventually("the first welcome refused", Duration::from_secs(20), || {
+        telegram.count_where(|c| c.is_message() && c.failed) == 1
+    })
+    .await;
+    let users = welcomed_users(&telegram, 8601, 39).await;
+
+    let calls = telegram.all_calls();
+    let refused = calls.iter().find(|c| c.is_message() && c.failed).expect("the refused welcome");
+    assert_ne!(refused.params["allow_paid_broadcast"], true, "the first message of the day went free");
+    let paid_sent = |c: &&aisha_testkit::telegram::Call| c.params["allow_paid_broadcast"] == true;
+    let during_hold: Vec<_> = calls
+        .iter()
+        .filter(|c| {
+            c.is_message()
+                && !c.failed
+                && c.at > refused.at + Duration::from_millis(100)
+                && c.at < refused.at + Duration::from_millis(7_950)
+        })
+        .collect();
+    let free: Vec<_> = during_hold.iter().filter(|c| !paid_sent(c)).map(|c| c.params["chat_id"].clone()).collect();
+    assert!(free.is_empty(), "free messages inside the 8 s hold: {free:?}");
+    let last = calls.iter().filter(|c| c.is_message() && !c.failed).map(|c| c.at).max().unwrap();
+    assert!(
+        last < refused.at + Duration::from_millis(7_950),
+        "every welcome went paid within the hold ({} inside it), none waited for its end",
+        during_hold.len()
+    );
+    for user in std::iter::once(8600).chain(users) {
+        assert_eq!(telegram.sent_texts(user).len(), 1, "user {user}: one welcome");
+    }
+    assert_eq!(telegram.flood_refusals(), 0, "neither rate exceeded");
+    assert_eq!(summed(&fleet, "aishad_telegram_send_holds_total{scope=\"bot\"}").await, 1);
+    services.assert_ledger_balanced().await;
+    fleet.stop().await;
+}
+
 /// A worker whose every slot waited in the send budget's line to deliver
 /// would leave the budget idle between deliveries: a job whose result waits
 /// to be sent gives its slot (and its place in the kind's concurrency) to
@@ -125,17 +172,8 @@ async fn a_job_whose_reply_waits_in_line_lets_the_next_job_start() {
 /// the paid rate allows, until the day's ceiling is spent; then free again.
 #[tokio::test]
 async fn paid_broadcasts_spend_up_to_the_days_ceiling_and_no_more() {
-    let services = TestServices::new("send_budget_paid").await;
-    let telegram = FakeTelegram::start(TOKEN).await;
-    let openai = FakeOpenAi::start("sk-budget").await;
-    telegram.enforce_flood_limits(FloodLimits::default());
-    let paid = [
-        ("AISHA_TELEGRAM__SEND_PER_CHAT_SECOND", "1"),
-        ("AISHA_TELEGRAM__PAID_BROADCAST__ENABLED", "true"),
-        ("AISHA_TELEGRAM__PAID_BROADCAST__PER_SECOND", "200"),
-        ("AISHA_TELEGRAM__PAID_BROADCAST__DAILY_STARS", "3"),
-    ];
-    let fleet = Fleet::start(Path::new(BIN), &services, &telegram, &openai, 1, &paid).await;
+    let (services, telegram, _openai, fleet) =
+        paid_fleet("send_budget_paid", ("AISHA_TELEGRAM__PAID_BROADCAST__DAILY_STARS", "3")).await;
     let users = welcomed_users(&telegram, 8500, 120).await;
 
     assert_eq!(telegram.paid_broadcast_tenths_of_stars(), 30, "3 Stars: 30 messages at 0.1, the day's ceiling");
@@ -146,6 +184,23 @@ async fn paid_broadcasts_spend_up_to_the_days_ceiling_and_no_more() {
     services.assert_ledger_balanced().await;
     let mut fleet = fleet;
     fleet.stop().await;
+}
+
+/// A poller and one worker with paid broadcasts on (200 a second, and
+/// `setting`), behind a Bot API counting Telegram's limits strictly.
+async fn paid_fleet(name: &str, setting: (&str, &str)) -> (TestServices, FakeTelegram, FakeOpenAi, Fleet) {
+    let services = TestServices::new(name).await;
+    let telegram = FakeTelegram::start(TOKEN).await;
+    let openai = FakeOpenAi::start("sk-budget").await;
+    telegram.enforce_flood_limits(FloodLimits::default());
+    let paid = [
+        ("AISHA_TELEGRAM__SEND_PER_CHAT_SECOND", "1"),
+        ("AISHA_TELEGRAM__PAID_BROADCAST__ENABLED", "true"),
+        ("AISHA_TELEGRAM__PAID_BROADCAST__PER_SECOND", "200"),
+        setting,
+    ];
+    let fleet = Fleet::start(Path::new(BIN), &services, &telegram, &openai, 1, &paid).await;
+    (services, telegram, openai, fleet)
 }
 
 /// A counter's value summed over every process of the fleet.

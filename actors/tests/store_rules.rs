@@ -158,44 +158,14 @@ async fn profiles_read_together_are_created_refreshed_or_only_read_each_as_alone
 #[tokio::test]
 async fn callbacks_recorded_together_queue_one_delivery_each_and_only_for_known_requests() {
     use aisha_actors::fal_job::requests::{self, NewCallback};
-    use aisha_actors::store::fal::FalRequest;
     let (_t, services) = common::services("callbacks_together", |_| {}).await;
     let db = &services.db;
     let user = common::user(&services, 4545).await;
     let submit = |id: &'static str| async move {
-        let client = db.client().await.unwrap();
-        let job = queue::enqueue(&client, &NewJob::new("fal.imagine", format!("paid-{id}"), serde_json::json!({})))
-            .await
-            .unwrap()
-            .job()
-            .clone();
-        let request = FalRequest {
-            request_id: id.into(),
-            job_id: job.id,
-            user_id: user,
-            chat_id: 4545,
-            kind: aisha_actors::store::fal::FalKind::Imagine,
-            model: "fal-ai/flux".into(),
-            status_url: String::new(),
-            response_url: String::new(),
-            cancel_url: String::new(),
-            avatar_id: None,
-            prompt: None,
-            aspect_ratio: None,
-            language: None,
-            state: aisha_actors::store::fal::FalState::Submitted,
-            age_seconds: 0.0,
-        };
+        let request = fal_request(db, user, id).await;
         requests::record_request(db, &request, std::time::Duration::from_secs(3600)).await.unwrap();
     };
-    let deliveries = || async {
-        let client = db.client().await.unwrap();
-        let rows = client
-            .query("SELECT payload->>'request_id' FROM jobs WHERE kind = 'fal.deliver' ORDER BY 1", &[])
-            .await
-            .unwrap();
-        rows.iter().map(|r| r.get::<_, String>(0)).collect::<Vec<_>>()
-    };
+    let deliveries = || deliveries(db);
     let callback = |id: &str| NewCallback {
         request_id: id.into(),
         status: "OK".into(),
@@ -224,4 +194,79 @@ async fn callbacks_recorded_together_queue_one_delivery_each_and_only_for_known_
         ["early", "known-1", "known-2"],
         "the submission finds its callback and queues the delivery"
     );
+}
+
+/// A submission and its callback recorded at the same moment, each in a
+/// transaction that cannot see the other's row yet, still queue the
+/// delivery (before, neither did, and the result waited for the safety-net
+/// poll, `fal.poll_after`: 90 s).
+#[tokio::test]
+async fn a_submission_and_its_callback_recorded_at_once_still_queue_the_delivery() {
+    use aisha_actors::fal_job::requests::{self, NewCallback};
+    let (_t, services) = common::services("callback_race", |_| {}).await;
+    let db = &services.db;
+    let user = common::user(&services, 4546).await;
+    let ids: Vec<String> = (0..40).map(|i| format!("race-{i:02}")).collect();
+    for (i, id) in ids.iter().enumerate() {
+        let request = fal_request(db, user, id).await;
+        let body = serde_json::json!({ "request_id": id });
+        let callback = async {
+            if i % 2 == 0 {
+                requests::record_callback(db, id, "OK", &body, "webhook").await.unwrap()
+            } else {
+                // Recorded together with another request's callback: the webhook's batch.
+                let other = NewCallback {
+                    request_id: format!("{id}-other"),
+                    status: "OK".into(),
+                    body: body.clone(),
+                    source: "webhook",
+                };
+                let mine =
+                    NewCallback { request_id: id.clone(), status: "OK".into(), body: body.clone(), source: "webhook" };
+                requests::record_callbacks(db, vec![mine, other]).await.remove(0).unwrap()
+            }
+        };
+        let (recorded, new) =
+            tokio::join!(requests::record_request(db, &request, std::time::Duration::from_secs(3600)), callback);
+        recorded.unwrap();
+        assert!(new, "{id}: the callback is new");
+    }
+    assert_eq!(deliveries(db).await, ids, "every request's delivery queued once");
+}
+
+/// A request for a paid job of `user`'s just queued: what a submission records.
+async fn fal_request(db: &aisha_actors::store::Db, user: i64, id: &str) -> aisha_actors::store::fal::FalRequest {
+    let client = db.client().await.unwrap();
+    let job = queue::enqueue(&client, &NewJob::new("fal.imagine", format!("paid-{id}"), serde_json::json!({})))
+        .await
+        .unwrap()
+        .job()
+        .clone();
+    aisha_actors::store::fal::FalRequest {
+        request_id: id.into(),
+        job_id: job.id,
+        user_id: user,
+        chat_id: 4545,
+        kind: aisha_actors::store::fal::FalKind::Imagine,
+        model: "fal-ai/flux".into(),
+        status_url: String::new(),
+        response_url: String::new(),
+        cancel_url: String::new(),
+        avatar_id: None,
+        prompt: None,
+        aspect_ratio: None,
+        language: None,
+        state: aisha_actors::store::fal::FalState::Submitted,
+        age_seconds: 0.0,
+    }
+}
+
+/// The request ids of the queued deliveries, in order.
+async fn deliveries(db: &aisha_actors::store::Db) -> Vec<String> {
+    let client = db.client().await.unwrap();
+    let rows = client
+        .query("SELECT payload->>'request_id' FROM jobs WHERE kind = 'fal.deliver' ORDER BY 1", &[])
+        .await
+        .unwrap();
+    rows.iter().map(|r| r.get::<_, String>(0)).collect()
 }

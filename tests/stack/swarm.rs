@@ -2,8 +2,10 @@
 //! (scripts/swarm.sh: a dockerd per network namespace on this machine),
 //! with the fakes and the host's services as the outside world: the tasks
 //! spread over the nodes, a chat and a transcription are answered, a
-//! rolling update under arriving voice notes loses and repeats nothing, and
-//! a node SIGKILLed while its worker holds jobs costs nothing either.
+//! rolling update under arriving voice notes loses and repeats nothing, a
+//! queue spike is met by workers scaled out on nodes that must pull the
+//! image first, and a node SIGKILLed while its worker holds jobs costs
+//! nothing either.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
@@ -98,6 +100,22 @@ fn next_release() -> String {
     .unwrap();
     engine::podman(&["build", "-q", "-t", &tag, dir.to_str().unwrap()]);
     tag
+}
+
+/// A release no node holds a layer of, in the swarm's registry: the same
+/// files squashed into one new layer, so a node pulls all of it. Returns
+/// the name the nodes pull.
+fn unseen_release() -> String {
+    let tag = format!("localhost/aishad:{}-unseen", env!("CARGO_PKG_VERSION"));
+    let dir = std::env::temp_dir().join("aishad-unseen-release");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("release"), "unseen\n").unwrap();
+    std::fs::write(dir.join("Containerfile"), format!("FROM {}\nCOPY release /etc/aishad-release\n", aishad_image()))
+        .unwrap();
+    engine::podman(&["build", "-q", "--squash-all", "-t", &tag, dir.to_str().unwrap()]);
+    let name = "aisha/aishad:unseen";
+    Swarm::script(&["push", &tag, name]);
+    format!("10.231.0.1:5000/{name}")
 }
 
 fn create_secrets(external: &External) {
@@ -325,6 +343,8 @@ async fn the_stack_spreads_over_three_nodes_rolls_and_survives_a_killed_node() {
     }
     external.test.assert_ledger_balanced().await;
 
+    queue_spike_met_by_pulling_workers(&fakes, &external).await;
+
     // A node killed while its worker holds jobs.
     let victims: Vec<i64> = (9200..9206).collect();
     welcome(&fakes, &victims).await;
@@ -348,6 +368,89 @@ async fn the_stack_spreads_over_three_nodes_rolls_and_survives_a_killed_node() {
     let charges: i64 =
         external.scalar("SELECT count(*) FROM ledger_entries WHERE job_id IS NOT NULL AND reason <> 'charge'").await;
     assert_eq!(charges, 0, "no refund nor second charge");
+    external.test.assert_ledger_balanced().await;
+}
+
+/// One worker on a release only its node has pulled; voice notes pile up;
+/// the workers are scaled to 3, as an operator or an autoscaler would on
+/// the queue's age. Figures: the spike to the first claim by a new worker,
+/// and to the image on its node.
+async fn queue_spike_met_by_pulling_workers(fakes: &Fakes, external: &External) {
+    let unseen = unseen_release();
+    let service = format!("{STACK}_worker");
+    Swarm::docker(
+        1,
+        &[
+            "service",
+            "update",
+            "--quiet",
+            "--detach=false",
+            "--no-resolve-image",
+            "--replicas",
+            "1",
+            "--image",
+            &unseen,
+            &service,
+        ],
+    );
+    converged(&[("worker", 1)], None, Duration::from_secs(120)).await;
+    let first: Vec<(u32, String)> = Swarm::tasks(1, "worker");
+    let without: Vec<u32> =
+        (1..=3).filter(|n| !first.iter().any(|(_, node)| *node == format!("aisha-node{n}"))).collect();
+    for &n in &without {
+        let has = Swarm::cli(n).args(["image", "inspect", &unseen]).output().unwrap().status.success();
+        assert!(!has, "node {n} has not pulled the release yet");
+    }
+
+    let crowd: Vec<i64> = (9300..9340).collect();
+    welcome(fakes, &crowd).await;
+    fakes.openai.set_latency(Duration::from_secs(3));
+    for &user in &crowd {
+        fakes.telegram.push_voice(user, "en", 2, voice_note("Said in a queue spike."));
+    }
+    let waiting = "SELECT count(*) FROM jobs WHERE kind = 'transcribe' AND state = 'queued'";
+    let started = Instant::now();
+    while external.scalar(waiting).await < 20 {
+        assert!(started.elapsed() < Duration::from_secs(30), "the queue did not spike");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let spiked = Instant::now();
+    Swarm::docker(1, &["service", "scale", "--detach=true", &format!("{service}=3")]);
+    let old: Vec<String> = first.iter().map(|(slot, _)| format!("{service}-{slot}")).collect();
+    let mut pulled = None;
+    let claimed = loop {
+        if pulled.is_none()
+            && without
+                .iter()
+                .any(|&n| Swarm::cli(n).args(["image", "inspect", &unseen]).output().unwrap().status.success())
+        {
+            pulled = Some(spiked.elapsed());
+        }
+        let new_claims: i64 = external
+            .scalar(&format!(
+                "SELECT count(*) FROM jobs WHERE kind = 'transcribe' AND state = 'running'
+                 AND split_part(locked_by, '#', 1) LIKE '{service}-%' AND split_part(locked_by, '#', 1) NOT IN ({})",
+                old.iter().map(|o| format!("'{o}'")).collect::<Vec<_>>().join(", ")
+            ))
+            .await;
+        if new_claims > 0 {
+            break spiked.elapsed();
+        }
+        assert!(spiked.elapsed() < Duration::from_secs(90), "no new worker claimed a job");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let pulled = pulled.expect("a new worker's node pulled the release before it claimed");
+    figure(
+        "swarm queue spike → image pulled on a new worker's node (workers 1 → 3)",
+        format!("{:.1} s", pulled.as_secs_f64()),
+    );
+    figure(
+        "swarm queue spike → a new worker's first claim (image pulled first)",
+        format!("{:.1} s", claimed.as_secs_f64()),
+    );
+    fakes.openai.set_latency(Duration::ZERO);
+    all_transcribed_once(fakes, &crowd, Duration::from_secs(120)).await;
+    converged(&[("worker", 3)], None, Duration::from_secs(120)).await;
     external.test.assert_ledger_balanced().await;
 }
 

@@ -3,6 +3,9 @@
 //! request id and the job that delivers its result is queued with it;
 //! whichever of "submission recorded" and "callback recorded" commits second
 //! queues the delivery, so a callback that beats the submission is not lost.
+//! Two that overlap see neither's row (read committed), so each that found
+//! no partner looks again after its commit, when both are visible to
+//! whichever looks last; the delivery's key keeps it one job.
 //! A request that ends without a result refunds the job that paid for it,
 //! in the same transaction that ends it; a request whose result is stored
 //! ends delivered in the transaction that stores it. Both end only a
@@ -46,7 +49,32 @@ pub async fn record_request(db: &Db, r: &FalRequest, poll_after: Duration) -> Re
     tx.commit().await?;
     if delivered {
         db.wake(FAL_DELIVER.name);
+    } else {
+        deliver_where_both_recorded(db, &client, &[r.request_id.as_str()]).await?;
     }
+    Ok(())
+}
+
+/// Queues the deliveries of those of `request_ids` whose submission and
+/// callback are both recorded now: for the side that committed without
+/// seeing the other's row. A delivery already queued stays the one.
+async fn deliver_where_both_recorded(
+    db: &Db,
+    client: &impl GenericClient,
+    request_ids: &[&str],
+) -> Result<(), StoreError> {
+    let both = crate::store::cached(
+        client,
+        "SELECT request_id FROM fal_requests JOIN fal_callbacks USING (request_id) WHERE request_id = ANY($1)",
+    )
+    .await?;
+    let found = client.query(&both, &[&request_ids]).await?;
+    if found.is_empty() {
+        return Ok(());
+    }
+    let deliveries: Vec<NewJob> = found.iter().map(|row| delivery_job(row.get(0))).collect();
+    queue::enqueue_batch(client, &deliveries).await?;
+    db.wake(FAL_DELIVER.name);
     Ok(())
 }
 
@@ -73,6 +101,8 @@ pub async fn record_callback(
     tx.commit().await?;
     if known {
         db.wake(FAL_DELIVER.name);
+    } else {
+        deliver_where_both_recorded(db, &client, &[request_id]).await?;
     }
     Ok(true)
 }
@@ -120,14 +150,17 @@ static RECORD_TOGETHER_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::n
              SELECT c.n FROM unnest($1::text[]) WITH ORDINALITY AS c(request_id, n)
              JOIN recorded USING (request_id) JOIN fal_requests USING (request_id)),
          queued AS ({})
-         SELECT request_id, (SELECT count(*) FROM queued) AS queued FROM recorded",
+         SELECT request_id, (SELECT count(*) FROM queued) AS queued,
+                request_id IN (SELECT request_id FROM fal_requests) AS known
+         FROM recorded",
         queue::insert_sql(5, "n IN (SELECT n FROM deliver)", "id")
     )
 });
 
 /// One statement, so one round trip and no transaction block: the
 /// callbacks new to the table are added, and of those whose request is
-/// known, the delivery jobs. Returns, per callback, whether it was new.
+/// known, the delivery jobs; then, for those whose submission it could not
+/// see, a look once committed. Returns, per callback, whether it was new.
 async fn record_together(db: &Db, batch: &[NewCallback]) -> Result<Vec<bool>, StoreError> {
     let ids: Vec<&str> = batch.iter().map(|c| c.request_id.as_str()).collect();
     let statuses: Vec<&str> = batch.iter().map(|c| c.status.as_str()).collect();
@@ -142,6 +175,10 @@ async fn record_together(db: &Db, batch: &[NewCallback]) -> Result<Vec<bool>, St
     let inserted: std::collections::HashSet<String> = rows.iter().map(|r| r.get(0)).collect();
     if rows.first().is_some_and(|r| r.get::<_, i64>(1) > 0) {
         db.wake(FAL_DELIVER.name);
+    }
+    let unseen: Vec<&str> = rows.iter().filter(|r| !r.get::<_, bool>(2)).map(|r| r.get(0)).collect();
+    if !unseen.is_empty() {
+        deliver_where_both_recorded(db, &client, &unseen).await?;
     }
     // A request id twice in one batch: the first is recorded, the second is its duplicate.
     let mut first = std::collections::HashSet::new();

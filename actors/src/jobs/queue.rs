@@ -11,7 +11,7 @@ use serde_json::Value;
 use tokio_postgres::Row;
 
 use super::{Job, JobState, NewJob};
-use crate::store::{Db, StoreError};
+use crate::store::{Db, Prepared, StoreError};
 
 /// The NOTIFY channel; the payload is the job kind.
 pub const CHANNEL: &str = crate::store::wake::JOBS_CHANNEL;
@@ -214,7 +214,7 @@ static CLAIM_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
 pub async fn hand_over(db: &Db, id: i64, instance: &str) -> Result<bool, StoreError> {
     let client = db.client().await?;
     let updated = client
-        .execute(
+        .execute_prepared(
             "UPDATE jobs SET handing_over = true WHERE id = $1 AND locked_by = $2 AND state = 'running'",
             &[&id, &instance],
         )
@@ -247,7 +247,7 @@ pub async fn heartbeat(db: &Db, ids: &[i64], instance: &str, lease: Duration) ->
 pub async fn lease_left(db: &Db, id: i64, instance: &str, margin: Duration) -> Result<Option<bool>, StoreError> {
     let client = db.client().await?;
     let row = client
-        .query_opt(
+        .query_opt_prepared(
             "SELECT locked_until > now() + make_interval(secs => $3)
                     AND current_setting('transaction_read_only') = 'off'
              FROM jobs
@@ -283,7 +283,7 @@ pub async fn release_predecessors(
 pub async fn complete(db: &Db, id: i64, instance: &str, result: &Value) -> Result<bool, StoreError> {
     let client = db.client().await?;
     let n = client
-        .execute(
+        .execute_prepared(
             "UPDATE jobs SET state = 'done', result = $3, finished_at = now(), updated_at = now(),
                              locked_by = NULL, locked_until = NULL
              WHERE id = $1 AND locked_by = $2 AND state = 'running'",

@@ -3,7 +3,7 @@
 //! far, and the refund every unpaid ending shares.
 
 use crate::jobs::Job;
-use crate::store::{GenericClient, StoreError};
+use crate::store::{GenericClient, Prepared, StoreError};
 
 pub const REASON_CHARGE: &str = "charge";
 pub const REASON_REFUND: &str = "refund";
@@ -83,12 +83,15 @@ pub async fn refund_job(tx: &impl GenericClient, job: &Job) -> Result<bool, Stor
         )
         .await?;
     if inserted == 1 {
-        tx.execute("UPDATE users SET balance = balance + $2, updated_at = now() WHERE id = $1", &[&user_id, &amount])
-            .await?;
+        tx.execute_prepared(
+            "UPDATE users SET balance = balance + $2, updated_at = now() WHERE id = $1",
+            &[&user_id, &amount],
+        )
+        .await?;
     }
     Ok(inserted == 1)
 }
 
 pub(crate) async fn balance_in(client: &impl GenericClient, user_id: i64) -> Result<i64, StoreError> {
-    Ok(client.query_one("SELECT balance FROM users WHERE id = $1", &[&user_id]).await?.get(0))
+    Ok(client.query_one_prepared("SELECT balance FROM users WHERE id = $1", &[&user_id]).await?.get(0))
 }

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::db::Db;
+use super::db::{Db, Prepared};
 use super::error::StoreError;
 
 /// Whether another caller's call (row `c`) is gone: not kept alive within
@@ -72,7 +72,7 @@ impl Db {
         // Never a chunk already kept: its caller's write deletes the call row,
         // and a row that is not there would otherwise be taken.
         let row = client
-            .query_one(
+            .query_one_prepared(
                 &format!(
                     "WITH taken AS (
                        INSERT INTO transcript_chunk_calls AS c (transcript_id, idx, worker, presence)
@@ -131,7 +131,10 @@ impl Db {
     pub async fn chunk_kept(&self, transcript_id: i64, idx: i32) -> Result<bool, StoreError> {
         let client = self.client().await?;
         let row = client
-            .query_opt("SELECT 1 FROM transcript_chunks WHERE transcript_id = $1 AND idx = $2", &[&transcript_id, &idx])
+            .query_opt_prepared(
+                "SELECT 1 FROM transcript_chunks WHERE transcript_id = $1 AND idx = $2",
+                &[&transcript_id, &idx],
+            )
             .await?;
         Ok(row.is_some())
     }

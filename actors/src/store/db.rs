@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio::sync::Notify;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::Row;
 
 use super::error::StoreError;
 use super::migrations::{self, MigrationReport};
@@ -113,6 +115,59 @@ impl Db {
 pub async fn cached(client: &impl GenericClient, sql: &str) -> Result<tokio_postgres::Statement, StoreError> {
     Ok(client.prepare_cached(sql).await?)
 }
+
+/// Statements on the hot paths, run as statements prepared once per
+/// connection ([`cached`]): PostgreSQL parses and plans each once, and a
+/// call is one round trip instead of a prepare and then a run. Only for
+/// SQL whose text is one of a fixed few: the cache keeps every text it
+/// sees for the connection's life.
+pub trait Prepared: GenericClient {
+    fn execute_prepared<'a>(
+        &'a self,
+        sql: &'a str,
+        params: &'a [&'a (dyn ToSql + Sync)],
+    ) -> impl Future<Output = Result<u64, tokio_postgres::Error>> + Send + 'a
+    where
+        Self: Sized,
+    {
+        async move { self.execute(&self.prepare_cached(sql).await?, params).await }
+    }
+
+    fn query_prepared<'a>(
+        &'a self,
+        sql: &'a str,
+        params: &'a [&'a (dyn ToSql + Sync)],
+    ) -> impl Future<Output = Result<Vec<Row>, tokio_postgres::Error>> + Send + 'a
+    where
+        Self: Sized,
+    {
+        async move { self.query(&self.prepare_cached(sql).await?, params).await }
+    }
+
+    fn query_one_prepared<'a>(
+        &'a self,
+        sql: &'a str,
+        params: &'a [&'a (dyn ToSql + Sync)],
+    ) -> impl Future<Output = Result<Row, tokio_postgres::Error>> + Send + 'a
+    where
+        Self: Sized,
+    {
+        async move { self.query_one(&self.prepare_cached(sql).await?, params).await }
+    }
+
+    fn query_opt_prepared<'a>(
+        &'a self,
+        sql: &'a str,
+        params: &'a [&'a (dyn ToSql + Sync)],
+    ) -> impl Future<Output = Result<Option<Row>, tokio_postgres::Error>> + Send + 'a
+    where
+        Self: Sized,
+    {
+        async move { self.query_opt(&self.prepare_cached(sql).await?, params).await }
+    }
+}
+
+impl<C: GenericClient> Prepared for C {}
 
 /// The same failure for every caller of a statement they shared.
 pub(crate) fn shared_failure<T>(callers: usize, what: &str, e: &StoreError) -> Vec<Result<T, StoreError>> {

@@ -23,6 +23,6 @@ pub mod wake;
 pub use deadpool_postgres::GenericClient;
 pub use migrations::{MigrationReport, MIGRATIONS};
 
-pub use db::{cached, parse_url, Db, SharedAnswer};
+pub use db::{cached, parse_url, Db, Prepared, SharedAnswer};
 pub(crate) use error::text_enum;
 pub use error::StoreError;

@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use super::db::Db;
+use super::db::{Db, Prepared};
 use super::error::StoreError;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -92,7 +92,7 @@ impl Db {
     ) -> Result<Transcript, StoreError> {
         let client = self.client().await?;
         client
-            .execute(
+            .execute_prepared(
                 "INSERT INTO transcripts (job_id, user_id, chat_id, file_unique_id, model, spoken_language, glossary, sender_telegram_id)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (job_id) DO NOTHING",
                 &[
@@ -107,7 +107,9 @@ impl Db {
                 ],
             )
             .await?;
-        let row = client.query_one(&format!("SELECT {COLUMNS} FROM transcripts WHERE job_id = $1"), &[&job_id]).await?;
+        let row = client
+            .query_one_prepared(&format!("SELECT {COLUMNS} FROM transcripts WHERE job_id = $1"), &[&job_id])
+            .await?;
         Ok(transcript(&row))
     }
 
@@ -136,14 +138,16 @@ impl Db {
         value: &(dyn tokio_postgres::types::ToSql + Sync),
     ) -> Result<(), StoreError> {
         let client = self.client().await?;
-        client.execute(&format!("UPDATE transcripts SET {} = $2 WHERE id = $1", column.name()), &[&id, value]).await?;
+        client
+            .execute_prepared(&format!("UPDATE transcripts SET {} = $2 WHERE id = $1", column.name()), &[&id, value])
+            .await?;
         Ok(())
     }
 
     pub async fn save_chunk(&self, transcript_id: i64, chunk: &SavedChunk) -> Result<(), StoreError> {
         let client = self.client().await?;
         client
-            .execute(
+            .execute_prepared(
                 "WITH kept AS (
                    INSERT INTO transcript_chunks (transcript_id, idx, start_seconds, end_seconds, text, segments, heard_seconds)
                    VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (transcript_id, idx) DO NOTHING)
@@ -166,7 +170,7 @@ impl Db {
     pub async fn transcript_chunks(&self, transcript_id: i64) -> Result<Vec<SavedChunk>, StoreError> {
         let client = self.client().await?;
         let rows = client
-            .query(
+            .query_prepared(
                 "SELECT idx, start_seconds, end_seconds, text, segments, heard_seconds FROM transcript_chunks
                   WHERE transcript_id = $1 ORDER BY idx",
                 &[&transcript_id],
@@ -191,7 +195,7 @@ impl Db {
     pub async fn finish_transcript(&self, id: i64, f: &Finished) -> Result<(), StoreError> {
         let client = self.client().await?;
         client
-            .execute(
+            .execute_prepared(
                 "WITH finished AS (
                      UPDATE transcripts SET text_key = $2, chars = $3, preview = $4, duration_seconds = $5,
                                             chunk_count = $6, language = $7, segments_key = $8, repeat_of = $9
@@ -218,7 +222,10 @@ impl Db {
     pub async fn mark_transcript_delivered(&self, id: i64) -> Result<bool, StoreError> {
         let client = self.client().await?;
         let n = client
-            .execute("UPDATE transcripts SET delivered_at = now() WHERE id = $1 AND delivered_at IS NULL", &[&id])
+            .execute_prepared(
+                "UPDATE transcripts SET delivered_at = now() WHERE id = $1 AND delivered_at IS NULL",
+                &[&id],
+            )
             .await?;
         Ok(n == 1)
     }
@@ -226,7 +233,9 @@ impl Db {
     /// The transcript a job made (or was making).
     pub async fn transcript_for_job(&self, job_id: i64) -> Result<Option<Transcript>, StoreError> {
         let client = self.client().await?;
-        let row = client.query_opt(&format!("SELECT {COLUMNS} FROM transcripts WHERE job_id = $1"), &[&job_id]).await?;
+        let row = client
+            .query_opt_prepared(&format!("SELECT {COLUMNS} FROM transcripts WHERE job_id = $1"), &[&job_id])
+            .await?;
         Ok(row.as_ref().map(transcript))
     }
 

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use super::db::{shared_failure, Db};
+use super::db::{shared_failure, Db, Prepared};
 use super::error::StoreError;
 use deadpool_postgres::GenericClient;
 
@@ -234,7 +234,7 @@ impl Db {
     /// The user's glossary as kept (JSON; its shape is `transcriber::glossary`'s).
     pub async fn glossary(&self, user_id: i64) -> Result<serde_json::Value, StoreError> {
         let client = self.client().await?;
-        Ok(client.query_one("SELECT glossary FROM users WHERE id = $1", &[&user_id]).await?.get(0))
+        Ok(client.query_one_prepared("SELECT glossary FROM users WHERE id = $1", &[&user_id]).await?.get(0))
     }
 
     pub async fn set_glossary(&self, user_id: i64, glossary: &serde_json::Value) -> Result<(), StoreError> {

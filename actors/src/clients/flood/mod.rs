@@ -17,7 +17,7 @@ use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 pub use limits::{Limits, Paid};
-pub use shared::{SharedBudget, Slot};
+pub use shared::{Held, SharedBudget, Slot};
 use window::LocalBudget;
 
 use crate::cache::Redis;
@@ -173,22 +173,31 @@ fn reserve_locally(limits: &Limits, chat: Option<i64>) -> (Instant, bool) {
 /// Which of a message's budgets Telegram refused it for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
-    /// The bot's 30 a second: every process waits out the `retry_after`.
+    /// The bot's free 30 a second: every process's free messages wait out
+    /// the `retry_after`; paid broadcasts, counted apart, go on.
     Bot,
-    /// One group's 20 a minute: only that group waits; the bot sends on.
+    /// The bot's paid broadcasts: its paid messages wait; free ones go on.
+    Paid,
+    /// One chat's limit: only that chat waits; the bot sends on.
     Chat,
 }
 
 impl Refusal {
     /// Telegram's 429 does not say which limit it was. It is one chat's
-    /// only when that chat had a message within its span, and its
-    /// `retry_after` is longer than the bot's one-second window can ask
-    /// for, as a group's minute does. Otherwise the bot waits: a chat
-    /// held for a bot-wide refusal would draw one more refusal for every
-    /// other chat, each a longer penalty.
+    /// only when that chat had a message within its span and the bot's
+    /// own rate cannot be why: a group's `retry_after` longer than the
+    /// bot's one-second window can ask for, or a paid message, whose rate
+    /// keeps at least Telegram's 1,000 less the free 30 and the headroom
+    /// (a clump of a hundred, where one chat's is one message early).
+    /// Otherwise the budget the message went in waits: a chat held for a
+    /// bot-wide refusal would draw one more refusal for every other chat,
+    /// each a longer penalty.
     pub fn of(chat: Option<i64>, turn: Turn, retry_after: Duration) -> Self {
         match chat {
-            Some(chat) if chat < 0 && turn.chat_busy && retry_after > Duration::from_secs(1) => Refusal::Chat,
+            Some(chat) if turn.chat_busy && (turn.paid || (chat < 0 && retry_after > Duration::from_secs(1))) => {
+                Refusal::Chat
+            }
+            _ if turn.paid => Refusal::Paid,
             _ => Refusal::Bot,
         }
     }
@@ -196,6 +205,7 @@ impl Refusal {
     fn as_str(self) -> &'static str {
         match self {
             Refusal::Bot => "bot",
+            Refusal::Paid => "paid",
             Refusal::Chat => "chat",
         }
     }
@@ -205,18 +215,27 @@ impl Refusal {
 /// holds the budget it was refused for, in every process of the bot.
 pub async fn refused(chat: Option<i64>, turn: Turn, retry_after: Duration) {
     let refusal = Refusal::of(chat, turn, retry_after);
-    let held_chat = if refusal == Refusal::Chat { chat } else { None };
     metrics::counter!("aishad_telegram_send_holds_total", "scope" => refusal.as_str()).increment(1);
     tracing::warn!(chat_id = ?chat, scope = refusal.as_str(), ?retry_after, "Telegram refused a message for its rate; holding the budget");
-    if let Ok(mut local) = LOCAL.lock() {
-        local.get_or_insert_with(LocalBudget::default).hold(held_chat, Instant::now() + retry_after);
+    let held = match (refusal, chat) {
+        (Refusal::Chat, Some(chat)) => Held::Chat(chat),
+        (Refusal::Paid, _) => Held::Paid,
+        _ => Held::Free,
+    };
+    // Nothing goes paid on the local budget, so a paid refusal holds nothing there.
+    if held != Held::Paid {
+        if let Ok(mut local) = LOCAL.lock() {
+            let held_chat = if let Held::Chat(chat) = held { Some(chat) } else { None };
+            local.get_or_insert_with(LocalBudget::default).hold(held_chat, Instant::now() + retry_after);
+        }
     }
-    let Some((limits, shared)) = BUDGET.read().ok().and_then(|b| b.as_ref().map(|b| (b.limits, b.shared.clone())))
+    let Some((limits, shared, paid)) =
+        BUDGET.read().ok().and_then(|b| b.as_ref().map(|b| (b.limits, b.shared.clone(), b.paid)))
     else {
         return;
     };
     if let Some(shared) = shared.filter(|_| !redis_away()) {
-        match tokio::time::timeout(REDIS_PATIENCE, shared.hold(&limits, held_chat, retry_after)).await {
+        match tokio::time::timeout(REDIS_PATIENCE, shared.hold(&limits, paid.as_ref(), held, retry_after)).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => redis_failed(&e.to_string()),
             Err(_) => redis_failed(&format!("no answer within {REDIS_PATIENCE:?}")),
@@ -263,6 +282,16 @@ mod tests {
         );
         assert_eq!(Refusal::of(Some(100), busy, long), Refusal::Bot, "a private chat's limit frees within a second");
         assert_eq!(Refusal::of(None, busy, long), Refusal::Bot);
+    }
+
+    #[test]
+    fn a_paid_message_refused_in_a_busy_chat_is_that_chats_else_the_paid_budgets() {
+        let second = Duration::from_secs(1);
+        let paid = Turn { chat_busy: false, paid: true };
+        let busy = Turn { chat_busy: true, paid: true };
+        assert_eq!(Refusal::of(Some(100), busy, second), Refusal::Chat, "the paid rate keeps a hundred in hand");
+        assert_eq!(Refusal::of(Some(100), paid, second), Refusal::Paid, "free messages go on");
+        assert_eq!(Refusal::of(None, busy, second), Refusal::Paid);
     }
 
     #[test]

@@ -67,6 +67,14 @@ end
 return string.format('%.0f', free_at)
 "#;
 
+/// What a refusal holds: the bot's free budget, its paid one, or one chat's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Held {
+    Free,
+    Paid,
+    Chat(i64),
+}
+
 /// A reserved slot: how long from now, when on Redis's clock, whether the
 /// chat's own budget was in use when it was reserved, and whether the
 /// message goes paid (`allow_paid_broadcast`).
@@ -95,8 +103,9 @@ impl SharedBudget {
         format!("{}:chat:{chat}", self.stem)
     }
 
-    fn held_key(&self) -> String {
-        format!("{}:held", self.stem)
+    /// Until when a bot-wide hold of the free or the paid budget lasts.
+    fn held_key(&self, paid: bool) -> String {
+        format!("{}:{}held", self.stem, if paid { "paid:" } else { "" })
     }
 
     /// Reserves a slot for one message to `chat`; how long until it. With
@@ -125,26 +134,37 @@ impl SharedBudget {
         Ok(Slot { wait: Duration::from_micros(wait_us.max(0) as u64), at_us, chat_busy: busy == 1, paid: paid == 1 })
     }
 
-    /// Holds the bot's budget (`chat: None`) or one chat's for `retry_after`.
-    pub async fn hold(&self, limits: &Limits, chat: Option<i64>, retry_after: Duration) -> Result<(), CacheError> {
+    /// Holds one of the bot's budgets for `retry_after`.
+    pub async fn hold(
+        &self,
+        limits: &Limits,
+        paid: Option<&Paid>,
+        held: Held,
+        retry_after: Duration,
+    ) -> Result<(), CacheError> {
         let mut args = vec![retry_after.as_micros().to_string()];
-        let keys = match chat {
-            Some(chat) => {
+        let keys = match held {
+            Held::Chat(chat) => {
                 args.push(limits.chat_gcra(chat).tolerance_us.to_string());
                 vec![self.chat_key(chat)]
             }
-            None => {
+            Held::Free => {
                 args.extend([limits.overall_gcra().tolerance_us.to_string(), "0".into()]);
-                vec![self.stem.clone(), self.held_key()]
+                vec![self.stem.clone(), self.held_key(false)]
+            }
+            Held::Paid => {
+                args.extend([paid.map_or(0, |p| p.gcra.tolerance_us).to_string(), "0".into()]);
+                vec![format!("{}:paid", self.stem), self.held_key(true)]
             }
         };
         let _: String = self.redis.client().eval(HOLD, keys, args).await?;
         Ok(())
     }
 
-    /// Whether a bot-wide hold set since `slot` was reserved covers it.
+    /// Whether a bot-wide hold of the budget `slot` is in (free or paid),
+    /// set since it was reserved, covers it.
     pub async fn held_over(&self, slot: &Slot) -> Result<bool, CacheError> {
-        let held: Option<u64> = self.redis.client().get(self.held_key()).await?;
+        let held: Option<u64> = self.redis.client().get(self.held_key(slot.paid)).await?;
         Ok(held.is_some_and(|free_at| free_at > slot.at_us))
     }
 }
