@@ -108,7 +108,7 @@ async fn burst(workers: usize, headroom: &str, pay: Pay, first_user: i64) {
     let cpu_before = fleet.cpu_seconds();
 
     let paid_before = telegram.paid_broadcast_tenths_of_stars();
-    let cpu_names_before = cpu_by_name();
+    let cpu_names_before = aisha_testkit::cpu_seconds_by_name();
     let (within, rate) = match pay {
         Pay::Free => (Duration::from_secs(10), 30.0),
         Pay::Paid => (Duration::from_secs(1), 1000.0),
@@ -171,7 +171,7 @@ fn per_ten_seconds(telegram: &FakeTelegram, started: Instant) -> Vec<usize> {
 /// burst (the daemons, PostgreSQL, S3, Redis, the fakes), spread over every
 /// core, is a time no burst on this machine can beat.
 fn machine_ceiling(before: &BTreeMap<String, f64>, last: Duration) {
-    let mut spent: Vec<(String, f64)> = cpu_by_name()
+    let mut spent: Vec<(String, f64)> = aisha_testkit::cpu_seconds_by_name()
         .into_iter()
         .map(|(name, seconds)| (name.clone(), seconds - before.get(&name).copied().unwrap_or(0.0)))
         .filter(|(_, seconds)| *seconds >= 0.05)
@@ -186,21 +186,6 @@ fn machine_ceiling(before: &BTreeMap<String, f64>, last: Duration) {
         total / cores,
         last.as_secs_f64()
     );
-}
-
-/// CPU seconds each process name has used so far (with the children it
-/// reaped: ffmpeg's count as aishad's).
-fn cpu_by_name() -> BTreeMap<String, f64> {
-    let ticks = 100.0; // USER_HZ, 100 on every Linux port
-    let mut by = BTreeMap::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
-        let Some((name, rest)) = stat.split_once(" (").and_then(|(_, r)| r.rsplit_once(") ")) else { continue };
-        // utime, stime, cutime, cstime: fields 14-17, the 12th-15th after the name.
-        let used: f64 = rest.split(' ').skip(11).take(4).filter_map(|f| f.parse::<f64>().ok()).sum();
-        *by.entry(name.to_owned()).or_insert(0.0) += used / ticks;
-    }
-    by
 }
 
 /// How long each hundred notes, in the order they came, waited for their

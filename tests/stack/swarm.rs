@@ -44,6 +44,11 @@ impl Swarm {
         command
     }
 
+    /// Whether node `n` holds `image`.
+    fn has_image(n: u32, image: &str) -> bool {
+        Self::cli(n).args(["image", "inspect", image]).output().is_ok_and(|o| o.status.success())
+    }
+
     /// `docker` on node `n`.
     fn docker(n: u32, args: &[&str]) -> String {
         let output = Self::cli(n).args(args).output().expect("docker");
@@ -90,32 +95,32 @@ fn image_id(image: &str) -> String {
 
 /// A second release of the image: the same bits under a new ID.
 fn next_release() -> String {
-    let tag = format!("localhost/aishad:{}-next", env!("CARGO_PKG_VERSION"));
-    let dir = std::env::temp_dir().join("aishad-next-release");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("Containerfile"),
-        format!("FROM {}\nLABEL org.opencontainers.image.version=next\n", aishad_image()),
-    )
-    .unwrap();
-    engine::podman(&["build", "-q", "-t", &tag, dir.to_str().unwrap()]);
-    tag
+    derived_release("next", "LABEL org.opencontainers.image.version=next", &[])
 }
 
 /// A release no node holds a layer of, in the swarm's registry: the same
 /// files squashed into one new layer, so a node pulls all of it. Returns
 /// the name the nodes pull.
 fn unseen_release() -> String {
-    let tag = format!("localhost/aishad:{}-unseen", env!("CARGO_PKG_VERSION"));
-    let dir = std::env::temp_dir().join("aishad-unseen-release");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("release"), "unseen\n").unwrap();
-    std::fs::write(dir.join("Containerfile"), format!("FROM {}\nCOPY release /etc/aishad-release\n", aishad_image()))
-        .unwrap();
-    engine::podman(&["build", "-q", "--squash-all", "-t", &tag, dir.to_str().unwrap()]);
+    let tag = derived_release("unseen", "COPY release /etc/aishad-release", &["--squash-all"]);
     let name = "aisha/aishad:unseen";
     Swarm::script(&["push", &tag, name]);
     format!("10.231.0.1:5000/{name}")
+}
+
+/// `localhost/aishad:VERSION-SUFFIX`: the image with one more line, built
+/// from a directory that also holds a file `release` (the suffix).
+fn derived_release(suffix: &str, line: &str, build_args: &[&str]) -> String {
+    let tag = format!("localhost/aishad:{}-{suffix}", env!("CARGO_PKG_VERSION"));
+    let dir = std::env::temp_dir().join(format!("aishad-{suffix}-release"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("release"), format!("{suffix}\n")).unwrap();
+    std::fs::write(dir.join("Containerfile"), format!("FROM {}\n{line}\n", aishad_image())).unwrap();
+    let mut args = vec!["build", "-q"];
+    args.extend_from_slice(build_args);
+    args.extend(["-t", &tag, dir.to_str().unwrap()]);
+    engine::podman(&args);
+    tag
 }
 
 fn create_secrets(external: &External) {
@@ -398,8 +403,7 @@ async fn queue_spike_met_by_pulling_workers(fakes: &Fakes, external: &External) 
     let without: Vec<u32> =
         (1..=3).filter(|n| !first.iter().any(|(_, node)| *node == format!("aisha-node{n}"))).collect();
     for &n in &without {
-        let has = Swarm::cli(n).args(["image", "inspect", &unseen]).output().unwrap().status.success();
-        assert!(!has, "node {n} has not pulled the release yet");
+        assert!(!Swarm::has_image(n, &unseen), "node {n} has not pulled the release yet");
     }
 
     let crowd: Vec<i64> = (9300..9340).collect();
@@ -419,11 +423,7 @@ async fn queue_spike_met_by_pulling_workers(fakes: &Fakes, external: &External) 
     let old: Vec<String> = first.iter().map(|(slot, _)| format!("{service}-{slot}")).collect();
     let mut pulled = None;
     let claimed = loop {
-        if pulled.is_none()
-            && without
-                .iter()
-                .any(|&n| Swarm::cli(n).args(["image", "inspect", &unseen]).output().unwrap().status.success())
-        {
+        if pulled.is_none() && without.iter().any(|&n| Swarm::has_image(n, &unseen)) {
             pulled = Some(spiked.elapsed());
         }
         let new_claims: i64 = external

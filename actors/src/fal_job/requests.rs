@@ -22,7 +22,7 @@ use crate::jobs::{queue, NewJob};
 use crate::ledger;
 use crate::store::fal::{self, FalRequest, FalState};
 use crate::store::images::{self, Image, NewImage};
-use crate::store::{Db, StoreError};
+use crate::store::{Db, Prepared, StoreError};
 
 fn delivery_job(request_id: &str) -> NewJob {
     let payload = FalRequestRef { request_id: request_id.to_owned() };
@@ -63,12 +63,12 @@ async fn deliver_where_both_recorded(
     client: &impl GenericClient,
     request_ids: &[&str],
 ) -> Result<(), StoreError> {
-    let both = crate::store::cached(
-        client,
-        "SELECT request_id FROM fal_requests JOIN fal_callbacks USING (request_id) WHERE request_id = ANY($1)",
-    )
-    .await?;
-    let found = client.query(&both, &[&request_ids]).await?;
+    let found = client
+        .query_prepared(
+            "SELECT request_id FROM fal_requests JOIN fal_callbacks USING (request_id) WHERE request_id = ANY($1)",
+            &[&request_ids],
+        )
+        .await?;
     if found.is_empty() {
         return Ok(());
     }

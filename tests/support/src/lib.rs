@@ -84,24 +84,38 @@ pub fn proc_status_kib(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU seconds in a `/proc/PID/stat` line: user and system, and with
+/// `reaped` those of the children it waited for too (ffmpeg's for aishad).
+fn stat_seconds(stat: &str, reaped: bool) -> f64 {
+    // Fields after the command's closing parenthesis: utime, stime, cutime and cstime are the 12th to 15th.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    let ticks: f64 =
+        rest.split_whitespace().skip(11).take(if reaped { 4 } else { 2 }).filter_map(|f| f.parse::<f64>().ok()).sum();
+    ticks / 100.0 // USER_HZ, 100 on every Linux port
+}
+
+fn every_stat() -> impl Iterator<Item = String> {
+    std::fs::read_dir("/proc").unwrap().flatten().filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+}
+
 /// CPU seconds (user + system) used so far by `pid`, and by every PostgreSQL process together.
 pub fn cpu_seconds(pid: u32) -> (f64, f64) {
-    let ticks = |stat: &str| -> f64 {
-        // Fields after the command's closing parenthesis: utime and stime are the 12th and 13th.
-        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        fields.get(11).and_then(|u| u.parse::<f64>().ok()).unwrap_or(0.0)
-            + fields.get(12).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0)
-    };
-    let daemon = std::fs::read_to_string(format!("/proc/{pid}/stat")).map(|s| ticks(&s)).unwrap_or(0.0);
-    let postgres: f64 = std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
-        .filter(|s| s.contains("(postgres)"))
-        .map(|s| ticks(&s))
-        .sum();
-    (daemon / 100.0, postgres / 100.0)
+    let daemon = std::fs::read_to_string(format!("/proc/{pid}/stat")).map(|s| stat_seconds(&s, false)).unwrap_or(0.0);
+    let postgres = every_stat().filter(|s| s.contains("(postgres)")).map(|s| stat_seconds(&s, false)).sum();
+    (daemon, postgres)
+}
+
+/// CPU seconds used so far by the processes of each name on this machine,
+/// with the children they reaped.
+pub fn cpu_seconds_by_name() -> std::collections::BTreeMap<String, f64> {
+    let mut by = std::collections::BTreeMap::new();
+    for stat in every_stat() {
+        let Some(name) = stat.split_once(" (").and_then(|(_, r)| r.rsplit_once(") ")).map(|(name, _)| name) else {
+            continue;
+        };
+        *by.entry(name.to_owned()).or_insert(0.0) += stat_seconds(&stat, true);
+    }
+    by
 }
 
 /// A benchmark's `main`: runs `bench` on a multi-threaded runtime under

@@ -369,7 +369,7 @@ impl FakeTelegram {
 
     /// How many `method` calls came in, without copying them.
     pub fn count(&self, method: &str) -> usize {
-        self.state.lock().unwrap().calls.iter().filter(|c| c.method == method).count()
+        self.count_where(|c| c.method == method)
     }
 
     /// How many calls `which` picks, without copying them: a bench polling
