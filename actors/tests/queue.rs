@@ -15,7 +15,7 @@ use aisha_actors::ledger;
 use aisha_actors::pool::{BoxFuture, DeadReason, JobContext, JobHandler, JobPool, JobPoolArgs, PoolMsg};
 use aisha_actors::services::Services;
 use aisha_actors::store::Db;
-use aisha_testkit::eventually;
+use aisha_testkit::{eventually, eventually_async};
 use ractor::{Actor, ActorRef};
 use serde_json::{json, Value};
 
@@ -374,6 +374,85 @@ async fn a_stopping_pool_keeps_its_jobs_from_its_next_incarnation() {
     let done = state_of(&services, job.id).await;
     assert_eq!((done.state, done.attempts), (JobState::Done, 1));
     new.stop(None);
+}
+
+/// Once the pool's one runner has started: the claim lock of `noop` taken
+/// here and the pool woken, so it waits in a claim, hearing of nothing else
+/// (a runner's end included), until the returned session commits.
+async fn pool_waiting_in_a_claim(services: &Services, handler: &TestHandler) -> deadpool_postgres::Object {
+    eventually("running", Duration::from_secs(5), || handler.runs.load(Ordering::SeqCst) == 1).await;
+    let holder = services.db.client().await.unwrap();
+    let lock = format!("BEGIN; SELECT pg_advisory_xact_lock({}, hashtext('noop'))", queue::CLAIM_LOCK_NAMESPACE);
+    holder.batch_execute(&lock).await.unwrap();
+    services.db.wake("noop");
+    let client = services.db.client().await.unwrap();
+    let waiting = "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database
+                   WHERE l.locktype = 'advisory' AND NOT l.granted AND d.datname = current_database()";
+    eventually_async("the pool waits in its claim", Duration::from_secs(5), || async {
+        client.query_one(waiting, &[]).await.unwrap().get::<_, i64>(0) == 1
+    })
+    .await;
+    holder
+}
+
+/// Its runner ended it and it was queued again before the pool heard of that
+/// end: it runs at once, not when its lease lapses (a minute here).
+#[tokio::test]
+async fn a_job_queued_again_as_its_runner_ends_runs_at_once() {
+    let (_t, services) = common::services("pool_queued_again", |s| {
+        s.jobs.lease = Duration::from_secs(60);
+        s.jobs.poll_interval = Duration::from_secs(3600);
+    })
+    .await;
+    let handler = TestHandler { delay: Duration::from_millis(1000), ..Default::default() };
+    let pool = pool(&services, &handler).await;
+    let job = enqueue(&services, "noop", "again").await;
+    let holder = pool_waiting_in_a_claim(&services, &handler).await;
+    eventually("ended", Duration::from_secs(5), || handler.finished.lock().unwrap().len() == 1).await;
+    let client = services.db.client().await.unwrap();
+    eventually_async("marked done", Duration::from_secs(5), || async {
+        client.query_one("SELECT state = 'done' FROM jobs", &[]).await.unwrap().get::<_, bool>(0)
+    })
+    .await;
+    // Due before the waiting claim began: its now() is its transaction's start.
+    client
+        .execute(
+            "UPDATE jobs SET state = 'queued', locked_by = NULL, locked_until = NULL, run_at = now() - interval '1 minute'",
+            &[],
+        )
+        .await
+        .unwrap();
+    holder.batch_execute("COMMIT").await.unwrap();
+    eventually("run again", Duration::from_secs(10), || handler.finished.lock().unwrap().len() == 2).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let done = state_of(&services, job.id).await;
+    assert_eq!((done.state, done.attempts), (JobState::Done, 2));
+    pool.stop(None);
+}
+
+/// Its lease lapsed while its runner worked (the database away longer than a
+/// lease) and the same pool claimed it again: the runner in hand finishes it,
+/// and no second runner starts.
+#[tokio::test]
+async fn a_job_whose_lease_lapsed_under_its_runner_runs_once() {
+    let (_t, services) = common::services("pool_lapsed_under", |s| {
+        s.jobs.lease = Duration::from_secs(60);
+        s.jobs.poll_interval = Duration::from_secs(3600);
+    })
+    .await;
+    let handler = TestHandler { delay: Duration::from_millis(1500), ..Default::default() };
+    let pool = pool(&services, &handler).await;
+    let job = enqueue(&services, "noop", "lapsed").await;
+    let holder = pool_waiting_in_a_claim(&services, &handler).await;
+    let client = services.db.client().await.unwrap();
+    client.execute("UPDATE jobs SET locked_until = now() - interval '1 minute'", &[]).await.unwrap();
+    holder.batch_execute("COMMIT").await.unwrap();
+    eventually("finished", Duration::from_secs(10), || handler.finished.lock().unwrap().len() == 1).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(handler.runs.load(Ordering::SeqCst), 1, "one runner");
+    let done = state_of(&services, job.id).await;
+    assert_eq!((done.state, done.attempts), (JobState::Done, 2), "claimed twice, run and finished once");
+    pool.stop(None);
 }
 
 #[tokio::test]

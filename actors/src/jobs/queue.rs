@@ -15,8 +15,9 @@ use crate::store::{Db, Prepared, StoreError};
 
 /// The NOTIFY channel; the payload is the job kind.
 pub const CHANNEL: &str = crate::store::wake::JOBS_CHANNEL;
-/// First key of the per-kind claim lock (`pg_advisory_xact_lock(int, int)`).
-const CLAIM_LOCK_NAMESPACE: i32 = 0x6a6f_6273; // "jobs"
+/// First key of the per-kind claim lock (`pg_advisory_xact_lock(int, int)`,
+/// the second `hashtext(kind)`): whoever holds it pauses that kind's claims.
+pub const CLAIM_LOCK_NAMESPACE: i32 = 0x6a6f_6273; // "jobs"
 
 const JOB_COLUMNS: &str = "id, kind, state, user_id, chat_id, payload, idempotency_key, cost, attempts, \
                            max_attempts, last_error, locked_by";

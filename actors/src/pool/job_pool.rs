@@ -13,9 +13,10 @@ use tokio::task::JoinHandle;
 
 use super::handler::{Completions, DeadReason, Handover, JobContext, JobHandler};
 use super::runner::{retry_delay, JobRunner, RunnerArgs};
+use super::upkeep;
 use crate::backoff::Backoff;
 use crate::jobs::queue::{self, Failed};
-use crate::jobs::{Job, JobError, JobState};
+use crate::jobs::{Job, JobError};
 use crate::ledger;
 use crate::services::Services;
 use crate::store::wake::LocalWakes;
@@ -54,6 +55,8 @@ pub struct PoolState {
     worker: String,
     handlers: BTreeMap<String, Arc<dyn JobHandler>>,
     running: HashMap<ActorId, Running>,
+    /// Jobs claimed while a runner of this pool still had them, by id.
+    claimed_again: HashMap<i64, Job>,
     retry: Backoff,
     tasks: Vec<JoinHandle<()>>,
     /// Holds this instance's presence lock; stopped last, once the jobs in
@@ -143,6 +146,7 @@ impl Actor for JobPool {
             services: args.services,
             worker,
             running: HashMap::new(),
+            claimed_again: HashMap::new(),
             tasks: vec![listener, ticker, heart],
             presence,
             presence_key,
@@ -173,12 +177,13 @@ impl Actor for JobPool {
             }
             PoolMsg::Tick => {
                 for kind in state.handlers.keys().cloned().collect::<Vec<_>>() {
-                    reap(state, &kind).await;
+                    upkeep::reap(&state.services, state.handlers.get(&kind), &kind).await;
                     claim_and_run(&myself, state, &kind).await;
                 }
-                report_depth(state).await;
+                upkeep::report_depth(&state.services.db, &mut state.depth_kinds).await;
                 if state.swept.is_none_or(|at| at.elapsed() >= SWEEP_EVERY) {
-                    sweep(state).await;
+                    state.swept = Some(Instant::now());
+                    upkeep::sweep(&state.services).await;
                 }
             }
             PoolMsg::Heartbeat => heartbeat(state).await,
@@ -201,9 +206,11 @@ impl Actor for JobPool {
             _ => return Ok(()),
         };
         let Some(done) = state.running.remove(&cell.get_id()) else { return Ok(()) };
+        let job_id = done.job.id;
         if let Some(error) = crash {
             record_crash(state, done, &error).await;
         }
+        runner_ended(&myself, state, job_id).await;
         // A slot is free: look for more work of that kind.
         myself.cast(PoolMsg::Wake(None))?;
         Ok(())
@@ -260,54 +267,76 @@ async fn claim_and_run(myself: &ActorRef<PoolMsg>, state: &mut PoolState, kind: 
             }
         };
     for job in claimed {
-        // Its lease lapsed while this pool still runs it (the database was
-        // away longer than a lease): the claim renewed the lease for the
-        // runner in hand; a second runner would deliver it twice.
+        // A runner of this pool still has it. Either its lease lapsed while the
+        // runner works (the database was away longer than a lease), and the
+        // claim renewed the lease for that runner, where a second runner would
+        // deliver it twice; or the runner ended it and it was queued again
+        // before the pool heard of that end, and nobody runs this attempt.
+        // Which of the two is known once that runner ends (`runner_ended`).
         if state.running.values().any(|r| r.job.id == job.id) {
-            tracing::info!(job_id = job.id, "claimed a job this pool still runs; its runner keeps it");
+            tracing::info!(job_id = job.id, "claimed a job this pool still runs; decided when its runner ends");
+            state.claimed_again.insert(job.id, job);
             continue;
         }
-        let Some(handler) = state.handlers.get(kind).cloned() else { continue };
-        let (cancel, cancelled) = watch::channel(false);
-        let (stop, stopping) = watch::channel(false);
-        let handing_over = Arc::new(AtomicBool::new(false));
-        let waker = myself.clone();
-        let kind_woken = kind.to_owned();
-        let handover = Handover {
-            handing_over: handing_over.clone(),
-            wake: Arc::new(move || {
-                let _ = waker.cast(PoolMsg::Wake(Some(kind_woken.clone())));
-            }),
-        };
-        let args = RunnerArgs {
-            job: job.clone(),
-            handler,
-            db: state.services.db.clone(),
-            context: JobContext::new(
-                state.worker.clone(),
-                cancelled,
-                stopping,
-                state.presence_key.clone(),
-                state.services.db.clone(),
-                settings.jobs.lease,
-                handover,
-            ),
-            retry: state.retry,
-            completions: state.completions.clone(),
-        };
-        match Actor::spawn_linked(None, JobRunner, args, myself.get_cell()).await {
-            Ok((runner, _)) => {
-                tracing::debug!(job_id = job.id, kind, attempt = job.attempts, "job claimed");
-                let cell = runner.get_cell();
-                state
-                    .running
-                    .insert(cell.get_id(), Running { job, cell, cancel, stop, started: Instant::now(), handing_over });
-            }
-            Err(e) => {
-                // The lease lapses and another claim picks it up.
-                tracing::error!(job_id = job.id, error = %e, "could not start a job runner");
-            }
+        start_runner(myself, state, job).await;
+    }
+}
+
+async fn start_runner(myself: &ActorRef<PoolMsg>, state: &mut PoolState, job: Job) {
+    let Some(handler) = state.handlers.get(&job.kind).cloned() else { return };
+    let settings = &state.services.settings;
+    let (cancel, cancelled) = watch::channel(false);
+    let (stop, stopping) = watch::channel(false);
+    let handing_over = Arc::new(AtomicBool::new(false));
+    let waker = myself.clone();
+    let kind_woken = job.kind.clone();
+    let handover = Handover {
+        handing_over: handing_over.clone(),
+        wake: Arc::new(move || {
+            let _ = waker.cast(PoolMsg::Wake(Some(kind_woken.clone())));
+        }),
+    };
+    let args = RunnerArgs {
+        job: job.clone(),
+        handler,
+        db: state.services.db.clone(),
+        context: JobContext::new(
+            state.worker.clone(),
+            cancelled,
+            stopping,
+            state.presence_key.clone(),
+            state.services.db.clone(),
+            settings.jobs.lease,
+            handover,
+        ),
+        retry: state.retry,
+        completions: state.completions.clone(),
+    };
+    match Actor::spawn_linked(None, JobRunner, args, myself.get_cell()).await {
+        Ok((runner, _)) => {
+            tracing::debug!(job_id = job.id, kind = %job.kind, attempt = job.attempts, "job claimed");
+            let cell = runner.get_cell();
+            state
+                .running
+                .insert(cell.get_id(), Running { job, cell, cancel, stop, started: Instant::now(), handing_over });
         }
+        Err(e) => {
+            // The lease lapses and another claim picks it up.
+            tracing::error!(job_id = job.id, error = %e, "could not start a job runner");
+        }
+    }
+}
+
+/// A runner ended whose job was claimed again meanwhile (`claim_and_run`):
+/// if that claim still holds it, the runner had ended it before the claim,
+/// and the claimed attempt is run now rather than left held until its lease
+/// lapses. If the runner ended it after the claim, nothing is left to run.
+async fn runner_ended(myself: &ActorRef<PoolMsg>, state: &mut PoolState, job_id: i64) {
+    let Some(job) = state.claimed_again.remove(&job_id) else { return };
+    match queue::lease_left(&state.services.db, job.id, &state.worker, std::time::Duration::ZERO).await {
+        Ok(Some(_)) => start_runner(myself, state, job).await,
+        Ok(None) => {}
+        Err(e) => tracing::warn!(job_id, error = %e, "could not check a job claimed again; its lease will lapse"),
     }
 }
 
@@ -345,71 +374,5 @@ async fn heartbeat(state: &mut PoolState) {
             }
         }
         Err(e) => tracing::warn!(error = %e, "lease heartbeat failed"),
-    }
-}
-
-async fn reap(state: &PoolState, kind: &str) {
-    match ledger::reap_exhausted(&state.services.db, kind).await {
-        Ok(dead) => {
-            for job in dead {
-                tracing::error!(job_id = job.id, kind, "job lost its worker on its last attempt; dead and refunded");
-                metrics::counter!("aishad_jobs_dead_total", "kind" => kind.to_owned()).increment(1);
-                if let Some(handler) = state.handlers.get(kind) {
-                    let reason = DeadReason::Exhausted(job.last_error.clone().unwrap_or_default());
-                    handler.on_dead(job, reason).await;
-                }
-            }
-        }
-        Err(e) => tracing::warn!(kind, error = %e, "reaping exhausted jobs failed"),
-    }
-}
-
-async fn sweep(state: &mut PoolState) {
-    state.swept = Some(Instant::now());
-    match state.services.db.sweep(&state.services.settings.retention).await {
-        Ok(swept) => {
-            tracing::debug!(?swept, "retention sweep");
-            metrics::counter!("aishad_retention_deleted_total", "what" => "updates").increment(swept.updates);
-            metrics::counter!("aishad_retention_deleted_total", "what" => "fal_callbacks")
-                .increment(swept.callbacks + swept.orphans);
-            metrics::counter!("aishad_retention_deleted_total", "what" => "jobs").increment(swept.jobs);
-        }
-        Err(e) => tracing::warn!(error = %e, "retention sweep failed; trying again later"),
-    }
-    match state.services.db.ledger_check().await {
-        Ok(None) => {}
-        Ok(Some(check)) => {
-            if check.drifted > 0 || check.negative > 0 {
-                tracing::error!(
-                    drifted = check.drifted,
-                    negative = check.negative,
-                    "the ledger check found balances that do not add up"
-                );
-            }
-            metrics::gauge!("aishad_ledger_drift_users").set(check.drifted as f64);
-            metrics::gauge!("aishad_ledger_negative_balances").set(check.negative as f64);
-        }
-        Err(e) => tracing::warn!(error = %e, "ledger check failed; trying again later"),
-    }
-}
-
-async fn report_depth(state: &mut PoolState) {
-    let depth = match queue::depth(&state.services.db).await {
-        Ok(depth) => depth,
-        Err(e) => return tracing::debug!(error = %e, "could not read the queue's depth"),
-    };
-    state.depth_kinds.extend(depth.iter().map(|d| d.kind.clone()));
-    {
-        for kind in &state.depth_kinds {
-            for job_state in [JobState::Queued, JobState::Running] {
-                let found = depth.iter().find(|d| d.kind == *kind && d.state == job_state);
-                metrics::gauge!("aishad_jobs", "kind" => kind.clone(), "state" => job_state.as_str())
-                    .set(found.map_or(0, |d| d.count) as f64);
-                if job_state == JobState::Queued {
-                    let oldest = found.map_or(0.0, |d| d.oldest_seconds);
-                    metrics::gauge!("aishad_job_oldest_queued_seconds", "kind" => kind.clone()).set(oldest);
-                }
-            }
-        }
     }
 }

@@ -7,6 +7,7 @@ mod job_pool;
 pub mod listener;
 mod presence;
 mod runner;
+mod upkeep;
 
 pub use presence::PRESENCE_LOCK_NAMESPACE;
 
