@@ -37,6 +37,14 @@ fn main() {
 }
 
 /// (calls, µs) of EVAL so far, from Redis's INFO commandstats.
+/// Transactions committed and rolled back in the bench's database so far.
+async fn transactions(database_url: &str) -> i64 {
+    let (client, connection) = tokio_postgres::connect(database_url, tokio_postgres::NoTls).await.expect("PostgreSQL");
+    tokio::spawn(connection);
+    let sql = "SELECT (xact_commit + xact_rollback)::bigint FROM pg_stat_database WHERE datname = current_database()";
+    client.query_one(sql, &[]).await.expect("pg_stat_database").get(0)
+}
+
 fn redis_eval_stats(redis_url: &str) -> (u64, u64) {
     let out = std::process::Command::new("redis-cli")
         .args(["-u", redis_url, "info", "commandstats"])
@@ -108,6 +116,7 @@ async fn burst(workers: usize, headroom: &str, pay: Pay, first_user: i64) {
     let cpu_before = fleet.cpu_seconds();
 
     let paid_before = telegram.paid_broadcast_tenths_of_stars();
+    let transactions_before = transactions(&services.database_url).await;
     let cpu_names_before = aisha_testkit::cpu_seconds_by_name();
     let (within, rate) = match pay {
         Pay::Free => (Duration::from_secs(10), 30.0),
@@ -144,6 +153,10 @@ async fn burst(workers: usize, headroom: &str, pay: Pay, first_user: i64) {
     println!("messages sent in each 10 s from the first note: {:?}", per_ten_seconds(&telegram, started));
     if pay == Pay::Paid {
         machine_ceiling(&cpu_names_before, last);
+        // PostgreSQL reports a backend's counts at most once a second.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let done = transactions(&services.database_url).await - transactions_before;
+        println!("PostgreSQL: {done} transactions, {:.1} per note", done as f64 / USERS as f64);
         println!("{}", first_replies(&telegram, &users, started, within));
         println!("{}", timeline(&telegram, started));
     }

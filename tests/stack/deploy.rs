@@ -38,7 +38,7 @@ impl Deployment {
         };
         deployment.write_env(env);
         // The container store is the machine's: a run that was killed may have left this project up.
-        let _ = deployment.compose_output(&["down", "-v", "--remove-orphans", "--timeout", "5"]);
+        deployment.down();
         deployment
     }
 
@@ -139,6 +139,14 @@ impl Deployment {
     }
 }
 
+impl Deployment {
+    /// Its containers, whatever their profile, then its networks and volumes.
+    fn down(&self) {
+        engine::remove_containers_of(&self.project);
+        let _ = self.compose_output(&["down", "-v", "--remove-orphans", "--timeout", "5"]);
+    }
+}
+
 impl Drop for Deployment {
     fn drop(&mut self) {
         if std::thread::panicking() {
@@ -148,7 +156,7 @@ impl Drop for Deployment {
                 eprintln!("--- {} {service} ---\n{}", self.project, String::from_utf8_lossy(&logs.stdout));
             }
         }
-        let _ = self.compose_output(&["down", "-v", "--remove-orphans", "--timeout", "5"]);
+        self.down();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -39,6 +39,14 @@ pub fn podman(args: &[&str]) -> String {
     ok(Path::new("."), "podman", args)
 }
 
+/// Removes every container of a compose project, of whatever profile:
+/// `compose down` leaves those of the profiles it is not given (a links
+/// worker, a Prometheus), and they ran on after the tests.
+pub fn remove_containers_of(project: &str) {
+    let label = format!("label=com.docker.compose.project={project}");
+    let _ = run(Path::new("."), "podman", &["rm", "-f", "-t", "5", "--filter", &label]);
+}
+
 /// `podman inspect -f FORMAT NAME`, trimmed; empty when the container is gone.
 pub fn inspect(name: &str, format: &str) -> String {
     let output = run(Path::new("."), "podman", &["inspect", "-f", format, name]);

@@ -206,13 +206,15 @@ impl Actor for JobPool {
             _ => return Ok(()),
         };
         let Some(done) = state.running.remove(&cell.get_id()) else { return Ok(()) };
-        let job_id = done.job.id;
+        let (job_id, kind) = (done.job.id, done.job.kind.clone());
         if let Some(error) = crash {
             record_crash(state, done, &error).await;
         }
         runner_ended(&myself, state, job_id).await;
-        // A slot is free: look for more work of that kind.
-        myself.cast(PoolMsg::Wake(None))?;
+        // A slot of its kind is free: look for more work of that kind only.
+        // Slots are per kind, and what the job queued woke its own kind; a
+        // claim of every kind here cost a burst more claims than jobs.
+        myself.cast(PoolMsg::Wake(Some(kind)))?;
         Ok(())
     }
 
