@@ -376,6 +376,12 @@ async fn a_stopping_pool_keeps_its_jobs_from_its_next_incarnation() {
     new.stop(None);
 }
 
+/// A lease of a minute and no slow poll: a job left held waits out the test.
+fn claims_only_when_woken(s: &mut aisha_actors::settings::Settings) {
+    s.jobs.lease = Duration::from_secs(60);
+    s.jobs.poll_interval = Duration::from_secs(3600);
+}
+
 /// Once the pool's one runner has started: the claim lock of `noop` taken
 /// here and the pool woken, so it waits in a claim, hearing of nothing else
 /// (a runner's end included), until the returned session commits.
@@ -399,11 +405,7 @@ async fn pool_waiting_in_a_claim(services: &Services, handler: &TestHandler) -> 
 /// end: it runs at once, not when its lease lapses (a minute here).
 #[tokio::test]
 async fn a_job_queued_again_as_its_runner_ends_runs_at_once() {
-    let (_t, services) = common::services("pool_queued_again", |s| {
-        s.jobs.lease = Duration::from_secs(60);
-        s.jobs.poll_interval = Duration::from_secs(3600);
-    })
-    .await;
+    let (_t, services) = common::services("pool_queued_again", claims_only_when_woken).await;
     let handler = TestHandler { delay: Duration::from_millis(1000), ..Default::default() };
     let pool = pool(&services, &handler).await;
     let job = enqueue(&services, "noop", "again").await;
@@ -435,11 +437,7 @@ async fn a_job_queued_again_as_its_runner_ends_runs_at_once() {
 /// and no second runner starts.
 #[tokio::test]
 async fn a_job_whose_lease_lapsed_under_its_runner_runs_once() {
-    let (_t, services) = common::services("pool_lapsed_under", |s| {
-        s.jobs.lease = Duration::from_secs(60);
-        s.jobs.poll_interval = Duration::from_secs(3600);
-    })
-    .await;
+    let (_t, services) = common::services("pool_lapsed_under", claims_only_when_woken).await;
     let handler = TestHandler { delay: Duration::from_millis(1500), ..Default::default() };
     let pool = pool(&services, &handler).await;
     let job = enqueue(&services, "noop", "lapsed").await;

@@ -42,6 +42,12 @@ impl Deployment {
         deployment
     }
 
+    /// Its containers, whatever their profile, then its networks and volumes.
+    fn down(&self) {
+        engine::remove_containers_of(&self.project);
+        let _ = self.compose_output(&["down", "-v", "--remove-orphans", "--timeout", "5"]);
+    }
+
     pub fn write_env(&self, env: &[(&str, String)]) {
         let text: String = env.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
         std::fs::write(self.dir.join(".env"), text).expect("write .env");
@@ -136,14 +142,6 @@ impl Deployment {
             "-c",
             "chown root:root /v && chmod 755 /v && echo left-by-v1 > /v/old-file && chmod 644 /v/old-file",
         ]);
-    }
-}
-
-impl Deployment {
-    /// Its containers, whatever their profile, then its networks and volumes.
-    fn down(&self) {
-        engine::remove_containers_of(&self.project);
-        let _ = self.compose_output(&["down", "-v", "--remove-orphans", "--timeout", "5"]);
     }
 }
 

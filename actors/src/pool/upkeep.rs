@@ -68,16 +68,14 @@ pub(super) async fn report_depth(db: &Db, kinds: &mut BTreeSet<String>) {
         Err(e) => return tracing::debug!(error = %e, "could not read the queue's depth"),
     };
     kinds.extend(depth.iter().map(|d| d.kind.clone()));
-    {
-        for kind in kinds.iter() {
-            for job_state in [JobState::Queued, JobState::Running] {
-                let found = depth.iter().find(|d| d.kind == *kind && d.state == job_state);
-                metrics::gauge!("aishad_jobs", "kind" => kind.clone(), "state" => job_state.as_str())
-                    .set(found.map_or(0, |d| d.count) as f64);
-                if job_state == JobState::Queued {
-                    let oldest = found.map_or(0.0, |d| d.oldest_seconds);
-                    metrics::gauge!("aishad_job_oldest_queued_seconds", "kind" => kind.clone()).set(oldest);
-                }
+    for kind in kinds.iter() {
+        for job_state in [JobState::Queued, JobState::Running] {
+            let found = depth.iter().find(|d| d.kind == *kind && d.state == job_state);
+            metrics::gauge!("aishad_jobs", "kind" => kind.clone(), "state" => job_state.as_str())
+                .set(found.map_or(0, |d| d.count) as f64);
+            if job_state == JobState::Queued {
+                let oldest = found.map_or(0.0, |d| d.oldest_seconds);
+                metrics::gauge!("aishad_job_oldest_queued_seconds", "kind" => kind.clone()).set(oldest);
             }
         }
     }
