@@ -110,6 +110,7 @@ async fn burst(workers: usize, headroom: &str, pay: Pay, first_user: i64) {
 
     let users = welcomed_users(&telegram, first_user, USERS).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
+    let calibration = one_core_loop();
     let sends_before = sends(&telegram);
     let refused_before = telegram.flood_refusals();
     let (eval_calls, eval_us) = redis_eval_stats(&services.redis_url);
@@ -151,20 +152,37 @@ async fn burst(workers: usize, headroom: &str, pay: Pay, first_user: i64) {
         cpu * 1000.0 / sent.max(1) as f64
     );
     println!("messages sent in each 10 s from the first note: {:?}", per_ten_seconds(&telegram, started));
+    println!("this machine just before: a fixed loop took {:.0} ms of one core (the same work; runs differ by the cores' speed)", calibration.as_secs_f64() * 1000.0);
     if pay == Pay::Paid {
         machine_ceiling(&cpu_names_before, last);
         // PostgreSQL reports a backend's counts at most once a second.
         tokio::time::sleep(Duration::from_millis(1500)).await;
         let done = transactions(&services.database_url).await - transactions_before;
         println!("PostgreSQL: {done} transactions, {:.1} per note", done as f64 / USERS as f64);
-        println!("{}", first_replies(&telegram, &users, started, within));
-        println!("{}", timeline(&telegram, started));
     }
+    println!("{}", first_replies(&telegram, &users, started, within));
+    let step = if pay == Pay::Paid { Duration::from_millis(500) } else { Duration::from_secs(1) };
+    println!("{}", timeline(&telegram, started, step));
     for &user in &users {
         assert_eq!(transcripts(&telegram, user), 1, "user {user}: one transcript");
     }
     services.assert_ledger_balanced().await;
     fleet.stop().await;
+}
+
+/// A fixed amount of arithmetic on one core: on a shared host the same
+/// burst took 15 CPU s in one run and 31 in the next, so each round says
+/// how fast the cores were just then.
+fn one_core_loop() -> Duration {
+    let started = Instant::now();
+    let mut x = 0x9E37_79B9_7F4A_7C15_u64;
+    for _ in 0..300_000_000_u64 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+    }
+    std::hint::black_box(x);
+    started.elapsed()
 }
 
 /// How full the budget was kept: 300 in a bucket is every slot used.
@@ -230,9 +248,9 @@ fn first_replies(telegram: &FakeTelegram, users: &[i64], started: Instant, withi
     format!("a note to its first reply (s, fastest/median/slowest of each hundred in order): {}", hundreds.join(" "))
 }
 
-/// Replies and transcripts in each half second, and when each refusal came.
-fn timeline(telegram: &FakeTelegram, started: Instant) -> String {
-    let mut halves: Vec<(usize, usize)> = Vec::new();
+/// Replies and transcripts in each `step`, and when each refusal came.
+fn timeline(telegram: &FakeTelegram, started: Instant, step: Duration) -> String {
+    let mut steps: Vec<(usize, usize)> = Vec::new();
     let mut refusals = Vec::new();
     for call in telegram.all_calls().iter().filter(|c| c.is_message() && c.at >= started) {
         let at = (call.at - started).as_secs_f64();
@@ -243,17 +261,17 @@ fn timeline(telegram: &FakeTelegram, started: Instant) -> String {
             ));
             continue;
         }
-        let half = (at * 2.0) as usize;
-        if halves.len() <= half {
-            halves.resize(half + 1, (0, 0));
+        let index = (at / step.as_secs_f64()) as usize;
+        if steps.len() <= index {
+            steps.resize(index + 1, (0, 0));
         }
         if is_transcript(call) {
-            halves[half].1 += 1
+            steps[index].1 += 1
         } else {
-            halves[half].0 += 1
+            steps[index].0 += 1
         }
     }
-    format!("(other messages, transcripts) in each 0.5 s: {halves:?}; refused at: {}", refusals.join(", "))
+    format!("(other messages, transcripts) in each {step:?}: {steps:?}; refused at: {}", refusals.join(", "))
 }
 
 fn is_transcript(call: &Call) -> bool {

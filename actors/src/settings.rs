@@ -720,7 +720,7 @@ pub struct LinksSettings {
     pub probes_per_hour: u32,
     /// A user's links being read at once.
     pub probes_in_flight: u32,
-    /// yt-dlp's address space (`ulimit -v`): a page that inflates to
+    /// yt-dlp's address space (`RLIMIT_AS`): a page that inflates to
     /// gigabytes (`Content-Encoding: gzip, gzip`) fails yt-dlp, not the worker.
     pub max_memory: ByteSize,
     /// How long reading what a link holds may take.

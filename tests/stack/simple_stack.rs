@@ -4,6 +4,7 @@
 //! missing setting that names itself.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use aisha_testkit::audio::{speech_file, voice_note};
@@ -108,7 +109,7 @@ async fn a_worker_killed_mid_job_is_restarted_by_its_policy_and_the_job_finishes
 
     let worker = stack.container("worker-1", 1);
     let pid = engine::inspect(&worker, "{{.State.Pid}}");
-    engine::ok(std::path::Path::new("."), "kill", &["-9", &pid]);
+    engine::ok(Path::new("."), "kill", &["-9", &pid]);
     let killed = Instant::now();
     engine::until("worker-1 restarted by its restart policy", WAIT, || {
         engine::inspect(&worker, "{{.RestartCount}}") != "0" && engine::inspect(&worker, "{{.State.Running}}") == "true"
@@ -213,6 +214,10 @@ async fn with_the_links_profile_a_link_is_read_priced_and_transcribed_once_confi
     for service in ["bot-primary", "worker-1", "links-worker-1"] {
         stack.healthy(service, 1, Duration::from_secs(120)).await;
     }
+    // No shell on the links image either: the daemon caps yt-dlp's memory itself.
+    let shell =
+        engine::run(Path::new("."), "podman", &["exec", &stack.container("links-worker-1", 1), "sh", "-c", "true"]);
+    assert!(!shell.status.success(), "the links image has a shell");
     let user = 6401;
     let telegram = &fakes.telegram;
     telegram.push_text(user, "en", "/start");

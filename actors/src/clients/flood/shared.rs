@@ -18,8 +18,14 @@ use crate::cache::{CacheError, Redis};
 /// paid (µs, -1: never); the day's ceiling in paid messages; the chat's
 /// interval and tolerance. Returns how many µs from now the message may
 /// go, when that is on Redis's clock (µs since the epoch), whether its
-/// chat's budget was in use (a message there within its interval), and
-/// whether it goes paid; its slot is reserved.
+/// chat's budget was in use (a message there within its interval), whether
+/// it goes paid, and whether its slot is reserved.
+///
+/// A message whose chat is ready only after the bot's next slot reserves
+/// nothing: it asks again when its chat is ready. A bot's budget is one
+/// time (GCRA's), not a calendar, so a slot taken there at the chat's time
+/// would leave every slot before it unused: a transcript reserved a moment
+/// after its chat's "queued" note skipped a second of the whole bot's.
 const RESERVE: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -36,20 +42,27 @@ if KEYS[4] then
   if tat and tat > now then busy = 1 end
   chat_at = math.max(now, tat_of(KEYS[4]) - tonumber(ARGV[8]))
 end
-local at = math.max(tat_of(KEYS[1]) - tonumber(ARGV[2]), chat_at)
+local budget_at = tat_of(KEYS[1]) - tonumber(ARGV[2])
+local at = math.max(budget_at, chat_at)
 local budget, interval, paid = KEYS[1], tonumber(ARGV[1]), 0
 local pay_after = tonumber(ARGV[5])
 if pay_after >= 0 and at - now > pay_after and (tonumber(redis.call('GET', KEYS[3])) or 0) < tonumber(ARGV[6]) then
-  local paid_at = math.max(tat_of(KEYS[2]) - tonumber(ARGV[4]), chat_at)
+  local paid_budget_at = tat_of(KEYS[2]) - tonumber(ARGV[4])
+  local paid_at = math.max(paid_budget_at, chat_at)
   if paid_at < at then
-    at, budget, interval, paid = paid_at, KEYS[2], tonumber(ARGV[3]), 1
-    redis.call('INCR', KEYS[3])
-    redis.call('EXPIRE', KEYS[3], 172800)
+    at, budget_at, budget, interval, paid = paid_at, paid_budget_at, KEYS[2], tonumber(ARGV[3]), 1
   end
+end
+if chat_at > math.max(budget_at, now) then
+  return {chat_at - now, string.format('%.0f', chat_at), busy, paid, 0}
+end
+if paid == 1 then
+  redis.call('INCR', KEYS[3])
+  redis.call('EXPIRE', KEYS[3], 172800)
 end
 take(budget, at, interval)
 if KEYS[4] then take(KEYS[4], at, tonumber(ARGV[7])) end
-return {at - now, string.format('%.0f', at), busy, paid}
+return {at - now, string.format('%.0f', at), busy, paid, 1}
 "#;
 
 /// KEYS: the budgets Telegram refused, and for a bot-wide refusal the
@@ -75,15 +88,17 @@ pub enum Held {
     Chat(i64),
 }
 
-/// A reserved slot: how long from now, when on Redis's clock, whether the
-/// chat's own budget was in use when it was reserved, and whether the
-/// message goes paid (`allow_paid_broadcast`).
+/// A slot: how long from now, when on Redis's clock, whether the chat's
+/// own budget was in use when it was asked for, whether the message goes
+/// paid (`allow_paid_broadcast`), and whether it is reserved: a message
+/// whose chat is not ready yet reserves nothing and asks again at `at_us`.
 #[derive(Debug, Clone, Copy)]
 pub struct Slot {
     pub wait: Duration,
     pub at_us: u64,
     pub chat_busy: bool,
     pub paid: bool,
+    pub reserved: bool,
 }
 
 #[derive(Clone)]
@@ -108,9 +123,10 @@ impl SharedBudget {
         format!("{}:{}held", self.stem, if paid { "paid:" } else { "" })
     }
 
-    /// Reserves a slot for one message to `chat`; how long until it. With
-    /// `paid` terms, a message whose free slot is further off than they
-    /// allow goes paid, while the day's ceiling holds.
+    /// Reserves a slot for one message to `chat`, or says when its chat
+    /// will be ready to ask again; how long until then. With `paid` terms,
+    /// a message whose free slot is further off than they allow goes paid,
+    /// while the day's ceiling holds.
     pub async fn reserve(&self, limits: &Limits, chat: Option<i64>, paid: Option<&Paid>) -> Result<Slot, CacheError> {
         let day =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs() / 86_400;
@@ -128,10 +144,16 @@ impl SharedBudget {
             keys.push(self.chat_key(chat));
             args.extend(budget_args(limits.chat_gcra(chat)));
         }
-        let (wait_us, at_us, busy, paid): (i64, String, i64, i64) =
+        let (wait_us, at_us, busy, paid, reserved): (i64, String, i64, i64, i64) =
             self.redis.client().eval(RESERVE, keys, args).await?;
         let at_us = at_us.parse().map_err(|_| CacheError::Unexpected(format!("a slot time of {at_us:?}")))?;
-        Ok(Slot { wait: Duration::from_micros(wait_us.max(0) as u64), at_us, chat_busy: busy == 1, paid: paid == 1 })
+        Ok(Slot {
+            wait: Duration::from_micros(wait_us.max(0) as u64),
+            at_us,
+            chat_busy: busy == 1,
+            paid: paid == 1,
+            reserved: reserved == 1,
+        })
     }
 
     /// Holds one of the bot's budgets for `retry_after`.

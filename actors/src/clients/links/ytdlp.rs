@@ -125,13 +125,8 @@ impl YtDlp {
             .await
             .map_err(|e| LinkError::Failed(format!("the link proxy: {e}")))?;
         let proxy_url = proxy.url();
-        // Under an address-space limit set by the shell (`ulimit -v`, KiB)
-        // that then becomes yt-dlp: no unsafe `pre_exec` here.
-        let mut command = tokio::process::Command::new("sh");
+        let mut command = tokio::process::Command::new(&self.program);
         command
-            .args(["-c", r#"ulimit -v "$1" && shift && exec "$@""#, "sh"])
-            .arg((self.max_memory / 1024).max(1).to_string())
-            .arg(&self.program)
             .args(["--proxy", &proxy_url, "--socket-timeout", "20", "--ignore-config", "--no-cache-dir"])
             .args(NO_FFMPEG)
             // For the traceback: a MemoryError's message is empty, its name
@@ -142,9 +137,12 @@ impl YtDlp {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        let output = match tokio::time::timeout(limit, capped_output(command)).await {
+        let failed = |e: std::io::Error| LinkError::Failed(format!("{}: {e}", self.program));
+        let child = command.spawn().map_err(failed)?;
+        cap_address_space(&child, self.max_memory).map_err(failed)?;
+        let output = match tokio::time::timeout(limit, capped_output(child)).await {
             Err(_) => return Err(LinkError::TimedOut(limit)),
-            Ok(Err(e)) => return Err(LinkError::Failed(format!("{}: {e}", self.program))),
+            Ok(Err(e)) => return Err(failed(e)),
             Ok(Ok(output)) => output,
         };
         if let Some(refused) = proxy.refused() {
@@ -174,11 +172,25 @@ const NO_FFMPEG: [&str; 6] =
 const MAX_STDOUT: u64 = 16 * 1024 * 1024;
 const MAX_STDERR: u64 = 256 * 1024;
 
+/// Caps `child`'s address space at `bytes` (`RLIMIT_AS`, which every
+/// process it starts inherits), so a page that inflates in memory ends in a
+/// `MemoryError`, not in the worker's memory. Set from here just after the
+/// start: no unsafe `pre_exec` in the daemon and no shell in the image. The
+/// child is then an interpreter still starting; the first byte of a page
+/// comes through the daemon's own proxy well after.
+fn cap_address_space(child: &tokio::process::Child, bytes: u64) -> std::io::Result<()> {
+    use rustix::process::{prlimit, Pid, Resource, Rlimit};
+    let pid =
+        child.id().and_then(|id| Pid::from_raw(id as i32)).ok_or_else(|| std::io::Error::other("ended at once"))?;
+    let cap = Rlimit { current: Some(bytes), maximum: Some(bytes) };
+    prlimit(Some(pid), Resource::As, cap)?;
+    Ok(())
+}
+
 /// The program's exit status and output, stdout at most `MAX_STDOUT` (more
 /// is an error, the program killed), stderr's first `MAX_STDERR` bytes (the
 /// rest read and dropped, so the program never blocks on it).
-async fn capped_output(mut command: tokio::process::Command) -> std::io::Result<std::process::Output> {
-    let mut child = command.spawn()?;
+async fn capped_output(mut child: tokio::process::Child) -> std::io::Result<std::process::Output> {
     let stdout = child.stdout.take().ok_or_else(|| std::io::Error::other("no stdout"))?;
     let stderr = child.stderr.take().ok_or_else(|| std::io::Error::other("no stderr"))?;
     // Stdout's reader stops past the cap and drops its pipe: the program's
