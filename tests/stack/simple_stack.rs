@@ -215,9 +215,10 @@ async fn with_the_links_profile_a_link_is_read_priced_and_transcribed_once_confi
         stack.healthy(service, 1, Duration::from_secs(120)).await;
     }
     // No shell on the links image either: the daemon caps yt-dlp's memory itself.
-    let shell =
-        engine::run(Path::new("."), "podman", &["exec", &stack.container("links-worker-1", 1), "sh", "-c", "true"]);
-    assert!(!shell.status.success(), "the links image has a shell");
+    let links_worker = stack.container("links-worker-1", 1);
+    let exec = |program: &str, arg: &str| engine::run(Path::new("."), "podman", &["exec", &links_worker, program, arg]);
+    assert!(exec("yt-dlp", "--version").status.success(), "yt-dlp runs in the links worker");
+    assert!(!exec("sh", "-c").status.success(), "the links image has a shell");
     let user = 6401;
     let telegram = &fakes.telegram;
     telegram.push_text(user, "en", "/start");
