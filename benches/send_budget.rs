@@ -11,14 +11,15 @@
 //! the last of two messages per user cannot go before 2·N/30 s; the target
 //! is that plus 5 s, with no message refused. The budget's cost is the
 //! Redis script per message (Redis's own `commandstats`) and the CPU the
-//! processes used.
+//! processes used. Every round prints how long each hundred notes waited
+//! for a first reply, the replies in each second (half second when paid),
+//! and how fast one core was just before (`one_core_loop`).
 //!
 //! Then the same with paid broadcasts on (`BENCH_PAID_WORKERS`, default 3;
 //! `BENCH_PAID_AFTER` for `telegram.paid_broadcast.after`), the notes all
 //! within 1 s: Telegram's ceiling is 2·N/1000 s. Here every process shares
 //! this machine's cores, so the round also prints the machine's ceiling
-//! (the CPU the burst took, over the cores), how long each hundred notes
-//! waited for a first reply, and the replies in each half second.
+//! (the CPU the burst took, over the cores) and PostgreSQL's transactions.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;

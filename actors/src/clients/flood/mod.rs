@@ -105,15 +105,12 @@ pub struct Turn {
 enum Reserved {
     Shared(SharedBudget, Slot),
     Local(Instant),
-    /// Nothing: the chat is ready only later, and the message asks again then.
-    NotYet,
 }
 
 /// Reserves a slot for one message to `chat` and waits for it; a message
 /// that can be `payable` may go paid when paid broadcasts are on. A slot
 /// that a refusal (`refused`) put under a hold while it waited is reserved
-/// again after the hold, in line, so the held messages do not all go at its end;
-/// one whose chat was not ready asks again when it is.
+/// again after the hold, in line, so the held messages do not all go at its end.
 pub async fn wait_turn(chat: Option<i64>, payable: bool) -> Turn {
     loop {
         let Some((wait, turn, reserved)) = reserve(chat, payable).await else { return Turn::default() };
@@ -125,14 +122,13 @@ pub async fn wait_turn(chat: Option<i64>, payable: bool) -> Turn {
             let _ = BEFORE_WAITING.try_with(|hook| hook());
         }
         tokio::time::sleep(wait).await;
-        let again = match reserved {
+        let held = match reserved {
             Reserved::Shared(shared, slot) => {
                 matches!(tokio::time::timeout(REDIS_PATIENCE, shared.held_over(&slot)).await, Ok(Ok(true)))
             }
             Reserved::Local(at) => LOCAL.lock().ok().and_then(|l| l.as_ref().map(|l| l.held_over(at))).unwrap_or(false),
-            Reserved::NotYet => true,
         };
-        if !again {
+        if !held {
             return turn;
         }
     }
@@ -151,8 +147,7 @@ async fn reserve(chat: Option<i64>, payable: bool) -> Option<(Duration, Turn, Re
             match tokio::time::timeout(REDIS_PATIENCE, shared.reserve(&limits, chat, paid.as_ref())).await {
                 Ok(Ok(slot)) => {
                     let turn = Turn { chat_busy: slot.chat_busy, paid: slot.paid };
-                    let reserved = if slot.reserved { Reserved::Shared(shared, slot) } else { Reserved::NotYet };
-                    Some((slot.wait, turn, reserved))
+                    Some((slot.wait, turn, Reserved::Shared(shared, slot)))
                 }
                 failed => {
                     let reason = match failed {

@@ -12,57 +12,80 @@ use fred::interfaces::{KeysInterface, LuaInterface};
 use super::limits::{Gcra, Limits, Paid};
 use crate::cache::{CacheError, Redis};
 
-/// KEYS: the bot's free budget, its paid budget, today's paid messages, and the chat's budget when the message has a chat.
-/// ARGV: the free and the paid budget's emission interval and burst
-/// tolerance in µs; how far off a free slot may be before the message goes
-/// paid (µs, -1: never); the day's ceiling in paid messages; the chat's
-/// interval and tolerance. Returns how many µs from now the message may
-/// go, when that is on Redis's clock (µs since the epoch), whether its
-/// chat's budget was in use (a message there within its interval), whether
-/// it goes paid, and whether its slot is reserved.
+/// KEYS: the bot's free budget, its paid budget, today's paid messages,
+/// the free and the paid budget's bookings, and the chat's budget when the
+/// message has a chat. ARGV: the free and the paid budget's emission
+/// interval and burst tolerance in µs; how far off a free slot may be
+/// before the message goes paid (µs, -1: never); the day's ceiling in paid
+/// messages; the chat's interval and tolerance. Returns how many µs from
+/// now the message may go, when that is on Redis's clock (µs since the
+/// epoch), whether its chat's budget was in use (a message there within its
+/// interval), and whether it goes paid; its slot is reserved.
 ///
-/// A message whose chat is ready only after the bot's next slot reserves
-/// nothing: it asks again when its chat is ready. A bot's budget is one
-/// time (GCRA's), not a calendar, so a slot taken there at the chat's time
-/// would leave every slot before it unused: a transcript reserved a moment
-/// after its chat's "queued" note skipped a second of the whole bot's.
+/// A budget is GCRA's one point in time, the next free slot, plus bookings:
+/// a message whose chat is ready only after that slot books a slot at its
+/// chat's time instead of moving the point there, which would leave every
+/// slot in between unused (a transcript sent a moment after its chat's
+/// "queued" note skipped a second of the whole bot's). Every slot, booked
+/// or not, keeps an interval clear of every other, so no window holds more
+/// than GCRA alone lets into it; and each message is still reserved when
+/// it asks, so one chat's messages go in the order they asked.
 const RESERVE: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local function tat_of(key)
   return math.max(tonumber(redis.call('GET', key)) or now, now)
 end
+local function keep_until(key, at)
+  local ms = math.ceil((at - now) / 1000) + 1
+  if redis.call('PTTL', key) < ms then redis.call('PEXPIRE', key, ms) end
+end
 local function take(key, at, interval)
   local tat = math.max(tat_of(key), at) + interval
   redis.call('SET', key, string.format('%.0f', tat), 'PX', math.ceil((tat - now) / 1000) + 1)
 end
-local chat_at, busy = now, 0
-if KEYS[4] then
-  local tat = tonumber(redis.call('GET', KEYS[4]))
-  if tat and tat > now then busy = 1 end
-  chat_at = math.max(now, tat_of(KEYS[4]) - tonumber(ARGV[8]))
-end
-local budget_at = tat_of(KEYS[1]) - tonumber(ARGV[2])
-local at = math.max(budget_at, chat_at)
-local budget, interval, paid = KEYS[1], tonumber(ARGV[1]), 0
-local pay_after = tonumber(ARGV[5])
-if pay_after >= 0 and at - now > pay_after and (tonumber(redis.call('GET', KEYS[3])) or 0) < tonumber(ARGV[6]) then
-  local paid_budget_at = tat_of(KEYS[2]) - tonumber(ARGV[4])
-  local paid_at = math.max(paid_budget_at, chat_at)
-  if paid_at < at then
-    at, budget_at, budget, interval, paid = paid_at, paid_budget_at, KEYS[2], tonumber(ARGV[3]), 1
+-- The first time from `at` on that is an interval clear of every booking.
+local function clear_of(booked, at, interval)
+  while true do
+    local near = redis.call('ZRANGEBYSCORE', booked, '(' .. string.format('%.0f', at - interval),
+      '(' .. string.format('%.0f', at + interval), 'WITHSCORES', 'LIMIT', 0, 1)
+    if #near == 0 then return at end
+    at = tonumber(near[2]) + interval
   end
 end
-if chat_at > math.max(budget_at, now) then
-  return {chat_at - now, string.format('%.0f', chat_at), busy, paid, 0}
+-- A slot in one budget: its next one, or, when the chat is ready only
+-- later, a booking at the chat's time. Returns the time and whether booked.
+local function slot_in(key, booked, tolerance, interval, chat_at)
+  redis.call('ZREMRANGEBYSCORE', booked, '-inf', '(' .. string.format('%.0f', now - interval))
+  local point = tat_of(key) - tolerance
+  if chat_at <= point then return clear_of(booked, point, interval), false end
+  return clear_of(booked, chat_at, interval), true
 end
-if paid == 1 then
-  redis.call('INCR', KEYS[3])
-  redis.call('EXPIRE', KEYS[3], 172800)
+local chat_at, busy = now, 0
+if KEYS[6] then
+  local tat = tonumber(redis.call('GET', KEYS[6]))
+  if tat and tat > now then busy = 1 end
+  chat_at = math.max(now, tat_of(KEYS[6]) - tonumber(ARGV[8]))
 end
-take(budget, at, interval)
-if KEYS[4] then take(KEYS[4], at, tonumber(ARGV[7])) end
-return {at - now, string.format('%.0f', at), busy, paid, 1}
+local at, booking = slot_in(KEYS[1], KEYS[4], tonumber(ARGV[2]), tonumber(ARGV[1]), chat_at)
+local budget, booked, interval, paid = KEYS[1], KEYS[4], tonumber(ARGV[1]), 0
+local pay_after = tonumber(ARGV[5])
+if pay_after >= 0 and at - now > pay_after and (tonumber(redis.call('GET', KEYS[3])) or 0) < tonumber(ARGV[6]) then
+  local paid_at, paid_booking = slot_in(KEYS[2], KEYS[5], tonumber(ARGV[4]), tonumber(ARGV[3]), chat_at)
+  if paid_at < at then
+    at, booking, budget, booked, interval, paid = paid_at, paid_booking, KEYS[2], KEYS[5], tonumber(ARGV[3]), 1
+    redis.call('INCR', KEYS[3])
+    redis.call('EXPIRE', KEYS[3], 172800)
+  end
+end
+if booking then
+  redis.call('ZADD', booked, at, string.format('%.0f', at))
+  keep_until(booked, at + interval)
+else
+  take(budget, at, interval)
+end
+if KEYS[6] then take(KEYS[6], at, tonumber(ARGV[7])) end
+return {at - now, string.format('%.0f', at), busy, paid}
 "#;
 
 /// KEYS: the budgets Telegram refused, and for a bot-wide refusal the
@@ -88,17 +111,15 @@ pub enum Held {
     Chat(i64),
 }
 
-/// A slot: how long from now, when on Redis's clock, whether the chat's
-/// own budget was in use when it was asked for, whether the message goes
-/// paid (`allow_paid_broadcast`), and whether it is reserved: a message
-/// whose chat is not ready yet reserves nothing and asks again at `at_us`.
+/// A reserved slot: how long from now, when on Redis's clock, whether the
+/// chat's own budget was in use when it was reserved, and whether the
+/// message goes paid (`allow_paid_broadcast`).
 #[derive(Debug, Clone, Copy)]
 pub struct Slot {
     pub wait: Duration,
     pub at_us: u64,
     pub chat_busy: bool,
     pub paid: bool,
-    pub reserved: bool,
 }
 
 #[derive(Clone)]
@@ -123,15 +144,19 @@ impl SharedBudget {
         format!("{}:{}held", self.stem, if paid { "paid:" } else { "" })
     }
 
-    /// Reserves a slot for one message to `chat`, or says when its chat
-    /// will be ready to ask again; how long until then. With `paid` terms,
-    /// a message whose free slot is further off than they allow goes paid,
-    /// while the day's ceiling holds.
+    /// Reserves a slot for one message to `chat`; how long until it. With
+    /// `paid` terms, a message whose free slot is further off than they
+    /// allow goes paid, while the day's ceiling holds.
     pub async fn reserve(&self, limits: &Limits, chat: Option<i64>, paid: Option<&Paid>) -> Result<Slot, CacheError> {
         let day =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs() / 86_400;
-        let mut keys =
-            vec![self.stem.clone(), format!("{}:paid", self.stem), format!("{}:paid:spent:{day}", self.stem)];
+        let mut keys = vec![
+            self.stem.clone(),
+            format!("{}:paid", self.stem),
+            format!("{}:paid:spent:{day}", self.stem),
+            format!("{}:booked", self.stem),
+            format!("{}:paid:booked", self.stem),
+        ];
         let mut args = budget_args(limits.overall_gcra());
         match paid {
             Some(paid) => {
@@ -144,16 +169,10 @@ impl SharedBudget {
             keys.push(self.chat_key(chat));
             args.extend(budget_args(limits.chat_gcra(chat)));
         }
-        let (wait_us, at_us, busy, paid, reserved): (i64, String, i64, i64, i64) =
+        let (wait_us, at_us, busy, paid): (i64, String, i64, i64) =
             self.redis.client().eval(RESERVE, keys, args).await?;
         let at_us = at_us.parse().map_err(|_| CacheError::Unexpected(format!("a slot time of {at_us:?}")))?;
-        Ok(Slot {
-            wait: Duration::from_micros(wait_us.max(0) as u64),
-            at_us,
-            chat_busy: busy == 1,
-            paid: paid == 1,
-            reserved: reserved == 1,
-        })
+        Ok(Slot { wait: Duration::from_micros(wait_us.max(0) as u64), at_us, chat_busy: busy == 1, paid: paid == 1 })
     }
 
     /// Holds one of the bot's budgets for `retry_after`.
