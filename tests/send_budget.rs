@@ -97,7 +97,8 @@ async fn a_refusal_of_a_free_message_holds_free_messages_only_paid_ones_go_on() 
     })
     .await;
     let users = welcomed_users(&telegram, 8601, 39).await;
-    // Its chat's second a second after the first: the others need not wait for it.
+    // The refused welcome goes again once its chat is free, a second after
+    // its first try; the other welcomes do not wait for it.
     eventually("the refused welcome sent again", Duration::from_secs(20), || !telegram.sent_texts(8600).is_empty())
         .await;
 

@@ -36,19 +36,22 @@ local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local function tat_of(key)
   return math.max(tonumber(redis.call('GET', key)) or now, now)
 end
+local function us(time)
+  return string.format('%.0f', time)
+end
 local function keep_until(key, at)
   local ms = math.ceil((at - now) / 1000) + 1
   if redis.call('PTTL', key) < ms then redis.call('PEXPIRE', key, ms) end
 end
 local function take(key, at, interval)
   local tat = math.max(tat_of(key), at) + interval
-  redis.call('SET', key, string.format('%.0f', tat), 'PX', math.ceil((tat - now) / 1000) + 1)
+  redis.call('SET', key, us(tat), 'PX', math.ceil((tat - now) / 1000) + 1)
 end
 -- The first time from `at` on that is an interval clear of every booking.
 local function clear_of(booked, at, interval)
   while true do
-    local near = redis.call('ZRANGEBYSCORE', booked, '(' .. string.format('%.0f', at - interval),
-      '(' .. string.format('%.0f', at + interval), 'WITHSCORES', 'LIMIT', 0, 1)
+    local near = redis.call('ZRANGEBYSCORE', booked, '(' .. us(at - interval), '(' .. us(at + interval),
+      'WITHSCORES', 'LIMIT', 0, 1)
     if #near == 0 then return at end
     at = tonumber(near[2]) + interval
   end
@@ -56,7 +59,7 @@ end
 -- A slot in one budget: its next one, or, when the chat is ready only
 -- later, a booking at the chat's time. Returns the time and whether booked.
 local function slot_in(key, booked, tolerance, interval, chat_at)
-  redis.call('ZREMRANGEBYSCORE', booked, '-inf', '(' .. string.format('%.0f', now - interval))
+  redis.call('ZREMRANGEBYSCORE', booked, '-inf', '(' .. us(now - interval))
   local point = tat_of(key) - tolerance
   if chat_at <= point then return clear_of(booked, point, interval), false end
   return clear_of(booked, chat_at, interval), true
@@ -79,13 +82,13 @@ if pay_after >= 0 and at - now > pay_after and (tonumber(redis.call('GET', KEYS[
   end
 end
 if booking then
-  redis.call('ZADD', booked, at, string.format('%.0f', at))
+  redis.call('ZADD', booked, at, us(at))
   keep_until(booked, at + interval)
 else
   take(budget, at, interval)
 end
 if KEYS[6] then take(KEYS[6], at, tonumber(ARGV[7])) end
-return {at - now, string.format('%.0f', at), busy, paid}
+return {at - now, us(at), busy, paid}
 "#;
 
 /// KEYS: the budgets Telegram refused, and for a bot-wide refusal the
