@@ -478,7 +478,7 @@ fn translation_languages_must_be_ones_the_bot_can_name_each_once() {
 fn send_headroom_is_a_share_of_each_limit_from_none_to_half() {
     Jail::expect_with(|jail| {
         jail.clear_env();
-        assert_eq!(inspect("dev").unwrap().telegram.send_headroom, 0.03);
+        assert_eq!(inspect("dev").unwrap().telegram.send_headroom, 0.05);
         jail.set_env("AISHA_TELEGRAM__SEND_HEADROOM", "0.6");
         assert_eq!(inspect("dev").unwrap_err().key, "telegram.send_headroom");
         jail.set_env("AISHA_TELEGRAM__SEND_HEADROOM", "0");

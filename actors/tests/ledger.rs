@@ -429,7 +429,8 @@ async fn a_job_whose_transcript_exists_keeps_its_charge_when_it_dies() {
     ledger::charge_and_enqueue(&services.db, user, NewJob { max_attempts: 1, ..priced("k1", 15) }).await.unwrap();
     let claimed =
         queue::claim(&services.db, "transcribe", 1, 10, "w1", std::time::Duration::from_secs(30)).await.unwrap();
-    let transcript = services.db.start_transcript(claimed[0].id, user, 1012, &common::asked("f"), None).await.unwrap();
+    let transcript =
+        services.db.start_transcript(claimed[0].id, user, 1012, &common::asked("f"), None).await.unwrap().transcript;
     let made =
         aisha_actors::store::transcripts::Finished { text_key: "t".into(), chunk_count: 1, ..Default::default() };
     services.db.finish_transcript(transcript.id, &made).await.unwrap();

@@ -4,6 +4,12 @@
 mod common;
 
 use aisha_actors::jobs::{queue, NewJob};
+use aisha_actors::store::transcripts::TranscriptField;
+
+/// A transcription job to hang a transcript on.
+async fn transcribe_job(client: &impl deadpool_postgres::GenericClient, key: &str) -> aisha_actors::jobs::Job {
+    queue::enqueue(client, &NewJob::new("transcribe", key, serde_json::json!({}))).await.unwrap().job().clone()
+}
 
 #[tokio::test]
 async fn a_transcript_is_only_offered_once_it_was_delivered_and_only_to_its_owner() {
@@ -11,17 +17,33 @@ async fn a_transcript_is_only_offered_once_it_was_delivered_and_only_to_its_owne
     let user = common::user(&services, 4242).await;
     let stranger = common::user(&services, 4343).await;
     let client = services.db.client().await.unwrap();
-    let job = queue::enqueue(&client, &NewJob::new("transcribe", "transcript-store-1", serde_json::json!({})))
-        .await
-        .unwrap()
-        .job()
-        .clone();
-    let transcript = services.db.start_transcript(job.id, user, 4242, &common::asked("file-1"), None).await.unwrap();
+    let job = transcribe_job(&client, "transcript-store-1").await;
+    let transcript =
+        services.db.start_transcript(job.id, user, 4242, &common::asked("file-1"), None).await.unwrap().transcript;
 
     assert!(services.db.transcript_of(user, transcript.id).await.unwrap().is_none(), "still being made");
     services.db.mark_transcript_delivered(transcript.id).await.unwrap();
     assert!(services.db.transcript_of(user, transcript.id).await.unwrap().is_some());
     assert!(services.db.transcript_of(stranger, transcript.id).await.unwrap().is_none(), "someone else's");
+}
+
+#[tokio::test]
+async fn a_jobs_second_attempt_finds_the_transcript_its_first_made_and_is_told_it_is_not_fresh() {
+    let (_t, services) = common::services("transcript_started_twice", |_| {}).await;
+    let user = common::user(&services, 4444).await;
+    let client = services.db.client().await.unwrap();
+    let job = transcribe_job(&client, "transcript-twice-1").await;
+    let first = services.db.start_transcript(job.id, user, 4444, &common::asked("file-2"), None).await.unwrap();
+    assert!(first.fresh, "the first attempt made it");
+    services.db.update_transcript(first.transcript.id, TranscriptField::AudioKey, &"audio/kept.ogg").await.unwrap();
+
+    let second = services.db.start_transcript(job.id, user, 4444, &common::asked("file-2"), None).await.unwrap();
+    assert!(!second.fresh, "a retry resumes, so it looks for chunks");
+    assert_eq!(second.transcript.id, first.transcript.id);
+    assert_eq!(second.transcript.audio_key.as_deref(), Some("audio/kept.ogg"), "what the first attempt kept");
+    let rows: i64 =
+        client.query_one("SELECT count(*) FROM transcripts WHERE job_id = $1", &[&job.id]).await.unwrap().get(0);
+    assert_eq!(rows, 1);
 }
 
 #[tokio::test]
@@ -31,12 +53,9 @@ async fn a_chunk_kept_by_its_caller_is_never_taken_again_even_once_its_call_row_
     let (_t, services) = common::services("chunk_call_kept", |_| {}).await;
     let user = common::user(&services, 4646).await;
     let client = services.db.client().await.unwrap();
-    let job = queue::enqueue(&client, &NewJob::new("transcribe", "chunk-kept-1", serde_json::json!({})))
-        .await
-        .unwrap()
-        .job()
-        .clone();
-    let transcript = services.db.start_transcript(job.id, user, 4646, &common::asked("file-k"), None).await.unwrap();
+    let job = transcribe_job(&client, "chunk-kept-1").await;
+    let transcript =
+        services.db.start_transcript(job.id, user, 4646, &common::asked("file-k"), None).await.unwrap().transcript;
     let caller = |worker: &str| Caller {
         worker: worker.to_owned(),
         presence: "presence-of-nobody",

@@ -44,6 +44,8 @@ pub fn init_logging(settings: &Settings) {
 /// sizes by powers of two. Anything else stays a summary.
 const SECONDS_BUCKETS: [f64; 16] =
     [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0];
+/// A send's lateness after its slot: the headroom absorbs tens of ms.
+const LATENESS_BUCKETS: [f64; 12] = [0.001, 0.002, 0.005, 0.01, 0.015, 0.02, 0.03, 0.04, 0.05, 0.075, 0.1, 0.25];
 const BATCH_BUCKETS: [f64; 9] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
 
 fn builder() -> PrometheusBuilder {
@@ -51,6 +53,7 @@ fn builder() -> PrometheusBuilder {
     let with =
         |b: PrometheusBuilder, m: Matcher, v: &[f64]| b.set_buckets_for_metric(m, v).expect("buckets are not empty");
     let builder = with(builder, Matcher::Suffix("_seconds".into()), &SECONDS_BUCKETS);
+    let builder = with(builder, Matcher::Full("aishad_telegram_send_lateness_seconds".into()), &LATENESS_BUCKETS);
     with(builder, Matcher::Full("aishad_group_commit_batch".into()), &BATCH_BUCKETS)
 }
 

@@ -113,6 +113,9 @@ where
             let turn = if counted { Some(super::flood::wait_turn(chat, payable).await) } else { None };
             let paid = turn.is_some_and(|t| t.paid);
             paid_broadcast(self.payload_mut(), paid);
+            if let Some(turn) = turn {
+                turn.record_lateness();
+            }
             let result = self.send_ref().await;
             if paid && result.is_ok() {
                 metrics::counter!("aishad_telegram_paid_broadcast_messages_total").increment(1);

@@ -67,6 +67,14 @@ pub struct Asked<'a> {
     pub glossary: Option<&'a str>,
 }
 
+/// A job's transcript as its attempt starts it.
+#[derive(Debug, Clone)]
+pub struct Started {
+    pub transcript: Transcript,
+    /// Made by this attempt: nothing of it (chunks, calls, audio) exists yet.
+    pub fresh: bool,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Finished {
     pub text_key: String,
@@ -81,7 +89,8 @@ pub struct Finished {
 }
 
 impl Db {
-    /// The job's transcript, created on its first attempt.
+    /// The job's transcript, created on its first attempt, in one round
+    /// trip: the row inserted, or the one an earlier attempt made.
     pub async fn start_transcript(
         &self,
         job_id: i64,
@@ -89,12 +98,19 @@ impl Db {
         chat_id: i64,
         asked: &Asked<'_>,
         sender_telegram_id: Option<i64>,
-    ) -> Result<Transcript, StoreError> {
+    ) -> Result<Started, StoreError> {
         let client = self.client().await?;
-        client
-            .execute_prepared(
-                "INSERT INTO transcripts (job_id, user_id, chat_id, file_unique_id, model, spoken_language, glossary, sender_telegram_id)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (job_id) DO NOTHING",
+        let row = client
+            .query_opt_prepared(
+                &format!(
+                    "WITH made AS (
+                       INSERT INTO transcripts (job_id, user_id, chat_id, file_unique_id, model, spoken_language, glossary, sender_telegram_id)
+                       VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (job_id) DO NOTHING
+                       RETURNING {COLUMNS})
+                     SELECT *, true AS fresh FROM made
+                     UNION ALL
+                     SELECT {COLUMNS}, false FROM transcripts WHERE job_id = $1 AND NOT EXISTS (SELECT 1 FROM made)"
+                ),
                 &[
                     &job_id,
                     &user_id,
@@ -107,10 +123,15 @@ impl Db {
                 ],
             )
             .await?;
+        if let Some(row) = row {
+            return Ok(Started { transcript: transcript(&row), fresh: row.get("fresh") });
+        }
+        // An attempt that committed the row after this statement's snapshot
+        // was taken: its row, read again.
         let row = client
             .query_one_prepared(&format!("SELECT {COLUMNS} FROM transcripts WHERE job_id = $1"), &[&job_id])
             .await?;
-        Ok(transcript(&row))
+        Ok(Started { transcript: transcript(&row), fresh: false })
     }
 
     /// The latest finished transcript of the same audio asked for the same

@@ -78,6 +78,9 @@ pub(super) struct Turn<'a> {
     /// they add to the transcript's key for repeats.
     pub glossary: Glossary,
     pub glossary_key: Option<String>,
+    /// The transcript was made by this attempt (`start`): no chunk of it
+    /// exists yet, so none is looked up.
+    pub fresh: bool,
 }
 
 /// The recording on local disk.
@@ -107,6 +110,7 @@ impl<'a> Turn<'a> {
             request,
             glossary: Glossary::default(),
             glossary_key: None,
+            fresh: false,
         })
     }
 

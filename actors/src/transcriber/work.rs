@@ -110,13 +110,15 @@ pub(super) async fn transcribe(worker: &Transcriber, job: Job, ctx: JobContext) 
 }
 
 impl Turn<'_> {
-    async fn start(&self) -> Result<Transcript, JobError> {
+    async fn start(&mut self) -> Result<Transcript, JobError> {
         let r = &self.request;
         let unique_id = r.unique_id();
         let db = &self.worker.services.db;
-        db.start_transcript(self.job.id, self.user_id, r.chat_id, &self.asked(&unique_id), r.sender_telegram_id)
-            .await
-            .map_err(JobError::from)
+        let started = db
+            .start_transcript(self.job.id, self.user_id, r.chat_id, &self.asked(&unique_id), r.sender_telegram_id)
+            .await?;
+        self.fresh = started.fresh;
+        Ok(started.transcript)
     }
 
     /// "Typing…" while it works (not for a guest: the chat is not ours);
@@ -277,7 +279,10 @@ impl Turn<'_> {
     ) -> Result<Spent, JobError> {
         let db = &self.worker.services.db;
         let limits = &self.worker.services.settings.transcription;
-        let done: HashSet<i32> = db.transcript_chunks(transcript.id).await?.into_iter().map(|c| c.idx).collect();
+        let done: HashSet<i32> = match self.fresh {
+            true => HashSet::new(),
+            false => db.transcript_chunks(transcript.id).await?.into_iter().map(|c| c.idx).collect(),
+        };
         if !done.is_empty() {
             tracing::info!(done = done.len(), total = plan.len(), "resuming a transcription");
         }

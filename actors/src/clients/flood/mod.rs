@@ -98,6 +98,19 @@ pub struct Turn {
     chat_busy: bool,
     /// It goes paid: sent with `allow_paid_broadcast`.
     pub paid: bool,
+    /// When its slot came, on this process's clock (`None`: it waited for none).
+    pub due: Option<Instant>,
+}
+
+impl Turn {
+    /// How long after its slot the message is going out: what the
+    /// headroom has to absorb (with the network's share on top), as
+    /// `aishad_telegram_send_lateness_seconds`.
+    pub fn record_lateness(&self) {
+        if let Some(due) = self.due {
+            metrics::histogram!("aishad_telegram_send_lateness_seconds").record(due.elapsed().as_secs_f64());
+        }
+    }
 }
 
 /// What a slot was reserved in, to ask after its wait whether a bot-wide
@@ -113,7 +126,9 @@ enum Reserved {
 /// again after the hold, in line, so the held messages do not all go at its end.
 pub async fn wait_turn(chat: Option<i64>, payable: bool) -> Turn {
     loop {
-        let Some((wait, turn, reserved)) = reserve(chat, payable).await else { return Turn::default() };
+        let Some((wait, mut turn, reserved)) = reserve(chat, payable).await else { return Turn::default() };
+        let due = Instant::now() + wait;
+        turn.due = Some(due);
         if wait.is_zero() {
             return turn;
         }
@@ -121,16 +136,28 @@ pub async fn wait_turn(chat: Option<i64>, payable: bool) -> Turn {
         if wait >= A_LINE {
             let _ = BEFORE_WAITING.try_with(|hook| hook());
         }
-        tokio::time::sleep(wait).await;
-        let held = match reserved {
-            Reserved::Shared(shared, slot) => {
-                matches!(tokio::time::timeout(REDIS_PATIENCE, shared.held_over(&slot)).await, Ok(Ok(true)))
-            }
-            Reserved::Local(at) => LOCAL.lock().ok().and_then(|l| l.as_ref().map(|l| l.held_over(at))).unwrap_or(false),
-        };
+        tokio::time::sleep_until((due.checked_sub(HOLD_LOOKAHEAD).unwrap_or(due)).into()).await;
+        let (held, ()) = futures::future::join(held_over(reserved), tokio::time::sleep_until(due.into())).await;
         if !held {
             return turn;
         }
+    }
+}
+
+/// How long before its slot a waiting message asks whether a refusal held
+/// its budget meanwhile: the question takes a round trip to Redis, which
+/// would otherwise make every such message that much late, and lateness
+/// is what the headroom is spent on. A hold set in these last milliseconds
+/// is missed, as one set while the message is on its way would be.
+const HOLD_LOOKAHEAD: Duration = Duration::from_millis(20);
+
+/// Whether a bot-wide hold set since `reserved` was reserved covers it.
+async fn held_over(reserved: Reserved) -> bool {
+    match reserved {
+        Reserved::Shared(shared, slot) => {
+            matches!(tokio::time::timeout(REDIS_PATIENCE, shared.held_over(&slot)).await, Ok(Ok(true)))
+        }
+        Reserved::Local(at) => LOCAL.lock().ok().and_then(|l| l.as_ref().map(|l| l.held_over(at))).unwrap_or(false),
     }
 }
 
@@ -139,14 +166,18 @@ async fn reserve(chat: Option<i64>, payable: bool) -> Option<(Duration, Turn, Re
         BUDGET.read().ok().and_then(|b| b.as_ref().map(|b| (b.limits, b.alone, b.shared.clone(), b.paid)))?;
     let local = |limits: &Limits| {
         let (at, chat_busy) = reserve_locally(limits, chat);
-        Some((at.saturating_duration_since(Instant::now()), Turn { chat_busy, paid: false }, Reserved::Local(at)))
+        Some((
+            at.saturating_duration_since(Instant::now()),
+            Turn { chat_busy, paid: false, due: None },
+            Reserved::Local(at),
+        ))
     };
     let paid = paid.filter(|_| payable);
     match shared {
         Some(shared) if !redis_away() => {
             match tokio::time::timeout(REDIS_PATIENCE, shared.reserve(&limits, chat, paid.as_ref())).await {
                 Ok(Ok(slot)) => {
-                    let turn = Turn { chat_busy: slot.chat_busy, paid: slot.paid };
+                    let turn = Turn { chat_busy: slot.chat_busy, paid: slot.paid, due: None };
                     Some((slot.wait, turn, Reserved::Shared(shared, slot)))
                 }
                 failed => {
@@ -271,7 +302,7 @@ mod tests {
 
     #[test]
     fn a_refusal_is_one_groups_only_when_that_group_was_busy_and_its_wait_is_a_minutes() {
-        let busy = Turn { chat_busy: true, paid: false };
+        let busy = Turn { chat_busy: true, paid: false, due: None };
         let long = Duration::from_secs(12);
         assert_eq!(Refusal::of(Some(-100), busy, long), Refusal::Chat);
         assert_eq!(Refusal::of(Some(-100), Turn::default(), long), Refusal::Bot, "one message breaks no chat's limit");
@@ -287,8 +318,8 @@ mod tests {
     #[test]
     fn a_paid_message_refused_in_a_busy_chat_is_that_chats_else_the_paid_budgets() {
         let second = Duration::from_secs(1);
-        let paid = Turn { chat_busy: false, paid: true };
-        let busy = Turn { chat_busy: true, paid: true };
+        let paid = Turn { chat_busy: false, paid: true, due: None };
+        let busy = Turn { chat_busy: true, paid: true, due: None };
         assert_eq!(Refusal::of(Some(100), busy, second), Refusal::Chat, "the paid rate keeps a hundred in hand");
         assert_eq!(Refusal::of(Some(100), paid, second), Refusal::Paid, "free messages go on");
         assert_eq!(Refusal::of(None, busy, second), Refusal::Paid);
