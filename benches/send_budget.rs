@@ -21,6 +21,10 @@
 //! this machine's cores, so the round also prints the machine's ceiling
 //! (the CPU the burst took, over the cores) and PostgreSQL's transactions.
 //!
+//! The daemons open a connection for each transcription slot at start
+//! (`database.min_connections`, `BENCH_MIN_CONNECTIONS`; 0 for cold pools),
+//! as long-running workers have them open.
+//!
 //! Every round also says how close the free messages came to Telegram's 30
 //! in a second (the tightest 31 in a row), which limit each refusal met,
 //! and how late the daemons' sends went after their slots
@@ -44,11 +48,14 @@ fn main() {
 
 /// (calls, µs) of EVAL so far, from Redis's INFO commandstats.
 /// Transactions committed and rolled back in the bench's database so far.
-async fn transactions(database_url: &str) -> i64 {
+/// PostgreSQL's transactions and sessions (connections opened) so far, in
+/// the bench's database.
+async fn transactions(database_url: &str) -> (i64, i64) {
     let (client, connection) = tokio_postgres::connect(database_url, tokio_postgres::NoTls).await.expect("PostgreSQL");
     tokio::spawn(connection);
-    let sql = "SELECT (xact_commit + xact_rollback)::bigint FROM pg_stat_database WHERE datname = current_database()";
-    client.query_one(sql, &[]).await.expect("pg_stat_database").get(0)
+    let sql = "SELECT (xact_commit + xact_rollback)::bigint, sessions FROM pg_stat_database WHERE datname = current_database()";
+    let row = client.query_one(sql, &[]).await.expect("pg_stat_database");
+    (row.get(0), row.get(1))
 }
 
 fn redis_eval_stats(redis_url: &str) -> (u64, u64) {
@@ -101,6 +108,9 @@ async fn burst(workers: usize, headroom: &str, pay: Pay, first_user: i64) {
     let paid_after = std::env::var("BENCH_PAID_AFTER").unwrap_or_else(|_| {
         humantime::format_duration(aisha_actors::settings::PaidBroadcastSettings::default().after).to_string()
     });
+    let pool_size = aisha_actors::settings::DatabaseSettings::default().pool_size;
+    let min_connections = std::env::var("BENCH_MIN_CONNECTIONS")
+        .unwrap_or_else(|_| transcribers.parse::<usize>().expect("BENCH_TRANSCRIBERS").min(pool_size).to_string());
     let limits = [
         ("AISHA_TELEGRAM__SEND_PER_CHAT_SECOND", "1"),
         ("AISHA_TELEGRAM__SEND_HEADROOM", headroom),
@@ -110,6 +120,8 @@ async fn burst(workers: usize, headroom: &str, pay: Pay, first_user: i64) {
         ("AISHA_TELEGRAM__PAID_BROADCAST__ENABLED", if pay == Pay::Paid { "true" } else { "false" }),
         ("AISHA_TELEGRAM__PAID_BROADCAST__DAILY_STARS", "1000"),
         ("AISHA_TELEGRAM__PAID_BROADCAST__AFTER", &paid_after),
+        // Workers as long-running ones are: their pools' connections open before the burst.
+        ("AISHA_DATABASE__MIN_CONNECTIONS", &min_connections),
     ];
     let mut fleet =
         Fleet::start(Path::new(env!("CARGO_BIN_EXE_aishad")), &services, &telegram, &openai, workers, &limits).await;
@@ -164,14 +176,22 @@ async fn burst(workers: usize, headroom: &str, pay: Pay, first_user: i64) {
         machine_ceiling(&cpu_names_before, last);
         // PostgreSQL reports a backend's counts at most once a second.
         tokio::time::sleep(Duration::from_millis(1500)).await;
-        let done = transactions(&services.database_url).await - transactions_before;
-        println!("PostgreSQL: {done} transactions, {:.1} per note", done as f64 / USERS as f64);
+        let (done, sessions) = transactions(&services.database_url).await;
+        let (done, sessions) = (done - transactions_before.0, sessions - transactions_before.1);
+        println!(
+            "PostgreSQL: {done} transactions, {:.1} per note; {sessions} connections opened",
+            done as f64 / USERS as f64
+        );
     }
     println!("{}", first_replies(&telegram, &users, started, within));
     let step = if pay == Pay::Paid { Duration::from_millis(500) } else { Duration::from_secs(1) };
     println!("{}", timeline(&telegram, started, step));
     println!("{}", tightest_free_second(&telegram, started, headroom));
     println!("{}", lateness_of_burst(&lateness_before, &lateness(&fleet).await));
+    let late = fleet_metric(&fleet, "aishad_telegram_late_sends_total").await;
+    println!(
+        "free messages that went too late and were sent again at once (aishad_telegram_late_sends_total): {late:?}"
+    );
     for &user in &users {
         assert_eq!(transcripts(&telegram, user), 1, "user {user}: one transcript");
     }
@@ -311,20 +331,28 @@ fn tightest_free_second(telegram: &FakeTelegram, started: Instant, headroom: &st
 
 const LATENESS: &str = "aishad_telegram_send_lateness_seconds";
 
-/// The fleet's send lateness histogram (`LATENESS`), summed over its
-/// processes: how many sends went within each bucket of their slot.
-async fn lateness(fleet: &Fleet) -> BTreeMap<String, f64> {
-    let mut buckets: BTreeMap<String, f64> = BTreeMap::new();
+/// A metric's series summed over the fleet's processes, by their labels
+/// (`{le="0.005"}` for a histogram's `_bucket`s).
+async fn fleet_metric(fleet: &Fleet, name: &str) -> BTreeMap<String, f64> {
+    let mut series: BTreeMap<String, f64> = BTreeMap::new();
     for daemon in fleet.all() {
         let addr = daemon.telemetry_addr().await;
         let body = reqwest::get(format!("http://{addr}/metrics")).await.expect("scrape").text().await.expect("body");
-        for line in body.lines().filter(|l| l.starts_with(&format!("{LATENESS}_bucket"))) {
-            let le = line.split("le=\"").nth(1).and_then(|r| r.split('"').next()).unwrap_or_default();
-            let count: f64 = line.rsplit(' ').next().and_then(|c| c.parse().ok()).unwrap_or(0.0);
-            *buckets.entry(le.to_owned()).or_default() += count;
+        for line in body.lines().filter(|l| l.starts_with(name)) {
+            let (labels, count) = line[name.len()..].rsplit_once(' ').unwrap_or_default();
+            *series.entry(labels.to_owned()).or_default() += count.parse::<f64>().unwrap_or(0.0);
         }
     }
+    series
+}
+
+/// The fleet's send lateness histogram (`LATENESS`), by bucket bound.
+async fn lateness(fleet: &Fleet) -> BTreeMap<String, f64> {
+    let buckets = fleet_metric(fleet, &format!("{LATENESS}_bucket")).await;
     buckets
+        .into_iter()
+        .map(|(labels, n)| (labels.split("le=\"").nth(1).and_then(|r| r.split('"').next()).unwrap_or("").to_owned(), n))
+        .collect()
 }
 
 /// The burst's share of sends within each bucket of lateness.

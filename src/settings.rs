@@ -321,6 +321,9 @@ pub fn validate(settings: &Settings, purpose: Purpose) -> Result<(), SettingsErr
     if !db.is_empty() {
         store::parse_url(db).map_err(|e| SettingsError::new("database.url", e.reason()))?;
     }
+    if settings.database.min_connections > settings.database.pool_size {
+        return Err(SettingsError::new("database.min_connections", "must be at most database.pool_size"));
+    }
     if !settings.redis.url.is_empty() {
         cache::parse_url(settings.redis.url.expose()).map_err(|e| SettingsError::new("redis.url", e.reason()))?;
     }

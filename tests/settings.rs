@@ -475,6 +475,19 @@ fn translation_languages_must_be_ones_the_bot_can_name_each_once() {
 }
 
 #[test]
+fn min_connections_are_none_until_asked_and_never_more_than_the_pool() {
+    Jail::expect_with(|jail| {
+        jail.clear_env();
+        assert_eq!(inspect("dev").unwrap().database.min_connections, 0);
+        jail.set_env("AISHA_DATABASE__MIN_CONNECTIONS", "17");
+        assert_eq!(inspect("dev").unwrap_err().key, "database.min_connections", "the pool holds 16");
+        jail.set_env("AISHA_DATABASE__MIN_CONNECTIONS", "16");
+        assert_eq!(inspect("dev").unwrap().database.min_connections, 16);
+        Ok(())
+    });
+}
+
+#[test]
 fn send_headroom_is_a_share_of_each_limit_from_none_to_half() {
     Jail::expect_with(|jail| {
         jail.clear_env();

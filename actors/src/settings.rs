@@ -426,6 +426,11 @@ impl FalSettings {
 pub struct DatabaseSettings {
     pub url: ConnUrl,
     pub pool_size: usize,
+    /// Connections opened as the process starts, so a spike's first jobs
+    /// do not each open one (a fork, an authentication and cold caches on
+    /// the server); they stay open, idle, as the pool keeps every
+    /// connection it opened. 0: opened as the work asks.
+    pub min_connections: usize,
     #[serde(with = "humantime_serde")]
     pub connect_timeout: Duration,
     /// `run` applies pending migrations before starting the actors.
@@ -434,7 +439,13 @@ pub struct DatabaseSettings {
 
 impl Default for DatabaseSettings {
     fn default() -> Self {
-        Self { url: ConnUrl::default(), pool_size: 16, connect_timeout: Duration::from_secs(5), migrate_on_start: true }
+        Self {
+            url: ConnUrl::default(),
+            pool_size: 16,
+            min_connections: 0,
+            connect_timeout: Duration::from_secs(5),
+            migrate_on_start: true,
+        }
     }
 }
 

@@ -119,6 +119,34 @@ async fn a_paid_message_whose_chat_is_not_ready_holds_no_other_paid_message() {
     assert!(other.paid && other.wait < Duration::from_millis(100), "another chat goes paid at once: {other:?}");
 }
 
+/// A free message that went out late is sent again paid: at once while
+/// the free line is long, never later than asked, and nothing is reserved
+/// (nor a paid message counted) when no slot is that near.
+#[tokio::test]
+async fn a_late_message_goes_paid_at_once_or_takes_no_slot_at_all() {
+    let services = TestServices::new("send_budget_late_paid").await;
+    let budget = process(&services);
+    let mut settings = TelegramSettings { send_headroom: 0.0, ..Default::default() };
+    settings.paid_broadcast = PaidBroadcastSettings { enabled: true, daily_stars: 1, ..Default::default() };
+    let (limits, paid) = (Limits::from_settings(&settings), Paid::from_settings(&settings).unwrap());
+    let within = Duration::from_millis(25);
+    for chat in 0..30 {
+        budget.reserve(&limits, Some(chat), None).await.unwrap();
+    }
+    let late = budget.reserve_within(&limits, &paid, within).await.unwrap().expect("a paid slot now");
+    assert!(late.paid && late.wait <= within, "{late:?}");
+
+    // A Star a day is ten paid messages: the rest of today's go free, and the free line is a second long.
+    for _ in 0..9 {
+        assert!(budget.reserve_within(&limits, &paid, within).await.unwrap().unwrap().paid);
+    }
+    let free_point = budget.reserve(&limits, None, None).await.unwrap().at_us;
+    assert_eq!(budget.reserve_within(&limits, &paid, within).await.unwrap().map(|s| s.at_us), None);
+    let next = budget.reserve(&limits, None, None).await.unwrap().at_us;
+    // 30 a second with no headroom: a slot every 33,334 µs (rounded up).
+    assert_eq!(next - free_point, 33_334, "the refused retake took no free slot");
+}
+
 #[tokio::test]
 async fn without_redis_a_process_keeps_to_its_share_and_waits_no_longer_for_redis() {
     // A port nothing listens on: the reservation fails, and the process keeps to its half.

@@ -26,6 +26,24 @@ async fn migrations_apply_once_and_a_second_run_is_a_no_op() {
 }
 
 #[tokio::test]
+async fn a_warmed_pool_holds_the_connections_asked_for_and_never_more_than_its_size() {
+    let services = TestServices::new("pool_warm").await;
+    let settings = DatabaseSettings { url: ConnUrl::new(&services.database_url), pool_size: 4, ..Default::default() };
+    let db = Db::new(&settings).unwrap();
+    let open_on_the_server = || async {
+        let sql =
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'aishad'";
+        services.db().await.query_one(sql, &[]).await.unwrap().get::<_, i64>(0)
+    };
+    assert_eq!(open_on_the_server().await, 0, "the pool connects lazily");
+    assert_eq!(db.warm(3).await, 3);
+    assert_eq!(open_on_the_server().await, 3, "open on the server, idle in the pool");
+    assert_eq!(db.warm(10).await, 4, "no more than the pool's size");
+    assert_eq!(db.warm(2).await, 4, "a warm pool is not shrunk");
+    assert_eq!(open_on_the_server().await, 4);
+}
+
+#[tokio::test]
 async fn concurrent_migrations_do_not_collide() {
     let services = TestServices::new("migrate_race").await;
     let runs: Vec<_> = (0..6)

@@ -130,6 +130,11 @@ async fn bootstrap(services: &Services) {
         Ok::<_, aisha_actors::store::StoreError>(())
     })
     .await;
+    let wanted = services.settings.database.min_connections;
+    if wanted > 0 {
+        let open = db.warm(wanted).await;
+        tracing::info!(wanted, open, "database connections opened ahead of the work");
+    }
     let s3_host = services.settings.s3.endpoint.clone();
     retry_until_ok("s3", &s3_host, || services.blob.ensure_bucket()).await;
 }

@@ -73,6 +73,7 @@ pub fn register_counters(mode: Mode) {
     metrics::counter!("aishad_telegram_send_budget_fallbacks_total").increment(0);
     metrics::counter!("aishad_telegram_paid_broadcast_messages_total").increment(0);
     zero("aishad_telegram_send_holds_total", "scope", &["bot", "chat"]);
+    zero("aishad_telegram_late_sends_total", "sent", &["paid", "free"]);
     if matches!(mode, Mode::Polling | Mode::Webhook | Mode::All) {
         for name in [
             "aishad_updates_received_total",

@@ -86,6 +86,25 @@ impl Db {
         at.is_some_and(|at| at.elapsed() < recent)
     }
 
+    /// Opens connections until the pool holds `wanted` (at most its size),
+    /// all at once, each proven with a round trip (`database.min_connections`).
+    /// Returns how many the pool holds; a connection that fails only logs.
+    pub async fn warm(&self, wanted: usize) -> usize {
+        let wanted = wanted.min(self.pool.status().max_size);
+        // Held all at once: the pool hands an idle connection out before it opens one.
+        let opened = futures::future::join_all((0..wanted).map(|_| async {
+            let client = self.client().await?;
+            client.simple_query("SELECT 1").await?;
+            Ok::<_, StoreError>(client)
+        }))
+        .await;
+        if let Some(Err(e)) = opened.iter().find(|r| r.is_err()) {
+            tracing::warn!(error = %crate::error::chain(e), wanted, "could not open every connection asked for at start");
+        }
+        drop(opened);
+        self.pool.status().size
+    }
+
     /// One round trip, bounded by the connect timeout.
     pub async fn ping(&self) -> Result<(), StoreError> {
         let check = async {

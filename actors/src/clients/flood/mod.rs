@@ -139,8 +139,37 @@ pub async fn wait_turn(chat: Option<i64>, payable: bool) -> Turn {
         tokio::time::sleep_until((due.checked_sub(HOLD_LOOKAHEAD).unwrap_or(due)).into()).await;
         let (held, ()) = futures::future::join(held_over(reserved), tokio::time::sleep_until(due.into())).await;
         if !held {
-            return turn;
+            return late_goes_paid(turn, due, payable).await;
         }
+    }
+}
+
+/// A free message going out later than half what the headroom absorbs
+/// (a busy machine: a send 60-90 ms late drew a refusal that held the
+/// whole bot a second) would reach Telegram too close to the messages
+/// after it. With paid broadcasts on it goes paid instead, at once if the
+/// paid budget has a slot within that lateness; its chat's turn was already
+/// its own. Otherwise it goes as it is, so one chat's messages keep their order.
+async fn late_goes_paid(turn: Turn, due: Instant, payable: bool) -> Turn {
+    let Some((limits, shared, paid)) =
+        BUDGET.read().ok().and_then(|b| b.as_ref().map(|b| (b.limits, b.shared.clone(), b.paid)))
+    else {
+        return turn;
+    };
+    let limit = limits.lateness_absorbed() / 2;
+    let (Some(shared), Some(paid)) = (shared, paid) else { return turn };
+    if turn.paid || !payable || due.elapsed() <= limit || redis_away() {
+        return turn;
+    }
+    let asked = Instant::now();
+    match tokio::time::timeout(REDIS_PATIENCE, shared.reserve_within(&limits, &paid, limit)).await {
+        Ok(Ok(Some(slot))) => {
+            metrics::counter!("aishad_telegram_late_sends_total", "sent" => if slot.paid { "paid" } else { "free" })
+                .increment(1);
+            tokio::time::sleep_until((asked + slot.wait).into()).await;
+            Turn { paid: slot.paid, due: Some(asked + slot.wait), ..turn }
+        }
+        _ => turn,
     }
 }
 

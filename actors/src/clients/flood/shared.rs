@@ -17,7 +17,9 @@ use crate::cache::{CacheError, Redis};
 /// message has a chat. ARGV: the free and the paid budget's emission
 /// interval and burst tolerance in µs; how far off a free slot may be
 /// before the message goes paid (µs, -1: never); the day's ceiling in paid
-/// messages; the chat's interval and tolerance. Returns how many µs from
+/// messages; the chat's interval and tolerance (0 and 0 without a chat);
+/// and, optionally, the most µs from now the slot may be: a later one is
+/// not reserved, and the wait returned is -1. Returns how many µs from
 /// now the message may go, when that is on Redis's clock (µs since the
 /// epoch), whether its chat's budget was in use (a message there within its
 /// interval), and whether it goes paid; its slot is reserved.
@@ -77,9 +79,12 @@ if pay_after >= 0 and at - now > pay_after and (tonumber(redis.call('GET', KEYS[
   local paid_at, paid_booking = slot_in(KEYS[2], KEYS[5], tonumber(ARGV[4]), tonumber(ARGV[3]), chat_at)
   if paid_at < at then
     at, booking, budget, booked, interval, paid = paid_at, paid_booking, KEYS[2], KEYS[5], tonumber(ARGV[3]), 1
-    redis.call('INCR', KEYS[3])
-    redis.call('EXPIRE', KEYS[3], 172800)
   end
+end
+if ARGV[9] and at - now > tonumber(ARGV[9]) then return {-1, us(at), busy, paid} end
+if paid == 1 then
+  redis.call('INCR', KEYS[3])
+  redis.call('EXPIRE', KEYS[3], 172800)
 end
 if booking then
   redis.call('ZADD', booked, at, us(at))
@@ -151,6 +156,26 @@ impl SharedBudget {
     /// `paid` terms, a message whose free slot is further off than they
     /// allow goes paid, while the day's ceiling holds.
     pub async fn reserve(&self, limits: &Limits, chat: Option<i64>, paid: Option<&Paid>) -> Result<Slot, CacheError> {
+        let (keys, args) = self.reserve_call(limits, chat, paid);
+        self.eval_reserve(keys, args).await?.ok_or_else(|| CacheError::Unexpected("no slot was reserved".into()))
+    }
+
+    /// A slot for a message whose chat already had its turn (a late one
+    /// sent again), paid at once where free ones are further off, but only
+    /// one within `within` from now: `None` (nothing reserved) otherwise.
+    pub async fn reserve_within(
+        &self,
+        limits: &Limits,
+        paid: &Paid,
+        within: Duration,
+    ) -> Result<Option<Slot>, CacheError> {
+        let now_paid = Paid { after: Duration::ZERO, ..*paid };
+        let (keys, mut args) = self.reserve_call(limits, None, Some(&now_paid));
+        args.extend(["0".into(), "0".into(), within.as_micros().to_string()]);
+        self.eval_reserve(keys, args).await
+    }
+
+    fn reserve_call(&self, limits: &Limits, chat: Option<i64>, paid: Option<&Paid>) -> (Vec<String>, Vec<String>) {
         let day =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs() / 86_400;
         let mut keys = vec![
@@ -172,10 +197,18 @@ impl SharedBudget {
             keys.push(self.chat_key(chat));
             args.extend(budget_args(limits.chat_gcra(chat)));
         }
+        (keys, args)
+    }
+
+    /// The script's answer: the slot, or `None` where it reserved none.
+    async fn eval_reserve(&self, keys: Vec<String>, args: Vec<String>) -> Result<Option<Slot>, CacheError> {
         let (wait_us, at_us, busy, paid): (i64, String, i64, i64) =
             self.redis.client().eval(RESERVE, keys, args).await?;
+        if wait_us < 0 {
+            return Ok(None);
+        }
         let at_us = at_us.parse().map_err(|_| CacheError::Unexpected(format!("a slot time of {at_us:?}")))?;
-        Ok(Slot { wait: Duration::from_micros(wait_us.max(0) as u64), at_us, chat_busy: busy == 1, paid: paid == 1 })
+        Ok(Some(Slot { wait: Duration::from_micros(wait_us as u64), at_us, chat_busy: busy == 1, paid: paid == 1 }))
     }
 
     /// Holds one of the bot's budgets for `retry_after`.
