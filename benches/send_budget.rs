@@ -46,10 +46,8 @@ fn main() {
     aisha_testkit::bench_main(run);
 }
 
-/// (calls, µs) of EVAL so far, from Redis's INFO commandstats.
-/// Transactions committed and rolled back in the bench's database so far.
-/// PostgreSQL's transactions and sessions (connections opened) so far, in
-/// the bench's database.
+/// PostgreSQL's transactions (committed and rolled back) and sessions
+/// (connections opened) so far, in the bench's database.
 async fn transactions(database_url: &str) -> (i64, i64) {
     let (client, connection) = tokio_postgres::connect(database_url, tokio_postgres::NoTls).await.expect("PostgreSQL");
     tokio::spawn(connection);
@@ -58,6 +56,7 @@ async fn transactions(database_url: &str) -> (i64, i64) {
     (row.get(0), row.get(1))
 }
 
+/// (calls, µs) of EVAL so far, from Redis's INFO commandstats.
 fn redis_eval_stats(redis_url: &str) -> (u64, u64) {
     let out = std::process::Command::new("redis-cli")
         .args(["-u", redis_url, "info", "commandstats"])
@@ -309,11 +308,8 @@ fn timeline(telegram: &FakeTelegram, started: Instant, step: Duration) -> String
 /// the lateness the headroom has to absorb, on this machine at this load.
 fn tightest_free_second(telegram: &FakeTelegram, started: Instant, headroom: &str) -> String {
     let calls = telegram.all_calls();
-    let free: Vec<Instant> = calls
-        .iter()
-        .filter(|c| c.is_message() && c.at >= started && c.params["allow_paid_broadcast"] != true)
-        .map(|c| c.at)
-        .collect();
+    let free: Vec<Instant> =
+        calls.iter().filter(|c| c.is_message() && c.at >= started && !went_paid(c)).map(|c| c.at).collect();
     let Some(tightest) = free.windows(31).map(|w| w[30] - w[0]).min() else {
         return format!("free messages: {} (fewer than 31)", free.len());
     };
@@ -336,9 +332,7 @@ const LATENESS: &str = "aishad_telegram_send_lateness_seconds";
 async fn fleet_metric(fleet: &Fleet, name: &str) -> BTreeMap<String, f64> {
     let mut series: BTreeMap<String, f64> = BTreeMap::new();
     for daemon in fleet.all() {
-        let addr = daemon.telemetry_addr().await;
-        let body = reqwest::get(format!("http://{addr}/metrics")).await.expect("scrape").text().await.expect("body");
-        for line in body.lines().filter(|l| l.starts_with(name)) {
+        for line in daemon.metrics().await.lines().filter(|l| l.starts_with(name)) {
             let (labels, count) = line[name.len()..].rsplit_once(' ').unwrap_or_default();
             *series.entry(labels.to_owned()).or_default() += count.parse::<f64>().unwrap_or(0.0);
         }
@@ -374,19 +368,23 @@ fn lateness_of_burst(before: &BTreeMap<String, f64>, after: &BTreeMap<String, f6
 /// paid), the accepted messages of that kind in the second before it, and
 /// how long before it its chat's last message went.
 fn which_limit(refused: &Call, messages: &[&Call]) -> String {
-    let paid = |c: &Call| c.params["allow_paid_broadcast"] == true;
     let before = messages.iter().filter(|c| !c.failed && c.at <= refused.at);
     let in_second = before
         .clone()
-        .filter(|c| paid(c) == paid(refused) && refused.at.duration_since(c.at) < Duration::from_secs(1))
+        .filter(|c| went_paid(c) == went_paid(refused) && refused.at.duration_since(c.at) < Duration::from_secs(1))
         .count();
     let chat_gap = before
         .filter(|c| c.params["chat_id"] == refused.params["chat_id"])
         .map(|c| refused.at.duration_since(c.at))
         .min()
         .map_or("none".to_owned(), |gap| format!("{} ms", gap.as_millis()));
-    let kind = if paid(refused) { "paid" } else { "free" };
+    let kind = if went_paid(refused) { "paid" } else { "free" };
     format!("{kind}, {in_second} {kind} in the second before, its chat's last {chat_gap} before")
+}
+
+/// Sent with `allow_paid_broadcast`: counted in the paid 1,000, not the free 30.
+fn went_paid(call: &Call) -> bool {
+    call.params["allow_paid_broadcast"] == true
 }
 
 fn is_transcript(call: &Call) -> bool {

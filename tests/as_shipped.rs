@@ -180,11 +180,6 @@ async fn start_all(world: &World, containers: &[Container]) -> Vec<(Container, D
     running
 }
 
-async fn metrics(daemon: &Daemon) -> String {
-    let url = format!("http://{}/metrics", daemon.telemetry_addr().await);
-    reqwest::get(&url).await.unwrap().text().await.unwrap()
-}
-
 /// Each role does its work: the poller answers a chat, every worker claims
 /// each kind, a text-to-image job goes to FAL with the listener's URL, FAL's
 /// signed callback is stored there, and the image reaches the user.
@@ -196,7 +191,7 @@ async fn every_role_works(world: &World, running: &[(Container, Daemon)]) {
     assert!(running.iter().any(|(c, _)| c.at.contains("links")), "a links worker");
     let listeners: Vec<&Daemon> = running.iter().filter(|(c, _)| c.mode() == "webhook").map(|(_, d)| d).collect();
     for (container, daemon) in running.iter().filter(|(c, _)| c.mode() == "worker") {
-        let text = metrics(daemon).await;
+        let text = daemon.metrics().await;
         let links = container.at.contains("links").then_some(LINK_KINDS).into_iter().flatten();
         for kind in WORKER_KINDS.into_iter().chain(links) {
             let line = format!("aishad_pool_workers{{kind=\"{kind}\"}} 1");

@@ -44,16 +44,22 @@ async fn three_processes_together_send_no_more_than_the_bots_limit() {
     assert!((2_900_000..3_000_000).contains(&span_us), "90 messages at 30 a second span 89 intervals: {span_us} µs");
 }
 
-#[tokio::test]
-async fn one_chat_gets_one_message_a_second_whichever_process_sends_it() {
-    let services = TestServices::new("send_budget_chat").await;
-    let (a, b) = (process(&services), process(&services));
+/// `count` messages to `chat`, reserved by two processes in turn under
+/// Telegram's limits: how long each waits.
+async fn waits_from_two_processes(name: &str, chat: i64, count: usize) -> Vec<Duration> {
+    let services = TestServices::new(name).await;
+    let processes = [process(&services), process(&services)];
     let limits = Limits::new(30, 1, 20);
     let mut waits = Vec::new();
-    for i in 0..4 {
-        let budget = if i % 2 == 0 { &a } else { &b };
-        waits.push(budget.reserve(&limits, Some(77), None).await.unwrap().wait);
+    for i in 0..count {
+        waits.push(processes[i % 2].reserve(&limits, Some(chat), None).await.unwrap().wait);
     }
+    waits
+}
+
+#[tokio::test]
+async fn one_chat_gets_one_message_a_second_whichever_process_sends_it() {
+    let waits = waits_from_two_processes("send_budget_chat", 77, 4).await;
     for (i, wait) in waits.iter().enumerate() {
         let expected = Duration::from_secs(i as u64);
         assert!(wait.abs_diff(expected) < Duration::from_millis(50), "message {i} waits {wait:?}, not {expected:?}");
@@ -62,14 +68,7 @@ async fn one_chat_gets_one_message_a_second_whichever_process_sends_it() {
 
 #[tokio::test]
 async fn a_group_takes_four_at_once_then_the_rest_of_its_minute_spaced() {
-    let services = TestServices::new("send_budget_group").await;
-    let (a, b) = (process(&services), process(&services));
-    let limits = Limits::new(30, 1, 20);
-    let mut waits = Vec::new();
-    for i in 0..6 {
-        let budget = if i % 2 == 0 { &a } else { &b };
-        waits.push(budget.reserve(&limits, Some(-100_500), None).await.unwrap().wait);
-    }
+    let waits = waits_from_two_processes("send_budget_group", -100_500, 6).await;
     assert!(waits[..4].iter().all(|w| *w < Duration::from_millis(100)), "a burst of four: {waits:?}");
     let step = Duration::from_micros(3_529_412);
     assert!(waits[4].abs_diff(step) < Duration::from_millis(100), "then 60 s / 17 apart: {waits:?}");

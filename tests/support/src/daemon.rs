@@ -125,6 +125,12 @@ impl Daemon {
         value["telemetry"].as_str().expect("telemetry field").parse().expect("socket address")
     }
 
+    /// What its `/metrics` says now (Prometheus's text format).
+    pub async fn metrics(&self) -> String {
+        let url = format!("http://{}/metrics", self.telemetry_addr().await);
+        reqwest::get(&url).await.expect("scrape").text().await.expect("body")
+    }
+
     pub fn signal(&self, signal: &str) {
         let status = std::process::Command::new("kill").args([&format!("-{signal}"), &self.pid().to_string()]).status();
         assert!(status.map(|s| s.success()).unwrap_or(false), "kill -{signal} failed");

@@ -151,14 +151,16 @@ pub async fn wait_turn(chat: Option<i64>, payable: bool) -> Turn {
 /// paid budget has a slot within that lateness; its chat's turn was already
 /// its own. Otherwise it goes as it is, so one chat's messages keep their order.
 async fn late_goes_paid(turn: Turn, due: Instant, payable: bool) -> Turn {
-    let Some((limits, shared, paid)) =
+    if turn.paid || !payable || redis_away() {
+        return turn;
+    }
+    let Some((limits, Some(shared), Some(paid))) =
         BUDGET.read().ok().and_then(|b| b.as_ref().map(|b| (b.limits, b.shared.clone(), b.paid)))
     else {
         return turn;
     };
     let limit = limits.lateness_absorbed() / 2;
-    let (Some(shared), Some(paid)) = (shared, paid) else { return turn };
-    if turn.paid || !payable || due.elapsed() <= limit || redis_away() {
+    if due.elapsed() <= limit {
         return turn;
     }
     let asked = Instant::now();

@@ -17,9 +17,9 @@ use crate::cache::{CacheError, Redis};
 /// message has a chat. ARGV: the free and the paid budget's emission
 /// interval and burst tolerance in µs; how far off a free slot may be
 /// before the message goes paid (µs, -1: never); the day's ceiling in paid
-/// messages; the chat's interval and tolerance (0 and 0 without a chat);
-/// and, optionally, the most µs from now the slot may be: a later one is
-/// not reserved, and the wait returned is -1. Returns how many µs from
+/// messages; the most µs from now the slot may be (-1: any), a later one
+/// not reserved and -1 returned as its wait; the chat's interval and
+/// tolerance when there is a chat. Returns how many µs from
 /// now the message may go, when that is on Redis's clock (µs since the
 /// epoch), whether its chat's budget was in use (a message there within its
 /// interval), and whether it goes paid; its slot is reserved.
@@ -70,7 +70,7 @@ local chat_at, busy = now, 0
 if KEYS[6] then
   local tat = tonumber(redis.call('GET', KEYS[6]))
   if tat and tat > now then busy = 1 end
-  chat_at = math.max(now, tat_of(KEYS[6]) - tonumber(ARGV[8]))
+  chat_at = math.max(now, tat_of(KEYS[6]) - tonumber(ARGV[9]))
 end
 local at, booking = slot_in(KEYS[1], KEYS[4], tonumber(ARGV[2]), tonumber(ARGV[1]), chat_at)
 local budget, booked, interval, paid = KEYS[1], KEYS[4], tonumber(ARGV[1]), 0
@@ -81,7 +81,8 @@ if pay_after >= 0 and at - now > pay_after and (tonumber(redis.call('GET', KEYS[
     at, booking, budget, booked, interval, paid = paid_at, paid_booking, KEYS[2], KEYS[5], tonumber(ARGV[3]), 1
   end
 end
-if ARGV[9] and at - now > tonumber(ARGV[9]) then return {-1, us(at), busy, paid} end
+local within = tonumber(ARGV[7])
+if within >= 0 and at - now > within then return {-1, us(at), busy, paid} end
 if paid == 1 then
   redis.call('INCR', KEYS[3])
   redis.call('EXPIRE', KEYS[3], 172800)
@@ -92,7 +93,7 @@ if booking then
 else
   take(budget, at, interval)
 end
-if KEYS[6] then take(KEYS[6], at, tonumber(ARGV[7])) end
+if KEYS[6] then take(KEYS[6], at, tonumber(ARGV[8])) end
 return {at - now, us(at), busy, paid}
 "#;
 
@@ -156,8 +157,8 @@ impl SharedBudget {
     /// `paid` terms, a message whose free slot is further off than they
     /// allow goes paid, while the day's ceiling holds.
     pub async fn reserve(&self, limits: &Limits, chat: Option<i64>, paid: Option<&Paid>) -> Result<Slot, CacheError> {
-        let (keys, args) = self.reserve_call(limits, chat, paid);
-        self.eval_reserve(keys, args).await?.ok_or_else(|| CacheError::Unexpected("no slot was reserved".into()))
+        let reserved = self.reserve_by(limits, chat, paid, None).await?;
+        reserved.ok_or_else(|| CacheError::Unexpected("no slot was reserved".into()))
     }
 
     /// A slot for a message whose chat already had its turn (a late one
@@ -170,12 +171,17 @@ impl SharedBudget {
         within: Duration,
     ) -> Result<Option<Slot>, CacheError> {
         let now_paid = Paid { after: Duration::ZERO, ..*paid };
-        let (keys, mut args) = self.reserve_call(limits, None, Some(&now_paid));
-        args.extend(["0".into(), "0".into(), within.as_micros().to_string()]);
-        self.eval_reserve(keys, args).await
+        self.reserve_by(limits, None, Some(&now_paid), Some(within)).await
     }
 
-    fn reserve_call(&self, limits: &Limits, chat: Option<i64>, paid: Option<&Paid>) -> (Vec<String>, Vec<String>) {
+    /// The script's slot, or `None` where none was `within` reach.
+    async fn reserve_by(
+        &self,
+        limits: &Limits,
+        chat: Option<i64>,
+        paid: Option<&Paid>,
+        within: Option<Duration>,
+    ) -> Result<Option<Slot>, CacheError> {
         let day =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs() / 86_400;
         let mut keys = vec![
@@ -193,15 +199,11 @@ impl SharedBudget {
             }
             None => args.extend(["1", "0", "-1", "0"].map(String::from)),
         }
+        args.push(within.map_or("-1".into(), |w| w.as_micros().to_string()));
         if let Some(chat) = chat {
             keys.push(self.chat_key(chat));
             args.extend(budget_args(limits.chat_gcra(chat)));
         }
-        (keys, args)
-    }
-
-    /// The script's answer: the slot, or `None` where it reserved none.
-    async fn eval_reserve(&self, keys: Vec<String>, args: Vec<String>) -> Result<Option<Slot>, CacheError> {
         let (wait_us, at_us, busy, paid): (i64, String, i64, i64) =
             self.redis.client().eval(RESERVE, keys, args).await?;
         if wait_us < 0 {
