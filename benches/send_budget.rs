@@ -110,7 +110,9 @@ async fn burst(workers: usize, headroom: &str, pay: Pay, first_user: i64) {
     let pool_size = aisha_actors::settings::DatabaseSettings::default().pool_size;
     let min_connections = std::env::var("BENCH_MIN_CONNECTIONS")
         .unwrap_or_else(|_| transcribers.parse::<usize>().expect("BENCH_TRANSCRIBERS").min(pool_size).to_string());
+    let job_files = job_files_dir();
     let limits = [
+        ("AISHA_TRANSCRIPTION__TEMP_DIR", job_files.as_str()),
         ("AISHA_TELEGRAM__SEND_PER_CHAT_SECOND", "1"),
         ("AISHA_TELEGRAM__SEND_HEADROOM", headroom),
         ("LOG_LEVEL", "warn,aishad=info"),
@@ -135,7 +137,7 @@ async fn burst(workers: usize, headroom: &str, pay: Pay, first_user: i64) {
 
     let paid_before = telegram.paid_broadcast_tenths_of_stars();
     let transactions_before = transactions(&services.database_url).await;
-    let cpu_names_before = aisha_testkit::cpu_seconds_by_name();
+    let cpu_names_before = aisha_testkit::cpu_seconds_by_process();
     let lateness_before = lateness(&fleet).await;
     let (within, rate) = match pay {
         Pay::Free => (Duration::from_secs(10), 30.0),
@@ -144,6 +146,8 @@ async fn burst(workers: usize, headroom: &str, pay: Pay, first_user: i64) {
     let started = Instant::now();
     voice_notes(&telegram, &users, within, voice_note("Said in a crowd of a thousand.")).await;
     eventually("every note answered", Duration::from_secs(600), || answered(&telegram) >= USERS).await;
+    // Before this bench reads the calls back, which is its own work, not the burst's.
+    let cpu_names_after = aisha_testkit::cpu_seconds_by_process();
     // When the Bot API took the last transcript, not when this loop noticed.
     let last = telegram.all_calls().iter().filter(|c| is_transcript(c)).map(|c| c.at).max().unwrap() - started;
 
@@ -172,7 +176,7 @@ async fn burst(workers: usize, headroom: &str, pay: Pay, first_user: i64) {
     println!("messages sent in each 10 s from the first note: {:?}", per_ten_seconds(&telegram, started));
     println!("this machine just before: a fixed loop took {:.0} ms of one core (the same work; runs differ by the cores' speed)", calibration.as_secs_f64() * 1000.0);
     if pay == Pay::Paid {
-        machine_ceiling(&cpu_names_before, last);
+        machine_ceiling(&cpu_names_before, &cpu_names_after, last);
         // PostgreSQL reports a backend's counts at most once a second.
         tokio::time::sleep(Duration::from_millis(1500)).await;
         let (done, sessions) = transactions(&services.database_url).await;
@@ -196,6 +200,19 @@ async fn burst(workers: usize, headroom: &str, pay: Pay, first_user: i64) {
     }
     services.assert_ledger_balanced().await;
     fleet.stop().await;
+    let _ = std::fs::remove_dir_all(&job_files);
+}
+
+/// Where the workers keep a job's files: a tmpfs, as the Swarm stack mounts
+/// one there (`deploy/swarm/aishad.stack.yml`), when this machine has one.
+fn job_files_dir() -> String {
+    let root = match Path::new("/dev/shm").is_dir() {
+        true => std::path::PathBuf::from("/dev/shm"),
+        false => std::env::temp_dir(),
+    };
+    let dir = root.join(format!("aishad-bench-{}", std::process::id()));
+    println!("job files: {}", dir.display());
+    dir.to_string_lossy().into_owned()
 }
 
 /// A fixed amount of arithmetic on one core: on a shared host the same
@@ -226,16 +243,15 @@ fn per_ten_seconds(telegram: &FakeTelegram, started: Instant) -> Vec<usize> {
     buckets
 }
 
+/// Each process's name and CPU seconds so far, by pid.
+type CpuByProcess = BTreeMap<u32, (String, f64)>;
+
 /// The machine's own ceiling: the CPU every process on it spent during the
 /// burst (the daemons, PostgreSQL, S3, Redis, the fakes), spread over every
 /// core, is a time no burst on this machine can beat.
-fn machine_ceiling(before: &BTreeMap<String, f64>, last: Duration) {
-    let mut spent: Vec<(String, f64)> = aisha_testkit::cpu_seconds_by_name()
-        .into_iter()
-        .map(|(name, seconds)| (name.clone(), seconds - before.get(&name).copied().unwrap_or(0.0)))
-        .filter(|(_, seconds)| *seconds >= 0.05)
-        .collect();
-    spent.sort_by(|a, b| b.1.total_cmp(&a.1));
+fn machine_ceiling(before: &CpuByProcess, after: &CpuByProcess, last: Duration) {
+    let spent: Vec<(String, f64)> =
+        aisha_testkit::cpu_spent_by_name(before, after).into_iter().filter(|(_, seconds)| *seconds >= 0.05).collect();
     let total: f64 = spent.iter().map(|(_, s)| s).sum();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     let by: Vec<String> = spent.iter().take(6).map(|(name, s)| format!("{name} {s:.1}")).collect();

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use aisha_actors::clients::{telegram_bot, Patiently};
+use aisha_actors::clients::{fetch_telegram_file, telegram_bot, Patiently};
 use aisha_actors::poller::TelegramPoller;
 use aisha_actors::secret::Secret;
 use aisha_actors::settings::TelegramSettings;
@@ -63,6 +63,23 @@ async fn a_429_waits_its_retry_after_before_the_same_message_goes_again() {
     assert_eq!(calls.len(), 2);
     assert!(calls[1].at - calls[0].at >= Duration::from_secs(2), "waited {:?}", calls[1].at - calls[0].at);
     assert_eq!(telegram.sent_texts(9), vec!["hello".to_string()]);
+}
+
+#[tokio::test]
+async fn files_are_downloaded_over_the_bots_open_connections() {
+    let telegram = FakeTelegram::start(TOKEN).await;
+    let settings = settings(&telegram);
+    let bot = telegram_bot(&settings).unwrap();
+    let dir = std::env::temp_dir().join(format!("aisha-downloads-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for i in 0..3 {
+        let file_id = telegram.add_file(&format!("voice/file_{i}.oga"), bytes::Bytes::from(vec![i as u8; 4096]));
+        let path = dir.join(format!("{i}.oga"));
+        let size = fetch_telegram_file(&bot, &settings, &file_id, 1 << 20, &path).await.unwrap();
+        assert_eq!((size, std::fs::read(&path).unwrap()), (4096, vec![i as u8; 4096]));
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(telegram.downloads(), (3, 1), "three files, one after another, on one connection");
 }
 
 #[tokio::test]

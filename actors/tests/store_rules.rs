@@ -67,10 +67,88 @@ async fn a_chunk_kept_by_its_caller_is_never_taken_again_even_once_its_call_row_
     assert!(matches!(db.take_chunk_call(transcript.id, 0, &caller("a/1"), false).await.unwrap(), Take::Ours));
     let chunk = SavedChunk { idx: 0, start: 0.0, end: 2.0, text: "kept".into(), segments: None, heard_seconds: None };
     // The caller's write keeps the chunk and deletes its call row.
-    db.save_chunk(transcript.id, &chunk).await.unwrap();
+    assert!(db.save_chunk(transcript.id, &chunk).await.unwrap(), "this write kept it");
     let taken = db.take_chunk_call(transcript.id, 0, &caller("b/2"), true).await.unwrap();
-    assert!(matches!(taken, Take::Busy { gone: false }), "a kept chunk is nobody's call to make again");
+    assert!(matches!(taken, Take::Kept), "a kept chunk is nobody's call to make again");
     assert!(db.chunk_kept(transcript.id, 0).await.unwrap());
+    let again = SavedChunk { text: "made twice".into(), ..chunk };
+    assert!(!db.save_chunk(transcript.id, &again).await.unwrap(), "a second write keeps nothing");
+    assert_eq!(db.transcript_chunks(transcript.id).await.unwrap()[0].text, "kept", "the first write's text stays");
+}
+
+#[tokio::test]
+async fn a_call_taken_while_its_keepers_write_commits_is_given_back_not_made_again() {
+    use aisha_actors::store::chunk_calls::{Caller, Take};
+    let (_t, services) = common::services("chunk_call_race", |_| {}).await;
+    let user = common::user(&services, 4848).await;
+    let client = services.db.client().await.unwrap();
+    let job = transcribe_job(&client, "chunk-race-1").await;
+    let transcript =
+        services.db.start_transcript(job.id, user, 4848, &common::asked("file-r"), None).await.unwrap().transcript;
+    let caller = |worker: &str| Caller {
+        worker: worker.to_owned(),
+        presence: "presence-of-nobody",
+        presence_namespace: aisha_actors::pool::PRESENCE_LOCK_NAMESPACE,
+        stale: std::time::Duration::ZERO,
+        gone: std::time::Duration::ZERO,
+    };
+    let db = services.db.clone();
+    assert!(matches!(db.take_chunk_call(transcript.id, 0, &caller("a/1"), false).await.unwrap(), Take::Ours));
+    // The keeper's write, as `save_chunk` makes it, not yet committed.
+    let mut keeper = services.db.client().await.unwrap();
+    let write = keeper.transaction().await.unwrap();
+    write
+        .execute(
+            "INSERT INTO transcript_chunks (transcript_id, idx, start_seconds, end_seconds, text) VALUES ($1, 0, 0, 2, 'kept')",
+            &[&transcript.id],
+        )
+        .await
+        .unwrap();
+    write.execute("DELETE FROM transcript_chunk_calls WHERE transcript_id = $1", &[&transcript.id]).await.unwrap();
+    // The take starts before the write commits (its snapshot has no chunk) and
+    // waits on the call row the write deletes.
+    let id = transcript.id;
+    let take = tokio::spawn(async move { db.take_chunk_call(id, 0, &caller("b/2"), true).await.unwrap() });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!take.is_finished(), "the take waits for the write");
+    write.commit().await.unwrap();
+
+    assert!(matches!(take.await.unwrap(), Take::Kept), "kept while it was taken: nobody's call to make");
+    let calls: i64 = client.query_one("SELECT count(*) FROM transcript_chunk_calls", &[]).await.unwrap().get(0);
+    assert_eq!(calls, 0, "the call taken in the race is given back");
+}
+
+#[tokio::test]
+async fn a_finished_transcript_records_the_original_this_attempt_kept_and_otherwise_keeps_an_earlier_ones() {
+    use aisha_actors::store::transcripts::Finished;
+    let (_t, services) = common::services("transcript_original", |_| {}).await;
+    let user = common::user(&services, 4747).await;
+    let client = services.db.client().await.unwrap();
+    let db = &services.db;
+    let finish = |audio_key: Option<&str>| Finished {
+        text_key: "transcripts/t.txt".into(),
+        chunk_count: 1,
+        audio_key: audio_key.map(str::to_owned),
+        ..Finished::default()
+    };
+    let key_of = |id: i64| {
+        let client = &client;
+        async move {
+            let row = client.query_one("SELECT audio_key FROM transcripts WHERE id = $1", &[&id]).await.unwrap();
+            row.get::<_, Option<String>>(0)
+        }
+    };
+
+    let job = transcribe_job(&client, "original-1").await;
+    let put_now = db.start_transcript(job.id, user, 4747, &common::asked("file-o1"), None).await.unwrap().transcript;
+    db.finish_transcript(put_now.id, &finish(Some("audio/now.ogg"))).await.unwrap();
+    assert_eq!(key_of(put_now.id).await.as_deref(), Some("audio/now.ogg"), "recorded with the transcript");
+
+    let job = transcribe_job(&client, "original-2").await;
+    let put_before = db.start_transcript(job.id, user, 4747, &common::asked("file-o2"), None).await.unwrap().transcript;
+    db.update_transcript(put_before.id, TranscriptField::AudioKey, &"audio/before.ogg").await.unwrap();
+    db.finish_transcript(put_before.id, &finish(None)).await.unwrap();
+    assert_eq!(key_of(put_before.id).await.as_deref(), Some("audio/before.ogg"), "an earlier attempt's key stays");
 }
 
 #[tokio::test]

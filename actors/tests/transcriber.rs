@@ -127,6 +127,24 @@ async fn a_429_then_success_gives_one_reply() {
 }
 
 #[tokio::test]
+async fn an_attempt_whose_chunk_keeps_failing_leaves_its_retry_the_original_in_s3() {
+    let rig = rig("tr_retry_original", |_| {}).await;
+    // Four refusals use up an attempt's tries; the job's retry is answered.
+    rig.openai.script_transcriptions((0..4).map(|_| Answer::RateLimited(1)));
+    let pool = workers(&rig.services, "w1").await;
+    rig.telegram.push_voice(USER, "en", 3, voice_note("Kept for the retry."));
+    eventually("transcript", Duration::from_secs(60), || rig.transcripts_sent().len() == 1).await;
+    assert_eq!(rig.scalar("SELECT attempts::bigint FROM jobs").await, 2, "retried as a job");
+    assert_eq!(rig.openai.transcriptions().len(), 5);
+    assert_eq!(rig.telegram.calls("getFile").len(), 1, "the retry read the original its first attempt kept in S3");
+    let key = rig.row("SELECT audio_key FROM transcripts").await.get::<_, String>(0);
+    assert!(rig.services.blob.get(&key).await.is_ok(), "kept");
+    pool.stop(None);
+    rig.stop();
+    common::assert_ledger(&rig.services).await;
+}
+
+#[tokio::test]
 async fn insufficient_quota_fails_at_once_with_a_refund_and_a_message() {
     let rig = rig("tr_quota", |_| {}).await;
     rig.openai.script_transcriptions([Answer::InsufficientQuota]);

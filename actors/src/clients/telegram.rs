@@ -207,17 +207,16 @@ fn on_shared_volume(settings: &TelegramSettings, path: &str) -> Result<std::path
     Ok(resolved)
 }
 
-fn downloader() -> Result<reqwest::Client, DownloadError> {
-    reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(10))
-        .timeout(Duration::from_secs(1800))
-        .build()
-        .map_err(|e| DownloadError::Http(e.to_string()))
-}
+/// How long one file may take to arrive (up to 2000 MB from a local server).
+const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(1800);
 
-async fn open_url(url: &str) -> Result<reqwest::Response, DownloadError> {
+/// Through the bot's own client, whose connections to the Bot API server
+/// stay open: a client per file loaded the TLS roots again and opened (and
+/// shook hands on) a connection of its own for every download.
+async fn open_url(bot: &TgBot, url: &str) -> Result<reqwest::Response, DownloadError> {
+    let request = bot.client().get(url).timeout(DOWNLOAD_TIMEOUT);
     // The URL holds the token: never let it into an error message.
-    let response = downloader()?.get(url).send().await.map_err(|e| DownloadError::Http(e.without_url().to_string()))?;
+    let response = request.send().await.map_err(|e| DownloadError::Http(e.without_url().to_string()))?;
     if !response.status().is_success() {
         return Err(DownloadError::Http(format!("HTTP {}", response.status())));
     }
@@ -245,7 +244,7 @@ pub async fn download_telegram_file(
                 .map_err(|e| DownloadError::Local { path: path.display().to_string(), reason: e.to_string() })?;
         }
         Source::Url(url) => {
-            let mut response = open_url(&url).await?;
+            let mut response = open_url(bot, &url).await?;
             while let Some(chunk) =
                 response.chunk().await.map_err(|e| DownloadError::Http(e.without_url().to_string()))?
             {
@@ -285,7 +284,7 @@ pub async fn fetch_telegram_file(
             tokio::fs::copy(&path, dest).await.map_err(local)?
         }
         Source::Url(url) => {
-            let mut response = open_url(&url).await?;
+            let mut response = open_url(bot, &url).await?;
             let mut out = tokio::io::BufWriter::new(tokio::fs::File::create(dest).await.map_err(write)?);
             let mut written = 0u64;
             while let Some(chunk) =

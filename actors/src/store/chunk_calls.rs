@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::db::{Db, Prepared};
+use super::db::{cached, Db, Prepared};
 use super::error::StoreError;
 
 /// Whether another caller's call (row `c`) is gone: not kept alive within
@@ -17,9 +17,36 @@ const GONE: &str = "(c.alive_at < now() - make_interval(secs => $5)
              AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
              AND classid::int8 = $7 AND objid::int8 = (hashtext(c.presence)::int8 & 4294967295))))";
 
+/// Whether a chunk is kept (done, by anyone).
+const KEPT: &str = "SELECT 1 FROM transcript_chunks WHERE transcript_id = $1 AND idx = $2";
+
+/// Takes a chunk's call in one statement: the outer SELECT sees the row as
+/// it was before the INSERT's CTE touched it, so `gone` describes the call
+/// not taken. Never a chunk already kept: its caller's write deletes the
+/// call row, and a row that is not there would otherwise be taken.
+static TAKE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "WITH kept AS (
+           SELECT EXISTS (SELECT 1 FROM transcript_chunks k WHERE k.transcript_id = $1 AND k.idx = $2) AS kept),
+         taken AS (
+           INSERT INTO transcript_chunk_calls AS c (transcript_id, idx, worker, presence)
+           SELECT $1, $2, $3, $4 FROM kept WHERE NOT kept.kept
+           ON CONFLICT (transcript_id, idx) DO UPDATE
+             SET worker = EXCLUDED.worker, presence = EXCLUDED.presence, alive_at = now()
+            WHERE c.worker = EXCLUDED.worker OR ($8 AND {GONE})
+           RETURNING 1)
+         SELECT (SELECT kept FROM kept), EXISTS (SELECT 1 FROM taken),
+                COALESCE((SELECT {GONE} FROM transcript_chunk_calls AS c
+                           WHERE c.transcript_id = $1 AND c.idx = $2), false)"
+    )
+});
+
 /// Whether a chunk's call is ours to make.
 pub enum Take {
     Ours,
+    /// The chunk is kept already: nobody's call to make (one taken while
+    /// its keeper's write committed is given back).
+    Kept,
     /// Another caller has it; `gone` when it looks gone (see `GONE`).
     Busy {
         gone: bool,
@@ -67,38 +94,32 @@ impl Db {
         take_over: bool,
     ) -> Result<Take, StoreError> {
         let client = self.client().await?;
-        // One statement: the outer SELECT sees the row as it was before the
-        // INSERT's CTE touched it, so `gone` describes the call we did not take.
-        // Never a chunk already kept: its caller's write deletes the call row,
-        // and a row that is not there would otherwise be taken.
-        let row = client
-            .query_one_prepared(
-                &format!(
-                    "WITH taken AS (
-                       INSERT INTO transcript_chunk_calls AS c (transcript_id, idx, worker, presence)
-                       SELECT $1, $2, $3, $4
-                        WHERE NOT EXISTS (SELECT 1 FROM transcript_chunks k WHERE k.transcript_id = $1 AND k.idx = $2)
-                       ON CONFLICT (transcript_id, idx) DO UPDATE
-                         SET worker = EXCLUDED.worker, presence = EXCLUDED.presence, alive_at = now()
-                        WHERE c.worker = EXCLUDED.worker OR ($8 AND {GONE})
-                       RETURNING 1)
-                     SELECT EXISTS (SELECT 1 FROM taken),
-                            COALESCE((SELECT {GONE} FROM transcript_chunk_calls AS c
-                                       WHERE c.transcript_id = $1 AND c.idx = $2), false)"
-                ),
-                &[
-                    &transcript_id,
-                    &idx,
-                    &caller.worker,
-                    &caller.presence,
-                    &caller.stale.as_secs_f64(),
-                    &caller.gone.as_secs_f64(),
-                    &i64::from(caller.presence_namespace),
-                    &take_over,
-                ],
-            )
-            .await?;
-        Ok(if row.get(0) { Take::Ours } else { Take::Busy { gone: row.get(1) } })
+        let (stale, gone) = (caller.stale.as_secs_f64(), caller.gone.as_secs_f64());
+        let namespace = i64::from(caller.presence_namespace);
+        let take_params: [&(dyn tokio_postgres::types::ToSql + Sync); 8] =
+            [&transcript_id, &idx, &caller.worker, &caller.presence, &stale, &gone, &namespace, &take_over];
+        let kept_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&transcript_id, &idx];
+        // Sent with the take, run after it: a keeper's write that committed
+        // while the take ran deleted the call row the take would have met, and
+        // the take's snapshot did not see the chunk it kept. Only this second
+        // look, in a snapshot of its own, does.
+        // Prepared first, so the two are sent in this order (`join` polls in order).
+        let (take, kept) = (cached(&client, &TAKE).await?, cached(&client, KEPT).await?);
+        let (taken, kept_since) =
+            futures::future::join(client.query_one(&take, &take_params), client.query_opt(&kept, &kept_params)).await;
+        let row = taken?;
+        if row.get(0) {
+            return Ok(Take::Kept);
+        }
+        if !row.get::<_, bool>(1) {
+            return Ok(Take::Busy { gone: row.get(2) });
+        }
+        if kept_since?.is_some() {
+            // Best effort: a call row left behind is never waited for, the chunk being kept.
+            let _ = self.drop_chunk_call(transcript_id, idx, &caller.worker).await;
+            return Ok(Take::Kept);
+        }
+        Ok(Take::Ours)
     }
 
     /// `worker`'s call for the chunk is still in flight.
@@ -130,12 +151,6 @@ impl Db {
     /// Whether chunk `idx` of the transcript is kept (done, by anyone).
     pub async fn chunk_kept(&self, transcript_id: i64, idx: i32) -> Result<bool, StoreError> {
         let client = self.client().await?;
-        let row = client
-            .query_opt_prepared(
-                "SELECT 1 FROM transcript_chunks WHERE transcript_id = $1 AND idx = $2",
-                &[&transcript_id, &idx],
-            )
-            .await?;
-        Ok(row.is_some())
+        Ok(client.query_opt_prepared(KEPT, &[&transcript_id, &idx]).await?.is_some())
     }
 }

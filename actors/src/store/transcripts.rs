@@ -86,6 +86,9 @@ pub struct Finished {
     pub language: Option<String>,
     /// The earlier transcript this one's text was copied from (a repeat).
     pub repeat_of: Option<i64>,
+    /// The original recording's key, when this attempt kept it in S3 (an
+    /// earlier attempt's key stays otherwise).
+    pub audio_key: Option<String>,
 }
 
 impl Db {
@@ -165,14 +168,17 @@ impl Db {
         Ok(())
     }
 
-    pub async fn save_chunk(&self, transcript_id: i64, chunk: &SavedChunk) -> Result<(), StoreError> {
+    /// Keeps a chunk and ends its call; true when this write kept it (not
+    /// when another caller's, or an earlier try of this one, had).
+    pub async fn save_chunk(&self, transcript_id: i64, chunk: &SavedChunk) -> Result<bool, StoreError> {
         let client = self.client().await?;
-        client
-            .execute_prepared(
+        let row = client
+            .query_one_prepared(
                 "WITH kept AS (
                    INSERT INTO transcript_chunks (transcript_id, idx, start_seconds, end_seconds, text, segments, heard_seconds)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (transcript_id, idx) DO NOTHING)
-                 DELETE FROM transcript_chunk_calls WHERE transcript_id = $1 AND idx = $2",
+                   VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (transcript_id, idx) DO NOTHING RETURNING 1),
+                 ended AS (DELETE FROM transcript_chunk_calls WHERE transcript_id = $1 AND idx = $2)
+                 SELECT EXISTS (SELECT 1 FROM kept)",
                 &[
                     &transcript_id,
                     &chunk.idx,
@@ -184,7 +190,7 @@ impl Db {
                 ],
             )
             .await?;
-        Ok(())
+        Ok(row.get(0))
     }
 
     /// Finished chunks, in order.
@@ -219,7 +225,8 @@ impl Db {
             .execute_prepared(
                 "WITH finished AS (
                      UPDATE transcripts SET text_key = $2, chars = $3, preview = $4, duration_seconds = $5,
-                                            chunk_count = $6, language = $7, segments_key = $8, repeat_of = $9
+                                            chunk_count = $6, language = $7, segments_key = $8, repeat_of = $9,
+                                            audio_key = COALESCE($10, audio_key)
                       WHERE id = $1 RETURNING job_id)
                  UPDATE jobs SET result_kept_at = COALESCE(result_kept_at, now()) WHERE id IN (SELECT job_id FROM finished)",
                 &[
@@ -232,6 +239,7 @@ impl Db {
                     &f.language,
                     &f.segments_key,
                     &f.repeat_of,
+                    &f.audio_key,
                 ],
             )
             .await?;

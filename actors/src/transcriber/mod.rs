@@ -12,6 +12,7 @@ pub mod kinds;
 mod link;
 pub mod measure;
 pub mod ogg;
+mod original;
 mod paid;
 mod repeat;
 pub mod settle;

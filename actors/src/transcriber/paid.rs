@@ -67,17 +67,10 @@ impl Turn<'_> {
         let mut gone_since: Option<Instant> = None;
         let mut told = false;
         loop {
-            if db.chunk_kept(transcript_id, idx).await? {
-                return Ok(Taken::KeptElsewhere);
-            }
             let outage = db.unreachable_within(RECENT_OUTAGE);
             let take_over = gone_since.is_some_and(|since| !outage || since.elapsed() >= confirm);
             match db.take_chunk_call(transcript_id, idx, &me, take_over).await? {
-                // Kept by a write that committed while the take ran: not ours to pay for again.
-                Take::Ours if db.chunk_kept(transcript_id, idx).await? => {
-                    self.give_up_call(transcript_id, idx).await;
-                    return Ok(Taken::KeptElsewhere);
-                }
+                Take::Kept => return Ok(Taken::KeptElsewhere),
                 Take::Ours => return Ok(Taken::Ours),
                 Take::Busy { gone: true } => {
                     gone_since.get_or_insert_with(Instant::now);
@@ -129,8 +122,8 @@ impl Turn<'_> {
 
     /// Writes a chunk that was paid for, again while the database is away
     /// (`keep`): the result is never thrown away for an outage, so the call
-    /// is never made twice for one.
-    pub(super) async fn keep_paid(&self, transcript_id: i64, chunk: &SavedChunk) -> Result<(), JobError> {
+    /// is never made twice for one. True when this write kept it.
+    pub(super) async fn keep_paid(&self, transcript_id: i64, chunk: &SavedChunk) -> Result<bool, JobError> {
         let db = &self.worker.services.db;
         Ok(keep::until_kept("a paid chunk", self.job.id, || db.save_chunk(transcript_id, chunk)).await?)
     }

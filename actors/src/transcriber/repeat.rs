@@ -84,6 +84,7 @@ impl Turn<'_> {
             chunk_count: earlier.chunk_count.unwrap_or(1),
             language: None,
             repeat_of: Some(earlier.id),
+            audio_key: None,
         };
         blob.put(&own.text_key, Bytes::from(text.clone()), "text/plain; charset=utf-8").await?;
         if let (Some(key), Some(segments)) = (&own.segments_key, segments) {

@@ -8,6 +8,7 @@
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -45,18 +46,46 @@ pub(super) struct Chunking<'a> {
 }
 
 /// Chunks finished of `total`, shown by editing `status` (when there is one)
-/// and as drafts of the text so far (when they are on).
+/// and as drafts of the text so far (when they are on); and the chunks this
+/// attempt kept, while they are all the transcript has.
 pub(super) struct Progress<'a> {
     finished: AtomicUsize,
     total: usize,
     status: Option<MessageId>,
     drafts: Option<&'a Drafts>,
+    kept_here: Mutex<Option<Vec<SavedChunk>>>,
+}
+
+impl Progress<'_> {
+    /// A chunk done: `Some` when this attempt's write kept it. One kept by
+    /// another caller means the chunks are read back once all are done.
+    fn kept(&self, chunk: Option<SavedChunk>) {
+        let mut here = self.kept_here.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        match (here.as_mut(), chunk) {
+            (Some(parts), Some(chunk)) => parts.push(chunk),
+            _ => *here = None,
+        }
+    }
+
+    /// Every chunk of the plan, in order, when this attempt kept them all.
+    fn all_kept_here(self, planned: usize) -> Option<Vec<SavedChunk>> {
+        let mut parts = self.kept_here.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner())?;
+        parts.sort_by_key(|chunk| chunk.idx);
+        (parts.len() == planned).then_some(parts)
+    }
 }
 
 /// How a recording's progress is shown while its chunks are transcribed.
 pub(super) struct Shown<'a> {
     pub status: Option<MessageId>,
     pub drafts: Option<&'a Drafts>,
+}
+
+/// What the chunks came to: how long their audio took to prepare, and every
+/// chunk when this attempt kept them all (else they are read back).
+pub(super) struct Transcribed {
+    spent: Spent,
+    parts: Option<Vec<SavedChunk>>,
 }
 
 /// The transcript made and kept: what goes to the user.
@@ -92,10 +121,15 @@ pub(super) async fn transcribe(worker: &Transcriber, job: Job, ctx: JobContext) 
     let chunks = turn.transcribe_chunks(&transcript, &recording, &measured, &plan, shown, &work);
     // Both run to the end: a failure to keep the original must not drop a
     // chunk's call in flight, which is paid for whatever happens to it.
-    let (kept, encoding) = futures::future::join(turn.keep_original(&transcript, &recording), chunks).await;
-    let encoding = encoding?;
-    kept?;
-    let made = turn.store(&transcript, measured.seconds, plan.len()).await?;
+    let (original, chunks) = futures::future::join(turn.put_original(&transcript, &recording), chunks).await;
+    let (original, chunks) = match (original, chunks) {
+        (original, Err(e)) => {
+            turn.record_original(&transcript, original).await;
+            return Err(e);
+        }
+        (original, Ok(chunks)) => (original?, chunks),
+    };
+    let made = turn.store(&transcript, chunks.parts, original, measured.seconds, plan.len()).await?;
     settle::heard(&turn, measured.seconds, &made.parts).await;
     if let Some(drafts) = drafts {
         drafts.finish().await;
@@ -104,7 +138,7 @@ pub(super) async fn transcribe(worker: &Transcriber, job: Job, ctx: JobContext) 
     Ok(json!({
         "transcript_id": transcript.id, "chunks": plan.len(), "duration": measured.seconds, "outcome": outcome,
         // measuring and silence detection run one after another; chunk encodes run in parallel
-        "ffmpeg_prepare_ms": spent.0.as_millis() as u64, "ffmpeg_encode_ms": encoding.0.as_millis() as u64,
+        "ffmpeg_prepare_ms": spent.0.as_millis() as u64, "ffmpeg_encode_ms": chunks.spent.0.as_millis() as u64,
         "chunks_ms": api_started.elapsed().as_millis() as u64,
     }))
 }
@@ -243,26 +277,6 @@ impl Turn<'_> {
         }
     }
 
-    /// Kept in S3 while the API works on it (a failure before then only
-    /// means a second download).
-    pub(super) async fn keep_original(&self, transcript: &Transcript, recording: &Recording) -> Result<(), JobError> {
-        if !recording.keep {
-            return Ok(());
-        }
-        let key = format!("audio/{}/{}/original.{}", self.user_id, transcript.id, recording.ext);
-        let mime = match &self.request.source {
-            Source::Telegram(TelegramFile { mime_type: Some(mime), .. }) => mime.as_str(),
-            _ => "application/octet-stream",
-        };
-        self.worker.services.blob.put_file(&key, &recording.path, mime).await?;
-        self.worker
-            .services
-            .db
-            .update_transcript(transcript.id, TranscriptField::AudioKey, &key)
-            .await
-            .map_err(JobError::from)
-    }
-
     /// The chunks not yet done, through the API a few at once, each kept as
     /// it finishes. A voice note whose every packet was counted goes as it
     /// is; everything else is cut to its chunk and re-encoded. With
@@ -276,7 +290,7 @@ impl Turn<'_> {
         plan: &[Chunk],
         shown: Shown<'_>,
         work: &WorkDir,
-    ) -> Result<Spent, JobError> {
+    ) -> Result<Transcribed, JobError> {
         let db = &self.worker.services.db;
         let limits = &self.worker.services.settings.transcription;
         let done: HashSet<i32> = match self.fresh {
@@ -291,6 +305,7 @@ impl Turn<'_> {
             total: plan.len(),
             status: shown.status,
             drafts: shown.drafts,
+            kept_here: Mutex::new(self.fresh.then(Vec::new)),
         };
         let chunking = Chunking {
             recording,
@@ -336,7 +351,7 @@ impl Turn<'_> {
         if stopped.load(Ordering::SeqCst) {
             return Err(JobError::Yield);
         }
-        Ok(Spent(total))
+        Ok(Transcribed { spent: Spent(total), parts: progress.all_kept_here(plan.len()) })
     }
 
     /// One chunk: its call taken (or another worker's awaited), cut, sent,
@@ -352,6 +367,7 @@ impl Turn<'_> {
     ) -> Result<Spent, JobError> {
         let idx = i as i32;
         if let Taken::KeptElsewhere = self.take_call(transcript.id, idx).await? {
+            progress.kept(None);
             self.advance(progress).await;
             return Ok(Spent::default());
         }
@@ -378,7 +394,9 @@ impl Turn<'_> {
                     segments: heard.segments.map(serde_json::to_value).transpose().map_err(JobError::broken)?,
                     heard_seconds: heard.duration,
                 };
-                self.keep_paid(transcript.id, &saved).await
+                let ours = self.keep_paid(transcript.id, &saved).await?;
+                progress.kept(ours.then_some(saved));
+                Ok::<_, JobError>(())
             })
             .await?;
             Ok::<_, JobError>(spent)
@@ -420,11 +438,22 @@ impl Turn<'_> {
         self.request.spoken_language.as_deref().filter(|l| *l != "auto")
     }
 
-    /// The chunks joined, kept in S3 and recorded: from here on the
-    /// transcript exists and its charge stands.
-    async fn store(&self, transcript: &Transcript, seconds: f64, total: usize) -> Result<Made, JobError> {
+    /// The chunks joined, kept in S3 and recorded (with the original's key
+    /// when this attempt put it): from here on the transcript exists and its
+    /// charge stands.
+    async fn store(
+        &self,
+        transcript: &Transcript,
+        parts: Option<Vec<SavedChunk>>,
+        audio_key: Option<String>,
+        seconds: f64,
+        total: usize,
+    ) -> Result<Made, JobError> {
         let (db, blob) = (&self.worker.services.db, &self.worker.services.blob);
-        let parts = db.transcript_chunks(transcript.id).await?;
+        let parts = match parts {
+            Some(parts) => parts,
+            None => db.transcript_chunks(transcript.id).await?,
+        };
         let chunks = parts.iter().map(ChunkText::of).collect::<Result<Vec<_>, _>>().map_err(JobError::broken)?;
         let timeline::Timeline { text, mut cues } = timeline::merge(&chunks);
         let text = self.glossary.apply(&text);
@@ -457,6 +486,7 @@ impl Turn<'_> {
             chunk_count: total as i32,
             language: None,
             repeat_of: None,
+            audio_key,
         };
         db.finish_transcript(transcript.id, &summary).await?;
         Ok(Made { text, timed: segments_key.is_some(), parts })

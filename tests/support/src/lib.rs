@@ -105,17 +105,33 @@ pub fn cpu_seconds(pid: u32) -> (f64, f64) {
     (daemon, postgres)
 }
 
-/// CPU seconds used so far by the processes of each name on this machine,
-/// with the children they reaped.
-pub fn cpu_seconds_by_name() -> std::collections::BTreeMap<String, f64> {
+/// CPU seconds used so far by every process on this machine, by pid: its
+/// name and its seconds, with the children it reaped.
+pub fn cpu_seconds_by_process() -> std::collections::BTreeMap<u32, (String, f64)> {
     let mut by = std::collections::BTreeMap::new();
     for stat in every_stat() {
-        let Some(name) = stat.split_once(" (").and_then(|(_, r)| r.rsplit_once(") ")).map(|(name, _)| name) else {
-            continue;
-        };
-        *by.entry(name.to_owned()).or_insert(0.0) += stat_seconds(&stat, true);
+        let Some((pid, rest)) = stat.split_once(" (") else { continue };
+        let (Ok(pid), Some((name, _))) = (pid.parse::<u32>(), rest.rsplit_once(") ")) else { continue };
+        by.insert(pid, (name.to_owned(), stat_seconds(&stat, true)));
     }
     by
+}
+
+/// What each name of process spent between two [`cpu_seconds_by_process`]
+/// readings, most first. By pid, not by name: a kernel worker renames
+/// itself for each kind of work, and by name its whole life would count.
+pub fn cpu_spent_by_name(
+    before: &std::collections::BTreeMap<u32, (String, f64)>,
+    after: &std::collections::BTreeMap<u32, (String, f64)>,
+) -> Vec<(String, f64)> {
+    let mut by: std::collections::BTreeMap<&str, f64> = std::collections::BTreeMap::new();
+    for (pid, (name, seconds)) in after {
+        let earlier = before.get(pid).map_or(0.0, |(_, s)| *s);
+        *by.entry(name).or_insert(0.0) += (seconds - earlier).max(0.0);
+    }
+    let mut spent: Vec<(String, f64)> = by.into_iter().map(|(name, s)| (name.to_owned(), s)).collect();
+    spent.sort_by(|a, b| b.1.total_cmp(&a.1));
+    spent
 }
 
 /// A benchmark's `main`: runs `bench` on a multi-threaded runtime under

@@ -79,6 +79,8 @@ struct State {
     conflicts: usize,
     webhook_active: bool,
     polls: Vec<Poll>,
+    /// The connection (its client's address) each file download came on.
+    download_peers: Vec<std::net::SocketAddr>,
     pre_checkouts: HashMap<String, stars::PreCheckout>,
     stars_charges: Vec<stars::StarsCharge>,
     /// (chat, user) → `creator`, `administrator`, `member`…; anyone else is a member.
@@ -402,6 +404,12 @@ impl FakeTelegram {
         self.state.lock().unwrap().max_polls_in_flight
     }
 
+    /// File downloads, and the connections they came on.
+    pub fn downloads(&self) -> (usize, usize) {
+        let peers = &self.state.lock().unwrap().download_peers;
+        (peers.len(), peers.iter().collect::<std::collections::HashSet<_>>().len())
+    }
+
     /// Every getUpdates request, in arrival order.
     pub fn polls(&self) -> Vec<Poll> {
         self.state.lock().unwrap().polls.clone()
@@ -428,7 +436,7 @@ impl FakeTelegram {
 
     async fn handle(&self, req: FakeRequest) -> Reply {
         if let Some(rest) = req.path.strip_prefix("/file/bot") {
-            return self.download(rest);
+            return self.download(rest, req.peer);
         }
         let Some(rest) = req.path.strip_prefix("/bot") else {
             return error(StatusCode::NOT_FOUND, "Not Found", None);
@@ -606,14 +614,15 @@ impl FakeTelegram {
         }
     }
 
-    fn download(&self, rest: &str) -> Reply {
+    fn download(&self, rest: &str, peer: std::net::SocketAddr) -> Reply {
         let Some((token, path)) = rest.split_once('/') else {
             return reply(StatusCode::NOT_FOUND, "text/plain", "Not Found");
         };
         if token != self.token {
             return reply(StatusCode::UNAUTHORIZED, "text/plain", "Unauthorized");
         }
-        let state = self.state.lock().unwrap();
+        let mut state = self.state.lock().unwrap();
+        state.download_peers.push(peer);
         match state.files.values().find(|(p, _)| p == path) {
             Some((_, bytes)) => reply(StatusCode::OK, "application/octet-stream", bytes.clone()),
             None => reply(StatusCode::NOT_FOUND, "text/plain", "Not Found"),
