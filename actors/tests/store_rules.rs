@@ -4,7 +4,9 @@
 mod common;
 
 use aisha_actors::jobs::{queue, NewJob};
-use aisha_actors::store::transcripts::TranscriptField;
+use aisha_actors::services::Services;
+use aisha_actors::store::chunk_calls::{Caller, Take};
+use aisha_actors::store::transcripts::{Finished, SavedChunk, Transcript, TranscriptField};
 
 /// A transcription job to hang a transcript on.
 async fn transcribe_job(client: &impl deadpool_postgres::GenericClient, key: &str) -> aisha_actors::jobs::Job {
@@ -46,23 +48,28 @@ async fn a_jobs_second_attempt_finds_the_transcript_its_first_made_and_is_told_i
     assert_eq!(rows, 1);
 }
 
-#[tokio::test]
-async fn a_chunk_kept_by_its_caller_is_never_taken_again_even_once_its_call_row_is_gone() {
-    use aisha_actors::store::chunk_calls::{Caller, Take};
-    use aisha_actors::store::transcripts::SavedChunk;
-    let (_t, services) = common::services("chunk_call_kept", |_| {}).await;
-    let user = common::user(&services, 4646).await;
-    let client = services.db.client().await.unwrap();
-    let job = transcribe_job(&client, "chunk-kept-1").await;
-    let transcript =
-        services.db.start_transcript(job.id, user, 4646, &common::asked("file-k"), None).await.unwrap().transcript;
-    let caller = |worker: &str| Caller {
+/// A transcript its job's first attempt just started, for user `telegram_id`.
+async fn started_transcript(services: &Services, telegram_id: i64, key: &str) -> Transcript {
+    let user = common::user(services, telegram_id).await;
+    let job = transcribe_job(&services.db.client().await.unwrap(), key).await;
+    services.db.start_transcript(job.id, user, telegram_id, &common::asked(key), None).await.unwrap().transcript
+}
+
+/// A chunk's caller, as `worker`, whose process holds no presence lock.
+fn caller(worker: &str) -> Caller<'static> {
+    Caller {
         worker: worker.to_owned(),
         presence: "presence-of-nobody",
         presence_namespace: aisha_actors::pool::PRESENCE_LOCK_NAMESPACE,
         stale: std::time::Duration::from_secs(60),
         gone: std::time::Duration::from_secs(6),
-    };
+    }
+}
+
+#[tokio::test]
+async fn a_chunk_kept_by_its_caller_is_never_taken_again_even_once_its_call_row_is_gone() {
+    let (_t, services) = common::services("chunk_call_kept", |_| {}).await;
+    let transcript = started_transcript(&services, 4646, "chunk-kept-1").await;
     let db = &services.db;
     assert!(matches!(db.take_chunk_call(transcript.id, 0, &caller("a/1"), false).await.unwrap(), Take::Ours));
     let chunk = SavedChunk { idx: 0, start: 0.0, end: 2.0, text: "kept".into(), segments: None, heard_seconds: None };
@@ -78,20 +85,8 @@ async fn a_chunk_kept_by_its_caller_is_never_taken_again_even_once_its_call_row_
 
 #[tokio::test]
 async fn a_call_taken_while_its_keepers_write_commits_is_given_back_not_made_again() {
-    use aisha_actors::store::chunk_calls::{Caller, Take};
     let (_t, services) = common::services("chunk_call_race", |_| {}).await;
-    let user = common::user(&services, 4848).await;
-    let client = services.db.client().await.unwrap();
-    let job = transcribe_job(&client, "chunk-race-1").await;
-    let transcript =
-        services.db.start_transcript(job.id, user, 4848, &common::asked("file-r"), None).await.unwrap().transcript;
-    let caller = |worker: &str| Caller {
-        worker: worker.to_owned(),
-        presence: "presence-of-nobody",
-        presence_namespace: aisha_actors::pool::PRESENCE_LOCK_NAMESPACE,
-        stale: std::time::Duration::ZERO,
-        gone: std::time::Duration::ZERO,
-    };
+    let transcript = started_transcript(&services, 4848, "chunk-race-1").await;
     let db = services.db.clone();
     assert!(matches!(db.take_chunk_call(transcript.id, 0, &caller("a/1"), false).await.unwrap(), Take::Ours));
     // The keeper's write, as `save_chunk` makes it, not yet committed.
@@ -114,16 +109,14 @@ async fn a_call_taken_while_its_keepers_write_commits_is_given_back_not_made_aga
     write.commit().await.unwrap();
 
     assert!(matches!(take.await.unwrap(), Take::Kept), "kept while it was taken: nobody's call to make");
+    let client = services.db.client().await.unwrap();
     let calls: i64 = client.query_one("SELECT count(*) FROM transcript_chunk_calls", &[]).await.unwrap().get(0);
     assert_eq!(calls, 0, "the call taken in the race is given back");
 }
 
 #[tokio::test]
 async fn a_finished_transcript_records_the_original_this_attempt_kept_and_otherwise_keeps_an_earlier_ones() {
-    use aisha_actors::store::transcripts::Finished;
     let (_t, services) = common::services("transcript_original", |_| {}).await;
-    let user = common::user(&services, 4747).await;
-    let client = services.db.client().await.unwrap();
     let db = &services.db;
     let finish = |audio_key: Option<&str>| Finished {
         text_key: "transcripts/t.txt".into(),
@@ -131,24 +124,16 @@ async fn a_finished_transcript_records_the_original_this_attempt_kept_and_otherw
         audio_key: audio_key.map(str::to_owned),
         ..Finished::default()
     };
-    let key_of = |id: i64| {
-        let client = &client;
-        async move {
-            let row = client.query_one("SELECT audio_key FROM transcripts WHERE id = $1", &[&id]).await.unwrap();
-            row.get::<_, Option<String>>(0)
-        }
-    };
+    let key_of = |t: Transcript| async move { db.transcript_for_job(t.job_id).await.unwrap().unwrap().audio_key };
 
-    let job = transcribe_job(&client, "original-1").await;
-    let put_now = db.start_transcript(job.id, user, 4747, &common::asked("file-o1"), None).await.unwrap().transcript;
+    let put_now = started_transcript(&services, 4747, "original-1").await;
     db.finish_transcript(put_now.id, &finish(Some("audio/now.ogg"))).await.unwrap();
-    assert_eq!(key_of(put_now.id).await.as_deref(), Some("audio/now.ogg"), "recorded with the transcript");
+    assert_eq!(key_of(put_now).await.as_deref(), Some("audio/now.ogg"), "recorded with the transcript");
 
-    let job = transcribe_job(&client, "original-2").await;
-    let put_before = db.start_transcript(job.id, user, 4747, &common::asked("file-o2"), None).await.unwrap().transcript;
+    let put_before = started_transcript(&services, 4747, "original-2").await;
     db.update_transcript(put_before.id, TranscriptField::AudioKey, &"audio/before.ogg").await.unwrap();
     db.finish_transcript(put_before.id, &finish(None)).await.unwrap();
-    assert_eq!(key_of(put_before.id).await.as_deref(), Some("audio/before.ogg"), "an earlier attempt's key stays");
+    assert_eq!(key_of(put_before).await.as_deref(), Some("audio/before.ogg"), "an earlier attempt's key stays");
 }
 
 #[tokio::test]
