@@ -172,7 +172,7 @@ async fn a_job_whose_reply_waits_in_line_lets_the_next_job_start() {
 }
 
 /// Past the free 30 a second, an operator may pay 0.1 Star a message: a
-/// burst's messages whose free slot is over a second off go paid, as fast as
+/// burst's messages whose free slot is further off than `after` go paid, as fast as
 /// the paid rate allows, until the day's ceiling is spent; then free again.
 #[tokio::test]
 async fn paid_broadcasts_spend_up_to_the_days_ceiling_and_no_more() {

@@ -506,6 +506,11 @@ fn paid_broadcasts_are_off_until_asked_and_then_kept_within_telegrams_thousand_w
         jail.clear_env();
         let paid = inspect("dev").unwrap().telegram.paid_broadcast;
         assert!(!paid.enabled, "off by default");
+        assert_eq!(
+            paid.after,
+            std::time::Duration::from_millis(250),
+            "a message waits a quarter second for a free slot"
+        );
         jail.set_env("AISHA_TELEGRAM__PAID_BROADCAST__ENABLED", "true");
         jail.set_env("AISHA_TELEGRAM__PAID_BROADCAST__PER_SECOND", "980");
         let refused = inspect("dev").unwrap_err();

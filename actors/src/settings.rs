@@ -250,14 +250,17 @@ pub struct PaidBroadcastSettings {
     /// Stars the bot may spend on it in a day (UTC); past them it waits
     /// for free slots again.
     pub daily_stars: u32,
-    /// A message whose free slot is further off than this goes paid.
+    /// A message whose free slot is further off than this goes paid. A
+    /// quarter of a second: at a second, a burst's last messages each waited
+    /// up to a second for a free slot, to save 0.1 Star apiece (paired runs
+    /// of the paid bench: 0.4-1.8 s sooner, 2 % more paid messages).
     #[serde(with = "humantime_serde")]
     pub after: Duration,
 }
 
 impl Default for PaidBroadcastSettings {
     fn default() -> Self {
-        Self { enabled: false, per_second: 900, daily_stars: 100, after: Duration::from_secs(1) }
+        Self { enabled: false, per_second: 900, daily_stars: 100, after: Duration::from_millis(250) }
     }
 }
 
