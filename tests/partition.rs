@@ -1,6 +1,9 @@
 //! A worker on a host of its own (a network namespace, the services reached
-//! over its link) is cut off while it holds transcriptions. The other
-//! worker answers them within 10 s; when the link comes back, the cut-off
+//! over its link) is cut off while its transcriptions' API calls are in
+//! flight. PostgreSQL cannot tell a cut-off process from a live one (its
+//! session, and so its presence lock, stays), so the other worker takes
+//! over those paid calls only once they have shown no sign of life for ten
+//! leases, and answers then; when the link comes back, the cut-off
 //! worker's answers arrive too late: its leases are gone, every ending is
 //! fenced, so nobody gets a second reply and nothing more is charged or
 //! refunded. A webhook listener cut off mid-callback likewise: FAL's retry
@@ -24,6 +27,10 @@ const BIN: &str = env!("CARGO_BIN_EXE_aishad");
 /// Long enough that the cut-off worker's calls are still at OpenAI when the
 /// others have answered, short enough that they come back within the test.
 const API_LATENCY: Duration = Duration::from_secs(14);
+/// `jobs.lease` (the default), and how long a paid call whose process may
+/// still be alive is waited for: ten leases.
+const LEASE: Duration = Duration::from_secs(6);
+const TAKE_OVER: Duration = Duration::from_secs(60);
 
 /// Every address in `env` that names a loopback service, reached instead through `host`'s link.
 async fn through(host: &Host, env: Vec<(String, String)>) -> Vec<(String, String)> {
@@ -40,18 +47,12 @@ async fn through(host: &Host, env: Vec<(String, String)>) -> Vec<(String, String
     routed
 }
 
-/// Users whose transcription `instance` holds now.
-async fn held_by(db: &tokio_postgres::Client, instance: &str) -> Vec<i64> {
-    db.query(
-        "SELECT u.telegram_id FROM jobs j JOIN users u ON u.id = j.user_id
-         WHERE j.kind = 'transcribe' AND j.state = 'running' AND split_part(j.locked_by, '#', 1) = $1",
-        &[&instance],
-    )
-    .await
-    .unwrap()
-    .iter()
-    .map(|r| r.get(0))
-    .collect()
+/// The chunks whose API call `instance` has in flight now.
+async fn calls_of(db: &tokio_postgres::Client, instance: &str) -> i64 {
+    db.query_one("SELECT count(*) FROM transcript_chunk_calls WHERE split_part(worker, '#', 1) = $1", &[&instance])
+        .await
+        .unwrap()
+        .get(0)
 }
 
 #[tokio::test]
@@ -72,12 +73,10 @@ async fn a_worker_cut_off_mid_job_loses_its_jobs_to_the_others_and_ends_nothing_
     openai.set_latency(API_LATENCY);
     voice_notes(&telegram, &users, Duration::from_millis(200), voice_note("Said on the far side of a partition."))
         .await;
-    let mut held = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(20);
-    while held.len() < 2 {
-        assert!(Instant::now() < deadline, "the worker on the host took no jobs: {:?}", cut_off.logs());
+    while calls_of(&db, "worker-cut-off").await < 2 {
+        assert!(Instant::now() < deadline, "the worker on the host made no calls: {:?}", cut_off.logs());
         tokio::time::sleep(Duration::from_millis(100)).await;
-        held = held_by(&db, "worker-cut-off").await;
     }
     // Its two transcription workers are busy at OpenAI: pull its cable, and start the one that stays.
     host.cut();
@@ -85,13 +84,15 @@ async fn a_worker_cut_off_mid_job_loses_its_jobs_to_the_others_and_ends_nothing_
     openai.set_latency(Duration::ZERO);
     let other = Fleet::start(Path::new(BIN), &services, &telegram, &openai, 1, &[]).await;
 
-    eventually("every note answered by the worker that stayed", Duration::from_secs(30), || {
+    eventually("every note answered by the worker that stayed", TAKE_OVER + Duration::from_secs(30), || {
         users.iter().all(|&u| transcripts(&telegram, u) >= 1)
     })
     .await;
     let answered = cut.elapsed();
-    eprintln!("partition figure: the cut-off worker's {} jobs answered {answered:?} after the cut", held.len());
-    assert!(answered <= Duration::from_secs(10), "answered {answered:?} after the cut");
+    eprintln!("partition figure: the cut-off worker's 2 calls taken over and answered {answered:?} after the cut");
+    // Its last sign of life came at most a third of a lease before the cut.
+    assert!(answered >= TAKE_OVER - LEASE / 3, "a call in flight was made again too soon: {answered:?}");
+    assert!(answered <= TAKE_OVER + Duration::from_secs(10), "answered {answered:?} after the cut");
 
     host.restore();
     // Its calls come back from OpenAI now: it must find its leases gone and end nothing.
